@@ -1,0 +1,30 @@
+# Two entry points a new machine needs: `make demo` and `make test`.
+# Each does its own set-up (virtual environment, packages) first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench setup clean
+
+$(STAMP): pyproject.toml
+	./scripts/setup.sh $(VENV)
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/edge demo examples/four_leg_protected.toml
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check edge tests
+	$(VENV)/bin/ruff format --check edge tests
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest -q
+
+bench: $(STAMP)
+	$(VENV)/bin/edge bench control
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

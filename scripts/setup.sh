@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set up everything the demo and the tests need on a fresh Debian machine:
+# system packages (when run as root), a virtual environment and the project.
+set -euo pipefail
+venv=${1:-.venv}
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_apt[@]}"
+    else
+        echo "setup: missing system packages: ${need_apt[*]} (run as root, or install them)" >&2
+        exit 1
+    fi
+fi
+
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+"$venv/bin/python" -m pip install --quiet -e '.[dev]'
