@@ -1,0 +1,145 @@
+"""`edge` command line: check a site config, run the demo, run benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from edge.config import ConfigError, compatibility_matrix, load_site
+from edge.control.controller import Controller
+from edge.control.messages import Lamp, Outputs
+from edge.demand import RandomDemand
+
+STEP_MS = 100
+
+_LAMP_CHAR = {
+    Lamp.DARK: " ",
+    Lamp.RED: "r",
+    Lamp.YELLOW: "Y",
+    Lamp.GREEN: "G",
+    Lamp.FLASH_RED: "f",
+    Lamp.FLASH_YELLOW: "F",
+}
+_PED_CHAR = {Lamp.DARK: " ", Lamp.RED: ".", Lamp.GREEN: "W", Lamp.FLASH_RED: "d"}
+_COLOUR = {"G": "\033[32m", "Y": "\033[33m", "r": "\033[31m", "F": "\033[33m", "f": "\033[31m"}
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    failed = False
+    for path in args.config:
+        try:
+            site = load_site(path)
+        except ConfigError as exc:
+            failed = True
+            print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {path}: {problem}", file=sys.stderr)
+            continue
+        print(
+            f"{path}: OK: site {site.id!r}, {len(site.phases)} phases, "
+            f"{len(site.overlaps)} overlaps, {len(site.channels)} channels, "
+            f"{len(site.detectors)} detectors, plans {', '.join(sorted(site.plans))}"
+        )
+        if args.matrix:
+            print(compatibility_matrix(site))
+    return 1 if failed else 0
+
+
+def _status_line(site_phases: Sequence[int], out: Outputs, colour: bool) -> str:
+    cells = []
+    for pid, lamp, ped in zip(site_phases, out.phases, out.peds, strict=True):
+        ch = _LAMP_CHAR[lamp]
+        text = f"{pid}{ch}{_PED_CHAR[ped]}"
+        if colour and ch in _COLOUR:
+            text = f"{_COLOUR[ch]}{text}\033[0m"
+        cells.append(text)
+    return " ".join(cells)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        site = load_site(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    ctl = Controller(site, now_ms=0)
+    demand = RandomDemand(site, seed=args.seed, veh_per_hour=args.volume)
+    ids = [p.id for p in site.phases]
+    colour = sys.stdout.isatty()
+    print(f"{site.name or site.id}: {len(ids)} phases, plan {ctl.plan.id}, seed {args.seed}")
+    print("each line: time, event; every 5 s the display of each phase:")
+    print("  <phase><vehicle r/G/Y/f/F><ped . walk W / clearance d>   queue = vehicles waiting")
+    out: Outputs | None = None
+    start = time.monotonic()
+    end_ms = int(args.duration * 1000)
+    shown = {
+        "phase_green",
+        "gap_out",
+        "max_out",
+        "force_off",
+        "barrier_cross",
+        "ped_walk",
+        "mode",
+        "fault_flash",
+        "input_error",
+        "command_rejected",
+        "plan_applied",
+    }
+    for now in range(0, end_ms + 1, STEP_MS):
+        out = ctl.step(now, demand.inputs(now, STEP_MS, out))
+        for ev in out.events:
+            if ev.name in shown:
+                print(f"  {ev}")
+        if now % 5000 == 0:
+            queued = sum(demand.queues().values())
+            print(f"{now / 1000:9.1f}s | {_status_line(ids, out, colour)} | queue {queued}")
+        if args.speed > 0:
+            lag = now / 1000 / args.speed - (time.monotonic() - start)
+            if lag > 0:
+                time.sleep(lag)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edge.bench import run_bench
+
+    return run_bench(args.name, json_out=args.json, quick=args.quick)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="edge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check", help="validate site configs; print every problem")
+    p.add_argument("config", nargs="+")
+    p.add_argument("--matrix", action="store_true", help="print the compatibility matrix")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("demo", help="run the controller on an example with scripted traffic")
+    p.add_argument("config")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--duration", type=float, default=600, help="simulated seconds")
+    p.add_argument("--speed", type=float, default=10, help="times real time; 0 = flat out")
+    p.add_argument("--volume", type=float, default=400, help="vehicles/hour per lane")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="run a benchmark and print its figures")
+    p.add_argument("name", choices=["control"])
+    p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    p.add_argument("--quick", action="store_true", help="fewer steps (for smoke tests)")
+    p.set_defaults(func=cmd_bench)
+
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        code = 0
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

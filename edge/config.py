@@ -1,0 +1,621 @@
+"""Site configuration: TOML in, a validated frozen `Site` out.
+
+Validation happens once, at start. Unknown keys are rejected, and every
+problem names the file, the key path and what is wrong; all problems are
+collected so that `edge check` can print them at once.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge.control import geometry
+from edge.control.site import (
+    ABSOLUTE_MIN_YELLOW_MS,
+    Approach,
+    Channel,
+    Detector,
+    FlashColour,
+    Movement,
+    Overlap,
+    Phase,
+    PhaseTiming,
+    Plan,
+    Recall,
+    SafetyMinimums,
+    SignalKey,
+    SignalKind,
+    Site,
+)
+
+MAX_PHASES = 16
+MAX_CHANNELS = 32
+
+
+class ConfigError(ValueError):
+    """A site config with problems; `problems` lists every one, each self-contained."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+# --- the file's schema (pydantic), before cross-checks ----------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+Seconds = Annotated[float, Field(ge=0, le=3600)]
+FlashName = Literal["red", "yellow", "dark"]
+
+
+class _SiteSection(_Strict):
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    name: str = ""
+    default_plan: str
+    startup_flash_s: Seconds = 6.0
+    startup_all_red_s: Seconds = 3.0
+    rest: Literal["last", "red"] = "last"
+    simultaneous_gap_out: bool = True
+
+
+class _SafetySection(_Strict):
+    min_yellow_s: Annotated[float, Field(ge=ABSOLUTE_MIN_YELLOW_MS / 1000, le=10)] = 3.0
+    min_red_clear_s: Annotated[float, Field(ge=0.5, le=10)] = 1.0
+    min_green_s: Annotated[float, Field(ge=1, le=60)] = 5.0
+
+
+class _ApproachCfg(_Strict):
+    id: Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_]+$")]
+    bearing_deg: Annotated[float, Field(ge=0, lt=360)]
+    name: str = ""
+
+
+class _PhaseCfg(_Strict):
+    id: Annotated[int, Field(ge=1, le=MAX_PHASES)]
+    ring: Annotated[int, Field(ge=1, le=4)]
+    group: Annotated[int, Field(ge=1, le=8)]
+    movements: list[str] = []
+    permissive: list[str] = []
+    ped_crossing: str | None = None
+    dual_entry: bool = False
+    start_up: bool = False
+    flash: FlashName = "red"
+
+
+class _OverlapCfg(_Strict):
+    id: Annotated[str, Field(min_length=1, max_length=8)]
+    parents: Annotated[list[int], Field(min_length=1)]
+    movements: Annotated[list[str], Field(min_length=1)]
+    trail_green_s: Seconds = 0.0
+    yellow_s: Seconds | None = None
+    red_clear_s: Seconds | None = None
+    flash: FlashName = "red"
+
+
+class _ChannelCfg(_Strict):
+    id: Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
+    phase: int | None = None
+    ped: int | None = None
+    overlap: str | None = None
+    flash: FlashName | None = None
+
+
+class _DetectorCfg(_Strict):
+    id: Annotated[int, Field(ge=1, le=255)]
+    input: Annotated[int, Field(ge=1, le=64)]
+    type: Literal["vehicle", "ped"] = "vehicle"
+    phase: int | None = None
+    calls: list[int] | None = None
+    extends: list[int] | None = None
+    delay_s: Seconds = 0.0
+    carryover_s: Seconds = 0.0
+    locking: bool = True
+
+
+RecallName = Literal["none", "min", "max", "ped", "soft"]
+
+
+class _TimingCfg(_Strict):
+    min_green_s: Seconds | None = None
+    passage_s: Seconds | None = None
+    max_green_s: Seconds | None = None
+    max2_green_s: Seconds | None = None
+    yellow_s: Seconds | None = None
+    red_clear_s: Seconds | None = None
+    red_revert_s: Seconds | None = None
+    walk_s: Seconds | None = None
+    ped_clear_s: Seconds | None = None
+    recall: list[RecallName] | None = None
+    added_initial_s: Seconds | None = None
+    max_initial_s: Seconds | None = None
+    time_before_reduction_s: Seconds | None = None
+    time_to_reduce_s: Seconds | None = None
+    min_gap_s: Seconds | None = None
+
+
+class _PlanCfg(_Strict):
+    defaults: _TimingCfg = _TimingCfg()
+    phase: dict[str, _TimingCfg] = {}
+    use_max2: bool = False
+
+
+class _SiteFile(_Strict):
+    site: _SiteSection
+    safety: _SafetySection = _SafetySection()
+    approaches: Annotated[list[_ApproachCfg], Field(min_length=2, max_length=8)]
+    phases: Annotated[list[_PhaseCfg], Field(min_length=1, max_length=MAX_PHASES)]
+    overlaps: list[_OverlapCfg] = []
+    channels: Annotated[list[_ChannelCfg], Field(max_length=MAX_CHANNELS)] = []
+    detectors: list[_DetectorCfg] = []
+    plans: Annotated[dict[str, _PlanCfg], Field(min_length=1)]
+
+
+# Timing fields every phase needs once defaults are merged (seconds).
+_REQUIRED = ("min_green_s", "passage_s", "max_green_s", "yellow_s", "red_clear_s")
+_PED_REQUIRED = ("walk_s", "ped_clear_s")
+_OPTIONAL_DEFAULTS = {
+    "red_revert_s": 2.0,
+    "added_initial_s": 0.0,
+    "max_initial_s": 0.0,
+    "time_before_reduction_s": 0.0,
+    "time_to_reduce_s": 0.0,
+}
+
+
+def ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+# --- loading ------------------------------------------------------------------------
+
+
+def load_site(path: str | Path) -> Site:
+    """Read and validate a site TOML file; raise ConfigError naming every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [f"cannot read the file: {exc.strerror or exc}"]) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
+    return site_from_dict(raw, source)
+
+
+def site_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> Site:
+    try:
+        cfg = _SiteFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe_error(raw, e) for e in exc.errors()]) from None
+    problems: list[str] = []
+    site = _build(cfg, problems)
+    if problems or site is None:
+        raise ConfigError(source, problems)
+    return site
+
+
+_LIST_SECTIONS = {
+    "phases": "phase",
+    "approaches": "approach",
+    "overlaps": "overlap",
+    "channels": "channel",
+    "detectors": "detector",
+}
+
+
+def _describe_error(raw: Mapping[str, Any], err: Any) -> str:
+    """Turn a pydantic error into 'phase 4: yellow_s: Input should be ...'."""
+    loc = list(err["loc"])
+    where: list[str] = []
+    if len(loc) >= 2 and loc[0] in _LIST_SECTIONS and isinstance(loc[1], int):
+        items = raw.get(loc[0])
+        ident = None
+        if isinstance(items, list) and loc[1] < len(items) and isinstance(items[loc[1]], dict):
+            ident = items[loc[1]].get("id")
+        label = _LIST_SECTIONS[loc[0]]
+        where.append(f"{label} {ident}" if ident is not None else f"{loc[0]}[{loc[1]}]")
+        loc = loc[2:]
+    path = ".".join(str(x) for x in loc)
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    head = ": ".join([*where, path] if path else where)
+    return f"{head}: {msg}" if head else msg
+
+
+def _build(cfg: _SiteFile, problems: list[str]) -> Site | None:
+    def bad(msg: str) -> None:
+        problems.append(msg)
+
+    _check_unique(cfg, bad)
+    approaches = tuple(Approach(a.id, a.bearing_deg) for a in cfg.approaches)
+    arm_ids = {a.id for a in approaches}
+
+    def movements(owner: str, names: list[str]) -> tuple[Movement, ...]:
+        out = []
+        for name in names:
+            try:
+                out.append(geometry.resolve_movement(name, approaches))
+            except geometry.GeometryError as exc:
+                bad(f"{owner}: {exc}")
+        return tuple(out)
+
+    phase_ids = [p.id for p in cfg.phases]
+    phases: list[Phase] = []
+    for p in cfg.phases:
+        label = f"phase {p.id}"
+        if p.ped_crossing is not None and p.ped_crossing not in arm_ids:
+            bad(f"{label}: ped_crossing: no approach {p.ped_crossing!r}")
+        phases.append(
+            Phase(
+                id=p.id,
+                ring=p.ring,
+                group=p.group,
+                movements=movements(label, p.movements),
+                permissive=movements(label, p.permissive),
+                ped_crossing=p.ped_crossing if p.ped_crossing in arm_ids else None,
+                dual_entry=p.dual_entry,
+                start_up=p.start_up,
+                flash=FlashColour(p.flash),
+            )
+        )
+        if not (p.movements or p.permissive or p.ped_crossing):
+            bad(f"{label}: serves nothing: give it movements, permissive or ped_crossing")
+    _check_rings(phases, bad)
+
+    safety = SafetyMinimums(
+        min_yellow_ms=ms(cfg.safety.min_yellow_s),
+        min_red_clear_ms=ms(cfg.safety.min_red_clear_s),
+        min_green_ms=ms(cfg.safety.min_green_s),
+    )
+    plans = {pid: _build_plan(pid, pc, phases, safety, bad) for pid, pc in cfg.plans.items()}
+    if cfg.site.default_plan not in plans:
+        bad(f"site: default_plan: no plan {cfg.site.default_plan!r} (plans: {sorted(plans)})")
+    default = plans.get(cfg.site.default_plan)
+
+    overlaps = []
+    for o in cfg.overlaps:
+        label = f"overlap {o.id}"
+        for parent in o.parents:
+            if parent not in phase_ids:
+                bad(f"{label}: parents: no phase {parent}")
+        parent_timings = [
+            default.timings[p] for p in o.parents if default is not None and p in default.timings
+        ]
+        yellow = ms(o.yellow_s) if o.yellow_s is not None else None
+        red = ms(o.red_clear_s) if o.red_clear_s is not None else None
+        if yellow is None:
+            yellow = max((t.yellow_ms for t in parent_timings), default=safety.min_yellow_ms)
+        if red is None:
+            red = max((t.red_clear_ms for t in parent_timings), default=safety.min_red_clear_ms)
+        _check_clearance(label, yellow, red, safety, bad)
+        overlaps.append(
+            Overlap(
+                id=o.id,
+                parents=tuple(o.parents),
+                movements=movements(label, o.movements),
+                trail_green_ms=ms(o.trail_green_s),
+                yellow_ms=yellow,
+                red_clear_ms=red,
+                flash=FlashColour(o.flash),
+            )
+        )
+
+    channels = _build_channels(cfg, phases, bad)
+    detectors = _build_detectors(cfg, phases, bad)
+    if ms(cfg.site.startup_all_red_s) < safety.min_red_clear_ms:
+        bad(
+            f"site: startup_all_red_s: {cfg.site.startup_all_red_s} s is below the site's "
+            f"{cfg.safety.min_red_clear_s} s minimum red clearance"
+        )
+    starts = [p for p in phases if p.start_up]
+    if len({p.group for p in starts}) > 1:
+        bad("phases: start_up phases must all be in one barrier group")
+    if len({p.ring for p in starts}) < len(starts):
+        bad("phases: at most one start_up phase per ring")
+
+    if problems:
+        return None
+    conflicts = _conflicts(phases, overlaps, approaches, bad)
+    if problems:
+        return None
+    return Site(
+        id=cfg.site.id,
+        name=cfg.site.name,
+        approaches=approaches,
+        phases=tuple(phases),
+        overlaps=tuple(overlaps),
+        channels=channels,
+        detectors=detectors,
+        plans=plans,
+        default_plan=cfg.site.default_plan,
+        safety=safety,
+        startup_flash_ms=ms(cfg.site.startup_flash_s),
+        startup_all_red_ms=ms(cfg.site.startup_all_red_s),
+        rest_in_red=cfg.site.rest == "red",
+        simultaneous_gap_out=cfg.site.simultaneous_gap_out,
+        conflicts=frozenset(conflicts),
+    )
+
+
+def _check_unique(cfg: _SiteFile, bad: Any) -> None:
+    for section, items in (
+        ("approaches", [a.id for a in cfg.approaches]),
+        ("phases", [p.id for p in cfg.phases]),
+        ("overlaps", [o.id for o in cfg.overlaps]),
+        ("channels", [c.id for c in cfg.channels]),
+        ("detectors", [d.id for d in cfg.detectors]),
+        ("detectors (input)", [d.input for d in cfg.detectors]),
+    ):
+        seen = set()
+        for item in items:
+            if item in seen:
+                bad(f"{section}: {item!r} is used twice")
+            seen.add(item)
+    bearings = sorted(a.bearing_deg for a in cfg.approaches)
+    for a, b in zip(bearings, bearings[1:], strict=False):
+        if b - a < 20:
+            bad(f"approaches: bearings {a} and {b} are too close to tell the arms apart")
+
+
+def _check_rings(phases: list[Phase], bad: Any) -> None:
+    rings: dict[int, list[Phase]] = {}
+    for p in phases:
+        rings.setdefault(p.ring, []).append(p)
+    for ring, members in sorted(rings.items()):
+        groups = [p.group for p in members]
+        if groups != sorted(groups):
+            order = ", ".join(f"{p.id} (group {p.group})" for p in members)
+            bad(f"ring {ring}: phases must be listed in barrier-group order; got {order}")
+
+
+def _check_clearance(
+    label: str, yellow_ms: int, red_ms: int, safety: SafetyMinimums, bad: Any
+) -> None:
+    floor = max(safety.min_yellow_ms, ABSOLUTE_MIN_YELLOW_MS)
+    if yellow_ms < floor:
+        bad(f"{label}: yellow {yellow_ms / 1000:g} s is below the {floor / 1000:g} s minimum")
+    if red_ms < safety.min_red_clear_ms:
+        bad(
+            f"{label}: red clearance {red_ms / 1000:g} s is below the site's "
+            f"{safety.min_red_clear_ms / 1000:g} s minimum"
+        )
+
+
+def _build_plan(
+    plan_id: str, pc: _PlanCfg, phases: list[Phase], safety: SafetyMinimums, bad: Any
+) -> Plan:
+    ids = {p.id for p in phases}
+    overrides: dict[int, _TimingCfg] = {}
+    for key, timing in pc.phase.items():
+        if not key.isdigit() or int(key) not in ids:
+            bad(f"plan {plan_id}: phase.{key}: no such phase")
+            continue
+        overrides[int(key)] = timing
+    timings = {}
+    for p in phases:
+        label = f"plan {plan_id}: phase {p.id}"
+        merged = pc.defaults.model_dump(exclude_none=True)
+        if p.id in overrides:
+            merged.update(overrides[p.id].model_dump(exclude_none=True))
+        needed = _REQUIRED + (_PED_REQUIRED if p.ped_crossing else ())
+        missing = [k for k in needed if k not in merged]
+        if missing:
+            bad(f"{label}: missing {', '.join(missing)} (set it in the phase or in defaults)")
+            continue
+        values = {**_OPTIONAL_DEFAULTS, "walk_s": 0.0, "ped_clear_s": 0.0, **merged}
+        t = PhaseTiming(
+            min_green_ms=ms(values["min_green_s"]),
+            passage_ms=ms(values["passage_s"]),
+            max_green_ms=ms(values["max_green_s"]),
+            max2_green_ms=ms(values.get("max2_green_s", values["max_green_s"])),
+            yellow_ms=ms(values["yellow_s"]),
+            red_clear_ms=ms(values["red_clear_s"]),
+            red_revert_ms=ms(values["red_revert_s"]),
+            walk_ms=ms(values["walk_s"]),
+            ped_clear_ms=ms(values["ped_clear_s"]),
+            recall=frozenset(Recall(r) for r in values.get("recall", []) if r != "none"),
+            added_initial_ms=ms(values["added_initial_s"]),
+            max_initial_ms=ms(values["max_initial_s"]),
+            time_before_reduction_ms=ms(values["time_before_reduction_s"]),
+            time_to_reduce_ms=ms(values["time_to_reduce_s"]),
+            min_gap_ms=ms(values.get("min_gap_s", values["passage_s"])),
+        )
+        _check_timing(label, p, t, safety, bad)
+        timings[p.id] = t
+    return Plan(id=plan_id, timings=timings, use_max2=pc.use_max2)
+
+
+def _check_timing(label: str, p: Phase, t: PhaseTiming, safety: SafetyMinimums, bad: Any) -> None:
+    _check_clearance(label, t.yellow_ms, t.red_clear_ms, safety, bad)
+    if t.min_green_ms < safety.min_green_ms:
+        bad(
+            f"{label}: min green {t.min_green_ms / 1000:g} s is below the site's "
+            f"{safety.min_green_ms / 1000:g} s minimum"
+        )
+    if t.max_green_ms < t.min_green_ms:
+        bad(f"{label}: max green {t.max_green_ms / 1000:g} s is below min green")
+    if t.max2_green_ms < t.min_green_ms:
+        bad(f"{label}: max2 green {t.max2_green_ms / 1000:g} s is below min green")
+    if t.min_gap_ms > t.passage_ms:
+        bad(f"{label}: min gap {t.min_gap_ms / 1000:g} s is above the passage time")
+    if t.red_revert_ms < t.red_clear_ms:
+        bad(f"{label}: red revert {t.red_revert_ms / 1000:g} s is below its red clearance")
+    if p.ped_crossing:
+        if t.walk_ms < 4000:
+            bad(f"{label}: walk {t.walk_ms / 1000:g} s is below 4 s")
+        if t.ped_clear_ms < 3000:
+            bad(f"{label}: pedestrian clearance {t.ped_clear_ms / 1000:g} s is below 3 s")
+    if Recall.PED in t.recall and not p.ped_crossing:
+        bad(f"{label}: ped recall on a phase with no pedestrian signal")
+
+
+def _build_channels(cfg: _SiteFile, phases: list[Phase], bad: Any) -> tuple[Channel, ...]:
+    by_id = {p.id: p for p in phases}
+    overlap_ids = {o.id for o in cfg.overlaps}
+    out = []
+    for c in cfg.channels:
+        label = f"channel {c.id}"
+        given = [k for k in ("phase", "ped", "overlap") if getattr(c, k) is not None]
+        if len(given) != 1:
+            bad(f"{label}: give exactly one of phase, ped or overlap")
+            continue
+        kind = given[0]
+        source: int | str
+        if kind == "overlap":
+            source = str(c.overlap)
+            if source not in overlap_ids:
+                bad(f"{label}: overlap: no overlap {source!r}")
+            flash = c.flash or next((o.flash for o in cfg.overlaps if o.id == source), "red")
+            out.append(Channel(c.id, SignalKind.OVERLAP, source, FlashColour(flash)))
+            continue
+        pid = c.phase if kind == "phase" else c.ped
+        assert pid is not None
+        phase = by_id.get(pid)
+        if phase is None:
+            bad(f"{label}: {kind}: no phase {pid}")
+            continue
+        if kind == "ped":
+            if phase.ped_crossing is None:
+                bad(f"{label}: ped: phase {pid} has no ped_crossing")
+            out.append(Channel(c.id, SignalKind.PED, pid, FlashColour(c.flash or "dark")))
+        else:
+            if not (phase.movements or phase.permissive):
+                bad(f"{label}: phase: phase {pid} has no vehicle movements to show")
+            out.append(
+                Channel(c.id, SignalKind.PHASE, pid, FlashColour(c.flash or phase.flash.value))
+            )
+    return tuple(out)
+
+
+def _build_detectors(cfg: _SiteFile, phases: list[Phase], bad: Any) -> tuple[Detector, ...]:
+    by_id = {p.id: p for p in phases}
+    out = []
+    for d in cfg.detectors:
+        label = f"detector {d.id}"
+        ped = d.type == "ped"
+        base = [d.phase] if d.phase is not None else []
+        calls = d.calls if d.calls is not None else base
+        extends = d.extends if d.extends is not None else ([] if ped else base)
+        if not calls and not extends:
+            bad(f"{label}: neither calls nor extends a phase (give phase, calls or extends)")
+        for key, ids in (("calls", calls), ("extends", extends)):
+            for pid in ids:
+                if pid not in by_id:
+                    bad(f"{label}: {key}: no phase {pid}")
+                elif ped and by_id[pid].ped_crossing is None:
+                    bad(f"{label}: a push button for phase {pid}, which has no ped_crossing")
+        if ped and extends:
+            bad(f"{label}: a push button cannot extend a green")
+        out.append(
+            Detector(
+                id=d.id,
+                input=d.input,
+                ped=ped,
+                calls=tuple(calls),
+                extends=tuple(extends),
+                delay_ms=ms(d.delay_s),
+                carryover_ms=ms(d.carryover_s),
+                locking=d.locking,
+            )
+        )
+    return tuple(out)
+
+
+def _conflicts(
+    phases: list[Phase], overlaps: list[Overlap], approaches: tuple[Approach, ...], bad: Any
+) -> dict[tuple[SignalKey, SignalKey], tuple[str, str]]:
+    """Derive the conflict table and reject any sequence that could time a conflict."""
+    groups = geometry.signal_groups(
+        ((p.id, p.movements, p.permissive, p.ped_crossing) for p in phases),
+        ((o.id, o.movements) for o in overlaps),
+    )
+    table = geometry.conflict_pairs(groups, approaches)
+    for g in groups:
+        why = geometry.first_conflict(g, g, approaches)
+        if why is not None:
+            bad(f"{g.label}: its own movements {why[0]} and {why[1]} conflict")
+    for key_a, key_b in sorted(concurrent_pairs(phases, overlaps), key=str):
+        why = table.get((key_a, key_b))
+        if why is not None:
+            bad(
+                f"{_label(key_a)} and {_label(key_b)} can time together but "
+                f"{why[0]} conflicts with {why[1]}"
+            )
+    return table
+
+
+def _label(key: SignalKey) -> str:
+    kind, ident = key
+    return {"phase": "phase", "ped": "the crosswalk of phase", "overlap": "overlap"}[
+        kind.value
+    ] + f" {ident}"
+
+
+def concurrent_pairs(
+    phases: list[Phase] | tuple[Phase, ...], overlaps: list[Overlap] | tuple[Overlap, ...]
+) -> set[tuple[SignalKey, SignalKey]]:
+    """Signal-group pairs that the ring-barrier structure lets show at once (one order each)."""
+
+    def together(a: Phase, b: Phase) -> bool:
+        return a.id == b.id or (a.ring != b.ring and a.group == b.group)
+
+    by_id = {p.id: p for p in phases}
+    members: list[tuple[SignalKey, list[Phase]]] = []
+    for p in phases:
+        members.append(((SignalKind.PHASE, p.id), [p]))
+        if p.ped_crossing:
+            members.append(((SignalKind.PED, p.id), [p]))
+    for o in overlaps:
+        members.append(((SignalKind.OVERLAP, o.id), [by_id[i] for i in o.parents if i in by_id]))
+    pairs = set()
+    for i, (ka, pa) in enumerate(members):
+        for kb, pb in members[i:]:
+            if ka == kb:
+                continue
+            if any(together(x, y) for x in pa for y in pb):
+                pairs.add((ka, kb))
+    return pairs
+
+
+def compatibility_matrix(site: Site) -> str:
+    """A readable matrix: 'X' conflict, 'o' may time together, '.' never timed together."""
+    keys: list[SignalKey] = [
+        (SignalKind.PHASE, p.id) for p in site.phases if p.movements or p.permissive
+    ]
+    keys += [(SignalKind.PED, p.id) for p in site.phases if p.ped_crossing]
+    keys += [(SignalKind.OVERLAP, o.id) for o in site.overlaps]
+    together = concurrent_pairs(site.phases, site.overlaps)
+    short = {SignalKind.PHASE: "P", SignalKind.PED: "Ped", SignalKind.OVERLAP: "O"}
+    names = [f"{short[k]}{i}" for k, i in keys]
+    width = max(len(n) for n in names) + 1
+    lines = [" " * width + "".join(n.rjust(width) for n in names)]
+    for a, na in zip(keys, names, strict=True):
+        row = [na.ljust(width)]
+        for b in keys:
+            if a == b:
+                mark = "-"
+            elif (a, b) in site.conflicts:
+                mark = "X"
+            elif (a, b) in together or (b, a) in together:
+                mark = "o"
+            else:
+                mark = "."
+            row.append(mark.rjust(width))
+        lines.append("".join(row))
+    lines.append(
+        "X conflict (never together)   o times together   . compatible, never timed together"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,968 @@
+"""The NEMA dual-ring actuated controller: a pure state machine.
+
+    controller.step(now_ms, inputs) -> outputs
+
+Rules this file keeps (the safety invariants; tests/control checks each):
+
+1. Ring-barrier: phases of one ring time one at a time, in ring order; phases
+   of different rings time together only inside one barrier group. Leaving a
+   group (a barrier crossing) waits until every ring is ready, and the new
+   group starts only when every ring has finished its clearance.
+2. Every green that ends goes through yellow (the plan's value, never below
+   the site minimum, never below 3.0 s) and then red clearance (the plan's
+   value, never below the site minimum). Nothing shortens a running yellow or
+   red clearance: intervals keep the durations they started with, so a plan
+   change waits for a safe point and never applies mid-clearance.
+3. A green never ends before its minimum green (plus added initial), nor while
+   its pedestrian walk or pedestrian clearance is timing; only a fault flash
+   cuts a green short.
+4. A signal group starts green (or walk) only when every conflicting signal
+   group, from the site's movement-derived conflict table, is red with its
+   clearance finished. This gate is independent of the ring structure, so a
+   trailing overlap or a bad sequence decision can delay a green, never
+   overlap a conflicting one.
+5. Anything the core cannot make sense of (unknown detector, time running
+   backwards, a malformed command) is reported as an event and ignored;
+   an internal error latches fault flash. The core never raises from step().
+
+The core reads no clock and does no I/O: `now_ms` is the caller's time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from edge.control.messages import (
+    AllRed,
+    Automatic,
+    Event,
+    Flash,
+    ForceOff,
+    Hold,
+    Inputs,
+    Lamp,
+    Omit,
+    Outputs,
+    PhaseTiming,
+    PlaceCall,
+    Recover,
+    SetPlan,
+    UseMax2,
+)
+from edge.control.monitor import Monitor
+from edge.control.site import FlashColour, Recall, SignalKind, Site
+from edge.control.site import PhaseTiming as Timing
+
+NEVER = 1 << 62  # a deadline that does not come
+
+# Phase vehicle intervals.
+RED, GREEN, YELLOW, RED_CLEAR = 0, 1, 2, 3
+# Pedestrian intervals.
+DONT_WALK, WALK, PED_CLEAR = 0, 1, 2
+# Overlap intervals (GREEN/YELLOW/RED_CLEAR as phases, plus trailing green).
+TRAIL = 4
+
+# Controller modes (names appear in outputs and events).
+STARTUP_FLASH = "startup_flash"
+STARTUP_ALL_RED = "startup_all_red"
+RUN = "run"
+ALL_RED = "all_red"
+FLASH = "flash"
+FAULT = "fault_flash"
+
+_VEH_LAMP = (Lamp.RED, Lamp.GREEN, Lamp.YELLOW, Lamp.RED, Lamp.GREEN)
+_PED_LAMP = (Lamp.RED, Lamp.GREEN, Lamp.FLASH_RED)
+_FLASH_LAMP = {
+    FlashColour.RED: Lamp.FLASH_RED,
+    FlashColour.YELLOW: Lamp.FLASH_YELLOW,
+    FlashColour.DARK: Lamp.DARK,
+}
+_MAX_PASSES = 64  # transitions chained in one step; more means a logic loop
+
+
+class Controller:
+    """One intersection's signal controller. Construct, then call step() every 100 ms."""
+
+    def __init__(self, site: Site, now_ms: int = 0, plan: str | None = None) -> None:
+        self.site = site
+        self.plan = site.plans[plan or site.default_plan]
+        self._build_indexes()
+        n = len(site.phases)
+        self.iv = [RED] * n
+        self.iv_end = [0] * n
+        self.green_at = [0] * n
+        self.min_end = [0] * n
+        self.pass_end = [0] * n
+        self.max_end = [NEVER] * n
+        self.max_from = [NEVER] * n  # when the max timer started (gap reduction)
+        self.red_at = [now_ms - 3_600_000] * n  # when the last yellow ended
+        self.vcall = [False] * n
+        self.pcall = [False] * n
+        self.ped_iv = [DONT_WALK] * n
+        self.ped_end = [0] * n
+        self.actu_red = [0] * n
+        self.ext_count = [0] * n
+        self.nl_count = [0] * n
+        self.timing: list[Timing] = [self.plan.timings[p.id] for p in site.phases]
+        self.hold = [False] * n
+        self.omit = [False] * n
+        self.force_off = [False] * n
+        self.term_reason = [""] * n
+        self.use_max2 = self.plan.use_max2
+        self._set_recalls()
+        nr = len(self.ring_seq)
+        self.active = [-1] * nr
+        self.ring_next = [-1] * nr
+        # Phases of each ring still ahead in the current barrier group.
+        self.ring_later = [0] * nr
+        self.ring_prev = [-1] * nr  # the phase whose service last ended in the ring
+        self.ready_latch = [False] * nr
+        self.group = 0
+        self.pending_group = -1
+        self.entry = [-1] * nr
+        no = len(site.overlaps)
+        self.ov_iv = [RED] * no
+        self.ov_end = [0] * no
+        nd = len(site.detectors)
+        self.det_present = [False] * nd
+        self.det_on_at = [0] * nd
+        self.det_off_at = [-NEVER] * nd
+        self.det_ext = [False] * nd
+        self.det_call = [False] * nd
+        self.det_deadline = NEVER
+        self.reported_unknown: set[int] = set()
+        self.mode = STARTUP_FLASH
+        self.mode_end = now_ms + site.startup_flash_ms
+        self.all_red_req = False
+        self.flash_req = False
+        self.pending_plan: str | None = None
+        self.fault: str | None = None
+        self.monitor = Monitor(site)
+        self.last_now = now_ms
+        self.last_occupied: frozenset[int] = frozenset()
+        self.deadline = now_ms
+        self.events: list[Event] = []
+        self._outputs: Outputs | None = None
+        self._dirty = True
+
+    # -- indexes built once -------------------------------------------------------
+
+    def _build_indexes(self) -> None:
+        site = self.site
+        phases = site.phases
+        self.index = {p.id: i for i, p in enumerate(phases)}
+        rings = sorted({p.ring for p in phases})
+        groups = sorted({p.group for p in phases})
+        self.ring_of = [rings.index(p.ring) for p in phases]
+        self.group_of = [groups.index(p.group) for p in phases]
+        self.ngroups = len(groups)
+        self.ring_seq = [[i for i, p in enumerate(phases) if p.ring == r] for r in rings]
+        self.pos_of = [0] * len(phases)
+        for seq in self.ring_seq:
+            for pos, i in enumerate(seq):
+                self.pos_of[i] = pos
+        self.group_mask = [0] * self.ngroups
+        for i, g in enumerate(self.group_of):
+            self.group_mask[g] |= 1 << i
+        self.ring_mask = [sum(1 << i for i in seq) for seq in self.ring_seq]
+        # Calls that make phase i end: same ring, or another barrier group.
+        self.conf_mask = [
+            (self.ring_mask[self.ring_of[i]] | ~self.group_mask[self.group_of[i]]) & ~(1 << i)
+            for i in range(len(phases))
+        ]
+        self.all_mask = (1 << len(phases)) - 1
+        self.conf_mask = [m & self.all_mask for m in self.conf_mask]
+        # Phases after each ring position, within that position's group.
+        self.later_mask = [
+            [
+                sum(1 << j for j in seq[pos + 1 :] if self.group_of[j] == self.group_of[i])
+                for pos, i in enumerate(seq)
+            ]
+            for seq in self.ring_seq
+        ]
+        self.has_ped = [p.ped_crossing is not None for p in phases]
+        self.has_veh = [bool(p.movements or p.permissive) for p in phases]
+        self.ov_index = {o.id: k for k, o in enumerate(site.overlaps)}
+        self.ov_parent_mask = [
+            sum(1 << self.index[pid] for pid in o.parents) for o in site.overlaps
+        ]
+        # Conflict gate lists (rule 4), from the site's conflict table.
+        conflicts = site.conflicts
+        veh_keys = [(SignalKind.PHASE, p.id) for p in phases]
+        ped_keys = [(SignalKind.PED, p.id) for p in phases]
+        ov_keys = [(SignalKind.OVERLAP, o.id) for o in site.overlaps]
+
+        def gate(key: tuple[SignalKind, int | str]) -> tuple[list[int], list[int], list[int]]:
+            return (
+                [i for i, k in enumerate(veh_keys) if (key, k) in conflicts],
+                [i for i, k in enumerate(ped_keys) if self.has_ped[i] and (key, k) in conflicts],
+                [k for k, ok in enumerate(ov_keys) if (key, ok) in conflicts],
+            )
+
+        self.veh_gate = [gate(k) for k in veh_keys]
+        self.ped_gate = [gate(k) for k in ped_keys]
+        self.ov_gate = [gate(k) for k in ov_keys]
+        self.det_index = {d.id: k for k, d in enumerate(site.detectors)}
+        self.det_calls = [[self.index[p] for p in d.calls] for d in site.detectors]
+        self.det_extends = [[self.index[p] for p in d.extends] for d in site.detectors]
+        self.locking_call_dets: list[list[int]] = [[] for _ in phases]
+        for k, d in enumerate(site.detectors):
+            if d.locking and not d.ped:
+                for i in self.det_calls[k]:
+                    self.locking_call_dets[i].append(k)
+        self.start_phases = [i for i, p in enumerate(phases) if p.start_up]
+        self.channel_src: list[tuple[int, int]] = []  # (0 veh / 1 ped / 2 overlap, index)
+        for ch in site.channels:
+            if ch.kind is SignalKind.PHASE:
+                self.channel_src.append((0, self.index[int(ch.source)]))
+            elif ch.kind is SignalKind.PED:
+                self.channel_src.append((1, self.index[int(ch.source)]))
+            else:
+                self.channel_src.append((2, self.ov_index[str(ch.source)]))
+        self.flash_channels = tuple(_FLASH_LAMP[ch.flash] for ch in site.channels)
+
+    # -- the step -----------------------------------------------------------------
+
+    def step(self, now: int, inputs: Inputs) -> Outputs:
+        """Advance to `now` (ms) with this step's inputs; return what to display."""
+        if now < self.last_now:
+            self._event(now, "input_error", "", f"time went backwards ({now} < {self.last_now})")
+            return self._emit(self.last_now)
+        self.last_now = now
+        occupied = inputs.occupied
+        quiet = (
+            now < self.deadline
+            and not inputs.commands
+            and not inputs.actuations
+            and (occupied is self.last_occupied or occupied == self.last_occupied)
+        )
+        if quiet:
+            out = self._outputs
+            assert out is not None
+            return Outputs(
+                now, out.mode, out.channels, out.phases, out.peds, out.overlaps, (), out.fault
+            )
+        try:
+            if inputs.commands:
+                self._commands(now, inputs.commands)
+            if occupied != self.last_occupied or inputs.actuations or now >= self.det_deadline:
+                self._detectors(now, occupied, inputs.actuations)
+                self.last_occupied = occupied
+            self._advance(now)
+            self.deadline = self._next_deadline(now)
+        except Exception as exc:  # rule 5: never raise, never keep running on bad state
+            self._enter_fault(now, f"internal error: {type(exc).__name__}: {exc}")
+            self.deadline = NEVER
+        return self._emit(now)
+
+    def _emit(self, now: int) -> Outputs:
+        if self._dirty or self._outputs is None:
+            self._outputs = self._build_outputs(now)
+            self._dirty = False
+            reason = self.monitor.check(now, self._outputs)
+            if reason is not None and self.mode != FAULT:
+                self._enter_fault(now, reason)
+                self._outputs = self._build_outputs(now)
+                self._dirty = False
+        events = tuple(self.events)
+        self.events.clear()
+        out = self._outputs
+        return Outputs(
+            now, out.mode, out.channels, out.phases, out.peds, out.overlaps, events, out.fault
+        )
+
+    # -- inputs ---------------------------------------------------------------------
+
+    def _event(self, now: int, name: str, subject: str = "", detail: str = "") -> None:
+        self.events.append(Event(now, name, subject, detail))
+
+    def _commands(self, now: int, commands: Sequence[object]) -> None:
+        for cmd in commands:
+            err = self._command(now, cmd)
+            if err:
+                self._event(now, "command_rejected", type(cmd).__name__, err)
+            else:
+                self._event(now, "command_applied", type(cmd).__name__, _describe(cmd))
+            self._dirty = True
+
+    def _phase_arg(self, phase: object) -> int | None:
+        if isinstance(phase, int) and not isinstance(phase, bool) and phase in self.index:
+            return self.index[phase]
+        return None
+
+    def _command(self, now: int, cmd: object) -> str | None:
+        """Apply one command; return why it was rejected, or None."""
+        if isinstance(cmd, Hold):
+            if cmd.phases is None:
+                self.hold = [False] * len(self.hold)
+                return None
+            idx = [self._phase_arg(p) for p in cmd.phases]
+            if not isinstance(cmd.phases, tuple) or None in idx:
+                return f"unknown phase in {cmd.phases!r}"
+            for i in idx:
+                assert i is not None
+                self.hold[i] = True
+            return None
+        if isinstance(cmd, ForceOff | PlaceCall | Omit):
+            i = self._phase_arg(cmd.phase)
+            if i is None:
+                return f"unknown phase {cmd.phase!r}"
+            if isinstance(cmd, ForceOff):
+                if self.iv[i] != GREEN:
+                    return f"phase {cmd.phase} is not green"
+                self.force_off[i] = True
+            elif isinstance(cmd, PlaceCall):
+                if cmd.ped and not self.has_ped[i]:
+                    return f"phase {cmd.phase} has no pedestrian signal"
+                if cmd.ped:
+                    self.pcall[i] = True
+                else:
+                    self.vcall[i] = True
+            else:
+                self.omit[i] = bool(cmd.on)
+            return None
+        if isinstance(cmd, AllRed):
+            self.all_red_req = bool(cmd.on)
+            return None
+        if isinstance(cmd, Flash):
+            if cmd.on:
+                self.flash_req = True
+            elif self.mode == FLASH:
+                self.flash_req = False
+                self._start_mode(now, STARTUP_ALL_RED, self.site.startup_all_red_ms)
+            else:
+                self.flash_req = False
+            return None
+        if isinstance(cmd, Recover):
+            if self.mode != FAULT:
+                return "not in fault flash"
+            self.fault = None
+            self.monitor.reset(now)
+            self._start_mode(now, STARTUP_ALL_RED, self.site.startup_all_red_ms)
+            self._event(now, "fault_recovered", "", "restarting through all red")
+            return None
+        if isinstance(cmd, Automatic):
+            self.hold = [False] * len(self.hold)
+            self.omit = [False] * len(self.omit)
+            self.all_red_req = False
+            if self.flash_req or self.mode == FLASH:
+                self.flash_req = False
+                if self.mode == FLASH:
+                    self._start_mode(now, STARTUP_ALL_RED, self.site.startup_all_red_ms)
+            return None
+        if isinstance(cmd, SetPlan):
+            if not isinstance(cmd.plan, str) or cmd.plan not in self.site.plans:
+                return f"unknown plan {cmd.plan!r}"
+            self.pending_plan = cmd.plan
+            self._event(now, "plan_pending", cmd.plan)
+            return None
+        if isinstance(cmd, UseMax2):
+            self.use_max2 = bool(cmd.on)
+            return None
+        return f"not a command: {cmd!r}"
+
+    def _detectors(
+        self, now: int, occupied: frozenset[int], actuations: tuple[tuple[int, int], ...]
+    ) -> None:
+        for det_id in occupied:
+            if det_id not in self.det_index and det_id not in self.reported_unknown:
+                self.reported_unknown.add(det_id)
+                self._event(now, "input_error", f"detector {det_id}", "unknown detector id")
+        pulses: dict[int, int] = {}
+        for item in actuations:
+            try:
+                det_id, count = item
+                k = self.det_index[det_id]
+                pulses[k] = pulses.get(k, 0) + max(0, int(count))
+            except (KeyError, TypeError, ValueError):
+                self._event(now, "input_error", "actuations", f"bad actuation {item!r}")
+        deadline = NEVER
+        dets = self.site.detectors
+        for k, det in enumerate(dets):
+            present = det.id in occupied
+            pulse = pulses.get(k, 0)
+            if present and not self.det_present[k]:
+                pulse += 1
+                self.det_on_at[k] = now
+            elif not present and self.det_present[k]:
+                self.det_off_at[k] = now
+            self.det_present[k] = present
+            if pulse:
+                self._actuated(now, k, det.ped)
+            if det.ped:
+                continue
+            out = present or now < self.det_off_at[k] + det.carryover_ms
+            if out and not present:
+                deadline = min(deadline, self.det_off_at[k] + det.carryover_ms)
+            if out != self.det_ext[k]:
+                self.det_ext[k] = out
+                for i in self.det_extends[k]:
+                    self.ext_count[i] += 1 if out else -1
+                    if not out and self.iv[i] == GREEN:
+                        self.pass_end[i] = now + self._gap(i, now)
+                self._dirty = True
+            qualified = out and (
+                self.det_call[k] or det.delay_ms == 0 or now >= self.det_on_at[k] + det.delay_ms
+            )
+            if out and not qualified:
+                deadline = min(deadline, self.det_on_at[k] + det.delay_ms)
+            if qualified != self.det_call[k]:
+                self.det_call[k] = qualified
+                for i in self.det_calls[k]:
+                    if det.locking:
+                        if qualified and self.iv[i] != GREEN:
+                            self.vcall[i] = True
+                    else:
+                        self.nl_count[i] += 1 if qualified else -1
+                self._dirty = True
+        self.det_deadline = deadline
+
+    def _actuated(self, now: int, k: int, ped: bool) -> None:
+        """A rising edge (or a pulse counted by the board) on detector k."""
+        self._dirty = True
+        for i in self.det_calls[k]:
+            if ped:
+                if not (self.iv[i] == GREEN and self.ped_iv[i] == WALK):
+                    self.pcall[i] = True
+            elif self.iv[i] != GREEN:
+                self.actu_red[i] += 1
+                if self.site.detectors[k].locking and self.site.detectors[k].delay_ms == 0:
+                    self.vcall[i] = True
+        if not ped:
+            for i in self.det_extends[k]:
+                if self.iv[i] == GREEN:
+                    self.pass_end[i] = max(self.pass_end[i], now + self._gap(i, now))
+
+    def _gap(self, i: int, now: int) -> int:
+        """Passage (allowable gap) now, after gap reduction."""
+        t = self.timing[i]
+        if t.time_to_reduce_ms <= 0 or self.max_from[i] == NEVER:
+            return t.passage_ms
+        into = now - self.max_from[i] - t.time_before_reduction_ms
+        if into <= 0:
+            return t.passage_ms
+        if into >= t.time_to_reduce_ms:
+            return t.min_gap_ms
+        span = t.passage_ms - t.min_gap_ms
+        return t.passage_ms - span * into // t.time_to_reduce_ms
+
+    # -- the sequencer ----------------------------------------------------------------
+
+    def _set_recalls(self) -> None:
+        recalls = [self.plan.timings[p.id].recall for p in self.site.phases]
+        self.recall_veh = [Recall.MIN in r or Recall.MAX in r for r in recalls]
+        self.recall_ped = [Recall.PED in r and self.has_ped[i] for i, r in enumerate(recalls)]
+        self.recall_soft = [Recall.SOFT in r for r in recalls]
+
+    def _calls(self) -> int:
+        """Bitmask of phases with a serviceable call (not green, not omitted).
+
+        Recalls act as calls here; a soft recall calls only when nothing else does.
+        """
+        mask = 0
+        soft = 0
+        for i, v in enumerate(self.iv):
+            if v == GREEN or self.omit[i]:
+                continue
+            if self.recall_ped[i]:
+                self.pcall[i] = True
+            if self.vcall[i] or self.pcall[i] or self.nl_count[i] or self.recall_veh[i]:
+                mask |= 1 << i
+            elif self.recall_soft[i]:
+                soft |= 1 << i
+        return mask or soft
+
+    def _advance(self, now: int) -> None:
+        mode = self.mode
+        if mode in (STARTUP_FLASH, STARTUP_ALL_RED):
+            if now < self.mode_end:
+                return
+            if mode == STARTUP_FLASH:
+                self._start_mode(now, STARTUP_ALL_RED, self.site.startup_all_red_ms)
+                if now < self.mode_end:
+                    return
+            self._start_run(now)
+        if self.mode in (FLASH, FAULT):
+            return
+        for _ in range(_MAX_PASSES):
+            if not self._pass(now):
+                break
+        else:
+            raise RuntimeError("sequencer did not settle")
+
+    def _pass(self, now: int) -> bool:
+        """One pass over rings, barrier, overlaps and modes; True if anything changed."""
+        changed = False
+        calls = self._calls()
+        stopping = self.all_red_req or self.flash_req
+        # Calls behind a ring's position in this group need a trip round the barrier.
+        here = self.group_mask[self.group]
+        wrap = 0
+        for r, a in enumerate(self.active):
+            behind = self.ring_mask[r] & here & ~self.ring_later[r]
+            wrap |= calls & behind & ~(1 << a if a >= 0 else 0)
+        cross_demand = (calls & ~self.group_mask[self.group]) | wrap
+        ready_all = True
+        for r, a in enumerate(self.active):
+            if a >= 0 and self.iv[a] != GREEN:
+                changed |= self._clearance(now, r, a)
+                a = self.active[r]
+            if a >= 0 and self.iv[a] == GREEN:
+                changed |= self._ped(now, a, calls, cross_demand)
+                demand = (calls & self.conf_mask[a]) | cross_demand
+                changed |= self._max_timer(now, a, demand)
+                local = calls & self.ring_later[r] if self.pending_group < 0 else 0
+                can_end = self._can_end(now, a)
+                reason = self._end_reason(now, a) if can_end else ""
+                if local and reason and not stopping:
+                    self._start_yellow(now, a, reason)
+                    self.ring_next[r] = (local & -local).bit_length() - 1
+                    changed = True
+                    ready_all = False
+                    continue
+                if reason and (stopping or (not demand and self.site.rest_in_red)):
+                    self._start_yellow(now, a, reason if stopping else "gap_out")
+                    changed = True
+                    continue
+                ready = bool(reason) and not local
+                if not self.site.simultaneous_gap_out:
+                    ready = ready or self.ready_latch[r]
+                    self.ready_latch[r] = ready
+                ready_all &= ready
+            elif a < 0:
+                nxt = self.ring_next[r]
+                if nxt >= 0:
+                    ready_all = False
+                    if not stopping and self._may_start(now, nxt):
+                        self._start_green(now, r, nxt)
+                        changed = True
+                elif self.pending_group < 0 and not stopping:
+                    local = calls & self.ring_later[r]
+                    if local:
+                        ready_all = False
+                        nxt = (local & -local).bit_length() - 1
+                        if self._may_start(now, nxt):
+                            self._start_green(now, r, nxt)
+                            changed = True
+                        else:
+                            self.ring_next[r] = nxt
+            elif self.ring_next[r] >= 0:
+                ready_all = False
+        changed |= self._barrier(now, calls, cross_demand, ready_all, stopping)
+        changed |= self._overlaps(now)
+        changed |= self._modes(now, stopping)
+        if self.pending_plan is not None and self._at_safe_point():
+            self._apply_plan(now)
+            changed = True
+        return changed
+
+    def _clearance(self, now: int, r: int, i: int) -> bool:
+        if now < self.iv_end[i]:
+            return False
+        if self.iv[i] == YELLOW:
+            self.iv[i] = RED_CLEAR
+            self.red_at[i] = self.iv_end[i]
+            self.iv_end[i] = self.iv_end[i] + self.timing[i].red_clear_ms
+            self._event(now, "phase_red_clear", f"phase {self.site.phases[i].id}")
+            self._dirty = True
+            if now < self.iv_end[i]:
+                return True
+        self.iv[i] = RED
+        self.active[r] = -1
+        self.ring_prev[r] = i
+        self._event(now, "phase_red", f"phase {self.site.phases[i].id}")
+        self._dirty = True
+        return True
+
+    def _ped(self, now: int, i: int, calls: int, cross_demand: int) -> bool:
+        pi = self.ped_iv[i]
+        if pi == DONT_WALK:
+            # Walk starts with the green, or later only while the phase rests
+            # (no conflicting demand): pedestrian recycle.
+            if not (self.pcall[i] and self.has_ped[i] and not self.omit[i]):
+                return False
+            # Walk starts in the initial green, or later only while the phase
+            # rests with no conflicting demand (pedestrian recycle).
+            resting = not ((calls & self.conf_mask[i]) | cross_demand)
+            if now >= self.min_end[i] and not resting:
+                return False
+            if self.all_red_req or self.flash_req or not self._gate_clear(self.ped_gate[i]):
+                return False
+            self.pcall[i] = False
+            self.ped_iv[i] = WALK
+            self.ped_end[i] = now + self.timing[i].walk_ms
+            self._event(now, "ped_walk", f"phase {self.site.phases[i].id}")
+            self._dirty = True
+            return True
+        if now < self.ped_end[i]:
+            return False
+        if pi == WALK:
+            self.ped_iv[i] = PED_CLEAR
+            self.ped_end[i] += self.timing[i].ped_clear_ms
+            self._event(now, "ped_clear", f"phase {self.site.phases[i].id}")
+            if now < self.ped_end[i]:
+                self._dirty = True
+                return True
+        self.ped_iv[i] = DONT_WALK
+        self._event(now, "ped_dont_walk", f"phase {self.site.phases[i].id}")
+        self._dirty = True
+        return True
+
+    def _max_timer(self, now: int, i: int, demand: int) -> bool:
+        if demand and self.max_end[i] == NEVER:
+            t = self.timing[i]
+            self.max_from[i] = now
+            self.max_end[i] = now + (t.max2_green_ms if self.use_max2 else t.max_green_ms)
+            return False
+        if not demand and self.max_end[i] != NEVER:
+            self.max_end[i] = NEVER
+            self.max_from[i] = NEVER
+        return False
+
+    def _can_end(self, now: int, i: int) -> bool:
+        return (
+            now >= self.min_end[i]
+            and self.ped_iv[i] == DONT_WALK
+            and not (self.hold[i] and not (self.all_red_req or self.flash_req))
+        )
+
+    def _end_reason(self, now: int, i: int) -> str:
+        if self.force_off[i]:
+            return "force_off"
+        if now >= self.max_end[i]:
+            return "max_out"
+        if self.all_red_req or self.flash_req:
+            return "stop"
+        t = self.timing[i]
+        if Recall.MAX in t.recall:
+            return ""
+        if self.ext_count[i] == 0 and now >= self.pass_end[i]:
+            return "gap_out"
+        return ""
+
+    def _barrier(
+        self, now: int, calls: int, cross_demand: int, ready_all: bool, stopping: bool
+    ) -> bool:
+        changed = False
+        if self.pending_group < 0:
+            if not (cross_demand and ready_all) or stopping:
+                return False
+            target = self._target_group(calls)
+            if target < 0:
+                return False
+            self.pending_group = target
+            for r, a in enumerate(self.active):
+                self.entry[r] = self._entry_phase(r, target, calls)
+                if a >= 0 and self.iv[a] == GREEN:
+                    self._start_yellow(now, a, self._end_reason(now, a) or "gap_out")
+                self.ready_latch[r] = False
+            self._event(now, "barrier_cross", f"group {target + 1}")
+            changed = True
+        if any(a >= 0 for a in self.active):
+            return changed
+        self._enter_group(now, self.pending_group, start=not stopping)
+        return True
+
+    def _enter_group(self, now: int, g: int, start: bool) -> None:
+        """Cross into barrier group g: each ring starts its entry phase, if any."""
+        self.group = g
+        self.pending_group = -1
+        for r in range(len(self.ring_seq)):
+            e = self.entry[r]
+            self.entry[r] = -1
+            # A ring with no entry waits before its first phase in the group.
+            self.ring_later[r] = self.ring_mask[r] & self.group_mask[g]
+            if e >= 0 and start:
+                self.ring_next[r] = e
+                if self._may_start(now, e):
+                    self._start_green(now, r, e)
+
+    def _target_group(self, calls: int) -> int:
+        for step in range(1, self.ngroups + 1):
+            g = (self.group + step) % self.ngroups
+            if calls & self.group_mask[g]:
+                return g
+        return -1
+
+    def _entry_phase(self, r: int, g: int, calls: int) -> int:
+        seq = self.ring_seq[r]
+        in_group = [i for i in seq if self.group_of[i] == g and not self.omit[i]]
+        for i in in_group:
+            if calls >> i & 1:
+                return i
+        for i in in_group:
+            if self.site.phases[i].dual_entry:
+                return i
+        return -1
+
+    def _may_start(self, now: int, i: int) -> bool:
+        if now < self.red_at[i] + self.timing[i].red_revert_ms:
+            return False
+        return self._gate_clear(self.veh_gate[i])
+
+    def _gate_clear(self, gate: tuple[list[int], list[int], list[int]]) -> bool:
+        phases, peds, ovs = gate
+        for j in phases:
+            if self.iv[j] != RED:
+                return False
+        for j in peds:
+            if self.ped_iv[j] != DONT_WALK:
+                return False
+        return all(self.ov_iv[k] == RED for k in ovs)
+
+    def _start_green(self, now: int, r: int, i: int) -> None:
+        t = self.plan.timings[self.site.phases[i].id]
+        self.timing[i] = t
+        added = min(self.actu_red[i] * t.added_initial_ms, t.max_initial_ms)
+        self.iv[i] = GREEN
+        self.green_at[i] = now
+        self.min_end[i] = now + max(t.min_green_ms, added)
+        self.pass_end[i] = now + t.passage_ms
+        self.max_end[i] = NEVER
+        self.max_from[i] = NEVER
+        self.actu_red[i] = 0
+        self.vcall[i] = False
+        self.force_off[i] = False
+        self.active[r] = i
+        self.ring_next[r] = -1
+        self.ring_later[r] = self.later_mask[r][self.pos_of[i]]
+        self.ready_latch[r] = False
+        self._dirty = True
+        self._event(now, "phase_green", f"phase {self.site.phases[i].id}")
+
+    def _start_yellow(self, now: int, i: int, reason: str) -> None:
+        pid = self.site.phases[i].id
+        if reason in ("gap_out", "max_out", "force_off"):
+            self._event(now, reason, f"phase {pid}")
+        self.iv[i] = YELLOW
+        self.iv_end[i] = now + self.timing[i].yellow_ms
+        self.max_end[i] = NEVER
+        self.max_from[i] = NEVER
+        self.force_off[i] = False
+        for k in self.locking_call_dets[i]:
+            if self.det_call[k]:
+                self.vcall[i] = True
+        self._dirty = True
+        self._event(now, "phase_yellow", f"phase {pid}")
+
+    def _overlap_wanted(self, k: int) -> bool:
+        """Green while a parent is green, and through a change from one parent to the next."""
+        parents = self.ov_parent_mask[k]
+        for r, a in enumerate(self.active):
+            if a >= 0 and self.iv[a] == GREEN and parents >> a & 1:
+                return True
+            last = a if a >= 0 else self.ring_prev[r]
+            nxt = self.ring_next[r] if self.ring_next[r] >= 0 else self.entry[r]
+            if last >= 0 and nxt >= 0 and parents >> last & 1 and parents >> nxt & 1:
+                return True
+        return False
+
+    def _overlaps(self, now: int) -> bool:
+        changed = False
+        for k, ov in enumerate(self.site.overlaps):
+            on = self._overlap_wanted(k)
+            st = self.ov_iv[k]
+            name = f"overlap {ov.id}"
+            if on:
+                if st == TRAIL:
+                    self.ov_iv[k] = GREEN
+                    changed = True
+                elif st == RED and self._gate_clear(self.ov_gate[k]):
+                    self.ov_iv[k] = GREEN
+                    self._event(now, "overlap_green", name)
+                    changed = True
+                continue
+            if st == GREEN:
+                if ov.trail_green_ms > 0:
+                    self.ov_iv[k], self.ov_end[k] = TRAIL, now + ov.trail_green_ms
+                else:
+                    self.ov_iv[k], self.ov_end[k] = YELLOW, now + ov.yellow_ms
+                    self._event(now, "overlap_yellow", name)
+                changed = True
+            elif st != RED and now >= self.ov_end[k]:
+                if st == TRAIL:
+                    self.ov_iv[k], self.ov_end[k] = YELLOW, self.ov_end[k] + ov.yellow_ms
+                    self._event(now, "overlap_yellow", name)
+                elif st == YELLOW:
+                    self.ov_iv[k], self.ov_end[k] = RED_CLEAR, self.ov_end[k] + ov.red_clear_ms
+                else:
+                    self.ov_iv[k] = RED
+                    self._event(now, "overlap_red", name)
+                changed = True
+        if changed:
+            self._dirty = True
+        return changed
+
+    def _all_clear(self) -> bool:
+        return (
+            all(v == RED for v in self.iv)
+            and all(v == DONT_WALK for v in self.ped_iv)
+            and all(v == RED for v in self.ov_iv)
+        )
+
+    def _modes(self, now: int, stopping: bool) -> bool:
+        if self.mode == RUN and stopping and self._all_clear():
+            if self.flash_req:
+                self._start_mode(now, FLASH, NEVER)
+                self._event(now, "flash_enter", "", "operator flash")
+            else:
+                self._start_mode(now, ALL_RED, NEVER)
+                self._event(now, "all_red_enter")
+            return True
+        if self.mode == ALL_RED and not self.all_red_req:
+            if self.flash_req:
+                self._start_mode(now, FLASH, NEVER)
+                self._event(now, "flash_enter", "", "operator flash")
+                return True
+            self.mode = RUN
+            self._event(now, "all_red_exit")
+            self._resume(now)
+            return True
+        if self.mode == ALL_RED and self.flash_req:
+            self._start_mode(now, FLASH, NEVER)
+            self._event(now, "flash_enter", "", "operator flash")
+            return True
+        return False
+
+    def _resume(self, now: int) -> None:
+        """From all red with no phase timing: serve whatever is called next."""
+        calls = self._calls()
+        target = self._target_group(calls)
+        if target < 0:
+            target = self.group_of[self.start_phases[0]] if self.start_phases else 0
+        self.pending_group = target
+        for r in range(len(self.ring_seq)):
+            self.entry[r] = self._entry_phase(r, target, calls)
+
+    def _at_safe_point(self) -> bool:
+        return (
+            all(v in (RED, GREEN) for v in self.iv)
+            and all(v != PED_CLEAR for v in self.ped_iv)
+            and all(v in (RED, GREEN) for v in self.ov_iv)
+        )
+
+    def _apply_plan(self, now: int) -> None:
+        assert self.pending_plan is not None
+        self.plan = self.site.plans[self.pending_plan]
+        self.use_max2 = self.plan.use_max2
+        self._set_recalls()
+        self.pending_plan = None
+        self._event(now, "plan_applied", self.plan.id)
+        self._dirty = True
+
+    def _start_mode(self, now: int, mode: str, duration_ms: int) -> None:
+        self.mode = mode
+        self.mode_end = now + duration_ms if duration_ms != NEVER else NEVER
+        self._dirty = True
+        self._event(now, "mode", mode)
+        if mode in (STARTUP_ALL_RED, FLASH, ALL_RED):
+            n = len(self.iv)
+            self.iv = [RED] * n
+            self.ped_iv = [DONT_WALK] * n
+            self.ov_iv = [RED] * len(self.ov_iv)
+            self.active = [-1] * len(self.active)
+            self.ring_next = [-1] * len(self.ring_next)
+            self.entry = [-1] * len(self.entry)
+            self.pending_group = -1
+            if mode != ALL_RED:
+                # Flash ended any red interval: count red from now.
+                self.red_at = [now] * n
+
+    def _start_run(self, now: int) -> None:
+        self.mode = RUN
+        self._event(now, "mode", RUN)
+        self.vcall = [True] * len(self.vcall)  # NEMA start-up: every phase called once
+        if self.start_phases:
+            self.group = self.group_of[self.start_phases[0]]
+            self.ring_later = [m & self.group_mask[self.group] for m in self.ring_mask]
+            for i in self.start_phases:
+                r = self.ring_of[i]
+                if self._may_start(now, i):
+                    self._start_green(now, r, i)
+                else:
+                    self.ring_next[r] = i
+        else:
+            self._resume(now)
+
+    def _enter_fault(self, now: int, reason: str) -> None:
+        self.fault = reason
+        self._start_mode(now, FAULT, NEVER)
+        self.all_red_req = False
+        self.flash_req = False
+        self._event(now, "fault_flash", "", reason)
+
+    # -- time and outputs ----------------------------------------------------------------
+
+    def _next_deadline(self, now: int) -> int:
+        if self.mode in (STARTUP_FLASH, STARTUP_ALL_RED):
+            return self.mode_end
+        if self.mode in (FLASH, FAULT):
+            return NEVER
+        d = self.det_deadline
+        for i, v in enumerate(self.iv):
+            if v == GREEN:
+                d = min(d, self.min_end[i], self.max_end[i])
+                if self.ext_count[i] == 0:
+                    d = min(d, self.pass_end[i])
+                if self.ped_iv[i] != DONT_WALK:
+                    d = min(d, self.ped_end[i])
+                if self.timing[i].time_to_reduce_ms > 0 and self.max_from[i] != NEVER:
+                    d = min(d, now + 100)
+            elif v != RED:
+                d = min(d, self.iv_end[i])
+        for r, n in enumerate(self.ring_next):
+            if n >= 0 and self.active[r] < 0:
+                d = min(d, self.red_at[n] + self.timing[n].red_revert_ms)
+        for k, v in enumerate(self.ov_iv):
+            if v not in (RED, GREEN):
+                d = min(d, self.ov_end[k])
+        # Anything waiting on a gate re-evaluates at the next step.
+        if self.pending_group >= 0 or self.pending_plan is not None:
+            d = min(d, now + 1)
+        if any(n >= 0 and self.active[r] < 0 for r, n in enumerate(self.ring_next)):
+            d = min(d, now + 1)
+        return max(d, now + 1)
+
+    def _build_outputs(self, now: int) -> Outputs:
+        mode = self.mode
+        n = len(self.iv)
+        if mode in (STARTUP_FLASH, FLASH, FAULT):
+            veh = tuple(
+                _FLASH_LAMP[p.flash] if self.has_veh[i] else Lamp.DARK
+                for i, p in enumerate(self.site.phases)
+            )
+            peds = (Lamp.DARK,) * n
+            ovs = tuple(_FLASH_LAMP[o.flash] for o in self.site.overlaps)
+            return Outputs(now, mode, self.flash_channels, veh, peds, ovs, (), self.fault)
+        veh = tuple(_VEH_LAMP[v] if self.has_veh[i] else Lamp.DARK for i, v in enumerate(self.iv))
+        peds = tuple(
+            _PED_LAMP[v] if self.has_ped[i] else Lamp.DARK for i, v in enumerate(self.ped_iv)
+        )
+        ovs = tuple(_VEH_LAMP[v] for v in self.ov_iv)
+        srcs = (veh, peds, ovs)
+        channels = tuple(srcs[kind][idx] for kind, idx in self.channel_src)
+        return Outputs(now, mode, channels, veh, peds, ovs, (), self.fault)
+
+    def spat(self, now: int) -> tuple[PhaseTiming, ...]:
+        """Signal phase and timing: each phase's display and when it can/will end."""
+        out = []
+        for i, p in enumerate(self.site.phases):
+            v = self.iv[i]
+            lamp = _VEH_LAMP[v]
+            if self.mode != RUN and self.mode != ALL_RED:
+                out.append(PhaseTiming(p.id, Lamp.FLASH_RED, None, None, None))
+                continue
+            if v == GREEN:
+                lo = max(self.min_end[i], self.ped_end[i] if self.ped_iv[i] else 0, now)
+                hi = None if self.max_end[i] == NEVER else max(self.max_end[i], lo)
+                likely = hi if self.ext_count[i] else max(lo, min(self.pass_end[i], hi or NEVER))
+                out.append(PhaseTiming(p.id, lamp, lo, hi, likely))
+            elif v == YELLOW:
+                out.append(PhaseTiming(p.id, lamp, self.iv_end[i], self.iv_end[i], self.iv_end[i]))
+            else:
+                out.append(PhaseTiming(p.id, Lamp.RED, None, None, None))
+        return tuple(out)
+
+
+def _describe(cmd: object) -> str:
+    return repr(cmd)

@@ -1,0 +1,160 @@
+"""What goes into and comes out of the control core each step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+
+class Lamp(IntEnum):
+    """Display of one signal group or channel; also the IO board's wire code.
+
+    For pedestrian signals RED is don't walk, GREEN is walk and FLASH_RED is
+    flashing don't walk (pedestrian clearance).
+    """
+
+    DARK = 0
+    RED = 1
+    YELLOW = 2
+    GREEN = 3
+    FLASH_RED = 4
+    FLASH_YELLOW = 5
+
+
+# Displays during which a signal group is open to its traffic (or clearing it).
+NOT_RED = frozenset({Lamp.GREEN, Lamp.YELLOW, Lamp.FLASH_YELLOW})
+PED_OPEN = frozenset({Lamp.GREEN, Lamp.FLASH_RED})
+
+
+# --- operator / central commands -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Hold these phases green once they are green (None releases all holds)."""
+
+    phases: tuple[int, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ForceOff:
+    """End this phase's green as soon as its minimums allow."""
+
+    phase: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceCall:
+    phase: int
+    ped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Omit:
+    """Omit (or with on=False restore) a phase: it is skipped even when called."""
+
+    phase: int
+    on: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AllRed:
+    """Clear to all red and stay there (on=False resumes)."""
+
+    on: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Flash:
+    """Clear through yellow and red to flash (on=False leaves flash via start-up)."""
+
+    on: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Recover:
+    """Clear a latched fault flash: the controller restarts through all red."""
+
+
+@dataclass(frozen=True, slots=True)
+class Automatic:
+    """Drop every operator override: holds, omits, all-red, operator flash."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetPlan:
+    """Switch to another timing plan at the next safe point."""
+
+    plan: str
+
+
+@dataclass(frozen=True, slots=True)
+class UseMax2:
+    on: bool = True
+
+
+Command = (
+    Hold | ForceOff | PlaceCall | Omit | AllRed | Flash | Recover | Automatic | SetPlan | UseMax2
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """Everything the core learns in one step.
+
+    `occupied` holds the ids of detectors (loops and push buttons) that are
+    active now; `actuations` optionally counts rising edges since the last
+    step for detectors that pulsed faster than the step (from the IO board).
+    """
+
+    occupied: frozenset[int] = frozenset()
+    actuations: tuple[tuple[int, int], ...] = ()
+    commands: tuple[object, ...] = ()  # objects, not Command: bad ones are reported
+
+
+NO_INPUTS = Inputs()
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something a reader greps for: `name` is stable, `subject` names the phase etc."""
+
+    t_ms: int
+    name: str
+    subject: str = ""
+    detail: str = ""
+
+    def __str__(self) -> str:
+        parts = [f"{self.t_ms / 1000:9.1f}s", self.name]
+        if self.subject:
+            parts.append(self.subject)
+        if self.detail:
+            parts.append(self.detail)
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseTiming:
+    """SPaT for one phase: its display and when that display can/will end.
+
+    Times are absolute ms on the caller's clock; None means not known yet
+    (e.g. a resting green with no conflicting call has no maximum end).
+    """
+
+    phase: int
+    lamp: Lamp
+    min_end_ms: int | None
+    max_end_ms: int | None
+    likely_end_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    t_ms: int
+    mode: str
+    channels: tuple[Lamp, ...]  # in the site's channel order: the IO board's output map
+    phases: tuple[Lamp, ...]  # vehicle display per phase, in the site's phase order
+    peds: tuple[Lamp, ...]  # pedestrian display per phase (DARK where none)
+    overlaps: tuple[Lamp, ...]
+    events: tuple[Event, ...] = field(default=())
+    fault: str | None = None

@@ -1,0 +1,124 @@
+"""The software conflict monitor: the last gate before outputs leave the core.
+
+Independent of the sequencer (like a cabinet's MMU, or Klipper's
+verify_heater beside its heaters), it sees only the displays the controller
+wants to show, the site's conflict table and the site safety minimums. It
+answers None when the displays are safe, or the reason to go to flash:
+
+- two conflicting signal groups open at once (vehicle green/yellow, walk or
+  flashing don't walk);
+- a vehicle green that ends without yellow, a yellow shorter than the site
+  minimum, a yellow that turns back to green;
+- a green that starts before every conflicting vehicle group has been red for
+  the site's minimum red clearance, or while a conflicting walk/clearance shows;
+- a phase green shorter than the site minimum green;
+- a walk that ends without pedestrian clearance.
+"""
+
+from __future__ import annotations
+
+from edge.control.messages import Lamp, Outputs
+from edge.control.site import SignalKind, Site
+
+_FLASH_MODES = frozenset({"startup_flash", "flash", "fault_flash"})
+_VEH_OPEN = (Lamp.GREEN, Lamp.YELLOW, Lamp.FLASH_YELLOW)
+_PED_OPEN = (Lamp.GREEN, Lamp.FLASH_RED)
+
+
+class Monitor:
+    def __init__(self, site: Site) -> None:
+        # Signal groups as (outputs field 0 phases / 1 peds / 2 overlaps, index).
+        self.groups: list[tuple[int, int]] = []
+        self.labels: list[str] = []
+        self.is_ped: list[bool] = []
+        self.is_phase: list[bool] = []
+        keys = []
+        for i, p in enumerate(site.phases):
+            if p.movements or p.permissive:
+                self._add((0, i), f"phase {p.id}", False, True)
+                keys.append((SignalKind.PHASE, p.id))
+        for i, p in enumerate(site.phases):
+            if p.ped_crossing is not None:
+                self._add((1, i), f"ped {p.id}", True, False)
+                keys.append((SignalKind.PED, p.id))
+        for k, o in enumerate(site.overlaps):
+            self._add((2, k), f"overlap {o.id}", False, False)
+            keys.append((SignalKind.OVERLAP, o.id))
+        self.conflicts: list[list[int]] = [
+            [j for j, b in enumerate(keys) if (a, b) in site.conflicts] for a in keys
+        ]
+        self.min_yellow_ms = site.safety.min_yellow_ms
+        self.min_red_ms = site.safety.min_red_clear_ms
+        self.min_green_ms = site.safety.min_green_ms
+        n = len(self.groups)
+        self.lamp = [Lamp.DARK] * n
+        self.since = [0] * n
+        self.red_since: list[int | None] = [None] * n
+
+    def _add(self, where: tuple[int, int], label: str, ped: bool, phase: bool) -> None:
+        self.groups.append(where)
+        self.labels.append(label)
+        self.is_ped.append(ped)
+        self.is_phase.append(phase)
+
+    def reset(self, now: int) -> None:
+        """After a recovery: forget history; every group counts as dark from now."""
+        n = len(self.groups)
+        self.lamp = [Lamp.DARK] * n
+        self.since = [now] * n
+        self.red_since = [None] * n
+
+    def check(self, now: int, out: Outputs) -> str | None:
+        fields = (out.phases, out.peds, out.overlaps)
+        flashing = out.mode in _FLASH_MODES
+        new = [fields[f][i] for f, i in self.groups]
+        fault = None if flashing else self._check_changes(now, new)
+        for g, lamp in enumerate(new):
+            if lamp != self.lamp[g]:
+                self.lamp[g] = lamp
+                self.since[g] = now
+                self.red_since[g] = now if lamp == Lamp.RED else None
+        return fault
+
+    def _check_changes(self, now: int, new: list[Lamp]) -> str | None:
+        for g, lamp in enumerate(new):
+            before = self.lamp[g]
+            if lamp == before:
+                continue
+            label = self.labels[g]
+            held = now - self.since[g]
+            if self.is_ped[g]:
+                if before == Lamp.GREEN and lamp != Lamp.FLASH_RED:
+                    return f"{label}: walk ended without pedestrian clearance"
+            else:
+                if before == Lamp.GREEN and lamp not in (Lamp.YELLOW, Lamp.GREEN):
+                    return f"{label}: green ended without yellow"
+                if before == Lamp.YELLOW and lamp == Lamp.GREEN:
+                    return f"{label}: yellow returned to green"
+                if before == Lamp.YELLOW and held < self.min_yellow_ms:
+                    return f"{label}: yellow {held} ms is below the {self.min_yellow_ms} ms minimum"
+                if (
+                    self.is_phase[g]
+                    and before == Lamp.GREEN
+                    and lamp == Lamp.YELLOW
+                    and held < self.min_green_ms
+                ):
+                    return f"{label}: green {held} ms is below the {self.min_green_ms} ms minimum"
+            opening = lamp in (_PED_OPEN if self.is_ped[g] else _VEH_OPEN)
+            was_open = before in (_PED_OPEN if self.is_ped[g] else _VEH_OPEN)
+            if not opening:
+                continue
+            for c in self.conflicts[g]:
+                other = new[c]
+                if other in (_PED_OPEN if self.is_ped[c] else _VEH_OPEN):
+                    return f"conflict: {label} {lamp.name} with {self.labels[c]} {other.name}"
+                if was_open or self.is_ped[c]:
+                    continue
+                red_since = self.red_since[c]
+                if red_since is None or now - red_since < self.min_red_ms:
+                    shown = "no" if red_since is None else f"{now - red_since} ms of"
+                    return (
+                        f"{label} opened after {shown} red on conflicting {self.labels[c]}"
+                        f" (minimum {self.min_red_ms} ms)"
+                    )
+        return None

@@ -1,0 +1,174 @@
+"""Frozen, validated description of one intersection, as the control core sees it.
+
+Built once by `edge.config` from the site TOML; nothing in the core ever sees a
+raw dict. All durations are integer milliseconds so that replays are exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+# The hard floor of the yellow change interval, whatever a site or plan says.
+ABSOLUTE_MIN_YELLOW_MS = 3000
+
+
+class Turn(Enum):
+    LEFT = "L"
+    THROUGH = "T"
+    RIGHT = "R"
+
+
+class Recall(Enum):
+    NONE = "none"
+    MIN = "min"  # constant vehicle call: the phase is served every cycle
+    MAX = "max"  # constant call and no gap-out: the phase runs to max
+    PED = "ped"  # constant pedestrian call
+    SOFT = "soft"  # call placed only when no other phase is calling
+
+
+class FlashColour(Enum):
+    RED = "red"
+    YELLOW = "yellow"
+    DARK = "dark"
+
+
+class SignalKind(Enum):
+    PHASE = "phase"
+    OVERLAP = "overlap"
+    PED = "ped"
+
+
+# A signal group's identity: a phase's vehicle heads, an overlap, or a phase's
+# pedestrian signal, e.g. (SignalKind.PED, 2).
+SignalKey = tuple[SignalKind, int | str]
+
+
+@dataclass(frozen=True, slots=True)
+class Approach:
+    id: str
+    bearing_deg: float  # compass direction the arm points to, seen from the centre
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """One vehicle stream through the junction, e.g. N.L: from the north arm, turning left."""
+
+    approach: str
+    turn: Turn
+    to: str  # the arm the stream leaves by
+
+    @property
+    def name(self) -> str:
+        return f"{self.approach}.{self.turn.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    id: int
+    ring: int
+    group: int  # barrier group (concurrency group): phases of one group may time together
+    movements: tuple[Movement, ...]  # served protected (green ball / green arrow)
+    permissive: tuple[Movement, ...]  # served permissive: yield to opposing traffic and peds
+    ped_crossing: str | None  # arm whose crosswalk this phase's pedestrian signal serves
+    dual_entry: bool
+    start_up: bool  # green at the end of the start-up sequence
+    flash: FlashColour  # colour of this phase's heads in flash
+
+
+@dataclass(frozen=True, slots=True)
+class Overlap:
+    """A signal group green whenever any parent phase is green (e.g. a right-turn arrow)."""
+
+    id: str
+    parents: tuple[int, ...]
+    movements: tuple[Movement, ...]
+    trail_green_ms: int
+    yellow_ms: int
+    red_clear_ms: int
+    flash: FlashColour
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A load switch: which signal group drives the red/yellow/green outputs."""
+
+    id: int
+    kind: SignalKind
+    source: int | str  # phase id, overlap id or ped (phase) id
+    flash: FlashColour
+
+
+@dataclass(frozen=True, slots=True)
+class Detector:
+    id: int
+    input: int  # IO board input number
+    ped: bool  # a push button: places pedestrian calls
+    calls: tuple[int, ...]  # phases this detector calls
+    extends: tuple[int, ...]  # phases whose green it extends
+    delay_ms: int  # presence must last this long (phase not green) before a call
+    carryover_ms: int  # output stretched this long after the presence ends
+    locking: bool  # a call stays after the vehicle leaves, until the phase is served
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseTiming:
+    min_green_ms: int
+    passage_ms: int
+    max_green_ms: int
+    max2_green_ms: int
+    yellow_ms: int
+    red_clear_ms: int
+    red_revert_ms: int
+    walk_ms: int
+    ped_clear_ms: int
+    recall: frozenset[Recall]
+    added_initial_ms: int  # added to the initial interval per actuation counted on red
+    max_initial_ms: int
+    time_before_reduction_ms: int
+    time_to_reduce_ms: int
+    min_gap_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    id: str
+    timings: dict[int, PhaseTiming]  # by phase id; frozen by convention (built once)
+    use_max2: bool = False
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyMinimums:
+    min_yellow_ms: int = ABSOLUTE_MIN_YELLOW_MS
+    min_red_clear_ms: int = 1000
+    min_green_ms: int = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    id: str
+    name: str
+    approaches: tuple[Approach, ...]
+    phases: tuple[Phase, ...]  # in ring order within each ring
+    overlaps: tuple[Overlap, ...]
+    channels: tuple[Channel, ...]
+    detectors: tuple[Detector, ...]
+    plans: dict[str, Plan]
+    default_plan: str
+    safety: SafetyMinimums
+    startup_flash_ms: int
+    startup_all_red_ms: int
+    rest_in_red: bool  # rest with every phase red when there is no demand
+    simultaneous_gap_out: bool
+    # Which signal groups may never show green/yellow/walk together,
+    # derived from the movements (see geometry.py); keys are (kind, id).
+    conflicts: frozenset[tuple[SignalKey, SignalKey]] = field(default_factory=frozenset)
+
+    def phase(self, phase_id: int) -> Phase:
+        for p in self.phases:
+            if p.id == phase_id:
+                return p
+        raise KeyError(phase_id)
