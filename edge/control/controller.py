@@ -493,6 +493,10 @@ class Controller:
     def _pass(self, now: int) -> bool:
         """One pass over rings, barrier, overlaps and modes; True if anything changed."""
         changed = False
+        if self.pending_plan is not None and self._at_safe_point():
+            # Before any green starts in this pass, so new greens time on the new plan.
+            self._apply_plan(now)
+            changed = True
         calls = self._calls()
         stopping = self.all_red_req or self.flash_req
         # Calls behind a ring's position in this group need a trip round the barrier.
@@ -551,9 +555,6 @@ class Controller:
         changed |= self._barrier(now, calls, cross_demand, ready_all, stopping)
         changed |= self._overlaps(now)
         changed |= self._modes(now, stopping)
-        if self.pending_plan is not None and self._at_safe_point():
-            self._apply_plan(now)
-            changed = True
         return changed
 
     def _clearance(self, now: int, r: int, i: int) -> bool:
@@ -711,6 +712,8 @@ class Controller:
         return all(self.ov_iv[k] == RED for k in ovs)
 
     def _start_green(self, now: int, r: int, i: int) -> None:
+        if self.pending_plan is not None and self._at_safe_point():
+            self._apply_plan(now)  # a green starting at a safe point times on the new plan
         t = self.plan.timings[self.site.phases[i].id]
         self.timing[i] = t
         added = min(self.actu_red[i] * t.added_initial_ms, t.max_initial_ms)

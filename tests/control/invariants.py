@@ -1,0 +1,164 @@
+"""An independent checker of the safety rules, fed with the controller's outputs.
+
+It knows only the site (plans, rings, groups, conflict table) and what was
+displayed when; it does not look inside the controller. Each rule raises
+AssertionError naming the step, the signal and the rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edge.control.messages import AllRed, Flash, Hold, Lamp, Omit, Outputs, SetPlan
+from edge.control.site import ABSOLUTE_MIN_YELLOW_MS, Plan, Site, SignalKind
+
+_BLOCKING = (Hold, Omit, AllRed, Flash)
+_FLASHING = frozenset({"startup_flash", "flash", "fault_flash"})
+
+
+@dataclass
+class _Phase:
+    lamp: Lamp = Lamp.DARK
+    since: int = 0
+    plan: Plan | None = None  # plan in force when the green started
+    yellow_end: int | None = None
+    red_clear_ms: int = 0
+    ped: Lamp = Lamp.DARK
+    ped_since: int = 0
+
+
+@dataclass
+class InvariantChecker:
+    site: Site
+    check_service: bool = True
+    phases: list[_Phase] = field(default_factory=list)
+    plan: Plan | None = None
+    pending_plan: str | None = None
+    blocked: bool = False  # an operator command that may legitimately delay service
+    waiting_since: dict[int, int] = field(default_factory=dict)
+    steps: int = 0
+
+    def __post_init__(self) -> None:
+        self.phases = [_Phase() for _ in self.site.phases]
+        self.plan = self.site.plans[self.site.default_plan]
+        self.index = {p.id: i for i, p in enumerate(self.site.phases)}
+        keys = [(SignalKind.PHASE, p.id) for p in self.site.phases]
+        self.conflicting = [
+            [j for j, kb in enumerate(keys) if (ka, kb) in self.site.conflicts] for ka in keys
+        ]
+        self.same_ring = [
+            [j for j, q in enumerate(self.site.phases) if q.ring == p.ring and q.id != p.id]
+            for p in self.site.phases
+        ]
+        # The longest a served call can wait: every phase to max, with peds and clearances.
+        cycle = 0
+        for plan in self.site.plans.values():
+            total = 0
+            for t in plan.timings.values():
+                green = max(t.max_green_ms, t.max2_green_ms, t.min_green_ms + t.max_initial_ms)
+                ped = t.walk_ms + t.ped_clear_ms
+                total += max(green, ped + t.min_green_ms) + t.yellow_ms + t.red_revert_ms + 200
+            cycle = max(cycle, total)
+        self.service_bound_ms = 2 * cycle + self.site.startup_all_red_ms + 1000
+
+    def commands(self, now: int, commands: tuple[object, ...]) -> None:
+        for cmd in commands:
+            if isinstance(cmd, _BLOCKING):
+                self.blocked = True
+            if isinstance(cmd, SetPlan) and cmd.plan in self.site.plans:
+                self.pending_plan = cmd.plan
+
+    def call(self, now: int, phase_index: int) -> None:
+        """A call the controller must serve (a locking detector, a push button)."""
+        if self.phases[phase_index].lamp != Lamp.GREEN:
+            self.waiting_since.setdefault(phase_index, now)
+
+    def check(self, now: int, out: Outputs) -> None:
+        self.steps += 1
+        for ev in out.events:
+            if ev.name == "plan_applied":
+                self.plan = self.site.plans[ev.subject]
+            if ev.name == "fault_flash":
+                raise AssertionError(f"t={now}: fault flash: {ev.detail}")
+        flashing = out.mode in _FLASHING
+        if flashing:
+            for st in self.phases:
+                st.lamp, st.since, st.yellow_end, st.ped = Lamp.FLASH_RED, now, None, Lamp.DARK
+            self.waiting_since.clear()
+            return
+        greens = [i for i, lamp in enumerate(out.phases) if lamp in (Lamp.GREEN, Lamp.YELLOW)]
+        for i in greens:
+            for j in greens:
+                if j in self.conflicting[i] or j in self.same_ring[i]:
+                    raise AssertionError(
+                        f"t={now}: phases {self._id(i)} and {self._id(j)} shown together"
+                    )
+        for i, lamp in enumerate(out.phases):
+            self._phase(now, i, lamp)
+            self._ped(now, i, out.peds[i], out.phases[i])
+        if self.check_service and not self.blocked:
+            for i, since in self.waiting_since.items():
+                if now - since > self.service_bound_ms:
+                    raise AssertionError(
+                        f"t={now}: call on phase {self._id(i)} waiting {now - since} ms, "
+                        f"over the {self.service_bound_ms} ms bound"
+                    )
+
+    def _id(self, i: int) -> int:
+        return self.site.phases[i].id
+
+    def _phase(self, now: int, i: int, lamp: Lamp) -> None:
+        st = self.phases[i]
+        phase = self.site.phases[i]
+        if lamp == st.lamp:
+            return
+        held = now - st.since
+        pid = self._id(i)
+        if st.lamp == Lamp.GREEN and st.plan is not None and lamp != Lamp.GREEN:
+            t = st.plan.timings[pid]
+            assert lamp == Lamp.YELLOW or not (phase.movements or phase.permissive), (
+                f"t={now}: phase {pid} green ended in {lamp.name}"
+            )
+            assert held >= t.min_green_ms, f"t={now}: phase {pid} green {held} < min green"
+        if st.lamp == Lamp.YELLOW and st.plan is not None:
+            t = st.plan.timings[pid]
+            assert held >= max(t.yellow_ms, ABSOLUTE_MIN_YELLOW_MS), (
+                f"t={now}: phase {pid} yellow {held} ms < {t.yellow_ms} ms"
+            )
+            st.yellow_end = now
+            st.red_clear_ms = t.red_clear_ms
+        if lamp == Lamp.GREEN:
+            for j in self.conflicting[i] + self.same_ring[i]:
+                other = self.phases[j]
+                if other.yellow_end is not None:
+                    gap = now - other.yellow_end
+                    assert gap >= other.red_clear_ms, (
+                        f"t={now}: phase {pid} green {gap} ms after phase {self._id(j)} "
+                        f"yellow ended; its red clearance is {other.red_clear_ms} ms"
+                    )
+            st.plan = self.plan
+            self.waiting_since.pop(i, None)
+        st.lamp, st.since = lamp, now
+
+    def _ped(self, now: int, i: int, ped: Lamp, veh: Lamp) -> None:
+        st = self.phases[i]
+        pid = self._id(i)
+        phase = self.site.phases[i]
+        if ped in (Lamp.GREEN, Lamp.FLASH_RED) and phase.movements:
+            assert veh == Lamp.GREEN, f"t={now}: ped {pid} {ped.name} without its green"
+        if ped == st.ped:
+            return
+        held = now - st.ped_since
+        if phase.movements and st.plan is not None:
+            walk_ms, clear_ms = st.plan.timings[pid].walk_ms, st.plan.timings[pid].ped_clear_ms
+        else:  # a pedestrian-only phase: its green is not displayed, so any plan may apply
+            walk_ms = min(p.timings[pid].walk_ms for p in self.site.plans.values())
+            clear_ms = min(p.timings[pid].ped_clear_ms for p in self.site.plans.values())
+        if st.ped == Lamp.GREEN:
+            assert ped == Lamp.FLASH_RED, f"t={now}: ped {pid} walk ended without clearance"
+            assert held >= walk_ms, f"t={now}: ped {pid} walk {held} ms < {walk_ms} ms"
+        if st.ped == Lamp.FLASH_RED:
+            assert held >= clear_ms, f"t={now}: ped {pid} clearance {held} ms < {clear_ms} ms"
+        if ped == Lamp.GREEN:
+            self.waiting_since.pop(i, None)
+        st.ped, st.ped_since = ped, now
