@@ -7,6 +7,7 @@ collected so that `edge check` can print them at once.
 
 from __future__ import annotations
 
+import itertools
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -365,7 +366,7 @@ def _check_unique(cfg: _SiteFile, bad: Any) -> None:
                 bad(f"{section}: {item!r} is used twice")
             seen.add(item)
     bearings = sorted(a.bearing_deg for a in cfg.approaches)
-    for a, b in zip(bearings, bearings[1:], strict=False):
+    for a, b in itertools.pairwise([*bearings, bearings[0] + 360]):
         if b - a < 20:
             bad(f"approaches: bearings {a} and {b} are too close to tell the arms apart")
 

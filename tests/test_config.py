@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from edge.config import ConfigError, compatibility_matrix, load_site, site_from_dict
 from edge.control.site import SignalKind
 

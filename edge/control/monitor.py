@@ -18,7 +18,7 @@ answers None when the displays are safe, or the reason to go to flash:
 from __future__ import annotations
 
 from edge.control.messages import Lamp, Outputs
-from edge.control.site import SignalKind, Site
+from edge.control.site import SignalKey, SignalKind, Site
 
 _FLASH_MODES = frozenset({"startup_flash", "flash", "fault_flash"})
 _VEH_OPEN = (Lamp.GREEN, Lamp.YELLOW, Lamp.FLASH_YELLOW)
@@ -32,7 +32,7 @@ class Monitor:
         self.labels: list[str] = []
         self.is_ped: list[bool] = []
         self.is_phase: list[bool] = []
-        keys = []
+        keys: list[SignalKey] = []
         for i, p in enumerate(site.phases):
             if p.movements or p.permissive:
                 self._add((0, i), f"phase {p.id}", False, True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edge.control.messages import AllRed, Flash, Hold, Lamp, Omit, Outputs, SetPlan
-from edge.control.site import ABSOLUTE_MIN_YELLOW_MS, Plan, Site, SignalKind
+from edge.control.site import ABSOLUTE_MIN_YELLOW_MS, Plan, SignalKind, Site
 
 _BLOCKING = (Hold, Omit, AllRed, Flash)
 _FLASHING = frozenset({"startup_flash", "flash", "fault_flash"})

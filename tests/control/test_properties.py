@@ -14,9 +14,6 @@ import random
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from edge.config import load_site
 from edge.control.controller import Controller
 from edge.control.messages import (
@@ -33,6 +30,9 @@ from edge.control.messages import (
     UseMax2,
 )
 from edge.control.site import Site
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tests.control.invariants import InvariantChecker
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.toml"))
