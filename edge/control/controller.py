@@ -897,34 +897,33 @@ class Controller:
     # -- time and outputs ----------------------------------------------------------------
 
     def _next_deadline(self, now: int) -> int:
+        """The next time a timer can change anything without an input changing.
+
+        Every rule compares `now >= T`, so only future T's matter: a timer
+        that has run out and changed nothing (a gapped-out green resting with
+        no conflicting call) waits for an input. Transitions that unblock
+        others (a clearance ending, then a gate opening) chain within one
+        step, in _advance's passes.
+        """
         if self.mode in (STARTUP_FLASH, STARTUP_ALL_RED):
             return self.mode_end
         if self.mode in (FLASH, FAULT):
             return NEVER
-        d = self.det_deadline
+        times = [self.det_deadline]
         for i, v in enumerate(self.iv):
             if v == GREEN:
-                d = min(d, self.min_end[i], self.max_end[i])
-                if self.ext_count[i] == 0:
-                    d = min(d, self.pass_end[i])
+                times += (self.min_end[i], self.max_end[i], self.pass_end[i])
                 if self.ped_iv[i] != DONT_WALK:
-                    d = min(d, self.ped_end[i])
-                if self.timing[i].time_to_reduce_ms > 0 and self.max_from[i] != NEVER:
-                    d = min(d, now + 100)
+                    times.append(self.ped_end[i])
             elif v != RED:
-                d = min(d, self.iv_end[i])
+                times.append(self.iv_end[i])
         for r, n in enumerate(self.ring_next):
             if n >= 0 and self.active[r] < 0:
-                d = min(d, self.red_at[n] + self.timing[n].red_revert_ms)
+                times.append(self.red_at[n] + self.timing[n].red_revert_ms)
         for k, v in enumerate(self.ov_iv):
             if v not in (RED, GREEN):
-                d = min(d, self.ov_end[k])
-        # Anything waiting on a gate re-evaluates at the next step.
-        if self.pending_group >= 0 or self.pending_plan is not None:
-            d = min(d, now + 1)
-        if any(n >= 0 and self.active[r] < 0 for r, n in enumerate(self.ring_next)):
-            d = min(d, now + 1)
-        return max(d, now + 1)
+                times.append(self.ov_end[k])
+        return min((t for t in times if t > now), default=NEVER)
 
     def _build_outputs(self, now: int) -> Outputs:
         mode = self.mode
