@@ -240,7 +240,15 @@ class Controller:
             out = self._outputs
             assert out is not None
             return Outputs(
-                now, out.mode, out.channels, out.phases, out.peds, out.overlaps, (), out.fault
+                now,
+                out.mode,
+                out.channels,
+                out.phases,
+                out.peds,
+                out.overlaps,
+                (),
+                out.fault,
+                out.spat,
             )
         try:
             if inputs.commands:
@@ -268,7 +276,15 @@ class Controller:
         self.events.clear()
         out = self._outputs
         return Outputs(
-            now, out.mode, out.channels, out.phases, out.peds, out.overlaps, events, out.fault
+            now,
+            out.mode,
+            out.channels,
+            out.phases,
+            out.peds,
+            out.overlaps,
+            events,
+            out.fault,
+            out.spat,
         )
 
     # -- inputs ---------------------------------------------------------------------
@@ -935,7 +951,9 @@ class Controller:
             )
             peds = (Lamp.DARK,) * n
             ovs = tuple(_FLASH_LAMP[o.flash] for o in self.site.overlaps)
-            return Outputs(now, mode, self.flash_channels, veh, peds, ovs, (), self.fault)
+            return Outputs(
+                now, mode, self.flash_channels, veh, peds, ovs, (), self.fault, self.spat()
+            )
         veh = tuple(_VEH_LAMP[v] if self.has_veh[i] else Lamp.DARK for i, v in enumerate(self.iv))
         peds = tuple(
             _PED_LAMP[v] if self.has_ped[i] else Lamp.DARK for i, v in enumerate(self.ped_iv)
@@ -943,19 +961,24 @@ class Controller:
         ovs = tuple(_VEH_LAMP[v] for v in self.ov_iv)
         srcs = (veh, peds, ovs)
         channels = tuple(srcs[kind][idx] for kind, idx in self.channel_src)
-        return Outputs(now, mode, channels, veh, peds, ovs, (), self.fault)
+        return Outputs(now, mode, channels, veh, peds, ovs, (), self.fault, self.spat())
 
-    def spat(self, now: int) -> tuple[PhaseTiming, ...]:
-        """Signal phase and timing: each phase's display and when it can/will end."""
+    def spat(self) -> tuple[PhaseTiming, ...]:
+        """Signal phase and timing: each phase's display and when it can/will end.
+
+        Absolute times on the caller's clock; a min end in the past means the
+        phase may end at any moment. Built when a display or timer changes.
+        """
         out = []
         for i, p in enumerate(self.site.phases):
             v = self.iv[i]
             lamp = _VEH_LAMP[v]
             if self.mode != RUN and self.mode != ALL_RED:
-                out.append(PhaseTiming(p.id, Lamp.FLASH_RED, None, None, None))
+                lamp = _FLASH_LAMP[p.flash] if self.has_veh[i] else Lamp.DARK
+                out.append(PhaseTiming(p.id, lamp, None, None, None))
                 continue
             if v == GREEN:
-                lo = max(self.min_end[i], self.ped_end[i] if self.ped_iv[i] else 0, now)
+                lo = max(self.min_end[i], self.ped_end[i] if self.ped_iv[i] else 0)
                 hi = None if self.max_end[i] == NEVER else max(self.max_end[i], lo)
                 likely = hi if self.ext_count[i] else max(lo, min(self.pass_end[i], hi or NEVER))
                 out.append(PhaseTiming(p.id, lamp, lo, hi, likely))

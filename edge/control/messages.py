@@ -158,3 +158,4 @@ class Outputs:
     overlaps: tuple[Lamp, ...]
     events: tuple[Event, ...] = field(default=())
     fault: str | None = None
+    spat: tuple[PhaseTiming, ...] = ()  # per phase, in the site's phase order
