@@ -230,6 +230,8 @@ class Controller:
             return self._emit(self.last_now)
         self.last_now = now
         occupied = inputs.occupied
+        if type(occupied) is not frozenset:
+            occupied = self._coerce_occupied(now, occupied)
         quiet = (
             now < self.deadline
             and not inputs.commands
@@ -262,6 +264,15 @@ class Controller:
             self._enter_fault(now, f"internal error: {type(exc).__name__}: {exc}")
             self.deadline = NEVER
         return self._emit(now)
+
+    def _coerce_occupied(self, now: int, occupied: object) -> frozenset[int]:
+        """Accept any iterable of ids; anything else keeps the last known detector states."""
+        try:
+            ids: frozenset[int] = frozenset(occupied)  # type: ignore[call-overload]
+            return ids
+        except TypeError:
+            self._event(now, "input_error", "occupied", f"not a set of detector ids: {occupied!r}")
+            return self.last_occupied
 
     def _emit(self, now: int) -> Outputs:
         if self._dirty or self._outputs is None:
