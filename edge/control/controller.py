@@ -50,7 +50,7 @@ from edge.control.messages import (
     UseMax2,
 )
 from edge.control.monitor import Monitor
-from edge.control.site import FlashColour, Recall, SignalKind, Site
+from edge.control.site import ABSOLUTE_MIN_YELLOW_MS, FlashColour, Recall, SignalKind, Site
 from edge.control.site import PhaseTiming as Timing
 
 NEVER = 1 << 62  # a deadline that does not come
@@ -138,10 +138,14 @@ class Controller:
         self.pending_plan: str | None = None
         self.fault: str | None = None
         self.monitor = Monitor(site)
+        # The site minimums hold even for a Site built without edge.config's checks.
+        self.min_yellow_ms = max(site.safety.min_yellow_ms, ABSOLUTE_MIN_YELLOW_MS)
+        self.min_red_ms = site.safety.min_red_clear_ms
+        self.min_green_ms = site.safety.min_green_ms
         self.last_now = now_ms
         self.last_occupied: frozenset[int] = frozenset()
         self.deadline = now_ms
-        self.events: list[Event] = []
+        self.events: list[Event] = [Event(now_ms, "mode", STARTUP_FLASH)]
         self._outputs: Outputs | None = None
         self._dirty = True
 
@@ -226,7 +230,10 @@ class Controller:
     def step(self, now: int, inputs: Inputs) -> Outputs:
         """Advance to `now` (ms) with this step's inputs; return what to display."""
         if now < self.last_now:
-            self._event(now, "input_error", "", f"time went backwards ({now} < {self.last_now})")
+            t = self.last_now
+            self._event(t, "input_error", "", f"time went backwards ({now} < {t})")
+            for cmd in inputs.commands:
+                self._event(t, "command_rejected", type(cmd).__name__, "sent with a bad time")
             return self._emit(self.last_now)
         self.last_now = now
         occupied = inputs.occupied
@@ -319,12 +326,18 @@ class Controller:
 
     def _command(self, now: int, cmd: object) -> str | None:
         """Apply one command; return why it was rejected, or None."""
+        for flag in ("on", "ped"):
+            value = getattr(cmd, flag, False)
+            if not isinstance(value, bool):
+                return f"{flag} must be true or false, not {value!r}"
         if isinstance(cmd, Hold):
             if cmd.phases is None:
                 self.hold = [False] * len(self.hold)
                 return None
+            if not isinstance(cmd.phases, tuple):
+                return f"phases must be a tuple of phase ids, not {cmd.phases!r}"
             idx = [self._phase_arg(p) for p in cmd.phases]
-            if not isinstance(cmd.phases, tuple) or None in idx:
+            if None in idx:
                 return f"unknown phase in {cmd.phases!r}"
             for i in idx:
                 assert i is not None
@@ -346,10 +359,10 @@ class Controller:
                 else:
                     self.vcall[i] = True
             else:
-                self.omit[i] = bool(cmd.on)
+                self.omit[i] = cmd.on
             return None
         if isinstance(cmd, AllRed):
-            self.all_red_req = bool(cmd.on)
+            self.all_red_req = cmd.on
             return None
         if isinstance(cmd, Flash):
             if cmd.on:
@@ -384,7 +397,7 @@ class Controller:
             self._event(now, "plan_pending", cmd.plan)
             return None
         if isinstance(cmd, UseMax2):
-            self.use_max2 = bool(cmd.on)
+            self.use_max2 = cmd.on
             return None
         return f"not a command: {cmd!r}"
 
@@ -525,7 +538,8 @@ class Controller:
             self._apply_plan(now)
             changed = True
         calls = self._calls()
-        stopping = self.all_red_req or self.flash_req
+        # No green starts while clearing to, or resting in, all red or flash.
+        stopping = self.all_red_req or self.flash_req or self.mode == ALL_RED
         # Calls behind a ring's position in this group need a trip round the barrier.
         here = self.group_mask[self.group]
         wrap = 0
@@ -590,7 +604,7 @@ class Controller:
         if self.iv[i] == YELLOW:
             self.iv[i] = RED_CLEAR
             self.red_at[i] = self.iv_end[i]
-            self.iv_end[i] = self.iv_end[i] + self.timing[i].red_clear_ms
+            self.iv_end[i] = self.iv_end[i] + max(self.timing[i].red_clear_ms, self.min_red_ms)
             self._event(now, "phase_red_clear", f"phase {self.site.phases[i].id}")
             self._dirty = True
             if now < self.iv_end[i]:
@@ -746,7 +760,7 @@ class Controller:
         added = min(self.actu_red[i] * t.added_initial_ms, t.max_initial_ms)
         self.iv[i] = GREEN
         self.green_at[i] = now
-        self.min_end[i] = now + max(t.min_green_ms, added)
+        self.min_end[i] = now + max(t.min_green_ms, added, self.min_green_ms)
         self.pass_end[i] = now + t.passage_ms
         self.max_end[i] = NEVER
         self.max_from[i] = NEVER
@@ -765,7 +779,7 @@ class Controller:
         if reason in ("gap_out", "max_out", "force_off"):
             self._event(now, reason, f"phase {pid}")
         self.iv[i] = YELLOW
-        self.iv_end[i] = now + self.timing[i].yellow_ms
+        self.iv_end[i] = now + max(self.timing[i].yellow_ms, self.min_yellow_ms)
         self.max_end[i] = NEVER
         self.max_from[i] = NEVER
         self.force_off[i] = False
@@ -844,8 +858,8 @@ class Controller:
                 self._start_mode(now, FLASH, NEVER)
                 self._event(now, "flash_enter", "", "operator flash")
                 return True
-            self.mode = RUN
             self._event(now, "all_red_exit")
+            self._start_mode(now, RUN, NEVER)
             self._resume(now)
             return True
         if self.mode == ALL_RED and self.flash_req:
@@ -856,6 +870,8 @@ class Controller:
 
     def _resume(self, now: int) -> None:
         """From all red with no phase timing: serve whatever is called next."""
+        if any(a >= 0 for a in self.active):
+            return
         calls = self._calls()
         target = self._target_group(calls)
         if target < 0:
@@ -899,8 +915,7 @@ class Controller:
                 self.red_at = [now] * n
 
     def _start_run(self, now: int) -> None:
-        self.mode = RUN
-        self._event(now, "mode", RUN)
+        self._start_mode(now, RUN, NEVER)
         self.vcall = [True] * len(self.vcall)  # NEMA start-up: every phase called once
         if self.start_phases:
             self.group = self.group_of[self.start_phases[0]]
