@@ -147,7 +147,8 @@ class Controller:
         self.deadline = now_ms
         self.events: list[Event] = [Event(now_ms, "mode", STARTUP_FLASH)]
         self._outputs: Outputs | None = None
-        self._dirty = True
+        self._dirty = True  # displays changed: rebuild outputs and run the monitor
+        self._timers_dirty = False  # only SPaT timing changed (e.g. a detector extended a green)
 
     # -- indexes built once -------------------------------------------------------
 
@@ -224,6 +225,13 @@ class Controller:
             else:
                 self.channel_src.append((2, self.ov_index[str(ch.source)]))
         self.flash_channels = tuple(_FLASH_LAMP[ch.flash] for ch in site.channels)
+        self._spat_red = tuple(PhaseTiming(p.id, Lamp.RED, None, None, None) for p in phases)
+        self._spat_flash = tuple(
+            PhaseTiming(
+                p.id, _FLASH_LAMP[p.flash] if self.has_veh[i] else Lamp.DARK, None, None, None
+            )
+            for i, p in enumerate(phases)
+        )
 
     # -- the step -----------------------------------------------------------------
 
@@ -282,6 +290,20 @@ class Controller:
             return self.last_occupied
 
     def _emit(self, now: int) -> Outputs:
+        if self._timers_dirty and not self._dirty and self._outputs is not None:
+            out = self._outputs
+            self._outputs = Outputs(
+                now,
+                out.mode,
+                out.channels,
+                out.phases,
+                out.peds,
+                out.overlaps,
+                (),
+                out.fault,
+                self.spat(),
+            )
+        self._timers_dirty = False
         if self._dirty or self._outputs is None:
             self._outputs = self._build_outputs(now)
             self._dirty = False
@@ -440,7 +462,7 @@ class Controller:
                     self.ext_count[i] += 1 if out else -1
                     if not out and self.iv[i] == GREEN:
                         self.pass_end[i] = now + self._gap(i, now)
-                self._dirty = True
+                self._timers_dirty = True
             qualified = out and (
                 self.det_call[k] or det.delay_ms == 0 or now >= self.det_on_at[k] + det.delay_ms
             )
@@ -454,12 +476,12 @@ class Controller:
                             self.vcall[i] = True
                     else:
                         self.nl_count[i] += 1 if qualified else -1
-                self._dirty = True
+                self._timers_dirty = True
         self.det_deadline = deadline
 
     def _actuated(self, now: int, k: int, ped: bool) -> None:
         """A rising edge (or a pulse counted by the board) on detector k."""
-        self._dirty = True
+        self._timers_dirty = True
         for i in self.det_calls[k]:
             if ped:
                 if not (self.iv[i] == GREEN and self.ped_iv[i] == WALK):
@@ -655,10 +677,12 @@ class Controller:
             t = self.timing[i]
             self.max_from[i] = now
             self.max_end[i] = now + (t.max2_green_ms if self.use_max2 else t.max_green_ms)
+            self._timers_dirty = True
             return False
         if not demand and self.max_end[i] != NEVER:
             self.max_end[i] = NEVER
             self.max_from[i] = NEVER
+            self._timers_dirty = True
         return False
 
     def _can_end(self, now: int, i: int) -> bool:
@@ -995,23 +1019,18 @@ class Controller:
         Absolute times on the caller's clock; a min end in the past means the
         phase may end at any moment. Built when a display or timer changes.
         """
-        out = []
-        for i, p in enumerate(self.site.phases):
-            v = self.iv[i]
-            lamp = _VEH_LAMP[v]
-            if self.mode != RUN and self.mode != ALL_RED:
-                lamp = _FLASH_LAMP[p.flash] if self.has_veh[i] else Lamp.DARK
-                out.append(PhaseTiming(p.id, lamp, None, None, None))
-                continue
+        if self.mode != RUN and self.mode != ALL_RED:
+            return self._spat_flash
+        out = list(self._spat_red)
+        for i, v in enumerate(self.iv):
             if v == GREEN:
                 lo = max(self.min_end[i], self.ped_end[i] if self.ped_iv[i] else 0)
                 hi = None if self.max_end[i] == NEVER else max(self.max_end[i], lo)
                 likely = hi if self.ext_count[i] else max(lo, min(self.pass_end[i], hi or NEVER))
-                out.append(PhaseTiming(p.id, lamp, lo, hi, likely))
+                out[i] = PhaseTiming(self.site.phases[i].id, Lamp.GREEN, lo, hi, likely)
             elif v == YELLOW:
-                out.append(PhaseTiming(p.id, lamp, self.iv_end[i], self.iv_end[i], self.iv_end[i]))
-            else:
-                out.append(PhaseTiming(p.id, Lamp.RED, None, None, None))
+                end = self.iv_end[i]
+                out[i] = PhaseTiming(self.site.phases[i].id, Lamp.YELLOW, end, end, end)
         return tuple(out)
 
 
