@@ -1,0 +1,1 @@
+"""IO-board firmware core: wire codec, board safety, message handling (MicroPython and CPython)."""

@@ -1,0 +1,329 @@
+"""The IO board's own safety logic: checks every output map, watchdog, latched flash, recovery.
+
+Pure: no pins, no clock. Every call takes `now_ms`, a millisecond tick count as
+MicroPython's time.ticks_ms() gives it (it wraps at 2**30); any monotonic
+integer milliseconds work as well, since only differences are used, through
+ticks_diff. Elapsed times are accumulated call by call and saturate, so a
+channel that stays red for weeks is still "red long enough" after the tick
+counter wraps; the only requirement is a call at least every 2**29 ms.
+
+This is the last of the three safety layers (DESIGN.md) and does not trust the
+host. Each channel's state code falls in one of three categories, by its kind:
+
+                  vehicle channel              pedestrian channel
+    GO            GREEN, FLASH_YELLOW          GREEN (walk)
+    CHANGE        YELLOW                       FLASH_RED (ped clearance)
+    STOP          RED, FLASH_RED, DARK         RED (don't walk), DARK
+
+Rules checked on every OUTPUTS map while RUNNING, in this order; the first one
+broken names the fault, the map is not driven, and the board goes to FLASH:
+
+  1. FAULT_BAD_MAP        the map has exactly the configured number of
+                          channels and each code is valid for its kind.
+  2. FAULT_CONFLICT       no two conflicting channels are both outside STOP.
+  3. per channel, lowest channel first, from the state driven until now:
+     FAULT_CHANGE_SKIPPED GO may go only to GO or CHANGE (no GREEN -> RED).
+     FAULT_CHANGE_SHORT   CHANGE may go to STOP only after min_yellow_ms in
+                          CHANGE (vehicle: yellow; ped: ped clearance).
+     FAULT_BAD_SEQUENCE   CHANGE may not go back to GO; STOP may not go to
+                          CHANGE.
+     FAULT_RED_CLEARANCE  STOP may go to GO only when every conflicting channel
+                          has been in STOP for at least ITS min_red_ms.
+  Intervals are measured between frame arrivals, so each minimum is checked
+  with TIMING_SLACK_MS of allowance for serial and scheduler jitter.
+
+Other ways into FLASH: FAULT_WATCHDOG (no valid OUTPUTS for watchdog_ms while
+RUNNING or ALL_RED), FAULT_HOST_FLASH (the host sets OUTPUTS_FLAG_FLASH),
+FAULT_NOT_RUNNING (a code outside STOP during the start-up all-red),
+FAULT_INTERNAL (force_flash from the pin loop), FAULT_POWER_ON (the state at
+reset). All of them go through _enter_flash, which is idempotent: the first
+fault is kept until RECOVER.
+
+FLASH is latched. In FLASH each channel shows its flash colour and the
+flash-transfer relay flag is set. The only way out is RECOVER with the hash of
+the stored config: ALL_RED (every channel RED) for the longest min_red_ms of
+any channel, then RUNNING, starting from "every channel has been red that
+long". CONFIG is accepted only in FLASH.
+"""
+
+from . import codec
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+TICKS_PERIOD = const(0x40000000)  # MicroPython's ticks_ms() wraps here (2**30)
+TICKS_MAX = const(0x3FFFFFFF)
+TICKS_HALF = const(0x20000000)
+
+TIMING_SLACK_MS = const(50)  # allowance on every minimum interval, for jitter
+
+_SATURATE_MS = const(0x10000)  # elapsed-time accumulators stop here (> any u16)
+
+_STOP = const(0)
+_GO = const(1)
+_CHANGE = const(2)
+_BAD = const(3)
+
+# Category of each state code 0..15, by channel kind.
+_CAT_VEHICLE = b"\x00\x00\x02\x01\x00\x01\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03"
+_CAT_PED = b"\x00\x00\x03\x01\x02\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03"
+
+_FLASH_CODES = (codec.FLASH_RED, codec.FLASH_YELLOW, codec.DARK)  # by FLASH_COLOUR_*
+
+
+def ticks_diff(end, start):
+    """end - start in ms, wrap-safe for ticks that wrap at 2**30 (as time.ticks_diff)."""
+    return ((end - start + TICKS_HALF) & TICKS_MAX) - TICKS_HALF
+
+
+def ticks_add(ticks, delta):
+    """ticks + delta, wrapped as time.ticks_add does."""
+    return (ticks + delta) & TICKS_MAX
+
+
+def check_config(body):
+    """0 if a decoded CONFIG body is acceptable, else codec.NAK_BAD_CONFIG.
+
+    Checked: 1..32 channels, watchdog_ms in 100..1000, kinds and flash colours
+    known (a pedestrian head has no yellow to flash), the conflict matrix
+    symmetric, with no channel conflicting with itself and no bit beyond the
+    last channel.
+    """
+    conflicts = body["conflicts"]
+    n = len(conflicts)
+    if n < 1 or n > codec.MAX_CHANNELS:
+        return codec.NAK_BAD_CONFIG
+    wd = body["watchdog_ms"]
+    if wd < codec.WATCHDOG_MIN_MS or wd > codec.WATCHDOG_MAX_MS:
+        return codec.NAK_BAD_CONFIG
+    for i in range(n):
+        kind = body["kinds"][i]
+        colour = body["flash"][i]
+        if kind != codec.KIND_VEHICLE and kind != codec.KIND_PED:
+            return codec.NAK_BAD_CONFIG
+        if colour > codec.FLASH_COLOUR_DARK:
+            return codec.NAK_BAD_CONFIG
+        if kind == codec.KIND_PED and colour == codec.FLASH_COLOUR_YELLOW:
+            return codec.NAK_BAD_CONFIG
+        mask = conflicts[i]
+        if mask >> n:
+            return codec.NAK_BAD_CONFIG
+        if (mask >> i) & 1:
+            return codec.NAK_BAD_CONFIG
+        for j in range(n):
+            if ((mask >> j) & 1) != ((conflicts[j] >> i) & 1):
+                return codec.NAK_BAD_CONFIG
+    return 0
+
+
+class BoardSafety:
+    """Safety state of the board; see the module comment for the rules.
+
+    Read after each call: state (codec.STATE_*), fault (codec.FAULT_*),
+    channels (configured count, 0 before CONFIG), driven (bytearray: the code
+    driven per channel, first `channels` entries), flash_transfer (bool),
+    config_hash (0 before CONFIG).
+    """
+
+    def __init__(self, now_ms):
+        self.state = codec.STATE_FLASH
+        self.fault = codec.FAULT_POWER_ON
+        self.channels = 0
+        self.config_hash = 0
+        self.watchdog_ms = codec.WATCHDOG_DEFAULT_MS
+        self.recoveries = 0
+        self.driven = bytearray(codec.MAX_CHANNELS)
+        self._conflicts = []  # per channel: tuple of conflicting channel numbers
+        self._min_yellow = []
+        self._min_red = []
+        self._flash = []  # per channel: the code shown in flash
+        self._kind_cat = []  # per channel: _CAT_VEHICLE or _CAT_PED
+        self._max_red_ms = 0
+        self._cat = bytearray(codec.MAX_CHANNELS)  # category of driven code
+        self._new_cat = bytearray(codec.MAX_CHANNELS)
+        self._cat_ms = [0] * codec.MAX_CHANNELS  # ms in the current category
+        self._quiet_ms = 0  # ms since the last valid OUTPUTS
+        self._all_red_ms = 0  # ms in ALL_RED
+        self._last_ms = now_ms
+
+    @property
+    def flash_transfer(self):
+        """True while the flash-transfer relay must be in flash position."""
+        return self.state == codec.STATE_FLASH
+
+    def lamps(self):
+        """The codes driven now, one per configured channel."""
+        return bytes(self.driven[: self.channels])
+
+    def _advance(self, now_ms):
+        dt = ticks_diff(now_ms, self._last_ms)
+        self._last_ms = now_ms
+        if dt <= 0:
+            return
+        if dt > _SATURATE_MS:
+            dt = _SATURATE_MS
+        cat_ms = self._cat_ms
+        for i in range(self.channels):
+            t = cat_ms[i] + dt
+            cat_ms[i] = t if t < _SATURATE_MS else _SATURATE_MS
+        t = self._quiet_ms + dt
+        self._quiet_ms = t if t < _SATURATE_MS else _SATURATE_MS
+        t = self._all_red_ms + dt
+        self._all_red_ms = t if t < _SATURATE_MS else _SATURATE_MS
+
+    def _enter_flash(self, fault):
+        # The one way into flash; a second fault does not overwrite the first.
+        if self.state == codec.STATE_FLASH:
+            return
+        self.state = codec.STATE_FLASH
+        self.fault = fault
+        self._drive_flash()
+
+    def _drive_flash(self):
+        for i in range(self.channels):
+            self.driven[i] = self._flash[i]
+
+    def force_flash(self, now_ms, fault):
+        """Go to flash with `fault` (e.g. FAULT_INTERNAL from the pin loop)."""
+        self._advance(now_ms)
+        self._enter_flash(fault)
+
+    def tick(self, now_ms):
+        """Call often (every few ms): watchdog and the end of the all-red. Returns state."""
+        self._advance(now_ms)
+        if self.state != codec.STATE_FLASH and self._quiet_ms >= self.watchdog_ms:
+            self._enter_flash(codec.FAULT_WATCHDOG)
+        if self.state == codec.STATE_ALL_RED and self._all_red_ms >= self._max_red_ms:
+            self.state = codec.STATE_RUNNING
+        return self.state
+
+    def configure(self, now_ms, body):
+        """Store a decoded CONFIG body. Returns 0, or a NAK_* reason (nothing changes)."""
+        self._advance(now_ms)
+        if self.state != codec.STATE_FLASH:
+            return codec.NAK_BAD_STATE
+        reason = check_config(body)
+        if reason:
+            return reason
+        conflicts = body["conflicts"]
+        n = len(conflicts)
+        self._conflicts = []
+        self._flash = []
+        self._kind_cat = []
+        for i in range(n):
+            self._conflicts.append(tuple(j for j in range(n) if (conflicts[i] >> j) & 1))
+            self._flash.append(_FLASH_CODES[body["flash"][i]])
+            ped = body["kinds"][i] == codec.KIND_PED
+            self._kind_cat.append(_CAT_PED if ped else _CAT_VEHICLE)
+        self._min_yellow = list(body["min_yellow_ms"])
+        self._min_red = list(body["min_red_ms"])
+        self._max_red_ms = max(self._min_red)
+        self.watchdog_ms = body["watchdog_ms"]
+        self.config_hash = body["config_hash"]
+        for i in range(codec.MAX_CHANNELS):
+            self.driven[i] = codec.DARK
+        self.channels = n
+        self._drive_flash()
+        return 0
+
+    def recover(self, now_ms, config_hash):
+        """RECOVER: leave flash through ALL_RED. Returns 0, or a NAK_* reason.
+
+        Idempotent during ALL_RED (the all-red is not restarted).
+        """
+        self._advance(now_ms)
+        if self.channels == 0:
+            return codec.NAK_NOT_CONFIGURED
+        if config_hash != self.config_hash:
+            return codec.NAK_HASH_MISMATCH
+        if self.state == codec.STATE_ALL_RED:
+            return 0
+        if self.state != codec.STATE_FLASH:
+            return codec.NAK_BAD_STATE
+        self.state = codec.STATE_ALL_RED
+        self.fault = codec.FAULT_NONE
+        self.recoveries += 1
+        for i in range(self.channels):
+            self.driven[i] = codec.RED
+            self._cat[i] = _STOP
+            self._cat_ms[i] = 0
+        self._quiet_ms = 0
+        self._all_red_ms = 0
+        return 0
+
+    def outputs(self, now_ms, codes, flags=0):
+        """An OUTPUTS map from the host. Returns the fault it caused, or FAULT_NONE.
+
+        Ignored in FLASH. Otherwise it feeds the watchdog (unless the watchdog
+        has already expired) and, if it keeps every rule, is driven.
+        """
+        self.tick(now_ms)
+        if self.state == codec.STATE_FLASH:
+            return codec.FAULT_NONE
+        self._quiet_ms = 0
+        if flags & codec.OUTPUTS_FLAG_FLASH:
+            self._enter_flash(codec.FAULT_HOST_FLASH)
+            return codec.FAULT_HOST_FLASH
+        fault = self._check(codes)
+        if fault:
+            self._enter_flash(fault)
+            return fault
+        if self.state == codec.STATE_RUNNING:
+            cat = self._cat
+            new = self._new_cat
+            for i in range(self.channels):
+                if new[i] != cat[i]:
+                    cat[i] = new[i]
+                    self._cat_ms[i] = 0
+                self.driven[i] = codes[i]
+        return codec.FAULT_NONE
+
+    def _check(self, codes):
+        n = self.channels
+        if len(codes) != n:
+            return codec.FAULT_BAD_MAP
+        new = self._new_cat
+        for i in range(n):
+            c = codes[i]
+            if c < 0 or c > 15:
+                return codec.FAULT_BAD_MAP
+            k = self._kind_cat[i][c]
+            if k == _BAD:
+                return codec.FAULT_BAD_MAP
+            new[i] = k
+        if self.state == codec.STATE_ALL_RED:
+            for i in range(n):
+                if new[i] != _STOP:
+                    return codec.FAULT_NOT_RUNNING
+            return codec.FAULT_NONE
+        for i in range(n):
+            if new[i] != _STOP:
+                for j in self._conflicts[i]:
+                    if new[j] != _STOP:
+                        return codec.FAULT_CONFLICT
+        cat = self._cat
+        cat_ms = self._cat_ms
+        for i in range(n):
+            old = cat[i]
+            k = new[i]
+            if old == _GO:
+                if k == _STOP:
+                    return codec.FAULT_CHANGE_SKIPPED
+            elif old == _CHANGE:
+                if k == _STOP:
+                    if cat_ms[i] + TIMING_SLACK_MS < self._min_yellow[i]:
+                        return codec.FAULT_CHANGE_SHORT
+                elif k == _GO:
+                    return codec.FAULT_BAD_SEQUENCE
+            elif k == _CHANGE:
+                return codec.FAULT_BAD_SEQUENCE
+            elif k == _GO:
+                for j in self._conflicts[i]:
+                    if cat[j] != _STOP or cat_ms[j] + TIMING_SLACK_MS < self._min_red[j]:
+                        return codec.FAULT_RED_CLEARANCE
+        return codec.FAULT_NONE
