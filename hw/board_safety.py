@@ -86,11 +86,16 @@ def ticks_add(ticks, delta):
     return (ticks + delta) & TICKS_MAX
 
 
+MIN_YELLOW_FLOOR_MS = const(3000)
+MIN_CLEAR_FLOOR_MS = const(500)
+
+
 def check_config(body):
     """0 if a decoded CONFIG body is acceptable, else codec.NAK_BAD_CONFIG.
 
     Checked: 1..32 channels, watchdog_ms in 100..1000, kinds and flash colours
-    known (a pedestrian head has no yellow to flash), the conflict matrix
+    known (a pedestrian head has no yellow to flash), minimum times not below
+    the board's floors, the conflict matrix
     symmetric, with no channel conflicting with itself and no bit beyond the
     last channel.
     """
@@ -109,6 +114,11 @@ def check_config(body):
         if colour > codec.FLASH_COLOUR_DARK:
             return codec.NAK_BAD_CONFIG
         if kind == codec.KIND_PED and colour == codec.FLASH_COLOUR_YELLOW:
+            return codec.NAK_BAD_CONFIG
+        # The board's own floors, whatever the host sends: a vehicle yellow of
+        # at least 3.0 s, a pedestrian clearance and a red clearance of at least 0.5 s.
+        floor = MIN_YELLOW_FLOOR_MS if kind == codec.KIND_VEHICLE else MIN_CLEAR_FLOOR_MS
+        if body["min_yellow_ms"][i] < floor or body["min_red_ms"][i] < MIN_CLEAR_FLOOR_MS:
             return codec.NAK_BAD_CONFIG
         mask = conflicts[i]
         if mask >> n:

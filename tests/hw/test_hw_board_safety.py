@@ -312,6 +312,27 @@ def command_walks(draw: st.DrawFn) -> list[tuple[int, list[int]]]:
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(command_walks())
 def test_board_agrees_with_the_rule_model(walk: list[tuple[int, list[int]]]) -> None:
+    # Short minimums make each random walk reach every rule; lower the board's
+    # floors for this model test only (test_board_floors checks the floors).
+    floors = board_safety.MIN_YELLOW_FLOOR_MS, board_safety.MIN_CLEAR_FLOOR_MS
+    board_safety.MIN_YELLOW_FLOOR_MS = board_safety.MIN_CLEAR_FLOOR_MS = 0
+    try:
+        _walk_against_model(walk)
+    finally:
+        board_safety.MIN_YELLOW_FLOOR_MS, board_safety.MIN_CLEAR_FLOOR_MS = floors
+
+
+def test_board_floors() -> None:
+    """The board refuses a config below its own floors, whatever the host says."""
+    s = board_safety.BoardSafety(0)
+    assert s.configure(0, config_body([2900, 3000, 500, 500], MIN_RED_MS)) == codec.NAK_BAD_CONFIG
+    assert s.configure(0, config_body(MIN_YELLOW_MS, [400, 1000, 1000, 1000])) == (
+        codec.NAK_BAD_CONFIG
+    )
+    assert s.configure(0, config_body(MIN_YELLOW_MS, MIN_RED_MS)) == 0
+
+
+def _walk_against_model(walk: list[tuple[int, list[int]]]) -> None:
     s, t = running_board(1000, _PROP_YELLOW, _PROP_RED)
     cats = ["stop"] * 4
     since = [1000] * 4  # red since RECOVER
