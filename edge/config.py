@@ -94,7 +94,9 @@ class _PhaseCfg(_Strict):
 
 class _OverlapCfg(_Strict):
     id: Annotated[str, Field(min_length=1, max_length=8)]
+    type: Literal["normal", "fya"] = "normal"
     parents: Annotated[list[int], Field(min_length=1)]
+    permissive_parents: list[int] = []
     movements: Annotated[list[str], Field(min_length=1)]
     trail_green_s: Seconds = 0.0
     yellow_s: Seconds | None = None
@@ -289,9 +291,22 @@ def _build(cfg: _SiteFile, problems: list[str]) -> Site | None:
     overlaps = []
     for o in cfg.overlaps:
         label = f"overlap {o.id}"
-        for parent in o.parents:
-            if parent not in phase_ids:
-                bad(f"{label}: parents: no phase {parent}")
+        for key, ids in (("parents", o.parents), ("permissive_parents", o.permissive_parents)):
+            for parent in ids:
+                if parent not in phase_ids:
+                    bad(f"{label}: {key}: no phase {parent}")
+        if o.type == "fya":
+            if not o.permissive_parents:
+                bad(f"{label}: a flashing-yellow-arrow overlap needs permissive_parents")
+            if set(o.parents) & set(o.permissive_parents):
+                bad(f"{label}: a phase cannot be both a parent and a permissive parent")
+            if o.trail_green_s:
+                bad(f"{label}: a flashing-yellow-arrow overlap has no trailing green")
+            rings = {p.ring for p in phases if p.id in (*o.parents, *o.permissive_parents)}
+            if len(rings) > 1:
+                bad(f"{label}: parents and permissive parents must be in one ring")
+        elif o.permissive_parents:
+            bad(f'{label}: permissive_parents needs type = "fya"')
         parent_timings = [
             default.timings[p] for p in o.parents if default is not None and p in default.timings
         ]
@@ -311,6 +326,7 @@ def _build(cfg: _SiteFile, problems: list[str]) -> Site | None:
                 yellow_ms=yellow,
                 red_clear_ms=red,
                 flash=FlashColour(o.flash),
+                permissive_parents=tuple(o.permissive_parents) if o.type == "fya" else (),
             )
         )
 
@@ -541,7 +557,7 @@ def _conflicts(
     """Derive the conflict table and reject any sequence that could time a conflict."""
     groups = geometry.signal_groups(
         ((p.id, p.movements, p.permissive, p.ped_crossing) for p in phases),
-        ((o.id, o.movements) for o in overlaps),
+        ((o.id, o.movements, bool(o.permissive_parents)) for o in overlaps),
     )
     table = geometry.conflict_pairs(groups, approaches)
     for g in groups:
@@ -580,7 +596,8 @@ def concurrent_pairs(
         if p.ped_crossing:
             members.append(((SignalKind.PED, p.id), [p]))
     for o in overlaps:
-        members.append(((SignalKind.OVERLAP, o.id), [by_id[i] for i in o.parents if i in by_id]))
+        shown_with = [*o.parents, *o.permissive_parents]
+        members.append(((SignalKind.OVERLAP, o.id), [by_id[i] for i in shown_with if i in by_id]))
     pairs = set()
     for i, (ka, pa) in enumerate(members):
         for kb, pb in members[i:]:

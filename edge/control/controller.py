@@ -61,6 +61,7 @@ RED, GREEN, YELLOW, RED_CLEAR = 0, 1, 2, 3
 DONT_WALK, WALK, PED_CLEAR = 0, 1, 2
 # Overlap intervals (GREEN/YELLOW/RED_CLEAR as phases, plus trailing green).
 TRAIL = 4
+FYA_FLASH = 5  # a flashing-yellow-arrow overlap in its permissive interval
 
 # Controller modes (names appear in outputs and events).
 STARTUP_FLASH = "startup_flash"
@@ -70,7 +71,7 @@ ALL_RED = "all_red"
 FLASH = "flash"
 FAULT = "fault_flash"
 
-_VEH_LAMP = (Lamp.RED, Lamp.GREEN, Lamp.YELLOW, Lamp.RED, Lamp.GREEN)
+_VEH_LAMP = (Lamp.RED, Lamp.GREEN, Lamp.YELLOW, Lamp.RED, Lamp.GREEN, Lamp.FLASH_YELLOW)
 _PED_LAMP = (Lamp.RED, Lamp.GREEN, Lamp.FLASH_RED)
 _FLASH_LAMP = {
     FlashColour.RED: Lamp.FLASH_RED,
@@ -190,6 +191,10 @@ class Controller:
         self.ov_index = {o.id: k for k, o in enumerate(site.overlaps)}
         self.ov_parent_mask = [
             sum(1 << self.index[pid] for pid in o.parents) for o in site.overlaps
+        ]
+        self.ov_parents = [[self.index[pid] for pid in o.parents] for o in site.overlaps]
+        self.ov_permissive = [
+            [self.index[pid] for pid in o.permissive_parents] for o in site.overlaps
         ]
         # Conflict gate lists (rule 4), from the site's conflict table.
         conflicts = site.conflicts
@@ -825,12 +830,39 @@ class Controller:
                 return True
         return False
 
+    def _fya_state(self, k: int, st: int) -> int:
+        """A flashing-yellow-arrow head follows its parents' intervals.
+
+        Its yellow is the parent's yellow, so it is never shorter; it flashes
+        only from red (never straight from a green arrow) and only once the
+        conflict gate is clear; it leaves the flashing arrow only through yellow.
+        """
+        iv = self.iv
+        for i in self.ov_parents[k]:
+            if iv[i] == GREEN and st != YELLOW:  # a flashing arrow may turn green directly
+                return GREEN if st != RED or self._gate_clear(self.ov_gate[k]) else RED
+            if iv[i] == YELLOW and st in (GREEN, YELLOW):
+                return YELLOW
+        for i in self.ov_permissive[k]:
+            if iv[i] == GREEN and st in (RED, FYA_FLASH):
+                return FYA_FLASH if st == FYA_FLASH or self._gate_clear(self.ov_gate[k]) else RED
+            if iv[i] == YELLOW and st in (FYA_FLASH, YELLOW):
+                return YELLOW
+        return RED if st in (RED, YELLOW) else st
+
     def _overlaps(self, now: int) -> bool:
         changed = False
         for k, ov in enumerate(self.site.overlaps):
-            on = self._overlap_wanted(k)
             st = self.ov_iv[k]
             name = f"overlap {ov.id}"
+            if ov.permissive_parents:
+                new = self._fya_state(k, st)
+                if new != st:
+                    self.ov_iv[k] = new
+                    self._event(now, _FYA_EVENTS[new], name)
+                    changed = True
+                continue
+            on = self._overlap_wanted(k)
             if on:
                 if st == TRAIL:
                     self.ov_iv[k] = GREEN
@@ -908,7 +940,7 @@ class Controller:
         return (
             all(v in (RED, GREEN) for v in self.iv)
             and all(v != PED_CLEAR for v in self.ped_iv)
-            and all(v in (RED, GREEN) for v in self.ov_iv)
+            and all(v in (RED, GREEN, FYA_FLASH) for v in self.ov_iv)
         )
 
     def _apply_plan(self, now: int) -> None:
@@ -987,7 +1019,7 @@ class Controller:
             if n >= 0 and self.active[r] < 0:
                 times.append(self.red_at[n] + self.timing[n].red_revert_ms)
         for k, v in enumerate(self.ov_iv):
-            if v not in (RED, GREEN):
+            if v in (YELLOW, RED_CLEAR, TRAIL):
                 times.append(self.ov_end[k])
         return min((t for t in times if t > now), default=NEVER)
 
@@ -1032,6 +1064,14 @@ class Controller:
                 end = self.iv_end[i]
                 out[i] = PhaseTiming(self.site.phases[i].id, Lamp.YELLOW, end, end, end)
         return tuple(out)
+
+
+_FYA_EVENTS = {
+    GREEN: "overlap_green",
+    FYA_FLASH: "overlap_flashing_yellow",
+    YELLOW: "overlap_yellow",
+    RED: "overlap_red",
+}
 
 
 def _describe(cmd: object) -> str:

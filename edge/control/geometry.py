@@ -172,9 +172,10 @@ def conflict_pairs(
 
 def signal_groups(
     phases: Iterable[tuple[int, Sequence[Movement], Sequence[Movement], str | None]],
-    overlaps: Iterable[tuple[str, Sequence[Movement]]],
+    overlaps: Iterable[tuple[str, Sequence[Movement], bool]],
 ) -> list[SignalGroup]:
-    """Signal groups from (phase id, protected, permissive, ped crossing) and overlaps."""
+    """Signal groups from (phase id, protected, permissive, ped crossing) and
+    (overlap id, movements, permissive): an FYA overlap's movements yield."""
     groups: list[SignalGroup] = []
     for pid, protected, permissive, crossing in phases:
         streams = tuple(Stream(m, False) for m in protected) + tuple(
@@ -183,8 +184,10 @@ def signal_groups(
         groups.append(SignalGroup((SignalKind.PHASE, pid), streams, None))
         if crossing is not None:
             groups.append(SignalGroup((SignalKind.PED, pid), (), crossing))
-    for oid, movements in overlaps:
+    for oid, movements, yields in overlaps:
         groups.append(
-            SignalGroup((SignalKind.OVERLAP, oid), tuple(Stream(m, False) for m in movements), None)
+            SignalGroup(
+                (SignalKind.OVERLAP, oid), tuple(Stream(m, yields) for m in movements), None
+            )
         )
     return groups

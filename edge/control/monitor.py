@@ -12,7 +12,9 @@ answers None when the displays are safe, or the reason to go to flash:
 - a green that starts before every conflicting vehicle group has been red for
   the site's minimum red clearance, or while a conflicting walk/clearance shows;
 - a phase green shorter than the site minimum green;
-- a walk that ends without pedestrian clearance.
+- a walk that ends without pedestrian clearance;
+- a flashing yellow arrow that ends without a steady yellow, follows a green
+  arrow directly, or a green arrow shown while no protected parent phase is green.
 """
 
 from __future__ import annotations
@@ -41,9 +43,15 @@ class Monitor:
             if p.ped_crossing is not None:
                 self._add((1, i), f"ped {p.id}", True, False)
                 keys.append((SignalKind.PED, p.id))
+        phase_index = {p.id: i for i, p in enumerate(site.phases)}
+        # For each signal group: phase indexes one of which must be green for a
+        # green arrow (flashing-yellow-arrow heads only), else None.
+        self.arrow_parents: list[list[int] | None] = [None] * len(self.groups)
         for k, o in enumerate(site.overlaps):
             self._add((2, k), f"overlap {o.id}", False, False)
             keys.append((SignalKind.OVERLAP, o.id))
+            fya = [phase_index[i] for i in o.parents] if o.permissive_parents else None
+            self.arrow_parents.append(fya)
         self.conflicts: list[list[int]] = [
             [j for j, b in enumerate(keys) if (a, b) in site.conflicts] for a in keys
         ]
@@ -71,8 +79,14 @@ class Monitor:
     def check(self, now: int, out: Outputs) -> str | None:
         fields = (out.phases, out.peds, out.overlaps)
         flashing = out.mode in _FLASH_MODES
-        new = [fields[f][i] for f, i in self.groups]
-        fault = None if flashing else self._check_changes(now, new)
+        if flashing:
+            # Remembered as dark: leaving flash owes no yellow, but every green
+            # after it still needs the minimum red first.
+            new = [Lamp.DARK] * len(self.groups)
+            fault = None
+        else:
+            new = [fields[f][i] for f, i in self.groups]
+            fault = self._check_changes(now, new, out.phases)
         for g, lamp in enumerate(new):
             if lamp != self.lamp[g]:
                 self.lamp[g] = lamp
@@ -80,7 +94,7 @@ class Monitor:
                 self.red_since[g] = now if lamp == Lamp.RED else None
         return fault
 
-    def _check_changes(self, now: int, new: list[Lamp]) -> str | None:
+    def _check_changes(self, now: int, new: list[Lamp], phases: tuple[Lamp, ...]) -> str | None:
         for g, lamp in enumerate(new):
             before = self.lamp[g]
             if lamp == before:
@@ -95,6 +109,14 @@ class Monitor:
                     return f"{label}: green ended without yellow"
                 if before == Lamp.YELLOW and lamp == Lamp.GREEN:
                     return f"{label}: yellow returned to green"
+                parents = self.arrow_parents[g]
+                if parents is not None:  # a flashing-yellow-arrow head
+                    if before == Lamp.FLASH_YELLOW and lamp not in (Lamp.YELLOW, Lamp.GREEN):
+                        return f"{label}: flashing yellow arrow ended without yellow"
+                    if before == Lamp.GREEN and lamp == Lamp.FLASH_YELLOW:
+                        return f"{label}: green arrow went straight to flashing yellow"
+                    if lamp == Lamp.GREEN and all(phases[i] != Lamp.GREEN for i in parents):
+                        return f"{label}: green arrow without its protected phase green"
                 if before == Lamp.YELLOW and held < self.min_yellow_ms:
                     return f"{label}: yellow {held} ms is below the {self.min_yellow_ms} ms minimum"
                 if (

@@ -78,7 +78,13 @@ class Phase:
 
 @dataclass(frozen=True, slots=True)
 class Overlap:
-    """A signal group green whenever any parent phase is green (e.g. a right-turn arrow)."""
+    """A signal group green whenever any parent phase is green (e.g. a right-turn arrow).
+
+    With `permissive_parents` it is a flashing-yellow-arrow (FYA) left-turn head:
+    green arrow while a parent (the protected left phase) is green, flashing
+    yellow arrow while a permissive parent (the opposing through) is green, a
+    steady yellow arrow when either ends, red otherwise.
+    """
 
     id: str
     parents: tuple[int, ...]
@@ -87,6 +93,7 @@ class Overlap:
     yellow_ms: int
     red_clear_ms: int
     flash: FlashColour
+    permissive_parents: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
