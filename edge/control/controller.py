@@ -108,7 +108,6 @@ class Controller:
         self.hold = [False] * n
         self.omit = [False] * n
         self.force_off = [False] * n
-        self.term_reason = [""] * n
         self.use_max2 = self.plan.use_max2
         self._set_recalls()
         nr = len(self.ring_seq)
@@ -343,7 +342,7 @@ class Controller:
             if err:
                 self._event(now, "command_rejected", type(cmd).__name__, err)
             else:
-                self._event(now, "command_applied", type(cmd).__name__, _describe(cmd))
+                self._event(now, "command_applied", type(cmd).__name__, repr(cmd))
             self._dirty = True
 
     def _phase_arg(self, phase: object) -> int | None:
@@ -1072,7 +1071,3 @@ _FYA_EVENTS = {
     YELLOW: "overlap_yellow",
     RED: "overlap_red",
 }
-
-
-def _describe(cmd: object) -> str:
-    return repr(cmd)
