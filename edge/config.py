@@ -27,6 +27,7 @@ from edge.control.site import (
     Phase,
     PhaseTiming,
     Plan,
+    Preempt,
     Recall,
     SafetyMinimums,
     SignalKey,
@@ -151,6 +152,19 @@ class _PlanCfg(_Strict):
     use_max2: bool = False
 
 
+class _PreemptCfg(_Strict):
+    id: Annotated[int, Field(ge=1, le=8)]
+    priority: Annotated[int, Field(ge=1, le=8)] | None = None
+    input: Annotated[int, Field(ge=1, le=64)] | None = None
+    approach: str | None = None
+    dwell_phases: Annotated[list[int], Field(min_length=1)]
+    min_green_s: Seconds | None = None
+    min_walk_s: Seconds = 0.0
+    ped_clear_s: Seconds = 5.0
+    min_dwell_s: Seconds = 10.0
+    max_presence_s: Seconds = 180.0
+
+
 class _SiteFile(_Strict):
     site: _SiteSection
     safety: _SafetySection = _SafetySection()
@@ -159,6 +173,7 @@ class _SiteFile(_Strict):
     overlaps: list[_OverlapCfg] = []
     channels: Annotated[list[_ChannelCfg], Field(max_length=MAX_CHANNELS)] = []
     detectors: list[_DetectorCfg] = []
+    preempts: list[_PreemptCfg] = []
     plans: Annotated[dict[str, _PlanCfg], Field(min_length=1)]
 
 
@@ -213,6 +228,7 @@ _LIST_SECTIONS = {
     "overlaps": "overlap",
     "channels": "channel",
     "detectors": "detector",
+    "preempts": "preempt",
 }
 
 
@@ -332,6 +348,7 @@ def _build(cfg: _SiteFile, problems: list[str]) -> Site | None:
 
     channels = _build_channels(cfg, phases, bad)
     detectors = _build_detectors(cfg, phases, bad)
+    preempts = _build_preempts(cfg, phases, arm_ids, safety, bad)
     if ms(cfg.site.startup_all_red_s) < safety.min_red_clear_ms:
         bad(
             f"site: startup_all_red_s: {cfg.site.startup_all_red_s} s is below the site's "
@@ -364,6 +381,7 @@ def _build(cfg: _SiteFile, problems: list[str]) -> Site | None:
         rest_in_red=cfg.site.rest == "red",
         simultaneous_gap_out=cfg.site.simultaneous_gap_out,
         conflicts=frozenset(conflicts),
+        preempts=preempts,
     )
 
 
@@ -374,6 +392,7 @@ def _check_unique(cfg: _SiteFile, bad: Any) -> None:
         ("overlaps", [o.id for o in cfg.overlaps]),
         ("channels", [c.id for c in cfg.channels]),
         ("detectors", [d.id for d in cfg.detectors]),
+        ("preempts", [p.id for p in cfg.preempts]),
         ("detectors (input)", [d.input for d in cfg.detectors]),
     ):
         seen = set()
@@ -514,6 +533,50 @@ def _build_channels(cfg: _SiteFile, phases: list[Phase], bad: Any) -> tuple[Chan
             out.append(
                 Channel(c.id, SignalKind.PHASE, pid, FlashColour(c.flash or phase.flash.value))
             )
+    return tuple(out)
+
+
+def _build_preempts(
+    cfg: _SiteFile, phases: list[Phase], arms: set[str], safety: SafetyMinimums, bad: Any
+) -> tuple[Preempt, ...]:
+    by_id = {p.id: p for p in phases}
+    inputs = {d.input for d in cfg.detectors}
+    out = []
+    for pc in cfg.preempts:
+        label = f"preempt {pc.id}"
+        dwell = [by_id[i] for i in pc.dwell_phases if i in by_id]
+        for i in pc.dwell_phases:
+            if i not in by_id:
+                bad(f"{label}: dwell_phases: no phase {i}")
+        for a, b in itertools.combinations(dwell, 2):
+            if a.ring == b.ring or a.group != b.group:
+                bad(f"{label}: dwell phases {a.id} and {b.id} cannot time together")
+        if pc.approach is not None and pc.approach not in arms:
+            bad(f"{label}: approach: no approach {pc.approach!r}")
+        if pc.input is not None and pc.input in inputs:
+            bad(f"{label}: input {pc.input} is also a detector's input")
+        min_green = ms(pc.min_green_s) if pc.min_green_s is not None else safety.min_green_ms
+        if min_green < safety.min_green_ms:
+            bad(
+                f"{label}: min green {min_green / 1000:g} s is below the site's "
+                f"{safety.min_green_ms / 1000:g} s minimum"
+            )
+        if ms(pc.ped_clear_s) < 3000:
+            bad(f"{label}: pedestrian clearance {pc.ped_clear_s:g} s is below 3 s")
+        out.append(
+            Preempt(
+                id=pc.id,
+                priority=pc.priority if pc.priority is not None else pc.id,
+                input=pc.input,
+                approach=pc.approach,
+                dwell_phases=tuple(pc.dwell_phases),
+                min_green_ms=min_green,
+                min_walk_ms=ms(pc.min_walk_s),
+                ped_clear_ms=ms(pc.ped_clear_s),
+                min_dwell_ms=ms(pc.min_dwell_s),
+                max_presence_ms=ms(pc.max_presence_s),
+            )
+        )
     return tuple(out)
 
 

@@ -14,8 +14,9 @@ Rules this file keeps (the safety invariants; tests/control checks each):
    red clearance: intervals keep the durations they started with, so a plan
    change waits for a safe point and never applies mid-clearance.
 3. A green never ends before its minimum green (plus added initial), nor while
-   its pedestrian walk or pedestrian clearance is timing; only a fault flash
-   cuts a green short.
+   its pedestrian walk or pedestrian clearance is timing. Only emergency
+   preemption shortens these, and only to the preempt's configured minimums
+   (never below the site minimum green); only a fault flash cuts a green short.
 4. A signal group starts green (or walk) only when every conflicting signal
    group, from the site's movement-derived conflict table, is red with its
    clearance finished. This gate is independent of the ring structure, so a
@@ -45,6 +46,7 @@ from edge.control.messages import (
     Outputs,
     PhaseTiming,
     PlaceCall,
+    Preempt,
     Recover,
     SetPlan,
     UseMax2,
@@ -101,6 +103,8 @@ class Controller:
         self.pcall = [False] * n
         self.ped_iv = [DONT_WALK] * n
         self.ped_end = [0] * n
+        self.walk_at = [0] * n
+        self.fdw_at = [0] * n
         self.actu_red = [0] * n
         self.ext_count = [0] * n
         self.nl_count = [0] * n
@@ -137,6 +141,11 @@ class Controller:
         self.flash_req = False
         self.pending_plan: str | None = None
         self.fault: str | None = None
+        # Emergency preemption: requests by preempt index -> time requested;
+        # the one being served, and when its dwell began (-1: entering).
+        self.pre_requests: dict[int, int] = {}
+        self.pre = -1
+        self.pre_dwell_at = -1
         self.monitor = Monitor(site)
         # The site minimums hold even for a Site built without edge.config's checks.
         self.min_yellow_ms = max(site.safety.min_yellow_ms, ABSOLUTE_MIN_YELLOW_MS)
@@ -220,6 +229,14 @@ class Controller:
                 for i in self.det_calls[k]:
                     self.locking_call_dets[i].append(k)
         self.start_phases = [i for i, p in enumerate(phases) if p.start_up]
+        self.pre_index = {p.id: k for k, p in enumerate(site.preempts)}
+        self.pre_ring_phase = [[-1] * len(self.ring_seq) for _ in site.preempts]
+        self.pre_dwell_mask = [0] * len(site.preempts)
+        for k, pre in enumerate(site.preempts):
+            for pid in pre.dwell_phases:
+                i = self.index[pid]
+                self.pre_ring_phase[k][self.ring_of[i]] = i
+                self.pre_dwell_mask[k] |= 1 << i
         self.channel_src: list[tuple[int, int]] = []  # (0 veh / 1 ped / 2 overlap, index)
         for ch in site.channels:
             if ch.kind is SignalKind.PHASE:
@@ -422,6 +439,19 @@ class Controller:
             self.pending_plan = cmd.plan
             self._event(now, "plan_pending", cmd.plan)
             return None
+        if isinstance(cmd, Preempt):
+            k = self.pre_index.get(cmd.preempt) if isinstance(cmd.preempt, int) else None
+            if k is None:
+                return f"unknown preempt {cmd.preempt!r}"
+            if cmd.on:
+                if self.mode in (FLASH, FAULT) or self.flash_req or self.all_red_req:
+                    return "the intersection is held in flash or all red"
+                if k not in self.pre_requests:
+                    self.pre_requests[k] = now
+                    self._event(now, "preempt_request", f"preempt {cmd.preempt}")
+            elif self.pre_requests.pop(k, None) is not None:
+                self._event(now, "preempt_cancel", f"preempt {cmd.preempt}")
+            return None
         if isinstance(cmd, UseMax2):
             self.use_max2 = cmd.on
             return None
@@ -566,6 +596,12 @@ class Controller:
         calls = self._calls()
         # No green starts while clearing to, or resting in, all red or flash.
         stopping = self.all_red_req or self.flash_req or self.mode == ALL_RED
+        if self.pre_requests or self.pre >= 0:
+            changed |= self._preempt_select(now, stopping)
+            if self.pre >= 0:
+                changed |= self._preempt_pass(now)
+                changed |= self._overlaps(now)
+                return changed
         # Calls behind a ring's position in this group need a trip round the barrier.
         here = self.group_mask[self.group]
         wrap = 0
@@ -656,8 +692,11 @@ class Controller:
                 return False
             if self.all_red_req or self.flash_req or not self._gate_clear(self.ped_gate[i]):
                 return False
+            if self.pre >= 0:
+                return False  # no new walk while preempted
             self.pcall[i] = False
             self.ped_iv[i] = WALK
+            self.walk_at[i] = now
             self.ped_end[i] = now + self.timing[i].walk_ms
             self._event(now, "ped_walk", f"phase {self.site.phases[i].id}")
             self._dirty = True
@@ -666,6 +705,7 @@ class Controller:
             return False
         if pi == WALK:
             self.ped_iv[i] = PED_CLEAR
+            self.fdw_at[i] = self.ped_end[i]
             self.ped_end[i] += self.timing[i].ped_clear_ms
             self._event(now, "ped_clear", f"phase {self.site.phases[i].id}")
             if now < self.ped_end[i]:
@@ -675,6 +715,111 @@ class Controller:
         self._event(now, "ped_dont_walk", f"phase {self.site.phases[i].id}")
         self._dirty = True
         return True
+
+    # -- emergency preemption -------------------------------------------------------------
+
+    def _preempt_select(self, now: int, stopping: bool) -> bool:
+        """Choose the request to serve: lowest priority number, then first come."""
+        for k, since in list(self.pre_requests.items()):
+            if now >= since + self.site.preempts[k].max_presence_ms:
+                del self.pre_requests[k]
+                self._event(now, "preempt_timeout", f"preempt {self.site.preempts[k].id}")
+        best = -1
+        if self.pre_requests and not stopping and self.mode == RUN:
+            best = min(
+                self.pre_requests,
+                key=lambda k: (self.site.preempts[k].priority, self.pre_requests[k]),
+            )
+        if best == self.pre:
+            return False
+        if best < 0 and self.pre_dwell_at >= 0:
+            dwell_end = self.pre_dwell_at + self.site.preempts[self.pre].min_dwell_ms
+            if now < dwell_end:
+                return False  # the dwell runs its minimum before normal operation resumes
+        if best >= 0:  # a first request, or one of higher priority: serve it now
+            self.pre = best
+            self.pre_dwell_at = -1
+            self.pending_group = -1
+            self.entry = [-1] * len(self.entry)
+            self._event(now, "preempt_enter", f"preempt {self.site.preempts[best].id}")
+            return True
+        self._preempt_exit(now)
+        return True
+
+    def _preempt_exit(self, now: int) -> None:
+        """Back to normal operation from the dwell greens; every phase gets a call."""
+        self._event(now, "preempt_exit", f"preempt {self.site.preempts[self.pre].id}")
+        self.pre = -1
+        self.pre_dwell_at = -1
+        for i in range(len(self.vcall)):
+            if not self.omit[i]:
+                self.vcall[i] = True
+        for r, a in enumerate(self.active):
+            self.ring_next[r] = -1
+            if a < 0:
+                self.ring_later[r] = self.ring_mask[r] & self.group_mask[self.group]
+        self._dirty = True
+
+    def _preempt_pass(self, now: int) -> bool:
+        """Clear every non-dwell green (within the preempt's minimums), then dwell."""
+        k = self.pre
+        dwell = self.pre_dwell_mask[k]
+        changed = False
+        settled = True
+        for r, a in enumerate(self.active):
+            if a >= 0 and self.iv[a] != GREEN:
+                changed |= self._clearance(now, r, a)
+                a = self.active[r]
+            if a >= 0 and self.iv[a] == GREEN:
+                if dwell >> a & 1:
+                    self.max_end[a] = NEVER
+                    changed |= self._ped(now, a, 0, 0)
+                    continue
+                settled = False
+                changed |= self._preempt_shorten_ped(now, a)
+                changed |= self._ped(now, a, 0, 0)
+                if self._preempt_can_end(now, a):
+                    self._start_yellow(now, a, "preempt")
+                    changed = True
+                continue
+            if a >= 0:
+                settled = False
+                continue
+            d = self.pre_ring_phase[k][r]
+            self.ring_next[r] = -1
+            if d < 0:
+                continue
+            settled = False
+            if self._may_start(now, d):
+                self.group = self.group_of[d]
+                self._start_green(now, r, d)
+                changed = True
+        if settled and self.pre_dwell_at < 0:
+            self.pre_dwell_at = now
+            self._event(now, "preempt_dwell", f"preempt {self.site.preempts[k].id}")
+            changed = True
+        return changed
+
+    def _preempt_shorten_ped(self, now: int, i: int) -> bool:
+        """Walk and pedestrian clearance may end early, but not below the preempt's minimums."""
+        pre = self.site.preempts[self.pre]
+        clear_ms = min(self.timing[i].ped_clear_ms, pre.ped_clear_ms)
+        if self.ped_iv[i] == WALK and now >= self.walk_at[i] + pre.min_walk_ms:
+            self.ped_iv[i] = PED_CLEAR
+            self.fdw_at[i] = now
+            self.ped_end[i] = now + clear_ms
+            self._event(now, "ped_clear", f"phase {self.site.phases[i].id}", "preempt")
+            self._dirty = True
+            return True
+        if self.ped_iv[i] == PED_CLEAR and self.ped_end[i] > self.fdw_at[i] + clear_ms:
+            self.ped_end[i] = self.fdw_at[i] + clear_ms
+            return True
+        return False
+
+    def _preempt_can_end(self, now: int, i: int) -> bool:
+        pre = self.site.preempts[self.pre]
+        min_end = min(self.min_end[i], self.green_at[i] + max(pre.min_green_ms, self.min_green_ms))
+        return now >= min_end and self.ped_iv[i] == DONT_WALK
 
     def _max_timer(self, now: int, i: int, demand: int) -> bool:
         if demand and self.max_end[i] == NEVER:
@@ -1007,6 +1152,16 @@ class Controller:
         if self.mode in (FLASH, FAULT):
             return NEVER
         times = [self.det_deadline]
+        for k, since in self.pre_requests.items():
+            times.append(since + self.site.preempts[k].max_presence_ms)
+        if self.pre >= 0:
+            pre = self.site.preempts[self.pre]
+            if self.pre_dwell_at >= 0:
+                times.append(self.pre_dwell_at + pre.min_dwell_ms)
+            for i, v in enumerate(self.iv):
+                if v == GREEN:
+                    times.append(self.green_at[i] + max(pre.min_green_ms, self.min_green_ms))
+                    times.append(self.walk_at[i] + pre.min_walk_ms)
         for i, v in enumerate(self.iv):
             if v == GREEN:
                 times += (self.min_end[i], self.max_end[i], self.pass_end[i])

@@ -93,8 +93,26 @@ class UseMax2:
     on: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class Preempt:
+    """Emergency-vehicle preemption request for a configured preempt (on=False cancels)."""
+
+    preempt: int
+    on: bool = True
+
+
 Command = (
-    Hold | ForceOff | PlaceCall | Omit | AllRed | Flash | Recover | Automatic | SetPlan | UseMax2
+    Hold
+    | ForceOff
+    | PlaceCall
+    | Omit
+    | AllRed
+    | Flash
+    | Recover
+    | Automatic
+    | SetPlan
+    | UseMax2
+    | Preempt
 )
 
 

@@ -148,6 +148,28 @@ class Plan:
 
 
 @dataclass(frozen=True, slots=True)
+class Preempt:
+    """Emergency-vehicle preemption (NTCIP 1202): clear to, then dwell in, these greens.
+
+    Entry may shorten a green to `min_green_ms`, a walk to `min_walk_ms` and a
+    pedestrian clearance to `ped_clear_ms`; yellow and red clearance are never
+    shortened. The dwell lasts at least `min_dwell_ms` and ends when the
+    request is cancelled, or after `max_presence_ms` (a stuck input).
+    """
+
+    id: int
+    priority: int  # lower wins when several are active
+    input: int | None  # IO board preemption input, if wired
+    approach: str | None  # the approach the vehicle arrives on (for central requests)
+    dwell_phases: tuple[int, ...]
+    min_green_ms: int
+    min_walk_ms: int
+    ped_clear_ms: int
+    min_dwell_ms: int
+    max_presence_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class SafetyMinimums:
     min_yellow_ms: int = ABSOLUTE_MIN_YELLOW_MS
     min_red_clear_ms: int = 1000
@@ -173,6 +195,7 @@ class Site:
     # Which signal groups may never show green/yellow/walk together,
     # derived from the movements (see geometry.py); keys are (kind, id).
     conflicts: frozenset[tuple[SignalKey, SignalKey]] = field(default_factory=frozenset)
+    preempts: tuple[Preempt, ...] = ()
 
     def phase(self, phase_id: int) -> Phase:
         for p in self.phases:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edge.control.messages import AllRed, Flash, Hold, Lamp, Omit, Outputs, SetPlan
+from edge.control.messages import AllRed, Flash, Hold, Lamp, Omit, Outputs, Preempt, SetPlan
 from edge.control.site import ABSOLUTE_MIN_YELLOW_MS, Plan, SignalKind, Site
 
-_BLOCKING = (Hold, Omit, AllRed, Flash)
+_BLOCKING = (Hold, Omit, AllRed, Flash, Preempt)
 _FLASHING = frozenset({"startup_flash", "flash", "fault_flash"})
 
 
@@ -25,6 +25,9 @@ class _Phase:
     red_clear_ms: int = 0
     ped: Lamp = Lamp.DARK
     ped_since: int = 0
+    # Preemption was active during the running green / walk / clearance.
+    green_preempted: bool = False
+    ped_preempted: bool = False
 
 
 @dataclass
@@ -37,11 +40,13 @@ class InvariantChecker:
     blocked: bool = False  # an operator command that may legitimately delay service
     waiting_since: dict[int, int] = field(default_factory=dict)
     steps: int = 0
+    preempting: bool = False  # between preempt_enter and preempt_exit
 
     def __post_init__(self) -> None:
         self.phases = [_Phase() for _ in self.site.phases]
         self.plan = self.site.plans[self.site.default_plan]
         self.index = {p.id: i for i, p in enumerate(self.site.phases)}
+        self.preempts = self.site.preempts
         keys = [(SignalKind.PHASE, p.id) for p in self.site.phases]
         self.conflicting = [
             [j for j, kb in enumerate(keys) if (ka, kb) in self.site.conflicts] for ka in keys
@@ -75,7 +80,12 @@ class InvariantChecker:
 
     def check(self, now: int, out: Outputs) -> None:
         self.steps += 1
+        exited = False
         for ev in out.events:
+            if ev.name == "preempt_enter":
+                self.preempting = True
+            if ev.name == "preempt_exit":
+                self.preempting, exited = False, True
             if ev.name == "plan_applied":
                 self.plan = self.site.plans[ev.subject]
             if ev.name == "fault_flash":
@@ -93,9 +103,11 @@ class InvariantChecker:
                     raise AssertionError(
                         f"t={now}: phases {self._id(i)} and {self._id(j)} shown together"
                     )
+        # Preemption may shorten greens, walks and ped clearances to its minimums.
+        shortened = self.preempting or exited
         for i, lamp in enumerate(out.phases):
-            self._phase(now, i, lamp)
-            self._ped(now, i, out.peds[i], out.phases[i])
+            self._phase(now, i, lamp, shortened)
+            self._ped(now, i, out.peds[i], out.phases[i], shortened)
         if self.check_service and not self.blocked:
             for i, since in self.waiting_since.items():
                 if now - since > self.service_bound_ms:
@@ -107,9 +119,11 @@ class InvariantChecker:
     def _id(self, i: int) -> int:
         return self.site.phases[i].id
 
-    def _phase(self, now: int, i: int, lamp: Lamp) -> None:
+    def _phase(self, now: int, i: int, lamp: Lamp, shortened: bool) -> None:
         st = self.phases[i]
         phase = self.site.phases[i]
+        st.green_preempted |= shortened
+        shortened = st.green_preempted
         if lamp == st.lamp:
             return
         held = now - st.since
@@ -119,7 +133,11 @@ class InvariantChecker:
             assert lamp == Lamp.YELLOW or not (phase.movements or phase.permissive), (
                 f"t={now}: phase {pid} green ended in {lamp.name}"
             )
-            assert held >= t.min_green_ms, f"t={now}: phase {pid} green {held} < min green"
+            min_green = t.min_green_ms
+            if shortened:
+                floor = self.site.safety.min_green_ms
+                min_green = min([min_green] + [max(p.min_green_ms, floor) for p in self.preempts])
+            assert held >= min_green, f"t={now}: phase {pid} green {held} < min green"
         if st.lamp == Lamp.YELLOW and st.plan is not None:
             t = st.plan.timings[pid]
             assert held >= max(t.yellow_ms, ABSOLUTE_MIN_YELLOW_MS), (
@@ -139,9 +157,12 @@ class InvariantChecker:
             st.plan = self.plan
             self.waiting_since.pop(i, None)
         st.lamp, st.since = lamp, now
+        st.green_preempted = self.preempting
 
-    def _ped(self, now: int, i: int, ped: Lamp, veh: Lamp) -> None:
+    def _ped(self, now: int, i: int, ped: Lamp, veh: Lamp, shortened: bool) -> None:
         st = self.phases[i]
+        st.ped_preempted |= shortened
+        shortened = st.ped_preempted
         pid = self._id(i)
         phase = self.site.phases[i]
         if ped in (Lamp.GREEN, Lamp.FLASH_RED) and phase.movements:
@@ -154,6 +175,9 @@ class InvariantChecker:
         else:  # a pedestrian-only phase: its green is not displayed, so any plan may apply
             walk_ms = min(p.timings[pid].walk_ms for p in self.site.plans.values())
             clear_ms = min(p.timings[pid].ped_clear_ms for p in self.site.plans.values())
+        if shortened and self.preempts:
+            walk_ms = min([walk_ms] + [p.min_walk_ms for p in self.preempts])
+            clear_ms = min([clear_ms] + [p.ped_clear_ms for p in self.preempts])
         if st.ped == Lamp.GREEN:
             assert ped == Lamp.FLASH_RED, f"t={now}: ped {pid} walk ended without clearance"
             assert held >= walk_ms, f"t={now}: ped {pid} walk {held} ms < {walk_ms} ms"
@@ -162,3 +186,4 @@ class InvariantChecker:
         if ped == Lamp.GREEN:
             self.waiting_since.pop(i, None)
         st.ped, st.ped_since = ped, now
+        st.ped_preempted = self.preempting

@@ -26,6 +26,7 @@ from edge.control.messages import (
     Omit,
     Outputs,
     PlaceCall,
+    Preempt,
     SetPlan,
     UseMax2,
 )
@@ -56,6 +57,9 @@ def _commands(site: Site, blocking: bool) -> st.SearchStrategy[object]:
     ]
     if peds:
         options.append(st.builds(PlaceCall, st.sampled_from(peds), st.just(True)))
+    if blocking and site.preempts:
+        pre = st.sampled_from([p.id for p in site.preempts] + [9])
+        options += [st.builds(Preempt, pre, st.booleans())] * 3
     if blocking:
         options += [
             st.builds(Hold, st.one_of(st.none(), st.lists(phase, max_size=2).map(tuple))),

@@ -1,0 +1,102 @@
+"""Emergency-vehicle preemption: entry bound, dwell greens, clearances kept, exit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge.config import load_site
+from edge.control.controller import Controller
+from edge.control.messages import Flash, Inputs, Lamp, Preempt
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.control.invariants import InvariantChecker
+
+FOUR_LEG = load_site(Path(__file__).resolve().parents[2] / "examples" / "four_leg_protected.toml")
+
+
+def entry_bound_ms(site=FOUR_LEG) -> int:
+    """Longest entry: min green, then min walk and ped clearance, then yellow, red, red revert."""
+    worst = 0
+    for pre in site.preempts:
+        for plan in site.plans.values():
+            for t in plan.timings.values():
+                green = max(pre.min_green_ms, site.safety.min_green_ms)
+                ped = pre.min_walk_ms + pre.ped_clear_ms
+                worst = max(worst, max(green, ped) + t.yellow_ms + t.red_revert_ms)
+    return worst + 200
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    demand=st.lists(st.frozensets(st.sampled_from([d.id for d in FOUR_LEG.detectors])), min_size=3),
+    preempt=st.sampled_from([p.id for p in FOUR_LEG.preempts]),
+    request_at=st.integers(9_000, 60_000),
+    hold_ms=st.integers(1_000, 30_000),
+)
+def test_preempt_reaches_dwell_in_bound_and_exits(
+    demand: list[frozenset[int]], preempt: int, request_at: int, hold_ms: int
+) -> None:
+    site = FOUR_LEG
+    pre = next(p for p in site.preempts if p.id == preempt)
+    dwell = [i for i, p in enumerate(site.phases) if p.id in pre.dwell_phases]
+    ctl = Controller(site)
+    checker = InvariantChecker(site, check_service=False)
+    request_at -= request_at % 100
+    cancel_at = request_at + hold_ms - hold_ms % 100
+    dwell_at = exit_at = None
+    for now in range(0, cancel_at + 20_000, 100):
+        cmds: tuple[object, ...] = ()
+        if now == request_at:
+            cmds = (Preempt(preempt),)
+        elif now == cancel_at:
+            cmds = (Preempt(preempt, on=False),)
+        out = ctl.step(now, Inputs(occupied=demand[now // 7000 % len(demand)], commands=cmds))
+        checker.check(now, out)
+        names = {e.name for e in out.events}
+        if "preempt_dwell" in names:
+            dwell_at = now
+        if "preempt_exit" in names:
+            exit_at = now
+        if dwell_at is not None and exit_at is None:
+            assert all(out.phases[i] == Lamp.GREEN for i in dwell), f"t={now}: dwell lost"
+            other = [i for i in range(len(site.phases)) if i not in dwell]
+            assert all(out.phases[i] == Lamp.RED for i in other), f"t={now}: non-dwell shown"
+    if dwell_at is None:
+        # Cancelled before the dwell was reached: it exits at once.
+        assert exit_at == cancel_at and cancel_at - request_at < entry_bound_ms()
+        return
+    assert dwell_at - request_at <= entry_bound_ms()
+    assert exit_at == max(cancel_at, dwell_at + pre.min_dwell_ms)
+
+
+def test_higher_priority_request_takes_over_and_stuck_input_times_out() -> None:
+    ctl = Controller(FOUR_LEG)
+    events: list[tuple[int, str, str]] = []
+    for now in range(0, 400_000, 100):
+        cmds: tuple[object, ...] = ()
+        if now == 20_000:
+            cmds = (Preempt(3),)
+        if now == 40_000:
+            cmds = (Preempt(1),)  # priority 1 beats 3
+        out = ctl.step(now, Inputs(commands=cmds))
+        events += [(e.t_ms, e.name, e.subject) for e in out.events if e.name.startswith("pre")]
+    names = [(n, s) for _, n, s in events]
+    assert names.index(("preempt_enter", "preempt 1")) > names.index(("preempt_dwell", "preempt 3"))
+    # Both inputs stay on: preempt 1 times out after 180 s, then 3 (still requested) is served.
+    assert (40_000 + 180_000, "preempt_timeout", "preempt 1") in events
+    assert (20_000 + 180_000, "preempt_timeout", "preempt 3") in events
+    assert names[-1] == ("preempt_exit", "preempt 3") or names[-1][0] == "preempt_exit"
+
+
+def test_preempt_rejected_in_operator_flash_and_unknown_ids() -> None:
+    ctl = Controller(FOUR_LEG)
+    # A request during start-up waits for the run; one in operator flash is refused.
+    ctl.step(0, Inputs(commands=(Flash(),)))
+    rejected = []
+    for now in range(100, 40_000, 100):
+        cmds = (Preempt(1), Preempt(77)) if now == 30_000 else ()
+        out = ctl.step(now, Inputs(commands=cmds))
+        rejected += [e.detail for e in out.events if e.name == "command_rejected"]
+    assert out.mode == "flash"
+    assert rejected == ["the intersection is held in flash or all red", "unknown preempt 77"]
