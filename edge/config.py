@@ -24,6 +24,7 @@ from edge.control.site import (
     FlashColour,
     Movement,
     Overlap,
+    Pattern,
     Phase,
     PhaseTiming,
     Plan,
@@ -146,10 +147,20 @@ class _TimingCfg(_Strict):
     min_gap_s: Seconds | None = None
 
 
+class _PatternCfg(_Strict):
+    cycle_s: Annotated[float, Field(ge=30, le=300)]
+    offset_s: Seconds = 0.0
+    coord_phases: Annotated[list[int], Field(min_length=1)]
+    splits: dict[str, Seconds]
+    force_off: Literal["fixed", "floating"] = "fixed"
+    transition: Literal["best", "shortway", "longway", "dwell"] = "best"
+
+
 class _PlanCfg(_Strict):
     defaults: _TimingCfg = _TimingCfg()
     phase: dict[str, _TimingCfg] = {}
     use_max2: bool = False
+    pattern: str | None = None
 
 
 class _PreemptCfg(_Strict):
@@ -174,6 +185,7 @@ class _SiteFile(_Strict):
     channels: Annotated[list[_ChannelCfg], Field(max_length=MAX_CHANNELS)] = []
     detectors: list[_DetectorCfg] = []
     preempts: list[_PreemptCfg] = []
+    patterns: dict[str, _PatternCfg] = {}
     plans: Annotated[dict[str, _PlanCfg], Field(min_length=1)]
 
 
@@ -299,7 +311,10 @@ def _build(cfg: _SiteFile, problems: list[str]) -> Site | None:
         min_red_clear_ms=ms(cfg.safety.min_red_clear_s),
         min_green_ms=ms(cfg.safety.min_green_s),
     )
-    plans = {pid: _build_plan(pid, pc, phases, safety, bad) for pid, pc in cfg.plans.items()}
+    patterns = {name: _build_pattern(name, pc, phases, bad) for name, pc in cfg.patterns.items()}
+    plans = {
+        pid: _build_plan(pid, pc, phases, safety, bad, patterns) for pid, pc in cfg.plans.items()
+    }
     if cfg.site.default_plan not in plans:
         bad(f"site: default_plan: no plan {cfg.site.default_plan!r} (plans: {sorted(plans)})")
     default = plans.get(cfg.site.default_plan)
@@ -430,8 +445,64 @@ def _check_clearance(
         )
 
 
+def _build_pattern(name: str, pc: _PatternCfg, phases: list[Phase], bad: Any) -> Pattern:
+    label = f"pattern {name}"
+    by_id = {p.id: p for p in phases}
+    cycle = ms(pc.cycle_s)
+    splits: dict[int, int] = {}
+    for key, seconds in pc.splits.items():
+        if not key.isdigit() or int(key) not in by_id:
+            bad(f"{label}: splits.{key}: no such phase")
+        else:
+            splits[int(key)] = ms(seconds)
+    for p in phases:
+        if p.id not in splits:
+            bad(f"{label}: splits: phase {p.id} has no split")
+    coord = [by_id[i] for i in pc.coord_phases if i in by_id]
+    for i in pc.coord_phases:
+        if i not in by_id:
+            bad(f"{label}: coord_phases: no phase {i}")
+    if len({p.group for p in coord}) > 1 or len({p.ring for p in coord}) < len(coord):
+        bad(f"{label}: coord_phases must be in one barrier group, at most one per ring")
+    rings = sorted({p.ring for p in phases})
+    for ring in rings:
+        if not any(p.ring == ring for p in coord):
+            bad(f"{label}: ring {ring} has no coordinated phase")
+        total = sum(splits.get(p.id, 0) for p in phases if p.ring == ring)
+        if total != cycle:
+            bad(
+                f"{label}: ring {ring} splits add up to {total / 1000:g} s, "
+                f"not the {pc.cycle_s:g} s cycle"
+            )
+    for group in sorted({p.group for p in phases}):
+        sums = {
+            ring: sum(splits.get(p.id, 0) for p in phases if p.ring == ring and p.group == group)
+            for ring in rings
+            if any(p.ring == ring and p.group == group for p in phases)
+        }
+        if len(set(sums.values())) > 1:
+            shown = ", ".join(f"ring {r}: {v / 1000:g} s" for r, v in sums.items())
+            bad(f"{label}: barrier group {group} splits differ between rings ({shown})")
+    if ms(pc.offset_s) >= cycle:
+        bad(f"{label}: offset {pc.offset_s:g} s is not below the cycle")
+    return Pattern(
+        id=name,
+        cycle_ms=cycle,
+        offset_ms=ms(pc.offset_s),
+        coord_phases=tuple(pc.coord_phases),
+        splits_ms=splits,
+        floating=pc.force_off == "floating",
+        transition=pc.transition,
+    )
+
+
 def _build_plan(
-    plan_id: str, pc: _PlanCfg, phases: list[Phase], safety: SafetyMinimums, bad: Any
+    plan_id: str,
+    pc: _PlanCfg,
+    phases: list[Phase],
+    safety: SafetyMinimums,
+    bad: Any,
+    patterns: dict[str, Pattern],
 ) -> Plan:
     ids = {p.id for p in phases}
     overrides: dict[int, _TimingCfg] = {}
@@ -471,7 +542,25 @@ def _build_plan(
         )
         _check_timing(label, p, t, safety, bad)
         timings[p.id] = t
-    return Plan(id=plan_id, timings=timings, use_max2=pc.use_max2)
+    pattern = None
+    if pc.pattern is not None:
+        pattern = patterns.get(pc.pattern)
+        if pattern is None:
+            bad(f"plan {plan_id}: pattern: no pattern {pc.pattern!r}")
+        else:
+            for p in phases:
+                pt = timings.get(p.id)
+                split = pattern.splits_ms.get(p.id)
+                if pt is None or split is None:
+                    continue
+                ped = pt.walk_ms + pt.ped_clear_ms if p.ped_crossing else 0
+                need = max(pt.min_green_ms, ped) + pt.yellow_ms + pt.red_clear_ms
+                if split < need:
+                    bad(
+                        f"plan {plan_id}: pattern {pattern.id}: phase {p.id} split "
+                        f"{split / 1000:g} s is below its minimum service {need / 1000:g} s"
+                    )
+    return Plan(id=plan_id, timings=timings, use_max2=pc.use_max2, pattern=pattern)
 
 
 def _check_timing(label: str, p: Phase, t: PhaseTiming, safety: SafetyMinimums, bad: Any) -> None:

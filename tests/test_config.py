@@ -145,7 +145,7 @@ def test_edge_check_prints_every_problem_and_fails(tmp_path: Path) -> None:
     path.write_text(text)
     res = run_cli("check", str(path))
     assert res.returncode == 1
-    assert res.stderr.count("is below the 3 s minimum") == 8  # 4 phases x 2 plans
+    assert res.stderr.count("is below the 3 s minimum") == 12  # 4 phases x 3 plans
     ok = run_cli("check", "--matrix", *map(str, EXAMPLES))
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.count(": OK: site") == len(EXAMPLES)

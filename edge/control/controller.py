@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from edge.control import coordination
 from edge.control.messages import (
     AllRed,
     Automatic,
@@ -48,6 +49,7 @@ from edge.control.messages import (
     PlaceCall,
     Preempt,
     Recover,
+    SetMode,
     SetPlan,
     UseMax2,
 )
@@ -113,6 +115,13 @@ class Controller:
         self.omit = [False] * n
         self.force_off = [False] * n
         self.use_max2 = self.plan.use_max2
+        # Coordination: resolved pattern points, and how far (ms) the local cycle
+        # timer lags the desired one while an offset transition runs.
+        self.coord_enabled = True
+        self.coord: coordination.CoordPoints | None = None
+        self.coord_shift = 0
+        self.coord_t = now_ms
+        self._set_coordination(now_ms)
         self._set_recalls()
         nr = len(self.ring_seq)
         self.active = [-1] * nr
@@ -452,6 +461,16 @@ class Controller:
             elif self.pre_requests.pop(k, None) is not None:
                 self._event(now, "preempt_cancel", f"preempt {cmd.preempt}")
             return None
+        if isinstance(cmd, SetMode):
+            if cmd.mode not in ("free", "coordinated"):
+                return f"unknown or unsupported mode {cmd.mode!r} (free, coordinated)"
+            if cmd.mode == "coordinated" and self.plan.pattern is None:
+                return f"plan {self.plan.id} has no coordination pattern"
+            self.coord_enabled = cmd.mode == "coordinated"
+            self._set_coordination(now)
+            self._set_recalls()
+            self._event(now, "mode_coordination", cmd.mode)
+            return None
         if isinstance(cmd, UseMax2):
             self.use_max2 = cmd.on
             return None
@@ -546,7 +565,11 @@ class Controller:
 
     def _set_recalls(self) -> None:
         recalls = [self.plan.timings[p.id].recall for p in self.site.phases]
-        self.recall_veh = [Recall.MIN in r or Recall.MAX in r for r in recalls]
+        coord = self.coord.coord if self.coord is not None else (False,) * len(recalls)
+        # Coordinated phases are served every cycle, as if on recall.
+        self.recall_veh = [
+            Recall.MIN in r or Recall.MAX in r or coord[i] for i, r in enumerate(recalls)
+        ]
         self.recall_ped = [Recall.PED in r and self.has_ped[i] for i, r in enumerate(recalls)]
         self.recall_soft = [Recall.SOFT in r for r in recalls]
 
@@ -580,6 +603,8 @@ class Controller:
             self._start_run(now)
         if self.mode in (FLASH, FAULT):
             return
+        if self.coord is not None:
+            self._coord_tick(now)
         for _ in range(_MAX_PASSES):
             if not self._pass(now):
                 break
@@ -844,12 +869,82 @@ class Controller:
     def _end_reason(self, now: int, i: int) -> str:
         if self.force_off[i]:
             return "force_off"
-        if now >= self.max_end[i]:
-            return "max_out"
         if self.all_red_req or self.flash_req:
             return "stop"
+        if self.coord is not None:
+            return self._coord_end_reason(now, i)
+        if now >= self.max_end[i]:
+            return "max_out"
         t = self.timing[i]
         if Recall.MAX in t.recall:
+            return ""
+        if self.ext_count[i] == 0 and now >= self.pass_end[i]:
+            return "gap_out"
+        return ""
+
+    # -- coordination ----------------------------------------------------------------------
+
+    def _set_coordination(self, now: int) -> None:
+        """Resolve the plan's pattern; start the local timer where the phases are now."""
+        pattern = self.plan.pattern if self.coord_enabled else None
+        if pattern is None:
+            self.coord = None
+            return
+        pts = coordination.resolve(pattern, self.site.phases, self.plan.timings)
+        # Where the local timer should read, judged from what is green now.
+        local = None
+        for i, v in enumerate(self.iv):
+            if v == GREEN:
+                elapsed = now - self.green_at[i]
+                if pts.coord[i]:
+                    local = min(elapsed, (pts.force_off[i] - pts.start[i]) % pts.cycle_ms)
+                elif local is None:
+                    local = (pts.start[i] + elapsed) % pts.cycle_ms
+        desired = (now - pattern.offset_ms) % pts.cycle_ms
+        self.coord_shift = 0 if local is None else (desired - local) % pts.cycle_ms
+        self.coord_t = now
+        self.coord = pts
+
+    def _cycle_pos(self, now: int) -> int:
+        assert self.coord is not None and self.plan.pattern is not None
+        return (now - self.plan.pattern.offset_ms - self.coord_shift) % self.coord.cycle_ms
+
+    def _coord_tick(self, now: int) -> None:
+        """Advance the offset transition by the time since the last step."""
+        assert self.coord is not None and self.plan.pattern is not None
+        dt, self.coord_t = now - self.coord_t, now
+        if self.coord_shift == 0:
+            return
+        c = self._cycle_pos(now)
+        at_yield = any(
+            self.coord.coord[i]
+            and v == GREEN
+            and coordination.in_window(c, self.coord.force_off[i], self.coord.permissive_end[i])
+            for i, v in enumerate(self.iv)
+        )
+        before = self.coord_shift
+        self.coord_shift = coordination.step_shift(
+            before, dt, self.coord.cycle_ms, self.plan.pattern.transition, at_yield
+        )
+        if self.coord_shift == 0:
+            self._event(now, "offset_in_step", self.plan.pattern.id)
+
+    def _coord_end_reason(self, now: int, i: int) -> str:
+        """Termination under coordination: force-offs and yield points, no max-out."""
+        assert self.coord is not None and self.plan.pattern is not None
+        pts = self.coord
+        c = self._cycle_pos(now)
+        if pts.coord[i]:
+            if self.plan.pattern.transition == "dwell" and self.coord_shift:
+                return ""  # dwelling in the coordinated phase until in step
+            if coordination.in_window(c, pts.force_off[i], pts.permissive_end[i]):
+                return "force_off"  # yield point reached, within the permissive period
+            return ""
+        if not coordination.in_window(c, pts.start[i], pts.force_off[i]):
+            return "force_off"  # outside its split
+        if self.plan.pattern.floating and now >= self.green_at[i] + pts.split_green[i]:
+            return "force_off"
+        if Recall.MAX in self.timing[i].recall:
             return ""
         if self.ext_count[i] == 0 and now >= self.pass_end[i]:
             return "gap_out"
@@ -1091,6 +1186,7 @@ class Controller:
         assert self.pending_plan is not None
         self.plan = self.site.plans[self.pending_plan]
         self.use_max2 = self.plan.use_max2
+        self._set_coordination(now)
         self._set_recalls()
         self.pending_plan = None
         self._event(now, "plan_applied", self.plan.id)
@@ -1152,6 +1248,19 @@ class Controller:
         if self.mode in (FLASH, FAULT):
             return NEVER
         times = [self.det_deadline]
+        if self.coord is not None:
+            if self.coord_shift:
+                times.append(now + 100)  # the timer is being pulled into step
+            c = self._cycle_pos(now)
+            cyc = self.coord.cycle_ms
+            for i, v in enumerate(self.iv):
+                if v == GREEN:
+                    for point in (self.coord.start[i], self.coord.force_off[i]):
+                        times.append(now + coordination.until(c, point, cyc))
+                    if self.coord.coord[i]:
+                        times.append(now + coordination.until(c, self.coord.permissive_end[i], cyc))
+                    elif self.plan.pattern is not None and self.plan.pattern.floating:
+                        times.append(self.green_at[i] + self.coord.split_green[i])
         for k, since in self.pre_requests.items():
             times.append(since + self.site.preempts[k].max_presence_ms)
         if self.pre >= 0:

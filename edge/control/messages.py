@@ -101,6 +101,13 @@ class Preempt:
     on: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class SetMode:
+    """Run "free" (actuated, ignoring the plan's pattern) or "coordinated" (the pattern)."""
+
+    mode: str
+
+
 Command = (
     Hold
     | ForceOff
@@ -113,6 +120,7 @@ Command = (
     | SetPlan
     | UseMax2
     | Preempt
+    | SetMode
 )
 
 

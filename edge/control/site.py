@@ -138,10 +138,27 @@ class PhaseTiming:
 
 
 @dataclass(frozen=True, slots=True)
+class Pattern:
+    """A coordination pattern: cycle, offset and splits (see coordination.py)."""
+
+    id: str
+    cycle_ms: int
+    offset_ms: int  # local zero (coordinated phases' green start) on the common time base
+    coord_phases: tuple[int, ...]
+    splits_ms: dict[int, int]  # by phase id: green + yellow + red clearance
+    floating: bool  # floating force-offs (each phase at most its split) instead of fixed
+    transition: str  # best | shortway | longway | dwell
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     id: str
     timings: dict[int, PhaseTiming]  # by phase id; frozen by convention (built once)
     use_max2: bool = False
+    pattern: Pattern | None = None  # coordinated when set, free otherwise
 
     def __hash__(self) -> int:
         return hash(self.id)
