@@ -7,9 +7,11 @@ collected so that `edge check` can print them at once.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -35,6 +37,7 @@ from edge.control.site import (
     SignalKind,
     Site,
 )
+from edge.schedule import WEEKDAYS, DayPlan, Schedule, parse_hhmm
 
 MAX_PHASES = 16
 MAX_CHANNELS = 32
@@ -176,6 +179,18 @@ class _PreemptCfg(_Strict):
     max_presence_s: Seconds = 180.0
 
 
+class _ExceptionDayCfg(_Strict):
+    date: str
+    day_plan: str
+    name: str = ""
+
+
+class _ScheduleCfg(_Strict):
+    day_plans: Annotated[dict[str, dict[str, str]], Field(min_length=1)]
+    week: dict[str, str]
+    exceptions: list[_ExceptionDayCfg] = []
+
+
 class _SiteFile(_Strict):
     site: _SiteSection
     safety: _SafetySection = _SafetySection()
@@ -186,6 +201,7 @@ class _SiteFile(_Strict):
     detectors: list[_DetectorCfg] = []
     preempts: list[_PreemptCfg] = []
     patterns: dict[str, _PatternCfg] = {}
+    schedule: _ScheduleCfg | None = None
     plans: Annotated[dict[str, _PlanCfg], Field(min_length=1)]
 
 
@@ -208,8 +224,21 @@ def ms(seconds: float) -> int:
 # --- loading ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    """Everything a site file holds: the core's Site, and the runtime's schedule."""
+
+    site: Site
+    schedule: Schedule | None
+
+
 def load_site(path: str | Path) -> Site:
     """Read and validate a site TOML file; raise ConfigError naming every problem."""
+    return load_config(path).site
+
+
+def load_config(path: str | Path) -> SiteConfig:
+    """As load_site, with the time-of-day schedule."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -219,19 +248,23 @@ def load_site(path: str | Path) -> Site:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
-    return site_from_dict(raw, source)
+    return config_from_dict(raw, source)
 
 
 def site_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> Site:
+    return config_from_dict(raw, source).site
+
+
+def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> SiteConfig:
     try:
         cfg = _SiteFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(source, [_describe_error(raw, e) for e in exc.errors()]) from None
     problems: list[str] = []
-    site = _build(cfg, problems)
-    if problems or site is None:
+    built = _build(cfg, problems)
+    if problems or built is None:
         raise ConfigError(source, problems)
-    return site
+    return SiteConfig(*built)
 
 
 _LIST_SECTIONS = {
@@ -266,7 +299,7 @@ def _describe_error(raw: Mapping[str, Any], err: Any) -> str:
     return f"{head}: {msg}" if head else msg
 
 
-def _build(cfg: _SiteFile, problems: list[str]) -> Site | None:
+def _build(cfg: _SiteFile, problems: list[str]) -> tuple[Site, Schedule | None] | None:
     def bad(msg: str) -> None:
         problems.append(msg)
 
@@ -315,6 +348,7 @@ def _build(cfg: _SiteFile, problems: list[str]) -> Site | None:
     plans = {
         pid: _build_plan(pid, pc, phases, safety, bad, patterns) for pid, pc in cfg.plans.items()
     }
+    schedule = _build_schedule(cfg.schedule, set(plans), bad) if cfg.schedule else None
     if cfg.site.default_plan not in plans:
         bad(f"site: default_plan: no plan {cfg.site.default_plan!r} (plans: {sorted(plans)})")
     default = plans.get(cfg.site.default_plan)
@@ -380,7 +414,7 @@ def _build(cfg: _SiteFile, problems: list[str]) -> Site | None:
     conflicts = _conflicts(phases, overlaps, approaches, bad)
     if problems:
         return None
-    return Site(
+    site = Site(
         id=cfg.site.id,
         name=cfg.site.name,
         approaches=approaches,
@@ -398,6 +432,7 @@ def _build(cfg: _SiteFile, problems: list[str]) -> Site | None:
         conflicts=frozenset(conflicts),
         preempts=preempts,
     )
+    return site, schedule
 
 
 def _check_unique(cfg: _SiteFile, bad: Any) -> None:
@@ -443,6 +478,48 @@ def _check_clearance(
             f"{label}: red clearance {red_ms / 1000:g} s is below the site's "
             f"{safety.min_red_clear_ms / 1000:g} s minimum"
         )
+
+
+def _build_schedule(sc: _ScheduleCfg, plans: set[str], bad: Any) -> Schedule:
+    day_plans = {}
+    for name, entries in sc.day_plans.items():
+        label = f"schedule: day_plans.{name}"
+        parsed = []
+        for time_text, plan in entries.items():
+            try:
+                parsed.append((parse_hhmm(time_text), plan))
+            except ValueError as exc:
+                bad(f"{label}: {exc}")
+                continue
+            if plan not in plans:
+                bad(f"{label}: {time_text}: no plan {plan!r}")
+        parsed.sort()
+        if not parsed or parsed[0][0] != 0:
+            bad(f"{label}: needs an entry at 00:00 so every minute has a plan")
+        day_plans[name] = DayPlan(name, tuple(parsed))
+    missing = [d for d in WEEKDAYS if d not in sc.week]
+    if missing:
+        bad(f"schedule: week: no day plan for {', '.join(missing)}")
+    week = sc.week
+    for weekday in week:
+        if weekday not in WEEKDAYS:
+            bad(f"schedule: week.{weekday}: not a weekday ({', '.join(WEEKDAYS)})")
+    for weekday, name in week.items():
+        if name not in day_plans:
+            bad(f"schedule: week.{weekday}: no day plan {name!r}")
+    exceptions: dict[dt.date, str] = {}
+    for ex in sc.exceptions:
+        try:
+            day = dt.date.fromisoformat(ex.date)
+        except ValueError:
+            bad(f"schedule: exception {ex.date!r}: not a date (YYYY-MM-DD)")
+            continue
+        if ex.day_plan not in day_plans:
+            bad(f"schedule: exception {ex.date}: no day plan {ex.day_plan!r}")
+        if day in exceptions:
+            bad(f"schedule: exception {ex.date} is given twice")
+        exceptions[day] = ex.day_plan
+    return Schedule(day_plans, tuple(week.get(d, "") for d in WEEKDAYS), exceptions)
 
 
 def _build_pattern(name: str, pc: _PatternCfg, phases: list[Phase], bad: Any) -> Pattern:
