@@ -4,13 +4,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench setup clean
+.PHONY: demo test lint bench setup clean mosquitto
 
 $(STAMP): pyproject.toml
 	./scripts/setup.sh $(VENV)
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# The link tests start their own brokers; this installs the binary (apt, as root).
+mosquitto:
+	./scripts/install-mosquitto.sh
 
 demo: $(STAMP)
 	$(VENV)/bin/edge demo examples/four_leg_protected.toml
@@ -20,7 +24,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check edge tests
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint mosquitto
 	$(VENV)/bin/pytest -q
 
 bench: $(STAMP)

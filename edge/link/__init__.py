@@ -1,0 +1,1 @@
+"""MQTT link to central: topics, messages, signatures, plan bundles, spool, client."""

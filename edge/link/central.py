@@ -1,0 +1,200 @@
+"""The central side, as a library: sign and push plan bundles, send commands,
+collect what devices publish. `edge central ...` and the tests use it.
+
+Central's ingest keeps a persistent MQTT 5 session (clean_start false, a
+session expiry) with QoS 1 subscriptions, so the broker queues counts and
+events for it while it is away; it drops duplicates by (device, seq).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiomqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.link import topics
+from edge.link.client import BrokerConfig
+from edge.link.messages import command_body
+from edge.link.plans import bundle_body
+from edge.link.signing import sign
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def signed_bundle(
+    key: Ed25519PrivateKey,
+    device: str,
+    version: int,
+    plans: Mapping[str, Any],
+    default_plan: str,
+    *,
+    ttl_s: float = 3600,
+    schedule: list[dict[str, Any]] | None = None,
+    detectors: list[dict[str, Any]] | None = None,
+) -> bytes:
+    t = now_ms()
+    body = bundle_body(
+        device,
+        version,
+        t,
+        t + int(ttl_s * 1000),
+        plans,
+        default_plan,
+        schedule or [],
+        detectors or [],
+    )
+    return sign(body, key)
+
+
+def signed_command(
+    key: Ed25519PrivateKey,
+    device: str,
+    command: dict[str, Any],
+    *,
+    ttl_s: float = 60,
+    command_id: str | None = None,
+) -> tuple[str, bytes]:
+    cid = command_id or uuid.uuid4().hex
+    t = now_ms()
+    return cid, sign(command_body(device, cid, t, t + int(ttl_s * 1000), command), key)
+
+
+def _props(correlation: bytes, response_topic: str) -> Properties:
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.CorrelationData = correlation
+    props.ResponseTopic = response_topic
+    return props
+
+
+@asynccontextmanager
+async def connect(
+    broker: BrokerConfig,
+    identifier: str | None = None,
+    persistent: bool = False,
+    timeout_s: float = 10.0,
+) -> AsyncIterator[aiomqtt.Client]:
+    """A central client; `persistent` keeps its session (and queued QoS 1 messages) for 1 h."""
+    props = None
+    if persistent:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 3600
+    async with aiomqtt.Client(
+        broker.host,
+        broker.port,
+        identifier=identifier or f"central-{uuid.uuid4().hex[:8]}",
+        protocol=aiomqtt.ProtocolVersion.V5,
+        tls_context=broker.tls_context(),
+        clean_start=not persistent,
+        properties=props,
+        timeout=timeout_s,
+        keepalive=20,
+    ) as client:
+        yield client
+
+
+async def request(
+    client: aiomqtt.Client,
+    device: str,
+    leaf: str,
+    payload: bytes,
+    *,
+    until: tuple[str, ...] = ("accepted", "rejected", "done"),
+    timeout_s: float = 10.0,
+    retain: bool = False,
+) -> list[dict[str, Any]]:
+    """Publish to a device's plan/cmd topic; collect its acks (matched by correlation
+    data) until one has a status in `until` (or timeout). Subscribe to acks first."""
+    ack_topic = topics.topic(device, "ack")
+    corr = uuid.uuid4().bytes
+    got: list[dict[str, Any]] = []
+    await client.subscribe(ack_topic, qos=1)
+    await client.publish(
+        topics.topic(device, leaf),
+        payload,
+        qos=1,
+        retain=retain,
+        properties=_props(corr, ack_topic),
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for msg in client.messages:
+                if str(msg.topic) != ack_topic:
+                    continue
+                data = getattr(msg.properties, "CorrelationData", None)
+                if data != corr:
+                    continue
+                ack = json.loads(msg.payload if isinstance(msg.payload, bytes) else b"{}")
+                got.append(ack)
+                if ack.get("status") in until:
+                    break
+    except TimeoutError:
+        pass
+    return got
+
+
+@dataclass
+class Collected:
+    """What central has received from devices, deduplicated by (device, seq)."""
+
+    by_kind: dict[str, dict[tuple[str, int], dict[str, Any]]] = field(
+        default_factory=lambda: {"counts": {}, "events": {}}
+    )
+    duplicates: int = 0
+    received: int = 0
+    spat: dict[str, int] = field(default_factory=dict)
+    status: dict[str, dict[str, Any]] = field(default_factory=dict)
+    acks: list[dict[str, Any]] = field(default_factory=list)
+    raw: list[tuple[str, bytes]] = field(default_factory=list)
+    keep_raw: bool = False
+
+    def add(self, topic: str, payload: bytes) -> None:
+        parsed = topics.parse(topic)
+        if parsed is None:
+            return
+        device, leaf = parsed
+        if self.keep_raw:
+            self.raw.append((topic, payload))
+        if leaf == "spat":
+            self.spat[device] = self.spat.get(device, 0) + 1
+            return
+        try:
+            obj = json.loads(payload)
+        except ValueError:
+            return
+        if leaf == "status":
+            self.status[device] = obj
+        elif leaf == "ack":
+            self.acks.append(obj)
+        elif leaf in self.by_kind:
+            self.received += 1
+            key = (device, int(obj["seq"]))
+            if key in self.by_kind[leaf]:
+                self.duplicates += 1
+            else:
+                self.by_kind[leaf][key] = obj
+
+    def seqs(self, device: str) -> set[int]:
+        return {s for kind in self.by_kind.values() for (d, s) in kind if d == device}
+
+
+async def collect(
+    client: aiomqtt.Client, into: Collected, leaves: tuple[str, ...], device: str = "+"
+) -> None:
+    """Subscribe (QoS 1) and add everything that arrives to `into`, until cancelled."""
+    for leaf in leaves:
+        await client.subscribe(f"{topics.ROOT}/{device}/{leaf}", qos=1)
+    async for msg in client.messages:
+        payload = msg.payload if isinstance(msg.payload, bytes) else b""
+        into.add(str(msg.topic), payload)

@@ -1,0 +1,262 @@
+"""The asyncio shell around one MQTT connection (aiomqtt 2.x, paho underneath).
+
+Lifetime as aiomqtt intends it: reconnection is ours, in a loop with
+jittered exponential backoff. On every connect: a last will ("offline",
+retained) registered in CONNECT, the retained birth status, the device's
+subscriptions, then the spool drained in order. A lost connection loses
+nothing: spooled rows are deleted only after their PUBACK and are all sent
+again after a reconnect (central drops duplicates by sequence number).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.link import topics
+from edge.link.messages import status_offline, with_seq
+from edge.store import SpoolRow, Store
+
+log = logging.getLogger(__name__)
+
+SPOOL_WINDOW = 64  # spooled messages in flight at once
+PUBLISH_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    host: str
+    port: int
+    cafile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    username: str | None = None
+    password: str | None = None
+    keepalive_s: int = 20
+    backoff_min_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if self.cafile is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.cafile)
+        if self.certfile:
+            ctx.load_cert_chain(self.certfile, self.keyfile)
+        return ctx
+
+
+class Backoff:
+    """Exponential backoff with jitter: a random delay in [d/2, d], d doubling to a cap."""
+
+    def __init__(self, min_s: float, max_s: float, rng: random.Random | None = None) -> None:
+        self.min_s = min_s
+        self.max_s = max_s
+        self.attempt = 0
+        self.rng = rng or random.Random()
+
+    def next(self) -> float:
+        d = min(self.max_s, self.min_s * 2**self.attempt)
+        self.attempt = min(self.attempt + 1, 30)
+        return self.rng.uniform(d / 2, d)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class LinkHandler(Protocol):
+    def birth(self) -> str: ...
+
+    async def on_message(
+        self, leaf: str, payload: bytes, correlation: bytes | None, retained: bool
+    ) -> None: ...
+
+    def on_connected(self) -> None: ...
+
+    def on_disconnected(self, reason: str) -> None: ...
+
+
+def correlation_of(message: aiomqtt.Message) -> bytes | None:
+    props = message.properties
+    data = getattr(props, "CorrelationData", None) if props is not None else None
+    return bytes(data) if isinstance(data, bytes | bytearray) else None
+
+
+class LinkClient:
+    """One device's connection to the broker; `run()` until cancelled."""
+
+    def __init__(
+        self,
+        device: str,
+        broker: BrokerConfig,
+        handler: LinkHandler,
+        store: Store | None,
+        db: Executor | None,
+    ) -> None:
+        self.device = device
+        self.broker = broker
+        self.handler = handler
+        self.store = store
+        self.db = db
+        self.client: aiomqtt.Client | None = None
+        self.spool_ready = asyncio.Event()
+        self.connected = asyncio.Event()
+        self.outbox: deque[tuple[str, str, bytes | None]] = deque(maxlen=256)
+        self.outbox_ready = asyncio.Event()
+        self.backoff = Backoff(broker.backoff_min_s, broker.backoff_max_s)
+        self.connects = 0
+        self.sent_spooled = 0
+
+    def topic(self, leaf: str) -> str:
+        return topics.topic(self.device, leaf)
+
+    async def _db(self, fn: Callable[..., object], *args: object) -> object:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.db, fn, *args)
+
+    # -- the connection loop -------------------------------------------------------------
+
+    async def run(self) -> None:
+        status = self.topic("status")
+        while True:
+            reason = "closed"
+            try:
+                async with aiomqtt.Client(
+                    self.broker.host,
+                    self.broker.port,
+                    identifier=self.device,
+                    username=self.broker.username,
+                    password=self.broker.password,
+                    protocol=aiomqtt.ProtocolVersion.V5,
+                    will=aiomqtt.Will(status, status_offline(self.device), qos=1, retain=True),
+                    keepalive=self.broker.keepalive_s,
+                    tls_context=self.broker.tls_context(),
+                    timeout=PUBLISH_TIMEOUT_S,
+                    max_inflight_messages=SPOOL_WINDOW,
+                ) as client:
+                    self.client = client
+                    self.connects += 1
+                    await client.publish(status, self.handler.birth(), qos=1, retain=True)
+                    await client.subscribe(
+                        [(self.topic(leaf), 1) for leaf in topics.DEVICE_SUBSCRIBES]
+                    )
+                    self.backoff.reset()
+                    self.connected.set()
+                    self.handler.on_connected()
+                    log.info("link up: %s:%d", self.broker.host, self.broker.port)
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._receive(client))
+                        tg.create_task(self._drain_spool(client))
+                        tg.create_task(self._drain_outbox(client))
+            except* aiomqtt.MqttError as group:
+                reason = "; ".join(str(e) for e in group.exceptions)[:300]
+            except* (OSError, TimeoutError) as group:
+                reason = "; ".join(repr(e) for e in group.exceptions)[:300]
+            finally:
+                was_up = self.connected.is_set()
+                self.client = None
+                self.connected.clear()
+            if was_up:
+                self.handler.on_disconnected(reason)
+            delay = self.backoff.next()
+            log.warning("link down (%s); reconnecting in %.1f s", reason, delay)
+            await asyncio.sleep(delay)
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            parsed = topics.parse(str(message.topic))
+            payload = message.payload if isinstance(message.payload, bytes) else b""
+            if (
+                parsed is None
+                or parsed[0] != self.device
+                or parsed[1] not in topics.DEVICE_SUBSCRIBES
+            ):
+                log.warning("dropped a message on unexpected topic %s", message.topic)
+                continue
+            try:
+                await self.handler.on_message(
+                    parsed[1], payload, correlation_of(message), bool(message.retain)
+                )
+            except Exception:  # one bad message must never take the link down
+                log.exception("dropped a message on %s: handler failed", message.topic)
+
+    # -- outgoing ----------------------------------------------------------------------
+
+    async def _drain_spool(self, client: aiomqtt.Client) -> None:
+        """Send spooled rows in order, QoS 1; delete each only after its PUBACK."""
+        if self.store is None:
+            return
+        store = self.store
+        after = 0
+        while True:
+            rows = await self._db(store.spool_pending, after, SPOOL_WINDOW)
+            assert isinstance(rows, list)
+            if not rows:
+                self.spool_ready.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.spool_ready.wait(), 1.0)
+                continue
+
+            async def send(row: SpoolRow) -> int:
+                await client.publish(
+                    self.topic(row.kind),
+                    with_seq(self.device, row.seq, row.body),
+                    qos=1,
+                    timeout=PUBLISH_TIMEOUT_S,
+                )
+                return row.seq
+
+            acked = await asyncio.gather(*(send(r) for r in rows))
+            await self._db(store.spool_delete, acked)
+            self.sent_spooled += len(acked)
+            after = rows[-1].seq
+
+    async def _drain_outbox(self, client: aiomqtt.Client) -> None:
+        while True:
+            while self.outbox:
+                leaf, payload, corr = self.outbox[0]
+                props = None
+                if corr is not None:
+                    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                    props.CorrelationData = corr
+                await client.publish(
+                    self.topic(leaf), payload, qos=1, properties=props, timeout=PUBLISH_TIMEOUT_S
+                )
+                self.outbox.popleft()
+            self.outbox_ready.clear()
+            await self.outbox_ready.wait()
+
+    def send_reliable(self, leaf: str, payload: str, correlation: bytes | None = None) -> None:
+        """Queue an ack or state reply (QoS 1, kept across a reconnect, bounded)."""
+        self.outbox.append((leaf, payload, correlation))
+        self.outbox_ready.set()
+
+    def spooled(self) -> None:
+        """Tell the sender that new rows are in the spool."""
+        self.spool_ready.set()
+
+    async def publish_now(
+        self, leaf: str, payload: str, qos: int = 0, retain: bool = False
+    ) -> bool:
+        """Best effort (SPaT, status updates): dropped while disconnected."""
+        client = self.client
+        if client is None:
+            return False
+        try:
+            await client.publish(
+                self.topic(leaf), payload, qos=qos, retain=retain, timeout=PUBLISH_TIMEOUT_S
+            )
+        except aiomqtt.MqttError:
+            return False
+        return True

@@ -1,0 +1,112 @@
+"""The device's link configuration (a small TOML file), validated once at start."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge.link.client import BrokerConfig
+from edge.link.topics import DEVICE_ID_RE
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class _Device(_Strict):
+    id: Annotated[str, Field(pattern=DEVICE_ID_RE.pattern)]
+    site: str
+    store: str
+    trusted_keys: Annotated[list[str], Field(min_length=1)]
+
+
+class _Broker(_Strict):
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)]
+    cafile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    keepalive_s: Annotated[int, Field(ge=5, le=600)] = 20
+    backoff_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    backoff_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+
+
+class _Link(_Strict):
+    counts_interval_s: Annotated[float, Field(ge=1, le=3600)] = 60.0
+    events_flush_s: Annotated[float, Field(ge=0.1, le=60)] = 1.0
+    spat_hz: Annotated[float, Field(ge=0, le=10)] = 10.0
+    backup_s: Annotated[float, Field(ge=1, le=86400)] = 300.0
+    max_spool_rows: Annotated[int, Field(ge=10)] = 200_000
+
+
+class _Demand(_Strict):
+    seed: int = 1
+    veh_per_hour: Annotated[float, Field(ge=0, le=5000)] = 400.0
+
+
+class _File(_Strict):
+    device: _Device
+    broker: _Broker
+    link: _Link = _Link()
+    demand: _Demand = _Demand()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    device: str
+    site_path: Path
+    store_path: Path
+    trusted_keys: tuple[Path, ...]
+    broker: BrokerConfig
+    counts_interval_ms: int = 60_000
+    events_flush_ms: int = 1000
+    spat_hz: float = 10.0
+    backup_ms: int = 300_000
+    max_spool_rows: int = 200_000
+    demand_seed: int = 1
+    veh_per_hour: float = 400.0
+
+
+def load_device_config(path: str | Path) -> DeviceConfig:
+    """Read the device TOML; relative paths are relative to the file. ValueError on problems."""
+    path = Path(path)
+    base = path.parent
+    try:
+        cfg = _File.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ValueError(f"{path}: " + "; ".join(problems)) from None
+
+    def rel(p: str | None) -> str | None:
+        return None if p is None else str(base / p)
+
+    b = cfg.broker
+    return DeviceConfig(
+        device=cfg.device.id,
+        site_path=base / cfg.device.site,
+        store_path=base / cfg.device.store,
+        trusted_keys=tuple(base / k for k in cfg.device.trusted_keys),
+        broker=BrokerConfig(
+            b.host,
+            b.port,
+            rel(b.cafile),
+            rel(b.certfile),
+            rel(b.keyfile),
+            keepalive_s=b.keepalive_s,
+            backoff_min_s=b.backoff_min_s,
+            backoff_max_s=b.backoff_max_s,
+        ),
+        counts_interval_ms=round(cfg.link.counts_interval_s * 1000),
+        events_flush_ms=round(cfg.link.events_flush_s * 1000),
+        spat_hz=cfg.link.spat_hz,
+        backup_ms=round(cfg.link.backup_s * 1000),
+        max_spool_rows=cfg.link.max_spool_rows,
+        demand_seed=cfg.demand.seed,
+        veh_per_hour=cfg.demand.veh_per_hour,
+    )

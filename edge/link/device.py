@@ -1,0 +1,548 @@
+"""A device runtime for the link: the controller stepped at 10 Hz on scripted
+detector input, feeding the MQTT link (SPaT, counts, events, status), and
+taking plans and commands from central.
+
+This is the harness the link tests and `edge bench link` run; the full
+runtime (edge/runtime.py, with the IO board and sensing) wires the same
+pieces. Local control never waits for the network: the control loop only
+hands work to the link and the store (a single worker thread) and moves on.
+
+    python -m edge.link.device DEVICE.toml [--duration S] [--stats FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import signal
+import sys
+import time
+import tomllib
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge.config import site_from_dict
+from edge.control.controller import Controller
+from edge.control.messages import Inputs, Outputs, SetPlan
+from edge.control.site import Site
+from edge.demand import RandomDemand
+from edge.link import messages
+from edge.link.client import LinkClient
+from edge.link.config import DeviceConfig, load_device_config
+from edge.link.counts import CountsAggregator
+from edge.link.errors import Rejected
+from edge.link.messages import EmergencyPriorityRequest, LogEvent, TransitPriorityRequest
+from edge.link.plans import Bundle, check_body, plan_at
+from edge.link.session import (
+    Ack,
+    Action,
+    ControlCommand,
+    DeviceSession,
+    InstallPlan,
+    PriorityRequest,
+    SendState,
+)
+from edge.link.signing import load_trusted
+from edge.store import Store
+
+log = logging.getLogger(__name__)
+
+STEP_MS = 100
+FIRMWARE = "edge-0.1.0"
+
+
+def install_site(ctl: Controller, site: Site) -> None:
+    """Give a running controller a new plan set without restarting it.
+
+    Stop-gap until the core has a command for it: the controller reads plans
+    from `ctl.site.plans` only when SetPlan is validated and when the pending
+    plan is applied at a safe point, so swapping in a Site that differs only in
+    its plans (and detector delay/carryover, which it reads live) and then
+    sending SetPlan makes the new timing take effect at the next safe point.
+    """
+    old = ctl.site
+    if (
+        site.phases != old.phases
+        or site.channels != old.channels
+        or site.conflicts != old.conflicts
+        or [d.id for d in site.detectors] != [d.id for d in old.detectors]
+    ):
+        raise ValueError("a plan bundle may change plans and detector timing only")
+    ctl.site = site
+
+
+def utc_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def local_weekday_minute(ms: int) -> tuple[int, int]:
+    t = time.localtime(ms / 1000)
+    return t.tm_wday, t.tm_hour * 60 + t.tm_min
+
+
+@dataclass
+class Stats:
+    ticks: int = 0
+    late_ticks: int = 0
+    max_tick_gap_ms: float = 0.0
+    spat_sent: int = 0
+    spat_dropped: int = 0
+    plans_applied: int = 0
+    tick_times: list[float] = field(default_factory=list)
+
+
+class DeviceRuntime:
+    def __init__(self, cfg: DeviceConfig, record_ticks: bool = False) -> None:
+        self.cfg = cfg
+        self.device = cfg.device
+        site_bytes = cfg.site_path.read_bytes()
+        self.config_hash = hashlib.sha256(site_bytes).hexdigest()[:16]
+        self.site_raw: dict[str, Any] = tomllib.loads(site_bytes.decode("utf-8"))
+        site = site_from_dict(self.site_raw, str(cfg.site_path))
+        self.store = Store(cfg.store_path, max_spool_rows=cfg.max_spool_rows)
+        self.db = ThreadPoolExecutor(1, thread_name_prefix="edge-store")
+        self.trusted = load_trusted(list(cfg.trusted_keys))
+        self.session = DeviceSession(
+            device=cfg.device,
+            trusted=self.trusted,
+            site_raw=self.site_raw,
+            high_water=self.store.plan_high_water(),
+            memory=self.store,
+            backup_ms=cfg.backup_ms,
+            approaches=frozenset(a.id for a in site.approaches),
+        )
+        self.bundle: Bundle | None = self._boot_bundle()
+        if self.bundle is not None:
+            site = self.bundle.site
+        self.plan_version = self.bundle.version if self.bundle else 0
+        self.ctl = Controller(site, now_ms=0, plan=self._scheduled_plan(site))
+        self.phase_ids = [p.id for p in site.phases]
+        self.counts = CountsAggregator(site, cfg.counts_interval_ms)
+        self.demand = RandomDemand(site, seed=cfg.demand_seed, veh_per_hour=cfg.veh_per_hour)
+        self.link = LinkClient(cfg.device, cfg.broker, self, self.store, self.db)
+        self.queued: list[ControlCommand] = []
+        self.pending_apply: tuple[int, str, bytes | None] | None = None
+        self.events: list[LogEvent] = []
+        self.priority: dict[str, EmergencyPriorityRequest | TransitPriorityRequest] = {}
+        self.on_priority: list[Callable[[EmergencyPriorityRequest | TransitPriorityRequest], None]]
+        self.on_priority = []
+        self.stats = Stats()
+        self.record_ticks = record_ticks
+        self.out: Outputs | None = None
+        self.utc0 = utc_ms()
+        self.link_down_at: int | None = None
+        self.scheduled = self.ctl.plan.id
+        self.stopping = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._pending_db: deque[Future[Any]] = deque()
+
+    # -- boot --------------------------------------------------------------------------
+
+    def _boot_bundle(self) -> Bundle | None:
+        stored = self.store.latest_plan()
+        if stored is None:
+            return None
+        try:
+            body = json.loads(stored.envelope)["body"]
+            bundle = check_body(
+                body,
+                device=self.device,
+                high_water=stored.version - 1,
+                site_raw=self.site_raw,
+                now_ms=None,
+            )
+        except (Rejected, ValueError, KeyError, TypeError) as exc:
+            log.error(
+                "stored plan bundle v%d no longer valid, using the site's plans: %s",
+                stored.version,
+                exc,
+            )
+            return None
+        if stored.applied_ms is None:
+            self.store.mark_plan_applied(stored.version, utc_ms())
+        log.info("plan bundle v%d loaded from the store", bundle.version)
+        return bundle
+
+    def _scheduled_plan(self, site: Site) -> str:
+        if self.bundle is None:
+            return site.default_plan
+        day, minute = local_weekday_minute(utc_ms())
+        return plan_at(self.bundle.schedule, self.bundle.default_plan, day, minute)
+
+    # -- LinkHandler ---------------------------------------------------------------------
+
+    def birth(self) -> str:
+        return messages.status_online(
+            self.device,
+            utc_ms=utc_ms(),
+            firmware=FIRMWARE,
+            config_hash=self.config_hash,
+            plan_version=self.plan_version,
+            plan=self.ctl.plan.id,
+            board="simulated",
+            mode=self.ctl.mode,
+            central="lapsed" if self.session.lapsed else "ok",
+        )
+
+    def on_connected(self) -> None:
+        now = utc_ms()
+        if self.link_down_at is not None:
+            gap = (now - self.link_down_at) / 1000
+            self._log(
+                LogEvent(now, "link_resumed", "", f"broker unreachable for {gap:.1f} s", "link")
+            )
+            self.link_down_at = None
+
+    def on_disconnected(self, reason: str) -> None:
+        now = utc_ms()
+        self.link_down_at = now
+        self._log(LogEvent(now, "link_lost", "", reason[:200], "link"))
+
+    async def on_message(
+        self, leaf: str, payload: bytes, correlation: bytes | None, retained: bool = False
+    ) -> None:
+        now = utc_ms()
+        if leaf == "plan":
+            stored = self.store.latest_plan()
+            if retained and stored is not None and stored.envelope == payload:
+                log.info("plan bundle v%d received again (retained); nothing to do", stored.version)
+                return
+            actions = self.session.on_plan(payload, now, correlation)
+        else:
+            actions = self.session.on_command(payload, now, correlation)
+        for action in actions:
+            await self._act(action)
+
+    # -- actions -------------------------------------------------------------------------
+
+    def _ack(self, a: Ack) -> None:
+        payload = messages.ack(
+            self.device,
+            utc_ms=utc_ms(),
+            ref=a.ref,
+            kind="plan" if a.kind == "plan" else "command",
+            status=a.status,  # type: ignore[arg-type]
+            code=a.code,
+            reason=a.reason,
+            version=a.version,
+        )
+        self.link.send_reliable("ack", payload, a.correlation)
+
+    async def _act(self, action: Action) -> None:
+        if isinstance(action, Ack):
+            self._ack(action)
+        elif isinstance(action, LogEvent):
+            self._log(action)
+        elif isinstance(action, ControlCommand):
+            self.queued.append(action)
+        elif isinstance(action, InstallPlan):
+            await self._install(action)
+        elif isinstance(action, PriorityRequest):
+            await self._priority(action.request)
+        elif isinstance(action, SendState):
+            self.link.send_reliable("state", self._state(action.ref), action.correlation)
+            self._ack(Ack(action.ref, "command", "done", correlation=action.correlation))
+
+    async def _install(self, act: InstallPlan) -> None:
+        b = act.bundle
+        try:
+            await self._in_db(self.store.save_plan, b.version, b.digest, act.envelope, utc_ms())
+        except ValueError as exc:
+            self._ack(
+                Ack(None, "plan", "rejected", "replayed", str(exc), b.version, act.correlation)
+            )
+            return
+        self._ack(Ack(None, "plan", "accepted", version=b.version, correlation=act.correlation))
+        install_site(self.ctl, b.site)
+        self.bundle = b
+        plan = self._scheduled_plan(b.site)
+        self.scheduled = plan
+        self.queued.append(ControlCommand(None, SetPlan(plan)))
+        self.pending_apply = (b.version, plan, act.correlation)
+        self._log(
+            LogEvent(
+                utc_ms(),
+                "plan_accepted",
+                f"v{b.version}",
+                f"plan {plan} at the next safe point",
+                "link",
+            )
+        )
+
+    async def _priority(self, req: EmergencyPriorityRequest | TransitPriorityRequest) -> None:
+        kind = "ev" if isinstance(req, EmergencyPriorityRequest) else "transit"
+        key = f"{kind}:{req.vehicle_id}"
+        if req.cancel:
+            self.priority.pop(key, None)
+            await self._in_db(self.store.drop_priority, key)
+        else:
+            self.priority[key] = req
+            body = messages.dumps({k: getattr(req, k) for k in req.__slots__})
+            await self._in_db(
+                self.store.save_priority, key, kind, body, req.received_ms, req.expires_ms
+            )
+        for hook in self.on_priority:
+            hook(req)
+
+    def _state(self, ref: str | None) -> str:
+        out = self.out
+        return messages.state(
+            self.device,
+            utc_ms=utc_ms(),
+            ref=ref,
+            fields={
+                "mode": self.ctl.mode,
+                "plan": self.ctl.plan.id,
+                "plan_version": self.plan_version,
+                "config_hash": self.config_hash,
+                "phases": [
+                    {"phase": pid, "lamp": out.phases[i].name.lower() if out else "dark"}
+                    for i, pid in enumerate(self.phase_ids)
+                ],
+                "overrides": sorted(self.session.overrides),
+                "central": "lapsed" if self.session.lapsed else "ok",
+                "priority": [
+                    {"key": k, "approach": r.approach, "eta_s": r.eta_s, "vehicle_id": r.vehicle_id}
+                    for k, r in sorted(self.priority.items())
+                ],
+                "spool_rows": self.store.spool_size(),
+                "uptime_s": round(self.stats.ticks * STEP_MS / 1000, 1),
+            },
+        )
+
+    # -- persistence (one worker thread, in order) ---------------------------------------------
+
+    async def _in_db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.db, fn, *args)
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        fut = self.db.submit(fn, *args)
+        fut.add_done_callback(self._db_done)
+
+    def _db_done(self, fut: Future[Any]) -> None:
+        exc = fut.exception()
+        if exc is not None:
+            log.error("store write failed: %r", exc)
+
+    def _log(self, ev: LogEvent) -> None:
+        self.events.append(ev)
+
+    def _persist_events(self, body: str, rows: list[tuple[int, str, str, str]]) -> None:
+        self.store.spool_append("events", body, utc_ms())
+        self.store.log_events(rows)
+        overflow = self.store.take_overflow()
+        if overflow is not None:
+            detail = (
+                f"dropped seq {overflow.first_seq}..{overflow.last_seq} ({overflow.count} rows)"
+            )
+            note = messages.events_body([LogEvent(utc_ms(), "spool_overflow", "", detail, "link")])
+            self.store.spool_append("events", note, utc_ms())
+
+    def _flush_events(self) -> None:
+        if not self.events:
+            return
+        batch, self.events = self.events, []
+        body = messages.events_body(batch)
+        rows = [(e.utc_ms, e.name, e.subject, e.detail) for e in batch]
+        fut = self.db.submit(self._persist_events, body, rows)
+        fut.add_done_callback(self._db_done)
+        fut.add_done_callback(lambda _f: self._loop.call_soon_threadsafe(self.link.spooled))
+
+    def _flush_counts(self, now: int) -> None:
+        rec = self.counts.flush(now)
+        rec["start"] = self.utc0 + rec["start"]
+        rec["end"] = self.utc0 + rec["end"]
+        rec["interval_s"] = round((rec["end"] - rec["start"]) / 1000, 1)
+        body = messages.dumps(rec)
+        fut = self.db.submit(self.store.spool_append, "counts", body, utc_ms())
+        fut.add_done_callback(self._db_done)
+        fut.add_done_callback(lambda _f: self._loop.call_soon_threadsafe(self.link.spooled))
+
+    # -- the control loop ------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _handle_outputs(self, out: Outputs, sent: Sequence[ControlCommand]) -> None:
+        refs = deque(sent)
+        status_changed = False
+        for ev in out.events:
+            utc = self.utc0 + ev.t_ms
+            self.events.append(LogEvent(utc, ev.name, ev.subject, ev.detail, "control"))
+            if ev.name in ("command_applied", "command_rejected") and refs:
+                cc = refs.popleft()
+                if cc.ref is not None:
+                    if ev.name == "command_applied":
+                        self._ack(Ack(cc.ref, "command", "done", correlation=cc.correlation))
+                    else:
+                        self._ack(
+                            Ack(
+                                cc.ref,
+                                "command",
+                                "rejected",
+                                "refused",
+                                ev.detail,
+                                None,
+                                cc.correlation,
+                            )
+                        )
+            elif ev.name == "mode":
+                status_changed = True
+            elif ev.name == "plan_applied":
+                status_changed = True
+                if self.pending_apply is not None and ev.subject == self.pending_apply[1]:
+                    version, _plan, corr = self.pending_apply
+                    self.pending_apply = None
+                    self.plan_version = version
+                    self.stats.plans_applied += 1
+                    self._ack(Ack(None, "plan", "applied", version=version, correlation=corr))
+                    self._submit(self.store.mark_plan_applied, version, utc)
+        if status_changed and self.link.client is not None:
+            self._spawn(self.link.publish_now("status", self.birth(), qos=1, retain=True))
+
+    async def control_loop(self, duration_s: float | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        t0 = loop.time()
+        k = 0
+        last_flush = 0
+        last_wall: float | None = None
+        spat_every = max(1, round(10 / self.cfg.spat_hz)) if self.cfg.spat_hz > 0 else 0
+        end_k = None if duration_s is None else int(duration_s * 1000 / STEP_MS)
+        while not self.stopping and (end_k is None or k < end_k):
+            now = k * STEP_MS
+            sent, self.queued = self.queued, []
+            inp = self.demand.inputs(now, STEP_MS, self.out)
+            if sent:
+                inp = Inputs(inp.occupied, inp.actuations, tuple(c.command for c in sent))
+            out = self.ctl.step(now, inp)
+            self.counts.observe(now, inp, out)
+            self._handle_outputs(out, sent)
+            self.out = out
+            wall = loop.time()
+            st = self.stats
+            st.ticks += 1
+            if last_wall is not None:
+                st.max_tick_gap_ms = max(st.max_tick_gap_ms, (wall - last_wall) * 1000)
+            last_wall = wall
+            if self.record_ticks:
+                st.tick_times.append(wall)
+            if spat_every and k % spat_every == 0:
+                if self.link.client is not None:
+                    payload = messages.spat(
+                        self.device, k, self.utc0 + now, now, out, self.phase_ids
+                    )
+                    if await self.link.publish_now("spat", payload):
+                        st.spat_sent += 1
+                    else:
+                        st.spat_dropped += 1
+                else:
+                    st.spat_dropped += 1
+            for action in self.session.tick(utc_ms()):
+                await self._act(action)
+            if now % 60_000 == 0 and self.bundle is not None:
+                want = self._scheduled_plan(self.ctl.site)
+                if want != self.scheduled:
+                    self.scheduled = want
+                    self.queued.append(ControlCommand(None, SetPlan(want)))
+            if now - last_flush >= self.cfg.events_flush_ms:
+                self._flush_events()
+                last_flush = now
+            if self.counts.due(now):
+                self._flush_counts(now)
+            k += 1
+            delay = t0 + k * STEP_MS / 1000 - loop.time()
+            if delay < -STEP_MS / 1000:  # fell behind by more than a step: skip ahead
+                st.late_ticks += 1
+                k = int((loop.time() - t0) * 1000 / STEP_MS)
+                delay = 0
+            await asyncio.sleep(max(0.0, delay))
+
+    async def run(self, duration_s: float | None = None, drain_s: float = 2.0) -> None:
+        """Run until `duration_s` (or `stopping`); then stop in order: spool what is
+        buffered, give the sender `drain_s` to empty the spool, say "offline"."""
+        self._loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                link = tg.create_task(self.link.run())
+                await self.control_loop(duration_s)
+                self._flush_events()
+                await self._drain(drain_s)
+                link.cancel()
+        finally:
+            self.db.shutdown(wait=True)
+            self.store.close()
+
+    async def _drain(self, timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout_s
+        await self._in_db(lambda: None)  # writes queued before now are done
+        self.link.spooled()
+        while loop.time() < end and self.link.client is not None:
+            if self.store.spool_size() == 0 and not self.link.outbox:
+                break
+            await asyncio.sleep(0.05)
+        client = self.link.client
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.publish(
+                    self.link.topic("status"),
+                    messages.status_offline(self.device),
+                    qos=1,
+                    retain=True,
+                    timeout=2.0,
+                )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge.link.device", description=__doc__)
+    parser.add_argument("config")
+    parser.add_argument("--duration", type=float, default=None, help="seconds; default: forever")
+    parser.add_argument("--stats", default=None, help="write run statistics (JSON) here at exit")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    try:
+        cfg = load_device_config(args.config)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    rt = DeviceRuntime(cfg)
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: setattr(rt, "stopping", True))
+        await rt.run(args.duration)
+
+    asyncio.run(go())
+    if args.stats:
+        st = rt.stats
+        with open(args.stats, "w", encoding="utf-8") as fh:
+            json.dump(
+                {
+                    "ticks": st.ticks,
+                    "late_ticks": st.late_ticks,
+                    "max_tick_gap_ms": st.max_tick_gap_ms,
+                    "spat_sent": st.spat_sent,
+                    "plans_applied": st.plans_applied,
+                },
+                fh,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,249 @@
+"""A real Mosquitto for tests, benchmarks and development: its own CA and
+certificates (made with `cryptography`), a TLS listener that requires client
+certificates (the CN is the MQTT username), the ACL from topics.acl_file,
+persistence, and a process started and stopped here on a free loopback port.
+
+Never the system service: every broker here is a child process with a
+generated config in a directory of its own.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import pwd
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from edge.link.client import BrokerConfig
+from edge.link.topics import acl_file
+
+
+def mosquitto_binary() -> str | None:
+    for cand in (shutil.which("mosquitto"), "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
+        if cand and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+class Pki:
+    """A CA in `directory`, and certificates signed by it (ECDSA P-256)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.ca_cert_path = self.dir / "ca.crt"
+        self.ca_key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edge test CA")])
+        now = datetime.datetime.now(datetime.UTC)
+        self.ca_name = name
+        self.ca_cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(self.ca_key, hashes.SHA256())
+        )
+        self.ca_cert_path.write_bytes(self.ca_cert.public_bytes(serialization.Encoding.PEM))
+
+    def issue(self, common_name: str, server: bool = False) -> tuple[Path, Path]:
+        """(cert path, key path) for a client (CN = MQTT username) or the broker."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(self.ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        )
+        if server:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        else:
+            builder = builder.add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False
+            )
+        cert = builder.sign(self.ca_key, hashes.SHA256())
+        cert_path = self.dir / f"{common_name}.crt"
+        key_path = self.dir / f"{common_name}.key"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_key(key_path, key)
+        return cert_path, key_path
+
+
+@dataclass
+class Mosquitto:
+    """One broker process: TLS (client certificates required) and ACLs, persistence on."""
+
+    directory: Path
+    port: int = 0
+    max_connections: int = -1
+
+    def __post_init__(self) -> None:
+        binary = mosquitto_binary()
+        if binary is None:
+            raise RuntimeError(
+                "mosquitto is not installed: run scripts/install-mosquitto.sh (apt-get, as root)"
+            )
+        self.binary = binary
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.pki = Pki(self.directory / "pki")
+        self.server_cert, self.server_key = self.pki.issue("localhost", server=True)
+        self.port = self.port or free_port()
+        (self.directory / "data").mkdir(exist_ok=True)
+        self.acl_path = self.directory / "acl"
+        self.acl_path.write_text(acl_file(("central",)))
+        self.conf_path = self.directory / "mosquitto.conf"
+        self.log_path = self.directory / "mosquitto.log"
+        self.conf_path.write_text(self.config())
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._clients: dict[str, tuple[Path, Path]] = {}
+
+    def config(self) -> str:
+        d = self.directory
+        return "\n".join(
+            [
+                "# generated by edge.link.mosquitto",
+                "per_listener_settings false",
+                # Stay the user that started it (as root it would switch to `mosquitto`,
+                # which cannot read a private temporary directory).
+                f"user {pwd.getpwuid(os.getuid()).pw_name}",
+                "allow_anonymous false",
+                f"acl_file {self.acl_path}",
+                "persistence true",
+                f"persistence_location {d / 'data'}/",
+                "autosave_interval 1",
+                "max_queued_messages 1000000",
+                "max_inflight_messages 0",
+                "log_dest stderr",
+                "log_type error",
+                "log_type warning",
+                "log_type notice",
+                "connection_messages false",
+                f"listener {self.port} 127.0.0.1",
+                f"max_connections {self.max_connections}",
+                f"cafile {self.pki.ca_cert_path}",
+                f"certfile {self.server_cert}",
+                f"keyfile {self.server_key}",
+                "require_certificate true",
+                "use_identity_as_username true",
+                "",
+            ]
+        )
+
+    def client_config(self, name: str, backoff_max_s: float = 2.0) -> BrokerConfig:
+        """Broker settings for a client whose certificate CN is `name`."""
+        if name not in self._clients:
+            self._clients[name] = self.pki.issue(name)
+        cert, key = self._clients[name]
+        return BrokerConfig(
+            "127.0.0.1",
+            self.port,
+            str(self.pki.ca_cert_path),
+            str(cert),
+            str(key),
+            backoff_min_s=0.2,
+            backoff_max_s=backoff_max_s,
+        )
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        def limits() -> None:  # room for a fleet's connections
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.conf_path)],
+            stdout=log,
+            stderr=log,
+            preexec_fn=limits,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mosquitto exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not listen on {self.port} within {timeout_s} s")
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM (Mosquitto saves its persistence file), SIGKILL if it hangs."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def __enter__(self) -> Mosquitto:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

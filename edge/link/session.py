@@ -1,0 +1,258 @@
+"""The device side of the protocol with central, sans-IO: bytes from the plan
+and cmd topics in, acknowledgements and typed actions out.
+
+Rules it keeps:
+1. Nothing from central acts before it is verified: size, JSON, signature by
+   a provisioned key, shape, device, expiry, then replay (plan version above
+   the high-water mark; command id not seen before).
+2. Every refused message gets a `rejected` ack with a code and the exact
+   reason (and a log line); nothing is half-applied: a plan bundle is one
+   action, stored and applied whole or not at all.
+3. Backup timer (NTCIP 1202 unit backup time): central-issued overrides
+   (holds, flash) lapse back to local operation when no valid message has
+   come from central for `backup_ms`. Local control never waits for central.
+
+The shell (device.py) persists InstallPlan before sending its `accepted` ack,
+and sends the `applied` ack when the controller reports the plan applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from edge.control.messages import Command as CoreCommand
+from edge.control.messages import Flash, ForceOff, Hold, PlaceCall
+from edge.link.errors import Rejected
+from edge.link.messages import (
+    MAX_COMMAND_BYTES,
+    Command,
+    EmergencyPriorityRequest,
+    LogEvent,
+    TransitPriorityRequest,
+    parse_command,
+)
+from edge.link.plans import Bundle, verify_bundle
+from edge.link.signing import open_envelope
+
+log = logging.getLogger(__name__)
+
+
+class CommandMemory(Protocol):
+    def remember_command(self, command_id: str, expires_ms: int, now_ms: int) -> bool: ...
+
+
+# --- actions for the shell ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    ref: str | None
+    kind: str  # "plan" | "command"
+    status: str  # "accepted" | "applied" | "rejected" | "done"
+    code: str | None = None
+    reason: str = ""
+    version: int | None = None
+    correlation: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InstallPlan:
+    bundle: Bundle
+    envelope: bytes
+    correlation: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class ControlCommand:
+    """Hand to the controller; `ref` is the central command id (None: the link's own)."""
+
+    ref: str | None
+    command: CoreCommand
+    correlation: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityRequest:
+    request: EmergencyPriorityRequest | TransitPriorityRequest
+
+
+@dataclass(frozen=True, slots=True)
+class SendState:
+    ref: str
+    correlation: bytes | None
+
+
+Action = Ack | InstallPlan | ControlCommand | PriorityRequest | SendState | LogEvent
+
+
+@dataclass
+class DeviceSession:
+    device: str
+    trusted: Mapping[str, Ed25519PublicKey]
+    site_raw: Mapping[str, Any]
+    high_water: int
+    memory: CommandMemory
+    backup_ms: int = 300_000
+    approaches: frozenset[str] = frozenset()
+    last_central_ms: int | None = None
+    overrides: set[str] = field(default_factory=set)  # "hold", "flash"
+    lapsed: bool = False
+
+    # -- plan bundles --------------------------------------------------------------
+
+    def on_plan(self, raw: bytes, now_ms: int, correlation: bytes | None = None) -> list[Action]:
+        try:
+            bundle, _body = verify_bundle(
+                raw,
+                device=self.device,
+                trusted=self.trusted,
+                high_water=self.high_water,
+                site_raw=self.site_raw,
+                now_ms=now_ms,
+            )
+        except Rejected as rej:
+            log.warning("plan bundle rejected: %s: %s", rej.code, rej.reason)
+            return [
+                Ack(None, "plan", "rejected", rej.code, rej.reason, None, correlation),
+                LogEvent(now_ms, "plan_rejected", rej.code, rej.reason, "link"),
+            ]
+        self.high_water = bundle.version
+        out: list[Action] = self._heard(now_ms)
+        out.append(InstallPlan(bundle, raw, correlation))
+        return out
+
+    # -- commands --------------------------------------------------------------------
+
+    def on_command(self, raw: bytes, now_ms: int, correlation: bytes | None = None) -> list[Action]:
+        ref: str | None = None
+        try:
+            if len(raw) > MAX_COMMAND_BYTES:
+                raise Rejected(
+                    "oversized", f"command is {len(raw)} bytes, the limit is {MAX_COMMAND_BYTES}"
+                )
+            body = open_envelope(raw, self.trusted)
+            cmd = parse_command(body, self.device, now_ms)
+            ref = cmd.id
+            if not self.memory.remember_command(cmd.id, cmd.expires_ms, now_ms):
+                raise Rejected("replayed", f"command {cmd.id!r} was already received")
+            actions = self._heard(now_ms)
+            actions += self._command(cmd, now_ms, correlation)
+            return actions
+        except Rejected as rej:
+            log.warning("command %s rejected: %s: %s", ref, rej.code, rej.reason)
+            return [
+                Ack(ref, "command", "rejected", rej.code, rej.reason, None, correlation),
+                LogEvent(now_ms, "command_rejected", rej.code, rej.reason, "link"),
+            ]
+
+    def _command(self, cmd: Command, now_ms: int, corr: bytes | None) -> list[Action]:
+        a = cmd.args
+        accepted = Ack(cmd.id, "command", "accepted", correlation=corr)
+        if cmd.kind in ("ev_priority", "transit_priority"):
+            if self.approaches and a["approach"] not in self.approaches:
+                raise Rejected(
+                    "schema",
+                    f"approach: no approach {a['approach']!r} (site has "
+                    f"{', '.join(sorted(self.approaches))})",
+                )
+            req: EmergencyPriorityRequest | TransitPriorityRequest
+            if cmd.kind == "ev_priority":
+                req = EmergencyPriorityRequest(
+                    cmd.id,
+                    a["approach"],
+                    a["eta_s"],
+                    a["vehicle_id"],
+                    a["cancel"],
+                    now_ms,
+                    cmd.expires_ms,
+                )
+            else:
+                req = TransitPriorityRequest(
+                    cmd.id,
+                    a["approach"],
+                    a["eta_s"],
+                    a["vehicle_id"],
+                    a["route"],
+                    a["late_s"],
+                    a["cancel"],
+                    now_ms,
+                    cmd.expires_ms,
+                )
+            detail = f"{a['vehicle_id']} on {a['approach']} eta {a['eta_s']} s"
+            name = f"{cmd.kind}_{'cancel' if a['cancel'] else 'request'}"
+            return [PriorityRequest(req), accepted, LogEvent(now_ms, name, cmd.id, detail, "link")]
+        if cmd.kind == "set_mode":
+            mode = a["mode"]
+            if mode in ("coordinated", "adaptive"):
+                raise Rejected(
+                    "unsupported", f"mode {mode!r}: this controller runs free (actuated) only"
+                )
+            if mode == "flash":
+                self.overrides.add("flash")
+                return [ControlCommand(cmd.id, Flash(True), corr), accepted]
+            self.overrides.discard("flash")
+            return [ControlCommand(cmd.id, Flash(False), corr), accepted]
+        if cmd.kind == "hold":
+            phases = tuple(a["phases"])
+            if phases:
+                self.overrides.add("hold")
+            else:
+                self.overrides.discard("hold")
+            return [ControlCommand(cmd.id, Hold(phases or None), corr), accepted]
+        if cmd.kind == "force_off":
+            return [ControlCommand(cmd.id, ForceOff(a["phase"]), corr), accepted]
+        if cmd.kind == "call":
+            return [ControlCommand(cmd.id, PlaceCall(a["phase"], a["ped"]), corr), accepted]
+        if cmd.kind == "release":
+            return [*self._release(now_ms, cmd.id, corr), accepted]
+        if cmd.kind == "request_state":
+            return [SendState(cmd.id, corr)]
+        if cmd.kind == "heartbeat":
+            return [Ack(cmd.id, "command", "done", correlation=corr)]
+        raise Rejected("unsupported", f"command kind {cmd.kind!r}")
+
+    def _release(self, now_ms: int, ref: str | None, corr: bytes | None) -> list[Action]:
+        out: list[Action] = []
+        if "hold" in self.overrides:
+            out.append(ControlCommand(ref, Hold(None), corr))
+        if "flash" in self.overrides:
+            out.append(ControlCommand(ref, Flash(False), corr))
+        self.overrides.clear()
+        return out
+
+    # -- central liveness -----------------------------------------------------------
+
+    def _heard(self, now_ms: int) -> list[Action]:
+        out: list[Action] = []
+        if self.lapsed:
+            gap = (now_ms - (self.last_central_ms or now_ms)) / 1000
+            out.append(LogEvent(now_ms, "central_resumed", "", f"silent for {gap:.1f} s", "link"))
+            self.lapsed = False
+        self.last_central_ms = now_ms
+        return out
+
+    def tick(self, now_ms: int) -> list[Action]:
+        """Run the backup timer; call it every step or so."""
+        if self.last_central_ms is None or self.lapsed:
+            return []
+        if now_ms - self.last_central_ms < self.backup_ms:
+            return []
+        self.lapsed = True
+        lapsing = sorted(self.overrides)
+        out: list[Action] = [
+            LogEvent(
+                now_ms,
+                "backup_timer_expired",
+                "",
+                f"no word from central for {self.backup_ms / 1000:g} s; "
+                + (f"releasing {', '.join(lapsing)}" if lapsing else "no overrides active"),
+                "link",
+            )
+        ]
+        out += self._release(now_ms, None, None)
+        return out

@@ -1,0 +1,352 @@
+"""SQLite persistence on the device: plans, the plan-version high-water mark,
+the outgoing spool, command replay memory, priority requests and the event log.
+
+One file, WAL journal, synchronous=FULL: a row that a call here has returned
+from is on disk, so a power cut or SIGKILL loses nothing that was stored.
+
+Spool rules (what central relies on):
+- every row gets the next per-device sequence number (AUTOINCREMENT: never
+  reused, even after rows are deleted or the process restarts);
+- a row is deleted only after the broker acknowledged it (QoS 1 PUBACK);
+- the spool is bounded (`max_spool_rows`). Overflow policy: when full, the
+  oldest rows are dropped first and the dropped sequence range is remembered,
+  so the device can report it (event `spool_overflow`) and central sees an
+  explained gap rather than a silent one. At the default bound (200,000 rows,
+  one events row a second and one counts row a minute) that is more than two
+  days of outage.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MAX_SPOOL_ROWS = 200_000
+DEFAULT_MAX_EVENT_LOG_ROWS = 500_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS plans (
+    version INTEGER PRIMARY KEY,
+    digest TEXT NOT NULL,
+    envelope BLOB NOT NULL,
+    received_ms INTEGER NOT NULL,
+    applied_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS spool (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seen_commands (
+    id TEXT PRIMARY KEY,
+    expires_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS priority_requests (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS event_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    t_ms INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolRow:
+    seq: int
+    kind: str  # "counts" | "events": the topic leaf it goes to
+    body: str  # JSON object text without the sequence number
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPlan:
+    version: int
+    digest: str
+    envelope: bytes
+    received_ms: int
+    applied_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Overflow:
+    """Rows dropped by the overflow policy since the device last reported it."""
+
+    first_seq: int
+    last_seq: int
+    count: int
+
+
+class Store:
+    """The device database. Thread-safe (one lock): the shell calls it from a worker thread."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        max_spool_rows: int = DEFAULT_MAX_SPOOL_ROWS,
+        max_event_log_rows: int = DEFAULT_MAX_EVENT_LOG_ROWS,
+    ) -> None:
+        self.path = str(path)
+        self.max_spool_rows = max_spool_rows
+        self.max_event_log_rows = max_event_log_rows
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        self._spool_rows = self._one("SELECT COUNT(*) FROM spool")
+        self._log_rows = self._one("SELECT COUNT(*) FROM event_log")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _one(self, sql: str, args: tuple[object, ...] = ()) -> int:
+        row = self._db.execute(sql, args).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    # -- meta ---------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # -- plans ----------------------------------------------------------------------
+
+    def plan_high_water(self) -> int:
+        """The highest plan version ever accepted: a bundle must be newer to be accepted."""
+        value = self.get_meta("plan_high_water")
+        return int(value) if value is not None else 0
+
+    def save_plan(self, version: int, digest: str, envelope: bytes, received_ms: int) -> None:
+        """Store an accepted bundle and raise the high-water mark, in one transaction."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                hwm_row = db.execute(
+                    "SELECT value FROM meta WHERE key = 'plan_high_water'"
+                ).fetchone()
+                hwm = int(hwm_row[0]) if hwm_row else 0
+                if version <= hwm:
+                    raise ValueError(f"plan version {version} is not above {hwm}")
+                db.execute(
+                    "INSERT INTO plans (version, digest, envelope, received_ms) VALUES (?,?,?,?)",
+                    (version, digest, envelope, received_ms),
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('plan_high_water', ?)",
+                    (str(version),),
+                )
+                # Keep the last few bundles for the technician; older ones are history.
+                db.execute(
+                    "DELETE FROM plans WHERE version NOT IN "
+                    "(SELECT version FROM plans ORDER BY version DESC LIMIT 5)"
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def mark_plan_applied(self, version: int, applied_ms: int) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE plans SET applied_ms = ? WHERE version = ? AND applied_ms IS NULL",
+                (applied_ms, version),
+            )
+
+    def latest_plan(self) -> StoredPlan | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT version, digest, envelope, received_ms, applied_ms FROM plans "
+                "ORDER BY version DESC LIMIT 1"
+            ).fetchone()
+        if row is None:
+            return None
+        return StoredPlan(int(row[0]), str(row[1]), bytes(row[2]), int(row[3]), row[4])
+
+    # -- spool ------------------------------------------------------------------------
+
+    def spool_append(self, kind: str, body: str, created_ms: int) -> int:
+        """Store one outgoing message; return its sequence number."""
+        return self.spool_extend([(kind, body)], created_ms)[-1]
+
+    def spool_extend(self, items: Iterable[tuple[str, str]], created_ms: int) -> list[int]:
+        """Store several outgoing messages in one transaction; return their sequence numbers."""
+        seqs: list[int] = []
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for kind, body in items:
+                    cur = db.execute(
+                        "INSERT INTO spool (kind, body, created_ms) VALUES (?, ?, ?)",
+                        (kind, body, created_ms),
+                    )
+                    assert cur.lastrowid is not None
+                    seqs.append(cur.lastrowid)
+                excess = self._spool_rows + len(seqs) - self.max_spool_rows
+                if excess > 0:
+                    self._drop_oldest(excess)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self._spool_rows += len(seqs) - max(0, excess)
+        return seqs
+
+    def _drop_oldest(self, n: int) -> None:
+        db = self._db
+        rows = db.execute("SELECT seq FROM spool ORDER BY seq LIMIT ?", (n,)).fetchall()
+        if not rows:
+            return
+        first, last = int(rows[0][0]), int(rows[-1][0])
+        db.execute("DELETE FROM spool WHERE seq <= ?", (last,))
+        prev = db.execute("SELECT value FROM meta WHERE key = 'spool_overflow'").fetchone()
+        if prev:
+            p_first, _, p_count = (int(x) for x in str(prev[0]).split(","))
+            first, n = p_first, p_count + len(rows)
+        else:
+            n = len(rows)
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('spool_overflow', ?)",
+            (f"{first},{last},{n}",),
+        )
+
+    def take_overflow(self) -> Overflow | None:
+        """The dropped range not yet reported, cleared as it is returned."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'spool_overflow'").fetchone()
+            if row is None:
+                return None
+            self._db.execute("DELETE FROM meta WHERE key = 'spool_overflow'")
+        first, last, count = (int(x) for x in str(row[0]).split(","))
+        return Overflow(first, last, count)
+
+    def spool_pending(self, after_seq: int = 0, limit: int = 100) -> list[SpoolRow]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, kind, body, created_ms FROM spool WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ).fetchall()
+        return [SpoolRow(int(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+
+    def spool_delete(self, seqs: Iterable[int]) -> None:
+        """Forget rows the broker acknowledged."""
+        items = [(s,) for s in seqs]
+        if not items:
+            return
+        with self._lock:
+            db = self._db
+            before = db.total_changes
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("DELETE FROM spool WHERE seq = ?", items)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self._spool_rows -= db.total_changes - before
+
+    def spool_size(self) -> int:
+        return self._spool_rows
+
+    def last_seq(self) -> int:
+        """The highest sequence number ever given out (0 before the first)."""
+        with self._lock:
+            return self._one("SELECT seq FROM sqlite_sequence WHERE name = 'spool'")
+
+    # -- commands and priority requests ----------------------------------------------------
+
+    def remember_command(self, command_id: str, expires_ms: int, now_ms: int) -> bool:
+        """Record a command id; False if it was seen before (a replay). Expired ids are pruned."""
+        with self._lock:
+            db = self._db
+            db.execute("DELETE FROM seen_commands WHERE expires_ms < ?", (now_ms,))
+            cur = db.execute(
+                "INSERT OR IGNORE INTO seen_commands (id, expires_ms) VALUES (?, ?)",
+                (command_id, expires_ms),
+            )
+            return cur.rowcount == 1
+
+    def save_priority(
+        self, key: str, kind: str, body: str, received_ms: int, expires_ms: int
+    ) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO priority_requests VALUES (?, ?, ?, ?, ?)",
+                (key, kind, body, received_ms, expires_ms),
+            )
+
+    def drop_priority(self, key: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM priority_requests WHERE key = ?", (key,))
+
+    def active_priorities(self, now_ms: int) -> list[tuple[str, str, str]]:
+        """(key, kind, body) of stored requests that have not expired."""
+        with self._lock:
+            self._db.execute("DELETE FROM priority_requests WHERE expires_ms < ?", (now_ms,))
+            rows = self._db.execute(
+                "SELECT key, kind, body FROM priority_requests ORDER BY received_ms"
+            ).fetchall()
+        return [(str(k), str(t), str(b)) for k, t, b in rows]
+
+    # -- local event log ------------------------------------------------------------------
+
+    def log_events(self, rows: Iterable[tuple[int, str, str, str]]) -> None:
+        """Append (t_ms, name, subject, detail) rows; the oldest go past the bound."""
+        items = list(rows)
+        if not items:
+            return
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    "INSERT INTO event_log (t_ms, name, subject, detail) VALUES (?, ?, ?, ?)",
+                    items,
+                )
+                self._log_rows += len(items)
+                excess = self._log_rows - self.max_event_log_rows
+                if excess > 0:
+                    db.execute(
+                        "DELETE FROM event_log WHERE id IN "
+                        "(SELECT id FROM event_log ORDER BY id LIMIT ?)",
+                        (excess,),
+                    )
+                    self._log_rows -= excess
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def recent_events(self, limit: int = 100) -> list[tuple[int, str, str, str]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT t_ms, name, subject, detail FROM event_log ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [(int(t), str(n), str(s), str(d)) for t, n, s, d in reversed(rows)]
+
+    def integrity_check(self) -> str:
+        with self._lock:
+            row = self._db.execute("PRAGMA integrity_check").fetchone()
+        return str(row[0])

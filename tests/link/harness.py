@@ -1,0 +1,148 @@
+"""Shared set-up for the link tests: a real Mosquitto, keys, device configs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from edge.link import central, signing
+from edge.link.central import Collected
+from edge.link.client import BrokerConfig
+from edge.link.config import DeviceConfig
+from edge.link.device import DeviceRuntime
+from edge.link.mosquitto import Mosquitto
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE = ROOT / "examples" / "four_leg_protected.toml"
+SCHEMAS = ROOT / "edge" / "link" / "schemas"
+
+
+@dataclass
+class Keys:
+    central: Ed25519PrivateKey
+    central_pub: Path
+    rogue: Ed25519PrivateKey
+
+
+def make_keys(directory: Path) -> Keys:
+    directory.mkdir(parents=True, exist_ok=True)
+    central = signing.generate()
+    pub = directory / "central.pub"
+    pub.write_bytes(signing.public_pem(central.public_key()))
+    return Keys(central, pub, signing.generate())
+
+
+def device_config(
+    broker: Mosquitto,
+    directory: Path,
+    device: str,
+    keys: Keys,
+    **overrides: Any,
+) -> DeviceConfig:
+    directory.mkdir(parents=True, exist_ok=True)
+    base: dict[str, Any] = dict(
+        device=device,
+        site_path=SITE,
+        store_path=directory / f"{device}.db",
+        trusted_keys=(keys.central_pub,),
+        broker=broker.client_config(device),
+        counts_interval_ms=2000,
+        events_flush_ms=500,
+        backup_ms=300_000,
+        veh_per_hour=900,
+    )
+    base.update(overrides)
+    return DeviceConfig(**base)
+
+
+def write_device_toml(cfg: DeviceConfig, path: Path) -> None:
+    b = cfg.broker
+    text = f"""
+[device]
+id = "{cfg.device}"
+site = "{cfg.site_path}"
+store = "{cfg.store_path}"
+trusted_keys = [{", ".join(json.dumps(str(k)) for k in cfg.trusted_keys)}]
+
+[broker]
+host = "{b.host}"
+port = {b.port}
+cafile = "{b.cafile}"
+certfile = "{b.certfile}"
+keyfile = "{b.keyfile}"
+backoff_min_s = {b.backoff_min_s}
+backoff_max_s = {b.backoff_max_s}
+
+[link]
+counts_interval_s = {cfg.counts_interval_ms / 1000}
+events_flush_s = {cfg.events_flush_ms / 1000}
+backup_s = {cfg.backup_ms / 1000}
+
+[demand]
+seed = {cfg.demand_seed}
+veh_per_hour = {cfg.veh_per_hour}
+"""
+    path.write_text(text)
+
+
+def central_config(broker: Mosquitto) -> BrokerConfig:
+    return broker.client_config("central")
+
+
+async def wait_for(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while not cond():
+        if loop.time() > end:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def site_plans() -> dict[str, Any]:
+    import tomllib
+
+    return dict(tomllib.loads(SITE.read_text())["plans"])
+
+
+@asynccontextmanager
+async def running(cfg: DeviceConfig, **kw: Any) -> AsyncIterator[DeviceRuntime]:
+    """A DeviceRuntime running in this event loop, connected before the body runs."""
+    rt = DeviceRuntime(cfg, **kw)
+    task = asyncio.create_task(rt.run())
+    try:
+        await wait_for(lambda: rt.link.connected.is_set() or task.done(), 15, "device connect")
+        if task.done():
+            task.result()
+        yield rt
+    finally:
+        rt.stopping = True
+        await asyncio.wait_for(task, 15)
+
+
+@asynccontextmanager
+async def collecting(
+    broker: Mosquitto,
+    leaves: tuple[str, ...] = ("status", "spat", "counts", "events", "ack", "state"),
+    device: str = "+",
+    identifier: str | None = None,
+) -> AsyncIterator[Collected]:
+    """A central ingest client (persistent session) collecting into a Collected."""
+    col = Collected(keep_raw=True)
+    async with central.connect(
+        central_config(broker), identifier=identifier, persistent=identifier is not None
+    ) as client:
+        task = asyncio.create_task(central.collect(client, col, leaves, device))
+        await asyncio.sleep(0.2)
+        try:
+            yield col
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,350 @@
+"""The link's pure parts: signatures, plan bundles, commands, backup timer, spool, counts."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from typing import Any
+
+import pytest
+from edge.control.controller import Controller
+from edge.control.messages import Flash, Hold, Inputs
+from edge.link import signing, topics
+from edge.link.central import signed_bundle, signed_command
+from edge.link.counts import CountsAggregator
+from edge.link.errors import Rejected
+from edge.link.messages import LogEvent, with_seq
+from edge.link.plans import MAX_PLAN_BYTES, ScheduleEntry, plan_at, verify_bundle
+from edge.link.session import (
+    Ack,
+    ControlCommand,
+    DeviceSession,
+    InstallPlan,
+    PriorityRequest,
+    SendState,
+)
+from edge.store import Store
+
+from tests.link.harness import SITE, Keys, site_plans
+
+DEV = "dev-1"
+SITE_RAW = tomllib.loads(SITE.read_text())
+NOW = 1_700_000_000_000
+
+
+def verify(raw: bytes, keys: Keys, high_water: int = 0, now: int | None = None) -> Any:
+    return verify_bundle(
+        raw,
+        device=DEV,
+        trusted={signing.key_id(keys.central.public_key()): keys.central.public_key()},
+        high_water=high_water,
+        site_raw=SITE_RAW,
+        now_ms=now if now is not None else signing_now(),
+    )
+
+
+def signing_now() -> int:
+    import time
+
+    return time.time_ns() // 1_000_000
+
+
+def rejected(fn: Any) -> Rejected:
+    with pytest.raises(Rejected) as info:
+        fn()
+    return info.value
+
+
+# -- plan bundles ----------------------------------------------------------------------
+
+
+def test_good_bundle_gives_a_site_with_the_new_timing(keys: Keys) -> None:
+    plans = site_plans()
+    plans["day"]["defaults"]["max_green_s"] = 25
+    raw = signed_bundle(keys.central, DEV, 3, plans, "night", detectors=[{"id": 5, "delay_s": 2}])
+    bundle, _body = verify(raw, keys)
+    assert bundle.version == 3
+    assert bundle.default_plan == "night"
+    assert bundle.site.plans["day"].timings[4].max_green_ms == 25_000
+    det5 = next(d for d in bundle.site.detectors if d.id == 5)
+    assert det5.delay_ms == 2000
+
+
+def _reason(keys: Keys, raw: bytes, **kw: Any) -> tuple[str, str]:
+    r = rejected(lambda: verify(raw, keys, **kw))
+    return r.code, r.reason
+
+
+def test_every_rejection_has_its_code_and_exact_reason(keys: Keys) -> None:
+    plans = site_plans()
+    good = signed_bundle(keys.central, DEV, 5, plans, "day")
+    kid = signing.key_id(keys.central.public_key())
+    rogue_kid = signing.key_id(keys.rogue.public_key())
+
+    # bad signature: body changed after signing
+    env = json.loads(good)
+    env["body"] = env["body"].replace('"version":5', '"version":6')
+    assert _reason(keys, json.dumps(env).encode()) == (
+        "bad_signature",
+        f"signature does not verify with key {kid}",
+    )
+    # unknown key
+    assert _reason(keys, signed_bundle(keys.rogue, DEV, 5, plans, "day")) == (
+        "unknown_key",
+        f"unknown signing key {rogue_kid!r}",
+    )
+    # unsigned (a bare body)
+    code, reason = _reason(keys, json.loads(good)["body"].encode())
+    assert code == "schema" and "unknown key(s)" in reason
+    env = json.loads(good)
+    del env["sig"]
+    assert _reason(keys, json.dumps(env).encode()) == (
+        "bad_signature",
+        "envelope: sig: must be a string",
+    )
+    # replayed / older version
+    assert _reason(keys, good, high_water=5) == (
+        "replayed",
+        "plan bundle v5 is not newer than the last accepted version 5",
+    )
+    assert _reason(keys, good, high_water=9)[0] == "replayed"
+    # expired
+    expired = signed_bundle(keys.central, DEV, 6, plans, "day", ttl_s=-10)
+    code, reason = _reason(keys, expired)
+    assert code == "expired" and reason.startswith("plan bundle v6 expired 1")
+    # wrong device
+    assert _reason(keys, signed_bundle(keys.central, "dev-2", 6, plans, "day")) == (
+        "wrong_device",
+        "plan bundle for device 'dev-2', this is 'dev-1'",
+    )
+    # schema errors
+    bad_type = signed_bundle(keys.central, DEV, 6, plans, "day")
+    env = json.loads(bad_type)
+    body = json.loads(env["body"])
+    body["version"] = "7"
+    raw = signing.sign(json.dumps(body), keys.central)
+    assert _reason(keys, raw) == ("schema", "version: Input should be a valid integer")
+    # unsafe timing, unknown phases and detectors: edge check's messages
+    unsafe = site_plans()
+    unsafe["day"]["phase"]["2"]["min_green_s"] = 3
+    unsafe["day"]["phase"]["1"]["yellow_s"] = 2.5
+    unsafe["night"]["phase"]["9"] = {"max_green_s": 20}
+    raw = signed_bundle(keys.central, DEV, 7, unsafe, "day", detectors=[{"id": 99, "delay_s": 1}])
+    code, reason = _reason(keys, raw)
+    assert code == "invalid_plan"
+    assert reason.split("; ") == [
+        "plan day: phase 1: yellow 2.5 s is below the 3 s minimum",
+        "plan day: phase 2: min green 3 s is below the site's 5 s minimum",
+        "plan night: phase.9: no such phase",
+        "detector 99: no such detector in the site",
+    ]
+    # schedule naming a plan the bundle lacks
+    raw = signed_bundle(
+        keys.central, DEV, 7, plans, "day", schedule=[{"start": "07:00", "plan": "rush"}]
+    )
+    assert _reason(keys, raw) == (
+        "invalid_plan",
+        "schedule[0]: plan: no plan 'rush' in the bundle",
+    )
+    # oversized
+    huge = site_plans()
+    huge["day"]["pad"] = "x" * MAX_PLAN_BYTES
+    code, reason = _reason(keys, signed_bundle(keys.central, DEV, 8, huge, "day"))
+    assert code == "oversized" and reason.endswith(f"the limit is {MAX_PLAN_BYTES}")
+    # not JSON, deep nesting
+    assert _reason(keys, b"\xff\xfe")[0] == "malformed"
+    assert _reason(keys, b"[" * 50_000 + b"]" * 50_000)[0] in ("malformed", "oversized")
+    assert _reason(keys, b"[" * 20_000 + b"]" * 20_000)[0] == "malformed"
+
+
+def test_same_messages_as_edge_check(keys: Keys, tmp_path: Any) -> None:
+    """A bundle with the plans of a bad site file is refused with the check's messages."""
+    from edge.config import ConfigError, load_site
+
+    bad = SITE.read_text().replace(
+        "phase.2 = { min_green_s = 10, max_green_s = 45, yellow_s = 4.0",
+        "phase.2 = { min_green_s = 2, max_green_s = 45, yellow_s = 4.0",
+    )
+    path = tmp_path / "bad.toml"
+    path.write_text(bad)
+    with pytest.raises(ConfigError) as info:
+        load_site(path)
+    plans = tomllib.loads(bad)["plans"]
+    r = rejected(lambda: verify(signed_bundle(keys.central, DEV, 2, plans, "day"), keys))
+    assert r.reason.split("; ") == info.value.problems
+
+
+def test_schedule_picks_the_latest_entry_started() -> None:
+    mon_fri = frozenset(range(5))
+    sched = (
+        ScheduleEntry(mon_fri, 6 * 60, "day"),
+        ScheduleEntry(mon_fri, 22 * 60, "night"),
+        ScheduleEntry(frozenset({5, 6}), 8 * 60, "weekend"),
+    )
+    assert plan_at(sched, "x", 0, 7 * 60) == "day"
+    assert plan_at(sched, "x", 0, 23 * 60) == "night"
+    assert plan_at(sched, "x", 1, 3 * 60) == "night"  # Tuesday 03:00: Monday's 22:00
+    assert plan_at(sched, "x", 5, 7 * 60) == "night"  # Saturday 07:00: Friday's 22:00
+    assert plan_at(sched, "x", 6, 9 * 60) == "weekend"
+    assert plan_at(sched, "x", 0, 5 * 60) == "weekend"  # Monday 05:00: Sunday's 08:00
+    assert plan_at((), "x", 0, 0) == "x"
+
+
+# -- commands and the backup timer ----------------------------------------------------------
+
+
+class Memory:
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def remember_command(self, command_id: str, expires_ms: int, now_ms: int) -> bool:
+        if command_id in self.seen:
+            return False
+        self.seen.add(command_id)
+        return True
+
+
+def session(keys: Keys, backup_ms: int = 10_000) -> DeviceSession:
+    pub = keys.central.public_key()
+    return DeviceSession(
+        device=DEV,
+        trusted={signing.key_id(pub): pub},
+        site_raw=SITE_RAW,
+        high_water=0,
+        memory=Memory(),
+        backup_ms=backup_ms,
+        approaches=frozenset({"N", "E", "S", "W"}),
+    )
+
+
+def acks(actions: list[Any]) -> list[Ack]:
+    return [a for a in actions if isinstance(a, Ack)]
+
+
+def test_commands_map_to_typed_actions_and_acks(keys: Keys) -> None:
+    s = session(keys)
+    now = signing_now()
+    cid, raw = signed_command(keys.central, DEV, {"kind": "hold", "phases": [2, 6]})
+    out = s.on_command(raw, now)
+    assert [a.status for a in acks(out)] == ["accepted"]
+    assert ControlCommand(cid, Hold((2, 6))) in out
+    # replay of the very same signed message
+    out = s.on_command(raw, now)
+    assert acks(out)[0].code == "replayed" and acks(out)[0].ref == cid
+    # emergency priority: stored and handed on as a typed object
+    _, raw = signed_command(
+        keys.central,
+        DEV,
+        {"kind": "ev_priority", "approach": "N", "eta_s": 25, "vehicle_id": "E-17"},
+    )
+    out = s.on_command(raw, now)
+    req = next(a for a in out if isinstance(a, PriorityRequest)).request
+    assert (req.approach, req.eta_s, req.vehicle_id, req.cancel) == ("N", 25, "E-17", False)
+    _, raw = signed_command(
+        keys.central, DEV, {"kind": "ev_priority", "approach": "Q", "eta_s": 5, "vehicle_id": "x"}
+    )
+    assert acks(s.on_command(raw, now))[0].reason.startswith("approach: no approach 'Q'")
+    _, raw = signed_command(keys.central, DEV, {"kind": "set_mode", "mode": "coordinated"})
+    assert acks(s.on_command(raw, now))[0].code == "unsupported"
+    _, raw = signed_command(keys.central, DEV, {"kind": "request_state"})
+    assert any(isinstance(a, SendState) for a in s.on_command(raw, now))
+    _, raw = signed_command(keys.central, DEV, {"kind": "force_off", "phase": 17})
+    a = acks(s.on_command(raw, now))[0]
+    assert a.code == "schema" and a.reason.startswith("command.force_off.phase:")
+    _, raw = signed_command(keys.central, DEV, {"kind": "call", "phase": 2}, ttl_s=-1)
+    assert acks(s.on_command(raw, now))[0].code == "expired"
+    _, raw = signed_command(keys.rogue, DEV, {"kind": "call", "phase": 2})
+    assert acks(s.on_command(raw, now))[0].code == "unknown_key"
+
+
+def test_backup_timer_releases_central_overrides(keys: Keys) -> None:
+    s = session(keys, backup_ms=10_000)
+    now = signing_now()
+    _, raw = signed_command(keys.central, DEV, {"kind": "hold", "phases": [2]})
+    s.on_command(raw, now)
+    _, raw = signed_command(keys.central, DEV, {"kind": "set_mode", "mode": "flash"})
+    out = s.on_command(raw, now)
+    assert ControlCommand(out[0].ref, Flash(True)) in out  # type: ignore[union-attr]
+    assert s.tick(now + 9_999) == []
+    out = s.tick(now + 10_000)
+    assert [a.command for a in out if isinstance(a, ControlCommand)] == [Hold(None), Flash(False)]
+    ev = next(a for a in out if isinstance(a, LogEvent))
+    assert ev.name == "backup_timer_expired" and "releasing flash, hold" in ev.detail
+    assert s.tick(now + 20_000) == []  # once
+    _, raw = signed_command(keys.central, DEV, {"kind": "heartbeat"})
+    out = s.on_command(raw, now + 30_000)
+    assert any(isinstance(a, LogEvent) and a.name == "central_resumed" for a in out)
+
+
+def test_plan_actions(keys: Keys) -> None:
+    s = session(keys)
+    raw = signed_bundle(keys.central, DEV, 1, site_plans(), "day")
+    out = s.on_plan(raw, signing_now())
+    assert any(isinstance(a, InstallPlan) for a in out)
+    out = s.on_plan(raw, signing_now())
+    assert acks(out)[0].code == "replayed"
+
+
+# -- store and spool ----------------------------------------------------------------------
+
+
+def test_spool_sequence_numbers_survive_restart_and_deletes(tmp_path: Any) -> None:
+    path = tmp_path / "s.db"
+    st = Store(path)
+    assert [st.spool_append("events", '{"a":1}', 0) for _ in range(3)] == [1, 2, 3]
+    st.spool_delete([1, 2, 3])
+    st.close()
+    st = Store(path)
+    assert st.spool_append("counts", '{"b":2}', 0) == 4
+    row = st.spool_pending()[0]
+    assert json.loads(with_seq(DEV, row.seq, row.body)) == {"dev": DEV, "seq": 4, "b": 2}
+    assert st.integrity_check() == "ok"
+    assert st.get_meta("x") is None
+    st.save_plan(3, "d", b"env", 0)
+    with pytest.raises(ValueError):
+        st.save_plan(3, "d", b"env", 0)
+    assert st.plan_high_water() == 3
+    assert st.remember_command("c1", NOW + 1000, NOW)
+    assert not st.remember_command("c1", NOW + 1000, NOW)
+
+
+def test_spool_overflow_drops_oldest_and_remembers_the_gap(tmp_path: Any) -> None:
+    st = Store(tmp_path / "s.db", max_spool_rows=10)
+    for _ in range(15):
+        st.spool_append("events", '{"a":1}', 0)
+    assert st.spool_size() == 10
+    assert [r.seq for r in st.spool_pending(limit=100)] == list(range(6, 16))
+    over = st.take_overflow()
+    assert over is not None and (over.first_seq, over.last_seq, over.count) == (1, 5, 5)
+    assert st.take_overflow() is None
+
+
+# -- counts ---------------------------------------------------------------------------------
+
+
+def test_counts_volume_occupancy_and_split_failure() -> None:
+    from edge.config import site_from_dict
+
+    site = site_from_dict(SITE_RAW)
+    ctl = Controller(site)
+    agg = CountsAggregator(site, interval_ms=600_000)
+    # detector 4 (phase 4 stop bar) occupied all the time: a queue that never clears
+    for k in range(3000):
+        now = k * 100
+        inp = Inputs(occupied=frozenset({4}) if k > 100 else frozenset())
+        agg.observe(now, inp, ctl.step(now, inp))
+    rec = agg.flush(300_000)
+    det4 = next(d for d in rec["detectors"] if d["id"] == 4)
+    assert det4["volume"] == 1 and det4["occ"] > 90
+    ph4 = next(p for p in rec["phases"] if p["phase"] == 4)
+    assert ph4["max_outs"] >= 3 and ph4["split_failures"] >= 3
+    assert ph4["green_s"] > 0
+
+
+def test_acl_file_gives_devices_their_own_subtree_only() -> None:
+    acl = topics.acl_file()
+    assert "pattern write edge/v1/%u/spat" in acl
+    assert "pattern read edge/v1/%u/cmd" in acl
+    assert "user central\ntopic readwrite edge/v1/#" in acl
+    assert topics.parse("edge/v1/dev-1/spat") == ("dev-1", "spat")
+    assert topics.parse("edge/v1/dev+1/spat") is None
