@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from edge.board.cli import add_board_command
 from edge.config import ConfigError, compatibility_matrix, load_site
 from edge.control.controller import Controller
 from edge.control.messages import Lamp, Outputs
@@ -125,8 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--volume", type=float, default=400, help="vehicles/hour per lane")
     p.set_defaults(func=cmd_demo)
 
+    add_board_command(sub)
+
     p = sub.add_parser("bench", help="run a benchmark and print its figures")
-    p.add_argument("name", choices=["control"])
+    p.add_argument("name", choices=["control", "board"])
     p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     p.add_argument("--quick", action="store_true", help="fewer steps (for smoke tests)")
     p.set_defaults(func=cmd_bench)

@@ -1,0 +1,181 @@
+"""The IO board's CONFIG derived from a Site: conflict masks, minimum times, flash colours, kinds.
+
+The board holds its own copy of the intersection's safety rules (DESIGN.md,
+third layer). Everything here is derived once, at start, from the validated
+Site, so the board checks the same table the control core was validated
+against:
+
+- conflict mask of channel i: bit j set when the signal groups that drive
+  channels i and j conflict in `site.conflicts`. Two channels of one source
+  (two load switches wired to the same phase, say) never conflict.
+- min_yellow_ms: the shortest change interval the controller can time on that
+  channel: a phase's smallest yellow over all plans, an overlap's yellow, a
+  pedestrian channel's smallest pedestrian clearance; vehicle yellows never
+  below the site minimum and 3.0 s (the controller's own floors).
+- min_red_ms: the smallest red clearance over all plans (an overlap's own),
+  never below the site minimum.
+- flash colour and kind per channel; watchdog 500 ms.
+
+A site the board cannot serve (more than 32 channels, a detector on an input
+the board does not have, a time below the board's floors) raises
+BoardConfigError naming the channel or detector at fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge.control.site import ABSOLUTE_MIN_YELLOW_MS, FlashColour, SignalKey, SignalKind, Site
+from hw import board_safety, codec
+
+WATCHDOG_MS = 500
+BOARD_INPUTS = 16  # opto inputs 1..16 on the reference board (wire bits 0..15)
+
+_FLASH_CODE = {
+    FlashColour.RED: codec.FLASH_COLOUR_RED,
+    FlashColour.YELLOW: codec.FLASH_COLOUR_YELLOW,
+    FlashColour.DARK: codec.FLASH_COLOUR_DARK,
+}
+
+
+class BoardConfigError(ValueError):
+    """The site cannot be put on the board; `problems` names each channel or detector."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class BoardConfig:
+    """The board's view of one site, plus the wire payload and its hash."""
+
+    conflicts: tuple[int, ...]  # bitmask per channel
+    min_yellow_ms: tuple[int, ...]
+    min_red_ms: tuple[int, ...]
+    flash: tuple[int, ...]  # codec.FLASH_COLOUR_*
+    kinds: tuple[int, ...]  # codec.KIND_*
+    watchdog_ms: int
+    labels: tuple[str, ...]  # "ch1 phase 2" etc., for messages
+
+    @property
+    def channels(self) -> int:
+        return len(self.conflicts)
+
+    @property
+    def payload(self) -> bytes:
+        """The canonical CONFIG payload (hw/PROTOCOL.md section 4)."""
+        data: bytes = codec.config_payload(
+            list(self.conflicts),
+            list(self.min_yellow_ms),
+            list(self.min_red_ms),
+            list(self.flash),
+            list(self.kinds),
+            self.watchdog_ms,
+        )
+        return data
+
+    @property
+    def config_hash(self) -> int:
+        """CRC-32 of the payload: what CONFIG_ACK and HELLO_REPLY must report."""
+        value: int = codec.config_hash(self.payload)
+        return value
+
+    @property
+    def max_red_ms(self) -> int:
+        """The board's start-up all-red after RECOVER."""
+        return max(self.min_red_ms)
+
+
+def _key(kind: SignalKind, source: int | str) -> SignalKey:
+    return (kind, source)
+
+
+def board_config(site: Site, watchdog_ms: int = WATCHDOG_MS) -> BoardConfig:
+    """The CONFIG for `site`'s channels, in site.channels order (channel i = bit i)."""
+    problems: list[str] = []
+    chans = site.channels
+    if not chans:
+        problems.append("site has no channels: nothing for the board to drive")
+    if len(chans) > codec.MAX_CHANNELS:
+        problems.append(f"site has {len(chans)} channels; the board drives at most 32")
+    for d in site.detectors:
+        if not 1 <= d.input <= BOARD_INPUTS:
+            problems.append(
+                f"detector {d.id}: input {d.input} does not exist on the board (1..{BOARD_INPUTS})"
+            )
+    if problems:
+        raise BoardConfigError(problems)
+
+    keys = [_key(ch.kind, ch.source) for ch in chans]
+    conflicts = []
+    for i, a in enumerate(keys):
+        mask = 0
+        for j, b in enumerate(keys):
+            if i != j and a != b and ((a, b) in site.conflicts or (b, a) in site.conflicts):
+                mask |= 1 << j
+        conflicts.append(mask)
+
+    plans = list(site.plans.values())
+    overlaps = {o.id: o for o in site.overlaps}
+    floor_yellow = max(site.safety.min_yellow_ms, ABSOLUTE_MIN_YELLOW_MS)
+    floor_red = site.safety.min_red_clear_ms
+    min_yellow: list[int] = []
+    min_red: list[int] = []
+    labels: list[str] = []
+    for ch in chans:
+        label = f"channel {ch.id} ({ch.kind.value} {ch.source})"
+        labels.append(label)
+        if ch.kind is SignalKind.OVERLAP:
+            ov = overlaps[str(ch.source)]
+            yellow = max(ov.yellow_ms, floor_yellow)
+            red = max(ov.red_clear_ms, floor_red)
+        else:
+            pid = int(ch.source)
+            timings = [p.timings[pid] for p in plans if pid in p.timings]
+            if not timings:
+                problems.append(f"{label}: no plan times phase {pid}")
+                min_yellow.append(0)
+                min_red.append(0)
+                continue
+            red = max(min(t.red_clear_ms for t in timings), floor_red)
+            if ch.kind is SignalKind.PED:
+                yellow = min(t.ped_clear_ms for t in timings)
+            else:
+                yellow = max(min(t.yellow_ms for t in timings), floor_yellow)
+        # The board refuses a CONFIG below its own floors; say which channel.
+        board_floor = (
+            board_safety.MIN_CLEAR_FLOOR_MS
+            if ch.kind is SignalKind.PED
+            else board_safety.MIN_YELLOW_FLOOR_MS
+        )
+        if yellow < board_floor:
+            problems.append(
+                f"{label}: change interval {yellow} ms is below the board's floor {board_floor} ms"
+            )
+        if red < board_safety.MIN_CLEAR_FLOOR_MS:
+            problems.append(
+                f"{label}: red clearance {red} ms is below the board's floor "
+                f"{board_safety.MIN_CLEAR_FLOOR_MS} ms"
+            )
+        if yellow > 0xFFFF or red > 0xFFFF:
+            problems.append(f"{label}: times above 65535 ms do not fit the CONFIG")
+        if ch.kind is SignalKind.PED and ch.flash is FlashColour.YELLOW:
+            problems.append(f"{label}: a pedestrian head cannot flash yellow")
+        min_yellow.append(yellow)
+        min_red.append(red)
+    if not codec.WATCHDOG_MIN_MS <= watchdog_ms <= codec.WATCHDOG_MAX_MS:
+        problems.append(f"watchdog {watchdog_ms} ms outside 100..1000 ms")
+    if problems:
+        raise BoardConfigError(problems)
+    return BoardConfig(
+        conflicts=tuple(conflicts),
+        min_yellow_ms=tuple(min_yellow),
+        min_red_ms=tuple(min_red),
+        flash=tuple(_FLASH_CODE[ch.flash] for ch in chans),
+        kinds=tuple(
+            codec.KIND_PED if ch.kind is SignalKind.PED else codec.KIND_VEHICLE for ch in chans
+        ),
+        watchdog_ms=watchdog_ms,
+        labels=tuple(labels),
+    )

@@ -1,0 +1,334 @@
+"""The controller and the board session together, with the recovery policy: sans-IO.
+
+BoardDriver is everything the runner does except I/O: `tick(now_ms)` steps
+the controller with the board's inputs and queues its channel map (the
+OUTPUTS heartbeat, with the flash flag while the controller is in fault
+flash); `receive(now_ms, data)` takes the board's bytes; `data_to_send()`
+gives the bytes to write. Time is always an argument, so tests drive it over a
+fake link with a virtual clock as well as the runner does over a pty.
+
+Recovery policy (hw/PROTOCOL.md section 9: leaving flash is a logged
+decision, never silent). Each time the board is found in flash holding our
+config (session READY), once:
+- after POWER_ON (it restarted) or WATCHDOG (it lost us): restart the
+  controller's start-up sequence, with the board's flash counting as the
+  start-up flash (its start is bounded by the last map sent plus the
+  watchdog), and RECOVER at the tick the controller enters its start-up
+  all-red; at most `max_recoveries_per_hour`, then stay in flash;
+- after any other fault (the board refused a map, or the host asked for
+  flash): stay in flash, put the controller in flash too, and say so; that
+  recovery is an operator's.
+
+Log lines start with a greppable event name: board_connected,
+board_configured, board_fault, board_flash_latched, board_recover,
+board_all_red, board_reset, board_silent, board_wait_flash, board_nak,
+controller_restart, controller_mode, board_link_stats.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+from edge.board.config import BoardConfig, board_config
+from edge.board.inputs import InputMap
+from edge.board.session import (
+    OUTPUT_STATES,
+    RECOVERABLE_FAULTS,
+    BoardReset,
+    BoardSession,
+    BoardStateChanged,
+    BoardStatus,
+    Configured,
+    Event,
+    Hello,
+    Nak,
+    Recovered,
+    Resumed,
+    Retry,
+    SessionState,
+    Silent,
+    WaitingForFlash,
+    fault_name,
+    nak_name,
+    state_name,
+)
+from edge.control.controller import Controller
+from edge.control.messages import Flash, Outputs
+from edge.control.site import Site
+from hw import codec
+
+log = logging.getLogger(__name__)
+
+TICK_MS = 100
+HOUR_MS = 3_600_000
+_LOGGED_CONTROLLER_EVENTS = frozenset(
+    {"mode", "fault_flash", "fault_recovered", "command_rejected", "input_error"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SentMap:
+    """One tick's OUTPUTS: what the controller wanted and what went to the board."""
+
+    t_ms: int
+    seq: int
+    wanted: tuple[int, ...]
+    sent: tuple[int, ...]
+    flash: bool
+    session: str
+    mode: str
+
+
+class BoardDriver:
+    """One site's controller driving one board, minus the port and the clock."""
+
+    def __init__(
+        self,
+        site: Site,
+        now_ms: int,
+        *,
+        config: BoardConfig | None = None,
+        max_recoveries_per_hour: int = 10,
+        port: str = "",
+    ) -> None:
+        self.site = site
+        self.port = port
+        self.config = config if config is not None else board_config(site)
+        self.session = BoardSession(self.config)
+        self.inputs = InputMap(site)
+        self.controller = Controller(site, now_ms)
+        self.outputs: Outputs | None = None
+        self.max_recoveries_per_hour = max_recoveries_per_hour
+        self._recoveries: deque[int] = deque()
+        self._prev_state = SessionState.CLOSED
+        self._flash_epoch = 0  # entries into READY (board in flash, holding our config)
+        self._handled_epoch = 0
+        self._recover_allowed = False
+        self._last_drive_ms: int | None = None
+        self._commands: list[object] = []
+        self.recoveries = 0
+        self.link_losses = 0
+        if site.startup_all_red_ms < self.config.max_red_ms + 2 * TICK_MS:
+            log.warning(
+                "board_config_note startup_all_red_ms=%d board_all_red_ms=%d: the first greens "
+                "wait for the board's all-red",
+                site.startup_all_red_ms,
+                self.config.max_red_ms,
+            )
+
+    # -- link events -------------------------------------------------------------------------
+
+    def connect(self, now_ms: int) -> None:
+        """A port is open: handshake from the start."""
+        self.session.connect(now_ms)
+        self._track_state()
+
+    def disconnect(self, now_ms: int, reason: object) -> None:
+        """The port is gone; the board flashes on its own within its watchdog."""
+        was = self.session.state
+        self.session.disconnect(now_ms)
+        self._track_state()
+        self.inputs.clear()
+        if was is not SessionState.CLOSED:
+            self.link_losses += 1
+            log.warning(
+                "board_link_lost port=%s error=%s: reconnecting; the board flashes on its own",
+                self.port,
+                reason,
+            )
+
+    def receive(self, now_ms: int, data: bytes) -> None:
+        """Bytes from the board. Raises BoardRefusedError if it must not be driven."""
+        self._handle(now_ms, self.session.receive(now_ms, data))
+        self._track_state()
+
+    def data_to_send(self) -> bytes:
+        return self.session.data_to_send()
+
+    def command(self, cmd: object) -> None:
+        """An operator command for the controller's next step."""
+        self._commands.append(cmd)
+
+    # -- the tick -----------------------------------------------------------------------------
+
+    def tick(self, now_ms: int) -> SentMap | None:
+        """One 100 ms step: timeouts, recovery policy, controller step, OUTPUTS."""
+        s = self.session
+        self._handle(now_ms, s.poll(now_ms))
+        self._track_state()
+        if s.state is SessionState.READY and self._handled_epoch != self._flash_epoch:
+            self._on_flash_epoch(now_ms)
+        commands = tuple(self._commands)
+        self._commands.clear()
+        out = self.controller.step(now_ms, self.inputs.take(commands))
+        self.outputs = out
+        for ev in out.events:
+            if ev.name in _LOGGED_CONTROLLER_EVENTS:
+                log.info("controller_%s subject=%s detail=%s", ev.name, ev.subject, ev.detail)
+        if (
+            s.state is SessionState.READY
+            and self._recover_allowed
+            and out.mode == "startup_all_red"
+        ):
+            self._recover_allowed = False
+            self._recoveries.append(now_ms)
+            self.recoveries += 1
+            rec = s.recover(now_ms, f"automatic after {fault_name(s.board_fault)}")
+            log.warning(
+                "board_recover reason=%r clearing_fault=%s recoveries_last_hour=%d",
+                rec.reason,
+                fault_name(rec.fault),
+                len(self._recoveries),
+            )
+            self._track_state()
+        if s.state not in OUTPUT_STATES:
+            return None
+        wanted = tuple(int(c) for c in out.channels)
+        flash = out.mode == "fault_flash"
+        seq = s.next_seq
+        sent = s.send_outputs(now_ms, wanted, flash)
+        if s.state in (SessionState.ALL_RED, SessionState.RUNNING):
+            self._last_drive_ms = now_ms
+        return SentMap(now_ms, seq, wanted, tuple(sent), flash, s.state.value, out.mode)
+
+    def _track_state(self) -> None:
+        st = self.session.state
+        if st is not self._prev_state:
+            log.debug("board_session state=%s", st.value)
+            if st is SessionState.READY:
+                self._flash_epoch += 1
+            self._prev_state = st
+
+    def _on_flash_epoch(self, now: int) -> None:
+        """The board is (again) in flash holding our config: decide, once, what to do."""
+        self._handled_epoch = self._flash_epoch
+        fault = self.session.board_fault
+        while self._recoveries and now - self._recoveries[0] > HOUR_MS:
+            self._recoveries.popleft()
+        if fault in RECOVERABLE_FAULTS:
+            if len(self._recoveries) >= self.max_recoveries_per_hour:
+                self._recover_allowed = False
+                log.error(
+                    "board_recover_refused fault=%s recoveries_last_hour=%d: policy limit; "
+                    "staying in flash until an operator recovers",
+                    fault_name(fault),
+                    len(self._recoveries),
+                )
+                return
+            since = now
+            if fault == codec.FAULT_WATCHDOG and self._last_drive_ms is not None:
+                # It flashed at the latest one watchdog after the last map we sent.
+                since = min(now, self._last_drive_ms + self.config.watchdog_ms)
+            self.controller = Controller(self.site, since)
+            self._recover_allowed = True
+            log.info(
+                "controller_restart reason=board_flash fault=%s flash_for_ms=%d: start-up "
+                "sequence, the board's flash counting as start-up flash",
+                fault_name(fault),
+                now - since,
+            )
+            return
+        self._recover_allowed = False
+        log.error(
+            "board_flash_latched fault=%s code=%d: safety fault; staying in flash until an "
+            "operator recovers",
+            fault_name(fault),
+            fault,
+        )
+        if self.controller.mode not in ("flash", "fault_flash"):
+            self._commands.append(Flash(on=True))
+
+    # -- events from the session ------------------------------------------------------------------
+
+    def _handle(self, now: int, events: list[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, BoardStatus):
+                self.inputs.add(ev)
+            elif isinstance(ev, Hello):
+                log.info(
+                    "board_connected port=%s protocol=%d firmware=%s state=%s fault=%s "
+                    "channels=%d config_hash=0x%08X",
+                    self.port,
+                    ev.version,
+                    ev.firmware,
+                    state_name(ev.state),
+                    fault_name(ev.fault),
+                    ev.channels,
+                    ev.config_hash,
+                )
+            elif isinstance(ev, Configured):
+                log.info(
+                    "board_configured config_hash=0x%08X channels=%d (hash verified)",
+                    ev.config_hash,
+                    self.config.channels,
+                )
+            elif isinstance(ev, WaitingForFlash):
+                log.warning(
+                    "board_wait_flash state=%s config_hash=0x%08X: the board drives a map this "
+                    "host did not send; waiting for its watchdog to flash it",
+                    state_name(ev.state),
+                    ev.config_hash,
+                )
+            elif isinstance(ev, Resumed):
+                log.info("board_resumed state=%s", state_name(ev.state))
+            elif isinstance(ev, Recovered):
+                log.info(
+                    "board_all_red: the board left flash; all red for %d ms, then it runs",
+                    self.config.max_red_ms,
+                )
+            elif isinstance(ev, BoardStateChanged):
+                self._on_board_state(ev)
+            elif isinstance(ev, BoardReset):
+                log.warning("board_reset: the board restarted (POWER_ON), config lost; handshake")
+            elif isinstance(ev, Silent):
+                log.warning(
+                    "board_silent silent_ms=%d: no valid frame from the board; handshake again",
+                    ev.silent_ms,
+                )
+            elif isinstance(ev, Nak):
+                log.warning(
+                    "board_nak type=0x%02X seq=%d reason=%s",
+                    ev.msg_type,
+                    ev.seq,
+                    nak_name(ev.reason),
+                )
+            elif isinstance(ev, Retry):
+                log.debug("board_retry what=%s attempt=%d", ev.what, ev.attempt)
+
+    def _on_board_state(self, ev: BoardStateChanged) -> None:
+        old = state_name(ev.old) if ev.old is not None else "UNKNOWN"
+        log.info(
+            "board_state old=%s new=%s fault=%s", old, state_name(ev.new), fault_name(ev.fault)
+        )
+        if ev.new == codec.STATE_FLASH and ev.fault not in (codec.FAULT_NONE, codec.FAULT_POWER_ON):
+            level = logging.WARNING if ev.fault in RECOVERABLE_FAULTS else logging.ERROR
+            log.log(
+                level,
+                "board_fault fault=%s code=%d: board in flash",
+                fault_name(ev.fault),
+                ev.fault,
+            )
+
+    def stats(self) -> dict[str, int]:
+        s = self.session
+        c = s.decoder_counters
+        return {
+            "frames_sent": s.frames_sent,
+            "outputs_sent": s.outputs_sent,
+            "status_received": s.status_received,
+            "host_dropped": s.dropped,
+            "bad_crc": c["bad_crc"],
+            "bad_cobs": c["bad_cobs"],
+            "bad_length": c["bad_length"],
+            "board_rx_errors": s.board_rx_errors,
+            "retries": s.retries,
+            "silences": s.silences,
+            "link_losses": self.link_losses,
+            "recoveries": self.recoveries,
+            "guard_held": s.guard.held,
+        }
+
+    def log_stats(self) -> None:
+        log.info("board_link_stats %s", " ".join(f"{k}={v}" for k, v in self.stats().items()))

@@ -1,0 +1,55 @@
+"""Board STATUS -> control-core Inputs: input bits to detector ids, edge counts to actuations.
+
+Board input number k (1..16, as `Detector.input` in the site config) is wire
+bit k - 1 of STATUS `inputs` and entry k - 1 of its counts. Several detectors
+may share an input (one loop card output wired to two logical detectors).
+Counts are edges since the board's previous STATUS: a STATUS that is lost
+loses its counts, a pulse shorter than the debounce is never seen; presence
+is always taken from the latest STATUS.
+"""
+
+from __future__ import annotations
+
+from edge.board.config import BOARD_INPUTS
+from edge.board.session import BoardStatus
+from edge.control.messages import Inputs
+from edge.control.site import Site
+
+
+class InputMap:
+    """Accumulates STATUS answers between controller steps; take() gives one step's Inputs."""
+
+    def __init__(self, site: Site) -> None:
+        by_bit: list[list[int]] = [[] for _ in range(BOARD_INPUTS)]
+        for d in site.detectors:
+            if 1 <= d.input <= BOARD_INPUTS:
+                by_bit[d.input - 1].append(d.id)
+        self._by_bit = tuple(tuple(ids) for ids in by_bit)
+        self._occupied: frozenset[int] = frozenset()
+        self._counts: dict[int, int] = {}
+
+    def occupied_of(self, bits: int) -> frozenset[int]:
+        """Detector ids active for a STATUS inputs bitmask."""
+        ids: list[int] = []
+        for b, dets in enumerate(self._by_bit):
+            if bits >> b & 1:
+                ids.extend(dets)
+        return frozenset(ids)
+
+    def add(self, status: BoardStatus) -> None:
+        self._occupied = self.occupied_of(status.inputs)
+        for b, n in enumerate(status.counts[:BOARD_INPUTS]):
+            if n:
+                for det in self._by_bit[b]:
+                    self._counts[det] = self._counts.get(det, 0) + n
+
+    def clear(self) -> None:
+        """Nothing is known of the detectors (link lost): no presence, no counts."""
+        self._occupied = frozenset()
+        self._counts.clear()
+
+    def take(self, commands: tuple[object, ...] = ()) -> Inputs:
+        """Inputs for the next controller step; the counts are then cleared."""
+        actuations = tuple(sorted(self._counts.items()))
+        self._counts.clear()
+        return Inputs(occupied=self._occupied, actuations=actuations, commands=commands)

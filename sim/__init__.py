@@ -1,0 +1,1 @@
+"""Hardware simulator: SUMO traffic, the virtual IO board (hw/ firmware behind a pty)."""
