@@ -41,8 +41,9 @@ def signed_bundle(
     default_plan: str,
     *,
     ttl_s: float = 3600,
-    schedule: list[dict[str, Any]] | None = None,
+    schedule: dict[str, Any] | None = None,
     detectors: list[dict[str, Any]] | None = None,
+    patterns: dict[str, Any] | None = None,
 ) -> bytes:
     t = now_ms()
     body = bundle_body(
@@ -52,8 +53,9 @@ def signed_bundle(
         t + int(ttl_s * 1000),
         plans,
         default_plan,
-        schedule or [],
+        schedule,
         detectors or [],
+        patterns,
     )
     return sign(body, key)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import hashlib
 import json
 import logging
@@ -28,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.config import site_from_dict
+from edge.config import SiteConfig, config_from_dict
 from edge.control.controller import Controller
 from edge.control.messages import Inputs, Outputs, SetPlan
 from edge.control.site import Site
@@ -82,11 +83,6 @@ def utc_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def local_weekday_minute(ms: int) -> tuple[int, int]:
-    t = time.localtime(ms / 1000)
-    return t.tm_wday, t.tm_hour * 60 + t.tm_min
-
-
 @dataclass
 class Stats:
     ticks: int = 0
@@ -105,7 +101,8 @@ class DeviceRuntime:
         site_bytes = cfg.site_path.read_bytes()
         self.config_hash = hashlib.sha256(site_bytes).hexdigest()[:16]
         self.site_raw: dict[str, Any] = tomllib.loads(site_bytes.decode("utf-8"))
-        site = site_from_dict(self.site_raw, str(cfg.site_path))
+        self.config: SiteConfig = config_from_dict(self.site_raw, str(cfg.site_path))
+        site = self.config.site
         self.store = Store(cfg.store_path, max_spool_rows=cfg.max_spool_rows)
         self.db = ThreadPoolExecutor(1, thread_name_prefix="edge-store")
         self.trusted = load_trusted(list(cfg.trusted_keys))
@@ -120,9 +117,10 @@ class DeviceRuntime:
         )
         self.bundle: Bundle | None = self._boot_bundle()
         if self.bundle is not None:
-            site = self.bundle.site
+            self.config = self.bundle.config
+            site = self.config.site
         self.plan_version = self.bundle.version if self.bundle else 0
-        self.ctl = Controller(site, now_ms=0, plan=self._scheduled_plan(site))
+        self.ctl = Controller(site, now_ms=0, plan=self._scheduled_plan())
         self.phase_ids = [p.id for p in site.phases]
         self.counts = CountsAggregator(site, cfg.counts_interval_ms)
         self.demand = RandomDemand(site, seed=cfg.demand_seed, veh_per_hour=cfg.veh_per_hour)
@@ -170,11 +168,8 @@ class DeviceRuntime:
         log.info("plan bundle v%d loaded from the store", bundle.version)
         return bundle
 
-    def _scheduled_plan(self, site: Site) -> str:
-        if self.bundle is None:
-            return site.default_plan
-        day, minute = local_weekday_minute(utc_ms())
-        return plan_at(self.bundle.schedule, self.bundle.default_plan, day, minute)
+    def _scheduled_plan(self) -> str:
+        return plan_at(self.config, datetime.datetime.now())
 
     # -- LinkHandler ---------------------------------------------------------------------
 
@@ -262,7 +257,8 @@ class DeviceRuntime:
         self._ack(Ack(None, "plan", "accepted", version=b.version, correlation=act.correlation))
         install_site(self.ctl, b.site)
         self.bundle = b
-        plan = self._scheduled_plan(b.site)
+        self.config = b.config
+        plan = self._scheduled_plan()
         self.scheduled = plan
         self.queued.append(ControlCommand(None, SetPlan(plan)))
         self.pending_apply = (b.version, plan, act.correlation)
@@ -449,8 +445,8 @@ class DeviceRuntime:
                     st.spat_dropped += 1
             for action in self.session.tick(utc_ms()):
                 await self._act(action)
-            if now % 60_000 == 0 and self.bundle is not None:
-                want = self._scheduled_plan(self.ctl.site)
+            if now % 10_000 == 0 and self.config.schedule is not None:
+                want = self._scheduled_plan()
                 if want != self.scheduled:
                     self.scheduled = want
                     self.queued.append(ControlCommand(None, SetPlan(want)))

@@ -6,11 +6,13 @@ A bundle's body (inside a signed envelope, see signing.py):
      "issued_ms": ..., "expires_ms": ...,
      "default_plan": "day",
      "plans": {"day": {<same keys as [plans.day] in the site TOML>}, ...},
-     "schedule": [{"days": ["mon", ...], "start": "06:30", "plan": "am"}, ...],
+     "patterns": {<as [patterns] in the site TOML>},            (optional)
+     "schedule": {<as [schedule] in the site TOML>},             (optional)
      "detectors": [{"id": 5, "delay_s": 2.0, "carryover_s": 1.0}]}
 
-The bundle's plans replace the site's plan set; its detector entries change
-the conditioning of existing detectors. The merged config goes through
+The bundle's plans (and patterns and schedule, when given) replace the
+site's; its detector entries change the conditioning of existing detectors.
+Without a schedule the bundle's default plan runs all day. The merged config goes through
 edge.config, so a bundle is refused for exactly the reasons (and with the
 same messages) that `edge check` gives for the site file. Checks, in order:
 size, JSON, signature, body shape, device, expiry, version, site validation.
@@ -21,6 +23,7 @@ is not applied late); once accepted it stays in force until replaced.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,25 +32,17 @@ from typing import Annotated, Any, Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edge.config import ConfigError, site_from_dict
+from edge.config import ConfigError, SiteConfig, config_from_dict
 from edge.control.site import Site
 from edge.link.errors import Rejected
 from edge.link.messages import describe_errors, dumps, parse_json_object
 from edge.link.signing import open_envelope
 
 MAX_PLAN_BYTES = 64 * 1024
-Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class _ScheduleEntry(_Strict):
-    days: Annotated[list[Day], Field(min_length=1, max_length=7)] = list(DAYS)
-    start: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
-    plan: Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class _DetectorSetting(_Strict):
@@ -65,15 +60,10 @@ class _BundleBody(_Strict):
     default_plan: Annotated[str, Field(min_length=1, max_length=64)]
     # Checked by edge.config, with its messages, after merging into the site.
     plans: Annotated[dict[str, dict[str, Any]], Field(min_length=1, max_length=32)]
-    schedule: Annotated[list[_ScheduleEntry], Field(max_length=200)] = []
+    # Same shapes as the site TOML's [patterns] and [schedule]; checked by edge.config.
+    patterns: Annotated[dict[str, dict[str, Any]], Field(max_length=32)] | None = None
+    schedule: dict[str, Any] | None = None
     detectors: Annotated[list[_DetectorSetting], Field(max_length=255)] = []
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleEntry:
-    days: frozenset[int]  # 0 = Monday
-    start_min: int  # minutes after local midnight
-    plan: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +73,12 @@ class Bundle:
     version: int
     digest: str  # SHA-256 of the signed body text
     expires_ms: int
-    site: Site  # the device's site with this bundle's plans and detector settings
+    config: SiteConfig  # the device's site with this bundle's plans, patterns, schedule
     default_plan: str
-    schedule: tuple[ScheduleEntry, ...]
+
+    @property
+    def site(self) -> Site:
+        return self.config.site
 
 
 def digest(body: str) -> str:
@@ -99,23 +92,26 @@ def bundle_body(
     expires_ms: int,
     plans: Mapping[str, Any],
     default_plan: str,
-    schedule: Sequence[Mapping[str, Any]] = (),
+    schedule: Mapping[str, Any] | None = None,
     detectors: Sequence[Mapping[str, Any]] = (),
+    patterns: Mapping[str, Any] | None = None,
 ) -> str:
     """Build a bundle body (central side); sign it with signing.sign."""
-    return dumps(
-        {
-            "type": "plan_bundle",
-            "device": device,
-            "version": version,
-            "issued_ms": issued_ms,
-            "expires_ms": expires_ms,
-            "default_plan": default_plan,
-            "plans": dict(plans),
-            "schedule": list(schedule),
-            "detectors": list(detectors),
-        }
-    )
+    body: dict[str, Any] = {
+        "type": "plan_bundle",
+        "device": device,
+        "version": version,
+        "issued_ms": issued_ms,
+        "expires_ms": expires_ms,
+        "default_plan": default_plan,
+        "plans": dict(plans),
+        "detectors": list(detectors),
+    }
+    if schedule is not None:
+        body["schedule"] = dict(schedule)
+    if patterns is not None:
+        body["patterns"] = dict(patterns)
+    return dumps(body)
 
 
 def verify_bundle(
@@ -159,27 +155,25 @@ def check_body(
             "replayed",
             f"plan bundle v{b.version} is not newer than the last accepted version {high_water}",
         )
-    site = merged_site(b, site_raw)
     return Bundle(
         version=b.version,
         digest=digest(body),
         expires_ms=b.expires_ms,
-        site=site,
+        config=merged_config(b, site_raw),
         default_plan=b.default_plan,
-        schedule=tuple(
-            ScheduleEntry(
-                frozenset(DAYS.index(d) for d in e.days),
-                int(e.start[:2]) * 60 + int(e.start[3:]),
-                e.plan,
-            )
-            for e in b.schedule
-        ),
     )
 
 
-def merged_site(b: _BundleBody, site_raw: Mapping[str, Any]) -> Site:
+def merged_config(b: _BundleBody, site_raw: Mapping[str, Any]) -> SiteConfig:
+    """The site config with the bundle's plan set, validated by edge.config."""
     raw = copy.deepcopy(dict(site_raw))
     raw["plans"] = copy.deepcopy(b.plans)
+    if b.patterns is not None:
+        raw["patterns"] = copy.deepcopy(b.patterns)
+    # The bundle's schedule replaces the site's; without one its default plan runs all day.
+    raw.pop("schedule", None)
+    if b.schedule is not None:
+        raw["schedule"] = copy.deepcopy(b.schedule)
     site_section = dict(raw.get("site", {}))
     site_section["default_plan"] = b.default_plan
     raw["site"] = site_section
@@ -196,33 +190,17 @@ def merged_site(b: _BundleBody, site_raw: Mapping[str, Any]) -> Site:
             if value is not None:
                 target[key] = value
     raw["detectors"] = detectors
-    for k, entry in enumerate(b.schedule):
-        if entry.plan not in b.plans:
-            problems.append(f"schedule[{k}]: plan: no plan {entry.plan!r} in the bundle")
     try:
-        site = site_from_dict(raw, source=f"plan bundle v{b.version}")
+        config = config_from_dict(raw, source=f"plan bundle v{b.version}")
     except ConfigError as exc:
-        problems = exc.problems + problems
-        site = None
-    if problems or site is None:
+        raise Rejected("invalid_plan", "; ".join(exc.problems + problems)) from None
+    if problems:
         raise Rejected("invalid_plan", "; ".join(problems))
-    return site
+    return config
 
 
-def plan_at(schedule: Sequence[ScheduleEntry], default: str, weekday: int, minute: int) -> str:
-    """The plan the time-of-day schedule wants at local `weekday` (0 = Monday), `minute`.
-
-    The latest entry that started at or before now, looking back up to a week;
-    the bundle's default plan if the schedule is empty.
-    """
-    if not schedule:
-        return default
-    now = weekday * 1440 + minute
-    best: tuple[int, str] | None = None
-    for e in schedule:
-        for d in e.days:
-            start = d * 1440 + e.start_min
-            ago = (now - start) % (7 * 1440)
-            if best is None or ago < best[0]:
-                best = (ago, e.plan)
-    return best[1] if best else default
+def plan_at(config: SiteConfig, when: dt.datetime) -> str:
+    """The plan the time-of-day schedule wants at local time `when` (else the default)."""
+    if config.schedule is None:
+        return config.site.default_plan
+    return config.schedule.plan_at(when) or config.site.default_plan

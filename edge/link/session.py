@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.control.messages import Command as CoreCommand
-from edge.control.messages import Flash, ForceOff, Hold, PlaceCall
+from edge.control.messages import Flash, ForceOff, Hold, PlaceCall, SetMode
 from edge.link.errors import Rejected
 from edge.link.messages import (
     MAX_COMMAND_BYTES,
@@ -100,7 +100,7 @@ class DeviceSession:
     backup_ms: int = 300_000
     approaches: frozenset[str] = frozenset()
     last_central_ms: int | None = None
-    overrides: set[str] = field(default_factory=set)  # "hold", "flash"
+    overrides: set[str] = field(default_factory=set)  # "hold", "flash", "mode"
     lapsed: bool = False
 
     # -- plan bundles --------------------------------------------------------------
@@ -188,15 +188,22 @@ class DeviceSession:
             return [PriorityRequest(req), accepted, LogEvent(now_ms, name, cmd.id, detail, "link")]
         if cmd.kind == "set_mode":
             mode = a["mode"]
-            if mode in ("coordinated", "adaptive"):
+            if mode == "adaptive":
                 raise Rejected(
-                    "unsupported", f"mode {mode!r}: this controller runs free (actuated) only"
+                    "unsupported", "mode 'adaptive': this controller has no adaptive timing yet"
                 )
             if mode == "flash":
                 self.overrides.add("flash")
                 return [ControlCommand(cmd.id, Flash(True), corr), accepted]
-            self.overrides.discard("flash")
-            return [ControlCommand(cmd.id, Flash(False), corr), accepted]
+            out: list[Action] = [ControlCommand(cmd.id, SetMode(mode), corr), accepted]
+            if "flash" in self.overrides:
+                out.insert(0, ControlCommand(None, Flash(False)))
+                self.overrides.discard("flash")
+            if mode == "free":
+                self.overrides.add("mode")  # local operation is the plan's own (coordinated)
+            else:
+                self.overrides.discard("mode")
+            return out
         if cmd.kind == "hold":
             phases = tuple(a["phases"])
             if phases:
@@ -222,6 +229,9 @@ class DeviceSession:
             out.append(ControlCommand(ref, Hold(None), corr))
         if "flash" in self.overrides:
             out.append(ControlCommand(ref, Flash(False), corr))
+        if "mode" in self.overrides:
+            # back to the plan's own operation (refused by the core if it has no pattern)
+            out.append(ControlCommand(ref, SetMode("coordinated"), corr))
         self.overrides.clear()
         return out
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import tomllib
 from typing import Any
 
 import pytest
 from edge.control.controller import Controller
-from edge.control.messages import Flash, Hold, Inputs
+from edge.control.messages import Flash, Hold, Inputs, SetMode
 from edge.link import signing, topics
 from edge.link.central import signed_bundle, signed_command
 from edge.link.counts import CountsAggregator
 from edge.link.errors import Rejected
 from edge.link.messages import LogEvent, with_seq
-from edge.link.plans import MAX_PLAN_BYTES, ScheduleEntry, plan_at, verify_bundle
+from edge.link.plans import MAX_PLAN_BYTES, plan_at, verify_bundle
 from edge.link.session import (
     Ack,
     ControlCommand,
@@ -138,13 +139,19 @@ def test_every_rejection_has_its_code_and_exact_reason(keys: Keys) -> None:
         "plan night: phase.9: no such phase",
         "detector 99: no such detector in the site",
     ]
-    # schedule naming a plan the bundle lacks
+    # a schedule naming a plan the bundle lacks: edge.config's message
+    week = {d: "all" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
     raw = signed_bundle(
-        keys.central, DEV, 7, plans, "day", schedule=[{"start": "07:00", "plan": "rush"}]
+        keys.central,
+        DEV,
+        7,
+        plans,
+        "day",
+        schedule={"day_plans": {"all": {"00:00": "rush"}}, "week": week},
     )
     assert _reason(keys, raw) == (
         "invalid_plan",
-        "schedule[0]: plan: no plan 'rush' in the bundle",
+        "schedule: day_plans.all: 00:00: no plan 'rush'",
     )
     # oversized
     huge = site_plans()
@@ -174,20 +181,24 @@ def test_same_messages_as_edge_check(keys: Keys, tmp_path: Any) -> None:
     assert r.reason.split("; ") == info.value.problems
 
 
-def test_schedule_picks_the_latest_entry_started() -> None:
-    mon_fri = frozenset(range(5))
-    sched = (
-        ScheduleEntry(mon_fri, 6 * 60, "day"),
-        ScheduleEntry(mon_fri, 22 * 60, "night"),
-        ScheduleEntry(frozenset({5, 6}), 8 * 60, "weekend"),
-    )
-    assert plan_at(sched, "x", 0, 7 * 60) == "day"
-    assert plan_at(sched, "x", 0, 23 * 60) == "night"
-    assert plan_at(sched, "x", 1, 3 * 60) == "night"  # Tuesday 03:00: Monday's 22:00
-    assert plan_at(sched, "x", 5, 7 * 60) == "night"  # Saturday 07:00: Friday's 22:00
-    assert plan_at(sched, "x", 6, 9 * 60) == "weekend"
-    assert plan_at(sched, "x", 0, 5 * 60) == "weekend"  # Monday 05:00: Sunday's 08:00
-    assert plan_at((), "x", 0, 0) == "x"
+def test_bundle_schedule_picks_the_plan_by_local_time(keys: Keys) -> None:
+    week = {d: "wd" for d in ("mon", "tue", "wed", "thu", "fri")} | {"sat": "we", "sun": "we"}
+    schedule = {
+        "day_plans": {"wd": {"00:00": "night", "06:30": "day"}, "we": {"00:00": "night"}},
+        "week": week,
+        "exceptions": [{"date": "2026-12-25", "day_plan": "we"}],
+    }
+    raw = signed_bundle(keys.central, DEV, 2, site_plans(), "day", schedule=schedule)
+    bundle, _ = verify(raw, keys)
+    at = datetime.datetime
+    assert plan_at(bundle.config, at(2026, 12, 21, 7, 0)) == "day"  # a Monday
+    assert plan_at(bundle.config, at(2026, 12, 21, 6, 29)) == "night"
+    assert plan_at(bundle.config, at(2026, 12, 25, 12, 0)) == "night"  # the exception
+    assert plan_at(bundle.config, at(2026, 12, 26, 12, 0)) == "night"  # Saturday
+    # without a schedule the bundle's default plan runs all day (the site's is dropped)
+    bundle, _ = verify(signed_bundle(keys.central, DEV, 2, site_plans(), "night"), keys)
+    assert bundle.config.schedule is None
+    assert plan_at(bundle.config, at(2026, 12, 21, 7, 0)) == "night"
 
 
 # -- commands and the backup timer ----------------------------------------------------------
@@ -244,8 +255,11 @@ def test_commands_map_to_typed_actions_and_acks(keys: Keys) -> None:
         keys.central, DEV, {"kind": "ev_priority", "approach": "Q", "eta_s": 5, "vehicle_id": "x"}
     )
     assert acks(s.on_command(raw, now))[0].reason.startswith("approach: no approach 'Q'")
-    _, raw = signed_command(keys.central, DEV, {"kind": "set_mode", "mode": "coordinated"})
+    _, raw = signed_command(keys.central, DEV, {"kind": "set_mode", "mode": "adaptive"})
     assert acks(s.on_command(raw, now))[0].code == "unsupported"
+    cid, raw = signed_command(keys.central, DEV, {"kind": "set_mode", "mode": "free"})
+    assert ControlCommand(cid, SetMode("free")) in s.on_command(raw, now)
+    assert s.overrides == {"hold", "mode"}
     _, raw = signed_command(keys.central, DEV, {"kind": "request_state"})
     assert any(isinstance(a, SendState) for a in s.on_command(raw, now))
     _, raw = signed_command(keys.central, DEV, {"kind": "force_off", "phase": 17})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import time
@@ -19,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-
 from edge.link import central
 from edge.link.central import Collected
 from edge.link.mosquitto import Mosquitto
+
 from tests.link.harness import Keys, central_config, device_config, running, wait_for
 from tests.link.schemas import check
 
@@ -102,7 +103,7 @@ def test_broker_outage_loses_nothing_and_control_goes_on(keys: Keys, tmp_path: P
     # counts were produced during the outage and delivered afterwards
     assert res["spooled_in_outage"] >= OUTAGE_S / 2 * 0.8
     counts = sorted(col.by_kind["counts"].values(), key=lambda c: c["seq"])
-    assert all(b["start"] == a["end"] for a, b in zip(counts, counts[1:], strict=False))
+    assert all(b["start"] == a["end"] for a, b in itertools.pairwise(counts))
     names = [e["name"] for m in col.by_kind["events"].values() for e in m["events"]]
     assert "link_lost" in names and "link_resumed" in names
     for kind, msgs in col.by_kind.items():
@@ -115,5 +116,5 @@ def test_broker_outage_loses_nothing_and_control_goes_on(keys: Keys, tmp_path: P
     stats = res["stats"]
     assert res["ticks_in_outage"] >= OUTAGE_S * 10 * 0.95
     assert stats.max_tick_gap_ms < 400, stats.max_tick_gap_ms
-    gaps = [b - a for a, b in zip(stats.tick_times, stats.tick_times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(stats.tick_times)]
     assert sum(gaps) / len(gaps) < 0.105

@@ -100,7 +100,10 @@ def test_built_messages_match_their_schemas(keys: Keys) -> None:
         1,
         site_plans(),
         "day",
-        schedule=[{"days": ["mon"], "start": "06:00", "plan": "day"}],
+        schedule={
+            "day_plans": {"all": {"00:00": "night", "06:00": "day"}},
+            "week": dict.fromkeys(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "all"),
+        },
         detectors=[{"id": 5, "delay_s": 1.5}],
     )
     check("envelope", raw)

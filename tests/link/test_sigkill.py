@@ -16,6 +16,7 @@ from edge.link import central
 from edge.link.central import Collected
 from edge.link.mosquitto import Mosquitto
 from edge.store import Store
+
 from tests.link.harness import (
     ROOT,
     Keys,
@@ -55,7 +56,8 @@ async def _run(broker: Mosquitto, keys: Keys, tmp: Path) -> tuple[Collected, int
             before = col.received
             proc = start(cfg_path, tmp / "device.log")
             # kill while it is sending: wait for its traffic, then a random moment
-            await wait_for(lambda: col.received >= before + 3, 20, "device traffic")
+            target = before + 3
+            await wait_for(lambda t=target: col.received >= t, 20, "device traffic")  # type: ignore[misc]
             await asyncio.sleep(rng.uniform(0.2, 1.5))
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
