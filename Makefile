@@ -20,8 +20,8 @@ demo: $(STAMP)
 	$(VENV)/bin/edge demo examples/four_leg_protected.toml
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check edge tests hw
-	$(VENV)/bin/ruff format --check edge tests
+	$(VENV)/bin/ruff check edge sim tests hw
+	$(VENV)/bin/ruff format --check edge sim tests
 	$(VENV)/bin/mypy
 
 test: lint mosquitto

@@ -7,6 +7,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from sim.sumo.cli import add_sim_command
+
 from edge.board.cli import add_board_command
 from edge.config import ConfigError, compatibility_matrix, load_site
 from edge.control.controller import Controller
@@ -127,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.set_defaults(func=cmd_demo)
 
     add_board_command(sub)
+
+    add_sim_command(sub)
 
     p = sub.add_parser("bench", help="run a benchmark and print its figures")
     p.add_argument("name", choices=["control", "board"])

@@ -21,3 +21,16 @@ fi
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet -e '.[dev]'
+
+# The SUMO simulator (the `sim` extras, part of `dev`) links against the X11
+# and GL client libraries even when it runs headless: install them if missing.
+if ! "$venv/bin/python" -c 'import libsumo' 2>/dev/null; then
+    sumo_libs=(libgl1 libglu1-mesa libx11-6 libxext6 libxrender1 libxft2 libfontconfig1)
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${sumo_libs[@]}"
+    else
+        echo "setup: SUMO needs system libraries: ${sumo_libs[*]} (run as root, or install them)" >&2
+        exit 1
+    fi
+fi

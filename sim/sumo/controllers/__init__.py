@@ -1,0 +1,42 @@
+"""Signal controllers the runner drives, by name (`edge sim run --controller NAME`)."""
+
+from __future__ import annotations
+
+from sim.sumo.controllers.base import SignalControl
+from sim.sumo.controllers.edge_control import EdgeControl
+from sim.sumo.controllers.max_pressure import MaxPressure
+from sim.sumo.controllers.sumo_programs import SUMO_TYPES, SumoProgram
+from sim.sumo.controllers.webster import webster_site
+from sim.sumo.demand import read_demand
+from sim.sumo.derive import derive_all
+from sim.sumo.errors import SimError
+from sim.sumo.network import signal_junctions
+from sim.sumo.scenarios import Scenario
+
+NAMES = ("edge", *SUMO_TYPES, "webster", "max-pressure")
+
+
+def make_controller(name: str, scenario: Scenario) -> SignalControl:
+    """Build a controller for every signal of the scenario; SimError when it cannot."""
+    if name not in NAMES:
+        raise SimError(f"unknown controller {name!r}: choose from {', '.join(NAMES)}")
+    junctions = signal_junctions(scenario.net)
+    if name in SUMO_TYPES:
+        return SumoProgram(name, junctions)
+    derivations = derive_all(junctions)
+    if name == "edge":
+        return EdgeControl(derivations)
+    if name == "max-pressure":
+        return MaxPressure(derivations)
+    demand = read_demand(scenario)
+    sites = []
+    summaries = []
+    for d in derivations:
+        site, summary = webster_site(d, demand)
+        sites.append(site)
+        summaries.append(f"{d.tls}: {summary}")
+    skipped = [f"demand not counted: {s}" for s in demand.skipped[:5]]
+    return EdgeControl(derivations, sites=sites, name="webster", notes=summaries + skipped)
+
+
+__all__ = ["NAMES", "SignalControl", "make_controller"]

@@ -1,0 +1,126 @@
+"""The project's own controller (edge.control) on every signal, stepped directly.
+
+Each signal gets a `Controller` built from its derived site. Every 100 ms the
+stop-bar loops (SUMO lane-area detectors, one per incoming lane) give the
+detector presence, the controller steps, and its channel outputs (the
+load-switch map the IO board would drive) become the SUMO link states.
+The `webster` baseline reuses this with a fixed-time plan and no detectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge.control.controller import Controller
+from edge.control.messages import NO_INPUTS, Inputs, Lamp
+from edge.control.site import SignalKind, Site
+
+from sim.sumo.controllers.base import LinkRenderer, write_additional
+from sim.sumo.derive import Derivation
+from sim.sumo.scenarios import Scenario
+
+_LAST_STEP_VEHICLE_NUMBER = 0x10  # traci constant, same value for libsumo
+
+
+def detector_sumo_id(tls: str, det_id: int) -> str:
+    return f"edge.{tls}.{det_id}"
+
+
+@dataclass(slots=True)
+class _Signal:
+    tls: str
+    site: Site
+    controller: Controller
+    renderer: LinkRenderer
+    phase_channel: list[int]  # per phase (site order): index into outputs.channels
+    detectors: list[tuple[int, str]]  # (detector id, SUMO detector id)
+    occupied: frozenset[int] = frozenset()
+    channels: tuple[Lamp, ...] = ()
+    last_channels: tuple[Lamp, ...] | None = None
+    last_state: str = ""
+
+
+class EdgeControl:
+    def __init__(
+        self,
+        derivations: list[Derivation],
+        sites: list[Site] | None = None,
+        name: str = "edge",
+        notes: list[str] | None = None,
+    ) -> None:
+        self.name = name
+        self.extra_notes = notes or []
+        self.derivations = derivations
+        self.sites = sites or [d.site for d in derivations]
+        self.use_detectors = sites is None
+        self.signals: list[_Signal] = []
+        self.fault_events: list[str] = []
+
+    def prepare(self, scenario: Scenario, workdir: Path) -> list[Path]:
+        if not self.use_detectors:
+            return []
+        elements = []
+        for d in self.derivations:
+            for det in d.detectors:
+                elements.append(
+                    f'<laneAreaDetector id="{detector_sumo_id(d.tls, det.id)}" lane="{det.lane}" '
+                    f'pos="{det.pos_m:.2f}" length="{det.length_m:.2f}" period="86400" '
+                    'file="NUL" friendlyPos="true"/>'
+                )
+        return [write_additional(workdir / "edge_detectors.add.xml", elements)]
+
+    def start(self, sim: Any, t_ms: int) -> None:
+        for d, site in zip(self.derivations, self.sites, strict=True):
+            chan_of_phase = {
+                int(ch.source): k
+                for k, ch in enumerate(site.channels)
+                if ch.kind is SignalKind.PHASE
+            }
+            dets = [(det.id, detector_sumo_id(d.tls, det.id)) for det in d.detectors]
+            if self.use_detectors:
+                for _, sumo_id in dets:
+                    sim.lanearea.subscribe(sumo_id, [_LAST_STEP_VEHICLE_NUMBER])
+            phase_ids = [p.id for p in site.phases]
+            self.signals.append(
+                _Signal(
+                    tls=d.tls,
+                    site=site,
+                    controller=Controller(site, now_ms=t_ms),
+                    renderer=LinkRenderer(d.links, phase_ids),
+                    phase_channel=[chan_of_phase[pid] for pid in phase_ids],
+                    detectors=dets if self.use_detectors else [],
+                )
+            )
+
+    def step(self, sim: Any, t_ms: int, sensed: bool) -> None:
+        if sensed and self.use_detectors:
+            results = sim.lanearea.getAllSubscriptionResults()
+            for s in self.signals:
+                s.occupied = frozenset(
+                    det_id
+                    for det_id, sumo_id in s.detectors
+                    if results.get(sumo_id, {}).get(_LAST_STEP_VEHICLE_NUMBER, 0) > 0
+                )
+        for s in self.signals:
+            out = s.controller.step(t_ms, Inputs(occupied=s.occupied) if s.detectors else NO_INPUTS)
+            s.channels = out.channels
+            if out.fault is not None and not self.fault_events:
+                self.fault_events.append(
+                    f"{s.tls}: fault flash at {t_ms / 1000:.1f} s: {out.fault}"
+                )
+
+    def apply(self, sim: Any) -> None:
+        for s in self.signals:
+            if s.channels is s.last_channels or s.channels == s.last_channels:
+                continue
+            s.last_channels = s.channels
+            state = s.renderer.render([s.channels[k] for k in s.phase_channel])
+            if state != s.last_state:
+                sim.trafficlight.setRedYellowGreenState(s.tls, state)
+                s.last_state = state
+
+    def notes(self) -> list[str]:
+        out = [f"{d.tls}: {n}" for d in self.derivations for n in d.notes]
+        return out + self.extra_notes + self.fault_events

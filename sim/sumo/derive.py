@@ -1,0 +1,615 @@
+"""Derive a device site config from one signalised SUMO junction.
+
+How the phasing is decided (the first that validates wins):
+
+1. Arms. Incoming and outgoing edges whose bearings lie within
+   `_SAME_ARM_DEG` form one arm, named by compass point (N, NE, ...; the
+   edge ids, sanitised, when two arms share a point).
+2. Movements. Each controlled link becomes APPROACH.TURN, the turn being
+   the one of L/T/R that edge.control.geometry resolves to the link's real
+   exit arm (SUMO's own direction is tried first). A link no name reaches (a
+   u-turn, a fourth exit from one arm at a 5-leg junction) is "hidden": it
+   rides with a phase only where that is provably safe, else stays red.
+3. Dual ring, when the arms with traffic form at most two streets (an arm
+   and the arm opposite it, or a lone arm). The main street (more lanes,
+   then higher priority) gets phases 1, 2, 5, 6 in barrier group 1, the
+   other 3, 4, 7, 8 in group 2. A left turn gets its own protected phase
+   (ring 1 leads with the left opposing ring 1's through) when it has a
+   lane of its own and an opposing flow; a left sharing a lane with an
+   opposed through is permissive in the through phase; an unopposed left is
+   protected in the through phase.
+4. Split phasing otherwise (or when the dual ring fails validation): every
+   approach alone in its own barrier group, one ring, hidden links riding
+   with their approach.
+
+Every candidate is checked twice: by edge.config (the device's own
+validation, no hand edits) and against SUMO's junction logic: two links
+that may be green together and that SUMO calls foes must have one that
+yields (shown 'g'), else the candidate is refused.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge.config import ConfigError, site_from_dict
+from edge.control import geometry
+from edge.control.site import Approach, Site
+
+from sim.sumo.errors import DerivationError
+from sim.sumo.network import Link, SignalJunction
+
+_SAME_ARM_DEG = 25.0  # legs closer than this are one arm
+_OPPOSITE_DEG = 60.0  # as edge.control.geometry: an arm within this of straight across
+DETECTOR_LENGTH_M = 6.0  # a stop-bar presence loop
+DETECTOR_SETBACK_M = 1.0  # from the stop line to the loop's front edge
+PLAN_ID = "actuated"
+
+_COMPASS8 = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
+_COMPASS16 = (
+    "N", "NNE", "NE", "ENE", "E", "ESE", "SE", "SSE",
+    "S", "SSW", "SW", "WSW", "W", "WNW", "NW", "NNW",
+)  # fmt: skip
+_SUMO_TURN = {"s": "T", "l": "L", "L": "L", "r": "R", "R": "R"}
+
+
+@dataclass(frozen=True, slots=True)
+class Arm:
+    id: str
+    bearing_deg: float
+    in_edges: tuple[str, ...]
+    out_edges: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkBinding:
+    """How one character of the SUMO state string follows the site's displays."""
+
+    index: int
+    phase: int | None  # the phase whose vehicle display it shows; None: always red
+    protected: bool  # green shows 'G' (priority) or 'g' (yield to foes)
+    right_on_red: bool  # red shows 's' (stop, then go when clear): a right turn on red
+    movement: str  # e.g. "W.T"; "" for a hidden link
+    from_lane: str
+    to_lane: str
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorBinding:
+    id: int
+    input: int
+    lane: str
+    pos_m: float  # start of the zone along the lane
+    length_m: float
+    phases: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Derivation:
+    tls: str
+    phasing: str  # "dual-ring" or "split"
+    site_dict: dict[str, Any]
+    site: Site
+    arms: tuple[Arm, ...]
+    links: tuple[LinkBinding, ...]  # one per state-string index
+    detectors: tuple[DetectorBinding, ...]
+    notes: tuple[str, ...]  # what was mapped out or shown yielding, and why
+
+    def phase_ids(self) -> tuple[int, ...]:
+        return tuple(p.id for p in self.site.phases)
+
+
+# --- arms and movements --------------------------------------------------------------
+
+
+def _circ_diff(a: float, b: float) -> float:
+    d = (a - b) % 360.0
+    return min(d, 360.0 - d)
+
+
+def _circ_mean(values: Sequence[float]) -> float:
+    x = sum(math.sin(math.radians(v)) for v in values)
+    y = sum(math.cos(math.radians(v)) for v in values)
+    return math.degrees(math.atan2(x, y)) % 360.0
+
+
+def _sanitise(text: str, limit: int = 16) -> str:
+    clean = re.sub(r"[^A-Za-z0-9_]", "_", text)
+    return clean[-limit:] or "arm"
+
+
+def build_arms(junction: SignalJunction) -> tuple[Arm, ...]:
+    clusters: list[list[Any]] = []
+    for leg in junction.legs:  # sorted by bearing
+        for c in clusters:
+            if _circ_diff(leg.bearing_deg, _circ_mean([g.bearing_deg for g in c])) <= _SAME_ARM_DEG:
+                c.append(leg)
+                break
+        else:
+            clusters.append([leg])
+    bearings = [round(_circ_mean([g.bearing_deg for g in c])) % 360 for c in clusters]
+    ids: list[str] = []
+    for names, step in ((_COMPASS8, 45.0), (_COMPASS16, 22.5)):
+        ids = [names[round(b / step) % len(names)] for b in bearings]
+        if len(set(ids)) == len(ids):
+            break
+    else:
+        ids = []
+        for c in clusters:
+            base = _sanitise(next((g.edge for g in c if g.incoming), c[0].edge))
+            name = base
+            n = 2
+            while name in ids:
+                name = f"{base[: 16 - len(str(n)) - 1]}_{n}"
+                n += 1
+            ids.append(name)
+    arms = [
+        Arm(
+            id=ids[k],
+            bearing_deg=float(bearings[k]),
+            in_edges=tuple(g.edge for g in c if g.incoming),
+            out_edges=tuple(g.edge for g in c if not g.incoming),
+        )
+        for k, c in enumerate(clusters)
+    ]
+    return tuple(sorted(arms, key=lambda a: a.bearing_deg))
+
+
+@dataclass(slots=True)
+class _Movements:
+    """The junction's links, named: by (arm, turn), hidden, and the lanes they use."""
+
+    approaches: tuple[Approach, ...]
+    named: dict[tuple[str, str], list[Link]] = field(default_factory=dict)
+    hidden: list[tuple[Link, str, str]] = field(default_factory=list)  # link, arm, why
+    arm_of_link: dict[int, str] = field(default_factory=dict)
+    lane_turns: dict[str, set[str]] = field(default_factory=dict)  # lane -> turns ("U" hidden)
+
+
+def _name_links(junction: SignalJunction, arms: Sequence[Arm]) -> _Movements:
+    arm_of_edge = {e: a.id for a in arms for e in (*a.in_edges, *a.out_edges)}
+    approaches = tuple(Approach(a.id, a.bearing_deg) for a in arms)
+    mv = _Movements(approaches)
+    for link in junction.links:
+        src = arm_of_edge.get(link.from_edge)
+        dst = arm_of_edge.get(link.to_edge)
+        if src is None or dst is None:
+            mv.hidden.append((link, src or "?", "its edges are not arms of the junction"))
+            continue
+        mv.arm_of_link[link.index] = src
+        turns = mv.lane_turns.setdefault(link.from_lane, set())
+        if src == dst:
+            mv.hidden.append((link, src, "a u-turn has no L/T/R name"))
+            turns.add("U")
+            continue
+        first = _SUMO_TURN.get(link.dir)
+        order = [first] if first else []
+        order += [t for t in ("T", "L", "R") if t not in order]
+        for turn in order:
+            try:
+                m = geometry.resolve_movement(f"{src}.{turn}", approaches)
+            except geometry.GeometryError:
+                continue
+            if m.to == dst:
+                mv.named.setdefault((src, turn), []).append(link)
+                turns.add(turn)
+                break
+        else:
+            mv.hidden.append((link, src, f"no L/T/R from {src} reaches arm {dst}"))
+            turns.add("U")
+    return mv
+
+
+def _opposite(arm: Arm, arms: Sequence[Arm]) -> Arm | None:
+    others = [(_circ_diff(o.bearing_deg, arm.bearing_deg + 180.0), o.id, o) for o in arms]
+    others = [x for x in others if x[1] != arm.id]
+    if not others:
+        return None
+    off, _, best = min(others, key=lambda x: (x[0], x[1]))
+    return best if off <= _OPPOSITE_DEG else None
+
+
+# --- phasing candidates ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Phase:
+    id: int
+    ring: int
+    group: int
+    movements: list[str] = field(default_factory=list)
+    permissive: list[str] = field(default_factory=list)
+    start_up: bool = False
+    dual_entry: bool = False
+    through: bool = False  # a through/main phase (longer max green)
+    hidden: list[int] = field(default_factory=list)  # hidden link indices riding along
+
+
+@dataclass(slots=True)
+class _Candidate:
+    phasing: str
+    phases: list[_Phase]
+    notes: list[str] = field(default_factory=list)
+
+
+def _turns(mv: _Movements, arm: str) -> set[str]:
+    return {t for (a, t) in mv.named if a == arm}
+
+
+def _left_has_own_lane(mv: _Movements, arm: str) -> bool:
+    lanes = {k.from_lane for k in mv.named.get((arm, "L"), [])}
+    return bool(lanes) and all(mv.lane_turns[lane] <= {"L", "U"} for lane in lanes)
+
+
+def _dual_ring(junction: SignalJunction, arms: Sequence[Arm], mv: _Movements) -> _Candidate:
+    fed = [a for a in arms if _turns(mv, a.id)]
+    streets: list[list[Arm]] = []
+    seen: set[str] = set()
+    for a in fed:
+        if a.id in seen:
+            continue
+        opp = _opposite(a, arms)
+        mutual = opp is not None and (_o := _opposite(opp, arms)) is not None and _o.id == a.id
+        members = [a] + ([opp] if mutual and opp is not None else [])
+        seen.update(m.id for m in members)
+        streets.append(members)
+    if len(streets) > 2:
+        raise _Refused(f"{len(streets)} streets meet here (a dual ring serves two)")
+    hidden_other = [h for h in mv.hidden if "u-turn" not in h[2]]
+    if hidden_other:
+        link, _, why = hidden_other[0]
+        raise _Refused(f"link {link.index}: {why}")
+
+    def weight(street: list[Arm]) -> tuple[int, int, str]:
+        lanes = sum(
+            len(g.lanes) for g in junction.legs if g.incoming and g.edge in _in_edges(street)
+        )
+        prio = max((g.priority for g in junction.legs if g.edge in _in_edges(street)), default=0)
+        return (-lanes, -prio, street[0].id)
+
+    streets.sort(key=weight)
+    cand = _Candidate("dual-ring", [])
+    for k, street in enumerate(streets):
+        base = 0 if k == 0 else 2  # phases 1,2,5,6 or 3,4,7,8
+        group = k + 1
+        fed_arms = [a for a in street if _turns(mv, a.id)]
+        # ring 1's through: the arm pointing south or west (NEMA 2 = eastbound/northbound-ish)
+        street_sorted = sorted(street, key=lambda a: (not 180 <= a.bearing_deg < 360, a.id))
+        a = street_sorted[0]
+        b = street_sorted[1] if len(street_sorted) > 1 else None
+        if len(fed_arms) == 1:
+            a, b = fed_arms[0], next((x for x in street if x.id != fed_arms[0].id), None)
+        two_way = len(fed_arms) == 2
+        thru: dict[str, _Phase] = {}
+        left: dict[str, _Phase] = {}
+        for arm, other, ring, thru_id, left_id in (
+            (a, b, 1, base + 2, base + 5),
+            (b, a, 2, base + 6, base + 1),
+        ):
+            if arm is None or not _turns(mv, arm.id):
+                continue
+            opposed = other is not None and bool(_turns(mv, other.id))
+            turns = _turns(mv, arm.id)
+            tp = _Phase(thru_id, ring, group, through=True, dual_entry=two_way, start_up=k == 0)
+            tp.movements += [f"{arm.id}.{t}" for t in ("T", "R") if t in turns]
+            if "L" in turns:
+                if not opposed:
+                    tp.movements.append(f"{arm.id}.L")
+                elif _left_has_own_lane(mv, arm.id):
+                    left_ring = 2 if ring == 1 else 1
+                    left[arm.id] = _Phase(left_id, left_ring, group, movements=[f"{arm.id}.L"])
+                else:
+                    tp.permissive.append(f"{arm.id}.L")
+            if tp.movements or tp.permissive:
+                thru[arm.id] = tp
+        for h_link, h_arm, _why in mv.hidden:
+            if h_arm not in {x.id for x in street}:
+                continue
+            if h_arm in left:
+                left[h_arm].hidden.append(h_link.index)
+            else:
+                cand.notes.append(
+                    f"link {h_link.index} ({h_link.from_lane} -> {h_link.to_lane}): "
+                    f"u-turn kept red (no protected left on arm {h_arm} to ride with)"
+                )
+        phases = [*thru.values(), *left.values()]
+        cand.phases += phases
+    if not cand.phases:
+        raise _Refused("no approach has a controlled movement")
+    starts = [p for p in cand.phases if p.start_up]
+    if not starts:
+        cand.phases[0].start_up = True
+    return cand
+
+
+class _Refused(Exception):
+    pass
+
+
+def _in_edges(street: Sequence[Arm]) -> set[str]:
+    return {e for a in street for e in a.in_edges}
+
+
+def _split(junction: SignalJunction, arms: Sequence[Arm], mv: _Movements) -> _Candidate:
+    cand = _Candidate("split", [])
+    fed = [a for a in arms if _turns(mv, a.id) or any(h[1] == a.id for h in mv.hidden)]
+    if len(fed) > 8:
+        raise _Refused(f"{len(fed)} approaches: at most 8 barrier groups")
+    for k, arm in enumerate(fed):
+        turns = _turns(mv, arm.id)
+        p = _Phase(k + 1, 1, k + 1, through=True, start_up=k == 0)
+        p.movements = [f"{arm.id}.{t}" for t in ("L", "T", "R") if t in turns]
+        p.hidden = [h[0].index for h in mv.hidden if h[1] == arm.id]
+        if not p.movements:
+            raise _Refused(f"approach {arm.id} has only movements with no L/T/R name")
+        cand.phases.append(p)
+    return cand
+
+
+# --- timing, channels, detectors ------------------------------------------------------
+
+
+def _round_up(x: float, step: float = 0.5) -> float:
+    return math.ceil(x / step - 1e-9) * step
+
+
+def _phase_speed(junction: SignalJunction, p: _Phase, arms: Sequence[Arm]) -> float:
+    arm_ids = {m.split(".")[0] for m in p.movements + p.permissive}
+    edges = {e for a in arms if a.id in arm_ids for e in a.in_edges}
+    speeds = [g.speed_mps for g in junction.legs if g.edge in edges]
+    return max(speeds, default=13.9)
+
+
+def _plan(
+    junction: SignalJunction, cand: _Candidate, arms: Sequence[Arm], main_group: int
+) -> dict[str, Any]:
+    per_phase: dict[str, dict[str, Any]] = {}
+    for p in sorted(cand.phases, key=lambda p: p.id):
+        v = max(_phase_speed(junction, p, arms), 5.0)
+        # ITE kinematic yellow (1 s reaction, 3 m/s2) and red clearance to cross the box.
+        yellow = min(max(_round_up(1.0 + v / 6.0), 3.0), 5.5)
+        red = min(max(_round_up((junction.size_m + 5.0) / v), 1.0), 3.0)
+        if cand.phasing == "split":
+            min_g, max_g = 7.0, 35.0
+        elif p.through:
+            min_g, max_g = 7.0, (45.0 if p.group == main_group else 30.0)
+        else:
+            min_g, max_g = 5.0, 20.0
+        per_phase[str(p.id)] = {
+            "min_green_s": min_g,
+            "max_green_s": max_g,
+            "yellow_s": yellow,
+            "red_clear_s": red,
+            "red_revert_s": max(red, 2.0),
+        }
+    return {
+        PLAN_ID: {
+            "defaults": {"passage_s": 2.0},
+            "phase": per_phase,
+        }
+    }
+
+
+def _site_dict(
+    junction: SignalJunction,
+    arms: Sequence[Arm],
+    cand: _Candidate,
+    detectors: Sequence[DetectorBinding],
+) -> dict[str, Any]:
+    phases = sorted(cand.phases, key=lambda p: (p.ring, p.group, p.id))
+    phase_rows = []
+    for p in phases:
+        row: dict[str, Any] = {"id": p.id, "ring": p.ring, "group": p.group}
+        if p.movements:
+            row["movements"] = list(p.movements)
+        if p.permissive:
+            row["permissive"] = list(p.permissive)
+        if p.dual_entry:
+            row["dual_entry"] = True
+        if p.start_up:
+            row["start_up"] = True
+        phase_rows.append(row)
+    channels = [
+        {"id": n, "phase": p.id} for n, p in enumerate(sorted(phases, key=lambda p: p.id), 1)
+    ]
+    dets = []
+    for d in detectors:
+        row = {"id": d.id, "input": d.input}
+        if len(d.phases) == 1:
+            row["phase"] = d.phases[0]
+        else:
+            row["calls"] = list(d.phases)
+            row["extends"] = list(d.phases)
+        dets.append(row)
+    site_id = _sanitise(junction.tls, 64)
+    return {
+        "site": {
+            "id": site_id,
+            "name": f"SUMO signal {junction.tls} ({cand.phasing}, derived)",
+            "default_plan": PLAN_ID,
+        },
+        "approaches": [{"id": a.id, "bearing_deg": a.bearing_deg} for a in arms],
+        "phases": phase_rows,
+        "channels": channels,
+        "detectors": dets,
+        "plans": _plan(junction, cand, arms, main_group=1),
+    }
+
+
+def _bindings(junction: SignalJunction, mv: _Movements, cand: _Candidate) -> dict[int, LinkBinding]:
+    phase_of: dict[str, tuple[int, bool]] = {}
+    for p in cand.phases:
+        for m in p.movements:
+            phase_of[m] = (p.id, True)
+        for m in p.permissive:
+            phase_of.setdefault(m, (p.id, False))
+    hidden_phase = {i: p.id for p in cand.phases for i in p.hidden}
+    out: dict[int, LinkBinding] = {}
+    for (arm, turn), links in mv.named.items():
+        pid, protected = phase_of.get(f"{arm}.{turn}", (None, True))
+        for k in links:
+            out[k.index] = LinkBinding(
+                k.index,
+                pid,
+                protected,
+                junction.right_on_red and turn == "R",
+                f"{arm}.{turn}",
+                k.from_lane,
+                k.to_lane,
+            )
+    for k, _arm, _why in mv.hidden:
+        out[k.index] = LinkBinding(
+            k.index, hidden_phase.get(k.index), True, False, "", k.from_lane, k.to_lane
+        )
+    return out
+
+
+def _concurrent(a: _Phase, b: _Phase) -> bool:
+    return a.id == b.id or (a.ring != b.ring and a.group == b.group)
+
+
+def _check_sumo_foes(
+    junction: SignalJunction, cand: _Candidate, bind: dict[int, LinkBinding]
+) -> dict[int, LinkBinding]:
+    """Make every pair of SUMO foes that may be green together have a yielding side."""
+    phases = {p.id: p for p in cand.phases}
+    out = dict(bind)
+    for i, j in sorted(junction.foes):
+        bi, bj = out.get(i), out.get(j)
+        if bi is None or bj is None or bi.phase is None or bj.phase is None or i > j:
+            continue
+        if not _concurrent(phases[bi.phase], phases[bj.phase]):
+            continue
+        if (not bi.protected and (i, j) in junction.yields) or (
+            not bj.protected and (j, i) in junction.yields
+        ):
+            continue
+        for x, y, bx in ((i, j, bi), (j, i, bj)):
+            if (x, y) in junction.yields:
+                out[x] = LinkBinding(
+                    bx.index, bx.phase, False, bx.right_on_red, bx.movement, bx.from_lane,
+                    bx.to_lane,
+                )  # fmt: skip
+                cand.notes.append(
+                    f"link {x} ({bx.movement or 'hidden'}) shows 'g': SUMO makes it yield "
+                    f"to link {y} ({out[y].movement or 'hidden'}), green at the same time"
+                )
+                break
+        else:
+            raise _Refused(
+                f"links {i} ({bi.movement or 'hidden'}, phase {bi.phase}) and {j} "
+                f"({bj.movement or 'hidden'}, phase {bj.phase}) may be green together, "
+                "but SUMO's junction logic makes neither yield"
+            )
+    return out
+
+
+def _detectors(
+    junction: SignalJunction, bind: dict[int, LinkBinding]
+) -> tuple[DetectorBinding, ...]:
+    lane_phases: dict[str, set[int]] = {}
+    for b in bind.values():
+        if b.phase is not None:
+            lane_phases.setdefault(b.from_lane, set()).add(b.phase)
+    lengths = {lane: g.lane_length_m for g in junction.legs for lane in g.lanes}
+    out = []
+    for n, lane in enumerate(sorted(lane_phases), 1):
+        length = lengths.get(lane, DETECTOR_LENGTH_M + DETECTOR_SETBACK_M)
+        end = max(length - DETECTOR_SETBACK_M, 0.1)
+        det_len = min(DETECTOR_LENGTH_M, end)
+        out.append(
+            DetectorBinding(
+                n,
+                n,
+                lane,
+                round(end - det_len, 2),
+                round(det_len, 2),
+                tuple(sorted(lane_phases[lane])),
+            )
+        )
+    if len(out) > 64:
+        raise _Refused(f"{len(out)} incoming lanes: the IO board has 64 inputs")
+    return tuple(out)
+
+
+# --- the entry point -------------------------------------------------------------------
+
+
+def derive(junction: SignalJunction) -> Derivation:
+    """The site config and SUMO bindings for one signal, or DerivationError saying why not."""
+    tls = junction.tls
+    if len(junction.nodes) > 1:
+        raise DerivationError(
+            tls, [f"it controls {len(junction.nodes)} junctions ({', '.join(junction.nodes)})"]
+        )
+    crossings = sorted(k.index for k in junction.links if k.crossing)
+    if crossings:
+        raise DerivationError(
+            tls, [f"pedestrian crossings (links {crossings}) are not modelled yet"]
+        )
+    arms = build_arms(junction)
+    if len(arms) < 2:
+        raise DerivationError(tls, ["fewer than two arms"])
+    if len(arms) > 8:
+        raise DerivationError(tls, [f"{len(arms)} arms: a site has at most 8 approaches"])
+    mv = _name_links(junction, arms)
+    reasons: list[str] = []
+    for build in (_dual_ring, _split):
+        try:
+            cand = build(junction, arms, mv)
+            bind = _bindings(junction, mv, cand)
+            bind = _check_sumo_foes(junction, cand, bind)
+            detectors = _detectors(junction, bind)
+            site_dict = _site_dict(junction, arms, cand, detectors)
+            site = site_from_dict(site_dict, f"<derived {tls}>")
+        except _Refused as exc:
+            reasons.append(f"{build.__name__.strip('_').replace('_', '-')}: {exc}")
+            continue
+        except ConfigError as exc:
+            name = build.__name__.strip("_").replace("_", "-")
+            reasons.append(f"{name}: " + "; ".join(exc.problems))
+            continue
+        links = tuple(
+            bind.get(i, LinkBinding(i, None, True, False, "", "", ""))
+            for i in range(junction.state_length)
+        )
+        notes = list(cand.notes)
+        notes += [
+            f"link {k.index} ({k.from_lane} -> {k.to_lane}): {why}; rides with phase "
+            f"{bind[k.index].phase}"
+            for k, _a, why in mv.hidden
+            if bind[k.index].phase is not None
+        ]
+        if reasons:
+            notes.insert(0, "dual ring not possible: " + "; ".join(reasons))
+        return Derivation(
+            tls=tls,
+            phasing=cand.phasing,
+            site_dict=site_dict,
+            site=site,
+            arms=arms,
+            links=links,
+            detectors=detectors,
+            notes=tuple(notes),
+        )
+    raise DerivationError(tls, reasons)
+
+
+def derive_all(junctions: Sequence[SignalJunction]) -> list[Derivation]:
+    """Derive every signal; one DerivationError listing each signal that fails."""
+    out: list[Derivation] = []
+    failed: list[DerivationError] = []
+    for j in junctions:
+        try:
+            out.append(derive(j))
+        except DerivationError as exc:
+            failed.append(exc)
+    if failed:
+        if len(failed) == 1:
+            raise failed[0]
+        raise DerivationError(", ".join(f.tls for f in failed), [str(f) for f in failed])
+    return out

@@ -1,0 +1,151 @@
+"""Derivation: every shipped and Hangzhou signal gives a site config the device accepts."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from edge.cli import main as edge_main
+from edge.config import load_site, site_from_dict
+from sim.sumo import scenarios
+from sim.sumo.derive import derive, derive_all
+from sim.sumo.errors import DerivationError, SimError
+from sim.sumo.network import read_net, signal_junction, signal_junctions
+from sim.sumo.site_toml import derivation_toml
+
+from tests.sim.netbuild import build_net, five_leg, four_leg
+
+
+def _check_toml(d, tmp_path: Path) -> None:
+    text = derivation_toml(d, "test")
+    assert tomllib.loads(text) == d.site_dict
+    path = tmp_path / f"{d.tls}.toml"
+    path.write_text(text)
+    site = load_site(path)  # what `edge check` runs
+    assert [p.id for p in site.phases] == [p.id for p in d.site.phases]
+    assert len(d.links) == max(k.index for k in d.links) + 1
+
+
+@pytest.mark.parametrize("name", ["single", "tee", "arterial"])
+def test_shipped_scenarios_derive(name: str, tmp_path: Path) -> None:
+    scenario = scenarios.resolve(name)
+    derivations = derive_all(signal_junctions(scenario.net))
+    assert derivations
+    for d in derivations:
+        assert d.phasing == "dual-ring"
+        _check_toml(d, tmp_path)
+        # every controlled link follows a phase: nothing is left red for ever
+        assert all(b.phase is not None for b in d.links)
+        assert d.detectors
+
+
+def test_single_is_protected_8_phase() -> None:
+    (d,) = derive_all(signal_junctions(scenarios.resolve("single").net))
+    phases = {p.id: p for p in d.site.phases}
+    assert sorted(phases) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [m.name for m in phases[1].movements] == ["E.L"]
+    assert {m.name for m in phases[2].movements} == {"W.T", "W.R"}
+    assert not any(p.permissive for p in d.site.phases)
+
+
+def test_tee_has_a_lone_side_road_phase() -> None:
+    (d,) = derive_all(signal_junctions(scenarios.resolve("tee").net))
+    by_id = {p.id: p for p in d.site.phases}
+    assert sorted(by_id) == [1, 2, 4, 6]
+    assert {m.name for m in by_id[4].movements} == {"S.L", "S.R"}
+    assert [a.id for a in d.site.approaches] == ["E", "S", "W"]
+
+
+def test_shared_lanes_give_permissive_lefts() -> None:
+    for d in derive_all(signal_junctions(scenarios.resolve("arterial").net)):
+        lefts = {m.name for p in d.site.phases for m in p.permissive}
+        assert lefts == {"N.L", "E.L", "S.L", "W.L"}
+        assert all(not b.protected for b in d.links if b.movement.endswith(".L"))
+
+
+def test_hangzhou_1x1(hangzhou_dir: Path, tmp_path: Path) -> None:
+    (d,) = derive_all(signal_junctions(scenarios.resolve("hangzhou-1x1").net))
+    assert d.phasing == "dual-ring" and len(d.site.phases) == 8
+    _check_toml(d, tmp_path)
+
+
+def test_hangzhou_4x4_every_junction(hangzhou_dir: Path, tmp_path: Path) -> None:
+    derivations = derive_all(signal_junctions(scenarios.resolve("hangzhou-4x4").net))
+    assert len(derivations) == 16
+    for d in derivations:
+        _check_toml(d, tmp_path)
+        assert len(d.detectors) == 12
+
+
+def test_one_way_street(tmp_path: Path) -> None:
+    nodes, edges = four_leg(one_way_east=True)
+    net = build_net(tmp_path, "oneway", nodes, edges)
+    d = derive(signal_junction(read_net(net), "C"))
+    arms = {a.id: a for a in d.arms}
+    assert arms["E"].in_edges == () and arms["W"].out_edges == ()
+    (west,) = [p for p in d.site.phases if any(m.name == "W.T" for m in p.movements)]
+    # the one-way approach has no opposing flow: its left is protected in its through phase
+    assert "W.L" in {m.name for m in west.movements}
+    assert not any(m.approach == "E" for p in d.site.phases for m in p.movements)
+    assert len([p for p in d.site.phases if p.group == west.group]) == 1
+    _check_toml(d, tmp_path)
+
+
+def test_five_leg_junction_is_split_phased(tmp_path: Path) -> None:
+    nodes, edges = five_leg()
+    net = build_net(tmp_path, "five", nodes, edges)
+    d = derive(signal_junction(read_net(net), "C"))
+    assert d.phasing == "split"
+    assert len(d.site.phases) == 5
+    assert len({p.group for p in d.site.phases}) == 5
+    # exits no L/T/R name reaches ride with their approach's phase, said in the notes
+    assert all(b.phase is not None for b in d.links)
+    assert any("rides with phase" in n for n in d.notes)
+    _check_toml(d, tmp_path)
+
+
+def test_u_turns_ride_with_the_protected_left_or_stay_red(tmp_path: Path) -> None:
+    nodes, edges = four_leg()
+    net = build_net(tmp_path, "uturn", nodes, edges, turnarounds=True)
+    j = signal_junction(read_net(net), "C")
+    d = derive(j)
+    uturns = [k.index for k in j.links if k.dir == "t"]
+    assert uturns
+    for i in uturns:
+        b = d.links[i]
+        assert b.movement == ""
+        if b.phase is None:
+            assert any(f"link {i} " in n and "kept red" in n for n in d.notes)
+    _check_toml(d, tmp_path)
+
+
+def test_no_traffic_light_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nodes = [("C", 0, 0, "priority"), ("W", -200, 0, "priority"), ("E", 200, 0, "priority")]
+    edges = [("W_in", "W", "C", 1), ("C_E", "C", "E", 1)]
+    net = build_net(tmp_path, "plain", nodes, edges)
+    with pytest.raises(SimError, match="no traffic lights"):
+        signal_junctions(net)
+    assert edge_main(["sim", "init", str(net)]) == 1
+    assert "no traffic lights" in capsys.readouterr().err
+
+
+def test_derivation_error_names_the_signal_and_reasons() -> None:
+    err = DerivationError("J9", ["dual-ring: a", "split: b"])
+    assert "J9" in str(err) and "dual-ring: a" in str(err)
+
+
+def test_init_writes_a_config_edge_check_accepts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "tee.toml"
+    assert edge_main(["sim", "init", "tee", "-o", str(out)]) == 0
+    assert edge_main(["check", str(out)]) == 0
+    assert "OK" in capsys.readouterr().out
+    site_from_dict(tomllib.loads(out.read_text()))
+
+
+def test_init_needs_tls_when_several(capsys: pytest.CaptureFixture[str]) -> None:
+    assert edge_main(["sim", "init", "arterial"]) == 1
+    assert "--tls" in capsys.readouterr().err
+    assert edge_main(["sim", "init", "arterial", "--tls", "J2"]) == 0
