@@ -60,6 +60,10 @@ def bench_control(steps: int) -> list[dict[str, object]]:
 
 
 def run_bench(name: str, json_out: bool, quick: bool) -> int:
+    if name == "link":  # the MQTT link against a real Mosquitto (edge/link/bench.py)
+        from edge.link.bench import run_link_bench
+
+        return run_link_bench(json_out=json_out, quick=quick)
     if name != "control":
         raise ValueError(f"unknown benchmark {name!r}")
     steps = 20_000 if quick else 200_000

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from sim.sumo.cli import add_sim_command
 
 from edge.board.cli import add_board_command
+from edge.link.cli import add_central_command
 from edge.config import ConfigError, compatibility_matrix, load_site
 from edge.control.controller import Controller
 from edge.control.messages import Lamp, Outputs
@@ -130,10 +131,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     add_board_command(sub)
 
+    add_central_command(sub)
+
     add_sim_command(sub)
 
     p = sub.add_parser("bench", help="run a benchmark and print its figures")
-    p.add_argument("name", choices=["control", "board"])
+    p.add_argument("name", choices=["control", "board", "link"])
     p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     p.add_argument("--quick", action="store_true", help="fewer steps (for smoke tests)")
     p.set_defaults(func=cmd_bench)

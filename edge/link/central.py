@@ -115,9 +115,12 @@ async def request(
     until: tuple[str, ...] = ("accepted", "rejected", "done"),
     timeout_s: float = 10.0,
     retain: bool = False,
+    times: list[float] | None = None,
+    others: list[aiomqtt.Message] | None = None,
 ) -> list[dict[str, Any]]:
     """Publish to a device's plan/cmd topic; collect its acks (matched by correlation
-    data) until one has a status in `until` (or timeout). Subscribe to acks first."""
+    data) until one has a status in `until` (or timeout). Other messages that arrive
+    meanwhile go to `others` (when given)."""
     ack_topic = topics.topic(device, "ack")
     corr = uuid.uuid4().bytes
     got: list[dict[str, Any]] = []
@@ -133,12 +136,16 @@ async def request(
         async with asyncio.timeout(timeout_s):
             async for msg in client.messages:
                 if str(msg.topic) != ack_topic:
+                    if others is not None:
+                        others.append(msg)
                     continue
                 data = getattr(msg.properties, "CorrelationData", None)
                 if data != corr:
                     continue
                 ack = json.loads(msg.payload if isinstance(msg.payload, bytes) else b"{}")
                 got.append(ack)
+                if times is not None:
+                    times.append(time.monotonic())
                 if ack.get("status") in until:
                     break
     except TimeoutError:

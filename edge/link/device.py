@@ -297,6 +297,7 @@ class DeviceRuntime:
                 "mode": self.ctl.mode,
                 "plan": self.ctl.plan.id,
                 "plan_version": self.plan_version,
+                "plan_pending": self.pending_apply[0] if self.pending_apply else None,
                 "config_hash": self.config_hash,
                 "phases": [
                     {"phase": pid, "lamp": out.phases[i].name.lower() if out else "dark"}

@@ -1,0 +1,340 @@
+"""`edge central ...`: the central side's tool for one device or a fleet.
+
+    edge central keygen central                  # central.key (private) + central.pub
+    edge central sign   --key central.key --device dev-1 --version 7 plans.toml > b.json
+    edge central push   BROKER --key central.key --device dev-1 --version 7 plans.toml
+    edge central priority BROKER --key central.key --device dev-1 --approach N --eta 30 \
+        --vehicle E-17
+    edge central cmd    BROKER --key central.key --device dev-1 '{"kind": "hold", "phases": [2, 6]}'
+    edge central watch  BROKER --device dev-1 [--spat]
+    edge central fleet  BROKER
+
+BROKER is --host/--port with --cafile/--cert/--client-key (TLS, a certificate
+whose CN the broker's ACL gives central's rights). The plans file is TOML:
+`default_plan = "day"`, `[plans.NAME]` and optionally `[patterns.NAME]`,
+`[schedule]` and `[[detectors]]` (id, delay_s, carryover_s), in the site
+file's own format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from edge.link import central, signing, topics
+from edge.link.client import BrokerConfig
+from edge.link.errors import Rejected
+from edge.link.plans import check_body
+
+
+def _broker_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8883)
+    p.add_argument("--cafile", help="CA certificate of the broker (enables TLS)")
+    p.add_argument("--cert", help="central's client certificate")
+    p.add_argument("--client-key", help="central's client certificate key")
+
+
+def _broker(args: argparse.Namespace) -> BrokerConfig:
+    return BrokerConfig(args.host, args.port, args.cafile, args.cert, args.client_key)
+
+
+def _bundle_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key", required=True, help="central's Ed25519 signing key (PEM)")
+    p.add_argument("--device", required=True)
+    p.add_argument("--version", type=int, required=True, help="above the device's last")
+    p.add_argument("--ttl", type=float, default=3600, help="seconds the bundle may be accepted")
+    p.add_argument("--site", help="check against this site config first (as the device will)")
+    p.add_argument("plans", help="TOML: default_plan, [plans.*], [patterns.*], [schedule]")
+
+
+def _signed_bundle(args: argparse.Namespace) -> bytes:
+    raw = tomllib.loads(Path(args.plans).read_text(encoding="utf-8"))
+    unknown = sorted(set(raw) - {"default_plan", "plans", "patterns", "schedule", "detectors"})
+    if unknown:
+        raise SystemExit(f"{args.plans}: unknown key(s): {', '.join(unknown)}")
+    if "default_plan" not in raw or "plans" not in raw:
+        raise SystemExit(f"{args.plans}: needs default_plan and [plans.NAME]")
+    key = signing.load_private(args.key)
+    envelope = central.signed_bundle(
+        key,
+        args.device,
+        args.version,
+        raw["plans"],
+        raw["default_plan"],
+        ttl_s=args.ttl,
+        schedule=raw.get("schedule"),
+        detectors=raw.get("detectors"),
+        patterns=raw.get("patterns"),
+    )
+    if args.site:
+        site_raw = tomllib.loads(Path(args.site).read_text(encoding="utf-8"))
+        try:
+            check_body(
+                json.loads(envelope)["body"],
+                device=args.device,
+                high_water=0,
+                site_raw=site_raw,
+                now_ms=None,
+            )
+        except Rejected as rej:
+            print(f"{args.plans}: the device would reject it: {rej.code}", file=sys.stderr)
+            for problem in rej.reason.split("; "):
+                print(f"  {problem}", file=sys.stderr)
+            raise SystemExit(1) from None
+    return envelope
+
+
+def _print_acks(acks: list[dict[str, Any]]) -> int:
+    if not acks:
+        print("no acknowledgement (device offline? it gets a retained plan when it connects)")
+        return 2
+    for a in acks:
+        extra = f" {a.get('code')}: {a.get('reason')}" if a["status"] == "rejected" else ""
+        version = f" v{a['version']}" if "version" in a else ""
+        print(f"{a['dev']}: {a['kind']}{version} {a['status']}{extra}")
+    return 1 if acks[-1]["status"] == "rejected" else 0
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    key = signing.generate()
+    priv, pub = Path(f"{args.name}.key"), Path(f"{args.name}.pub")
+    if priv.exists() and not args.force:
+        print(f"{priv} exists (use --force to replace it)", file=sys.stderr)
+        return 1
+    priv.write_bytes(signing.private_pem(key))
+    priv.chmod(0o600)
+    pub.write_bytes(signing.public_pem(key.public_key()))
+    print(
+        f"{priv} (keep it secret), {pub} (provision it on devices); key id "
+        f"{signing.key_id(key.public_key())}"
+    )
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    sys.stdout.write(_signed_bundle(args).decode() + "\n")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    envelope = _signed_bundle(args)
+
+    async def go() -> list[dict[str, Any]]:
+        async with central.connect(_broker(args)) as c:
+            return await central.request(
+                c,
+                args.device,
+                "plan",
+                envelope,
+                until=("applied", "rejected") if args.wait_applied else ("accepted", "rejected"),
+                timeout_s=args.timeout,
+                retain=True,
+            )
+
+    return _print_acks(asyncio.run(go()))
+
+
+def _command(args: argparse.Namespace, command: dict[str, Any]) -> int:
+    key = signing.load_private(args.key)
+    _cid, envelope = central.signed_command(key, args.device, command, ttl_s=args.ttl)
+
+    async def go() -> list[dict[str, Any]]:
+        async with central.connect(_broker(args)) as c:
+            if command["kind"] == "request_state":
+                await c.subscribe(topics.topic(args.device, "state"), qos=1)
+            others: list[aiomqtt.Message] = []
+            acks = await central.request(
+                c,
+                args.device,
+                "cmd",
+                envelope,
+                # priority requests are stored and acked "accepted"; the rest end "done"
+                until=("accepted", "done", "rejected")
+                if command.get("kind") in ("ev_priority", "transit_priority")
+                else ("done", "rejected"),
+                timeout_s=args.timeout,
+                others=others,
+            )
+            if command["kind"] == "request_state" and acks and acks[-1]["status"] == "done":
+                for msg in others:
+                    if str(msg.topic).endswith("/state"):
+                        print(json.dumps(json.loads(bytes(msg.payload)), indent=2))
+                        break
+                else:
+                    async with asyncio.timeout(args.timeout):
+                        async for msg in c.messages:
+                            if str(msg.topic).endswith("/state"):
+                                print(json.dumps(json.loads(bytes(msg.payload)), indent=2))
+                                break
+            return acks
+
+    return _print_acks(asyncio.run(go()))
+
+
+def cmd_priority(args: argparse.Namespace) -> int:
+    cmd: dict[str, Any] = {
+        "kind": "transit_priority" if args.transit else "ev_priority",
+        "approach": args.approach,
+        "eta_s": args.eta,
+        "vehicle_id": args.vehicle,
+        "cancel": args.cancel,
+    }
+    if args.transit:
+        cmd["route"] = args.route
+    return _command(args, cmd)
+
+
+def cmd_cmd(args: argparse.Namespace) -> int:
+    try:
+        command = json.loads(args.command)
+    except ValueError as exc:
+        print(f"not JSON: {exc}", file=sys.stderr)
+        return 1
+    return _command(args, command)
+
+
+def _fmt_spat(obj: dict[str, Any]) -> str:
+    names = {1: "dark", 2: "fR", 3: "r", 6: "G", 8: "Y", 9: "fY"}
+    return " ".join(f"{g['sg']}{names.get(g['s'], '?')}" for g in obj.get("sg", []))
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    leaves = ["status", "counts", "events", "ack", "state"] + (["spat"] if args.spat else [])
+
+    async def go() -> None:
+        async with central.connect(_broker(args)) as c:
+            for leaf in leaves:
+                await c.subscribe(f"{topics.ROOT}/{args.device}/{leaf}", qos=1)
+            end = time.monotonic() + args.duration if args.duration else None
+            async for msg in c.messages:
+                parsed = topics.parse(str(msg.topic))
+                if parsed is None:
+                    continue
+                dev, leaf = parsed
+                try:
+                    obj = json.loads(bytes(msg.payload))
+                except ValueError:
+                    obj = {"raw": repr(msg.payload)[:80]}
+                if leaf == "spat":
+                    line = f"{obj.get('mode')} {_fmt_spat(obj)}"
+                elif leaf == "events":
+                    line = "; ".join(
+                        f"{e['name']} {e['subject']} {e['detail']}".strip() for e in obj["events"]
+                    )
+                    line = f"#{obj.get('seq')} {line}"
+                else:
+                    line = json.dumps(obj)
+                print(f"{time.strftime('%H:%M:%S')} {dev} {leaf:7} {line}", flush=True)
+                if end is not None and time.monotonic() > end:
+                    return
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(go())
+    return 0
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    """Retained status of every device: who is online, with which plan and mode."""
+
+    async def go() -> dict[str, dict[str, Any]]:
+        seen: dict[str, dict[str, Any]] = {}
+        async with central.connect(_broker(args)) as c:
+            await c.subscribe(topics.fleet("status"), qos=1)
+            try:
+                async with asyncio.timeout(args.wait):
+                    async for msg in c.messages:
+                        parsed = topics.parse(str(msg.topic))
+                        if parsed is not None:
+                            try:
+                                seen[parsed[0]] = json.loads(bytes(msg.payload))
+                            except ValueError:
+                                seen[parsed[0]] = {"state": "garbled"}
+            except TimeoutError:
+                pass
+        return seen
+
+    seen = asyncio.run(go())
+    if args.json:
+        print(json.dumps(seen))
+        return 0
+    head = f"{'device':<20}{'state':<9}{'mode':<17}{'plan':<10}{'version':>8}  "
+    print(f"{head}{'central':<8}config")
+    for dev, st in sorted(seen.items()):
+        print(
+            f"{dev:<20}{st.get('state', '?'):<9}{st.get('mode', ''):<17}{st.get('plan', ''):<10}"
+            f"{st.get('plan_version', ''):>8}  {st.get('central', ''):<8}"
+            f"{st.get('config_hash', '')}"
+        )
+    online = sum(1 for s in seen.values() if s.get("state") == "online")
+    print(f"{len(seen)} devices, {online} online")
+    return 0
+
+
+def add_central_command(sub: Any) -> None:
+    """Add `edge central ...` to the main parser's subcommands."""
+    p = sub.add_parser("central", help="central side: keys, plan bundles, commands, watch, fleet")
+    csub = p.add_subparsers(dest="central_command", required=True)
+
+    q = csub.add_parser("keygen", help="make central's Ed25519 signing key pair")
+    q.add_argument("name", help="writes NAME.key and NAME.pub")
+    q.add_argument("--force", action="store_true")
+    q.set_defaults(func=cmd_keygen)
+
+    q = csub.add_parser("sign", help="sign a plan bundle; print the envelope")
+    _bundle_args(q)
+    q.set_defaults(func=cmd_sign)
+
+    q = csub.add_parser("push", help="sign and push a plan bundle; wait for the device's ack")
+    _bundle_args(q)
+    _broker_args(q)
+    q.add_argument("--wait-applied", action="store_true", help="wait for applied, not accepted")
+    q.add_argument("--timeout", type=float, default=30)
+    q.set_defaults(func=cmd_push)
+
+    q = csub.add_parser("priority", help="send an emergency (or transit) priority request")
+    _broker_args(q)
+    q.add_argument("--key", required=True)
+    q.add_argument("--device", required=True)
+    q.add_argument("--approach", required=True)
+    q.add_argument("--eta", type=float, required=True, help="seconds to the stop line")
+    q.add_argument("--vehicle", required=True)
+    q.add_argument("--transit", action="store_true", help="a transit (bus) request")
+    q.add_argument("--route", default="")
+    q.add_argument("--cancel", action="store_true")
+    q.add_argument("--ttl", type=float, default=120)
+    q.add_argument("--timeout", type=float, default=10)
+    q.set_defaults(func=cmd_priority)
+
+    q = csub.add_parser(
+        "cmd", help="send a signed command given as JSON (see schemas/command.json)"
+    )
+    _broker_args(q)
+    q.add_argument("--key", required=True)
+    q.add_argument("--device", required=True)
+    q.add_argument("--ttl", type=float, default=60)
+    q.add_argument("--timeout", type=float, default=10)
+    q.add_argument("command", help='e.g. \'{"kind": "request_state"}\'')
+    q.set_defaults(func=cmd_cmd)
+
+    q = csub.add_parser("watch", help="print a device's status, counts, events and acks live")
+    _broker_args(q)
+    q.add_argument("--device", required=True, help="a device id, or + for all")
+    q.add_argument("--spat", action="store_true", help="SPaT too (10 lines a second)")
+    q.add_argument("--duration", type=float, default=0, help="stop after S seconds")
+    q.set_defaults(func=cmd_watch)
+
+    q = csub.add_parser("fleet", help="list every device with its retained status")
+    _broker_args(q)
+    q.add_argument("--wait", type=float, default=1.5, help="seconds to collect statuses")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_fleet)
