@@ -23,7 +23,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.link import topics
-from edge.link.client import BrokerConfig
+from edge.link.client import NODELAY, BrokerConfig
 from edge.link.messages import command_body
 from edge.link.plans import bundle_body
 from edge.link.signing import sign
@@ -102,6 +102,7 @@ async def connect(
         properties=props,
         timeout=timeout_s,
         keepalive=20,
+        socket_options=NODELAY,
     ) as client:
         yield client
 

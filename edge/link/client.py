@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import ssl
 from collections import deque
 from collections.abc import Callable
@@ -31,6 +32,8 @@ from edge.store import SpoolRow, Store
 
 log = logging.getLogger(__name__)
 
+# Small messages must not wait for Nagle + delayed ACK (~40 ms a hop); paho does not set it.
+NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 SPOOL_WINDOW = 64  # spooled messages in flight at once
 PUBLISH_TIMEOUT_S = 10.0
 
@@ -144,6 +147,7 @@ class LinkClient:
                     tls_context=self.broker.tls_context(),
                     timeout=PUBLISH_TIMEOUT_S,
                     max_inflight_messages=SPOOL_WINDOW,
+                    socket_options=NODELAY,
                 ) as client:
                     self.client = client
                     self.connects += 1

@@ -175,6 +175,8 @@ class Mosquitto:
                 "log_type warning",
                 "log_type notice",
                 "connection_messages false",
+                # small messages must not wait for Nagle + delayed ACK (~40 ms a hop)
+                "set_tcp_nodelay true",
                 f"listener {self.port} 127.0.0.1",
                 f"max_connections {self.max_connections}",
                 f"cafile {self.pki.ca_cert_path}",
