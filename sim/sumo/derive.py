@@ -15,9 +15,12 @@ How the phasing is decided (the first that validates wins):
    then higher priority) gets phases 1, 2, 5, 6 in barrier group 1, the
    other 3, 4, 7, 8 in group 2. A left turn gets its own protected phase
    (ring 1 leads with the left opposing ring 1's through) when it has a
-   lane of its own and an opposing flow; a left sharing a lane with an
-   opposed through is permissive in the through phase; an unopposed left is
-   protected in the through phase.
+   lane of its own and an opposing flow, and then also turns permissively
+   behind a flashing yellow arrow (an FYA overlap) while the opposing
+   through runs; a left sharing a lane with an opposed through is
+   permissive in the through phase; an unopposed left is protected in the
+   through phase. When SUMO's junction logic does not let the permissive
+   arrow yield, the left is protected only.
 4. Split phasing otherwise (or when the dual ring fails validation): every
    approach alone in its own barrier group, one ring, hidden links riding
    with their approach.
@@ -33,7 +36,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edge.config import ConfigError, site_from_dict
@@ -70,12 +73,14 @@ class LinkBinding:
     """How one character of the SUMO state string follows the site's displays."""
 
     index: int
-    phase: int | None  # the phase whose vehicle display it shows; None: always red
+    phase: int | None  # the phase that serves it (protected or not); None: always red
     protected: bool  # green shows 'G' (priority) or 'g' (yield to foes)
     right_on_red: bool  # red shows 's' (stop, then go when clear): a right turn on red
     movement: str  # e.g. "W.T"; "" for a hidden link
     from_lane: str
     to_lane: str
+    channel: int | None = None  # the site channel whose display it shows
+    permissive_phase: int | None = None  # FYA: also open, yielding ('g'), in this phase
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,10 +235,21 @@ class _Phase:
 
 
 @dataclass(slots=True)
+class _Fya:
+    """A flashing-yellow-arrow left: protected with `phase`, permissive with `permissive`."""
+
+    id: str
+    phase: int
+    permissive: int
+    movement: str
+
+
+@dataclass(slots=True)
 class _Candidate:
     phasing: str
     phases: list[_Phase]
     notes: list[str] = field(default_factory=list)
+    fya: list[_Fya] = field(default_factory=list)
 
 
 def _turns(mv: _Movements, arm: str) -> set[str]:
@@ -245,7 +261,13 @@ def _left_has_own_lane(mv: _Movements, arm: str) -> bool:
     return bool(lanes) and all(mv.lane_turns[lane] <= {"L", "U"} for lane in lanes)
 
 
-def _dual_ring(junction: SignalJunction, arms: Sequence[Arm], mv: _Movements) -> _Candidate:
+def _dual_ring_fya(junction: SignalJunction, arms: Sequence[Arm], mv: _Movements) -> _Candidate:
+    return _dual_ring(junction, arms, mv, fya=True)
+
+
+def _dual_ring(
+    junction: SignalJunction, arms: Sequence[Arm], mv: _Movements, fya: bool = False
+) -> _Candidate:
     fed = [a for a in arms if _turns(mv, a.id)]
     streets: list[list[Arm]] = []
     seen: set[str] = set()
@@ -316,10 +338,17 @@ def _dual_ring(junction: SignalJunction, arms: Sequence[Arm], mv: _Movements) ->
                     f"link {h_link.index} ({h_link.from_lane} -> {h_link.to_lane}): "
                     f"u-turn kept red (no protected left on arm {h_arm} to ride with)"
                 )
+        if fya:
+            for arm_id, lp in left.items():
+                permissive = next((p for p in thru.values() if p.ring == lp.ring), None)
+                if permissive is not None:
+                    cand.fya.append(_Fya(f"F{lp.id}", lp.id, permissive.id, f"{arm_id}.L"))
+                    cand.phasing = "dual-ring+fya"
         phases = [*thru.values(), *left.values()]
         cand.phases += phases
     if not cand.phases:
         raise _Refused("no approach has a controlled movement")
+    cand.fya.sort(key=lambda f: f.phase)
     starts = [p for p in cand.phases if p.start_up]
     if not starts:
         cand.phases[0].start_up = True
@@ -413,8 +442,20 @@ def _site_dict(
         if p.start_up:
             row["start_up"] = True
         phase_rows.append(row)
-    channels = [
-        {"id": n, "phase": p.id} for n, p in enumerate(sorted(phases, key=lambda p: p.id), 1)
+    _, order = _channels(cand)
+    channels: list[dict[str, Any]] = [
+        {"id": n, "overlap": x} if isinstance(x, str) else {"id": n, "phase": x}
+        for n, x in enumerate(order, 1)
+    ]
+    overlaps = [
+        {
+            "id": f.id,
+            "type": "fya",
+            "parents": [f.phase],
+            "permissive_parents": [f.permissive],
+            "movements": [f.movement],
+        }
+        for f in cand.fya
     ]
     dets = []
     for d in detectors:
@@ -434,6 +475,7 @@ def _site_dict(
         },
         "approaches": [{"id": a.id, "bearing_deg": a.bearing_deg} for a in arms],
         "phases": phase_rows,
+        **({"overlaps": overlaps} if overlaps else {}),
         "channels": channels,
         "detectors": dets,
         "plans": _plan(junction, cand, arms, main_group=1),
@@ -448,24 +490,46 @@ def _bindings(junction: SignalJunction, mv: _Movements, cand: _Candidate) -> dic
         for m in p.permissive:
             phase_of.setdefault(m, (p.id, False))
     hidden_phase = {i: p.id for p in cand.phases for i in p.hidden}
+    fya_of = {f.movement: f for f in cand.fya}
+    channel_of, _ = _channels(cand)
     out: dict[int, LinkBinding] = {}
     for (arm, turn), links in mv.named.items():
-        pid, protected = phase_of.get(f"{arm}.{turn}", (None, True))
+        name = f"{arm}.{turn}"
+        pid, protected = phase_of.get(name, (None, True))
+        f = fya_of.get(name)
         for k in links:
             out[k.index] = LinkBinding(
                 k.index,
                 pid,
                 protected,
                 junction.right_on_red and turn == "R",
-                f"{arm}.{turn}",
+                name,
                 k.from_lane,
                 k.to_lane,
+                channel=channel_of[f.id] if f else (channel_of.get(pid) if pid else None),
+                permissive_phase=f.permissive if f else None,
             )
     for k, _arm, _why in mv.hidden:
+        pid = hidden_phase.get(k.index)
         out[k.index] = LinkBinding(
-            k.index, hidden_phase.get(k.index), True, False, "", k.from_lane, k.to_lane
+            k.index,
+            pid,
+            True,
+            False,
+            "",
+            k.from_lane,
+            k.to_lane,
+            channel=channel_of.get(pid) if pid else None,
         )
     return out
+
+
+def _channels(cand: _Candidate) -> tuple[dict[int | str, int], list[int | str]]:
+    """Channel id of each phase and FYA overlap, as _site_dict numbers them."""
+    fya_phases = {f.phase for f in cand.fya}
+    order: list[int | str] = [p.id for p in sorted(cand.phases, key=lambda p: p.id)]
+    order = [x for x in order if x not in fya_phases] + [f.id for f in cand.fya]
+    return {x: n for n, x in enumerate(order, 1)}, order
 
 
 def _concurrent(a: _Phase, b: _Phase) -> bool:
@@ -475,36 +539,51 @@ def _concurrent(a: _Phase, b: _Phase) -> bool:
 def _check_sumo_foes(
     junction: SignalJunction, cand: _Candidate, bind: dict[int, LinkBinding]
 ) -> dict[int, LinkBinding]:
-    """Make every pair of SUMO foes that may be green together have a yielding side."""
+    """Make every pair of SUMO foes that may be open together have a yielding side.
+
+    A link is open protected or permissive in its phase, and permissive (a
+    flashing yellow arrow) in its permissive phase. A protected side that SUMO
+    makes yield is shown 'g' from then on; a pair where neither side can yield
+    refuses the candidate.
+    """
     phases = {p.id: p for p in cand.phases}
     out = dict(bind)
+
+    def contexts(b: LinkBinding) -> list[tuple[int, bool]]:
+        ctx = [] if b.phase is None else [(b.phase, b.protected)]
+        if b.permissive_phase is not None:
+            ctx.append((b.permissive_phase, False))
+        return ctx
+
     for i, j in sorted(junction.foes):
-        bi, bj = out.get(i), out.get(j)
-        if bi is None or bj is None or bi.phase is None or bj.phase is None or i > j:
+        if i > j or i not in out or j not in out:
             continue
-        if not _concurrent(phases[bi.phase], phases[bj.phase]):
-            continue
-        if (not bi.protected and (i, j) in junction.yields) or (
-            not bj.protected and (j, i) in junction.yields
-        ):
-            continue
-        for x, y, bx in ((i, j, bi), (j, i, bj)):
-            if (x, y) in junction.yields:
-                out[x] = LinkBinding(
-                    bx.index, bx.phase, False, bx.right_on_red, bx.movement, bx.from_lane,
-                    bx.to_lane,
-                )  # fmt: skip
-                cand.notes.append(
-                    f"link {x} ({bx.movement or 'hidden'}) shows 'g': SUMO makes it yield "
-                    f"to link {y} ({out[y].movement or 'hidden'}), green at the same time"
-                )
-                break
-        else:
-            raise _Refused(
-                f"links {i} ({bi.movement or 'hidden'}, phase {bi.phase}) and {j} "
-                f"({bj.movement or 'hidden'}, phase {bj.phase}) may be green together, "
-                "but SUMO's junction logic makes neither yield"
-            )
+        for pi, prot_i in contexts(out[i]):
+            for pj, prot_j in contexts(out[j]):
+                if not _concurrent(phases[pi], phases[pj]):
+                    continue
+                bi, bj = out[i], out[j]
+                prot_i = prot_i and bi.protected
+                prot_j = prot_j and bj.protected
+                if (not prot_i and (i, j) in junction.yields) or (
+                    not prot_j and (j, i) in junction.yields
+                ):
+                    continue
+                for x, y, bx, px, prot in ((i, j, bi, pi, prot_i), (j, i, bj, pj, prot_j)):
+                    if prot and px == bx.phase and (x, y) in junction.yields:
+                        out[x] = replace(bx, protected=False)
+                        cand.notes.append(
+                            f"link {x} ({bx.movement or 'hidden'}) shows 'g': SUMO makes it "
+                            f"yield to link {y} ({out[y].movement or 'hidden'}), green at the "
+                            "same time"
+                        )
+                        break
+                else:
+                    raise _Refused(
+                        f"links {i} ({bi.movement or 'hidden'}, phase {pi}) and {j} "
+                        f"({bj.movement or 'hidden'}, phase {pj}) may be green together, "
+                        "but SUMO's junction logic makes neither yield"
+                    )
     return out
 
 
@@ -558,9 +637,11 @@ def derive(junction: SignalJunction) -> Derivation:
         raise DerivationError(tls, [f"{len(arms)} arms: a site has at most 8 approaches"])
     mv = _name_links(junction, arms)
     reasons: list[str] = []
-    for build in (_dual_ring, _split):
+    for build in (_dual_ring_fya, _dual_ring, _split):
         try:
             cand = build(junction, arms, mv)
+            if build is _dual_ring_fya and not cand.fya:
+                continue  # no left of its own lane: the plain dual ring says the same
             bind = _bindings(junction, mv, cand)
             bind = _check_sumo_foes(junction, cand, bind)
             detectors = _detectors(junction, bind)
@@ -585,7 +666,7 @@ def derive(junction: SignalJunction) -> Derivation:
             if bind[k.index].phase is not None
         ]
         if reasons:
-            notes.insert(0, "dual ring not possible: " + "; ".join(reasons))
+            notes.insert(0, "refused before this phasing: " + "; ".join(reasons))
         return Derivation(
             tls=tls,
             phasing=cand.phasing,

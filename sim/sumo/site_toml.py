@@ -83,12 +83,12 @@ def derivation_toml(d: Derivation, source: str) -> str:
         header.append("")
         header += [f"note: {n}" for n in d.notes]
     row_notes: dict[tuple[str, Any], str] = {}
-    by_phase: dict[int, list[str]] = {}
+    by_channel: dict[int, list[str]] = {}
     for b in d.links:
-        if b.phase is not None:
-            by_phase.setdefault(b.phase, []).append(str(b.index))
+        if b.channel is not None:
+            by_channel.setdefault(b.channel, []).append(str(b.index))
     for ch in d.site_dict["channels"]:
-        links = ", ".join(by_phase.get(ch["phase"], []))
+        links = ", ".join(by_channel.get(ch["id"], []))
         row_notes[("channels", ch["id"])] = f"SUMO link indices {links}"
     for det in d.detectors:
         row_notes[("detectors", det.id)] = (

@@ -33,20 +33,27 @@ def test_shipped_scenarios_derive(name: str, tmp_path: Path) -> None:
     derivations = derive_all(signal_junctions(scenario.net))
     assert derivations
     for d in derivations:
-        assert d.phasing == "dual-ring"
+        assert d.phasing.startswith("dual-ring")
         _check_toml(d, tmp_path)
         # every controlled link follows a phase: nothing is left red for ever
         assert all(b.phase is not None for b in d.links)
         assert d.detectors
 
 
-def test_single_is_protected_8_phase() -> None:
+def test_single_is_8_phase_with_flashing_yellow_arrow_lefts() -> None:
     (d,) = derive_all(signal_junctions(scenarios.resolve("single").net))
+    assert d.phasing == "dual-ring+fya"
     phases = {p.id: p for p in d.site.phases}
     assert sorted(phases) == [1, 2, 3, 4, 5, 6, 7, 8]
     assert [m.name for m in phases[1].movements] == ["E.L"]
     assert {m.name for m in phases[2].movements} == {"W.T", "W.R"}
     assert not any(p.permissive for p in d.site.phases)
+    fya = {o.id: o for o in d.site.overlaps}
+    assert sorted(fya) == ["F1", "F3", "F5", "F7"]
+    assert fya["F1"].parents == (1,) and fya["F1"].permissive_parents == (2,)
+    # the left-turn links show the FYA overlap's channel, green 'G' or flashing 'g'
+    left = [b for b in d.links if b.movement == "E.L"]
+    assert left and all(b.permissive_phase == 2 and b.phase == 1 for b in left)
 
 
 def test_tee_has_a_lone_side_road_phase() -> None:
@@ -66,7 +73,7 @@ def test_shared_lanes_give_permissive_lefts() -> None:
 
 def test_hangzhou_1x1(hangzhou_dir: Path, tmp_path: Path) -> None:
     (d,) = derive_all(signal_junctions(scenarios.resolve("hangzhou-1x1").net))
-    assert d.phasing == "dual-ring" and len(d.site.phases) == 8
+    assert d.phasing.startswith("dual-ring") and len(d.site.phases) == 8
     _check_toml(d, tmp_path)
 
 

@@ -49,21 +49,28 @@ class SignalControl(Protocol):
 
 
 class LinkRenderer:
-    """Turns one display per phase into a SUMO state string for one signal."""
+    """Turns the site's channel displays into a SUMO state string for one signal."""
 
-    def __init__(self, links: Sequence[LinkBinding], phase_ids: Sequence[int]) -> None:
-        pos = {pid: k for k, pid in enumerate(phase_ids)}
+    def __init__(self, links: Sequence[LinkBinding], channel_ids: Sequence[int]) -> None:
+        pos = {cid: k for k, cid in enumerate(channel_ids)}
         self._links = [
-            (pos.get(b.phase, -1) if b.phase is not None else -1, b.protected, b.right_on_red)
+            (
+                pos.get(b.channel, -1) if b.channel is not None else -1,
+                b.protected,
+                b.right_on_red,
+                b.permissive_phase is not None,
+            )
             for b in links
         ]
 
     def render(self, lamps: Sequence[Lamp]) -> str:
         out = []
-        for k, protected, rtor in self._links:
+        for k, protected, rtor, fya in self._links:
             lamp = lamps[k] if k >= 0 else Lamp.RED
             if lamp is Lamp.GREEN:
                 out.append(_GREEN_PROTECTED if protected else _GREEN_PERMISSIVE)
+            elif lamp is Lamp.FLASH_YELLOW and fya:
+                out.append(_GREEN_PERMISSIVE)  # flashing yellow arrow: turn, yielding
             elif lamp is Lamp.RED and rtor:
                 out.append("s")
             else:

@@ -15,7 +15,7 @@ from typing import Any
 
 from edge.control.controller import Controller
 from edge.control.messages import NO_INPUTS, Inputs, Lamp
-from edge.control.site import SignalKind, Site
+from edge.control.site import Site
 
 from sim.sumo.controllers.base import LinkRenderer, write_additional
 from sim.sumo.derive import Derivation
@@ -34,7 +34,6 @@ class _Signal:
     site: Site
     controller: Controller
     renderer: LinkRenderer
-    phase_channel: list[int]  # per phase (site order): index into outputs.channels
     detectors: list[tuple[int, str]]  # (detector id, SUMO detector id)
     occupied: frozenset[int] = frozenset()
     channels: tuple[Lamp, ...] = ()
@@ -73,23 +72,16 @@ class EdgeControl:
 
     def start(self, sim: Any, t_ms: int) -> None:
         for d, site in zip(self.derivations, self.sites, strict=True):
-            chan_of_phase = {
-                int(ch.source): k
-                for k, ch in enumerate(site.channels)
-                if ch.kind is SignalKind.PHASE
-            }
             dets = [(det.id, detector_sumo_id(d.tls, det.id)) for det in d.detectors]
             if self.use_detectors:
                 for _, sumo_id in dets:
                     sim.lanearea.subscribe(sumo_id, [_LAST_STEP_VEHICLE_NUMBER])
-            phase_ids = [p.id for p in site.phases]
             self.signals.append(
                 _Signal(
                     tls=d.tls,
                     site=site,
                     controller=Controller(site, now_ms=t_ms),
-                    renderer=LinkRenderer(d.links, phase_ids),
-                    phase_channel=[chan_of_phase[pid] for pid in phase_ids],
+                    renderer=LinkRenderer(d.links, [ch.id for ch in site.channels]),
                     detectors=dets if self.use_detectors else [],
                 )
             )
@@ -116,7 +108,7 @@ class EdgeControl:
             if s.channels is s.last_channels or s.channels == s.last_channels:
                 continue
             s.last_channels = s.channels
-            state = s.renderer.render([s.channels[k] for k in s.phase_channel])
+            state = s.renderer.render(s.channels)
             if state != s.last_state:
                 sim.trafficlight.setRedYellowGreenState(s.tls, state)
                 s.last_state = state

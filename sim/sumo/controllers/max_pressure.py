@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.sumo.derive import Derivation
+from sim.sumo.derive import Derivation, LinkBinding
 from sim.sumo.scenarios import Scenario
 
 MIN_GREEN_MS = 10_000
@@ -58,6 +58,15 @@ def stages_of(d: Derivation) -> list[frozenset[int]]:
     return out
 
 
+def _open(b: LinkBinding, stage: frozenset[int]) -> str | None:
+    """How a link shows in a stage: 'G', 'g' (yielding, or a flashing yellow arrow) or None."""
+    if b.phase is not None and b.phase in stage:
+        return "G" if b.protected else "g"
+    if b.permissive_phase is not None and b.permissive_phase in stage:
+        return "g"
+    return None
+
+
 class MaxPressure:
     name = "max-pressure"
 
@@ -73,9 +82,10 @@ class MaxPressure:
         for d in self.derivations:
             moves: dict[str, list[tuple[int, str]]] = defaultdict(list)
             for b in d.links:
-                if b.phase is not None and b.from_lane:
-                    moves[b.from_lane].append((b.phase, b.to_lane))
-                    lanes.update((b.from_lane, b.to_lane))
+                for pid in (b.phase, b.permissive_phase):
+                    if pid is not None and b.from_lane:
+                        moves[b.from_lane].append((pid, b.to_lane))
+                        lanes.update((b.from_lane, b.to_lane))
             plan = d.site.plans[d.site.default_plan]
             timing = {pid: (t.yellow_ms, t.red_clear_ms) for pid, t in plan.timings.items()}
             sig = _Signal(d, stages_of(d), dict(moves), since_ms=t_ms, timing=timing)
@@ -135,9 +145,10 @@ class MaxPressure:
         nxt = s.stages[s.next_stage] if s.mode != GREEN else now
         chars = []
         for b in s.d.links:
-            if b.phase is not None and b.phase in now and (s.mode == GREEN or b.phase in nxt):
-                chars.append("G" if b.protected else "g")
-            elif b.phase is not None and b.phase in now and s.mode == YELLOW:
+            c_now, c_next = _open(b, now), _open(b, nxt)
+            if c_now is not None and (s.mode == GREEN or c_now == c_next):
+                chars.append(c_now)
+            elif c_now is not None and s.mode == YELLOW:
                 chars.append("y")
             else:
                 chars.append("s" if b.right_on_red else "r")
