@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from sim.sumo.cli import add_sim_command
 
 from edge.board.cli import add_board_command
-from edge.link.cli import add_central_command
 from edge.config import ConfigError, compatibility_matrix, load_site
 from edge.control.controller import Controller
 from edge.control.messages import Lamp, Outputs
 from edge.demand import RandomDemand
+from edge.link.cli import add_central_command
 
 STEP_MS = 100
 

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import datetime
 import hashlib
+import importlib.metadata
 import json
 import logging
 import signal
@@ -56,7 +57,16 @@ from edge.store import Store
 log = logging.getLogger(__name__)
 
 STEP_MS = 100
-FIRMWARE = "edge-0.1.0"
+
+
+def _firmware() -> str:
+    try:
+        return f"edge-{importlib.metadata.version('edge-intersection')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "edge-unknown"
+
+
+FIRMWARE = _firmware()
 
 
 def install_site(ctl: Controller, site: Site) -> None:
@@ -95,9 +105,15 @@ class Stats:
 
 
 class DeviceRuntime:
-    def __init__(self, cfg: DeviceConfig, record_ticks: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: DeviceConfig,
+        record_ticks: bool = False,
+        board_state: Callable[[], str] = lambda: "simulated",
+    ) -> None:
         self.cfg = cfg
         self.device = cfg.device
+        self.board_state = board_state  # the IO board driver's state, for the birth message
         site_bytes = cfg.site_path.read_bytes()
         self.config_hash = hashlib.sha256(site_bytes).hexdigest()[:16]
         self.site_raw: dict[str, Any] = tomllib.loads(site_bytes.decode("utf-8"))
@@ -181,7 +197,7 @@ class DeviceRuntime:
             config_hash=self.config_hash,
             plan_version=self.plan_version,
             plan=self.ctl.plan.id,
-            board="simulated",
+            board=self.board_state(),
             mode=self.ctl.mode,
             central="lapsed" if self.session.lapsed else "ok",
         )

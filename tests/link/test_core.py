@@ -362,3 +362,35 @@ def test_acl_file_gives_devices_their_own_subtree_only() -> None:
     assert "user central\ntopic readwrite edge/v1/#" in acl
     assert topics.parse("edge/v1/dev-1/spat") == ("dev-1", "spat")
     assert topics.parse("edge/v1/dev+1/spat") is None
+
+
+def test_backoff_is_jittered_exponential_and_capped() -> None:
+    import random
+
+    from edge.link.client import Backoff
+
+    b = Backoff(0.5, 8.0, random.Random(1))
+    delays = [b.next() for _ in range(8)]
+    caps = [0.5, 1, 2, 4, 8, 8, 8, 8]
+    assert all(c / 2 <= d <= c for d, c in zip(delays, caps, strict=True))
+    assert len({round(d, 6) for d in delays[4:]}) == 4  # jittered, not a fixed 8 s
+    b.reset()
+    assert b.next() <= 0.5
+
+
+def test_install_site_refuses_a_different_intersection(keys: Keys) -> None:
+    from edge.config import site_from_dict
+    from edge.link.device import install_site
+
+    ctl = Controller(site_from_dict(SITE_RAW))
+    other = dict(SITE_RAW)
+    other["phases"] = [dict(p) for p in SITE_RAW["phases"]]
+    other["phases"][0]["dual_entry"] = True
+    with pytest.raises(ValueError):
+        install_site(ctl, site_from_dict(other))
+    plans = site_plans()
+    plans["day"]["defaults"]["max_green_s"] = 21
+    bundle, _ = verify(signed_bundle(keys.central, DEV, 1, plans, "day"), keys)
+    install_site(ctl, bundle.site)
+    assert ctl.site.plans["day"].timings[3].max_green_ms == 15_000  # phase 3's own override
+    assert ctl.site.plans["day"].timings[4].max_green_ms == 21_000
