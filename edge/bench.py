@@ -64,6 +64,10 @@ def run_bench(name: str, json_out: bool, quick: bool) -> int:
         from edge.link.bench import run_link_bench
 
         return run_link_bench(json_out=json_out, quick=quick)
+    if name == "board":  # host -> pty -> virtual board (edge/board/bench.py)
+        from edge.board.bench import run_board_bench
+
+        return run_board_bench(json_out=json_out, quick=quick, machine=_machine())
     if name != "control":
         raise ValueError(f"unknown benchmark {name!r}")
     steps = 20_000 if quick else 200_000

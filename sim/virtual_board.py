@@ -186,6 +186,7 @@ class VirtualBoard:
         self._cut = False
         self._ber_rx: BitErrors | None = None
         self._ber_tx: BitErrors | None = None
+        self._flipped_before = 0
         self._stall_s = 0.0
         self._reset_req = False
         self._inject: list[bytes] = []
@@ -340,6 +341,9 @@ class VirtualBoard:
     def set_ber(self, ber: float) -> None:
         """Bit-error rate on both directions (0 turns it off)."""
         with self._lock:
+            self._flipped_before += sum(
+                b.flipped for b in (self._ber_rx, self._ber_tx) if b is not None
+            )
             if ber > 0:
                 self._ber_rx = BitErrors(ber, random.Random(self._rng.random()))
                 self._ber_tx = BitErrors(ber, random.Random(self._rng.random()))
@@ -348,8 +352,10 @@ class VirtualBoard:
 
     @property
     def bits_flipped(self) -> int:
+        """Bits flipped by set_ber() so far, both directions."""
         with self._lock:
-            return sum(b.flipped for b in (self._ber_rx, self._ber_tx) if b is not None)
+            now = sum(b.flipped for b in (self._ber_rx, self._ber_tx) if b is not None)
+            return self._flipped_before + now
 
     def stall(self, ms: int) -> None:
         """The firmware hangs for ms; at 500 ms the hardware watchdog resets the chip."""

@@ -98,6 +98,8 @@ class BoardDriver:
         self.config = config if config is not None else board_config(site)
         self.session = BoardSession(self.config)
         self.inputs = InputMap(site)
+        self._grid_origin = now_ms
+        self._last_ctl_ms = now_ms
         self.controller = Controller(site, now_ms)
         self.outputs: Outputs | None = None
         self.max_recoveries_per_hour = max_recoveries_per_hour
@@ -153,16 +155,29 @@ class BoardDriver:
 
     # -- the tick -----------------------------------------------------------------------------
 
+    def grid_ms(self, now_ms: int) -> int:
+        """now_ms on the controller's 100 ms grid (nearest tick, never going back).
+
+        The controller chains its intervals deadline to deadline, so it is
+        stepped exactly on the grid; the wake-up jitter of the real clock
+        stays out of its timing (and out of replays). The session and the
+        guard keep real times: they are about when frames really went out.
+        """
+        k = round((now_ms - self._grid_origin) / TICK_MS)
+        self._last_ctl_ms = max(self._last_ctl_ms, self._grid_origin + k * TICK_MS)
+        return self._last_ctl_ms
+
     def tick(self, now_ms: int) -> SentMap | None:
         """One 100 ms step: timeouts, recovery policy, controller step, OUTPUTS."""
         s = self.session
         self._handle(now_ms, s.poll(now_ms))
         self._track_state()
+        ctl_now = self.grid_ms(now_ms)
         if s.state is SessionState.READY and self._handled_epoch != self._flash_epoch:
-            self._on_flash_epoch(now_ms)
+            self._on_flash_epoch(now_ms, ctl_now)
         commands = tuple(self._commands)
         self._commands.clear()
-        out = self.controller.step(now_ms, self.inputs.take(commands))
+        out = self.controller.step(ctl_now, self.inputs.take(commands))
         self.outputs = out
         for ev in out.events:
             if ev.name in _LOGGED_CONTROLLER_EVENTS:
@@ -201,7 +216,7 @@ class BoardDriver:
                 self._flash_epoch += 1
             self._prev_state = st
 
-    def _on_flash_epoch(self, now: int) -> None:
+    def _on_flash_epoch(self, now: int, ctl_now: int) -> None:
         """The board is (again) in flash holding our config: decide, once, what to do."""
         self._handled_epoch = self._flash_epoch
         fault = self.session.board_fault
@@ -221,7 +236,9 @@ class BoardDriver:
             if fault == codec.FAULT_WATCHDOG and self._last_drive_ms is not None:
                 # It flashed at the latest one watchdog after the last map we sent.
                 since = min(now, self._last_drive_ms + self.config.watchdog_ms)
-            self.controller = Controller(self.site, since)
+            # On the grid, rounded up: the start-up flash is never counted longer.
+            flash_ms = max(0, (now - since) // TICK_MS * TICK_MS)
+            self.controller = Controller(self.site, ctl_now - flash_ms)
             self._recover_allowed = True
             log.info(
                 "controller_restart reason=board_flash fault=%s flash_for_ms=%d: start-up "

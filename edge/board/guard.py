@@ -29,8 +29,11 @@ On a clean link none of this changes a map: the controller's intervals are
 at least the configured minimums and every STATUS confirms its frame within
 milliseconds. Codes the kind does not have are passed through unchanged: the
 board refuses them (FAULT_BAD_MAP), which is the right answer to a bug.
-Comparing send times of two frames is what the board's 50 ms timing slack
-is for: both frames see about the same serial latency.
+Times are the host's real send times. Two frames see about the same serial
+latency, so the board measures about the interval between their sends; the
+guard allows TOLERANCE_MS of the board's 50 ms timing slack for the host's
+own wake-up jitter between two ticks (a few ms normally; a tick late by more
+is held back a tick) and leaves the rest for the line and the board's loop.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from edge.board.config import BoardConfig
 from hw import codec
 
 STOP, GO, CHANGE, BAD = 0, 1, 2, 3
+TOLERANCE_MS = 20  # of the board's TIMING_SLACK_MS (50): host send jitter it absorbs
 
 # Category of each state code 0..15 by channel kind (as hw/board_safety.py).
 _CAT_VEHICLE = (STOP, STOP, CHANGE, GO, STOP, GO) + (BAD,) * 10
@@ -134,7 +138,7 @@ class OutputGuard:
             elif conf == GO:  # to CHANGE, or to STOP through CHANGE
                 code = w if want == CHANGE else self._change_code[i]
             elif conf == CHANGE:  # to STOP (or back to GO) once the change has lasted
-                if now_ms - self.since_ms[i] >= cfg.min_yellow_ms[i]:
+                if now_ms - self.since_ms[i] >= cfg.min_yellow_ms[i] - TOLERANCE_MS:
                     code = w if want == STOP else int(codec.RED)
                 else:
                     code = self.sent_code[i]
@@ -154,6 +158,6 @@ class OutputGuard:
         for j in self._conflicts[i]:
             if self.confirmed[j] != STOP or self.sent[j] != STOP:
                 return False
-            if now_ms - self.since_ms[j] < min_red[j]:
+            if now_ms - self.since_ms[j] < min_red[j] - TOLERANCE_MS:
                 return False
         return True

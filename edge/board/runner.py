@@ -141,9 +141,10 @@ class BoardRunner:
         while self._running():
             now = self.clock_ms()
             sent = self.driver.tick(now)
+            t_write = time.monotonic()
             self._flush()
             if sent is not None and self.trace is not None:
-                self._write_trace(sent)
+                self._write_trace(sent, t_write)
             if now - last_stats >= STATS_EVERY_MS:
                 last_stats = now
                 self.driver.log_stats()
@@ -154,10 +155,10 @@ class BoardRunner:
                 next_s = time.monotonic()
             await self._sleep(next_s - time.monotonic())
 
-    def _write_trace(self, m: SentMap) -> None:
+    def _write_trace(self, m: SentMap, t_write: float) -> None:
         assert self.trace is not None
         record = {
-            "t": time.monotonic(),
+            "t": t_write,  # monotonic s, just before the frame was written
             "t_ms": m.t_ms,
             "seq": m.seq,
             "wanted": list(m.wanted),

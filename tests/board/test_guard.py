@@ -151,3 +151,14 @@ def test_bad_codes_pass_through_for_the_board_to_refuse() -> None:
     g = running(0)
     assert g.shape(1000, [R, R, Y]) == [R, R, Y]  # yellow on a walk head
     assert g.shape(1000, [R, R]) == [R, R]  # wrong count
+
+
+def test_host_jitter_tolerance() -> None:
+    """A tick a few ms early is fine (the board allows 50 ms); 20 ms early is held."""
+    g = running(0)
+    g.shape(1000, [G, R, R])
+    g.confirm(1000, [G, R, R])
+    g.shape(5000, [Y, R, R])
+    g.confirm(5000, [Y, R, R])
+    assert g.shape(7979, [R, R, R]) == [Y, R, R]
+    assert g.shape(7980, [R, R, R]) == [R, R, R]

@@ -1,0 +1,146 @@
+"""Board CONFIG derived from the site: masks, minimum times, refusals; controller vs board."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from edge.board.config import BoardConfig, BoardConfigError, board_config
+from edge.board.inputs import InputMap
+from edge.board.session import BoardStatus
+from edge.config import load_site
+from edge.control.controller import Controller
+from edge.control.site import Channel, Detector, FlashColour, SignalKind
+from edge.demand import RandomDemand
+
+from hw import board_safety, codec
+from tests.board.fakelink import crossing
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.toml"))
+
+
+def decoded(frame: bytes) -> dict[str, object]:
+    msg = codec.decode_frame(frame)
+    assert msg is not None
+    body: dict[str, object] = msg[2]
+    return body
+
+
+def config_frame(c: BoardConfig) -> bytes:
+    frame: bytes = codec.encode_config(
+        0,
+        list(c.conflicts),
+        list(c.min_yellow_ms),
+        list(c.min_red_ms),
+        list(c.flash),
+        list(c.kinds),
+        c.watchdog_ms,
+    )
+    return frame
+
+
+def test_crossing_config() -> None:
+    cfg = board_config(crossing())
+    # ch1 phase 2 (E-W), ch2 phase 4 (N-S), ch3 the walk beside phase 2.
+    assert cfg.conflicts == (0b010, 0b101, 0b010)
+    assert cfg.min_yellow_ms == (3000, 3000, 3000)  # yellows; the walk's clearance
+    assert cfg.min_red_ms == (1000, 1000, 1000)
+    assert cfg.flash == (codec.FLASH_COLOUR_YELLOW, codec.FLASH_COLOUR_RED, codec.FLASH_COLOUR_DARK)
+    assert cfg.kinds == (codec.KIND_VEHICLE, codec.KIND_VEHICLE, codec.KIND_PED)
+    assert cfg.watchdog_ms == 500
+    assert cfg.config_hash == codec.crc32(cfg.payload)
+
+
+def test_minimums_are_the_smallest_over_plans_never_below_site() -> None:
+    site = crossing()
+    fast = site.plans["fast"]
+    slow = dataclasses.replace(
+        fast,
+        id="slow",
+        timings={
+            pid: dataclasses.replace(t, yellow_ms=4500, red_clear_ms=2500, ped_clear_ms=2500)
+            for pid, t in fast.timings.items()
+        },
+    )
+    cfg = board_config(dataclasses.replace(site, plans={"fast": fast, "slow": slow}))
+    assert cfg.min_yellow_ms == (3000, 3000, 2500)  # ped clearance: the smallest
+    assert cfg.min_red_ms == (1000, 1000, 1000)
+    safer = dataclasses.replace(
+        site, safety=dataclasses.replace(site.safety, min_red_clear_ms=1500)
+    )
+    assert board_config(safer).min_red_ms == (1500, 1500, 1500)
+
+
+def test_two_channels_of_one_source_never_conflict() -> None:
+    site = crossing()
+    twin = Channel(id=4, kind=SignalKind.PHASE, source=4, flash=FlashColour.RED)
+    cfg = board_config(dataclasses.replace(site, channels=(*site.channels, twin)))
+    assert cfg.conflicts[1] & (1 << 3) == 0 and cfg.conflicts[3] & (1 << 1) == 0
+    assert cfg.conflicts[3] == cfg.conflicts[1] | 0  # conflicts like its twin
+    assert cfg.conflicts[0] & (1 << 3) and cfg.conflicts[2] & (1 << 3)
+
+
+def test_detector_beyond_the_board_inputs_refused() -> None:
+    site = crossing()
+    extra = Detector(
+        id=9,
+        input=17,
+        ped=False,
+        calls=(2,),
+        extends=(2,),
+        delay_ms=0,
+        carryover_ms=0,
+        locking=True,
+    )
+    with pytest.raises(BoardConfigError, match="detector 9: input 17"):
+        board_config(dataclasses.replace(site, detectors=(*site.detectors, extra)))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_examples_accepted_by_the_board(path: Path) -> None:
+    cfg = board_config(load_site(path))
+    n = cfg.channels
+    for i in range(n):
+        assert not cfg.conflicts[i] >> i & 1
+        for j in range(n):
+            assert (cfg.conflicts[i] >> j & 1) == (cfg.conflicts[j] >> i & 1)
+    assert board_safety.check_config(decoded(config_frame(cfg))) == 0
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_board_accepts_everything_the_controller_does(path: Path) -> None:
+    """30 simulated minutes of random traffic: the board never refuses a controller map."""
+    site = load_site(path)
+    cfg = board_config(site)
+    safety = board_safety.BoardSafety(0)
+    assert safety.configure(0, decoded(config_frame(cfg))) == 0
+    ctl = Controller(site, 0)
+    demand = RandomDemand(site, seed=5, veh_per_hour=700)
+    out = None
+    recovered = False
+    for now in range(0, 30 * 60_000, 100):
+        out = ctl.step(now, demand.inputs(now, 100, out))
+        if not recovered and out.mode == "startup_all_red":
+            assert safety.recover(now, cfg.config_hash) == 0
+            recovered = True
+        if recovered:
+            fault = safety.outputs(now, [int(c) for c in out.channels])
+            assert fault == codec.FAULT_NONE, (now, out.mode, out.channels)
+    assert recovered and safety.state == codec.STATE_RUNNING
+
+
+def test_status_to_inputs() -> None:
+    site = crossing()  # detectors 1, 2, 3 on inputs 1, 2, 3
+    im = InputMap(site)
+    counts = [0] * 16
+    counts[1] = 2  # input 2
+    counts[15] = 9  # input 16: no detector
+    st = BoardStatus(0, 0, 1, 0, 0, 0, 0b101, tuple(counts), (1, 1, 1))
+    im.add(st)
+    im.add(dataclasses.replace(st, counts=tuple(1 if i == 1 else 0 for i in range(16))))
+    inputs = im.take()
+    assert inputs.occupied == frozenset({1, 3})
+    assert inputs.actuations == ((2, 3),)
+    assert im.take().actuations == ()
+    assert im.take().occupied == frozenset({1, 3})  # presence stays until a STATUS changes it
