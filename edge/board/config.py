@@ -10,8 +10,9 @@ against:
   (two load switches wired to the same phase, say) never conflict.
 - min_yellow_ms: the shortest change interval the controller can time on that
   channel: a phase's smallest yellow over all plans, an overlap's yellow, a
-  pedestrian channel's smallest pedestrian clearance; vehicle yellows never
-  below the site minimum and 3.0 s (the controller's own floors).
+  pedestrian channel's smallest pedestrian clearance (over the plans and the
+  preempts, whose entry may shorten it); vehicle yellows never below the
+  site minimum and 3.0 s (the controller's own floors).
 - min_red_ms: the smallest red clearance over all plans (an overlap's own),
   never below the site minimum.
 - flash colour and kind per channel; watchdog 500 ms.
@@ -104,6 +105,11 @@ def board_config(site: Site, watchdog_ms: int = WATCHDOG_MS) -> BoardConfig:
             problems.append(
                 f"detector {d.id}: input {d.input} does not exist on the board (1..{BOARD_INPUTS})"
             )
+    for p in site.preempts:
+        if p.input is not None and not 1 <= p.input <= BOARD_INPUTS:
+            problems.append(
+                f"preempt {p.id}: input {p.input} does not exist on the board (1..{BOARD_INPUTS})"
+            )
     if problems:
         raise BoardConfigError(problems)
 
@@ -140,7 +146,10 @@ def board_config(site: Site, watchdog_ms: int = WATCHDOG_MS) -> BoardConfig:
                 continue
             red = max(min(t.red_clear_ms for t in timings), floor_red)
             if ch.kind is SignalKind.PED:
-                yellow = min(t.ped_clear_ms for t in timings)
+                # Preemption entry may cut a pedestrian clearance to its own.
+                yellow = min(
+                    [t.ped_clear_ms for t in timings] + [p.ped_clear_ms for p in site.preempts]
+                )
             else:
                 yellow = max(min(t.yellow_ms for t in timings), floor_yellow)
         # The board refuses a CONFIG below its own floors; say which channel.

@@ -17,7 +17,8 @@ config (session READY), once:
   all-red; at most `max_recoveries_per_hour`, then stay in flash;
 - after any other fault (the board refused a map, or the host asked for
   flash): stay in flash, put the controller in flash too, and say so; that
-  recovery is an operator's.
+  recovery is an operator's. The driver remembers it: a later board reset
+  or watchdog flash does not clear it (restarting the host process does).
 
 Log lines start with a greppable event name: board_connected,
 board_configured, board_fault, board_flash_latched, board_recover,
@@ -108,6 +109,7 @@ class BoardDriver:
         self._flash_epoch = 0  # entries into READY (board in flash, holding our config)
         self._handled_epoch = 0
         self._recover_allowed = False
+        self.latched_fault: int | None = None  # a safety fault seen: no automatic recovery
         self._last_drive_ms: int | None = None
         self._commands: list[object] = []
         self.recoveries = 0
@@ -222,7 +224,11 @@ class BoardDriver:
         fault = self.session.board_fault
         while self._recoveries and now - self._recoveries[0] > HOUR_MS:
             self._recoveries.popleft()
-        if fault in RECOVERABLE_FAULTS:
+        if fault in RECOVERABLE_FAULTS and self.latched_fault is not None:
+            # The board restarted or lost us after a safety fault: its memory of
+            # the fault is gone, ours is not. Still an operator's decision.
+            fault = self.latched_fault
+        elif fault in RECOVERABLE_FAULTS:
             if len(self._recoveries) >= self.max_recoveries_per_hour:
                 self._recover_allowed = False
                 log.error(
@@ -248,6 +254,7 @@ class BoardDriver:
             )
             return
         self._recover_allowed = False
+        self.latched_fault = fault
         log.error(
             "board_flash_latched fault=%s code=%d: safety fault; staying in flash until an "
             "operator recovers",

@@ -5,14 +5,16 @@ bit k - 1 of STATUS `inputs` and entry k - 1 of its counts. Several detectors
 may share an input (one loop card output wired to two logical detectors).
 Counts are edges since the board's previous STATUS: a STATUS that is lost
 loses its counts, a pulse shorter than the debounce is never seen; presence
-is always taken from the latest STATUS.
+is always taken from the latest STATUS. A preemption input (`Preempt.input`)
+becomes a Preempt command when its level changes: on when it rises, off when
+it falls (or when the link is lost: nothing then says it is still there).
 """
 
 from __future__ import annotations
 
 from edge.board.config import BOARD_INPUTS
 from edge.board.session import BoardStatus
-from edge.control.messages import Inputs
+from edge.control.messages import Inputs, Preempt
 from edge.control.site import Site
 
 
@@ -25,8 +27,15 @@ class InputMap:
             if 1 <= d.input <= BOARD_INPUTS:
                 by_bit[d.input - 1].append(d.id)
         self._by_bit = tuple(tuple(ids) for ids in by_bit)
+        self._preempt_bits = tuple(
+            (p.id, p.input - 1)
+            for p in site.preempts
+            if p.input is not None and 1 <= p.input <= BOARD_INPUTS
+        )
+        self._preempt_on: dict[int, bool] = {pid: False for pid, _ in self._preempt_bits}
         self._occupied: frozenset[int] = frozenset()
         self._counts: dict[int, int] = {}
+        self._commands: list[object] = []
 
     def occupied_of(self, bits: int) -> frozenset[int]:
         """Detector ids active for a STATUS inputs bitmask."""
@@ -38,6 +47,11 @@ class InputMap:
 
     def add(self, status: BoardStatus) -> None:
         self._occupied = self.occupied_of(status.inputs)
+        for pid, bit in self._preempt_bits:
+            on = bool(status.inputs >> bit & 1)
+            if on != self._preempt_on[pid]:
+                self._preempt_on[pid] = on
+                self._commands.append(Preempt(pid, on))
         for b, n in enumerate(status.counts[:BOARD_INPUTS]):
             if n:
                 for det in self._by_bit[b]:
@@ -47,9 +61,16 @@ class InputMap:
         """Nothing is known of the detectors (link lost): no presence, no counts."""
         self._occupied = frozenset()
         self._counts.clear()
+        for pid, on in self._preempt_on.items():
+            if on:
+                self._preempt_on[pid] = False
+                self._commands.append(Preempt(pid, False))
 
     def take(self, commands: tuple[object, ...] = ()) -> Inputs:
         """Inputs for the next controller step; the counts are then cleared."""
         actuations = tuple(sorted(self._counts.items()))
         self._counts.clear()
+        if self._commands:
+            commands = (*self._commands, *commands)
+            self._commands.clear()
         return Inputs(occupied=self._occupied, actuations=actuations, commands=commands)

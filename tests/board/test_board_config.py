@@ -11,13 +11,15 @@ from edge.board.inputs import InputMap
 from edge.board.session import BoardStatus
 from edge.config import load_site
 from edge.control.controller import Controller
+from edge.control.messages import Event, Lamp, Preempt
 from edge.control.site import Channel, Detector, FlashColour, SignalKind
 from edge.demand import RandomDemand
 
 from hw import board_safety, codec
 from tests.board.fakelink import crossing
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.toml"))
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = sorted(EXAMPLES_DIR.glob("*.toml"))
 
 
 def decoded(frame: bytes) -> dict[str, object]:
@@ -110,7 +112,7 @@ def test_examples_accepted_by_the_board(path: Path) -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_board_accepts_everything_the_controller_does(path: Path) -> None:
-    """30 simulated minutes of random traffic: the board never refuses a controller map."""
+    """30 simulated minutes of random traffic and preemptions: the board refuses no map."""
     site = load_site(path)
     cfg = board_config(site)
     safety = board_safety.BoardSafety(0)
@@ -119,8 +121,17 @@ def test_board_accepts_everything_the_controller_does(path: Path) -> None:
     demand = RandomDemand(site, seed=5, veh_per_hour=700)
     out = None
     recovered = False
+    preempts = [p.id for p in site.preempts]
+    seen_events: list[Event] = []
     for now in range(0, 30 * 60_000, 100):
-        out = ctl.step(now, demand.inputs(now, 100, out))
+        inputs = demand.inputs(now, 100, out)
+        if preempts and now % 90_000 in (40_000, 70_000):  # an emergency vehicle, 30 s
+            pid = preempts[now // 90_000 % len(preempts)]
+            inputs = dataclasses.replace(
+                inputs, commands=(*inputs.commands, Preempt(pid, now % 90_000 == 40_000))
+            )
+        out = ctl.step(now, inputs)
+        seen_events.extend(out.events)
         if not recovered and out.mode == "startup_all_red":
             assert safety.recover(now, cfg.config_hash) == 0
             recovered = True
@@ -128,6 +139,8 @@ def test_board_accepts_everything_the_controller_does(path: Path) -> None:
             fault = safety.outputs(now, [int(c) for c in out.channels])
             assert fault == codec.FAULT_NONE, (now, out.mode, out.channels)
     assert recovered and safety.state == codec.STATE_RUNNING
+    if preempts:
+        assert any(e.name.startswith("preempt") for e in seen_events), "no preemption ran"
 
 
 def test_status_to_inputs() -> None:
@@ -144,3 +157,64 @@ def test_status_to_inputs() -> None:
     assert inputs.actuations == ((2, 3),)
     assert im.take().actuations == ()
     assert im.take().occupied == frozenset({1, 3})  # presence stays until a STATUS changes it
+
+
+def test_preemption_cut_pedestrian_clearance_accepted() -> None:
+    """A preempt arriving during a walk's clearance cuts it to the preempt's; the board agrees."""
+    site = load_site(EXAMPLES_DIR / "four_leg_protected.toml")
+    if not site.preempts:
+        pytest.skip("example has no preempts")
+    cfg = board_config(site)
+    safety = board_safety.BoardSafety(0)
+    assert safety.configure(0, decoded(config_frame(cfg))) == 0
+    peds = [i for i, c in enumerate(site.channels) if c.kind is SignalKind.PED]
+    ctl = Controller(site, 0)
+    demand = RandomDemand(site, seed=5, veh_per_hour=700)
+    out = None
+    fired: tuple[int, int] | None = None  # (channel, clearance start)
+    cut_ms = None
+    for now in range(0, 20 * 60_000, 100):
+        inputs = demand.inputs(now, 100, out)
+        if out is not None and fired is None:
+            for i in peds:
+                if out.channels[i] == Lamp.FLASH_RED:
+                    src = site.channels[i].source
+                    p = next((p for p in site.preempts if src not in p.dwell_phases), None)
+                    if p is not None:
+                        inputs = dataclasses.replace(inputs, commands=(Preempt(p.id, True),))
+                        fired = (i, now - 100)
+                        break
+        out = ctl.step(now, inputs)
+        if out.mode == "startup_all_red" and safety.state == codec.STATE_FLASH:
+            assert safety.recover(now, cfg.config_hash) == 0
+        if safety.state != codec.STATE_FLASH:
+            fault = safety.outputs(now, [int(c) for c in out.channels])
+            assert fault == codec.FAULT_NONE, (now, out.channels)
+        if fired is not None and out.channels[fired[0]] != Lamp.FLASH_RED:
+            cut_ms = now - fired[1]
+            break
+    assert fired is not None and cut_ms is not None
+    pid = int(site.channels[fired[0]].source)
+    plan_clear = min(p.timings[pid].ped_clear_ms for p in site.plans.values())
+    assert cut_ms < plan_clear  # the clearance really was cut short, and the board took it
+
+
+def test_preempt_input_becomes_commands() -> None:
+    site = load_site(EXAMPLES_DIR / "four_leg_protected.toml")
+    wired = [p for p in site.preempts if p.input is not None]
+    if not wired:
+        pytest.skip("example has no wired preempt")
+    p = wired[0]
+    assert p.input is not None
+    bit = 1 << (p.input - 1)
+    im = InputMap(site)
+    st = BoardStatus(0, 0, 1, 0, 0, 0, 0, (0,) * 16, ())
+    im.add(dataclasses.replace(st, inputs=bit))
+    assert im.take().commands == (Preempt(p.id, True),)
+    im.add(dataclasses.replace(st, inputs=bit))
+    assert im.take().commands == ()  # a level, not an edge: nothing new
+    im.add(st)
+    assert im.take().commands == (Preempt(p.id, False),)
+    im.add(dataclasses.replace(st, inputs=bit))
+    im.clear()  # link lost: nothing says the vehicle is still there
+    assert im.take().commands == (Preempt(p.id, True), Preempt(p.id, False))

@@ -193,3 +193,18 @@ def test_inputs_and_counts_reach_the_controller() -> None:
     assert any(i.occupied == frozenset({1}) for i in seen)
     counted = sum(n for i in seen for det, n in i.actuations if det == 2)
     assert counted == 3
+
+
+def test_safety_fault_survives_a_board_reset(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    fl = FakeLink()
+    fl.connect()
+    assert fl.run_until(lambda: running(fl), 5000)
+    fl.board.receive(fl.now, codec.encode_outputs(200, conflicting_map(fl)))
+    fl.step_to(fl.now + 1000)
+    fl.board = board.Board(fl.now)  # power cycle: the board forgets the conflict
+    fl._record()
+    fl.step_to(fl.now + 10_000)
+    assert fl.state == codec.STATE_FLASH
+    assert fl.driver.session.state is SessionState.READY  # configured again, not recovered
+    assert caplog.text.count("board_flash_latched fault=CONFLICT") == 2
