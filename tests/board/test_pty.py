@@ -208,6 +208,9 @@ def test_cable_pulled_and_line_cut_recover_through_all_red(vb: VirtualBoard, hos
 
 def test_board_reset_and_hang_recover(vb: VirtualBoard, host: Host) -> None:
     started(vb, host)
+    vb.stall(300)  # a short hang: the frames wait in the line, no watchdog, no flash
+    assert not vb.wait_for(lambda b: b.flash, 0.8)
+    assert vb.resets == 0
     vb.reset()  # power cycle
     assert host.wait_log("board_reset", 3.0)
     assert host.wait_log("clearing_fault=POWER_ON", START_S, count=2)
