@@ -115,6 +115,10 @@ class DeviceSession:
                 site_raw=self.site_raw,
                 now_ms=now_ms,
             )
+        except RecursionError:
+            rej = Rejected("malformed", "plan bundle nested too deep")
+            log.warning("plan bundle rejected: %s: %s", rej.code, rej.reason)
+            return [Ack(None, "plan", "rejected", rej.code, rej.reason, None, correlation)]
         except Rejected as rej:
             log.warning("plan bundle rejected: %s: %s", rej.code, rej.reason)
             return [
@@ -143,6 +147,19 @@ class DeviceSession:
             actions = self._heard(now_ms)
             actions += self._command(cmd, now_ms, correlation)
             return actions
+        except RecursionError:
+            log.warning("command rejected: malformed: nested too deep")
+            return [
+                Ack(
+                    ref,
+                    "command",
+                    "rejected",
+                    "malformed",
+                    "command nested too deep",
+                    None,
+                    correlation,
+                )
+            ]
         except Rejected as rej:
             log.warning("command %s rejected: %s: %s", ref, rej.code, rej.reason)
             return [

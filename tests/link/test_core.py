@@ -394,3 +394,20 @@ def test_install_site_refuses_a_different_intersection(keys: Keys) -> None:
     install_site(ctl, bundle.site)
     assert ctl.site.plans["day"].timings[3].max_green_ms == 15_000  # phase 3's own override
     assert ctl.site.plans["day"].timings[4].max_green_ms == 21_000
+
+
+def test_deeply_nested_bodies_are_rejected_not_raised(keys: Keys) -> None:
+    s = session(keys)
+    deep = "[" * 900 + "]" * 900
+    body = '{"type":"plan_bundle","device":"dev-1","version":1,"issued_ms":0,"expires_ms":9e15,'
+    body = (
+        body.replace("9e15", str(2**52))
+        + '"default_plan":"day","plans":{"day":{"x":'
+        + deep
+        + "}}}"
+    )
+    out = s.on_plan(signing.sign(body, keys.central), signing_now())
+    assert acks(out)[0].status == "rejected"
+    cmd = '{"type":"command","device":"dev-1","id":"a","issued_ms":0,"expires_ms":1,"command":'
+    out = s.on_command(signing.sign(cmd + deep + "}", keys.central), signing_now())
+    assert acks(out)[0].status == "rejected"
