@@ -51,7 +51,7 @@ from edge.link.session import (
     PriorityRequest,
     SendState,
 )
-from edge.link.signing import load_trusted
+from edge.link.signing import load_trusted, open_envelope
 from edge.store import Store
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ class DeviceRuntime:
         self.scheduled = self.ctl.plan.id
         self.stopping = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._pending_db: deque[Future[Any]] = deque()
+        self._restore_priorities()
 
     # -- boot --------------------------------------------------------------------------
 
@@ -164,7 +164,8 @@ class DeviceRuntime:
         if stored is None:
             return None
         try:
-            body = json.loads(stored.envelope)["body"]
+            # verified again: a bundle whose key is no longer trusted is not used
+            body = open_envelope(stored.envelope, self.trusted)
             bundle = check_body(
                 body,
                 device=self.device,
@@ -183,6 +184,21 @@ class DeviceRuntime:
             self.store.mark_plan_applied(stored.version, utc_ms())
         log.info("plan bundle v%d loaded from the store", bundle.version)
         return bundle
+
+    def _restore_priorities(self) -> None:
+        """Priority requests stored before a restart, not yet expired, are in force again."""
+        for key, kind, body in self.store.active_priorities(utc_ms()):
+            try:
+                fields = json.loads(body)
+                req: EmergencyPriorityRequest | TransitPriorityRequest = (
+                    EmergencyPriorityRequest(**fields)
+                    if kind == "ev"
+                    else TransitPriorityRequest(**fields)
+                )
+            except (ValueError, TypeError) as exc:
+                log.error("stored priority request %s unreadable: %s", key, exc)
+                continue
+            self.priority[key] = req
 
     def _scheduled_plan(self) -> str:
         return plan_at(self.config, datetime.datetime.now())

@@ -209,6 +209,7 @@ async def _scenario(broker: Mosquitto, keys: Keys, tmp: Path) -> dict[str, Any]:
     rt2 = DeviceRuntime(cfg)
     assert rt2.plan_version == 1 and rt2.session.high_water == 1
     assert rt2.ctl.plan.timings[4].max_green_ms == 27_000
+    assert isinstance(rt2.priority["ev:E-17"], EmergencyPriorityRequest)  # still in force
     rt2.db.shutdown()
     rt2.store.close()
     return res
