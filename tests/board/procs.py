@@ -117,7 +117,10 @@ class BoardProcess:
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
         threading.Thread(target=self._read, name="board-events", daemon=True).start()
         ready = self.next_event("ready", 10.0)
-        assert ready is not None, "virtual board did not start"
+        if ready is None:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise AssertionError("virtual board did not start")
         self.path = str(ready["path"])
 
     def _read(self) -> None:
