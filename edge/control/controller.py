@@ -690,8 +690,10 @@ class Controller:
             return False
         if self.iv[i] == YELLOW:
             self.iv[i] = RED_CLEAR
-            self.red_at[i] = self.iv_end[i]
-            self.iv_end[i] = self.iv_end[i] + max(self.timing[i].red_clear_ms, self.min_red_ms)
+            # Chained from this step, not from the deadline: the caller's steps
+            # may come late, and the displayed red clearance must be whole.
+            self.red_at[i] = now
+            self.iv_end[i] = now + max(self.timing[i].red_clear_ms, self.min_red_ms)
             self._event(now, "phase_red_clear", f"phase {self.site.phases[i].id}")
             self._dirty = True
             if now < self.iv_end[i]:
@@ -730,8 +732,8 @@ class Controller:
             return False
         if pi == WALK:
             self.ped_iv[i] = PED_CLEAR
-            self.fdw_at[i] = self.ped_end[i]
-            self.ped_end[i] += self.timing[i].ped_clear_ms
+            self.fdw_at[i] = now
+            self.ped_end[i] = now + self.timing[i].ped_clear_ms
             self._event(now, "ped_clear", f"phase {self.site.phases[i].id}")
             if now < self.ped_end[i]:
                 self._dirty = True
@@ -1120,10 +1122,10 @@ class Controller:
                 changed = True
             elif st != RED and now >= self.ov_end[k]:
                 if st == TRAIL:
-                    self.ov_iv[k], self.ov_end[k] = YELLOW, self.ov_end[k] + ov.yellow_ms
+                    self.ov_iv[k], self.ov_end[k] = YELLOW, now + ov.yellow_ms
                     self._event(now, "overlap_yellow", name)
                 elif st == YELLOW:
-                    self.ov_iv[k], self.ov_end[k] = RED_CLEAR, self.ov_end[k] + ov.red_clear_ms
+                    self.ov_iv[k], self.ov_end[k] = RED_CLEAR, now + ov.red_clear_ms
                 else:
                     self.ov_iv[k] = RED
                     self._event(now, "overlap_red", name)
