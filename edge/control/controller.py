@@ -1273,6 +1273,10 @@ class Controller:
                 if v == GREEN:
                     times.append(self.green_at[i] + max(pre.min_green_ms, self.min_green_ms))
                     times.append(self.walk_at[i] + pre.min_walk_ms)
+            for r, a in enumerate(self.active):
+                d = self.pre_ring_phase[self.pre][r]
+                if a < 0 and d >= 0:  # a dwell phase waiting out its red revert
+                    times.append(self.red_at[d] + self.timing[d].red_revert_ms)
         for i, v in enumerate(self.iv):
             if v == GREEN:
                 times += (self.min_end[i], self.max_end[i], self.pass_end[i])

@@ -100,3 +100,14 @@ def test_preempt_rejected_in_operator_flash_and_unknown_ids() -> None:
         rejected += [e.detail for e in out.events if e.name == "command_rejected"]
     assert out.mode == "flash"
     assert rejected == ["the intersection is held in flash or all red", "unknown preempt 77"]
+
+
+def test_dwell_phase_waiting_out_red_revert_starts_on_time_on_quiet_steps() -> None:
+    """Regression: the red revert of a dwell phase is a deadline the quiet path must see."""
+    from tests.control.test_properties import run
+
+    segments: list[tuple[int, frozenset[int], tuple[object, ...]]] = [
+        (191, frozenset(), ()),
+        (60, frozenset(), (Preempt(1),)),
+    ]
+    assert run(FOUR_LEG, segments) == run(FOUR_LEG, segments, always_slow=True)

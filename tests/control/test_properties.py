@@ -162,7 +162,7 @@ def test_safety_when_steps_come_late(name: str, data: st.DataObject, jitter_seed
 
 
 @pytest.mark.parametrize("name", sorted(SITES))
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_replay_is_identical_and_quiet_steps_change_nothing(name: str, data: st.DataObject) -> None:
     site = SITES[name]
