@@ -284,19 +284,8 @@ class Controller:
             and (occupied is self.last_occupied or occupied == self.last_occupied)
         )
         if quiet:
-            out = self._outputs
-            assert out is not None
-            return Outputs(
-                now,
-                out.mode,
-                out.channels,
-                out.phases,
-                out.peds,
-                out.overlaps,
-                (),
-                out.fault,
-                out.spat,
-            )
+            assert self._outputs is not None
+            return self._outputs.restamped(now, ())
         try:
             if inputs.commands:
                 self._commands(now, inputs.commands)
@@ -321,18 +310,7 @@ class Controller:
 
     def _emit(self, now: int) -> Outputs:
         if self._timers_dirty and not self._dirty and self._outputs is not None:
-            out = self._outputs
-            self._outputs = Outputs(
-                now,
-                out.mode,
-                out.channels,
-                out.phases,
-                out.peds,
-                out.overlaps,
-                (),
-                out.fault,
-                self.spat(),
-            )
+            self._outputs = self._outputs.restamped(now, (), self.spat())
         self._timers_dirty = False
         if self._dirty or self._outputs is None:
             self._outputs = self._build_outputs(now)
@@ -344,18 +322,7 @@ class Controller:
                 self._dirty = False
         events = tuple(self.events)
         self.events.clear()
-        out = self._outputs
-        return Outputs(
-            now,
-            out.mode,
-            out.channels,
-            out.phases,
-            out.peds,
-            out.overlaps,
-            events,
-            out.fault,
-            out.spat,
-        )
+        return self._outputs.restamped(now, events)
 
     # -- inputs ---------------------------------------------------------------------
 

@@ -185,3 +185,19 @@ class Outputs:
     events: tuple[Event, ...] = field(default=())
     fault: str | None = None
     spat: tuple[PhaseTiming, ...] = ()  # per phase, in the site's phase order
+
+    def restamped(
+        self, t_ms: int, events: tuple[Event, ...], spat: tuple[PhaseTiming, ...] | None = None
+    ) -> Outputs:
+        """The same displays at another time, with this step's events (and fresh SPaT)."""
+        return Outputs(
+            t_ms,
+            self.mode,
+            self.channels,
+            self.phases,
+            self.peds,
+            self.overlaps,
+            events,
+            self.fault,
+            self.spat if spat is None else spat,
+        )
