@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 import resource
 import time
@@ -17,8 +19,16 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 STEP_MS = 100
 
 
-def _machine() -> str:
-    return f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}"
+def machine() -> str:
+    """Architecture, CPU model, cores and Python: the record every figure carries."""
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    cpu = f"{model or 'unknown CPU'}, {os.cpu_count()} cores"
+    return f"{platform.machine()}, {cpu}, python {platform.python_version()}"
 
 
 def bench_control(steps: int) -> list[dict[str, object]]:
@@ -67,7 +77,7 @@ def run_bench(name: str, json_out: bool, quick: bool) -> int:
     if name == "board":  # host -> pty -> virtual board (edge/board/bench.py)
         from edge.board.bench import run_board_bench
 
-        return run_board_bench(json_out=json_out, quick=quick, machine=_machine())
+        return run_board_bench(json_out=json_out, quick=quick, machine=machine())
     if name != "control":
         raise ValueError(f"unknown benchmark {name!r}")
     steps = 20_000 if quick else 200_000
@@ -76,11 +86,11 @@ def run_bench(name: str, json_out: bool, quick: bool) -> int:
     if json_out:
         print(
             json.dumps(
-                {"bench": name, "machine": _machine(), "rss_mb": round(rss_mb, 1), "configs": rows}
+                {"bench": name, "machine": machine(), "rss_mb": round(rss_mb, 1), "configs": rows}
             )
         )
         return 0
-    print(f"edge bench control: {steps} steps of 100 ms per config ({_machine()})")
+    print(f"edge bench control: {steps} steps of 100 ms per config ({machine()})")
     header = f"{'config':<28}{'phases':>7}{'us/step':>10}{'steps/s':>11}{'x real time':>13}"
     print(header)
     print("-" * len(header))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -209,20 +208,8 @@ async def _measure(
     }
 
 
-def _cpu() -> str:
-    """CPU model and core count, for the figures' record."""
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{model or 'unknown CPU'}, {os.cpu_count()} cores"
-
-
 def run_board_bench(json_out: bool, quick: bool, machine: str) -> int:
     tick_s, flat_s = (3.0, 2.0) if quick else (20.0, 5.0)
-    machine = f"{machine}, {_cpu()}"
     result = asyncio.run(_run(SITE, tick_s, flat_s))
     result = {"bench": "board", "machine": machine, "config": SITE.name, **result}
     if json_out:
