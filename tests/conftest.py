@@ -9,7 +9,7 @@ import pytest
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     props = sys.modules.get("tests.control.test_properties")
-    if props is not None:
+    if props is not None and props.STEPS_RUN[0]:
         steps = props.STEPS_RUN[0]
         terminalreporter.write_line(
             f"control core: {steps:,} controller steps checked by properties"
