@@ -106,6 +106,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    import logging
+
+    from edge.board.cli import LOG_FORMAT
+
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    if args.sim:
+        from sim.realtime import run_sim
+
+        return run_sim(args.sim, tls=args.tls, speed=args.speed, duration_s=args.duration)
+    if not (args.config and args.port):
+        print("edge run: --config and --port, or --sim SCENARIO", file=sys.stderr)
+        return 2
+    from edge.runtime import run_site
+
+    return run_site(args.config, args.port)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from edge.bench import run_bench
 
@@ -128,6 +146,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--speed", type=float, default=10, help="times real time; 0 = flat out")
     p.add_argument("--volume", type=float, default=400, help="vehicles/hour per lane")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "run",
+        help="the device runtime: controller, IO board, schedule, status (or --sim SCENARIO)",
+        description="Runs the site on the IO board at PORT until SIGTERM/SIGINT; on shutdown "
+        "or any error the board is handed to flash. Exit 0 on a signal, 1 on an error, 2 on a "
+        "bad config, 3 when the board is refused.",
+    )
+    p.add_argument("--config", help="site TOML")
+    p.add_argument("--port", help="serial device, e.g. /dev/ttyACM0 or a pty")
+    p.add_argument("--sim", help="scenario: run against SUMO and a virtual board in real time")
+    p.add_argument("--tls", help="with --sim: the SUMO junction (default: the first)")
+    p.add_argument("--speed", type=float, default=1.0, help="with --sim: times real time")
+    p.add_argument("--duration", type=float, help="with --sim: stop after this many wall s")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=cmd_run)
 
     add_board_command(sub)
 

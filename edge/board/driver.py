@@ -93,6 +93,7 @@ class BoardDriver:
         config: BoardConfig | None = None,
         max_recoveries_per_hour: int = 10,
         port: str = "",
+        recover_handover: bool = False,
     ) -> None:
         self.site = site
         self.port = port
@@ -104,6 +105,9 @@ class BoardDriver:
         self.controller = Controller(site, now_ms)
         self.outputs: Outputs | None = None
         self.max_recoveries_per_hour = max_recoveries_per_hour
+        # edge run hands the board to flash on shutdown (HOST_FLASH); a new host process
+        # finding the board so before it drove anything treats it as a start-up flash.
+        self.recover_handover = recover_handover
         self._recoveries: deque[int] = deque()
         self._prev_state = SessionState.CLOSED
         self._flash_epoch = 0  # entries into READY (board in flash, holding our config)
@@ -224,6 +228,17 @@ class BoardDriver:
         fault = self.session.board_fault
         while self._recoveries and now - self._recoveries[0] > HOUR_MS:
             self._recoveries.popleft()
+        if (
+            fault == codec.FAULT_HOST_FLASH
+            and self.recover_handover
+            and self._last_drive_ms is None
+            and self.latched_fault is None
+        ):
+            log.info(
+                "board_handover_found fault=HOST_FLASH: a previous host handed the board to "
+                "flash; this start recovers it through the start-up sequence"
+            )
+            fault = codec.FAULT_POWER_ON
         if fault in RECOVERABLE_FAULTS and self.latched_fault is not None:
             # The board restarted or lost us after a safety fault: its memory of
             # the fault is gone, ours is not. Still an operator's decision.

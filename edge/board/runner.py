@@ -120,6 +120,19 @@ class BoardRunner:
         log.info("board_runner_stop: the board goes to flash by its own watchdog")
         return EXIT_OK
 
+    @property
+    def link(self) -> SerialLink | None:
+        """The open port, if any."""
+        return self._link
+
+    async def keep_link(self) -> None:
+        """The link task alone (edge run supervises its own ticker)."""
+        await self._link_keeper()
+
+    def flush(self) -> None:
+        """Write what the driver queued."""
+        self._flush()
+
     def _running(self) -> bool:
         """False when the runner must end; raises a refusal into the TaskGroup."""
         if self._refused is not None:

@@ -1,0 +1,365 @@
+"""`edge run`: the device runtime, one asyncio supervisor with named tasks.
+
+Tasks under one TaskGroup (STYLE.md point 7):
+
+- `board-link`: the IO-board port (BoardRunner's link keeper: reconnects with
+  jittered backoff, feeds every byte to the sans-IO BoardDriver);
+- `control-tick`: BoardDriver.tick() at 10 Hz on the monotonic clock,
+  deadline to deadline; the wake-up lateness of every tick (actual minus
+  planned time) is the tick jitter, logged as p50/p99 every minute;
+- `schedule`: the time-of-day schedule on the local clock; a SetPlan when
+  the scheduled plan changes;
+- `status`: a status line every STATUS_EVERY_S (mode, board, jitter);
+- `central`: the MQTT link, when one is configured (a hook: CentralHook);
+- `supervisor`: waits for the stop request, then runs the one shutdown path.
+
+The one shutdown path: SIGTERM/SIGINT, a board refusal or any unexpected
+error in a task all come to `_shutdown`: the ticker stops, the board is
+handed to flash (an OUTPUTS with the flash flag; its STATUS confirms it,
+waited for with a timeout; if the port is gone the board's own watchdog
+flashes it), the exit is logged with its reason (`runtime_exit reason=...
+code=...`), and the exit code is 0 for a signal, 1 for an error, 3 for a
+refused board. Every wait has a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import signal
+import statistics
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from edge.board.driver import TICK_MS
+from edge.board.runner import EXIT_CONFIG, EXIT_REFUSED, BoardRunner, monotonic_ms
+from edge.board.session import BoardRefusedError, state_name
+from edge.config import SiteConfig
+from edge.control.messages import SetPlan
+from hw import codec
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+STATUS_EVERY_S = 10.0
+JITTER_EVERY_S = 60.0
+SCHEDULE_POLL_S = 1.0
+HANDOVER_TIMEOUT_S = 1.0
+TASK_STOP_TIMEOUT_S = 3.0
+# Test-only fault injection: EDGE_RUNTIME_FAIL=<task>:<seconds> raises in that task.
+FAIL_ENV = "EDGE_RUNTIME_FAIL"
+
+
+class InjectedFault(RuntimeError):
+    """Raised by a task when EDGE_RUNTIME_FAIL names it (tests of the shutdown path)."""
+
+
+class CentralHook(Protocol):
+    """The central link as the runtime sees it: a coroutine run as task `central`."""
+
+    def __call__(self, runtime: Runtime) -> Awaitable[None]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Jitter:
+    """Tick lateness over a window, in ms."""
+
+    ticks: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+def jitter_of(samples_ms: list[float]) -> Jitter:
+    if not samples_ms:
+        return Jitter(0, 0.0, 0.0, 0.0)
+    ordered = sorted(samples_ms)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return Jitter(len(ordered), statistics.median(ordered), p99, ordered[-1])
+
+
+class Runtime:
+    """One site, one board port, until a signal, a refusal or an error."""
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        port: str,
+        *,
+        wall_clock: Callable[[], dt.datetime] = dt.datetime.now,
+        central: CentralHook | None = None,
+        on_tick: Callable[[Runtime], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.site = config.site
+        self.board = BoardRunner(config.site, port)
+        self.driver = self.board.driver
+        self.driver.recover_handover = True
+        self.wall_clock = wall_clock
+        self.central = central
+        self.on_tick = on_tick
+        self.extra_tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
+        self._stop = asyncio.Event()
+        self._ticking = True
+        self.reason = ""
+        self.code = EXIT_OK
+        self._window: deque[float] = deque(maxlen=int(JITTER_EVERY_S * 1000 / TICK_MS))
+        self.jitter_all = Jitter(0, 0.0, 0.0, 0.0)
+        self._all_samples: list[float] = []
+        self.ticks = 0
+        self.plan = ""
+        self._fail = _parse_fail(os.environ.get(FAIL_ENV, ""))
+        self._started = time.monotonic()
+
+    # -- control ----------------------------------------------------------------------------
+
+    def request_stop(self, reason: str, code: int = EXIT_OK) -> None:
+        """Ask for the shutdown path; the first reason wins."""
+        if not self._stop.is_set():
+            self.reason, self.code = reason, code
+            log.info("runtime_stop_requested reason=%s", reason)
+            self._stop.set()
+
+    def status(self) -> dict[str, Any]:
+        """A snapshot for the local status page and the log."""
+        out = self.driver.outputs
+        s = self.driver.session
+        window = jitter_of(list(self._window))
+        return {
+            "site": self.site.id,
+            "plan": self.plan,
+            "mode": out.mode if out is not None else "none",
+            "session": s.state.value,
+            "board_state": state_name(s.board_state) if s.board_state is not None else "UNKNOWN",
+            "ticks": self.ticks,
+            "jitter_ms": {"p50": window.p50_ms, "p99": window.p99_ms, "max": window.max_ms},
+        }
+
+    # -- the supervisor ----------------------------------------------------------------------
+
+    async def run(self) -> int:
+        log.info("runtime_start site=%s port=%s", self.site.id, self.board.port)
+        tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+            "board-link": self._board_link,
+            "control-tick": self._ticker,
+            "schedule": self._schedule,
+            "status": self._status,
+        }
+        central = self.central
+        if central is not None:
+
+            async def run_central() -> None:
+                await central(self)
+
+            tasks["central"] = run_central
+        tasks.update(self.extra_tasks)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for name, fn in tasks.items():
+                    tg.create_task(self._guarded(name, fn), name=name)
+                tg.create_task(self._supervisor(), name="supervisor")
+        except* _Shutdown:
+            pass
+        finally:
+            self._log_jitter(final=True)
+            self.driver.log_stats()
+        level = logging.INFO if self.code == EXIT_OK else logging.ERROR
+        log.log(level, "runtime_exit reason=%s code=%d", self.reason, self.code)
+        return self.code
+
+    async def _guarded(self, name: str, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run one task; any error in it becomes a stop request (the one shutdown path)."""
+        try:
+            await fn()
+        except asyncio.CancelledError:
+            raise
+        except BoardRefusedError as exc:
+            log.error("board_refused port=%s: %s; refusing to run", self.board.port, exc)
+            self.request_stop("board_refused", EXIT_REFUSED)
+        except Exception as exc:
+            log.exception("task_failed task=%s error=%r", name, exc)
+            self.request_stop(f"task_failed:{name}:{type(exc).__name__}", EXIT_ERROR)
+        else:
+            if not self._stop.is_set():
+                self.request_stop(f"task_ended:{name}", EXIT_ERROR)
+
+    async def _supervisor(self) -> None:
+        await self._stop.wait()
+        await self._shutdown()
+        raise _Shutdown
+
+    async def _shutdown(self) -> None:
+        self._ticking = False
+        try:
+            await asyncio.wait_for(self._handover(), HANDOVER_TIMEOUT_S)
+        except TimeoutError:
+            log.warning(
+                "shutdown_handover_unconfirmed: no STATUS within %.1f s; the board flashes by "
+                "its own watchdog (%d ms)",
+                HANDOVER_TIMEOUT_S,
+                self.driver.config.watchdog_ms,
+            )
+        self.board.stop()
+
+    async def _handover(self) -> None:
+        """Flash flag in one OUTPUTS; wait until the board reports flash."""
+        s = self.driver.session
+        link = self.board.link
+        if link is None or not link.is_open or s.board_state is None:
+            log.warning("shutdown_handover port_closed: the board flashes by its own watchdog")
+            return
+        out = self.driver.outputs
+        wanted = [int(c) for c in out.channels] if out is not None else []
+        if not s.send_outputs(monotonic_ms(), wanted or [0] * self.driver.config.channels, True):
+            log.warning(
+                "shutdown_handover session=%s: no OUTPUTS allowed; board flashes by watchdog",
+                s.state.value,
+            )
+            return
+        self.board.flush()
+        while s.board_state != codec.STATE_FLASH:
+            await asyncio.sleep(0.01)
+        log.info("shutdown_handover board_state=FLASH: the intersection is in flash")
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    async def _board_link(self) -> None:
+        await self.board.keep_link()
+
+    async def _wait_stop(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True if a stop was requested meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=max(0.0, seconds))
+        return self._stop.is_set()
+
+    async def _ticker(self) -> None:
+        period_s = TICK_MS / 1000
+        next_s = time.monotonic()
+        last_jitter = next_s
+        while self._ticking:
+            now_s = time.monotonic()
+            late_ms = (now_s - next_s) * 1000
+            self._window.append(late_ms)
+            self._all_samples.append(late_ms)
+            self.driver.tick(int(now_s * 1000))
+            self.board.flush()
+            self.ticks += 1
+            if self.on_tick is not None:
+                self.on_tick(self)
+            self._check_fail("control-tick")
+            if now_s - last_jitter >= JITTER_EVERY_S:
+                last_jitter = now_s
+                self._log_jitter()
+            next_s += period_s
+            if time.monotonic() - next_s > period_s:
+                log.warning("tick_overrun late_ms=%d", int((time.monotonic() - next_s) * 1000))
+                next_s = time.monotonic()
+            if await self._wait_stop(next_s - time.monotonic()):
+                return
+
+    def _log_jitter(self, final: bool = False) -> None:
+        if final:
+            j = jitter_of(self._all_samples)
+            self.jitter_all = j
+            what = "tick_jitter_total"
+        else:
+            j = jitter_of(list(self._window))
+            what = "tick_jitter"
+            if len(self._all_samples) > 1_000_000:
+                self._all_samples = self._all_samples[-100_000:]
+        log.info(
+            "%s ticks=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f",
+            what,
+            j.ticks,
+            j.p50_ms,
+            j.p99_ms,
+            j.max_ms,
+        )
+
+    async def _schedule(self) -> None:
+        schedule = self.config.schedule
+        self.plan = self.driver.controller.plan.id
+        while True:
+            if schedule is not None:
+                wanted = schedule.plan_at(self.wall_clock())
+                if wanted and wanted != self.plan:
+                    log.info("schedule_plan from=%s to=%s", self.plan, wanted)
+                    self.driver.command(SetPlan(wanted))
+                    self.plan = wanted
+            self._check_fail("schedule")
+            if await self._wait_stop(SCHEDULE_POLL_S):
+                return
+
+    async def _status(self) -> None:
+        while not await self._wait_stop(min(STATUS_EVERY_S, self._fail_s("status"))):
+            self._check_fail("status")
+            st = self.status()
+            j = st["jitter_ms"]
+            log.info(
+                "runtime_status plan=%s mode=%s session=%s board=%s ticks=%d "
+                "jitter_p50_ms=%.2f jitter_p99_ms=%.2f",
+                st["plan"],
+                st["mode"],
+                st["session"],
+                st["board_state"],
+                st["ticks"],
+                j["p50"],
+                j["p99"],
+            )
+
+    # -- test-only fault injection -------------------------------------------------------------
+
+    def _fail_s(self, task: str) -> float:
+        if self._fail is not None and self._fail[0] == task:
+            return max(0.05, self._fail[1] - time.monotonic() + self._started)
+        return STATUS_EVERY_S
+
+    def _check_fail(self, task: str) -> None:
+        if self._fail is None or self._fail[0] != task:
+            return
+        if time.monotonic() - self._started >= self._fail[1]:
+            raise InjectedFault(f"{FAIL_ENV} asked task {task} to fail")
+
+
+class _Shutdown(Exception):
+    """Raised by the supervisor task after the shutdown path: ends the TaskGroup."""
+
+
+def _parse_fail(text: str) -> tuple[str, float] | None:
+    if not text:
+        return None
+    task, _, after = text.partition(":")
+    return task, float(after or 0)
+
+
+def install_signals(rt: Runtime) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, rt.request_stop, f"signal:{signal.Signals(sig).name}")
+
+
+def run_site(config_path: str, port: str) -> int:
+    """`edge run --config SITE --port DEV`: load, run until a signal or an error."""
+    from edge.board.config import BoardConfigError, board_config
+    from edge.config import ConfigError, load_config
+
+    try:
+        config = load_config(config_path)
+        board_config(config.site)
+    except (ConfigError, BoardConfigError) as exc:
+        log.error("config_error %s: %s", config_path, exc)
+        return EXIT_CONFIG
+
+    async def main() -> int:
+        rt = Runtime(config, port)
+        install_signals(rt)
+        return await rt.run()
+
+    return asyncio.run(main())
