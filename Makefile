@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench setup clean mosquitto
+.PHONY: demo demo-scripted test lint bench setup clean mosquitto
 
 $(STAMP): pyproject.toml
 	./scripts/setup.sh $(VENV)
@@ -16,7 +16,14 @@ setup: $(STAMP)
 mosquitto:
 	./scripts/install-mosquitto.sh
 
+# The real runtime on the shipped single intersection: SUMO traffic, a virtual IO
+# board on a pty, a live view; 5 minutes or until Ctrl-C (the board goes to flash).
+DEMO_S ?= 300
 demo: $(STAMP)
+	$(VENV)/bin/edge run --sim single --duration $(DEMO_S)
+
+# The scripted controller demo (no board, no SUMO).
+demo-scripted: $(STAMP)
 	$(VENV)/bin/edge demo examples/four_leg_protected.toml
 
 lint: $(STAMP)
