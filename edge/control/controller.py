@@ -43,6 +43,7 @@ from edge.control.messages import (
     Hold,
     Inputs,
     Lamp,
+    LoadSite,
     Omit,
     Outputs,
     PhaseTiming,
@@ -149,6 +150,7 @@ class Controller:
         self.all_red_req = False
         self.flash_req = False
         self.pending_plan: str | None = None
+        self.pending_site: Site | None = None  # new timing waiting for a safe point
         self.fault: str | None = None
         # Emergency preemption: requests by preempt index -> time requested;
         # the one being served, and when its dwell began (-1: entering).
@@ -409,9 +411,22 @@ class Controller:
                 if self.mode == FLASH:
                     self._start_mode(now, STARTUP_ALL_RED, self.site.startup_all_red_ms)
             return None
+        if isinstance(cmd, LoadSite):
+            if not isinstance(cmd.site, Site):
+                return "site is not a Site"
+            why = _same_intersection(self.site, cmd.site)
+            if why:
+                return why
+            if not isinstance(cmd.plan, str) or cmd.plan not in cmd.site.plans:
+                return f"unknown plan {cmd.plan!r}"
+            self.pending_site = cmd.site
+            self.pending_plan = cmd.plan
+            self._event(now, "plan_pending", cmd.plan, "new timing")
+            return None
         if isinstance(cmd, SetPlan):
             if not isinstance(cmd.plan, str) or cmd.plan not in self.site.plans:
                 return f"unknown plan {cmd.plan!r}"
+            self.pending_site = None
             self.pending_plan = cmd.plan
             self._event(now, "plan_pending", cmd.plan)
             return None
@@ -1153,6 +1168,13 @@ class Controller:
 
     def _apply_plan(self, now: int) -> None:
         assert self.pending_plan is not None
+        if self.pending_site is not None:
+            # Same intersection, new timing: the indexes built from it are rebuilt
+            # (detector locking may have changed); the running state stays.
+            self.site = self.pending_site
+            self.pending_site = None
+            self._build_indexes()
+            self._event(now, "site_loaded", self.site.id)
         self.plan = self.site.plans[self.pending_plan]
         self.use_max2 = self.plan.use_max2
         self._set_coordination(now)
@@ -1308,3 +1330,20 @@ _FYA_EVENTS = {
     YELLOW: "overlap_yellow",
     RED: "overlap_red",
 }
+
+
+def _same_intersection(old: Site, new: Site) -> str | None:
+    """Why `new` is not the same intersection with other timing, or None."""
+    for name in ("approaches", "phases", "channels", "conflicts", "preempts", "safety"):
+        if getattr(old, name) != getattr(new, name):
+            return f"new timing changes the intersection's {name}"
+    # An overlap's clearance times follow its parents' plans; the rest is wiring.
+    shape = [(o.id, o.parents, o.permissive_parents, o.movements, o.flash) for o in old.overlaps]
+    if shape != [
+        (o.id, o.parents, o.permissive_parents, o.movements, o.flash) for o in new.overlaps
+    ]:
+        return "new timing changes the intersection's overlaps"
+    wiring = [(d.id, d.input, d.ped, d.calls, d.extends) for d in old.detectors]
+    if wiring != [(d.id, d.input, d.ped, d.calls, d.extends) for d in new.detectors]:
+        return "new timing changes the detector wiring"
+    return None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from edge.control.site import Site
+
 
 class Lamp(IntEnum):
     """Display of one signal group or channel; also the IO board's wire code.
@@ -102,6 +104,20 @@ class Preempt:
 
 
 @dataclass(frozen=True, slots=True)
+class LoadSite:
+    """New timing for the same intersection (plans, patterns, detector timing).
+
+    `site` must describe the same intersection: same approaches, phases,
+    overlaps, channels, conflicts, preempts and detector wiring; only plans,
+    the default plan and detector delay/carryover/locking may differ. It takes
+    effect with plan `plan` at the next safe point, like SetPlan.
+    """
+
+    site: Site
+    plan: str
+
+
+@dataclass(frozen=True, slots=True)
 class SetMode:
     """Run "free" (actuated, ignoring the plan's pattern) or "coordinated" (the pattern)."""
 
@@ -121,6 +137,7 @@ Command = (
     | UseMax2
     | Preempt
     | SetMode
+    | LoadSite
 )
 
 

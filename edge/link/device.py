@@ -32,8 +32,7 @@ from typing import Any
 
 from edge.config import SiteConfig, config_from_dict
 from edge.control.controller import Controller
-from edge.control.messages import Inputs, Outputs, SetPlan
-from edge.control.site import Site
+from edge.control.messages import Inputs, LoadSite, Outputs, SetPlan
 from edge.demand import RandomDemand
 from edge.link import messages
 from edge.link.client import LinkClient
@@ -67,26 +66,6 @@ def _firmware() -> str:
 
 
 FIRMWARE = _firmware()
-
-
-def install_site(ctl: Controller, site: Site) -> None:
-    """Give a running controller a new plan set without restarting it.
-
-    Stop-gap until the core has a command for it: the controller reads plans
-    from `ctl.site.plans` only when SetPlan is validated and when the pending
-    plan is applied at a safe point, so swapping in a Site that differs only in
-    its plans (and detector delay/carryover, which it reads live) and then
-    sending SetPlan makes the new timing take effect at the next safe point.
-    """
-    old = ctl.site
-    if (
-        site.phases != old.phases
-        or site.channels != old.channels
-        or site.conflicts != old.conflicts
-        or [d.id for d in site.detectors] != [d.id for d in old.detectors]
-    ):
-        raise ValueError("a plan bundle may change plans and detector timing only")
-    ctl.site = site
 
 
 def utc_ms() -> int:
@@ -287,12 +266,12 @@ class DeviceRuntime:
             )
             return
         self._ack(Ack(None, "plan", "accepted", version=b.version, correlation=act.correlation))
-        install_site(self.ctl, b.site)
         self.bundle = b
         self.config = b.config
         plan = self._scheduled_plan()
         self.scheduled = plan
-        self.queued.append(ControlCommand(None, SetPlan(plan)))
+        # The core swaps in the new timing itself, at its next safe point.
+        self.queued.append(ControlCommand(None, LoadSite(b.site, plan)))
         self.pending_apply = (b.version, plan, act.correlation)
         self._log(
             LogEvent(

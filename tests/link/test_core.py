@@ -378,20 +378,27 @@ def test_backoff_is_jittered_exponential_and_capped() -> None:
     assert b.next() <= 0.5
 
 
-def test_install_site_refuses_a_different_intersection(keys: Keys) -> None:
+def test_new_timing_is_loaded_by_the_core_and_a_different_intersection_refused(
+    keys: Keys,
+) -> None:
     from edge.config import site_from_dict
-    from edge.link.device import install_site
+    from edge.control.messages import Inputs, LoadSite
 
     ctl = Controller(site_from_dict(SITE_RAW))
     other = dict(SITE_RAW)
     other["phases"] = [dict(p) for p in SITE_RAW["phases"]]
     other["phases"][0]["dual_entry"] = True
-    with pytest.raises(ValueError):
-        install_site(ctl, site_from_dict(other))
+    out = ctl.step(0, Inputs(commands=(LoadSite(site_from_dict(other), "day"),)))
+    rejected = [(e.name, e.detail) for e in out.events if e.name.startswith("command")]
+    assert rejected == [("command_rejected", "new timing changes the intersection's phases")]
     plans = site_plans()
     plans["day"]["defaults"]["max_green_s"] = 21
     bundle, _ = verify(signed_bundle(keys.central, DEV, 1, plans, "day"), keys)
-    install_site(ctl, bundle.site)
+    names = []
+    for now in range(100, 20_000, 100):
+        cmds = (LoadSite(bundle.site, "day"),) if now == 100 else ()
+        names += [e.name for e in ctl.step(now, Inputs(commands=cmds)).events]
+    assert "site_loaded" in names and "plan_applied" in names
     assert ctl.site.plans["day"].timings[3].max_green_ms == 15_000  # phase 3's own override
     assert ctl.site.plans["day"].timings[4].max_green_ms == 21_000
 
