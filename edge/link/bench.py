@@ -20,7 +20,6 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
-import platform
 import tempfile
 import threading
 import time
@@ -31,16 +30,13 @@ import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.bench import machine
 from edge.link import central, topics
 from edge.link.client import BrokerConfig
 from edge.link.mosquitto import Mosquitto
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "four_leg_protected.toml"
 CONNECT_CONCURRENCY = 32
-
-
-def _machine() -> str:
-    return f"{platform.machine()} {os.cpu_count()} cpu python {platform.python_version()}"
 
 
 def _cpu_s(pid: int) -> float:
@@ -345,11 +341,11 @@ def run_link_bench(json_out: bool, quick: bool) -> int:
         with Mosquitto(work / "broker") as broker:
             single = asyncio.run(_single(broker, work, pushes, 2.0 if quick else 5.0))
             fleet_res = fleet(broker, devices, seconds, workers)
-    res = {"bench": "link", "machine": _machine(), **fleet_res, **single}
+    res = {"bench": "link", "machine": machine(), **fleet_res, **single}
     if json_out:
         print(json.dumps(res))
         return 0
-    print(f"edge bench link ({_machine()}), Mosquitto on this machine")
+    print(f"edge bench link ({machine()}), Mosquitto on this machine")
     print(
         f"  one device at 10 Hz: SPaT {single['spat_hz']} Hz held; plan push -> accepted ack "
         f"p50 {single['plan_ack_p50_ms']} ms, p99 {single['plan_ack_p99_ms']} ms; -> applied "
