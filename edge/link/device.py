@@ -32,7 +32,7 @@ from typing import Any
 
 from edge.config import SiteConfig, config_from_dict
 from edge.control.controller import Controller
-from edge.control.messages import Inputs, LoadSite, Outputs, SetPlan
+from edge.control.messages import Inputs, LoadSite, Outputs, Preempt, SetPlan
 from edge.demand import RandomDemand
 from edge.link import messages
 from edge.link.client import LinkClient
@@ -124,6 +124,7 @@ class DeviceRuntime:
         self.pending_apply: tuple[int, str, bytes | None] | None = None
         self.events: list[LogEvent] = []
         self.priority: dict[str, EmergencyPriorityRequest | TransitPriorityRequest] = {}
+        self.preempting: set[int] = set()  # preempt ids requested of the core for central
         self.on_priority: list[Callable[[EmergencyPriorityRequest | TransitPriorityRequest], None]]
         self.on_priority = []
         self.stats = Stats()
@@ -295,8 +296,24 @@ class DeviceRuntime:
             await self._in_db(
                 self.store.save_priority, key, kind, body, req.received_ms, req.expires_ms
             )
+        self._sync_preempts()
         for hook in self.on_priority:
             hook(req)
+
+    def _sync_preempts(self) -> None:
+        """Emergency requests from central become the core's preempts for their approach."""
+        wanted = {
+            pre.id
+            for req in self.priority.values()
+            if isinstance(req, EmergencyPriorityRequest)
+            for pre in self.ctl.site.preempts
+            if pre.approach == req.approach
+        }
+        for pid in sorted(wanted - self.preempting):
+            self.queued.append(ControlCommand(None, Preempt(pid, True)))
+        for pid in sorted(self.preempting - wanted):
+            self.queued.append(ControlCommand(None, Preempt(pid, False)))
+        self.preempting = wanted
 
     def _state(self, ref: str | None) -> str:
         out = self.out

@@ -151,6 +151,9 @@ async def _scenario(broker: Mosquitto, keys: Keys, tmp: Path) -> dict[str, Any]:
             req = rt.priority["ev:E-17"]
             assert isinstance(req, EmergencyPriorityRequest) and req.approach == "N"
             assert rt.store.active_priorities(central.now_ms())[0][0] == "ev:E-17"
+            # The request became the core's preempt for the north approach (preempt 4).
+            assert rt.preempting == {4}
+            await wait_for(lambda: 3 in rt.ctl.pre_requests, 5, "preempt 4 requested")
             got = await command({"kind": "hold", "phases": [2, 6]})
             assert [a["status"] for a in got] == ["accepted", "done"]
             got = await command({"kind": "set_mode", "mode": "adaptive"})
