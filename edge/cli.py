@@ -121,7 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     from edge.runtime import run_site
 
-    return run_site(args.config, args.port)
+    return run_site(args.config, args.port, status_path=args.status_file)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -156,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--config", help="site TOML")
     p.add_argument("--port", help="serial device, e.g. /dev/ttyACM0 or a pty")
+    p.add_argument("--status-file", help="write the status snapshot (JSON) here every 10 s")
     p.add_argument("--sim", help="scenario: run against SUMO and a virtual board in real time")
     p.add_argument("--tls", help="with --sim: the SUMO junction (default: the first)")
     p.add_argument("--speed", type=float, default=1.0, help="with --sim: times real time")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import os
 import signal
@@ -96,6 +97,7 @@ class Runtime:
         wall_clock: Callable[[], dt.datetime] = dt.datetime.now,
         central: CentralHook | None = None,
         on_tick: Callable[[Runtime], None] | None = None,
+        status_path: str | None = None,
     ) -> None:
         self.config = config
         self.site = config.site
@@ -105,6 +107,7 @@ class Runtime:
         self.wall_clock = wall_clock
         self.central = central
         self.on_tick = on_tick
+        self.status_path = status_path
         self.extra_tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
         self._stop = asyncio.Event()
         self._ticking = True
@@ -313,6 +316,15 @@ class Runtime:
                 j["p50"],
                 j["p99"],
             )
+            if self.status_path:
+                self._write_status(st)
+
+    def _write_status(self, st: dict[str, Any]) -> None:
+        """The snapshot as JSON for the local status page (replaced atomically)."""
+        tmp = f"{self.status_path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(st, f)
+        os.replace(tmp, str(self.status_path))
 
     # -- test-only fault injection -------------------------------------------------------------
 
@@ -345,7 +357,7 @@ def install_signals(rt: Runtime) -> None:
         loop.add_signal_handler(sig, rt.request_stop, f"signal:{signal.Signals(sig).name}")
 
 
-def run_site(config_path: str, port: str) -> int:
+def run_site(config_path: str, port: str, status_path: str | None = None) -> int:
     """`edge run --config SITE --port DEV`: load, run until a signal or an error."""
     from edge.board.config import BoardConfigError, board_config
     from edge.config import ConfigError, load_config
@@ -358,7 +370,7 @@ def run_site(config_path: str, port: str) -> int:
         return EXIT_CONFIG
 
     async def main() -> int:
-        rt = Runtime(config, port)
+        rt = Runtime(config, port, status_path=status_path)
         install_signals(rt)
         return await rt.run()
 
