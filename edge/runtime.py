@@ -220,6 +220,7 @@ class Runtime:
             return
         out = self.driver.outputs
         wanted = [int(c) for c in out.channels] if out is not None else []
+        self.driver.handing_over = True
         if not s.send_outputs(monotonic_ms(), wanted or [0] * self.driver.config.channels, True):
             log.warning(
                 "shutdown_handover session=%s: no OUTPUTS allowed; board flashes by watchdog",

@@ -108,6 +108,7 @@ class BoardDriver:
         # edge run hands the board to flash on shutdown (HOST_FLASH); a new host process
         # finding the board so before it drove anything treats it as a start-up flash.
         self.recover_handover = recover_handover
+        self.handing_over = False  # set by edge run's shutdown: HOST_FLASH is expected
         self._recoveries: deque[int] = deque()
         self._prev_state = SessionState.CLOSED
         self._flash_epoch = 0  # entries into READY (board in flash, holding our config)
@@ -343,6 +344,8 @@ class BoardDriver:
         )
         if ev.new == codec.STATE_FLASH and ev.fault not in (codec.FAULT_NONE, codec.FAULT_POWER_ON):
             level = logging.WARNING if ev.fault in RECOVERABLE_FAULTS else logging.ERROR
+            if ev.fault == codec.FAULT_HOST_FLASH and self.handing_over:
+                level = logging.INFO
             log.log(
                 level,
                 "board_fault fault=%s code=%d: board in flash",
