@@ -121,7 +121,15 @@ def next_seq(seq):
 # --- checksums ---------------------------------------------------------------
 
 
+try:  # CPython's C CRC-16/CCITT (the host and the simulator); MicroPython has none
+    from binascii import crc_hqx as _crc_hqx
+except ImportError:
+    _crc_hqx = None
+
+
 def _crc16(buf, start, end):
+    if _crc_hqx is not None:
+        return _crc_hqx(memoryview(buf)[start:end], 0xFFFF)
     crc = 0xFFFF
     for i in range(start, end):
         crc ^= buf[i] << 8

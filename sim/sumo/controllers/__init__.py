@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sim.sumo.controllers.base import SignalControl
+from sim.sumo.controllers.edge_board import EdgeBoardControl
 from sim.sumo.controllers.edge_control import EdgeControl
 from sim.sumo.controllers.max_pressure import MaxPressure
 from sim.sumo.controllers.sumo_programs import SUMO_TYPES, SumoProgram
@@ -13,7 +14,7 @@ from sim.sumo.errors import SimError
 from sim.sumo.network import signal_junctions
 from sim.sumo.scenarios import Scenario
 
-NAMES = ("edge", *SUMO_TYPES, "webster", "max-pressure")
+NAMES = ("edge", "edge-board", *SUMO_TYPES, "webster", "max-pressure")
 
 
 def make_controller(name: str, scenario: Scenario) -> SignalControl:
@@ -26,6 +27,8 @@ def make_controller(name: str, scenario: Scenario) -> SignalControl:
     derivations = derive_all(junctions)
     if name == "edge":
         return EdgeControl(derivations)
+    if name == "edge-board":
+        return EdgeBoardControl(derivations)
     if name == "max-pressure":
         return MaxPressure(derivations)
     demand = read_demand(scenario)

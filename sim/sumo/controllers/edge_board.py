@@ -1,0 +1,102 @@
+"""`--controller edge-board`: the edge controller through the IO-board firmware, in-process.
+
+Like `edge`, but each signal's controller is the runtime's BoardDriver (the
+controller, the board session, its guard and recovery policy) talking to the
+hw/ firmware (hw.board.Board) by handing bytes across in the same thread, on
+the simulated clock: no pty, no thread, deterministic. SUMO's stop-bar
+detectors are the board's raw inputs (debounced by the firmware, reported in
+STATUS), and SUMO shows the lamps the board drives, not the controller's
+wishes. The start-up runs as on a device: the board's power-on flash, the
+handshake and CONFIG, the controller's start-up flash and all red, then RUN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from edge.board.driver import BoardDriver
+from edge.control.messages import Lamp
+
+from hw import board as hw_board
+from hw import codec
+from sim.sumo.controllers.base import LinkRenderer
+from sim.sumo.controllers.edge_control import EdgeControl, detector_sumo_id
+
+_LAST_STEP_VEHICLE_NUMBER = 0x10
+_MAX_EXCHANGES = 8  # request/reply rounds per tick (handshake needs 3)
+
+
+@dataclass(slots=True)
+class _Board:
+    tls: str
+    driver: BoardDriver
+    board: Any  # hw.board.Board (MicroPython-subset module, untyped)
+    renderer: LinkRenderer
+    inputs: list[tuple[str, int]]  # (SUMO detector id, board input 1..16)
+    raw: int = 0
+    last_state: str = ""
+
+
+class EdgeBoardControl(EdgeControl):
+    def __init__(self, derivations: list[Any]) -> None:
+        super().__init__(derivations, name="edge-board")
+        self.boards: list[_Board] = []
+
+    def start(self, sim: Any, t_ms: int) -> None:
+        for d in self.derivations:
+            site = d.site
+            by_id = {det.id: det.input for det in site.detectors}
+            inputs = [(detector_sumo_id(d.tls, b.id), by_id[b.id]) for b in d.detectors]
+            for sumo_id, _ in inputs:
+                sim.lanearea.subscribe(sumo_id, [_LAST_STEP_VEHICLE_NUMBER])
+            driver = BoardDriver(site, t_ms, port=f"in-process:{d.tls}")
+            driver.connect(t_ms)
+            self.boards.append(
+                _Board(
+                    tls=d.tls,
+                    driver=driver,
+                    board=hw_board.Board(t_ms),
+                    renderer=LinkRenderer(d.links, [ch.id for ch in site.channels]),
+                    inputs=inputs,
+                )
+            )
+
+    def step(self, sim: Any, t_ms: int, sensed: bool) -> None:
+        if sensed:
+            results = sim.lanearea.getAllSubscriptionResults()
+            for b in self.boards:
+                mask = 0
+                for sumo_id, io_input in b.inputs:
+                    if results.get(sumo_id, {}).get(_LAST_STEP_VEHICLE_NUMBER, 0) > 0:
+                        mask |= 1 << (io_input - 1)
+                b.raw = mask
+        for b in self.boards:
+            b.board.tick(t_ms)
+            b.board.sample_inputs(t_ms, b.raw)
+            b.driver.tick(t_ms)
+            self._exchange(b, t_ms)
+            safety = b.board.safety
+            faulted = safety.fault not in (codec.FAULT_NONE, codec.FAULT_POWER_ON)
+            if safety.state == codec.STATE_FLASH and faulted and not self.fault_events:
+                self.fault_events.append(
+                    f"{b.tls}: board flash at {t_ms / 1000:.1f} s: fault {safety.fault}"
+                )
+
+    @staticmethod
+    def _exchange(b: _Board, t_ms: int) -> None:
+        for _ in range(_MAX_EXCHANGES):
+            data = b.driver.data_to_send()
+            if not data:
+                return
+            reply = b.board.receive(t_ms, data)
+            if reply:
+                b.driver.receive(t_ms, reply)
+
+    def apply(self, sim: Any) -> None:
+        for b in self.boards:
+            lamps = b.board.safety.lamps()
+            state = b.renderer.render([Lamp(c) for c in lamps]) if lamps else ""
+            if state and state != b.last_state:
+                sim.trafficlight.setRedYellowGreenState(b.tls, state)
+                b.last_state = state
