@@ -92,7 +92,7 @@ def derivation_toml(d: Derivation, source: str) -> str:
         row_notes[("channels", ch["id"])] = f"SUMO link indices {links}"
     for det in d.detectors:
         row_notes[("detectors", det.id)] = (
-            f"stop-bar loop on SUMO lane {det.lane}, {det.pos_m:g}-{det.pos_m + det.length_m:g} m"
+            f"{det.kind} loop on SUMO lane {det.lane}, {det.pos_m:g}-{det.pos_m + det.length_m:g} m"
         )
     arms = {a.id: a for a in d.arms}
     for a in d.site_dict["approaches"]:

@@ -82,7 +82,11 @@ def test_hangzhou_4x4_every_junction(hangzhou_dir: Path, tmp_path: Path) -> None
     assert len(derivations) == 16
     for d in derivations:
         _check_toml(d, tmp_path)
-        assert len(d.detectors) == 12
+        # a stop-bar loop per lane; setback loops on the board's 4 inputs left
+        assert sum(det.kind == "stop-bar" for det in d.detectors) == 12
+        assert len(d.detectors) == 16
+        assert all(det.calls for det in d.detectors if det.kind == "stop-bar")
+        assert not any(det.calls for det in d.detectors if det.kind == "setback")
 
 
 def test_one_way_street(tmp_path: Path) -> None:

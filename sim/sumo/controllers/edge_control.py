@@ -1,9 +1,10 @@
 """The project's own controller (edge.control) on every signal, stepped directly.
 
 Each signal gets a `Controller` built from its derived site. Every 100 ms the
-stop-bar loops (SUMO lane-area detectors, one per incoming lane) give the
-detector presence, the controller steps, and its channel outputs (the
-load-switch map the IO board would drive) become the SUMO link states.
+loops (SUMO lane-area detectors: a stop-bar loop per incoming lane and, where
+the lane is long enough, a setback loop upstream) give the detector presence,
+the controller steps, and its channel outputs (the load-switch map the IO
+board would drive) become the SUMO link states.
 The `webster` baseline reuses this with a fixed-time plan and no detectors.
 """
 
