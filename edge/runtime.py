@@ -11,7 +11,9 @@ Tasks under one TaskGroup (STYLE.md point 7):
   the scheduled plan changes;
 - `status`: a status line every STATUS_EVERY_S (mode, board, jitter);
 - `central`: the MQTT link, when one is configured (a hook: CentralHook);
-- `supervisor`: waits for the stop request, then runs the one shutdown path.
+- `supervisor`: waits for the stop request (1 s at a time, checking that the
+  control tick still ticks: none for 2 s is an error), then runs the one
+  shutdown path.
 
 The one shutdown path: SIGTERM/SIGINT, a board refusal or any unexpected
 error in a task all come to `_shutdown`: the ticker stops, the board is
@@ -53,8 +55,10 @@ STATUS_EVERY_S = 10.0
 JITTER_EVERY_S = 60.0
 SCHEDULE_POLL_S = 1.0
 HANDOVER_TIMEOUT_S = 1.0
-TASK_STOP_TIMEOUT_S = 3.0
-# Test-only fault injection: EDGE_RUNTIME_FAIL=<task>:<seconds> raises in that task.
+SUPERVISE_EVERY_S = 1.0
+TICK_STALL_S = 2.0  # no tick for this long: the control task is stuck; shut down
+# Test-only fault injection: EDGE_RUNTIME_FAIL=<task>:<seconds> raises in that task after
+# that long; control-tick-hang:<seconds> makes the ticker hang instead.
 FAIL_ENV = "EDGE_RUNTIME_FAIL"
 
 
@@ -194,7 +198,15 @@ class Runtime:
                 self.request_stop(f"task_ended:{name}", EXIT_ERROR)
 
     async def _supervisor(self) -> None:
-        await self._stop.wait()
+        """Wait for a stop request (1 s at a time) and watch that the ticker still ticks."""
+        last_ticks, last_s = self.ticks, time.monotonic()
+        while not await self._wait_stop(SUPERVISE_EVERY_S):
+            now_s = time.monotonic()
+            if self.ticks != last_ticks:
+                last_ticks, last_s = self.ticks, now_s
+            elif now_s - last_s > TICK_STALL_S:
+                log.error("tick_stalled for_s=%.1f: the control tick stopped", now_s - last_s)
+                self.request_stop("tick_stalled", EXIT_ERROR)
         await self._shutdown()
         raise _Shutdown
 
@@ -258,6 +270,8 @@ class Runtime:
             if self.on_tick is not None:
                 self.on_tick(self)
             self._check_fail("control-tick")
+            if self._fail_due("control-tick-hang"):
+                await asyncio.sleep(3600)  # test only: a tick that never comes back
             if now_s - last_jitter >= JITTER_EVERY_S:
                 last_jitter = now_s
                 self._log_jitter()
@@ -334,10 +348,12 @@ class Runtime:
             return max(0.05, self._fail[1] - time.monotonic() + self._started)
         return STATUS_EVERY_S
 
+    def _fail_due(self, what: str) -> bool:
+        f = self._fail
+        return f is not None and f[0] == what and time.monotonic() - self._started >= f[1]
+
     def _check_fail(self, task: str) -> None:
-        if self._fail is None or self._fail[0] != task:
-            return
-        if time.monotonic() - self._started >= self._fail[1]:
+        if self._fail_due(task):
             raise InjectedFault(f"{FAIL_ENV} asked task {task} to fail")
 
 

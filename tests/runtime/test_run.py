@@ -123,3 +123,19 @@ def test_error_in_a_task_takes_the_shutdown_path(tmp_path: Path, board: BoardPro
         assert "runtime_exit reason=task_failed:status:InjectedFault code=1" in log
     finally:
         host.close()
+
+
+def test_a_hung_control_tick_is_caught_by_the_supervisor(
+    tmp_path: Path, board: BoardProcess
+) -> None:
+    host = RunHost(tmp_path, board.path, "hung", EDGE_RUNTIME_FAIL="control-tick-hang:4")
+    try:
+        assert lamps_until(board, running_green, START_S), host.log()
+        assert host.proc.wait(10) == 1
+        # the board's watchdog (500 ms) flashes it before the supervisor sees a 2 s stall
+        assert lamps_until(board, lambda ev: ev["state"] == codec.STATE_FLASH, 2.0), host.log()
+        log = host.log()
+        assert "tick_stalled" in log
+        assert "runtime_exit reason=tick_stalled code=1" in log
+    finally:
+        host.close()
