@@ -113,13 +113,7 @@ class SumoTask:
             (i, j) for i in range(n) for j in range(i + 1, n) if cfg.conflicts[i] >> j & 1
         ]
         self.labels = cfg.labels
-        self.approaches = {
-            leg.edge: leg.edge.split("_")[0][:10]
-            for j in signal_junctions(self.scenario.net)
-            if j.tls == d.tls
-            for leg in j.legs
-            if leg.incoming
-        }
+        self.approaches = {arm.id: arm.in_edges for arm in d.arms if arm.in_edges}
 
     def start_sumo(self) -> None:
         """Before the runtime starts: SUMO's start blocks for a few hundred ms."""
@@ -199,8 +193,8 @@ class SumoTask:
                     text = f"{_COLOUR[ch]}{text}\033[0m"
                 cells.append(text)
         queues = " ".join(
-            f"{name}:{sim.edge.getLastStepHaltingNumber(edge)}"
-            for edge, name in self.approaches.items()
+            f"{arm}:{sum(sim.edge.getLastStepHaltingNumber(e) for e in edges)}"
+            for arm, edges in self.approaches.items()
         )
         st = self.rt.status()
         board = _BOARD.get(self.vb.state, "?")
