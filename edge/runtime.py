@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from edge.board.driver import TICK_MS
-from edge.board.runner import EXIT_CONFIG, EXIT_REFUSED, BoardRunner, monotonic_ms
+from edge.board.runner import EXIT_CONFIG, EXIT_REFUSED, BoardRunner
 from edge.board.session import BoardRefusedError, state_name
 from edge.config import SiteConfig
 from edge.control.messages import SetPlan
@@ -102,10 +102,16 @@ class Runtime:
         central: CentralHook | None = None,
         on_tick: Callable[[Runtime], None] | None = None,
         status_path: str | None = None,
+        speed: float = 1.0,
     ) -> None:
         self.config = config
         self.site = config.site
-        self.board = BoardRunner(config.site, port)
+        # speed != 1 only in simulation: the runtime's clock runs `speed` times the wall
+        # (ticks every 100/speed ms of wall time); jitter stays in wall ms.
+        self.speed = speed
+        self.board = BoardRunner(
+            config.site, port, clock_ms=lambda: int(time.monotonic() * speed * 1000)
+        )
         self.driver = self.board.driver
         self.driver.recover_handover = True
         self.wall_clock = wall_clock
@@ -233,7 +239,8 @@ class Runtime:
         out = self.driver.outputs
         wanted = [int(c) for c in out.channels] if out is not None else []
         self.driver.handing_over = True
-        if not s.send_outputs(monotonic_ms(), wanted or [0] * self.driver.config.channels, True):
+        wanted = wanted or [0] * self.driver.config.channels
+        if not s.send_outputs(self.board.clock_ms(), wanted, True):
             log.warning(
                 "shutdown_handover session=%s: no OUTPUTS allowed; board flashes by watchdog",
                 s.state.value,
@@ -256,7 +263,7 @@ class Runtime:
         return self._stop.is_set()
 
     async def _ticker(self) -> None:
-        period_s = TICK_MS / 1000
+        period_s = TICK_MS / 1000 / self.speed
         next_s = time.monotonic()
         last_jitter = next_s
         while self._ticking:
@@ -264,7 +271,7 @@ class Runtime:
             late_ms = (now_s - next_s) * 1000
             self._window.append(late_ms)
             self._all_samples.append(late_ms)
-            self.driver.tick(int(now_s * 1000))
+            self.driver.tick(int(now_s * self.speed * 1000))
             self.board.flush()
             self.ticks += 1
             if self.on_tick is not None:

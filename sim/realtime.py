@@ -3,7 +3,8 @@
 The same Runtime supervisor as on a device (edge/runtime.py) drives a
 VirtualBoard (the hw/ firmware behind a real pty, on its own thread) through
 its real serial code. One more named task, `sumo`, advances SUMO (libsumo)
-in wall-clock time times `speed`, 0.1 s steps: every step the stop-bar
+in wall-clock time times `speed`, 0.1 s steps (the runtime's clock and the
+board's firmware clock run at the same `speed`, so every interval is as timed): every step the stop-bar
 detectors of the junction become the board's raw inputs (the board debounces
 them and reports them in its STATUS, as from loop cards), and the lamps the
 board drives become SUMO's signal state. The board's lamps, not the
@@ -224,8 +225,8 @@ async def simulate(
     every = view_every_s if view_every_s is not None else (1.0 if out.isatty() else 5.0)
     with tempfile.TemporaryDirectory(prefix="edge-run-sim-") as tmp:
         work = Path(tmp)
-        with VirtualBoard(work / "ttyBOARD", record_rx=False) as vb:
-            rt = Runtime(config, vb.path)
+        with VirtualBoard(work / "ttyBOARD", record_rx=False, time_scale=speed) as vb:
+            rt = Runtime(config, vb.path, speed=speed)
             task = SumoTask(
                 scenario, d, vb, rt, work,
                 speed=speed, duration_s=duration_s, out=out, view_every_s=every,

@@ -168,8 +168,12 @@ class VirtualBoard:
         seed: int = 0,
         on_change: Callable[[LampChange], None] | None = None,
         record_rx: bool = True,
+        time_scale: float = 1.0,
     ) -> None:
         self.link = Path(link) if link is not None else None
+        # The firmware's clock runs this many times faster than the wall (edge run --sim
+        # --speed): its watchdog and minimum times scale with the host's clock.
+        self.time_scale = time_scale
         self.loop_s = loop_ms / 1000.0
         self.firmware = firmware
         self.protocol_version = protocol_version
@@ -208,9 +212,8 @@ class VirtualBoard:
             return _OtherVersionBoard(now, self.protocol_version, self.firmware)
         return board.Board(now, self.firmware)
 
-    @staticmethod
-    def _now_ms(t: float) -> int:
-        return int(t * 1000) & _TICKS_MAX
+    def _now_ms(self, t: float) -> int:
+        return int(t * self.time_scale * 1000) & _TICKS_MAX
 
     def _open_pty(self) -> None:
         master, slave = os.openpty()
