@@ -4,10 +4,11 @@ The same Runtime supervisor as on a device (edge/runtime.py) drives a
 VirtualBoard (the hw/ firmware behind a real pty, on its own thread) through
 its real serial code. One more named task, `sumo`, advances SUMO (libsumo)
 in wall-clock time times `speed`, 0.1 s steps (the runtime's clock and the
-board's firmware clock run at the same `speed`, so every interval is as timed): every step the stop-bar
-detectors of the junction become the board's raw inputs (the board debounces
-them and reports them in its STATUS, as from loop cards), and the lamps the
-board drives become SUMO's signal state. The board's lamps, not the
+board's firmware clock run at the same `speed`, so every interval is as
+timed): every step the stop-bar detectors of the junction become the
+board's raw inputs (the board debounces them and reports them in its STATUS,
+as from loop cards), and the lamps the board drives become SUMO's signal
+state. The board's lamps, not the
 controller's wishes, are what traffic sees: a flash shows in SUMO as an
 all-way stop. A terminal view prints a line per `view_every_s` (colour only
 on a terminal): the runtime's mode, the board state, each phase's display,
