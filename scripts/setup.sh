@@ -34,3 +34,7 @@ if ! "$venv/bin/python" -c 'import libsumo' 2>/dev/null; then
         exit 1
     fi
 fi
+"$venv/bin/python" -c 'import libsumo' || {
+    echo "setup: libsumo still does not import (see the error above)" >&2
+    exit 1
+}
