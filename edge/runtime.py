@@ -72,6 +72,28 @@ class CentralHook(Protocol):
     def __call__(self, runtime: Runtime) -> Awaitable[None]: ...
 
 
+class SensingView(Protocol):
+    """The cameras as other parts of the runtime (the technician's page) see them.
+
+    `cameras()` gives one dict per camera: id, health (ok, disconnected, frozen,
+    dark, obstructed, moved), reliable, fps, zones (id, polygon [[x, y], ...] in
+    frame pixels, presence, count, queue_veh, queue_m, reliable) and detections
+    (box [x1, y1, x2, y2], cls, score). `camera_jpeg(id)` is the newest frame as
+    JPEG, None while there is none.
+    """
+
+    def cameras(self) -> list[dict[str, Any]]: ...
+
+    def camera_jpeg(self, camera_id: str) -> bytes | None: ...
+
+
+class LinkView(Protocol):
+    """The central link as the page and `edge status` see it: connected, broker,
+    last plan version, spool depth, last error."""
+
+    def link_status(self) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Jitter:
     """Tick lateness over a window, in ms."""
@@ -119,6 +141,9 @@ class Runtime:
         self.on_tick = on_tick
         self.status_path = status_path
         self.extra_tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
+        # Set by the sensing and central-link tasks when they run (None: not configured).
+        self.sensing: SensingView | None = None
+        self.link: LinkView | None = None
         self._stop = asyncio.Event()
         self._ticking = True
         self.reason = ""
