@@ -124,6 +124,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_site(args.config, args.port, status_path=args.status_file)
 
 
+def cmd_passwd(args: argparse.Namespace) -> int:
+    import getpass
+
+    from edge.credentials import CredentialError, set_user
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.user}: ")
+        if getpass.getpass("again: ") != password:
+            print("edge passwd: the passwords differ; nothing changed", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        set_user(args.file, args.user, password)
+    except (CredentialError, OSError) as exc:
+        print(f"edge passwd: {exc}; nothing changed", file=sys.stderr)
+        return 1
+    print(f"edge passwd: {args.user} set in {args.file}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from edge.bench import run_bench
 
@@ -163,6 +184,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--duration", type=float, help="with --sim: stop after this many wall s")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "passwd",
+        help="set a technician's password for manual control on the local page",
+        description="Reads the password from the terminal (twice) or one line of stdin.",
+    )
+    p.add_argument("user")
+    p.add_argument("--file", default="/etc/edge/technicians.json", help="credentials file")
+    p.set_defaults(func=cmd_passwd)
 
     add_board_command(sub)
 
