@@ -107,11 +107,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import logging
+    from edge.device.logfmt import setup
 
-    from edge.board.cli import LOG_FORMAT
-
-    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    setup(args.log_level, args.log_format)
     if args.sim:
         from sim.realtime import run_sim
 
@@ -121,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     from edge.runtime import run_site
 
-    return run_site(args.config, args.port, status_path=args.status_file)
+    return run_site(args.config, args.port, status_path=args.status_file, device_path=args.device)
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
@@ -183,7 +181,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--speed", type=float, default=1.0, help="with --sim: times real time")
     p.add_argument("--duration", type=float, help="with --sim: stop after this many wall s")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--device", help="device.toml from flash.sh: id, store, central link")
+    p.add_argument(
+        "--log-format",
+        default="auto",
+        choices=["auto", "kv", "text"],
+        help="kv: one key=value line per event (journald); auto: kv under systemd",
+    )
     p.set_defaults(func=cmd_run)
+
+    from edge.device.status import add_status_command
+
+    add_status_command(sub)
 
     p = sub.add_parser(
         "passwd",

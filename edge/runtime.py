@@ -178,6 +178,14 @@ class Runtime:
             "board_state": state_name(s.board_state) if s.board_state is not None else "UNKNOWN",
             "ticks": self.ticks,
             "jitter_ms": {"p50": window.p50_ms, "p99": window.p99_ms, "max": window.max_ms},
+            "board_firmware": s.firmware,
+            "board_config_hash": f"{s.config_hash:08x}",
+            "link": self.link.link_status() if self.link is not None else None,
+            "cameras": (
+                [{k: c.get(k) for k in ("id", "health", "fps")} for c in self.sensing.cameras()]
+                if self.sensing is not None
+                else None
+            ),
         }
 
     # -- the supervisor ----------------------------------------------------------------------
@@ -406,21 +414,34 @@ def install_signals(rt: Runtime) -> None:
         loop.add_signal_handler(sig, rt.request_stop, f"signal:{signal.Signals(sig).name}")
 
 
-def run_site(config_path: str, port: str, status_path: str | None = None) -> int:
-    """`edge run --config SITE --port DEV`: load, run until a signal or an error."""
+def run_site(
+    config_path: str, port: str, status_path: str | None = None, device_path: str | None = None
+) -> int:
+    """`edge run --config SITE --port DEV [--device DEVICE.toml]`: load, run until a signal
+    or an error. With a device file naming a broker, the central link runs as `central`;
+    under systemd (NOTIFY_SOCKET) a `watchdog` task feeds it while the tick runs."""
     from edge.board.config import BoardConfigError, board_config
     from edge.config import ConfigError, load_config
+    from edge.device.central import central_hook, load_central
+    from edge.device.notify import Watchdog, notify
 
     try:
         config = load_config(config_path)
         board_config(config.site)
-    except (ConfigError, BoardConfigError) as exc:
-        log.error("config_error %s: %s", config_path, exc)
+        link_cfg = load_central(device_path) if device_path else None
+    except (ConfigError, BoardConfigError, ValueError) as exc:
+        log.error("config_error %s: %s", device_path or config_path, exc)
         return EXIT_CONFIG
 
     async def main() -> int:
-        rt = Runtime(config, port, status_path=status_path)
+        central = central_hook(link_cfg) if link_cfg is not None else None
+        rt = Runtime(config, port, status_path=status_path, central=central)
+        if os.environ.get("NOTIFY_SOCKET"):
+            watchdog = Watchdog()
+            rt.extra_tasks["watchdog"] = lambda: watchdog.run(rt)
         install_signals(rt)
-        return await rt.run()
+        code = await rt.run()
+        notify("STOPPING=1")
+        return code
 
     return asyncio.run(main())

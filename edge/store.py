@@ -1,8 +1,16 @@
 """SQLite persistence on the device: plans, the plan-version high-water mark,
 the outgoing spool, command replay memory, priority requests and the event log.
 
-One file, WAL journal, synchronous=FULL: a row that a call here has returned
-from is on disk, so a power cut or SIGKILL loses nothing that was stored.
+One file, WAL journal, synchronous=FULL: every commit fsyncs the WAL, so a row
+that a call here has returned from is on disk, and a power cut or SIGKILL
+loses nothing that was stored; each write is one transaction, so nothing is
+ever half-written (tests/device/test_store_kill.py kills writers at random).
+
+Plans: every accepted bundle is stored (the newest five kept) with the
+high-water mark raised in the same transaction. The *active* plan is the
+newest one the controller applied; the *pending* one is a newer accepted
+bundle still waiting for its safe point. After a restart the active plan runs
+(edge/link applies a stored pending one at start, as central accepted it).
 
 Spool rules (what central relies on):
 - every row gets the next per-device sequence number (AUTOINCREMENT: never
@@ -178,6 +186,26 @@ class Store:
             row = self._db.execute(
                 "SELECT version, digest, envelope, received_ms, applied_ms FROM plans "
                 "ORDER BY version DESC LIMIT 1"
+            ).fetchone()
+        if row is None:
+            return None
+        return StoredPlan(int(row[0]), str(row[1]), bytes(row[2]), int(row[3]), row[4])
+
+    def active_plan(self) -> StoredPlan | None:
+        """The newest bundle the controller applied."""
+        return self._plan_where("applied_ms IS NOT NULL")
+
+    def pending_plan(self) -> StoredPlan | None:
+        """A bundle accepted after the active one and not applied yet."""
+        active = self.active_plan()
+        after = active.version if active is not None else 0
+        return self._plan_where(f"applied_ms IS NULL AND version > {int(after)}")
+
+    def _plan_where(self, where: str) -> StoredPlan | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT version, digest, envelope, received_ms, applied_ms FROM plans "
+                f"WHERE {where} ORDER BY version DESC LIMIT 1"
             ).fetchone()
         if row is None:
             return None

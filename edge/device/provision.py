@@ -1,0 +1,446 @@
+"""The Python half of flash.sh: check every input, then stage the device's files.
+
+`check` validates everything before anything is touched and prints every
+problem at once, each naming the option and what is wrong (exit 2). `stage`
+writes the files the device gets into a staging tree (etc/edge/...,
+etc/systemd/system/...) that flash.sh then compares file by file with the
+target, so a second run with the same inputs changes nothing. Secrets that
+are salted or random when made (the technician's password hash, the client
+key and certificate) are taken over from the target when they still match
+the inputs, for the same reason.
+
+    python -m edge.device.provision check --device-id ID --site SITE ... [--target DIR]
+    python -m edge.device.provision stage --out DIR --existing TARGET_ROOT ... < password
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import re
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from edge import credentials
+from edge.link.topics import DEVICE_ID_RE
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+CERT_DAYS = 5 * 365  # a field device's client certificate; renewed by re-running flash.sh
+RENEW_BEFORE_DAYS = 30
+SSH_RE = re.compile(r"^[a-z_][a-z0-9_.-]*@[A-Za-z0-9.:_-]+$")
+ETC = "etc/edge"
+
+
+@dataclass(frozen=True, slots=True)
+class Broker:
+    host: str
+    port: int
+    tls: bool
+
+
+def parse_broker(url: str) -> Broker:
+    """mqtts://host[:port] (TLS, client certificate) or mqtt://host[:port] (plain)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtts", "mqtt"):
+        raise ValueError(f"--broker {url}: use mqtts://HOST[:PORT] (or mqtt:// without TLS)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"--broker {url}: the port is not a number in 1..65535") from None
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.username:
+        raise ValueError(
+            f"--broker {url}: expected only a host and a port, e.g. mqtts://broker:8883"
+        )
+    tls = parts.scheme == "mqtts"
+    return Broker(parts.hostname, port or (8883 if tls else 1883), tls)
+
+
+def _load_cert(path: str, what: str, problems: list[str]) -> x509.Certificate | None:
+    try:
+        return x509.load_pem_x509_certificate(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        problems.append(f"{what} {path}: not a readable PEM certificate ({exc})")
+        return None
+
+
+def _load_key(path: str, what: str, problems: list[str]) -> CertificateIssuerPrivateKeyTypes | None:
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        problems.append(f"{what} {path}: not a readable unencrypted PEM private key ({exc})")
+        return None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        problems.append(f"{what} {path}: expected an EC (P-256) key")
+        return None
+    return key
+
+
+def _pub_bytes(obj: x509.Certificate | CertificateIssuerPrivateKeyTypes) -> bytes:
+    pub = obj.public_key()
+    return pub.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, Exception):
+        return False
+    return True
+
+
+def cert_problems(
+    cert: x509.Certificate,
+    key: CertificateIssuerPrivateKeyTypes | None,
+    ca: x509.Certificate,
+    device: str,
+    now: datetime.datetime,
+) -> list[str]:
+    """Why this client certificate cannot be the device's (empty: it can)."""
+    out = []
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not cns or cns[0].value != device:
+        out.append(f"its CN is {cns[0].value if cns else None!r}, not the device id {device!r}")
+    if key is not None and _pub_bytes(cert) != _pub_bytes(key):
+        out.append("it does not belong to the given key")
+    if not _signed_by(cert, ca):
+        out.append("it is not signed by the --ca-cert CA")
+    if cert.not_valid_after_utc < now + datetime.timedelta(days=RENEW_BEFORE_DAYS):
+        out.append(f"it expires on {cert.not_valid_after_utc:%Y-%m-%d}")
+    return out
+
+
+def issue_client_cert(
+    ca_cert: x509.Certificate, ca_key: CertificateIssuerPrivateKeyTypes, device: str
+) -> tuple[bytes, bytes]:
+    """A new P-256 key and a client certificate with CN = device id (PEM cert, PEM key).
+
+    Same shape as edge/link/mosquitto.Pki.issue (which the broker's ACL expects:
+    the CN is the MQTT username), but from the fleet's CA and valid for years,
+    where Pki makes a throwaway test CA with 30-day certificates."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+# -- check ------------------------------------------------------------------------------
+
+
+def check(args: argparse.Namespace) -> list[str]:
+    """Every problem with the inputs, each naming the option at fault."""
+    from edge.board.config import BoardConfigError, board_config
+    from edge.config import ConfigError, load_config
+    from edge.link.signing import load_public
+
+    problems: list[str] = []
+    if not DEVICE_ID_RE.match(args.device_id or ""):
+        problems.append(
+            f"--device-id {args.device_id!r}: use 1-64 of A-Z a-z 0-9 '-' '_' (it names the "
+            "device's MQTT topics and certificate)"
+        )
+    try:
+        config = load_config(args.site)
+        board_config(config.site)
+    except ConfigError as exc:
+        problems += [f"--site {args.site}: {p}" for p in exc.problems]
+    except BoardConfigError as exc:
+        problems.append(f"--site {args.site}: the IO board cannot take it: {exc}")
+    except OSError as exc:
+        problems.append(f"--site {args.site}: cannot read it: {exc}")
+    if args.central_key:
+        try:
+            load_public(args.central_key)
+        except (OSError, ValueError) as exc:
+            problems.append(f"--central-key {args.central_key}: not an Ed25519 public key ({exc})")
+    broker = None
+    if args.broker:
+        try:
+            broker = parse_broker(args.broker)
+        except ValueError as exc:
+            problems.append(str(exc))
+        if not args.central_key:
+            problems.append(
+                "--broker needs --central-key (plans from central are verified with it)"
+            )
+    _check_tls(args, broker, problems)
+    if args.technician:
+        if not credentials.USER_RE.fullmatch(args.technician):
+            problems.append(
+                f"--technician {args.technician!r}: use 1-32 of a-z 0-9 '_' '.' '-', "
+                "starting with a letter"
+            )
+        pw_file = args.technician_password_file
+        if pw_file and not Path(pw_file).is_file():
+            problems.append(f"--technician-password-file {pw_file}: no such file")
+    elif args.technician_password_file:
+        problems.append("--technician-password-file needs --technician USER")
+    if args.target:
+        problems += target_problems(Path(args.target))
+    if args.ssh and not SSH_RE.match(args.ssh):
+        problems.append(f"--ssh {args.ssh!r}: expected USER@HOST")
+    if bool(args.target) == bool(args.ssh):
+        problems.append("give exactly one of --target ROOTFS_DIR and --ssh USER@HOST")
+    if args.board and not Path(args.board).exists():
+        problems.append(f"--board {args.board}: no such serial port (is the IO board plugged in?)")
+    if args.wheelhouse is not None:
+        problems += wheelhouse_problems(Path(args.wheelhouse), Path(args.requirements))
+    return problems
+
+
+def _check_tls(args: argparse.Namespace, broker: Broker | None, problems: list[str]) -> None:
+    given = [o for o in ("ca_cert", "ca_key", "client_cert", "client_key") if getattr(args, o)]
+    if broker is None or not broker.tls:
+        if given:
+            opts = ", ".join("--" + o.replace("_", "-") for o in given)
+            problems.append(f"{opts}: only used with --broker mqtts://...")
+        return
+    if not args.ca_cert:
+        problems.append(
+            "--broker mqtts://... needs --ca-cert (the fleet CA the broker's cert chains to)"
+        )
+        return
+    ca = _load_cert(args.ca_cert, "--ca-cert", problems)
+    now = datetime.datetime.now(datetime.UTC)
+    if args.client_cert or args.client_key:
+        if not (args.client_cert and args.client_key):
+            problems.append("--client-cert and --client-key go together")
+            return
+        if args.ca_key:
+            problems.append(
+                "give either --ca-key (issue a certificate) or --client-cert/--client-key"
+            )
+        cert = _load_cert(args.client_cert, "--client-cert", problems)
+        key = _load_key(args.client_key, "--client-key", problems)
+        if cert is not None and ca is not None and key is not None:
+            problems += [
+                f"--client-cert {args.client_cert}: {p}"
+                for p in cert_problems(cert, key, ca, args.device_id, now)
+            ]
+    elif args.ca_key:
+        key = _load_key(args.ca_key, "--ca-key", problems)
+        if key is not None and ca is not None and _pub_bytes(ca) != _pub_bytes(key):
+            problems.append(f"--ca-key {args.ca_key}: not the key of --ca-cert {args.ca_cert}")
+    else:
+        problems.append(
+            "--broker mqtts://... needs the device's certificate: --ca-key (issue one) or "
+            "--client-cert and --client-key"
+        )
+
+
+def target_problems(root: Path) -> list[str]:
+    """Is `root` a mounted Raspberry Pi OS (Debian) root filesystem we may write?"""
+    if not root.is_dir():
+        return [f"--target {root}: no such directory (is the SD card's root partition mounted?)"]
+    if root.resolve() == Path("/"):
+        return ["--target /: that is this computer's own root; use --ssh for a running Pi"]
+    out = []
+    for f in ("etc/passwd", "etc/group"):
+        if not (root / f).is_file():
+            out.append(f"--target {root}: no {f}: not a root filesystem (the boot partition?)")
+    if (root / "etc/group").is_file():
+        groups = {ln.split(":")[0] for ln in (root / "etc/group").read_text().splitlines()}
+        for g in ("dialout", "video"):
+            if g not in groups:
+                out.append(f"--target {root}: no group {g!r} in etc/group (not Raspberry Pi OS?)")
+    if not target_python(root):
+        out.append(f"--target {root}: no Python 3.11+ (usr/lib/python3.N) in the image")
+    return out
+
+
+def target_python(root: Path) -> str | None:
+    """The image's Python version ("3.11"), from usr/lib/python3.N."""
+    found = []
+    for p in (root / "usr/lib").glob("python3.*"):
+        m = re.fullmatch(r"python3\.(\d+)", p.name)
+        if m and int(m.group(1)) >= 11:
+            found.append(int(m.group(1)))
+    return f"3.{max(found)}" if found else None
+
+
+def wheelhouse_problems(wheelhouse: Path, requirements: Path) -> list[str]:
+    if not wheelhouse.is_dir():
+        return [
+            f"--wheelhouse {wheelhouse}: no such directory; make it on a computer with internet: "
+            "scripts/wheelhouse.sh --arch aarch64"
+        ]
+    have = {
+        re.sub(r"[-_.]+", "-", w.name.split("-")[0]).lower() + "==" + w.name.split("-")[1]
+        for w in wheelhouse.glob("*.whl")
+    }
+    missing = [r for r in pinned(requirements) if r.lower() not in have]
+    if missing:
+        return [
+            f"--wheelhouse {wheelhouse}: no wheel for {', '.join(missing)} "
+            "(re-run scripts/wheelhouse.sh for the device's architecture)"
+        ]
+    return []
+
+
+def pinned(requirements: Path) -> list[str]:
+    return [
+        ln.split("#")[0].strip()
+        for ln in requirements.read_text().splitlines()
+        if ln.split("#")[0].strip()
+    ]
+
+
+# -- stage --------------------------------------------------------------------------------
+
+
+def stage(args: argparse.Namespace, password: str | None) -> list[str]:
+    """Write the device's files under args.out; returns what was taken over from the target."""
+    out = Path(args.out)
+    existing = Path(args.existing) if args.existing else None
+    etc = out / ETC
+    (etc / "tls").mkdir(parents=True, exist_ok=True)
+    kept: list[str] = []
+    shutil.copyfile(args.site, etc / "site.toml")
+    broker = parse_broker(args.broker) if args.broker else None
+    lines = [
+        "# Written by flash.sh: this device's identity and its link to central.",
+        "[device]",
+        f'id = "{args.device_id}"',
+        'site = "site.toml"',
+        'store = "../../var/lib/edge/edge.db"',
+    ]
+    if args.central_key:
+        shutil.copyfile(args.central_key, etc / "central.pub")
+        lines.append('trusted_keys = ["central.pub"]')
+    if broker is not None:
+        lines += ["", "[broker]", f'host = "{broker.host}"', f"port = {broker.port}"]
+        if broker.tls:
+            lines += [
+                'cafile = "tls/ca.crt"',
+                'certfile = "tls/client.crt"',
+                'keyfile = "tls/client.key"',
+            ]
+            shutil.copyfile(args.ca_cert, etc / "tls/ca.crt")
+            kept += _stage_client_cert(args, etc, existing)
+    (etc / "device.toml").write_text("\n".join(lines) + "\n")
+    if args.technician and password is not None:
+        kept += _stage_technician(args.technician, password, etc, existing)
+    units = out / "etc/systemd/system"
+    units.mkdir(parents=True, exist_ok=True)
+    for name in ("edge.service", "edge-update.service"):
+        text = (DEPLOY / name).read_text().replace("@PORT@", args.device_port)
+        (units / name).write_text(text)
+    return kept
+
+
+def _stage_client_cert(args: argparse.Namespace, etc: Path, existing: Path | None) -> list[str]:
+    if args.client_cert:
+        shutil.copyfile(args.client_cert, etc / "tls/client.crt")
+        shutil.copyfile(args.client_key, etc / "tls/client.key")
+        return []
+    problems: list[str] = []
+    ca = _load_cert(args.ca_cert, "--ca-cert", problems)
+    ca_key = _load_key(args.ca_key, "--ca-key", problems)
+    if ca is None or ca_key is None:
+        raise ValueError("; ".join(problems))
+    if existing is not None:
+        old_cert = existing / ETC / "tls/client.crt"
+        old_key = existing / ETC / "tls/client.key"
+        if old_cert.is_file() and old_key.is_file():
+            quiet: list[str] = []
+            cert = _load_cert(str(old_cert), "", quiet)
+            key = _load_key(str(old_key), "", quiet)
+            now = datetime.datetime.now(datetime.UTC)
+            if cert and key and not quiet and not cert_problems(cert, key, ca, args.device_id, now):
+                shutil.copyfile(old_cert, etc / "tls/client.crt")
+                shutil.copyfile(old_key, etc / "tls/client.key")
+                return ["client certificate (still valid for this device and CA)"]
+    cert_pem, key_pem = issue_client_cert(ca, ca_key, args.device_id)
+    (etc / "tls/client.crt").write_bytes(cert_pem)
+    (etc / "tls/client.key").write_bytes(key_pem)
+    return []
+
+
+def _stage_technician(user: str, password: str, etc: Path, existing: Path | None) -> list[str]:
+    target = etc / "technicians.json"
+    old = existing / ETC / "technicians.json" if existing is not None else None
+    if old is not None and old.is_file():
+        shutil.copyfile(old, target)
+        if credentials.check(target, user, password):
+            return [f"technician {user} (same password)"]
+    credentials.set_user(target, user, password)
+    return []
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m edge.device.provision")
+    p.add_argument("command", choices=["check", "stage"])
+    p.add_argument("--device-id", required=True)
+    p.add_argument("--site", required=True)
+    p.add_argument("--target")
+    p.add_argument("--ssh")
+    p.add_argument("--board")
+    p.add_argument("--broker")
+    p.add_argument("--central-key")
+    p.add_argument("--ca-cert")
+    p.add_argument("--ca-key")
+    p.add_argument("--client-cert")
+    p.add_argument("--client-key")
+    p.add_argument("--technician")
+    p.add_argument("--technician-password-file")
+    p.add_argument("--device-port", default="/dev/serial0")
+    p.add_argument("--wheelhouse")
+    p.add_argument("--requirements", default=str(DEPLOY / "requirements-device.txt"))
+    p.add_argument("--out")
+    p.add_argument("--existing")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # flash.sh hands the technician's password on stdin (never on the command line).
+    password = sys.stdin.readline().rstrip("\n") if args.technician else None
+    if args.command == "check":
+        problems = check(args)
+        if password is not None and len(password) < credentials.MIN_PASSWORD:
+            problems.append(
+                f"--technician {args.technician}: the password needs at least "
+                f"{credentials.MIN_PASSWORD} characters"
+            )
+        for problem in problems:
+            print(f"flash.sh: {problem}", file=sys.stderr)
+        return 2 if problems else 0
+    try:
+        kept = stage(args, password)
+    except (OSError, ValueError, credentials.CredentialError) as exc:
+        print(f"flash.sh: staging failed: {exc}", file=sys.stderr)
+        return 1
+    for what in kept:
+        print(f"kept from the device: {what}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

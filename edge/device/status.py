@@ -1,0 +1,171 @@
+"""`edge status`: the device's state for a technician at the cabinet's console.
+
+Reads what the running service leaves behind, never disturbing it: the status
+snapshot `edge run --status-file` rewrites every 10 s, the SQLite store opened
+read-only (plans, spool, event log; a reader never creates files the service
+would then not own), and the release links under /opt/edge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sqlite3
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+STALE_S = 30.0  # the snapshot is rewritten every 10 s: older means the runtime is not running
+
+
+def _store_rows(db_path: Path) -> dict[str, Any] | None:
+    if not db_path.exists():
+        return None
+    uri = f"file:{db_path}?mode=ro"
+    try:
+        db = sqlite3.connect(uri, uri=True)
+        db.execute("SELECT 1 FROM meta LIMIT 1")
+    except sqlite3.Error:
+        # No -shm to share (the service is not running): read the file as it is.
+        db = sqlite3.connect(f"file:{db_path}?immutable=1", uri=True)
+    try:
+        hw = db.execute("SELECT value FROM meta WHERE key = 'plan_high_water'").fetchone()
+        active = db.execute(
+            "SELECT version, applied_ms FROM plans WHERE applied_ms IS NOT NULL "
+            "ORDER BY version DESC LIMIT 1"
+        ).fetchone()
+        after = active[0] if active else 0
+        pending = db.execute(
+            "SELECT version, received_ms FROM plans WHERE applied_ms IS NULL AND version > ? "
+            "ORDER BY version DESC LIMIT 1",
+            (after,),
+        ).fetchone()
+        spool = db.execute("SELECT COUNT(*), MIN(created_ms) FROM spool").fetchone()
+        events = db.execute(
+            "SELECT t_ms, name, subject, detail FROM event_log ORDER BY id DESC LIMIT 10"
+        ).fetchall()
+    finally:
+        db.close()
+    return {
+        "plan_high_water": int(hw[0]) if hw else 0,
+        "active_plan": {"version": active[0], "applied_ms": active[1]} if active else None,
+        "pending_plan": {"version": pending[0], "received_ms": pending[1]} if pending else None,
+        "spool_rows": int(spool[0]),
+        "spool_oldest_ms": spool[1],
+        "events": [list(e) for e in reversed(events)],
+    }
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def collect(status_file: Path, device_toml: Path, root: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {"status_file": str(status_file)}
+    try:
+        out["runtime"] = json.loads(status_file.read_text())
+        out["status_age_s"] = round(time.time() - status_file.stat().st_mtime, 1)
+    except (OSError, ValueError) as exc:
+        out["runtime"] = None
+        out["runtime_error"] = str(exc)
+    try:
+        dev = tomllib.loads(device_toml.read_text())
+        out["device"] = dev.get("device", {}).get("id")
+        out["broker"] = dev.get("broker")
+        store = device_toml.parent / dev.get("device", {}).get("store", "")
+        out["store"] = _store_rows(store) if dev.get("device", {}).get("store") else None
+    except (OSError, tomllib.TOMLDecodeError, sqlite3.Error) as exc:
+        out["device"] = None
+        out["device_error"] = str(exc)
+    opt = root / "opt/edge"
+    out["release"] = {
+        name: (Path(str((opt / name).readlink())).name if (opt / name).is_symlink() else None)
+        for name in ("current", "previous")
+    }
+    out["update_trial"] = (root / "var/lib/edge/update-trial.json").exists()
+    return out
+
+
+def render(s: dict[str, Any]) -> str:
+    lines = [
+        f"edge status: device {s.get('device') or '?'}, release {s['release']['current'] or '?'}"
+        + (f" (previous {s['release']['previous']})" if s["release"]["previous"] else "")
+        + (" -- NEW RELEASE ON TRIAL" if s["update_trial"] else "")
+    ]
+    rt = s.get("runtime")
+    if rt is None:
+        lines.append(f"runtime   NOT RUNNING? no status ({s.get('runtime_error')})")
+        lines.append("          try: systemctl status edge; journalctl -u edge -n 50")
+    else:
+        age = s.get("status_age_s", 0.0)
+        stale = f" -- STALE ({age:.0f} s old): is edge.service running?" if age > STALE_S else ""
+        j = rt.get("jitter_ms", {})
+        lines.append(
+            f"runtime   site {rt.get('site')}, mode {rt.get('mode')}, plan {rt.get('plan')}, "
+            f"{rt.get('ticks')} ticks, jitter p99 {j.get('p99', 0):.1f} ms{stale}"
+        )
+        lines.append(
+            f"board     session {rt.get('session')}, board {rt.get('board_state')}, firmware "
+            f"{rt.get('board_firmware') or '-'}, config {rt.get('board_config_hash') or '-'}"
+        )
+        link = rt.get("link")
+        if link is None:
+            lines.append(
+                "central   not configured" if not s.get("broker") else "central   not running"
+            )
+        else:
+            state = (
+                "connected" if link.get("connected") else f"DISCONNECTED ({link.get('last_error')})"
+            )
+            lines.append(
+                f"central   {state} {link.get('broker')}, plan v{link.get('plan_version')}, "
+                f"spool {link.get('spool_rows')} rows"
+            )
+        cams = rt.get("cameras")
+        lines.append(
+            "cameras   none configured"
+            if cams is None
+            else "cameras   " + ", ".join(f"{c.get('id')} {c.get('health')}" for c in cams)
+        )
+    st = s.get("store")
+    if st is not None:
+        a, p = st["active_plan"], st["pending_plan"]
+        lines.append(
+            f"plans     active {('v' + str(a['version'])) if a else 'the site file'}, pending "
+            f"{('v' + str(p['version'])) if p else 'none'}, high-water v{st['plan_high_water']}"
+        )
+        lines.append(
+            f"spool     {st['spool_rows']} rows to send (oldest {_when(st['spool_oldest_ms'])})"
+        )
+        if st["events"]:
+            lines.append("events    (newest last)")
+            for t, name, subject, detail in st["events"]:
+                lines.append(f"  {_when(t)}  {name} {subject} {detail}".rstrip())
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    s = collect(Path(args.status_file), Path(args.device), Path(args.root))
+    if args.json:
+        print(json.dumps(s, indent=1))
+    else:
+        print(render(s))
+    rt = s.get("runtime")
+    return 0 if rt is not None and s.get("status_age_s", 0) <= STALE_S else 1
+
+
+def add_status_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "status",
+        help="the device's state for a technician (runtime, board, central, plans, events)",
+        description="Exit 0 when the runtime is running (a fresh status snapshot), else 1.",
+    )
+    p.add_argument("--status-file", default="/run/edge/status.json")
+    p.add_argument("--device", default="/etc/edge/device.toml")
+    p.add_argument("--root", default="/", help="where /opt/edge is (default /)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
