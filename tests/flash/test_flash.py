@@ -1,0 +1,300 @@
+"""flash.sh against an SD card's root filesystem (a directory): what lands, and that a
+re-run changes nothing, a new site changes only the site, bad input changes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from edge import credentials
+
+from hw import board as hw_board
+from tests.board.procs import CROSSING, REPO
+from tests.flash.conftest import (
+    FLASH,
+    PASSWORD,
+    Inputs,
+    Provisioned,
+    make_rootfs,
+    run_flash,
+    snapshot,
+)
+
+
+def ids(root: Path, name: str, file: str) -> int:
+    for line in (root / file).read_text().splitlines():
+        parts = line.split(":")
+        if parts[0] == name:
+            return int(parts[2])
+    raise AssertionError(f"{name} not in {file}")
+
+
+def stat_of(p: Path) -> tuple[str, int, int]:
+    st = p.stat()
+    return oct(st.st_mode & 0o7777), st.st_uid, st.st_gid
+
+
+def test_first_run_installs_the_device(provisioned: Provisioned) -> None:
+    r, root = provisioned.first, provisioned.root
+    assert r.returncode == 0, r.stdout + r.stderr
+    uid, gid = ids(root, "edge", "etc/passwd"), ids(root, "edge", "etc/group")
+    assert 100 < uid < 1000 and 100 < gid < 1000  # a system user, not 100 (users)
+    passwd = (root / "etc/passwd").read_text()
+    assert (
+        f"edge:x:{uid}:{gid}:Edge intersection controller:/var/lib/edge:/usr/sbin/nologin" in passwd
+    )
+    group = (root / "etc/group").read_text().splitlines()
+    assert "dialout:x:20:pi,edge" in group and "video:x:44:pi,edge" in group
+    assert "edge:!:" in (root / "etc/shadow").read_text()
+    etc = root / "etc/edge"
+    assert stat_of(etc / "site.toml") == ("0o644", 0, 0)
+    assert (etc / "site.toml").read_bytes() == provisioned.site.read_bytes()
+    assert stat_of(etc / "tls/client.key") == ("0o640", 0, gid)
+    assert stat_of(etc / "tls") == ("0o750", 0, gid)
+    assert stat_of(etc / "technicians.json") == ("0o640", 0, gid)
+    assert credentials.check(etc / "technicians.json", "anna", PASSWORD)
+    assert stat_of(root / "var/lib/edge") == ("0o750", uid, gid)
+    device = (etc / "device.toml").read_text()
+    assert 'id = "hz-0412"' in device and 'certfile = "tls/client.crt"' in device
+    # the link's own loader accepts it, paths relative to the file
+    from edge.link.config import load_device_config
+
+    cfg = load_device_config(etc / "device.toml")
+    assert cfg.device == "hz-0412" and cfg.site_path.resolve() == (etc / "site.toml").resolve()
+    # the client certificate: CN = device id, signed by the fleet CA
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate((etc / "tls/client.crt").read_bytes())
+    assert cert.subject.rfc4514_string() == "CN=hz-0412"
+    unit = (root / "etc/systemd/system/edge.service").read_text()
+    for line in (
+        "User=edge",
+        "SupplementaryGroups=dialout video",
+        "Restart=always",
+        "Type=notify",
+        "WatchdogSec=5",
+        "ExecStart=/opt/edge/current/venv/bin/edge run --config /etc/edge/site.toml "
+        "--device /etc/edge/device.toml --port /dev/serial0",
+    ):
+        assert line in unit
+    wants = root / "etc/systemd/system/multi-user.target.wants/edge.service"
+    assert os.readlink(wants) == "/etc/systemd/system/edge.service"
+    current = root / "opt/edge/current"
+    assert os.readlink(current).startswith("releases/0.1.0-")
+    assert not (root / "var/lib/edge/update-trial.json").exists()  # a first install: no trial
+    # the release's own venv runs (host architecture here) and is this checkout's code
+    py = current / "venv/bin/python"
+    out = subprocess.run(
+        [
+            str(py),
+            "-c",
+            "import edge.cli, numpy, cv2, onnxruntime, aiomqtt; print(edge.cli.__file__)",
+        ],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"]},
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(str(current.resolve()))
+    # the IO board: firmware byte for byte what hw/ holds, and its identity record
+    fl = provisioned.flash_dir
+    for name in ("__init__.py", "codec.py", "board_safety.py", "board.py"):
+        assert (fl / "hw" / name).read_bytes() == (REPO / "hw" / name).read_bytes()
+    assert (fl / "main.py").read_bytes() == (REPO / "hw/main.py").read_bytes()
+    record = json.loads((fl / "edge_board.json").read_text())
+    assert record["device"] == "hz-0412" and record["firmware"] == hw_board.FIRMWARE_VERSION
+    assert "board flashed: firmware hw-0.1.0" in r.stdout
+    # the self-test: every part reported, nothing failed
+    for line in (
+        "OK    board    handshake done",
+        "SKIP  cameras  none configured",
+        "SKIP  model    none",
+        "OK    broker   connected to 127.0.0.1:",
+        "OK    control",
+        "self-test: OK",
+    ):
+        assert line in r.stdout, r.stdout
+
+
+def test_systemd_accepts_the_units(provisioned: Provisioned) -> None:
+    assert provisioned.first.returncode == 0
+    exe = shutil.which("systemd-analyze")
+    if exe is None:
+        pytest.fail("systemd-analyze is missing: scripts/install-flash-tools.sh")
+    done = subprocess.run(
+        [exe, "verify", f"--root={provisioned.root}", "edge.service", "edge-update.service"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # verify warns (unknown keys, missing commands) on stderr even when it exits 0
+    assert done.returncode == 0 and done.stderr == "" and done.stdout == "", done.stderr
+
+
+def test_second_run_changes_nothing(provisioned: Provisioned) -> None:
+    before = snapshot(provisioned.root)
+    board_before = snapshot(provisioned.flash_dir)
+    r = run_flash(*provisioned.args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "device: nothing changed (already up to date)" in r.stdout
+    assert "board up to date" in r.stdout
+    assert "kept from the device: client certificate" in r.stdout
+    assert snapshot(provisioned.root) == before
+    assert snapshot(provisioned.flash_dir) == board_before
+
+
+def test_new_site_changes_only_the_site(provisioned: Provisioned) -> None:
+    site = provisioned.site
+    text = CROSSING.read_text()
+    assert "name = " in text
+    site.write_text(text.replace("name = ", 'name = "Crossing, re-timed" #', 1))
+    try:
+        before = snapshot(provisioned.root)
+        board_before = snapshot(provisioned.flash_dir)
+        dry = run_flash(*provisioned.args, "--dry-run")
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        assert "would: updated  /etc/edge/site.toml (644 root:root)" in dry.stdout
+        assert "would write :edge_board.json (differs)" in dry.stdout
+        assert "1 change(s) would be made (dry run: nothing was changed)" in dry.stdout
+        assert snapshot(provisioned.root) == before
+        assert snapshot(provisioned.flash_dir) == board_before
+        r = run_flash(*provisioned.args)
+        assert r.returncode == 0, r.stdout + r.stderr
+        after = snapshot(provisioned.root)
+        changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
+        assert changed == {"etc/edge/site.toml"}, changed
+        board_after = snapshot(provisioned.flash_dir)
+        assert {p for p in board_after if board_after[p] != board_before.get(p)} == {
+            "edge_board.json"
+        }
+        assert "device: 1 change(s) made" in r.stdout
+    finally:
+        site.write_bytes(CROSSING.read_bytes())
+        assert run_flash(*provisioned.args).returncode == 0
+
+
+def _bad_inputs(tmp: Path, inputs: Inputs) -> list[tuple[str, list[str], str]]:
+    """(what, changed options, the message expected)."""
+    bad_site = tmp / "bad-site.toml"
+    bad_site.write_text(CROSSING.read_text().replace("min_green", "min_grean", 1))
+    other_cn = tmp / "other"
+    cert, key = inputs.broker.pki.issue("someone-else")
+    not_pi = tmp / "not-a-pi"
+    (not_pi / "etc").mkdir(parents=True)
+    (not_pi / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    (not_pi / "etc/group").write_text("root:x:0:\n")
+    other_cn.mkdir()
+    return [
+        ("device id", ["--device-id", "hz 0412/x"], "--device-id 'hz 0412/x': use 1-64 of"),
+        ("site", ["--site", str(bad_site)], "bad-site.toml:"),
+        ("central key", ["--central-key", str(inputs.ca_cert)], "not an Ed25519 public key"),
+        ("broker url", ["--broker", "http://broker:80"], "use mqtts://HOST[:PORT]"),
+        ("broker port", ["--broker", "mqtts://broker:99999"], "the port is not a number"),
+        (
+            "client cert of another device",
+            ["--ca-key", "", "--client-cert", str(cert), "--client-key", str(key)],
+            "its CN is 'someone-else', not the device id 'hz-0412'",
+        ),
+        ("target", ["--target", str(not_pi)], "no group 'dialout' in etc/group"),
+        ("host root", ["--target", "/"], "that is this computer's own root"),
+        ("board", ["--board", str(tmp / "ttyNONE")], "no such serial port"),
+        ("wheelhouse", ["--wheelhouse", str(tmp / "empty")], "no such directory"),
+        ("technician", ["--technician", "Anna!"], "--technician 'Anna!'"),
+        ("unknown option", ["--colour", "red"], "unknown option --colour"),
+    ]
+
+
+def _with(args: list[str], changes: list[str]) -> list[str]:
+    out = list(args)
+    for opt, value in zip(changes[::2], changes[1::2], strict=True):
+        if opt in out:
+            i = out.index(opt)
+            if value:
+                out[i + 1] = value
+            else:
+                del out[i : i + 2]
+        elif value:
+            out += [opt, value]
+    return out
+
+
+def test_bad_input_is_refused_before_any_change(
+    provisioned: Provisioned, inputs: Inputs, tmp_path: Path
+) -> None:
+    assert provisioned.first.returncode == 0
+    before = snapshot(provisioned.root)
+    board_before = snapshot(provisioned.flash_dir)
+    failures = []
+    for what, changes, message in _bad_inputs(tmp_path, inputs):
+        r = run_flash(*_with(provisioned.args, changes))
+        if r.returncode != 2 or message not in r.stderr or "nothing was changed" not in r.stderr:
+            failures.append(f"{what}: exit {r.returncode}\n{r.stderr}")
+    assert not failures, "\n".join(failures)
+    assert snapshot(provisioned.root) == before
+    assert snapshot(provisioned.flash_dir) == board_before
+
+
+def test_every_problem_is_listed_at_once(inputs: Inputs, tmp_path: Path) -> None:
+    root = make_rootfs(tmp_path / "fresh")
+    before = snapshot(root)
+    r = run_flash(
+        "--device-id", "bad id", "--site", CROSSING, "--target", root,
+        "--broker", "mqtts://broker:8883", "--wheelhouse", tmp_path / "none",
+    )  # fmt: skip
+    assert r.returncode == 2
+    for message in (
+        "--device-id 'bad id'",
+        "--broker needs --central-key",
+        "needs --ca-cert",
+        "--wheelhouse",
+        "nothing was changed",
+    ):
+        assert message in r.stderr, r.stderr
+    assert snapshot(root) == before
+
+
+def test_help_speaks_to_a_technician() -> None:
+    r = subprocess.run(["bash", str(FLASH), "--help"], capture_output=True, text=True)
+    assert r.returncode == 0
+    for text in (
+        "--device-id ID",
+        "--target DIR",
+        "--ssh USER@HOST",
+        "--dry-run",
+        "changes NOTHING",
+    ):
+        assert text in r.stdout
+
+
+def test_shellcheck_clean() -> None:
+    exe = shutil.which("shellcheck")
+    if exe is None:
+        pytest.fail("shellcheck is missing: scripts/install-flash-tools.sh")
+    scripts = [FLASH, *sorted((REPO / "scripts").glob("*.sh"))]
+    done = subprocess.run([exe, *map(str, scripts)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+def test_no_python_environment_is_a_clear_error(tmp_path: Path) -> None:
+    env = dict(os.environ, EDGE_PYTHON=str(tmp_path / "nope/python"))
+    r = subprocess.run(
+        [
+            "bash",
+            str(FLASH),
+            "--device-id",
+            "a",
+            "--site",
+            str(CROSSING),
+            "--target",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert r.returncode == 1 and "run 'make setup'" in r.stderr
