@@ -267,9 +267,17 @@ class CentralLink:
         last_flush = time.monotonic()
         link = asyncio.create_task(self.client.run(), name="central-mqtt")
         phase_ids = [p.id for p in self.rt.site.phases]
+        shown: tuple[Any, ...] = ()
         try:
             while not link.done():
                 self._on_core_events()
+                # The retained status follows the runtime: mode, board, plan, central.
+                st = self.rt.status()
+                now_shown = (st["mode"], st["board_state"], st["plan"], self.plan_version,
+                             self.session.lapsed)  # fmt: skip
+                if now_shown != shown and self.client.client is not None:
+                    if await self.client.publish_now("status", self.birth(), qos=1, retain=True):
+                        shown = now_shown
                 out = self.rt.driver.outputs
                 if out is not None and self.client.client is not None and self.cfg.spat_hz > 0:
                     now = self.rt.board.clock_ms()

@@ -23,13 +23,13 @@ STALE_S = 30.0  # the snapshot is rewritten every 10 s: older means the runtime 
 def _store_rows(db_path: Path) -> dict[str, Any] | None:
     if not db_path.exists():
         return None
-    uri = f"file:{db_path}?mode=ro"
-    try:
-        db = sqlite3.connect(uri, uri=True)
-        db.execute("SELECT 1 FROM meta LIMIT 1")
-    except sqlite3.Error:
-        # No -shm to share (the service is not running): read the file as it is.
-        db = sqlite3.connect(f"file:{db_path}?immutable=1", uri=True)
+    # With the service running its -wal and -shm exist and a read-only connection shares
+    # them. Without, a read-only open would still create them (owned by whoever runs
+    # `edge status`, typically root, which the service could then not open): read the
+    # file as it is instead, nobody is writing it.
+    wal = db_path.with_name(db_path.name + "-wal")
+    mode = "mode=ro" if wal.exists() else "immutable=1"
+    db = sqlite3.connect(f"file:{db_path}?{mode}", uri=True)
     try:
         hw = db.execute("SELECT value FROM meta WHERE key = 'plan_high_water'").fetchone()
         active = db.execute(

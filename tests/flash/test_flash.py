@@ -97,6 +97,7 @@ def test_first_run_installs_the_device(provisioned: Provisioned) -> None:
         capture_output=True,
         text=True,
         env={"PATH": os.environ["PATH"]},
+        cwd="/",  # not this checkout: the release's own code must be what imports
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
@@ -175,7 +176,6 @@ def test_new_site_changes_only_the_site(provisioned: Provisioned) -> None:
         assert "device: 1 change(s) made" in r.stdout
     finally:
         site.write_bytes(CROSSING.read_bytes())
-        assert run_flash(*provisioned.args).returncode == 0
 
 
 def _bad_inputs(tmp: Path, inputs: Inputs) -> list[tuple[str, list[str], str]]:

@@ -25,6 +25,9 @@ from tests.flash.conftest import Provisioned
 RESTART = """\
 #!/bin/sh
 # stands for `systemctl restart edge.service`: stop the running one, start `current`
+# as under systemd: working directory /, no PYTHONPATH (the release's own code runs)
+cd /
+unset PYTHONPATH
 root={root}
 if [ -f {pidfile} ]; then kill "$(cat {pidfile})" 2>/dev/null; sleep 0.5; fi
 "$root/opt/edge/current/venv/bin/python" -m edge.cli run --config "$root/etc/edge/site.toml" \\

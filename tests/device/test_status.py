@@ -1,0 +1,77 @@
+"""`edge status`: the runtime's snapshot, the store (read-only) and the releases, for a
+technician; exit 1 when the runtime is not running."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from edge.store import Store
+
+from tests.board.procs import REPO
+
+
+def edge_status(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge.cli", "status", "--root", str(root),
+         "--status-file", str(root / "run/edge/status.json"),
+         "--device", str(root / "etc/edge/device.toml"), *args],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60,
+    )  # fmt: skip
+
+
+def test_status_for_a_technician(tmp_path: Path) -> None:
+    root = tmp_path
+    (root / "etc/edge").mkdir(parents=True)
+    (root / "etc/edge/device.toml").write_text(
+        '[device]\nid = "hz-0412"\nsite = "site.toml"\nstore = "../../var/lib/edge/edge.db"\n'
+    )
+    (root / "var/lib/edge").mkdir(parents=True)
+    db = root / "var/lib/edge/edge.db"
+    s = Store(db)
+    s.save_plan(3, "d3", b"env3", 1000)
+    s.mark_plan_applied(3, 2000)
+    s.save_plan(4, "d4", b"env4", 3000)
+    s.spool_append("events", "{}", 4000)
+    s.log_events([(5000, "plan_accepted", "v4", "plan day at the next safe point")])
+    s.close()
+    (root / "opt/edge/releases/0.1.0-a/venv").mkdir(parents=True)
+    (root / "opt/edge/current").symlink_to("releases/0.1.0-a")
+    (root / "run/edge").mkdir(parents=True)
+    status = root / "run/edge/status.json"
+    snapshot = {
+        "site": "board-test", "plan": "fast", "mode": "run", "session": "running",
+        "board_state": "RUNNING", "ticks": 1234, "jitter_ms": {"p50": 0.8, "p99": 1.6, "max": 2},
+        "board_firmware": "hw-0.1.0", "board_config_hash": "1a2b3c4d", "link": None,
+        "cameras": None,
+    }  # fmt: skip
+    status.write_text(json.dumps(snapshot))
+    r = edge_status(root)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    for text in (
+        "device hz-0412, release 0.1.0-a",
+        "mode run, plan fast, 1234 ticks, jitter p99 1.6 ms",
+        "session running, board RUNNING, firmware hw-0.1.0, config 1a2b3c4d",
+        "central   not configured",
+        "cameras   none configured",
+        "plans     active v3, pending v4, high-water v4",
+        "spool     1 rows to send",
+        "plan_accepted v4 plan day at the next safe point",
+    ):
+        assert text in out, out
+    assert not (root / "var/lib/edge/edge.db-shm").exists()  # read-only: nothing created
+    js = json.loads(edge_status(root, "--json").stdout)
+    assert js["store"]["active_plan"]["version"] == 3
+
+    old = time.time() - 120
+    os.utime(status, (old, old))
+    r = edge_status(root)
+    assert r.returncode == 1 and "-- STALE (1" in r.stdout, r.stdout
+    status.unlink()
+    r = edge_status(root)
+    assert r.returncode == 1 and "NOT RUNNING?" in r.stdout
