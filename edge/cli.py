@@ -119,7 +119,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     from edge.runtime import run_site
 
-    return run_site(args.config, args.port, status_path=args.status_file, device_path=args.device)
+    return run_site(
+        args.config,
+        args.port,
+        status_path=args.status_file,
+        device_path=args.device,
+        status_every_s=args.status_every,
+    )
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
@@ -182,6 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--duration", type=float, help="with --sim: stop after this many wall s")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--device", help="device.toml from flash.sh: id, store, central link")
+    p.add_argument(
+        "--status-every", type=float, default=10.0, help="seconds between status lines/snapshots"
+    )
     p.add_argument(
         "--log-format",
         default="auto",

@@ -140,6 +140,7 @@ class Runtime:
         self.central = central
         self.on_tick = on_tick
         self.status_path = status_path
+        self.status_every_s = STATUS_EVERY_S
         self.extra_tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
         # Set by the sensing and central-link tasks when they run (None: not configured).
         self.sensing: SensingView | None = None
@@ -356,7 +357,7 @@ class Runtime:
                 return
 
     async def _status(self) -> None:
-        while not await self._wait_stop(min(STATUS_EVERY_S, self._fail_s("status"))):
+        while not await self._wait_stop(min(self.status_every_s, self._fail_s("status"))):
             self._check_fail("status")
             st = self.status()
             j = st["jitter_ms"]
@@ -415,7 +416,11 @@ def install_signals(rt: Runtime) -> None:
 
 
 def run_site(
-    config_path: str, port: str, status_path: str | None = None, device_path: str | None = None
+    config_path: str,
+    port: str,
+    status_path: str | None = None,
+    device_path: str | None = None,
+    status_every_s: float = STATUS_EVERY_S,
 ) -> int:
     """`edge run --config SITE --port DEV [--device DEVICE.toml]`: load, run until a signal
     or an error. With a device file naming a broker, the central link runs as `central`;
@@ -436,6 +441,7 @@ def run_site(
     async def main() -> int:
         central = central_hook(link_cfg) if link_cfg is not None else None
         rt = Runtime(config, port, status_path=status_path, central=central)
+        rt.status_every_s = status_every_s
         if os.environ.get("NOTIFY_SOCKET"):
             watchdog = Watchdog()
             rt.extra_tasks["watchdog"] = lambda: watchdog.run(rt)

@@ -275,9 +275,12 @@ class CentralLink:
                 st = self.rt.status()
                 now_shown = (st["mode"], st["board_state"], st["plan"], self.plan_version,
                              self.session.lapsed)  # fmt: skip
-                if now_shown != shown and self.client.client is not None:
-                    if await self.client.publish_now("status", self.birth(), qos=1, retain=True):
-                        shown = now_shown
+                if (
+                    now_shown != shown
+                    and self.client.client is not None
+                    and await self.client.publish_now("status", self.birth(), qos=1, retain=True)
+                ):
+                    shown = now_shown
                 out = self.rt.driver.outputs
                 if out is not None and self.client.client is not None and self.cfg.spat_hz > 0:
                     now = self.rt.board.clock_ms()

@@ -31,7 +31,7 @@ unset PYTHONPATH
 root={root}
 if [ -f {pidfile} ]; then kill "$(cat {pidfile})" 2>/dev/null; sleep 0.5; fi
 "$root/opt/edge/current/venv/bin/python" -m edge.cli run --config "$root/etc/edge/site.toml" \\
-    --port {port} --status-file {status} >>{log} 2>&1 &
+    --port {port} --status-file {status} --status-every 1 >>{log} 2>&1 &
 echo $! >{pidfile}
 """
 
