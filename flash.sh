@@ -108,6 +108,7 @@ done
 # -- applying a staged tree to a root (SD card, or / on the Pi with --live) -------------------
 
 CHANGES=0
+RESTARTED=0
 
 act() { # act DESCRIPTION COMMAND...: run it, or print it with --dry-run
     local what=$1
@@ -264,8 +265,13 @@ switch_release() {
     fi
     local py="$APPLY_PY"
     if [ "$LIVE" = 1 ]; then
-        act "switch to $RELEASE, restart, roll back unless healthy within 60 s" \
-            "$py" -m edge.device.update --root / apply "$RELEASE"
+        RESTARTED=1
+        if ! act "switch to $RELEASE, restart, roll back unless healthy within 60 s" \
+            "$py" -m edge.device.update --root / apply "$RELEASE"; then
+            say "  the new release did not report healthy within 60 s: the previous one runs again"
+            say "  (see: journalctl -u edge -n 100; edge status)"
+            exit 1
+        fi
     else
         act "switch /opt/edge/current -> releases/$RELEASE (checked at next boot by edge-update.service)" \
             "$py" -m edge.device.update --root "$ROOT" switch "$RELEASE"
@@ -307,8 +313,8 @@ apply_stage() {
     [ "$LIVE" = 1 ] && [ -x /opt/edge/current/venv/bin/python ] && APPLY_PY=/opt/edge/current/venv/bin/python
     [ "$LIVE" = 1 ] || APPLY_PY=$PY
     switch_release
-    if [ "$LIVE" = 1 ] && [ "$CHANGES" != 0 ] && [ "$DRY" = 0 ]; then
-        systemctl restart edge.service
+    if [ "$LIVE" = 1 ] && [ "$CHANGES" != 0 ] && [ "$DRY" = 0 ] && [ "$RESTARTED" = 0 ]; then
+        act "restart edge.service (new configuration)" systemctl restart edge.service
     fi
     if [ "$CHANGES" = 0 ]; then
         say "device: nothing changed (already up to date)"
