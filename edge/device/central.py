@@ -17,6 +17,7 @@ appends to a list here (on_tick); everything else runs in this task.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import logging
 import time
@@ -31,8 +32,9 @@ from edge.link import messages
 from edge.link.client import LinkClient
 from edge.link.config import DeviceConfig
 from edge.link.device import FIRMWARE
+from edge.link.errors import Rejected
 from edge.link.messages import LogEvent
-from edge.link.plans import plan_at
+from edge.link.plans import check_body, plan_at
 from edge.link.session import (
     Ack,
     Action,
@@ -42,7 +44,7 @@ from edge.link.session import (
     PriorityRequest,
     SendState,
 )
-from edge.link.signing import load_trusted
+from edge.link.signing import load_trusted, open_envelope
 from edge.store import Store
 
 if TYPE_CHECKING:
@@ -97,6 +99,32 @@ class CentralLink:
 
         rt.on_tick = on_tick
         rt.link = self
+        self._restore_plan()
+
+    def _restore_plan(self) -> None:
+        """After a restart or a power cut: the newest stored bundle (central accepted it)
+        goes to the controller again, verified again (a key no longer trusted is not used)."""
+        stored = self.store.latest_plan()
+        if stored is None:
+            return
+        try:
+            body = open_envelope(stored.envelope, self.session.trusted)
+            bundle = check_body(
+                body,
+                device=self.device,
+                high_water=stored.version - 1,
+                site_raw=self.site_raw,
+                now_ms=None,
+            )
+        except (Rejected, ValueError, KeyError, TypeError) as exc:
+            log.error(
+                "central_plan_unusable version=%d: %s; the site's plans run", stored.version, exc
+            )
+            return
+        plan = plan_at(bundle.config, datetime.datetime.now())
+        self.rt.driver.command(LoadSite(bundle.site, plan))
+        self.pending_apply = (bundle.version, plan, None)
+        log.info("central_plan_restored version=%d plan=%s", bundle.version, plan)
 
     # -- LinkView ----------------------------------------------------------------------------
 
@@ -206,8 +234,6 @@ class CentralLink:
             )
             return
         self._ack(Ack(None, "plan", "accepted", version=b.version, correlation=act.correlation))
-        import datetime
-
         plan = plan_at(b.config, datetime.datetime.now())
         self.rt.driver.command(LoadSite(b.site, plan))
         self.pending_apply = (b.version, plan, act.correlation)
@@ -241,7 +267,8 @@ class CentralLink:
                 if ev.subject == plan:
                     self.pending_apply = None
                     self.plan_version = version
-                    self._ack(Ack(None, "plan", "applied", version=version, correlation=corr))
+                    if corr is not None or self.connected:
+                        self._ack(Ack(None, "plan", "applied", version=version, correlation=corr))
                     self.db.submit(self.store.mark_plan_applied, version, utc_ms())
                     log.info("central_plan_applied version=%d plan=%s", version, plan)
 

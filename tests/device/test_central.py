@@ -13,6 +13,7 @@ import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from edge.link import central
@@ -44,12 +45,6 @@ def test_edge_run_with_a_broker_runs_the_central_link(broker: Mosquitto, tmp_pat
     board = BoardProcess(tmp_path / "ttyB")
     status = tmp_path / "status.json"
     log = tmp_path / "run.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.cli", "run", "--config", str(CROSSING), "--port",
-             board.path, "--device", str(device_toml), "--status-file", str(status)],
-            env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
     plans = dict(tomllib.loads(CROSSING.read_text())["plans"])
     plans["fast"]["defaults"]["max_green_s"] = 5
 
@@ -69,17 +64,39 @@ def test_edge_run_with_a_broker_runs_the_central_link(broker: Mosquitto, tmp_pat
             assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gaps
             return acks
 
+    def start(log: Path) -> subprocess.Popen[bytes]:
+        with open(log, "w") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "edge.cli", "run", "--config", str(CROSSING), "--port",
+                 board.path, "--device", str(device_toml), "--status-file", str(status),
+                 "--status-every", "1"],
+                env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    log2 = tmp_path / "run2.log"
+    proc = start(log)
     try:
         acks = asyncio.run(central_side())
         assert [a["status"] for a in acks] == ["accepted", "applied"], acks
         assert acks[-1]["version"] == 1
-        assert poll(lambda: status.exists() and '"connected": true' in status.read_text(), 15)
-        st = json.loads(status.read_text())
-        assert st["link"]["plan_version"] == 1 and st["session"] == "running"
+
+        def snapshot() -> dict[str, Any]:
+            try:
+                return dict(json.loads(status.read_text()))
+            except (OSError, ValueError):
+                return {}
+
+        assert poll(lambda: (snapshot().get("link") or {}).get("plan_version") == 1, 10)
+        st = snapshot()
+        assert st["link"]["connected"] and st["session"] == "running"
+        proc.terminate()
+        assert proc.wait(15) == 0, log.read_text()[-3000:]
+        assert "central_plan_applied version=1 plan=fast" in log.read_text()
+        # restarted: the stored bundle is the controller's plan again
+        proc = start(log2)
+        assert poll(lambda: "central_plan_applied version=1" in log2.read_text(), 20)
+        assert "central_plan_restored version=1 plan=fast" in log2.read_text()
     finally:
         proc.terminate()
         proc.wait(15)
         board.close()
-    text = log.read_text()
-    assert "central_plan_applied version=1 plan=fast" in text, text[-3000:]
-    assert proc.returncode == 0, text[-3000:]
