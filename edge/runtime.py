@@ -428,13 +428,16 @@ def run_site(
     from edge.board.config import BoardConfigError, board_config
     from edge.config import ConfigError, load_config
     from edge.device.central import central_hook, load_central
+    from edge.device.eventlog import device_store, event_log_task
     from edge.device.notify import Watchdog, notify
 
     try:
         config = load_config(config_path)
         board_config(config.site)
         link_cfg = load_central(device_path) if device_path else None
-    except (ConfigError, BoardConfigError, ValueError) as exc:
+        # without a central link the event log is still kept (central's link keeps it too)
+        log_store = device_store(device_path) if device_path and link_cfg is None else None
+    except (ConfigError, BoardConfigError, ValueError, OSError) as exc:
         log.error("config_error %s: %s", device_path or config_path, exc)
         return EXIT_CONFIG
 
@@ -442,6 +445,8 @@ def run_site(
         central = central_hook(link_cfg) if link_cfg is not None else None
         rt = Runtime(config, port, status_path=status_path, central=central)
         rt.status_every_s = status_every_s
+        if log_store is not None:
+            rt.extra_tasks["event-log"] = event_log_task(log_store, rt)
         if os.environ.get("NOTIFY_SOCKET"):
             watchdog = Watchdog()
             rt.extra_tasks["watchdog"] = lambda: watchdog.run(rt)

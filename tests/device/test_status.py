@@ -75,3 +75,42 @@ def test_status_for_a_technician(tmp_path: Path) -> None:
     status.unlink()
     r = edge_status(root)
     assert r.returncode == 1 and "NOT RUNNING?" in r.stdout
+
+
+def test_edge_run_without_a_broker_keeps_the_event_log(tmp_path: Path) -> None:
+    from tests.board.procs import CROSSING, BoardProcess, poll
+
+    root = tmp_path
+    (root / "etc/edge").mkdir(parents=True)
+    (root / "etc/edge/site.toml").write_bytes(CROSSING.read_bytes())
+    (root / "etc/edge/device.toml").write_text(
+        '[device]\nid = "hz-0412"\nsite = "site.toml"\nstore = "../../var/lib/edge/edge.db"\n'
+    )
+    (root / "var/lib/edge").mkdir(parents=True)
+    (root / "run/edge").mkdir(parents=True)
+    board = BoardProcess(tmp_path / "ttyB")
+    status = root / "run/edge/status.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "run", "--config", str(root / "etc/edge/site.toml"),
+         "--port", board.path, "--device", str(root / "etc/edge/device.toml"),
+         "--status-file", str(status), "--status-every", "1"],
+        env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert poll(lambda: status.exists() and '"session": "running"' in status.read_text(), 20)
+        time.sleep(1.5)  # one more flush of the event log
+        r = edge_status(root)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "central   not configured" in r.stdout
+        assert "mode" in r.stdout.split("events    (newest last)")[1], r.stdout
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        board.close()
+    s = Store(root / "var/lib/edge/edge.db")
+    try:
+        names = {e[1] for e in s.recent_events(1000)}
+    finally:
+        s.close()
+    assert {"mode", "phase_green"} <= names, names
