@@ -124,9 +124,10 @@ act() { # act DESCRIPTION COMMAND...: run it, or print it with --dry-run
 
 gid_of() { awk -F: -v g="$1" '$1 == g { print $3 }' "$ROOT/etc/group"; }
 uid_of() { awk -F: -v u="$1" '$1 == u { print $3 }' "$ROOT/etc/passwd"; }
-free_id() { # the first id in 100..999 free in both files (system range, like adduser --system)
+free_id() { # free_id [TAKEN]: the first id in 100..999 free in both files (and not TAKEN)
     local id
     for id in $(seq 100 999); do
+        [ "$id" = "${1:-}" ] && continue
         if ! cut -d: -f3 "$ROOT/etc/passwd" "$ROOT/etc/group" | grep -qx "$id"; then
             echo "$id"
             return
@@ -155,17 +156,16 @@ ensure_user() {
             act "add edge to dialout, video" usermod -aG dialout,video edge
         fi
     else
+        local gid=""
         if [ -z "$(gid_of edge)" ]; then
-            local gid
             gid=$(free_id)
             act "add group edge (gid $gid) to $ROOT/etc/group" \
                 sh -c "printf 'edge:x:%s:\n' '$gid' >>'$ROOT/etc/group'"
         fi
         if [ -z "$(uid_of edge)" ]; then
-            local uid gid
-            uid=$(free_id)
-            gid=$(gid_of edge)
-            [ -n "$gid" ] || gid=GID
+            local uid
+            [ -n "$(gid_of edge)" ] && gid=$(gid_of edge)
+            uid=$(free_id "$gid") # with --dry-run the group is not there yet: skip its id
             act "add user edge (uid $uid) to $ROOT/etc/passwd" \
                 sh -c "printf 'edge:x:%s:%s:Edge intersection controller:/var/lib/edge:/usr/sbin/nologin\n' '$uid' '$gid' >>'$ROOT/etc/passwd'"
             if [ -f "$ROOT/etc/shadow" ]; then
@@ -284,7 +284,6 @@ apply_stage() {
     ensure_user
     say "files:"
     local edge_owned=root:edge
-    [ "$DRY" = 1 ] && [ -z "$(gid_of edge 2>/dev/null)" ] && [ "$LIVE" = 0 ] && edge_owned=root:root
     ensure_dir etc/edge 755 root:root
     ensure_dir etc/edge/tls 750 "$edge_owned"
     put etc/edge/site.toml 644 root:root
@@ -295,7 +294,7 @@ apply_stage() {
     done
     [ -f "$APPLY_STAGE/etc/edge/tls/client.key" ] && put etc/edge/tls/client.key 640 "$edge_owned"
     [ -f "$APPLY_STAGE/etc/edge/technicians.json" ] && put etc/edge/technicians.json 640 "$edge_owned"
-    ensure_dir var/lib/edge 750 "${edge_owned/root:/edge:}"
+    ensure_dir var/lib/edge 750 edge:edge
     say "service:"
     put etc/systemd/system/edge.service 644 root:root
     put etc/systemd/system/edge-update.service 644 root:root
