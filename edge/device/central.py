@@ -299,16 +299,16 @@ class CentralLink:
             while not link.done():
                 self._on_core_events()
                 # The retained status follows the runtime: mode, board, plan, central.
-                st = self.rt.status()
-                now_shown = (st["mode"], st["board_state"], st["plan"], self.plan_version,
-                             self.session.lapsed)  # fmt: skip
+                out = self.rt.driver.outputs
+                now_shown = (out.mode if out is not None else None,
+                             self.rt.driver.session.board_state, self.rt.plan,
+                             self.plan_version, self.session.lapsed)  # fmt: skip
                 if (
                     now_shown != shown
                     and self.client.client is not None
                     and await self.client.publish_now("status", self.birth(), qos=1, retain=True)
                 ):
                     shown = now_shown
-                out = self.rt.driver.outputs
                 if out is not None and self.client.client is not None and self.cfg.spat_hz > 0:
                     now = self.rt.board.clock_ms()
                     spat = messages.spat(self.device, k, self.utc0 + now, now, out, phase_ids)
