@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-scripted test lint bench setup clean mosquitto
+.PHONY: demo demo-scripted test lint bench setup clean mosquitto flash-tools
 
 $(STAMP): pyproject.toml
 	./scripts/setup.sh $(VENV)
@@ -31,7 +31,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check edge sim tests
 	$(VENV)/bin/mypy
 
-test: lint mosquitto
+# flash.sh's tests: shellcheck and systemd-analyze (apt, as root).
+flash-tools:
+	./scripts/install-flash-tools.sh
+
+test: lint mosquitto flash-tools
 	$(VENV)/bin/pytest -q
 
 bench: $(STAMP)
