@@ -110,18 +110,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     import logging
 
     from edge.board.cli import LOG_FORMAT
+    from edge.runtime import WebOptions
 
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    web = None
+    if args.web is not None:
+        web = WebOptions(args.web, host=args.web_host, credentials=args.credentials)
     if args.sim:
         from sim.realtime import run_sim
 
-        return run_sim(args.sim, tls=args.tls, speed=args.speed, duration_s=args.duration)
+        return run_sim(args.sim, tls=args.tls, speed=args.speed, duration_s=args.duration, web=web)
     if not (args.config and args.port):
         print("edge run: --config and --port, or --sim SCENARIO", file=sys.stderr)
         return 2
     from edge.runtime import run_site
 
-    return run_site(args.config, args.port, status_path=args.status_file)
+    return run_site(args.config, args.port, status_path=args.status_file, web=web)
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
@@ -183,6 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--speed", type=float, default=1.0, help="with --sim: times real time")
     p.add_argument("--duration", type=float, help="with --sim: stop after this many wall s")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--web", type=int, metavar="PORT", help="serve the technician's page here")
+    p.add_argument("--web-host", default="0.0.0.0", help="with --web: the address to listen on")
+    p.add_argument(
+        "--credentials",
+        help="with --web: technicians' credentials file (edge passwd); none: no manual control",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(

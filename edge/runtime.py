@@ -95,6 +95,15 @@ class LinkView(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class WebOptions:
+    """The technician's page (`edge run --web PORT`): where it listens, whose credentials."""
+
+    port: int
+    host: str = "0.0.0.0"
+    credentials: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Jitter:
     """Tick lateness over a window, in ms."""
 
@@ -406,7 +415,12 @@ def install_signals(rt: Runtime) -> None:
         loop.add_signal_handler(sig, rt.request_stop, f"signal:{signal.Signals(sig).name}")
 
 
-def run_site(config_path: str, port: str, status_path: str | None = None) -> int:
+def run_site(
+    config_path: str,
+    port: str,
+    status_path: str | None = None,
+    web: WebOptions | None = None,
+) -> int:
     """`edge run --config SITE --port DEV`: load, run until a signal or an error."""
     from edge.board.config import BoardConfigError, board_config
     from edge.config import ConfigError, load_config
@@ -420,6 +434,14 @@ def run_site(config_path: str, port: str, status_path: str | None = None) -> int
 
     async def main() -> int:
         rt = Runtime(config, port, status_path=status_path)
+        if web is not None:
+            from edge.web.server import WebError, attach_web
+
+            try:
+                attach_web(rt, web.port, host=web.host, credentials_path=web.credentials)
+            except WebError as exc:
+                log.error("config_error %s", exc)
+                return EXIT_CONFIG
         install_signals(rt)
         return await rt.run()
 
