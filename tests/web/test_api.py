@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-
 from edge.config import load_site
 from edge.web.layout import layout_of
+
 from tests.web.inproc import (
     EXAMPLE,
     PASSWORD,
@@ -59,9 +59,7 @@ def test_layout_of_every_example() -> None:
     for path in sorted((ROOT / "examples").glob("*.toml")):
         site = load_site(path)
         lay = layout_of(site)
-        served = {
-            lane.movement for arm in lay.arms for lane in arm.lanes if lane.head is not None
-        }
+        served = {lane.movement for arm in lay.arms for lane in arm.lanes if lane.head is not None}
         wanted = {m.name for p in site.phases for m in (*p.movements, *p.permissive)}
         assert wanted <= served, path.name
         assert {p.id for r in lay.rings for p in r.phases} == {p.id for p in site.phases}
