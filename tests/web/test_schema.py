@@ -9,6 +9,7 @@ operation) so it takes seconds; the live stream is left out (it never ends).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -31,5 +32,5 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _app).exclude(path="/ap
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-def test_api_conforms_to_its_openapi_document(case: schemathesis.Case) -> None:
+def test_api_conforms_to_its_openapi_document(case: schemathesis.Case[Any]) -> None:
     case.call_and_validate()
