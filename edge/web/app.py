@@ -81,6 +81,7 @@ def create_app(recorder: Recorder, credentials_path: str | None) -> FastAPI:
         redoc_url=None,
     )
     streams = {"open": 0}
+    check_lock = asyncio.Lock()
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -164,11 +165,11 @@ def create_app(recorder: Recorder, credentials_path: str | None) -> FastAPI:
         """Server-sent events: `state` (a State) at 10 Hz, `log` (new LoggedEvents)."""
         if streams["open"] >= MAX_STREAMS:
             raise HTTPException(503, f"at most {MAX_STREAMS} live views at once; close one")
-        streams["open"] += 1
 
         async def frames() -> AsyncIterator[str]:
             last_tick = -1
             last_seq = max(0, recorder.seq - 50)
+            streams["open"] += 1  # counted while the generator runs: its finally uncounts it
             try:
                 while not recorder.closing:
                     if rt.ticks != last_tick:
@@ -208,13 +209,20 @@ def create_app(recorder: Recorder, credentials_path: str | None) -> FastAPI:
                 "manual control is refused: no technician credential is set on this device "
                 "(set one with `edge passwd USER --file FILE` and start with --credentials FILE)",
             )
-        ok = await asyncio.to_thread(_check, credentials_path, req.user, req.password)
+        # One check at a time (scrypt costs ~50 ms of a Pi's core, off the event loop), and
+        # a wrong one holds the line half a second: guessing cannot starve the control tick.
+        async with check_lock:
+            ok = await asyncio.to_thread(_check, credentials_path, req.user, req.password)
+            if not ok:
+                log.warning(
+                    "manual_refused user=%s action=%s: wrong credential", req.user, req.action
+                )
+                recorder.add(
+                    "manual", "warning", "manual_refused", req.user,
+                    f"{req.action}: wrong credential",
+                )  # fmt: skip
+                await asyncio.sleep(WRONG_CREDENTIAL_DELAY_S)
         if not ok:
-            log.warning("manual_refused user=%s action=%s: wrong credential", req.user, req.action)
-            recorder.add(
-                "manual", "warning", "manual_refused", req.user, f"{req.action}: wrong credential"
-            )
-            await asyncio.sleep(WRONG_CREDENTIAL_DELAY_S)
             raise HTTPException(401, "wrong user or password; nothing was done")
         cmd = _command(rt.site, req)
         at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")

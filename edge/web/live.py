@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from edge.board.session import fault_name, state_name
+from edge.board.session import SessionState, fault_name, state_name
 from edge.control.controller import GREEN, PED_CLEAR, RED_CLEAR, WALK, YELLOW
 from edge.control.messages import Event, Lamp
 
@@ -82,7 +82,8 @@ class DetectorState(BaseModel):
 class BoardState(BaseModel):
     port: str
     session: str
-    state: str
+    link: str  # up, or lost: no valid frame (the board flashes by its own watchdog)
+    state: str  # as last reported by the board
     fault: str
     latched_fault: str | None
     channels: list[str]  # the map the controller wants, per channel
@@ -278,6 +279,7 @@ class Recorder:
         board = BoardState(
             port=rt.board.port,
             session=s.state.value,
+            link="lost" if s.state in _NO_LINK else "up",
             state=state_name(s.board_state) if s.board_state is not None else "UNKNOWN",
             fault=fault_name(s.board_fault),
             latched_fault=fault_name(drv.latched_fault) if drv.latched_fault is not None else None,
@@ -328,6 +330,7 @@ class Recorder:
         return out[-limit:]
 
 
+_NO_LINK = frozenset({SessionState.CLOSED, SessionState.HELLO})
 _LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3}
 
 
@@ -401,6 +404,8 @@ class LogCapture(logging.Handler):
                 return
             text = record.getMessage()
             name, _, detail = text.partition(" ")
+            if name.startswith("manual_"):
+                return  # the page logs manual actions itself, with the user as subject
             self.recorder.add(source, record.levelname.lower(), name, "", detail)
         except Exception:
             self.handleError(record)

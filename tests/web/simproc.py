@@ -36,7 +36,7 @@ class SimPage:
         scenario: str = "single",
         speed: float = 4.0,
         duration_s: float = 300.0,
-        extra: tuple[str, ...] = (),
+        web: bool = True,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -44,8 +44,9 @@ class SimPage:
         args = [
             sys.executable, "-m", "edge.cli", "run", "--sim", scenario,
             "--speed", str(speed), "--duration", str(duration_s),
-            "--web", str(self.port), "--web-host", "127.0.0.1", *extra,
         ]  # fmt: skip
+        if web:
+            args += ["--web", str(self.port), "--web-host", "127.0.0.1"]
         if credentials is not None:
             args += ["--credentials", str(credentials)]
         env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -94,6 +95,11 @@ class SimPage:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
+
+    def wait_exit(self, timeout_s: float) -> int:
+        code = self.proc.wait(timeout_s)
+        self._log.close()
+        return code
 
     def stop(self, timeout_s: float = 10.0) -> int:
         if self.proc.poll() is None:

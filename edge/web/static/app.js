@@ -178,7 +178,9 @@ function badge(node, text, cls) { node.textContent = text; node.className = `bad
 function paintHeader(state) {
   badge($("mode"), state.mode, state.mode);
   $("plan").textContent = state.plan;
-  $("board-state").textContent = state.board.state + (state.board.fault !== "NONE" ? ` (${state.board.fault})` : "");
+  const b = state.board;
+  $("board-state").textContent = b.link === "lost" ? `NO LINK (last ${b.state}; its watchdog flashes it)`
+    : b.state + (b.fault !== "NONE" ? ` (${b.fault})` : "");
   $("link-state").textContent = state.link.replace("_", " ");
   $("camera-state").textContent = state.cameras.replace("_", " ");
   $("jitter").textContent = state.jitter_ms.p99.toFixed(1);
@@ -193,7 +195,7 @@ function paintBoard(state) {
     return `<tr><td>${ch.id}</td><td>${ch.kind} ${ch.source}</td><td><span class="lamp ${want}"></span> ${want}</td>`
       + (lamp === null ? "" : `<td data-board-lamp="${ch.id}" data-lamp="${lamp}"><span class="lamp ${lamp}"></span> ${lamp}</td>`) + "</tr>";
   }).join("");
-  $("board").innerHTML = `<p>port <b>${esc(b.port)}</b>, session <b>${b.session}</b>, board <b id="board-state-2">${b.state}</b>, fault <b>${b.fault}</b>`
+  $("board").innerHTML = `<p>port <b>${esc(b.port)}</b>, session <b>${b.session}</b>, link <b>${b.link}</b>, board <b>${b.state}</b>${b.link === "lost" ? " (last reported)" : ""}, fault <b>${b.fault}</b>`
     + (b.latched_fault ? `, <b style="color:var(--red)">latched ${b.latched_fault}: an operator must recover</b>` : "")
     + `</p><table><thead><tr><th>ch</th><th>drives</th><th>controller</th>${b.lamps ? "<th>board lamps</th>" : ""}</tr></thead><tbody>${rows}</tbody></table>`
     + `<p class="note">frames sent ${b.stats.frames_sent ?? "-"}, status received ${b.stats.status_received ?? "-"}, retries ${b.stats.retries ?? "-"}</p>`;
