@@ -131,7 +131,7 @@ function drawRings() {
       el("div", { class: "id", text: `\u03a6${p.id}` }, cell);
       el("div", { class: "mv", text: p.movements.join(" ") || "(ped only)" }, cell);
       el("div", { class: "tm", text: "-" }, cell);
-      el("div", { class: "bar" }, cell).appendChild(el("i"));
+      el("div", { class: "bar", title: "max timer left (full bar: 60 s)" }, cell).appendChild(el("i"));
       el("div", { class: "flags" }, cell);
     }
   }
@@ -184,7 +184,7 @@ function paintHeader(state) {
   $("link-state").textContent = state.link.replace("_", " ");
   $("camera-state").textContent = state.cameras.replace("_", " ");
   $("jitter").textContent = state.jitter_ms.p99.toFixed(1);
-  $("clock").textContent = `${state.wall.slice(11, 19)} UTC, t ${state.t_s.toFixed(1)} s`;
+  $("clock").textContent = `${state.wall.slice(11, 19)} UTC`;
 }
 
 function paintBoard(state) {
