@@ -3,8 +3,8 @@
 
     .venv/bin/python scripts/screenshots.py [--out docs/img]
 
-1. day: `edge run --sim single --speed 4 --web PORT` (SUMO traffic, the virtual
-   board on a pty), the page after about 40 s of wall time: heads, ring-barrier
+1. day: `edge run --sim single --speed 2 --web PORT` (SUMO traffic, the virtual
+   board on a pty), the page after about a minute of wall time: heads, ring-barrier
    timers, detectors, the last hour's charts, the event log.
 2. fault: `edge run --config examples/four_leg_protected.toml` against
    `python -m sim.virtual_board`, running with walks and detector inputs, then the
@@ -45,14 +45,14 @@ def _mid_green(st: dict[str, Any]) -> bool:
 def day(out: Path, tmp: Path) -> Path:
     creds = tmp / "technicians.json"
     credentials.set_user(creds, USER, PASSWORD)
-    sim = SimPage(tmp / "day.log", credentials=creds, speed=4.0, duration_s=120)
+    sim = SimPage(tmp / "day.log", credentials=creds, speed=2.0, duration_s=150)
     try:
         sim.wait(lambda st: st["mode"] == "run" and st["board"]["state"] == "RUNNING", 60)
         with chromium(1400, 1500) as ctx:
             page = ctx.new_page()
             page.goto(sim.url + "/")
             page.wait_for_selector("#live.live")
-            time.sleep(35)  # a few simulated minutes for the charts
+            time.sleep(60)  # two simulated minutes for the charts
             sim.wait(_mid_green, 30)
             path = out / "web-day.png"
             page.screenshot(path=str(path), full_page=True)
