@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge import credentials
 from edge.control.messages import AllRed, Automatic, Flash, Hold, PlaceCall
@@ -91,9 +92,11 @@ def create_app(recorder: Recorder, credentials_path: str | None) -> FastAPI:
         ]
         return JSONResponse(status_code=422, content={"error": "; ".join(problems)})
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content={"error": str(exc.detail)})
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's own (e.g. an unparsable body)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            status_code=exc.status_code, content={"error": str(exc.detail)}, headers=exc.headers
+        )
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -195,6 +198,7 @@ def create_app(recorder: Recorder, credentials_path: str | None) -> FastAPI:
         response_model=ControlResult,
         responses={
             202: {"model": ControlResult, "description": "queued, no answer yet"},
+            400: {"model": Problem, "description": "the body is not JSON"},
             401: {"model": Problem, "description": "wrong user or password"},
             403: {"model": Problem, "description": "no technician credential on this device"},
             409: {"model": Problem, "description": "the controller refused the command"},

@@ -213,6 +213,14 @@ async def test_malformed_requests_get_a_422_naming_the_field(
 
 
 @pytest.mark.anyio
+async def test_a_body_that_is_not_json_gets_a_400_with_an_error(h: Harness) -> None:
+    r = await h.client.post(
+        "/api/control", content=b"\t)>\xff~", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400 and "error parsing the body" in r.json()["error"]
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(
     ("body", "message"),
     [
