@@ -152,6 +152,7 @@ class Recorder:
         self._cache: tuple[int, State, str] | None = None
         self.port: int | None = None  # the page's port, once bound
         self.closing = False  # the runtime is shutting down: live streams end
+        self.failed = False  # on_tick raised once: it is not called again
 
     # -- per tick ---------------------------------------------------------------------------
 

@@ -67,7 +67,14 @@ def attach_web(
     previous = rt.on_tick
 
     def on_tick(r: Runtime) -> None:
-        recorder.on_tick(r)
+        # The page's bookkeeping must never stop the control tick: an error in it is
+        # logged once and the recorder stops (the page then shows stale history).
+        if not recorder.failed:
+            try:
+                recorder.on_tick(r)
+            except Exception as exc:
+                recorder.failed = True
+                log.exception("web_recorder_failed error=%r: the page's history stops", exc)
         if previous is not None:
             previous(r)
 

@@ -265,3 +265,32 @@ def test_example_is_the_one_the_tests_assume() -> None:
     site = load_site(EXAMPLE)
     assert [p.id for p in site.phases] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert site.phase(1).ped_crossing is None and site.phase(4).ped_crossing is not None
+
+
+def test_a_failing_recorder_never_stops_the_control_tick() -> None:
+    from edge.runtime import Runtime
+    from edge.web.server import attach_web
+
+    rt = make_runtime()
+    recorder = attach_web(rt, 0, host="127.0.0.1")
+    calls: list[int] = []
+
+    def broken(r: Runtime) -> None:
+        calls.append(1)
+        raise ZeroDivisionError("a bug in the page's bookkeeping")
+
+    recorder.on_tick = broken  # type: ignore[method-assign,assignment]
+    assert rt.on_tick is not None
+    rt.on_tick(rt)
+    rt.on_tick(rt)  # logged once, then left alone
+    assert recorder.failed and calls == [1]
+
+    async def serve_briefly() -> None:
+        task = asyncio.create_task(rt.extra_tasks["web"]())
+        await asyncio.sleep(0.3)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(serve_briefly())
