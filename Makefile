@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-scripted test lint bench setup clean mosquitto flash-tools
+.PHONY: demo demo-scripted test lint bench setup clean mosquitto flash-tools chromium
 
 $(STAMP): pyproject.toml
 	./scripts/setup.sh $(VENV)
@@ -35,7 +35,11 @@ lint: $(STAMP)
 flash-tools:
 	./scripts/install-flash-tools.sh
 
-test: lint mosquitto flash-tools
+# The page's tests drive Debian's Chromium (Playwright, never a downloaded browser).
+chromium:
+	./scripts/install-chromium.sh
+
+test: lint mosquitto flash-tools chromium
 	$(VENV)/bin/pytest -q
 
 bench: $(STAMP)

@@ -110,10 +110,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edge.device.logfmt import setup
 
     setup(args.log_level, args.log_format)
+    web = None
+    if args.web is not None:
+        from edge.runtime import WebOptions
+
+        web = WebOptions(args.web, host=args.web_host, credentials=args.credentials)
     if args.sim:
         from sim.realtime import run_sim
 
-        return run_sim(args.sim, tls=args.tls, speed=args.speed, duration_s=args.duration)
+        return run_sim(args.sim, tls=args.tls, speed=args.speed, duration_s=args.duration, web=web)
     if not (args.config and args.port):
         print("edge run: --config and --port, or --sim SCENARIO", file=sys.stderr)
         return 2
@@ -125,6 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         status_path=args.status_file,
         device_path=args.device,
         status_every_s=args.status_every,
+        web=web,
     )
 
 
@@ -196,6 +202,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="auto",
         choices=["auto", "kv", "text"],
         help="kv: one key=value line per event (journald); auto: kv under systemd",
+    )
+    p.add_argument("--web", type=int, metavar="PORT", help="serve the technician's page here")
+    p.add_argument("--web-host", default="0.0.0.0", help="with --web: the address to listen on")
+    p.add_argument(
+        "--credentials",
+        help="with --web: technicians' credentials file (edge passwd); none: no manual control",
     )
     p.set_defaults(func=cmd_run)
 

@@ -95,6 +95,15 @@ class LinkView(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class WebOptions:
+    """The technician's page (`edge run --web PORT`): where it listens, whose credentials."""
+
+    port: int
+    host: str = "0.0.0.0"
+    credentials: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Jitter:
     """Tick lateness over a window, in ms."""
 
@@ -421,6 +430,7 @@ def run_site(
     status_path: str | None = None,
     device_path: str | None = None,
     status_every_s: float = STATUS_EVERY_S,
+    web: WebOptions | None = None,
 ) -> int:
     """`edge run --config SITE --port DEV [--device DEVICE.toml]`: load, run until a signal
     or an error. With a device file naming a broker, the central link runs as `central`;
@@ -450,6 +460,14 @@ def run_site(
         if os.environ.get("NOTIFY_SOCKET"):
             watchdog = Watchdog()
             rt.extra_tasks["watchdog"] = lambda: watchdog.run(rt)
+        if web is not None:
+            from edge.web.server import WebError, attach_web
+
+            try:
+                attach_web(rt, web.port, host=web.host, credentials_path=web.credentials)
+            except WebError as exc:
+                log.error("config_error %s", exc)
+                return EXIT_CONFIG
         install_signals(rt)
         code = await rt.run()
         notify("STOPPING=1")

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from edge.board.config import board_config
+from edge.board.runner import EXIT_CONFIG
 from edge.config import SiteConfig
 from edge.control.messages import Lamp
-from edge.runtime import EXIT_ERROR, Runtime, install_signals
+from edge.runtime import EXIT_ERROR, Runtime, WebOptions, install_signals
 
 from hw import codec
 from sim.sumo import engine
@@ -219,6 +220,7 @@ async def simulate(
     out: TextIO = sys.stdout,
     view_every_s: float | None = None,
     signals: bool = True,
+    web: WebOptions | None = None,
 ) -> SimSummary:
     """Run the runtime, a virtual board and SUMO until duration_s (wall) or a signal."""
     d = pick(scenario, tls)
@@ -233,6 +235,12 @@ async def simulate(
                 speed=speed, duration_s=duration_s, out=out, view_every_s=every,
             )  # fmt: skip
             rt.extra_tasks["sumo"] = task.run
+            if web is not None:
+                from edge.web.server import attach_web
+
+                # The page shows the virtual board's own lamps beside the controller's map.
+                attach_web(rt, web.port, host=web.host, credentials_path=web.credentials,
+                           board_lamps=lambda: vb.lamps)  # fmt: skip
             if signals:
                 install_signals(rt)
             print(
@@ -250,16 +258,28 @@ async def simulate(
 
 
 def run_sim(
-    scenario: str, *, tls: str | None = None, speed: float = 1.0, duration_s: float | None = None
+    scenario: str,
+    *,
+    tls: str | None = None,
+    speed: float = 1.0,
+    duration_s: float | None = None,
+    web: WebOptions | None = None,
 ) -> int:
     """`edge run --sim`: returns the runtime's exit code (1 on a SUMO/scenario error)."""
+    from edge.web.server import WebError
+
     for name in ("edge.board.driver", "edge.board.runner"):
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        summary = asyncio.run(simulate(scenario, tls=tls, speed=speed, duration_s=duration_s))
+        summary = asyncio.run(
+            simulate(scenario, tls=tls, speed=speed, duration_s=duration_s, web=web)
+        )
     except SimError as exc:
         print(f"edge run --sim: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except WebError as exc:
+        print(f"edge run --sim: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     print(
         f"simulated {summary.sim_s:.0f} s, {summary.arrived} vehicles through, "
         f"modes {' -> '.join(summary.modes)}, conflicting greens {len(summary.conflicts)}"

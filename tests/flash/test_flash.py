@@ -79,6 +79,7 @@ def test_first_run_installs_the_device(provisioned: Provisioned) -> None:
         "WatchdogSec=5",
         "ExecStart=/opt/edge/current/venv/bin/edge run --config /etc/edge/site.toml "
         "--device /etc/edge/device.toml --port /dev/serial0",
+        "--web 8080 --credentials /etc/edge/technicians.json",
     ):
         assert line in unit
     wants = root / "etc/systemd/system/multi-user.target.wants/edge.service"

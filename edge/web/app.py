@@ -1,0 +1,317 @@
+"""The JSON API and the static page (FastAPI; the OpenAPI document is at /openapi.json).
+
+Every manual action goes to the controller as a command (the same path as a
+board input or central's command), so the core's own rules decide when it takes
+effect: an all-red or a flash waits for minimum greens, walks and yellow and
+red clearances. Each one needs a technician credential from the credentials
+file (`edge passwd`; no file, no manual control), and is logged with who and when.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from edge import credentials
+from edge.control.messages import AllRed, Automatic, Flash, Hold, PlaceCall
+from edge.web.layout import Layout, layout_of
+from edge.web.live import History, LoggedEvent, Recorder, State
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+STREAM_EVERY_S = 0.1  # 10 snapshots a second
+MAX_STREAMS = 8  # browsers at once; more would cost the Pi's control tick
+COMMAND_WAIT_S = 1.0  # how long a manual action waits for the controller's answer
+WRONG_CREDENTIAL_DELAY_S = 0.5
+
+
+class ControlRequest(BaseModel):
+    """A technician's manual action. `phase` is needed by hold and call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["all_red", "flash", "hold", "call", "automatic"]
+    phase: int | None = Field(default=None, ge=1, le=64)
+    ped: bool = False
+    user: str = Field(min_length=1, max_length=32)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class ControlResult(BaseModel):
+    action: str
+    user: str
+    at: str  # UTC time the command was handed to the controller
+    result: Literal["applied", "queued"]
+    detail: str
+
+
+class Problem(BaseModel):
+    error: str
+
+
+class LinkInfo(BaseModel):
+    configured: bool
+    status: dict[str, Any] | None
+
+
+class CameraList(BaseModel):
+    configured: bool
+    cameras: list[dict[str, Any]]
+
+
+def create_app(recorder: Recorder, credentials_path: str | None) -> FastAPI:
+    rt = recorder.rt
+    layout = layout_of(rt.site)
+    app = FastAPI(
+        title="edge technician page",
+        version="1",
+        description="Live state, history, event log and manual control of one intersection.",
+        docs_url=None,  # Swagger UI and ReDoc load from a CDN; the device works offline
+        redoc_url=None,
+    )
+    streams = {"open": 0}
+    check_lock = asyncio.Lock()
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+            for e in exc.errors()
+        ]
+        return JSONResponse(status_code=422, content={"error": "; ".join(problems)})
+
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's own (e.g. an unparsable body)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            status_code=exc.status_code, content={"error": str(exc.detail)}, headers=exc.headers
+        )
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/site", response_model=Layout)
+    async def site() -> Layout:
+        return layout
+
+    @app.get("/api/state", response_model=State)
+    async def state() -> State:
+        return recorder.state()
+
+    @app.get("/api/history", response_model=History)
+    async def history() -> History:
+        return recorder.history()
+
+    @app.get("/api/events", response_model=list[LoggedEvent])
+    async def events(
+        source: Annotated[
+            Literal["controller", "manual", "runtime", "board", "link", "sense", "web"] | None,
+            Query(),
+        ] = None,
+        level: Annotated[Literal["debug", "info", "warning", "error"] | None, Query()] = None,
+        text: Annotated[str | None, Query(max_length=100)] = None,
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=2000)] = 200,
+    ) -> list[LoggedEvent]:
+        return recorder.event_log(source=source, level=level, text=text, after=after, limit=limit)
+
+    @app.get("/api/link", response_model=LinkInfo)
+    async def link() -> LinkInfo:
+        if rt.link is None:
+            return LinkInfo(configured=False, status=None)
+        return LinkInfo(configured=True, status=rt.link.link_status())
+
+    @app.get("/api/cameras", response_model=CameraList)
+    async def cameras() -> CameraList:
+        if rt.sensing is None:
+            return CameraList(configured=False, cameras=[])
+        return CameraList(configured=True, cameras=rt.sensing.cameras())
+
+    @app.get(
+        "/api/cameras/{camera_id}/frame.jpg",
+        response_class=Response,
+        responses={200: {"content": {"image/jpeg": {}}}, 404: {"model": Problem}},
+    )
+    async def camera_frame(camera_id: Annotated[str, Field(max_length=64)]) -> Response:
+        if rt.sensing is None:
+            raise HTTPException(404, "no cameras are configured on this device")
+        if camera_id not in {str(c.get("id")) for c in rt.sensing.cameras()}:
+            raise HTTPException(404, f"no camera {camera_id!r}")
+        jpeg = rt.sensing.camera_jpeg(camera_id)
+        if jpeg is None:
+            raise HTTPException(404, f"camera {camera_id!r} has no frame yet")
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @app.get(
+        "/api/stream",
+        response_class=StreamingResponse,
+        responses={
+            200: {"content": {"text/event-stream": {}}, "description": "state at 10 Hz, log"},
+            503: {"model": Problem},
+        },
+    )
+    async def stream() -> StreamingResponse:
+        """Server-sent events: `state` (a State) at 10 Hz, `log` (new LoggedEvents)."""
+        if streams["open"] >= MAX_STREAMS:
+            raise HTTPException(503, f"at most {MAX_STREAMS} live views at once; close one")
+
+        async def frames() -> AsyncIterator[str]:
+            last_tick = -1
+            last_seq = max(0, recorder.seq - 50)
+            streams["open"] += 1  # counted while the generator runs: its finally uncounts it
+            try:
+                while not recorder.closing:
+                    if rt.ticks != last_tick:
+                        last_tick = rt.ticks
+                        yield f"event: state\ndata: {recorder.state_json()}\n\n"
+                    if recorder.seq > last_seq:
+                        new = recorder.event_log(after=last_seq, limit=200)
+                        last_seq = recorder.seq
+                        body = ",".join(ev.model_dump_json() for ev in new)
+                        yield f"event: log\ndata: [{body}]\n\n"
+                    await asyncio.sleep(STREAM_EVERY_S)
+            finally:
+                streams["open"] -= 1
+
+        return StreamingResponse(
+            frames(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    @app.post(
+        "/api/control",
+        response_model=ControlResult,
+        responses={
+            202: {"model": ControlResult, "description": "queued, no answer yet"},
+            400: {"model": Problem, "description": "the body is not JSON"},
+            401: {"model": Problem, "description": "wrong user or password"},
+            403: {"model": Problem, "description": "no technician credential on this device"},
+            409: {"model": Problem, "description": "the controller refused the command"},
+            422: {"model": Problem, "description": "malformed request"},
+        },
+    )
+    async def control(req: ControlRequest) -> JSONResponse:
+        users = _users(credentials_path)
+        if not users:
+            raise HTTPException(
+                403,
+                "manual control is refused: no technician credential is set on this device "
+                "(set one with `edge passwd USER --file FILE` and start with --credentials FILE)",
+            )
+        # One check at a time (scrypt costs ~50 ms of a Pi's core, off the event loop), and
+        # a wrong one holds the line half a second: guessing cannot starve the control tick.
+        async with check_lock:
+            ok = await asyncio.to_thread(_check, credentials_path, req.user, req.password)
+            if not ok:
+                log.warning(
+                    "manual_refused user=%s action=%s: wrong credential", req.user, req.action
+                )
+                recorder.add(
+                    "manual", "warning", "manual_refused", req.user,
+                    f"{req.action}: wrong credential",
+                )  # fmt: skip
+                await asyncio.sleep(WRONG_CREDENTIAL_DELAY_S)
+        if not ok:
+            raise HTTPException(401, "wrong user or password; nothing was done")
+        cmd = _command(rt.site, req)
+        at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        what = f"{req.action}" + (f" phase {req.phase}" if req.phase else "")
+        what += " (ped)" if req.ped and req.action == "call" else ""
+        log.warning("manual_command user=%s action=%s at=%s", req.user, what, at)
+        before = recorder.seq
+        recorder.add("manual", "warning", "manual_command", req.user, what)
+        rt.driver.command(cmd)
+        verdict = await _wait_verdict(recorder, before, type(cmd).__name__)
+        if verdict is None:
+            res = ControlResult(
+                action=what, user=req.user, at=at, result="queued",
+                detail="handed to the controller; no answer within 1 s",
+            )  # fmt: skip
+            return JSONResponse(status_code=202, content=res.model_dump())
+        if verdict.name == "command_rejected":
+            raise HTTPException(409, f"the controller refused {what}: {verdict.detail}")
+        res = ControlResult(
+            action=what, user=req.user, at=at, result="applied", detail=_effect(req)
+        )
+        return JSONResponse(status_code=200, content=res.model_dump())
+
+    return app
+
+
+def _users(path: str | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    try:
+        return credentials.load(path)
+    except credentials.CredentialError as exc:
+        log.error("credentials_unreadable %s", exc)
+        return {}
+
+
+def _check(path: str | None, user: str, password: str) -> bool:
+    if path is None:
+        return False
+    try:
+        return credentials.check(path, user, password)
+    except credentials.CredentialError:
+        return False
+
+
+def _command(site: Any, req: ControlRequest) -> object:
+    """The core command for a request; 422 when the phase does not fit the site."""
+    if req.action in ("hold", "call"):
+        ids = [p.id for p in site.phases]
+        if req.phase is None:
+            raise HTTPException(422, f"{req.action} needs a phase (one of {ids})")
+        if req.phase not in ids:
+            raise HTTPException(422, f"phase {req.phase} is not on this site (phases {ids})")
+        if req.action == "hold":
+            return Hold((req.phase,))
+        if req.ped and site.phase(req.phase).ped_crossing is None:
+            raise HTTPException(422, f"phase {req.phase} has no pedestrian signal")
+        return PlaceCall(req.phase, ped=req.ped)
+    if req.phase is not None:
+        raise HTTPException(422, f"{req.action} takes no phase")
+    if req.action == "all_red":
+        return AllRed(True)
+    if req.action == "flash":
+        return Flash(True)
+    return Automatic()
+
+
+def _effect(req: ControlRequest) -> str:
+    return {
+        "all_red": "clearing to all red: greens end when their minimums allow, yellow and red "
+        "clearance run in full",
+        "flash": "clearing through yellow and red to flash",
+        "hold": f"phase {req.phase} held green once it is green",
+        "call": f"call placed on phase {req.phase}",
+        "automatic": "operator overrides dropped; automatic operation",
+    }[req.action]
+
+
+async def _wait_verdict(recorder: Recorder, after: int, kind: str) -> LoggedEvent | None:
+    """The controller's command_applied/command_rejected for `kind`, or None after 1 s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + COMMAND_WAIT_S
+    while loop.time() < deadline:
+        for ev in recorder.event_log(source="controller", after=after, limit=2000):
+            if ev.name in ("command_applied", "command_rejected") and ev.subject == kind:
+                return ev
+        await asyncio.sleep(0.02)
+    return None

@@ -1,0 +1,412 @@
+"""The running intersection as the page sees it: snapshots, the event log, the last hour.
+
+`Recorder.on_tick` runs after every control tick (chained onto Runtime.on_tick):
+it only copies this tick's controller events into a bounded deque and counts
+detector rising edges and call-to-green waits into one-minute buckets, a few
+microseconds a tick. Snapshots are built when a client asks, at most once per
+tick however many browsers are open. Minutes are on the runtime's clock, so in
+a sped-up simulation "the last hour" is an hour of simulated time.
+
+Delay here is what the controller itself knows without cameras: the wait from a
+phase's first call to its green (signal delay per served call), per minute.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from edge.board.session import SessionState, fault_name, state_name
+from edge.control.controller import GREEN, PED_CLEAR, RED_CLEAR, WALK, YELLOW
+from edge.control.messages import Event, Lamp
+
+if TYPE_CHECKING:
+    from edge.runtime import Runtime
+
+MINUTE_MS = 60_000
+HOUR_MINUTES = 60
+EVENT_LOG_SIZE = 2000
+_WARNING_EVENTS = frozenset({"command_rejected", "fault_flash", "input_error"})
+
+LAMP_NAME = {
+    Lamp.DARK: "dark",
+    Lamp.RED: "red",
+    Lamp.YELLOW: "yellow",
+    Lamp.GREEN: "green",
+    Lamp.FLASH_RED: "flash_red",
+    Lamp.FLASH_YELLOW: "flash_yellow",
+}
+PED_NAME = {
+    Lamp.DARK: "dark",
+    Lamp.RED: "dont_walk",
+    Lamp.GREEN: "walk",
+    Lamp.FLASH_RED: "flash_dont_walk",
+}
+
+
+class Timer(BaseModel):
+    """The interval a phase is in and the time left in it, in the runtime's seconds."""
+
+    interval: str  # min_green, passage, max, rest, yellow, red_clear, walk, ped_clear, red
+    left_s: float | None
+    max_left_s: float | None = None
+
+
+class PhaseState(BaseModel):
+    id: int
+    ring: int
+    lamp: str
+    ped: str
+    call: bool
+    ped_call: bool
+    hold: bool
+    omit: bool
+    timer: Timer
+
+
+class OverlapState(BaseModel):
+    id: str
+    lamp: str
+
+
+class DetectorState(BaseModel):
+    id: int
+    on: bool
+
+
+class BoardState(BaseModel):
+    port: str
+    session: str
+    link: str  # up, or lost: no valid frame (the board flashes by its own watchdog)
+    state: str  # as last reported by the board
+    fault: str
+    latched_fault: str | None
+    channels: list[str]  # the map the controller wants, per channel
+    lamps: list[str] | None  # what the board drives, when known (the virtual board)
+    stats: dict[str, int]
+
+
+class State(BaseModel):
+    """One snapshot of the live intersection (the stream sends these at 10 Hz)."""
+
+    wall: str
+    t_s: float
+    tick: int
+    mode: str
+    plan: str
+    fault: str | None
+    phases: list[PhaseState]
+    overlaps: list[OverlapState]
+    detectors: list[DetectorState]
+    board: BoardState
+    jitter_ms: dict[str, float]
+    link: str  # not_configured, connected, disconnected
+    cameras: str  # not_configured, ok, degraded
+
+
+class LoggedEvent(BaseModel):
+    seq: int
+    wall: str
+    t_s: float | None
+    source: str  # controller, manual, runtime, board, link, sense
+    level: str
+    name: str
+    subject: str = ""
+    detail: str = ""
+
+
+class Minute(BaseModel):
+    minute: int  # minutes since the runtime's clock origin
+    counts: int  # vehicle detector actuations (rising edges)
+    served_calls: int
+    mean_wait_s: float | None  # mean wait from first call to green
+
+
+class History(BaseModel):
+    minutes: list[Minute]
+
+
+def _name(lamp: Lamp, table: dict[Lamp, str]) -> str:
+    return table.get(lamp, "dark")
+
+
+class Recorder:
+    """Per-tick bookkeeping for the page, and the snapshot builder."""
+
+    def __init__(self, rt: Runtime, board_lamps: Callable[[], Sequence[int]] | None = None) -> None:
+        self.rt = rt
+        self.board_lamps = board_lamps
+        self.events: deque[LoggedEvent] = deque(maxlen=EVENT_LOG_SIZE)
+        self.seq = 0
+        self.minutes: deque[Minute] = deque(maxlen=HOUR_MINUTES)
+        n = len(rt.site.phases)
+        self._call_at: list[int | None] = [None] * n
+        self._was_green = [False] * n
+        self._det_prev: list[bool] = []
+        self._vehicle_det = [not d.ped for d in rt.site.detectors]
+        self._cache: tuple[int, State, str] | None = None
+        self.port: int | None = None  # the page's port, once bound
+        self.closing = False  # the runtime is shutting down: live streams end
+        self.failed = False  # on_tick raised once: it is not called again
+
+    # -- per tick ---------------------------------------------------------------------------
+
+    def on_tick(self, rt: Runtime) -> None:
+        out = rt.driver.outputs
+        ctl = rt.driver.controller
+        if out is None:
+            return
+        for ev in out.events:
+            self._add_controller_event(ev)
+        now = ctl.last_now
+        minute = self._minute(now)
+        present = ctl.det_present
+        if len(self._det_prev) != len(present):
+            self._det_prev = list(present)
+        for k, on in enumerate(present):
+            if on and not self._det_prev[k] and self._vehicle_det[k]:
+                minute.counts += 1
+        self._det_prev = list(present)
+        for i, iv in enumerate(ctl.iv):
+            green = iv == GREEN
+            if ctl.vcall[i] and not green and self._call_at[i] is None:
+                self._call_at[i] = now
+            if green and not self._was_green[i]:
+                at = self._call_at[i]
+                if at is not None:
+                    wait_s = (now - at) / 1000
+                    n = minute.served_calls
+                    mean = minute.mean_wait_s or 0.0
+                    minute.mean_wait_s = (mean * n + wait_s) / (n + 1)
+                    minute.served_calls = n + 1
+                self._call_at[i] = None
+            self._was_green[i] = green
+
+    def _minute(self, now_ms: int) -> Minute:
+        m = now_ms // MINUTE_MS
+        if not self.minutes or self.minutes[-1].minute != m:
+            self.minutes.append(Minute(minute=m, counts=0, served_calls=0, mean_wait_s=None))
+        return self.minutes[-1]
+
+    def _add_controller_event(self, ev: Event) -> None:
+        level = (
+            "warning" if ev.name in ("command_rejected", "fault_flash", "input_error") else "info"
+        )
+        self.add("controller", level, ev.name, ev.subject, ev.detail, t_ms=ev.t_ms)
+
+    def add(
+        self,
+        source: str,
+        level: str,
+        name: str,
+        subject: str = "",
+        detail: str = "",
+        t_ms: int | None = None,
+    ) -> LoggedEvent:
+        self.seq += 1
+        ev = LoggedEvent(
+            seq=self.seq,
+            wall=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            t_s=None if t_ms is None else t_ms / 1000,
+            source=source,
+            level=level,
+            name=name,
+            subject=subject,
+            detail=detail,
+        )
+        self.events.append(ev)
+        return ev
+
+    # -- on request -------------------------------------------------------------------------
+
+    def state(self) -> State:
+        """The live snapshot; built at most once per control tick."""
+        return self._cached()[0]
+
+    def state_json(self) -> str:
+        """The snapshot as JSON, encoded once per tick for every open stream."""
+        return self._cached()[1]
+
+    def _cached(self) -> tuple[State, str]:
+        cached = self._cache
+        if cached is None or cached[0] != self.rt.ticks:
+            st = self._build()
+            cached = (self.rt.ticks, st, st.model_dump_json())
+            self._cache = cached
+        return cached[1], cached[2]
+
+    def _build(self) -> State:
+        rt = self.rt
+        drv = rt.driver
+        ctl = drv.controller
+        out = drv.outputs
+        site = rt.site
+        now = ctl.last_now
+        phases = []
+        for i, ph in enumerate(site.phases):
+            lamp = out.phases[i] if out is not None else Lamp.DARK
+            ped = out.peds[i] if out is not None else Lamp.DARK
+            phases.append(
+                PhaseState(
+                    id=ph.id,
+                    ring=ph.ring,
+                    lamp=_name(lamp, LAMP_NAME),
+                    ped=_name(ped, PED_NAME),
+                    call=bool(ctl.vcall[i]),
+                    ped_call=bool(ctl.pcall[i]),
+                    hold=bool(ctl.hold[i]),
+                    omit=bool(ctl.omit[i]),
+                    timer=_timer(ctl, i, now),
+                )
+            )
+        overlaps = [
+            OverlapState(id=ov.id, lamp=_name(out.overlaps[k] if out else Lamp.DARK, LAMP_NAME))
+            for k, ov in enumerate(site.overlaps)
+        ]
+        detectors = [
+            DetectorState(id=d.id, on=bool(ctl.det_present[k]))
+            for k, d in enumerate(site.detectors)
+        ]
+        s = drv.session
+        lamps = None
+        if self.board_lamps is not None:
+            lamps = [_name(Lamp(c), LAMP_NAME) if c in Lamp._value2member_map_ else "dark"
+                     for c in self.board_lamps()]  # fmt: skip
+        board = BoardState(
+            port=rt.board.port,
+            session=s.state.value,
+            link="lost" if s.state in _NO_LINK else "up",
+            state=state_name(s.board_state) if s.board_state is not None else "UNKNOWN",
+            fault=fault_name(s.board_fault),
+            latched_fault=fault_name(drv.latched_fault) if drv.latched_fault is not None else None,
+            channels=[_name(c, LAMP_NAME) for c in out.channels] if out is not None else [],
+            lamps=lamps,
+            stats=drv.stats(),
+        )
+        status = rt.status()
+        return State(
+            wall=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            t_s=now / 1000,
+            tick=rt.ticks,
+            mode=out.mode if out is not None else "none",
+            plan=ctl.plan.id,
+            fault=out.fault if out is not None else None,
+            phases=phases,
+            overlaps=overlaps,
+            detectors=detectors,
+            board=board,
+            jitter_ms={k: float(v) for k, v in status["jitter_ms"].items()},
+            link=_link_summary(rt),
+            cameras=_camera_summary(rt),
+        )
+
+    def history(self) -> History:
+        return History(minutes=list(self.minutes))
+
+    def event_log(
+        self,
+        *,
+        source: str | None = None,
+        level: str | None = None,
+        text: str | None = None,
+        after: int = 0,
+        limit: int = 200,
+    ) -> list[LoggedEvent]:
+        """Newest last; filtered by source, level (at least), and a substring."""
+        min_level = _LEVELS.get(level or "debug", 0)
+        needle = (text or "").lower()
+        out = [
+            ev
+            for ev in self.events
+            if ev.seq > after
+            and (source is None or ev.source == source)
+            and _LEVELS.get(ev.level, 0) >= min_level
+            and (not needle or needle in f"{ev.name} {ev.subject} {ev.detail}".lower())
+        ]
+        return out[-limit:]
+
+
+_NO_LINK = frozenset({SessionState.CLOSED, SessionState.HELLO})
+_LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3}
+
+
+def _timer(ctl: Any, i: int, now: int) -> Timer:
+    """Which interval phase i is timing and how long it has left (controller ms -> s)."""
+
+    def left(end: int) -> float:
+        return max(0.0, (end - now) / 1000)
+
+    iv = ctl.iv[i]
+    max_end = ctl.max_end[i]
+    max_left = left(max_end) if max_end < (1 << 61) else None
+    if iv == GREEN:
+        ped_iv = ctl.ped_iv[i]
+        if ped_iv == WALK:
+            return Timer(interval="walk", left_s=left(ctl.ped_end[i]), max_left_s=max_left)
+        if ped_iv == PED_CLEAR:
+            return Timer(interval="ped_clear", left_s=left(ctl.ped_end[i]), max_left_s=max_left)
+        if now < ctl.min_end[i]:
+            return Timer(interval="min_green", left_s=left(ctl.min_end[i]), max_left_s=max_left)
+        if now < ctl.pass_end[i]:
+            return Timer(interval="passage", left_s=left(ctl.pass_end[i]), max_left_s=max_left)
+        return Timer(interval="rest" if max_left is None else "max", left_s=max_left,
+                     max_left_s=max_left)  # fmt: skip
+    if iv == YELLOW:
+        return Timer(interval="yellow", left_s=left(ctl.iv_end[i]))
+    if iv == RED_CLEAR:
+        return Timer(interval="red_clear", left_s=left(ctl.iv_end[i]))
+    return Timer(interval="red", left_s=None)
+
+
+def _link_summary(rt: Runtime) -> str:
+    if rt.link is None:
+        return "not_configured"
+    try:
+        return "connected" if rt.link.link_status().get("connected") else "disconnected"
+    except Exception:
+        return "unknown"
+
+
+def _camera_summary(rt: Runtime) -> str:
+    if rt.sensing is None:
+        return "not_configured"
+    try:
+        cams = rt.sensing.cameras()
+    except Exception:
+        return "unknown"
+    return "ok" if all(c.get("health") == "ok" for c in cams) else "degraded"
+
+
+class LogCapture(logging.Handler):
+    """The runtime's own log lines (board, runtime, link, sense) into the page's event log."""
+
+    SOURCES = (
+        ("edge.board", "board"),
+        ("edge.runtime", "runtime"),
+        ("edge.link", "link"),
+        ("edge.sense", "sense"),
+        ("edge.vision", "sense"),
+        ("edge.web", "web"),
+    )
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__(logging.INFO)
+        self.recorder = recorder
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            source = next((s for p, s in self.SOURCES if record.name.startswith(p)), None)
+            if source is None:
+                return
+            text = record.getMessage()
+            name, _, detail = text.partition(" ")
+            if name.startswith("manual_"):
+                return  # the page logs manual actions itself, with the user as subject
+            self.recorder.add(source, record.levelname.lower(), name, "", detail)
+        except Exception:
+            self.handleError(record)

@@ -1,0 +1,120 @@
+"""The `web` task: uvicorn serving the page in the runtime's own event loop.
+
+The socket is bound before the runtime starts, so a port in use is a start-up
+error with a clear message, not a failure mid-run. uvicorn's own signal
+handlers are kept out (the runtime owns SIGTERM/SIGINT and its shutdown path),
+and a failure of the page after start is logged and leaves the intersection
+running: the page is for people, the control tick is not its to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable, Generator, Sequence
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+from edge.web.app import create_app
+from edge.web.live import LogCapture, Recorder
+
+if TYPE_CHECKING:
+    from edge.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_S = 1.5
+
+
+class WebError(RuntimeError):
+    """The page cannot be served (the port is taken, the host unknown)."""
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # the runtime owns the signals
+
+
+def bind(host: str, port: int) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, addr = infos[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(32)
+    except OSError as exc:
+        raise WebError(f"technician page: cannot listen on {host}:{port}: {exc}") from exc
+    sock.setblocking(False)
+    return sock
+
+
+def attach_web(
+    rt: Runtime,
+    port: int,
+    *,
+    host: str = "0.0.0.0",
+    credentials_path: str | None = None,
+    board_lamps: Callable[[], Sequence[int]] | None = None,
+) -> Recorder:
+    """Add the `web` task to `rt` (and the per-tick recorder); raises WebError at once."""
+    sock = bind(host, port)
+    recorder = Recorder(rt, board_lamps)
+    previous = rt.on_tick
+
+    def on_tick(r: Runtime) -> None:
+        # The page's bookkeeping must never stop the control tick: an error in it is
+        # logged once and the recorder stops (the page then shows stale history).
+        if not recorder.failed:
+            try:
+                recorder.on_tick(r)
+            except Exception as exc:
+                recorder.failed = True
+                log.exception("web_recorder_failed error=%r: the page's history stops", exc)
+        if previous is not None:
+            previous(r)
+
+    rt.on_tick = on_tick
+    app = create_app(recorder, credentials_path)
+    actual_port = sock.getsockname()[1]
+    if credentials_path is None:
+        log.warning("web_no_credentials: manual control on the page is refused (no --credentials)")
+
+    async def serve() -> None:
+        capture = LogCapture(recorder)
+        logging.getLogger("edge").addHandler(capture)
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ws="none",
+            timeout_graceful_shutdown=1,
+        )
+        server = _Server(config)
+        log.info("web_listening url=http://%s:%d/", host, actual_port)
+        try:
+            await server.serve(sockets=[sock])
+            log.error("web_stopped: the technician page ended; the intersection runs on")
+        except asyncio.CancelledError:
+            # The runtime is shutting down (after its board handover): end the live
+            # streams and close the connections rather than leave them to the loop's end.
+            recorder.closing = True
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.shutdown(sockets=[sock]), SHUTDOWN_S)
+            raise
+        except Exception as exc:
+            log.exception("web_failed error=%r: the intersection runs on without the page", exc)
+        finally:
+            logging.getLogger("edge").removeHandler(capture)
+            sock.close()
+        await asyncio.Event().wait()  # until the runtime's shutdown cancels this task
+
+    rt.extra_tasks["web"] = serve
+    recorder.port = actual_port
+    return recorder

@@ -1,0 +1,61 @@
+"""Debian's Chromium under Playwright (never a downloaded browser), for tests and screenshots."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from playwright.sync_api import BrowserContext, sync_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@contextlib.contextmanager
+def chromiums(
+    n: int, width: int = 1400, height: int = 1500, nice: int = 0
+) -> Iterator[list[BrowserContext]]:
+    """n headless Chromium processes, each with a fresh profile (--user-data-dir).
+
+    nice > 0 starts them through a `nice -n NICE` wrapper (a browser that should not
+    compete with the runtime on the same CPUs, as when it runs on another machine).
+    """
+    if not CHROMIUM.exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: run scripts/install-chromium.sh as root")
+    with contextlib.ExitStack() as stack:
+        pw = stack.enter_context(sync_playwright())
+        exe = str(CHROMIUM)
+        if nice:
+            wrapper_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            wrapper = wrapper_dir / "chromium"
+            wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(nice)} {CHROMIUM} "$@"\n')
+            wrapper.chmod(0o755)
+            exe = str(wrapper)
+        contexts = []
+        for _ in range(n):
+            profile = stack.enter_context(tempfile.TemporaryDirectory(prefix="edge-chromium-"))
+            ctx = pw.chromium.launch_persistent_context(
+                profile,
+                executable_path=exe,
+                headless=True,
+                args=FLAGS,
+                viewport={"width": width, "height": height},
+            )
+            stack.callback(ctx.close)
+            contexts.append(ctx)
+        yield contexts
+
+
+@contextlib.contextmanager
+def chromium(width: int = 1400, height: int = 1500) -> Iterator[BrowserContext]:
+    with chromiums(1, width, height) as contexts:
+        yield contexts[0]
