@@ -60,6 +60,10 @@ SETBACK_M = 35.0  # from the stop line to the setback loop's front edge
 SETBACK_LENGTH_M = 3.0
 PASSAGE_S = 1.5
 PLAN_ID = "actuated"
+# Emergency preemption: the dwell holds at least this long once reached, and a
+# request still on after this long is a stuck receiver.
+PREEMPT_MIN_DWELL_S = 5.0
+PREEMPT_MAX_PRESENCE_S = 120.0
 
 _COMPASS8 = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
 _COMPASS16 = (
@@ -443,6 +447,7 @@ def _site_dict(
     arms: Sequence[Arm],
     cand: _Candidate,
     detectors: Sequence[DetectorBinding],
+    preempts: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     phases = sorted(cand.phases, key=lambda p: (p.ring, p.group, p.id))
     phase_rows = []
@@ -495,6 +500,7 @@ def _site_dict(
         **({"overlaps": overlaps} if overlaps else {}),
         "channels": channels,
         "detectors": dets,
+        **({"preempts": list(preempts)} if preempts else {}),
         "plans": _plan(junction, cand, arms, main_group=1),
     }
 
@@ -605,7 +611,7 @@ def _check_sumo_foes(
 
 
 def _detectors(
-    junction: SignalJunction, bind: dict[int, LinkBinding]
+    junction: SignalJunction, bind: dict[int, LinkBinding], reserve: int = 0
 ) -> tuple[DetectorBinding, ...]:
     """A stop-bar loop (calls and extends) and a setback loop (extends) per lane.
 
@@ -614,7 +620,8 @@ def _detectors(
     green takes its call for the protected phase with it, so the protected
     left is timed only for lefts still waiting when it comes up. A setback loop
     goes in where the lane is long enough and the reference board (16 inputs)
-    has an input left, through lanes first.
+    has an input left, through lanes first. `reserve` inputs after the
+    stop-bar loops are kept for the preemption receiver (see _preempts).
     """
     lane_phases: dict[str, set[int]] = {}
     fya_lanes: set[str] = set()
@@ -645,7 +652,7 @@ def _detectors(
     # Setback loops on the inputs the reference board has left, through lanes first.
     for sb in sorted(out, key=lambda d: (d.lane in fya_lanes, d.lane)):
         length = lengths.get(sb.lane, 0.0)
-        if len(out) >= BOARD_INPUTS:
+        if len(out) + reserve >= BOARD_INPUTS:
             break
         if length < SETBACK_M + SETBACK_LENGTH_M + DETECTOR_SETBACK_M:
             continue
@@ -655,7 +662,7 @@ def _detectors(
             replace(
                 sb,
                 id=n,
-                input=n,
+                input=n + reserve,
                 pos_m=pos,
                 length_m=SETBACK_LENGTH_M,
                 calls=False,
@@ -664,6 +671,41 @@ def _detectors(
             )
         )
     return tuple(out)
+
+
+def _preempts(cand: _Candidate, arms: Sequence[Arm], first_input: int) -> list[dict[str, Any]]:
+    """One emergency preempt per approach: dwell in the greens that serve it.
+
+    The dwell phases are the approach's through phase and, in the other ring
+    of the same barrier group, its left phase. All preempts share one
+    priority, so simultaneous requests are served first come, first served.
+    Each takes a board input (the optical/radio receiver's output for that
+    approach) while the reference board has one left after the stop-bar loops.
+    """
+    out: list[dict[str, Any]] = []
+    for arm in arms:
+        serving = [
+            p
+            for p in sorted(cand.phases, key=lambda p: p.id)
+            if any(m.split(".")[0] == arm.id for m in p.movements + p.permissive)
+        ]
+        if not serving:
+            continue
+        main = next((p for p in serving if f"{arm.id}.T" in p.movements + p.permissive), serving[0])
+        dwell = [main] + [p for p in serving if p.group == main.group and p.ring != main.ring][:1]
+        pre: dict[str, Any] = {
+            "id": len(out) + 1,
+            "priority": 1,
+            "approach": arm.id,
+            "dwell_phases": sorted(p.id for p in dwell),
+            "min_dwell_s": PREEMPT_MIN_DWELL_S,
+            "max_presence_s": PREEMPT_MAX_PRESENCE_S,
+        }
+        n = first_input + len(out)
+        if n <= BOARD_INPUTS:
+            pre["input"] = n
+        out.append(pre)
+    return out[:8]
 
 
 # --- the entry point -------------------------------------------------------------------
@@ -695,8 +737,11 @@ def derive(junction: SignalJunction) -> Derivation:
                 continue  # no left of its own lane: the plain dual ring says the same
             bind = _bindings(junction, mv, cand)
             bind = _check_sumo_foes(junction, cand, bind)
-            detectors = _detectors(junction, bind)
-            site_dict = _site_dict(junction, arms, cand, detectors)
+            stop_bars = len({b.from_lane for b in bind.values() if b.phase is not None})
+            preempts = _preempts(cand, arms, stop_bars + 1)
+            reserve = sum(1 for p in preempts if "input" in p)
+            detectors = _detectors(junction, bind, reserve)
+            site_dict = _site_dict(junction, arms, cand, detectors, preempts)
             site = site_from_dict(site_dict, f"<derived {tls}>")
         except _Refused as exc:
             reasons.append(f"{build.__name__.strip('_').replace('_', '-')}: {exc}")
