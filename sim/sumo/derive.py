@@ -692,7 +692,8 @@ def _preempts(cand: _Candidate, arms: Sequence[Arm], first_input: int) -> list[d
         if not serving:
             continue
         main = next((p for p in serving if f"{arm.id}.T" in p.movements + p.permissive), serving[0])
-        dwell = [main] + [p for p in serving if p.group == main.group and p.ring != main.ring][:1]
+        partner = [p for p in serving if p.group == main.group and p.ring != main.ring]
+        dwell = [main, *partner[:1]]
         pre: dict[str, Any] = {
             "id": len(out) + 1,
             "priority": 1,
