@@ -10,7 +10,8 @@ Episodes run in a process pool (libsumo holds one simulation per process),
 two by default (the reference machine has two cores), longest first.
 `--quick` is a smoke run: two small scenarios, one seed, 600 s.
 EDGE_BENCH_TRAFFIC_SCENARIOS / _CONTROLLERS / _SEEDS / _END_S / _JOBS narrow
-or change a run (comma-separated names, a seed count, seconds, workers).
+or change a run (comma-separated names, a seed count, seconds, workers);
+EDGE_BENCH_SAVE=FILE writes the JSON object to FILE as well.
 """
 
 from __future__ import annotations
@@ -177,6 +178,14 @@ def _table(rows: list[dict[str, Any]], cols: list[tuple[str, str]], first: str) 
     return "\n".join(lines)
 
 
+def _save(doc: dict[str, Any]) -> None:
+    """EDGE_BENCH_SAVE=FILE keeps the JSON object too, whichever way it is printed."""
+    path = os.environ.get("EDGE_BENCH_SAVE")
+    if path:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(json.dumps(doc, indent=1) + "\n")
+
+
 def _settings(quick: bool) -> tuple[int, float, int]:
     seeds = 1 if quick else int(_env_number("EDGE_BENCH_TRAFFIC_SEEDS", SEEDS))
     end_s = 600.0 if quick else _env_number("EDGE_BENCH_TRAFFIC_END_S", END_S)
@@ -214,6 +223,7 @@ def run_traffic_bench(json_out: bool, quick: bool, machine: str) -> int:
         "workers": workers,
         "wall_s": round(time.perf_counter() - t0, 1),
     }
+    _save({**head, "results": rows})
     if json_out:
         print(json.dumps({**head, "results": rows}))
         return 0
@@ -276,6 +286,7 @@ def run_preemption_bench(json_out: bool, quick: bool, machine: str) -> int:
         "workers": workers,
         "wall_s": round(time.perf_counter() - t0, 1),
     }
+    _save({**head, "results": rows})
     if json_out:
         print(json.dumps({**head, "results": rows}))
         return 0
