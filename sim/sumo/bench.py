@@ -209,6 +209,7 @@ def run_traffic_bench(json_out: bool, quick: bool, machine: str) -> int:
             for s in range(1, seeds + 1)
         ]
         t0 = time.perf_counter()
+        sha = commit()  # before the run: the code that ran
         reports = run_jobs(jobs, workers)
     except SimError as exc:
         print(f"edge bench traffic: error: {exc}")
@@ -217,7 +218,7 @@ def run_traffic_bench(json_out: bool, quick: bool, machine: str) -> int:
     head = {
         "bench": "traffic",
         "machine": machine,
-        "commit": commit(),
+        "commit": sha,
         "seeds": seeds,
         "end_s": end_s,
         "workers": workers,
@@ -263,6 +264,7 @@ def run_preemption_bench(json_out: bool, quick: bool, machine: str) -> int:
             for s in range(1, seeds + 1)
         ]
         t0 = time.perf_counter()
+        sha = commit()  # before the run: the code that ran
         reports = run_jobs(jobs, workers)
     except SimError as exc:
         print(f"edge bench preemption: error: {exc}")
@@ -280,7 +282,7 @@ def run_preemption_bench(json_out: bool, quick: bool, machine: str) -> int:
     head = {
         "bench": "preemption",
         "machine": machine,
-        "commit": commit(),
+        "commit": sha,
         "seeds": seeds,
         "end_s": end_s,
         "workers": workers,
