@@ -45,7 +45,7 @@ def _scenario(tmp: Path, ev_at: float, end: float = 300) -> Path:
 def test_derived_site_has_a_preempt_per_approach_on_a_board_input(tmp_path: Path) -> None:
     cfg = _scenario(tmp_path, 60)
     d = derive(signal_junctions(resolve(str(cfg)).net)[0])
-    pre = {p.approach: p for p in d.site.preempts}
+    pre = {p.approach or "": p for p in d.site.preempts}
     assert sorted(pre) == ["E", "N", "S", "W"]
     inputs = {det.input for det in d.site.detectors}
     for p in pre.values():
