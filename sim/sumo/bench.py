@@ -20,9 +20,10 @@ import json
 import multiprocessing
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,16 +69,31 @@ def _episode(job: Job) -> dict[str, Any]:
     return r
 
 
+def _progress(n: int, total: int, job: Job, r: dict[str, Any]) -> None:
+    print(
+        f"[{n}/{total}] {job.scenario} {job.controller} seed {job.seed}: "
+        f"delay {r['mean_delay_s']} s/veh, {r['wall_s']:.0f} s wall",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def run_jobs(jobs: Sequence[Job], workers: int) -> list[dict[str, Any]]:
-    """Every episode's report, in the order of `jobs`."""
+    """Every episode's report, in the order of `jobs`; a progress line each on stderr."""
     order = sorted(range(len(jobs)), key=lambda k: -_COST.get(jobs[k].scenario, 1))
+    done: dict[int, dict[str, Any]] = {}
     if workers <= 1:
-        done = {k: _episode(jobs[k]) for k in order}
+        for k in order:
+            done[k] = _episode(jobs[k])
+            _progress(len(done), len(jobs), jobs[k], done[k])
     else:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {k: pool.submit(_episode, jobs[k]) for k in order}
-            done = {k: f.result() for k, f in futures.items()}
+            futures = {pool.submit(_episode, jobs[k]): k for k in order}
+            for f in as_completed(futures):
+                k = futures[f]
+                done[k] = f.result()
+                _progress(len(done), len(jobs), jobs[k], done[k])
     return [done[k] for k in range(len(jobs))]
 
 
@@ -212,7 +228,7 @@ def run_traffic_bench(json_out: bool, quick: bool, machine: str) -> int:
         sha = commit()  # before the run: the code that ran
         reports = run_jobs(jobs, workers)
     except SimError as exc:
-        print(f"edge bench traffic: error: {exc}")
+        print(f"edge bench traffic: error: {exc}", file=sys.stderr)
         return 1
     rows = aggregate(reports, lambda r: (r["scenario_name"], r["controller"]))
     head = {
@@ -267,7 +283,7 @@ def run_preemption_bench(json_out: bool, quick: bool, machine: str) -> int:
         sha = commit()  # before the run: the code that ran
         reports = run_jobs(jobs, workers)
     except SimError as exc:
-        print(f"edge bench preemption: error: {exc}")
+        print(f"edge bench preemption: error: {exc}", file=sys.stderr)
         return 1
     rows = aggregate(
         reports,

@@ -77,3 +77,33 @@ def test_realtime_runtime_is_preempted_through_the_board_input(tmp_path: Path) -
     assert summary.conflicts == []
     assert summary.preempt_inputs == 1, out.getvalue()
     assert summary.preempted_s > 0, out.getvalue()
+
+
+def test_bench_commands_quick_smoke() -> None:
+    """`edge bench traffic|preemption --quick --json`: one JSON object with unit-named keys."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, EDGE_BENCH_TRAFFIC_CONTROLLERS="edge,sumo-static,webster")
+    env["EDGE_BENCH_TRAFFIC_JOBS"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "bench", "traffic", "--quick", "--json"],
+        capture_output=True, text=True, timeout=300, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    doc = json.loads(done.stdout)
+    assert doc["bench"] == "traffic" and doc["seeds"] == 1 and doc["end_s"] == 600
+    rows = {(r["scenario"], r["controller"]): r for r in doc["results"]}
+    assert set(rows) == {
+        (s, c) for s in ("single", "tee") for c in ("edge", "sumo-static", "webster")
+    }
+    for r in rows.values():
+        assert r["runs"] == 1 and r["mean_delay_s"] > 0 and r["mean_travel_time_s"] > 0
+    env["EDGE_BENCH_TRAFFIC_CONTROLLERS"] = "nope"
+    bad = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "bench", "traffic", "--quick"],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "unknown ['nope']" in bad.stderr
