@@ -116,7 +116,9 @@ def test_shared_lanes_with_crossings(tmp_path: Path) -> None:
     _check_crosswalks(_four_leg(tmp_path, lanes=1))
 
 
-@pytest.mark.parametrize("controller", ["edge", "webster", "max-pressure", "sumo-actuated"])
+@pytest.mark.parametrize(
+    "controller", ["edge", "edge-board", "webster", "max-pressure", "sumo-actuated"]
+)
 def test_pedestrians_and_vehicles_get_through(controller: str, tmp_path: Path) -> None:
     sc = resolve(str(_four_leg(tmp_path)))
     walked = [0]
