@@ -857,6 +857,18 @@ class Controller:
             self._event(now, "transit_cancel", cmd.approach)
         return err
 
+    def _transit_settings(self, now: int) -> None:
+        """New timing may set, change or drop the transit limits (requests are kept)."""
+        new = self.site.transit
+        if new is None:
+            if self.transit is not None:
+                self.transit.close(now)
+            self.transit = None
+        elif self.transit is None:
+            self.transit = TransitState(self.site, new, self.events)
+        else:
+            self.transit.settings = new
+
     def _transit_reason(self, now: int, a: int, reason: str, waiting: bool) -> str:
         """Hold the transit phase's green past its end, or end a green that blocks it."""
         assert self.transit is not None
@@ -1229,6 +1241,7 @@ class Controller:
             self.pending_site = None
             self._build_indexes()
             self._event(now, "site_loaded", self.site.id)
+            self._transit_settings(now)
         self.plan = self.site.plans[self.pending_plan]
         self.use_max2 = self.plan.use_max2
         self._set_coordination(now)

@@ -248,3 +248,21 @@ def test_preempt_for_an_approach_already_green_holds_that_green() -> None:
     assert request_at is not None
     # Phase 2 never left green: the side street's call (detector 4) waits.
     assert set(lamps) == {Lamp.GREEN}
+
+
+def test_new_timing_sets_and_drops_the_transit_limits() -> None:
+    from edge.control.messages import LoadSite
+
+    ctl = Controller(BASE)
+    for now in range(0, 20_000, 100):
+        ctl.step(now, Inputs())
+    ctl.step(20_000, Inputs(commands=(LoadSite(SITE, "day"),)))
+    for now in range(20_100, 40_000, 100):
+        ctl.step(now, Inputs())
+    assert ctl.transit is not None and ctl.transit.settings == LIMITS
+    out = ctl.step(40_000, Inputs(commands=(TransitRequest("W"),)))
+    assert any(e.name == "transit_request" for e in out.events)
+    ctl.step(40_100, Inputs(commands=(LoadSite(BASE, "day"),)))
+    for now in range(40_200, 60_000, 100):
+        ctl.step(now, Inputs())
+    assert ctl.transit is None
