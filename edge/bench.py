@@ -78,6 +78,11 @@ def run_bench(name: str, json_out: bool, quick: bool) -> int:
         from edge.board.bench import run_board_bench
 
         return run_board_bench(json_out=json_out, quick=quick, machine=machine())
+    if name in ("traffic", "preemption"):  # SUMO lockstep episodes (sim/sumo/bench.py)
+        from sim.sumo.bench import run_preemption_bench, run_traffic_bench
+
+        run = run_traffic_bench if name == "traffic" else run_preemption_bench
+        return run(json_out=json_out, quick=quick, machine=machine())
     if name != "control":
         raise ValueError(f"unknown benchmark {name!r}")
     steps = 20_000 if quick else 200_000

@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_sim_command(sub)
 
     p = sub.add_parser("bench", help="run a benchmark and print its figures")
-    p.add_argument("name", choices=["control", "board", "link"])
+    p.add_argument("name", choices=["control", "board", "link", "traffic", "preemption"])
     p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     p.add_argument("--quick", action="store_true", help="fewer steps (for smoke tests)")
     p.set_defaults(func=cmd_bench)

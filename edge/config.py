@@ -36,6 +36,7 @@ from edge.control.site import (
     SignalKey,
     SignalKind,
     Site,
+    TransitPriority,
 )
 from edge.schedule import WEEKDAYS, DayPlan, Schedule, parse_hhmm
 
@@ -179,6 +180,13 @@ class _PreemptCfg(_Strict):
     max_presence_s: Seconds = 180.0
 
 
+class _TransitCfg(_Strict):
+    max_share: Annotated[float, Field(gt=0, le=0.5)] = 0.1
+    max_extension_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+    max_early_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+    cycle_s: Annotated[float, Field(ge=30, le=300)] = 100.0
+
+
 class _ExceptionDayCfg(_Strict):
     date: str
     day_plan: str
@@ -200,6 +208,7 @@ class _SiteFile(_Strict):
     channels: Annotated[list[_ChannelCfg], Field(max_length=MAX_CHANNELS)] = []
     detectors: list[_DetectorCfg] = []
     preempts: list[_PreemptCfg] = []
+    transit: _TransitCfg | None = None
     patterns: dict[str, _PatternCfg] = {}
     schedule: _ScheduleCfg | None = None
     plans: Annotated[dict[str, _PlanCfg], Field(min_length=1)]
@@ -431,8 +440,20 @@ def _build(cfg: _SiteFile, problems: list[str]) -> tuple[Site, Schedule | None] 
         simultaneous_gap_out=cfg.site.simultaneous_gap_out,
         conflicts=frozenset(conflicts),
         preempts=preempts,
+        transit=_build_transit(cfg.transit),
     )
     return site, schedule
+
+
+def _build_transit(tc: _TransitCfg | None) -> TransitPriority | None:
+    if tc is None:
+        return None
+    return TransitPriority(
+        max_share=tc.max_share,
+        max_extension_ms=ms(tc.max_extension_s),
+        max_early_ms=ms(tc.max_early_s),
+        cycle_ms=ms(tc.cycle_s),
+    )
 
 
 def _check_unique(cfg: _SiteFile, bad: Any) -> None:

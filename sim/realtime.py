@@ -37,6 +37,7 @@ from sim.sumo import engine
 from sim.sumo.controllers.base import LinkRenderer, write_additional
 from sim.sumo.controllers.edge_control import detector_sumo_id
 from sim.sumo.derive import Derivation, derive
+from sim.sumo.emergency import EmergencyFeed
 from sim.sumo.errors import SimError
 from sim.sumo.lockstep import sumo_args
 from sim.sumo.network import signal_junctions
@@ -64,6 +65,8 @@ class SimSummary:
     conflicts: list[str] = field(default_factory=list)  # conflicting greens the board drove
     arrived: int = 0
     code: int = 0
+    preempt_inputs: int = 0  # times the preemption receiver's input came on
+    preempted_s: float = 0.0  # simulated time the runtime's controller spent preempted
 
 
 def pick(scenario: str, tls: str | None) -> Derivation:
@@ -117,6 +120,8 @@ class SumoTask:
         ]
         self.labels = cfg.labels
         self.approaches = {arm.id: arm.in_edges for arm in d.arms if arm.in_edges}
+        # Emergency vehicles near the junction: the preemption receiver's board inputs.
+        self.emergency = EmergencyFeed([d])
 
     def start_sumo(self) -> None:
         """Before the runtime starts: SUMO's start blocks for a few hundred ms."""
@@ -164,7 +169,7 @@ class SumoTask:
     def _step(self, sim: Any, last_state: str) -> str:
         s = self.summary
         results = sim.lanearea.getAllSubscriptionResults()
-        mask = 0
+        mask = self.emergency.input_mask(self.d.tls)
         for sumo_id, io_input in self.dets:
             if results.get(sumo_id, {}).get(_VEHICLE_NUMBER, 0) > 0:
                 mask |= 1 << (io_input - 1)
@@ -180,6 +185,10 @@ class SumoTask:
         if "G" in state or "g" in state:
             s.green_steps += 1
         sim.simulationStep()
+        self.emergency.update(sim)
+        s.preempt_inputs = self.emergency.requests
+        if self.rt.driver.controller.pre >= 0:
+            s.preempted_s += STEP_S
         s.sumo_steps += 1
         s.sim_s = s.sumo_steps * STEP_S
         s.arrived += sim.simulation.getArrivedNumber()

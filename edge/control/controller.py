@@ -52,9 +52,11 @@ from edge.control.messages import (
     Recover,
     SetMode,
     SetPlan,
+    TransitRequest,
     UseMax2,
 )
 from edge.control.monitor import Monitor
+from edge.control.priority import TransitState
 from edge.control.site import ABSOLUTE_MIN_YELLOW_MS, FlashColour, Recall, SignalKind, Site
 from edge.control.site import PhaseTiming as Timing
 
@@ -166,6 +168,10 @@ class Controller:
         self.last_occupied: frozenset[int] = frozenset()
         self.deadline = now_ms
         self.events: list[Event] = [Event(now_ms, "mode", STARTUP_FLASH)]
+        # Transit signal priority (edge/control/priority.py), when the site configures it.
+        self.transit = (
+            TransitState(site, site.transit, self.events) if site.transit is not None else None
+        )
         self._outputs: Outputs | None = None
         self._dirty = True  # displays changed: rebuild outputs and run the monitor
         self._timers_dirty = False  # only SPaT timing changed (e.g. a detector extended a green)
@@ -443,6 +449,8 @@ class Controller:
             elif self.pre_requests.pop(k, None) is not None:
                 self._event(now, "preempt_cancel", f"preempt {cmd.preempt}")
             return None
+        if isinstance(cmd, TransitRequest):
+            return self._transit_request(now, cmd)
         if isinstance(cmd, SetMode):
             if cmd.mode not in ("free", "coordinated"):
                 return f"unknown or unsupported mode {cmd.mode!r} (free, coordinated)"
@@ -603,6 +611,8 @@ class Controller:
         calls = self._calls()
         # No green starts while clearing to, or resting in, all red or flash.
         stopping = self.all_red_req or self.flash_req or self.mode == ALL_RED
+        if self.transit is not None and (stopping or self.pre >= 0):
+            self.transit.close(now)  # rule 5 of priority.py: preemption and stops win
         if self.pre_requests or self.pre >= 0:
             changed |= self._preempt_select(now, stopping)
             if self.pre >= 0:
@@ -628,6 +638,8 @@ class Controller:
                 local = calls & self.ring_later[r] if self.pending_group < 0 else 0
                 can_end = self._can_end(now, a)
                 reason = self._end_reason(now, a) if can_end else ""
+                if self.transit is not None and can_end and not stopping:
+                    reason = self._transit_reason(now, a, reason, bool(demand | local))
                 if local and reason and not stopping:
                     self._start_yellow(now, a, reason)
                     self.ring_next[r] = (local & -local).bit_length() - 1
@@ -830,6 +842,56 @@ class Controller:
         min_end = min(self.min_end[i], self.green_at[i] + max(pre.min_green_ms, self.min_green_ms))
         return now >= min_end and self.ped_iv[i] == DONT_WALK
 
+    # -- transit priority (the rules are in priority.py) ------------------------------------
+
+    def _transit_request(self, now: int, cmd: TransitRequest) -> str | None:
+        if self.transit is None:
+            return "transit priority is not configured for this site"
+        err = self.transit.request(now, cmd.approach, cmd.on)
+        if err is None and cmd.on:
+            i = self.transit.phase_of[cmd.approach]
+            self._event(now, "transit_request", cmd.approach)
+            if i is not None and self.iv[i] != GREEN and not self.omit[i]:
+                self.vcall[i] = True
+        elif err is None:
+            self._event(now, "transit_cancel", cmd.approach)
+        return err
+
+    def _transit_settings(self, now: int) -> None:
+        """New timing may set, change or drop the transit limits (requests are kept)."""
+        new = self.site.transit
+        if new is None:
+            if self.transit is not None:
+                self.transit.close(now)
+            self.transit = None
+        elif self.transit is None:
+            self.transit = TransitState(self.site, new, self.events)
+        else:
+            self.transit.settings = new
+
+    def _transit_reason(self, now: int, a: int, reason: str, waiting: bool) -> str:
+        """Hold the transit phase's green past its end, or end a green that blocks it."""
+        assert self.transit is not None
+        target = self.transit.target()
+        coord = self.coord is not None and self.coord.coord[a]
+        cycle = self.coord.cycle_ms if self.coord is not None else self.transit.settings.cycle_ms
+        label = f"phase {self.site.phases[a].id}"
+        if target == a:
+            if not reason or not waiting or (reason == "force_off" and self.force_off[a]):
+                return reason
+            if coord:
+                assert self.coord is not None
+                c = self._cycle_pos(now)
+                if not coordination.in_window(
+                    c, self.coord.force_off[a], self.coord.permissive_end[a]
+                ):
+                    return reason
+            return "" if self.transit.hold(now, a, cycle, label) else reason
+        if reason or target is None or coord or not self.conf_mask[target] >> a & 1:
+            return reason
+        red = self.iv[target] != GREEN
+        return "transit" if self.transit.truncate(now, red, cycle, label) else reason
+
     def _max_timer(self, now: int, i: int, demand: int) -> bool:
         if demand and self.max_end[i] == NEVER:
             t = self.timing[i]
@@ -1025,11 +1087,15 @@ class Controller:
         self.ready_latch[r] = False
         self._dirty = True
         self._event(now, "phase_green", f"phase {self.site.phases[i].id}")
+        if self.transit is not None:
+            self.transit.green_started(now, i)
 
     def _start_yellow(self, now: int, i: int, reason: str) -> None:
         pid = self.site.phases[i].id
         if reason in ("gap_out", "max_out", "force_off"):
             self._event(now, reason, f"phase {pid}")
+        if self.transit is not None:
+            self.transit.green_ended(now, i)
         self.iv[i] = YELLOW
         self.iv_end[i] = now + max(self.timing[i].yellow_ms, self.min_yellow_ms)
         self.max_end[i] = NEVER
@@ -1175,6 +1241,7 @@ class Controller:
             self.pending_site = None
             self._build_indexes()
             self._event(now, "site_loaded", self.site.id)
+            self._transit_settings(now)
         self.plan = self.site.plans[self.pending_plan]
         self.use_max2 = self.plan.use_max2
         self._set_coordination(now)
@@ -1254,6 +1321,8 @@ class Controller:
                         times.append(self.green_at[i] + self.coord.split_green[i])
         for k, since in self.pre_requests.items():
             times.append(since + self.site.preempts[k].max_presence_ms)
+        if self.transit is not None and (t := self.transit.deadline()) is not None:
+            times.append(t)
         if self.pre >= 0:
             pre = self.site.preempts[self.pre]
             if self.pre_dwell_at >= 0:

@@ -104,6 +104,14 @@ class Preempt:
 
 
 @dataclass(frozen=True, slots=True)
+class TransitRequest:
+    """Transit priority for a bus on this approach (on=False: it has passed or left)."""
+
+    approach: str
+    on: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class LoadSite:
     """New timing for the same intersection (plans, patterns, detector timing).
 
@@ -136,6 +144,7 @@ Command = (
     | SetPlan
     | UseMax2
     | Preempt
+    | TransitRequest
     | SetMode
     | LoadSite
 )

@@ -187,6 +187,21 @@ class Preempt:
 
 
 @dataclass(frozen=True, slots=True)
+class TransitPriority:
+    """Transit signal priority limits (see edge/control/priority.py).
+
+    Priority time (a green held past its end, or an early green running) in
+    any window of one cycle stays within `max_share` of that cycle; the cycle
+    is the coordination pattern's, or `cycle_ms` when running free.
+    """
+
+    max_share: float  # 0 < share <= 0.5
+    max_extension_ms: int  # one green extension, at most
+    max_early_ms: int  # one early green (truncating the phases before it), at most
+    cycle_ms: int  # the reference cycle when not coordinated
+
+
+@dataclass(frozen=True, slots=True)
 class SafetyMinimums:
     min_yellow_ms: int = ABSOLUTE_MIN_YELLOW_MS
     min_red_clear_ms: int = 1000
@@ -213,6 +228,7 @@ class Site:
     # derived from the movements (see geometry.py); keys are (kind, id).
     conflicts: frozenset[tuple[SignalKey, SignalKey]] = field(default_factory=frozenset)
     preempts: tuple[Preempt, ...] = ()
+    transit: TransitPriority | None = None
 
     def phase(self, phase_id: int) -> Phase:
         for p in self.phases:

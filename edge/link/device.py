@@ -32,7 +32,7 @@ from typing import Any
 
 from edge.config import SiteConfig, config_from_dict
 from edge.control.controller import Controller
-from edge.control.messages import Inputs, LoadSite, Outputs, Preempt, SetPlan
+from edge.control.messages import Inputs, LoadSite, Outputs, Preempt, SetPlan, TransitRequest
 from edge.demand import RandomDemand
 from edge.link import messages
 from edge.link.client import LinkClient
@@ -125,6 +125,7 @@ class DeviceRuntime:
         self.events: list[LogEvent] = []
         self.priority: dict[str, EmergencyPriorityRequest | TransitPriorityRequest] = {}
         self.preempting: set[int] = set()  # preempt ids requested of the core for central
+        self.transiting: set[str] = set()  # approaches with transit priority asked of the core
         self.on_priority: list[Callable[[EmergencyPriorityRequest | TransitPriorityRequest], None]]
         self.on_priority = []
         self.stats = Stats()
@@ -136,6 +137,7 @@ class DeviceRuntime:
         self.stopping = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._restore_priorities()
+        self._sync_preempts()  # restored requests reach the core with the first step
 
     # -- boot --------------------------------------------------------------------------
 
@@ -300,8 +302,17 @@ class DeviceRuntime:
         for hook in self.on_priority:
             hook(req)
 
+    def _expire_priorities(self, utc: int) -> None:
+        """A request past its expiry (never cancelled: a lost bus or radio) lapses."""
+        gone = [k for k, r in self.priority.items() if r.expires_ms <= utc]
+        for key in gone:
+            del self.priority[key]
+            self._log(LogEvent(utc, "priority_expired", key, "", "link"))
+        if gone:
+            self._sync_preempts()
+
     def _sync_preempts(self) -> None:
-        """Emergency requests from central become the core's preempts for their approach."""
+        """Central's requests become the core's preempts (emergency) and transit priority."""
         wanted = {
             pre.id
             for req in self.priority.values()
@@ -314,6 +325,17 @@ class DeviceRuntime:
         for pid in sorted(self.preempting - wanted):
             self.queued.append(ControlCommand(None, Preempt(pid, False)))
         self.preempting = wanted
+        # Transit requests become the core's transit priority for their approach.
+        if self.ctl.site.transit is None:
+            return
+        buses = {
+            r.approach for r in self.priority.values() if isinstance(r, TransitPriorityRequest)
+        }
+        for approach in sorted(buses - self.transiting):
+            self.queued.append(ControlCommand(None, TransitRequest(approach, True)))
+        for approach in sorted(self.transiting - buses):
+            self.queued.append(ControlCommand(None, TransitRequest(approach, False)))
+        self.transiting = buses
 
     def _state(self, ref: str | None) -> str:
         out = self.out
@@ -474,6 +496,8 @@ class DeviceRuntime:
                     st.spat_dropped += 1
             for action in self.session.tick(utc_ms()):
                 await self._act(action)
+            if now % 1000 == 0:
+                self._expire_priorities(utc_ms())
             if now % 10_000 == 0 and self.config.schedule is not None:
                 want = self._scheduled_plan()
                 if want != self.scheduled:

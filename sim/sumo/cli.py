@@ -38,6 +38,12 @@ def add_sim_command(sub: Any) -> None:
         "--step-length", type=float, default=1.0, choices=(1.0, 0.1), help="SUMO step, s"
     )
     p.add_argument("--traci", action="store_true", help="use traci (a sumo process), not libsumo")
+    p.add_argument(
+        "--no-preemption",
+        dest="preemption",
+        action="store_false",
+        help="emergency vehicles do not preempt the edge controller",
+    )
     p.set_defaults(func=cmd_run)
 
     p = simsub.add_parser("compare", help="run controllers over seeds; table and chart")
@@ -117,6 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             args.end,
             step_length_s=args.step_length,
             use_traci=args.traci,
+            preemption=args.preemption,
         )
     except SimError as exc:
         return _fail(exc)

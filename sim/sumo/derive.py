@@ -60,6 +60,16 @@ SETBACK_M = 35.0  # from the stop line to the setback loop's front edge
 SETBACK_LENGTH_M = 3.0
 PASSAGE_S = 1.5
 PLAN_ID = "actuated"
+# Pedestrians: a fixed walk, and a clearance to cross the crosswalk's length at
+# 1.07 m/s (3.5 ft/s, the MUTCD walking speed), never under 3 s. A derived site
+# walks every cycle (pedestrian recall): SUMO's network says where crossings
+# are, not whether they have push buttons.
+WALK_S = 7.0
+PED_SPEED_MPS = 1.07
+# Emergency preemption: the dwell holds at least this long once reached, and a
+# request still on after this long is a stuck receiver.
+PREEMPT_MIN_DWELL_S = 5.0
+PREEMPT_MAX_PRESENCE_S = 120.0
 
 _COMPASS8 = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
 _COMPASS16 = (
@@ -90,6 +100,7 @@ class LinkBinding:
     to_lane: str
     channel: int | None = None  # the site channel whose display it shows
     permissive_phase: int | None = None  # FYA: also open, yielding ('g'), in this phase
+    crossing: bool = False  # a pedestrian crossing: 'G' in its walk, 'r' otherwise
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +204,8 @@ def _name_links(junction: SignalJunction, arms: Sequence[Arm]) -> _Movements:
     approaches = tuple(Approach(a.id, a.bearing_deg) for a in arms)
     mv = _Movements(approaches)
     for link in junction.links:
+        if link.crossing:
+            continue  # pedestrian crossings walk with a phase (_assign_crossings)
         src = arm_of_edge.get(link.from_edge)
         dst = arm_of_edge.get(link.to_edge)
         if src is None or dst is None:
@@ -245,6 +258,9 @@ class _Phase:
     dual_entry: bool = False
     through: bool = False  # a through/main phase (longer max green)
     hidden: list[int] = field(default_factory=list)  # hidden link indices riding along
+    ped_crossing: str | None = None  # the arm whose crosswalk walks with this phase
+    ped_length_m: float = 0.0
+    ped_links: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -430,6 +446,10 @@ def _plan(
             "red_clear_s": red,
             "red_revert_s": max(red, 2.0),
         }
+        if p.ped_crossing is not None:
+            per_phase[str(p.id)].update(
+                walk_s=WALK_S, ped_clear_s=_ped_clear_s(p.ped_length_m), recall=["ped"]
+            )
     return {
         PLAN_ID: {
             "defaults": {"passage_s": PASSAGE_S},
@@ -443,6 +463,7 @@ def _site_dict(
     arms: Sequence[Arm],
     cand: _Candidate,
     detectors: Sequence[DetectorBinding],
+    preempts: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     phases = sorted(cand.phases, key=lambda p: (p.ring, p.group, p.id))
     phase_rows = []
@@ -456,10 +477,16 @@ def _site_dict(
             row["dual_entry"] = True
         if p.start_up:
             row["start_up"] = True
+        if p.ped_crossing is not None:
+            row["ped_crossing"] = p.ped_crossing
         phase_rows.append(row)
     _, order = _channels(cand)
     channels: list[dict[str, Any]] = [
-        {"id": n, "overlap": x} if isinstance(x, str) else {"id": n, "phase": x}
+        {"id": n, "overlap": x}
+        if isinstance(x, str)
+        else {"id": n, "ped": x[1]}
+        if isinstance(x, tuple)
+        else {"id": n, "phase": x}
         for n, x in enumerate(order, 1)
     ]
     overlaps = [
@@ -495,6 +522,7 @@ def _site_dict(
         **({"overlaps": overlaps} if overlaps else {}),
         "channels": channels,
         "detectors": dets,
+        **({"preempts": list(preempts)} if preempts else {}),
         "plans": _plan(junction, cand, arms, main_group=1),
     }
 
@@ -526,6 +554,20 @@ def _bindings(junction: SignalJunction, mv: _Movements, cand: _Candidate) -> dic
                 channel=channel_of[f.id] if f else (channel_of.get(pid) if pid else None),
                 permissive_phase=f.permissive if f else None,
             )
+    for p in cand.phases:
+        for idx in p.ped_links:
+            link = next(k for k in junction.links if k.index == idx)
+            out[idx] = LinkBinding(
+                idx,
+                p.id,
+                True,
+                False,
+                f"ped {p.ped_crossing}",
+                link.from_lane,
+                link.to_lane,
+                channel=channel_of[("ped", p.id)],
+                crossing=True,
+            )
     for k, _arm, _why in mv.hidden:
         pid = hidden_phase.get(k.index)
         out[k.index] = LinkBinding(
@@ -541,12 +583,77 @@ def _bindings(junction: SignalJunction, mv: _Movements, cand: _Candidate) -> dic
     return out
 
 
-def _channels(cand: _Candidate) -> tuple[dict[int | str, int], list[int | str]]:
-    """Channel id of each phase and FYA overlap, as _site_dict numbers them."""
+_Source = int | str | tuple[str, int]  # a phase, an FYA overlap, ("ped", phase)
+
+
+def _channels(cand: _Candidate) -> tuple[dict[_Source, int], list[_Source]]:
+    """Channel id of each phase, FYA overlap and pedestrian signal, as _site_dict numbers them."""
     fya_phases = {f.phase for f in cand.fya}
-    order: list[int | str] = [p.id for p in sorted(cand.phases, key=lambda p: p.id)]
-    order = [x for x in order if x not in fya_phases] + [f.id for f in cand.fya]
+    ordered = sorted(cand.phases, key=lambda p: p.id)
+    order: list[_Source] = [
+        p.id for p in ordered if p.id not in fya_phases and (p.movements or p.permissive)
+    ]
+    order += [f.id for f in cand.fya]
+    order += [("ped", p.id) for p in ordered if p.ped_crossing is not None]
     return {x: n for n, x in enumerate(order, 1)}, order
+
+
+def _assign_crossings(junction: SignalJunction, arms: Sequence[Arm], cand: _Candidate) -> None:
+    """Each crosswalk walks with a phase that, with the phases timing beside it, never
+    sends a protected stream across it (a right turn or a permissive left yields).
+
+    Through phases are tried first, then the others; a phase walks one crosswalk.
+    """
+    if not junction.crossings:
+        return
+    approaches = tuple(Approach(a.id, a.bearing_deg) for a in arms)
+    arm_of_edge = {e: a.id for a in arms for e in (*a.in_edges, *a.out_edges)}
+
+    def crosses(p: _Phase, arm: str) -> bool:
+        for name in p.movements:
+            m = geometry.resolve_movement(name, approaches)
+            if geometry.ped_conflict(geometry.Stream(m, False), arm):
+                return True
+        return False
+
+    order = sorted(cand.phases, key=lambda p: (not p.through, p.id))
+    for c in junction.crossings:
+        crossed = {arm_of_edge[e] for e in c.crossed if e in arm_of_edge}
+        if len(crossed) != 1:
+            raise _Refused(
+                f"crossing {c.edge} (links {list(c.links)}) crosses "
+                + (f"arms {sorted(crossed)}" if crossed else "no arm of the junction")
+            )
+        arm = crossed.pop()
+        for p in order:
+            if p.ped_crossing is not None:
+                continue
+            beside = [q for q in cand.phases if _concurrent(p, q)]
+            if any(crosses(q, arm) for q in beside):
+                continue
+            p.ped_crossing, p.ped_length_m, p.ped_links = arm, c.length_m, list(c.links)
+            break
+        else:
+            # No vehicle phase can walk it: an exclusive pedestrian phase, in a barrier
+            # group of its own (every vehicle stream red while it walks).
+            pid = max(p.id for p in cand.phases) + 1
+            group = max(p.group for p in cand.phases) + 1
+            if pid > 16:
+                raise _Refused(
+                    f"crossing {c.edge} over arm {arm} (links {list(c.links)}): no phase can "
+                    "walk it and no phase number is left for a pedestrian phase"
+                )
+            ped = _Phase(pid, 1, group, ped_crossing=arm, ped_length_m=c.length_m)
+            ped.ped_links = list(c.links)
+            cand.phases.append(ped)
+            cand.notes.append(
+                f"crossing {c.edge} over arm {arm}: every phase sends a protected stream "
+                f"across it, so it walks in an exclusive pedestrian phase {pid}"
+            )
+
+
+def _ped_clear_s(length_m: float) -> float:
+    return max(3.0, float(math.ceil(length_m / PED_SPEED_MPS)))
 
 
 def _concurrent(a: _Phase, b: _Phase) -> bool:
@@ -605,7 +712,7 @@ def _check_sumo_foes(
 
 
 def _detectors(
-    junction: SignalJunction, bind: dict[int, LinkBinding]
+    junction: SignalJunction, bind: dict[int, LinkBinding], reserve: int = 0
 ) -> tuple[DetectorBinding, ...]:
     """A stop-bar loop (calls and extends) and a setback loop (extends) per lane.
 
@@ -614,12 +721,13 @@ def _detectors(
     green takes its call for the protected phase with it, so the protected
     left is timed only for lefts still waiting when it comes up. A setback loop
     goes in where the lane is long enough and the reference board (16 inputs)
-    has an input left, through lanes first.
+    has an input left, through lanes first. `reserve` inputs after the
+    stop-bar loops are kept for the preemption receiver (see _preempts).
     """
     lane_phases: dict[str, set[int]] = {}
     fya_lanes: set[str] = set()
     for b in bind.values():
-        if b.phase is not None:
+        if b.phase is not None and not b.crossing:
             lane_phases.setdefault(b.from_lane, set()).add(b.phase)
         if b.permissive_phase is not None:
             fya_lanes.add(b.from_lane)
@@ -645,7 +753,7 @@ def _detectors(
     # Setback loops on the inputs the reference board has left, through lanes first.
     for sb in sorted(out, key=lambda d: (d.lane in fya_lanes, d.lane)):
         length = lengths.get(sb.lane, 0.0)
-        if len(out) >= BOARD_INPUTS:
+        if len(out) + reserve >= BOARD_INPUTS:
             break
         if length < SETBACK_M + SETBACK_LENGTH_M + DETECTOR_SETBACK_M:
             continue
@@ -655,7 +763,7 @@ def _detectors(
             replace(
                 sb,
                 id=n,
-                input=n,
+                input=n + reserve,
                 pos_m=pos,
                 length_m=SETBACK_LENGTH_M,
                 calls=False,
@@ -666,20 +774,69 @@ def _detectors(
     return tuple(out)
 
 
+def _preempts(cand: _Candidate, arms: Sequence[Arm], first_input: int) -> list[dict[str, Any]]:
+    """One emergency preempt per approach: dwell in the greens that serve it.
+
+    The dwell phases are the approach's through phase and, in the other ring
+    of the same barrier group, its left phase. All preempts share one
+    priority, so simultaneous requests are served first come, first served.
+    Each takes a board input (the optical/radio receiver's output for that
+    approach) while the reference board has one left after the stop-bar loops.
+    """
+    out: list[dict[str, Any]] = []
+    ped = max((_ped_clear_s(p.ped_length_m) for p in cand.phases if p.ped_crossing), default=0)
+    for arm in arms:
+        serving = [
+            p
+            for p in sorted(cand.phases, key=lambda p: p.id)
+            if any(m.split(".")[0] == arm.id for m in p.movements + p.permissive)
+        ]
+        if not serving:
+            continue
+        main = next((p for p in serving if f"{arm.id}.T" in p.movements + p.permissive), serving[0])
+        partner = [p for p in serving if p.group == main.group and p.ring != main.ring]
+        dwell = [main, *partner[:1]]
+        pre: dict[str, Any] = {
+            "id": len(out) + 1,
+            "priority": 1,
+            "approach": arm.id,
+            "dwell_phases": sorted(p.id for p in dwell),
+            "min_dwell_s": PREEMPT_MIN_DWELL_S,
+            "max_presence_s": PREEMPT_MAX_PRESENCE_S,
+        }
+        if ped:
+            pre["ped_clear_s"] = ped  # entry never shortens a pedestrian clearance
+        n = first_input + len(out)
+        if n <= BOARD_INPUTS:
+            pre["input"] = n
+        out.append(pre)
+    return out[:8]
+
+
 # --- the entry point -------------------------------------------------------------------
 
 
 def derive(junction: SignalJunction) -> Derivation:
     """The site config and SUMO bindings for one signal, or DerivationError saying why not."""
     tls = junction.tls
-    if len(junction.nodes) > 1:
-        raise DerivationError(
-            tls, [f"it controls {len(junction.nodes)} junctions ({', '.join(junction.nodes)})"]
+    inner = sorted(
+        k.index
+        for k in junction.links
+        if k.from_edge in junction.inner_edges or k.to_edge in junction.inner_edges
+    )
+    if inner:
+        edges = sorted(
+            {e for k in junction.links if k.index in inner for e in (k.from_edge, k.to_edge)}
+            & junction.inner_edges
         )
-    crossings = sorted(k.index for k in junction.links if k.crossing)
-    if crossings:
         raise DerivationError(
-            tls, [f"pedestrian crossings (links {crossings}) are not modelled yet"]
+            tls,
+            [
+                f"it joins {len(junction.nodes)} junctions ({', '.join(junction.nodes)}) and "
+                f"links {inner} use the edges between them ({', '.join(edges)}): a vehicle "
+                "meets two of its stop lines, which one site's movements cannot name; give "
+                "each junction its own signal (netconvert --tls.join false)"
+            ],
         )
     arms = build_arms(junction)
     if len(arms) < 2:
@@ -693,10 +850,16 @@ def derive(junction: SignalJunction) -> Derivation:
             cand = build(junction, arms, mv)
             if build is _dual_ring_fya and not cand.fya:
                 continue  # no left of its own lane: the plain dual ring says the same
+            _assign_crossings(junction, arms, cand)
             bind = _bindings(junction, mv, cand)
             bind = _check_sumo_foes(junction, cand, bind)
-            detectors = _detectors(junction, bind)
-            site_dict = _site_dict(junction, arms, cand, detectors)
+            stop_bars = len(
+                {b.from_lane for b in bind.values() if b.phase is not None and not b.crossing}
+            )
+            preempts = _preempts(cand, arms, stop_bars + 1)
+            reserve = sum(1 for p in preempts if "input" in p)
+            detectors = _detectors(junction, bind, reserve)
+            site_dict = _site_dict(junction, arms, cand, detectors, preempts)
             site = site_from_dict(site_dict, f"<derived {tls}>")
         except _Refused as exc:
             reasons.append(f"{build.__name__.strip('_').replace('_', '-')}: {exc}")

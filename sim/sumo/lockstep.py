@@ -77,14 +77,21 @@ def run(
     use_traci: bool = False,
     observer: Observer | None = None,
     workdir: Path | None = None,
+    preemption: bool = True,
 ) -> dict[str, Any]:
-    """Run one episode; return the report. SimError with a clear message on any failure."""
+    """Run one episode; return the report. SimError with a clear message on any failure.
+
+    `preemption=False` runs the edge controllers without emergency-vehicle
+    preemption (the comparison for the EV figures).
+    """
     if step_length_s not in STEP_LENGTHS_S:
         raise SimError(f"step length {step_length_s:g} s: choose one of {STEP_LENGTHS_S}")
     with tempfile.TemporaryDirectory(prefix="edge-sim-") as tmp:
         work = workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        return _run(scenario, controller, seed, end_s, step_length_s, use_traci, observer, work)
+        return _run(
+            scenario, controller, seed, end_s, step_length_s, use_traci, observer, work, preemption
+        )
 
 
 def _run(
@@ -96,9 +103,10 @@ def _run(
     use_traci: bool,
     observer: Observer | None,
     work: Path,
+    preemption: bool = True,
 ) -> dict[str, Any]:
     wall_start = time.perf_counter()
-    ctl = make_controller(controller, scenario)
+    ctl = make_controller(controller, scenario, preemption)
     extra = ctl.prepare(scenario, work)
     begin_ms = round(scenario.begin_s * 1000)
     if end_s is not None and end_s * 1000 <= begin_ms:
@@ -157,7 +165,7 @@ def _run(
     finally:
         engine.close(sim)
     wall_s = time.perf_counter() - wall_start
-    return build_report(
+    report = build_report(
         controller=controller,
         seed=seed,
         scenario=scenario.name,
@@ -170,6 +178,10 @@ def _run(
         emergency_types=emergency,
         notes=ctl.notes() + notes,
     )
+    ev = getattr(ctl, "emergency", None)
+    report["preemption"] = ev is not None
+    report["preempt_requests"] = ev.requests if ev is not None else 0
+    return report
 
 
 def _log_tail(path: Path) -> str:

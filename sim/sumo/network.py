@@ -46,6 +46,16 @@ class Link:
 
 
 @dataclass(frozen=True, slots=True)
+class Crossing:
+    """A signalised pedestrian crossing: its links, the road edges it crosses, its length."""
+
+    edge: str  # the crossing's own (internal) edge
+    links: tuple[int, ...]  # TLS link indices (one per walking direction SUMO signals)
+    crossed: tuple[str, ...]  # the road edges it crosses
+    length_m: float
+
+
+@dataclass(frozen=True, slots=True)
 class SignalJunction:
     tls: str
     nodes: tuple[str, ...]  # junctions the signal controls (one, for a derivable signal)
@@ -60,6 +70,9 @@ class SignalJunction:
     foes: frozenset[tuple[int, int]]
     # (a, b): link a must yield to link b when both may go (the junction's response).
     yields: frozenset[tuple[int, int]]
+    crossings: tuple[Crossing, ...] = ()
+    # Edges between two junctions of a joined signal (several nodes, one program).
+    inner_edges: frozenset[str] = frozenset()
 
 
 def read_net(path: str | Path) -> Any:
@@ -154,6 +167,8 @@ def signal_junction(net: Any, tls_id: str) -> SignalJunction:
     links: list[Link] = []
     nodes: dict[str, Any] = {}
     index_of: dict[int, Any] = {}
+    crossing_links: dict[str, list[int]] = {}
+    crossing_edges: dict[str, Any] = {}
     for in_lane, out_lane, index in tls.getConnections():
         from_edge, to_edge = in_lane.getEdge(), out_lane.getEdge()
         conn = next(
@@ -163,6 +178,10 @@ def signal_junction(net: Any, tls_id: str) -> SignalJunction:
         node = from_edge.getToNode()
         nodes[node.getID()] = node
         crossing = from_edge.getFunction() == "crossing" or to_edge.getFunction() == "crossing"
+        if crossing:
+            cedge = to_edge if to_edge.getFunction() == "crossing" else from_edge
+            crossing_links.setdefault(cedge.getID(), []).append(int(index))
+            crossing_edges[cedge.getID()] = cedge
         links.append(
             Link(
                 index=int(index),
@@ -180,19 +199,38 @@ def signal_junction(net: Any, tls_id: str) -> SignalJunction:
     node_ids = tuple(sorted(nodes))
     if not node_ids:
         raise SimError(f"traffic light {tls_id!r} controls no connections")
-    node = nodes[node_ids[0]]
-    x, y = node.getCoord()[:2]
-    shape = node.getShape() or [(x, y)]
+    cluster = [nodes[n] for n in node_ids]
+    coords = [n.getCoord()[:2] for n in cluster]
+    x = sum(c[0] for c in coords) / len(coords)
+    y = sum(c[1] for c in coords) / len(coords)
+    shape = [p for n in cluster for p in (n.getShape() or [n.getCoord()[:2]])]
     xs = [p[0] for p in shape]
     ys = [p[1] for p in shape]
     size = max(max(xs) - min(xs), max(ys) - min(ys), 1.0)
-    legs = [_leg(e, True) for e in node.getIncoming() if e.getFunction() == ""]
-    legs += [_leg(e, False) for e in node.getOutgoing() if e.getFunction() == ""]
+    # A joined signal's arms are its outer edges; edges between its junctions are inner.
+    inner = {
+        e.getID()
+        for n in cluster
+        for e in n.getOutgoing()
+        if e.getFunction() == "" and e.getToNode().getID() in nodes
+    }
+    legs = [
+        _leg(e, True)
+        for n in cluster
+        for e in n.getIncoming()
+        if e.getFunction() == "" and e.getID() not in inner
+    ]
+    legs += [
+        _leg(e, False)
+        for n in cluster
+        for e in n.getOutgoing()
+        if e.getFunction() == "" and e.getID() not in inner
+    ]
     foes: set[tuple[int, int]] = set()
     yields: set[tuple[int, int]] = set()
-    if len(node_ids) == 1:
+    for node in cluster:  # each junction's logic relates its own links
         order = _junction_link_order(node)
-        jidx = {i: order.get(id(c), -1) for i, c in index_of.items()}
+        jidx = {i: order[id(c)] for i, c in index_of.items() if id(c) in order}
         for a, ja in jidx.items():
             for b, jb in jidx.items():
                 if a == b or ja < 0 or jb < 0 or ja not in node._foes or jb not in node._foes:
@@ -214,6 +252,21 @@ def signal_junction(net: Any, tls_id: str) -> SignalJunction:
         state_length=max((k.index for k in links), default=-1) + 1,
         foes=frozenset(foes | {(b, a) for a, b in foes}),
         yields=frozenset(yields),
+        crossings=tuple(
+            Crossing(
+                edge=cid,
+                links=tuple(sorted(crossing_links[cid])),
+                crossed=tuple(
+                    sorted(
+                        e if isinstance(e, str) else e.getID()
+                        for e in crossing_edges[cid].getCrossingEdges()
+                    )
+                ),
+                length_m=round(float(crossing_edges[cid].getLanes()[0].getLength()), 1),
+            )
+            for cid in sorted(crossing_links)
+        ),
+        inner_edges=frozenset(inner),
     )
 
 

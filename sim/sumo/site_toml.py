@@ -13,7 +13,17 @@ from typing import Any
 
 from sim.sumo.derive import Derivation
 
-_ORDER = ("site", "safety", "approaches", "phases", "overlaps", "channels", "detectors", "plans")
+_ORDER = (
+    "site",
+    "safety",
+    "approaches",
+    "phases",
+    "overlaps",
+    "channels",
+    "detectors",
+    "preempts",
+    "plans",
+)
 
 
 def _key(k: str) -> str:

@@ -79,3 +79,38 @@ def five_leg() -> tuple[list[tuple[str, float, float, str]], list[tuple[str, str
         nodes.append((arm, round(200 * math.sin(b), 2), round(200 * math.cos(b), 2), "priority"))
         edges += [(f"{arm}_in", arm, "C", 2), (f"C_{arm}", "C", arm, 1)]
     return nodes, edges
+
+
+def build_raw(
+    folder: Path,
+    name: str,
+    nodes_xml: str,
+    edges_xml: str,
+    options: Sequence[str] = (),
+    routes: str | None = None,
+) -> Path:
+    """Like build_net from raw node/edge XML and extra netconvert options (sidewalks,
+    crossings, joined signals); with routes also a .sumocfg (returned)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.nod.xml").write_text(f"<nodes>{nodes_xml}</nodes>")
+    (folder / f"{name}.edg.xml").write_text(f"<edges>{edges_xml}</edges>")
+    net = folder / f"{name}.net.xml"
+    cmd = [
+        engine.binary("netconvert"),
+        "-n", str(folder / f"{name}.nod.xml"),
+        "-e", str(folder / f"{name}.edg.xml"),
+        "-o", str(net),
+        "--no-warnings", "--no-turnarounds",
+        *options,
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    if routes is None:
+        return net
+    (folder / f"{name}.rou.xml").write_text(f"<routes>{routes}</routes>")
+    cfg = folder / f"{name}.sumocfg"
+    cfg.write_text(
+        "<configuration><input>"
+        f'<net-file value="{name}.net.xml"/><route-files value="{name}.rou.xml"/>'
+        "</input></configuration>"
+    )
+    return cfg

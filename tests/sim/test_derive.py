@@ -82,9 +82,11 @@ def test_hangzhou_4x4_every_junction(hangzhou_dir: Path, tmp_path: Path) -> None
     assert len(derivations) == 16
     for d in derivations:
         _check_toml(d, tmp_path)
-        # a stop-bar loop per lane; setback loops on the board's 4 inputs left
+        # a stop-bar loop per lane; the 4 inputs left are the preemption receiver's
+        # (one per approach), so no setback loops fit on the 16-input board
         assert sum(det.kind == "stop-bar" for det in d.detectors) == 12
-        assert len(d.detectors) == 16
+        assert sorted(p.input or 0 for p in d.site.preempts) == [13, 14, 15, 16]
+        assert len(d.detectors) == 12
         assert all(det.calls for det in d.detectors if det.kind == "stop-bar")
         assert not any(det.calls for det in d.detectors if det.kind == "setback")
 

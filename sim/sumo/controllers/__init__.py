@@ -10,6 +10,7 @@ from sim.sumo.controllers.sumo_programs import SUMO_TYPES, SumoProgram
 from sim.sumo.controllers.webster import webster_site
 from sim.sumo.demand import read_demand
 from sim.sumo.derive import derive_all
+from sim.sumo.emergency import EmergencyFeed
 from sim.sumo.errors import SimError
 from sim.sumo.network import signal_junctions
 from sim.sumo.scenarios import Scenario
@@ -17,18 +18,23 @@ from sim.sumo.scenarios import Scenario
 NAMES = ("edge", "edge-board", *SUMO_TYPES, "webster", "max-pressure")
 
 
-def make_controller(name: str, scenario: Scenario) -> SignalControl:
-    """Build a controller for every signal of the scenario; SimError when it cannot."""
+def make_controller(name: str, scenario: Scenario, preemption: bool = True) -> SignalControl:
+    """Build a controller for every signal of the scenario; SimError when it cannot.
+
+    With `preemption`, emergency vehicles request the edge controllers' preempts
+    (the other controllers have none).
+    """
     if name not in NAMES:
         raise SimError(f"unknown controller {name!r}: choose from {', '.join(NAMES)}")
     junctions = signal_junctions(scenario.net)
     if name in SUMO_TYPES:
         return SumoProgram(name, junctions)
     derivations = derive_all(junctions)
-    if name == "edge":
-        return EdgeControl(derivations)
-    if name == "edge-board":
-        return EdgeBoardControl(derivations)
+    if name in ("edge", "edge-board"):
+        ctl = EdgeControl(derivations) if name == "edge" else EdgeBoardControl(derivations)
+        if preemption:
+            ctl.emergency = EmergencyFeed(derivations)
+        return ctl
     if name == "max-pressure":
         return MaxPressure(derivations)
     demand = read_demand(scenario)

@@ -59,15 +59,18 @@ class LinkRenderer:
                 b.protected,
                 b.right_on_red,
                 b.permissive_phase is not None,
+                b.crossing,
             )
             for b in links
         ]
 
     def render(self, lamps: Sequence[Lamp]) -> str:
         out = []
-        for k, protected, rtor, fya in self._links:
+        for k, protected, rtor, fya, crossing in self._links:
             lamp = lamps[k] if k >= 0 else Lamp.RED
-            if lamp is Lamp.GREEN:
+            if crossing:  # walk: peds may start; flashing don't walk: only finish
+                out.append("G" if lamp is Lamp.GREEN else "r")
+            elif lamp is Lamp.GREEN:
                 out.append(_GREEN_PROTECTED if protected else _GREEN_PERMISSIVE)
             elif lamp is Lamp.FLASH_YELLOW and fya:
                 out.append(_GREEN_PERMISSIVE)  # flashing yellow arrow: turn, yielding

@@ -64,9 +64,12 @@ class EdgeBoardControl(EdgeControl):
 
     def step(self, sim: Any, t_ms: int, sensed: bool) -> None:
         if sensed:
+            if self.emergency is not None:
+                self.emergency.update(sim)
             results = sim.lanearea.getAllSubscriptionResults()
             for b in self.boards:
-                mask = 0
+                # the preemption receiver's outputs are board inputs too
+                mask = self.emergency.input_mask(b.tls) if self.emergency is not None else 0
                 for sumo_id, io_input in b.inputs:
                     if results.get(sumo_id, {}).get(_LAST_STEP_VEHICLE_NUMBER, 0) > 0:
                         mask |= 1 << (io_input - 1)

@@ -20,6 +20,7 @@ from edge.control.site import Site
 
 from sim.sumo.controllers.base import LinkRenderer, write_additional
 from sim.sumo.derive import Derivation
+from sim.sumo.emergency import EmergencyFeed
 from sim.sumo.scenarios import Scenario
 
 _LAST_STEP_VEHICLE_NUMBER = 0x10  # traci constant, same value for libsumo
@@ -57,6 +58,8 @@ class EdgeControl:
         self.use_detectors = sites is None
         self.signals: list[_Signal] = []
         self.fault_events: list[str] = []
+        # Emergency vehicles -> the preempts of their approach (None: preemption off).
+        self.emergency: EmergencyFeed | None = None
 
     def prepare(self, scenario: Scenario, workdir: Path) -> list[Path]:
         if not self.use_detectors:
@@ -96,8 +99,15 @@ class EdgeControl:
                     for det_id, sumo_id in s.detectors
                     if results.get(sumo_id, {}).get(_LAST_STEP_VEHICLE_NUMBER, 0) > 0
                 )
+        ev = self.emergency
+        if sensed and ev is not None:
+            ev.update(sim)
         for s in self.signals:
-            out = s.controller.step(t_ms, Inputs(occupied=s.occupied) if s.detectors else NO_INPUTS)
+            cmds = ev.take(s.tls) if ev is not None else ()
+            inputs = (
+                Inputs(occupied=s.occupied, commands=cmds) if s.detectors or cmds else NO_INPUTS
+            )
+            out = s.controller.step(t_ms, inputs)
             s.channels = out.channels
             if out.fault is not None and not self.fault_events:
                 self.fault_events.append(

@@ -42,6 +42,7 @@ class _Signal:
     dirty: bool = True
     switches: int = 0
     timing: dict[int, tuple[int, int]] = field(default_factory=dict)  # yellow, red ms
+    ped: dict[int, tuple[int, int]] = field(default_factory=dict)  # walk, ped clearance ms
 
 
 def stages_of(d: Derivation) -> list[frozenset[int]]:
@@ -73,6 +74,7 @@ class MaxPressure:
     def __init__(self, derivations: list[Derivation]) -> None:
         self.derivations = derivations
         self.signals: list[_Signal] = []
+        self._t_ms = 0
 
     def prepare(self, scenario: Scenario, workdir: Path) -> list[Path]:
         return []
@@ -88,7 +90,12 @@ class MaxPressure:
                         lanes.update((b.from_lane, b.to_lane))
             plan = d.site.plans[d.site.default_plan]
             timing = {pid: (t.yellow_ms, t.red_clear_ms) for pid, t in plan.timings.items()}
-            sig = _Signal(d, stages_of(d), dict(moves), since_ms=t_ms, timing=timing)
+            ped = {
+                p.id: (plan.timings[p.id].walk_ms, plan.timings[p.id].ped_clear_ms)
+                for p in d.site.phases
+                if p.ped_crossing is not None
+            }
+            sig = _Signal(d, stages_of(d), dict(moves), since_ms=t_ms, timing=timing, ped=ped)
             self.signals.append(sig)
         for lane in sorted(lanes):
             sim.lane.subscribe(lane, [_LAST_STEP_VEHICLE_NUMBER])
@@ -105,12 +112,19 @@ class MaxPressure:
         return total
 
     def step(self, sim: Any, t_ms: int, sensed: bool) -> None:
+        self._t_ms = t_ms
         counts: dict[str, Any] | None = None
         for s in self.signals:
             changed = False
             if s.mode == GREEN:
                 held = t_ms - s.since_ms
-                if held >= MIN_GREEN_MS and held % DECISION_MS == 0 and len(s.stages) > 1:
+                if held in {s.ped[p][0] for p in s.stages[s.stage] if p in s.ped}:
+                    changed = True  # a walk ends: its crossing shows don't walk
+                # A stage with crosswalks holds until their walk and clearance are done.
+                least = max(
+                    [MIN_GREEN_MS] + [sum(s.ped[p]) for p in s.stages[s.stage] if p in s.ped]
+                )
+                if held >= least and held % DECISION_MS == 0 and len(s.stages) > 1:
                     if counts is None:
                         counts = sim.lane.getAllSubscriptionResults()
                     pressures = [self._pressure(s, st, counts) for st in s.stages]
@@ -144,9 +158,13 @@ class MaxPressure:
         now = s.stages[s.stage]
         nxt = s.stages[s.next_stage] if s.mode != GREEN else now
         chars = []
+        held = self._t_ms - s.since_ms
         for b in s.d.links:
             c_now, c_next = _open(b, now), _open(b, nxt)
-            if c_now is not None and (s.mode == GREEN or c_now == c_next):
+            if b.crossing:  # walk from the stage's start, then don't walk
+                walking = s.mode == GREEN and b.phase in s.ped and held < s.ped[b.phase][0]
+                chars.append("G" if c_now is not None and walking else "r")
+            elif c_now is not None and (s.mode == GREEN or c_now == c_next):
                 chars.append(c_now)
             elif c_now is not None and s.mode == YELLOW:
                 chars.append("y")

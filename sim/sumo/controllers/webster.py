@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
+from typing import Any
 
 from edge.config import site_from_dict
-from edge.control.site import Site
+from edge.control.site import PhaseTiming, Site
 
 from sim.sumo.demand import Demand
 from sim.sumo.derive import Derivation
@@ -91,6 +92,7 @@ def webster_site(d: Derivation, demand: Demand) -> tuple[Site, str]:
                     "yellow_s": timing[pid].yellow_ms / 1000,
                     "red_clear_s": timing[pid].red_clear_ms / 1000,
                     "red_revert_s": timing[pid].red_revert_ms / 1000,
+                    **_ped(timing[pid]),
                 }
                 for pid in sorted(green)
             },
@@ -101,3 +103,14 @@ def webster_site(d: Derivation, demand: Demand) -> tuple[Site, str]:
         f"Webster cycle {cycle:.0f} s (Y {y_total:.2f}, lost {lost_total:.1f} s), greens {splits}"
     )
     return site_from_dict(raw, f"<webster {d.tls}>"), summary
+
+
+def _ped(t: PhaseTiming) -> dict[str, Any]:
+    """A phase with a crosswalk keeps the derived walk and clearance, walking every cycle."""
+    if not t.walk_ms:
+        return {}
+    return {
+        "walk_s": t.walk_ms / 1000,
+        "ped_clear_s": t.ped_clear_ms / 1000,
+        "recall": ["max", "ped"],
+    }
