@@ -14,10 +14,10 @@ from sim.sumo.errors import SimError
 from sim.sumo.network import signal_junctions
 from sim.sumo.scenarios import Scenario
 
-NAMES = ("edge", "edge-board", *SUMO_TYPES, "webster", "max-pressure")
+NAMES = ("edge", "edge-adaptive", "edge-board", *SUMO_TYPES, "webster", "max-pressure")
 
 
-def make_controller(name: str, scenario: Scenario) -> SignalControl:
+def make_controller(name: str, scenario: Scenario, scale: float = 1.0) -> SignalControl:
     """Build a controller for every signal of the scenario; SimError when it cannot."""
     if name not in NAMES:
         raise SimError(f"unknown controller {name!r}: choose from {', '.join(NAMES)}")
@@ -27,11 +27,13 @@ def make_controller(name: str, scenario: Scenario) -> SignalControl:
     derivations = derive_all(junctions)
     if name == "edge":
         return EdgeControl(derivations)
+    if name == "edge-adaptive":
+        return EdgeControl(derivations, name=name, mode="adaptive")
     if name == "edge-board":
         return EdgeBoardControl(derivations)
     if name == "max-pressure":
         return MaxPressure(derivations)
-    demand = read_demand(scenario)
+    demand = read_demand(scenario, scale)
     sites = []
     summaries = []
     for d in derivations:
