@@ -18,7 +18,16 @@ ring-barrier sequence, the minimums or the clearances:
    phases grow toward `full_queue_veh`: once a platoon has passed, a few
    stragglers do not hold a full queue at red. With nobody waiting the gap is
    the plan's passage, so light traffic is served as actuated.
-3. Split balancing (as SCATS balances degree of saturation). Each phase's
+3. Permissive first for flashing-yellow-arrow lefts. A protected left
+   phase whose movement may also turn permissively (an FYA overlap) is
+   skipped while the permissive arrow clears its lane: its loop's call
+   counts only when the lane was still occupied (for at least
+   `permissive_fail_ms`) when the last permissive period ended, or when a
+   vehicle has waited on the loop for `left_wait_ms` (the bound on how long
+   a left is kept from its protected phase). Where opposing traffic leaves
+   no gaps the permissive period fails every cycle and the protected left
+   runs as in actuated operation.
+4. Split balancing (as SCATS balances degree of saturation). Each phase's
    maximum green moves between `floor_pct` of the plan's maximum and the
    plan's maximum: up by `step_pct` after a max-out (its queue did not
    clear), down by `step_pct` after a green that gapped out well short of
@@ -44,6 +53,12 @@ class AdaptiveParams:
     step_pct: int = 10  # split balancing: max green change per served green, % of the plan max
     floor_pct: int = 100  # split balancing: lowest max green, % of the plan max (100: off)
     short_pct: int = 60  # a green that gapped out below this % of its max lowers the max
+    left_wait_ms: int = 60_000  # longest a left waits on its loop before its protected call
+    permissive_fail_ms: int = 5_000  # a left on the loop this long when its FYA ends: failed
+    permissive_occ_pct: int = 50  # ... or its loop occupied this share of the permissive green
+    fail_weight_pct: int = 25  # weight of the latest permissive period in the failure rate
+    protect_on_pct: int = 35  # failure rate at which the protected left runs every cycle
+    protect_off_pct: int = 15  # ... and at which it goes back to permissive first
 
 
 DEFAULT_PARAMS = AdaptiveParams()
@@ -74,12 +89,27 @@ class Adaptive:
                     self.stop_bar_of[i].append(k)
         self.arrivals_stop = [0] * n  # stop-bar rising edges while the phase is not green
         self.arrivals_setback = [0] * n  # setback rising edges while the phase is not green
+        nd = len(site.detectors)
+        self.occ_ms = [0] * nd  # time each detector has been occupied, up to occ_at
+        self.occ_at = [0] * nd
+        self.occ_on = [False] * nd
+        self.perm_start: dict[int, tuple[int, list[int]]] = {}  # phase -> (t, occ_ms then)
         self.zone_queue: dict[int, float] = {}  # detector/zone id -> vehicles (camera)
         self.zone_of_phase: list[list[int]] = [[] for _ in range(n)]
         for k, phases in enumerate(self.det_phases):
             for i in phases:
                 self.zone_of_phase[i].append(self.det_ids[k])
         self.max_pct = [100] * n  # current max green, % of the plan's
+        # Protected lefts with a permissive alternative (an FYA overlap's parent),
+        # the permissive phases that offer it, and whether the last one failed.
+        self.fya_left: dict[int, tuple[int, ...]] = {}
+        for o in site.overlaps:
+            if o.permissive_parents:
+                for pid in o.parents:
+                    self.fya_left[index[pid]] = tuple(index[q] for q in o.permissive_parents)
+        self.permissive_failed = [True] * n  # until a permissive period shows otherwise
+        self.fail_rate_pct = [100] * n  # moving share of permissive periods that failed
+        self.protect = [True] * n  # the left's protected phase runs whenever called
 
     # -- inputs ----------------------------------------------------------------------
 
@@ -92,6 +122,15 @@ class Adaptive:
                 self.arrivals_stop[i] += pulses
             else:
                 self.arrivals_setback[i] += pulses
+
+    def presence(self, k: int, present: bool, now: int) -> None:
+        """Detector k changed state: accumulate its occupied time."""
+        if self.occ_on[k]:
+            self.occ_ms[k] += now - self.occ_at[k]
+        self.occ_on[k], self.occ_at[k] = present, now
+
+    def _occupied_ms(self, k: int, now: int) -> int:
+        return self.occ_ms[k] + (now - self.occ_at[k] if self.occ_on[k] else 0)
 
     def set_zone_queues(self, queues: Sequence[tuple[int, float]]) -> None:
         """Queue estimates (vehicles) per detector or zone id from a camera; latest wins."""
@@ -119,11 +158,59 @@ class Adaptive:
         """The balanced maximum green of phase i: never above the plan's, never below its min."""
         return max(plan_max_ms * self.max_pct[i] // 100, min(min_green_ms, plan_max_ms))
 
+    def left_call_counts(
+        self, i: int, now: int, present: Sequence[bool], on_at: Sequence[int]
+    ) -> bool:
+        """Does the loop call of phase i count now (always, unless a permissive-first left)?"""
+        if i not in self.fya_left or self.permissive_failed[i] or self.protect[i]:
+            return True
+        wait = self.params.left_wait_ms
+        return any(present[k] and now >= on_at[k] + wait for k in self.stop_bar_of[i])
+
+    def left_deadline(self, present: Sequence[bool], on_at: Sequence[int]) -> int | None:
+        """When a held-back left's call will count without any input changing."""
+        times = [
+            on_at[k] + self.params.left_wait_ms
+            for i in self.fya_left
+            if not (self.permissive_failed[i] or self.protect[i])
+            for k in self.stop_bar_of[i]
+            if present[k]
+        ]
+        return min(times) if times else None
+
     # -- green start and end -----------------------------------------------------------
 
-    def green_started(self, i: int) -> None:
+    def green_started(self, i: int, now: int) -> None:
+        self.perm_start[i] = (now, [self._occupied_ms(k, now) for k in range(len(self.occ_ms))])
         self.arrivals_stop[i] = 0
         self.arrivals_setback[i] = 0
+
+    def permissive_ended(
+        self, p: int, now: int, present: Sequence[bool], on_at: Sequence[int]
+    ) -> None:
+        """Phase p's green ended: did each left turning permissively in it get through?"""
+        prm = self.params
+        for i, perm in self.fya_left.items():
+            if p not in perm:
+                continue
+            failed = any(
+                present[k] and now >= on_at[k] + prm.permissive_fail_ms for k in self.stop_bar_of[i]
+            )
+            start = self.perm_start.get(p)
+            if start is not None and now > start[0]:
+                span = now - start[0]
+                failed = failed or any(
+                    (self._occupied_ms(k, now) - start[1][k]) * 100 >= span * prm.permissive_occ_pct
+                    for k in self.stop_bar_of[i]
+                )
+            self.permissive_failed[i] = failed
+            w = prm.fail_weight_pct
+            rate = (self.fail_rate_pct[i] * (100 - w) + 100 * w * failed) // 100
+            self.fail_rate_pct[i] = rate
+            if rate >= prm.protect_on_pct:
+                self.protect[i] = True
+            elif rate <= prm.protect_off_pct:
+                self.protect[i] = False
 
     def green_ended(self, i: int, green_ms: int, max_ms: int, reason: str) -> None:
         """Split balancing after each served green (max_ms: the balanced max it ran with)."""

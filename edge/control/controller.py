@@ -506,8 +506,10 @@ class Controller:
             if present and not self.det_present[k]:
                 pulse += 1
                 self.det_on_at[k] = now
+                self.adaptive.presence(k, True, now)
             elif not present and self.det_present[k]:
                 self.det_off_at[k] = now
+                self.adaptive.presence(k, False, now)
             self.det_present[k] = present
             if pulse:
                 self._actuated(now, k, det.ped)
@@ -596,7 +598,13 @@ class Controller:
                 continue
             if self.recall_ped[i]:
                 self.pcall[i] = True
-            if self.vcall[i] or self.pcall[i] or self.nl_count[i] or self.recall_veh[i]:
+            loop = self.nl_count[i] and (
+                self.control != ADAPTIVE
+                or self.adaptive.left_call_counts(
+                    i, self.last_now, self.det_present, self.det_on_at
+                )
+            )
+            if self.vcall[i] or self.pcall[i] or loop or self.recall_veh[i]:
                 mask |= 1 << i
             elif self.recall_soft[i]:
                 soft |= 1 << i
@@ -1078,7 +1086,7 @@ class Controller:
         self.actu_red[i] = 0
         self.vcall[i] = False
         self.force_off[i] = False
-        self.adaptive.green_started(i)
+        self.adaptive.green_started(i, now)
         self.active[r] = i
         self.ring_next[r] = -1
         self.ring_later[r] = self.later_mask[r][self.pos_of[i]]
@@ -1088,9 +1096,11 @@ class Controller:
 
     def _start_yellow(self, now: int, i: int, reason: str) -> None:
         pid = self.site.phases[i].id
-        if self.control == ADAPTIVE and self.max_end[i] != NEVER:
-            max_ms = self.max_end[i] - self.max_from[i]
-            self.adaptive.green_ended(i, now - self.green_at[i], max_ms, reason)
+        if self.control == ADAPTIVE:
+            self.adaptive.permissive_ended(i, now, self.det_present, self.det_on_at)
+            if self.max_end[i] != NEVER:
+                max_ms = self.max_end[i] - self.max_from[i]
+                self.adaptive.green_ended(i, now - self.green_at[i], max_ms, reason)
         if reason in ("gap_out", "max_out", "force_off"):
             self._event(now, reason, f"phase {pid}")
         self.iv[i] = YELLOW
@@ -1301,6 +1311,10 @@ class Controller:
         if self.mode in (FLASH, FAULT):
             return NEVER
         times = [self.det_deadline]
+        if self.control == ADAPTIVE:
+            left = self.adaptive.left_deadline(self.det_present, self.det_on_at)
+            if left is not None:
+                times.append(left)
         if self.coord is not None:
             if self.coord_shift:
                 times.append(now + 100)  # the timer is being pulled into step
