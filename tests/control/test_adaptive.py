@@ -263,3 +263,16 @@ def test_held_back_left_waits_a_bounded_time(
             else:
                 waiting_since = None
             t += 100
+
+
+@pytest.mark.parametrize("name", sorted(SITES))
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_adaptive_replay_is_identical_and_quiet_steps_change_nothing(
+    name: str, data: st.DataObject
+) -> None:
+    site = SITES[name]
+    segments = data.draw(scenarios(site, blocking=True))
+    first = run(site, segments, mode="adaptive")
+    assert run(site, segments, mode="adaptive") == first
+    assert run(site, segments, always_slow=True, mode="adaptive") == first
