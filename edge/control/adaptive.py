@@ -20,13 +20,15 @@ ring-barrier sequence, the minimums or the clearances:
    the plan's passage, so light traffic is served as actuated.
 3. Permissive first for flashing-yellow-arrow lefts. A protected left
    phase whose movement may also turn permissively (an FYA overlap) is
-   skipped while the permissive arrow clears its lane: its loop's call
-   counts only when the lane was still occupied (for at least
-   `permissive_fail_ms`) when the last permissive period ended, or when a
-   vehicle has waited on the loop for `left_wait_ms` (the bound on how long
-   a left is kept from its protected phase). Where opposing traffic leaves
-   no gaps the permissive period fails every cycle and the protected left
-   runs as in actuated operation.
+   skipped while the permissive arrow clears its lane. A permissive period
+   failed when a left was still on the loop (`permissive_fail_ms`), the loop
+   was occupied for `permissive_occ_pct` of it, or it ran `permissive_long_ms`
+   or more (a long opposing green is a dense opposing stream, and a left
+   waiting for a gap inside the junction is off its loop). A moving failure
+   rate with hysteresis decides whether the protected left runs whenever
+   called or only after a failed period; a vehicle that has waited on the
+   loop for `left_wait_ms` is always called (the bound on how long a left is
+   kept from its protected phase).
 4. Split balancing (as SCATS balances degree of saturation). Each phase's
    maximum green moves between `floor_pct` of the plan's maximum and the
    plan's maximum: up by `step_pct` after a max-out (its queue did not
@@ -56,6 +58,7 @@ class AdaptiveParams:
     left_wait_ms: int = 60_000  # longest a left waits on its loop before its protected call
     permissive_fail_ms: int = 5_000  # a left on the loop this long when its FYA ends: failed
     permissive_occ_pct: int = 50  # ... or its loop occupied this share of the permissive green
+    permissive_long_ms: int = 30_000  # ... or the permissive green ran this long
     fail_weight_pct: int = 25  # weight of the latest permissive period in the failure rate
     protect_on_pct: int = 35  # failure rate at which the protected left runs every cycle
     protect_off_pct: int = 15  # ... and at which it goes back to permissive first
@@ -199,9 +202,14 @@ class Adaptive:
             start = self.perm_start.get(p)
             if start is not None and now > start[0]:
                 span = now - start[0]
-                failed = failed or any(
-                    (self._occupied_ms(k, now) - start[1][k]) * 100 >= span * prm.permissive_occ_pct
-                    for k in self.stop_bar_of[i]
+                failed = (
+                    failed
+                    or span >= prm.permissive_long_ms
+                    or any(
+                        (self._occupied_ms(k, now) - start[1][k]) * 100
+                        >= span * prm.permissive_occ_pct
+                        for k in self.stop_bar_of[i]
+                    )
                 )
             self.permissive_failed[i] = failed
             w = prm.fail_weight_pct

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -168,11 +169,13 @@ def drive_left(site: Site, mode: str, seconds: int, left_on: bool) -> list[Outpu
     return outs
 
 
-def left_waits_through_red(mode: str) -> tuple[bool, Controller]:
+def left_waits_through_red(mode: str, **params: int) -> tuple[bool, Controller]:
     """A left arrives while the side road is green, waits, then turns in the permissive
-    arrow as soon as the opposing through comes up. Was it given its protected phase?"""
+    arrow as soon as the opposing through comes up. Was it given its protected phase?
+    (The through loops are held, so the opposing through runs to its 40 s max.)"""
     site = t_junction()
     ctl = Controller(site)
+    ctl.adaptive.params = replace(ctl.adaptive.params, **params)
     i, j, k = ctl.index[1], ctl.index[2], ctl.index[4]
     through = frozenset({2, 4, 6})
     t = 0
@@ -200,11 +203,17 @@ def left_waits_through_red(mode: str) -> tuple[bool, Controller]:
 
 
 def test_a_left_that_clears_in_the_permissive_is_not_given_a_protected_phase() -> None:
-    protected, ctl = left_waits_through_red("adaptive")
+    protected, ctl = left_waits_through_red("adaptive", permissive_long_ms=60_000)
     assert not protected
     assert ctl.adaptive.fail_rate_pct[ctl.index[1]] == 0  # the permissive served it
     protected, _ = left_waits_through_red("free")
     assert protected  # actuated: the waiting left calls its leading protected phase
+
+
+def test_a_long_permissive_green_counts_as_failed() -> None:
+    """A 40 s opposing green is a dense stream: lefts may wait in the box, off the loop."""
+    _, ctl = left_waits_through_red("adaptive", permissive_long_ms=30_000)
+    assert ctl.adaptive.fail_rate_pct[ctl.index[1]] > 0
 
 
 def test_a_left_stuck_on_its_loop_gets_its_protected_phase_within_the_bound() -> None:
