@@ -132,7 +132,6 @@ class Controller:
         self.control = FREE
         self.control_reason = ""
         self._resolve_control(now_ms)
-        self._set_recalls()
         nr = len(self.ring_seq)
         self.active = [-1] * nr
         self.ring_next = [-1] * nr
