@@ -165,6 +165,7 @@ class _PlanCfg(_Strict):
     phase: dict[str, _TimingCfg] = {}
     use_max2: bool = False
     pattern: str | None = None
+    adaptive: bool = False  # adaptive timing (docs/adaptive.md); a plan is one or the other
 
 
 class _PreemptCfg(_Strict):
@@ -658,7 +659,11 @@ def _build_plan(
                         f"plan {plan_id}: pattern {pattern.id}: phase {p.id} split "
                         f"{split / 1000:g} s is below its minimum service {need / 1000:g} s"
                     )
-    return Plan(id=plan_id, timings=timings, use_max2=pc.use_max2, pattern=pattern)
+    if pc.adaptive and pc.pattern is not None:
+        bad(f"plan {plan_id}: adaptive: a plan is either coordinated (pattern) or adaptive")
+    return Plan(
+        id=plan_id, timings=timings, use_max2=pc.use_max2, pattern=pattern, adaptive=pc.adaptive
+    )
 
 
 def _check_timing(label: str, p: Phase, t: PhaseTiming, safety: SafetyMinimums, bad: Any) -> None:

@@ -184,6 +184,9 @@ class Runtime:
             "site": self.site.id,
             "plan": self.plan,
             "mode": out.mode if out is not None else "none",
+            # free / coordinated / adaptive, and why (plan, central or local command)
+            "control": out.control if out is not None else "none",
+            "control_reason": out.control_reason if out is not None else "",
             "session": s.state.value,
             "board_state": state_name(s.board_state) if s.board_state is not None else "UNKNOWN",
             "ticks": self.ticks,
@@ -371,10 +374,11 @@ class Runtime:
             st = self.status()
             j = st["jitter_ms"]
             log.info(
-                "runtime_status plan=%s mode=%s session=%s board=%s ticks=%d "
+                "runtime_status plan=%s mode=%s control=%s session=%s board=%s ticks=%d "
                 "jitter_p50_ms=%.2f jitter_p99_ms=%.2f",
                 st["plan"],
                 st["mode"],
+                st["control"],
                 st["session"],
                 st["board_state"],
                 st["ticks"],

@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from edge.control import coordination
+from edge.control.adaptive import Adaptive
 from edge.control.messages import (
     AllRed,
     Automatic,
@@ -78,6 +79,10 @@ ALL_RED = "all_red"
 FLASH = "flash"
 FAULT = "fault_flash"
 
+# Control modes (how greens are timed in RUN), and who chose the one in force.
+FREE, COORDINATED, ADAPTIVE = "free", "coordinated", "adaptive"
+CONTROL_MODES = (FREE, COORDINATED, ADAPTIVE)
+
 _VEH_LAMP = (Lamp.RED, Lamp.GREEN, Lamp.YELLOW, Lamp.RED, Lamp.GREEN, Lamp.FLASH_YELLOW)
 _PED_LAMP = (Lamp.RED, Lamp.GREEN, Lamp.FLASH_RED)
 _FLASH_LAMP = {
@@ -120,12 +125,15 @@ class Controller:
         self.use_max2 = self.plan.use_max2
         # Coordination: resolved pattern points, and how far (ms) the local cycle
         # timer lags the desired one while an offset transition runs.
-        self.coord_enabled = True
         self.coord: coordination.CoordPoints | None = None
         self.coord_shift = 0
         self.coord_t = now_ms
-        self._set_coordination(now_ms)
-        self._set_recalls()
+        # Control mode: the plan's own unless a SetMode overrides it (and who did).
+        self.adaptive = Adaptive(site)
+        self.mode_override: tuple[str, str] | None = None  # (mode, source)
+        self.control = FREE
+        self.control_reason = ""
+        self._resolve_control(now_ms)
         nr = len(self.ring_seq)
         self.active = [-1] * nr
         self.ring_next = [-1] * nr
@@ -282,6 +290,8 @@ class Controller:
                 self._event(t, "command_rejected", type(cmd).__name__, "sent with a bad time")
             return self._emit(self.last_now)
         self.last_now = now
+        if inputs.queues:
+            self._zone_queues(now, inputs.queues)
         occupied = inputs.occupied
         if type(occupied) is not frozenset:
             occupied = self._coerce_occupied(now, occupied)
@@ -306,6 +316,19 @@ class Controller:
             self._enter_fault(now, f"internal error: {type(exc).__name__}: {exc}")
             self.deadline = NEVER
         return self._emit(now)
+
+    def _zone_queues(self, now: int, queues: object) -> None:
+        """Queue estimates per detector or zone id (a camera's); bad ones are reported."""
+        good: list[tuple[int, float]] = []
+        for item in queues if isinstance(queues, tuple) else ((queues,)):
+            try:
+                det_id, veh = item
+                if det_id not in self.det_index or not 0 <= float(veh) < 1e6:
+                    raise ValueError
+                good.append((det_id, float(veh)))
+            except (TypeError, ValueError):
+                self._event(now, "input_error", "queues", f"bad queue estimate {item!r}")
+        self.adaptive.set_zone_queues(good)
 
     def _coerce_occupied(self, now: int, occupied: object) -> frozenset[int]:
         """Accept any iterable of ids; anything else keeps the last known detector states."""
@@ -452,14 +475,15 @@ class Controller:
         if isinstance(cmd, TransitRequest):
             return self._transit_request(now, cmd)
         if isinstance(cmd, SetMode):
-            if cmd.mode not in ("free", "coordinated"):
-                return f"unknown or unsupported mode {cmd.mode!r} (free, coordinated)"
-            if cmd.mode == "coordinated" and self.plan.pattern is None:
+            if cmd.mode not in (*CONTROL_MODES, "plan"):
+                return f"unknown mode {cmd.mode!r} (free, coordinated, adaptive, plan)"
+            if not isinstance(cmd.source, str) or not cmd.source:
+                return f"source must name who sets the mode, not {cmd.source!r}"
+            if cmd.mode == COORDINATED and self.plan.pattern is None:
                 return f"plan {self.plan.id} has no coordination pattern"
-            self.coord_enabled = cmd.mode == "coordinated"
-            self._set_coordination(now)
-            self._set_recalls()
-            self._event(now, "mode_coordination", cmd.mode)
+            self.mode_override = None if cmd.mode == "plan" else (cmd.mode, cmd.source)
+            self._resolve_control(now)
+            self._event(now, "mode_coordination", self.control, self.control_reason)
             return None
         if isinstance(cmd, UseMax2):
             self.use_max2 = cmd.on
@@ -489,11 +513,15 @@ class Controller:
             if present and not self.det_present[k]:
                 pulse += 1
                 self.det_on_at[k] = now
+                self.adaptive.presence(k, True, now)
             elif not present and self.det_present[k]:
                 self.det_off_at[k] = now
+                self.adaptive.presence(k, False, now)
             self.det_present[k] = present
             if pulse:
                 self._actuated(now, k, det.ped)
+                if not det.ped:
+                    self.adaptive.count(k, pulse, [v == GREEN for v in self.iv])
             if det.ped:
                 continue
             out = present or now < self.det_off_at[k] + det.carryover_ms
@@ -539,8 +567,10 @@ class Controller:
                     self.pass_end[i] = max(self.pass_end[i], now + self._gap(i, now))
 
     def _gap(self, i: int, now: int) -> int:
-        """Passage (allowable gap) now, after gap reduction."""
+        """Passage (allowable gap) now, after gap reduction (adaptive: by the queues waiting)."""
         t = self.timing[i]
+        if self.control == ADAPTIVE:
+            return self.adaptive.gap_ms(t.passage_ms, self._waiting(i))
         if t.time_to_reduce_ms <= 0 or self.max_from[i] == NEVER:
             return t.passage_ms
         into = now - self.max_from[i] - t.time_before_reduction_ms
@@ -575,7 +605,13 @@ class Controller:
                 continue
             if self.recall_ped[i]:
                 self.pcall[i] = True
-            if self.vcall[i] or self.pcall[i] or self.nl_count[i] or self.recall_veh[i]:
+            loop = self.nl_count[i] and (
+                self.control != ADAPTIVE
+                or self.adaptive.left_call_counts(
+                    i, self.last_now, self.det_present, self.det_on_at
+                )
+            )
+            if self.vcall[i] or self.pcall[i] or loop or self.recall_veh[i]:
                 mask |= 1 << i
             elif self.recall_soft[i]:
                 soft |= 1 << i
@@ -896,7 +932,10 @@ class Controller:
         if demand and self.max_end[i] == NEVER:
             t = self.timing[i]
             self.max_from[i] = now
-            self.max_end[i] = now + (t.max2_green_ms if self.use_max2 else t.max_green_ms)
+            max_ms = t.max2_green_ms if self.use_max2 else t.max_green_ms
+            if self.control == ADAPTIVE:
+                max_ms = self.adaptive.max_green_ms(i, max_ms, t.min_green_ms)
+            self.max_end[i] = now + max_ms
             self._timers_dirty = True
             return False
         if not demand and self.max_end[i] != NEVER:
@@ -930,9 +969,36 @@ class Controller:
 
     # -- coordination ----------------------------------------------------------------------
 
+    def _resolve_control(self, now: int) -> None:
+        """The control mode in force and why: a SetMode override, else the plan's own."""
+        before = (self.control, self.control_reason)
+        plan_mode = COORDINATED if self.plan.pattern else ADAPTIVE if self.plan.adaptive else FREE
+        mode, reason = plan_mode, f"plan {self.plan.id}"
+        if self.mode_override is not None:
+            wanted, source = self.mode_override
+            if wanted == COORDINATED and self.plan.pattern is None:
+                reason = f"plan {self.plan.id} (no pattern for the {source} coordinated mode)"
+            else:
+                mode, reason = wanted, f"{source} command"
+        self.control, self.control_reason = mode, reason
+        self._set_coordination(now)
+        self._set_recalls()
+        if (mode, reason) != before:
+            self._dirty = True
+
+    def _waiting(self, i: int) -> float:
+        """Vehicles queued on the phases that must wait for phase i to end."""
+        present = self.det_present
+        total = 0.0
+        mask = self.conf_mask[i]
+        for j in range(len(self.iv)):
+            if mask >> j & 1 and self.iv[j] != GREEN and not self.omit[j]:
+                total += self.adaptive.queue(j, present)
+        return total
+
     def _set_coordination(self, now: int) -> None:
         """Resolve the plan's pattern; start the local timer where the phases are now."""
-        pattern = self.plan.pattern if self.coord_enabled else None
+        pattern = self.plan.pattern if self.control == COORDINATED else None
         if pattern is None:
             self.coord = None
             return
@@ -1081,6 +1147,7 @@ class Controller:
         self.actu_red[i] = 0
         self.vcall[i] = False
         self.force_off[i] = False
+        self.adaptive.green_started(i, now)
         self.active[r] = i
         self.ring_next[r] = -1
         self.ring_later[r] = self.later_mask[r][self.pos_of[i]]
@@ -1092,6 +1159,11 @@ class Controller:
 
     def _start_yellow(self, now: int, i: int, reason: str) -> None:
         pid = self.site.phases[i].id
+        if self.control == ADAPTIVE:
+            self.adaptive.permissive_ended(i, now, self.det_present, self.det_on_at)
+            if self.max_end[i] != NEVER:
+                max_ms = self.max_end[i] - self.max_from[i]
+                self.adaptive.green_ended(i, now - self.green_at[i], max_ms, reason)
         if reason in ("gap_out", "max_out", "force_off"):
             self._event(now, reason, f"phase {pid}")
         if self.transit is not None:
@@ -1244,8 +1316,7 @@ class Controller:
             self._transit_settings(now)
         self.plan = self.site.plans[self.pending_plan]
         self.use_max2 = self.plan.use_max2
-        self._set_coordination(now)
-        self._set_recalls()
+        self._resolve_control(now)
         self.pending_plan = None
         self._event(now, "plan_applied", self.plan.id)
         self._dirty = True
@@ -1306,6 +1377,10 @@ class Controller:
         if self.mode in (FLASH, FAULT):
             return NEVER
         times = [self.det_deadline]
+        if self.control == ADAPTIVE:
+            left = self.adaptive.left_deadline(self.det_present, self.det_on_at)
+            if left is not None:
+                times.append(left)
         if self.coord is not None:
             if self.coord_shift:
                 times.append(now + 100)  # the timer is being pulled into step
@@ -1361,8 +1436,9 @@ class Controller:
             peds = (Lamp.DARK,) * n
             ovs = tuple(_FLASH_LAMP[o.flash] for o in self.site.overlaps)
             return Outputs(
-                now, mode, self.flash_channels, veh, peds, ovs, (), self.fault, self.spat()
-            )
+                now, mode, self.flash_channels, veh, peds, ovs, (), self.fault, self.spat(),
+                self.control, self.control_reason,
+            )  # fmt: skip
         veh = tuple(_VEH_LAMP[v] if self.has_veh[i] else Lamp.DARK for i, v in enumerate(self.iv))
         peds = tuple(
             _PED_LAMP[v] if self.has_ped[i] else Lamp.DARK for i, v in enumerate(self.ped_iv)
@@ -1370,7 +1446,10 @@ class Controller:
         ovs = tuple(_VEH_LAMP[v] for v in self.ov_iv)
         srcs = (veh, peds, ovs)
         channels = tuple(srcs[kind][idx] for kind, idx in self.channel_src)
-        return Outputs(now, mode, channels, veh, peds, ovs, (), self.fault, self.spat())
+        return Outputs(
+            now, mode, channels, veh, peds, ovs, (), self.fault, self.spat(),
+            self.control, self.control_reason,
+        )  # fmt: skip
 
     def spat(self) -> tuple[PhaseTiming, ...]:
         """Signal phase and timing: each phase's display and when it can/will end.

@@ -127,9 +127,14 @@ class LoadSite:
 
 @dataclass(frozen=True, slots=True)
 class SetMode:
-    """Run "free" (actuated, ignoring the plan's pattern) or "coordinated" (the pattern)."""
+    """Override the plan's control mode: "free" (actuated, ignoring any pattern),
+    "coordinated" (the plan's pattern), "adaptive" (edge/control/adaptive.py), or
+    "plan" to follow the plan's own mode again. `source` (who asked: "local",
+    "central", ...) shows in the outputs' `control_reason`.
+    """
 
     mode: str
+    source: str = "local"
 
 
 Command = (
@@ -162,6 +167,9 @@ class Inputs:
     occupied: frozenset[int] = frozenset()
     actuations: tuple[tuple[int, int], ...] = ()
     commands: tuple[object, ...] = ()  # objects, not Command: bad ones are reported
+    # Optional queue estimates, (detector or zone id, vehicles), e.g. from a camera's
+    # queue zones; the adaptive mode prefers them to its loop counts for that detector.
+    queues: tuple[tuple[int, float], ...] = ()
 
 
 NO_INPUTS = Inputs()
@@ -211,6 +219,8 @@ class Outputs:
     events: tuple[Event, ...] = field(default=())
     fault: str | None = None
     spat: tuple[PhaseTiming, ...] = ()  # per phase, in the site's phase order
+    control: str = ""  # free, coordinated or adaptive (how greens are timed in run)
+    control_reason: str = ""  # why: "plan NAME", "central command", "local command", ...
 
     def restamped(
         self, t_ms: int, events: tuple[Event, ...], spat: tuple[PhaseTiming, ...] | None = None
@@ -226,4 +236,6 @@ class Outputs:
             events,
             self.fault,
             self.spat if spat is None else spat,
+            self.control,
+            self.control_reason,
         )

@@ -159,6 +159,7 @@ class Plan:
     timings: dict[int, PhaseTiming]  # by phase id; frozen by convention (built once)
     use_max2: bool = False
     pattern: Pattern | None = None  # coordinated when set, free otherwise
+    adaptive: bool = False  # adaptive timing (edge/control/adaptive.py); not with a pattern
 
     def __hash__(self) -> int:
         return hash(self.id)

@@ -205,21 +205,15 @@ class DeviceSession:
             return [PriorityRequest(req), accepted, LogEvent(now_ms, name, cmd.id, detail, "link")]
         if cmd.kind == "set_mode":
             mode = a["mode"]
-            if mode == "adaptive":
-                raise Rejected(
-                    "unsupported", "mode 'adaptive': this controller has no adaptive timing yet"
-                )
             if mode == "flash":
                 self.overrides.add("flash")
                 return [ControlCommand(cmd.id, Flash(True), corr), accepted]
-            out: list[Action] = [ControlCommand(cmd.id, SetMode(mode), corr), accepted]
+            set_mode = SetMode(mode, "central")
+            out: list[Action] = [ControlCommand(cmd.id, set_mode, corr), accepted]
             if "flash" in self.overrides:
                 out.insert(0, ControlCommand(None, Flash(False)))
                 self.overrides.discard("flash")
-            if mode == "free":
-                self.overrides.add("mode")  # local operation is the plan's own (coordinated)
-            else:
-                self.overrides.discard("mode")
+            self.overrides.add("mode")  # released back to the plan's own mode
             return out
         if cmd.kind == "hold":
             phases = tuple(a["phases"])
@@ -247,8 +241,7 @@ class DeviceSession:
         if "flash" in self.overrides:
             out.append(ControlCommand(ref, Flash(False), corr))
         if "mode" in self.overrides:
-            # back to the plan's own operation (refused by the core if it has no pattern)
-            out.append(ControlCommand(ref, SetMode("coordinated"), corr))
+            out.append(ControlCommand(ref, SetMode("plan", "central"), corr))  # the plan's own
         self.overrides.clear()
         return out
 

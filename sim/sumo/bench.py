@@ -35,6 +35,7 @@ from sim.sumo.scenarios import REPO, resolve
 SCENARIOS = ("single", "tee", "arterial", "hangzhou-1x1", "hangzhou-4x4")
 CONTROLLERS = (
     "edge",
+    "edge-adaptive",
     "sumo-static",
     "sumo-actuated",
     "sumo-delay",

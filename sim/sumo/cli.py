@@ -44,6 +44,7 @@ def add_sim_command(sub: Any) -> None:
         action="store_false",
         help="emergency vehicles do not preempt the edge controller",
     )
+    p.add_argument("--scale", type=float, default=1.0, help="demand factor (SUMO --scale)")
     p.set_defaults(func=cmd_run)
 
     p = simsub.add_parser("compare", help="run controllers over seeds; table and chart")
@@ -54,6 +55,7 @@ def add_sim_command(sub: Any) -> None:
     p.add_argument("--chart", default="compare.png", help="PNG chart to write")
     p.add_argument("--json", dest="json_out", help="write all reports as one JSON file")
     p.add_argument("--jobs", type=int, default=1, help="episodes run in parallel")
+    p.add_argument("--scale", type=float, default=1.0, help="demand factor (SUMO --scale)")
     p.set_defaults(func=cmd_compare)
 
 
@@ -124,6 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             step_length_s=args.step_length,
             use_traci=args.traci,
             preemption=args.preemption,
+            scale=args.scale,
         )
     except SimError as exc:
         return _fail(exc)
@@ -144,7 +147,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
     try:
-        reports = compare(args.scenario, controllers, args.seeds, args.end, jobs=args.jobs)
+        reports = compare(
+            args.scenario, controllers, args.seeds, args.end, jobs=args.jobs, scale=args.scale
+        )
     except SimError as exc:
         return _fail(exc)
     print(format_table(reports, controllers))

@@ -13,15 +13,22 @@ from sim.sumo.errors import SimError
 from sim.sumo.metrics import summarise
 
 
-def _one(spec: str, controller: str, seed: int, end_s: float | None) -> dict[str, Any]:
+def _one(
+    spec: str, controller: str, seed: int, end_s: float | None, scale: float = 1.0
+) -> dict[str, Any]:
     from sim.sumo.lockstep import run
     from sim.sumo.scenarios import resolve
 
-    return run(resolve(spec), controller, seed, end_s)
+    return run(resolve(spec), controller, seed, end_s, scale=scale)
 
 
 def compare(
-    spec: str, controllers: Sequence[str], seeds: int, end_s: float | None, jobs: int = 1
+    spec: str,
+    controllers: Sequence[str],
+    seeds: int,
+    end_s: float | None,
+    jobs: int = 1,
+    scale: float = 1.0,
 ) -> list[dict[str, Any]]:
     unknown = [c for c in controllers if c not in NAMES]
     if unknown:
@@ -30,11 +37,11 @@ def compare(
         raise SimError("--seeds must be at least 1")
     runs = [(c, s) for c in controllers for s in range(1, seeds + 1)]
     if jobs <= 1:
-        return [_one(spec, c, s, end_s) for c, s in runs]
+        return [_one(spec, c, s, end_s, scale) for c, s in runs]
     # Each episode in its own process: libsumo holds one simulation per process.
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futures = [pool.submit(_one, spec, c, s, end_s) for c, s in runs]
+        futures = [pool.submit(_one, spec, c, s, end_s, scale) for c, s in runs]
         return [f.result() for f in futures]
 
 

@@ -40,7 +40,8 @@ def _flow_count(el: ET.Element, begin: float, end: float) -> float:
     return 0.0
 
 
-def read_demand(scenario: Scenario) -> Demand:
+def read_demand(scenario: Scenario, scale: float = 1.0) -> Demand:
+    """Movement demand in veh/h, times `scale` (SUMO's --scale, as the run uses)."""
     begin = scenario.begin_s
     end = scenario.end_s if scenario.end_s is not None else begin + 3600.0
     hours = max(end - begin, 1.0) / 3600
@@ -71,5 +72,5 @@ def read_demand(scenario: Scenario) -> Demand:
             for a, b in itertools.pairwise(edges):
                 counts[(a, b)] = counts.get((a, b), 0.0) + n
     for key, n in counts.items():
-        demand.per_hour[key] = round(n / hours, 1)
+        demand.per_hour[key] = round(n * scale / hours, 1)
     return demand

@@ -46,7 +46,13 @@ Observer = Callable[[Any, int], None]
 
 
 def sumo_args(
-    scenario: Scenario, seed: int, end_s: float, step_s: float, workdir: Path, extra: list[Path]
+    scenario: Scenario,
+    seed: int,
+    end_s: float,
+    step_s: float,
+    workdir: Path,
+    extra: list[Path],
+    scale: float = 1.0,
 ) -> list[str]:
     args = ["-c", str(scenario.sumocfg)] if scenario.sumocfg else ["-n", str(scenario.net)]
     additionals = [*scenario.additionals, *extra]
@@ -64,6 +70,8 @@ def sumo_args(
         "--no-warnings", "true",
         "--duration-log.disable", "true",
     ]  # fmt: skip
+    if scale != 1.0:
+        args += ["--scale", f"{scale:g}"]  # demand scaling: SUMO thins or repeats vehicles
     return args
 
 
@@ -78,19 +86,32 @@ def run(
     observer: Observer | None = None,
     workdir: Path | None = None,
     preemption: bool = True,
+    scale: float = 1.0,
 ) -> dict[str, Any]:
     """Run one episode; return the report. SimError with a clear message on any failure.
 
     `preemption=False` runs the edge controllers without emergency-vehicle
-    preemption (the comparison for the EV figures).
+    preemption (the comparison for the EV figures). `scale` multiplies the
+    scenario's demand (SUMO's --scale): 0.5 is half the traffic.
     """
+    if not 0 < scale <= 10:
+        raise SimError(f"--scale {scale:g}: give a demand factor above 0 and at most 10")
     if step_length_s not in STEP_LENGTHS_S:
         raise SimError(f"step length {step_length_s:g} s: choose one of {STEP_LENGTHS_S}")
     with tempfile.TemporaryDirectory(prefix="edge-sim-") as tmp:
         work = workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         return _run(
-            scenario, controller, seed, end_s, step_length_s, use_traci, observer, work, preemption
+            scenario,
+            controller,
+            seed,
+            end_s,
+            step_length_s,
+            use_traci,
+            observer,
+            work,
+            preemption,
+            scale,
         )
 
 
@@ -104,9 +125,10 @@ def _run(
     observer: Observer | None,
     work: Path,
     preemption: bool = True,
+    scale: float = 1.0,
 ) -> dict[str, Any]:
     wall_start = time.perf_counter()
-    ctl = make_controller(controller, scenario, preemption)
+    ctl = make_controller(controller, scenario, preemption, scale)
     extra = ctl.prepare(scenario, work)
     begin_ms = round(scenario.begin_s * 1000)
     if end_s is not None and end_s * 1000 <= begin_ms:
@@ -122,7 +144,7 @@ def _run(
         if leg.incoming
     }
     queues = QueueSampler(approaches)
-    args = sumo_args(scenario, seed, sumo_end, step_s, work, extra)
+    args = sumo_args(scenario, seed, sumo_end, step_s, work, extra, scale)
     sim = engine.start(args, use_traci=use_traci)
     ticks = round(step_s * 1000 / STEP_MS)  # controller ticks per SUMO step
     t_ms = begin_ms

@@ -82,7 +82,7 @@ def test_free_mode_ignores_the_pattern() -> None:
     ctl = Controller(site, plan="peak")
     out = ctl.step(0, Inputs(commands=(SetMode("free"),)))
     assert ctl.coord is None and "mode_coordination" in [e.name for e in out.events]
-    out = ctl.step(100, Inputs(commands=(SetMode("adaptive"),)))
+    out = ctl.step(100, Inputs(commands=(SetMode("turbo"),)))
     assert [e.name for e in out.events] == ["command_rejected"]
 
 

@@ -27,6 +27,7 @@ from edge.control.messages import (
     Outputs,
     PlaceCall,
     Preempt,
+    SetMode,
     SetPlan,
     UseMax2,
 )
@@ -90,9 +91,14 @@ def run(
     checker: InvariantChecker | None = None,
     always_slow: bool = False,
     jitter_seed: int | None = None,
+    mode: str | None = None,
 ) -> list[Outputs]:
-    """Step every 100 ms (late by up to 40 ms at random with a jitter seed)."""
+    """Step every 100 ms (late by up to 40 ms at random with a jitter seed).
+
+    `mode` (e.g. "adaptive") is set locally at the first step.
+    """
     ctl = Controller(site)
+    first: tuple[object, ...] = (SetMode(mode),) if mode is not None else ()
     outs = []
     now = 0
     index = {p.id: i for i, p in enumerate(site.phases)}
@@ -102,6 +108,8 @@ def run(
     for steps, occupied, commands in segments:
         for k in range(steps):
             cmds = commands if k == 0 else ()
+            if first:
+                cmds, first = (*first, *cmds), ()
             if checker is not None:
                 checker.commands(now, cmds)
                 for det_id in occupied - previous:
@@ -172,7 +180,8 @@ def test_replay_is_identical_and_quiet_steps_change_nothing(name: str, data: st.
     assert run(site, segments, always_slow=True) == first
 
 
-def test_long_random_run() -> None:
+@pytest.mark.parametrize("mode", ["plan", "adaptive"])
+def test_long_random_run(mode: str) -> None:
     """A seeded random run; EDGE_PROPERTY_STEPS sets its length (default 100,000)."""
     total = int(os.environ.get("EDGE_PROPERTY_STEPS", "100000"))
     rng = random.Random(20261125)
@@ -192,5 +201,5 @@ def test_long_random_run() -> None:
             segments.append((min(n, per_site - steps), occ, cmds))
             steps += n
         checker = InvariantChecker(site)
-        run(site, segments, checker)
+        run(site, segments, checker, mode=mode)
         assert checker.steps == per_site, name

@@ -157,7 +157,9 @@ async def _scenario(broker: Mosquitto, keys: Keys, tmp: Path) -> dict[str, Any]:
             got = await command({"kind": "hold", "phases": [2, 6]})
             assert [a["status"] for a in got] == ["accepted", "done"]
             got = await command({"kind": "set_mode", "mode": "adaptive"})
-            assert got[-1]["code"] == "unsupported"
+            assert [a["status"] for a in got] == ["accepted", "done"]
+            await wait_for(lambda: rt.ctl.control == "adaptive", 5, "adaptive mode")
+            assert rt.ctl.control_reason == "central command"
             got = await command({"kind": "force_off", "phase": 3})
             if got[-1]["status"] == "rejected":
                 assert got[-1]["code"] == "refused" and got[-1]["reason"] == "phase 3 is not green"
@@ -172,13 +174,14 @@ async def _scenario(broker: Mosquitto, keys: Keys, tmp: Path) -> dict[str, Any]:
                 "state",
             )
             state = next(json.loads(p) for t, p in col.raw if t.endswith("/state"))
-            assert state["overrides"] == ["hold"] and state["plan_version"] == 1
+            assert state["overrides"] == ["hold", "mode"] and state["plan_version"] == 1
             assert state["priority"][0]["vehicle_id"] == "E-17"
             # Central goes silent: the backup timer drops the hold, local control goes on.
             ticks = rt.stats.ticks
             await wait_for(lambda: rt.session.lapsed, 8, "backup timer")
             await asyncio.sleep(0.5)
             assert rt.session.overrides == set() and not any(rt.ctl.hold)
+            assert rt.ctl.control_reason.startswith("plan ")  # the mode lapsed to the plan's
             assert rt.stats.ticks > ticks
             got = await command({"kind": "heartbeat"})
             assert got[-1]["status"] == "done" and not rt.session.lapsed

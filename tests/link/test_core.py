@@ -255,10 +255,10 @@ def test_commands_map_to_typed_actions_and_acks(keys: Keys) -> None:
         keys.central, DEV, {"kind": "ev_priority", "approach": "Q", "eta_s": 5, "vehicle_id": "x"}
     )
     assert acks(s.on_command(raw, now))[0].reason.startswith("approach: no approach 'Q'")
-    _, raw = signed_command(keys.central, DEV, {"kind": "set_mode", "mode": "adaptive"})
-    assert acks(s.on_command(raw, now))[0].code == "unsupported"
+    cid, raw = signed_command(keys.central, DEV, {"kind": "set_mode", "mode": "adaptive"})
+    assert ControlCommand(cid, SetMode("adaptive", "central")) in s.on_command(raw, now)
     cid, raw = signed_command(keys.central, DEV, {"kind": "set_mode", "mode": "free"})
-    assert ControlCommand(cid, SetMode("free")) in s.on_command(raw, now)
+    assert ControlCommand(cid, SetMode("free", "central")) in s.on_command(raw, now)
     assert s.overrides == {"hold", "mode"}
     _, raw = signed_command(keys.central, DEV, {"kind": "request_state"})
     assert any(isinstance(a, SendState) for a in s.on_command(raw, now))

@@ -15,14 +15,17 @@ from sim.sumo.errors import SimError
 from sim.sumo.network import signal_junctions
 from sim.sumo.scenarios import Scenario
 
-NAMES = ("edge", "edge-board", *SUMO_TYPES, "webster", "max-pressure")
+NAMES = ("edge", "edge-adaptive", "edge-board", *SUMO_TYPES, "webster", "max-pressure")
 
 
-def make_controller(name: str, scenario: Scenario, preemption: bool = True) -> SignalControl:
+def make_controller(
+    name: str, scenario: Scenario, preemption: bool = True, scale: float = 1.0
+) -> SignalControl:
     """Build a controller for every signal of the scenario; SimError when it cannot.
 
     With `preemption`, emergency vehicles request the edge controllers' preempts
-    (the other controllers have none).
+    (the other controllers have none). `scale` is the demand factor the Webster
+    baseline plans for.
     """
     if name not in NAMES:
         raise SimError(f"unknown controller {name!r}: choose from {', '.join(NAMES)}")
@@ -30,14 +33,20 @@ def make_controller(name: str, scenario: Scenario, preemption: bool = True) -> S
     if name in SUMO_TYPES:
         return SumoProgram(name, junctions)
     derivations = derive_all(junctions)
-    if name in ("edge", "edge-board"):
-        ctl = EdgeControl(derivations) if name == "edge" else EdgeBoardControl(derivations)
+    if name in ("edge", "edge-adaptive", "edge-board"):
+        ctl: EdgeControl | EdgeBoardControl
+        if name == "edge-board":
+            ctl = EdgeBoardControl(derivations)
+        elif name == "edge-adaptive":
+            ctl = EdgeControl(derivations, name=name, mode="adaptive")
+        else:
+            ctl = EdgeControl(derivations)
         if preemption:
             ctl.emergency = EmergencyFeed(derivations)
         return ctl
     if name == "max-pressure":
         return MaxPressure(derivations)
-    demand = read_demand(scenario)
+    demand = read_demand(scenario, scale)
     sites = []
     summaries = []
     for d in derivations:

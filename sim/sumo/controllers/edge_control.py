@@ -5,7 +5,9 @@ loops (SUMO lane-area detectors: a stop-bar loop per incoming lane and, where
 the lane is long enough, a setback loop upstream) give the detector presence,
 the controller steps, and its channel outputs (the load-switch map the IO
 board would drive) become the SUMO link states.
-The `webster` baseline reuses this with a fixed-time plan and no detectors.
+The `webster` baseline reuses this with a fixed-time plan and no detectors;
+`edge-adaptive` runs the same controllers switched to the adaptive mode
+(`SetMode("adaptive")` at the first step, as a technician would locally).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.control.controller import Controller
-from edge.control.messages import NO_INPUTS, Inputs, Lamp
+from edge.control.messages import NO_INPUTS, Inputs, Lamp, SetMode
 from edge.control.site import Site
 
 from sim.sumo.controllers.base import LinkRenderer, write_additional
@@ -41,6 +43,7 @@ class _Signal:
     channels: tuple[Lamp, ...] = ()
     last_channels: tuple[Lamp, ...] | None = None
     last_state: str = ""
+    commands: tuple[object, ...] = ()  # sent with the next step
 
 
 class EdgeControl:
@@ -50,8 +53,10 @@ class EdgeControl:
         sites: list[Site] | None = None,
         name: str = "edge",
         notes: list[str] | None = None,
+        mode: str | None = None,
     ) -> None:
         self.name = name
+        self.mode = mode  # a control mode to switch every signal to at the start
         self.extra_notes = notes or []
         self.derivations = derivations
         self.sites = sites or [d.site for d in derivations]
@@ -87,6 +92,7 @@ class EdgeControl:
                     controller=Controller(site, now_ms=t_ms),
                     renderer=LinkRenderer(d.links, [ch.id for ch in site.channels]),
                     detectors=dets if self.use_detectors else [],
+                    commands=(SetMode(self.mode, "sim"),) if self.mode else (),
                 )
             )
 
@@ -103,7 +109,8 @@ class EdgeControl:
         if sensed and ev is not None:
             ev.update(sim)
         for s in self.signals:
-            cmds = ev.take(s.tls) if ev is not None else ()
+            cmds = (ev.take(s.tls) if ev is not None else ()) + s.commands
+            s.commands = ()
             inputs = (
                 Inputs(occupied=s.occupied, commands=cmds) if s.detectors or cmds else NO_INPUTS
             )
