@@ -38,7 +38,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edge.board.driver import TICK_MS
 from edge.board.runner import EXIT_CONFIG, EXIT_REFUSED, BoardRunner
@@ -46,6 +46,9 @@ from edge.board.session import BoardRefusedError, state_name
 from edge.config import SiteConfig
 from edge.control.messages import SetPlan
 from hw import codec
+
+if TYPE_CHECKING:
+    from edge.vision.sensing import Sensing
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +158,16 @@ class Runtime:
         self.plan = ""
         self._fail = _parse_fail(os.environ.get(FAIL_ENV, ""))
         self._started = time.monotonic()
+        self._vision: Sensing | None = None
+        if config.vision is not None:  # cameras: task `vision`, merged into the driver's inputs
+            from edge.vision.sensing import attach
+
+            self._vision = attach(self)
+
+    @property
+    def stopping(self) -> asyncio.Event:
+        """Set once a stop is requested (tasks of other modules wait on it)."""
+        return self._stop
 
     # -- control ----------------------------------------------------------------------------
 
@@ -178,6 +191,7 @@ class Runtime:
             "board_state": state_name(s.board_state) if s.board_state is not None else "UNKNOWN",
             "ticks": self.ticks,
             "jitter_ms": {"p50": window.p50_ms, "p99": window.p99_ms, "max": window.max_ms},
+            **({"vision": self._vision.status()} if self._vision is not None else {}),
         }
 
     # -- the supervisor ----------------------------------------------------------------------
