@@ -12,13 +12,16 @@ controller between camera and loops; everything is reported within 5 s.
 - obstructed: no detail (variance of the Laplacian under `sharpness_min`):
   a covered, fogged or out-of-focus lens;
 - moved: the view no longer lines up with the reference (phase correlation
-  shift above MOVED_FRACTION of the width, or no correlation peak). The
-  reference is the configured image, else the first good frame after start.
+  shift above MOVED_FRACTION of the width, or no correlation peak), judged
+  on the median of the last few checks (moving vehicles drop out of it),
+  blurred (sensor noise drops out). The reference is the configured image,
+  else the first good frame after start.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections import deque
 from dataclasses import dataclass
 
 import cv2
@@ -36,7 +39,8 @@ CLEAR_S = 3.0
 NO_FRAME_S = 2.0
 CHECK_EVERY_S = 0.5
 MOVED_FRACTION = 0.03
-MIN_PEAK = 0.08  # phase correlation response below this: nothing lines up
+MIN_PEAK = 0.03  # phase correlation response below this: nothing lines up
+MEDIAN_OF = 5
 SMALL_W = 160
 
 
@@ -60,20 +64,31 @@ class Measures:
     peak: float | None
 
 
-def measure(gray: npt.NDArray[np.uint8], reference: npt.NDArray[np.float32] | None) -> Measures:
+def measure(
+    gray: npt.NDArray[np.uint8],
+    reference: npt.NDArray[np.float32] | None,
+    background: npt.NDArray[np.float32] | None = None,
+) -> Measures:
     mean = float(gray.mean())
     bright = float(np.percentile(gray, 99))
     sharp = float(cv2.Laplacian(gray, cv2.CV_32F).var())
     shift = peak = None
-    if reference is not None and reference.shape == gray.shape:
-        cur = gray.astype(np.float32)
-        (dx, dy), peak = cv2.phaseCorrelate(reference, cur, _window(gray.shape))
+    if reference is not None and background is not None and reference.shape == gray.shape:
+        # phaseCorrelate applies the window in place: give it copies
+        (dx, dy), peak = cv2.phaseCorrelate(
+            reference.copy(), background.copy(), _window(gray.shape)
+        )
         shift = float((dx * dx + dy * dy) ** 0.5)
         peak = float(peak)
     return Measures(mean, bright, sharp, shift, peak)
 
 
 _WINDOWS: dict[tuple[int, int], npt.NDArray[np.float32]] = {}
+
+
+def aligned(gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """The picture as the view comparison sees it: blurred, float."""
+    return np.asarray(cv2.GaussianBlur(gray, (5, 5), 0), np.float32)
 
 
 def _window(shape: tuple[int, ...]) -> npt.NDArray[np.float32]:
@@ -93,7 +108,8 @@ class HealthMonitor:
     ) -> None:
         self.dark_level = dark_level
         self.sharpness_min = sharpness_min
-        self.reference = small_gray(reference).astype(np.float32) if reference is not None else None
+        self.reference = aligned(small_gray(reference)) if reference is not None else None
+        self._recent: deque[npt.NDArray[np.uint8]] = deque(maxlen=MEDIAN_OF)
         self.state = DISCONNECTED
         self.detail = "no frame yet"
         self.measures: Measures | None = None
@@ -134,7 +150,13 @@ class HealthMonitor:
         return self.state
 
     def _judge(self, t_s: float, gray: npt.NDArray[np.uint8]) -> None:
-        m = measure(gray, self.reference)
+        if self._recent and self._recent[-1].shape != gray.shape:
+            self._recent.clear()
+        self._recent.append(gray)
+        background = None
+        if self.reference is not None and len(self._recent) == MEDIAN_OF:
+            background = aligned(np.median(np.stack(self._recent), axis=0).astype(np.uint8))
+        m = measure(gray, self.reference, background)
         self.measures = m
         if self._same_since is not None and t_s - self._same_since >= 0.5:
             self._set_raw(t_s, FROZEN, f"identical frames for {t_s - self._same_since:.1f} s")
@@ -154,7 +176,7 @@ class HealthMonitor:
         else:
             self._set_raw(t_s, OK, "")
             if self.reference is None and self.state == OK:
-                self.reference = gray.astype(np.float32)  # the first good view is the reference
+                self.reference = aligned(gray)  # the first good view is the reference
 
     def _set_raw(self, t_s: float, state: str, detail: str) -> None:
         if state != self._raw:

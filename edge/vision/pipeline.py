@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -28,7 +29,7 @@ import numpy.typing as npt
 from edge.vision import health as hl
 from edge.vision.capture import FrameSource, Grab
 from edge.vision.config import Camera, Vision
-from edge.vision.model import Detection, VehicleModel
+from edge.vision.model import Detection
 from edge.vision.tracker import Tracker
 from edge.vision.zones import ZoneGeometry, ZoneState
 
@@ -39,6 +40,12 @@ MOTION_DIFF = 20  # grey levels: a pixel that changed this much moved
 MOTION_FRACTION = 0.002  # of the crop's pixels
 MOTION_W = 160
 Frame = npt.NDArray[np.uint8]
+
+
+class Detector(Protocol):
+    """What the processor needs of a model: VehicleModel, or a stand-in in simulation."""
+
+    def detect(self, image: Frame, offset: tuple[float, float] = (0.0, 0.0)) -> list[Detection]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +88,7 @@ class CameraProcessor:
         self,
         camera: Camera,
         vision: Vision,
-        model: VehicleModel | None,
+        model: Detector | None,
         reference: Frame | None = None,
     ) -> None:
         self.camera = camera

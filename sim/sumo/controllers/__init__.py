@@ -14,7 +14,15 @@ from sim.sumo.errors import SimError
 from sim.sumo.network import signal_junctions
 from sim.sumo.scenarios import Scenario
 
-NAMES = ("edge", "edge-board", *SUMO_TYPES, "webster", "max-pressure")
+NAMES = (
+    "edge",
+    "edge-board",
+    "edge-camera",
+    "edge-camera-labels",
+    *SUMO_TYPES,
+    "webster",
+    "max-pressure",
+)
 
 
 def make_controller(name: str, scenario: Scenario) -> SignalControl:
@@ -29,6 +37,10 @@ def make_controller(name: str, scenario: Scenario) -> SignalControl:
         return EdgeControl(derivations)
     if name == "edge-board":
         return EdgeBoardControl(derivations)
+    if name in ("edge-camera", "edge-camera-labels"):  # rendered frames -> model -> zones
+        from sim.sumo.controllers.edge_camera import EdgeCameraControl
+
+        return EdgeCameraControl(derivations, labels=name == "edge-camera-labels")
     if name == "max-pressure":
         return MaxPressure(derivations)
     demand = read_demand(scenario)
