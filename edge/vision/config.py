@@ -269,10 +269,13 @@ def build_vision(
             if abs(x1 - x2) + abs(y1 - y2) < 2:
                 bad(f"{where}: points: the two ends are the same point")
             lines.append(CountLine(ln.id, c.id, ln.approach, ln.lane, ((x1, y1), (x2, y2))))
+        url = c.url
+        if url_kind(url) == "file":  # a video file, relative to the site file
+            url = str(_resolve(base, url))
         built.append(
             Camera(
                 id=c.id,
-                url=c.url,
+                url=url,
                 width=c.width,
                 height=c.height,
                 fps=c.fps,

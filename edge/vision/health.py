@@ -5,10 +5,11 @@ condition must hold for HOLD_S before it is reported and be gone for
 CLEAR_S before the camera is ok again, so a flicker does not toggle the
 controller between camera and loops; everything is reported within 5 s.
 - disconnected: no frame for NO_FRAME_S;
-- frozen: the same picture, bit for bit, frame after frame (a live sensor
-  always has noise; a hung encoder or driver repeats its buffer);
+- frozen: the same picture frame after frame (mean change under
+  FROZEN_DIFF grey levels: a live sensor always has noise; a hung encoder
+  or driver repeats its buffer, a codec at most settles its last bits);
 - dark: the picture is black: mean luma under `dark_level` and not even
-  its brightest 1 % lit (a night scene has headlights and street lights);
+  its brightest 0.1 % lit (a night scene has headlights and street lights);
 - obstructed: no detail (variance of the Laplacian under `sharpness_min`):
   a covered, fogged or out-of-focus lens;
 - moved: the view no longer lines up with the reference (phase correlation
@@ -20,7 +21,6 @@ controller between camera and loops; everything is reported within 5 s.
 
 from __future__ import annotations
 
-import zlib
 from collections import deque
 from dataclasses import dataclass
 
@@ -41,6 +41,7 @@ CHECK_EVERY_S = 0.5
 MOVED_FRACTION = 0.03
 MIN_PEAK = 0.03  # phase correlation response below this: nothing lines up
 MEDIAN_OF = 5
+FROZEN_DIFF = 0.25  # a live sensor changes by 1-3 levels a frame from noise alone
 SMALL_W = 160
 
 
@@ -58,7 +59,7 @@ def small_gray(frame: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
 @dataclass(frozen=True, slots=True)
 class Measures:
     mean: float
-    bright: float  # 99th percentile luma
+    bright: float  # 99.9th percentile luma
     sharpness: float  # variance of the Laplacian
     shift_px: float | None  # against the reference, in small-picture pixels
     peak: float | None
@@ -70,7 +71,7 @@ def measure(
     background: npt.NDArray[np.float32] | None = None,
 ) -> Measures:
     mean = float(gray.mean())
-    bright = float(np.percentile(gray, 99))
+    bright = float(np.percentile(gray, 99.9))
     sharp = float(cv2.Laplacian(gray, cv2.CV_32F).var())
     shift = peak = None
     if reference is not None and background is not None and reference.shape == gray.shape:
@@ -114,7 +115,7 @@ class HealthMonitor:
         self.detail = "no frame yet"
         self.measures: Measures | None = None
         self._last_frame_s: float | None = None
-        self._last_hash: int | None = None
+        self._last_sub: npt.NDArray[np.uint8] | None = None
         self._same_since: float | None = None
         self._next_check = 0.0
         self._raw = OK
@@ -127,13 +128,18 @@ class HealthMonitor:
         if self._started is None:
             self._started = t_s
         self._last_frame_s = t_s
-        h = zlib.crc32(np.ascontiguousarray(frame[::2, ::2]).data)
-        if h == self._last_hash:
+        sub = np.ascontiguousarray(frame[::2, ::2])
+        last, self._last_sub = self._last_sub, sub
+        same = (
+            last is not None
+            and last.shape == sub.shape
+            and float(cv2.absdiff(last, sub).mean()) < FROZEN_DIFF
+        )
+        if same:
             if self._same_since is None:
                 self._same_since = t_s
         else:
             self._same_since = None
-        self._last_hash = h
         if t_s >= self._next_check:
             self._next_check = t_s + CHECK_EVERY_S
             self._judge(t_s, small_gray(frame))

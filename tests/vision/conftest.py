@@ -57,13 +57,15 @@ def scene(brightness: int = 120, seed: int = 0) -> np.ndarray:
     for _ in range(40):
         x, y = int(rng.integers(0, W - 20)), int(rng.integers(0, H - 20))
         colour = [int(c) for c in rng.integers(0, 255, 3)]
-        cv2.rectangle(img, (x, y), (x + int(rng.integers(5, 40)), y + int(rng.integers(5, 30))), colour, -1)
+        cv2.rectangle(
+            img, (x, y), (x + int(rng.integers(5, 40)), y + int(rng.integers(5, 30))), colour, -1
+        )
     cv2.line(img, (0, 150), (W, 150), (255, 255, 255), 2)
     return img
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (W, H))
     assert out.isOpened(), "OpenCV cannot write mp4v here"
     for f in frames:
         out.write(f)

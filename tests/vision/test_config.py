@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from edge.config import ConfigError, config_from_dict
+
 from tests.vision.conftest import CAMERA, site_raw
 
 
@@ -26,7 +26,7 @@ def test_valid_camera_loads() -> None:
     v = cfg.vision
     assert v is not None
     cam = v.cameras[0]
-    assert cam.url == "cam.mp4" and cam.width == 320
+    assert cam.url == "/etc/edge/cam.mp4" and cam.width == 320
     assert [z.id for z in cam.zones] == ["n-stop", "n-left"]
     assert v.zone_of_detector()[4].id == "n-stop"
     assert cam.lines[0].points == ((60.0, 150.0), (260.0, 150.0))
@@ -43,7 +43,9 @@ def test_zone_outside_frame_and_unknown_detector() -> None:
     cam["zones"][0]["polygon"][1] = [400.0, 180.0]
     cam["zones"][1]["detector"] = 99
     got = problems(cam)
-    assert "camera cam-n: zone n-stop: polygon: point 2 (400, 180) is outside the 320x192 frame" in got
+    assert (
+        "camera cam-n: zone n-stop: polygon: point 2 (400, 180) is outside the 320x192 frame" in got
+    )
     assert "camera cam-n: zone n-left: detector: no detector 99 in the site" in got
 
 
@@ -64,7 +66,7 @@ def test_zone_outside_frame_and_unknown_detector() -> None:
 def test_cross_checks(change: tuple[str, int, str, object], expected: str) -> None:
     cam = copy.deepcopy(CAMERA)
     section, k, key, value = change
-    item = cam[section][k]  # type: ignore[index]
+    item = cam[section][k]
     if value is None:
         del item[key]
     else:
@@ -87,7 +89,9 @@ def test_ped_detector_and_fallback_without_detector() -> None:
     cam = copy.deepcopy(CAMERA)
     del cam["zones"][1]["detector"]
     got = problems(cam)
-    assert got == ["camera cam-n: zone n-left: fallback: only a zone that drives a detector has a fallback"]
+    assert got == [
+        "camera cam-n: zone n-left: fallback: only a zone that drives a detector has a fallback"
+    ]
 
 
 def test_edge_check_prints_file_and_place(tmp_path: Path) -> None:
@@ -103,5 +107,8 @@ def test_edge_check_prints_file_and_place(tmp_path: Path) -> None:
         [sys.executable, "-m", "edge.cli", "check", str(path)], capture_output=True, text=True
     )
     assert r.returncode == 1
-    assert f"{path}: camera c1: zone z1: polygon: point 2 (330, 0) is outside the 320x192 frame" in r.stderr
+    assert (
+        f"{path}: camera c1: zone z1: polygon: point 2 (330, 0) is outside the 320x192 frame"
+        in r.stderr
+    )
     assert f"{path}: camera c1: zone z1: detector: no detector 42 in the site" in r.stderr
