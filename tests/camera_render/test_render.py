@@ -145,6 +145,14 @@ def test_every_kind_renders_with_its_class() -> None:
     )
 
 
+def test_a_frame_without_labels_is_the_same_frame() -> None:
+    scene = [ahead(25.0), ahead(45.0, dx=3.0)]
+    cond = Conditions(light="night", noise_sigma=4.0)
+    with_labels, labels = render(VIEW, scene, cond, rng(1))
+    without, none = render(VIEW, scene, cond, rng(1), with_labels=False)
+    assert np.array_equal(with_labels, without) and len(labels) == 2 and none == []
+
+
 def test_the_same_seed_gives_the_same_frame() -> None:
     cond = Conditions(light="dusk", rain=0.6, glare=0.3, noise_sigma=6.0, jpeg_quality=50)
     scene = [ahead(25.0), ahead(45.0, dx=3.0)]
