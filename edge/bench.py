@@ -78,6 +78,10 @@ def run_bench(name: str, json_out: bool, quick: bool) -> int:
         from edge.board.bench import run_board_bench
 
         return run_board_bench(json_out=json_out, quick=quick, machine=machine())
+    if name == "vision":  # cameras, model, zones; the runtime with 4 cameras (edge/vision/bench.py)
+        from edge.vision.bench import run_vision_bench
+
+        return run_vision_bench(json_out=json_out, quick=quick, machine=machine())
     if name != "control":
         raise ValueError(f"unknown benchmark {name!r}")
     steps = 20_000 if quick else 200_000

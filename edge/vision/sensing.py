@@ -229,6 +229,8 @@ class Sensing:
         """For the runtime's status snapshot: health per camera, source per detector."""
         return {
             "cameras": {c.id: self.state(c.id).health for c in self.vision.cameras},
+            "fps": {c.id: self.state(c.id).fps for c in self.vision.cameras},
+            "infer_fps": {c.id: self.state(c.id).infer_fps for c in self.vision.cameras},
             "detectors": {str(d): s for d, s in sorted(self.sources.items())},
             "model": "" if self.model is None else str(self.model.path),
             "model_error": self.model_error,

@@ -30,7 +30,7 @@ from sim.camera.render import CameraView, Conditions, Road, Vehicle, project, re
 from sim.camera.views import ApproachCamera, approach_cameras, road_scene
 from sim.sumo.derive import Derivation
 
-WIDTH, HEIGHT = 320, 192
+WIDTH, HEIGHT = 640, 360  # the standard cameras of sim.camera.views (the held-out set)
 QUEUE_ZONE_M = 60.0
 # A loop sees a vehicle over any part of it; a zone sees its front bumper (the bottom of
 # its box, for a camera facing the traffic): the zone reaches this much nearer the stop bar.
@@ -42,7 +42,6 @@ _KIND = {
     "bus": "bus", "coach": "bus", "motorcycle": "motorcycle", "moped": "motorcycle",
     "emergency": "emergency",
 }  # fmt: skip
-_SIZE = {"car": 1.5, "truck": 3.2, "bus": 3.1, "motorcycle": 1.4, "emergency": 2.4}
 
 
 def _lane_geometry(net: Any, lane_id: str) -> tuple[np.ndarray, np.ndarray, float, float]:
@@ -156,7 +155,7 @@ def vehicles_from_sumo(sim: Any, lanes: set[str] | None = None) -> list[Vehicle]
                 angle_deg=angle,
                 length_m=length,
                 width_m=sim.vehicle.getWidth(vid),
-                height_m=_SIZE[kind],
+                height_m=sim.vehicle.getHeight(vid),
                 kind=kind,
                 colour=_colour(vid),
                 lane=lane,
