@@ -9,7 +9,7 @@ is the process's share of the machine's cores; the tick jitter is the
 runtime's own `tick_jitter_total`. Per-frame costs are measured in-process,
 and from them the Raspberry Pi figures are estimated.
 
-Accuracy (only with a real model, models/vehicles.onnx or --model): per-zone
+Accuracy (only with a trained model, models/vehicles.onnx): per-zone
 vehicle count and queue on the held-out set (sim.camera.dataset.held_out:
 SUMO seeds never used in training, day/dusk/night/rain), and count-line
 accuracy over minutes of continuous traffic on one approach per condition.

@@ -34,7 +34,7 @@ WIDTH, HEIGHT = 640, 360  # the standard cameras of sim.camera.views (the held-o
 QUEUE_ZONE_M = 60.0
 # A loop sees a vehicle over any part of it; a zone sees its front bumper (the bottom of
 # its box, for a camera facing the traffic): the zone reaches this much nearer the stop bar.
-VEHICLE_REACH_M = 4.0
+VEHICLE_REACH_M = 5.0  # SUMO passenger car length
 SIM_CONDITIONS = Conditions(light="day", noise_sigma=2.0)
 _KIND = {
     "passenger": "car", "private": "car", "taxi": "car", "evehicle": "car",
@@ -112,7 +112,7 @@ def camera_sections(d: Derivation, net_path: str | Path) -> list[dict[str, Any]]
                 if det.lane != lane_id:
                     continue
                 _, _, _, length = _lane_geometry(net, lane_id)
-                near = max(0.0, length - det.pos_m - det.length_m - VEHICLE_REACH_M)
+                near = length - det.pos_m - det.length_m - VEHICLE_REACH_M  # < 0: past the line
                 far = length - det.pos_m
                 z = _quad(cam.view, net, lane_id, near, far)
                 if z is not None:

@@ -6,8 +6,10 @@ and the zones that stand for loops drive those detectors through the same
 merge the device runtime uses (edge.vision.fusion): camera while healthy,
 else the loop. `edge-camera-labels` uses the renderer's own labels as the
 detections: the zone geometry and merge without model error (an upper bound
-for the camera path). Deterministic for a seed: the renderer's noise comes
-from a generator seeded per camera.
+for the camera path). Frames come at the cameras' inference rate (5/s) when
+SUMO steps 0.1 s, once a step at 1 s steps; the loops (SUMO lane-area
+detectors) stay the fallback. Deterministic for a seed: the renderer's noise
+comes from a generator seeded per camera.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class EdgeCameraControl(EdgeControl):
         self.camera_steps = 0
         self.fallback_steps = 0
         self.frames = 0
+        self._next_frame_ms = 0
 
     def prepare(self, scenario: Scenario, workdir: Path) -> list[Path]:
         from sim.camera.source import camera_sections, sim_cameras
@@ -144,7 +147,11 @@ class EdgeCameraControl(EdgeControl):
             self.fallback_steps += sum(1 for v in sources.values() if v != "camera")
 
     def step(self, sim: Any, t_ms: int, sensed: bool) -> None:
-        if sensed:
+        # Frames at the cameras' inference rate (with 0.1 s SUMO steps); between frames
+        # the zones hold, as they do in the runtime.
+        if sensed and t_ms >= self._next_frame_ms:
+            period_ms = round(1000 / min(v.cameras[0].infer_fps for v in self.visions.values()))
+            self._next_frame_ms = t_ms + period_ms
             self._sense(sim, t_ms)
         for s in self.signals:
             out = s.controller.step(t_ms, Inputs(occupied=s.occupied))
