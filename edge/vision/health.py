@@ -170,10 +170,10 @@ class HealthMonitor:
             background = aligned(np.asarray(med, np.uint8))
         m = measure(gray, self.reference, background)
         self.measures = m
-        if self._same_since is not None and t_s - self._same_since >= 0.5:
-            self._set_raw(t_s, FROZEN, f"identical frames for {t_s - self._same_since:.1f} s")
-        elif m.mean < self.dark_level and m.bright < 2 * self.dark_level:
+        if m.mean < self.dark_level and m.bright < 2 * self.dark_level:
             self._set_raw(t_s, DARK, f"mean luma {m.mean:.0f}, brightest {m.bright:.0f}")
+        elif self._same_since is not None and t_s - self._same_since >= 0.5:
+            self._set_raw(t_s, FROZEN, f"identical frames for {t_s - self._same_since:.1f} s")
         elif m.sharpness < self.sharpness_min:
             self._set_raw(t_s, OBSTRUCTED, f"no detail: Laplacian variance {m.sharpness:.1f}")
         elif (
@@ -191,14 +191,17 @@ class HealthMonitor:
                 self.reference = aligned(gray)  # the first good view is the reference
 
     def _set_raw(self, t_s: float, state: str, detail: str) -> None:
-        if state != self._raw:
-            self._raw, self._raw_since = state, t_s
+        # The hold counts from the first fault: one fault turning into another (a dark
+        # picture the codec then freezes) keeps counting.
+        if (state == OK) != (self._raw == OK):
+            self._raw_since = t_s
+        self._raw = state
         self._raw_detail = detail
 
     def _settle(self, t_s: float) -> None:
         held = t_s - self._raw_since
-        if self._raw == self.state:
-            self.detail = self._raw_detail
+        if self._raw == self.state or (self._raw != OK and self.state != OK):
+            self.state, self.detail = self._raw, self._raw_detail
         elif self._raw == OK and (held >= CLEAR_S or self.state == DISCONNECTED):
             self.state, self.detail = OK, ""
         elif self._raw != OK and (held >= HOLD_S or self._raw == DISCONNECTED):
