@@ -111,6 +111,8 @@ class CameraProcessor:
         self.inferences = 0
         self.skipped_still = 0
         self.infer_ms = 0.0
+        self._zones: tuple[ZoneState, ...] = ()
+        self._zones_of = -1  # the inference count self._zones were measured for
 
     def _sized(self, frame: Frame) -> Frame:
         c = self.camera
@@ -158,10 +160,14 @@ class CameraProcessor:
             return CameraState(
                 self.camera.id, t_s, state, self.health.detail or "no model", frame=frame
             )
-        vehicles = [(d.ground, self._speed(d)) for d in self.detections]
-        zones = tuple(
-            z.measure(self._speeds_for(z, vehicles), self.vision.queue_gap_m) for z in self.zones
-        )
+        if self._zones_of != self.inferences:  # zones change only with new detections
+            self._zones_of = self.inferences
+            vehicles = [(d.ground, self._speed(d)) for d in self.detections]
+            self._zones = tuple(
+                z.measure(self._speeds_for(z, vehicles), self.vision.queue_gap_m)
+                for z in self.zones
+            )
+        zones = self._zones
         return CameraState(
             self.camera.id,
             t_s,
