@@ -193,7 +193,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=2)
+    # one thread: on shared cores a second OpenMP thread spends its time waiting
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=2, help="processes rendering the set")
     ap.add_argument("--eval-frames", type=int, default=400)
     ap.add_argument("--out", default="models/vehicles.onnx")
     ap.add_argument("--report", default="models/EVALUATION.md")
@@ -209,7 +211,7 @@ def main() -> None:
         z = np.load(a.cache, allow_pickle=False)
         data = TrainSet(z["images"], [z[f"b{i}"] for i in range(len(z["images"]))])
     else:
-        data = build(a.frames, a.seed, workers=a.threads)
+        data = build(a.frames, a.seed, workers=a.workers)
         if a.cache:
             np.savez(a.cache, images=data.images, **{f"b{i}": b for i, b in enumerate(data.boxes)})
     t_data = time.perf_counter() - t0
@@ -234,14 +236,23 @@ def main() -> None:
 
     net = Detector()
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=a.lr, total_steps=a.steps, pct_start=0.08
-    )
     net.train()
     t1 = time.perf_counter()
     it = batches(data, a.batch, rng)
     running: dict[str, float] = {}
-    for step in range(1, a.steps + 1):
+    budget_s = a.minutes * 60.0 if a.minutes else math.inf
+    step = 0
+    lr = a.lr
+    while True:
+        # progress: steps done or the wall-clock budget spent, whichever is further;
+        # a short warm-up, then a cosine decay to zero
+        frac = max(step / a.steps, (time.perf_counter() - t1) / budget_s)
+        if frac >= 1.0:
+            break
+        step += 1
+        lr = a.lr * min(1.0, frac / 0.05 + 0.02) * 0.5 * (1.0 + math.cos(math.pi * frac))
+        for group in opt.param_groups:
+            group["lr"] = lr
         x, boxes = next(it)
         heat, reg = net(x)
         loss, parts = loss_fn(heat, reg, targets(boxes, CROP_H // STRIDE, CROP_W // STRIDE))
@@ -258,7 +269,7 @@ def main() -> None:
                         "event": "step",
                         "step": step,
                         **{k: round(v, 4) for k, v in running.items()},
-                        "lr": round(sched.get_last_lr()[0], 5),
+                        "lr": round(lr, 5),
                         "s_per_step": round((time.perf_counter() - t1) / step, 3),
                     }
                 ),
