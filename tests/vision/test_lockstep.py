@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from edge.vision.config import DEFAULT_MODEL
 from sim.sumo import scenarios
 from sim.sumo.errors import SimError
