@@ -83,6 +83,10 @@ def run_bench(name: str, json_out: bool, quick: bool) -> int:
 
         run = run_traffic_bench if name == "traffic" else run_preemption_bench
         return run(json_out=json_out, quick=quick, machine=machine())
+    if name == "vision":  # cameras, model, zones; the runtime with 4 cameras (edge/vision/bench.py)
+        from edge.vision.bench import run_vision_bench
+
+        return run_vision_bench(json_out=json_out, quick=quick, machine=machine())
     if name != "control":
         raise ValueError(f"unknown benchmark {name!r}")
     steps = 20_000 if quick else 200_000

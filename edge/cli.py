@@ -118,7 +118,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.sim:
         from sim.realtime import run_sim
 
-        return run_sim(args.sim, tls=args.tls, speed=args.speed, duration_s=args.duration, web=web)
+        return run_sim(
+            args.sim,
+            tls=args.tls,
+            speed=args.speed,
+            duration_s=args.duration,
+            web=web,
+            cameras=args.cameras,
+        )
     if not (args.config and args.port):
         print("edge run: --config and --port, or --sim SCENARIO", file=sys.stderr)
         return 2
@@ -192,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tls", help="with --sim: the SUMO junction (default: the first)")
     p.add_argument("--speed", type=float, default=1.0, help="with --sim: times real time")
     p.add_argument("--duration", type=float, help="with --sim: stop after this many wall s")
+    p.add_argument(
+        "--cameras", action="store_true", help="with --sim: rendered cameras drive the detectors"
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--device", help="device.toml from flash.sh: id, store, central link")
     p.add_argument(
@@ -231,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_sim_command(sub)
 
     p = sub.add_parser("bench", help="run a benchmark and print its figures")
-    p.add_argument("name", choices=["control", "board", "link", "traffic", "preemption"])
+    p.add_argument("name", choices=["control", "board", "link", "vision", "traffic", "preemption"])
     p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     p.add_argument("--quick", action="store_true", help="fewer steps (for smoke tests)")
     p.set_defaults(func=cmd_bench)

@@ -39,6 +39,7 @@ from edge.control.site import (
     TransitPriority,
 )
 from edge.schedule import WEEKDAYS, DayPlan, Schedule, parse_hhmm
+from edge.vision.config import CameraCfg, Vision, VisionCfg, build_vision
 
 MAX_PHASES = 16
 MAX_CHANNELS = 32
@@ -213,6 +214,8 @@ class _SiteFile(_Strict):
     patterns: dict[str, _PatternCfg] = {}
     schedule: _ScheduleCfg | None = None
     plans: Annotated[dict[str, _PlanCfg], Field(min_length=1)]
+    vision: VisionCfg | None = None
+    cameras: list[CameraCfg] = []
 
 
 # Timing fields every phase needs once defaults are merged (seconds).
@@ -236,10 +239,11 @@ def ms(seconds: float) -> int:
 
 @dataclass(frozen=True, slots=True)
 class SiteConfig:
-    """Everything a site file holds: the core's Site, and the runtime's schedule."""
+    """Everything a site file holds: the core's Site, the runtime's schedule, the cameras."""
 
     site: Site
     schedule: Schedule | None
+    vision: Vision | None = None
 
 
 def load_site(path: str | Path) -> Site:
@@ -258,23 +262,29 @@ def load_config(path: str | Path) -> SiteConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
-    return config_from_dict(raw, source)
+    return config_from_dict(raw, source, base=Path(path).resolve().parent)
 
 
 def site_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> Site:
     return config_from_dict(raw, source).site
 
 
-def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> SiteConfig:
+def config_from_dict(
+    raw: Mapping[str, Any], source: str = "<config>", base: Path | None = None
+) -> SiteConfig:
+    """`base`: the directory relative file names (model, reference images) start from."""
     try:
         cfg = _SiteFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(source, [_describe_error(raw, e) for e in exc.errors()]) from None
     problems: list[str] = []
     built = _build(cfg, problems)
+    vision = None
+    if built is not None:
+        vision = build_vision(cfg.vision, cfg.cameras, built[0], problems.append, base)
     if problems or built is None:
         raise ConfigError(source, problems)
-    return SiteConfig(*built)
+    return SiteConfig(*built, vision=vision)
 
 
 _LIST_SECTIONS = {
@@ -284,7 +294,9 @@ _LIST_SECTIONS = {
     "channels": "channel",
     "detectors": "detector",
     "preempts": "preempt",
+    "cameras": "camera",
 }
+_NESTED_SECTIONS = {"zones": "zone", "lines": "line"}  # inside a camera
 
 
 def _describe_error(raw: Mapping[str, Any], err: Any) -> str:
@@ -298,7 +310,15 @@ def _describe_error(raw: Mapping[str, Any], err: Any) -> str:
             ident = items[loc[1]].get("id")
         label = _LIST_SECTIONS[loc[0]]
         where.append(f"{label} {ident}" if ident is not None else f"{loc[0]}[{loc[1]}]")
+        item = items[loc[1]] if isinstance(items, list) and loc[1] < len(items) else None
         loc = loc[2:]
+        if len(loc) >= 2 and loc[0] in _NESTED_SECTIONS and isinstance(loc[1], int):
+            sub = item.get(loc[0]) if isinstance(item, dict) else None
+            row = sub[loc[1]] if isinstance(sub, list) and loc[1] < len(sub) else None
+            rid = row.get("id") if isinstance(row, dict) else None
+            label = _NESTED_SECTIONS[loc[0]]
+            where.append(f"{label} {rid}" if rid is not None else f"{loc[0]}[{loc[1]}]")
+            loc = loc[2:]
     path = ".".join(str(x) for x in loc)
     msg = err["msg"]
     if err["type"] == "extra_forbidden":

@@ -38,7 +38,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edge.board.driver import TICK_MS
 from edge.board.runner import EXIT_CONFIG, EXIT_REFUSED, BoardRunner
@@ -46,6 +46,9 @@ from edge.board.session import BoardRefusedError, state_name
 from edge.config import SiteConfig
 from edge.control.messages import SetPlan
 from hw import codec
+
+if TYPE_CHECKING:
+    from edge.vision.sensing import Sensing
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +168,16 @@ class Runtime:
         self.plan = ""
         self._fail = _parse_fail(os.environ.get(FAIL_ENV, ""))
         self._started = time.monotonic()
+        self._vision: Sensing | None = None
+        if config.vision is not None:  # cameras: task `vision`, merged into the driver's inputs
+            from edge.vision.sensing import attach
+
+            self._vision = attach(self)
+
+    @property
+    def stopping(self) -> asyncio.Event:
+        """Set once a stop is requested (tasks of other modules wait on it)."""
+        return self._stop
 
     # -- control ----------------------------------------------------------------------------
 
@@ -199,6 +212,7 @@ class Runtime:
                 if self.sensing is not None
                 else None
             ),
+            **({"vision": self._vision.status()} if self._vision is not None else {}),
         }
 
     # -- the supervisor ----------------------------------------------------------------------

@@ -28,7 +28,7 @@ from typing import Any, TextIO
 
 from edge.board.config import board_config
 from edge.board.runner import EXIT_CONFIG
-from edge.config import SiteConfig
+from edge.config import SiteConfig, config_from_dict
 from edge.control.messages import Lamp
 from edge.runtime import EXIT_ERROR, Runtime, WebOptions, install_signals
 
@@ -96,6 +96,7 @@ class SumoTask:
         duration_s: float | None,
         out: TextIO,
         view_every_s: float,
+        world: Any = None,
     ) -> None:
         self.scenario = resolve(scenario)
         self.d = d
@@ -122,6 +123,8 @@ class SumoTask:
         self.approaches = {arm.id: arm.in_edges for arm in d.arms if arm.in_edges}
         # Emergency vehicles near the junction: the preemption receiver's board inputs.
         self.emergency = EmergencyFeed([d])
+        self.world = world  # sim.camera.source.World for sim:// cameras, or None
+        self.lanes = {det.lane for det in d.detectors}
 
     def start_sumo(self) -> None:
         """Before the runtime starts: SUMO's start blocks for a few hundred ms."""
@@ -191,6 +194,8 @@ class SumoTask:
             s.preempted_s += STEP_S
         s.sumo_steps += 1
         s.sim_s = s.sumo_steps * STEP_S
+        if self.world is not None:
+            self.world.update(sim, s.sim_s, self.lanes)
         s.arrived += sim.simulation.getArrivedNumber()
         return state
 
@@ -211,9 +216,12 @@ class SumoTask:
         st = self.rt.status()
         board = _BOARD.get(self.vb.state, "?")
         in_net = sim.vehicle.getIDCount()
+        cams = ""
+        if "vision" in st:
+            cams = " | cameras " + " ".join(f"{c}:{h}" for c, h in st["vision"]["cameras"].items())
         print(
             f"{self.summary.sim_s:7.1f}s {st['mode']:<16} board {board:<7} | {' '.join(cells)}"
-            f" | halted {queues} | in {in_net} out {self.summary.arrived}"
+            f" | halted {queues}{cams} | in {in_net} out {self.summary.arrived}"
             f" | jitter p99 {st['jitter_ms']['p99']:.1f} ms",
             file=self.out,
             flush=True,
@@ -230,10 +238,23 @@ async def simulate(
     view_every_s: float | None = None,
     signals: bool = True,
     web: WebOptions | None = None,
+    cameras: bool = False,
 ) -> SimSummary:
-    """Run the runtime, a virtual board and SUMO until duration_s (wall) or a signal."""
+    """Run the runtime, a virtual board and SUMO until duration_s (wall) or a signal.
+
+    `cameras`: each approach's rendered camera (sim://) drives the zones' detectors,
+    the loops staying their fallback (edge/vision)."""
     d = pick(scenario, tls)
     config = SiteConfig(site=d.site, schedule=None)
+    world = None
+    if cameras:
+        from sim.camera.source import World, camera_sections, register
+
+        net = resolve(scenario).net
+        raw = {**d.site_dict, "cameras": camera_sections(d, net)}
+        config = config_from_dict(raw, f"{scenario} (derived)")
+        world = World()
+        register(d, net, world)
     every = view_every_s if view_every_s is not None else (1.0 if out.isatty() else 5.0)
     with tempfile.TemporaryDirectory(prefix="edge-run-sim-") as tmp:
         work = Path(tmp)
@@ -241,7 +262,7 @@ async def simulate(
             rt = Runtime(config, vb.path, speed=speed)
             task = SumoTask(
                 scenario, d, vb, rt, work,
-                speed=speed, duration_s=duration_s, out=out, view_every_s=every,
+                speed=speed, duration_s=duration_s, out=out, view_every_s=every, world=world,
             )  # fmt: skip
             rt.extra_tasks["sumo"] = task.run
             if web is not None:
@@ -273,6 +294,7 @@ def run_sim(
     speed: float = 1.0,
     duration_s: float | None = None,
     web: WebOptions | None = None,
+    cameras: bool = False,
 ) -> int:
     """`edge run --sim`: returns the runtime's exit code (1 on a SUMO/scenario error)."""
     from edge.web.server import WebError
@@ -281,7 +303,9 @@ def run_sim(
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
         summary = asyncio.run(
-            simulate(scenario, tls=tls, speed=speed, duration_s=duration_s, web=web)
+            simulate(
+                scenario, tls=tls, speed=speed, duration_s=duration_s, web=web, cameras=cameras
+            )
         )
     except SimError as exc:
         print(f"edge run --sim: {exc}", file=sys.stderr)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge.board.config import BoardConfig, board_config
@@ -56,7 +57,7 @@ from edge.board.session import (
     state_name,
 )
 from edge.control.controller import Controller
-from edge.control.messages import Flash, Outputs
+from edge.control.messages import Flash, Inputs, Outputs
 from edge.control.site import Site
 from hw import codec
 
@@ -117,6 +118,9 @@ class BoardDriver:
         self.latched_fault: int | None = None  # a safety fault seen: no automatic recovery
         self._last_drive_ms: int | None = None
         self._commands: list[object] = []
+        # The cameras' merge (edge/vision/sensing.py): board Inputs and the last Outputs in,
+        # the Inputs the controller steps on out. None: loops only.
+        self.sense: Callable[[Inputs, Outputs | None], Inputs] | None = None
         self.recoveries = 0
         self.link_losses = 0
         if site.startup_all_red_ms < self.config.max_red_ms + 2 * TICK_MS:
@@ -184,7 +188,10 @@ class BoardDriver:
             self._on_flash_epoch(now_ms, ctl_now)
         commands = tuple(self._commands)
         self._commands.clear()
-        out = self.controller.step(ctl_now, self.inputs.take(commands))
+        inputs = self.inputs.take(commands)
+        if self.sense is not None:
+            inputs = self.sense(inputs, self.outputs)
+        out = self.controller.step(ctl_now, inputs)
         self.outputs = out
         for ev in out.events:
             if ev.name in _LOGGED_CONTROLLER_EVENTS:

@@ -26,6 +26,9 @@ def add_sim_command(sub: Any) -> None:
     p.add_argument("scenario", help="scenario name, folder, .sumocfg or .net.xml")
     p.add_argument("--tls", help="traffic light id (needed when the network has several)")
     p.add_argument("-o", "--output", help="TOML file to write (default: print it)")
+    p.add_argument(
+        "--cameras", action="store_true", help="add a sim:// camera per approach with lane zones"
+    )
     p.set_defaults(func=cmd_init)
 
     p = simsub.add_parser("run", help="run one episode in lockstep and report")
@@ -82,6 +85,12 @@ def cmd_init(args: argparse.Namespace) -> int:
                 raise SimError(f"the network has {len(ids)} signals; pick one with --tls: {ids}")
             tls = ids[0]
         d = derive(signal_junction(net, tls))
+        if args.cameras:
+            from dataclasses import replace
+
+            from sim.camera.source import camera_sections
+
+            d = replace(d, site_dict={**d.site_dict, "cameras": camera_sections(d, scenario.net)})
         text = derivation_toml(d, str(scenario.net))
     except SimError as exc:
         return _fail(exc)
@@ -92,9 +101,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     site = d.site
+    cams = len(d.site_dict.get("cameras", []))
     print(
         f"{out}: signal {tls}: {d.phasing}, {len(site.phases)} phases, "
         f"{len(site.channels)} channels, {len(site.detectors)} detectors"
+        + (f", {cams} cameras" if cams else "")
     )
     for note in d.notes:
         print(f"  note: {note}")

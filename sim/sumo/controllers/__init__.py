@@ -16,6 +16,9 @@ from sim.sumo.network import signal_junctions
 from sim.sumo.scenarios import Scenario
 
 NAMES = ("edge", "edge-adaptive", "edge-board", *SUMO_TYPES, "webster", "max-pressure")
+# The controller on rendered cameras (sim/camera, edge/vision): slow (a frame per camera
+# per step), so kept out of NAMES, which the baseline comparisons and tests sweep.
+CAMERA_NAMES = ("edge-camera", "edge-camera-labels")
 
 
 def make_controller(
@@ -27,8 +30,10 @@ def make_controller(
     (the other controllers have none). `scale` is the demand factor the Webster
     baseline plans for.
     """
-    if name not in NAMES:
-        raise SimError(f"unknown controller {name!r}: choose from {', '.join(NAMES)}")
+    if name not in NAMES + CAMERA_NAMES:
+        raise SimError(
+            f"unknown controller {name!r}: choose from {', '.join(NAMES + CAMERA_NAMES)}"
+        )
     junctions = signal_junctions(scenario.net)
     if name in SUMO_TYPES:
         return SumoProgram(name, junctions)
@@ -44,6 +49,13 @@ def make_controller(
         if preemption:
             ctl.emergency = EmergencyFeed(derivations)
         return ctl
+    if name in CAMERA_NAMES:  # rendered frames -> model -> zones
+        from sim.sumo.controllers.edge_camera import EdgeCameraControl
+
+        cam = EdgeCameraControl(derivations, labels=name == "edge-camera-labels")
+        if preemption:
+            cam.emergency = EmergencyFeed(derivations)
+        return cam
     if name == "max-pressure":
         return MaxPressure(derivations)
     demand = read_demand(scenario, scale)
@@ -57,4 +69,4 @@ def make_controller(
     return EdgeControl(derivations, sites=sites, name="webster", notes=summaries + skipped)
 
 
-__all__ = ["NAMES", "SignalControl", "make_controller"]
+__all__ = ["CAMERA_NAMES", "NAMES", "SignalControl", "make_controller"]

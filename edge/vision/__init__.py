@@ -1,0 +1,1 @@
+"""Cameras and the ONNX vehicle counter: frames in, per-lane presence, counts and queues out."""

@@ -1,0 +1,136 @@
+"""Vehicles followed across frames, so each is counted once when it crosses a count line.
+
+Association is greedy by IoU against each track's predicted box (its last
+box moved by its velocity for the time elapsed), then by ground-point
+distance for what is left (within a box's size), which holds vehicles
+across the low frame rates the model runs at. A track unseen for
+`max_age_s` ends. A count line counts a track once, when the segment
+between two of its ground points crosses the line.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from edge.vision.config import CountLine, Point
+from edge.vision.model import Detection
+
+
+@dataclass(slots=True)
+class Track:
+    id: int
+    det: Detection
+    t_s: float
+    vx: float = 0.0  # ground point velocity, px/s
+    vy: float = 0.0
+    hits: int = 1
+    counted: set[str] = field(default_factory=set)
+
+    def predicted(self, t_s: float) -> tuple[float, float, float, float]:
+        dt = t_s - self.t_s
+        d = self.det
+        return (d.x1 + self.vx * dt, d.y1 + self.vy * dt, d.x2 + self.vx * dt, d.y2 + self.vy * dt)
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _side(p: Point, a: Point, b: Point) -> float:
+    return (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
+
+
+def crosses(p: Point, q: Point, line: tuple[Point, Point]) -> bool:
+    """Does the move p -> q cross the segment `line` (touching its end counts)?"""
+    a, b = line
+    s1, s2 = _side(p, a, b), _side(q, a, b)
+    if s1 == 0 and s2 == 0:
+        return False
+    if (s1 > 0) == (s2 > 0) and s1 != 0 and s2 != 0:
+        return False
+    t1, t2 = _side(a, p, q), _side(b, p, q)
+    return (t1 >= 0) != (t2 >= 0) or t1 == 0 or t2 == 0
+
+
+class Tracker:
+    def __init__(
+        self, lines: Sequence[CountLine] = (), *, min_iou: float = 0.2, max_age_s: float = 1.5
+    ) -> None:
+        self.lines = tuple(lines)
+        self.min_iou = min_iou
+        self.max_age_s = max_age_s
+        self.tracks: list[Track] = []
+        self.counts: dict[str, int] = {ln.id: 0 for ln in self.lines}
+        self._ids = itertools.count(1)
+
+    def update(self, t_s: float, dets: Sequence[Detection]) -> list[Track]:
+        """Associate this frame's detections; returns the tracks seen in it."""
+        self.tracks = [tr for tr in self.tracks if t_s - tr.t_s <= self.max_age_s]
+        pairs = sorted(
+            (
+                (iou(tr.predicted(t_s), (d.x1, d.y1, d.x2, d.y2)), ti, di)
+                for ti, tr in enumerate(self.tracks)
+                for di, d in enumerate(dets)
+            ),
+            reverse=True,
+        )
+        used_t: set[int] = set()
+        used_d: set[int] = set()
+        matches: list[tuple[int, int]] = []
+        for score, ti, di in pairs:
+            if score < self.min_iou:
+                break
+            if ti in used_t or di in used_d:
+                continue
+            used_t.add(ti)
+            used_d.add(di)
+            matches.append((ti, di))
+        # What IoU left: the nearest predicted ground point within the box's own size.
+        near = []
+        for ti, tr in enumerate(self.tracks):
+            if ti in used_t:
+                continue
+            px1, _, px2, py2 = tr.predicted(t_s)
+            gx, gy = (px1 + px2) / 2, py2
+            reach = max(tr.det.x2 - tr.det.x1, tr.det.y2 - tr.det.y1)
+            for di, d in enumerate(dets):
+                if di in used_d:
+                    continue
+                dx, dy = d.ground[0] - gx, d.ground[1] - gy
+                dist = (dx * dx + dy * dy) ** 0.5
+                if dist <= reach:
+                    near.append((dist, ti, di))
+        for _, ti, di in sorted(near):
+            if ti in used_t or di in used_d:
+                continue
+            used_t.add(ti)
+            used_d.add(di)
+            matches.append((ti, di))
+        seen: list[Track] = []
+        for ti, di in matches:
+            tr, d = self.tracks[ti], dets[di]
+            dt = t_s - tr.t_s
+            (ox, oy), (nx, ny) = tr.det.ground, d.ground
+            if dt > 0:
+                a = 0.5 if tr.hits > 1 else 1.0  # smooth once there is a velocity
+                tr.vx = a * (nx - ox) / dt + (1 - a) * tr.vx
+                tr.vy = a * (ny - oy) / dt + (1 - a) * tr.vy
+            for ln in self.lines:
+                if ln.id not in tr.counted and crosses((ox, oy), (nx, ny), ln.points):
+                    tr.counted.add(ln.id)
+                    self.counts[ln.id] += 1
+            tr.det, tr.t_s = d, t_s
+            tr.hits += 1
+            seen.append(tr)
+        for di, d in enumerate(dets):
+            if di not in used_d:
+                tr = Track(next(self._ids), d, t_s)
+                self.tracks.append(tr)
+                seen.append(tr)
+        return seen
