@@ -27,8 +27,8 @@ demo-scripted: $(STAMP)
 	$(VENV)/bin/edge demo examples/four_leg_protected.toml
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check edge sim tests hw
-	$(VENV)/bin/ruff format --check edge sim tests
+	$(VENV)/bin/ruff check edge sim tests hw models
+	$(VENV)/bin/ruff format --check edge sim tests models
 	$(VENV)/bin/mypy
 
 # flash.sh's tests: shellcheck and systemd-analyze (apt, as root).
