@@ -1,6 +1,7 @@
 """`edge run --device DEVICE.toml`: central's emergency priority requests drive the
-controller's preemption, and counts reach central. A real Mosquitto (mTLS, ACL), the
-virtual IO board on a pty and `edge run` as its own process, as in the field."""
+controller's preemption, and counts (loops and camera zones) reach central. A real
+Mosquitto (mTLS, ACL), the virtual IO board on a pty and `edge run` as its own
+process, as in the field."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,11 @@ from edge.config import load_config
 from edge.link import central
 from edge.link.central import Collected
 from edge.link.mosquitto import Mosquitto, mosquitto_binary
+from edge.vision.synthetic import fixed_boxes_model
+from sim.sumo.site_toml import to_toml
+from sim.virtual_board import VirtualBoard
 
-from tests.board.procs import REPO, BoardProcess, poll
+from tests.board.procs import CROSSING, REPO, BoardProcess, poll
 from tests.link.harness import (
     SITE,
     Keys,
@@ -30,6 +35,7 @@ from tests.link.harness import (
     write_device_toml,
 )
 from tests.link.schemas import check
+from tests.vision.conftest import H, W, live_frames, write_video
 
 DEVICE = "hz-prio-1"
 
@@ -144,3 +150,60 @@ def test_central_preempts_the_controller_and_gets_counts(broker: Mosquitto, tmp_
         proc.terminate()
         proc.wait(15)
         board.close()
+
+
+def test_counts_take_camera_zones(broker: Mosquitto, tmp_path: Path) -> None:
+    """A camera zone drives detector 2 (a parked car in view, no loop on the board):
+    central's counts show it occupied, from the Inputs the controller stepped on."""
+    fixed_boxes_model(tmp_path / "m.onnx", [(160, 100, 40, 30, 0, 0.9)])
+    write_video(tmp_path / "street.mp4", live_frames(60))
+    raw = tomllib.loads(CROSSING.read_text())
+    raw["vision"] = {"model": "m.onnx"}
+    raw["cameras"] = [
+        {
+            "id": "c1", "url": "street.mp4", "width": W, "height": H, "fps": 10.0,
+            "infer_fps": 5.0,
+            "zones": [{"id": "z2", "approach": "N", "lane": 0, "detector": 2,
+                       "polygon": [[0.0, 0.0], [320.0, 0.0], [320.0, 192.0], [0.0, 192.0]]}],
+        }
+    ]  # fmt: skip
+    site = tmp_path / "site.toml"
+    site.write_text(to_toml(raw))
+    keys = make_keys(tmp_path / "keys")
+    cfg = device_config(broker, tmp_path, DEVICE, keys, site_path=site, counts_interval_ms=2000)
+    device_toml = tmp_path / "device.toml"
+    write_device_toml(cfg, device_toml)
+    log = tmp_path / "run.log"
+
+    async def central_side() -> dict[str, Any]:
+        async with collecting(broker, device=DEVICE) as col:
+
+            def camera_counted() -> dict[str, Any] | None:
+                for rec in col.by_kind["counts"].values():
+                    occ = {d["id"]: d["occ"] for d in rec["detectors"]}
+                    if occ[2] >= 50:
+                        return rec
+                return None
+
+            await wait_for(lambda: camera_counted() is not None, 40, "detector 2 occupied")
+            rec = camera_counted()
+            assert rec is not None
+            return rec
+
+    with VirtualBoard(tmp_path / "ttyB", record_rx=False) as vb, open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", "run", "--config", str(site), "--port", vb.path,
+             "--device", str(device_toml)],
+            cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=out,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            rec = asyncio.run(central_side())
+        finally:
+            proc.terminate()
+            code = proc.wait(20)
+    check("counts", rec)
+    # the board has no loop input at all: every other detector stays empty
+    assert all(d["occ"] == 0 and d["volume"] == 0 for d in rec["detectors"] if d["id"] != 2), rec
+    assert code == 0, log.read_text()[-3000:]
+    assert "detector=2 source=camera" in log.read_text()
