@@ -105,6 +105,9 @@ class BoardDriver:
         self._last_ctl_ms = now_ms
         self.controller = Controller(site, now_ms)
         self.outputs: Outputs | None = None
+        # The controller's last step: its time and the Inputs it stepped on (loops and
+        # cameras merged), for the central link's counts.
+        self.stepped: tuple[int, Inputs] | None = None
         self.max_recoveries_per_hour = max_recoveries_per_hour
         # edge run hands the board to flash on shutdown (HOST_FLASH); a new host process
         # finding the board so before it drove anything treats it as a start-up flash.
@@ -193,6 +196,7 @@ class BoardDriver:
             inputs = self.sense(inputs, self.outputs)
         out = self.controller.step(ctl_now, inputs)
         self.outputs = out
+        self.stepped = (ctl_now, inputs)
         for ev in out.events:
             if ev.name in _LOGGED_CONTROLLER_EVENTS:
                 log.info("controller_%s subject=%s detail=%s", ev.name, ev.subject, ev.detail)

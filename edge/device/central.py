@@ -10,8 +10,14 @@ controller's events spooled in SQLite and sent with sequence numbers; signed
 plan bundles stored (with the high-water mark) and handed to the controller as
 LoadSite, acknowledged `accepted` then `applied` at its safe point; signed
 commands handed to the controller, acknowledged `done` or `rejected` with the
-core's reason. Local control never waits for it: the control tick only
-appends to a list here (on_tick); everything else runs in this task.
+core's reason; emergency and transit priority requests become the core's
+preempts and transit requests (edge/link/priority.py, shared with the link
+harness), stored so they are in force again after a restart, ended by a cancel
+or at the command's expiry; counts and measures per interval (edge/link/counts.py)
+from the Inputs the controller stepped on, loops and camera zones merged,
+spooled like events. Local control never waits for it: the control tick only
+appends to a list and updates the counts here (on_tick); everything else runs
+in this task.
 """
 
 from __future__ import annotations
@@ -31,10 +37,12 @@ from edge.control.messages import LoadSite
 from edge.link import messages
 from edge.link.client import LinkClient
 from edge.link.config import DeviceConfig
+from edge.link.counts import CountsAggregator, on_utc
 from edge.link.device import FIRMWARE
 from edge.link.errors import Rejected
 from edge.link.messages import LogEvent
 from edge.link.plans import check_body, plan_at
+from edge.link.priority import PriorityBook, Request, body_of, kind_of
 from edge.link.session import (
     Ack,
     Action,
@@ -52,7 +60,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EVENTS_FLUSH_S = 1.0
+PRIORITY_EXPIRY_EVERY_S = 1.0
 
 
 def utc_ms() -> int:
@@ -88,18 +96,29 @@ class CentralLink:
         self.pending_apply: tuple[int, str, bytes | None] | None = None
         self.utc0 = utc_ms() - rt.board.clock_ms()
         self._tick_events: list[Any] = []
+        self.book = PriorityBook()
+        self.counts: CountsAggregator | None = None  # from the first step on
         previous: Callable[[Runtime], None] | None = rt.on_tick
 
         def on_tick(r: Runtime) -> None:
             if previous is not None:
                 previous(r)
-            out = r.driver.outputs
-            if out is not None and out.events:
+            out, stepped = r.driver.outputs, r.driver.stepped
+            if out is None:
+                return
+            if out.events:
                 self._tick_events.extend(out.events)
+            if stepped is not None:
+                if self.counts is None:
+                    self.counts = CountsAggregator(r.site, cfg.counts_interval_ms, stepped[0])
+                self.counts.observe(stepped[0], stepped[1], out)
 
         rt.on_tick = on_tick
         rt.link = self
         self._restore_plan()
+        # Requests stored before a restart, not yet expired, are in force again.
+        self.book.restore(self.store.active_priorities(utc_ms()))
+        self._sync_priority()
 
     def _restore_plan(self) -> None:
         """After a restart or a power cut: the newest stored bundle (central accepted it)
@@ -136,6 +155,7 @@ class CentralLink:
             "plan_version": self.plan_version,
             "spool_rows": self.store.spool_size(),
             "last_error": self.last_error,
+            "priority": sorted(self.book.requests),  # central's requests in force
         }
 
     # -- LinkHandler ---------------------------------------------------------------------------
@@ -207,13 +227,7 @@ class CentralLink:
         elif isinstance(action, InstallPlan):
             await self._install(action)
         elif isinstance(action, PriorityRequest):
-            # Preemption from central is the link harness's business so far; say so.
-            req = action.request
-            self.events.append(
-                LogEvent(
-                    utc_ms(), "priority_ignored", req.vehicle_id, "not wired in edge run", "link"
-                )
-            )
+            await self._priority(action.request)
         elif isinstance(action, SendState):
             st = self.rt.status()
             st["plan_version"] = self.plan_version
@@ -239,14 +253,48 @@ class CentralLink:
         self.pending_apply = (b.version, plan, act.correlation)
         log.info("central_plan_accepted version=%d plan=%s", b.version, plan)
 
+    async def _priority(self, req: Request) -> None:
+        key = self.book.update(req)
+        if req.cancel:
+            await self._in_db(self.store.drop_priority, key)
+        else:
+            await self._in_db(
+                self.store.save_priority, key, kind_of(req), body_of(req), req.received_ms,
+                req.expires_ms,
+            )  # fmt: skip
+        self._sync_priority()
+
+    def _expire_priority(self) -> None:
+        """A request past its expiry (never cancelled: a lost radio or bus) lapses."""
+        now = utc_ms()
+        gone = self.book.expire(now)
+        for key in gone:
+            self.events.append(LogEvent(now, "priority_expired", key, "", "link"))
+        if gone:
+            self._sync_priority()
+
+    def _sync_priority(self) -> None:
+        for cmd in self.book.commands(self.rt.driver.controller.site):
+            log.info("central_priority command=%r", cmd)
+            self.rt.driver.command(cmd)
+
+    def _flush_counts(self) -> None:
+        counts = self.counts
+        if counts is None or counts.last_ms is None or not counts.due(counts.last_ms):
+            return
+        body = messages.dumps(on_utc(counts.flush(counts.last_ms), self.utc0))
+        loop = asyncio.get_running_loop()
+        fut = self.db.submit(self.store.spool_append, "counts", body, utc_ms())
+        fut.add_done_callback(lambda _f: loop.call_soon_threadsafe(self.client.spooled))
+
     def _on_core_events(self) -> None:
         evs, self._tick_events = self._tick_events, []
         for ev in evs:
             self.events.append(
                 LogEvent(self.utc0 + ev.t_ms, ev.name, ev.subject, ev.detail, "control")
             )
-            if ev.name in ("command_applied", "command_rejected") and self.sent:
-                cc = self.sent.popleft()
+            cc = self._sent_for(ev) if ev.name in ("command_applied", "command_rejected") else None
+            if cc is not None:
                 if cc.ref is not None:
                     if ev.name == "command_applied":
                         self._ack(Ack(cc.ref, "command", "done", correlation=cc.correlation))
@@ -272,6 +320,15 @@ class CentralLink:
                     self.db.submit(self.store.mark_plan_applied, version, utc_ms())
                     log.info("central_plan_applied version=%d plan=%s", version, plan)
 
+    def _sent_for(self, ev: Any) -> ControlCommand | None:
+        """The oldest command of central's of the event's kind: the schedule, the page and
+        the priority requests command the controller too, and their verdicts are not ours."""
+        for cc in self.sent:
+            if type(cc.command).__name__ == ev.subject:
+                self.sent.remove(cc)
+                return cc
+        return None
+
     def _flush_events(self) -> None:
         if not self.events:
             return
@@ -291,7 +348,7 @@ class CentralLink:
         """The `central` task: the MQTT connection and a loop for SPaT, events and acks."""
         period_s = 1.0 / self.cfg.spat_hz if self.cfg.spat_hz > 0 else 0.1
         k = 0
-        last_flush = time.monotonic()
+        last_flush = last_expiry = time.monotonic()
         link = asyncio.create_task(self.client.run(), name="central-mqtt")
         phase_ids = [p.id for p in self.rt.site.phases]
         shown: tuple[Any, ...] = ()
@@ -315,9 +372,13 @@ class CentralLink:
                     await self.client.publish_now("spat", spat)
                 for action in self.session.tick(utc_ms()):
                     await self._act(action)
-                if time.monotonic() - last_flush >= EVENTS_FLUSH_S:
+                if time.monotonic() - last_flush >= self.cfg.events_flush_ms / 1000:
                     self._flush_events()
                     last_flush = time.monotonic()
+                if time.monotonic() - last_expiry >= PRIORITY_EXPIRY_EVERY_S:
+                    self._expire_priority()
+                    last_expiry = time.monotonic()
+                self._flush_counts()
                 k += 1
                 await asyncio.sleep(period_s)
             await link  # it only ends by raising: let the runtime's shutdown path see why

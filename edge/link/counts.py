@@ -151,3 +151,10 @@ class CountsAggregator:
         self.start_ms = now_ms
         self.steps = 0
         return record
+
+
+def on_utc(record: dict[str, Any], utc0_ms: int) -> dict[str, Any]:
+    """A flushed record with its interval on UTC (the aggregator runs on the controller's
+    clock, which is UTC minus `utc0_ms`), as the counts message carries it."""
+    start, end = utc0_ms + record["start"], utc0_ms + record["end"]
+    return {**record, "start": start, "end": end, "interval_s": round((end - start) / 1000, 1)}

@@ -32,15 +32,16 @@ from typing import Any
 
 from edge.config import SiteConfig, config_from_dict
 from edge.control.controller import Controller
-from edge.control.messages import Inputs, LoadSite, Outputs, Preempt, SetPlan, TransitRequest
+from edge.control.messages import Inputs, LoadSite, Outputs, SetPlan
 from edge.demand import RandomDemand
 from edge.link import messages
 from edge.link.client import LinkClient
 from edge.link.config import DeviceConfig, load_device_config
-from edge.link.counts import CountsAggregator
+from edge.link.counts import CountsAggregator, on_utc
 from edge.link.errors import Rejected
 from edge.link.messages import EmergencyPriorityRequest, LogEvent, TransitPriorityRequest
 from edge.link.plans import Bundle, check_body, plan_at
+from edge.link.priority import PriorityBook, body_of, kind_of
 from edge.link.session import (
     Ack,
     Action,
@@ -123,9 +124,7 @@ class DeviceRuntime:
         self.queued: list[ControlCommand] = []
         self.pending_apply: tuple[int, str, bytes | None] | None = None
         self.events: list[LogEvent] = []
-        self.priority: dict[str, EmergencyPriorityRequest | TransitPriorityRequest] = {}
-        self.preempting: set[int] = set()  # preempt ids requested of the core for central
-        self.transiting: set[str] = set()  # approaches with transit priority asked of the core
+        self.book = PriorityBook()  # central's priority requests and what the core was asked
         self.on_priority: list[Callable[[EmergencyPriorityRequest | TransitPriorityRequest], None]]
         self.on_priority = []
         self.stats = Stats()
@@ -167,20 +166,17 @@ class DeviceRuntime:
         log.info("plan bundle v%d loaded from the store", bundle.version)
         return bundle
 
+    @property
+    def priority(self) -> dict[str, EmergencyPriorityRequest | TransitPriorityRequest]:
+        return self.book.requests
+
+    @property
+    def preempting(self) -> set[int]:
+        return self.book.preempting
+
     def _restore_priorities(self) -> None:
         """Priority requests stored before a restart, not yet expired, are in force again."""
-        for key, kind, body in self.store.active_priorities(utc_ms()):
-            try:
-                fields = json.loads(body)
-                req: EmergencyPriorityRequest | TransitPriorityRequest = (
-                    EmergencyPriorityRequest(**fields)
-                    if kind == "ev"
-                    else TransitPriorityRequest(**fields)
-                )
-            except (ValueError, TypeError) as exc:
-                log.error("stored priority request %s unreadable: %s", key, exc)
-                continue
-            self.priority[key] = req
+        self.book.restore(self.store.active_priorities(utc_ms()))
 
     def _scheduled_plan(self) -> str:
         return plan_at(self.config, datetime.datetime.now())
@@ -287,55 +283,30 @@ class DeviceRuntime:
         )
 
     async def _priority(self, req: EmergencyPriorityRequest | TransitPriorityRequest) -> None:
-        kind = "ev" if isinstance(req, EmergencyPriorityRequest) else "transit"
-        key = f"{kind}:{req.vehicle_id}"
+        key = self.book.update(req)
         if req.cancel:
-            self.priority.pop(key, None)
             await self._in_db(self.store.drop_priority, key)
         else:
-            self.priority[key] = req
-            body = messages.dumps({k: getattr(req, k) for k in req.__slots__})
             await self._in_db(
-                self.store.save_priority, key, kind, body, req.received_ms, req.expires_ms
-            )
+                self.store.save_priority, key, kind_of(req), body_of(req), req.received_ms,
+                req.expires_ms,
+            )  # fmt: skip
         self._sync_preempts()
         for hook in self.on_priority:
             hook(req)
 
     def _expire_priorities(self, utc: int) -> None:
         """A request past its expiry (never cancelled: a lost bus or radio) lapses."""
-        gone = [k for k, r in self.priority.items() if r.expires_ms <= utc]
+        gone = self.book.expire(utc)
         for key in gone:
-            del self.priority[key]
             self._log(LogEvent(utc, "priority_expired", key, "", "link"))
         if gone:
             self._sync_preempts()
 
     def _sync_preempts(self) -> None:
         """Central's requests become the core's preempts (emergency) and transit priority."""
-        wanted = {
-            pre.id
-            for req in self.priority.values()
-            if isinstance(req, EmergencyPriorityRequest)
-            for pre in self.ctl.site.preempts
-            if pre.approach == req.approach
-        }
-        for pid in sorted(wanted - self.preempting):
-            self.queued.append(ControlCommand(None, Preempt(pid, True)))
-        for pid in sorted(self.preempting - wanted):
-            self.queued.append(ControlCommand(None, Preempt(pid, False)))
-        self.preempting = wanted
-        # Transit requests become the core's transit priority for their approach.
-        if self.ctl.site.transit is None:
-            return
-        buses = {
-            r.approach for r in self.priority.values() if isinstance(r, TransitPriorityRequest)
-        }
-        for approach in sorted(buses - self.transiting):
-            self.queued.append(ControlCommand(None, TransitRequest(approach, True)))
-        for approach in sorted(self.transiting - buses):
-            self.queued.append(ControlCommand(None, TransitRequest(approach, False)))
-        self.transiting = buses
+        for cmd in self.book.commands(self.ctl.site):
+            self.queued.append(ControlCommand(None, cmd))
 
     def _state(self, ref: str | None) -> str:
         out = self.out
@@ -403,11 +374,7 @@ class DeviceRuntime:
         fut.add_done_callback(lambda _f: self._loop.call_soon_threadsafe(self.link.spooled))
 
     def _flush_counts(self, now: int) -> None:
-        rec = self.counts.flush(now)
-        rec["start"] = self.utc0 + rec["start"]
-        rec["end"] = self.utc0 + rec["end"]
-        rec["interval_s"] = round((rec["end"] - rec["start"]) / 1000, 1)
-        body = messages.dumps(rec)
+        body = messages.dumps(on_utc(self.counts.flush(now), self.utc0))
         fut = self.db.submit(self.store.spool_append, "counts", body, utc_ms())
         fut.add_done_callback(self._db_done)
         fut.add_done_callback(lambda _f: self._loop.call_soon_threadsafe(self.link.spooled))

@@ -1,0 +1,103 @@
+"""Central's priority requests as commands for the control core. Pure.
+
+An emergency request in force becomes Preempt(on) for every preempt of its
+approach; a transit request becomes the core's TransitRequest for its approach
+(when the site has transit priority). A cancel, or expiry at the command's TTL
+(a lost radio or bus never cancels), drops the request, and what the core was
+asked for is taken back. The link harness (edge/link/device.py) and `edge run`'s
+central link (edge/device/central.py) each keep one book; storing the requests
+(so they are in force again after a restart) stays with them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from edge.control.messages import Preempt, TransitRequest
+from edge.control.site import Site
+from edge.link import messages
+from edge.link.messages import EmergencyPriorityRequest, TransitPriorityRequest
+
+log = logging.getLogger(__name__)
+
+Request = EmergencyPriorityRequest | TransitPriorityRequest
+
+
+def kind_of(req: Request) -> str:
+    return "ev" if isinstance(req, EmergencyPriorityRequest) else "transit"
+
+
+def key_of(req: Request) -> str:
+    """One request per vehicle and kind: a newer one replaces it, a cancel ends it."""
+    return f"{kind_of(req)}:{req.vehicle_id}"
+
+
+def body_of(req: Request) -> str:
+    """The request as stored (Store.save_priority); `restore` reads it back."""
+    return messages.dumps({k: getattr(req, k) for k in req.__slots__})
+
+
+@dataclass
+class PriorityBook:
+    """The requests in force, and the preempts and transit approaches asked of the core."""
+
+    requests: dict[str, Request] = field(default_factory=dict)
+    preempting: set[int] = field(default_factory=set)
+    transiting: set[str] = field(default_factory=set)
+
+    def restore(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        """Stored requests (Store.active_priorities: key, kind, body) in force again."""
+        for key, kind, body in rows:
+            try:
+                fields = json.loads(body)
+                req: Request = (
+                    EmergencyPriorityRequest(**fields)
+                    if kind == "ev"
+                    else TransitPriorityRequest(**fields)
+                )
+            except (ValueError, TypeError) as exc:
+                log.error("stored priority request %s unreadable: %s", key, exc)
+                continue
+            self.requests[key] = req
+
+    def update(self, req: Request) -> str:
+        """A request (or its cancel) from central; returns its key."""
+        key = key_of(req)
+        if req.cancel:
+            self.requests.pop(key, None)
+        else:
+            self.requests[key] = req
+        return key
+
+    def expire(self, utc_ms: int) -> list[str]:
+        """Drop the requests past their expiry; returns their keys."""
+        gone = [k for k, r in self.requests.items() if r.expires_ms <= utc_ms]
+        for key in gone:
+            del self.requests[key]
+        return gone
+
+    def commands(self, site: Site) -> list[Preempt | TransitRequest]:
+        """What the core must be told so it holds exactly the requests in force."""
+        out: list[Preempt | TransitRequest] = []
+        wanted = {
+            pre.id
+            for req in self.requests.values()
+            if isinstance(req, EmergencyPriorityRequest)
+            for pre in site.preempts
+            if pre.approach == req.approach
+        }
+        out += [Preempt(pid, True) for pid in sorted(wanted - self.preempting)]
+        out += [Preempt(pid, False) for pid in sorted(self.preempting - wanted)]
+        self.preempting = wanted
+        if site.transit is None:
+            return out
+        buses = {
+            r.approach for r in self.requests.values() if isinstance(r, TransitPriorityRequest)
+        }
+        out += [TransitRequest(a, True) for a in sorted(buses - self.transiting)]
+        out += [TransitRequest(a, False) for a in sorted(self.transiting - buses)]
+        self.transiting = buses
+        return out

@@ -1,0 +1,79 @@
+"""The pure mapping of central's priority requests to the core's commands
+(edge/link/priority.py), shared by the link harness and `edge run`."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from edge.config import load_config
+from edge.control.messages import Preempt, TransitRequest
+from edge.control.site import Site, TransitPriority
+from edge.link.messages import EmergencyPriorityRequest, TransitPriorityRequest
+from edge.link.priority import PriorityBook, body_of, key_of, kind_of
+
+from tests.link.harness import SITE
+
+
+def site(transit: bool = False) -> Site:
+    s = load_config(str(SITE)).site
+    return (
+        dataclasses.replace(s, transit=TransitPriority(0.2, 8000, 10_000, 90_000)) if transit else s
+    )
+
+
+def ev(
+    vehicle: str, approach: str, cancel: bool = False, expires: int = 10_000
+) -> EmergencyPriorityRequest:
+    return EmergencyPriorityRequest(f"c-{vehicle}", approach, 30.0, vehicle, cancel, 0, expires)
+
+
+def bus(vehicle: str, approach: str, cancel: bool = False) -> TransitPriorityRequest:
+    return TransitPriorityRequest(
+        f"c-{vehicle}", approach, 15.0, vehicle, "12", 60.0, cancel, 0, 10_000
+    )
+
+
+def test_emergency_requests_become_preempts_of_their_approach_once() -> None:
+    s, book = site(), PriorityBook()
+    assert book.update(ev("E-1", "N")) == "ev:E-1"
+    assert book.commands(s) == [Preempt(4, True)]
+    book.update(ev("E-2", "N"))  # a second vehicle on the same approach: nothing new
+    assert book.commands(s) == []
+    book.update(ev("E-1", "N", cancel=True))
+    assert book.commands(s) == []  # E-2 still wants preempt 4
+    book.update(ev("E-2", "N", cancel=True))
+    book.update(ev("E-3", "W"))
+    assert book.commands(s) == [Preempt(1, True), Preempt(4, False)]
+
+
+def test_expiry_takes_the_preempt_back() -> None:
+    s, book = site(), PriorityBook()
+    book.update(ev("E-1", "S", expires=5_000))
+    book.update(ev("E-2", "E", expires=9_000))
+    assert book.commands(s) == [Preempt(2, True), Preempt(3, True)]
+    assert book.expire(4_999) == []
+    assert book.expire(5_000) == ["ev:E-1"]
+    assert book.commands(s) == [Preempt(3, False)]
+
+
+def test_transit_requests_only_where_the_site_has_transit_priority() -> None:
+    book = PriorityBook()
+    book.update(bus("B-7", "W"))
+    assert book.commands(site()) == []
+    assert book.commands(site(transit=True)) == [TransitRequest("W", True)]
+    book.update(bus("B-7", "W", cancel=True))
+    assert book.commands(site(transit=True)) == [TransitRequest("W", False)]
+
+
+def test_stored_requests_restore_and_bad_rows_are_skipped() -> None:
+    a, b = ev("E-1", "N"), bus("B-7", "W")
+    book = PriorityBook()
+    book.restore(
+        [
+            (key_of(a), kind_of(a), body_of(a)),
+            ("ev:X", "ev", '{"approach": "N"}'),
+            (key_of(b), kind_of(b), body_of(b)),
+        ]
+    )
+    assert book.requests == {"ev:E-1": a, "transit:B-7": b}
+    assert book.commands(site(transit=True)) == [Preempt(4, True), TransitRequest("W", True)]
