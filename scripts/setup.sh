@@ -19,7 +19,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --upgrade pip
+# setuptools and wheel: flash.sh builds the project wheel without build isolation
+# (offline on a laptop in the field), so the venv needs a build backend that can.
+"$venv/bin/python" -m pip install --quiet --upgrade pip "setuptools>=70.1" wheel
 "$venv/bin/python" -m pip install --quiet -e '.[dev]'
 
 # The SUMO simulator (the `sim` extras, part of `dev`) links against the X11
