@@ -47,12 +47,14 @@ def _side(p: Point, a: Point, b: Point) -> float:
 
 
 def crosses(p: Point, q: Point, line: tuple[Point, Point]) -> bool:
-    """Does the move p -> q cross the segment `line` (touching its end counts)?"""
+    """Does the move p -> q cross the segment `line` forward (touching its end counts)?
+
+    Forward is from the right of a -> b to its left, as drawn on the picture: with
+    a on the drivers' left and b on their right, the way traffic drives over it.
+    """
     a, b = line
     s1, s2 = _side(p, a, b), _side(q, a, b)
-    if s1 == 0 and s2 == 0:
-        return False
-    if (s1 > 0) == (s2 > 0) and s1 != 0 and s2 != 0:
+    if not (s1 > 0 and s2 <= 0):
         return False
     t1, t2 = _side(a, p, q), _side(b, p, q)
     return (t1 >= 0) != (t2 >= 0) or t1 == 0 or t2 == 0
