@@ -42,6 +42,29 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def overlap_of_smaller(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over the smaller box's area: 1.0 when one box holds the other."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / small if small > 0 else 0.0
+
+
+def suppress_shadows(dets: Sequence[Detection], cover: float) -> list[Detection]:
+    """Drop each box that overlaps a better-scored one by `cover` of the smaller box.
+
+    The model sometimes adds a weaker, bigger or shifted box around a vehicle it
+    already found (a vehicle plus the road ahead of it): NMS keeps it, its IoU
+    being low, and its bottom edge reaches the count line before the vehicle does.
+    """
+    kept: list[Detection] = []
+    for d in sorted(dets, key=lambda d: -d.score):
+        box = (d.x1, d.y1, d.x2, d.y2)
+        if all(overlap_of_smaller(box, (k.x1, k.y1, k.x2, k.y2)) < cover for k in kept):
+            kept.append(d)
+    return kept
+
+
 def _side(p: Point, a: Point, b: Point) -> float:
     return (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
 
@@ -62,17 +85,24 @@ def crosses(p: Point, q: Point, line: tuple[Point, Point]) -> bool:
 
 class Tracker:
     def __init__(
-        self, lines: Sequence[CountLine] = (), *, min_iou: float = 0.2, max_age_s: float = 1.5
+        self,
+        lines: Sequence[CountLine] = (),
+        *,
+        min_iou: float = 0.2,
+        max_age_s: float = 1.5,
+        shadow_cover: float = 0.5,
     ) -> None:
         self.lines = tuple(lines)
         self.min_iou = min_iou
         self.max_age_s = max_age_s
+        self.shadow_cover = shadow_cover
         self.tracks: list[Track] = []
         self.counts: dict[str, int] = {ln.id: 0 for ln in self.lines}
         self._ids = itertools.count(1)
 
     def update(self, t_s: float, dets: Sequence[Detection]) -> list[Track]:
         """Associate this frame's detections; returns the tracks seen in it."""
+        dets = suppress_shadows(dets, self.shadow_cover)
         self.tracks = [tr for tr in self.tracks if t_s - tr.t_s <= self.max_age_s]
         pairs = sorted(
             (
