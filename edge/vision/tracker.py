@@ -27,6 +27,11 @@ class Track:
     vy: float = 0.0
     hits: int = 1
     counted: set[str] = field(default_factory=set)
+    crossed: set[str] = field(default_factory=set)  # counted once the track is confirmed
+    origin: Point = (0.0, 0.0)  # the ground point where the track began
+
+    def __post_init__(self) -> None:
+        self.origin = self.det.ground
 
     def predicted(self, t_s: float) -> tuple[float, float, float, float]:
         dt = t_s - self.t_s
@@ -40,6 +45,12 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def _opposite(p: Point, q: Point, line: tuple[Point, Point]) -> bool:
+    """Are p and q on opposite sides of the line (one of them on it counts)?"""
+    s1, s2 = _side(p, *line), _side(q, *line)
+    return s1 * s2 < 0 or (s1 == 0) != (s2 == 0)
 
 
 def overlap_of_smaller(a: Sequence[float], b: Sequence[float]) -> float:
@@ -70,14 +81,12 @@ def _side(p: Point, a: Point, b: Point) -> float:
 
 
 def crosses(p: Point, q: Point, line: tuple[Point, Point]) -> bool:
-    """Does the move p -> q cross the segment `line` forward (touching its end counts)?
-
-    Forward is from the right of a -> b to its left, as drawn on the picture: with
-    a on the drivers' left and b on their right, the way traffic drives over it.
-    """
+    """Does the move p -> q cross the segment `line` (touching its end counts)?"""
     a, b = line
     s1, s2 = _side(p, a, b), _side(q, a, b)
-    if not (s1 > 0 and s2 <= 0):
+    if s1 == 0 and s2 == 0:
+        return False
+    if (s1 > 0) == (s2 > 0) and s1 != 0 and s2 != 0:
         return False
     t1, t2 = _side(a, p, q), _side(b, p, q)
     return (t1 >= 0) != (t2 >= 0) or t1 == 0 or t2 == 0
@@ -91,19 +100,43 @@ class Tracker:
         min_iou: float = 0.2,
         max_age_s: float = 1.5,
         shadow_cover: float = 0.5,
+        rebirth_iou: float = 0.5,
+        min_hits: int = 3,
+        lost_memory_s: float = 60.0,
     ) -> None:
         self.lines = tuple(lines)
         self.min_iou = min_iou
         self.max_age_s = max_age_s
         self.shadow_cover = shadow_cover
+        self.rebirth_iou = rebirth_iou
+        self.min_hits = min_hits
+        self.lost_memory_s = lost_memory_s
         self.tracks: list[Track] = []
         self.counts: dict[str, int] = {ln.id: 0 for ln in self.lines}
         self._ids = itertools.count(1)
+        self._lost: list[Track] = []  # counted tracks that ended, for `lost_memory_s`
+
+    def _counted_before(self, d: Detection) -> set[str]:
+        """The lines already counted for a vehicle found again where a counted track was lost.
+
+        A vehicle waiting on the line (in rain, at night) drops out of the
+        model's detections now and then; the track reborn in its place must
+        not count it again when its box jitters over the line.
+        """
+        box = (d.x1, d.y1, d.x2, d.y2)
+        for tr in self._lost:
+            if iou(box, (tr.det.x1, tr.det.y1, tr.det.x2, tr.det.y2)) >= self.rebirth_iou:
+                self._lost.remove(tr)
+                return set(tr.counted)
+        return set()
 
     def update(self, t_s: float, dets: Sequence[Detection]) -> list[Track]:
         """Associate this frame's detections; returns the tracks seen in it."""
         dets = suppress_shadows(dets, self.shadow_cover)
-        self.tracks = [tr for tr in self.tracks if t_s - tr.t_s <= self.max_age_s]
+        alive = [tr for tr in self.tracks if t_s - tr.t_s <= self.max_age_s]
+        self._lost += [tr for tr in self.tracks if t_s - tr.t_s > self.max_age_s and tr.counted]
+        self._lost = [tr for tr in self._lost if t_s - tr.t_s <= self.lost_memory_s]
+        self.tracks = alive
         pairs = sorted(
             (
                 (iou(tr.predicted(t_s), (d.x1, d.y1, d.x2, d.y2)), ti, di)
@@ -130,7 +163,7 @@ class Tracker:
                 continue
             px1, _, px2, py2 = tr.predicted(t_s)
             gx, gy = (px1 + px2) / 2, py2
-            reach = max(tr.det.x2 - tr.det.x1, tr.det.y2 - tr.det.y1)
+            reach = 0.5 * max(tr.det.x2 - tr.det.x1, tr.det.y2 - tr.det.y1)
             for di, d in enumerate(dets):
                 if di in used_d:
                     continue
@@ -153,16 +186,22 @@ class Tracker:
                 a = 0.5 if tr.hits > 1 else 1.0  # smooth once there is a velocity
                 tr.vx = a * (nx - ox) / dt + (1 - a) * tr.vx
                 tr.vy = a * (ny - oy) / dt + (1 - a) * tr.vy
-            for ln in self.lines:
-                if ln.id not in tr.counted and crosses((ox, oy), (nx, ny), ln.points):
-                    tr.counted.add(ln.id)
-                    self.counts[ln.id] += 1
+            tr.crossed.update(
+                ln.id
+                for ln in self.lines
+                if crosses((ox, oy), (nx, ny), ln.points)
+                and _opposite(tr.origin, (nx, ny), ln.points)
+            )
             tr.det, tr.t_s = d, t_s
             tr.hits += 1
+            if tr.hits >= self.min_hits:
+                for line_id in sorted(tr.crossed - tr.counted):
+                    tr.counted.add(line_id)
+                    self.counts[line_id] += 1
             seen.append(tr)
         for di, d in enumerate(dets):
             if di not in used_d:
-                tr = Track(next(self._ids), d, t_s)
+                tr = Track(next(self._ids), d, t_s, counted=self._counted_before(d))
                 self.tracks.append(tr)
                 seen.append(tr)
         return seen
