@@ -2,10 +2,16 @@
 
 Association is greedy by IoU against each track's predicted box (its last
 box moved by its velocity for the time elapsed), then by ground-point
-distance for what is left (within a box's size), which holds vehicles
-across the low frame rates the model runs at. A track unseen for
-`max_age_s` ends. A count line counts a track once, when the segment
-between two of its ground points crosses the line.
+distance for what is left (within half a box's size: further, a waiting
+vehicle's track would jump onto the one behind when the model misses it
+for a frame). A track unseen for `max_age_s` ends. A count line counts a
+track once, when the segment between two of its ground points crosses the
+line and the track has `min_hits` observations (a one-frame blip does not
+count). What the renderer's traffic showed double counting, and the cures:
+a weaker box around a vehicle already found (the vehicle plus the road ahead
+of it) is dropped before association; a vehicle found again where a counted
+track was lost (a vehicle waiting on the line, missed for a while) keeps
+that track's count.
 """
 
 from __future__ import annotations
@@ -28,10 +34,6 @@ class Track:
     hits: int = 1
     counted: set[str] = field(default_factory=set)
     crossed: set[str] = field(default_factory=set)  # counted once the track is confirmed
-    origin: Point = (0.0, 0.0)  # the ground point where the track began
-
-    def __post_init__(self) -> None:
-        self.origin = self.det.ground
 
     def predicted(self, t_s: float) -> tuple[float, float, float, float]:
         dt = t_s - self.t_s
@@ -45,12 +47,6 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
-
-
-def _opposite(p: Point, q: Point, line: tuple[Point, Point]) -> bool:
-    """Are p and q on opposite sides of the line (one of them on it counts)?"""
-    s1, s2 = _side(p, *line), _side(q, *line)
-    return s1 * s2 < 0 or (s1 == 0) != (s2 == 0)
 
 
 def overlap_of_smaller(a: Sequence[float], b: Sequence[float]) -> float:
@@ -186,12 +182,7 @@ class Tracker:
                 a = 0.5 if tr.hits > 1 else 1.0  # smooth once there is a velocity
                 tr.vx = a * (nx - ox) / dt + (1 - a) * tr.vx
                 tr.vy = a * (ny - oy) / dt + (1 - a) * tr.vy
-            tr.crossed.update(
-                ln.id
-                for ln in self.lines
-                if crosses((ox, oy), (nx, ny), ln.points)
-                and _opposite(tr.origin, (nx, ny), ln.points)
-            )
+            tr.crossed.update(ln.id for ln in self.lines if crosses((ox, oy), (nx, ny), ln.points))
             tr.det, tr.t_s = d, t_s
             tr.hits += 1
             if tr.hits >= self.min_hits:
