@@ -32,6 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.vision import health as hl
 from edge.vision.config import DEFAULT_MODEL, Camera, CountLine, Zone
 from edge.vision.pipeline import CameraProcessor, crop_box
 from edge.vision.zones import ZoneGeometry
@@ -341,30 +342,44 @@ def count_line_accuracy(model: Any, model_path: Path, seconds: float) -> dict[st
         rng = np.random.default_rng(k)
         with tempfile.TemporaryDirectory(prefix="edge-bench-line-") as tmp:
             sim = engine.start(sumo_args(scenario, 100_011 + k, 7200, step_s, Path(tmp), []))
-            truth = 0
+            crossed: set[str] = set()
+            ok = frames = 0  # frames the camera's health let the model see
             last_pos: dict[str, tuple[str, float]] = {}
             try:
                 for _ in range(int(120 / step_s)):
                     sim.simulationStep()
                 for i in range(int(seconds / step_s)):
                     sim.simulationStep()
+                    frames += 1
                     vehicles = vehicles_from_sumo(sim, None)
                     now = {v.id: (v.lane, v.lane_pos_m) for v in vehicles}
                     for vid, (lane, pos) in last_pos.items():
-                        if lane in lengths and pos < lengths[lane] - 2.0:
-                            cur = now.get(vid)
-                            if cur is None or cur[0] != lane or cur[1] >= lengths[lane] - 2.0:
-                                truth += 1
+                        if vid in crossed or lane not in lengths or pos >= lengths[lane] - 2.0:
+                            continue
+                        # Past the line on its lane, or gone from the approach into the
+                        # junction; a lane change between the approach's lanes is no crossing.
+                        cur = now.get(vid)
+                        if (
+                            cur is None
+                            or cur[0] not in lengths
+                            or (cur[0] == lane and cur[1] >= lengths[lane] - 2.0)
+                        ):
+                            crossed.add(vid)
                     last_pos = now
                     if name == "night":
                         vehicles = [_lit(v) for v in vehicles]
                     frame, _ = render(sc.approach.view, vehicles, cond, rng, sc.road)
-                    proc.process(i * step_s, frame, force=True)
+                    ok += proc.process(i * step_s, frame, force=True).health == hl.OK
             finally:
                 engine.close(sim)
-        counted = sum(proc.tracker.counts.values())
+        counted, truth = sum(proc.tracker.counts.values()), len(crossed)
         acc = 100.0 * min(counted, truth) / max(counted, truth) if max(counted, truth) else 100.0
-        out[name] = {"truth": truth, "counted": counted, "accuracy_pct": round(acc, 1)}
+        out[name] = {
+            "truth": truth,
+            "counted": counted,
+            "accuracy_pct": round(acc, 1),
+            "health_ok_pct": round(100.0 * ok / max(1, frames), 1),
+        }
     return out
 
 
