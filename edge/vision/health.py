@@ -41,6 +41,7 @@ CHECK_EVERY_S = 0.5
 MOVED_FRACTION = 0.03
 MIN_PEAK = 0.03  # phase correlation response below this: nothing lines up
 MEDIAN_OF = 3
+LIGHTS_PCT = 90.0  # the view comparison ignores the brightest 10 % (headlights)
 FROZEN_DIFF = 0.25  # a live sensor changes by 1-3 levels a frame from noise alone
 SMALL_W = 160
 
@@ -78,7 +79,7 @@ def measure(
     if reference is not None and background is not None and reference.shape == gray.shape:
         # phaseCorrelate applies the window in place: give it copies
         (dx, dy), peak = cv2.phaseCorrelate(
-            reference.copy(), background.copy(), _window(gray.shape)
+            _without_lights(reference), _without_lights(background), _window(gray.shape)
         )
         shift = float((dx * dx + dy * dy) ** 0.5)
         peak = float(peak)
@@ -86,6 +87,14 @@ def measure(
 
 
 _WINDOWS: dict[tuple[int, int], npt.NDArray[np.float32]] = {}
+
+
+def _without_lights(img: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """A copy clipped at its LIGHTS_PCT percentile: at night moving headlights are the
+    brightest and highest-contrast things in view and would make phase correlation
+    follow them instead of the road (a parked camera judged moved)."""
+    top = float(np.percentile(img, LIGHTS_PCT))
+    return np.minimum(img, np.float32(top))
 
 
 def aligned(gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
