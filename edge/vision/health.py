@@ -41,7 +41,7 @@ CHECK_EVERY_S = 0.5
 MOVED_FRACTION = 0.03
 MIN_PEAK = 0.03  # phase correlation response below this: nothing lines up
 MEDIAN_OF = 3
-LIGHTS_PCT = 90.0  # the view comparison ignores the brightest 10 % (headlights)
+LIGHTS_PCT = 90.0  # the view comparison clips the brightest 10 % (headlights)
 FROZEN_DIFF = 0.25  # a live sensor changes by 1-3 levels a frame from noise alone
 SMALL_W = 160
 
@@ -90,11 +90,15 @@ _WINDOWS: dict[tuple[int, int], npt.NDArray[np.float32]] = {}
 
 
 def _without_lights(img: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """A copy clipped at its LIGHTS_PCT percentile: at night moving headlights are the
-    brightest and highest-contrast things in view and would make phase correlation
-    follow them instead of the road (a parked camera judged moved)."""
+    """The view's structure: clipped at its LIGHTS_PCT percentile, then the gradient
+    magnitude. At night moving headlights and their glow are the brightest things in
+    view and made phase correlation follow them instead of the road's edges and
+    markings (a parked camera judged moved most of the night)."""
     top = float(np.percentile(img, LIGHTS_PCT))
-    return np.minimum(img, np.float32(top))
+    clipped = np.minimum(img, np.float32(top))
+    gx = cv2.Sobel(clipped, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(clipped, cv2.CV_32F, 0, 1)
+    return np.asarray(cv2.magnitude(gx, gy), np.float32)
 
 
 def aligned(gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
