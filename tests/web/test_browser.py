@@ -16,17 +16,13 @@ import pytest
 from edge import credentials
 from playwright.sync_api import Page
 
-from tests.web.browser import CHROMIUM, chromium
+from tests.web.browser import chromium
 from tests.web.conftest import FIGURES
 from tests.web.simproc import SimPage
 
 USER, PASSWORD = "tech", "cabinet key 42"
 SPEED = 2.0  # the brief's x4 leaves the board's watchdog 125 ms of wall time; see below
 Sample = tuple[float, list[str]]
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="run scripts/install-chromium.sh (make test does)"
-)
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,9 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from tests.web.browser import CHROMIUM, chromium
+from tests.web.browser import chromium
 from tests.web.inproc import FakeLink, FakeSensing, Stepper, app_for, make_runtime
 from tests.web.simproc import free_port
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="run scripts/install-chromium.sh (make test does)"
-)
 
 
 @pytest.fixture(scope="module")
