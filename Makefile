@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-scripted test lint bench setup clean mosquitto flash-tools chromium
+.PHONY: demo demo-scripted test lint bench setup clean test-tools
 
 $(STAMP): pyproject.toml
 	./scripts/setup.sh $(VENV)
@@ -12,9 +12,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The link tests start their own brokers; this installs the binary (apt, as root).
-mosquitto:
-	./scripts/install-mosquitto.sh
+# What the tests start for real (Mosquitto, shellcheck, systemd-analyze, Chromium):
+# apt, as root, only what is missing, one apt-get update.
+test-tools:
+	./scripts/install-test-tools.sh
 
 # The real runtime on the shipped single intersection: SUMO traffic, a virtual IO
 # board on a pty, a live view; 5 minutes or until Ctrl-C (the board goes to flash).
@@ -31,15 +32,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check edge sim tests models
 	$(VENV)/bin/mypy
 
-# flash.sh's tests: shellcheck and systemd-analyze (apt, as root).
-flash-tools:
-	./scripts/install-flash-tools.sh
-
-# The page's tests drive Debian's Chromium (Playwright, never a downloaded browser).
-chromium:
-	./scripts/install-chromium.sh
-
-test: lint mosquitto flash-tools chromium
+test: lint test-tools
 	$(VENV)/bin/pytest -q
 
 bench: $(STAMP)

@@ -11,7 +11,7 @@
    serial line cut (`cut` on the board's stdin): the board's watchdog flashes the
    intersection; the page shows the link to the board lost and the host's events.
 
-Needs /usr/bin/chromium (scripts/install-chromium.sh) and the dev extras.
+Needs /usr/bin/chromium (scripts/install-test-tools.sh) and the dev extras.
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ class Mosquitto:
         binary = mosquitto_binary()
         if binary is None:
             raise RuntimeError(
-                "mosquitto is not installed: run scripts/install-mosquitto.sh (apt-get, as root)"
+                "mosquitto is not installed: run scripts/install-test-tools.sh (apt-get, as root)"
             )
         self.binary = binary
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ DEVICE = "hz-run-1"
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     if mosquitto_binary() is None:
-        pytest.fail("mosquitto is not installed (scripts/install-mosquitto.sh)")
+        pytest.fail("mosquitto is not installed (scripts/install-test-tools.sh)")
     with Mosquitto(tmp_path / "broker") as b:
         yield b
 

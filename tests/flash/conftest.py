@@ -109,7 +109,7 @@ def wheelhouse() -> Path:
 @pytest.fixture(scope="session")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inputs]:
     if mosquitto_binary() is None:
-        pytest.fail("mosquitto is not installed (scripts/install-mosquitto.sh)")
+        pytest.fail("mosquitto is not installed (scripts/install-test-tools.sh)")
     d = tmp_path_factory.mktemp("inputs")
     with Mosquitto(d / "broker") as broker:
         ca_key = d / "fleet-ca.key"

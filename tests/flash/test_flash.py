@@ -127,7 +127,7 @@ def test_systemd_accepts_the_units(provisioned: Provisioned) -> None:
     assert provisioned.first.returncode == 0
     exe = shutil.which("systemd-analyze")
     if exe is None:
-        pytest.fail("systemd-analyze is missing: scripts/install-flash-tools.sh")
+        pytest.fail("systemd-analyze is missing: scripts/install-test-tools.sh")
     done = subprocess.run(
         [exe, "verify", f"--root={provisioned.root}", "edge.service", "edge-update.service"],
         capture_output=True,
@@ -275,7 +275,7 @@ def test_help_speaks_to_a_technician() -> None:
 def test_shellcheck_clean() -> None:
     exe = shutil.which("shellcheck")
     if exe is None:
-        pytest.fail("shellcheck is missing: scripts/install-flash-tools.sh")
+        pytest.fail("shellcheck is missing: scripts/install-test-tools.sh")
     scripts = [FLASH, *sorted((REPO / "scripts").glob("*.sh"))]
     done = subprocess.run([exe, *map(str, scripts)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout

@@ -30,7 +30,7 @@ def chromiums(
     compete with the runtime on the same CPUs, as when it runs on another machine).
     """
     if not CHROMIUM.exists():
-        raise RuntimeError(f"{CHROMIUM} is missing: run scripts/install-chromium.sh as root")
+        raise RuntimeError(f"{CHROMIUM} is missing: run scripts/install-test-tools.sh as root")
     with contextlib.ExitStack() as stack:
         pw = stack.enter_context(sync_playwright())
         exe = str(CHROMIUM)

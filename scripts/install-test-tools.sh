@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# What `make test` starts for real, from Debian, installed only when missing and
+# with one `apt-get update` for all of them:
+#   mosquitto: the link tests run their own brokers (never the system service)
+#   the shellcheck linter: flash.sh must be clean
+#   systemd: systemd-analyze verifies the units flash.sh installs
+#   chromium: the technician-page tests drive /usr/bin/chromium (Playwright
+#     never downloads a browser here)
+set -euo pipefail
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+[ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+    echo "install-test-tools: missing ${need[*]}; run this script as root (apt-get install ${need[*]})" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# policy-rc.d 101: the packages must not start (or enable) their system services here.
+policy=/usr/sbin/policy-rc.d
+created=0
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod +x "$policy"
+    created=1
+fi
+trap '[ $created = 1 ] && rm -f "$policy"' EXIT
+apt-get -o DPkg::Lock::Timeout=600 update
+apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${need[@]}"
