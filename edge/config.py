@@ -180,6 +180,8 @@ class _PreemptCfg(_Strict):
     ped_clear_s: Seconds = 5.0
     min_dwell_s: Seconds = 10.0
     max_presence_s: Seconds = 180.0
+    # a request with an ETA (central's) preempts this long before the arrival
+    lead_s: Annotated[float, Field(ge=0, le=120)] = 20.0
 
 
 class _TransitCfg(_Strict):
@@ -787,6 +789,7 @@ def _build_preempts(
                 ped_clear_ms=ms(pc.ped_clear_s),
                 min_dwell_ms=ms(pc.min_dwell_s),
                 max_presence_ms=ms(pc.max_presence_s),
+                lead_ms=ms(pc.lead_s),
             )
         )
     return tuple(out)

@@ -121,8 +121,8 @@ class SumoTask:
         ]
         self.labels = cfg.labels
         self.approaches = {arm.id: arm.in_edges for arm in d.arms if arm.in_edges}
-        # Emergency vehicles near the junction: the preemption receiver's board inputs.
-        self.emergency = EmergencyFeed([d])
+        # Emergency vehicles near the junction: the receiver's board inputs (no central here).
+        self.emergency = EmergencyFeed([d], central=False)
         self.world = world  # sim.camera.source.World for sim:// cameras, or None
         self.lanes = {det.lane for det in d.detectors}
 

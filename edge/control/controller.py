@@ -167,6 +167,7 @@ class Controller:
         self.pre_requests: dict[int, int] = {}
         self.pre = -1
         self.pre_dwell_at = -1
+        self.pre_cut = 0  # phases whose green the entry ended early: called again at exit
         self.monitor = Monitor(site)
         # The site minimums hold even for a Site built without edge.config's checks.
         self.min_yellow_ms = max(site.safety.min_yellow_ms, ABSOLUTE_MIN_YELLOW_MS)
@@ -804,13 +805,22 @@ class Controller:
         return True
 
     def _preempt_exit(self, now: int) -> None:
-        """Back to normal operation from the dwell greens; every phase gets a call."""
+        """Back to normal operation from the dwell greens.
+
+        Detector and pedestrian calls are kept all through a preemption, so the
+        phases that are called are those with demand, plus every phase whose
+        green the entry cut short (its queue may reach past its loops). Calling
+        every phase, as some controllers do, would time a minimum green and
+        its clearances for each empty one: measured on `single`, twice the
+        delay preemption costs general traffic (docs/priority.md).
+        """
         self._event(now, "preempt_exit", f"preempt {self.site.preempts[self.pre].id}")
         self.pre = -1
         self.pre_dwell_at = -1
         for i in range(len(self.vcall)):
-            if not self.omit[i]:
+            if self.pre_cut >> i & 1 and not self.omit[i]:
                 self.vcall[i] = True
+        self.pre_cut = 0
         for r, a in enumerate(self.active):
             self.ring_next[r] = -1
             if a < 0:
@@ -837,6 +847,7 @@ class Controller:
                 changed |= self._ped(now, a, 0, 0)
                 if self._preempt_can_end(now, a):
                     self._start_yellow(now, a, "preempt")
+                    self.pre_cut |= 1 << a
                     changed = True
                 continue
             if a >= 0:

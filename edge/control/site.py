@@ -173,6 +173,9 @@ class Preempt:
     pedestrian clearance to `ped_clear_ms`; yellow and red clearance are never
     shortened. The dwell lasts at least `min_dwell_ms` and ends when the
     request is cancelled, or after `max_presence_ms` (a stuck input).
+    A request that names the vehicle's arrival time (central's ETA) is put to
+    the core `lead_ms` before that arrival: long enough to time out the entry
+    and let the queue ahead of the vehicle start moving.
     """
 
     id: int
@@ -185,6 +188,7 @@ class Preempt:
     ped_clear_ms: int
     min_dwell_ms: int
     max_presence_ms: int
+    lead_ms: int = 20_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sim.sumo.controllers import NAMES
+from sim.sumo.controllers import CAMERA_NAMES, NAMES, NO_PREEMPT, known
 from sim.sumo.errors import SimError
 from sim.sumo.metrics import summarise
 
@@ -30,9 +30,12 @@ def compare(
     jobs: int = 1,
     scale: float = 1.0,
 ) -> list[dict[str, Any]]:
-    unknown = [c for c in controllers if c not in NAMES]
+    unknown = [c for c in controllers if not known(c) or c in CAMERA_NAMES]
     if unknown:
-        raise SimError(f"unknown controller(s) {unknown}: choose from {', '.join(NAMES)}")
+        raise SimError(
+            f"unknown controller(s) {unknown}: choose from {', '.join(NAMES)}"
+            f" (an edge controller + {NO_PREEMPT!r}: without emergency preemption)"
+        )
     if seeds < 1:
         raise SimError("--seeds must be at least 1")
     runs = [(c, s) for c in controllers for s in range(1, seeds + 1)]
@@ -56,8 +59,22 @@ def _cell(values: list[float]) -> str:
     return f"{mean:.1f}" + (f" ± {sd:.1f}" if sd is not None else "")
 
 
+Column = tuple[str, Callable[[dict[str, Any]], Any]]
+
+# Emergency vehicles, per signal passed (sim/sumo/ev_trace.py): printed when any run had them.
+EV_COLUMNS: list[Column] = [
+    ("EVs", lambda r: r["ev_count"]),
+    ("EV delay s", lambda r: r["ev_mean_delay_s"]),
+    ("EV travel / free flow", lambda r: r["ev_free_flow_ratio"]),
+    ("per signal: median s", lambda r: r.get("ev_signal_delay_median_s")),
+    ("p90 s", lambda r: r.get("ev_signal_delay_p90_s")),
+    ("queue back: median s", lambda r: r.get("ev_recovery_median_s")),
+    ("within 2 cycles %", lambda r: r.get("ev_recovered_2_cycles_pct")),
+]
+
+
 def format_table(reports: list[dict[str, Any]], controllers: Sequence[str]) -> str:
-    cols: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
+    cols: list[Column] = [
         ("delay s/veh", lambda r: r["mean_delay_s"]),
         ("travel s", lambda r: r["mean_travel_time_s"]),
         ("queue veh", _total_queue),
@@ -67,6 +84,25 @@ def format_table(reports: list[dict[str, Any]], controllers: Sequence[str]) -> s
         ("EV delay s", lambda r: r["ev_mean_delay_s"]),
         ("speedup x", lambda r: r["sim_speedup"]),
     ]
+    lines = _table(reports, controllers, cols)
+    lines.append(
+        "mean ± sample standard deviation over seeds; queue = halting vehicles, all approaches"
+    )
+    if any(r.get("ev_passages") for r in reports):
+        lines += ["", "emergency vehicles", *_table(reports, controllers, EV_COLUMNS)]
+        lines.append(
+            "EV delay: SUMO time loss per emergency vehicle; per signal: the time loss between "
+            "one stop line and the next (median, 90th percentile over passages); queue back: "
+            "from a passage until the signal's halting vehicles are at their level before the "
+            "vehicle came; within 2 cycles: share of passages where that took at most two of "
+            "the signal's mean cycles"
+        )
+    return "\n".join(lines)
+
+
+def _table(
+    reports: list[dict[str, Any]], controllers: Sequence[str], cols: list[Column]
+) -> list[str]:
     header = ["controller", "runs", *[c[0] for c in cols]]
     rows = [header]
     for name in controllers:
@@ -78,10 +114,7 @@ def format_table(reports: list[dict[str, Any]], controllers: Sequence[str]) -> s
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append(
-        "mean ± sample standard deviation over seeds; queue = halting vehicles, all approaches"
-    )
-    return "\n".join(lines)
+    return lines
 
 
 def _mean_series(reports: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:

@@ -1,13 +1,23 @@
-"""Emergency vehicles in SUMO as the preemption receiver sees them.
+"""Emergency vehicles in SUMO as the preemption receiver and central see them.
 
-An optical or radio receiver at the junction picks up an emergency vehicle
-(SUMO vClass `emergency`) once it is within `DETECT_RANGE_M` of the stop line
-on an approach, and drops it when the vehicle has passed the stop line (the
-signal is no longer the next one on its route). Each signal's preempt for
-that approach is then requested: as a Preempt command for the in-process
-controller (what edge.board.inputs makes of the receiver's input), or as the
-preempt's board input bit for a board. SUMO's `getNextTLS` gives the next
-signal, its link index and the distance, whatever edges lie in between.
+Two sources request a signal's preempt for the approach an emergency vehicle
+(SUMO vClass `emergency`) arrives on, and both drop it when the vehicle has
+passed the stop line:
+- the receiver: an optical or radio receiver at the junction picks the
+  vehicle up once it is within `DETECT_RANGE_M` of the stop line, next
+  signal only;
+- central (with `central=True`): the city brain tracks the vehicle along its
+  route and sends every signal ahead an `ev_priority` request with the ETA;
+  the device puts it to the core the preempt's `lead_ms` before the arrival
+  (edge/link/priority.py). Here the ETA is the distance over the speed the
+  vehicle may drive (its lane's limit times its speed factor).
+The request reaches the in-process controller as a Preempt command (what
+edge.board.inputs and edge.link.priority make of either source), or a board
+as the preempt's input bit. SUMO's `getNextTLS` gives the signals ahead,
+their link indices and distances, whatever edges lie in between.
+
+With `preempt=False` nothing is requested, but the vehicles are traced the
+same way (sim/sumo/ev_trace.py), so runs with and without are measured alike.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from typing import Any
 from edge.control.messages import Preempt
 
 from sim.sumo.derive import Derivation
+from sim.sumo.ev_trace import EvTrace
 
 DETECT_RANGE_M = 250.0  # typical optical/radio receiver range on a straight approach
 
@@ -30,6 +41,7 @@ def _edge_of(lane: str) -> str:
 @dataclass(slots=True)
 class _Signal:
     preempt_of_link: dict[int, int]  # TLS link index -> preempt id of its approach
+    lead_s: dict[int, float]  # preempt id -> how long before the arrival central's request acts
     input_of: dict[int, int]  # preempt id -> board input (1..16), where wired
     on: frozenset[int] = frozenset()  # preempt ids requested now
     commands: list[Preempt] = field(default_factory=list)  # changes not yet taken
@@ -38,10 +50,20 @@ class _Signal:
 class EmergencyFeed:
     """Tracks emergency vehicles each SUMO step; says which preempts are requested."""
 
-    def __init__(self, derivations: Iterable[Derivation], range_m: float = DETECT_RANGE_M) -> None:
+    def __init__(
+        self,
+        derivations: Iterable[Derivation],
+        range_m: float = DETECT_RANGE_M,
+        central: bool = True,
+        preempt: bool = True,
+    ) -> None:
         self.range_m = range_m
+        self.central = central
+        self.preempt = preempt
         self.signals: dict[str, _Signal] = {}
+        edges: dict[str, tuple[str, ...]] = {}
         for d in derivations:
+            edges[d.tls] = tuple(e for a in d.arms for e in a.in_edges)
             approach = {e: a.id for a in d.arms for e in a.in_edges}
             pre_of_arm = {p.approach: p.id for p in d.site.preempts if p.approach is not None}
             links = {
@@ -52,29 +74,44 @@ class EmergencyFeed:
                 and arm in pre_of_arm
             }
             inputs = {p.id: p.input for p in d.site.preempts if p.input is not None}
-            self.signals[d.tls] = _Signal(links, inputs)
+            lead = {p.id: p.lead_ms / 1000 for p in d.site.preempts}
+            self.signals[d.tls] = _Signal(links, lead, inputs)
         self.vehicles: set[str] = set()
         self.requests = 0  # preempt requests raised (rising edges), for the report
+        self.trace = EvTrace(edges)
 
     def update(self, sim: Any) -> None:
         """After a SUMO step: new and gone emergency vehicles, then each signal's requests."""
+        t_s = float(sim.simulation.getTime())
+        self.trace.sample(sim, t_s)
         for vid in sim.simulation.getDepartedIDList():
             if sim.vehicle.getVehicleClass(vid) == "emergency":
                 self.vehicles.add(vid)
         for vid in sim.simulation.getArrivedIDList():
-            self.vehicles.discard(vid)
+            if vid in self.vehicles:
+                self.vehicles.discard(vid)
+                self.trace.gone(vid)
         wanted: dict[str, set[int]] = {tls: set() for tls in self.signals}
         for vid in sorted(self.vehicles):
             ahead = sim.vehicle.getNextTLS(vid)
+            self.trace.ahead(sim, vid, ahead[0][0] if ahead else None, t_s)
             if not ahead:
                 continue
-            tls, link, dist, _state = ahead[0]
-            sig = self.signals.get(tls)
-            if sig is None or dist > self.range_m:
-                continue
-            pid = sig.preempt_of_link.get(int(link))
-            if pid is not None:
-                wanted[tls].add(pid)
+            speed = max(sim.vehicle.getAllowedSpeed(vid), 1.0) if self.central else 0.0
+            for n, (tls, link, dist, _state) in enumerate(ahead):
+                sig = self.signals.get(tls)
+                pid = sig.preempt_of_link.get(int(link)) if sig is not None else None
+                if sig is None or pid is None:
+                    continue
+                heard = n == 0 and dist <= self.range_m
+                told = self.central and dist / speed <= sig.lead_s[pid]
+                if heard or told:
+                    wanted[tls].add(pid)
+                    self.trace.reach(vid, tls)
+                if not self.central:
+                    break
+        if not self.preempt:
+            return
         for tls, sig in self.signals.items():
             now = frozenset(wanted[tls])
             if now == sig.on:

@@ -201,8 +201,11 @@ def _run(
         notes=ctl.notes() + notes,
     )
     ev = getattr(ctl, "emergency", None)
-    report["preemption"] = ev is not None
+    report["preemption"] = ev is not None and ev.preempt
     report["preempt_requests"] = ev.requests if ev is not None else 0
+    if ev is not None:
+        cycles = getattr(ctl, "cycles_s", None)
+        report.update(ev.trace.summary(cycles(report["simulated_s"]) if cycles else None))
     return report
 
 

@@ -143,6 +143,14 @@ def build_report(
         "ev_count": len(ev),
         "ev_mean_delay_s": _mean([t.time_loss_s for t in ev]),
         "ev_mean_travel_time_s": _mean([t.duration_s for t in ev]),
+        # travel time over free-flow travel time (SUMO: duration less time loss), arrived EVs
+        "ev_free_flow_ratio": _mean(
+            [
+                t.duration_s / ft
+                for t in ev
+                if t.arrival_s >= 0 and (ft := t.duration_s - t.time_loss_s) > 0
+            ]
+        ),
         "queues": queues.per_approach(),
         "timeseries": {
             "t_s": [b * BIN_S for b in series_t],

@@ -19,6 +19,16 @@ NAMES = ("edge", "edge-adaptive", "edge-board", *SUMO_TYPES, "webster", "max-pre
 # The controller on rendered cameras (sim/camera, edge/vision): slow (a frame per camera
 # per step), so kept out of NAMES, which the baseline comparisons and tests sweep.
 CAMERA_NAMES = ("edge-camera", "edge-camera-labels")
+# `edge-no-preempt`, `edge-adaptive-no-preempt`: the same controller with the
+# emergency feed traced but requesting nothing (the "without priority" runs).
+NO_PREEMPT = "-no-preempt"
+PREEMPTING = ("edge", "edge-adaptive", "edge-board")
+
+
+def known(name: str) -> bool:
+    """Is this a controller name make_controller builds?"""
+    base = name.removesuffix(NO_PREEMPT)
+    return name in NAMES + CAMERA_NAMES or (base != name and base in PREEMPTING)
 
 
 def make_controller(
@@ -30,15 +40,18 @@ def make_controller(
     (the other controllers have none). `scale` is the demand factor the Webster
     baseline plans for.
     """
-    if name not in NAMES + CAMERA_NAMES:
+    if not known(name):
         raise SimError(
             f"unknown controller {name!r}: choose from {', '.join(NAMES + CAMERA_NAMES)}"
+            f" (an edge controller + {NO_PREEMPT!r}: without emergency preemption)"
         )
+    if name.endswith(NO_PREEMPT):
+        name, preemption = name.removesuffix(NO_PREEMPT), False
     junctions = signal_junctions(scenario.net)
     if name in SUMO_TYPES:
         return SumoProgram(name, junctions)
     derivations = derive_all(junctions)
-    if name in ("edge", "edge-adaptive", "edge-board"):
+    if name in PREEMPTING:
         ctl: EdgeControl | EdgeBoardControl
         if name == "edge-board":
             ctl = EdgeBoardControl(derivations)
@@ -46,8 +59,7 @@ def make_controller(
             ctl = EdgeControl(derivations, name=name, mode="adaptive")
         else:
             ctl = EdgeControl(derivations)
-        if preemption:
-            ctl.emergency = EmergencyFeed(derivations)
+        ctl.emergency = EmergencyFeed(derivations, preempt=preemption)
         return ctl
     if name in CAMERA_NAMES:  # rendered frames -> model -> zones
         from sim.sumo.controllers.edge_camera import EdgeCameraControl
@@ -69,4 +81,4 @@ def make_controller(
     return EdgeControl(derivations, sites=sites, name="webster", notes=summaries + skipped)
 
 
-__all__ = ["CAMERA_NAMES", "NAMES", "SignalControl", "make_controller"]
+__all__ = ["CAMERA_NAMES", "NAMES", "NO_PREEMPT", "SignalControl", "known", "make_controller"]

@@ -44,6 +44,7 @@ class _Signal:
     last_channels: tuple[Lamp, ...] | None = None
     last_state: str = ""
     commands: tuple[object, ...] = ()  # sent with the next step
+    barriers: int = 0  # barrier crossings, for the mean cycle
 
 
 class EdgeControl:
@@ -63,7 +64,7 @@ class EdgeControl:
         self.use_detectors = sites is None
         self.signals: list[_Signal] = []
         self.fault_events: list[str] = []
-        # Emergency vehicles -> the preempts of their approach (None: preemption off).
+        # Emergency vehicles -> the preempts of their approach (None: not traced).
         self.emergency: EmergencyFeed | None = None
 
     def prepare(self, scenario: Scenario, workdir: Path) -> list[Path]:
@@ -116,6 +117,7 @@ class EdgeControl:
             )
             out = s.controller.step(t_ms, inputs)
             s.channels = out.channels
+            s.barriers += sum(1 for e in out.events if e.name == "barrier_cross")
             if out.fault is not None and not self.fault_events:
                 self.fault_events.append(
                     f"{s.tls}: fault flash at {t_ms / 1000:.1f} s: {out.fault}"
@@ -130,6 +132,15 @@ class EdgeControl:
             if state != s.last_state:
                 sim.trafficlight.setRedYellowGreenState(s.tls, state)
                 s.last_state = state
+
+    def cycles_s(self, simulated_s: float) -> dict[str, float]:
+        """Each signal's mean cycle: every barrier group served once per cycle."""
+        out = {}
+        for s in self.signals:
+            groups = len({p.group for p in s.site.phases})
+            if groups > 1 and s.barriers:
+                out[s.tls] = simulated_s * groups / s.barriers
+        return out
 
     def notes(self) -> list[str]:
         out = [f"{d.tls}: {n}" for d in self.derivations for n in d.notes]
