@@ -265,16 +265,15 @@ class CentralLink:
         self._sync_priority()
 
     def _expire_priority(self) -> None:
-        """A request past its expiry (never cancelled: a lost radio or bus) lapses."""
+        """Requests past their expiry lapse (a lost radio or bus never cancels); others fall due."""
         now = utc_ms()
         gone = self.book.expire(now)
         for key in gone:
             self.events.append(LogEvent(now, "priority_expired", key, "", "link"))
-        if gone:
-            self._sync_priority()
+        self._sync_priority()  # and requests whose vehicle is now within the lead time
 
     def _sync_priority(self) -> None:
-        for cmd in self.book.commands(self.rt.driver.controller.site):
+        for cmd in self.book.commands(self.rt.driver.controller.site, utc_ms()):
             log.info("central_priority command=%r", cmd)
             self.rt.driver.command(cmd)
 

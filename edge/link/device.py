@@ -296,16 +296,15 @@ class DeviceRuntime:
             hook(req)
 
     def _expire_priorities(self, utc: int) -> None:
-        """A request past its expiry (never cancelled: a lost bus or radio) lapses."""
+        """Requests past their expiry lapse (a lost bus or radio never cancels); others fall due."""
         gone = self.book.expire(utc)
         for key in gone:
             self._log(LogEvent(utc, "priority_expired", key, "", "link"))
-        if gone:
-            self._sync_preempts()
+        self._sync_preempts()  # and requests whose vehicle is now within the lead time
 
     def _sync_preempts(self) -> None:
         """Central's requests become the core's preempts (emergency) and transit priority."""
-        for cmd in self.book.commands(self.ctl.site):
+        for cmd in self.book.commands(self.ctl.site, utc_ms()):
             self.queued.append(ControlCommand(None, cmd))
 
     def _state(self, ref: str | None) -> str:

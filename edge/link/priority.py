@@ -1,8 +1,12 @@
 """Central's priority requests as commands for the control core. Pure.
 
 An emergency request in force becomes Preempt(on) for every preempt of its
-approach; a transit request becomes the core's TransitRequest for its approach
-(when the site has transit priority). A cancel, or expiry at the command's TTL
+approach from the preempt's lead time before the vehicle's arrival (received
+at + ETA): early enough to time out the entry and start the queue ahead of the
+vehicle, not so early that the cross streets wait for a vehicle still minutes
+away. The callers ask again every second, so a request falls due on time.
+A transit request becomes the core's TransitRequest for its approach (when
+the site has transit priority). A cancel, or expiry at the command's TTL
 (a lost radio or bus never cancels), drops the request, and what the core was
 asked for is taken back. The link harness (edge/link/device.py) and `edge run`'s
 central link (edge/device/central.py) each keep one book; storing the requests
@@ -79,8 +83,8 @@ class PriorityBook:
             del self.requests[key]
         return gone
 
-    def commands(self, site: Site) -> list[Preempt | TransitRequest]:
-        """What the core must be told so it holds exactly the requests in force."""
+    def commands(self, site: Site, utc_ms: int) -> list[Preempt | TransitRequest]:
+        """What the core must be told so it holds exactly the requests in force and due."""
         out: list[Preempt | TransitRequest] = []
         wanted = {
             pre.id
@@ -88,6 +92,7 @@ class PriorityBook:
             if isinstance(req, EmergencyPriorityRequest)
             for pre in site.preempts
             if pre.approach == req.approach
+            and utc_ms >= req.received_ms + round(req.eta_s * 1000) - pre.lead_ms
         }
         out += [Preempt(pid, True) for pid in sorted(wanted - self.preempting)]
         out += [Preempt(pid, False) for pid in sorted(self.preempting - wanted)]

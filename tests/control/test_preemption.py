@@ -111,3 +111,37 @@ def test_dwell_phase_waiting_out_red_revert_starts_on_time_on_quiet_steps() -> N
         (60, frozenset(), (Preempt(1),)),
     ]
     assert run(FOUR_LEG, segments) == run(FOUR_LEG, segments, always_slow=True)
+
+
+def test_exit_calls_the_phases_cut_short_and_those_with_demand_not_every_phase() -> None:
+    """Detector calls are kept through a preemption: the exit needs no call on every phase
+    (each empty one would time a minimum green and clearances); the greens the entry cut
+    short are called again, since their queues may reach past their loops."""
+    site = FOUR_LEG
+    ctl = Controller(site)
+    checker = InvariantChecker(site, check_service=False)
+    side = frozenset({4, 8})  # the side street's loops, held until the request
+    requested = exit_at = None
+    greens: set[int] = set()  # phases green at the last step
+    after_exit: set[int] = set()
+    for now in range(0, 200_000, 100):
+        cmds: tuple[object, ...] = ()
+        if requested is None and now > 20_000 and {4, 8} <= greens:
+            requested = now  # the side street is green: preempt the west approach
+            cmds = (Preempt(1),)
+        elif requested is not None and now == requested + 30_000:
+            cmds = (Preempt(1, on=False),)
+        occupied = side if requested is None else frozenset()
+        out = ctl.step(now, Inputs(occupied=occupied, commands=cmds))
+        checker.check(now, out)
+        greens = {
+            p.id for p, lamp in zip(site.phases, out.phases, strict=True) if lamp == Lamp.GREEN
+        }
+        if any(e.name == "preempt_exit" for e in out.events):
+            exit_at = now
+        if exit_at is not None:
+            after_exit |= greens
+    assert requested is not None and exit_at is not None
+    assert {4, 8} <= after_exit  # cut short by the entry: served again
+    assert {2, 6} <= after_exit  # min recall
+    assert not after_exit & {3, 7}  # served before, no demand since, not cut: not timed

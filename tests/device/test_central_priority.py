@@ -87,7 +87,7 @@ def test_central_preempts_the_controller_and_gets_counts(broker: Mosquitto, tmp_
             return await central.request(client, DEVICE, "cmd", raw, until=("accepted",
                                          "rejected"), timeout_s=10)  # fmt: skip
 
-    ev_n = {"kind": "ev_priority", "approach": "N", "eta_s": 30, "vehicle_id": "E-17"}
+    ev_n = {"kind": "ev_priority", "approach": "N", "eta_s": 15, "vehicle_id": "E-17"}
 
     async def first_run() -> None:
         async with collecting(broker, device=DEVICE) as col:

@@ -144,7 +144,7 @@ async def _scenario(broker: Mosquitto, keys: Keys, tmp: Path) -> dict[str, Any]:
                 return got
 
             got = await command(
-                {"kind": "ev_priority", "approach": "N", "eta_s": 30, "vehicle_id": "E-17"},
+                {"kind": "ev_priority", "approach": "N", "eta_s": 15, "vehicle_id": "E-17"},
                 until=("accepted", "rejected"),
             )
             assert got[-1]["status"] == "accepted"

@@ -21,10 +21,13 @@ def site(transit: bool = False) -> Site:
     )
 
 
+NOW = 0  # the requests below arrive at 0 with an ETA inside the preempts' lead time
+
+
 def ev(
-    vehicle: str, approach: str, cancel: bool = False, expires: int = 10_000
+    vehicle: str, approach: str, cancel: bool = False, expires: int = 10_000, eta_s: float = 10.0
 ) -> EmergencyPriorityRequest:
-    return EmergencyPriorityRequest(f"c-{vehicle}", approach, 30.0, vehicle, cancel, 0, expires)
+    return EmergencyPriorityRequest(f"c-{vehicle}", approach, eta_s, vehicle, cancel, 0, expires)
 
 
 def bus(vehicle: str, approach: str, cancel: bool = False) -> TransitPriorityRequest:
@@ -36,33 +39,46 @@ def bus(vehicle: str, approach: str, cancel: bool = False) -> TransitPriorityReq
 def test_emergency_requests_become_preempts_of_their_approach_once() -> None:
     s, book = site(), PriorityBook()
     assert book.update(ev("E-1", "N")) == "ev:E-1"
-    assert book.commands(s) == [Preempt(4, True)]
+    assert book.commands(s, NOW) == [Preempt(4, True)]
     book.update(ev("E-2", "N"))  # a second vehicle on the same approach: nothing new
-    assert book.commands(s) == []
+    assert book.commands(s, NOW) == []
     book.update(ev("E-1", "N", cancel=True))
-    assert book.commands(s) == []  # E-2 still wants preempt 4
+    assert book.commands(s, NOW) == []  # E-2 still wants preempt 4
     book.update(ev("E-2", "N", cancel=True))
     book.update(ev("E-3", "W"))
-    assert book.commands(s) == [Preempt(1, True), Preempt(4, False)]
+    assert book.commands(s, NOW) == [Preempt(1, True), Preempt(4, False)]
+
+
+def test_an_emergency_request_preempts_from_the_lead_time_before_its_eta() -> None:
+    s, book = site(), PriorityBook()
+    lead = next(p.lead_ms for p in s.preempts if p.id == 4)
+    assert lead == 20_000  # the default: time out the entry, start the queue ahead
+    book.update(ev("E-1", "N", eta_s=90.0, expires=120_000))
+    due = 90_000 - lead
+    assert book.commands(s, due - 1) == []  # still far away: the cross streets run normally
+    assert book.commands(s, due) == [Preempt(4, True)]
+    assert book.commands(s, due + 5_000) == []  # asked once
+    book.update(ev("E-1", "N", cancel=True))
+    assert book.commands(s, due + 6_000) == [Preempt(4, False)]
 
 
 def test_expiry_takes_the_preempt_back() -> None:
     s, book = site(), PriorityBook()
     book.update(ev("E-1", "S", expires=5_000))
     book.update(ev("E-2", "E", expires=9_000))
-    assert book.commands(s) == [Preempt(2, True), Preempt(3, True)]
+    assert book.commands(s, NOW) == [Preempt(2, True), Preempt(3, True)]
     assert book.expire(4_999) == []
     assert book.expire(5_000) == ["ev:E-1"]
-    assert book.commands(s) == [Preempt(3, False)]
+    assert book.commands(s, NOW) == [Preempt(3, False)]
 
 
 def test_transit_requests_only_where_the_site_has_transit_priority() -> None:
     book = PriorityBook()
     book.update(bus("B-7", "W"))
-    assert book.commands(site()) == []
-    assert book.commands(site(transit=True)) == [TransitRequest("W", True)]
+    assert book.commands(site(), NOW) == []
+    assert book.commands(site(transit=True), NOW) == [TransitRequest("W", True)]
     book.update(bus("B-7", "W", cancel=True))
-    assert book.commands(site(transit=True)) == [TransitRequest("W", False)]
+    assert book.commands(site(transit=True), NOW) == [TransitRequest("W", False)]
 
 
 def test_stored_requests_restore_and_bad_rows_are_skipped() -> None:
@@ -76,4 +92,4 @@ def test_stored_requests_restore_and_bad_rows_are_skipped() -> None:
         ]
     )
     assert book.requests == {"ev:E-1": a, "transit:B-7": b}
-    assert book.commands(site(transit=True)) == [Preempt(4, True), TransitRequest("W", True)]
+    assert book.commands(site(transit=True), NOW) == [Preempt(4, True), TransitRequest("W", True)]

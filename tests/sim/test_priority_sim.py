@@ -107,3 +107,84 @@ def test_bench_commands_quick_smoke() -> None:
         capture_output=True, text=True, timeout=60, env=env, check=False,
     )  # fmt: skip
     assert bad.returncode == 1 and "unknown ['nope']" in bad.stderr
+
+
+CORRIDOR_ROUTES = """
+<vType id="car" accel="2.6" decel="4.5" sigma="0" length="5" minGap="2.5" maxSpeed="13.9"/>
+<vType id="ev" vClass="emergency" accel="2.6" decel="4.5" sigma="0" length="6.5" maxSpeed="16.7"/>
+<route id="N1" edges="N1_J1 J1_S1"/>
+<route id="N2" edges="N2_J2 J2_S2"/>
+<route id="WE" edges="W_J1 J1_J2 J2_E"/>
+<flow id="n1" type="car" route="N1" begin="0" end="200" period="4"/>
+<flow id="n2" type="car" route="N2" begin="0" end="200" period="4"/>
+<vehicle id="ambulance" type="ev" route="WE" depart="40" departSpeed="max"/>
+"""
+
+
+def _corridor(tmp: Path) -> Path:
+    """Two signals 200 m apart on an east-west road, a cross street at each."""
+    nodes: list[tuple[str, float, float, str]] = [
+        ("W", -500, 0, "priority"), ("J1", 0, 0, "traffic_light"),
+        ("J2", 200, 0, "traffic_light"), ("E", 600, 0, "priority"),
+        ("N1", 0, 200, "priority"), ("S1", 0, -200, "priority"),
+        ("N2", 200, 200, "priority"), ("S2", 200, -200, "priority"),
+    ]  # fmt: skip
+    edges = [("W_J1", "W", "J1", 2), ("J1_J2", "J1", "J2", 2), ("J2_E", "J2", "E", 2)]
+    for j in ("1", "2"):
+        edges += [(f"N{j}_J{j}", f"N{j}", f"J{j}", 1), (f"J{j}_S{j}", f"J{j}", f"S{j}", 1)]
+    return build_net(tmp, "corr", nodes, edges, routes=CORRIDOR_ROUTES)
+
+
+def _first_requests(sc_path: Path, central: bool) -> dict[str, float]:
+    """Drive SUMO with the feed alone: when each signal's preempt was first requested,
+    as the ambulance's distance to that signal's stop line then."""
+    from sim.sumo import engine
+    from sim.sumo.emergency import EmergencyFeed
+
+    sc = resolve(str(sc_path))
+    derivations = [derive(j) for j in signal_junctions(sc.net)]
+    feed = EmergencyFeed(derivations, central=central)
+    sim = engine.start(["-c", str(sc.sumocfg), "--no-step-log", "true", "--no-warnings", "true"])
+    first: dict[str, float] = {}
+    try:
+        for _ in range(200):
+            sim.simulationStep()
+            feed.update(sim)
+            for d in derivations:
+                if any(c.on for c in feed.take(d.tls)) and d.tls not in first:
+                    ahead = {t: dist for t, _, dist, _ in sim.vehicle.getNextTLS("ambulance")}
+                    first[d.tls] = ahead[d.tls]
+                    first[f"{d.tls} eta"] = ahead[d.tls] / sim.vehicle.getAllowedSpeed("ambulance")
+                    first[f"{d.tls} signals ahead"] = len(ahead)
+    finally:
+        engine.close(sim)
+    assert feed.requests == len(first) // 3
+    return first
+
+
+def test_central_requests_every_signal_ahead_by_eta_the_receiver_only_the_next(
+    tmp_path: Path,
+) -> None:
+    cfg = _corridor(tmp_path)
+    told = _first_requests(cfg, central=True)
+    heard = _first_requests(cfg, central=False)
+    assert {k for k in told if " " not in k} == {k for k in heard if " " not in k} == {"J1", "J2"}
+    # Central: the preempt's 20 s lead before the ETA (within one 1 s SUMO step), J2's
+    # while J1 is still ahead of the ambulance; the receiver: 250 m, next signal only.
+    for tls in ("J1", "J2"):
+        assert 19.0 <= told[f"{tls} eta"] <= 20.0 and told[tls] > heard[tls]
+    assert told["J2 signals ahead"] == 2 and heard["J2 signals ahead"] == 1
+    assert 230 < heard["J1"] <= 250
+
+
+def test_compare_traces_each_signal_passed_with_and_without_preemption(tmp_path: Path) -> None:
+    sc = resolve(str(_corridor(tmp_path)))
+    on = run(sc, "edge", 1, 200)
+    off = run(sc, "edge-no-preempt", 1, 200)
+    assert on["controller"] == "edge" and off["controller"] == "edge-no-preempt"
+    assert on["preemption"] and not off["preemption"] and off["preempt_requests"] == 0
+    for r in (on, off):
+        assert r["ev_passages"] == 2  # one ambulance, two stop lines
+        assert r["ev_free_flow_ratio"] >= 1.0
+        assert set(r["cycle_s"]) == {"J1", "J2"}
+    assert on["ev_signal_delay_median_s"] < off["ev_signal_delay_median_s"]
