@@ -52,14 +52,16 @@ def _total_queue(r: dict[str, Any]) -> float:
     return float(sum(q["mean"] for q in r["queues"].values()))
 
 
-def _cell(values: list[float]) -> str:
+def _cell(values: list[float], digits: int = 1) -> str:
     mean, sd = summarise(values)
     if mean is None:
         return "-"
-    return f"{mean:.1f}" + (f" ± {sd:.1f}" if sd is not None else "")
+    return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")
 
 
 Column = tuple[str, Callable[[dict[str, Any]], Any]]
+
+TWO_DIGITS = {"EV travel / free flow"}  # a ratio: 1.1 would hide the 15 % goal
 
 # Emergency vehicles, per signal passed (sim/sumo/ev_trace.py): printed when any run had them.
 EV_COLUMNS: list[Column] = [
@@ -108,8 +110,9 @@ def _table(
     for name in controllers:
         mine = [r for r in reports if r["controller"] == name]
         row = [name, str(len(mine))]
-        for _, get in cols:
-            row.append(_cell([float(v) for r in mine if (v := get(r)) is not None]))
+        for title, get in cols:
+            values = [float(v) for r in mine if (v := get(r)) is not None]
+            row.append(_cell(values, 2 if title in TWO_DIGITS else 1))
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
