@@ -156,6 +156,7 @@ class CentralLink:
             "spool_rows": self.store.spool_size(),
             "last_error": self.last_error,
             "priority": sorted(self.book.requests),  # central's requests in force
+            "clock_offset_ms": self.session.clock_offset_ms,  # central's clock minus ours
         }
 
     # -- LinkHandler ---------------------------------------------------------------------------

@@ -121,9 +121,11 @@ def render(s: dict[str, Any]) -> str:
             state = (
                 "connected" if link.get("connected") else f"DISCONNECTED ({link.get('last_error')})"
             )
+            clock = link.get("clock_offset_ms")
             lines.append(
                 f"central   {state} {link.get('broker')}, plan v{link.get('plan_version')}, "
-                f"spool {link.get('spool_rows')} rows"
+                f"spool {link.get('spool_rows')} rows, clock "
+                + (f"{clock:+d} ms to central" if clock is not None else "not compared yet")
             )
         cams = rt.get("cameras")
         lines.append(

@@ -325,6 +325,7 @@ class DeviceRuntime:
                 ],
                 "overrides": sorted(self.session.overrides),
                 "central": "lapsed" if self.session.lapsed else "ok",
+                "clock_offset_ms": self.session.clock_offset_ms,
                 "priority": [
                     {"key": k, "approach": r.approach, "eta_s": r.eta_s, "vehicle_id": r.vehicle_id}
                     for k, r in sorted(self.priority.items())

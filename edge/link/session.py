@@ -19,6 +19,7 @@ and sends the `applied` ack when the controller reports the plan applied.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -40,6 +41,9 @@ from edge.link.plans import Bundle, verify_bundle
 from edge.link.signing import open_envelope
 
 log = logging.getLogger(__name__)
+
+CLOCK_SAMPLES = 16  # commands the clock offset estimate looks back over
+CLOCK_WARN_MS = 1000  # beyond this the time bases disagree enough to say so (an event)
 
 
 class CommandMemory(Protocol):
@@ -102,6 +106,32 @@ class DeviceSession:
     last_central_ms: int | None = None
     overrides: set[str] = field(default_factory=set)  # "hold", "flash", "mode"
     lapsed: bool = False
+    # central's clock minus ours, as seen in verified commands (issued - received)
+    clock_samples: deque[int] = field(default_factory=lambda: deque(maxlen=CLOCK_SAMPLES))
+    clock_off: bool = False  # the estimate is beyond CLOCK_WARN_MS (event logged once)
+
+    @property
+    def clock_offset_ms(self) -> int | None:
+        """Central's clock minus this device's, in ms (None: no command heard yet).
+
+        Each verified command gives issued - received: the offset less that
+        command's one-way delay. The largest of the last few is the one that
+        travelled fastest, so the best estimate (an underestimate by the
+        smallest delay, milliseconds on a healthy link). Expiry checks and
+        coordination's common time base both assume it is small.
+        """
+        return max(self.clock_samples) if self.clock_samples else None
+
+    def _clock(self, issued_ms: int, now_ms: int) -> list[Action]:
+        self.clock_samples.append(issued_ms - now_ms)
+        off = self.clock_offset_ms or 0
+        far = abs(off) > CLOCK_WARN_MS
+        if far == self.clock_off:
+            return []
+        self.clock_off = far
+        name = "clock_offset" if far else "clock_synced"
+        detail = f"central's clock {off:+d} ms from this device's"
+        return [LogEvent(now_ms, name, "", detail, "link")]
 
     # -- plan bundles --------------------------------------------------------------
 
@@ -145,6 +175,7 @@ class DeviceSession:
             if not self.memory.remember_command(cmd.id, cmd.expires_ms, now_ms):
                 raise Rejected("replayed", f"command {cmd.id!r} was already received")
             actions = self._heard(now_ms)
+            actions += self._clock(cmd.issued_ms, now_ms)
             actions += self._command(cmd, now_ms, correlation)
             return actions
         except RecursionError:

@@ -290,6 +290,38 @@ def test_backup_timer_releases_central_overrides(keys: Keys) -> None:
     assert any(isinstance(a, LogEvent) and a.name == "central_resumed" for a in out)
 
 
+def test_clock_offset_to_central_from_verified_commands(keys: Keys) -> None:
+    """issued - received per command; the largest of the recent ones (the fastest
+    delivery) is the estimate; crossing 1 s either way is an event."""
+    from edge.link.messages import command_body
+    from edge.link.signing import sign
+
+    s = session(keys)
+    assert s.clock_offset_ms is None
+    t = signing_now()
+
+    def heartbeat(issued: int, received: int) -> list[Any]:
+        body = command_body(
+            DEV, f"hb-{issued}-{received}", issued, issued + 60_000, {"kind": "heartbeat"}
+        )
+        return s.on_command(sign(body, keys.central), received)
+
+    assert not [a for a in heartbeat(t, t + 40) if isinstance(a, LogEvent)]
+    heartbeat(t + 1000, t + 1015)  # delivered faster: the better sample
+    assert s.clock_offset_ms == -15
+    out = heartbeat(t + 5000, t + 1500)  # central's clock now reads 3.5 s ahead
+    ev = [a for a in out if isinstance(a, LogEvent)]
+    assert s.clock_offset_ms == 3500
+    assert [(e.name, e.detail) for e in ev] == [
+        ("clock_offset", "central's clock +3500 ms from this device's")
+    ]
+    names = []
+    for k in range(16):  # the old sample ages out once the clock is fixed
+        names += [a.name for a in heartbeat(t + 6000 + k, t + 6010 + k) if isinstance(a, LogEvent)]
+    assert s.clock_offset_ms == -10
+    assert names == ["clock_synced"]
+
+
 def test_plan_actions(keys: Keys) -> None:
     s = session(keys)
     raw = signed_bundle(keys.central, DEV, 1, site_plans(), "day")
