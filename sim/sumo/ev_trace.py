@@ -10,7 +10,8 @@ stops being the next one on its route). For each passage:
   signal's approaches are back to their level before the vehicle came (the
   mean over the `REF_S` before it was first within reach of the signal:
   the receiver's range or central's lead). Not back within `WATCH_S`: the
-  recovery counts as `WATCH_S`.
+  recovery counts as `WATCH_S`; a passage whose watch is still open when
+  the run ends is left out.
 
 The same trace runs with preemption off, so the two runs are measured alike.
 """
