@@ -52,7 +52,12 @@ def add_sim_command(sub: Any) -> None:
 
     p = simsub.add_parser("compare", help="run controllers over seeds; table and chart")
     p.add_argument("scenario")
-    p.add_argument("--controllers", default="edge,sumo-actuated,webster,max-pressure")
+    p.add_argument(
+        "--controllers",
+        default="edge,sumo-actuated,webster,max-pressure",
+        help="comma-separated names; edge-no-preempt, edge-adaptive-no-preempt: the same "
+        "edge controller without emergency preemption (its EVs still traced)",
+    )
     p.add_argument("--seeds", type=int, default=3, help="seeds 1..N")
     p.add_argument("--end", type=float)
     p.add_argument("--chart", default="compare.png", help="PNG chart to write")
