@@ -188,3 +188,9 @@ def test_compare_traces_each_signal_passed_with_and_without_preemption(tmp_path:
         assert r["ev_free_flow_ratio"] >= 1.0
         assert set(r["cycle_s"]) == {"J1", "J2"}
     assert on["ev_signal_delay_median_s"] < off["ev_signal_delay_median_s"]
+    from sim.sumo.compare import format_table
+
+    text = format_table([on, off], ["edge", "edge-no-preempt"])
+    ev_rows = text.split("emergency vehicles\n", 1)[1].splitlines()
+    assert ev_rows[2].startswith("edge ") and ev_rows[3].startswith("edge-no-preempt")
+    assert f"{on['ev_free_flow_ratio']:.2f}" in ev_rows[2]  # the ratio with two decimals
