@@ -129,6 +129,8 @@ class _DetectorCfg(_Strict):
     delay_s: Seconds = 0.0
     carryover_s: Seconds = 0.0
     locking: bool = True
+    max_presence_s: Seconds = 0.0  # occupied this long: failed (stuck on); 0: off
+    no_activity_s: Annotated[float, Field(ge=0, le=86400)] = 0.0  # no vehicle this long: failed
 
 
 RecallName = Literal["none", "min", "max", "ped", "soft"]
@@ -230,6 +232,10 @@ _OPTIONAL_DEFAULTS = {
     "time_before_reduction_s": 0.0,
     "time_to_reduce_s": 0.0,
 }
+
+
+MIN_MAX_PRESENCE_S = 60.0  # a car may wait a whole red on a stop-bar loop
+MIN_NO_ACTIVITY_S = 300.0
 
 
 def ms(seconds: float) -> int:
@@ -814,6 +820,16 @@ def _build_detectors(cfg: _SiteFile, phases: list[Phase], bad: Any) -> tuple[Det
                     bad(f"{label}: a push button for phase {pid}, which has no ped_crossing")
         if ped and extends:
             bad(f"{label}: a push button cannot extend a green")
+        if 0 < d.max_presence_s < MIN_MAX_PRESENCE_S:
+            bad(
+                f"{label}: max_presence_s {d.max_presence_s:g} s would fail a car waiting out "
+                f"a red; give 0 (off) or at least {MIN_MAX_PRESENCE_S:g} s"
+            )
+        if 0 < d.no_activity_s < MIN_NO_ACTIVITY_S:
+            bad(
+                f"{label}: no_activity_s {d.no_activity_s:g} s is shorter than a quiet spell; "
+                f"give 0 (off) or at least {MIN_NO_ACTIVITY_S:g} s"
+            )
         out.append(
             Detector(
                 id=d.id,
@@ -824,6 +840,8 @@ def _build_detectors(cfg: _SiteFile, phases: list[Phase], bad: Any) -> tuple[Det
                 delay_ms=ms(d.delay_s),
                 carryover_ms=ms(d.carryover_s),
                 locking=d.locking,
+                max_presence_ms=ms(d.max_presence_s),
+                no_activity_ms=ms(d.no_activity_s),
             )
         )
     return tuple(out)

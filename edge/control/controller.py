@@ -153,7 +153,9 @@ class Controller:
         self.det_off_at = [-NEVER] * nd
         self.det_ext = [False] * nd
         self.det_call = [False] * nd
-        self.det_deadline = NEVER
+        self.det_fault = [""] * nd  # "", "max_presence" or "no_activity" (docs/adaptive.md)
+        self.det_seen_at = [now_ms] * nd  # last edge or pulse, for no activity
+        self.det_deadline = now_ms  # a first pass sets the diagnostic deadlines
         self.reported_unknown: set[int] = set()
         self.mode = STARTUP_FLASH
         self.mode_end = now_ms + site.startup_flash_ms
@@ -254,6 +256,10 @@ class Controller:
             if d.locking and not d.ped:
                 for i in self.det_calls[k]:
                     self.locking_call_dets[i].append(k)
+        self.fault_call_dets: list[list[int]] = [
+            [k for k, d in enumerate(site.detectors) if i in self.det_calls[k] and not d.ped]
+            for i in range(len(phases))
+        ]
         self.start_phases = [i for i, p in enumerate(phases) if p.start_up]
         self.pre_index = {p.id: k for k, p in enumerate(site.preempts)}
         self.pre_ring_phase = [[-1] * len(self.ring_seq) for _ in site.preempts]
@@ -517,15 +523,26 @@ class Controller:
                 self.adaptive.presence(k, True, now)
             elif not present and self.det_present[k]:
                 self.det_off_at[k] = now
+                self.det_seen_at[k] = now  # activity: no-activity counts from here
                 self.adaptive.presence(k, False, now)
             self.det_present[k] = present
             if pulse:
+                self.det_seen_at[k] = now
+            if not det.ped and (det.max_presence_ms or det.no_activity_ms):
+                deadline = min(deadline, self._diagnose(now, k, present))
+            failed = bool(self.det_fault[k])
+            if pulse and not failed:
                 self._actuated(now, k, det.ped)
                 if not det.ped:
                     self.adaptive.count(k, pulse, [v == GREEN for v in self.iv])
             if det.ped:
                 continue
-            out = present or now < self.det_off_at[k] + det.carryover_ms
+            if failed:  # its phases are called every cycle instead (_start_yellow)
+                for i in self.det_calls[k]:
+                    if self.iv[i] != GREEN and not self.vcall[i]:
+                        self.vcall[i] = True
+                        self._timers_dirty = True
+            out = not failed and (present or now < self.det_off_at[k] + det.carryover_ms)
             if out and not present:
                 deadline = min(deadline, self.det_off_at[k] + det.carryover_ms)
             if out != self.det_ext[k]:
@@ -550,6 +567,42 @@ class Controller:
                         self.nl_count[i] += 1 if qualified else -1
                 self._timers_dirty = True
         self.det_deadline = deadline
+
+    def _diagnose(self, now: int, k: int, present: bool) -> int:
+        """Detector k stuck on (max presence) or dead (no activity)? Returns the next
+        time the answer may change by itself. A fault clears when the loop behaves:
+        stuck on goes off, dead sees a vehicle."""
+        det = self.site.detectors[k]
+        fault = self.det_fault[k]
+        if (fault == "max_presence" and not present) or (
+            fault == "no_activity" and self.det_seen_at[k] == now
+        ):
+            self.det_fault[k] = fault = ""
+            self._event(now, "detector_recovered", f"detector {det.id}", "")
+            self._timers_dirty = True
+        if fault:
+            return NEVER
+        if present and det.max_presence_ms:
+            at, why = self.det_on_at[k] + det.max_presence_ms, "max_presence"
+            limit = det.max_presence_ms
+            what = "occupied for"
+        elif not present and det.no_activity_ms:
+            at, why = self.det_seen_at[k] + det.no_activity_ms, "no_activity"
+            limit = det.no_activity_ms
+            what = "no vehicle for"
+        else:
+            return NEVER
+        if now < at:
+            return at
+        self.det_fault[k] = why
+        self._event(
+            now,
+            "detector_fault",
+            f"detector {det.id}",
+            f"{why}: {what} {limit / 1000:g} s; its phases are called every cycle",
+        )
+        self._timers_dirty = True
+        return NEVER
 
     def _actuated(self, now: int, k: int, ped: bool) -> None:
         """A rising edge (or a pulse counted by the board) on detector k."""
@@ -1187,6 +1240,8 @@ class Controller:
         for k in self.locking_call_dets[i]:
             if self.det_call[k]:
                 self.vcall[i] = True
+        if any(self.det_fault[k] for k in self.fault_call_dets[i]):
+            self.vcall[i] = True  # a failed loop: served every cycle (a minimum recall)
         self._dirty = True
         self._event(now, "phase_yellow", f"phase {pid}")
 

@@ -116,6 +116,10 @@ class Detector:
     delay_ms: int  # presence must last this long (phase not green) before a call
     carryover_ms: int  # output stretched this long after the presence ends
     locking: bool  # a call stays after the vehicle leaves, until the phase is served
+    # Diagnostics (NTCIP 1202 max presence / no activity; 0: off). A failed loop
+    # neither extends nor calls by its input: its phases are called every cycle.
+    max_presence_ms: int = 0  # occupied this long without a break: stuck on
+    no_activity_ms: int = 0  # no vehicle this long: dead
 
 
 @dataclass(frozen=True, slots=True)
