@@ -32,7 +32,9 @@ def diagnosed(site: Site, max_presence_ms: int, no_activity_ms: int) -> Site:
     return dataclasses.replace(site, detectors=dets)
 
 
-def greens_of(site: Site, ctl: Controller, pid: int, steps: list[frozenset[int]], t0: int):
+def greens_of(
+    site: Site, ctl: Controller, pid: int, steps: list[frozenset[int]], t0: int
+) -> tuple[list[tuple[int, int]], list[tuple[int, str, str]]]:
     """Run the steps (100 ms each); the green intervals of phase pid and the events."""
     i = next(k for k, p in enumerate(site.phases) if p.id == pid)
     greens: list[tuple[int, int]] = []
@@ -77,7 +79,8 @@ def test_dead_loop_fails_after_no_activity_and_its_phase_is_served_anyway() -> N
     ctl = Controller(site)
     # Nothing on any loop for 6 minutes: every loop fails at 300 s; phase 8 (side street,
     # no recall) is then served every cycle. Then a car on phase 8's loop: it recovers.
-    steps = [frozenset()] * 3600 + [frozenset({8})] * 20 + [frozenset()] * 1200
+    none: frozenset[int] = frozenset()
+    steps = [none] * 3600 + [frozenset({8})] * 20 + [none] * 1200
     greens, events = greens_of(site, ctl, 8, steps, 0)
     faults = [t for t, name, _ in events if name == "detector_fault"]
     assert faults and min(faults) == 300_000 and max(faults) == 300_000
@@ -119,7 +122,9 @@ DETS = [d.id for d in FOUR_LEG.detectors]
 def test_faults_keep_every_safety_rule_and_replay_alike(
     segments: list[tuple[int, frozenset[int]]],
 ) -> None:
-    segs = [(n, occ, ()) for n, occ in segments]
+    segs: list[tuple[int, frozenset[int], tuple[object, ...]]] = [
+        (n, occ, ()) for n, occ in segments
+    ]
     checker = InvariantChecker(DIAGNOSED, check_service=False)
     fast = run(DIAGNOSED, segs, checker)
     # The quiet-step shortcut must see every diagnostic deadline.
