@@ -200,6 +200,7 @@ class Runtime:
             # free / coordinated / adaptive, and why (plan, central or local command)
             "control": out.control if out is not None else "none",
             "control_reason": out.control_reason if out is not None else "",
+            "detector_faults": list(out.detector_faults) if out is not None else [],
             "session": s.state.value,
             "board_state": state_name(s.board_state) if s.board_state is not None else "UNKNOWN",
             "ticks": self.ticks,

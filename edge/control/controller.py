@@ -155,6 +155,7 @@ class Controller:
         self.det_call = [False] * nd
         self.det_fault = [""] * nd  # "", "max_presence" or "no_activity" (docs/adaptive.md)
         self.det_seen_at = [now_ms] * nd  # last edge or pulse, for no activity
+        self.failed_ids: tuple[int, ...] = ()  # detectors failed now, for the outputs
         self.det_deadline = now_ms  # a first pass sets the diagnostic deadlines
         self.reported_unknown: set[int] = set()
         self.mode = STARTUP_FLASH
@@ -579,7 +580,8 @@ class Controller:
         ):
             self.det_fault[k] = fault = ""
             self._event(now, "detector_recovered", f"detector {det.id}", "")
-            self._timers_dirty = True
+            self.failed_ids = tuple(i for i in self.failed_ids if i != det.id)
+            self._dirty = True  # the outputs name the failed detectors
         if fault:
             return NEVER
         if present and det.max_presence_ms:
@@ -595,13 +597,14 @@ class Controller:
         if now < at:
             return at
         self.det_fault[k] = why
+        self.failed_ids = tuple(sorted((*self.failed_ids, det.id)))
         self._event(
             now,
             "detector_fault",
             f"detector {det.id}",
             f"{why}: {what} {limit / 1000:g} s; its phases are called every cycle",
         )
-        self._timers_dirty = True
+        self._dirty = True  # the outputs name the failed detectors
         return NEVER
 
     def _actuated(self, now: int, k: int, ped: bool) -> None:
@@ -1503,7 +1506,7 @@ class Controller:
             ovs = tuple(_FLASH_LAMP[o.flash] for o in self.site.overlaps)
             return Outputs(
                 now, mode, self.flash_channels, veh, peds, ovs, (), self.fault, self.spat(),
-                self.control, self.control_reason,
+                self.control, self.control_reason, self.failed_ids,
             )  # fmt: skip
         veh = tuple(_VEH_LAMP[v] if self.has_veh[i] else Lamp.DARK for i, v in enumerate(self.iv))
         peds = tuple(
@@ -1514,7 +1517,7 @@ class Controller:
         channels = tuple(srcs[kind][idx] for kind, idx in self.channel_src)
         return Outputs(
             now, mode, channels, veh, peds, ovs, (), self.fault, self.spat(),
-            self.control, self.control_reason,
+            self.control, self.control_reason, self.failed_ids,
         )  # fmt: skip
 
     def spat(self) -> tuple[PhaseTiming, ...]:

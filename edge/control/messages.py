@@ -221,6 +221,7 @@ class Outputs:
     spat: tuple[PhaseTiming, ...] = ()  # per phase, in the site's phase order
     control: str = ""  # free, coordinated or adaptive (how greens are timed in run)
     control_reason: str = ""  # why: "plan NAME", "central command", "local command", ...
+    detector_faults: tuple[int, ...] = ()  # ids of the detectors failed by diagnostics
 
     def restamped(
         self, t_ms: int, events: tuple[Event, ...], spat: tuple[PhaseTiming, ...] | None = None
@@ -238,4 +239,5 @@ class Outputs:
             self.spat if spat is None else spat,
             self.control,
             self.control_reason,
+            self.detector_faults,
         )

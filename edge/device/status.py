@@ -108,6 +108,13 @@ def render(s: dict[str, Any]) -> str:
             f"runtime   site {rt.get('site')}, mode {rt.get('mode')}, plan {rt.get('plan')}, "
             f"{rt.get('ticks')} ticks, jitter p99 {j.get('p99', 0):.1f} ms{stale}"
         )
+        failed = rt.get("detector_faults") or []
+        if failed:
+            lines.append(
+                "detectors FAILED: "
+                + ", ".join(str(d) for d in failed)
+                + " (stuck or dead loops: their phases are called every cycle; see the log)"
+            )
         lines.append(
             f"board     session {rt.get('session')}, board {rt.get('board_state')}, firmware "
             f"{rt.get('board_firmware') or '-'}, config {rt.get('board_config_hash') or '-'}"

@@ -129,3 +129,13 @@ def test_faults_keep_every_safety_rule_and_replay_alike(
     fast = run(DIAGNOSED, segs, checker)
     # The quiet-step shortcut must see every diagnostic deadline.
     assert fast == run(DIAGNOSED, segs, always_slow=True)
+
+
+def test_outputs_name_the_failed_detectors_until_they_recover() -> None:
+    site = diagnosed(FOUR_LEG, max_presence_ms=60_000, no_activity_ms=0)
+    ctl = Controller(site)
+    outs = [ctl.step(t, Inputs(occupied=frozenset({4, 6}))) for t in range(0, 61_000, 100)]
+    assert outs[-12].detector_faults == () and outs[-1].detector_faults == (4, 6)
+    out = ctl.step(61_000, Inputs(occupied=frozenset({6})))
+    assert out.detector_faults == (6,)
+    assert ctl.step(61_100, Inputs(occupied=frozenset({6}))).detector_faults == (6,)  # quiet step
