@@ -529,7 +529,7 @@ class Controller:
             self.det_present[k] = present
             if pulse:
                 self.det_seen_at[k] = now
-            if not det.ped and (det.max_presence_ms or det.no_activity_ms):
+            if not det.ped and (det.max_presence_ms or det.no_activity_ms or self.det_fault[k]):
                 deadline = min(deadline, self._diagnose(now, k, present))
             failed = bool(self.det_fault[k])
             if pulse and not failed:
@@ -571,13 +571,13 @@ class Controller:
 
     def _diagnose(self, now: int, k: int, present: bool) -> int:
         """Detector k stuck on (max presence) or dead (no activity)? Returns the next
-        time the answer may change by itself. A fault clears when the loop behaves:
-        stuck on goes off, dead sees a vehicle."""
+        time the answer may change by itself. A fault clears when the loop behaves
+        (stuck on goes off, dead sees a vehicle) or new timing turns its check off."""
         det = self.site.detectors[k]
         fault = self.det_fault[k]
-        if (fault == "max_presence" and not present) or (
-            fault == "no_activity" and self.det_seen_at[k] == now
-        ):
+        if (fault == "max_presence" and not (present and det.max_presence_ms)) or (
+            fault == "no_activity" and (self.det_seen_at[k] == now or not det.no_activity_ms)
+        ):  # behaving again, or new timing turned the check off
             self.det_fault[k] = fault = ""
             self._event(now, "detector_recovered", f"detector {det.id}", "")
             self.failed_ids = tuple(i for i in self.failed_ids if i != det.id)
@@ -1381,6 +1381,7 @@ class Controller:
             self.site = self.pending_site
             self.pending_site = None
             self._build_indexes()
+            self.det_deadline = now  # detector diagnostics may have changed: look again
             self._event(now, "site_loaded", self.site.id)
             self._transit_settings(now)
         self.plan = self.site.plans[self.pending_plan]

@@ -139,3 +139,22 @@ def test_outputs_name_the_failed_detectors_until_they_recover() -> None:
     out = ctl.step(61_000, Inputs(occupied=frozenset({6})))
     assert out.detector_faults == (6,)
     assert ctl.step(61_100, Inputs(occupied=frozenset({6}))).detector_faults == (6,)  # quiet step
+
+
+def test_new_timing_that_turns_the_check_off_clears_the_fault() -> None:
+    from edge.control.messages import LoadSite
+
+    site = diagnosed(FOUR_LEG, max_presence_ms=60_000, no_activity_ms=0)
+    ctl = Controller(site)
+    stuck = Inputs(occupied=frozenset({4}))
+    for t in range(0, 61_000, 100):
+        ctl.step(t, stuck)
+    assert ctl.step(61_000, stuck).detector_faults == (4,)
+    load = Inputs(occupied=frozenset({4}), commands=(LoadSite(FOUR_LEG, "day"),))
+    names: list[str] = []
+    for t in range(61_100, 400_000, 100):
+        out = ctl.step(t, load if t == 61_100 else stuck)
+        names += [e.name for e in out.events if e.name in ("plan_applied", "detector_recovered")]
+        if "detector_recovered" in names:
+            break
+    assert names == ["plan_applied", "detector_recovered"] and out.detector_faults == ()
