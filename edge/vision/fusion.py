@@ -9,6 +9,11 @@ they are not green, and lets go while they are (so the green gaps out after
 its minimum: a minimum recall); an extend-only detector stops extending.
 This is the degradation ladder cameras + loops -> loops -> recalls; flash
 is only ever the safety layers' decision.
+
+A queue zone's estimate (vehicles waiting in it) goes to the controller as
+`Inputs.queues` for the calling detector of the same camera and lane, while
+the camera is healthy: the adaptive mode then counts that lane's queue from
+the camera instead of its loops (docs/adaptive.md).
 """
 
 from __future__ import annotations
@@ -44,6 +49,26 @@ def bindings(site: Site, vision: Vision) -> tuple[Binding, ...]:
     )
 
 
+def queue_bindings(site: Site, vision: Vision) -> tuple[tuple[int, str], ...]:
+    """(detector, queue zone id): a queue zone's own calling detector, else the
+    calling detector whose zone is on the same camera and lane."""
+    calls = {d.id for d in site.detectors if d.calls and not d.ped}
+    out = []
+    for c in vision.cameras:
+        lane_det = {
+            z.lane: z.detector
+            for z in c.zones
+            if z.kind == "presence" and z.detector is not None and z.detector in calls
+        }
+        for z in c.zones:
+            if z.kind != "queue":
+                continue
+            det = z.detector if z.detector in calls else lane_det.get(z.lane)
+            if det is not None:
+                out.append((det, z.id))
+    return tuple(out)
+
+
 def green_phases(site: Site, out: Outputs | None) -> frozenset[int]:
     if out is None:
         return frozenset()
@@ -57,11 +82,23 @@ def fuse(
     binds: tuple[Binding, ...],
     zone_presence: Mapping[str, bool | None],
     green: frozenset[int],
+    queue_binds: tuple[tuple[int, str], ...] = (),
+    zone_queues: Mapping[str, float | None] | None = None,
 ) -> tuple[Inputs, dict[int, str]]:
     """The step's Inputs with camera-driven detectors replaced; and each one's source.
 
-    `zone_presence[zone]`: True/False from a healthy camera, None when unreliable.
+    `zone_presence[zone]`: True/False from a healthy camera, None when unreliable;
+    `zone_queues[zone]`: vehicles waiting in a queue zone, None when unreliable.
     """
+    queues = tuple(
+        (det, float(q))
+        for det, zone in queue_binds
+        if (q := (zone_queues or {}).get(zone)) is not None
+    )
+    if queues:
+        mine = {det for det, _ in queues}
+        kept = tuple(q for q in inputs.queues if q[0] not in mine)
+        inputs = Inputs(inputs.occupied, inputs.actuations, inputs.commands, kept + queues)
     if not binds:
         return inputs, {}
     occupied = set(inputs.occupied)
@@ -86,4 +123,4 @@ def fuse(
             else:
                 occupied.discard(b.detector)
     actuations = tuple((d, n) for d, n in inputs.actuations if d not in replaced)
-    return Inputs(frozenset(occupied), actuations, inputs.commands), sources
+    return Inputs(frozenset(occupied), actuations, inputs.commands, inputs.queues), sources

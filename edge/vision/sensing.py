@@ -29,7 +29,7 @@ from edge.control.site import Site
 from edge.vision import health as hl
 from edge.vision.capture import open_source
 from edge.vision.config import Vision
-from edge.vision.fusion import Binding, bindings, fuse, green_phases
+from edge.vision.fusion import Binding, bindings, fuse, green_phases, queue_bindings
 from edge.vision.model import ModelError, VehicleModel
 from edge.vision.pipeline import CameraProcessor, CameraState, CameraWorker
 
@@ -83,6 +83,7 @@ class Sensing:
                 )
         self.model = model
         self.binds: tuple[Binding, ...] = bindings(site, vision)
+        self.queue_binds = queue_bindings(site, vision)
         self.workers: dict[str, CameraWorker] = {}
         self.errors: dict[str, str] = {}
         for cam in vision.cameras:
@@ -144,6 +145,19 @@ class Sensing:
                 out[z.id] = zs.presence if zs is not None else None
         return out
 
+    def zone_queues(self) -> dict[str, float | None]:
+        """Vehicles waiting in each queue zone (None: camera unreliable or no estimate)."""
+        out: dict[str, float | None] = {}
+        for cam in self.vision.cameras:
+            st = self.state(cam.id)
+            by_id = {z.id: z for z in st.zones} if st.reliable else {}
+            for z in cam.zones:
+                zs = by_id.get(z.id)
+                if z.kind == "queue":
+                    q = zs.queue_veh if zs is not None else None
+                    out[z.id] = float(q) if q is not None else None
+        return out
+
     # -- the controller's input path -----------------------------------------------------
 
     def sense(self, inputs: Inputs, last: Outputs | None) -> Inputs:
@@ -152,8 +166,9 @@ class Sensing:
         Never raises: on an error of its own the loops' Inputs go through unchanged."""
         try:
             merged, sources = fuse(
-                inputs, self.binds, self.zone_presence(), green_phases(self.site, last)
-            )
+                inputs, self.binds, self.zone_presence(), green_phases(self.site, last),
+                self.queue_binds, self.zone_queues(),
+            )  # fmt: skip
         except Exception as exc:
             log.exception("vision_sense_error error=%r: loops only this tick", exc)
             return inputs

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from edge.config import config_from_dict
 from edge.control.messages import Inputs
-from edge.vision.fusion import Binding, fuse
+from edge.vision.fusion import Binding, fuse, queue_bindings
 from edge.vision.model import VehicleModel
 from edge.vision.sensing import Sensing
 
-from tests.vision.conftest import live_frames, site_raw, write_video
+from tests.vision.conftest import CAMERA, live_frames, site_raw, write_video
 
 BINDS = (
     Binding(4, "n-stop", "cam-n", "loop", (4,)),
@@ -30,6 +31,23 @@ def test_fuse_camera_loop_recall() -> None:
     assert merged.occupied == {4, 7, 9}  # loop as read; recall calls phase 7 while it is red
     merged, _ = fuse(loops, BINDS, {"n-stop": None, "n-left": None}, frozenset({7}))
     assert 7 not in merged.occupied  # ... and lets its green gap out
+
+
+def test_queue_zones_reach_the_controller_while_the_camera_is_healthy() -> None:
+    cam = copy.deepcopy(CAMERA)
+    cam["zones"].append(  # a queue zone of its own on the left lane, no detector
+        {"id": "n-left-q", "approach": "N", "lane": 1, "kind": "queue", "length_m": 40.0,
+         "polygon": [[170.0, 120.0], [240.0, 120.0], [230.0, 60.0], [175.0, 60.0]]}
+    )  # fmt: skip
+    cfg = config_from_dict(site_raw(cam), "test")
+    assert cfg.vision is not None
+    qb = queue_bindings(cfg.site, cfg.vision)
+    assert qb == ((4, "n-stop"), (7, "n-left-q"))  # its own detector; the lane's detector
+    loops = Inputs(occupied=frozenset({9}), queues=((9, 2.0),))
+    merged, _ = fuse(loops, BINDS, {}, frozenset(), qb, {"n-stop": 3.0, "n-left-q": None})
+    assert merged.queues == ((9, 2.0), (4, 3.0))  # an unreliable zone gives none
+    merged, _ = fuse(loops, (), {}, frozenset(), qb, {"n-stop": None, "n-left-q": None})
+    assert merged.queues == ((9, 2.0),)  # nothing from the camera: the inputs' own stand
 
 
 def wait_for(pred: Callable[[], bool], timeout: float = 10.0) -> bool:

@@ -18,7 +18,7 @@ from sim.sumo.scenarios import Scenario
 NAMES = ("edge", "edge-adaptive", "edge-board", *SUMO_TYPES, "webster", "max-pressure")
 # The controller on rendered cameras (sim/camera, edge/vision): slow (a frame per camera
 # per step), so kept out of NAMES, which the baseline comparisons and tests sweep.
-CAMERA_NAMES = ("edge-camera", "edge-camera-labels")
+CAMERA_NAMES = ("edge-camera", "edge-camera-labels", "edge-camera-adaptive")
 # `edge-no-preempt`, `edge-adaptive-no-preempt`: the same controller with the
 # emergency feed traced but requesting nothing (the "without priority" runs).
 NO_PREEMPT = "-no-preempt"
@@ -64,7 +64,11 @@ def make_controller(
     if name in CAMERA_NAMES:  # rendered frames -> model -> zones
         from sim.sumo.controllers.edge_camera import EdgeCameraControl
 
-        cam = EdgeCameraControl(derivations, labels=name == "edge-camera-labels")
+        cam = EdgeCameraControl(
+            derivations,
+            labels=name == "edge-camera-labels",
+            mode="adaptive" if name == "edge-camera-adaptive" else None,
+        )
         if preemption:
             cam.emergency = EmergencyFeed(derivations)
         return cam

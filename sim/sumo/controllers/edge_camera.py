@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 from edge.config import config_from_dict
 from edge.control.controller import Controller
-from edge.control.messages import Inputs, Outputs
+from edge.control.messages import Inputs, Outputs, SetMode
 from edge.vision.config import Vision
-from edge.vision.fusion import Binding, bindings, fuse, green_phases
+from edge.vision.fusion import Binding, bindings, fuse, green_phases, queue_bindings
 from edge.vision.model import Detection, ModelError, VehicleModel
 from edge.vision.pipeline import CameraProcessor, Frame
 
@@ -54,11 +54,17 @@ class _Cam:
 
 
 class EdgeCameraControl(EdgeControl):
-    def __init__(self, derivations: list[Derivation], *, labels: bool = False) -> None:
-        super().__init__(derivations, name="edge-camera-labels" if labels else "edge-camera")
+    def __init__(
+        self, derivations: list[Derivation], *, labels: bool = False, mode: str | None = None
+    ) -> None:
+        name = "edge-camera-labels" if labels else "edge-camera"
+        name += "-adaptive" if mode == "adaptive" and not labels else ""
+        super().__init__(derivations, name=name, mode=mode)
         self.use_labels = labels
         self.cams: dict[str, list[_Cam]] = {}
         self.binds: dict[str, tuple[Binding, ...]] = {}
+        self.queue_binds: dict[str, tuple[tuple[int, str], ...]] = {}
+        self.queues: dict[str, tuple[tuple[int, float], ...]] = {}  # per signal, latest frame
         self.visions: dict[str, Vision] = {}
         self.lanes: set[str] = set()
         self.last: dict[str, Outputs | None] = {}
@@ -91,6 +97,7 @@ class EdgeCameraControl(EdgeControl):
                 self.lanes |= {z.lane for z in sims[cam.id].approach.zones}
             self.cams[d.tls] = cams
             self.binds[d.tls] = bindings(d.site, vision)
+            self.queue_binds[d.tls] = queue_bindings(d.site, vision)
             self.visions[d.tls] = vision
         return extra
 
@@ -106,6 +113,7 @@ class EdgeCameraControl(EdgeControl):
                     controller=Controller(d.site, now_ms=t_ms),
                     renderer=LinkRenderer(d.links, [ch.id for ch in d.site.channels]),
                     detectors=dets,
+                    commands=(SetMode(self.mode, "sim"),) if self.mode else (),
                 )
             )
             self.last[d.tls] = None
@@ -124,6 +132,7 @@ class EdgeCameraControl(EdgeControl):
                 if results.get(sumo_id, {}).get(_LAST_STEP_VEHICLE_NUMBER, 0) > 0
             )
             presence: dict[str, bool | None] = {}
+            queues: dict[str, float | None] = {}
             for cam in self.cams[s.tls]:
                 view = cam.sim_cam.approach.view
                 frame, labels = render(view, vehicles, SIM_CONDITIONS, cam.rng, cam.sim_cam.road)
@@ -135,14 +144,18 @@ class EdgeCameraControl(EdgeControl):
                     ]
                 st = cam.proc.process(t_s, frame, force=True)
                 self.frames += 1
-                zs = {z.id: z.presence for z in st.zones} if st.reliable else {}
+                zs = {z.id: z for z in st.zones} if st.reliable else {}
                 for z in cam.proc.camera.zones:
-                    presence[z.id] = zs.get(z.id)
+                    got = zs.get(z.id)
+                    presence[z.id] = got.presence if got is not None else None
+                    q = got.queue_veh if got is not None else None
+                    queues[z.id] = float(q) if q is not None else None
             merged, sources = fuse(
                 Inputs(occupied=loops), self.binds[s.tls], presence,
-                green_phases(s.site, self.last[s.tls]),
+                green_phases(s.site, self.last[s.tls]), self.queue_binds[s.tls], queues,
             )  # fmt: skip
             s.occupied = merged.occupied
+            self.queues[s.tls] = merged.queues
             self.camera_steps += sum(1 for v in sources.values() if v == "camera")
             self.fallback_steps += sum(1 for v in sources.values() if v != "camera")
 
@@ -159,7 +172,8 @@ class EdgeCameraControl(EdgeControl):
         for s in self.signals:
             cmds = (ev.take(s.tls) if ev is not None else ()) + s.commands
             s.commands = ()
-            out = s.controller.step(t_ms, Inputs(occupied=s.occupied, commands=cmds))
+            queues = self.queues.pop(s.tls, ())  # a frame's estimates, handed on once
+            out = s.controller.step(t_ms, Inputs(occupied=s.occupied, commands=cmds, queues=queues))
             self.last[s.tls] = out
             s.channels = out.channels
             if out.fault is not None and not self.fault_events:
