@@ -253,14 +253,13 @@ class Controller:
         self.det_calls = [[self.index[p] for p in d.calls] for d in site.detectors]
         self.det_extends = [[self.index[p] for p in d.extends] for d in site.detectors]
         self.locking_call_dets: list[list[int]] = [[] for _ in phases]
+        self.fault_call_dets: list[list[int]] = [[] for _ in phases]  # vehicle loops calling i
         for k, d in enumerate(site.detectors):
-            if d.locking and not d.ped:
+            if not d.ped:
                 for i in self.det_calls[k]:
-                    self.locking_call_dets[i].append(k)
-        self.fault_call_dets: list[list[int]] = [
-            [k for k, d in enumerate(site.detectors) if i in self.det_calls[k] and not d.ped]
-            for i in range(len(phases))
-        ]
+                    self.fault_call_dets[i].append(k)
+                    if d.locking:
+                        self.locking_call_dets[i].append(k)
         self.start_phases = [i for i, p in enumerate(phases) if p.start_up]
         self.pre_index = {p.id: k for k, p in enumerate(site.preempts)}
         self.pre_ring_phase = [[-1] * len(self.ring_seq) for _ in site.preempts]

@@ -90,11 +90,8 @@ def fuse(
     `zone_presence[zone]`: True/False from a healthy camera, None when unreliable;
     `zone_queues[zone]`: vehicles waiting in a queue zone, None when unreliable.
     """
-    queues = tuple(
-        (det, float(q))
-        for det, zone in queue_binds
-        if (q := (zone_queues or {}).get(zone)) is not None
-    )
+    zq = zone_queues or {}
+    queues = tuple((det, q) for det, zone in queue_binds if (q := zq.get(zone)) is not None)
     if queues:
         mine = {det for det, _ in queues}
         kept = tuple(q for q in inputs.queues if q[0] not in mine)

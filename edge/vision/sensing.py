@@ -135,28 +135,21 @@ class Sensing:
             return CameraState(camera_id, st.t_s, hl.DISCONNECTED, "camera worker stalled")
         return st
 
-    def zone_presence(self) -> dict[str, bool | None]:
-        out: dict[str, bool | None] = {}
+    def zone_readings(self) -> tuple[dict[str, bool | None], dict[str, float | None]]:
+        """Each zone's presence, and each queue zone's waiting vehicles; None where the
+        camera is unreliable (or a queue has no estimate). One look at each camera."""
+        presence: dict[str, bool | None] = {}
+        queues: dict[str, float | None] = {}
         for cam in self.vision.cameras:
             st = self.state(cam.id)
             by_id = {z.id: z for z in st.zones} if st.reliable else {}
             for z in cam.zones:
                 zs = by_id.get(z.id)
-                out[z.id] = zs.presence if zs is not None else None
-        return out
-
-    def zone_queues(self) -> dict[str, float | None]:
-        """Vehicles waiting in each queue zone (None: camera unreliable or no estimate)."""
-        out: dict[str, float | None] = {}
-        for cam in self.vision.cameras:
-            st = self.state(cam.id)
-            by_id = {z.id: z for z in st.zones} if st.reliable else {}
-            for z in cam.zones:
-                zs = by_id.get(z.id)
+                presence[z.id] = zs.presence if zs is not None else None
                 if z.kind == "queue":
                     q = zs.queue_veh if zs is not None else None
-                    out[z.id] = float(q) if q is not None else None
-        return out
+                    queues[z.id] = float(q) if q is not None else None
+        return presence, queues
 
     # -- the controller's input path -----------------------------------------------------
 
@@ -165,9 +158,10 @@ class Sensing:
 
         Never raises: on an error of its own the loops' Inputs go through unchanged."""
         try:
+            presence, queues = self.zone_readings()
             merged, sources = fuse(
-                inputs, self.binds, self.zone_presence(), green_phases(self.site, last),
-                self.queue_binds, self.zone_queues(),
+                inputs, self.binds, presence, green_phases(self.site, last),
+                self.queue_binds, queues,
             )  # fmt: skip
         except Exception as exc:
             log.exception("vision_sense_error error=%r: loops only this tick", exc)
