@@ -9,7 +9,7 @@ from sim.sumo.controllers.max_pressure import MaxPressure
 from sim.sumo.controllers.sumo_programs import SUMO_TYPES, SumoProgram
 from sim.sumo.controllers.webster import webster_site
 from sim.sumo.demand import read_demand
-from sim.sumo.derive import derive_all
+from sim.sumo.derive import PLAN_ID, Derivation, derive_all
 from sim.sumo.emergency import EmergencyFeed
 from sim.sumo.errors import SimError
 from sim.sumo.network import signal_junctions
@@ -23,6 +23,16 @@ CAMERA_NAMES = ("edge-camera", "edge-camera-labels", "edge-camera-adaptive")
 # emergency feed traced but requesting nothing (the "without priority" runs).
 NO_PREEMPT = "-no-preempt"
 PREEMPTING = ("edge", "edge-adaptive", "edge-board")
+
+
+def link_clearances(d: Derivation) -> dict[int, tuple[float, float]]:
+    """Each SUMO link's yellow and red clearance as the derived site times its phase."""
+    timings = d.site.plans[PLAN_ID].timings
+    return {
+        b.index: (timings[b.phase].yellow_ms / 1000, timings[b.phase].red_clear_ms / 1000)
+        for b in d.links
+        if b.phase is not None and b.phase in timings
+    }
 
 
 def known(name: str) -> bool:
@@ -48,9 +58,11 @@ def make_controller(
     if name.endswith(NO_PREEMPT):
         name, preemption = name.removesuffix(NO_PREEMPT), False
     junctions = signal_junctions(scenario.net)
-    if name in SUMO_TYPES:
+    if name in SUMO_TYPES and name != "sumo-actuated-ite":
         return SumoProgram(name, junctions)
     derivations = derive_all(junctions)
+    if name == "sumo-actuated-ite":
+        return SumoProgram(name, junctions, {d.tls: link_clearances(d) for d in derivations})
     if name in PREEMPTING:
         ctl: EdgeControl | EdgeBoardControl
         if name == "edge-board":

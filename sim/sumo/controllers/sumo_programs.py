@@ -6,6 +6,13 @@ TYPE` (plain output, so nothing else of the network changes), the new
 tlLogic elements are copied into an additional file under programID
 `sim-TYPE`, their link indices checked against the network, and each signal
 is switched to that program at the start with trafficlight.setProgram.
+
+`sumo-actuated-ite` is SUMO's actuated program run at the device's
+clearances: netconvert's programs change in a 3 s yellow with no all-red,
+where a derived site keeps ITE yellows and red clearances (sim/sumo/derive.py,
+~6 s a change). Each yellow takes the longest yellow of the links it ends and
+is followed by an all-red as long as their longest red clearance, so the
+baseline and the device pay the same lost time per change.
 """
 
 from __future__ import annotations
@@ -26,15 +33,22 @@ SUMO_TYPES = {
     "sumo-actuated": "actuated",
     "sumo-delay": "delay_based",
     "sumo-nema": "NEMA",
+    "sumo-actuated-ite": "actuated",
 }
+
+# Per signal: link index -> (yellow s, red clearance s), what the device shows that link.
+Clearances = dict[str, dict[int, tuple[float, float]]]
 
 
 class SumoProgram:
-    def __init__(self, name: str, junctions: list[SignalJunction]) -> None:
+    def __init__(
+        self, name: str, junctions: list[SignalJunction], clearances: Clearances | None = None
+    ) -> None:
         self.name = name
         self.tls_type = SUMO_TYPES[name]
-        self.program_id = f"sim-{self.tls_type}"
+        self.program_id = f"sim-{name.removeprefix('sumo-')}"
         self.junctions = junctions
+        self.clearances = clearances
 
     def prepare(self, scenario: Scenario, workdir: Path) -> list[Path]:
         if self.tls_type is None:
@@ -69,6 +83,8 @@ class SumoProgram:
             if logic.get("id") not in wanted:
                 continue
             logic.set("programID", self.program_id)
+            if self.clearances is not None:
+                with_clearances(logic, self.clearances[logic.get("id", "")])
             logic.tail = None
             elements.append(ET.tostring(logic, encoding="unicode").strip())
         missing = wanted - {e.get("id") for e in root.iter("tlLogic")}
@@ -113,3 +129,34 @@ class SumoProgram:
 
     def notes(self) -> list[str]:
         return []
+
+
+def with_clearances(logic: ET.Element, per_link: dict[int, tuple[float, float]]) -> None:
+    """Stretch each yellow to its links' yellow and follow it with their red clearance.
+
+    A link without a clearance of its own (one the device keeps red) takes the
+    signal's longest. Phases are only inserted, so a program that jumps by
+    phase index (`next`) is refused rather than rewired.
+    """
+    tls = logic.get("id")
+    if any(ph.get("next") is not None for ph in logic.iter("phase")):
+        raise SimError(
+            f"signal {tls}: its program jumps by phase index (next=); cannot add clearances"
+        )
+    longest = (
+        max((y for y, _ in per_link.values()), default=3.0),
+        max((r for _, r in per_link.values()), default=0.0),
+    )
+    phases = list(logic.iter("phase"))
+    for ph in phases:
+        state = ph.get("state", "")
+        ending = [i for i, c in enumerate(state) if c == "y"]
+        if not ending:
+            continue
+        yellow = max(per_link.get(i, longest)[0] for i in ending)
+        red = max(per_link.get(i, longest)[1] for i in ending)
+        ph.set("duration", f"{yellow:g}")
+        if red > 0:
+            all_red = ET.Element("phase", duration=f"{red:g}", state=state.replace("y", "r"))
+            logic.insert(list(logic).index(ph) + 1, all_red)
+    ET.indent(logic, space="    ", level=1)
