@@ -176,6 +176,8 @@ class _PreemptCfg(_Strict):
     priority: Annotated[int, Field(ge=1, le=8)] | None = None
     input: Annotated[int, Field(ge=1, le=64)] | None = None
     approach: str | None = None
+    # only for the vehicles of `approach` that take this turn (central's request names it)
+    turn: Literal["L", "T", "R"] | None = None
     dwell_phases: Annotated[list[int], Field(min_length=1)]
     min_green_s: Seconds | None = None
     min_walk_s: Seconds = 0.0
@@ -773,6 +775,8 @@ def _build_preempts(
                 bad(f"{label}: dwell phases {a.id} and {b.id} cannot time together")
         if pc.approach is not None and pc.approach not in arms:
             bad(f"{label}: approach: no approach {pc.approach!r}")
+        if pc.turn is not None:
+            _check_turn_preempt(cfg, pc, dwell, label, bad)
         if pc.input is not None and pc.input in inputs:
             bad(f"{label}: input {pc.input} is also a detector's input")
         min_green = ms(pc.min_green_s) if pc.min_green_s is not None else safety.min_green_ms
@@ -789,6 +793,7 @@ def _build_preempts(
                 priority=pc.priority if pc.priority is not None else pc.id,
                 input=pc.input,
                 approach=pc.approach,
+                turn=pc.turn,
                 dwell_phases=tuple(pc.dwell_phases),
                 min_green_ms=min_green,
                 min_walk_ms=ms(pc.min_walk_s),
@@ -799,6 +804,28 @@ def _build_preempts(
             )
         )
     return tuple(out)
+
+
+def _check_turn_preempt(
+    cfg: _SiteFile, pc: _PreemptCfg, dwell: list[Phase], label: str, bad: Any
+) -> None:
+    """A turn's preempt: its dwell serves that movement; the approach keeps one for all."""
+    if pc.approach is None:
+        bad(f"{label}: turn {pc.turn!r} needs an approach")
+        return
+    name = f"{pc.approach}.{pc.turn}"
+    if not any(m.name == name for p in dwell for m in (*p.movements, *p.permissive)):
+        bad(f"{label}: no dwell phase serves {name}")
+    if pc.input is not None:
+        bad(f"{label}: a receiver cannot tell the turn: wire its input to the approach's preempt")
+    same = [o.id for o in cfg.preempts if o.approach == pc.approach and o.id != pc.id]
+    if not any(o.turn is None for o in cfg.preempts if o.id in same):
+        bad(
+            f"{label}: approach {pc.approach} has no preempt without a turn "
+            "(for receivers and requests that name none)"
+        )
+    if any(o.turn == pc.turn for o in cfg.preempts if o.id in same):
+        bad(f"{label}: another preempt already serves {name}")
 
 
 def _build_detectors(cfg: _SiteFile, phases: list[Phase], bad: Any) -> tuple[Detector, ...]:

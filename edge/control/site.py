@@ -179,7 +179,10 @@ class Preempt:
     request is cancelled, or after `max_presence_ms` (a stuck input).
     A request that names the vehicle's arrival time (central's ETA) is put to
     the core `lead_ms` before that arrival: long enough to time out the entry
-    and let the queue ahead of the vehicle start moving.
+    and let the queue ahead of the vehicle start moving. A preempt with a
+    `turn` takes central's requests that name that turn for its approach (a
+    through vehicle can dwell with the opposing through rather than its own
+    left); the approach's preempt without one takes the rest and its receiver.
     """
 
     id: int
@@ -193,6 +196,7 @@ class Preempt:
     min_dwell_ms: int
     max_presence_ms: int
     lead_ms: int = 20_000
+    turn: str | None = None  # L, T or R: only central's requests naming this turn
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,6 +189,10 @@ def cmd_priority(args: argparse.Namespace) -> int:
         "vehicle_id": args.vehicle,
         "cancel": args.cancel,
     }
+    if args.turn is not None:
+        if args.transit:
+            raise SystemExit("--turn is for emergency requests, not with --transit")
+        cmd["turn"] = args.turn
     if args.transit:
         cmd["route"] = args.route
     return _command(args, cmd)
@@ -308,6 +312,9 @@ def add_central_command(sub: Any) -> None:
     q.add_argument("--approach", required=True)
     q.add_argument("--eta", type=float, required=True, help="seconds to the stop line")
     q.add_argument("--vehicle", required=True)
+    q.add_argument(
+        "--turn", choices=("L", "T", "R"), help="the vehicle's turn (a turn's own preempt)"
+    )
     q.add_argument("--transit", action="store_true", help="a transit (bus) request")
     q.add_argument("--route", default="")
     q.add_argument("--cancel", action="store_true")

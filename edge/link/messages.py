@@ -209,6 +209,7 @@ class _EvPriority(_Strict):
     eta_s: Annotated[float, Field(ge=0, le=600)]
     vehicle_id: Ident
     cancel: bool = False
+    turn: Literal["L", "T", "R"] | None = None  # the vehicle's turn, where central knows it
 
 
 class _TransitPriority(_Strict):
@@ -287,6 +288,7 @@ class EmergencyPriorityRequest:
     cancel: bool
     received_ms: int
     expires_ms: int
+    turn: str | None = None  # L, T or R where central knows it: a turn's own preempt
 
 
 @dataclass(frozen=True, slots=True)

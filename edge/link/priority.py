@@ -1,10 +1,11 @@
 """Central's priority requests as commands for the control core. Pure.
 
-An emergency request in force becomes Preempt(on) for every preempt of its
-approach from the preempt's lead time before the vehicle's arrival (received
-at + ETA): early enough to time out the entry and start the queue ahead of the
-vehicle, not so early that the cross streets wait for a vehicle still minutes
-away. The callers ask again every second, so a request falls due on time.
+An emergency request in force becomes Preempt(on) for the preempts of its
+approach (those of its turn, where it names one the site has) from the
+preempt's lead time before the vehicle's arrival (received at + ETA): early
+enough to time out the entry and start the queue ahead of the vehicle, not
+so early that the cross streets wait for a vehicle still minutes away. The
+callers ask again every second, so a request falls due on time.
 A transit request becomes the core's TransitRequest for its approach (when
 the site has transit priority). A cancel, or expiry at the command's TTL
 (a lost radio or bus never cancels), drops the request, and what the core was
@@ -21,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from edge.control.messages import Preempt, TransitRequest
+from edge.control.site import Preempt as SitePreempt
 from edge.control.site import Site
 from edge.link import messages
 from edge.link.messages import EmergencyPriorityRequest, TransitPriorityRequest
@@ -42,6 +44,19 @@ def key_of(req: Request) -> str:
 def body_of(req: Request) -> str:
     """The request as stored (Store.save_priority); `restore` reads it back."""
     return messages.dumps({k: getattr(req, k) for k in req.__slots__})
+
+
+def preempts_for(site: Site, approach: str, turn: str | None) -> list[SitePreempt]:
+    """The preempts a request for `approach` (and `turn`, if named) asks for.
+
+    A turn with preempts of its own takes those; otherwise the approach's
+    preempts without a turn (edge.config gives every approach with a turn's
+    preempt one of those).
+    """
+    mine = [p for p in site.preempts if p.approach == approach]
+    return [p for p in mine if turn is not None and p.turn == turn] or [
+        p for p in mine if p.turn is None
+    ]
 
 
 @dataclass
@@ -90,9 +105,8 @@ class PriorityBook:
             pre.id
             for req in self.requests.values()
             if isinstance(req, EmergencyPriorityRequest)
-            for pre in site.preempts
-            if pre.approach == req.approach
-            and utc_ms >= req.received_ms + round(req.eta_s * 1000) - pre.lead_ms
+            for pre in preempts_for(site, req.approach, req.turn)
+            if utc_ms >= req.received_ms + round(req.eta_s * 1000) - pre.lead_ms
         }
         out += [Preempt(pid, True) for pid in sorted(wanted - self.preempting)]
         out += [Preempt(pid, False) for pid in sorted(self.preempting - wanted)]

@@ -218,6 +218,7 @@ class DeviceSession:
                     a["cancel"],
                     now_ms,
                     cmd.expires_ms,
+                    a.get("turn"),
                 )
             else:
                 req = TransitPriorityRequest(

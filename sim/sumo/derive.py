@@ -775,15 +775,22 @@ def _detectors(
 
 
 def _preempts(cand: _Candidate, arms: Sequence[Arm], first_input: int) -> list[dict[str, Any]]:
-    """One emergency preempt per approach: dwell in the greens that serve it.
+    """One emergency preempt per approach, and one for its through vehicles where that helps.
 
-    The dwell phases are the approach's through phase and, in the other ring
-    of the same barrier group, its left phase. All preempts share one
-    priority, so simultaneous requests are served first come, first served.
-    Each takes a board input (the optical/radio receiver's output for that
-    approach) while the reference board has one left after the stop-bar loops.
+    The approach's dwell phases are its through phase and, in the other ring
+    of the same barrier group, its left phase. Where that left phase is a
+    protected one of its own, central's requests for a through vehicle
+    (turn "T") dwell with the opposing through instead: the vehicle is not
+    held up any more, and the street's heavier movement keeps its green
+    (single, 5 seeds: preemption's cost to general traffic 2.0 -> 0.4 s/veh).
+    All preempts share one priority, so simultaneous requests are served
+    first come, first served. Each approach's preempt takes a board input
+    (the optical/radio receiver's output for that approach) while the
+    reference board has one left after the stop-bar loops; a receiver
+    cannot tell the turn, so the through preempts take none.
     """
     out: list[dict[str, Any]] = []
+    through: list[dict[str, Any]] = []
     ped = max((_ped_clear_s(p.ped_length_m) for p in cand.phases if p.ped_crossing), default=0)
     for arm in arms:
         serving = [
@@ -810,7 +817,19 @@ def _preempts(cand: _Candidate, arms: Sequence[Arm], first_input: int) -> list[d
         if n <= BOARD_INPUTS:
             pre["input"] = n
         out.append(pre)
-    return out[:8]
+        opposing = [
+            p
+            for p in cand.phases
+            if p.through and p.group == main.group and p.ring != main.ring and p not in serving
+        ]
+        if partner and opposing and f"{arm.id}.T" in main.movements + main.permissive:
+            through.append({**pre, "turn": "T", "dwell_phases": sorted([main.id, opposing[0].id])})
+            through[-1].pop("input", None)
+    out = out[:8]
+    for pre in through[: 8 - len(out)]:
+        pre["id"] = len(out) + 1
+        out.append(pre)
+    return out
 
 
 # --- the entry point -------------------------------------------------------------------

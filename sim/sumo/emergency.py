@@ -10,7 +10,9 @@ passed the stop line:
   route and sends every signal ahead an `ev_priority` request with the ETA;
   the device puts it to the core the preempt's `lead_ms` before the arrival
   (edge/link/priority.py). Here the ETA is the distance over the speed the
-  vehicle may drive (its lane's limit times its speed factor).
+  vehicle may drive (its lane's limit times its speed factor), and central
+  names the vehicle's turn (from its route), so a through vehicle gets its
+  approach's through preempt where the site has one.
 The request reaches the in-process controller as a Preempt command (what
 edge.board.inputs and edge.link.priority make of either source), or a board
 as the preempt's input bit. SUMO's `getNextTLS` gives the signals ahead,
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.control.messages import Preempt
+from edge.link.priority import preempts_for
 
 from sim.sumo.derive import Derivation
 from sim.sumo.ev_trace import EvTrace
@@ -41,6 +44,7 @@ def _edge_of(lane: str) -> str:
 @dataclass(slots=True)
 class _Signal:
     preempt_of_link: dict[int, int]  # TLS link index -> preempt id of its approach
+    told_of_link: dict[int, int]  # TLS link index -> the preempt central's request asks for
     lead_s: dict[int, float]  # preempt id -> how long before the arrival central's request acts
     input_of: dict[int, int]  # preempt id -> board input (1..16), where wired
     on: frozenset[int] = frozenset()  # preempt ids requested now
@@ -65,17 +69,18 @@ class EmergencyFeed:
         for d in derivations:
             edges[d.tls] = tuple(e for a in d.arms for e in a.in_edges)
             approach = {e: a.id for a in d.arms for e in a.in_edges}
-            pre_of_arm = {p.approach: p.id for p in d.site.preempts if p.approach is not None}
-            links = {
-                b.index: pre_of_arm[arm]
-                for b in d.links
-                if b.from_lane
-                and (arm := approach.get(_edge_of(b.from_lane))) is not None
-                and arm in pre_of_arm
-            }
+            links: dict[int, int] = {}
+            told: dict[int, int] = {}
+            for b in d.links:
+                arm = approach.get(_edge_of(b.from_lane)) if b.from_lane else None
+                if arm is None or not (pres := preempts_for(d.site, arm, None)):
+                    continue
+                links[b.index] = pres[0].id
+                turn = b.movement.split(".")[-1] if b.movement else None
+                told[b.index] = preempts_for(d.site, arm, turn)[0].id
             inputs = {p.id: p.input for p in d.site.preempts if p.input is not None}
             lead = {p.id: p.lead_ms / 1000 for p in d.site.preempts}
-            self.signals[d.tls] = _Signal(links, lead, inputs)
+            self.signals[d.tls] = _Signal(links, told, lead, inputs)
         self.vehicles: set[str] = set()
         self.requests = 0  # preempt requests raised (rising edges), for the report
         self.trace = EvTrace(edges)
@@ -103,10 +108,14 @@ class EmergencyFeed:
                 pid = sig.preempt_of_link.get(int(link)) if sig is not None else None
                 if sig is None or pid is None:
                     continue
+                told_pid = sig.told_of_link[int(link)]
                 heard = n == 0 and dist <= self.range_m
-                told = self.central and dist / speed <= sig.lead_s[pid]
-                if heard or told:
+                told = self.central and dist / speed <= sig.lead_s[told_pid]
+                if told:  # central's request is in force: the receiver adds nothing
+                    wanted[tls].add(told_pid)
+                elif heard:
                     wanted[tls].add(pid)
+                if heard or told:
                     self.trace.reach(vid, tls)
                 if not self.central:
                     break

@@ -251,6 +251,20 @@ def test_commands_map_to_typed_actions_and_acks(keys: Keys) -> None:
     out = s.on_command(raw, now)
     req = next(a for a in out if isinstance(a, PriorityRequest)).request
     assert (req.approach, req.eta_s, req.vehicle_id, req.cancel) == ("N", 25, "E-17", False)
+    assert req.turn is None
+    _, raw = signed_command(
+        keys.central,
+        DEV,
+        {"kind": "ev_priority", "approach": "N", "eta_s": 25, "vehicle_id": "E-18", "turn": "T"},
+    )
+    out = s.on_command(raw, now)
+    assert next(a for a in out if isinstance(a, PriorityRequest)).request.turn == "T"
+    _, raw = signed_command(
+        keys.central,
+        DEV,
+        {"kind": "ev_priority", "approach": "N", "eta_s": 5, "vehicle_id": "x", "turn": "U"},
+    )
+    assert acks(s.on_command(raw, now))[0].code == "schema"
     _, raw = signed_command(
         keys.central, DEV, {"kind": "ev_priority", "approach": "Q", "eta_s": 5, "vehicle_id": "x"}
     )

@@ -85,7 +85,11 @@ def test_hangzhou_4x4_every_junction(hangzhou_dir: Path, tmp_path: Path) -> None
         # a stop-bar loop per lane; the 4 inputs left are the preemption receiver's
         # (one per approach), so no setback loops fit on the 16-input board
         assert sum(det.kind == "stop-bar" for det in d.detectors) == 12
-        assert sorted(p.input or 0 for p in d.site.preempts) == [13, 14, 15, 16]
+        whole = [p for p in d.site.preempts if p.turn is None]
+        assert sorted(p.input or 0 for p in whole) == [13, 14, 15, 16]
+        # protected lefts: a through vehicle's preempt per approach, no receiver input
+        through = [p for p in d.site.preempts if p.turn == "T"]
+        assert len(through) == 4 and all(p.input is None for p in through)
         assert len(d.detectors) == 12
         assert all(det.calls for det in d.detectors if det.kind == "stop-bar")
         assert not any(det.calls for det in d.detectors if det.kind == "setback")

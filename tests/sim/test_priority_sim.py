@@ -45,13 +45,34 @@ def _scenario(tmp: Path, ev_at: float, end: float = 300) -> Path:
 def test_derived_site_has_a_preempt_per_approach_on_a_board_input(tmp_path: Path) -> None:
     cfg = _scenario(tmp_path, 60)
     d = derive(signal_junctions(resolve(str(cfg)).net)[0])
-    pre = {p.approach or "": p for p in d.site.preempts}
+    pre = {p.approach or "": p for p in d.site.preempts if p.turn is None}
     assert sorted(pre) == ["E", "N", "S", "W"]
     inputs = {det.input for det in d.site.detectors}
     for p in pre.values():
         assert p.input is not None and p.input not in inputs
         served = {m.approach for pid in p.dwell_phases for m in d.site.phase(pid).movements}
         assert served == {p.approach}
+
+
+def test_a_through_vehicle_dwells_with_the_opposing_through(tmp_path: Path) -> None:
+    """Protected lefts: central's request for a through vehicle keeps the street moving."""
+    cfg = _scenario(tmp_path, 60)
+    d = derive(signal_junctions(resolve(str(cfg)).net)[0])
+    opposite = {"N": "S", "S": "N", "E": "W", "W": "E"}
+    whole = {p.approach or "": p for p in d.site.preempts if p.turn is None}
+    through = {p.approach or "": p for p in d.site.preempts if p.turn == "T"}
+    # where the approach's dwell runs its own protected left, and only there
+    protected_left = {
+        arm
+        for arm, p in whole.items()
+        if any(m.name == f"{arm}.L" for pid in p.dwell_phases for m in d.site.phase(pid).movements)
+    }
+    assert protected_left and sorted(through) == sorted(protected_left)
+    for arm, p in through.items():
+        assert p.input is None  # a receiver cannot tell the turn
+        served = {m.name for pid in p.dwell_phases for m in d.site.phase(pid).movements}
+        assert {f"{arm}.T", f"{opposite[arm]}.T"} <= served
+        assert f"{arm}.L" not in served
 
 
 @pytest.mark.parametrize("controller", ["edge", "edge-board"])
