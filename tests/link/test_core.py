@@ -14,7 +14,7 @@ from edge.link import signing, topics
 from edge.link.central import signed_bundle, signed_command
 from edge.link.counts import CountsAggregator
 from edge.link.errors import Rejected
-from edge.link.messages import LogEvent, with_seq
+from edge.link.messages import EmergencyPriorityRequest, LogEvent, with_seq
 from edge.link.plans import MAX_PLAN_BYTES, plan_at, verify_bundle
 from edge.link.session import (
     Ack,
@@ -251,14 +251,14 @@ def test_commands_map_to_typed_actions_and_acks(keys: Keys) -> None:
     out = s.on_command(raw, now)
     req = next(a for a in out if isinstance(a, PriorityRequest)).request
     assert (req.approach, req.eta_s, req.vehicle_id, req.cancel) == ("N", 25, "E-17", False)
-    assert req.turn is None
+    assert isinstance(req, EmergencyPriorityRequest) and req.turn is None
     _, raw = signed_command(
         keys.central,
         DEV,
         {"kind": "ev_priority", "approach": "N", "eta_s": 25, "vehicle_id": "E-18", "turn": "T"},
     )
-    out = s.on_command(raw, now)
-    assert next(a for a in out if isinstance(a, PriorityRequest)).request.turn == "T"
+    req = next(a for a in s.on_command(raw, now) if isinstance(a, PriorityRequest)).request
+    assert isinstance(req, EmergencyPriorityRequest) and req.turn == "T"
     _, raw = signed_command(
         keys.central,
         DEV,
