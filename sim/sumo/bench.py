@@ -38,6 +38,7 @@ CONTROLLERS = (
     "edge-adaptive",
     "sumo-static",
     "sumo-actuated",
+    "sumo-actuated-ite",
     "sumo-delay",
     "sumo-nema",
     "webster",
