@@ -1,6 +1,7 @@
-"""The central link inside `edge run`: edge/link's MQTT client and protocol session,
-wired to the runtime's controller (through the IO-board driver) instead of the
-link harness's own scripted controller (edge/link/device.py).
+"""The central link inside `edge run`: edge/link's MQTT client and the device's end of
+the protocol (edge/link/endpoint.py), wired to the runtime's controller (through
+the IO-board driver) instead of the link harness's own scripted controller
+(edge/link/device.py).
 
 Runs as the runtime's `central` task (Runtime(central=...)) and is the
 runtime's `link` view. What it does, as edge/link specifies: retained birth
@@ -24,36 +25,24 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import hashlib
 import logging
 import time
 import tomllib
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from edge.control.messages import LoadSite
+from edge.control.site import Site
 from edge.link import messages
 from edge.link.client import LinkClient
 from edge.link.config import DeviceConfig
 from edge.link.counts import CountsAggregator, on_utc
 from edge.link.device import FIRMWARE
-from edge.link.errors import Rejected
+from edge.link.endpoint import CentralEndpoint, utc_ms
 from edge.link.messages import LogEvent
-from edge.link.plans import check_body, plan_at
-from edge.link.priority import PriorityBook, Request, body_of, kind_of
-from edge.link.session import (
-    Ack,
-    Action,
-    ControlCommand,
-    DeviceSession,
-    InstallPlan,
-    PriorityRequest,
-    SendState,
-)
-from edge.link.signing import load_trusted, open_envelope
-from edge.store import Store
+from edge.link.plans import Bundle, plan_at
+from edge.link.session import Ack, ControlCommand
 
 if TYPE_CHECKING:
     from edge.runtime import CentralHook, Runtime
@@ -63,40 +52,18 @@ log = logging.getLogger(__name__)
 PRIORITY_EXPIRY_EVERY_S = 1.0
 
 
-def utc_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-class CentralLink:
+class CentralLink(CentralEndpoint):
     def __init__(self, cfg: DeviceConfig, rt: Runtime) -> None:
-        self.cfg = cfg
+        super().__init__(cfg, frozenset(a.id for a in rt.site.approaches))
         self.rt = rt
-        self.device = cfg.device
-        site_bytes = cfg.site_path.read_bytes()
-        self.config_hash = hashlib.sha256(site_bytes).hexdigest()[:16]
-        self.site_raw: dict[str, Any] = tomllib.loads(site_bytes.decode("utf-8"))
-        self.store = Store(cfg.store_path, max_spool_rows=cfg.max_spool_rows)
-        self.db = ThreadPoolExecutor(1, thread_name_prefix="edge-store")
-        self.session = DeviceSession(
-            device=cfg.device,
-            trusted=load_trusted(list(cfg.trusted_keys)),
-            site_raw=self.site_raw,
-            high_water=self.store.plan_high_water(),
-            memory=self.store,
-            backup_ms=cfg.backup_ms,
-            approaches=frozenset(a.id for a in rt.site.approaches),
-        )
         self.client = LinkClient(cfg.device, cfg.broker, self, self.store, self.db)
         active = self.store.active_plan()
         self.plan_version = active.version if active is not None else 0
         self.connected = False
         self.last_error = ""
-        self.events: list[LogEvent] = []
         self.sent: deque[ControlCommand] = deque()  # handed to the core, awaiting its verdict
-        self.pending_apply: tuple[int, str, bytes | None] | None = None
         self.utc0 = utc_ms() - rt.board.clock_ms()
         self._tick_events: list[Any] = []
-        self.book = PriorityBook()
         self.counts: CountsAggregator | None = None  # from the first step on
         previous: Callable[[Runtime], None] | None = rt.on_tick
 
@@ -116,34 +83,39 @@ class CentralLink:
         rt.on_tick = on_tick
         rt.link = self
         self._restore_plan()
-        # Requests stored before a restart, not yet expired, are in force again.
-        self.book.restore(self.store.active_priorities(utc_ms()))
-        self._sync_priority()
+        self._restore_priority()
 
     def _restore_plan(self) -> None:
-        """After a restart or a power cut: the newest stored bundle (central accepted it)
-        goes to the controller again, verified again (a key no longer trusted is not used)."""
-        stored = self.store.latest_plan()
-        if stored is None:
-            return
-        try:
-            body = open_envelope(stored.envelope, self.session.trusted)
-            bundle = check_body(
-                body,
-                device=self.device,
-                high_water=stored.version - 1,
-                site_raw=self.site_raw,
-                now_ms=None,
-            )
-        except (Rejected, ValueError, KeyError, TypeError) as exc:
-            log.error(
-                "central_plan_unusable version=%d: %s; the site's plans run", stored.version, exc
-            )
+        """After a restart or a power cut: the newest stored bundle goes to the controller
+        again (verified again; when it no longer is, the site's plans run)."""
+        bundle = self._stored_bundle()
+        if bundle is None:
             return
         plan = plan_at(bundle.config, datetime.datetime.now())
         self.rt.driver.command(LoadSite(bundle.site, plan))
         self.pending_apply = (bundle.version, plan, None)
         log.info("central_plan_restored version=%d plan=%s", bundle.version, plan)
+
+    # -- CentralEndpoint -----------------------------------------------------------------------
+
+    def _to_core(self, cmd: ControlCommand) -> None:
+        self.rt.driver.command(cmd.command)
+        if cmd.ref is not None:
+            self.sent.append(cmd)
+
+    def _core_site(self) -> Site:
+        return self.rt.driver.controller.site
+
+    def _apply_bundle(self, bundle: Bundle, correlation: bytes | None) -> None:
+        plan = plan_at(bundle.config, datetime.datetime.now())
+        self.rt.driver.command(LoadSite(bundle.site, plan))
+        self.pending_apply = (bundle.version, plan, correlation)
+        log.info("central_plan_accepted version=%d plan=%s", bundle.version, plan)
+
+    def _state_fields(self) -> dict[str, Any]:
+        st = self.rt.status()
+        st["plan_version"] = self.plan_version
+        return st
 
     # -- LinkView ----------------------------------------------------------------------------
 
@@ -178,105 +150,12 @@ class CentralLink:
     def on_connected(self) -> None:
         self.connected = True
         self.last_error = ""
-        self.events.append(LogEvent(utc_ms(), "link_resumed", "", "", "link"))
+        self._log(LogEvent(utc_ms(), "link_resumed", "", "", "link"))
 
     def on_disconnected(self, reason: str) -> None:
         self.connected = False
         self.last_error = reason[:200]
-        self.events.append(LogEvent(utc_ms(), "link_lost", "", reason[:200], "link"))
-
-    async def on_message(
-        self, leaf: str, payload: bytes, correlation: bytes | None, retained: bool = False
-    ) -> None:
-        now = utc_ms()
-        if leaf == "plan":
-            latest = self.store.latest_plan()
-            if retained and latest is not None and latest.envelope == payload:
-                return  # the retained bundle we already hold
-            actions = self.session.on_plan(payload, now, correlation)
-        else:
-            actions = self.session.on_command(payload, now, correlation)
-        for action in actions:
-            await self._act(action)
-
-    # -- actions -------------------------------------------------------------------------------
-
-    def _ack(self, a: Ack) -> None:
-        payload = messages.ack(
-            self.device,
-            utc_ms=utc_ms(),
-            ref=a.ref,
-            kind="plan" if a.kind == "plan" else "command",
-            status=a.status,  # type: ignore[arg-type]
-            code=a.code,
-            reason=a.reason,
-            version=a.version,
-        )
-        self.client.send_reliable("ack", payload, a.correlation)
-
-    async def _in_db(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.db, fn, *args)
-
-    async def _act(self, action: Action) -> None:
-        if isinstance(action, Ack):
-            self._ack(action)
-        elif isinstance(action, LogEvent):
-            self.events.append(action)
-        elif isinstance(action, ControlCommand):
-            self.rt.driver.command(action.command)
-            self.sent.append(action)
-        elif isinstance(action, InstallPlan):
-            await self._install(action)
-        elif isinstance(action, PriorityRequest):
-            await self._priority(action.request)
-        elif isinstance(action, SendState):
-            st = self.rt.status()
-            st["plan_version"] = self.plan_version
-            self.client.send_reliable(
-                "state",
-                messages.state(self.device, utc_ms=utc_ms(), ref=action.ref, fields=st),
-                action.correlation,
-            )
-            self._ack(Ack(action.ref, "command", "done", correlation=action.correlation))
-
-    async def _install(self, act: InstallPlan) -> None:
-        b = act.bundle
-        try:
-            await self._in_db(self.store.save_plan, b.version, b.digest, act.envelope, utc_ms())
-        except ValueError as exc:
-            self._ack(
-                Ack(None, "plan", "rejected", "replayed", str(exc), b.version, act.correlation)
-            )
-            return
-        self._ack(Ack(None, "plan", "accepted", version=b.version, correlation=act.correlation))
-        plan = plan_at(b.config, datetime.datetime.now())
-        self.rt.driver.command(LoadSite(b.site, plan))
-        self.pending_apply = (b.version, plan, act.correlation)
-        log.info("central_plan_accepted version=%d plan=%s", b.version, plan)
-
-    async def _priority(self, req: Request) -> None:
-        key = self.book.update(req)
-        if req.cancel:
-            await self._in_db(self.store.drop_priority, key)
-        else:
-            await self._in_db(
-                self.store.save_priority, key, kind_of(req), body_of(req), req.received_ms,
-                req.expires_ms,
-            )  # fmt: skip
-        self._sync_priority()
-
-    def _expire_priority(self) -> None:
-        """Requests past their expiry lapse (a lost radio or bus never cancels); others fall due."""
-        now = utc_ms()
-        gone = self.book.expire(now)
-        for key in gone:
-            self.events.append(LogEvent(now, "priority_expired", key, "", "link"))
-        self._sync_priority()  # and requests whose vehicle is now within the lead time
-
-    def _sync_priority(self) -> None:
-        for cmd in self.book.commands(self.rt.driver.controller.site, utc_ms()):
-            log.info("central_priority command=%r", cmd)
-            self.rt.driver.command(cmd)
+        self._log(LogEvent(utc_ms(), "link_lost", "", reason[:200], "link"))
 
     def _flush_counts(self) -> None:
         counts = self.counts
@@ -295,21 +174,7 @@ class CentralLink:
             )
             cc = self._sent_for(ev) if ev.name in ("command_applied", "command_rejected") else None
             if cc is not None:
-                if cc.ref is not None:
-                    if ev.name == "command_applied":
-                        self._ack(Ack(cc.ref, "command", "done", correlation=cc.correlation))
-                    else:
-                        self._ack(
-                            Ack(
-                                cc.ref,
-                                "command",
-                                "rejected",
-                                "refused",
-                                ev.detail,
-                                None,
-                                cc.correlation,
-                            )
-                        )
+                self._ack_verdict(cc, ev)
             elif ev.name == "plan_applied" and self.pending_apply is not None:
                 version, plan, corr = self.pending_apply
                 if ev.subject == plan:
@@ -376,7 +241,7 @@ class CentralLink:
                     self._flush_events()
                     last_flush = time.monotonic()
                 if time.monotonic() - last_expiry >= PRIORITY_EXPIRY_EVERY_S:
-                    self._expire_priority()
+                    self._expire_priority(utc_ms())
                     last_expiry = time.monotonic()
                 self._flush_counts()
                 k += 1

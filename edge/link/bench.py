@@ -79,7 +79,7 @@ async def _single(
     accepted: list[float] = []
     applied: list[float] = []
     try:
-        while not rt.link.connected.is_set() or rt.ctl.mode != "run":
+        while not rt.client.connected.is_set() or rt.ctl.mode != "run":
             await asyncio.sleep(0.1)
         async with central.connect(broker.client_config("central")) as c:
             for v in range(1, pushes + 1):

@@ -4,7 +4,8 @@ taking plans and commands from central.
 
 This is the harness the link tests and `edge bench link` run; the full
 runtime (edge/runtime.py, with the IO board and sensing) wires the same
-pieces. Local control never waits for the network: the control loop only
+pieces, and both take the device's end of the protocol from
+edge/link/endpoint.py. Local control never waits for the network: the control loop only
 hands work to the link and the store (a single worker thread) and moves on.
 
     python -m edge.link.device DEVICE.toml [--duration S] [--stats FILE]
@@ -16,43 +17,32 @@ import argparse
 import asyncio
 import contextlib
 import datetime
-import hashlib
 import importlib.metadata
 import json
 import logging
 import signal
 import sys
-import time
 import tomllib
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from edge.config import SiteConfig, config_from_dict
 from edge.control.controller import Controller
 from edge.control.messages import Inputs, LoadSite, Outputs, SetPlan
+from edge.control.site import Site
 from edge.demand import RandomDemand
 from edge.link import messages
 from edge.link.client import LinkClient
 from edge.link.config import DeviceConfig, load_device_config
 from edge.link.counts import CountsAggregator, on_utc
-from edge.link.errors import Rejected
+from edge.link.endpoint import CentralEndpoint, utc_ms
 from edge.link.messages import EmergencyPriorityRequest, LogEvent, TransitPriorityRequest
-from edge.link.plans import Bundle, check_body, plan_at
-from edge.link.priority import PriorityBook, body_of, kind_of
-from edge.link.session import (
-    Ack,
-    Action,
-    ControlCommand,
-    DeviceSession,
-    InstallPlan,
-    PriorityRequest,
-    SendState,
-)
-from edge.link.signing import load_trusted, open_envelope
-from edge.store import Store
+from edge.link.plans import Bundle, plan_at
+from edge.link.priority import Request
+from edge.link.session import Ack, ControlCommand
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +59,6 @@ def _firmware() -> str:
 FIRMWARE = _firmware()
 
 
-def utc_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 @dataclass
 class Stats:
     ticks: int = 0
@@ -84,49 +70,29 @@ class Stats:
     tick_times: list[float] = field(default_factory=list)
 
 
-class DeviceRuntime:
+class DeviceRuntime(CentralEndpoint):
     def __init__(
         self,
         cfg: DeviceConfig,
         record_ticks: bool = False,
         board_state: Callable[[], str] = lambda: "simulated",
     ) -> None:
-        self.cfg = cfg
-        self.device = cfg.device
+        raw = tomllib.loads(cfg.site_path.read_text(encoding="utf-8"))
+        self.config: SiteConfig = config_from_dict(raw, str(cfg.site_path))
+        super().__init__(cfg, frozenset(a.id for a in self.config.site.approaches))
         self.board_state = board_state  # the IO board driver's state, for the birth message
-        site_bytes = cfg.site_path.read_bytes()
-        self.config_hash = hashlib.sha256(site_bytes).hexdigest()[:16]
-        self.site_raw: dict[str, Any] = tomllib.loads(site_bytes.decode("utf-8"))
-        self.config: SiteConfig = config_from_dict(self.site_raw, str(cfg.site_path))
-        site = self.config.site
-        self.store = Store(cfg.store_path, max_spool_rows=cfg.max_spool_rows)
-        self.db = ThreadPoolExecutor(1, thread_name_prefix="edge-store")
-        self.trusted = load_trusted(list(cfg.trusted_keys))
-        self.session = DeviceSession(
-            device=cfg.device,
-            trusted=self.trusted,
-            site_raw=self.site_raw,
-            high_water=self.store.plan_high_water(),
-            memory=self.store,
-            backup_ms=cfg.backup_ms,
-            approaches=frozenset(a.id for a in site.approaches),
-        )
         self.bundle: Bundle | None = self._boot_bundle()
         if self.bundle is not None:
             self.config = self.bundle.config
-            site = self.config.site
+        site = self.config.site
         self.plan_version = self.bundle.version if self.bundle else 0
         self.ctl = Controller(site, now_ms=0, plan=self._scheduled_plan())
         self.phase_ids = [p.id for p in site.phases]
         self.counts = CountsAggregator(site, cfg.counts_interval_ms)
         self.demand = RandomDemand(site, seed=cfg.demand_seed, veh_per_hour=cfg.veh_per_hour)
-        self.link = LinkClient(cfg.device, cfg.broker, self, self.store, self.db)
+        self.client = LinkClient(cfg.device, cfg.broker, self, self.store, self.db)
         self.queued: list[ControlCommand] = []
-        self.pending_apply: tuple[int, str, bytes | None] | None = None
-        self.events: list[LogEvent] = []
-        self.book = PriorityBook()  # central's priority requests and what the core was asked
-        self.on_priority: list[Callable[[EmergencyPriorityRequest | TransitPriorityRequest], None]]
-        self.on_priority = []
+        self.on_priority: list[Callable[[Request], None]] = []
         self.stats = Stats()
         self.record_ticks = record_ticks
         self.out: Outputs | None = None
@@ -135,33 +101,16 @@ class DeviceRuntime:
         self.scheduled = self.ctl.plan.id
         self.stopping = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._restore_priorities()
-        self._sync_preempts()  # restored requests reach the core with the first step
+        self._restore_priority()  # restored requests reach the core with the first step
 
     # -- boot --------------------------------------------------------------------------
 
     def _boot_bundle(self) -> Bundle | None:
+        bundle = self._stored_bundle()
+        if bundle is None:
+            return None
         stored = self.store.latest_plan()
-        if stored is None:
-            return None
-        try:
-            # verified again: a bundle whose key is no longer trusted is not used
-            body = open_envelope(stored.envelope, self.trusted)
-            bundle = check_body(
-                body,
-                device=self.device,
-                high_water=stored.version - 1,
-                site_raw=self.site_raw,
-                now_ms=None,
-            )
-        except (Rejected, ValueError, KeyError, TypeError) as exc:
-            log.error(
-                "stored plan bundle v%d no longer valid, using the site's plans: %s",
-                stored.version,
-                exc,
-            )
-            return None
-        if stored.applied_ms is None:
+        if stored is not None and stored.applied_ms is None:
             self.store.mark_plan_applied(stored.version, utc_ms())
         log.info("plan bundle v%d loaded from the store", bundle.version)
         return bundle
@@ -173,10 +122,6 @@ class DeviceRuntime:
     @property
     def preempting(self) -> set[int]:
         return self.book.preempting
-
-    def _restore_priorities(self) -> None:
-        """Priority requests stored before a restart, not yet expired, are in force again."""
-        self.book.restore(self.store.active_priorities(utc_ms()))
 
     def _scheduled_plan(self) -> str:
         return plan_at(self.config, datetime.datetime.now())
@@ -210,135 +155,61 @@ class DeviceRuntime:
         self.link_down_at = now
         self._log(LogEvent(now, "link_lost", "", reason[:200], "link"))
 
-    async def on_message(
-        self, leaf: str, payload: bytes, correlation: bytes | None, retained: bool = False
-    ) -> None:
-        now = utc_ms()
-        if leaf == "plan":
-            stored = self.store.latest_plan()
-            if retained and stored is not None and stored.envelope == payload:
-                log.info("plan bundle v%d received again (retained); nothing to do", stored.version)
-                return
-            actions = self.session.on_plan(payload, now, correlation)
-        else:
-            actions = self.session.on_command(payload, now, correlation)
-        for action in actions:
-            await self._act(action)
+    # -- CentralEndpoint -----------------------------------------------------------------
 
-    # -- actions -------------------------------------------------------------------------
+    def _to_core(self, cmd: ControlCommand) -> None:
+        self.queued.append(cmd)  # the control loop hands it to the core with the next step
 
-    def _ack(self, a: Ack) -> None:
-        payload = messages.ack(
-            self.device,
-            utc_ms=utc_ms(),
-            ref=a.ref,
-            kind="plan" if a.kind == "plan" else "command",
-            status=a.status,  # type: ignore[arg-type]
-            code=a.code,
-            reason=a.reason,
-            version=a.version,
-        )
-        self.link.send_reliable("ack", payload, a.correlation)
+    def _core_site(self) -> Site:
+        return self.ctl.site
 
-    async def _act(self, action: Action) -> None:
-        if isinstance(action, Ack):
-            self._ack(action)
-        elif isinstance(action, LogEvent):
-            self._log(action)
-        elif isinstance(action, ControlCommand):
-            self.queued.append(action)
-        elif isinstance(action, InstallPlan):
-            await self._install(action)
-        elif isinstance(action, PriorityRequest):
-            await self._priority(action.request)
-        elif isinstance(action, SendState):
-            self.link.send_reliable("state", self._state(action.ref), action.correlation)
-            self._ack(Ack(action.ref, "command", "done", correlation=action.correlation))
-
-    async def _install(self, act: InstallPlan) -> None:
-        b = act.bundle
-        try:
-            await self._in_db(self.store.save_plan, b.version, b.digest, act.envelope, utc_ms())
-        except ValueError as exc:
-            self._ack(
-                Ack(None, "plan", "rejected", "replayed", str(exc), b.version, act.correlation)
-            )
-            return
-        self._ack(Ack(None, "plan", "accepted", version=b.version, correlation=act.correlation))
-        self.bundle = b
-        self.config = b.config
+    def _apply_bundle(self, bundle: Bundle, correlation: bytes | None) -> None:
+        self.bundle = bundle
+        self.config = bundle.config
         plan = self._scheduled_plan()
         self.scheduled = plan
         # The core swaps in the new timing itself, at its next safe point.
-        self.queued.append(ControlCommand(None, LoadSite(b.site, plan)))
-        self.pending_apply = (b.version, plan, act.correlation)
+        self.queued.append(ControlCommand(None, LoadSite(bundle.site, plan)))
+        self.pending_apply = (bundle.version, plan, correlation)
         self._log(
             LogEvent(
                 utc_ms(),
                 "plan_accepted",
-                f"v{b.version}",
+                f"v{bundle.version}",
                 f"plan {plan} at the next safe point",
                 "link",
             )
         )
 
-    async def _priority(self, req: EmergencyPriorityRequest | TransitPriorityRequest) -> None:
-        key = self.book.update(req)
-        if req.cancel:
-            await self._in_db(self.store.drop_priority, key)
-        else:
-            await self._in_db(
-                self.store.save_priority, key, kind_of(req), body_of(req), req.received_ms,
-                req.expires_ms,
-            )  # fmt: skip
-        self._sync_preempts()
+    async def _priority(self, req: Request) -> None:
+        await super()._priority(req)
         for hook in self.on_priority:
             hook(req)
 
-    def _expire_priorities(self, utc: int) -> None:
-        """Requests past their expiry lapse (a lost bus or radio never cancels); others fall due."""
-        gone = self.book.expire(utc)
-        for key in gone:
-            self._log(LogEvent(utc, "priority_expired", key, "", "link"))
-        self._sync_preempts()  # and requests whose vehicle is now within the lead time
-
-    def _sync_preempts(self) -> None:
-        """Central's requests become the core's preempts (emergency) and transit priority."""
-        for cmd in self.book.commands(self.ctl.site, utc_ms()):
-            self.queued.append(ControlCommand(None, cmd))
-
-    def _state(self, ref: str | None) -> str:
+    def _state_fields(self) -> dict[str, Any]:
         out = self.out
-        return messages.state(
-            self.device,
-            utc_ms=utc_ms(),
-            ref=ref,
-            fields={
-                "mode": self.ctl.mode,
-                "plan": self.ctl.plan.id,
-                "plan_version": self.plan_version,
-                "plan_pending": self.pending_apply[0] if self.pending_apply else None,
-                "config_hash": self.config_hash,
-                "phases": [
-                    {"phase": pid, "lamp": out.phases[i].name.lower() if out else "dark"}
-                    for i, pid in enumerate(self.phase_ids)
-                ],
-                "overrides": sorted(self.session.overrides),
-                "central": "lapsed" if self.session.lapsed else "ok",
-                "clock_offset_ms": self.session.clock_offset_ms,
-                "priority": [
-                    {"key": k, "approach": r.approach, "eta_s": r.eta_s, "vehicle_id": r.vehicle_id}
-                    for k, r in sorted(self.priority.items())
-                ],
-                "spool_rows": self.store.spool_size(),
-                "uptime_s": round(self.stats.ticks * STEP_MS / 1000, 1),
-            },
-        )
+        return {
+            "mode": self.ctl.mode,
+            "plan": self.ctl.plan.id,
+            "plan_version": self.plan_version,
+            "plan_pending": self.pending_apply[0] if self.pending_apply else None,
+            "config_hash": self.config_hash,
+            "phases": [
+                {"phase": pid, "lamp": out.phases[i].name.lower() if out else "dark"}
+                for i, pid in enumerate(self.phase_ids)
+            ],
+            "overrides": sorted(self.session.overrides),
+            "central": "lapsed" if self.session.lapsed else "ok",
+            "clock_offset_ms": self.session.clock_offset_ms,
+            "priority": [
+                {"key": k, "approach": r.approach, "eta_s": r.eta_s, "vehicle_id": r.vehicle_id}
+                for k, r in sorted(self.priority.items())
+            ],
+            "spool_rows": self.store.spool_size(),
+            "uptime_s": round(self.stats.ticks * STEP_MS / 1000, 1),
+        }
 
     # -- persistence (one worker thread, in order) ---------------------------------------------
-
-    async def _in_db(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.db, fn, *args)
 
     def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
         fut = self.db.submit(fn, *args)
@@ -348,9 +219,6 @@ class DeviceRuntime:
         exc = fut.exception()
         if exc is not None:
             log.error("store write failed: %r", exc)
-
-    def _log(self, ev: LogEvent) -> None:
-        self.events.append(ev)
 
     def _persist_events(self, body: str, rows: list[tuple[int, str, str, str]]) -> None:
         self.store.spool_append("events", body, utc_ms())
@@ -371,13 +239,13 @@ class DeviceRuntime:
         rows = [(e.utc_ms, e.name, e.subject, e.detail) for e in batch]
         fut = self.db.submit(self._persist_events, body, rows)
         fut.add_done_callback(self._db_done)
-        fut.add_done_callback(lambda _f: self._loop.call_soon_threadsafe(self.link.spooled))
+        fut.add_done_callback(lambda _f: self._loop.call_soon_threadsafe(self.client.spooled))
 
     def _flush_counts(self, now: int) -> None:
         body = messages.dumps(on_utc(self.counts.flush(now), self.utc0))
         fut = self.db.submit(self.store.spool_append, "counts", body, utc_ms())
         fut.add_done_callback(self._db_done)
-        fut.add_done_callback(lambda _f: self._loop.call_soon_threadsafe(self.link.spooled))
+        fut.add_done_callback(lambda _f: self._loop.call_soon_threadsafe(self.client.spooled))
 
     # -- the control loop ------------------------------------------------------------------------
 
@@ -393,22 +261,7 @@ class DeviceRuntime:
             utc = self.utc0 + ev.t_ms
             self.events.append(LogEvent(utc, ev.name, ev.subject, ev.detail, "control"))
             if ev.name in ("command_applied", "command_rejected") and refs:
-                cc = refs.popleft()
-                if cc.ref is not None:
-                    if ev.name == "command_applied":
-                        self._ack(Ack(cc.ref, "command", "done", correlation=cc.correlation))
-                    else:
-                        self._ack(
-                            Ack(
-                                cc.ref,
-                                "command",
-                                "rejected",
-                                "refused",
-                                ev.detail,
-                                None,
-                                cc.correlation,
-                            )
-                        )
+                self._ack_verdict(refs.popleft(), ev)
             elif ev.name == "mode":
                 status_changed = True
             elif ev.name == "plan_applied":
@@ -420,8 +273,8 @@ class DeviceRuntime:
                     self.stats.plans_applied += 1
                     self._ack(Ack(None, "plan", "applied", version=version, correlation=corr))
                     self._submit(self.store.mark_plan_applied, version, utc)
-        if status_changed and self.link.client is not None:
-            self._spawn(self.link.publish_now("status", self.birth(), qos=1, retain=True))
+        if status_changed and self.client.client is not None:
+            self._spawn(self.client.publish_now("status", self.birth(), qos=1, retain=True))
 
     async def control_loop(self, duration_s: float | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -451,11 +304,11 @@ class DeviceRuntime:
             if self.record_ticks:
                 st.tick_times.append(wall)
             if spat_every and k % spat_every == 0:
-                if self.link.client is not None:
+                if self.client.client is not None:
                     payload = messages.spat(
                         self.device, k, self.utc0 + now, now, out, self.phase_ids
                     )
-                    if await self.link.publish_now("spat", payload):
+                    if await self.client.publish_now("spat", payload):
                         st.spat_sent += 1
                     else:
                         st.spat_dropped += 1
@@ -464,7 +317,7 @@ class DeviceRuntime:
             for action in self.session.tick(utc_ms()):
                 await self._act(action)
             if now % 1000 == 0:
-                self._expire_priorities(utc_ms())
+                self._expire_priority(utc_ms())
             if now % 10_000 == 0 and self.config.schedule is not None:
                 want = self._scheduled_plan()
                 if want != self.scheduled:
@@ -489,7 +342,7 @@ class DeviceRuntime:
         self._loop = asyncio.get_running_loop()
         try:
             async with asyncio.TaskGroup() as tg:
-                link = tg.create_task(self.link.run())
+                link = tg.create_task(self.client.run())
                 await self.control_loop(duration_s)
                 self._flush_events()
                 await self._drain(drain_s)
@@ -502,16 +355,16 @@ class DeviceRuntime:
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout_s
         await self._in_db(lambda: None)  # writes queued before now are done
-        self.link.spooled()
-        while loop.time() < end and self.link.client is not None:
-            if self.store.spool_size() == 0 and not self.link.outbox:
+        self.client.spooled()
+        while loop.time() < end and self.client.client is not None:
+            if self.store.spool_size() == 0 and not self.client.outbox:
                 break
             await asyncio.sleep(0.05)
-        client = self.link.client
+        client = self.client.client
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.publish(
-                    self.link.topic("status"),
+                    self.client.topic("status"),
                     messages.status_offline(self.device),
                     qos=1,
                     retain=True,

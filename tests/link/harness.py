@@ -117,7 +117,7 @@ async def running(cfg: DeviceConfig, **kw: Any) -> AsyncIterator[DeviceRuntime]:
     rt = DeviceRuntime(cfg, **kw)
     task = asyncio.create_task(rt.run())
     try:
-        await wait_for(lambda: rt.link.connected.is_set() or task.done(), 15, "device connect")
+        await wait_for(lambda: rt.client.connected.is_set() or task.done(), 15, "device connect")
         if task.done():
             task.result()
         yield rt
