@@ -5,8 +5,9 @@ taking plans and commands from central.
 This is the harness the link tests and `edge bench link` run; the full
 runtime (edge/runtime.py, with the IO board and sensing) wires the same
 pieces, and both take the device's end of the protocol from
-edge/link/endpoint.py. Local control never waits for the network: the control loop only
-hands work to the link and the store (a single worker thread) and moves on.
+edge/link/endpoint.py. Local control never waits for the network: the
+control loop only hands work to the link and the store (a single worker
+thread) and moves on.
 
     python -m edge.link.device DEVICE.toml [--duration S] [--stats FILE]
 """
