@@ -111,9 +111,11 @@ class EmergencyFeed:
                 told_pid = sig.told_of_link[int(link)]
                 heard = n == 0 and dist <= self.range_m
                 told = self.central and dist / speed <= sig.lead_s[told_pid]
-                if told:  # central's request is in force: the receiver adds nothing
+                # Both sources request, as on the device: central's (earlier) is served
+                # first, and both drop as the vehicle passes the stop line.
+                if told:
                     wanted[tls].add(told_pid)
-                elif heard:
+                if heard:
                     wanted[tls].add(pid)
                 if heard or told:
                     self.trace.reach(vid, tls)
