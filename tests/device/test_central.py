@@ -11,26 +11,16 @@ import os
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from edge.link import central
-from edge.link.mosquitto import Mosquitto, mosquitto_binary
+from edge.link.mosquitto import Mosquitto
 
 from tests.board.procs import CROSSING, REPO, BoardProcess, poll
 from tests.link.harness import collecting, make_keys, wait_for
 
 DEVICE = "hz-run-1"
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    if mosquitto_binary() is None:
-        pytest.fail("mosquitto is not installed (scripts/install-test-tools.sh)")
-    with Mosquitto(tmp_path / "broker") as b:
-        yield b
 
 
 def test_edge_run_with_a_broker_runs_the_central_link(broker: Mosquitto, tmp_path: Path) -> None:

@@ -11,15 +11,13 @@ import os
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from edge.config import load_config
 from edge.link import central
 from edge.link.central import Collected
-from edge.link.mosquitto import Mosquitto, mosquitto_binary
+from edge.link.mosquitto import Mosquitto
 from edge.vision.synthetic import fixed_boxes_model
 from sim.sumo.site_toml import to_toml
 from sim.virtual_board import VirtualBoard
@@ -38,14 +36,6 @@ from tests.link.schemas import check
 from tests.vision.conftest import H, W, live_frames, write_video
 
 DEVICE = "hz-prio-1"
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    if mosquitto_binary() is None:
-        pytest.fail("mosquitto is not installed (scripts/install-test-tools.sh)")
-    with Mosquitto(tmp_path / "broker") as b:
-        yield b
 
 
 def events_of(col: Collected) -> list[tuple[str, str]]:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from edge.link.mosquitto import Mosquitto, mosquitto_binary
+from edge.link.mosquitto import Mosquitto
 
 from tests.board.procs import CROSSING, REPO, BoardProcess
-from tests.link.harness import Keys, make_keys
+from tests.link.harness import Keys, make_keys, running_broker
 
 FLASH = REPO / "flash.sh"
 WHEELHOUSE = Path(os.environ.get("EDGE_TEST_WHEELHOUSE", Path.home() / ".cache/edge/wheelhouse"))
@@ -108,10 +108,8 @@ def wheelhouse() -> Path:
 
 @pytest.fixture(scope="session")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inputs]:
-    if mosquitto_binary() is None:
-        pytest.fail("mosquitto is not installed (scripts/install-test-tools.sh)")
     d = tmp_path_factory.mktemp("inputs")
-    with Mosquitto(d / "broker") as broker:
+    with running_broker(d / "broker") as broker:
         ca_key = d / "fleet-ca.key"
         ca_key.write_bytes(
             broker.pki.ca_key.private_bytes(

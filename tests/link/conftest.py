@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from edge.link.mosquitto import Mosquitto
 
-from tests.link.harness import Keys, make_keys
+from tests.link.harness import Keys, make_keys, running_broker
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +16,5 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    """A real Mosquitto: TLS with client certificates, the device ACL, persistence."""
-    with Mosquitto(Path(tmp_path_factory.mktemp("broker"))) as b:
+    with running_broker(Path(tmp_path_factory.mktemp("broker"))) as b:
         yield b

@@ -5,23 +5,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from edge.link import central, signing
 from edge.link.central import Collected
 from edge.link.client import BrokerConfig
 from edge.link.config import DeviceConfig
 from edge.link.device import DeviceRuntime
-from edge.link.mosquitto import Mosquitto
+from edge.link.mosquitto import Mosquitto, mosquitto_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "examples" / "four_leg_protected.toml"
 SCHEMAS = ROOT / "edge" / "link" / "schemas"
+
+
+@contextmanager
+def running_broker(folder: Path) -> Iterator[Mosquitto]:
+    """A real Mosquitto in `folder`: TLS with client certificates, the device ACL,
+    persistence. Not installed: the test fails, saying how to install it."""
+    if mosquitto_binary() is None:
+        pytest.fail("mosquitto is not installed (scripts/install-test-tools.sh)")
+    with Mosquitto(folder) as b:
+        yield b
 
 
 @dataclass
