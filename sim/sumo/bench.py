@@ -230,25 +230,12 @@ def run_traffic_bench(json_out: bool, quick: bool, machine: str) -> int:
             for c in controllers
             for s in range(1, seeds + 1)
         ]
-        t0 = time.perf_counter()
-        sha = commit()  # before the run: the code that ran
-        reports = run_jobs(jobs, workers)
+        head, reports = _measure("traffic", jobs, seeds, end_s, workers, machine)
     except SimError as exc:
         print(f"edge bench traffic: error: {exc}", file=sys.stderr)
         return 1
     rows = aggregate(reports, lambda r: (r["scenario_name"], r["controller"]))
-    head = {
-        "bench": "traffic",
-        "machine": machine,
-        "commit": sha,
-        "seeds": seeds,
-        "end_s": end_s,
-        "workers": workers,
-        "wall_s": round(time.perf_counter() - t0, 1),
-    }
-    _save({**head, "results": rows})
-    if json_out:
-        print(json.dumps({**head, "results": rows}))
+    if _saved_as_json(head, rows, json_out):
         return 0
     print(
         f"edge bench traffic: {len(controllers)} controllers x {len(scenarios)} scenarios x "
@@ -273,6 +260,33 @@ def run_traffic_bench(json_out: bool, quick: bool, machine: str) -> int:
     return 0
 
 
+def _measure(
+    bench: str, jobs: list[Job], seeds: int, end_s: float, workers: int, machine: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run the episodes; the run's header (what, where, which commit, how long) and reports."""
+    t0 = time.perf_counter()
+    sha = commit()  # before the run: the code that ran
+    reports = run_jobs(jobs, workers)
+    head = {
+        "bench": bench,
+        "machine": machine,
+        "commit": sha,
+        "seeds": seeds,
+        "end_s": end_s,
+        "workers": workers,
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+    return head, reports
+
+
+def _saved_as_json(head: dict[str, Any], rows: list[dict[str, Any]], json_out: bool) -> bool:
+    """Keep the run where EDGE_BENCH_SAVE says; with --json print it (and say so)."""
+    _save({**head, "results": rows})
+    if json_out:
+        print(json.dumps({**head, "results": rows}))
+    return json_out
+
+
 def run_preemption_bench(json_out: bool, quick: bool, machine: str) -> int:
     try:
         scenarios = _env_list("EDGE_BENCH_TRAFFIC_SCENARIOS", EV_SCENARIOS, SCENARIOS)
@@ -285,9 +299,7 @@ def run_preemption_bench(json_out: bool, quick: bool, machine: str) -> int:
             for on in (True, False)
             for s in range(1, seeds + 1)
         ]
-        t0 = time.perf_counter()
-        sha = commit()  # before the run: the code that ran
-        reports = run_jobs(jobs, workers)
+        head, reports = _measure("preemption", jobs, seeds, end_s, workers, machine)
     except SimError as exc:
         print(f"edge bench preemption: error: {exc}", file=sys.stderr)
         return 1
@@ -301,18 +313,7 @@ def run_preemption_bench(json_out: bool, quick: bool, machine: str) -> int:
             for x in reports
             if x["scenario_name"] == r["scenario"] and x["preemption"] == r["preemption"]
         )
-    head = {
-        "bench": "preemption",
-        "machine": machine,
-        "commit": sha,
-        "seeds": seeds,
-        "end_s": end_s,
-        "workers": workers,
-        "wall_s": round(time.perf_counter() - t0, 1),
-    }
-    _save({**head, "results": rows})
-    if json_out:
-        print(json.dumps({**head, "results": rows}))
+    if _saved_as_json(head, rows, json_out):
         return 0
     print(
         f"edge bench preemption: edge with and without emergency preemption, {seeds} seed(s), "
