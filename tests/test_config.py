@@ -152,36 +152,37 @@ def test_edge_check_prints_every_problem_and_fails(tmp_path: Path) -> None:
 
 
 def _through_preempt(**extra: Any) -> dict[str, Any]:
-    return {"id": 5, "approach": "W", "turn": "T", "dwell_phases": [2, 6], **extra}
+    return {"id": 6, "approach": "E", "turn": "T", "dwell_phases": [2, 6], **extra}
 
 
 def test_a_turns_preempt_dwells_where_that_turn_goes() -> None:
+    site = site_from_dict(base(), "site.toml")
+    pre = next(p for p in site.preempts if p.id == 5)  # the example's eastbound through
+    assert (pre.approach, pre.turn, pre.dwell_phases, pre.input) == ("W", "T", (2, 6), None)
     raw = base()
     raw["preempts"].append(_through_preempt())
-    site = site_from_dict(raw, "site.toml")
-    pre = next(p for p in site.preempts if p.id == 5)
-    assert (pre.approach, pre.turn, pre.dwell_phases) == ("W", "T", (2, 6))
+    assert next(p for p in site_from_dict(raw, "x").preempts if p.id == 6).turn == "T"
 
 
 def test_a_turns_preempt_is_checked_against_its_approach() -> None:
     raw = base()
     raw["preempts"] += [
-        _through_preempt(dwell_phases=[5]),  # phase 5 is W.L: does not serve W.T
-        {"id": 6, "turn": "T", "dwell_phases": [2, 6]},  # no approach
-        _through_preempt(id=7, input=16),  # a receiver cannot tell the turn
+        _through_preempt(dwell_phases=[1]),  # phase 1 is E.L: does not serve E.T
+        {"id": 7, "turn": "T", "dwell_phases": [2, 6]},  # no approach
+        _through_preempt(id=8, approach="W", input=16),  # a receiver cannot tell the turn
     ]
     found = problems(raw)
-    assert "preempt 5: no dwell phase serves W.T" in found
-    assert "preempt 6: turn 'T' needs an approach" in found
-    assert any(p.startswith("preempt 7: a receiver cannot tell the turn") for p in found)
-    assert "preempt 7: another preempt already serves W.T" in found
+    assert "preempt 6: no dwell phase serves E.T" in found
+    assert "preempt 7: turn 'T' needs an approach" in found
+    assert any(p.startswith("preempt 8: a receiver cannot tell the turn") for p in found)
+    assert "preempt 8: another preempt already serves W.T" in found
 
 
 def test_an_approach_with_a_turns_preempt_keeps_one_for_all_its_vehicles() -> None:
     raw = base()
-    raw["preempts"] = [p for p in raw["preempts"] if p["approach"] != "W"]
+    raw["preempts"] = [p for p in raw["preempts"] if p["approach"] != "E" or "turn" in p]
     raw["preempts"].append(_through_preempt())
     assert problems(raw) == [
-        "preempt 5: approach W has no preempt without a turn "
+        "preempt 6: approach E has no preempt without a turn "
         "(for receivers and requests that name none)"
     ]

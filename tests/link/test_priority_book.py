@@ -96,14 +96,12 @@ def test_stored_requests_restore_and_bad_rows_are_skipped() -> None:
 
 
 def test_a_request_naming_its_turn_takes_that_turns_preempt() -> None:
-    through = dataclasses.replace(
-        next(p for p in site().preempts if p.approach == "N"), id=5, turn="T", input=None
-    )
-    s, book = dataclasses.replace(site(), preempts=(*site().preempts, through)), PriorityBook()
-    book.update(dataclasses.replace(ev("E-1", "N"), turn="T"))
+    s, book = site(), PriorityBook()
+    assert [(p.id, p.turn) for p in s.preempts if p.approach == "W"] == [(1, None), (5, "T")]
+    book.update(dataclasses.replace(ev("E-1", "W"), turn="T"))
     assert book.commands(s, NOW) == [Preempt(5, True)]
-    book.update(dataclasses.replace(ev("E-2", "N"), turn="L"))  # no left preempt: the approach's
-    book.update(ev("E-3", "W"))  # names no turn: the approach's
+    book.update(dataclasses.replace(ev("E-2", "W"), turn="L"))  # no left preempt: the approach's
+    book.update(ev("E-3", "N"))  # names no turn: the approach's
     assert book.commands(s, NOW) == [Preempt(1, True), Preempt(4, True)]
-    book.update(ev("E-1", "N", cancel=True))
+    book.update(ev("E-1", "W", cancel=True))
     assert book.commands(s, NOW) == [Preempt(5, False)]
