@@ -8,7 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sim.sumo.controllers import CAMERA_NAMES, NAMES, NO_PREEMPT, known
+from sim.sumo.controllers import CAMERA_NAMES, NAMES, NO_PREEMPT, NO_TSP, known
 from sim.sumo.errors import SimError
 from sim.sumo.metrics import summarise
 
@@ -34,7 +34,8 @@ def compare(
     if unknown:
         raise SimError(
             f"unknown controller(s) {unknown}: choose from {', '.join(NAMES)}"
-            f" (an edge controller + {NO_PREEMPT!r}: without emergency preemption)"
+            f" (an edge controller + {NO_PREEMPT!r}: without emergency preemption;"
+            f" + {NO_TSP!r}: without transit priority)"
         )
     if seeds < 1:
         raise SimError("--seeds must be at least 1")
@@ -74,6 +75,14 @@ EV_COLUMNS: list[Column] = [
     ("within 2 cycles %", lambda r: r.get("ev_recovered_2_cycles_pct")),
 ]
 
+# Buses (SUMO vClass bus; sim/sumo/transit.py): printed when any run had them.
+BUS_COLUMNS: list[Column] = [
+    ("buses", lambda r: r.get("bus_count")),
+    ("bus delay s", lambda r: r.get("bus_mean_delay_s")),
+    ("bus travel s", lambda r: r.get("bus_mean_travel_time_s")),
+    ("requests", lambda r: r.get("transit_requests")),
+]
+
 
 def format_table(reports: list[dict[str, Any]], controllers: Sequence[str]) -> str:
     cols: list[Column] = [
@@ -98,6 +107,13 @@ def format_table(reports: list[dict[str, Any]], controllers: Sequence[str]) -> s
             "from a passage until the signal's halting vehicles are at their level before the "
             "vehicle came; within 2 cycles: share of passages where that took at most two of "
             "the signal's mean cycles"
+        )
+    if any(r.get("bus_count") for r in reports):
+        lines += ["", "buses", *_table(reports, controllers, BUS_COLUMNS)]
+        lines.append(
+            "bus delay: SUMO time loss per bus; requests: transit priority asked of a signal "
+            "for an approach (from the first bus within 200 m of its stop line until the last "
+            "has passed it)"
         )
     return "\n".join(lines)
 

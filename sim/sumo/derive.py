@@ -70,6 +70,10 @@ PED_SPEED_MPS = 1.07
 # request still on after this long is a stuck receiver.
 PREEMPT_MIN_DWELL_S = 5.0
 PREEMPT_MAX_PRESENCE_S = 120.0
+# Transit priority for central's bus check-ins (sim/sumo/transit.py): the
+# config's own limits, written out: an extension or an early green of at most
+# 10 s, priority time at most 10 % of any 100 s.
+TRANSIT = {"max_share": 0.1, "max_extension_s": 10.0, "max_early_s": 10.0, "cycle_s": 100.0}
 
 _COMPASS8 = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
 _COMPASS16 = (
@@ -523,6 +527,7 @@ def _site_dict(
         "channels": channels,
         "detectors": dets,
         **({"preempts": list(preempts)} if preempts else {}),
+        "transit": dict(TRANSIT),
         "plans": _plan(junction, cand, arms, main_group=1),
     }
 

@@ -37,7 +37,7 @@ from sim.sumo.ev_trace import EvTrace
 DETECT_RANGE_M = 250.0  # typical optical/radio receiver range on a straight approach
 
 
-def _edge_of(lane: str) -> str:
+def edge_of(lane: str) -> str:
     return lane.rsplit("_", 1)[0]
 
 
@@ -72,7 +72,7 @@ class EmergencyFeed:
             links: dict[int, int] = {}
             told: dict[int, int] = {}
             for b in d.links:
-                arm = approach.get(_edge_of(b.from_lane)) if b.from_lane else None
+                arm = approach.get(edge_of(b.from_lane)) if b.from_lane else None
                 if arm is None or not (pres := preempts_for(d.site, arm, None)):
                     continue
                 links[b.index] = pres[0].id

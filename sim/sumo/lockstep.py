@@ -150,6 +150,7 @@ def _run(
     t_ms = begin_ms
     notes: list[str] = []
     emergency: set[str] = set()
+    buses: set[str] = set()
     try:
         ctl.start(sim, t_ms)
         queues.start(sim)
@@ -172,11 +173,9 @@ def _run(
                 observer(sim, t_ms)
             if (t_ms - begin_ms) % QUEUE_SAMPLE_MS == 0:
                 queues.sample(sim, (t_ms - begin_ms) / 1000)
-        emergency = {
-            v
-            for v in sim.vehicletype.getIDList()
-            if sim.vehicletype.getVehicleClass(v) == "emergency"
-        }
+        vclass = {v: sim.vehicletype.getVehicleClass(v) for v in sim.vehicletype.getIDList()}
+        emergency = {v for v, c in vclass.items() if c == "emergency"}
+        buses = {v for v, c in vclass.items() if c == "bus"}
     except SimError:
         raise
     except KeyboardInterrupt:
@@ -198,11 +197,15 @@ def _run(
         stats=read_statistics(work / "statistics.xml"),
         queues=queues,
         emergency_types=emergency,
+        bus_types=buses,
         notes=ctl.notes() + notes,
     )
     ev = getattr(ctl, "emergency", None)
     report["preemption"] = ev is not None and ev.preempt
     report["preempt_requests"] = ev.requests if ev is not None else 0
+    tsp = getattr(ctl, "transit", None)
+    report["transit_priority"] = tsp is not None and tsp.enabled
+    report["transit_requests"] = tsp.requests if tsp is not None else 0
     if ev is not None:
         cycles = getattr(ctl, "cycles_s", None)
         report.update(ev.trace.summary(cycles(report["simulated_s"]) if cycles else None))

@@ -114,9 +114,11 @@ def build_report(
     stats: dict[str, dict[str, str]],
     queues: QueueSampler,
     emergency_types: set[str],
+    bus_types: set[str],
     notes: list[str],
 ) -> dict[str, Any]:
     ev = [t for t in trips if t.vtype in emergency_types]
+    buses = [t for t in trips if t.vtype in bus_types]
     arrived = [t for t in trips if t.arrival_s >= 0]
     by_bin: dict[int, list[float]] = defaultdict(list)
     for t in arrived:
@@ -151,6 +153,9 @@ def build_report(
                 if t.arrival_s >= 0 and (ft := t.duration_s - t.time_loss_s) > 0
             ]
         ),
+        "bus_count": len(buses),
+        "bus_mean_delay_s": _mean([t.time_loss_s for t in buses]),
+        "bus_mean_travel_time_s": _mean([t.duration_s for t in buses]),
         "queues": queues.per_approach(),
         "timeseries": {
             "t_s": [b * BIN_S for b in series_t],

@@ -14,6 +14,7 @@ from sim.sumo.emergency import EmergencyFeed
 from sim.sumo.errors import SimError
 from sim.sumo.network import signal_junctions
 from sim.sumo.scenarios import Scenario
+from sim.sumo.transit import TransitFeed
 
 NAMES = ("edge", "edge-adaptive", "edge-board", *SUMO_TYPES, "webster", "max-pressure")
 # The controller on rendered cameras (sim/camera, edge/vision): slow (a frame per camera
@@ -23,6 +24,9 @@ CAMERA_NAMES = ("edge-camera", "edge-camera-labels", "edge-camera-adaptive")
 # emergency feed traced but requesting nothing (the "without priority" runs).
 NO_PREEMPT = "-no-preempt"
 PREEMPTING = ("edge", "edge-adaptive", "edge-board")
+# `edge-no-tsp`, `edge-adaptive-no-tsp`: buses traced, no transit priority asked for.
+NO_TSP = "-no-tsp"
+TRANSIT = ("edge", "edge-adaptive")
 
 
 def link_clearances(d: Derivation) -> dict[int, tuple[float, float]]:
@@ -38,7 +42,12 @@ def link_clearances(d: Derivation) -> dict[int, tuple[float, float]]:
 def known(name: str) -> bool:
     """Is this a controller name make_controller builds?"""
     base = name.removesuffix(NO_PREEMPT)
-    return name in NAMES + CAMERA_NAMES or (base != name and base in PREEMPTING)
+    bus = name.removesuffix(NO_TSP)
+    return (
+        name in NAMES + CAMERA_NAMES
+        or (base != name and base in PREEMPTING)
+        or (bus != name and bus in TRANSIT)
+    )
 
 
 def make_controller(
@@ -53,10 +62,13 @@ def make_controller(
     if not known(name):
         raise SimError(
             f"unknown controller {name!r}: choose from {', '.join(NAMES + CAMERA_NAMES)}"
-            f" (an edge controller + {NO_PREEMPT!r}: without emergency preemption)"
+            f" (an edge controller + {NO_PREEMPT!r}: without emergency preemption;"
+            f" + {NO_TSP!r}: without transit priority)"
         )
     if name.endswith(NO_PREEMPT):
         name, preemption = name.removesuffix(NO_PREEMPT), False
+    transit = not name.endswith(NO_TSP)
+    name = name.removesuffix(NO_TSP)
     junctions = signal_junctions(scenario.net)
     if name in SUMO_TYPES and name != "sumo-actuated-ite":
         return SumoProgram(name, junctions)
@@ -72,6 +84,8 @@ def make_controller(
         else:
             ctl = EdgeControl(derivations)
         ctl.emergency = EmergencyFeed(derivations, preempt=preemption)
+        if isinstance(ctl, EdgeControl):
+            ctl.transit = TransitFeed(derivations, enabled=transit)
         return ctl
     if name in CAMERA_NAMES:  # rendered frames -> model -> zones
         from sim.sumo.controllers.edge_camera import EdgeCameraControl
@@ -97,4 +111,12 @@ def make_controller(
     return EdgeControl(derivations, sites=sites, name="webster", notes=summaries + skipped)
 
 
-__all__ = ["CAMERA_NAMES", "NAMES", "NO_PREEMPT", "SignalControl", "known", "make_controller"]
+__all__ = [
+    "CAMERA_NAMES",
+    "NAMES",
+    "NO_PREEMPT",
+    "NO_TSP",
+    "SignalControl",
+    "known",
+    "make_controller",
+]

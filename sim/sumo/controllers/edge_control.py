@@ -24,6 +24,7 @@ from sim.sumo.controllers.base import LinkRenderer, write_additional
 from sim.sumo.derive import Derivation
 from sim.sumo.emergency import EmergencyFeed
 from sim.sumo.scenarios import Scenario
+from sim.sumo.transit import TransitFeed
 
 _LAST_STEP_VEHICLE_NUMBER = 0x10  # traci constant, same value for libsumo
 
@@ -66,6 +67,8 @@ class EdgeControl:
         self.fault_events: list[str] = []
         # Emergency vehicles -> the preempts of their approach (None: not traced).
         self.emergency: EmergencyFeed | None = None
+        # Buses -> transit priority on their approach (None: not traced).
+        self.transit: TransitFeed | None = None
 
     def prepare(self, scenario: Scenario, workdir: Path) -> list[Path]:
         if not self.use_detectors:
@@ -106,11 +109,15 @@ class EdgeControl:
                     for det_id, sumo_id in s.detectors
                     if results.get(sumo_id, {}).get(_LAST_STEP_VEHICLE_NUMBER, 0) > 0
                 )
-        ev = self.emergency
+        ev, tsp = self.emergency, self.transit
         if sensed and ev is not None:
             ev.update(sim)
+        if sensed and tsp is not None:
+            tsp.update(sim)
         for s in self.signals:
             cmds = (ev.take(s.tls) if ev is not None else ()) + s.commands
+            if tsp is not None:
+                cmds += tsp.take(s.tls)
             s.commands = ()
             inputs = (
                 Inputs(occupied=s.occupied, commands=cmds) if s.detectors or cmds else NO_INPUTS
