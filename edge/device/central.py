@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from edge.control.messages import LoadSite
+from edge.control.messages import LoadSite, Preempt, TransitRequest
 from edge.control.site import Site
 from edge.link import messages
 from edge.link.client import LinkClient
@@ -100,7 +100,9 @@ class CentralLink(CentralEndpoint):
 
     def _to_core(self, cmd: ControlCommand) -> None:
         self.rt.driver.command(cmd.command)
-        if cmd.ref is not None:
+        # Central's own commands await the core's verdict; the preempts and transit
+        # requests the priority book makes are not central's commands.
+        if not isinstance(cmd.command, (Preempt, TransitRequest)):
             self.sent.append(cmd)
 
     def _core_site(self) -> Site:

@@ -114,9 +114,7 @@ class CentralEndpoint:
             )
         except (Rejected, ValueError, KeyError, TypeError) as exc:
             log.error(
-                "stored plan bundle v%d no longer valid, using the site's plans: %s",
-                stored.version,
-                exc,
+                "central_plan_unusable version=%d: %s; the site's plans run", stored.version, exc
             )
             return None
 
@@ -129,7 +127,7 @@ class CentralEndpoint:
         if leaf == "plan":
             stored = self.store.latest_plan()
             if retained and stored is not None and stored.envelope == payload:
-                log.info("plan bundle v%d received again (retained); nothing to do", stored.version)
+                log.info("central_plan_retained version=%d: already held", stored.version)
                 return
             actions = self.session.on_plan(payload, now, correlation)
         else:

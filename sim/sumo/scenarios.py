@@ -111,6 +111,27 @@ def _from_sumocfg(cfg: Path) -> Scenario:
     )
 
 
+_RECIPE_INPUTS = ("node-files", "edge-files", "connection-files", "tllogic-files", "type-files")
+
+
+def _recipe_inputs(recipe: Path) -> list[Path]:
+    """The plain files a netconvert recipe reads (another scenario's, too: `transit`)."""
+    try:
+        root = ET.parse(recipe).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise SimError(f"{recipe}: cannot read the netconvert recipe: {exc}") from None
+    files = [
+        f
+        for tag in _RECIPE_INPUTS
+        for el in root.iter(tag)
+        for f in _files(el.get("value", ""), recipe.parent)
+    ]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise SimError(f"{recipe}: input file(s) not found: {', '.join(missing)}")
+    return files
+
+
 def _build_if_needed(cfg: Path, net: Path) -> None:
     """Build a shipped network from its plain sources with netconvert."""
     recipe = cfg.with_name(net.name.removesuffix(".net.xml") + ".netccfg")
@@ -118,8 +139,7 @@ def _build_if_needed(cfg: Path, net: Path) -> None:
         if not net.is_file():
             raise SimError(f"{cfg}: network {net} not found")
         return
-    sources = [recipe, *recipe.parent.glob("*.nod.xml"), *recipe.parent.glob("*.edg.xml")]
-    sources += [*recipe.parent.glob("*.con.xml"), *recipe.parent.glob("*.tll.xml")]
+    sources = [recipe, *_recipe_inputs(recipe)]
     if net.is_file() and net.stat().st_mtime >= max(s.stat().st_mtime for s in sources):
         return
     tmp = net.with_name(f".{net.name}.{os.getpid()}.tmp")
