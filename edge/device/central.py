@@ -32,14 +32,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from edge.control.messages import LoadSite, Preempt, TransitRequest
+from edge.control.messages import LoadSite
 from edge.control.site import Site
 from edge.link import messages
 from edge.link.client import LinkClient
 from edge.link.config import DeviceConfig
 from edge.link.counts import CountsAggregator, on_utc
 from edge.link.device import FIRMWARE
-from edge.link.endpoint import CentralEndpoint, utc_ms
+from edge.link.endpoint import CentralEndpoint, read_site, utc_ms
 from edge.link.messages import LogEvent
 from edge.link.plans import Bundle, plan_at
 from edge.link.session import Ack, ControlCommand
@@ -54,7 +54,7 @@ PRIORITY_EXPIRY_EVERY_S = 1.0
 
 class CentralLink(CentralEndpoint):
     def __init__(self, cfg: DeviceConfig, rt: Runtime) -> None:
-        super().__init__(cfg, frozenset(a.id for a in rt.site.approaches))
+        super().__init__(cfg, read_site(cfg.site_path), frozenset(a.id for a in rt.site.approaches))
         self.rt = rt
         self.client = LinkClient(cfg.device, cfg.broker, self, self.store, self.db)
         active = self.store.active_plan()
@@ -88,9 +88,10 @@ class CentralLink(CentralEndpoint):
     def _restore_plan(self) -> None:
         """After a restart or a power cut: the newest stored bundle goes to the controller
         again (verified again; when it no longer is, the site's plans run)."""
-        bundle = self._stored_bundle()
-        if bundle is None:
+        found = self._stored_bundle()
+        if found is None:
             return
+        _stored, bundle = found
         plan = plan_at(bundle.config, datetime.datetime.now())
         self.rt.driver.command(LoadSite(bundle.site, plan))
         self.pending_apply = (bundle.version, plan, None)
@@ -100,9 +101,7 @@ class CentralLink(CentralEndpoint):
 
     def _to_core(self, cmd: ControlCommand) -> None:
         self.rt.driver.command(cmd.command)
-        # Central's own commands await the core's verdict; the preempts and transit
-        # requests the priority book makes are not central's commands.
-        if not isinstance(cmd.command, (Preempt, TransitRequest)):
+        if cmd.ref is not None:  # central's command: its verdict is acked
             self.sent.append(cmd)
 
     def _core_site(self) -> Site:

@@ -23,7 +23,6 @@ import json
 import logging
 import signal
 import sys
-import tomllib
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -39,7 +38,7 @@ from edge.link import messages
 from edge.link.client import LinkClient
 from edge.link.config import DeviceConfig, load_device_config
 from edge.link.counts import CountsAggregator, on_utc
-from edge.link.endpoint import CentralEndpoint, utc_ms
+from edge.link.endpoint import CentralEndpoint, read_site, utc_ms
 from edge.link.messages import EmergencyPriorityRequest, LogEvent, TransitPriorityRequest
 from edge.link.plans import Bundle, plan_at
 from edge.link.priority import Request
@@ -78,9 +77,9 @@ class DeviceRuntime(CentralEndpoint):
         record_ticks: bool = False,
         board_state: Callable[[], str] = lambda: "simulated",
     ) -> None:
-        raw = tomllib.loads(cfg.site_path.read_text(encoding="utf-8"))
-        self.config: SiteConfig = config_from_dict(raw, str(cfg.site_path))
-        super().__init__(cfg, frozenset(a.id for a in self.config.site.approaches))
+        site_file = read_site(cfg.site_path)
+        self.config: SiteConfig = config_from_dict(site_file.raw, str(cfg.site_path))
+        super().__init__(cfg, site_file, frozenset(a.id for a in self.config.site.approaches))
         self.board_state = board_state  # the IO board driver's state, for the birth message
         self.bundle: Bundle | None = self._boot_bundle()
         if self.bundle is not None:
@@ -107,11 +106,11 @@ class DeviceRuntime(CentralEndpoint):
     # -- boot --------------------------------------------------------------------------
 
     def _boot_bundle(self) -> Bundle | None:
-        bundle = self._stored_bundle()
-        if bundle is None:
+        found = self._stored_bundle()
+        if found is None:
             return None
-        stored = self.store.latest_plan()
-        if stored is not None and stored.applied_ms is None:
+        stored, bundle = found
+        if stored.applied_ms is None:
             self.store.mark_plan_applied(stored.version, utc_ms())
         log.info("plan bundle v%d loaded from the store", bundle.version)
         return bundle

@@ -22,6 +22,8 @@ import time
 import tomllib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from edge.control.messages import Event
@@ -43,7 +45,7 @@ from edge.link.session import (
     SendState,
 )
 from edge.link.signing import load_trusted, open_envelope
-from edge.store import Store
+from edge.store import Store, StoredPlan
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +54,27 @@ def utc_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@dataclass(frozen=True, slots=True)
+class SiteFile:
+    """The device's site file, read once: its hash (reported to central) and its TOML."""
+
+    config_hash: str
+    raw: dict[str, Any]
+
+
+def read_site(path: Path) -> SiteFile:
+    data = path.read_bytes()
+    return SiteFile(hashlib.sha256(data).hexdigest()[:16], tomllib.loads(data.decode("utf-8")))
+
+
 class CentralEndpoint:
     client: LinkClient  # built by the subclass, which is its handler
 
-    def __init__(self, cfg: DeviceConfig, approaches: frozenset[str]) -> None:
+    def __init__(self, cfg: DeviceConfig, site: SiteFile, approaches: frozenset[str]) -> None:
         self.cfg = cfg
         self.device = cfg.device
-        site_bytes = cfg.site_path.read_bytes()
-        self.config_hash = hashlib.sha256(site_bytes).hexdigest()[:16]
-        self.site_raw: dict[str, Any] = tomllib.loads(site_bytes.decode("utf-8"))
+        self.config_hash = site.config_hash
+        self.site_raw = site.raw
         self.store = Store(cfg.store_path, max_spool_rows=cfg.max_spool_rows)
         self.db = ThreadPoolExecutor(1, thread_name_prefix="edge-store")
         self.session = DeviceSession(
@@ -97,7 +111,7 @@ class CentralEndpoint:
 
     # -- boot ------------------------------------------------------------------------------
 
-    def _stored_bundle(self) -> Bundle | None:
+    def _stored_bundle(self) -> tuple[StoredPlan, Bundle] | None:
         """The newest stored bundle (central sent it and it was accepted), verified again:
         a bundle whose key is no longer trusted, or that no longer fits the site, is not used."""
         stored = self.store.latest_plan()
@@ -105,7 +119,7 @@ class CentralEndpoint:
             return None
         try:
             body = open_envelope(stored.envelope, self.session.trusted)
-            return check_body(
+            return stored, check_body(
                 body,
                 device=self.device,
                 high_water=stored.version - 1,

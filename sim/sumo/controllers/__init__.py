@@ -70,11 +70,14 @@ def make_controller(
     transit = not name.endswith(NO_TSP)
     name = name.removesuffix(NO_TSP)
     junctions = signal_junctions(scenario.net)
-    if name in SUMO_TYPES and name != "sumo-actuated-ite":
-        return SumoProgram(name, junctions)
+    if name in SUMO_TYPES:
+        clearances = (
+            {d.tls: link_clearances(d) for d in derive_all(junctions)}
+            if name == "sumo-actuated-ite"
+            else None
+        )
+        return SumoProgram(name, junctions, clearances)
     derivations = derive_all(junctions)
-    if name == "sumo-actuated-ite":
-        return SumoProgram(name, junctions, {d.tls: link_clearances(d) for d in derivations})
     if name in PREEMPTING:
         ctl: EdgeControl | EdgeBoardControl
         if name == "edge-board":
