@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 
 from sim.sumo.cli import add_sim_command
+from sim.sumo.scenarios import names as scenario_names
 
 from edge.board.cli import add_board_command
 from edge.config import ConfigError, compatibility_matrix, load_site
@@ -168,18 +169,41 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args.name, json_out=args.json, quick=args.quick)
 
 
+class _DefaultsShown(argparse.HelpFormatter):
+    """Appends an option's default to its help, unless it is none, off, or already said."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        flag = isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction)
+        if flag or default in (None, "", argparse.SUPPRESS) or "default" in text or not text:
+            return action.help
+        return f"{text} (default: %(default)s)"
+
+
+def show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every command's --help shows each option's default (subcommands too)."""
+    parser.formatter_class = _DefaultsShown
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                show_defaults(sub)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="edge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("check", help="validate site configs; print every problem")
-    p.add_argument("config", nargs="+")
-    p.add_argument("--matrix", action="store_true", help="print the compatibility matrix")
+    p.add_argument("config", nargs="+", help="site TOML files; every problem of each is printed")
+    p.add_argument(
+        "--matrix", action="store_true", help="print the conflict matrix (X conflict, o may time)"
+    )
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("demo", help="run the controller on an example with scripted traffic")
-    p.add_argument("config")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("config", help="site TOML")
+    p.add_argument("--seed", type=int, default=1, help="seed of the scripted random arrivals")
     p.add_argument("--duration", type=float, default=600, help="simulated seconds")
     p.add_argument("--speed", type=float, default=10, help="times real time; 0 = flat out")
     p.add_argument("--volume", type=float, default=400, help="vehicles/hour per lane")
@@ -195,14 +219,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--config", help="site TOML")
     p.add_argument("--port", help="serial device, e.g. /dev/ttyACM0 or a pty")
     p.add_argument("--status-file", help="write the status snapshot (JSON) here every 10 s")
-    p.add_argument("--sim", help="scenario: run against SUMO and a virtual board in real time")
+    p.add_argument(
+        "--sim",
+        metavar="SCENARIO",
+        help="run against SUMO and a virtual board in real time; SCENARIO is one of "
+        f"{', '.join(scenario_names())}, or a scenario folder or .sumocfg",
+    )
     p.add_argument("--tls", help="with --sim: the SUMO junction (default: the first)")
     p.add_argument("--speed", type=float, default=1.0, help="with --sim: times real time")
     p.add_argument("--duration", type=float, help="with --sim: stop after this many wall s")
     p.add_argument(
         "--cameras", action="store_true", help="with --sim: rendered cameras drive the detectors"
     )
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="the least severe log lines shown",
+    )
     p.add_argument("--device", help="device.toml from flash.sh: id, store, central link")
     p.add_argument(
         "--status-every", type=float, default=10.0, help="seconds between status lines/snapshots"
@@ -230,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="set a technician's password for manual control on the local page",
         description="Reads the password from the terminal (twice) or one line of stdin.",
     )
-    p.add_argument("user")
+    p.add_argument("user", help="the technician's user name")
     p.add_argument("--file", default="/etc/edge/technicians.json", help="credentials file")
     p.set_defaults(func=cmd_passwd)
 
@@ -241,11 +275,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_sim_command(sub)
 
     p = sub.add_parser("bench", help="run a benchmark and print its figures")
-    p.add_argument("name", choices=["control", "board", "link", "vision", "traffic", "preemption"])
+    p.add_argument(
+        "name",
+        choices=["control", "board", "link", "vision", "traffic", "preemption"],
+        help="which benchmark",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     p.add_argument("--quick", action="store_true", help="fewer steps (for smoke tests)")
     p.set_defaults(func=cmd_bench)
 
+    show_defaults(parser)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

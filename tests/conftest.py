@@ -6,6 +6,10 @@ import sys
 
 import pytest
 
+from tests import hypothesis_profiles
+
+hypothesis_profiles.load()
+
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     props = sys.modules.get("tests.control.test_properties")

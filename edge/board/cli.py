@@ -28,7 +28,14 @@ def add_board_command(sub: Any) -> None:
     )
     q.add_argument("--config", required=True, help="site TOML")
     q.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyACM0 or a pty")
-    q.add_argument("--baud", type=int, default=115200)
+    q.add_argument(
+        "--baud", type=int, default=115200, help="serial line speed (USB CDC ignores it)"
+    )
     q.add_argument("--trace", help="write every OUTPUTS sent (wanted and sent map) as JSON lines")
-    q.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    q.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="the least severe log lines shown",
+    )
     q.set_defaults(func=cmd_board_run)

@@ -127,7 +127,7 @@ class BoardDriver:
         self.recoveries = 0
         self.link_losses = 0
         if site.startup_all_red_ms < self.config.max_red_ms + 2 * TICK_MS:
-            log.warning(
+            log.info(
                 "board_config_note startup_all_red_ms=%d board_all_red_ms=%d: the first greens "
                 "wait for the board's all-red",
                 site.startup_all_red_ms,
@@ -209,7 +209,10 @@ class BoardDriver:
             self._recoveries.append(now_ms)
             self.recoveries += 1
             rec = s.recover(now_ms, f"automatic after {fault_name(s.board_fault)}")
-            log.warning(
+            # Clearing the board's power-on flash is the normal start, not a fault.
+            level = logging.INFO if rec.fault == codec.FAULT_POWER_ON else logging.WARNING
+            log.log(
+                level,
                 "board_recover reason=%r clearing_fault=%s recoveries_last_hour=%d",
                 rec.reason,
                 fault_name(rec.fault),

@@ -971,12 +971,17 @@ class Controller:
         else:
             self.transit.settings = new
 
+    def _transit_cycle(self) -> int:
+        """The window of transit's budget: the coordinated cycle, else the reference cycle."""
+        assert self.transit is not None
+        return self.coord.cycle_ms if self.coord is not None else self.transit.settings.cycle_ms
+
     def _transit_reason(self, now: int, a: int, reason: str, waiting: bool) -> str:
         """Hold the transit phase's green past its end, or end a green that blocks it."""
         assert self.transit is not None
         target = self.transit.target()
         coord = self.coord is not None and self.coord.coord[a]
-        cycle = self.coord.cycle_ms if self.coord is not None else self.transit.settings.cycle_ms
+        cycle = self._transit_cycle()
         label = f"phase {self.site.phases[a].id}"
         if target == a:
             if not reason or not waiting or (reason == "force_off" and self.force_off[a]):
@@ -1386,6 +1391,8 @@ class Controller:
         self.plan = self.site.plans[self.pending_plan]
         self.use_max2 = self.plan.use_max2
         self._resolve_control(now)
+        if self.transit is not None:
+            self.transit.retune(now, self._transit_cycle())
         self.pending_plan = None
         self._event(now, "plan_applied", self.plan.id)
         self._dirty = True

@@ -20,7 +20,9 @@ The rules (tests/control/test_transit_priority.py checks each):
    cycle, to at most `max_share` of that cycle. An override starts only with
    budget left and ends when it runs out: an override of length L starting
    at S with U used in [S - W, S] has L <= share * W - U, so every later
-   window holds too.
+   window holds too. W is the cycle in force; when new timing changes it
+   during an override, the override is cut to the new cycle's budget too
+   (never below the time it has already run).
 5. Nothing here shortens a yellow, a red clearance, a minimum green or a
    walk: priority only decides whether a green that may end does end, or
    ends a green that may end. Preemption and an operator stop (all red,
@@ -113,6 +115,18 @@ class TransitState:
         self.active = _Override(kind, phase, now, now + min(left, longest))
         self.events.append(Event(now, f"transit_{kind}", label))
         return True
+
+    def retune(self, now: int, cycle_ms: int) -> None:
+        """The cycle changed (new plan or timing): the running override keeps its budget."""
+        a = self.active
+        if a is None:
+            return
+        lo = a.start - cycle_ms
+        before = sum(max(0, min(e, a.start) - max(s, lo)) for s, e in self.used)
+        budget = int(self.settings.max_share * cycle_ms) - before
+        a.cap = max(now, min(a.cap, a.start + budget))
+        if a.cap <= now:
+            self.close(now)
 
     def close(self, now: int) -> None:
         """End the running override (a green ended, a request went, preemption came)."""

@@ -173,8 +173,10 @@ def add_status_command(sub: Any) -> None:
         help="the device's state for a technician (runtime, board, central, plans, events)",
         description="Exit 0 when the runtime is running (a fresh status snapshot), else 1.",
     )
-    p.add_argument("--status-file", default="/run/edge/status.json")
-    p.add_argument("--device", default="/etc/edge/device.toml")
-    p.add_argument("--root", default="/", help="where /opt/edge is (default /)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--status-file", default="/run/edge/status.json", help="the runtime's status snapshot"
+    )
+    p.add_argument("--device", default="/etc/edge/device.toml", help="the device's identity file")
+    p.add_argument("--root", default="/", help="where /opt/edge is")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
     p.set_defaults(func=cmd_status)

@@ -37,8 +37,8 @@ from edge.link.plans import check_body
 
 
 def _broker_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8883)
+    p.add_argument("--host", default="127.0.0.1", help="the MQTT broker's address")
+    p.add_argument("--port", type=int, default=8883, help="the MQTT broker's port")
     p.add_argument("--cafile", help="CA certificate of the broker (enables TLS)")
     p.add_argument("--cert", help="central's client certificate")
     p.add_argument("--client-key", help="central's client certificate key")
@@ -50,7 +50,7 @@ def _broker(args: argparse.Namespace) -> BrokerConfig:
 
 def _bundle_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", required=True, help="central's Ed25519 signing key (PEM)")
-    p.add_argument("--device", required=True)
+    p.add_argument("--device", required=True, help="the device id the bundle is for")
     p.add_argument("--version", type=int, required=True, help="above the device's last")
     p.add_argument("--ttl", type=float, default=3600, help="seconds the bundle may be accepted")
     p.add_argument("--site", help="check against this site config first (as the device will)")
@@ -291,7 +291,7 @@ def add_central_command(sub: Any) -> None:
 
     q = csub.add_parser("keygen", help="make central's Ed25519 signing key pair")
     q.add_argument("name", help="writes NAME.key and NAME.pub")
-    q.add_argument("--force", action="store_true")
+    q.add_argument("--force", action="store_true", help="overwrite existing key files")
     q.set_defaults(func=cmd_keygen)
 
     q = csub.add_parser("sign", help="sign a plan bundle; print the envelope")
@@ -302,34 +302,34 @@ def add_central_command(sub: Any) -> None:
     _bundle_args(q)
     _broker_args(q)
     q.add_argument("--wait-applied", action="store_true", help="wait for applied, not accepted")
-    q.add_argument("--timeout", type=float, default=30)
+    q.add_argument("--timeout", type=float, default=30, help="seconds to wait for the ack")
     q.set_defaults(func=cmd_push)
 
     q = csub.add_parser("priority", help="send an emergency (or transit) priority request")
     _broker_args(q)
-    q.add_argument("--key", required=True)
-    q.add_argument("--device", required=True)
-    q.add_argument("--approach", required=True)
+    q.add_argument("--key", required=True, help="central's Ed25519 signing key (PEM)")
+    q.add_argument("--device", required=True, help="the device id to send to")
+    q.add_argument("--approach", required=True, help="the approach id of the site, e.g. N")
     q.add_argument("--eta", type=float, required=True, help="seconds to the stop line")
-    q.add_argument("--vehicle", required=True)
+    q.add_argument("--vehicle", required=True, help="the vehicle's id (cancel names it again)")
     q.add_argument(
         "--turn", choices=("L", "T", "R"), help="the vehicle's turn (a turn's own preempt)"
     )
     q.add_argument("--transit", action="store_true", help="a transit (bus) request")
-    q.add_argument("--route", default="")
-    q.add_argument("--cancel", action="store_true")
-    q.add_argument("--ttl", type=float, default=120)
-    q.add_argument("--timeout", type=float, default=10)
+    q.add_argument("--route", default="", help="the vehicle's route or line, for the log")
+    q.add_argument("--cancel", action="store_true", help="the vehicle has passed or left")
+    q.add_argument("--ttl", type=float, default=120, help="seconds the request stays valid")
+    q.add_argument("--timeout", type=float, default=10, help="seconds to wait for the ack")
     q.set_defaults(func=cmd_priority)
 
     q = csub.add_parser(
         "cmd", help="send a signed command given as JSON (see schemas/command.json)"
     )
     _broker_args(q)
-    q.add_argument("--key", required=True)
-    q.add_argument("--device", required=True)
-    q.add_argument("--ttl", type=float, default=60)
-    q.add_argument("--timeout", type=float, default=10)
+    q.add_argument("--key", required=True, help="central's Ed25519 signing key (PEM)")
+    q.add_argument("--device", required=True, help="the device id to send to")
+    q.add_argument("--ttl", type=float, default=60, help="seconds the command stays valid")
+    q.add_argument("--timeout", type=float, default=10, help="seconds to wait for the ack")
     q.add_argument("command", help='e.g. \'{"kind": "request_state"}\'')
     q.set_defaults(func=cmd_cmd)
 
@@ -343,5 +343,5 @@ def add_central_command(sub: Any) -> None:
     q = csub.add_parser("fleet", help="list every device with its retained status")
     _broker_args(q)
     q.add_argument("--wait", type=float, default=1.5, help="seconds to collect statuses")
-    q.add_argument("--json", action="store_true")
+    q.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     q.set_defaults(func=cmd_fleet)

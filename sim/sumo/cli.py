@@ -12,13 +12,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sim.sumo.controller_names import all_names
 from sim.sumo.errors import SimError
+from sim.sumo.scenarios import names
 
 _MAX_NOTES = 8
 
 
 def add_sim_command(sub: Any) -> None:
     """Register `sim` and its subcommands on the `edge` parser's subparsers."""
+    scenario_help = f"{', '.join(names())}, or a scenario folder or .sumocfg"
     sim = sub.add_parser("sim", help="SUMO simulator: derive site configs, run, compare")
     simsub = sim.add_subparsers(dest="sim_command", required=True)
 
@@ -32,9 +35,11 @@ def add_sim_command(sub: Any) -> None:
     p.set_defaults(func=cmd_init)
 
     p = simsub.add_parser("run", help="run one episode in lockstep and report")
-    p.add_argument("scenario")
-    p.add_argument("--controller", default="edge", help="edge, sumo-static, sumo-actuated, ...")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("scenario", help=scenario_help)
+    p.add_argument(
+        "--controller", default="edge", metavar="NAME", help=f"one of {', '.join(all_names())}"
+    )
+    p.add_argument("--seed", type=int, default=1, help="SUMO's random seed")
     p.add_argument("--end", type=float, help="simulated end time, s (default: all vehicles left)")
     p.add_argument("--report", help="write the report JSON here")
     p.add_argument(
@@ -51,7 +56,7 @@ def add_sim_command(sub: Any) -> None:
     p.set_defaults(func=cmd_run)
 
     p = simsub.add_parser("compare", help="run controllers over seeds; table and chart")
-    p.add_argument("scenario")
+    p.add_argument("scenario", help=scenario_help)
     p.add_argument(
         "--controllers",
         default="edge,sumo-actuated,webster,max-pressure",
@@ -59,7 +64,7 @@ def add_sim_command(sub: Any) -> None:
         "edge controller without emergency preemption (its EVs still traced)",
     )
     p.add_argument("--seeds", type=int, default=3, help="seeds 1..N")
-    p.add_argument("--end", type=float)
+    p.add_argument("--end", type=float, help="simulated end time, s (default: all vehicles left)")
     p.add_argument("--chart", default="compare.png", help="PNG chart to write")
     p.add_argument("--json", dest="json_out", help="write all reports as one JSON file")
     p.add_argument("--jobs", type=int, default=1, help="episodes run in parallel")

@@ -34,6 +34,8 @@ def test_start_up_recovers_through_all_red(caplog: pytest.LogCaptureFixture) -> 
     for event in ("board_connected", "board_configured", "board_recover", "board_all_red"):
         assert event in text
     assert "clearing_fault=POWER_ON" in text
+    # A normal start is not a fault: nothing above INFO (a technician reads WARNING as one).
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     # The controller's greens reach the board: every channel went GO at least once.
     shown = {c for _, _, _, lamps in fl.trace for c in lamps}
     assert codec.GREEN in shown and codec.YELLOW in shown and codec.FLASH_RED in shown

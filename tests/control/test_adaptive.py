@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from tests.control.invariants import InvariantChecker
 from tests.control.test_properties import SITES, STEPS_RUN, run, scenarios
+from tests.hypothesis_profiles import examples
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 LEFT_DET = 1  # the T-junction's westbound left loop (phase 1, FYA overlap B)
@@ -235,7 +236,7 @@ def test_a_left_stuck_on_its_loop_gets_its_protected_phase_within_the_bound() ->
 
 @pytest.mark.parametrize("name", sorted(ADAPTIVE_SITES))
 @settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -248,7 +249,7 @@ def test_adaptive_safety_and_service_under_random_demand(name: str, data: st.Dat
     assert outs[-1].control == "adaptive"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     left=st.lists(st.tuples(st.integers(1, 900), st.booleans()), min_size=3, max_size=30),
     through=st.frozensets(st.sampled_from([2, 4, 6]), max_size=3),
@@ -280,7 +281,7 @@ def test_held_back_left_waits_a_bounded_time(
 
 
 @pytest.mark.parametrize("name", sorted(ADAPTIVE_SITES))
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_adaptive_replay_is_identical_and_quiet_steps_change_nothing(
     name: str, data: st.DataObject

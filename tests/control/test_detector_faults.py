@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from tests.control.invariants import InvariantChecker
 from tests.control.test_properties import run
+from tests.hypothesis_profiles import examples
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "four_leg_protected.toml"
 FOUR_LEG = load_site(EXAMPLE)
@@ -108,7 +109,7 @@ DIAGNOSED = diagnosed(FOUR_LEG, max_presence_ms=60_000, no_activity_ms=300_000)
 DETS = [d.id for d in FOUR_LEG.detectors]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     segments=st.lists(
         st.tuples(

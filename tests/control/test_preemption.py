@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.control.invariants import InvariantChecker
+from tests.hypothesis_profiles import examples
 
 FOUR_LEG = load_site(Path(__file__).resolve().parents[2] / "examples" / "four_leg_protected.toml")
 
@@ -27,7 +28,7 @@ def entry_bound_ms(site=FOUR_LEG) -> int:
     return worst + 200
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     demand=st.lists(st.frozensets(st.sampled_from([d.id for d in FOUR_LEG.detectors])), min_size=3),
     preempt=st.sampled_from([p.id for p in FOUR_LEG.preempts]),

@@ -36,6 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.control.invariants import InvariantChecker
+from tests.hypothesis_profiles import examples
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.toml"))
 SITES = {p.stem: load_site(p) for p in EXAMPLES}
@@ -131,7 +132,7 @@ def run(
 
 @pytest.mark.parametrize("name", sorted(SITES))
 @settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -144,7 +145,7 @@ def test_safety_under_random_demand(name: str, data: st.DataObject) -> None:
 
 @pytest.mark.parametrize("name", sorted(SITES))
 @settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -157,7 +158,7 @@ def test_safety_under_operator_commands(name: str, data: st.DataObject) -> None:
 
 @pytest.mark.parametrize("name", sorted(SITES))
 @settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -170,7 +171,7 @@ def test_safety_when_steps_come_late(name: str, data: st.DataObject, jitter_seed
 
 
 @pytest.mark.parametrize("name", sorted(SITES))
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_replay_is_identical_and_quiet_steps_change_nothing(name: str, data: st.DataObject) -> None:
     site = SITES[name]

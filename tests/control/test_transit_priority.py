@@ -14,10 +14,11 @@ from edge.config import ConfigError, load_site, site_from_dict
 from edge.control.controller import Controller
 from edge.control.messages import Inputs, Lamp, Preempt, SetPlan, TransitRequest
 from edge.control.site import Site, TransitPriority
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.control.invariants import InvariantChecker
+from tests.hypothesis_profiles import examples
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "four_leg_protected.toml"
 BASE = load_site(EXAMPLE)
@@ -138,7 +139,7 @@ def _used_before(spans: list[tuple[int, int]], end: int, window: int) -> int:
     return sum(max(0, min(e, end) - max(s, lo)) for s, e in spans)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     segments=st.lists(
         st.tuples(
@@ -157,6 +158,17 @@ def _used_before(spans: list[tuple[int, int]], end: int, window: int) -> int:
         max_size=30,
     ),
     share=st.sampled_from([0.05, 0.1, 0.2, 0.5]),
+)
+# Found by Hypothesis: an extension opens on the coordinated peak plan (100 s cycle) in the
+# tick the free day plan (90 s reference) is applied; it kept the old cycle's budget.
+@example(
+    segments=[
+        (5, frozenset(), []),
+        (186, frozenset(), [TransitRequest("N", True)]),
+        (235, frozenset([1, 2, 28]), [SetPlan("peak")]),
+        (181, frozenset(), [SetPlan("day")]),
+    ],
+    share=0.05,
 )
 def test_transit_never_exceeds_its_share_nor_breaks_safety(
     segments: list[tuple[int, frozenset[int], list[object]]], share: float

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hw import board, board_safety, codec
+from tests.hypothesis_profiles import examples
 
 from . import harness
 
@@ -309,7 +310,7 @@ def command_walks(draw: st.DrawFn) -> list[tuple[int, list[int]]]:
     return steps
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), suppress_health_check=[HealthCheck.too_slow])
 @given(command_walks())
 def test_board_agrees_with_the_rule_model(walk: list[tuple[int, list[int]]]) -> None:
     # Short minimums make each random walk reach every rule; lower the board's

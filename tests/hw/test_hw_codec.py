@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hw import codec
+from tests.hypothesis_profiles import examples
 
 from . import harness
 
@@ -451,7 +452,7 @@ def _check_stream_against_oracle(stream: bytes) -> None:
     assert len(again) == d.n_frames and whole.counters() == d.counters()
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=600))
 def test_fuzz_random_bytes_never_raise(data: bytes) -> None:
     _check_stream_against_oracle(data)
@@ -477,7 +478,7 @@ def mutated_streams(draw: st.DrawFn) -> bytes:
     return b"".join(parts)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_streams())
 def test_fuzz_mutated_frames_never_raise_or_pass_bad_crc(stream: bytes) -> None:
     _check_stream_against_oracle(stream)

@@ -17,6 +17,7 @@ from typing import Any
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from tests.hypothesis_profiles import examples
 from tests.web.inproc import FakeLink, FakeSensing, Stepper, app_for, make_runtime
 
 _rt = make_runtime()
@@ -31,7 +32,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _app).exclude(path="/ap
 
 @schema.parametrize()
 @settings(
-    max_examples=int(os.environ.get("EDGE_WEB_SCHEMA_EXAMPLES", "25")),
+    max_examples=examples(int(os.environ.get("EDGE_WEB_SCHEMA_EXAMPLES", "25"))),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from sim.sumo.controller_names import (
+    CAMERA_NAMES,
+    NAMES,
+    NO_PREEMPT,
+    NO_TSP,
+    PREEMPTING,
+    SUMO_TYPES,
+    known,
+)
 from sim.sumo.controllers.base import SignalControl
 from sim.sumo.controllers.edge_board import EdgeBoardControl
 from sim.sumo.controllers.edge_control import EdgeControl
 from sim.sumo.controllers.max_pressure import MaxPressure
-from sim.sumo.controllers.sumo_programs import SUMO_TYPES, SumoProgram
+from sim.sumo.controllers.sumo_programs import SumoProgram
 from sim.sumo.controllers.webster import webster_site
 from sim.sumo.demand import read_demand
 from sim.sumo.derive import PLAN_ID, Derivation, derive_all
@@ -15,18 +24,6 @@ from sim.sumo.errors import SimError
 from sim.sumo.network import signal_junctions
 from sim.sumo.scenarios import Scenario
 from sim.sumo.transit import TransitFeed
-
-NAMES = ("edge", "edge-adaptive", "edge-board", *SUMO_TYPES, "webster", "max-pressure")
-# The controller on rendered cameras (sim/camera, edge/vision): slow (a frame per camera
-# per step), so kept out of NAMES, which the baseline comparisons and tests sweep.
-CAMERA_NAMES = ("edge-camera", "edge-camera-labels", "edge-camera-adaptive")
-# `edge-no-preempt`, `edge-adaptive-no-preempt`: the same controller with the
-# emergency feed traced but requesting nothing (the "without priority" runs).
-NO_PREEMPT = "-no-preempt"
-PREEMPTING = ("edge", "edge-adaptive", "edge-board")
-# `edge-no-tsp`, `edge-adaptive-no-tsp`: buses traced, no transit priority asked for.
-NO_TSP = "-no-tsp"
-TRANSIT = ("edge", "edge-adaptive")
 
 
 def link_clearances(d: Derivation) -> dict[int, tuple[float, float]]:
@@ -37,17 +34,6 @@ def link_clearances(d: Derivation) -> dict[int, tuple[float, float]]:
         for b in d.links
         if b.phase is not None and b.phase in timings
     }
-
-
-def known(name: str) -> bool:
-    """Is this a controller name make_controller builds?"""
-    base = name.removesuffix(NO_PREEMPT)
-    bus = name.removesuffix(NO_TSP)
-    return (
-        name in NAMES + CAMERA_NAMES
-        or (base != name and base in PREEMPTING)
-        or (bus != name and bus in TRANSIT)
-    )
 
 
 def make_controller(

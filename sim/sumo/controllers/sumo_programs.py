@@ -23,18 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from sim.sumo import engine
+from sim.sumo.controller_names import SUMO_TYPES
 from sim.sumo.controllers.base import write_additional
 from sim.sumo.errors import SimError
 from sim.sumo.network import SignalJunction
 from sim.sumo.scenarios import Scenario
-
-SUMO_TYPES = {
-    "sumo-static": None,
-    "sumo-actuated": "actuated",
-    "sumo-delay": "delay_based",
-    "sumo-nema": "NEMA",
-    "sumo-actuated-ite": "actuated",
-}
 
 # Per signal: link index -> (yellow s, red clearance s), what the device shows that link.
 Clearances = dict[str, dict[int, tuple[float, float]]]
