@@ -121,10 +121,11 @@ class TransitState:
         a = self.active
         if a is None:
             return
-        lo = a.start - cycle_ms
-        before = sum(max(0, min(e, a.start) - max(s, lo)) for s, e in self.used)
-        budget = int(self.settings.max_share * cycle_ms) - before
-        a.cap = max(now, min(a.cap, a.start + budget))
+        if a.cap > now:
+            lo = a.start - cycle_ms
+            before = sum(max(0, min(e, a.start) - max(s, lo)) for s, e in self.used)
+            budget = int(self.settings.max_share * cycle_ms) - before
+            a.cap = max(now, min(a.cap, a.start + budget))  # what has run, has run
         if a.cap <= now:
             self.close(now)
 

@@ -170,6 +170,17 @@ def _used_before(spans: list[tuple[int, int]], end: int, window: int) -> int:
     ],
     share=0.05,
 )
+# Found exploring: an early green that ran out of budget while no green could end yet
+# (so it was not closed) was stretched by the plan change to the time of the change.
+@example(
+    segments=[
+        (295, frozenset(), []),
+        (53, frozenset([3]), [TransitRequest("E", True)]),
+        (44, frozenset(), []),
+        (5, frozenset(), [SetPlan("day")]),
+    ],
+    share=0.05,
+)
 def test_transit_never_exceeds_its_share_nor_breaks_safety(
     segments: list[tuple[int, frozenset[int], list[object]]], share: float
 ) -> None:
