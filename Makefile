@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-scripted test lint bench setup clean test-tools
+.PHONY: demo demo-scripted test lint bench setup clean test-tools explore
 
 $(STAMP): pyproject.toml
 	./scripts/setup.sh $(VENV)
@@ -34,6 +34,12 @@ lint: $(STAMP)
 
 test: lint test-tools
 	$(VENV)/bin/pytest -q
+
+# Randomized property runs with 20x the example budget (tests/hypothesis_profiles.py);
+# pin what they find with @example. Not part of make test: landing must be deterministic.
+explore: $(STAMP)
+	EDGE_HYPOTHESIS_PROFILE=explore $(VENV)/bin/pytest -q \
+	    $$(grep -rl "from hypothesis" tests --include='test_*.py')
 
 bench: $(STAMP)
 	$(VENV)/bin/edge bench control

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from edge.link.mosquitto import Mosquitto
+from sim.pi_root import make_rootfs
 
 from tests.board.procs import CROSSING, REPO, BoardProcess
 from tests.link.harness import Keys, make_keys, running_broker
@@ -28,27 +29,6 @@ from tests.link.harness import Keys, make_keys, running_broker
 FLASH = REPO / "flash.sh"
 WHEELHOUSE = Path(os.environ.get("EDGE_TEST_WHEELHOUSE", Path.home() / ".cache/edge/wheelhouse"))
 PASSWORD = "cabinet-door-7"
-
-
-def make_rootfs(root: Path) -> Path:
-    """What flash.sh needs of a Raspberry Pi OS image: users, groups, Python, systemd's units."""
-    (root / "etc").mkdir(parents=True)
-    (root / "etc/passwd").write_text(
-        "root:x:0:0:root:/root:/bin/bash\n"
-        "users:x:100:100:users:/:/usr/sbin/nologin\n"
-        "pi:x:1000:1000:,,,:/home/pi:/bin/bash\n"
-    )
-    (root / "etc/group").write_text(
-        "root:x:0:\nusers:x:100:\ndialout:x:20:pi\nvideo:x:44:pi\npi:x:1000:\n"
-    )
-    (root / "etc/shadow").write_text("root:*:19000:0:99999:7:::\npi:!:19000:0:99999:7:::\n")
-    (root / "etc/shadow").chmod(0o640)
-    (root / "usr/lib/python3.11").mkdir(parents=True)
-    # systemd-analyze verify --root needs the image's own units and /bin/sh.
-    shutil.copytree("/lib/systemd/system", root / "lib/systemd/system", symlinks=True)
-    (root / "bin").mkdir()
-    shutil.copy2("/bin/dash", root / "bin/sh")
-    return root
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int, int, str]]:
