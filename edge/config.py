@@ -37,6 +37,7 @@ from edge.control.site import (
     SignalKind,
     Site,
     TransitPriority,
+    Turn,
 )
 from edge.schedule import WEEKDAYS, DayPlan, Schedule, parse_hhmm
 from edge.vision.config import CameraCfg, Vision, VisionCfg, build_vision
@@ -375,6 +376,7 @@ def _build(cfg: _SiteFile, problems: list[str]) -> tuple[Site, Schedule | None] 
                 flash=FlashColour(p.flash),
             )
         )
+        _check_permissive(phases[-1], bad)
         if not (p.movements or p.permissive or p.ped_crossing):
             bad(f"{label}: serves nothing: give it movements, permissive or ped_crossing")
     _check_rings(phases, bad)
@@ -400,7 +402,9 @@ def _build(cfg: _SiteFile, problems: list[str]) -> tuple[Site, Schedule | None] 
             for parent in ids:
                 if parent not in phase_ids:
                     bad(f"{label}: {key}: no phase {parent}")
+        served = movements(label, o.movements)
         if o.type == "fya":
+            _check_fya_arrow(label, served, o.parents, phases, bad)
             if not o.permissive_parents:
                 bad(f"{label}: a flashing-yellow-arrow overlap needs permissive_parents")
             if set(o.parents) & set(o.permissive_parents):
@@ -426,7 +430,7 @@ def _build(cfg: _SiteFile, problems: list[str]) -> tuple[Site, Schedule | None] 
             Overlap(
                 id=o.id,
                 parents=tuple(o.parents),
-                movements=movements(label, o.movements),
+                movements=served,
                 trail_green_ms=ms(o.trail_green_s),
                 yellow_ms=yellow,
                 red_clear_ms=red,
@@ -474,6 +478,40 @@ def _build(cfg: _SiteFile, problems: list[str]) -> tuple[Site, Schedule | None] 
         transit=_build_transit(cfg.transit),
     )
     return site, schedule
+
+
+def _check_permissive(phase: Phase, bad: Any) -> None:
+    """`permissive` means a permissive left turn, yielding to opposing traffic and to the
+    walk it turns across, and nothing else: a through or a right turn never yields."""
+    for m in phase.permissive:
+        if m.turn is not Turn.LEFT:
+            bad(
+                f"phase {phase.id}: permissive: {m.name} is not a left turn; only a left turn "
+                "can be permissive (yield to opposing traffic and pedestrians): a through or "
+                "right turn never yields, so list it in movements"
+            )
+
+
+def _check_fya_arrow(
+    label: str, served: tuple[Movement, ...], parents: list[int], phases: list[Phase], bad: Any
+) -> None:
+    """A flashing yellow arrow serves left turns, and its green arrow is its parents' own
+    protected left: each parent serves it in `movements`, so the arrow's conflicts are the
+    parent's (the conflict table counts the overlap itself as yielding)."""
+    for m in served:
+        if m.turn is not Turn.LEFT:
+            bad(f"{label}: a flashing-yellow-arrow overlap serves left turns; {m.name} is not one")
+    by_id = {p.id: p for p in phases}
+    for pid in parents:
+        parent = by_id.get(pid)
+        if parent is None:
+            continue  # named as a missing parent already
+        for m in served:
+            if m.turn is Turn.LEFT and m not in parent.movements:
+                bad(
+                    f"{label}: its green arrow shows with phase {pid}, which does not serve "
+                    f"{m.name} protected (give phase {pid} movements = [\"{m.name}\"])"
+                )
 
 
 def _build_transit(tc: _TransitCfg | None) -> TransitPriority | None:
