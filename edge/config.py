@@ -407,9 +407,9 @@ def _build(cfg: _SiteFile, problems: list[str]) -> tuple[Site, Schedule | None] 
 
     _check_unique(cfg, bad)
     for a in cfg.approaches:
-        given = [k for k in ("grade_pct", "width_m") if k in a.model_fields_set]
-        if given and a.speed_kmh is None:
-            bad(f"approach {a.id}: {' and '.join(given)} needs speed_kmh")
+        for key in ("grade_pct", "width_m"):
+            if key in a.model_fields_set and a.speed_kmh is None:
+                bad(f"approach {a.id}: {key} needs speed_kmh (the approach speed)")
     approaches = tuple(Approach(a.id, a.bearing_deg) for a in cfg.approaches)
     arm_ids = {a.id for a in approaches}
 
