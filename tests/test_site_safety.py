@@ -340,7 +340,7 @@ def phasings(draw: st.DrawFn) -> dict[str, Any]:
     """The NEMA 8-phase layout with a few random changes: movements added and removed,
     `permissive` declarations of any turn (often the opposing left, which is allowed),
     crosswalks moved, right-turn (and other) arrows and flashing yellow arrows."""
-    phases = {
+    phases: dict[int, dict[str, Any]] = {
         pid: {"id": pid, "ring": ring, "group": group, "movements": list(moves)}
         | ({"ped_crossing": crossing} if crossing else {})
         for pid, (ring, group, moves, crossing) in _NEMA.items()
