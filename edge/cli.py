@@ -11,7 +11,7 @@ from sim.sumo.cli import add_sim_command
 from sim.sumo.scenarios import names as scenario_names
 
 from edge.board.cli import add_board_command
-from edge.config import ConfigError, compatibility_matrix, load_site
+from edge.config import ConfigError, compatibility_matrix, load_config, load_site
 from edge.control.controller import Controller
 from edge.control.messages import Lamp, Outputs
 from edge.demand import RandomDemand
@@ -35,18 +35,23 @@ def cmd_check(args: argparse.Namespace) -> int:
     failed = False
     for path in args.config:
         try:
-            site = load_site(path)
+            config = load_config(path)
         except ConfigError as exc:
             failed = True
             print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
             for problem in exc.problems:
                 print(f"  {path}: {problem}", file=sys.stderr)
             continue
+        site = config.site
         print(
             f"{path}: OK: site {site.id!r}, {len(site.phases)} phases, "
             f"{len(site.overlaps)} overlaps, {len(site.channels)} channels, "
             f"{len(site.detectors)} detectors, plans {', '.join(sorted(site.plans))}"
         )
+        if config.warnings:  # advice: the site still runs, and the exit status stays 0
+            print(f"{path}: {len(config.warnings)} warning(s)", file=sys.stderr)
+            for warning in config.warnings:
+                print(f"  {path}: {warning}", file=sys.stderr)
         if args.matrix:
             print(compatibility_matrix(site))
     return 1 if failed else 0

@@ -8,15 +8,19 @@ collected so that `edge check` can print them at once.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import itertools
 import tomllib
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edge import clearance
 from edge.control import geometry
 from edge.control.site import (
     ABSOLUTE_MIN_YELLOW_MS,
@@ -37,6 +41,7 @@ from edge.control.site import (
     SignalKind,
     Site,
     TransitPriority,
+    Turn,
 )
 from edge.schedule import WEEKDAYS, DayPlan, Schedule, parse_hhmm
 from edge.vision.config import CameraCfg, Vision, VisionCfg, build_vision
@@ -85,6 +90,11 @@ class _ApproachCfg(_Strict):
     id: Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_]+$")]
     bearing_deg: Annotated[float, Field(ge=0, lt=360)]
     name: str = ""
+    # For ITE's clearance check (edge/clearance.py): approach speed, the approach's
+    # grade (uphill positive) and the width a through vehicle crosses to clear the junction.
+    speed_kmh: Annotated[float, Field(gt=0, le=130)] | None = None
+    grade_pct: Annotated[float, Field(ge=-15, le=15)] = 0.0
+    width_m: Annotated[float, Field(gt=0, le=200)] | None = None
 
 
 class _PhaseCfg(_Strict):
@@ -254,6 +264,8 @@ class SiteConfig:
     site: Site
     schedule: Schedule | None
     vision: Vision | None = None
+    # Advice that does not stop the site from running (ITE clearance intervals).
+    warnings: tuple[str, ...] = ()
 
 
 def load_site(path: str | Path) -> Site:
@@ -294,7 +306,9 @@ def config_from_dict(
         vision = build_vision(cfg.vision, cfg.cameras, built[0], problems.append, base)
     if problems or built is None:
         raise ConfigError(source, problems)
-    return SiteConfig(*built, vision=vision)
+    site, schedule = built
+    warnings = _clearance_warnings(cfg.approaches, site)
+    return SiteConfig(site, schedule, vision=vision, warnings=tuple(warnings))
 
 
 _LIST_SECTIONS = {
@@ -329,14 +343,62 @@ def _describe_error(raw: Mapping[str, Any], err: Any) -> str:
             label = _NESTED_SECTIONS[loc[0]]
             where.append(f"{label} {rid}" if rid is not None else f"{loc[0]}[{loc[1]}]")
             loc = loc[2:]
-    path = ".".join(str(x) for x in loc)
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
-        msg = "unknown key"
+        # Named after its parent: "phase 3: unknown key 'min_gren' (did you mean ...)".
+        key = str(loc.pop()) if loc else ""
+        msg = f"unknown key {key!r}"
+        close = difflib.get_close_matches(key, _keys_at(err["loc"][:-1]), n=1)
+        if close:
+            msg += f" (did you mean {close[0]!r}?)"
     elif err["type"] == "missing":
         msg = "required key is missing"
+    else:
+        msg += f" (got {_shown(err.get('input'))})"
+    path = ".".join(str(x) for x in loc)
     head = ": ".join([*where, path] if path else where)
     return f"{head}: {msg}" if head else msg
+
+
+def _shown(value: Any) -> str:
+    """A bad value as the file gave it, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _keys_at(loc: Sequence[int | str]) -> list[str]:
+    """The keys the schema allows at `loc` (a pydantic error location), or none."""
+    node: Any = _SiteFile
+    for part in loc:
+        node = _unwrap(node)
+        origin = typing.get_origin(node)
+        if isinstance(part, int) and origin is list:
+            node = typing.get_args(node)[0]
+        elif origin is dict:
+            node = typing.get_args(node)[1]
+        elif isinstance(node, type) and issubclass(node, BaseModel) and part in node.model_fields:
+            node = node.model_fields[str(part)].annotation
+        else:
+            return []
+    node = _unwrap(node)
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return list(node.model_fields)
+    return []
+
+
+def _unwrap(node: Any) -> Any:
+    """Strip Annotated[...] and `| None` from a field's type."""
+    while True:
+        origin = typing.get_origin(node)
+        if origin is Annotated:
+            node = typing.get_args(node)[0]
+        elif origin in (types.UnionType, typing.Union):
+            args = [a for a in typing.get_args(node) if a is not type(None)]
+            if len(args) != 1:
+                return node
+            node = args[0]
+        else:
+            return node
 
 
 def _build(cfg: _SiteFile, problems: list[str]) -> tuple[Site, Schedule | None] | None:
@@ -344,6 +406,10 @@ def _build(cfg: _SiteFile, problems: list[str]) -> tuple[Site, Schedule | None] 
         problems.append(msg)
 
     _check_unique(cfg, bad)
+    for a in cfg.approaches:
+        for key in ("grade_pct", "width_m"):
+            if key in a.model_fields_set and a.speed_kmh is None:
+                bad(f"approach {a.id}: {key} needs speed_kmh (the approach speed)")
     approaches = tuple(Approach(a.id, a.bearing_deg) for a in cfg.approaches)
     arm_ids = {a.id for a in approaches}
 
@@ -375,6 +441,7 @@ def _build(cfg: _SiteFile, problems: list[str]) -> tuple[Site, Schedule | None] 
                 flash=FlashColour(p.flash),
             )
         )
+        _check_permissive(phases[-1], bad)
         if not (p.movements or p.permissive or p.ped_crossing):
             bad(f"{label}: serves nothing: give it movements, permissive or ped_crossing")
     _check_rings(phases, bad)
@@ -400,7 +467,9 @@ def _build(cfg: _SiteFile, problems: list[str]) -> tuple[Site, Schedule | None] 
             for parent in ids:
                 if parent not in phase_ids:
                     bad(f"{label}: {key}: no phase {parent}")
+        served = movements(label, o.movements)
         if o.type == "fya":
+            _check_fya_arrow(label, served, o.parents, phases, bad)
             if not o.permissive_parents:
                 bad(f"{label}: a flashing-yellow-arrow overlap needs permissive_parents")
             if set(o.parents) & set(o.permissive_parents):
@@ -426,7 +495,7 @@ def _build(cfg: _SiteFile, problems: list[str]) -> tuple[Site, Schedule | None] 
             Overlap(
                 id=o.id,
                 parents=tuple(o.parents),
-                movements=movements(label, o.movements),
+                movements=served,
                 trail_green_ms=ms(o.trail_green_s),
                 yellow_ms=yellow,
                 red_clear_ms=red,
@@ -474,6 +543,93 @@ def _build(cfg: _SiteFile, problems: list[str]) -> tuple[Site, Schedule | None] 
         transit=_build_transit(cfg.transit),
     )
     return site, schedule
+
+
+def _check_permissive(phase: Phase, bad: Any) -> None:
+    """`permissive` means a permissive left turn, yielding to opposing traffic and to the
+    walk it turns across, and nothing else: a through or a right turn never yields."""
+    for m in phase.permissive:
+        if m.turn is not Turn.LEFT:
+            bad(
+                f"phase {phase.id}: permissive: {m.name} is not a left turn; only a left turn "
+                "can be permissive (yield to opposing traffic and pedestrians): a through or "
+                "right turn never yields, so list it in movements"
+            )
+
+
+def _check_fya_arrow(
+    label: str, served: tuple[Movement, ...], parents: list[int], phases: list[Phase], bad: Any
+) -> None:
+    """A flashing yellow arrow serves left turns, and its green arrow is its parents' own
+    protected left: each parent serves it in `movements`, so the arrow's conflicts are the
+    parent's (the conflict table counts the overlap itself as yielding)."""
+    for m in served:
+        if m.turn is not Turn.LEFT:
+            bad(f"{label}: a flashing-yellow-arrow overlap serves left turns; {m.name} is not one")
+    by_id = {p.id: p for p in phases}
+    for pid in parents:
+        parent = by_id.get(pid)
+        if parent is None:
+            continue  # named as a missing parent already
+        for m in served:
+            if m.turn is Turn.LEFT and m not in parent.movements:
+                bad(
+                    f"{label}: its green arrow shows with phase {pid}, which does not serve "
+                    f'{m.name} protected (give phase {pid} movements = ["{m.name}"])'
+                )
+
+
+def _clearance_warnings(arms: list[_ApproachCfg], site: Site) -> list[str]:
+    """Where a yellow or red clearance is below ITE's for the approaches it serves.
+
+    Yellow: every vehicle movement, at its approach's speed and grade. Red clearance:
+    through movements, across their approach's width (a turn's path and speed differ).
+    """
+    by_id = {a.id: a for a in arms}
+
+    def needs(served: tuple[Movement, ...]) -> tuple[tuple[int, str], tuple[int, str]]:
+        yellow, red = (0, ""), (0, "")
+        for m in served:
+            a = by_id[m.approach]
+            if a.speed_kmh is None:
+                continue
+            v = clearance.mps(a.speed_kmh)
+            slope = f", {a.grade_pct:+g} % grade" if a.grade_pct else ""
+            y = clearance.required_ms(clearance.yellow_s(v, a.grade_pct / 100))
+            yellow = max(yellow, (y, f"approach {a.id} at {a.speed_kmh:g} km/h{slope}"))
+            if m.turn is Turn.THROUGH and a.width_m is not None:
+                r = clearance.required_ms(clearance.red_clear_s(a.width_m, v))
+                red = max(red, (r, f"{a.width_m:g} m from approach {a.id} at {a.speed_kmh:g} km/h"))
+        return yellow, red
+
+    def compare(label: str, yellow_ms: int, red_ms: int, served: tuple[Movement, ...]) -> None:
+        (need_y, why_y), (need_r, why_r) = needs(served)
+        if yellow_ms < need_y:
+            out.append(
+                f"{label}: yellow {_tenths(yellow_ms)} s is below ITE's "
+                f"{_tenths(need_y)} s for {why_y}"
+            )
+        if red_ms < need_r:
+            out.append(
+                f"{label}: red clearance {_tenths(red_ms)} s is below ITE's "
+                f"{_tenths(need_r)} s to clear {why_r}"
+            )
+
+    out: list[str] = []
+    for plan in site.plans.values():
+        for p in site.phases:
+            t = plan.timings.get(p.id)
+            if t is not None:
+                served = (*p.movements, *p.permissive)
+                compare(f"plan {plan.id}: phase {p.id}", t.yellow_ms, t.red_clear_ms, served)
+    for o in site.overlaps:
+        compare(f"overlap {o.id}", o.yellow_ms, o.red_clear_ms, o.movements)
+    return out
+
+
+def _tenths(value_ms: int) -> str:
+    """Seconds as a controller shows them (3.0), with any finer digits kept (3.05)."""
+    return f"{value_ms / 1000:.1f}" if value_ms % 100 == 0 else f"{value_ms / 1000:g}"
 
 
 def _build_transit(tc: _TransitCfg | None) -> TransitPriority | None:

@@ -7,17 +7,26 @@ when their chords cross or when they merge into the same arm; streams from
 the same arm diverge and do not conflict. A crosswalk across an arm conflicts
 with every stream entering or leaving by that arm.
 
-Yielding is what makes some conflicts acceptable:
-- a right turn yields to pedestrians on the crosswalk it turns across;
-- a permissive movement (a permissive left) yields to every stream from the
-  opposing arm and to pedestrians.
-Everything else is a hard conflict that the signal timing must separate.
+How a signal group shows a movement (its `Service`) decides what, if
+anything, the movement yields to; yielding is what makes a conflict acceptable:
+- a permissive left (a phase's `permissive`, a flashing yellow arrow) yields
+  to every stream from the opposing arm and to the walk across the arm it
+  turns into;
+- a right turn on a phase's circular green yields to the walk across the arm
+  it turns into (MUTCD 4D.04).
+Nothing else yields: a through never does, nor does any turn on a green arrow
+(an overlap; MUTCD: a green arrow means no conflicting movement, pedestrians
+included), nor any stream against the walk across the arm it enters by (it
+crosses that crosswalk before it turns). Only a left turn can be permissive:
+`Stream` refuses any other. Everything else is a hard conflict that the signal
+timing must separate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 from edge.control.site import Approach, Movement, SignalKey, SignalKind, Turn
 
@@ -77,12 +86,43 @@ def _opposing_arm(arm: str, approaches: Sequence[Approach]) -> str | None:
     return best if off <= _MAX_TURN_SKEW_DEG else None
 
 
+class Service(Enum):
+    """How a signal group shows its movements."""
+
+    BALL = "ball"  # a phase's circular green: its right turns yield to the walk they turn across
+    ARROW = "arrow"  # a green arrow (an overlap): yields to nothing
+    PERMISSIVE = "permissive"  # a permissive left: yields to opposing traffic and the walk
+
+
 @dataclass(frozen=True, slots=True)
 class Stream:
-    """A movement as a signal group serves it: protected or yielding."""
+    """A movement as a signal group serves it."""
 
     movement: Movement
-    permissive: bool
+    service: Service
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.service, Service):
+            raise TypeError(f"movement {self.movement.name}: service {self.service!r}")
+        if self.service is Service.PERMISSIVE and self.movement.turn is not Turn.LEFT:
+            raise GeometryError(
+                f"movement {self.movement.name}: only a left turn can be permissive "
+                "(a through or right turn never yields to opposing traffic)"
+            )
+
+    @property
+    def yields_to_opposing(self) -> bool:
+        return self.service is Service.PERMISSIVE
+
+    def yields_to_walk(self, crossing_arm: str) -> bool:
+        """Does the stream yield to the walk across `crossing_arm`? Only across the arm
+        it turns into, as a permissive left or a right turn on a circular green."""
+        m = self.movement
+        if crossing_arm != m.to:
+            return False
+        return self.service is Service.PERMISSIVE or (
+            self.service is Service.BALL and m.turn is Turn.RIGHT
+        )
 
 
 def _chord(m: Movement, bearings: dict[str, float]) -> tuple[float, float]:
@@ -107,10 +147,10 @@ def vehicle_conflict(a: Stream, b: Stream, approaches: Sequence[Approach]) -> bo
     crosses = ma.to == mb.to or _chords_cross(_chord(ma, bearings), _chord(mb, bearings))
     if not crosses:
         return False
-    # A permissive movement yields to the opposing arm's streams.
-    if a.permissive and _opposing_arm(ma.approach, approaches) == mb.approach:
+    # A permissive left yields to the opposing arm's streams.
+    if a.yields_to_opposing and _opposing_arm(ma.approach, approaches) == mb.approach:
         return False
-    return not (b.permissive and _opposing_arm(mb.approach, approaches) == ma.approach)
+    return not (b.yields_to_opposing and _opposing_arm(mb.approach, approaches) == ma.approach)
 
 
 def ped_conflict(stream: Stream, crossing_arm: str) -> bool:
@@ -118,7 +158,7 @@ def ped_conflict(stream: Stream, crossing_arm: str) -> bool:
     m = stream.movement
     if crossing_arm not in (m.approach, m.to):
         return False
-    return not (stream.permissive or m.turn is Turn.RIGHT)
+    return not stream.yields_to_walk(crossing_arm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,20 +214,28 @@ def signal_groups(
     phases: Iterable[tuple[int, Sequence[Movement], Sequence[Movement], str | None]],
     overlaps: Iterable[tuple[str, Sequence[Movement], bool]],
 ) -> list[SignalGroup]:
-    """Signal groups from (phase id, protected, permissive, ped crossing) and
-    (overlap id, movements, permissive): an FYA overlap's movements yield."""
+    """Signal groups from (phase id, movements, permissive lefts, ped crossing) and
+    (overlap id, movements, flashing yellow arrow).
+
+    A phase shows its movements on a circular green and its permissive lefts
+    yielding; an overlap is a green arrow, except that a flashing-yellow-arrow
+    overlap's lefts are permissive here: its green arrow shows only with a
+    parent phase that serves the same left protected (edge.config checks it),
+    whose own row in the table keeps the arrow's conflicts.
+    """
     groups: list[SignalGroup] = []
     for pid, protected, permissive, crossing in phases:
-        streams = tuple(Stream(m, False) for m in protected) + tuple(
-            Stream(m, True) for m in permissive
+        streams = tuple(Stream(m, Service.BALL) for m in protected) + tuple(
+            Stream(m, Service.PERMISSIVE) for m in permissive
         )
         groups.append(SignalGroup((SignalKind.PHASE, pid), streams, None))
         if crossing is not None:
             groups.append(SignalGroup((SignalKind.PED, pid), (), crossing))
-    for oid, movements, yields in overlaps:
+    for oid, movements, fya in overlaps:
+        service = Service.PERMISSIVE if fya else Service.ARROW
         groups.append(
             SignalGroup(
-                (SignalKind.OVERLAP, oid), tuple(Stream(m, yields) for m in movements), None
+                (SignalKind.OVERLAP, oid), tuple(Stream(m, service) for m in movements), None
             )
         )
     return groups

@@ -605,7 +605,7 @@ def _channels(cand: _Candidate) -> tuple[dict[_Source, int], list[_Source]]:
 
 def _assign_crossings(junction: SignalJunction, arms: Sequence[Arm], cand: _Candidate) -> None:
     """Each crosswalk walks with a phase that, with the phases timing beside it, never
-    sends a protected stream across it (a right turn or a permissive left yields).
+    sends a stream across it that does not yield (see edge.control.geometry).
 
     Through phases are tried first, then the others; a phase walks one crosswalk.
     """
@@ -615,9 +615,11 @@ def _assign_crossings(junction: SignalJunction, arms: Sequence[Arm], cand: _Cand
     arm_of_edge = {e: a.id for a in arms for e in (*a.in_edges, *a.out_edges)}
 
     def crosses(p: _Phase, arm: str) -> bool:
-        for name in p.movements:
+        streams = [(name, geometry.Service.BALL) for name in p.movements]
+        streams += [(name, geometry.Service.PERMISSIVE) for name in p.permissive]
+        for name, service in streams:
             m = geometry.resolve_movement(name, approaches)
-            if geometry.ped_conflict(geometry.Stream(m, False), arm):
+            if geometry.ped_conflict(geometry.Stream(m, service), arm):
                 return True
         return False
 

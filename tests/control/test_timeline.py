@@ -9,6 +9,8 @@ starts; the start-up cycle before it is checked by the start-up tests.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from edge.control.messages import Lamp
 
@@ -767,8 +769,9 @@ _CARS = [
 
 # Overlap A: the side street's right-turn arrow (S.R), green with phase 4 (S.T)
 # and phase 1 (the westbound left, which it does not cross). It conflicts with
-# phase 2 (W.T, same exit) and phase 3 (N.L, same exit).
-_OVERLAP_PHASE_4 = {4: {"movements": ["S.T"]}}
+# phase 2 (W.T, same exit) and phase 3 (N.L, same exit). A green arrow never
+# yields, so the east crosswalk it turns across cannot walk with phase 4.
+_OVERLAP_PHASE_4: dict[int, dict[str, Any]] = {4: {"movements": ["S.T"], "ped_crossing": None}}
 
 
 def test_overlap_green_through_parent_to_parent_change() -> None:

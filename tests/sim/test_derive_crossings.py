@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edge.control.geometry import Stream, ped_conflict, resolve_movement
+from edge.control.geometry import Service, Stream, ped_conflict
 from edge.control.site import Recall
 from sim.sumo.derive import PED_SPEED_MPS, WALK_S, derive
 from sim.sumo.lockstep import run
@@ -70,7 +70,6 @@ def _check_crosswalks(cfg: Path) -> None:
     assert junction.crossings, "netconvert made no crossings"
     d = derive(junction)
     site = d.site
-    approaches = site.approaches
     walking = {p.ped_crossing: p for p in site.phases if p.ped_crossing}
     crossed = {b.movement.removeprefix("ped ") for b in d.links if b.crossing}
     assert crossed == set(walking)  # every crossing walks with a phase
@@ -84,7 +83,7 @@ def _check_crosswalks(cfg: Path) -> None:
         ]
         for q in beside:  # no protected stream across the walkers
             for m in q.movements:
-                assert not ped_conflict(Stream(resolve_movement(m.name, approaches), False), arm)
+                assert not ped_conflict(Stream(m, Service.BALL), arm)
     for b in d.links:
         if b.crossing:
             assert b.channel is not None and b.phase == walking[b.movement.removeprefix("ped ")].id

@@ -79,7 +79,7 @@ def test_schema_errors_name_the_zone() -> None:
     cam["zones"][1]["colour"] = "red"
     cam["infer_fps"] = 20.0
     got = problems(cam)
-    assert "camera cam-n: zone n-left: colour: unknown key" in got
+    assert "camera cam-n: zone n-left: unknown key 'colour'" in got
     cam = copy.deepcopy(CAMERA)
     cam["infer_fps"] = 20.0
     assert problems(cam) == ["camera cam-n: infer_fps 20 is above the camera's fps 10"]
