@@ -104,7 +104,9 @@ class CentralLink(CentralEndpoint):
             self._tick_events.extend(out.events)
         if stepped is not None:
             if self.counts is None:
-                self.counts = CountsAggregator(self.rt.site, self.cfg.counts_interval_ms, stepped[0])
+                self.counts = CountsAggregator(
+                    self.rt.site, self.cfg.counts_interval_ms, stepped[0]
+                )
             self.counts.observe(stepped[0], stepped[1], out)
             self._flush_counts()
 

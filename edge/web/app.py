@@ -237,17 +237,17 @@ def create_app(
                 429, refusal.message, headers={"Retry-After": str(refusal.retry_after_s)}
             )
         try:
-            verdict = await checks.run(
+            checked = await checks.run(
                 guard.standing(addr), _check, credentials_path, req.user, req.password
             )
-            if verdict == "no_users":
+            if checked == "no_users":
                 raise HTTPException(
                     403,
                     "manual control is refused: no technician credential is set on this device "
                     "(set one with `edge passwd USER --file FILE` and start with "
                     "--credentials FILE)",
                 )
-            if verdict == "wrong":
+            if checked == "wrong":
                 lockout = guard.failed(addr)
                 log.warning(
                     "manual_refused user=%s client=%s action=%s: wrong credential%s",

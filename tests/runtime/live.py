@@ -9,6 +9,7 @@ runs; the tick's start times come from a tick hook of the test's own.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ class TickTimes:
     def max_gap_s(self, since_s: float, until_s: float) -> float:
         """The longest time between two ticks in [since_s, until_s] (wall seconds)."""
         ts = [t for t in self.times if since_s <= t <= until_s]
-        return max((b - a for a, b in zip(ts, ts[1:], strict=False)), default=float("inf"))
+        return max((b - a for a, b in itertools.pairwise(ts)), default=float("inf"))
 
 
 @dataclass
@@ -80,9 +81,7 @@ def watchdog_flashes(board: BoardProcess) -> list[dict[str, Any]]:
     """Every lamp change the board made because the host went quiet (its watchdog)."""
     board.next_event("none-such", 0.3)  # take in what the board has reported so far
     return [
-        ev
-        for ev in board.events
-        if ev["event"] == "lamps" and ev["fault"] == codec.FAULT_WATCHDOG
+        ev for ev in board.events if ev["event"] == "lamps" and ev["fault"] == codec.FAULT_WATCHDOG
     ]
 
 

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,7 @@ async def _ok_app(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _call(mw: BodyLimit, headers: list[tuple[bytes, bytes]], parts: list[Message]) -> int:
+async def _call(mw: BodyLimit, headers: list[tuple[bytes, bytes]], parts: Sequence[Message]) -> int:
     """One request through the middleware alone; its status."""
     sent: list[Message] = []
     feed = list(parts)
@@ -166,7 +166,7 @@ async def _call(mw: BodyLimit, headers: list[tuple[bytes, bytes]], parts: list[M
 @pytest.mark.anyio
 async def test_a_trickled_body_times_out_and_a_bad_length_is_refused() -> None:
     mw = BodyLimit(_ok_app, max_bytes=100, timeout_s=0.2)
-    part = {"type": "http.request", "body": b"x" * 10, "more_body": True}
+    part: Message = {"type": "http.request", "body": b"x" * 10, "more_body": True}
     t0 = time.monotonic()
     assert await _call(mw, [], [part, part]) == 408
     assert time.monotonic() - t0 < 2.0
@@ -298,8 +298,8 @@ async def test_repeated_wrong_credentials_lock_the_address_out(
     assert st["mode"] == "run"  # the right password, locked out: nothing was done
     r = await page.control("10.0.0.8", action="call", phase=2, user=USER, password=PASSWORD)
     assert r.status_code == 200  # another address is not locked out
-    refused = (await page.client("10.0.0.8").get("/api/events",
-                                                 params={"text": "manual_refused"})).json()  # fmt: skip
+    events = await page.client("10.0.0.8").get("/api/events", params={"text": "manual_refused"})
+    refused = events.json()
     assert len(refused) == 5 and all("from 10.0.0.7" in e["detail"] for e in refused)
 
 
@@ -314,7 +314,7 @@ def test_lockouts_double_and_a_right_credential_clears() -> None:
         return lock
 
     assert wrong() is None and wrong() is None
-    assert wrong().retry_after_s == 10  # type: ignore[union-attr]
+    assert wrong().retry_after_s == 10
     refusal = g.admit("a")
     assert refusal is not None and refusal.retry_after_s == 10
     now[0] = 10.5
@@ -428,6 +428,7 @@ def test_another_address_is_a_choice_and_logged(caplog: pytest.LogCaptureFixture
     with caplog.at_level("WARNING"):
         recorder = attach_web(rt, 0, host="0.0.0.0")
     assert f"web_public host=0.0.0.0 port={recorder.port}" in caplog.text
+    assert recorder.port is not None
     with pytest.raises(WebError, match=f"cannot listen on 0.0.0.0:{recorder.port}"):
         bind("0.0.0.0", recorder.port)  # taken: a start-up error naming the address
     assert serve_briefly(rt, recorder.port) == 200
