@@ -165,3 +165,77 @@ def test_every_tick_is_handed_over_or_reported_dropped(ops: list[str], queue_tic
     assert sum(reported) <= hook.dropped
     hook.take_one(block=False)
     assert sum(reported) == hook.dropped
+
+
+def test_central_reports_the_ticks_its_counts_miss(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The central link's hook fell behind by more than its queue: central is told how many
+    ticks its counts miss (a `counts_gap` event in its event stream), and it is logged."""
+    import asyncio
+
+    from edge.config import load_config
+    from edge.device.central import CENTRAL_QUEUE_TICKS, CentralLink
+    from edge.link.config import load_device_config
+    from edge.runtime import Runtime
+
+    from tests.board.procs import CROSSING
+    from tests.link.harness import make_keys
+
+    keys = make_keys(tmp_path / "keys")
+    device = tmp_path / "device.toml"
+    device.write_text(
+        f'[device]\nid = "hz-gap-1"\nsite = "{CROSSING}"\nstore = "{tmp_path / "edge.db"}"\n'
+        f'trusted_keys = ["{keys.central_pub}"]\n\n[broker]\nhost = "127.0.0.1"\nport = 1\n'
+    )
+
+    async def main() -> list[tuple[str, str]]:
+        rt = Runtime(load_config(CROSSING), "/nonexistent-port")
+        link = CentralLink(load_device_config(device), rt)  # built, never connected
+        try:
+            hook = rt.hooks["central"]
+            now = rt.board.clock_ms()
+            for _ in range(CENTRAL_QUEUE_TICKS + 100):  # the hook's thread never ran
+                now += 100
+                rt.driver.tick(now)
+                hook.put(rt.tick_snapshot())
+            while hook.take_one(block=False):
+                pass
+            link._on_core_events()
+            return [(e.name, e.detail) for e in link.events if e.source == "link"]
+        finally:
+            link.db.shutdown(wait=True)
+            link.store.close()
+
+    with caplog.at_level(logging.INFO):
+        link_events = asyncio.run(main())
+    assert link_events == [
+        ("counts_gap", "100 ticks not counted: the link's tick hook fell behind")
+    ]
+    assert "central_counts_gap ticks=100" in caplog.text
+    assert "tick_hook_behind hook=central dropped=100" in caplog.text
+
+
+def test_the_event_log_marks_where_events_may_be_missing(tmp_path: Path) -> None:
+    from edge.config import load_config
+    from edge.device.eventlog import EventLog
+    from edge.runtime import Runtime
+    from edge.tickhooks import QUEUE_TICKS
+
+    rt = Runtime(load_config(EXAMPLE), "/nonexistent-port")
+    log = EventLog(tmp_path / "log.db", rt)
+    try:
+        hook = rt.hooks["event-log"]
+        now = rt.board.clock_ms()
+        for _ in range(QUEUE_TICKS + 10):
+            now += 100
+            rt.driver.tick(now)
+            hook.put(rt.tick_snapshot())
+        while hook.take_one(block=False):
+            pass
+        rows = log._take()
+    finally:
+        log.store.close()
+    gaps = [r for r in rows if r[1] == "event_log_gap"]
+    assert [r[3] for r in gaps] == ["10 ticks' events were not logged"]
+    assert rows.index(gaps[0]) == 0  # before the events of the ticks that were kept
