@@ -105,6 +105,9 @@ def attach_web(
             ws="none",
             timeout_graceful_shutdown=1,
             limit_concurrency=MAX_CONNECTIONS,
+            # the peer's address is the client (per-address login limits): no header from a
+            # client, not even from loopback, may claim another one
+            proxy_headers=False,
         )
         server = _Server(config)
         log.info("web_listening url=http://%s:%d/", host, actual_port)

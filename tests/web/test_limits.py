@@ -15,9 +15,9 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -38,6 +38,7 @@ from tests.web.inproc import PASSWORD, USER, Stepper, app_for, make_runtime, wri
 ROOT = Path(__file__).resolve().parents[2]
 BIG = 25_000_000  # the size that overran the tick by 0.4-1.1 s when it was parsed
 MAX_GAP_S = 0.4  # a tick is due every 0.1 s; the board flashes after 0.5 s without one
+T = TypeVar("T")
 
 
 def big_json(size: int) -> bytes:
@@ -379,23 +380,47 @@ def test_no_address_gets_more_guesses_than_the_lockouts_allow(
 def serve_briefly(rt: Runtime, port: int | None) -> int:
     """Run the page's task for a moment (a GET from loopback), then end it: its socket closes."""
 
-    async def main() -> int:
-        task = asyncio.create_task(rt.extra_tasks["web"]())
-        try:
-            url = f"http://127.0.0.1:{port}/api/site"
+    async def get(c: httpx.AsyncClient) -> int:
+        return (await c.get(f"http://127.0.0.1:{port}/api/site", timeout=2)).status_code
+
+    return asyncio.run(served(rt, get))
+
+
+async def served(rt: Runtime, fn: Callable[[httpx.AsyncClient], Awaitable[T]]) -> T:
+    """fn(client) while the page's task serves (real uvicorn), then the task ended."""
+    task = asyncio.create_task(rt.extra_tasks["web"]())
+    try:
+        async with httpx.AsyncClient() as c:
             for _ in range(100):
                 try:
-                    async with httpx.AsyncClient() as c:
-                        return (await c.get(url, timeout=2)).status_code
+                    return await fn(c)
                 except httpx.ConnectError:
                     await asyncio.sleep(0.02)
-            return 0
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            raise AssertionError("the page did not come up")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
-    return asyncio.run(main())
+
+def test_a_header_cannot_claim_another_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(web_app, "WRONG_CREDENTIAL_DELAY_S", 0.01)
+    rt = make_runtime()
+    recorder = attach_web(rt, 0, credentials_path=str(write_credentials(tmp_path)))
+    url = f"http://127.0.0.1:{recorder.port}/api/control"
+
+    async def guess(c: httpx.AsyncClient) -> list[httpx.Response]:
+        body = {"action": "flash", "user": USER, "password": "not it"}
+        return [
+            await c.post(url, json=body, headers={"X-Forwarded-For": f"10.9.9.{i}"})
+            for i in range(6)
+        ]
+
+    answers = asyncio.run(served(rt, guess))
+    assert [r.status_code for r in answers] == [401] * 5 + [429]
+    assert "from 127.0.0.1: locked out" in answers[-1].json()["error"]
 
 
 def test_the_page_listens_on_loopback_unless_told_otherwise(
