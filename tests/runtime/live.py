@@ -34,6 +34,11 @@ class TickTimes:
     def _on_tick(self, tick: Tick) -> None:
         self.times.append(tick.mono_s)
 
+    def rate_hz(self, since_s: float, until_s: float) -> float:
+        """Ticks per second of wall time in [since_s, until_s]."""
+        n = sum(1 for t in self.times if since_s <= t <= until_s)
+        return n / (until_s - since_s)
+
     def max_gap_s(self, since_s: float, until_s: float) -> float:
         """The longest time between two ticks in [since_s, until_s] (wall seconds)."""
         ts = [t for t in self.times if since_s <= t <= until_s]

@@ -111,6 +111,9 @@ def test_failing_and_stalled_hooks_never_delay_the_tick(
     print(f"max tick gap with {len(HOOKS)} hooks raising and stalling {STALL_S} s: {gap:.3f} s")
     assert gap < MAX_GAP_S
     assert ticks.max_gap_s(run.extra["faults_s"], run.done_s) < MAX_GAP_S
+    rate = ticks.rate_hz(run.extra["faults_s"], run.done_s)
+    print(f"ticks per second from the faults on: {rate:.2f}")
+    assert rate > 9.0  # 10 Hz, deadline to deadline
     assert not watchdog_flashes(board)
     for name in HOOKS:
         assert f"tick_hook_failed hook={name} tick=" in caplog.text
