@@ -347,12 +347,14 @@ ATTEMPTS = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(attempts=ATTEMPTS)
 @example(attempts=[("a", False, 0.0)] * 12 + [("b", True, 0.0)])
+@example(attempts=[("a", False, 0.0)] * 4 + [("a", True, 0.0)] + [("a", False, 0.0)] * 4)
 def test_no_address_gets_more_guesses_than_the_lockouts_allow(
     attempts: list[tuple[str, bool, float]],
 ) -> None:
     now = [0.0]
     g = LoginGuard(clock=lambda: now[0], max_failures=5, window_s=600, lockout_s=60)
-    wrong_checked: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+    # per address, the checked wrong guesses since its last right one (which clears)
+    runs: dict[str, list[list[float]]] = {"a": [[]], "b": [[]], "c": [[]]}
     first_checked: dict[str, bool] = {}
     for addr, right, dt in attempts:
         now[0] += dt
@@ -362,11 +364,12 @@ def test_no_address_gets_more_guesses_than_the_lockouts_allow(
             continue
         if right:
             g.succeeded(addr)
+            runs[addr].append([])
         else:
             g.failed(addr)
-            wrong_checked[addr].append(now[0])
+            runs[addr][-1].append(now[0])
         g.release(addr)
-    for times in wrong_checked.values():
+    for times in (run for per_addr in runs.values() for run in per_addr):
         # within any 60 s (the shortest lockout) at most 5 wrong guesses were checked
         for i, t in enumerate(times):
             assert sum(1 for u in times[i:] if u - t < 60) <= 5
