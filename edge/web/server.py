@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from edge.runtime import LOOPBACK
 from edge.web.app import create_app
 from edge.web.live import LogCapture, Recorder
 
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SHUTDOWN_S = 1.5
-LOOPBACK = "127.0.0.1"
 MAX_CONNECTIONS = 32  # connections and requests at once; uvicorn answers 503 beyond
 
 
