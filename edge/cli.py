@@ -253,7 +253,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="kv: one key=value line per event (journald); auto: kv under systemd",
     )
     p.add_argument("--web", type=int, metavar="PORT", help="serve the technician's page here")
-    p.add_argument("--web-host", default="0.0.0.0", help="with --web: the address to listen on")
+    p.add_argument(
+        "--web-host",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="with --web: the address to listen on (default: %(default)s, this device only; "
+        "the address of the cabinet's technician interface to reach it from a laptop)",
+    )
     p.add_argument(
         "--credentials",
         help="with --web: technicians' credentials file (edge passwd); none: no manual control",

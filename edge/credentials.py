@@ -68,8 +68,18 @@ def load(path: str | Path) -> dict[str, str]:
 
 
 def check(path: str | Path, user: str, password: str) -> bool:
-    stored = load(path).get(user)
-    return stored is not None and verify_password(password, stored)
+    return check_user(load(path), user, password)
+
+
+_UNKNOWN_USER = f"scrypt${N}${R}${P}${'00' * 16}${'00' * KEY_BYTES}"
+
+
+def check_user(users: dict[str, str], user: str, password: str) -> bool:
+    """An unknown user costs the same scrypt as a known one: the time of a refusal does not
+    tell which user names exist."""
+    stored = users.get(user)
+    ok = verify_password(password, stored if stored is not None else _UNKNOWN_USER)
+    return stored is not None and ok
 
 
 def set_user(path: str | Path, user: str, password: str) -> None:

@@ -11,6 +11,12 @@ Tasks under one TaskGroup (STYLE.md point 7):
   the scheduled plan changes;
 - `status`: a status line every STATUS_EVERY_S (mode, board, jitter);
 - `central`: the MQTT link, when one is configured (a hook: CentralHook);
+- extensions that need every tick (the page's recorder, the event log, central's
+  counts) are tick hooks (edge/tickhooks.py): the tick hands each an immutable
+  snapshot through a bounded queue and never waits on it; each runs in its own
+  thread, a failing one is logged and after repeated failures disabled, a slow
+  one loses its oldest ticks (counted, logged, reported to it): nothing outside
+  the control core can delay or stop the tick;
 - `supervisor`: waits for the stop request (1 s at a time, checking that the
   control tick still ticks: none for 2 s is an error), then runs the one
   shutdown path.
@@ -45,6 +51,7 @@ from edge.board.runner import EXIT_CONFIG, EXIT_REFUSED, BoardRunner
 from edge.board.session import BoardRefusedError, state_name
 from edge.config import SiteConfig
 from edge.control.messages import SetPlan
+from edge.tickhooks import Tick, TickHook, TickHooks
 from hw import codec
 
 if TYPE_CHECKING:
@@ -60,6 +67,7 @@ SCHEDULE_POLL_S = 1.0
 HANDOVER_TIMEOUT_S = 1.0
 SUPERVISE_EVERY_S = 1.0
 TICK_STALL_S = 2.0  # no tick for this long: the control task is stuck; shut down
+HOOK_DRAIN_S = 1.0  # at shutdown, the tick hooks' queued ticks are handled within this
 # Test-only fault injection: EDGE_RUNTIME_FAIL=<task>:<seconds> raises in that task after
 # that long; control-tick-hang:<seconds> makes the ticker hang instead.
 FAIL_ENV = "EDGE_RUNTIME_FAIL"
@@ -97,12 +105,16 @@ class LinkView(Protocol):
     def link_status(self) -> dict[str, Any]: ...
 
 
+LOOPBACK = "127.0.0.1"
+
+
 @dataclass(frozen=True, slots=True)
 class WebOptions:
-    """The technician's page (`edge run --web PORT`): where it listens, whose credentials."""
+    """The technician's page (`edge run --web PORT`): where it listens, whose credentials.
+    It listens on loopback unless another address is chosen (`--web-host`)."""
 
     port: int
-    host: str = "0.0.0.0"
+    host: str = LOOPBACK
     credentials: str | None = None
 
 
@@ -134,7 +146,6 @@ class Runtime:
         *,
         wall_clock: Callable[[], dt.datetime] = dt.datetime.now,
         central: CentralHook | None = None,
-        on_tick: Callable[[Runtime], None] | None = None,
         status_path: str | None = None,
         speed: float = 1.0,
     ) -> None:
@@ -150,7 +161,7 @@ class Runtime:
         self.driver.recover_handover = True
         self.wall_clock = wall_clock
         self.central = central
-        self.on_tick = on_tick
+        self.hooks = TickHooks()
         self.status_path = status_path
         self.status_every_s = STATUS_EVERY_S
         self.extra_tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
@@ -181,6 +192,25 @@ class Runtime:
 
     # -- control ----------------------------------------------------------------------------
 
+    def add_tick_hook(
+        self,
+        name: str,
+        fn: Callable[[Tick], None],
+        *,
+        queue_ticks: int | None = None,
+        on_dropped: Callable[[int], None] | None = None,
+        on_disabled: Callable[[], None] | None = None,
+    ) -> TickHook:
+        """Call fn(tick) after every control tick, in its own thread (edge/tickhooks.py)."""
+        kw: dict[str, Any] = {"on_dropped": on_dropped, "on_disabled": on_disabled}
+        if queue_ticks is not None:
+            kw["queue_ticks"] = queue_ticks
+        return self.hooks.add(name, fn, **kw)
+
+    def tick_snapshot(self) -> Tick:
+        """This tick as the hooks get it."""
+        return Tick.of(self.ticks, time.monotonic(), self.driver)
+
     def request_stop(self, reason: str, code: int = EXIT_OK) -> None:
         """Ask for the shutdown path; the first reason wins."""
         if not self._stop.is_set():
@@ -208,6 +238,7 @@ class Runtime:
             "board_firmware": s.firmware,
             "board_config_hash": f"{s.config_hash:08x}",
             "link": self.link.link_status() if self.link is not None else None,
+            "hooks": self.hooks.health(),
             "cameras": (
                 [{k: c.get(k) for k in ("id", "health", "fps")} for c in self.sensing.cameras()]
                 if self.sensing is not None
@@ -234,6 +265,7 @@ class Runtime:
 
             tasks["central"] = run_central
         tasks.update(self.extra_tasks)
+        self.hooks.start()
         try:
             async with asyncio.TaskGroup() as tg:
                 for name, fn in tasks.items():
@@ -242,6 +274,7 @@ class Runtime:
         except* _Shutdown:
             pass
         finally:
+            self.hooks.request_stop()  # drained already on the shutdown path
             self._log_jitter(final=True)
             self.driver.log_stats()
         level = logging.INFO if self.code == EXIT_OK else logging.ERROR
@@ -274,7 +307,11 @@ class Runtime:
             elif now_s - last_s > TICK_STALL_S:
                 log.error("tick_stalled for_s=%.1f: the control tick stopped", now_s - last_s)
                 self.request_stop("tick_stalled", EXIT_ERROR)
+            self.hooks.check()
         await self._shutdown()
+        # The board is in flash: the hooks handle what is queued (the event log and
+        # central's spool get the last ticks) before their tasks are cancelled.
+        await asyncio.to_thread(self.hooks.stop, HOOK_DRAIN_S)
         raise _Shutdown
 
     async def _shutdown(self) -> None:
@@ -339,8 +376,8 @@ class Runtime:
             self.driver.tick(int(now_s * self.speed * 1000))
             self.board.flush()
             self.ticks += 1
-            if self.on_tick is not None:
-                self.on_tick(self)
+            if self.hooks:  # a snapshot into each hook's queue; never waits on a hook
+                self.hooks.publish(Tick.of(self.ticks, now_s, self.driver))
             self._check_fail("control-tick")
             if self._fail_due("control-tick-hang"):
                 await asyncio.sleep(3600)  # test only: a tick that never comes back

@@ -63,3 +63,26 @@ def test_cli_reads_stdin(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1 and "at least 8" in bad.stderr
     assert check(f, "tech", "a good password")
+
+
+def test_an_unknown_user_costs_the_same_scrypt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The time of a refusal does not tell whether the user name exists."""
+    import hashlib
+
+    from edge import credentials
+
+    f = tmp_path / "technicians.json"
+    set_user(f, "tech", "a good password")
+    costs: list[tuple[int, int, int]] = []
+    real = hashlib.scrypt
+
+    def counted(password: bytes, **kw: int) -> bytes:
+        costs.append((kw["n"], kw["r"], kw["p"]))
+        return real(password, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hashlib, "scrypt", counted)
+    assert not check(f, "tech", "wrong password")
+    assert not check(f, "nobody", "wrong password")
+    assert costs == [(credentials.N, credentials.R, credentials.P)] * 2

@@ -17,8 +17,11 @@ harness), stored so they are in force again after a restart, ended by a cancel
 or at the command's expiry; counts and measures per interval (edge/link/counts.py)
 from the Inputs the controller stepped on, loops and camera zones merged,
 spooled like events. Local control never waits for it: the control tick only
-appends to a list and updates the counts here (on_tick); everything else runs
-in this task.
+hands its snapshot to the `central` tick hook (edge/tickhooks.py), whose own
+thread queues the controller's events for this task and updates and spools the
+counts; everything else runs in this task. Ticks the hook had to drop (it fell
+behind by more than CENTRAL_QUEUE_TICKS) are not lost silently: a `counts_gap`
+event tells central how many ticks the counts miss; a disabled hook, `counts_stopped`.
 """
 
 from __future__ import annotations
@@ -29,10 +32,9 @@ import logging
 import time
 import tomllib
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from edge.control.messages import LoadSite
+from edge.control.messages import Event, LoadSite
 from edge.control.site import Site
 from edge.link import messages
 from edge.link.client import LinkClient
@@ -46,10 +48,12 @@ from edge.link.session import Ack, ControlCommand
 
 if TYPE_CHECKING:
     from edge.runtime import CentralHook, Runtime
+    from edge.tickhooks import Tick
 
 log = logging.getLogger(__name__)
 
 PRIORITY_EXPIRY_EVERY_S = 1.0
+CENTRAL_QUEUE_TICKS = 600  # a minute of ticks: a stall shorter than that loses no count
 
 
 class CentralLink(CentralEndpoint):
@@ -63,24 +67,17 @@ class CentralLink(CentralEndpoint):
         self.last_error = ""
         self.sent: deque[ControlCommand] = deque()  # handed to the core, awaiting its verdict
         self.utc0 = utc_ms() - rt.board.clock_ms()
-        self._tick_events: list[Any] = []
-        self.counts: CountsAggregator | None = None  # from the first step on
-        previous: Callable[[Runtime], None] | None = rt.on_tick
-
-        def on_tick(r: Runtime) -> None:
-            if previous is not None:
-                previous(r)
-            out, stepped = r.driver.outputs, r.driver.stepped
-            if out is None:
-                return
-            if out.events:
-                self._tick_events.extend(out.events)
-            if stepped is not None:
-                if self.counts is None:
-                    self.counts = CountsAggregator(r.site, cfg.counts_interval_ms, stepped[0])
-                self.counts.observe(stepped[0], stepped[1], out)
-
-        rt.on_tick = on_tick
+        self.loop = asyncio.get_running_loop()
+        # Filled by the tick hook's thread, emptied by this task (deque: atomic ends).
+        self._tick_events: deque[Event | LogEvent] = deque()
+        self.counts: CountsAggregator | None = None  # the hook's thread's own, from step 1
+        rt.add_tick_hook(
+            "central",
+            self._on_tick,
+            queue_ticks=CENTRAL_QUEUE_TICKS,
+            on_dropped=self._ticks_dropped,
+            on_disabled=self._hook_disabled,
+        )
         rt.link = self
         self._restore_plan()
         self._restore_priority()
@@ -96,6 +93,31 @@ class CentralLink(CentralEndpoint):
         self.rt.driver.command(LoadSite(bundle.site, plan))
         self.pending_apply = (bundle.version, plan, None)
         log.info("central_plan_restored version=%d plan=%s", bundle.version, plan)
+
+    # -- the tick hook (its own thread) -----------------------------------------------------
+
+    def _on_tick(self, tick: Tick) -> None:
+        out, stepped = tick.outputs, tick.stepped
+        if out is None:
+            return
+        if out.events:
+            self._tick_events.extend(out.events)
+        if stepped is not None:
+            if self.counts is None:
+                self.counts = CountsAggregator(
+                    self.rt.site, self.cfg.counts_interval_ms, stepped[0]
+                )
+            self.counts.observe(stepped[0], stepped[1], out)
+            self._flush_counts()
+
+    def _ticks_dropped(self, ticks: int) -> None:
+        log.warning("central_counts_gap ticks=%d: the counts miss these ticks", ticks)
+        detail = f"{ticks} ticks not counted: the link's tick hook fell behind"
+        self._tick_events.append(LogEvent(utc_ms(), "counts_gap", "", detail, "link"))
+
+    def _hook_disabled(self) -> None:
+        detail = "the link's tick hook failed repeatedly: no more counts or controller events"
+        self._tick_events.append(LogEvent(utc_ms(), "counts_stopped", "", detail, "link"))
 
     # -- CentralEndpoint -----------------------------------------------------------------------
 
@@ -159,17 +181,20 @@ class CentralLink(CentralEndpoint):
         self._log(LogEvent(utc_ms(), "link_lost", "", reason[:200], "link"))
 
     def _flush_counts(self) -> None:
+        """In the hook's thread: a due interval's counts into the spool."""
         counts = self.counts
         if counts is None or counts.last_ms is None or not counts.due(counts.last_ms):
             return
         body = messages.dumps(on_utc(counts.flush(counts.last_ms), self.utc0))
-        loop = asyncio.get_running_loop()
         fut = self.db.submit(self.store.spool_append, "counts", body, utc_ms())
-        fut.add_done_callback(lambda _f: loop.call_soon_threadsafe(self.client.spooled))
+        fut.add_done_callback(lambda _f: self.loop.call_soon_threadsafe(self.client.spooled))
 
     def _on_core_events(self) -> None:
-        evs, self._tick_events = self._tick_events, []
-        for ev in evs:
+        while self._tick_events:
+            ev = self._tick_events.popleft()
+            if isinstance(ev, LogEvent):
+                self._log(ev)
+                continue
             self.events.append(
                 LogEvent(self.utc0 + ev.t_ms, ev.name, ev.subject, ev.detail, "control")
             )
@@ -244,7 +269,6 @@ class CentralLink(CentralEndpoint):
                 if time.monotonic() - last_expiry >= PRIORITY_EXPIRY_EVERY_S:
                     self._expire_priority(utc_ms())
                     last_expiry = time.monotonic()
-                self._flush_counts()
                 k += 1
                 await asyncio.sleep(period_s)
             await link  # it only ends by raising: let the runtime's shutdown path see why

@@ -5,6 +5,15 @@ board input or central's command), so the core's own rules decide when it takes
 effect: an all-red or a flash waits for minimum greens, walks and yellow and
 red clearances. Each one needs a technician credential from the credentials
 file (`edge passwd`; no file, no manual control), and is logged with who and when.
+
+The app runs in the runtime's event loop, beside the control tick, so nothing a
+client sends may cost that loop much: request bodies are capped before they are
+parsed (edge/web/bodylimit.py: 413 over 4 kB, read in a bounded way); the
+credentials file is read and the scrypt check run in two threads of their own
+(hashlib's scrypt releases the GIL), waiting checks taken fewest-wrong-guesses
+first; and the checks are limited per client address, one at a time and locked
+out after repeated wrong ones (edge/web/logins.py), with no lock shared between
+addresses.
 """
 
 from __future__ import annotations
@@ -25,8 +34,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge import credentials
 from edge.control.messages import AllRed, Automatic, Flash, Hold, PlaceCall
+from edge.web.bodylimit import MAX_BODY_BYTES, BodyLimit
 from edge.web.layout import Layout, layout_of
 from edge.web.live import History, LoggedEvent, Recorder, State
+from edge.web.logins import CheckQueue, LoginGuard
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +45,8 @@ STATIC = Path(__file__).parent / "static"
 STREAM_EVERY_S = 0.1  # 10 snapshots a second
 MAX_STREAMS = 8  # browsers at once; more would cost the Pi's control tick
 COMMAND_WAIT_S = 1.0  # how long a manual action waits for the controller's answer
-WRONG_CREDENTIAL_DELAY_S = 0.5
+WRONG_CREDENTIAL_DELAY_S = 0.5  # per client: its next guess waits (logins: one at a time)
+CHECK_THREADS = 2  # scrypt checks at once (a Pi has 4 cores; the tick needs one)
 
 
 class ControlRequest(BaseModel):
@@ -71,8 +83,12 @@ class CameraList(BaseModel):
     cameras: list[dict[str, Any]]
 
 
-def create_app(recorder: Recorder, credentials_path: str | None) -> FastAPI:
+def create_app(
+    recorder: Recorder, credentials_path: str | None, logins: LoginGuard | None = None
+) -> FastAPI:
     rt = recorder.rt
+    guard = logins if logins is not None else LoginGuard()
+    checks = CheckQueue(CHECK_THREADS)
     layout = layout_of(rt.site)
     app = FastAPI(
         title="edge technician page",
@@ -81,8 +97,8 @@ def create_app(recorder: Recorder, credentials_path: str | None) -> FastAPI:
         docs_url=None,  # Swagger UI and ReDoc load from a CDN; the device works offline
         redoc_url=None,
     )
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     streams = {"open": 0}
-    check_lock = asyncio.Lock()
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -201,33 +217,58 @@ def create_app(recorder: Recorder, credentials_path: str | None) -> FastAPI:
             400: {"model": Problem, "description": "the body is not JSON"},
             401: {"model": Problem, "description": "wrong user or password"},
             403: {"model": Problem, "description": "no technician credential on this device"},
+            408: {"model": Problem, "description": "the body did not arrive in time"},
             409: {"model": Problem, "description": "the controller refused the command"},
+            413: {"model": Problem, "description": f"a body over {MAX_BODY_BYTES} bytes"},
             422: {"model": Problem, "description": "malformed request"},
+            429: {
+                "model": Problem,
+                "description": "locked out after wrong credentials, or a check from this "
+                "address is running; Retry-After says when to try again",
+            },
         },
     )
-    async def control(req: ControlRequest) -> JSONResponse:
-        users = _users(credentials_path)
-        if not users:
+    async def control(req: ControlRequest, request: Request) -> JSONResponse:
+        addr = request.client.host if request.client is not None else "unknown"
+        refusal = guard.admit(addr)
+        if refusal is not None:
+            log.warning("manual_refused user=%s client=%s: %s", req.user, addr, refusal.message)
             raise HTTPException(
-                403,
-                "manual control is refused: no technician credential is set on this device "
-                "(set one with `edge passwd USER --file FILE` and start with --credentials FILE)",
+                429, refusal.message, headers={"Retry-After": str(refusal.retry_after_s)}
             )
-        # One check at a time (scrypt costs ~50 ms of a Pi's core, off the event loop), and
-        # a wrong one holds the line half a second: guessing cannot starve the control tick.
-        async with check_lock:
-            ok = await asyncio.to_thread(_check, credentials_path, req.user, req.password)
-            if not ok:
-                log.warning(
-                    "manual_refused user=%s action=%s: wrong credential", req.user, req.action
+        try:
+            checked = await checks.run(
+                guard.standing(addr), _check, credentials_path, req.user, req.password
+            )
+            if checked == "no_users":
+                raise HTTPException(
+                    403,
+                    "manual control is refused: no technician credential is set on this device "
+                    "(set one with `edge passwd USER --file FILE` and start with "
+                    "--credentials FILE)",
                 )
+            if checked == "wrong":
+                lockout = guard.failed(addr)
+                log.warning(
+                    "manual_refused user=%s client=%s action=%s: wrong credential%s",
+                    req.user, addr, req.action, f"; {lockout.message}" if lockout else "",
+                )  # fmt: skip
                 recorder.add(
                     "manual", "warning", "manual_refused", req.user,
-                    f"{req.action}: wrong credential",
+                    f"{req.action} from {addr}: wrong credential",
                 )  # fmt: skip
+                # This address's next try waits (it is busy until the delay is over).
                 await asyncio.sleep(WRONG_CREDENTIAL_DELAY_S)
-        if not ok:
-            raise HTTPException(401, "wrong user or password; nothing was done")
+                if lockout is not None:
+                    raise HTTPException(
+                        401,
+                        f"wrong user or password; nothing was done; {lockout.message}",
+                        headers={"Retry-After": str(lockout.retry_after_s)},
+                    )
+                raise HTTPException(401, "wrong user or password; nothing was done")
+            guard.succeeded(addr)
+        finally:
+            guard.release(addr)
         cmd = _command(rt.site, req)
         at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         what = f"{req.action}" + (f" phase {req.phase}" if req.phase else "")
@@ -253,23 +294,18 @@ def create_app(recorder: Recorder, credentials_path: str | None) -> FastAPI:
     return app
 
 
-def _users(path: str | None) -> dict[str, str]:
+def _check(path: str | None, user: str, password: str) -> Literal["ok", "wrong", "no_users"]:
+    """In a check thread: the file read and the scrypt check (hashlib releases the GIL)."""
     if path is None:
-        return {}
+        return "no_users"
     try:
-        return credentials.load(path)
+        users = credentials.load(path)
     except credentials.CredentialError as exc:
         log.error("credentials_unreadable %s", exc)
-        return {}
-
-
-def _check(path: str | None, user: str, password: str) -> bool:
-    if path is None:
-        return False
-    try:
-        return credentials.check(path, user, password)
-    except credentials.CredentialError:
-        return False
+        return "no_users"
+    if not users:
+        return "no_users"
+    return "ok" if credentials.check_user(users, user, password) else "wrong"
 
 
 def _command(site: Any, req: ControlRequest) -> object:

@@ -1,10 +1,14 @@
 """The running intersection as the page sees it: snapshots, the event log, the last hour.
 
-`Recorder.on_tick` runs after every control tick (chained onto Runtime.on_tick):
-it only copies this tick's controller events into a bounded deque and counts
-detector rising edges and call-to-green waits into one-minute buckets, a few
-microseconds a tick. Snapshots are built when a client asks, at most once per
-tick however many browsers are open. Minutes are on the runtime's clock, so in
+`Recorder.on_tick` is the runtime's `web` tick hook: it runs in the hook's own
+thread on each tick's immutable snapshot (edge/tickhooks.py), never inside the
+control tick, and only copies the tick's controller events into a bounded deque
+and counts detector rising edges and call-to-green waits into one-minute
+buckets, a few microseconds a tick. The deques are shared with the page's
+handlers (the event loop) and the log capture (any thread): every change and
+every copy of them is made under one lock, held for nothing else. Snapshots are
+built when a client asks, on the event loop, at most once per tick however many
+browsers are open. Minutes are on the runtime's clock, so in
 a sped-up simulation "the last hour" is an hour of simulated time.
 
 Delay here is what the controller itself knows without cameras: the wait from a
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,6 +32,7 @@ from edge.control.messages import Event, Lamp
 
 if TYPE_CHECKING:
     from edge.runtime import Runtime
+    from edge.tickhooks import Tick
 
 MINUTE_MS = 60_000
 HOUR_MINUTES = 60
@@ -141,6 +147,7 @@ class Recorder:
     def __init__(self, rt: Runtime, board_lamps: Callable[[], Sequence[int]] | None = None) -> None:
         self.rt = rt
         self.board_lamps = board_lamps
+        self._lock = threading.RLock()  # guards events, seq and minutes; held for nothing else
         self.events: deque[LoggedEvent] = deque(maxlen=EVENT_LOG_SIZE)
         self.seq = 0
         self.minutes: deque[Minute] = deque(maxlen=HOUR_MINUTES)
@@ -150,42 +157,47 @@ class Recorder:
         self._det_prev: list[bool] = []
         self._vehicle_det = [not d.ped for d in rt.site.detectors]
         self._cache: tuple[int, State, str] | None = None
+        self.host: str | None = None  # the address the page listens on, once bound
         self.port: int | None = None  # the page's port, once bound
         self.closing = False  # the runtime is shutting down: live streams end
-        self.failed = False  # on_tick raised once: it is not called again
 
     # -- per tick ---------------------------------------------------------------------------
 
-    def on_tick(self, rt: Runtime) -> None:
-        out = rt.driver.outputs
-        ctl = rt.driver.controller
+    def on_tick(self, tick: Tick) -> None:
+        """One tick's snapshot (in the hook's thread; _call_at and friends are its own)."""
+        out = tick.outputs
         if out is None:
             return
         for ev in out.events:
             self._add_controller_event(ev)
-        now = ctl.last_now
-        minute = self._minute(now)
-        present = ctl.det_present
+        now = tick.now_ms
+        counts, served, waits = 0, 0, 0.0
+        present = tick.present
         if len(self._det_prev) != len(present):
             self._det_prev = list(present)
         for k, on in enumerate(present):
             if on and not self._det_prev[k] and self._vehicle_det[k]:
-                minute.counts += 1
+                counts += 1
         self._det_prev = list(present)
-        for i, iv in enumerate(ctl.iv):
+        for i, iv in enumerate(tick.intervals):
             green = iv == GREEN
-            if ctl.vcall[i] and not green and self._call_at[i] is None:
+            if tick.calls[i] and not green and self._call_at[i] is None:
                 self._call_at[i] = now
             if green and not self._was_green[i]:
                 at = self._call_at[i]
                 if at is not None:
-                    wait_s = (now - at) / 1000
-                    n = minute.served_calls
-                    mean = minute.mean_wait_s or 0.0
-                    minute.mean_wait_s = (mean * n + wait_s) / (n + 1)
-                    minute.served_calls = n + 1
+                    served += 1
+                    waits += (now - at) / 1000
                 self._call_at[i] = None
             self._was_green[i] = green
+        with self._lock:
+            minute = self._minute(now)
+            minute.counts += counts
+            if served:
+                n = minute.served_calls
+                mean = minute.mean_wait_s or 0.0
+                minute.mean_wait_s = (mean * n + waits) / (n + served)
+                minute.served_calls = n + served
 
     def _minute(self, now_ms: int) -> Minute:
         m = now_ms // MINUTE_MS
@@ -208,18 +220,15 @@ class Recorder:
         detail: str = "",
         t_ms: int | None = None,
     ) -> LoggedEvent:
-        self.seq += 1
-        ev = LoggedEvent(
-            seq=self.seq,
-            wall=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-            t_s=None if t_ms is None else t_ms / 1000,
-            source=source,
-            level=level,
-            name=name,
-            subject=subject,
-            detail=detail,
-        )
-        self.events.append(ev)
+        wall = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        t_s = None if t_ms is None else t_ms / 1000
+        with self._lock:
+            self.seq += 1
+            ev = LoggedEvent(
+                seq=self.seq, wall=wall, t_s=t_s, source=source, level=level, name=name,
+                subject=subject, detail=detail,
+            )  # fmt: skip
+            self.events.append(ev)
         return ev
 
     # -- on request -------------------------------------------------------------------------
@@ -306,7 +315,9 @@ class Recorder:
         )
 
     def history(self) -> History:
-        return History(minutes=list(self.minutes))
+        with self._lock:
+            minutes = [m.model_copy() for m in self.minutes]
+        return History(minutes=minutes)
 
     def event_log(
         self,
@@ -320,9 +331,11 @@ class Recorder:
         """Newest last; filtered by source, level (at least), and a substring."""
         min_level = _LEVELS.get(level or "debug", 0)
         needle = (text or "").lower()
+        with self._lock:
+            events = list(self.events)
         out = [
             ev
-            for ev in self.events
+            for ev in events
             if ev.seq > after
             and (source is None or ev.source == source)
             and _LEVELS.get(ev.level, 0) >= min_level

@@ -1,16 +1,22 @@
 """The `web` task: uvicorn serving the page in the runtime's own event loop.
 
 The socket is bound before the runtime starts, so a port in use is a start-up
-error with a clear message, not a failure mid-run. uvicorn's own signal
-handlers are kept out (the runtime owns SIGTERM/SIGINT and its shutdown path),
-and a failure of the page after start is logged and leaves the intersection
-running: the page is for people, the control tick is not its to stop.
+error with a clear message, not a failure mid-run. It listens on loopback
+unless the unit file or the command line chooses another address (`--web-host`);
+an address other than loopback is logged as a warning at start. uvicorn's own
+signal handlers are kept out (the runtime owns SIGTERM/SIGINT and its shutdown
+path), and a failure of the page after start is logged and leaves the
+intersection running: the page is for people, the control tick is not its to
+stop. Its per-tick bookkeeping is the `web` tick hook (its own thread, never in
+the tick); what could cost the loop is bounded in edge/web/app.py (request
+bodies, credential checks) and here (at most MAX_CONNECTIONS at once, 503 beyond).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
 from collections.abc import Callable, Generator, Sequence
@@ -18,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from edge.runtime import LOOPBACK
 from edge.web.app import create_app
 from edge.web.live import LogCapture, Recorder
 
@@ -27,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SHUTDOWN_S = 1.5
+MAX_CONNECTIONS = 32  # connections and requests at once; uvicorn answers 503 beyond
 
 
 class WebError(RuntimeError):
@@ -53,36 +61,38 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def attach_web(
     rt: Runtime,
     port: int,
     *,
-    host: str = "0.0.0.0",
+    host: str = LOOPBACK,
     credentials_path: str | None = None,
     board_lamps: Callable[[], Sequence[int]] | None = None,
 ) -> Recorder:
-    """Add the `web` task to `rt` (and the per-tick recorder); raises WebError at once."""
+    """Add the `web` task to `rt` (and the `web` tick hook); raises WebError at once."""
     sock = bind(host, port)
     recorder = Recorder(rt, board_lamps)
-    previous = rt.on_tick
-
-    def on_tick(r: Runtime) -> None:
-        # The page's bookkeeping must never stop the control tick: an error in it is
-        # logged once and the recorder stops (the page then shows stale history).
-        if not recorder.failed:
-            try:
-                recorder.on_tick(r)
-            except Exception as exc:
-                recorder.failed = True
-                log.exception("web_recorder_failed error=%r: the page's history stops", exc)
-        if previous is not None:
-            previous(r)
-
-    rt.on_tick = on_tick
+    rt.add_tick_hook("web", recorder.on_tick)
     app = create_app(recorder, credentials_path)
     actual_port = sock.getsockname()[1]
     if credentials_path is None:
         log.warning("web_no_credentials: manual control on the page is refused (no --credentials)")
+    if not is_loopback(host):
+        log.warning(
+            "web_public host=%s port=%d: the page is reachable from the network on this "
+            "address (chosen with --web-host); manual control needs a technician's password",
+            host,
+            actual_port,
+        )
 
     async def serve() -> None:
         capture = LogCapture(recorder)
@@ -94,6 +104,10 @@ def attach_web(
             lifespan="off",
             ws="none",
             timeout_graceful_shutdown=1,
+            limit_concurrency=MAX_CONNECTIONS,
+            # the peer's address is the client (per-address login limits): no header from a
+            # client, not even from loopback, may claim another one
+            proxy_headers=False,
         )
         server = _Server(config)
         log.info("web_listening url=http://%s:%d/", host, actual_port)
@@ -116,5 +130,5 @@ def attach_web(
         await asyncio.Event().wait()  # until the runtime's shutdown cancels this task
 
     rt.extra_tasks["web"] = serve
-    recorder.port = actual_port
+    recorder.host, recorder.port = host, actual_port
     return recorder

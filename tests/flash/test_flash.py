@@ -79,7 +79,8 @@ def test_first_run_installs_the_device(provisioned: Provisioned) -> None:
         "WatchdogSec=5",
         "ExecStart=/opt/edge/current/venv/bin/edge run --config /etc/edge/site.toml "
         "--device /etc/edge/device.toml --port /dev/serial0",
-        "--web 8080 --credentials /etc/edge/technicians.json",
+        "--web 8080 --web-host ${EDGE_WEB_HOST} --credentials /etc/edge/technicians.json",
+        "Environment=EDGE_WEB_HOST=127.0.0.1",
     ):
         assert line in unit
     wants = root / "etc/systemd/system/multi-user.target.wants/edge.service"

@@ -88,7 +88,7 @@ class Stepper:
             self.now_ms += 100
             self.rt.driver.tick(self.now_ms)
             self.rt.ticks += 1
-            self.recorder.on_tick(self.rt)
+            self.recorder.on_tick(self.rt.tick_snapshot())
 
     async def run(self, every_s: float = 0.005) -> None:
         while True:

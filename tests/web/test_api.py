@@ -267,23 +267,29 @@ def test_example_is_the_one_the_tests_assume() -> None:
     assert site.phase(1).ped_crossing is None and site.phase(4).ped_crossing is not None
 
 
-def test_a_failing_recorder_never_stops_the_control_tick() -> None:
-    from edge.runtime import Runtime
+def test_a_failing_recorder_never_stops_the_control_tick(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from edge.tickhooks import MAX_FAILURES, Tick
     from edge.web.server import attach_web
 
     rt = make_runtime()
     recorder = attach_web(rt, 0, host="127.0.0.1")
+    hook = rt.hooks["web"]  # the recorder runs as a tick hook, in its own thread
+    assert hook.fn == recorder.on_tick
     calls: list[int] = []
 
-    def broken(r: Runtime) -> None:
+    def broken(tick: Tick) -> None:
         calls.append(1)
         raise ZeroDivisionError("a bug in the page's bookkeeping")
 
-    recorder.on_tick = broken  # type: ignore[method-assign,assignment]
-    assert rt.on_tick is not None
-    rt.on_tick(rt)
-    rt.on_tick(rt)  # logged once, then left alone
-    assert recorder.failed and calls == [1]
+    hook.fn = broken
+    for _ in range(MAX_FAILURES + 3):
+        hook.put(rt.tick_snapshot())
+        hook.take_one(block=False)
+    assert hook.disabled and len(calls) == MAX_FAILURES  # logged, then left alone
+    assert "tick_hook_failed hook=web" in caplog.text
+    assert "tick_hook_disabled hook=web" in caplog.text
 
     async def serve_briefly() -> None:
         task = asyncio.create_task(rt.extra_tasks["web"]())
