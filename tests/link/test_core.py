@@ -410,20 +410,6 @@ def test_acl_file_gives_devices_their_own_subtree_only() -> None:
     assert topics.parse("edge/v1/dev+1/spat") is None
 
 
-def test_backoff_is_jittered_exponential_and_capped() -> None:
-    import random
-
-    from edge.link.client import Backoff
-
-    b = Backoff(0.5, 8.0, random.Random(1))
-    delays = [b.next() for _ in range(8)]
-    caps = [0.5, 1, 2, 4, 8, 8, 8, 8]
-    assert all(c / 2 <= d <= c for d, c in zip(delays, caps, strict=True))
-    assert len({round(d, 6) for d in delays[4:]}) == 4  # jittered, not a fixed 8 s
-    b.reset()
-    assert b.next() <= 0.5
-
-
 def test_new_timing_is_loaded_by_the_core_and_a_different_intersection_refused(
     keys: Keys,
 ) -> None:
