@@ -1,7 +1,8 @@
 """The central link inside `edge run`: edge/link's MQTT client and the device's end of
 the protocol (edge/link/endpoint.py), wired to the runtime's controller (through
-the IO-board driver) instead of the link harness's own scripted controller
-(edge/link/device.py).
+the IO-board driver). It is the only implementation: the link harness
+(edge/link/device.py) runs this same link in the same runtime, with scripted
+traffic on the detectors.
 
 Runs as the runtime's `central` task (Runtime(central=...)) and is the
 runtime's `link` view. What it does, as edge/link specifies: retained birth
@@ -12,13 +13,16 @@ plan bundles stored (with the high-water mark) and handed to the controller as
 LoadSite, acknowledged `accepted` then `applied` at its safe point; signed
 commands handed to the controller, acknowledged `done` or `rejected` with the
 core's reason; emergency and transit priority requests become the core's
-preempts and transit requests (edge/link/priority.py, shared with the link
-harness), stored so they are in force again after a restart, ended by a cancel
+preempts and transit requests (edge/link/priority.py), stored so they are in
+force again after a restart, ended by a cancel
 or at the command's expiry; counts and measures per interval (edge/link/counts.py)
 from the Inputs the controller stepped on, loops and camera zones merged,
-spooled like events. Local control never waits for it: the control tick only
-appends to a list and updates the counts here (on_tick); everything else runs
-in this task.
+spooled like events (a spool overflow or a store that refuses writes is
+reported, never silent: endpoint.py's rules); the reply to `request_state` as
+schemas/state.json has it; at a stop, the clean stop (events spooled, the
+spool drained for a moment, "offline"). Local control never waits for it: the
+control tick only appends to a list and updates the counts here (on_tick);
+everything else runs in this task.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """`edge bench link`: what the link does on this machine, against a real Mosquitto.
 
-1. One device runtime (controller at 10 Hz, real link): plan push -> accepted
-   and -> applied ack latency (median, p99), and the SPaT rate it holds.
+1. One device (`edge run`'s runtime and central link, scripted traffic: the
+   link harness): plan push -> accepted and -> applied ack latency (median,
+   p99), and the SPaT rate it holds.
 2. A fleet: N simulated devices (many per process, one TLS connection each,
    own certificate, the real ACL) publishing SPaT at 10 Hz (QoS 0) and a
    sequence-numbered QoS 1 events message a second, against one broker, with

@@ -212,7 +212,7 @@ class CentralEndpoint:
 
     async def _in_db(self, fn: Callable[..., Any], *args: Any) -> Any:
         """A store write on the worker thread; a failure is reported, then raised."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.db, self._write, fn.__name__, fn, *args)
 
     async def _act(self, action: Action) -> None:
@@ -238,7 +238,10 @@ class CentralEndpoint:
         try:
             await self._in_db(self.store.save_plan, b.version, b.digest, act.envelope, utc_ms())
         except sqlite3.Error:
-            return  # reported; not stored, so not accepted (central may send it again)
+            # Reported; not stored, so not accepted, and no ack: central sends it again,
+            # which the session must then take as new, not as a replay.
+            self.session.high_water = min(self.session.high_water, b.version - 1)
+            return
         except ValueError as exc:
             self._ack(
                 Ack(None, "plan", "rejected", "replayed", str(exc), b.version, act.correlation)

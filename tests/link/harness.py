@@ -179,6 +179,12 @@ def fill_disk(store: Store, full: bool = True) -> None:
                     db.execute("INSERT INTO test_filler VALUES (zeroblob(?))", (size,))
 
 
+def read_only(store: Store, on: bool = True) -> None:
+    """Every write on the store's connection fails (SQLITE_READONLY), whatever its size."""
+    with store._lock:
+        store._db.execute(f"PRAGMA query_only = {int(on)}")
+
+
 @asynccontextmanager
 async def collecting(
     broker: Mosquitto,
