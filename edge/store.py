@@ -18,10 +18,14 @@ Spool rules (what central relies on):
 - a row is deleted only after the broker acknowledged it (QoS 1 PUBACK);
 - the spool is bounded (`max_spool_rows`). Overflow policy: when full, the
   oldest rows are dropped first and the dropped sequence range is remembered,
-  so the device can report it (event `spool_overflow`) and central sees an
-  explained gap rather than a silent one. At the default bound (200,000 rows,
-  one events row a second and one counts row a minute) that is more than two
-  days of outage.
+  so the device can report it (event `spool_overflow`, written with
+  spool_note) and central sees an explained gap rather than a silent one. At
+  the default bound (200,000 rows, one events row a second and one counts row
+  a minute) that is more than two days of outage;
+- the remembered range is cumulative until a note reporting it is
+  acknowledged: a note dropped by a later overflow is itself within the range
+  the next note reports, so every gap stays explained (a range may span rows
+  that were delivered: central counts as lost only the ones it lacks).
 """
 
 from __future__ import annotations
@@ -122,6 +126,12 @@ class Store:
         with self._lock:
             self._db.close()
 
+    def _rollback(self) -> None:
+        # SQLite has already rolled back after some errors (SQLITE_FULL: disk full); a
+        # second ROLLBACK would raise and hide the error that matters.
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
     def _one(self, sql: str, args: tuple[object, ...] = ()) -> int:
         row = self._db.execute(sql, args).fetchone()
         return int(row[0]) if row and row[0] is not None else 0
@@ -171,7 +181,7 @@ class Store:
                 )
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                self._rollback()
                 raise
 
     def mark_plan_applied(self, version: int, applied_ms: int) -> None:
@@ -219,27 +229,50 @@ class Store:
 
     def spool_extend(self, items: Iterable[tuple[str, str]], created_ms: int) -> list[int]:
         """Store several outgoing messages in one transaction; return their sequence numbers."""
-        seqs: list[int] = []
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                for kind, body in items:
-                    cur = db.execute(
-                        "INSERT INTO spool (kind, body, created_ms) VALUES (?, ?, ?)",
-                        (kind, body, created_ms),
-                    )
-                    assert cur.lastrowid is not None
-                    seqs.append(cur.lastrowid)
-                excess = self._spool_rows + len(seqs) - self.max_spool_rows
-                if excess > 0:
-                    self._drop_oldest(excess)
+                seqs, kept = self._insert(items, created_ms)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                self._rollback()
                 raise
-            self._spool_rows += len(seqs) - max(0, excess)
+            self._spool_rows = kept
         return seqs
+
+    def _insert(self, items: Iterable[tuple[str, str]], created_ms: int) -> tuple[list[int], int]:
+        """Inside a transaction: insert, drop the oldest rows past the bound; the new
+        rows' sequence numbers and the row count after."""
+        seqs: list[int] = []
+        for kind, body in items:
+            cur = self._db.execute(
+                "INSERT INTO spool (kind, body, created_ms) VALUES (?, ?, ?)",
+                (kind, body, created_ms),
+            )
+            assert cur.lastrowid is not None
+            seqs.append(cur.lastrowid)
+        excess = self._spool_rows + len(seqs) - self.max_spool_rows
+        if excess > 0:
+            self._drop_oldest(excess)
+        return seqs, self._spool_rows + len(seqs) - max(0, excess)
+
+    def _overflow(self) -> tuple[int, int, int, bool, int] | None:
+        """The remembered overflow: first and last seq dropped, rows dropped, whether rows
+        were dropped since the latest note, and that note's seq (0: none yet)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'spool_overflow'").fetchone()
+        if row is None:
+            return None
+        # an older store wrote only first,last,count: new, and no note yet
+        values = [int(x) for x in str(row[0]).split(",")] + [1, 0]
+        first, last, count, new, note = values[:5]
+        return first, last, count, bool(new), note
+
+    def _set_overflow(self, first: int, last: int, count: int, new: bool, note: int) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('spool_overflow', ?)",
+            (f"{first},{last},{count},{int(new)},{note}",),
+        )
 
     def _drop_oldest(self, n: int) -> None:
         db = self._db
@@ -248,26 +281,36 @@ class Store:
             return
         first, last = int(rows[0][0]), int(rows[-1][0])
         db.execute("DELETE FROM spool WHERE seq <= ?", (last,))
-        prev = db.execute("SELECT value FROM meta WHERE key = 'spool_overflow'").fetchone()
-        if prev:
-            p_first, _, p_count = (int(x) for x in str(prev[0]).split(","))
-            first, n = p_first, p_count + len(rows)
+        prev = self._overflow()  # cumulative until a note reporting it is acknowledged
+        if prev is None:
+            self._set_overflow(first, last, len(rows), True, 0)
         else:
-            n = len(rows)
-        db.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('spool_overflow', ?)",
-            (f"{first},{last},{n}",),
-        )
+            self._set_overflow(prev[0], last, prev[2] + len(rows), True, prev[4])
 
     def take_overflow(self) -> Overflow | None:
-        """The dropped range not yet reported, cleared as it is returned."""
+        """The dropped range (cumulative, see the module's rules) when rows were dropped
+        since the last note was written; None otherwise."""
         with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'spool_overflow'").fetchone()
-            if row is None:
-                return None
-            self._db.execute("DELETE FROM meta WHERE key = 'spool_overflow'")
-        first, last, count = (int(x) for x in str(row[0]).split(","))
-        return Overflow(first, last, count)
+            o = self._overflow()
+        return Overflow(o[0], o[1], o[2]) if o is not None and o[3] else None
+
+    def spool_note(self, kind: str, body: str, created_ms: int, reported: Overflow) -> int:
+        """Spool the note (its body built from take_overflow()'s `reported` range); its
+        sequence number. Rows dropped past that range (by this very insert) stay new."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                seqs, kept = self._insert([(kind, body)], created_ms)
+                o = self._overflow()
+                if o is not None:
+                    self._set_overflow(o[0], o[1], o[2], o[2] != reported.count, seqs[-1])
+                db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+            self._spool_rows = kept
+        return seqs[-1]
 
     def spool_pending(self, after_seq: int = 0, limit: int = 100) -> list[SpoolRow]:
         with self._lock:
@@ -284,15 +327,19 @@ class Store:
             return
         with self._lock:
             db = self._db
-            before = db.total_changes
             db.execute("BEGIN IMMEDIATE")
             try:
+                before = db.total_changes
                 db.executemany("DELETE FROM spool WHERE seq = ?", items)
+                deleted = db.total_changes - before
+                o = self._overflow()
+                if o is not None and not o[3] and (o[4],) in items:  # the latest note arrived
+                    db.execute("DELETE FROM meta WHERE key = 'spool_overflow'")
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                self._rollback()
                 raise
-            self._spool_rows -= db.total_changes - before
+            self._spool_rows -= deleted
 
     def spool_size(self) -> int:
         return self._spool_rows
@@ -363,7 +410,7 @@ class Store:
                     self._log_rows -= excess
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                self._rollback()
                 raise
 
     def recent_events(self, limit: int = 100) -> list[tuple[int, str, str, str]]:

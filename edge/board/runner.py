@@ -7,8 +7,10 @@ Two named tasks under one TaskGroup:
   tick_overrun) and writes what it queued;
 - `board-link` opens the port (pyserial-asyncio-fast, see transport.py),
   hands every byte to the driver as it arrives, and when the port fails or
-  vanishes reconnects with jittered exponential backoff; meanwhile the board
-  flashes by itself (its watchdog).
+  vanishes reconnects with the project's backoff (edge/backoff.py: jittered,
+  capped at 5 s); meanwhile the board flashes by itself (its watchdog). Any
+  other error while opening or holding the port is logged (board_link_error)
+  and retried the same way: only a refusal or a stop ends the link.
 
 The policy (when to recover, what to log) is the driver's. A board the
 driver refuses (other protocol version, another config hash, CONFIG refused)
@@ -23,12 +25,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from edge.backoff import Backoff
 from edge.board.config import BoardConfigError, board_config
 from edge.board.driver import TICK_MS, BoardDriver, SentMap
 from edge.board.session import OUTPUT_STATES, BoardRefusedError, SessionState
@@ -41,26 +43,8 @@ EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_REFUSED = 3
 STATS_EVERY_MS = 10_000
-
-
-class Backoff:
-    """Exponential backoff with full jitter: uniform in [floor, min(cap, base * 2**n)]."""
-
-    def __init__(
-        self, base_s: float = 0.2, cap_s: float = 5.0, rng: random.Random | None = None
-    ) -> None:
-        self.base_s = base_s
-        self.cap_s = cap_s
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap_s, self.base_s * (2**self.attempt))
-        self.attempt += 1
-        return self._rng.uniform(min(0.05, ceiling), ceiling)
+RECONNECT_FIRST_S = 0.2
+RECONNECT_CAP_S = 5.0
 
 
 def monotonic_ms() -> int:
@@ -78,6 +62,7 @@ class BoardRunner:
         baudrate: int = BAUDRATE,
         trace: IO[str] | None = None,
         clock_ms: Callable[[], int] = monotonic_ms,
+        backoff: Backoff | None = None,
     ) -> None:
         self.port = port
         self.baudrate = baudrate
@@ -86,7 +71,9 @@ class BoardRunner:
         self.driver = BoardDriver(site, clock_ms(), port=port)
         self._link: SerialLink | None = None
         self._refused: BoardRefusedError | None = None
-        self._backoff = Backoff()
+        # Between attempts to open the port; reset only once the board answers.
+        self.backoff = backoff or Backoff(RECONNECT_FIRST_S, RECONNECT_CAP_S, floor_s=0.05)
+        self._last_error = ""
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
 
@@ -202,12 +189,25 @@ class BoardRunner:
                 if self.driver.session.state is SessionState.CLOSED:
                     log.debug("board_link_unavailable port=%s error=%s", self.port, exc)
                 self.driver.disconnect(self.clock_ms(), exc)
+            except BoardRefusedError:
+                raise
+            except Exception as exc:
+                # Not a port error we know: a port name pyserial cannot open, termios.error
+                # from a device that vanished mid-open, a bug. Logged (the traceback once per
+                # new error) and retried like a lost port; the board flashes by its own
+                # watchdog meanwhile. Only a refusal or stop() ends the link.
+                new = repr(exc) != self._last_error
+                self._last_error = repr(exc)
+                log.error(
+                    "board_link_error port=%s error=%r: retrying", self.port, exc, exc_info=new
+                )
+                self.driver.disconnect(self.clock_ms(), exc)
             finally:
                 self._link = None
                 stop_wait.cancel()
             if not self._running():
                 return
-            delay = self._backoff.next_delay()
+            delay = self.backoff.next_delay()
             log.info("board_reconnect_wait port=%s delay_s=%.2f", self.port, delay)
             await self._sleep(delay)
 
@@ -220,7 +220,8 @@ class BoardRunner:
             self._wake.set()
             return
         if self.driver.session.state in OUTPUT_STATES:
-            self._backoff.reset()  # only a board that answered counts as back
+            self.backoff.reset()  # only a board that answered counts as back
+            self._last_error = ""
         self._flush()
 
     def _flush(self) -> None:

@@ -460,9 +460,11 @@ class Controller:
             self._event(now, "plan_pending", cmd.plan, "new timing")
             return None
         if isinstance(cmd, SetPlan):
-            if not isinstance(cmd.plan, str) or cmd.plan not in self.site.plans:
+            # A plan of the timing that runs next: new timing still waiting for its safe
+            # point stays pending (a schedule's plan change must not drop central's timing).
+            plans = (self.pending_site or self.site).plans
+            if not isinstance(cmd.plan, str) or cmd.plan not in plans:
                 return f"unknown plan {cmd.plan!r}"
-            self.pending_site = None
             self.pending_plan = cmd.plan
             self._event(now, "plan_pending", cmd.plan)
             return None

@@ -1,7 +1,8 @@
 """The central link inside `edge run`: edge/link's MQTT client and the device's end of
 the protocol (edge/link/endpoint.py), wired to the runtime's controller (through
-the IO-board driver) instead of the link harness's own scripted controller
-(edge/link/device.py).
+the IO-board driver). It is the only implementation: the link harness
+(edge/link/device.py) runs this same link in the same runtime, with scripted
+traffic on the detectors.
 
 Runs as the runtime's `central` task (Runtime(central=...)) and is the
 runtime's `link` view. What it does, as edge/link specifies: retained birth
@@ -12,16 +13,20 @@ plan bundles stored (with the high-water mark) and handed to the controller as
 LoadSite, acknowledged `accepted` then `applied` at its safe point; signed
 commands handed to the controller, acknowledged `done` or `rejected` with the
 core's reason; emergency and transit priority requests become the core's
-preempts and transit requests (edge/link/priority.py, shared with the link
-harness), stored so they are in force again after a restart, ended by a cancel
+preempts and transit requests (edge/link/priority.py), stored so they are in
+force again after a restart, ended by a cancel
 or at the command's expiry; counts and measures per interval (edge/link/counts.py)
 from the Inputs the controller stepped on, loops and camera zones merged,
-spooled like events. Local control never waits for it: the control tick only
-hands its snapshot to the `central` tick hook (edge/tickhooks.py), whose own
-thread queues the controller's events for this task and updates and spools the
-counts; everything else runs in this task. Ticks the hook had to drop (it fell
-behind by more than CENTRAL_QUEUE_TICKS) are not lost silently: a `counts_gap`
-event tells central how many ticks the counts miss; a disabled hook, `counts_stopped`.
+spooled like events (a spool overflow or a store that refuses writes is
+reported, never silent: endpoint.py's rules); the reply to `request_state` as
+schemas/state.json has it; at a stop, the clean stop (events spooled, the
+spool drained for a moment, "offline"). Local control never waits for it: the
+control tick only hands its snapshot to the `central` tick hook
+(edge/tickhooks.py), whose own thread queues the controller's events for this
+task and updates and spools the counts; everything else runs in this task.
+Ticks the hook had to drop (it fell behind by more than CENTRAL_QUEUE_TICKS)
+are not lost silently: a `counts_gap` event tells central how many ticks the
+counts miss; a disabled hook, `counts_stopped`.
 """
 
 from __future__ import annotations
@@ -34,14 +39,14 @@ import tomllib
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from edge.board.driver import TICK_MS
 from edge.control.messages import Event, LoadSite
 from edge.control.site import Site
 from edge.link import messages
 from edge.link.client import LinkClient
 from edge.link.config import DeviceConfig
 from edge.link.counts import CountsAggregator, on_utc
-from edge.link.device import FIRMWARE
-from edge.link.endpoint import CentralEndpoint, read_site, utc_ms
+from edge.link.endpoint import FIRMWARE, CentralEndpoint, read_site, utc_ms
 from edge.link.messages import LogEvent
 from edge.link.plans import Bundle, plan_at
 from edge.link.session import Ack, ControlCommand
@@ -65,6 +70,8 @@ class CentralLink(CentralEndpoint):
         self.plan_version = active.version if active is not None else 0
         self.connected = False
         self.last_error = ""
+        self.link_down_at: int | None = None
+        self.spat_sent = 0
         self.sent: deque[ControlCommand] = deque()  # handed to the core, awaiting its verdict
         self.utc0 = utc_ms() - rt.board.clock_ms()
         self.loop = asyncio.get_running_loop()
@@ -136,9 +143,28 @@ class CentralLink(CentralEndpoint):
         log.info("central_plan_accepted version=%d plan=%s", bundle.version, plan)
 
     def _state_fields(self) -> dict[str, Any]:
-        st = self.rt.status()
-        st["plan_version"] = self.plan_version
-        return st
+        """The reply to `request_state`, as schemas/state.json has it."""
+        ctl, out = self.rt.driver.controller, self.rt.driver.outputs
+        return {
+            "mode": ctl.mode,
+            "plan": ctl.plan.id,
+            "plan_version": self.plan_version,
+            "plan_pending": self.pending_apply[0] if self.pending_apply else None,
+            "config_hash": self.config_hash,
+            "phases": [
+                {"phase": p.id, "lamp": out.phases[i].name.lower() if out else "dark"}
+                for i, p in enumerate(ctl.site.phases)
+            ],
+            "overrides": sorted(self.session.overrides),
+            "central": "lapsed" if self.session.lapsed else "ok",
+            "clock_offset_ms": self.session.clock_offset_ms,
+            "priority": [
+                {"key": k, "approach": r.approach, "eta_s": r.eta_s, "vehicle_id": r.vehicle_id}
+                for k, r in sorted(self.book.requests.items())
+            ],
+            "spool_rows": self.store.spool_size(),
+            "uptime_s": round(self.rt.ticks * TICK_MS / 1000, 1),  # on the runtime's clock
+        }
 
     # -- LinkView ----------------------------------------------------------------------------
 
@@ -150,6 +176,7 @@ class CentralLink(CentralEndpoint):
             "plan_version": self.plan_version,
             "spool_rows": self.store.spool_size(),
             "last_error": self.last_error,
+            "store_error": self.store_error,  # while the store refuses writes
             "priority": sorted(self.book.requests),  # central's requests in force
             "clock_offset_ms": self.session.clock_offset_ms,  # central's clock minus ours
         }
@@ -173,12 +200,18 @@ class CentralLink(CentralEndpoint):
     def on_connected(self) -> None:
         self.connected = True
         self.last_error = ""
-        self._log(LogEvent(utc_ms(), "link_resumed", "", "", "link"))
+        now = utc_ms()
+        if self.link_down_at is not None:
+            gap = (now - self.link_down_at) / 1000
+            detail = f"broker unreachable for {gap:.1f} s"
+            self._log(LogEvent(now, "link_resumed", "", detail, "link"))
+            self.link_down_at = None
 
     def on_disconnected(self, reason: str) -> None:
         self.connected = False
         self.last_error = reason[:200]
-        self._log(LogEvent(utc_ms(), "link_lost", "", reason[:200], "link"))
+        self.link_down_at = utc_ms()
+        self._log(LogEvent(self.link_down_at, "link_lost", "", reason[:200], "link"))
 
     def _flush_counts(self) -> None:
         """In the hook's thread: a due interval's counts into the spool."""
@@ -186,7 +219,8 @@ class CentralLink(CentralEndpoint):
         if counts is None or counts.last_ms is None or not counts.due(counts.last_ms):
             return
         body = messages.dumps(on_utc(counts.flush(counts.last_ms), self.utc0))
-        fut = self.db.submit(self.store.spool_append, "counts", body, utc_ms())
+        # The hook's thread: through the store's worker, as every spool write (endpoint.py).
+        fut = self.db.submit(self._write_spool, [("counts", body)], [])
         fut.add_done_callback(lambda _f: self.loop.call_soon_threadsafe(self.client.spooled))
 
     def _on_core_events(self) -> None:
@@ -208,7 +242,7 @@ class CentralLink(CentralEndpoint):
                     self.plan_version = version
                     if corr is not None or self.connected:
                         self._ack(Ack(None, "plan", "applied", version=version, correlation=corr))
-                    self.db.submit(self.store.mark_plan_applied, version, utc_ms())
+                    self._store_write(self.store.mark_plan_applied, version, utc_ms())
                     log.info("central_plan_applied version=%d plan=%s", version, plan)
 
     def _sent_for(self, ev: Any) -> ControlCommand | None:
@@ -220,23 +254,10 @@ class CentralLink(CentralEndpoint):
                 return cc
         return None
 
-    def _flush_events(self) -> None:
-        if not self.events:
-            return
-        batch, self.events = self.events, []
-        body = messages.events_body(batch)
-        rows = [(e.utc_ms, e.name, e.subject, e.detail) for e in batch]
-        loop = asyncio.get_running_loop()
-
-        def persist() -> None:
-            self.store.spool_append("events", body, utc_ms())
-            self.store.log_events(rows)
-
-        fut = self.db.submit(persist)
-        fut.add_done_callback(lambda _f: loop.call_soon_threadsafe(self.client.spooled))
-
     async def run(self) -> None:
-        """The `central` task: the MQTT connection and a loop for SPaT, events and acks."""
+        """The `central` task: the MQTT connection and a loop for SPaT, events and acks,
+        until the runtime stops (then the clean stop: endpoint's _wind_down)."""
+        self._loop = asyncio.get_running_loop()
         period_s = 1.0 / self.cfg.spat_hz if self.cfg.spat_hz > 0 else 0.1
         k = 0
         last_flush = last_expiry = time.monotonic()
@@ -244,7 +265,7 @@ class CentralLink(CentralEndpoint):
         phase_ids = [p.id for p in self.rt.site.phases]
         shown: tuple[Any, ...] = ()
         try:
-            while not link.done():
+            while not link.done() and not self.rt.stopping.is_set():
                 self._on_core_events()
                 # The retained status follows the runtime: mode, board, plan, central.
                 out = self.rt.driver.outputs
@@ -260,7 +281,8 @@ class CentralLink(CentralEndpoint):
                 if out is not None and self.client.client is not None and self.cfg.spat_hz > 0:
                     now = self.rt.board.clock_ms()
                     spat = messages.spat(self.device, k, self.utc0 + now, now, out, phase_ids)
-                    await self.client.publish_now("spat", spat)
+                    if await self.client.publish_now("spat", spat):
+                        self.spat_sent += 1
                 for action in self.session.tick(utc_ms()):
                     await self._act(action)
                 if time.monotonic() - last_flush >= self.cfg.events_flush_ms / 1000:
@@ -271,11 +293,17 @@ class CentralLink(CentralEndpoint):
                     last_expiry = time.monotonic()
                 k += 1
                 await asyncio.sleep(period_s)
-            await link  # it only ends by raising: let the runtime's shutdown path see why
+            if link.done():
+                await link  # it only ends by raising: let the runtime's shutdown path see why
         finally:
-            link.cancel()
-            self.db.shutdown(wait=True)
-            self.store.close()
+            # The runtime cancels this task right after its board handover: the wind-down
+            # (bounded by its own timeouts) finishes anyway.
+            closing = asyncio.ensure_future(self._wind_down(link))
+            try:
+                await asyncio.shield(closing)
+            except asyncio.CancelledError:
+                await closing
+                raise
 
 
 def central_hook(cfg: DeviceConfig) -> CentralHook:

@@ -6,12 +6,18 @@ in SQLite, which `edge status` shows to the technician. The control tick only
 hands its snapshot to the `event-log` tick hook (its own thread: edge/tickhooks.py),
 which appends the events to a deque; a worker thread writes once a second. Ticks
 the hook had to drop (it fell behind) are logged as an `event_log_gap` row, so a
-reader of the log sees where events may be missing.
+reader of the log sees where events may be missing. A write the store refuses
+(disk full, a locked database) is logged once per episode and its rows kept for
+the next write (at most HOLD_ROWS): the local log must never stop the runtime,
+and with it the intersection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import sqlite3
 import time
 import tomllib
 from collections import deque
@@ -25,8 +31,11 @@ if TYPE_CHECKING:
     from edge.runtime import Runtime
     from edge.tickhooks import Tick
 
+log = logging.getLogger(__name__)
+
 FLUSH_S = 1.0
 Row = tuple[int, str, str, str]
+HOLD_ROWS = 36_000  # rows kept while the store refuses writes (an hour of busy events)
 
 
 def device_store(device_toml: str) -> Path | None:
@@ -42,6 +51,8 @@ class EventLog:
         self.store = Store(path)
         # Filled by the hook's thread, emptied by the task: deque appends and pops are atomic.
         self.rows: deque[Row] = deque()
+        self.held: list[Row] = []  # the task's own: rows a refused write kept
+        self.failing = False  # the store refused the last write
         self.utc0 = time.time_ns() // 1_000_000 - rt.board.clock_ms()
         rt.add_tick_hook("event-log", self.on_tick, on_dropped=self.on_dropped)
 
@@ -55,7 +66,7 @@ class EventLog:
         self.rows.append((at, "event_log_gap", "", f"{ticks} ticks' events were not logged"))
 
     def _take(self) -> list[Row]:
-        rows = []
+        rows, self.held = self.held, []
         while self.rows:
             rows.append(self.rows.popleft())
         return rows
@@ -67,13 +78,26 @@ class EventLog:
                 await asyncio.sleep(FLUSH_S)
                 await self._flush()
         finally:
-            self.store.log_events(self._take())
+            rows = self._take()
+            with contextlib.suppress(sqlite3.Error):  # logged by an earlier flush
+                self.store.log_events(rows)
             self.store.close()
 
     async def _flush(self) -> None:
         rows = self._take()
-        if rows:
+        if not rows:
+            return
+        try:
             await asyncio.to_thread(self.store.log_events, rows)
+        except sqlite3.Error as exc:
+            if not self.failing:
+                log.error("event_log_write_failed error=%r: rows kept, written later", exc)
+            self.failing = True
+            self.held = rows[-HOLD_ROWS:]
+            return
+        if self.failing:
+            log.warning("event_log_write_recovered")
+            self.failing = False
 
 
 def event_log_task(path: Path, rt: Runtime) -> Callable[[], Any]:

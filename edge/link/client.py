@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import socket
+import sqlite3
 import ssl
 from collections import deque
 from collections.abc import Callable
@@ -26,6 +26,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge.backoff import Backoff
 from edge.link import topics
 from edge.link.messages import status_offline, with_seq
 from edge.store import SpoolRow, Store
@@ -58,24 +59,6 @@ class BrokerConfig:
         if self.certfile:
             ctx.load_cert_chain(self.certfile, self.keyfile)
         return ctx
-
-
-class Backoff:
-    """Exponential backoff with jitter: a random delay in [d/2, d], d doubling to a cap."""
-
-    def __init__(self, min_s: float, max_s: float, rng: random.Random | None = None) -> None:
-        self.min_s = min_s
-        self.max_s = max_s
-        self.attempt = 0
-        self.rng = rng or random.Random()
-
-    def next(self) -> float:
-        d = min(self.max_s, self.min_s * 2**self.attempt)
-        self.attempt = min(self.attempt + 1, 30)
-        return self.rng.uniform(d / 2, d)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class LinkHandler(Protocol):
@@ -167,13 +150,18 @@ class LinkClient:
                 reason = "; ".join(str(e) for e in group.exceptions)[:300]
             except* (OSError, TimeoutError) as group:
                 reason = "; ".join(repr(e) for e in group.exceptions)[:300]
+            except* Exception as group:
+                # Anything else (a bug, a handler's error) must not end the link, nor through
+                # it the runtime: logged with its traceback, then reconnected like any loss.
+                reason = "; ".join(repr(e) for e in group.exceptions)[:300]
+                log.error("link_error (%s): reconnecting", reason, exc_info=group)
             finally:
                 was_up = self.connected.is_set()
                 self.client = None
                 self.connected.clear()
             if was_up:
                 self.handler.on_disconnected(reason)
-            delay = self.backoff.next()
+            delay = self.backoff.next_delay()
             log.warning("link down (%s); reconnecting in %.1f s", reason, delay)
             await asyncio.sleep(delay)
 
@@ -203,8 +191,21 @@ class LinkClient:
             return
         store = self.store
         after = 0
+        undeleted: list[int] = []  # acknowledged, but the store failed to forget them yet
+        read_failing = False
         while True:
-            rows = await self._db(store.spool_pending, after, SPOOL_WINDOW)
+            try:
+                rows = await self._db(store.spool_pending, after, SPOOL_WINDOW)
+            except sqlite3.Error as exc:
+                # the rows stay stored; read again each second (the link stays up for SPaT)
+                if not read_failing:
+                    log.error("link_spool_read_failed error=%r: retrying each second", exc)
+                read_failing = True
+                await asyncio.sleep(1.0)
+                continue
+            if read_failing:
+                log.warning("link_spool_read_recovered")
+                read_failing = False
             assert isinstance(rows, list)
             if not rows:
                 self.spool_ready.clear()
@@ -222,9 +223,16 @@ class LinkClient:
                 return row.seq
 
             acked = await asyncio.gather(*(send(r) for r in rows))
-            await self._db(store.spool_delete, acked)
             self.sent_spooled += len(acked)
             after = rows[-1].seq
+            undeleted.extend(acked)
+            try:
+                await self._db(store.spool_delete, undeleted)
+                undeleted = []
+            except sqlite3.Error as exc:
+                # delivered; kept until a delete succeeds (a resend after a reconnect is
+                # dropped by central by its sequence number)
+                log.error("link_spool_delete_failed rows=%d error=%r", len(undeleted), exc)
 
     async def _drain_outbox(self, client: aiomqtt.Client) -> None:
         while True:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.link.client import BrokerConfig
 from edge.link.topics import DEVICE_ID_RE
@@ -33,6 +33,14 @@ class _Broker(_Strict):
     keepalive_s: Annotated[int, Field(ge=5, le=600)] = 20
     backoff_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     backoff_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> _Broker:
+        if self.backoff_min_s > self.backoff_max_s:
+            raise ValueError(
+                f"backoff_min_s {self.backoff_min_s} is above backoff_max_s {self.backoff_max_s}"
+            )
+        return self
 
 
 class _Link(_Strict):

@@ -1,27 +1,49 @@
-"""The device's end of the central link, as both of its users share it: `edge run`
-(edge/device/central.py, the runtime's controller through the IO-board driver)
-and the link harness (edge/link/device.py, a scripted controller).
+"""The device's end of the central link: the protocol session, the store and its one
+worker thread, central's priority book, and what goes out. `edge run`'s central link
+(edge/device/central.py) is its implementation, wired to the runtime's controller; the
+link harness (edge/link/device.py) runs that same link against a runtime with scripted
+traffic, so the tests exercise the path the field runs.
 
-Shared here: the protocol session, the store and its one worker thread,
-central's priority book; the stored plan bundle verified again at boot;
-messages from the broker through the session to actions; acks; plan bundles
-stored before they are accepted; priority requests stored (in force again
+Shared here: the stored plan bundle verified again at boot; messages from the
+broker through the session to actions; acks; plan bundles stored before they
+are accepted (event `plan_accepted`); priority requests stored (in force again
 after a restart) and handed to the core; the core's verdict on a command
-acknowledged to central. A subclass says how a command reaches its core
-(`_to_core`), which site the core runs (`_core_site`), what it does with an
-accepted bundle (`_apply_bundle`) and how it answers `request_state`
-(`_state_fields`).
+acknowledged to central; events and counts written to the spool; the clean
+stop (buffered events spooled, the spool drained for a moment, "offline").
+
+Store-write rules (the spool is how central learns anything, so its failures
+are never silent):
+- every write runs on the store's one worker thread, in order;
+- a spool overflow (the store drops the oldest rows) is reported as event
+  `spool_overflow` with the dropped sequence range, so central sees an
+  explained gap;
+- a failed write (disk full, a locked or broken database) is logged once per
+  episode (`store_write_failed`) and reported as an event of that name; the
+  messages it held stay in memory, in order, and are written with the next
+  write that succeeds (at most HOLD_MAX messages: beyond, the oldest are
+  dropped and the count reported); a plan bundle that cannot be stored is not
+  accepted; a priority request that cannot be stored is still handed to the
+  core; recovery is event `store_write_recovered`;
+- none of this runs on the control tick, which never waits for the store.
+
+A subclass says how a command reaches its core (`_to_core`), which site the
+core runs (`_core_site`), what it does with an accepted bundle
+(`_apply_bundle`) and how it answers `request_state` (`_state_fields`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import importlib.metadata
 import logging
+import sqlite3
 import time
 import tomllib
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +70,22 @@ from edge.link.signing import load_trusted, open_envelope
 from edge.store import Store, StoredPlan
 
 log = logging.getLogger(__name__)
+
+HOLD_MAX = 3600  # outgoing messages held while the store refuses writes (an hour of events)
+HOLD_LOG_MAX = 36_000  # local event-log rows held likewise
+DRAIN_S = 2.0  # at a clean stop: how long the sender gets to empty the spool
+
+LogRow = tuple[int, str, str, str]  # (utc ms, name, subject, detail) of the local event log
+
+
+def _firmware() -> str:
+    try:
+        return f"edge-{importlib.metadata.version('edge-intersection')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "edge-unknown"
+
+
+FIRMWARE = _firmware()
 
 
 def utc_ms() -> int:
@@ -91,6 +129,14 @@ class CentralEndpoint:
         self.plan_version = 0
         # (version, plan, correlation) of the bundle handed to the core, until it applies it
         self.pending_apply: tuple[int, str, bytes | None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # set when the link runs
+        # Owned by the store's worker thread: what a failed write left to write next time.
+        self._held: deque[tuple[str, str]] = deque()
+        self._held_log: deque[LogRow] = deque()
+        self._held_dropped = 0
+        self._overflow_first = 0
+        self._failed_writes = 0
+        self.store_error = ""  # the failing write's error while the store refuses writes
 
     # -- what the subclass provides ----------------------------------------------------------
 
@@ -165,7 +211,9 @@ class CentralEndpoint:
         self.client.send_reliable("ack", payload, a.correlation)
 
     async def _in_db(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.db, fn, *args)
+        """A store write on the worker thread; a failure is reported, then raised."""
+        loop = self._loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.db, self._write, fn.__name__, fn, *args)
 
     async def _act(self, action: Action) -> None:
         if isinstance(action, Ack):
@@ -189,23 +237,30 @@ class CentralEndpoint:
         b = act.bundle
         try:
             await self._in_db(self.store.save_plan, b.version, b.digest, act.envelope, utc_ms())
+        except sqlite3.Error:
+            # Reported; not stored, so not accepted, and no ack: central sends it again,
+            # which the session must then take as new, not as a replay.
+            self.session.high_water = min(self.session.high_water, b.version - 1)
+            return
         except ValueError as exc:
             self._ack(
                 Ack(None, "plan", "rejected", "replayed", str(exc), b.version, act.correlation)
             )
             return
         self._ack(Ack(None, "plan", "accepted", version=b.version, correlation=act.correlation))
+        self._log(LogEvent(utc_ms(), "plan_accepted", f"v{b.version}", "", "link"))
         self._apply_bundle(b, act.correlation)
 
     async def _priority(self, req: Request) -> None:
         key = self.book.update(req)
-        if req.cancel:
-            await self._in_db(self.store.drop_priority, key)
-        else:
-            await self._in_db(
-                self.store.save_priority, key, kind_of(req), body_of(req), req.received_ms,
-                req.expires_ms,
-            )  # fmt: skip
+        with contextlib.suppress(sqlite3.Error):  # reported; the request is in force anyway
+            if req.cancel:
+                await self._in_db(self.store.drop_priority, key)
+            else:
+                await self._in_db(
+                    self.store.save_priority, key, kind_of(req), body_of(req), req.received_ms,
+                    req.expires_ms,
+                )  # fmt: skip
         self._sync_priority()
 
     def _restore_priority(self) -> None:
@@ -235,3 +290,127 @@ class CentralEndpoint:
             self._ack(
                 Ack(cc.ref, "command", "rejected", "refused", ev.detail, None, cc.correlation)
             )
+
+    # -- what goes out: the spool, from the store's worker thread --------------------------
+
+    def _flush_events(self) -> None:
+        """The events since the last flush, as one spooled batch (and event-log rows)."""
+        if not self.events and not self._held:
+            return
+        batch, self.events = self.events, []
+        items = [("events", messages.events_body(batch))] if batch else []
+        rows = [(e.utc_ms, e.name, e.subject, e.detail) for e in batch]
+        self._spool(items, rows)
+
+    def _spool(self, items: list[tuple[str, str]], log_rows: Iterable[LogRow] = ()) -> None:
+        """Write (kind, body) messages to the spool (and rows to the event log) on the
+        worker thread; the sender is woken once they are stored."""
+        loop = self._loop = asyncio.get_running_loop()
+        fut = self.db.submit(self._write_spool, items, list(log_rows))
+        fut.add_done_callback(lambda _f: loop.call_soon_threadsafe(self.client.spooled))
+
+    def _store_write(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """A store write on the worker thread, its failure reported (not raised)."""
+
+        def write() -> None:
+            with contextlib.suppress(sqlite3.Error):
+                self._write(fn.__name__, fn, *args)
+
+        return self.db.submit(write)
+
+    def _write_spool(self, items: Iterable[tuple[str, str]], log_rows: Iterable[LogRow]) -> None:
+        """Worker thread: what earlier failures held, then these, in order."""
+        for item in items:
+            if len(self._held) >= HOLD_MAX:
+                self._held.popleft()
+                self._held_dropped += 1
+            self._held.append(item)
+        for row in log_rows:
+            if len(self._held_log) >= HOLD_LOG_MAX:
+                self._held_log.popleft()
+            self._held_log.append(row)
+        with contextlib.suppress(sqlite3.Error):  # reported by _write; held for next time
+            if self._held:
+                self._write("spool", self.store.spool_extend, list(self._held), utc_ms())
+                self._held.clear()
+            overflow = self._write("spool", self.store.take_overflow)
+            if overflow is not None:  # the oldest rows went: say which, so the gap is explained
+                detail = f"dropped seq {overflow.first_seq}..{overflow.last_seq} "
+                detail += f"({overflow.count} rows)"
+                level = (
+                    logging.DEBUG if overflow.first_seq == self._overflow_first else logging.WARNING
+                )
+                self._overflow_first = overflow.first_seq  # warned once per overflow episode
+                log.log(level, "spool_overflow %s: the spool is full, oldest rows dropped", detail)
+                note = messages.events_body(
+                    [LogEvent(utc_ms(), "spool_overflow", "", detail, "link")]
+                )
+                self._write("spool", self.store.spool_note, "events", note, utc_ms(), overflow)
+            if self._held_log:
+                self._write("event_log", self.store.log_events, list(self._held_log))
+                self._held_log.clear()
+
+    def _write(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Worker thread: one store write; a failure is logged and reported, then raised."""
+        try:
+            result = fn(*args)
+        except sqlite3.Error as exc:
+            self._failed_writes += 1
+            if not self.store_error:  # once per episode, not with every retry
+                self.store_error = f"{what}: {exc}"[:200]
+                log.error(
+                    "store_write_failed what=%s error=%r: held in memory (up to %d messages), "
+                    "written when the store takes writes again",
+                    what,
+                    exc,
+                    HOLD_MAX,
+                )
+                self._report("store_write_failed", what, str(exc))
+            raise
+        if self.store_error:
+            detail = f"after {self._failed_writes} failed writes ({self.store_error})"
+            if self._held_dropped:
+                detail += f"; {self._held_dropped} held messages dropped (the hold was full)"
+            log.warning("store_write_recovered %s", detail)
+            self.store_error, self._failed_writes, self._held_dropped = "", 0, 0
+            self._report("store_write_recovered", what, detail)
+        return result
+
+    def _report(self, name: str, subject: str, detail: str) -> None:
+        """An event for central from any thread (it goes out with the next batch)."""
+        ev = LogEvent(utc_ms(), name, subject, detail, "link")
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.events.append, ev)
+
+    # -- the clean stop ---------------------------------------------------------------------
+
+    async def _wind_down(self, link: asyncio.Task[None]) -> None:
+        """Spool what is buffered, give the sender DRAIN_S to empty the spool, say
+        "offline" (a clean disconnect sends no last will), then close the store."""
+        try:
+            self._flush_events()
+            await asyncio.get_running_loop().run_in_executor(self.db, lambda: None)
+            self.client.spooled()
+            loop = asyncio.get_running_loop()
+            end = loop.time() + DRAIN_S
+            while loop.time() < end and self.client.client is not None:
+                if self.store.spool_size() == 0 and not self.client.outbox:
+                    break
+                await asyncio.sleep(0.05)
+            client = self.client.client
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.publish(
+                        self.client.topic("status"),
+                        messages.status_offline(self.device),
+                        qos=1,
+                        retain=True,
+                        timeout=1.0,
+                    )
+        finally:
+            link.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await link
+            self.db.shutdown(wait=True)
+            self.store.close()

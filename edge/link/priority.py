@@ -9,9 +9,9 @@ callers ask again every second, so a request falls due on time.
 A transit request becomes the core's TransitRequest for its approach (when
 the site has transit priority). A cancel, or expiry at the command's TTL
 (a lost radio or bus never cancels), drops the request, and what the core was
-asked for is taken back. The link harness (edge/link/device.py) and `edge run`'s
-central link (edge/device/central.py) each keep one book; storing the requests
-(so they are in force again after a restart) stays with them.
+asked for is taken back. `edge run`'s central link (edge/link/endpoint.py)
+keeps the book; storing the requests (so they are in force again after a
+restart) stays with it.
 """
 
 from __future__ import annotations

@@ -5,14 +5,15 @@ and video files (played in a loop at the camera's fps: for tests, benches
 and replays). The reader reads as fast as the source gives frames and
 keeps the last one: a slow consumer gets the newest frame, never a queue of
 stale ones. A source that fails to open or stops giving frames is reopened
-with jittered exponential backoff; `error` says why it is down. Other URL
-schemes (the simulator's `sim://`) register a factory.
+with the project's backoff (edge/backoff.py); an unexpected error (cv2.error)
+is logged and retried the same way, never the end of the reader; `error`
+says why it is down. Other URL schemes (the simulator's `sim://`) register a
+factory.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge.backoff import Backoff
 from edge.vision.config import Camera, url_kind
 
 log = logging.getLogger(__name__)
@@ -95,20 +97,32 @@ class OpenCVSource:
         return cap
 
     def _run(self) -> None:
-        backoff = BACKOFF_MIN_S
-        period = 1.0 / self.camera.fps
+        backoff = Backoff(BACKOFF_MIN_S, BACKOFF_MAX_S)
         while not self._stop.is_set():
-            cap = self._open()
-            if cap is None:
-                log.warning("camera_open_failed camera=%s: %s", self.camera.id, self.error)
-                self._stop.wait(backoff * random.uniform(0.8, 1.2))
-                backoff = min(BACKOFF_MAX_S, backoff * 2)
-                continue
-            self.opens += 1
-            self.error = ""
-            log.info("camera_open camera=%s url=%s", self.camera.id, self.url)
-            fails = 0
-            next_s = time.monotonic()
+            try:
+                got_frames = self._read_until_lost(backoff)
+            except Exception as exc:  # cv2.error or a bug: logged; the reader never dies of it
+                self.error = f"{self.url}: {exc!r}"
+                log.exception("camera_error camera=%s: %s; reopening", self.camera.id, self.error)
+                got_frames = False
+            if not got_frames:  # a source that gave frames is reopened at once
+                self._stop.wait(backoff.next_delay())
+
+    def _read_until_lost(self, backoff: Backoff) -> bool:
+        """Open the source and keep its newest frame until it fails or stop(); True if it
+        gave frames (which resets the backoff)."""
+        cap = self._open()
+        if cap is None:
+            log.warning("camera_open_failed camera=%s: %s", self.camera.id, self.error)
+            return False
+        self.opens += 1
+        self.error = ""
+        log.info("camera_open camera=%s url=%s", self.camera.id, self.url)
+        period = 1.0 / self.camera.fps
+        got_frames = False
+        fails = 0
+        next_s = time.monotonic()
+        try:
             while not self._stop.is_set():
                 ok, frame = cap.read()
                 if not ok and self.kind == "file":
@@ -122,7 +136,9 @@ class OpenCVSource:
                     self._stop.wait(0.05)
                     continue
                 fails = 0
-                backoff = BACKOFF_MIN_S
+                if not got_frames:
+                    got_frames = True
+                    backoff.reset()
                 now = time.monotonic()
                 with self._lock:
                     self._seq += 1
@@ -130,9 +146,11 @@ class OpenCVSource:
                 if self.kind == "file":  # a file has no clock of its own: pace it
                     next_s = max(next_s + period, now)
                     self._stop.wait(max(0.0, next_s - time.monotonic()))
+        finally:
             cap.release()
-            if not self._stop.is_set():
-                log.warning("camera_lost camera=%s: %s; reopening", self.camera.id, self.error)
+        if not self._stop.is_set():
+            log.warning("camera_lost camera=%s: %s; reopening", self.camera.id, self.error)
+        return got_frames
 
 
 SourceFactory = Callable[[Camera], FrameSource]

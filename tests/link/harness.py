@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from edge.link import central, signing
@@ -19,6 +21,7 @@ from edge.link.client import BrokerConfig
 from edge.link.config import DeviceConfig
 from edge.link.device import DeviceRuntime
 from edge.link.mosquitto import Mosquitto, mosquitto_binary
+from edge.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "examples" / "four_leg_protected.toml"
@@ -124,17 +127,62 @@ def site_plans() -> dict[str, Any]:
 
 @asynccontextmanager
 async def running(cfg: DeviceConfig, **kw: Any) -> AsyncIterator[DeviceRuntime]:
-    """A DeviceRuntime running in this event loop, connected before the body runs."""
+    """`edge run`'s runtime and central link (DeviceRuntime) in this event loop, connected
+    before the body runs; stopped by its clean stop, which must exit 0."""
     rt = DeviceRuntime(cfg, **kw)
     task = asyncio.create_task(rt.run())
     try:
         await wait_for(lambda: rt.client.connected.is_set() or task.done(), 15, "device connect")
         if task.done():
-            task.result()
+            raise AssertionError(f"the runtime ended: {rt.runtime.reason} ({task.result()})")
         yield rt
     finally:
         rt.stopping = True
-        await asyncio.wait_for(task, 15)
+        code = await asyncio.wait_for(task, 15)
+    assert code == 0, rt.runtime.reason
+
+
+async def ingest(broker: Mosquitto, col: Collected, stop: asyncio.Event, device: str) -> None:
+    """Central's ingest of counts, events and status: a persistent session that
+    reconnects after the broker returns, until `stop`."""
+    while not stop.is_set():
+        try:
+            async with central.connect(
+                central_config(broker), identifier=f"ingest-{device}", persistent=True
+            ) as client:
+                await central.collect(client, col, ("counts", "events", "status"), device)
+        except aiomqtt.MqttError:
+            await asyncio.sleep(0.3)
+
+
+def events_named(col: Collected, name: str) -> list[dict[str, Any]]:
+    """Every event of that name central received, in sequence order."""
+    batches = [b for _seq, b in sorted(col.by_kind["events"].items())]
+    return [e for b in batches for e in b["events"] if e["name"] == name]
+
+
+def fill_disk(store: Store, full: bool = True) -> None:
+    """SQLite's own disk-full error (SQLITE_FULL) on the store's connection: the database
+    may not grow past the pages it has (max_page_count is per connection), and a filler
+    table takes its free pages, so the next write that needs a page fails."""
+    with store._lock:
+        db = store._db
+        if not full:
+            db.execute(f"PRAGMA max_page_count = {1 << 30}")
+            return
+        db.execute("CREATE TABLE IF NOT EXISTS test_filler (b BLOB)")
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count = {pages}")
+        for size in (4000, 400, 40, 4):
+            with contextlib.suppress(sqlite3.OperationalError):  # "database or disk is full"
+                while True:
+                    db.execute("INSERT INTO test_filler VALUES (zeroblob(?))", (size,))
+
+
+def read_only(store: Store, on: bool = True) -> None:
+    """Every write on the store's connection fails (SQLITE_READONLY), whatever its size."""
+    with store._lock:
+        store._db.execute(f"PRAGMA query_only = {int(on)}")
 
 
 @asynccontextmanager

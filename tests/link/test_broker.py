@@ -177,12 +177,12 @@ async def _scenario(broker: Mosquitto, keys: Keys, tmp: Path) -> dict[str, Any]:
             assert state["overrides"] == ["hold", "mode"] and state["plan_version"] == 1
             assert state["priority"][0]["vehicle_id"] == "E-17"
             # Central goes silent: the backup timer drops the hold, local control goes on.
-            ticks = rt.stats.ticks
+            ticks = rt.ticks
             await wait_for(lambda: rt.session.lapsed, 8, "backup timer")
             await asyncio.sleep(0.5)
             assert rt.session.overrides == set() and not any(rt.ctl.hold)
             assert rt.ctl.control_reason.startswith("plan ")  # the mode lapsed to the plan's
-            assert rt.stats.ticks > ticks
+            assert rt.ticks > ticks
             got = await command({"kind": "heartbeat"})
             assert got[-1]["status"] == "done" and not rt.session.lapsed
             # SPaT rate
@@ -190,7 +190,7 @@ async def _scenario(broker: Mosquitto, keys: Keys, tmp: Path) -> dict[str, Any]:
             await asyncio.sleep(2.0)
             res["spat_hz"] = (col.spat["dev-1"] - n0) / (time.monotonic() - t0)
         await asyncio.sleep(1.0)
-        res["stats"] = rt.stats
+    res["jitter"] = rt.runtime.jitter_all  # the control tick's lateness over the whole run
     names = [
         e["name"] for t, p in col.raw if t.endswith("/events") for e in json.loads(p)["events"]
     ]
@@ -211,13 +211,13 @@ async def _scenario(broker: Mosquitto, keys: Keys, tmp: Path) -> dict[str, Any]:
         check(LEAF_SCHEMA[parsed[1]], payload)
     res["messages"] = len(col.raw)
     assert col.status["dev-1"]["state"] == "offline"  # said so on the way out
-    # After a restart: the plan and its version are remembered.
+    # After a restart: the plan and its version are remembered, the stored bundle is handed
+    # to the core again (tests/device/test_central.py sees it applied), the request in force.
     rt2 = DeviceRuntime(cfg)
     assert rt2.plan_version == 1 and rt2.session.high_water == 1
-    assert rt2.ctl.plan.timings[4].max_green_ms == 27_000
-    assert isinstance(rt2.priority["ev:E-17"], EmergencyPriorityRequest)  # still in force
-    rt2.db.shutdown()
-    rt2.store.close()
+    assert rt2.link.pending_apply is not None and rt2.link.pending_apply[0] == 1
+    assert isinstance(rt2.priority["ev:E-17"], EmergencyPriorityRequest)
+    rt2.close()
     return res
 
 
@@ -226,7 +226,7 @@ def test_plans_commands_and_backup_timer_end_to_end(
 ) -> None:
     res = asyncio.run(_scenario(broker, keys, tmp_path))
     assert 7.5 <= res["spat_hz"] <= 11, res
-    assert res["stats"].max_tick_gap_ms < 300
+    assert res["jitter"].max_ms < 200, res["jitter"]
     assert res["messages"] > 50
 
 
@@ -275,7 +275,7 @@ async def _fuzz(broker: Mosquitto, keys: Keys, tmp: Path) -> tuple[int, int, int
         payloads.append(signing.sign(body, keys.central))
     rejected = dropped = 0
     async with running(cfg) as rt, central.connect(central_config(broker)) as c:
-        ticks = rt.stats.ticks
+        ticks = rt.ticks
         for leaf in ("plan", "cmd"):
             for raw in payloads:
                 got = await central.request(c, "dev-9", leaf, raw, timeout_s=3)
@@ -284,7 +284,7 @@ async def _fuzz(broker: Mosquitto, keys: Keys, tmp: Path) -> tuple[int, int, int
                     rejected += 1
                 else:
                     dropped += 1
-        assert rt.stats.ticks > ticks  # the controller kept stepping throughout
+        assert rt.ticks > ticks  # the controller kept stepping throughout
         # still alive and working
         _, raw = central.signed_command(keys.central, "dev-9", {"kind": "heartbeat"})
         got = await central.request(c, "dev-9", "cmd", raw, timeout_s=5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import sqlite3
 import tomllib
 from typing import Any
 
@@ -26,7 +27,7 @@ from edge.link.session import (
 )
 from edge.store import Store
 
-from tests.link.harness import SITE, Keys, site_plans
+from tests.link.harness import SITE, Keys, fill_disk, site_plans
 
 DEV = "dev-1"
 SITE_RAW = tomllib.loads(SITE.read_text())
@@ -376,7 +377,40 @@ def test_spool_overflow_drops_oldest_and_remembers_the_gap(tmp_path: Any) -> Non
     assert [r.seq for r in st.spool_pending(limit=100)] == list(range(6, 16))
     over = st.take_overflow()
     assert over is not None and (over.first_seq, over.last_seq, over.count) == (1, 5, 5)
+    assert st.spool_note("events", '{"note":"A"}', 0, over) == 16  # drops seq 6
+    # the note's own insert dropped a row: still to report, cumulative from seq 1
+    over = st.take_overflow()
+    assert over is not None and (over.first_seq, over.last_seq, over.count) == (1, 6, 6)
+    assert st.spool_note("events", '{"note":"B"}', 0, over) == 17  # drops seq 7
+    st.spool_delete([16])  # note A arrived, but rows were dropped since: still to report
+    over = st.take_overflow()
+    assert over is not None and (over.first_seq, over.last_seq, over.count) == (1, 7, 7)
+    for _ in range(10):  # a long outage drops note B too, before anyone sent it
+        st.spool_append("events", '{"a":2}', 0)
+    over = st.take_overflow()  # its range covers note B's seq: no gap goes unexplained
+    assert over is not None and (over.first_seq, over.last_seq, over.count) == (1, 17, 16)
+    st.max_spool_rows = 100
+    seq = st.spool_note("events", '{"note":"C"}', 0, over)  # room again: drops nothing
     assert st.take_overflow() is None
+    st.spool_delete([seq])  # the latest note arrived: the range is reported, forgotten
+    for _ in range(3):
+        st.spool_append("events", '{"a":3}', 0)
+    assert st.take_overflow() is None and st._overflow() is None
+    assert st.spool_size() == len(st.spool_pending(limit=1000)) == 13
+
+
+def test_a_full_disk_is_reported_as_such_and_the_store_goes_on_after(tmp_path: Any) -> None:
+    st = Store(tmp_path / "s.db")
+    st.spool_append("events", '{"a":1}', 0)
+    fill_disk(st)
+    big = [("events", json.dumps({"pad": "x" * 4000}))] * 20
+    # SQLite rolls back by itself on SQLITE_FULL: the error says so, not "cannot rollback"
+    with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+        st.spool_extend(big, 0)
+    assert st.spool_size() == 1  # nothing half-written, the count still right
+    fill_disk(st, full=False)
+    assert st.spool_extend(big, 0)[0] == 2
+    assert st.spool_size() == 21 and st.integrity_check() == "ok"
 
 
 # -- counts ---------------------------------------------------------------------------------
@@ -408,20 +442,6 @@ def test_acl_file_gives_devices_their_own_subtree_only() -> None:
     assert "user central\ntopic readwrite edge/v1/#" in acl
     assert topics.parse("edge/v1/dev-1/spat") == ("dev-1", "spat")
     assert topics.parse("edge/v1/dev+1/spat") is None
-
-
-def test_backoff_is_jittered_exponential_and_capped() -> None:
-    import random
-
-    from edge.link.client import Backoff
-
-    b = Backoff(0.5, 8.0, random.Random(1))
-    delays = [b.next() for _ in range(8)]
-    caps = [0.5, 1, 2, 4, 8, 8, 8, 8]
-    assert all(c / 2 <= d <= c for d, c in zip(delays, caps, strict=True))
-    assert len({round(d, 6) for d in delays[4:]}) == 4  # jittered, not a fixed 8 s
-    b.reset()
-    assert b.next() <= 0.5
 
 
 def test_new_timing_is_loaded_by_the_core_and_a_different_intersection_refused(

@@ -1,8 +1,8 @@
 """Central's priority requests reach the same core preemption and transit priority.
 
-The device runtime's real path without a broker: a signed command as it
-arrives on the `cmd` topic -> the link session (signature, schema, approach)
--> the runtime's priority table -> Preempt / TransitRequest queued for the
+`edge run`'s runtime and central link (the link harness) without a broker: a
+signed command as it arrives on the `cmd` topic -> the link session (signature,
+schema, approach) -> the priority book -> Preempt / TransitRequest for the
 core -> the controller's own requests, then the cancel and the expiry.
 (tests/link/test_broker.py runs the same request through a real Mosquitto.)
 """
@@ -63,7 +63,7 @@ def test_ev_and_transit_requests_reach_the_core_and_cancel(tmp_path: Path) -> No
     assert transit is not None
 
     async def body() -> None:
-        loop = asyncio.create_task(rt.control_loop(duration_s=6))
+        loop = asyncio.create_task(rt.run())
         ev = {"kind": "ev_priority", "approach": "N", "eta_s": 20, "vehicle_id": "E-1"}
         bus = {"kind": "transit_priority", "approach": "W", "eta_s": 15, "vehicle_id": "B-7"}
         await _command(rt, keys, ev)
@@ -73,12 +73,9 @@ def test_ev_and_transit_requests_reach_the_core_and_cancel(tmp_path: Path) -> No
         await _command(rt, keys, {**bus, "cancel": True})
         await _until(lambda: not rt.ctl.pre_requests and not transit.requests)
         rt.stopping = True
-        await loop
+        assert await loop == 0
 
-    try:
-        asyncio.run(body())
-    finally:
-        rt.db.shutdown(wait=True)
+    asyncio.run(body())
 
 
 def test_a_request_never_cancelled_lapses_at_its_expiry(tmp_path: Path) -> None:
@@ -88,16 +85,13 @@ def test_a_request_never_cancelled_lapses_at_its_expiry(tmp_path: Path) -> None:
     assert transit is not None
 
     async def body() -> None:
-        loop = asyncio.create_task(rt.control_loop(duration_s=8))
+        loop = asyncio.create_task(rt.run())
         bus = {"kind": "transit_priority", "approach": "S", "eta_s": 5, "vehicle_id": "B-9"}
         await _command(rt, keys, bus, ttl_s=2)
         await _until(lambda: "S" in transit.requests)
         await _until(lambda: not transit.requests, timeout_s=5)
         assert "transit:B-9" not in rt.priority
         rt.stopping = True
-        await loop
+        assert await loop == 0
 
-    try:
-        asyncio.run(body())
-    finally:
-        rt.db.shutdown(wait=True)
+    asyncio.run(body())
