@@ -54,24 +54,29 @@ def test_crossing_config() -> None:
     assert cfg.config_hash == codec.crc32(cfg.payload)
 
 
-def test_minimums_are_the_smallest_over_plans_never_below_site() -> None:
+def test_minimums_are_the_site_floors_whatever_the_plans() -> None:
+    """The CONFIG does not follow the plans: any timing the site's checks pass keeps it,
+    so new timing (LoadSite, a plan bundle) never needs another CONFIG."""
     site = crossing()
     fast = site.plans["fast"]
     slow = dataclasses.replace(
         fast,
         id="slow",
         timings={
-            pid: dataclasses.replace(t, yellow_ms=4500, red_clear_ms=2500, ped_clear_ms=2500)
+            pid: dataclasses.replace(t, yellow_ms=4500, red_clear_ms=2500, ped_clear_ms=6000)
             for pid, t in fast.timings.items()
         },
     )
-    cfg = board_config(dataclasses.replace(site, plans={"fast": fast, "slow": slow}))
-    assert cfg.min_yellow_ms == (3000, 3000, 2500)  # ped clearance: the smallest
+    cfg = board_config(dataclasses.replace(site, plans={"slow": slow}, default_plan="slow"))
+    assert cfg == board_config(site)
+    assert cfg.min_yellow_ms == (3000, 3000, 3000)  # yellow floor; pedestrian clearance 3 s
     assert cfg.min_red_ms == (1000, 1000, 1000)
     safer = dataclasses.replace(
-        site, safety=dataclasses.replace(site.safety, min_red_clear_ms=1500)
+        site,
+        safety=dataclasses.replace(site.safety, min_red_clear_ms=1500, min_yellow_ms=3500),
     )
     assert board_config(safer).min_red_ms == (1500, 1500, 1500)
+    assert board_config(safer).min_yellow_ms == (3500, 3500, 3000)
 
 
 def test_two_channels_of_one_source_never_conflict() -> None:
