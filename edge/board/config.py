@@ -19,8 +19,10 @@ The plans' own (longer) times are kept on the lamps by the host's output
 guard (edge/board/guard.py), which follows the timing in force.
 
 A site the board cannot serve (more than 32 channels, a detector on an input
-the board does not have, a time below the board's floors) raises
-BoardConfigError naming the channel or detector at fault.
+the board does not have, a time below the board's floors, a plan, overlap
+or preempt timing a channel below the CONFIG's minimums) raises
+BoardConfigError naming the channel, detector or plan at fault. The central
+link checks new timing the same way before it stores it.
 """
 
 from __future__ import annotations
@@ -100,6 +102,43 @@ def _key(kind: SignalKind, source: int | str) -> SignalKey:
     return (kind, source)
 
 
+def _unhonoured(
+    site: Site, labels: list[str], min_yellow: list[int], min_red: list[int]
+) -> list[str]:
+    """Each time of the site's plans, overlaps and preempts below the CONFIG's minimums:
+    the board would flash the intersection when the core timed it."""
+    problems: list[str] = []
+    overlaps = {o.id: o for o in site.overlaps}
+
+    def check(i: int, what: str, change: int, red: int | None) -> None:
+        if change < min_yellow[i]:
+            problems.append(
+                f"{what}: {labels[i]}: change interval {change} ms is below the IO board's "
+                f"minimum {min_yellow[i]} ms"
+            )
+        if red is not None and red < min_red[i]:
+            problems.append(
+                f"{what}: {labels[i]}: red clearance {red} ms is below the IO board's "
+                f"minimum {min_red[i]} ms"
+            )
+
+    for i, ch in enumerate(site.channels):
+        if ch.kind is SignalKind.OVERLAP:
+            ov = overlaps[str(ch.source)]
+            check(i, f"overlap {ov.id}", ov.yellow_ms, ov.red_clear_ms)
+            continue
+        pid = int(ch.source)
+        for plan in site.plans.values():
+            t = plan.timings.get(pid)
+            if t is not None:
+                ped = ch.kind is SignalKind.PED
+                check(i, f"plan {plan.id}", t.ped_clear_ms if ped else t.yellow_ms, t.red_clear_ms)
+        if ch.kind is SignalKind.PED:  # preemption entry may cut a clearance to its own
+            for p in site.preempts:
+                check(i, f"preempt {p.id}", p.ped_clear_ms, None)
+    return problems
+
+
 def board_config(site: Site, watchdog_ms: int = WATCHDOG_MS) -> BoardConfig:
     """The CONFIG for `site`'s channels, in site.channels order (channel i = bit i)."""
     problems: list[str] = []
@@ -162,6 +201,8 @@ def board_config(site: Site, watchdog_ms: int = WATCHDOG_MS) -> BoardConfig:
         min_red.append(red)
     if not codec.WATCHDOG_MIN_MS <= watchdog_ms <= codec.WATCHDOG_MAX_MS:
         problems.append(f"watchdog {watchdog_ms} ms outside 100..1000 ms")
+    if not problems:
+        problems = _unhonoured(site, labels, min_yellow, min_red)
     if problems:
         raise BoardConfigError(problems)
     return BoardConfig(

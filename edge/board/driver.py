@@ -62,7 +62,7 @@ from edge.board.session import (
     state_name,
 )
 from edge.control.controller import Controller
-from edge.control.messages import Flash, Inputs, Outputs, PlaceCall
+from edge.control.messages import Flash, Inputs, LoadSite, Outputs, PlaceCall, SetPlan
 from edge.control.site import SignalKind, Site
 from hw import codec
 
@@ -241,6 +241,16 @@ class BoardDriver:
             self._last_drive_ms = now_ms
         return SentMap(now_ms, seq, wanted, tuple(sent), flash, s.state.value, out.mode)
 
+    def _restart_controller(self, start_ms: int) -> None:
+        """A fresh start-up sequence on the timing in force: the site and plan the old
+        controller ran (central's, after a LoadSite), and the timing it had waiting."""
+        old = self.controller
+        self.controller = Controller(old.site, start_ms, plan=old.plan.id)
+        if old.pending_site is not None and old.pending_plan is not None:
+            self._commands.append(LoadSite(old.pending_site, old.pending_plan))
+        elif old.pending_plan is not None:
+            self._commands.append(SetPlan(old.pending_plan))
+
     def _call_skipped(self, channels: list[int]) -> None:
         """Greens and walks the lamps never showed (the guard held them past their end):
         the core is told, as a call, so that it serves them again."""
@@ -304,7 +314,7 @@ class BoardDriver:
                 since = min(now, self._last_drive_ms + self.config.watchdog_ms)
             # On the grid, rounded up: the start-up flash is never counted longer.
             flash_ms = max(0, (now - since) // TICK_MS * TICK_MS)
-            self.controller = Controller(self.site, ctl_now - flash_ms)
+            self._restart_controller(ctl_now - flash_ms)
             self._recover_allowed = True
             log.info(
                 "controller_restart reason=board_flash fault=%s flash_for_ms=%d: start-up "

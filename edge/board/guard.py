@@ -59,11 +59,11 @@ is held back a tick) and leaves the rest for the line and the board's loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from edge.board.config import BoardConfig
-from edge.control.site import PhaseTiming, Site, SignalKind
+from edge.control.site import PhaseTiming, SignalKind, Site
 from hw import codec
 
 STOP, GO, CHANGE, BAD = 0, 1, 2, 3
@@ -91,22 +91,22 @@ class CoreMinimums:
     red_ms: tuple[int, ...]
 
 
-def _min_green(t: PhaseTiming, site: Site) -> int:
-    initial = t.max_initial_ms if t.added_initial_ms else 0
-    return max(t.min_green_ms, initial, site.safety.min_green_ms)
-
-
 def core_minimums(site: Site) -> CoreMinimums:
     """The guard's minimums for `site`, from all its plans and overlaps."""
-    floor_red = site.safety.min_red_clear_ms
-    plans = site.plans.values()
+    floor = site.safety
 
-    def phase_max(pid: int, of: str) -> int:
-        values = [getattr(p.timings[pid], of) for p in plans if pid in p.timings]
-        return max(values, default=0)
+    def over_plans(pid: int, value: Callable[[PhaseTiming], int]) -> int:
+        return max(
+            (value(p.timings[pid]) for p in site.plans.values() if pid in p.timings), default=0
+        )
 
-    def green(pid: int) -> int:
-        return max((_min_green(p.timings[pid], site) for p in plans if pid in p.timings), default=0)
+    def green(pid: int) -> int:  # min green, or the variable initial's longest
+        return over_plans(
+            pid,
+            lambda t: max(
+                t.min_green_ms, t.max_initial_ms if t.added_initial_ms else 0, floor.min_green_ms
+            ),
+        )
 
     overlaps = {o.id: o for o in site.overlaps}
     go: list[int] = []
@@ -116,11 +116,11 @@ def core_minimums(site: Site) -> CoreMinimums:
             ov = overlaps[str(ch.source)]
             parents = (*ov.parents, *ov.permissive_parents)
             go.append(max((green(p) for p in parents), default=0) + ov.trail_green_ms)
-            red.append(max(ov.red_clear_ms, floor_red))
+            red.append(max(ov.red_clear_ms, floor.min_red_clear_ms))
             continue
         pid = int(ch.source)
-        go.append(phase_max(pid, "walk_ms") if ch.kind is SignalKind.PED else green(pid))
-        red.append(max(phase_max(pid, "red_clear_ms"), floor_red))
+        go.append(over_plans(pid, lambda t: t.walk_ms) if ch.kind is SignalKind.PED else green(pid))
+        red.append(max(over_plans(pid, lambda t: t.red_clear_ms), floor.min_red_clear_ms))
     return CoreMinimums(tuple(go), tuple(red))
 
 
@@ -139,9 +139,7 @@ class OutputGuard:
         ]
         # Without a site's minimums: a GO is never shortened at all, a red clearance is
         # the board's.
-        self.minimums = (
-            minimums if minimums is not None else CoreMinimums((1 << 40,) * n, (0,) * n)
-        )
+        self.minimums = minimums if minimums is not None else CoreMinimums((1 << 40,) * n, (0,) * n)
         self._go_min = [0] * n  # per channel: minimums in force when its last GO began
         self._red_min = [0] * n
         self.running = False
@@ -197,7 +195,7 @@ class OutputGuard:
         for i, w in enumerate(wanted):
             cat = self._cat(i, int(w))
             old = self.wanted[i]
-            if cat == old or cat == BAD:
+            if cat in (old, BAD):
                 continue
             if old == GO:
                 self.last_go_ms[i] = now_ms - self.wanted_since[i]
