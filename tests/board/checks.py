@@ -1,8 +1,9 @@
-"""An independent checker of a board's lamp trace: was every display legal?
+"""An independent checker of a board's lamp trace: was every display legal, and did every
+interval last the core's minimum for it?
 
-Written from hw/PROTOCOL.md, not from hw/board_safety.py, and used on the
-virtual board's trace and the fake link's alike: a trace is a list of
-(t_ms, state, fault, lamps) at every change.
+Written from hw/PROTOCOL.md and the site's plans, not from hw/board_safety.py or the
+guard, and used on the virtual board's trace and the fake link's alike: a trace is a
+list of (t_ms, state, fault, lamps) at every change.
 """
 
 from __future__ import annotations

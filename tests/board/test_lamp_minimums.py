@@ -156,7 +156,7 @@ def timings(draw: st.DrawFn) -> dict[str, float]:
     }
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(first=timings(), then=timings(), ber=st.sampled_from([0.0, 1e-3]), seed=st.integers(1, 50))
 @example(first=LONG, then=SHORT, ber=0.0, seed=1)
 @example(first=SHORT, then=LONG, ber=1e-3, seed=3)
