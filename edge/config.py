@@ -24,6 +24,8 @@ from edge import clearance
 from edge.control import geometry
 from edge.control.site import (
     ABSOLUTE_MIN_YELLOW_MS,
+    MIN_PED_CLEAR_MS,
+    MIN_WALK_MS,
     Approach,
     Channel,
     Detector,
@@ -868,10 +870,13 @@ def _check_timing(label: str, p: Phase, t: PhaseTiming, safety: SafetyMinimums, 
     if t.red_revert_ms < t.red_clear_ms:
         bad(f"{label}: red revert {t.red_revert_ms / 1000:g} s is below its red clearance")
     if p.ped_crossing:
-        if t.walk_ms < 4000:
-            bad(f"{label}: walk {t.walk_ms / 1000:g} s is below 4 s")
-        if t.ped_clear_ms < 3000:
-            bad(f"{label}: pedestrian clearance {t.ped_clear_ms / 1000:g} s is below 3 s")
+        if t.walk_ms < MIN_WALK_MS:
+            bad(f"{label}: walk {t.walk_ms / 1000:g} s is below {MIN_WALK_MS / 1000:g} s")
+        if t.ped_clear_ms < MIN_PED_CLEAR_MS:
+            bad(
+                f"{label}: pedestrian clearance {t.ped_clear_ms / 1000:g} s is below "
+                f"{MIN_PED_CLEAR_MS / 1000:g} s"
+            )
     if Recall.PED in t.recall and not p.ped_crossing:
         bad(f"{label}: ped recall on a phase with no pedestrian signal")
 
@@ -941,8 +946,11 @@ def _build_preempts(
                 f"{label}: min green {min_green / 1000:g} s is below the site's "
                 f"{safety.min_green_ms / 1000:g} s minimum"
             )
-        if ms(pc.ped_clear_s) < 3000:
-            bad(f"{label}: pedestrian clearance {pc.ped_clear_s:g} s is below 3 s")
+        if ms(pc.ped_clear_s) < MIN_PED_CLEAR_MS:
+            bad(
+                f"{label}: pedestrian clearance {pc.ped_clear_s:g} s is below "
+                f"{MIN_PED_CLEAR_MS / 1000:g} s"
+            )
         out.append(
             Preempt(
                 id=pc.id,

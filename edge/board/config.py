@@ -2,31 +2,41 @@
 
 The board holds its own copy of the intersection's safety rules (DESIGN.md,
 third layer). Everything here is derived once, at start, from the validated
-Site, so the board checks the same table the control core was validated
-against:
+Site, and from the parts of it that new timing (LoadSite, a plan bundle from
+central) cannot change, so the CONFIG the board got at boot fits every timing
+the core may later run and never has to be re-sent:
 
 - conflict mask of channel i: bit j set when the signal groups that drive
   channels i and j conflict in `site.conflicts`. Two channels of one source
   (two load switches wired to the same phase, say) never conflict.
-- min_yellow_ms: the shortest change interval the controller can time on that
-  channel: a phase's smallest yellow over all plans, an overlap's yellow, a
-  pedestrian channel's smallest pedestrian clearance (over the plans and the
-  preempts, whose entry may shorten it); vehicle yellows never below the
-  site minimum and 3.0 s (the controller's own floors).
-- min_red_ms: the smallest red clearance over all plans (an overlap's own),
-  never below the site minimum.
+- min_yellow_ms: the site's safety floor of that channel's change interval,
+  which edge.config holds every plan, overlap and preempt to: a vehicle
+  yellow of max(site minimum, 3.0 s), a pedestrian clearance of 3.0 s.
+- min_red_ms: the site's minimum red clearance.
 - flash colour and kind per channel; watchdog 500 ms.
 
+The plans' own (longer) times are kept on the lamps by the host's output
+guard (edge/board/guard.py), which follows the timing in force.
+
 A site the board cannot serve (more than 32 channels, a detector on an input
-the board does not have, a time below the board's floors) raises
-BoardConfigError naming the channel or detector at fault.
+the board does not have, a time below the board's floors, a plan, overlap
+or preempt timing a channel below the CONFIG's minimums) raises
+BoardConfigError naming the channel, detector or plan at fault. The central
+link checks new timing the same way before it stores it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge.control.site import ABSOLUTE_MIN_YELLOW_MS, FlashColour, SignalKey, SignalKind, Site
+from edge.control.site import (
+    ABSOLUTE_MIN_YELLOW_MS,
+    MIN_PED_CLEAR_MS,
+    FlashColour,
+    SignalKey,
+    SignalKind,
+    Site,
+)
 from hw import board_safety, codec
 
 WATCHDOG_MS = 500
@@ -92,6 +102,43 @@ def _key(kind: SignalKind, source: int | str) -> SignalKey:
     return (kind, source)
 
 
+def _unhonoured(
+    site: Site, labels: list[str], min_yellow: list[int], min_red: list[int]
+) -> list[str]:
+    """Each time of the site's plans, overlaps and preempts below the CONFIG's minimums:
+    the board would flash the intersection when the core timed it."""
+    problems: list[str] = []
+    overlaps = {o.id: o for o in site.overlaps}
+
+    def check(i: int, what: str, change: int, red: int | None) -> None:
+        if change < min_yellow[i]:
+            problems.append(
+                f"{what}: {labels[i]}: change interval {change} ms is below the IO board's "
+                f"minimum {min_yellow[i]} ms"
+            )
+        if red is not None and red < min_red[i]:
+            problems.append(
+                f"{what}: {labels[i]}: red clearance {red} ms is below the IO board's "
+                f"minimum {min_red[i]} ms"
+            )
+
+    for i, ch in enumerate(site.channels):
+        if ch.kind is SignalKind.OVERLAP:
+            ov = overlaps[str(ch.source)]
+            check(i, f"overlap {ov.id}", ov.yellow_ms, ov.red_clear_ms)
+            continue
+        pid = int(ch.source)
+        for plan in site.plans.values():
+            t = plan.timings.get(pid)
+            if t is not None:
+                ped = ch.kind is SignalKind.PED
+                check(i, f"plan {plan.id}", t.ped_clear_ms if ped else t.yellow_ms, t.red_clear_ms)
+        if ch.kind is SignalKind.PED:  # preemption entry may cut a clearance to its own
+            for p in site.preempts:
+                check(i, f"preempt {p.id}", p.ped_clear_ms, None)
+    return problems
+
+
 def board_config(site: Site, watchdog_ms: int = WATCHDOG_MS) -> BoardConfig:
     """The CONFIG for `site`'s channels, in site.channels order (channel i = bit i)."""
     problems: list[str] = []
@@ -122,36 +169,15 @@ def board_config(site: Site, watchdog_ms: int = WATCHDOG_MS) -> BoardConfig:
                 mask |= 1 << j
         conflicts.append(mask)
 
-    plans = list(site.plans.values())
-    overlaps = {o.id: o for o in site.overlaps}
     floor_yellow = max(site.safety.min_yellow_ms, ABSOLUTE_MIN_YELLOW_MS)
-    floor_red = site.safety.min_red_clear_ms
+    red = site.safety.min_red_clear_ms
     min_yellow: list[int] = []
     min_red: list[int] = []
     labels: list[str] = []
     for ch in chans:
         label = f"channel {ch.id} ({ch.kind.value} {ch.source})"
         labels.append(label)
-        if ch.kind is SignalKind.OVERLAP:
-            ov = overlaps[str(ch.source)]
-            yellow = max(ov.yellow_ms, floor_yellow)
-            red = max(ov.red_clear_ms, floor_red)
-        else:
-            pid = int(ch.source)
-            timings = [p.timings[pid] for p in plans if pid in p.timings]
-            if not timings:
-                problems.append(f"{label}: no plan times phase {pid}")
-                min_yellow.append(0)
-                min_red.append(0)
-                continue
-            red = max(min(t.red_clear_ms for t in timings), floor_red)
-            if ch.kind is SignalKind.PED:
-                # Preemption entry may cut a pedestrian clearance to its own.
-                yellow = min(
-                    [t.ped_clear_ms for t in timings] + [p.ped_clear_ms for p in site.preempts]
-                )
-            else:
-                yellow = max(min(t.yellow_ms for t in timings), floor_yellow)
+        yellow = MIN_PED_CLEAR_MS if ch.kind is SignalKind.PED else floor_yellow
         # The board refuses a CONFIG below its own floors; say which channel.
         board_floor = (
             board_safety.MIN_CLEAR_FLOOR_MS
@@ -175,6 +201,8 @@ def board_config(site: Site, watchdog_ms: int = WATCHDOG_MS) -> BoardConfig:
         min_red.append(red)
     if not codec.WATCHDOG_MIN_MS <= watchdog_ms <= codec.WATCHDOG_MAX_MS:
         problems.append(f"watchdog {watchdog_ms} ms outside 100..1000 ms")
+    if not problems:
+        problems = _unhonoured(site, labels, min_yellow, min_red)
     if problems:
         raise BoardConfigError(problems)
     return BoardConfig(

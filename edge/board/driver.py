@@ -23,7 +23,11 @@ config (session READY), once:
 Log lines start with a greppable event name: board_connected,
 board_configured, board_fault, board_flash_latched, board_recover,
 board_all_red, board_reset, board_silent, board_wait_flash, board_nak,
-controller_restart, controller_mode, board_link_stats.
+board_green_skipped, controller_restart, controller_mode, board_link_stats.
+
+The output guard (guard.py) holds the lamps to the minimums of the site the
+controller runs: set at start and again whenever new timing (LoadSite) takes
+effect. A green or walk it had to skip is called again, so the core serves it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge.board.config import BoardConfig, board_config
+from edge.board.guard import core_minimums
 from edge.board.inputs import InputMap
 from edge.board.session import (
     OUTPUT_STATES,
@@ -57,8 +62,8 @@ from edge.board.session import (
     state_name,
 )
 from edge.control.controller import Controller
-from edge.control.messages import Flash, Inputs, Outputs
-from edge.control.site import Site
+from edge.control.messages import Flash, Inputs, LoadSite, Outputs, PlaceCall, SetPlan
+from edge.control.site import SignalKind, Site
 from hw import codec
 
 log = logging.getLogger(__name__)
@@ -100,6 +105,8 @@ class BoardDriver:
         self.port = port
         self.config = config if config is not None else board_config(site)
         self.session = BoardSession(self.config)
+        self.session.guard.set_minimums(core_minimums(site))
+        self._guarded_site = site  # the site whose minimums the guard holds the lamps to
         self.inputs = InputMap(site)
         self._grid_origin = now_ms
         self._last_ctl_ms = now_ms
@@ -126,6 +133,7 @@ class BoardDriver:
         self.sense: Callable[[Inputs, Outputs | None], Inputs] | None = None
         self.recoveries = 0
         self.link_losses = 0
+        self.guard_skipped = 0
         if site.startup_all_red_ms < self.config.max_red_ms + 2 * TICK_MS:
             log.info(
                 "board_config_note startup_all_red_ms=%d board_all_red_ms=%d: the first greens "
@@ -195,6 +203,10 @@ class BoardDriver:
         if self.sense is not None:
             inputs = self.sense(inputs, self.outputs)
         out = self.controller.step(ctl_now, inputs)
+        if self.controller.site is not self._guarded_site:
+            # New timing in force (LoadSite): the lamps keep its minimums from this map on.
+            self._guarded_site = self.controller.site
+            s.guard.set_minimums(core_minimums(self._guarded_site))
         self.outputs = out
         self.stepped = (ctl_now, inputs)
         for ev in out.events:
@@ -225,9 +237,40 @@ class BoardDriver:
         flash = out.mode == "fault_flash"
         seq = s.next_seq
         sent = s.send_outputs(now_ms, wanted, flash)
+        if s.guard.skipped:
+            self._call_skipped(s.guard.skipped)
+            s.guard.skipped.clear()
         if s.state in (SessionState.ALL_RED, SessionState.RUNNING):
             self._last_drive_ms = now_ms
         return SentMap(now_ms, seq, wanted, tuple(sent), flash, s.state.value, out.mode)
+
+    def _restart_controller(self, start_ms: int) -> None:
+        """A fresh start-up sequence on the timing in force: the site and plan the old
+        controller ran (central's, after a LoadSite), and the timing it had waiting."""
+        old = self.controller
+        self.controller = Controller(old.site, start_ms, plan=old.plan.id)
+        if old.pending_site is not None and old.pending_plan is not None:
+            self._commands.append(LoadSite(old.pending_site, old.pending_plan))
+        elif old.pending_plan is not None:
+            self._commands.append(SetPlan(old.pending_plan))
+
+    def _call_skipped(self, channels: list[int]) -> None:
+        """Greens and walks the lamps never showed (the guard held them past their end):
+        the core is told, as a call, so that it serves them again."""
+        for i in channels:
+            self.guard_skipped += 1
+            ch = self.site.channels[i]
+            log.warning(
+                "board_green_skipped channel=%d kind=%s source=%s: held by the guard past "
+                "its end; the phase is called again",
+                ch.id,
+                ch.kind.value,
+                ch.source,
+            )
+            if ch.kind is SignalKind.PHASE:
+                self._commands.append(PlaceCall(int(ch.source)))
+            elif ch.kind is SignalKind.PED:
+                self._commands.append(PlaceCall(int(ch.source), ped=True))
 
     def _track_state(self) -> None:
         st = self.session.state
@@ -274,7 +317,7 @@ class BoardDriver:
                 since = min(now, self._last_drive_ms + self.config.watchdog_ms)
             # On the grid, rounded up: the start-up flash is never counted longer.
             flash_ms = max(0, (now - since) // TICK_MS * TICK_MS)
-            self.controller = Controller(self.site, ctl_now - flash_ms)
+            self._restart_controller(ctl_now - flash_ms)
             self._recover_allowed = True
             log.info(
                 "controller_restart reason=board_flash fault=%s flash_for_ms=%d: start-up "
@@ -384,6 +427,7 @@ class BoardDriver:
             "link_losses": self.link_losses,
             "recoveries": self.recoveries,
             "guard_held": s.guard.held,
+            "guard_skipped": self.guard_skipped,
         }
 
     def log_stats(self) -> None:

@@ -1,4 +1,5 @@
-"""Shapes each output map so the board accepts it even when frames are lost: sans-IO.
+"""Shapes each output map so that the lamps keep the board's rules and the core's minimums,
+even when frames are lost: sans-IO.
 
 The board times every interval between the arrivals of the frames that start
 and end it (hw/PROTOCOL.md section 7). On a clean link that is the
@@ -6,22 +7,42 @@ controller's own timing. On a lossy link it is not: if the frame that starts
 a yellow is lost, the board's yellow starts a tick late, and a controller
 yellow of exactly the minimum would end "short" on the board, which then goes
 to flash for a fault the controller never made. The guard prevents that
-without trusting itself for safety (the board still checks everything):
+without trusting itself for safety (the board still checks everything).
+
+A held interval pushes the next ones later, and a later start must not make
+what follows shorter: the lamps never show a green, walk, change interval or
+red clearance shorter than the core timed it, or, where the core timed it
+longer than any minimum it has for it, shorter than that minimum (the guard
+may end such a long green on time and so catch up). The guard only ever
+lengthens an interval or starts one later; it never cuts one short. The
+minimums come from the site in force (core_minimums, set by the driver
+whenever the controller takes new timing); a channel's GO and the red
+clearance after it keep the larger of those in force when the controller
+started that GO and those in force now.
 
 - Per channel it keeps the category the board has confirmed driving (from
   STATUS lamps) and an upper bound of when it started: the send time of the
   OUTPUTS whose STATUS first showed it (the board switched on that frame's
-  arrival or an earlier one).
+  arrival or an earlier one). It also keeps when the controller's own
+  category last changed and how long its last GO and CHANGE lasted.
 - A category change is sent only from a confirmed category, and then kept
   until STATUS confirms it: at most one transition is in flight per channel,
   so the board is always in the old or the new category, both known.
+- GO -> CHANGE (or to STOP, through CHANGE) only after the confirmed GO has
+  lasted min(the controller's GO, go_ms): a green or walk that started late
+  ends late.
 - CHANGE -> STOP only after the confirmed change interval has lasted the
-  channel's min_yellow_ms; until then the change is held (a longer yellow).
-- STOP -> GO only while the board is RUNNING and every conflicting channel
-  is confirmed STOP, not in flight, for its min_red_ms; until then the
-  channel stays red (a later green).
-- GO -> STOP goes through CHANGE; STOP -> CHANGE (a green that was never
-  shown ends) stays STOP; CHANGE -> GO finishes the change first.
+  longer of the channel's min_yellow_ms (the board's) and the controller's
+  own change interval.
+- STOP -> GO only while the board is RUNNING and every conflicting channel j
+  is confirmed STOP, not in flight, for the longer of its min_red_ms (the
+  board's) and min(how long the controller had j stopped when it started
+  this GO, red_ms[j]); until then the channel stays red (a later green).
+- STOP -> CHANGE (a green that was never shown ends) stays STOP, and the
+  channel is listed in `skipped` for the driver, which calls the phase again
+  so the core serves it rather than believe it did: only a lag longer than a
+  whole green does that (a lag that grows with every lost frame is cut so);
+  CHANGE -> GO finishes the change first.
 - Outside RUNNING (the board's start-up all-red, flash) every channel is sent
   stopped, as the board requires.
 
@@ -38,13 +59,16 @@ is held back a tick) and leaves the rest for the line and the board's loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from edge.board.config import BoardConfig
+from edge.control.site import PhaseTiming, SignalKind, Site
 from hw import codec
 
 STOP, GO, CHANGE, BAD = 0, 1, 2, 3
 TOLERANCE_MS = 20  # of the board's TIMING_SLACK_MS (50): host send jitter it absorbs
+_LONG_AGO = -(1 << 40)  # the controller's categories before the first map: stopped "forever"
 
 # Category of each state code 0..15 by channel kind (as hw/board_safety.py).
 _CAT_VEHICLE = (STOP, STOP, CHANGE, GO, STOP, GO) + (BAD,) * 10
@@ -57,10 +81,53 @@ def category(kind: int, code: int) -> int:
     return table[code] if 0 <= code < len(table) else BAD
 
 
+@dataclass(frozen=True, slots=True)
+class CoreMinimums:
+    """Per channel (site.channels order): the longest minimum the core times for a GO
+    (min green with variable initial, walk, an overlap's parents' plus its trail) and
+    for the red clearance after its change interval, over every plan of a site."""
+
+    go_ms: tuple[int, ...]
+    red_ms: tuple[int, ...]
+
+
+def core_minimums(site: Site) -> CoreMinimums:
+    """The guard's minimums for `site`, from all its plans and overlaps."""
+    floor = site.safety
+
+    def over_plans(pid: int, value: Callable[[PhaseTiming], int]) -> int:
+        return max(
+            (value(p.timings[pid]) for p in site.plans.values() if pid in p.timings), default=0
+        )
+
+    def green(pid: int) -> int:  # min green, or the variable initial's longest
+        return over_plans(
+            pid,
+            lambda t: max(
+                t.min_green_ms, t.max_initial_ms if t.added_initial_ms else 0, floor.min_green_ms
+            ),
+        )
+
+    overlaps = {o.id: o for o in site.overlaps}
+    go: list[int] = []
+    red: list[int] = []
+    for ch in site.channels:
+        if ch.kind is SignalKind.OVERLAP:
+            ov = overlaps[str(ch.source)]
+            parents = (*ov.parents, *ov.permissive_parents)
+            go.append(max((green(p) for p in parents), default=0) + ov.trail_green_ms)
+            red.append(max(ov.red_clear_ms, floor.min_red_clear_ms))
+            continue
+        pid = int(ch.source)
+        go.append(over_plans(pid, lambda t: t.walk_ms) if ch.kind is SignalKind.PED else green(pid))
+        red.append(max(over_plans(pid, lambda t: t.red_clear_ms), floor.min_red_clear_ms))
+    return CoreMinimums(tuple(go), tuple(red))
+
+
 class OutputGuard:
     """Per-channel board-confirmed state; shape() turns a wanted map into a sendable one."""
 
-    def __init__(self, config: BoardConfig) -> None:
+    def __init__(self, config: BoardConfig, minimums: CoreMinimums | None = None) -> None:
         self.config = config
         n = config.channels
         self._tables = [_CAT_PED if k == codec.KIND_PED else _CAT_VEHICLE for k in config.kinds]
@@ -70,15 +137,30 @@ class OutputGuard:
         self._change_code = [
             codec.FLASH_RED if k == codec.KIND_PED else codec.YELLOW for k in config.kinds
         ]
+        # Without a site's minimums: a GO is never shortened at all, a red clearance is
+        # the board's.
+        self.minimums = minimums if minimums is not None else CoreMinimums((1 << 40,) * n, (0,) * n)
+        self._go_min = [0] * n  # per channel: minimums in force when its last GO began
+        self._red_min = [0] * n
         self.running = False
         self.confirmed = [STOP] * n
         self.since_ms = [0] * n
         self.sent = [STOP] * n
         self.sent_code = [int(codec.RED)] * n
+        # The controller's side: its category, since when, and its last GO and CHANGE.
+        self.wanted = [STOP] * n
+        self.wanted_since = [_LONG_AGO] * n
+        self.last_go_ms = [0] * n
+        self.last_change_ms = [0] * n
         self.held = 0  # channel-ticks sent differently from the wanted map while running
+        self.skipped: list[int] = []  # channels whose controller GO the lamps never showed
 
     def _cat(self, i: int, code: int) -> int:
         return self._tables[i][code] if 0 <= code < 16 else BAD
+
+    def set_minimums(self, minimums: CoreMinimums) -> None:
+        """New timing in force (a GO begun before keeps the minimums it began with)."""
+        self.minimums = minimums
 
     def board_recovered(self, since_ms: int) -> None:
         """The board entered its start-up all-red at or before since_ms: all channels stopped."""
@@ -108,6 +190,25 @@ class OutputGuard:
         """Channels whose last sent category the board has not confirmed yet."""
         return sum(1 for s, c in zip(self.sent, self.confirmed, strict=True) if s != c)
 
+    def _follow(self, now_ms: int, wanted: Sequence[int]) -> None:
+        """Track the controller's categories and the length of its last GO and CHANGE."""
+        for i, w in enumerate(wanted):
+            cat = self._cat(i, int(w))
+            old = self.wanted[i]
+            if cat in (old, BAD):
+                continue
+            if old == GO:
+                self.last_go_ms[i] = now_ms - self.wanted_since[i]
+                if self.running and self.confirmed[i] == STOP and self.sent[i] == STOP:
+                    self.skipped.append(i)
+            elif old == CHANGE:
+                self.last_change_ms[i] = now_ms - self.wanted_since[i]
+            if cat == GO:
+                self._go_min[i] = self.minimums.go_ms[i]
+                self._red_min[i] = self.minimums.red_ms[i]
+            self.wanted[i] = cat
+            self.wanted_since[i] = now_ms
+
     def shape(self, now_ms: int, wanted: Sequence[int]) -> list[int]:
         """The map to send now for the controller's `wanted` map; updates what was sent."""
         n = self.config.channels
@@ -115,6 +216,7 @@ class OutputGuard:
         if len(wanted) != n:
             # Not ours to fix: the board refuses a wrong count (FAULT_BAD_MAP).
             return [int(c) for c in wanted]
+        self._follow(now_ms, wanted)
         if not self.running:
             for i in range(n):
                 w = int(wanted[i])
@@ -129,16 +231,21 @@ class OutputGuard:
             want = self._cat(i, w)
             conf = self.confirmed[i]
             sent = self.sent[i]
+            lasted = now_ms - self.since_ms[i] + TOLERANCE_MS
             if want == BAD:
                 code = w
             elif sent != conf:  # a transition in flight: repeat it until confirmed
                 code = w if want == sent else self.sent_code[i]
             elif want == conf:
                 code = w
-            elif conf == GO:  # to CHANGE, or to STOP through CHANGE
-                code = w if want == CHANGE else self._change_code[i]
+            elif conf == GO:  # to CHANGE, or to STOP through CHANGE, once the GO has lasted
+                go_min = max(self._go_min[i], self.minimums.go_ms[i])
+                if lasted >= min(self.last_go_ms[i], go_min):
+                    code = w if want == CHANGE else self._change_code[i]
+                else:
+                    code = self.sent_code[i]
             elif conf == CHANGE:  # to STOP (or back to GO) once the change has lasted
-                if now_ms - self.since_ms[i] >= cfg.min_yellow_ms[i] - TOLERANCE_MS:
+                if lasted >= max(cfg.min_yellow_ms[i], self.last_change_ms[i]):
                     code = w if want == STOP else int(codec.RED)
                 else:
                     code = self.sent_code[i]
@@ -154,10 +261,16 @@ class OutputGuard:
         return out
 
     def _cleared(self, now_ms: int, i: int) -> bool:
-        min_red = self.config.min_red_ms
+        """May channel i go now: every conflicting channel stopped long enough on the lamps."""
+        board_red = self.config.min_red_ms
+        go_at = self.wanted_since[i]
         for j in self._conflicts[i]:
             if self.confirmed[j] != STOP or self.sent[j] != STOP:
                 return False
-            if now_ms - self.since_ms[j] < min_red[j] - TOLERANCE_MS:
+            # The controller's red clearance before this green, up to the core's minimum.
+            core_red = max(self._red_min[j], self.minimums.red_ms[j])
+            stopped = go_at - self.wanted_since[j] if self.wanted[j] == STOP else core_red
+            need = max(board_red[j], min(max(stopped, 0), core_red))
+            if now_ms - self.since_ms[j] + TOLERANCE_MS < need:
                 return False
         return True

@@ -11,6 +11,9 @@ from enum import Enum
 
 # The hard floor of the yellow change interval, whatever a site or plan says.
 ABSOLUTE_MIN_YELLOW_MS = 3000
+# The floors of a walk and of a pedestrian clearance, in every plan and preempt (MUTCD 4E).
+MIN_WALK_MS = 4000
+MIN_PED_CLEAR_MS = 3000
 
 
 class Turn(Enum):

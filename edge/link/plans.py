@@ -14,8 +14,12 @@ The bundle's plans (and patterns and schedule, when given) replace the
 site's; its detector entries change the conditioning of existing detectors.
 Without a schedule the bundle's default plan runs all day. The merged config goes through
 edge.config, so a bundle is refused for exactly the reasons (and with the
-same messages) that `edge check` gives for the site file. Checks, in order:
-size, JSON, signature, body shape, device, expiry, version, site validation.
+same messages) that `edge check` gives for the site file, and then for the
+IO board's CONFIG, which stays the one the board got at boot (its minimums are
+the site's safety floors, edge/board/config.py), so a bundle the board could
+not honour is refused (`invalid_plan`) before it is stored. Checks, in order:
+size, JSON, signature, body shape, device, expiry, version, site validation,
+the board's.
 `expires_ms` bounds when a bundle may be accepted (a bundle stuck in a queue
 is not applied late); once accepted it stays in force until replaced.
 """
@@ -32,6 +36,7 @@ from typing import Annotated, Any, Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edge.board.config import BoardConfigError, board_config
 from edge.config import ConfigError, SiteConfig, config_from_dict
 from edge.control.site import Site
 from edge.link.errors import Rejected
@@ -196,6 +201,10 @@ def merged_config(b: _BundleBody, site_raw: Mapping[str, Any]) -> SiteConfig:
         raise Rejected("invalid_plan", "; ".join(exc.problems + problems)) from None
     if problems:
         raise Rejected("invalid_plan", "; ".join(problems))
+    try:  # the IO board keeps the CONFIG it got at boot: the new timing must fit it
+        board_config(config.site)
+    except BoardConfigError as exc:
+        raise Rejected("invalid_plan", "; ".join(exc.problems)) from None
     return config
 
 

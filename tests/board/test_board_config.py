@@ -54,24 +54,47 @@ def test_crossing_config() -> None:
     assert cfg.config_hash == codec.crc32(cfg.payload)
 
 
-def test_minimums_are_the_smallest_over_plans_never_below_site() -> None:
+def test_minimums_are_the_site_floors_whatever_the_plans() -> None:
+    """The CONFIG does not follow the plans: any timing the site's checks pass keeps it,
+    so new timing (LoadSite, a plan bundle) never needs another CONFIG."""
     site = crossing()
     fast = site.plans["fast"]
     slow = dataclasses.replace(
         fast,
         id="slow",
         timings={
-            pid: dataclasses.replace(t, yellow_ms=4500, red_clear_ms=2500, ped_clear_ms=2500)
+            pid: dataclasses.replace(t, yellow_ms=4500, red_clear_ms=2500, ped_clear_ms=6000)
             for pid, t in fast.timings.items()
         },
     )
-    cfg = board_config(dataclasses.replace(site, plans={"fast": fast, "slow": slow}))
-    assert cfg.min_yellow_ms == (3000, 3000, 2500)  # ped clearance: the smallest
+    slow_site = dataclasses.replace(site, plans={"slow": slow}, default_plan="slow")
+    cfg = board_config(slow_site)
+    assert cfg == board_config(site)
+    assert cfg.min_yellow_ms == (3000, 3000, 3000)  # yellow floor; pedestrian clearance 3 s
     assert cfg.min_red_ms == (1000, 1000, 1000)
     safer = dataclasses.replace(
-        site, safety=dataclasses.replace(site.safety, min_red_clear_ms=1500)
+        slow_site,
+        safety=dataclasses.replace(site.safety, min_red_clear_ms=1500, min_yellow_ms=3500),
     )
     assert board_config(safer).min_red_ms == (1500, 1500, 1500)
+    assert board_config(safer).min_yellow_ms == (3500, 3500, 3000)
+
+
+def test_timing_below_the_config_is_refused_by_plan_and_channel() -> None:
+    """edge.config keeps every plan at or above these floors; a Site built around it (or
+    floors that drift apart) is refused here rather than flashed by the board."""
+    site = crossing()
+    fast = site.plans["fast"]
+    short = dataclasses.replace(
+        fast,
+        timings={pid: dataclasses.replace(t, ped_clear_ms=2500) for pid, t in fast.timings.items()},
+    )
+    with pytest.raises(BoardConfigError) as info:
+        board_config(dataclasses.replace(site, plans={"fast": short}))
+    assert info.value.problems == [
+        "plan fast: channel 3 (ped 2): change interval 2500 ms is below the IO board's "
+        "minimum 3000 ms"
+    ]
 
 
 def test_two_channels_of_one_source_never_conflict() -> None:

@@ -9,7 +9,7 @@ from edge.board.session import SessionState
 from edge.control.messages import Inputs, Outputs
 
 from hw import board, codec
-from tests.board.checks import check_trace, watchdog_flashes
+from tests.board.checks import check_lamp_minimums, check_trace, plan_minimums, watchdog_flashes
 from tests.board.fakelink import FakeLink
 
 MIN = 60_000
@@ -60,6 +60,10 @@ def test_lossy_link_shows_only_commanded_legal_lamps(
     fl.step_to(fl.now + minutes * MIN)
     cfg = fl.driver.config
     assert check_trace(cfg, fl.trace) == []
+    # A lost frame delays a change; no green, walk or clearance after it is shown shorter
+    # than the core's minimum for it (the guard used to start the next green late and end
+    # it on time: 0.3-0.9 s greens for 1 s, 3.2-3.9 s walks for 4 s).
+    assert check_lamp_minimums(cfg, fl.trace, plan_minimums(fl.site, "fast")) == []
     sent = {m.sent for m in fl.sent}
     assert {tuple(codes) for _, codes, _ in fl.rx} <= sent  # nothing corrupt got through
     running_maps = {tuple(lamps) for _, s, _, lamps in fl.trace if s == codec.STATE_RUNNING}

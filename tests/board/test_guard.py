@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from edge.board.config import BoardConfig
-from edge.board.guard import CHANGE, GO, STOP, OutputGuard, category
+from edge.board.guard import CHANGE, GO, STOP, CoreMinimums, OutputGuard, category, core_minimums
 
 from hw import codec
+from tests.board.fakelink import crossing
 
 # Channel 0 and 1 conflict (two crossing streets); channel 2 is a crosswalk
 # beside channel 0 (conflicts with 1). Yellow 3000 ms, ped clearance 3000 ms,
@@ -162,3 +165,92 @@ def test_host_jitter_tolerance() -> None:
     g.confirm(5000, [Y, R, R])
     assert g.shape(7979, [R, R, R]) == [Y, R, R]
     assert g.shape(7980, [R, R, R]) == [R, R, R]
+
+
+# -- the core's minimums: a late start never makes an interval shorter ---------------------
+
+# Channel 0: min green 5 s, red clearance 2 s; channel 1: 5 s, 2 s; the walk: 4 s, 2 s.
+CORE = CoreMinimums(go_ms=(5000, 5000, 4000), red_ms=(2000, 2000, 2000))
+
+
+def core_guard() -> OutputGuard:
+    g = OutputGuard(CFG, CORE)
+    g.board_recovered(0)
+    g.board_running()
+    return g
+
+
+def test_green_started_late_ends_late() -> None:
+    """The controller's 5 s green (its minimum) reached the lamps 300 ms late: it ends late."""
+    g = core_guard()
+    g.shape(10_000, [G, R, R])
+    g.confirm(10_300, [G, R, R])  # the first STATUS showing it answers the 10 300 frame
+    assert g.shape(15_000, [Y, R, R]) == [G, R, R]
+    assert g.shape(15_200, [Y, R, R]) == [G, R, R]
+    assert g.shape(15_300, [Y, R, R]) == [Y, R, R]
+
+
+def test_green_longer_than_its_minimum_catches_up() -> None:
+    """A 20 s green that started 300 ms late on the lamps ends on time: still >= 5 s."""
+    g = core_guard()
+    g.shape(10_000, [G, R, R])
+    g.confirm(10_300, [G, R, R])
+    assert g.shape(30_000, [Y, R, R]) == [Y, R, R]
+
+
+def test_green_cut_by_the_controller_is_never_shown_longer_than_needed() -> None:
+    """A green the core itself ended early (preemption, 2 s) lasts at least that long."""
+    g = core_guard()
+    g.shape(10_000, [G, R, R])
+    g.confirm(10_100, [G, R, R])
+    assert g.shape(12_000, [Y, R, R]) == [G, R, R]
+    assert g.shape(12_100, [Y, R, R]) == [Y, R, R]
+
+
+def test_change_lasts_the_controllers_when_longer_than_the_boards() -> None:
+    g = core_guard()
+    assert g.shape(3000, [G, R, R]) == [G, R, R]  # 2 s after the recovery's all-red began
+    g.confirm(3000, [G, R, R])
+    g.shape(10_000, [Y, R, R])
+    g.confirm(10_100, [Y, R, R])  # confirmed a tick late
+    assert g.shape(14_500, [R, R, R]) == [Y, R, R]  # the core's 4.5 s yellow, not the board's 3
+    assert g.shape(14_600, [R, R, R]) == [R, R, R]
+
+
+def test_red_clearance_keeps_the_cores() -> None:
+    """The core's 2 s red clearance (the board asks 1 s) holds when the red came late."""
+    g = core_guard()
+    assert g.shape(3000, [G, R, R]) == [G, R, R]  # 2 s after the recovery's all-red began
+    g.confirm(3000, [G, R, R])
+    g.shape(10_000, [Y, R, R])
+    g.confirm(10_000, [Y, R, R])
+    g.shape(13_000, [R, R, R])
+    g.confirm(13_100, [R, R, R])  # the red reached the lamps 100 ms late
+    assert g.shape(15_000, [R, G, R]) == [R, R, R]
+    assert g.shape(15_100, [R, G, R]) == [R, G, R]
+    # A conflicting channel red for long (in the controller and on the lamps): no wait.
+    g2 = core_guard()
+    assert g2.shape(60_000, [R, G, R]) == [R, G, R]
+
+
+def test_green_never_shown_is_listed_as_skipped() -> None:
+    g = core_guard()
+    g.shape(500, [R, G, R])  # channel 0 not stopped for 2 s yet since the recovery
+    assert g.shape(600, [R, Y, R]) == [R, R, R]
+    assert g.skipped == [1]
+
+
+def test_site_minimums_follow_the_plans() -> None:
+    site = crossing()  # min green 1 s, walk 4 s, red clearance 1 s
+    assert core_minimums(site) == CoreMinimums(go_ms=(1000, 1000, 4000), red_ms=(1000, 1000, 1000))
+    fast = site.plans["fast"]
+    slow = dataclasses.replace(
+        fast,
+        id="slow",
+        timings={
+            pid: dataclasses.replace(t, min_green_ms=7000, red_clear_ms=2500, walk_ms=6000)
+            for pid, t in fast.timings.items()
+        },
+    )
+    both = dataclasses.replace(site, plans={"fast": fast, "slow": slow})
+    assert core_minimums(both) == CoreMinimums(go_ms=(7000, 7000, 6000), red_ms=(2500,) * 3)
