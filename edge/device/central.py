@@ -32,6 +32,7 @@ counts miss; a disabled hook, `counts_stopped`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import time
@@ -74,7 +75,6 @@ class CentralLink(CentralEndpoint):
         self.spat_sent = 0
         self.sent: deque[ControlCommand] = deque()  # handed to the core, awaiting its verdict
         self.utc0 = utc_ms() - rt.board.clock_ms()
-        self.loop = asyncio.get_running_loop()
         # Filled by the tick hook's thread, emptied by this task (deque: atomic ends).
         self._tick_events: deque[Event | LogEvent] = deque()
         self.counts: CountsAggregator | None = None  # the hook's thread's own, from step 1
@@ -221,7 +221,14 @@ class CentralLink(CentralEndpoint):
         body = messages.dumps(on_utc(counts.flush(counts.last_ms), self.utc0))
         # The hook's thread: through the store's worker, as every spool write (endpoint.py).
         fut = self.db.submit(self._write_spool, [("counts", body)], [])
-        fut.add_done_callback(lambda _f: self.loop.call_soon_threadsafe(self.client.spooled))
+        loop = self._loop  # set by run(); the hook's thread may tick before it
+        if loop is not None:  # else the sender finds the rows when it starts
+
+            def wake(_f: object) -> None:
+                with contextlib.suppress(RuntimeError):  # the loop closed at shutdown
+                    loop.call_soon_threadsafe(self.client.spooled)
+
+            fut.add_done_callback(wake)
 
     def _on_core_events(self) -> None:
         while self._tick_events:
