@@ -21,8 +21,15 @@ Tasks under one TaskGroup (STYLE.md point 7):
   control tick still ticks: none for 2 s is an error), then runs the one
   shutdown path.
 
+Extension tasks (EXTENSIONS: `central`, `web`, `event-log`, `status`) are
+outside local control: one that fails or ends is logged (`task_failed`,
+`task_ended`) and started again after a capped backoff (edge/backoff.py,
+`task_restart`), and the intersection runs on without it meanwhile; a new
+central link is built on each start (it restores its plans and priority book
+from the store).
+
 The one shutdown path: SIGTERM/SIGINT, a board refusal or any unexpected
-error in a task all come to `_shutdown`: the ticker stops, the board is
+error in an essential task all come to `_shutdown`: the ticker stops, the board is
 handed to flash (an OUTPUTS with the flash flag; its STATUS confirms it,
 waited for with a timeout; if the port is gone the board's own watchdog
 flashes it), the exit is logged with its reason (`runtime_exit reason=...
@@ -46,6 +53,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from edge.backoff import Backoff
 from edge.board.driver import TICK_MS
 from edge.board.runner import EXIT_CONFIG, EXIT_REFUSED, BoardRunner
 from edge.board.session import BoardRefusedError, state_name
@@ -68,6 +76,11 @@ HANDOVER_TIMEOUT_S = 1.0
 SUPERVISE_EVERY_S = 1.0
 TICK_STALL_S = 2.0  # no tick for this long: the control task is stuck; shut down
 HOOK_DRAIN_S = 1.0  # at shutdown, the tick hooks' queued ticks are handled within this
+# Tasks outside local control: a failure restarts them, never stops the intersection.
+EXTENSIONS = frozenset({"central", "web", "event-log", "status"})
+RESTART_MIN_S = 1.0
+RESTART_MAX_S = 60.0
+
 # Test-only fault injection: EDGE_RUNTIME_FAIL=<task>:<seconds> raises in that task after
 # that long; control-tick-hang:<seconds> makes the ticker hang instead.
 FAIL_ENV = "EDGE_RUNTIME_FAIL"
@@ -282,7 +295,11 @@ class Runtime:
         return self.code
 
     async def _guarded(self, name: str, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run one task; any error in it becomes a stop request (the one shutdown path)."""
+        """Run one task; any error in it becomes a stop request (the one shutdown path),
+        except in an extension, which is started again (_restarting)."""
+        if name in EXTENSIONS:
+            await self._restarting(name, fn)
+            return
         try:
             await fn()
         except asyncio.CancelledError:
@@ -296,6 +313,28 @@ class Runtime:
         else:
             if not self._stop.is_set():
                 self.request_stop(f"task_ended:{name}", EXIT_ERROR)
+
+    async def _restarting(self, name: str, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """An extension: logged and started again after a backoff until the runtime stops."""
+        backoff = Backoff(RESTART_MIN_S, RESTART_MAX_S)
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                await fn()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("task_failed task=%s error=%r: the intersection runs on", name, exc)
+            else:
+                if self._stop.is_set():
+                    return
+                log.error("task_ended task=%s: the intersection runs on", name)
+            if time.monotonic() - started > RESTART_MAX_S:
+                backoff.reset()  # it ran a good while: a new failure starts the backoff over
+            delay = backoff.next_delay()
+            log.info("task_restart task=%s in_s=%.1f", name, delay)
+            if await self._wait_stop(delay):
+                return
 
     async def _supervisor(self) -> None:
         """Wait for a stop request (1 s at a time) and watch that the ticker still ticks."""

@@ -266,6 +266,12 @@ class TickHooks:
             hook.start()
         return hook
 
+    def remove(self, name: str) -> None:
+        """End a hook's worker (after what it has queued) and forget it; no wait."""
+        hook = self.hooks.pop(name, None)
+        if hook is not None:
+            hook.request_stop()
+
     def __bool__(self) -> bool:
         return bool(self.hooks)
 

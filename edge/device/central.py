@@ -78,6 +78,7 @@ class CentralLink(CentralEndpoint):
         # Filled by the tick hook's thread, emptied by this task (deque: atomic ends).
         self._tick_events: deque[Event | LogEvent] = deque()
         self.counts: CountsAggregator | None = None  # the hook's thread's own, from step 1
+        rt.hooks.remove("central")  # a link before this one (the task restarted)
         rt.add_tick_hook(
             "central",
             self._on_tick,

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,15 +113,40 @@ def test_sigterm_hands_board_to_flash_and_restart_recovers(
 
 
 def test_error_in_a_task_takes_the_shutdown_path(tmp_path: Path, board: BoardProcess) -> None:
-    host = RunHost(tmp_path, board.path, "failing", EDGE_RUNTIME_FAIL="status:4")
+    host = RunHost(tmp_path, board.path, "failing", EDGE_RUNTIME_FAIL="schedule:4")
     try:
         assert lamps_until(board, running_green, START_S), host.log()
         assert host.proc.wait(10) == 1
         assert lamps_until(board, host_flash, 2.0), host.log()
         log = host.log()
-        assert "task_failed task=status" in log
+        assert "task_failed task=schedule" in log
         assert "shutdown_handover board_state=FLASH" in log
-        assert "runtime_exit reason=task_failed:status:InjectedFault code=1" in log
+        assert "runtime_exit reason=task_failed:schedule:InjectedFault code=1" in log
+    finally:
+        host.close()
+
+
+def test_a_failing_extension_is_restarted_and_the_intersection_runs_on(
+    tmp_path: Path, board: BoardProcess
+) -> None:
+    # `status` is an extension (runtime.EXTENSIONS, as are central, web and the event log):
+    # it fails 4 s in, and is started again; the lamps never leave normal operation.
+    host = RunHost(tmp_path, board.path, "extension", EDGE_RUNTIME_FAIL="status:4")
+    try:
+        assert lamps_until(board, running_green, START_S), host.log()
+        deadline = time.monotonic() + 15
+        while "task_restart task=status" not in host.log() and time.monotonic() < deadline:
+            assert host.proc.poll() is None, host.log()
+            time.sleep(0.2)
+        log = host.log()
+        assert "task_failed task=status" in log and "the intersection runs on" in log
+        assert "task_restart task=status" in log
+        assert host.proc.poll() is None and "shutdown_handover" not in log
+        lamps_until(board, lambda _ev: False, 1.0)  # take every lamp change so far
+        # every lamp change since start-up was normal operation: no flash of any kind
+        lamps = [ev for ev in board.events if ev["event"] == "lamps"]
+        first_run = next(i for i, ev in enumerate(lamps) if ev["state"] == codec.STATE_RUNNING)
+        assert all(ev["state"] == codec.STATE_RUNNING for ev in lamps[first_run:])
     finally:
         host.close()
 
