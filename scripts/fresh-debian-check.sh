@@ -118,7 +118,10 @@ if [ "${1:-}" = __inner ]; then
     mkdir -p "$root/build"
     git clone --quiet --no-checkout "$FD_REPO" "$root/build/edge"
     git -C "$root/build/edge" -c advice.detachedHead=false checkout --quiet "$FD_REV"
-    if [ -d "$FD_REPO/../shared" ]; then cp -a "$FD_REPO/../shared" "$root/build/shared"; fi
+    if [ -d "$FD_REPO/../shared" ]; then # /. : its contents, where shared is a link
+        mkdir "$root/build/shared"
+        cp -a "$FD_REPO/../shared/." "$root/build/shared/"
+    fi
 
     # The README's first command. The set-up's end is the Makefile's stamp.
     t0=$(date +%s)
@@ -211,6 +214,9 @@ remove_root() {
     rm -rf --one-file-system "$root"
 }
 mkdir -p "$dir"
+# One run at a time per work folder (the namespaces hold the lock until they end).
+exec 9>"$dir/lock"
+flock -n 9 || die "another run is using $dir"
 remove_root || die "unmount those first"
 
 # The debootstrap tarball (the minbase .debs) is cached for a week.
