@@ -18,7 +18,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-# policy-rc.d 101: the packages must not start (or enable) their system services here.
+# policy-rc.d 101: the packages must not start their system services here.
 policy=/usr/sbin/policy-rc.d
 created=0
 if [ ! -e "$policy" ]; then
@@ -26,6 +26,18 @@ if [ ! -e "$policy" ]; then
     chmod +x "$policy"
     created=1
 fi
-trap '[ $created = 1 ] && rm -f "$policy"' EXIT
+trap 'if [ $created = 1 ]; then rm -f "$policy"; fi' EXIT
 apt-get -o DPkg::Lock::Timeout=600 update
 apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${need[@]}"
+# policy-rc.d keeps mosquitto from starting now, but its postinst still enables the
+# service for every boot (a systemd link and SysV rc links). The tests start their
+# own brokers: disable the one this script installed. systemctl disable works on
+# the files alone (no running systemd needed) and also turns the rc links to K
+# links; without systemd, update-rc.d does that part. A later upgrade keeps it off.
+if [[ " ${need[*]} " == *" mosquitto "* ]]; then
+    if command -v systemctl >/dev/null; then
+        systemctl --quiet disable mosquitto.service
+    else
+        update-rc.d mosquitto disable
+    fi
+fi

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from edge import credentials
+from sim.pi_root import make_rootfs
 
 from hw import board as hw_board
 from tests.board.procs import CROSSING, REPO
@@ -19,7 +20,6 @@ from tests.flash.conftest import (
     PASSWORD,
     Inputs,
     Provisioned,
-    make_rootfs,
     run_flash,
     snapshot,
 )
