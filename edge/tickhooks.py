@@ -266,11 +266,13 @@ class TickHooks:
             hook.start()
         return hook
 
-    def remove(self, name: str) -> None:
-        """End a hook's worker (after what it has queued) and forget it; no wait."""
+    def remove(self, name: str) -> TickHook | None:
+        """Forget a hook and ask its worker to end after what it has queued (no wait:
+        hook.stop(timeout_s) waits for it)."""
         hook = self.hooks.pop(name, None)
         if hook is not None:
             hook.request_stop()
+        return hook
 
     def __bool__(self) -> bool:
         return bool(self.hooks)

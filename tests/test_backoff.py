@@ -17,6 +17,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.board.procs import CROSSING
+from tests.hypothesis_profiles import examples
 
 ATTEMPTS = 100_000
 
@@ -93,7 +94,7 @@ def test_bad_parameters_are_refused_by_name(first: float, cap: float, floor: flo
 positive = st.floats(min_value=1e-6, max_value=1e6, allow_nan=False, allow_infinity=False)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     first=positive,
     cap_factor=st.floats(min_value=1.0, max_value=1e300),

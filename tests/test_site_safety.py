@@ -40,6 +40,8 @@ from edge.control.site import Approach, Movement, SignalKey, SignalKind, Site, T
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+from tests.hypothesis_profiles import examples
+
 ROOT = Path(__file__).resolve().parents[1]
 SITES = ROOT / "tests" / "sites"
 T_JUNCTION = ROOT / "examples" / "t_junction.toml"
@@ -268,7 +270,7 @@ def streams(draw: st.DrawFn, approaches: list[Approach]) -> list[Stream]:
 
 
 @given(data=st.data())
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 def test_geometry_lets_a_stream_off_only_where_it_yields(data: st.DataObject) -> None:
     approaches = data.draw(junctions())
     chosen = data.draw(streams(approaches))
@@ -448,7 +450,7 @@ def _oracle_table(site: Site, oracle: Oracle) -> set[tuple[SignalKey, SignalKey]
 @example(raw=_pinned("permissive_through_beside_its_walk.toml"))
 @example(raw=_pinned("fya_arrow_beside_its_walk.toml"))
 @example(raw=tomllib.loads(T_JUNCTION.read_text()))
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_accepted_sites_never_time_a_conflict_and_every_layer_holds_the_table(
     raw: dict[str, Any],
 ) -> None:

@@ -55,6 +55,8 @@ latency, so the board measures about the interval between their sends; the
 guard allows TOLERANCE_MS of the board's 50 ms timing slack for the host's
 own wake-up jitter between two ticks (a few ms normally; a tick late by more
 is held back a tick) and leaves the rest for the line and the board's loop.
+The core's own times are compared the same way, so "never shorter" above holds
+to within TOLERANCE_MS (a fifth of a tick): the send jitter of one frame.
 """
 
 from __future__ import annotations

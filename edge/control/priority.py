@@ -40,6 +40,9 @@ from edge.control.site import Site, TransitPriority
 
 EXTEND = "extend"
 EARLY = "early"
+# Closed overrides are kept this long: a cycle (300 s at most, edge.config) in force
+# after new timing still sees every override inside its window.
+HISTORY_MS = 300_000
 
 
 def transit_phase(site: Site, approach: str) -> int | None:
@@ -107,7 +110,7 @@ class TransitState:
         return sum(max(0, min(e, now) - max(s, lo)) for s, e in spans)
 
     def _open(self, now: int, kind: str, phase: int, cycle_ms: int, label: str) -> bool:
-        self.used = [(s, e) for s, e in self.used if e > now - cycle_ms]
+        self.used = [(s, e) for s, e in self.used if e > now - max(cycle_ms, HISTORY_MS)]
         left = int(self.settings.max_share * cycle_ms) - self.used_ms(now, cycle_ms)
         longest = self.settings.max_extension_ms if kind == EXTEND else self.settings.max_early_ms
         if left <= 0:
@@ -125,7 +128,10 @@ class TransitState:
             lo = a.start - cycle_ms
             before = sum(max(0, min(e, a.start) - max(s, lo)) for s, e in self.used)
             budget = int(self.settings.max_share * cycle_ms) - before
-            a.cap = max(now, min(a.cap, a.start + budget))  # what has run, has run
+            longest = (
+                self.settings.max_extension_ms if a.kind == EXTEND else self.settings.max_early_ms
+            )
+            a.cap = max(now, min(a.cap, a.start + budget, a.start + longest))  # what ran, ran
         if a.cap <= now:
             self.close(now)
 

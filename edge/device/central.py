@@ -51,6 +51,7 @@ from edge.link.endpoint import FIRMWARE, CentralEndpoint, read_site, utc_ms
 from edge.link.messages import LogEvent
 from edge.link.plans import Bundle, plan_at
 from edge.link.session import Ack, ControlCommand
+from edge.runtime import HOOK_DRAIN_S
 
 if TYPE_CHECKING:
     from edge.runtime import CentralHook, Runtime
@@ -78,7 +79,6 @@ class CentralLink(CentralEndpoint):
         # Filled by the tick hook's thread, emptied by this task (deque: atomic ends).
         self._tick_events: deque[Event | LogEvent] = deque()
         self.counts: CountsAggregator | None = None  # the hook's thread's own, from step 1
-        rt.hooks.remove("central")  # a link before this one (the task restarted)
         rt.add_tick_hook(
             "central",
             self._on_tick,
@@ -230,6 +230,16 @@ class CentralLink(CentralEndpoint):
                     loop.call_soon_threadsafe(self.client.spooled)
 
             fut.add_done_callback(wake)
+
+    async def _wind_down(self, link: asyncio.Task[None]) -> None:
+        """This link's tick hook ends with it: what it has queued (counts, the core's
+        events) is handled and spooled before the store closes, and a link started
+        after this one (a restart) registers its own."""
+        hook = self.rt.hooks.remove("central")
+        if hook is not None:
+            await asyncio.to_thread(hook.stop, HOOK_DRAIN_S)
+        self._on_core_events()
+        await super()._wind_down(link)
 
     def _on_core_events(self) -> None:
         while self._tick_events:

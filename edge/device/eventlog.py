@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge.runtime import HOOK_DRAIN_S
 from edge.store import Store
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class EventLog:
         self.held: list[Row] = []  # the task's own: rows a refused write kept
         self.failing = False  # the store refused the last write
         self.utc0 = time.time_ns() // 1_000_000 - rt.board.clock_ms()
+        self.rt = rt
         rt.add_tick_hook("event-log", self.on_tick, on_dropped=self.on_dropped)
 
     def on_tick(self, tick: Tick) -> None:
@@ -78,9 +80,14 @@ class EventLog:
                 await asyncio.sleep(FLUSH_S)
                 await self._flush()
         finally:
+            # The hook ends with this log (a restart registers a new one): what it has
+            # queued is taken, then the last write, off the event loop.
+            hook = self.rt.hooks.remove("event-log")
+            if hook is not None:
+                await asyncio.to_thread(hook.stop, HOOK_DRAIN_S)
             rows = self._take()
             with contextlib.suppress(sqlite3.Error):  # logged by an earlier flush
-                self.store.log_events(rows)
+                await asyncio.to_thread(self.store.log_events, rows)
             self.store.close()
 
     async def _flush(self) -> None:
@@ -101,5 +108,9 @@ class EventLog:
 
 
 def event_log_task(path: Path, rt: Runtime) -> Callable[[], Any]:
-    log = EventLog(path, rt)
-    return log.run
+    """The `event-log` task: a new EventLog (its store, its tick hook) on every start."""
+
+    async def run() -> None:
+        await EventLog(path, rt).run()
+
+    return run

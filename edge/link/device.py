@@ -46,9 +46,17 @@ class DeviceRuntime:
         self.cfg = cfg
         config = load_config(str(cfg.site_path))
         self.runtime = Runtime(config, port)
-        self.link = CentralLink(cfg, self.runtime)
-        link = self.link
-        self.runtime.central = lambda _rt: link.run()
+        self.link = CentralLink(cfg, self.runtime)  # built here: the accessors below use it
+        starts = 0
+
+        async def central(runtime: Runtime) -> None:
+            nonlocal starts
+            if starts:  # a restart (runtime.EXTENSIONS): a new link, as edge run builds one
+                self.link = CentralLink(cfg, self.runtime)
+            starts += 1
+            await self.link.run()
+
+        self.runtime.central = central
         self.demand = RandomDemand(config.site, seed=cfg.demand_seed, veh_per_hour=cfg.veh_per_hour)
         self._k = 0
         driver = self.runtime.driver

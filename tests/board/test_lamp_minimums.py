@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from hw import codec
 from tests.board.checks import check_lamp_minimums, check_trace, plan_minimums
 from tests.board.fakelink import CROSSING, FakeLink
+from tests.hypothesis_profiles import examples
 
 SITE_RAW = tomllib.loads(CROSSING.read_text())
 # The site file's plan: long clearances, as a cautious first timing.
@@ -156,7 +157,7 @@ def timings(draw: st.DrawFn) -> dict[str, float]:
     }
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(first=timings(), then=timings(), ber=st.sampled_from([0.0, 1e-3]), seed=st.integers(1, 50))
 @example(first=LONG, then=SHORT, ber=0.0, seed=1)
 @example(first=SHORT, then=LONG, ber=1e-3, seed=3)

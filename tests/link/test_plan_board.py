@@ -26,6 +26,7 @@ from edge.store import Store
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tests.hypothesis_profiles import examples
 from tests.link.harness import SITE, Keys
 
 DEV = "dev-1"
@@ -68,7 +69,7 @@ SHORTEST = {
 }  # fmt: skip
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(timing=valid_timing())
 @example(timing=SHORTEST)  # issue 15: clearances shorter than the site file's plans
 def test_every_accepted_bundle_keeps_the_boards_config(timing: dict[str, float]) -> None:

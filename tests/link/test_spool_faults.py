@@ -130,7 +130,7 @@ def test_a_store_that_refuses_writes_is_reported_and_loses_nothing(
     assert str(seen["status"]).startswith("spool: database or disk is full"), seen
     assert seen["stored_meanwhile"] == 0, seen  # every write refused while the disk was full
     # the control tick went on at 10 Hz and the runtime did not stop
-    assert seen["tick_hz"] >= 9.5 and seen["stopping"] is False, seen
+    assert seen["tick_hz"] >= 9.0 and seen["stopping"] is False, seen
     # central got the failure and the recovery as events, and every sequence number:
     # what the full store refused was held and written late, not dropped
     failed = events_named(col, "store_write_failed")

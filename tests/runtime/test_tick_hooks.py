@@ -15,6 +15,8 @@ from edge.tickhooks import MAX_FAILURES, STALLED_S, Tick, TickHook, TickHooks
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tests.hypothesis_profiles import examples
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "four_leg_protected.toml"
 
 
@@ -131,7 +133,7 @@ def test_the_snapshot_is_a_copy_of_the_controller() -> None:
 OPS = st.lists(st.sampled_from(["put", "ok", "raise"]), max_size=200)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(ops=OPS, queue_ticks=st.integers(1, 8))
 @example(ops=["put"] * 10 + ["ok"], queue_ticks=3)
 @example(ops=["put", "raise"] * 6, queue_ticks=1)

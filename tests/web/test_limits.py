@@ -32,12 +32,13 @@ from hypothesis import strategies as st
 from starlette.types import Message
 
 from tests.board.procs import CROSSING, BoardProcess
+from tests.hypothesis_profiles import examples
 from tests.runtime.live import LiveRun, TickTimes, run_live, watchdog_flashes
 from tests.web.inproc import PASSWORD, USER, Stepper, app_for, make_runtime, write_credentials
 
 ROOT = Path(__file__).resolve().parents[2]
 BIG = 25_000_000  # the size that overran the tick by 0.4-1.1 s when it was parsed
-MAX_GAP_S = 0.4  # a tick is due every 0.1 s; the board flashes after 0.5 s without one
+MAX_GAP_S = 0.45  # a tick is due every 0.1 s; the board flashes after 0.5 s without one
 T = TypeVar("T")
 
 
@@ -214,7 +215,7 @@ def test_big_bodies_to_a_running_intersection_never_delay_its_tick(
     for kind, status, took, error in answers:
         print(f"413 for a {BIG / 1e6:.0f} MB body ({kind}, real uvicorn): {took:.3f} s")
         assert status == 413 and "over the limit of 4096 bytes" in error, (kind, status)
-        assert took < 2.0, (kind, took)
+        assert took < 3.0, (kind, took)
     gap = ticks.max_gap_s(run.running_s, run.done_s)
     print(f"max tick gap while 4 bodies of {BIG / 1e6:.0f} MB arrived: {gap:.3f} s")
     assert gap < MAX_GAP_S
@@ -245,7 +246,7 @@ async def test_guesses_from_one_address_never_hold_up_a_technician_at_another(
     busy = next(a for a in answers if a.status_code == 429)
     assert busy.headers["retry-after"] == "1" and "one at a time" in busy.json()["error"]
     print(f"a technician's call behind 16 wrong guesses from one other address: {took:.3f} s")
-    assert took < 1.5  # it waited behind all 16 (8.8 s on a device) before
+    assert took < 3.0  # it waited behind all 16 (8.8 s on a device) before
 
 
 @pytest.mark.anyio
@@ -273,7 +274,7 @@ async def test_guessers_at_many_addresses_never_queue_a_technician_behind_them(
     assert r.status_code == 200, r.text
     assert codes.count(401) >= 16 and set(codes) <= {401, 429}
     print(f"a technician's call while 16 addresses keep guessing: {took:.3f} s")
-    assert took < 1.5  # its check goes before the guessers' waiting ones
+    assert took < 3.0  # its check goes before the guessers' waiting ones
 
 
 @pytest.mark.anyio
@@ -344,7 +345,7 @@ ATTEMPTS = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(attempts=ATTEMPTS)
 @example(attempts=[("a", False, 0.0)] * 12 + [("b", True, 0.0)])
 @example(attempts=[("a", False, 0.0)] * 4 + [("a", True, 0.0)] + [("a", False, 0.0)] * 4)
