@@ -52,3 +52,12 @@ def test_help_shows_defaults_and_the_simulator_choices(monkeypatch: pytest.Monke
     assert "(default: 1)" in parsers["edge demo"].format_help()
     assert "(default: True)" not in text  # a flag's default says nothing
     assert "(default: 8883)" in parsers["edge central priority"].format_help()
+
+
+def test_the_cli_starts_where_no_scenario_is_shipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An installed device's wheel has the code but not sim/scenarios: `edge` must start.
+    from sim.sumo import scenarios
+
+    monkeypatch.setattr(scenarios, "SHIPPED", scenarios.SHIPPED / "not-in-the-wheel")
+    assert "single" not in scenarios.names()
+    assert dict(_parsers())["edge run"].format_help()

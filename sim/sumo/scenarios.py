@@ -48,7 +48,9 @@ class Scenario:
 
 
 def names() -> list[str]:
-    shipped = sorted(p.name for p in SHIPPED.iterdir() if p.is_dir() and any(p.glob("*.sumocfg")))
+    # An installed device has no scenarios (the wheel ships the code, not sim/scenarios).
+    folders = SHIPPED.iterdir() if SHIPPED.is_dir() else iter(())
+    shipped = sorted(p.name for p in folders if p.is_dir() and any(p.glob("*.sumocfg")))
     return shipped + sorted(_DATA_SETS)
 
 
