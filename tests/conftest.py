@@ -1,12 +1,15 @@
-"""Session-wide reporting."""
+"""Session-wide set-up: the Hypothesis profile, the virtual-board fixture, reporting."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests import hypothesis_profiles
+from tests.board.procs import BoardProcess
 
 hypothesis_profiles.load()
 
@@ -18,3 +21,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"control core: {steps:,} controller steps checked by properties"
         )
+
+
+@pytest.fixture
+def board(tmp_path: Path) -> Iterator[BoardProcess]:
+    """A virtual IO board in its own process on a pty (a module may define its own)."""
+    b = BoardProcess(tmp_path / "ttyBOARD")
+    try:
+        yield b
+    finally:
+        b.close()

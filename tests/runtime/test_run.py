@@ -13,11 +13,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from hw import codec
 from tests.board.procs import CROSSING, REPO, BoardProcess, poll
@@ -51,15 +48,6 @@ class RunHost:
             self.proc.kill()
             self.proc.wait(5)
         self._log.close()
-
-
-@pytest.fixture
-def board(tmp_path: Path) -> Iterator[BoardProcess]:
-    b = BoardProcess(tmp_path / "ttyBOARD")
-    try:
-        yield b
-    finally:
-        b.close()
 
 
 def lamps_until(board: BoardProcess, pred: Any, timeout_s: float) -> dict[str, Any] | None:

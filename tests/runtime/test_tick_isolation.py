@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,15 +55,6 @@ class Fault:
         self.after += 1
         self.events_after += len(tick.outputs.events) if tick.outputs is not None else 0
         self.own(tick)
-
-
-@pytest.fixture
-def board(tmp_path: Path) -> Iterator[BoardProcess]:
-    b = BoardProcess(tmp_path / "ttyBOARD")
-    try:
-        yield b
-    finally:
-        b.close()
 
 
 def test_failing_and_stalled_hooks_never_delay_the_tick(

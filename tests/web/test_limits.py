@@ -178,15 +178,6 @@ async def test_a_trickled_body_times_out_and_a_bad_length_is_refused() -> None:
     assert await _call(mw, [], [part] * 10 + [{**part, "more_body": False}]) == 413
 
 
-@pytest.fixture
-def board(tmp_path: Path) -> Iterator[BoardProcess]:
-    b = BoardProcess(tmp_path / "ttyBOARD")
-    try:
-        yield b
-    finally:
-        b.close()
-
-
 def test_big_bodies_to_a_running_intersection_never_delay_its_tick(
     tmp_path: Path, board: BoardProcess
 ) -> None:
