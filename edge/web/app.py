@@ -247,7 +247,9 @@ def create_app(
         addr = request.client.host if request.client is not None else "unknown"
         refusal = guard.admit(addr)
         if refusal is not None:
-            log.warning("manual_refused user=%s client=%s: %s", _logged(req.user), addr, refusal.message)
+            log.warning(
+                "manual_refused user=%s client=%s: %s", _logged(req.user), addr, refusal.message
+            )
             raise HTTPException(
                 429, refusal.message, headers={"Retry-After": str(refusal.retry_after_s)}
             )

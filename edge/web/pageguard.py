@@ -130,4 +130,8 @@ def _origin(scheme: str, netloc: str) -> tuple[str, str, int] | None:
         return None
     if parts.hostname is None:
         return None
-    return scheme, parts.hostname.lower(), port if port is not None else DEFAULT_PORTS.get(scheme, 0)
+    return (
+        scheme,
+        parts.hostname.lower(),
+        port if port is not None else DEFAULT_PORTS.get(scheme, 0),
+    )
