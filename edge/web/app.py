@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,7 +30,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge import credentials
@@ -38,6 +39,7 @@ from edge.web.bodylimit import MAX_BODY_BYTES, BodyLimit
 from edge.web.layout import Layout, layout_of
 from edge.web.live import History, LoggedEvent, Recorder, State
 from edge.web.logins import CheckQueue, LoginGuard
+from edge.web.pageguard import PageGuard
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ MAX_STREAMS = 8  # browsers at once; more would cost the Pi's control tick
 COMMAND_WAIT_S = 1.0  # how long a manual action waits for the controller's answer
 WRONG_CREDENTIAL_DELAY_S = 0.5  # per client: its next guess waits (logins: one at a time)
 CHECK_THREADS = 2  # scrypt checks at once (a Pi has 4 cores; the tick needs one)
+USER_PATTERN = f"^{credentials.USER_RE.pattern}$"  # in the OpenAPI document
 
 
 class ControlRequest(BaseModel):
@@ -57,8 +60,19 @@ class ControlRequest(BaseModel):
     action: Literal["all_red", "flash", "hold", "call", "automatic"]
     phase: int | None = Field(default=None, ge=1, le=64)
     ped: bool = False
-    user: str = Field(min_length=1, max_length=32)
+    # only names `edge passwd` accepts: no space or `=` that could forge log fields
+    user: str = Field(min_length=1, max_length=32, pattern=USER_PATTERN)
     password: str = Field(min_length=1, max_length=256)
+
+    @field_validator("user", mode="before")
+    @classmethod
+    def _user_name(cls, value: object) -> object:
+        if isinstance(value, str) and not credentials.USER_RE.fullmatch(value):
+            raise ValueError(
+                f"{value[:40]!r} is not a user name: 1 to 32 of a-z, 0-9, '_', '.', '-' "
+                "(no capitals, spaces or '='), not starting with '.', '-' or a digit"
+            )
+        return value
 
 
 class ControlResult(BaseModel):
@@ -98,6 +112,7 @@ def create_app(
         redoc_url=None,
     )
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(PageGuard)  # added last, so outermost: its headers on BodyLimit's refusals
     streams = {"open": 0}
 
     @app.exception_handler(RequestValidationError)
@@ -232,7 +247,9 @@ def create_app(
         addr = request.client.host if request.client is not None else "unknown"
         refusal = guard.admit(addr)
         if refusal is not None:
-            log.warning("manual_refused user=%s client=%s: %s", req.user, addr, refusal.message)
+            log.warning(
+                "manual_refused user=%s client=%s: %s", _logged(req.user), addr, refusal.message
+            )
             raise HTTPException(
                 429, refusal.message, headers={"Retry-After": str(refusal.retry_after_s)}
             )
@@ -251,7 +268,7 @@ def create_app(
                 lockout = guard.failed(addr)
                 log.warning(
                     "manual_refused user=%s client=%s action=%s: wrong credential%s",
-                    req.user, addr, req.action, f"; {lockout.message}" if lockout else "",
+                    _logged(req.user), addr, req.action, f"; {lockout.message}" if lockout else "",
                 )  # fmt: skip
                 recorder.add(
                     "manual", "warning", "manual_refused", req.user,
@@ -273,7 +290,7 @@ def create_app(
         at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         what = f"{req.action}" + (f" phase {req.phase}" if req.phase else "")
         what += " (ped)" if req.ped and req.action == "call" else ""
-        log.warning("manual_command user=%s action=%s at=%s", req.user, what, at)
+        log.warning("manual_command user=%s action=%s at=%s", _logged(req.user), what, at)
         before = recorder.seq
         recorder.add("manual", "warning", "manual_command", req.user, what)
         rt.driver.command(cmd)
@@ -292,6 +309,13 @@ def create_app(
         return JSONResponse(status_code=200, content=res.model_dump())
 
     return app
+
+
+def _logged(value: str) -> str:
+    """`value` as one log word: what is not a letter, digit, '_', '.', '-' or '~' is
+    %-escaped, so no value can end its field or add one (the request checks the user
+    name already; this holds wherever a caller's text is logged)."""
+    return urllib.parse.quote(value, safe="")
 
 
 def _check(path: str | None, user: str, password: str) -> Literal["ok", "wrong", "no_users"]:

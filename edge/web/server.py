@@ -10,6 +10,7 @@ intersection running: the page is for people, the control tick is not its to
 stop. Its per-tick bookkeeping is the `web` tick hook (its own thread, never in
 the tick); what could cost the loop is bounded in edge/web/app.py (request
 bodies, credential checks) and here (at most MAX_CONNECTIONS at once, 503 beyond).
+No `server` header names the software; the security headers are edge/web/pageguard.py's.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def attach_web(
             # the peer's address is the client (per-address login limits): no header from a
             # client, not even from loopback, may claim another one
             proxy_headers=False,
+            server_header=False,  # no banner naming the server software (and its version)
         )
         server = _Server(config)
         log.info("web_listening url=http://%s:%d/", host, actual_port)

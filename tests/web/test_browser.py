@@ -45,6 +45,11 @@ def page(sim: SimPage) -> Iterator[Page]:
         p = ctx.new_page()
         errors: list[str] = []
         p.on("pageerror", lambda e: errors.append(str(e)))
+        # anything the page's Content-Security-Policy blocks is an error of the page
+        p.on(
+            "console",
+            lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None,
+        )
         p.goto(sim.url + "/")
         yield p
         assert not errors, errors
@@ -68,6 +73,12 @@ def test_page_loads_and_goes_live(sim: SimPage, page: Page) -> None:
     assert page.locator(".phase").count() == sum(len(r["phases"]) for r in site["rings"])
     assert "not configured" in page.inner_text("#link")
     assert "no cameras configured" in page.inner_text("#cameras")
+
+
+def test_the_page_runs_under_its_content_security_policy(sim: SimPage, page: Page) -> None:
+    page.wait_for_selector("#live.live", timeout=10_000)
+    csp = page.evaluate("async () => (await fetch('/')).headers.get('content-security-policy')")
+    assert "script-src 'self'" in csp and "unsafe" not in csp
 
 
 def test_signal_heads_change_colour_with_the_phases(sim: SimPage, page: Page) -> None:

@@ -418,6 +418,19 @@ def test_a_header_cannot_claim_another_address(
     assert "from 127.0.0.1: locked out" in answers[-1].json()["error"]
 
 
+def test_the_real_server_names_no_software_and_sends_the_security_headers() -> None:
+    rt = make_runtime()
+    recorder = attach_web(rt, 0)
+
+    async def get(c: httpx.AsyncClient) -> list[httpx.Response]:
+        base = f"http://127.0.0.1:{recorder.port}"
+        return [await c.get(base + path, timeout=2) for path in ("/", "/api/site", "/nothing")]
+
+    for r in asyncio.run(served(rt, get)):
+        assert "server" not in r.headers, r.headers
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
 def test_the_page_listens_on_loopback_unless_told_otherwise(
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -196,7 +196,7 @@ function paintBoard(state) {
       + (lamp === null ? "" : `<td data-board-lamp="${ch.id}" data-lamp="${lamp}"><span class="lamp ${lamp}"></span> ${lamp}</td>`) + "</tr>";
   }).join("");
   $("board").innerHTML = `<p>port <b>${esc(b.port)}</b>, session <b>${b.session}</b>, link <b>${b.link}</b>, board <b>${b.state}</b>${b.link === "lost" ? " (last reported)" : ""}, fault <b>${b.fault}</b>`
-    + (b.latched_fault ? `, <b style="color:var(--red)">latched ${b.latched_fault}: an operator must recover</b>` : "")
+    + (b.latched_fault ? `, <b class="latched">latched ${b.latched_fault}: an operator must recover</b>` : "")
     + `</p><table><thead><tr><th>ch</th><th>drives</th><th>controller</th>${b.lamps ? "<th>board lamps</th>" : ""}</tr></thead><tbody>${rows}</tbody></table>`
     + `<p class="note">frames sent ${b.stats.frames_sent ?? "-"}, status received ${b.stats.status_received ?? "-"}, retries ${b.stats.retries ?? "-"}</p>`;
 }
@@ -354,6 +354,7 @@ function connect() {
 }
 
 async function main() {
+  $("control").addEventListener("submit", (e) => e.preventDefault());  // Enter never submits (CSP: no inline handlers)
   const r = await fetch("/api/site");
   site = await r.json();
   document.title = `edge: ${site.name}`;
