@@ -40,6 +40,7 @@ from edge.control.site import Approach, Movement, SignalKey, SignalKind, Site, T
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+from tests.control.timeline import NEMA_PHASES
 from tests.hypothesis_profiles import examples
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -297,17 +298,6 @@ def test_only_a_left_can_be_a_permissive_stream(turn: str) -> None:
 
 _ARMS = {"N": 0.0, "E": 90.0, "S": 180.0, "W": 270.0}
 _ALL = [f"{a}.{t}" for a in _ARMS for t in "LTR"]
-# The classic 8-phase dual ring: id -> (ring, group, movements, ped crossing)
-_NEMA: dict[int, tuple[int, int, list[str], str | None]] = {
-    1: (1, 1, ["E.L"], None),
-    2: (1, 1, ["W.T", "W.R"], "S"),
-    3: (1, 2, ["N.L"], None),
-    4: (1, 2, ["S.T", "S.R"], "E"),
-    5: (2, 1, ["W.L"], None),
-    6: (2, 1, ["E.T", "E.R"], "N"),
-    7: (2, 2, ["S.L"], None),
-    8: (2, 2, ["N.T", "N.R"], "W"),
-}
 _PLAN = {
     "min_green_s": 6,
     "passage_s": 2.0,
@@ -345,7 +335,7 @@ def phasings(draw: st.DrawFn) -> dict[str, Any]:
     phases: dict[int, dict[str, Any]] = {
         pid: {"id": pid, "ring": ring, "group": group, "movements": list(moves)}
         | ({"ped_crossing": crossing} if crossing else {})
-        for pid, (ring, group, moves, crossing) in _NEMA.items()
+        for pid, (ring, group, moves, crossing) in NEMA_PHASES.items()
     }
     changes = ["add", "remove", "permissive", "crossing"]
     for change in draw(st.lists(st.sampled_from(changes), max_size=3)):
@@ -377,7 +367,7 @@ def phasings(draw: st.DrawFn) -> dict[str, Any]:
         else:  # a flashing yellow arrow on a left phase, permissive with a through
             left = draw(st.sampled_from([1, 3, 5, 7]))
             through = draw(st.sampled_from([2, 4, 6, 8]))
-            movement = draw(st.sampled_from([_NEMA[left][2][0], "E.L", "W.T"]))
+            movement = draw(st.sampled_from([NEMA_PHASES[left][2][0], "E.L", "W.T"]))
             overlaps.append(
                 {
                     "id": f"F{k}",

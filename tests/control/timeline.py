@@ -46,8 +46,8 @@ _APPROACHES = [
     {"id": "S", "bearing_deg": 180},
     {"id": "W", "bearing_deg": 270},
 ]
-# id -> (ring, group, movements, ped crossing)
-_PHASES: dict[int, tuple[int, int, list[str], str | None]] = {
+# The classic 8-phase dual ring: id -> (ring, group, movements, ped crossing)
+NEMA_PHASES: dict[int, tuple[int, int, list[str], str | None]] = {
     1: (1, 1, ["E.L"], None),
     2: (1, 1, ["W.T", "W.R"], "S"),
     3: (1, 2, ["N.L"], None),
@@ -87,7 +87,7 @@ def site_dict(
     ids = LAYOUTS[layout]
     phases = []
     for pid in ids:
-        ring, group, movements, crossing = _PHASES[pid]
+        ring, group, movements, crossing = NEMA_PHASES[pid]
         p: dict[str, Any] = {"id": pid, "ring": ring, "group": group, "movements": movements}
         if crossing is not None:
             p["ped_crossing"] = crossing
