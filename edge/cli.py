@@ -16,6 +16,7 @@ from edge.control.controller import Controller
 from edge.control.messages import Lamp, Outputs
 from edge.demand import RandomDemand
 from edge.link.cli import add_central_command
+from edge.vision.cli import add_vision_command
 
 STEP_MS = 100
 
@@ -284,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_central_command(sub)
 
     add_sim_command(sub)
+    add_vision_command(sub)
 
     p = sub.add_parser("bench", help="run a benchmark and print its figures")
     p.add_argument(

@@ -248,10 +248,10 @@ async def simulate(
     config = SiteConfig(site=d.site, schedule=None)
     world = None
     if cameras:
-        from sim.camera.source import World, camera_sections, register
+        from sim.camera.source import World, register, with_cameras
 
         net = resolve(scenario).net
-        raw = {**d.site_dict, "cameras": camera_sections(d, net)}
+        raw = with_cameras(d, net)
         config = config_from_dict(raw, f"{scenario} (derived)")
         world = World()
         register(d, net, world)

@@ -21,7 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from edge.control.site import Site
 
 Point = tuple[float, float]
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent.parent / "models" / "vehicles.onnx"
+MODELS = Path(__file__).resolve().parent.parent.parent / "models"
+# Real cameras: a COCO-trained detector (models/MODEL_CARD.md). The simulator's
+# flat renders keep the model trained on them, which counts them far better.
+DEFAULT_MODEL = MODELS / "coco-centernet.onnx"
+SIM_MODEL = MODELS / "vehicles.onnx"
 _ID = r"^[A-Za-z0-9_.-]+$"
 _DEVICE = re.compile(r"^/dev/video\d+$")
 

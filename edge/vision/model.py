@@ -1,15 +1,19 @@
-"""The vehicle detector: an ONNX model run by onnxruntime on the CPU, checked against its contract.
+"""The vehicle detector: an ONNX model run by onnxruntime on the CPU, checked at load.
 
-The contract (models/MODEL_CARD.md): one input `images`, float32
-[1, 3, H, W], RGB scaled to 0..1, H and W fixed in the graph, the picture
-letterboxed (aspect kept, padded with 114/255); one output [1, 4 + nc, N]
-in the YOLOv8 detect layout: rows 0-3 are the box centre x, y, width and
-height in input pixels, rows 4.. the class scores (no objectness); the
-model's metadata `names` is an Ultralytics-style dict string
-("{0: 'car', 1: 'truck'}"). Vehicle classes are taken by name (car, truck,
-bus, motorcycle, emergency); other classes (a COCO export's person,
-bicycle, ...) are ignored. A model that breaks the contract is refused at
-load with ModelError saying what differs.
+Rules it keeps:
+- The model's layout (yolov8, centernet, ssd: edge/vision/layouts.py) and its
+  input (channel order, pixel range, letterbox or stretch) come from the
+  model's metadata or its shapes; a model that fits none is refused at load
+  with ModelError saying what differs, never half-used.
+- Class names come from the metadata `names` (an Ultralytics-style dict
+  string, "{0: 'car', 1: 'truck'}"), or the layout's own default (the COCO
+  label map for ssd). Vehicle classes are taken by name (car, truck, bus,
+  motorcycle, emergency); the others (person, bicycle, traffic light, ...)
+  are never decoded, so they never become a box.
+- Boxes come back in the frame's pixels, one per vehicle whatever its class
+  (class-agnostic NMS), clipped to the picture.
+
+The shipped models and their contracts: models/MODEL_CARD.md.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
+
+from edge.vision import layouts
+from edge.vision.layouts import Decoded, InputSpec, LayoutError
 
 VEHICLE_CLASSES = ("car", "truck", "bus", "motorcycle", "emergency")
 PAD = 114
@@ -101,114 +108,123 @@ class VehicleModel:
             )
         except Exception as exc:  # onnxruntime raises its own types for a bad graph
             raise ModelError(path, f"not a loadable ONNX model: {exc}") from None
-        self.height, self.width, self.names = self._check_contract()
+        meta = self.session.get_modelmeta().custom_metadata_map
+        try:
+            self.spec, self.layout, self.names = self._check(meta)
+        except LayoutError as exc:
+            raise ModelError(path, str(exc)) from None
+        self.height, self.width = self.spec.height, self.spec.width
         self.vehicle_rows = np.array(
             [k for k, n in sorted(self.names.items()) if n in VEHICLE_CLASSES], dtype=np.intp
         )
-        self.version = self.session.get_modelmeta().custom_metadata_map.get("version", "")
+        self.version = meta.get("edge_model_version", meta.get("version", ""))
 
-    def _check_contract(self) -> tuple[int, int, dict[int, str]]:
+    def _check(self, meta: dict[str, str]) -> tuple[InputSpec, layouts.Layout, dict[int, str]]:
         inputs = self.session.get_inputs()
-        outputs = self.session.get_outputs()
-        if len(inputs) != 1 or inputs[0].name != "images":
+        outputs = [(o.name, list(o.shape)) for o in self.session.get_outputs()]
+        if len(inputs) != 1:
             got = ", ".join(f"{i.name} {i.shape}" for i in inputs)
-            raise ModelError(self.path, f"needs one input named 'images', has: {got}")
-        inp = inputs[0]
-        if inp.type != "tensor(float)":
-            raise ModelError(self.path, f"input 'images' is {inp.type}, not float32")
-        shape = list(inp.shape)
-        if len(shape) != 4 or shape[1] != 3 or shape[0] not in (1, "batch", None):
-            raise ModelError(self.path, f"input 'images' has shape {shape}, not [1, 3, H, W]")
-        h, w = shape[2], shape[3]
-        if not (isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0):
-            raise ModelError(
-                self.path, f"input 'images' has shape {shape}: H and W must be fixed numbers"
-            )
-        if len(outputs) != 1:
-            raise ModelError(self.path, f"needs one output [1, 4 + classes, N], has {len(outputs)}")
-        out_shape = list(outputs[0].shape)
-        if len(out_shape) != 3:
-            raise ModelError(self.path, f"output has shape {out_shape}, not [1, 4 + classes, N]")
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if "names" not in meta:
-            raise ModelError(self.path, "no 'names' in the model's metadata (class names)")
-        try:
-            names = parse_names(meta["names"])
-        except ValueError as exc:
-            raise ModelError(self.path, str(exc)) from None
-        rows = out_shape[1]
-        if isinstance(rows, int) and rows != 4 + len(names):
-            raise ModelError(
-                self.path,
-                f"output has {rows} rows; 4 box rows + {len(names)} classes would be "
-                f"{4 + len(names)}",
-            )
+            raise LayoutError(f"needs one input (the picture), has: {got}")
+        name = layouts.recognise(meta, outputs)
+        spec = layouts.input_spec(inputs[0].name, inputs[0].shape, inputs[0].type, meta, name)
+        layout = layouts.build(name, meta, outputs, spec.height, spec.width)
+        if "names" in meta:
+            try:
+                names = parse_names(meta["names"])
+            except ValueError as exc:
+                raise LayoutError(str(exc)) from None
+        elif layout.default_names is not None:
+            names = dict(layout.default_names)
+        else:
+            raise LayoutError("no 'names' in the model's metadata (class names)")
+        if name == "yolov8":
+            rows = outputs[0][1][1]
+            if isinstance(rows, int) and rows != 4 + len(names):
+                raise LayoutError(
+                    f"output has {rows} rows; 4 box rows + {len(names)} classes would be "
+                    f"{4 + len(names)}"
+                )
         if not any(n in VEHICLE_CLASSES for n in names.values()):
-            raise ModelError(
-                self.path,
+            raise LayoutError(
                 f"none of its classes is a vehicle ({', '.join(VEHICLE_CLASSES)}): "
-                f"{sorted(names.values())[:10]}",
+                f"{sorted(names.values())[:10]}"
             )
-        # One run on a grey picture: the graph really runs, and its output is as declared.
-        out = self.session.run(None, {"images": np.full((1, 3, h, w), 0.5, np.float32)})[0]
-        if out.ndim != 3 or out.shape[0] != 1 or out.shape[1] != 4 + len(names):
-            raise ModelError(
-                self.path,
-                f"output is {list(out.shape)} at run time, not [1, {4 + len(names)}, N]",
+        # One run on a grey picture: the graph really runs, and decodes as declared.
+        grey = np.full((spec.height, spec.width, 3), 128, np.uint8)
+        outs = self.session.run(list(layout.outputs), {spec.name: self._tensor(grey, spec)})
+        if name == "yolov8" and (outs[0].ndim != 3 or outs[0].shape[1] != 4 + len(names)):
+            raise LayoutError(
+                f"output is {list(outs[0].shape)} at run time, not [1, {4 + len(names)}, N]"
             )
-        return h, w, names
+        wanted = np.array(sorted(names), dtype=np.intp)
+        layout.decode(outs, wanted, 1.0, layout.stride)
+        return spec, layout, names
 
     # -- inference ------------------------------------------------------------------------
 
-    def letterbox(self, image: Image) -> tuple[npt.NDArray[np.float32], float, float, float]:
-        """The model's input for a BGR picture, with the scale and padding to map boxes back."""
+    @staticmethod
+    def _tensor(picture: Image, spec: InputSpec) -> npt.NDArray[np.generic]:
+        """An RGB picture already at the input size, as the input tensor."""
+        rgb = cv2.cvtColor(picture, cv2.COLOR_BGR2RGB)
+        arr = rgb.transpose(2, 0, 1)[None] if spec.nchw else rgb[None]
+        if spec.uint8:
+            return np.ascontiguousarray(arr)
+        tensor = np.ascontiguousarray(arr, dtype=np.float32)
+        if spec.scale != 1.0:
+            tensor *= spec.scale
+        return tensor
+
+    def letterbox(self, image: Image) -> tuple[npt.NDArray[np.generic], float, float, float, float]:
+        """The input tensor for a BGR picture, with the x/y scales and padding to map back."""
+        spec = self.spec
         ih, iw = image.shape[:2]
-        scale = min(self.width / iw, self.height / ih)
+        if not spec.letterbox:
+            size = (spec.width, spec.height)
+            resized = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), np.uint8)
+            return self._tensor(resized, spec), spec.width / iw, spec.height / ih, 0.0, 0.0
+        scale = min(spec.width / iw, spec.height / ih)
         nw, nh = max(1, round(iw * scale)), max(1, round(ih * scale))
-        resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        px, py = (self.width - nw) // 2, (self.height - nh) // 2
-        canvas = np.full((self.height, self.width, 3), PAD, np.uint8)
+        resized = np.asarray(cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR), np.uint8)
+        px, py = (spec.width - nw) // 2, (spec.height - nh) // 2
+        canvas = np.full((spec.height, spec.width, 3), PAD, np.uint8)
         canvas[py : py + nh, px : px + nw] = resized
-        rgb = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB)
-        tensor = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
-        tensor *= 1.0 / 255.0
-        return tensor, scale, float(px), float(py)
+        return self._tensor(canvas, spec), scale, scale, float(px), float(py)
 
     def detect(self, image: Image, offset: tuple[float, float] = (0.0, 0.0)) -> list[Detection]:
         """Vehicles in a BGR picture (a crop at `offset` in the frame): boxes in frame pixels."""
-        tensor, scale, px, py = self.letterbox(image)
-        out = self.session.run(None, {"images": tensor})[0][0]  # [4 + nc, N]
-        return self.decode(out, scale, px, py, offset, image.shape[1], image.shape[0])
+        if not len(self.vehicle_rows):
+            return []
+        tensor, sx, sy, px, py = self.letterbox(image)
+        outs = self.session.run(list(self.layout.outputs), {self.spec.name: tensor})
+        found = self.layout.decode(
+            outs, self.vehicle_rows, self.score_threshold, self.layout.stride
+        )
+        return self._to_frame(found, sx, sy, px, py, offset, image.shape[1], image.shape[0])
 
-    def decode(
+    def _to_frame(
         self,
-        out: npt.NDArray[np.float32],
-        scale: float,
+        found: Decoded,
+        sx: float,
+        sy: float,
         px: float,
         py: float,
         offset: tuple[float, float],
         width: int,
         height: int,
     ) -> list[Detection]:
-        if not len(self.vehicle_rows):
+        if not len(found.scores):
             return []
-        scores_all = out[4:]
-        best = scores_all.argmax(axis=0)
-        best_score = scores_all.max(axis=0)
-        keep = np.isin(best, self.vehicle_rows) & (best_score >= self.score_threshold)
-        if not keep.any():
-            return []
-        cx, cy, bw, bh = out[0, keep], out[1, keep], out[2, keep], out[3, keep]
-        cls, score = best[keep], best_score[keep]
-        x1 = np.clip((cx - bw / 2 - px) / scale, 0, width)
-        y1 = np.clip((cy - bh / 2 - py) / scale, 0, height)
-        x2 = np.clip((cx + bw / 2 - px) / scale, 0, width)
-        y2 = np.clip((cy + bh / 2 - py) / scale, 0, height)
+        b = found.boxes
+        x1 = np.clip((b[:, 0] - px) / sx, 0, width)
+        y1 = np.clip((b[:, 1] - py) / sy, 0, height)
+        x2 = np.clip((b[:, 2] - px) / sx, 0, width)
+        y2 = np.clip((b[:, 3] - py) / sy, 0, height)
         rects = [
-            [float(a), float(b), float(c - a), float(d - b)]
-            for a, b, c, d in zip(x1, y1, x2, y2, strict=True)
+            [float(a), float(c), float(e - a), float(f - c)]
+            for a, c, e, f in zip(x1, y1, x2, y2, strict=True)
         ]
         # One box per vehicle whatever its class: a car and a truck guess of one vehicle.
+        score = found.scores
         picked = cv2.dnn.NMSBoxes(
             rects, [float(s) for s in score], self.score_threshold, self.iou_threshold
         )
@@ -223,7 +239,7 @@ class VehicleModel:
                     float(y1[i] + oy),
                     float(x2[i] + ox),
                     float(y2[i] + oy),
-                    self.names[int(cls[i])],
+                    self.names[int(found.classes[i])],
                     float(score[i]),
                 )
             )

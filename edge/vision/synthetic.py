@@ -3,8 +3,10 @@
 For tests (contract checks, the pipeline with known boxes) and for the
 vision benchmark's throughput when the shipped model is not there: `conv_model`
 costs about what a compact detector does per frame (random weights, so its
-boxes mean nothing). Same layout as a YOLOv8 export: input `images`
-[1, 3, H, W], output [1, 4 + nc, N], metadata `names`.
+boxes mean nothing). `fixed_boxes_model` and `conv_model` have the YOLOv8
+layout (input `images` [1, 3, H, W], output [1, 4 + nc, N], metadata
+`names`); `centernet_model` and `ssd_model` give fixed outputs in the other
+layouts of edge/vision/layouts.py.
 """
 
 from __future__ import annotations
@@ -20,12 +22,18 @@ VEHICLE_NAMES = {0: "car", 1: "truck", 2: "bus", 3: "motorcycle", 4: "emergency"
 OPSET = 17
 
 
-def _save(graph: onnx.GraphProto, path: Path, names: dict[int, str] | None) -> Path:
+def _save(
+    graph: onnx.GraphProto,
+    path: Path,
+    names: dict[int, str] | None,
+    meta: dict[str, str] | None = None,
+) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
-    if names is not None:
+    props = ({"names": repr(names)} if names is not None else {}) | (meta or {})
+    for key, value in props.items():
         entry = model.metadata_props.add()
-        entry.key, entry.value = "names", repr(names)
+        entry.key, entry.value = key, value
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
     return path
@@ -40,6 +48,7 @@ def fixed_boxes_model(
     names: dict[int, str] | None = None,
     rows: int | None = None,
     input_name: str = "images",
+    meta: dict[str, str] | None = None,
 ) -> Path:
     """Outputs the same boxes for any picture: (cx, cy, w, h in input pixels, class, score).
 
@@ -65,7 +74,87 @@ def fixed_boxes_model(
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(out.shape))],
         [const, zero],
     )
-    return _save(graph, path, names)
+    return _save(graph, path, names, meta)
+
+
+def _constant_outputs(
+    path: Path,
+    in_shape: list[int],
+    in_type: int,
+    outputs: dict[str, np.ndarray],
+    names: dict[int, str] | None,
+    meta: dict[str, str],
+) -> Path:
+    """A graph whose outputs are the given arrays (plus 0 x the input's mean)."""
+    nodes = [
+        helper.make_node("Cast", ["images"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["f"], ["m"], keepdims=0),
+        helper.make_node("Mul", ["m", "zero"], ["z"]),
+    ]
+    inits = [numpy_helper.from_array(np.zeros((1,), np.float32), "zero")]
+    for name, value in outputs.items():
+        inits.append(numpy_helper.from_array(value.astype(np.float32), f"{name}_const"))
+        nodes.append(helper.make_node("Add", [f"{name}_const", "z"], [name]))
+    graph = helper.make_graph(
+        nodes,
+        "fixed_outputs",
+        [helper.make_tensor_value_info("images", in_type, in_shape)],
+        [
+            helper.make_tensor_value_info(n, TensorProto.FLOAT, list(v.shape))
+            for n, v in outputs.items()
+        ],
+        inits,
+    )
+    return _save(graph, path, names, meta)
+
+
+def centernet_model(
+    path: Path,
+    peaks: Sequence[tuple[int, int, int, float, tuple[float, float, float, float]]],
+    *,
+    height: int = 128,
+    width: int = 256,
+    names: dict[int, str] | None = None,
+    nchw_heads: bool = False,
+    meta: dict[str, str] | None = None,
+) -> Path:
+    """CenterNet heads at stride 4: peaks (cell x, cell y, class, score, (l, t, r, b))."""
+    names = VEHICLE_NAMES if names is None else names
+    heat = np.zeros((1, height // 4, width // 4, len(names)), np.float32)
+    ltrb = np.zeros((1, height // 4, width // 4, 4), np.float32)
+    for x, y, cls, score, dist in peaks:
+        heat[0, y, x, cls] = score
+        ltrb[0, y, x] = dist
+    if nchw_heads:
+        heat, ltrb = heat.transpose(0, 3, 1, 2), ltrb.transpose(0, 3, 1, 2)
+    layout = {"layout": "centernet", "pixels": "0-255"} if meta is None else meta
+    return _constant_outputs(
+        path,
+        [1, height, width, 3],
+        TensorProto.FLOAT,
+        {"heatmap": heat, "wh": ltrb},
+        names,
+        layout,
+    )
+
+
+def ssd_model(
+    path: Path,
+    boxes: Sequence[tuple[float, float, float, float, int, float]],
+    *,
+    height: int = 300,
+    width: int = 300,
+) -> Path:
+    """A TF Object Detection API-style SSD: (ymin, xmin, ymax, xmax 0..1, class id, score);
+    uint8 NHWC input, no names (the COCO label map's ids apply)."""
+    n = max(1, len(boxes))
+    b = np.zeros((1, n, 4), np.float32)
+    cls = np.zeros((1, n), np.float32)
+    score = np.zeros((1, n), np.float32)
+    for k, (y1, x1, y2, x2, c, s) in enumerate(boxes):
+        b[0, k], cls[0, k], score[0, k] = (y1, x1, y2, x2), c, s
+    outputs = {"detection_boxes": b, "detection_scores": score, "detection_classes": cls}
+    return _constant_outputs(path, [1, height, width, 3], TensorProto.UINT8, outputs, None, {})
 
 
 def conv_model(

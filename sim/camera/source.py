@@ -1,5 +1,7 @@
 """The simulator's cameras for the runtime: `sim://<camera>` frames drawn from live SUMO traffic.
 
+- `with_cameras(d, net)`: a derived site's dict with its cameras and the
+  simulator's model (`[vision] model`: the one trained on these renders).
 - `camera_sections(d, net)`: the `[[cameras]]` a derived site gets (`edge sim
   init`, `edge run --sim`, lockstep `edge-camera`): one camera per approach
   (sim.camera.views places it), per lane a queue zone (stop bar back 60 m,
@@ -24,7 +26,7 @@ from typing import Any
 
 import numpy as np
 from edge.vision.capture import Grab, register_scheme
-from edge.vision.config import Camera
+from edge.vision.config import SIM_MODEL, Camera
 
 from sim.camera.render import CameraView, Conditions, Road, Vehicle, project, render
 from sim.camera.views import ApproachCamera, approach_cameras, road_scene
@@ -83,6 +85,12 @@ def _line(view: CameraView, net: Any, lane_id: str, at_m: float) -> list[list[fl
 
 def cameras_for(d: Derivation, net_path: str | Path) -> list[ApproachCamera]:
     return approach_cameras(net_path, d.tls, width=WIDTH, height=HEIGHT, zone_m=QUEUE_ZONE_M)
+
+
+def with_cameras(d: Derivation, net_path: str | Path) -> dict[str, Any]:
+    """The derived site's dict with its camera sections, run by the simulator's model."""
+    vision = {**d.site_dict.get("vision", {}), "model": str(SIM_MODEL)}
+    return {**d.site_dict, "vision": vision, "cameras": camera_sections(d, net_path)}
 
 
 def camera_sections(d: Derivation, net_path: str | Path) -> list[dict[str, Any]]:

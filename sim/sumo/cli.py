@@ -98,9 +98,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         if args.cameras:
             from dataclasses import replace
 
-            from sim.camera.source import camera_sections
+            from sim.camera.source import with_cameras
 
-            d = replace(d, site_dict={**d.site_dict, "cameras": camera_sections(d, scenario.net)})
+            d = replace(d, site_dict=with_cameras(d, scenario.net))
         text = derivation_toml(d, str(scenario.net))
     except SimError as exc:
         return _fail(exc)

@@ -74,13 +74,12 @@ class EdgeCameraControl(EdgeControl):
         self._next_frame_ms = 0
 
     def prepare(self, scenario: Scenario, workdir: Path) -> list[Path]:
-        from sim.camera.source import camera_sections, sim_cameras
+        from sim.camera.source import sim_cameras, with_cameras
 
         extra = super().prepare(scenario, workdir)
         model: VehicleModel | None = None
         for k, d in enumerate(self.derivations):
-            raw = dict(d.site_dict)
-            raw["cameras"] = camera_sections(d, scenario.net)
+            raw = with_cameras(d, scenario.net)
             vision = config_from_dict(raw, f"{d.tls} (derived)").vision
             assert vision is not None
             if not self.use_labels and model is None:
