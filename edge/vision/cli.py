@@ -29,7 +29,6 @@ from edge.vision.pipeline import crop_box
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".gif", ".webm", ".m4v", ".ts"}
 WIDTH = 640
-DEFAULT_THRESHOLD = 0.35  # the site files' [vision] score_threshold default
 
 
 class InputError(Exception):
@@ -110,7 +109,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         return 2
     path = Path(args.model) if args.model else site_model or DEFAULT_MODEL
     try:
-        threshold = args.threshold or site_threshold or DEFAULT_THRESHOLD
+        threshold = args.threshold or site_threshold
         model = VehicleModel(path, score_threshold=threshold)
     except ModelError as exc:
         print(f"edge vision detect: {exc}", file=sys.stderr)
@@ -161,7 +160,7 @@ def add_vision_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     d.add_argument("--camera", help="camera id in --site (needed when it has several)")
     d.add_argument("--frames", help="video frames to run, by number from 0 (e.g. 0,50,100)")
     d.add_argument(
-        "--threshold", type=float, help="score threshold (default: the site's, else 0.35)"
+        "--threshold", type=float, help="score threshold (default: the site's, else the model's)"
     )
     d.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     d.set_defaults(func=cmd_detect)

@@ -69,7 +69,8 @@ class CameraCfg(_Strict):
 
 class VisionCfg(_Strict):
     model: str | None = None
-    score_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.35
+    # None: the model's own (its metadata score_threshold), else 0.35.
+    score_threshold: Annotated[float, Field(gt=0, lt=1)] | None = None
     iou_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
     threads: Annotated[int, Field(ge=1, le=4)] = 1
     queue_gap_m: Annotated[float, Field(gt=0, le=50)] = 12.0
@@ -118,7 +119,7 @@ class Camera:
 @dataclass(frozen=True, slots=True)
 class Vision:
     model: Path
-    score_threshold: float
+    score_threshold: float | None
     iou_threshold: float
     threads: int
     queue_gap_m: float

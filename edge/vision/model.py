@@ -10,6 +10,8 @@ Rules it keeps:
   label map for ssd). Vehicle classes are taken by name (car, truck, bus,
   motorcycle, emergency); the others (person, bicycle, traffic light, ...)
   are never decoded, so they never become a box.
+- The score threshold is the site's ([vision] score_threshold), else the
+  model's own (metadata `score_threshold`), else 0.35.
 - Boxes come back in the frame's pixels, one per vehicle whatever its class
   (class-agnostic NMS), clipped to the picture.
 
@@ -32,6 +34,7 @@ from edge.vision.layouts import Decoded, InputSpec, LayoutError
 
 VEHICLE_CLASSES = ("car", "truck", "bus", "motorcycle", "emergency")
 PAD = 114
+DEFAULT_THRESHOLD = 0.35  # for a model that states none
 Image = npt.NDArray[np.uint8]
 
 
@@ -79,6 +82,19 @@ def parse_names(text: str) -> dict[int, str]:
     return {int(k): str(v) for k, v in value.items()}
 
 
+def _threshold(text: str | None, path: Path | str) -> float:
+    """The model's own score threshold (metadata), else DEFAULT_THRESHOLD."""
+    if text is None:
+        return DEFAULT_THRESHOLD
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise ModelError(path, f"metadata score_threshold {text!r} is not a number in (0, 1)")
+    return value
+
+
 class VehicleModel:
     """One onnxruntime session (intra-op threads as given: 1 keeps a core for the rest)."""
 
@@ -86,12 +102,11 @@ class VehicleModel:
         self,
         path: Path | str,
         *,
-        score_threshold: float = 0.35,
+        score_threshold: float | None = None,
         iou_threshold: float = 0.5,
         threads: int = 1,
     ) -> None:
         self.path = Path(path)
-        self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
         try:
             data = self.path.read_bytes()
@@ -114,6 +129,11 @@ class VehicleModel:
         except LayoutError as exc:
             raise ModelError(path, str(exc)) from None
         self.height, self.width = self.spec.height, self.spec.width
+        self.score_threshold = (
+            score_threshold
+            if score_threshold is not None
+            else _threshold(meta.get("score_threshold"), path)
+        )
         self.vehicle_rows = np.array(
             [k for k, n in sorted(self.names.items()) if n in VEHICLE_CLASSES], dtype=np.intp
         )

@@ -1,10 +1,9 @@
 """The detector measured on real footage against hand-checked ground truth.
 
 Rules it keeps:
-- Frames are read as the ground truth was made: the frame (index from 0) of
-  the video, or the still, resized to the truth's width with INTER_AREA.
-  The footage itself stays in shared/ (terms unknown: evaluation only); the
-  truth (tests/data/real_camera/ground_truth.json) is the project's own.
+- Frames are read as the ground truth was made (edge/vision/truth.py). The
+  footage stays in shared/ (terms unknown: evaluation only); the truth
+  (tests/data/real_camera/ground_truth.json) is the project's own.
 - A detection matches a vehicle at IoU >= 0.5, greedily by score. Vehicles
   smaller than the goal's size (MIN_HEIGHT_PX tall) or marked partial are
   "don't care": a box on one is neither right nor wrong, and missing one is
@@ -13,101 +12,35 @@ Rules it keeps:
   one, at IoU >= 0.3); it is "on" a non-vehicle (signal head, pole, person,
   text, ...) when it overlaps that thing's box at IoU >= 0.3 or holds its
   centre.
-- A zone's count is the vehicles whose bottom-centre lies in its polygon,
-  against the detections' bottom-centres; the box bottom error is the
+- A zone's count is the vehicles whose bottom-centre lies in its polygon
+  (the runtime's rule, edge.vision.zones.inside), against the detections'
+  bottom-centres; the box bottom error is the
   matched box's bottom against the truth's, over the vehicle's height.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from edge.vision.model import Detection
+from edge.vision.truth import Frame, Truth, Vehicle, default_shared_dir, frame_images
+from edge.vision.zones import inside
 
-REPO = Path(__file__).resolve().parents[2]
-TRUTH = REPO / "tests" / "data" / "real_camera" / "ground_truth.json"
-FOOTAGE = REPO.parent / "shared" / "data" / "real-camera"
+Polygon = tuple[tuple[float, float], ...]
 MIN_HEIGHT_PX = 20.0  # the goal's "vehicles at least 20 px tall"
 MATCH_IOU = 0.5
 TOUCH_IOU = 0.3
-Box = tuple[float, float, float, float]
 
 
-@dataclass(frozen=True, slots=True)
-class Truth:
-    box: Box
-    cls: str
-    partial: bool
-
-    @property
-    def counted(self) -> bool:
-        return not self.partial and self.box[3] - self.box[1] >= MIN_HEIGHT_PX
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    source: str
-    index: int
-    width: int
-    height: int
-    vehicles: tuple[Truth, ...]
-    others: tuple[tuple[Box, str], ...]  # (box, kind): signal_head, pole, person, text, ...
-    zones: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return f"{self.source}#{self.index}"
-
-
-def load_truth(path: Path = TRUTH) -> list[Frame]:
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    sources = doc.get("sources", {})
-    frames = []
-    for f in doc["frames"]:
-        zones = sources.get(f["source"], {}).get("zones", {})
-        frames.append(
-            Frame(
-                f["source"],
-                int(f["frame"]),
-                int(f["width"]),
-                int(f["height"]),
-                tuple(
-                    Truth(tuple(v["box"]), v["cls"], bool(v.get("partial", False)))
-                    for v in f["vehicles"]
-                ),
-                tuple((tuple(o["box"]), o["kind"]) for o in f.get("non_vehicles", [])),
-                {z: tuple((float(x), float(y)) for x, y in poly) for z, poly in zones.items()},
-            )
-        )
-    return frames
-
-
-def read_frame(footage: Path, frame: Frame) -> np.ndarray:
-    """The picture the truth was drawn on."""
-    path = footage / frame.source
-    if path.suffix.lower() in (".jpg", ".jpeg", ".png"):
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    else:
-        cap = cv2.VideoCapture(str(path))
-        img = None
-        for _ in range(frame.index + 1):
-            ok, img = cap.read()
-            if not ok:
-                img = None
-                break
-        cap.release()
-    if img is None:
-        raise FileNotFoundError(f"{path}: frame {frame.index} cannot be read")
-    size = (frame.width, frame.height)
-    return cv2.resize(img, size, interpolation=cv2.INTER_AREA) if img.shape[1::-1] != size else img
+def counted(v: Vehicle) -> bool:
+    """A vehicle the figures are over: whole, and as tall as the goal's size."""
+    return not v.partial and v.box[3] - v.box[1] >= MIN_HEIGHT_PX
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -116,11 +49,6 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
-
-
-def _inside(point: tuple[float, float], poly: Sequence[tuple[float, float]]) -> bool:
-    contour = np.asarray(poly, np.float32).reshape(-1, 1, 2)
-    return cv2.pointPolygonTest(contour, point, False) >= 0
 
 
 @dataclass
@@ -136,7 +64,12 @@ class Score:
     bottom_err: list[float] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)
 
-    def add(self, frame: Frame, dets: Sequence[Detection]) -> None:
+    def add(
+        self,
+        frame: Frame,
+        zones: dict[str, tuple[tuple[float, float], ...]],
+        dets: Sequence[Detection],
+    ) -> None:
         self.frames += 1
         order = sorted(dets, key=lambda d: -d.score)
         taken: set[int] = set()
@@ -152,7 +85,7 @@ class Score:
                 matched[best] = d
                 taken.add(id(d))
         for k, t in enumerate(frame.vehicles):
-            if not t.counted:
+            if not counted(t):
                 continue
             if k in matched:
                 self.tp += 1
@@ -160,7 +93,7 @@ class Score:
                 self.bottom_err.append(abs(d.y2 - t.box[3]) / (t.box[3] - t.box[1]))
             else:
                 self.fn += 1
-                self.misses.append(f"{frame.key} {t.cls} {[round(x) for x in t.box]}")
+                self.misses.append(f"{frame.source}#{frame.frame} {t.cls} {list(t.box)}")
         for d in order:
             if id(d) in taken:
                 continue
@@ -168,17 +101,16 @@ class Score:
             if any(iou(box, t.box) >= TOUCH_IOU for t in frame.vehicles):
                 continue  # a loose box on a vehicle (or a don't-care one): not a false vehicle
             self.fp += 1
-            for obox, kind in frame.others:
+            for other in frame.non_vehicles:
+                obox, kind = other.box, other.kind
                 cx, cy = (obox[0] + obox[2]) / 2, (obox[1] + obox[3]) / 2
                 holds = box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
                 if iou(box, obox) >= TOUCH_IOU or holds:
                     self.false_on[kind] += 1
                     break
-        for poly in frame.zones.values():
-            truth = sum(
-                _inside(((t.box[0] + t.box[2]) / 2, t.box[3]), poly) for t in frame.vehicles
-            )
-            seen = sum(_inside(d.ground, poly) for d in dets)
+        for poly in zones.values():
+            truth = sum(inside(poly, *t.ground) for t in frame.vehicles)
+            seen = sum(inside(poly, *d.ground) for d in dets)
             self.zone_frames += 1
             self.zone_within_1 += abs(seen - truth) <= 1
             self.zone_abs_err += abs(seen - truth)
@@ -208,16 +140,22 @@ class Score:
 
 def evaluate(
     detect: Callable[[np.ndarray], Sequence[Detection]],
-    frames: Sequence[Frame],
-    footage: Path = FOOTAGE,
+    truth: Truth,
+    footage: Path | None = None,
 ) -> dict[str, Any]:
     """The figures over all frames, and per source file."""
     total = Score()
     per_source: dict[str, Score] = {}
-    for f in frames:
-        dets = detect(read_frame(footage, f))
-        total.add(f, dets)
-        per_source.setdefault(f.source, Score()).add(f, dets)
+    by_source: dict[str, dict[int, Frame]] = {}
+    for f in truth.frames:
+        by_source.setdefault(f.source, {})[f.frame] = f
+    for source, frames in by_source.items():
+        zones = truth.sources[source].zones
+        for index, image in frame_images(source, frames, footage or default_shared_dir()):
+            f = frames[index]
+            dets = detect(image)
+            total.add(f, zones, dets)
+            per_source.setdefault(source, Score()).add(f, zones, dets)
     out = total.summary()
     out["per_source"] = {s: sc.summary() for s, sc in per_source.items()}
     out["misses"] = total.misses

@@ -69,6 +69,10 @@ def test_conv_model_runs(tmp_path: Path) -> None:
             "metadata layout 'detr' is none of yolov8, centernet, ssd",
         ),
         (
+            lambda p: fixed_boxes_model(p, [], meta={"score_threshold": "high"}),
+            "metadata score_threshold 'high' is not a number in (0, 1)",
+        ),
+        (
             lambda p: fixed_boxes_model(p, [], meta={"pixels": "0-65535"}),
             "metadata pixels '0-65535' is neither '0-1' nor '0-255'",
         ),

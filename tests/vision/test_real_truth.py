@@ -9,8 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from tests.vision.real_truth import (
+from edge.vision.truth import (
     CLASSES,
     KINDS,
     TRUTH,

@@ -1,4 +1,4 @@
-"""Hand-checked ground truth for frames of the real footage (tests/data/real_camera).
+"""Hand-checked ground truth for frames of the real footage (tests/data/real_camera): its loader.
 
 Rules this loader keeps (a file that breaks one is refused with a TruthError naming the frame
 and the box):
@@ -27,6 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
+
 from edge.vision.zones import inside
 
 REPO = Path(__file__).resolve().parents[2]
