@@ -57,7 +57,7 @@ def test_table_and_errors_name_the_file(tmp_path: Path) -> None:
     r = detect(str(img), "--model", str(tmp_path / "none.onnx"))
     assert r.returncode == 2 and "none.onnx: cannot read the file" in r.stderr
     clip = tmp_path / "clip.mp4"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"mp4v"), 10, (64, 48))
     for _ in range(3):
         writer.write(np.zeros((48, 64, 3), np.uint8))
     writer.release()
