@@ -1,4 +1,4 @@
-"""Train the vehicle detector from simulator renders and ship it: `make model` or
+"""Train the vehicle detector from simulator renders and ship it: `make model-sim` or
 `python -m models.train`. Renders the data set (seeded), trains on the CPU, exports
 models/vehicles.onnx with the contract of models/MODEL_CARD.md, checks onnxruntime
 against torch, and writes models/EVALUATION.md from the held-out set.

@@ -414,6 +414,15 @@ def _false_on(real: dict[str, Any]) -> str:
     return f"{rate} per 20 frames ({kinds or 'none'}); all false boxes {real['false_boxes']}"
 
 
+def _step(what: str, started: float) -> None:
+    """A progress line on stderr (the figures go to stdout): the bench runs for minutes."""
+    print(
+        f"edge bench vision: {time.monotonic() - started:5.0f} s  {what}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def run_vision_bench(
     json_out: bool, quick: bool, machine: str, model_arg: str | None = None
 ) -> int:
@@ -423,6 +432,7 @@ def run_vision_bench(
     real = Path(model_arg) if model_arg else DEFAULT_MODEL
     synthetic = not real.is_file()
     result: dict[str, Any] = {"bench": "vision", "machine": machine}
+    t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="edge-bench-vision-") as tmp:
         work = Path(tmp)
         if synthetic:
@@ -433,14 +443,18 @@ def run_vision_bench(
             model_path = real
         result["model"] = "synthetic conv net (no trained model found)" if synthetic else str(real)
         model = VehicleModel(model_path)
+        _step("rendering 4 camera clips of SUMO traffic", t0)
         d, sections = make_clips(work, 40 if quick else CLIP_FRAMES)
         site_cams = write_site(work, d, sections, model_path)
         site_plain = write_site(work, d, [], None)
         vision = load_config(site_cams).vision
         assert vision is not None
         warm, window = (12.0, 8.0) if quick else (10.0, 62.0)
+        _step(f"edge run without cameras ({warm + window:.0f} s)", t0)
         base = run_runtime(work, site_plain, warm, window)
+        _step(f"edge run with 4 cameras ({warm + window:.0f} s)", t0)
         cams = run_runtime(work, site_cams, warm, window)
+        _step("per-frame costs", t0)
         costs = frame_costs(sections, model, vision)
         v = cams["vision"]
         fps = v.get("fps", {})
@@ -467,13 +481,16 @@ def run_vision_bench(
                 **pi_estimate(costs, infer_fps, sum(fps.values()) if fps else CAMERAS * FPS),
             }
         )
+        _step("real footage: the hand-checked frames", t0)
         result["real_footage"] = (
             real_footage(model) if not synthetic else {"skipped": "no trained model"}
         )
         if SIM_MODEL.is_file():
             sim_model = VehicleModel(SIM_MODEL)
             result["sim_model"] = str(SIM_MODEL)
+            _step("renders: held-out frames (simulator's model)", t0)
             result["accuracy"] = held_out_accuracy(sim_model, SIM_MODEL, 40 if quick else 400)
+            _step("renders: count lines over continuous traffic, 3 conditions", t0)
             lines = count_line_accuracy(sim_model, SIM_MODEL, 60.0 if quick else 600.0)
             result["count_line"] = lines
             result["count_line_accuracy_pct"] = {c: x["accuracy_pct"] for c, x in lines.items()}
