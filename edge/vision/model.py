@@ -12,6 +12,9 @@ Rules it keeps:
   are never decoded, so they never become a box.
 - The score threshold is the site's ([vision] score_threshold), else the
   model's own (metadata `score_threshold`), else 0.35.
+- One inference at a time per model, whatever the number of cameras: the
+  activations are allocated once (memory), and inference never takes more
+  than one core from the control tick.
 - Boxes come back in the frame's pixels, one per vehicle whatever its class
   (class-agnostic NMS), clipped to the picture.
 
@@ -21,6 +24,7 @@ The shipped models and their contracts: models/MODEL_CARD.md.
 from __future__ import annotations
 
 import ast
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,6 +127,7 @@ class VehicleModel:
             )
         except Exception as exc:  # onnxruntime raises its own types for a bad graph
             raise ModelError(path, f"not a loadable ONNX model: {exc}") from None
+        self._one_at_a_time = threading.Lock()
         meta = self.session.get_modelmeta().custom_metadata_map
         try:
             self.spec, self.layout, self.names = self._check(meta)
@@ -215,7 +220,8 @@ class VehicleModel:
         if not len(self.vehicle_rows):
             return []
         tensor, sx, sy, px, py = self.letterbox(image)
-        outs = self.session.run(list(self.layout.outputs), {self.spec.name: tensor})
+        with self._one_at_a_time:
+            outs = self.session.run(list(self.layout.outputs), {self.spec.name: tensor})
         found = self.layout.decode(
             outs, self.vehicle_rows, self.score_threshold, self.layout.stride
         )
