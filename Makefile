@@ -56,7 +56,7 @@ clean:
 #   set from SUMO traffic, train on the CPU (torch 2.13.0), export, write
 #   models/EVALUATION.md. About 25-45 minutes on 2 shared cores.
 CONVERT_VENV ?= .venv-convert
-COCO_SIZE ?= --height 288 --width 512
+COCO_SIZE ?= --height 256 --width 448
 .PHONY: model model-coco model-sim
 model: model-coco model-sim
 

