@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -72,16 +73,21 @@ class CameraState:
 
 
 def crop_box(camera: Camera) -> tuple[int, int, int, int]:
-    xs = [p[0] for z in camera.zones for p in z.polygon] + [
-        p[0] for ln in camera.lines for p in ln.points
+    points = [p for z in camera.zones for p in z.polygon] + [
+        p for ln in camera.lines for p in ln.points
     ]
-    ys = [p[1] for z in camera.zones for p in z.polygon] + [
-        p[1] for ln in camera.lines for p in ln.points
-    ]
+    return region_of(points, camera.width, camera.height)
+
+
+def region_of(
+    points: Sequence[tuple[float, float]], width: int, height: int
+) -> tuple[int, int, int, int]:
+    """The part of the frame the model sees: the points' bounds, padded, in the frame."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
     x1 = max(0, int(min(xs)) - CROP_PAD_PX)
     y1 = max(0, int(min(ys)) - CROP_PAD_PX)
-    x2 = min(camera.width, int(max(xs)) + CROP_PAD_PX + 1)
-    y2 = min(camera.height, int(max(ys)) + CROP_PAD_PX + 1)
+    x2 = min(width, int(max(xs)) + CROP_PAD_PX + 1)
+    y2 = min(height, int(max(ys)) + CROP_PAD_PX + 1)
     return x1, y1, x2, y2
 
 

@@ -12,6 +12,9 @@ Rules it keeps:
   one, at IoU >= 0.3); it is "on" a non-vehicle (signal head, pole, person,
   text, ...) when it overlaps that thing's box at IoU >= 0.3 or holds its
   centre.
+- Two ways to look: the whole frame (every vehicle is looked for), and as
+  the runtime looks (`crop`): the model sees the zones' region only, and a
+  vehicle whose ground point is outside it is not looked for.
 - A zone's count is the vehicles whose bottom-centre lies in its polygon
   (the runtime's rule, edge.vision.zones.inside), against the detections'
   bottom-centres; the box bottom error is the
@@ -29,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from edge.vision.model import Detection
+from edge.vision.pipeline import region_of
 from edge.vision.truth import Frame, Truth, Vehicle, default_shared_dir, frame_images
 from edge.vision.zones import inside
 
@@ -67,9 +71,12 @@ class Score:
     def add(
         self,
         frame: Frame,
-        zones: dict[str, tuple[tuple[float, float], ...]],
+        zones: dict[str, Polygon],
         dets: Sequence[Detection],
+        region: tuple[int, int, int, int] | None = None,
     ) -> None:
+        """One frame's detections; with `region` (the runtime's crop) a vehicle whose
+        ground point is outside it is not looked for (the runtime never sees it)."""
         self.frames += 1
         order = sorted(dets, key=lambda d: -d.score)
         taken: set[int] = set()
@@ -85,7 +92,7 @@ class Score:
                 matched[best] = d
                 taken.add(id(d))
         for k, t in enumerate(frame.vehicles):
-            if not counted(t):
+            if not counted(t) or (region is not None and not _within(t.ground, region)):
                 continue
             if k in matched:
                 self.tp += 1
@@ -138,12 +145,20 @@ class Score:
         }
 
 
+def _within(point: tuple[float, float], region: tuple[int, int, int, int]) -> bool:
+    return region[0] <= point[0] <= region[2] and region[1] <= point[1] <= region[3]
+
+
 def evaluate(
-    detect: Callable[[np.ndarray], Sequence[Detection]],
+    detect: Callable[[np.ndarray, tuple[float, float]], Sequence[Detection]],
     truth: Truth,
     footage: Path | None = None,
+    *,
+    crop: bool = False,
 ) -> dict[str, Any]:
-    """The figures over all frames, and per source file."""
+    """The figures over all frames, and per source file. `detect(picture, offset)` is a
+    model's; with `crop` the model sees what the runtime's would: the region of the
+    source's zones (a source without zones: the whole frame)."""
     total = Score()
     per_source: dict[str, Score] = {}
     by_source: dict[str, dict[int, Frame]] = {}
@@ -153,9 +168,16 @@ def evaluate(
         zones = truth.sources[source].zones
         for index, image in frame_images(source, frames, footage or default_shared_dir()):
             f = frames[index]
-            dets = detect(image)
-            total.add(f, zones, dets)
-            per_source.setdefault(source, Score()).add(f, zones, dets)
+            region = None
+            if crop and zones:
+                region = region_of([p for z in zones.values() for p in z], f.width, f.height)
+            if region is None:
+                dets = detect(image, (0.0, 0.0))
+            else:
+                x1, y1, x2, y2 = region
+                dets = detect(image[y1:y2, x1:x2], (float(x1), float(y1)))
+            total.add(f, zones, dets, region)
+            per_source.setdefault(source, Score()).add(f, zones, dets, region)
     out = total.summary()
     out["per_source"] = {s: sc.summary() for s, sc in per_source.items()}
     out["misses"] = total.misses

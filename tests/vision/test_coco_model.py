@@ -47,10 +47,15 @@ def test_dog_picture_truck_found_dog_and_bicycle_not(coco: VehicleModel) -> None
 
 @needs_footage
 def test_accuracy_on_the_hand_checked_frames(coco: VehicleModel) -> None:
-    r = realeval.evaluate(coco.detect, truth.load_truth())
-    # Measured 0.954 / 0.861 (docs/vision.md); the render-trained model had 0.21 / 0.08
-    # here. Bounds a little under, so only a real loss fails.
+    frames = truth.load_truth()
+    # As the runtime looks (the zones' region): measured 0.957 / 0.917, no false box on a
+    # non-vehicle (docs/vision.md); over the whole frame 0.954 / 0.861. The render-trained
+    # model had 0.21 / 0.08. Bounds a little under, so only a real loss fails.
+    r = realeval.evaluate(coco.detect, frames, crop=True)
     assert r["precision"] >= 0.92, r
-    assert r["recall"] >= 0.82, r["misses"]
-    assert r["zone_count_within_1_pct"] >= 88, r
+    assert r["recall"] >= 0.88, r["misses"]
+    assert r["false_non_vehicle_per_20_frames"] <= 1, r
+    assert r["zone_count_within_1_pct"] >= 92, r
     assert r["box_bottom_within_15_pct"] >= 75, r
+    whole = realeval.evaluate(coco.detect, frames)
+    assert whole["precision"] >= 0.92 and whole["recall"] >= 0.82, whole
