@@ -13,7 +13,9 @@ PARTIAL = Vehicle((0, 200, 30, 260), "truck", True)  # partial: don't care
 MISSED = Vehicle((400, 200, 480, 260), "bus", False)
 SIGNAL = NonVehicle((500, 20, 520, 60), "signal_head")
 FRAME = Frame("clip.mp4", 7, 640, 360, (CAR, SMALL, PARTIAL, MISSED), (SIGNAL,))
-ZONES = {"Z": ((90.0, 90.0), (200.0, 90.0), (200.0, 150.0), (90.0, 150.0))}
+ZONES: dict[str, tuple[tuple[float, float], ...]] = {
+    "Z": ((90.0, 90.0), (200.0, 90.0), (200.0, 150.0), (90.0, 150.0))
+}
 
 
 def det(box: tuple[float, float, float, float], score: float = 0.9) -> Detection:
