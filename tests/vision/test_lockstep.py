@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from edge.vision.config import DEFAULT_MODEL
+from edge.vision.config import SIM_MODEL
 from sim.sumo import scenarios
 from sim.sumo.errors import SimError
 from sim.sumo.lockstep import run
@@ -22,7 +22,7 @@ def test_camera_labels_drive_the_controller_like_the_loops() -> None:
 
 def test_camera_with_the_model_or_a_clear_error() -> None:
     single = scenarios.resolve("single")
-    if not DEFAULT_MODEL.is_file():
+    if not SIM_MODEL.is_file():  # the simulator runs its own model (docs/vision.md)
         with pytest.raises(SimError, match=r"edge-camera: model .*vehicles.onnx: cannot read"):
             run(single, "edge-camera", seed=3, end_s=60)
         return
