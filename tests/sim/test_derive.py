@@ -166,3 +166,18 @@ def test_init_needs_tls_when_several(capsys: pytest.CaptureFixture[str]) -> None
     assert edge_main(["sim", "init", "arterial"]) == 1
     assert "--tls" in capsys.readouterr().err
     assert edge_main(["sim", "init", "arterial", "--tls", "J2"]) == 0
+
+
+def test_simulator_cameras_run_the_simulator_model() -> None:
+    """A derived site with cameras runs the model trained on the renders, not the default
+    for real cameras (which undercounts renders: docs/vision.md)."""
+    from edge.config import config_from_dict
+    from edge.vision.config import DEFAULT_MODEL, SIM_MODEL
+    from sim.camera.source import with_cameras
+
+    scenario = scenarios.resolve("single")
+    (d,) = derive_all(signal_junctions(scenario.net))
+    raw = with_cameras(d, scenario.net)
+    vision = config_from_dict(raw, "single (derived)").vision
+    assert vision is not None and len(vision.cameras) == 4
+    assert vision.model == SIM_MODEL != DEFAULT_MODEL
