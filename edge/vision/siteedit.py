@@ -130,21 +130,37 @@ def _new_table(row: dict[str, Any]) -> Table:
 def _replace(cam: Table | InlineTable, key: str, items: Sequence[ZoneCfg | LineCfg]) -> None:
     current = cam.get(key)
     if isinstance(current, AoT):
-        wanted = {i.id: i for i in items}
-        for table in [t for t in current if _plain(t.get("id")) not in wanted]:
-            current.remove(table)
-        kept = set()
+        # Each item takes the first table of its id not yet taken, edited in place (its
+        # comments stay); an item without one gets a new table. Faithful to the request
+        # even with a repeated id (the checks then name it), and in its order.
+        free: dict[object, list[Table]] = {}
         for table in current:
-            ident = _plain(table.get("id"))
-            _update(table, wanted[ident])
-            kept.add(ident)
-        for item, row in zip(items, _rows(items), strict=True):
-            if item.id not in kept:
-                if len(current) and not current[-1].as_string().endswith("\n\n"):
-                    current[-1].add(tomlkit.nl())  # a blank line before the new table
-                current.append(_new_table(row))
-        if not items:
+            free.setdefault(_plain(table.get("id")), []).append(table)
+        wanted: list[Table] = []
+        for item in items:
+            table = free[item.id].pop(0) if free.get(item.id) else None
+            if table is None:
+                table = _new_table(_rows([item])[0])
+            else:
+                _update(table, item)
+            wanted.append(table)
+        if not wanted:
             del cam[key]
+            return
+        taken = {id(t) for t in wanted}
+        for table in [t for t in current if id(t) not in taken]:
+            current.remove(table)
+        have = list(current)
+        if [id(t) for t in have] == [id(t) for t in wanted[: len(have)]]:
+            rest = wanted[len(have) :]  # the usual edit: the same order, new ones at the end
+        else:
+            for table in have:
+                current.remove(table)
+            rest = wanted
+        for table in rest:
+            if len(current) and not current[-1].as_string().endswith("\n\n"):
+                current[-1].add(tomlkit.nl())  # a blank line before the next table
+            current.append(table)
         return
     if current is not None:
         del cam[key]
