@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -91,6 +92,18 @@ def _user_name(value: object) -> object:
     return value
 
 
+class LayoutZone(ZoneCfg):
+    """A `[[cameras.zones]]` entry as JSON brings it (JSON's 2.0 is the integer 2)."""
+
+    model_config = ConfigDict(strict=False)
+
+
+class LayoutLine(LineCfg):
+    """A `[[cameras.lines]]` entry as JSON brings it."""
+
+    model_config = ConfigDict(strict=False)
+
+
 class LayoutEdit(BaseModel):
     """A technician's zones and count lines for one camera, as the site file writes them
     (the `[[cameras.zones]]` and `[[cameras.lines]]` keys), with the site file's hash the
@@ -101,8 +114,8 @@ class LayoutEdit(BaseModel):
     user: str = Field(min_length=1, max_length=32, pattern=USER_PATTERN)
     password: str = Field(min_length=1, max_length=256)
     site_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
-    zones: list[ZoneCfg] = Field(max_length=MAX_ZONES)
-    lines: list[LineCfg] = Field(default=[], max_length=MAX_ZONES)
+    zones: list[LayoutZone] = Field(max_length=MAX_ZONES)
+    lines: list[LayoutLine] = Field(default=[], max_length=MAX_ZONES)
 
     @field_validator("user", mode="before")
     @classmethod
@@ -169,8 +182,11 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's own (e.g. an unparsable body)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only its first route's
+            headers["Allow"] = ", ".join(_methods_of(app, request.url.path))
         return JSONResponse(
-            status_code=exc.status_code, content={"error": str(exc.detail)}, headers=exc.headers
+            status_code=exc.status_code, content={"error": str(exc.detail)}, headers=headers
         )
 
     @app.get("/", include_in_schema=False)
@@ -472,6 +488,13 @@ def create_app(
         return layout_of_camera(editor.vision, camera_id, rt.site, saved.site_hash, "")
 
     return app
+
+
+def _methods_of(app: FastAPI, path: str) -> list[str]:
+    return sorted(
+        {m for r in app.routes if isinstance(r, APIRoute) and r.path_regex.match(path)
+         for m in r.methods or ()}
+    )  # fmt: skip
 
 
 def _logged(value: str) -> str:

@@ -233,6 +233,7 @@ async function refreshCameras() {
       el("table", {}, node);
     }
     if (editing && editing.cam === id) continue;  // the editor holds the still and its overlay
+    lastSeen[id] = cam;
     const ok = cam.health === "ok";
     node.querySelector("h3").innerHTML = `${esc(id)} <span class="badge ${ok ? "ok" : "bad"}" data-health="${esc(cam.health)}">${esc(cam.health)}</span>`
       + (cam.fps !== undefined ? ` ${Number(cam.fps).toFixed(1)} fps` : "");
@@ -264,7 +265,8 @@ async function refreshCameras() {
 // change its id, approach, lane, kind, detector or delete it. Save sends the whole layout
 // with the site file's hash it was loaded with; the device checks it with the site
 // file's own rules and saves and runs it, or says why not.
-let editing = null;  // {cam, layout, zones, lines, sel, adding, drag, node, svg}
+let editing = null;  // {cam, layout, zones, lines, sel, adding, drag, node, svg, boxes}
+const lastSeen = {};  // camera id -> its last /api/cameras entry (the still's boxes)
 
 async function startEditing(cam) {
   stopEditing();
@@ -274,7 +276,9 @@ async function startEditing(cam) {
   const layout = await r.json();
   if (!r.ok) { alertIn(node, layout.error); return; }
   const svg = node.querySelector("svg");
+  const seen = lastSeen[cam];
   editing = { cam, layout, node, svg, sel: null, adding: null, drag: null,
+    boxes: seen ? (seen.detections || []).map((d) => d.box) : [],
     zones: layout.zones.map((z) => ({ ...z, polygon: z.polygon.map((p) => p.slice()) })),
     lines: layout.lines.map((l) => ({ ...l, points: l.points.map((p) => p.slice()) })) };
   node.querySelector(".frame").classList.add("editing");
@@ -430,11 +434,20 @@ function drawEditor() {
   const { svg, layout, sel } = editing;
   svg.innerHTML = "";
   const r = Math.max(3, layout.width / 90);
+  for (const [x1, y1, x2, y2] of editing.boxes) {  // the model's boxes on this still
+    svgEl("rect", { x: x1, y: y1, width: x2 - x1, height: y2 - y1, class: "ed-box" }, svg);
+  }
   editing.zones.forEach((z, i) => {
     const on = sel && sel.kind === "zone" && sel.i === i;
     svgEl("polygon", { points: z.polygon.map((p) => p.join(",")).join(" "), class: on ? "ed-zone sel" : "ed-zone",
       "data-zone": z.id }, svg);
-    if (z.polygon.length) svgEl("text", { x: z.polygon[0][0] + 3, y: z.polygon[0][1] + 14, class: "ed-label", text: z.id }, svg);
+    if (z.kind === "queue" && z.polygon.length > 1) {  // its stop-bar edge
+      const [[x1, y1], [x2, y2]] = z.polygon;
+      svgEl("line", { x1, y1, x2, y2, class: "ed-stopbar" }, svg);
+    }
+    const n = z.polygon.length || 1;
+    const cx = z.polygon.reduce((a, p) => a + p[0], 0) / n, cy = z.polygon.reduce((a, p) => a + p[1], 0) / n;
+    svgEl("text", { x: cx, y: cy, class: "ed-label", "text-anchor": "middle", text: z.id }, svg);
   });
   editing.lines.forEach((l, i) => {
     const on = sel && sel.kind === "line" && sel.i === i;
