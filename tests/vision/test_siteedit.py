@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -102,7 +103,8 @@ def test_inline_lists_become_tables(tmp_path: Path) -> None:
     assert current(load_config(path)) == (zones, lines)
 
 
-BAD = {
+Edit = Callable[[list[ZoneCfg]], list[ZoneCfg]]
+BAD: dict[str, tuple[Edit, list[str]]] = {
     "a point outside the frame": (
         lambda z: [moved(z[0], polygon=[[60, 180], [330, 180], [150, 120], [80, 120]]), z[1]],
         ["camera cam-n: zone n-stop: polygon: point 2 (330, 180) is outside the 320x192 frame"],

@@ -112,8 +112,8 @@ def test_a_technician_moves_a_corner_and_saves(served: Served) -> None:
         page.wait_for_selector(f"{CAM} polygon[data-zone='cam-n-zone1']")
         page.select_option(f"{CAM} [data-prop=kind]", "queue")
         save(page)
-        problem = page.wait_for_selector(f"{CAM} [data-ed-problems] li")
-        assert problem.inner_text() == (
+        page.wait_for_selector(f"{CAM} [data-ed-problems] li")
+        assert page.inner_text(f"{CAM} [data-ed-problems] li") == (
             "camera cam-n: zone cam-n-zone1: a queue zone needs length_m (its length along "
             "the lane)"
         )
