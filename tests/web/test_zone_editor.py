@@ -172,9 +172,10 @@ async def test_a_good_edit_is_saved_applied_and_the_tick_runs_on(
 
 
 STOP_3 = [[60, 180], [160, 180], [150, 120]]
+OUTSIDE = [[60, 180], [160, 180], [330, 120], [80, 120]]
 BAD: list[tuple[str, Callable[[list[dict[str, Any]]], None], str]] = [
-    ("a point outside the frame", lambda z: z[0].update(polygon=[*STOP_3, [330, 120]]),
-     "camera cam-n: zone n-stop: polygon: point 4 (330, 120) is outside the 320x192 frame"),
+    ("a point outside the frame", lambda z: z[0].update(polygon=OUTSIDE),
+     "camera cam-n: zone n-stop: polygon: point 3 (330, 120) is outside the 320x192 frame"),
     ("a queue zone of 3 corners", lambda z: z[0].update(polygon=STOP_3),
      "camera cam-n: zone n-stop: a queue zone has 4 corners, stop-bar edge first"),
     ("a duplicate id", lambda z: z[1].update(id="n-stop"),
