@@ -161,8 +161,12 @@ class Runtime:
         central: CentralHook | None = None,
         status_path: str | None = None,
         speed: float = 1.0,
+        config_path: str | None = None,
     ) -> None:
         self.config = config
+        # The site file `edge run --config` was given (None: a derived config, as in
+        # simulation): the technician's page saves camera zone edits to it.
+        self.config_path = config_path
         self.site = config.site
         # speed != 1 only in simulation: the runtime's clock runs `speed` times the wall
         # (ticks every 100/speed ms of wall time); jitter stays in wall ms.
@@ -552,7 +556,9 @@ def run_site(
 
     async def main() -> int:
         central = central_hook(link_cfg) if link_cfg is not None else None
-        rt = Runtime(config, port, status_path=status_path, central=central)
+        rt = Runtime(
+            config, port, status_path=status_path, central=central, config_path=config_path
+        )
         rt.status_every_s = status_every_s
         if log_store is not None:
             rt.extra_tasks["event-log"] = event_log_task(log_store, rt)

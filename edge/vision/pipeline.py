@@ -12,6 +12,10 @@ second; a frame with no motion in that crop is not inferred at all and the
 last detections stand (a stopped vehicle stays where it was), except on a
 camera with queue zones, which is inferred at its rate whatever the motion:
 stopped vehicles are the queue.
+
+A technician's new zone and line layout (`set_camera`, from any thread) is taken by
+the processing thread between two frames: the zones, count lines (counts kept by
+line id), crop and motion gate change together, and the new crop is inferred at once.
 """
 
 from __future__ import annotations
@@ -119,6 +123,30 @@ class CameraProcessor:
         self.infer_ms = 0.0
         self._zones: tuple[ZoneState, ...] = ()
         self._zones_of = -1  # the inference count self._zones were measured for
+        self._pending: Camera | None = None  # a new layout, taken before the next frame
+        self._pending_lock = threading.Lock()
+
+    def set_camera(self, camera: Camera) -> None:
+        """A new zone and line layout for this camera (same id, url and frame size), from
+        any thread: the processing thread takes it before its next frame, never within one."""
+        with self._pending_lock:
+            self._pending = camera
+
+    def _take_layout(self) -> None:
+        if self._pending is None:  # the common case: no lock taken
+            return
+        with self._pending_lock:
+            camera, self._pending = self._pending, None
+        if camera is None:
+            return
+        self.camera = camera
+        self.zones = [ZoneGeometry(z) for z in camera.zones]
+        self.tracker.set_lines(camera.lines)
+        self.crop = crop_box(camera)
+        self.always_infer = any(z.zone.kind == "queue" for z in self.zones)
+        self._last_motion = None  # the crop changed: no motion to compare with
+        self._last_infer = -1e9  # infer the new crop at once
+        self._zones_of = -1  # and measure the new zones, with the detections at hand
 
     def _sized(self, frame: Frame) -> Frame:
         c = self.camera
@@ -141,6 +169,7 @@ class CameraProcessor:
 
     def process(self, t_s: float, frame: Frame, *, force: bool = False) -> CameraState:
         """One frame; inference when due (or `force`), then the zones from the detections."""
+        self._take_layout()
         frame = self._sized(frame)
         self.frames += 1
         state = self.health.frame(t_s, frame)
@@ -161,6 +190,7 @@ class CameraProcessor:
         return self.snapshot(t_s, frame)
 
     def snapshot(self, t_s: float, frame: Frame | None) -> CameraState:
+        self._take_layout()
         state = self.health.poll(t_s)
         if state != hl.OK or self.model is None:
             return CameraState(

@@ -7,6 +7,12 @@ here can stop the intersection: a model that cannot load or a camera that
 cannot open is a logged error (`vision_model_error`, `camera_open_failed`),
 and its zones are unreliable, so their detectors run on loops or recalls.
 
+A technician's edit of one camera's zones and lines (`apply_layout`, from the page,
+once the site file is saved) takes effect without a restart: the detector bindings
+are rebuilt from the new layout on the event loop (where the control tick reads
+them, so a tick sees the old set or the new, never a mix) and the camera's worker
+takes the new geometry between two frames.
+
 Greppable events: vision_start, vision_model_error, vision_camera_health
 (camera=... health=... detail=...), vision_detector_source (detector=...
 source=camera|loop|recall camera=... health=...), vision_stop.
@@ -19,6 +25,7 @@ import contextlib
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +35,7 @@ from edge.control.messages import Inputs, Outputs
 from edge.control.site import Site
 from edge.vision import health as hl
 from edge.vision.capture import open_source
-from edge.vision.config import Vision
+from edge.vision.config import Camera, Vision
 from edge.vision.fusion import Binding, bindings, fuse, green_phases, queue_bindings
 from edge.vision.model import ModelError, VehicleModel
 from edge.vision.pipeline import CameraProcessor, CameraState, CameraWorker
@@ -150,6 +157,25 @@ class Sensing:
                     q = zs.queue_veh if zs is not None else None
                     queues[z.id] = float(q) if q is not None else None
         return presence, queues
+
+    def apply_layout(self, camera: Camera) -> None:
+        """Run camera `camera.id` with its new zones and lines (same url and size).
+
+        On the event loop, as the control tick: the bindings change between two ticks."""
+        vision = replace(
+            self.vision,
+            cameras=tuple(camera if c.id == camera.id else c for c in self.vision.cameras),
+        )
+        self.binds = bindings(self.site, vision)
+        self.queue_binds = queue_bindings(self.site, vision)
+        self.vision = vision
+        worker = self.workers.get(camera.id)
+        if worker is not None:
+            worker.processor.set_camera(camera)
+        log.info(
+            "vision_layout camera=%s zones=%d lines=%d detectors=%d",
+            camera.id, len(camera.zones), len(camera.lines), len(self.binds),
+        )  # fmt: skip
 
     # -- the controller's input path -----------------------------------------------------
 

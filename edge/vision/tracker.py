@@ -112,6 +112,15 @@ class Tracker:
         self._ids = itertools.count(1)
         self._lost: list[Track] = []  # counted tracks that ended, for `lost_memory_s`
 
+    def set_lines(self, lines: Sequence[CountLine]) -> None:
+        """New count lines (a technician's edit): a line that keeps its id keeps its count,
+        and a vehicle that counted it is not counted again; the tracks go on."""
+        self.lines = tuple(lines)
+        self.counts = {ln.id: self.counts.get(ln.id, 0) for ln in self.lines}
+        ids = set(self.counts)
+        for tr in self.tracks:
+            tr.crossed &= ids
+
     def _counted_before(self, d: Detection) -> set[str]:
         """The lines already counted for a vehicle found again where a counted track was lost.
 

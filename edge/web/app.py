@@ -21,21 +21,27 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 import urllib.parse
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge import credentials
 from edge.control.messages import AllRed, Automatic, Flash, Hold, PlaceCall
+from edge.vision.config import LineCfg, ZoneCfg
+from edge.vision.siteedit import LayoutConflict, LayoutProblems, read_hash, save_layout
 from edge.web.bodylimit import MAX_BODY_BYTES, BodyLimit
+from edge.web.camlayout import CameraLayout, LayoutEditor, layout_of_camera
 from edge.web.layout import Layout, layout_of
 from edge.web.live import History, LoggedEvent, Recorder, State
 from edge.web.logins import CheckQueue, LoginGuard
@@ -50,6 +56,13 @@ COMMAND_WAIT_S = 1.0  # how long a manual action waits for the controller's answ
 WRONG_CREDENTIAL_DELAY_S = 0.5  # per client: its next guess waits (logins: one at a time)
 CHECK_THREADS = 2  # scrypt checks at once (a Pi has 4 cores; the tick needs one)
 USER_PATTERN = f"^{credentials.USER_RE.pattern}$"  # in the OpenAPI document
+MAX_ZONES = 64  # zones (and lines) per camera in one edit
+# An edit of 64 zones of 32 corners is ~40 kB of JSON; parsed on the loop in ~1 ms.
+LAYOUT_BODY_BYTES = 65536
+NO_SITE_FILE = (
+    "this runtime runs a derived site (a simulation), not a site file: nothing to save to"
+)
+LAYOUT_PATH = re.compile(r"^/api/cameras/[^/]+/layout$")
 
 
 class ControlRequest(BaseModel):
@@ -67,12 +80,47 @@ class ControlRequest(BaseModel):
     @field_validator("user", mode="before")
     @classmethod
     def _user_name(cls, value: object) -> object:
-        if isinstance(value, str) and not credentials.USER_RE.fullmatch(value):
-            raise ValueError(
-                f"{value[:40]!r} is not a user name: 1 to 32 of a-z, 0-9, '_', '.', '-' "
-                "(no capitals, spaces or '='), not starting with '.', '-' or a digit"
-            )
-        return value
+        return _user_name(value)
+
+
+def _user_name(value: object) -> object:
+    if isinstance(value, str) and not credentials.USER_RE.fullmatch(value):
+        raise ValueError(
+            f"{value[:40]!r} is not a user name: 1 to 32 of a-z, 0-9, '_', '.', '-' "
+            "(no capitals, spaces or '='), not starting with '.', '-' or a digit"
+        )
+    return value
+
+
+class LayoutZone(ZoneCfg):
+    """A `[[cameras.zones]]` entry as JSON brings it (JSON's 2.0 is the integer 2)."""
+
+    model_config = ConfigDict(strict=False)
+
+
+class LayoutLine(LineCfg):
+    """A `[[cameras.lines]]` entry as JSON brings it."""
+
+    model_config = ConfigDict(strict=False)
+
+
+class LayoutEdit(BaseModel):
+    """A technician's zones and count lines for one camera, as the site file writes them
+    (the `[[cameras.zones]]` and `[[cameras.lines]]` keys), with the site file's hash the
+    layout was loaded with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(min_length=1, max_length=32, pattern=USER_PATTERN)
+    password: str = Field(min_length=1, max_length=256)
+    site_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    zones: list[LayoutZone] = Field(max_length=MAX_ZONES)
+    lines: list[LayoutLine] = Field(default=[], max_length=MAX_ZONES)
+
+    @field_validator("user", mode="before")
+    @classmethod
+    def _user_name(cls, value: object) -> object:
+        return _user_name(value)
 
 
 class ControlResult(BaseModel):
@@ -85,6 +133,13 @@ class ControlResult(BaseModel):
 
 class Problem(BaseModel):
     error: str
+
+
+class LayoutRefusal(BaseModel):
+    """An edit the site checks refuse: `problems` names each zone or line and what is wrong."""
+
+    error: str
+    problems: list[str] = []
 
 
 class LinkInfo(BaseModel):
@@ -111,7 +166,9 @@ def create_app(
         docs_url=None,  # Swagger UI and ReDoc load from a CDN; the device works offline
         redoc_url=None,
     )
-    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(
+        BodyLimit, max_bytes=MAX_BODY_BYTES, larger=((LAYOUT_PATH, LAYOUT_BODY_BYTES),)
+    )
     app.add_middleware(PageGuard)  # added last, so outermost: its headers on BodyLimit's refusals
     streams = {"open": 0}
 
@@ -125,8 +182,11 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's own (e.g. an unparsable body)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only its first route's
+            headers["Allow"] = ", ".join(_methods_of(app, request.url.path))
         return JSONResponse(
-            status_code=exc.status_code, content={"error": str(exc.detail)}, headers=exc.headers
+            status_code=exc.status_code, content={"error": str(exc.detail)}, headers=headers
         )
 
     @app.get("/", include_in_schema=False)
@@ -224,6 +284,53 @@ def create_app(
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
+    async def authorize(request: Request, user: str, password: str, action: str) -> None:
+        """Every technician action's check: per-address admission and lockout, the scrypt
+        check in the check threads, the wrong-credential delay; raises 429, 403 or 401.
+        `action` is logged as the action's fields (`action=...`, already one word each)."""
+        addr = request.client.host if request.client is not None else "unknown"
+        refusal = guard.admit(addr)
+        if refusal is not None:
+            log.warning(
+                "manual_refused user=%s client=%s: %s", _logged(user), addr, refusal.message
+            )
+            raise HTTPException(
+                429, refusal.message, headers={"Retry-After": str(refusal.retry_after_s)}
+            )
+        try:
+            checked = await checks.run(
+                guard.standing(addr), _check, credentials_path, user, password
+            )
+            if checked == "no_users":
+                raise HTTPException(
+                    403,
+                    "manual control is refused: no technician credential is set on this device "
+                    "(set one with `edge passwd USER --file FILE` and start with "
+                    "--credentials FILE)",
+                )
+            if checked == "wrong":
+                lockout = guard.failed(addr)
+                log.warning(
+                    "manual_refused user=%s client=%s %s: wrong credential%s",
+                    _logged(user), addr, action, f"; {lockout.message}" if lockout else "",
+                )  # fmt: skip
+                recorder.add(
+                    "manual", "warning", "manual_refused", user,
+                    f"{action.removeprefix('action=')} from {addr}: wrong credential",
+                )  # fmt: skip
+                # This address's next try waits (it is busy until the delay is over).
+                await asyncio.sleep(WRONG_CREDENTIAL_DELAY_S)
+                if lockout is not None:
+                    raise HTTPException(
+                        401,
+                        f"wrong user or password; nothing was done; {lockout.message}",
+                        headers={"Retry-After": str(lockout.retry_after_s)},
+                    )
+                raise HTTPException(401, "wrong user or password; nothing was done")
+            guard.succeeded(addr)
+        finally:
+            guard.release(addr)
+
     @app.post(
         "/api/control",
         response_model=ControlResult,
@@ -244,48 +351,7 @@ def create_app(
         },
     )
     async def control(req: ControlRequest, request: Request) -> JSONResponse:
-        addr = request.client.host if request.client is not None else "unknown"
-        refusal = guard.admit(addr)
-        if refusal is not None:
-            log.warning(
-                "manual_refused user=%s client=%s: %s", _logged(req.user), addr, refusal.message
-            )
-            raise HTTPException(
-                429, refusal.message, headers={"Retry-After": str(refusal.retry_after_s)}
-            )
-        try:
-            checked = await checks.run(
-                guard.standing(addr), _check, credentials_path, req.user, req.password
-            )
-            if checked == "no_users":
-                raise HTTPException(
-                    403,
-                    "manual control is refused: no technician credential is set on this device "
-                    "(set one with `edge passwd USER --file FILE` and start with "
-                    "--credentials FILE)",
-                )
-            if checked == "wrong":
-                lockout = guard.failed(addr)
-                log.warning(
-                    "manual_refused user=%s client=%s action=%s: wrong credential%s",
-                    _logged(req.user), addr, req.action, f"; {lockout.message}" if lockout else "",
-                )  # fmt: skip
-                recorder.add(
-                    "manual", "warning", "manual_refused", req.user,
-                    f"{req.action} from {addr}: wrong credential",
-                )  # fmt: skip
-                # This address's next try waits (it is busy until the delay is over).
-                await asyncio.sleep(WRONG_CREDENTIAL_DELAY_S)
-                if lockout is not None:
-                    raise HTTPException(
-                        401,
-                        f"wrong user or password; nothing was done; {lockout.message}",
-                        headers={"Retry-After": str(lockout.retry_after_s)},
-                    )
-                raise HTTPException(401, "wrong user or password; nothing was done")
-            guard.succeeded(addr)
-        finally:
-            guard.release(addr)
+        await authorize(request, req.user, req.password, f"action={req.action}")
         cmd = _command(rt.site, req)
         at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         what = f"{req.action}" + (f" phase {req.phase}" if req.phase else "")
@@ -308,7 +374,127 @@ def create_app(
         )
         return JSONResponse(status_code=200, content=res.model_dump())
 
+    # -- camera zones and count lines: the technician's layout editor ---------------------
+    saving = asyncio.Lock()  # one save at a time: each is checked against the file it replaces
+
+    def editor_of(camera_id: str) -> LayoutEditor:
+        sensing = rt.sensing
+        if sensing is None:
+            raise HTTPException(404, "no cameras are configured on this device")
+        if not isinstance(sensing, LayoutEditor):
+            raise HTTPException(404, "the cameras of this device cannot be edited from the page")
+        if camera_id not in {c.id for c in sensing.vision.cameras}:
+            raise HTTPException(404, f"no camera {camera_id[:64]!r}")
+        return sensing
+
+    layout_errors: dict[int | str, dict[str, Any]] = {
+        404: {"model": Problem, "description": "no such camera, or no cameras"},
+    }
+
+    @app.get(
+        "/api/cameras/{camera_id}/layout", response_model=CameraLayout, responses=layout_errors
+    )
+    async def camera_layout(camera_id: Annotated[str, Field(max_length=64)]) -> CameraLayout:
+        """The camera's zones and count lines as they run, with the site file's hash."""
+        editor = editor_of(camera_id)
+        path = rt.config_path
+        site_hash, why = None, ""
+        if path is None:
+            why = NO_SITE_FILE
+        else:
+            try:
+                site_hash = await asyncio.to_thread(read_hash, path)  # file I/O off the loop
+            except OSError as exc:
+                why = f"cannot read the site file {path}: {exc.strerror or exc}"
+        return layout_of_camera(editor.vision, camera_id, rt.site, site_hash, why)
+
+    @app.put(
+        "/api/cameras/{camera_id}/layout",
+        response_model=CameraLayout,
+        responses={
+            **layout_errors,
+            400: {"model": Problem, "description": "the body is not JSON"},
+            401: {"model": Problem, "description": "wrong user or password"},
+            403: {"model": Problem, "description": "no technician credential on this device"},
+            408: {"model": Problem, "description": "the body did not arrive in time"},
+            409: {
+                "model": Problem,
+                "description": "nothing saved: no site file, the file changed on disk since "
+                "the layout was loaded, it is read-only, or it differs from what runs",
+            },
+            413: {"model": Problem, "description": f"a body over {LAYOUT_BODY_BYTES} bytes"},
+            422: {
+                "model": LayoutRefusal,
+                "description": "malformed request, or the site checks refuse the edit "
+                "(`problems`: each zone or line and what is wrong); nothing saved",
+            },
+            429: {
+                "model": Problem,
+                "description": "locked out after wrong credentials, or a check from this "
+                "address is running; Retry-After says when to try again",
+            },
+        },
+    )
+    async def save_camera_layout(
+        camera_id: Annotated[str, Field(max_length=64)], req: LayoutEdit, request: Request
+    ) -> CameraLayout | JSONResponse:
+        """Save the camera's zones and count lines to the site file and run them, or refuse.
+
+        Checked by the site file's own rules (what `edge check` runs) on the whole edited
+        file; written atomically; applied to the camera's processing without a restart."""
+        editor = editor_of(camera_id)
+        path = rt.config_path
+        if path is None:
+            raise HTTPException(409, NO_SITE_FILE)
+        cam = _logged(camera_id)
+        await authorize(request, req.user, req.password, f"action=save_zones camera={cam}")
+
+        def refused(status: int, error: str) -> str:
+            log.warning("zones_refused user=%s camera=%s status=%d: %s",
+                        _logged(req.user), cam, status, error)  # fmt: skip
+            recorder.add("manual", "warning", "zones_refused", req.user,
+                         f"camera {camera_id}: {error}")  # fmt: skip
+            return error
+
+        async with saving:
+            running = replace(rt.config, vision=editor.vision)
+            try:
+                saved = await asyncio.to_thread(  # file I/O and the checks off the loop
+                    save_layout, path, req.site_hash, camera_id, req.zones, req.lines, running
+                )
+            except LayoutProblems as exc:
+                n = len(exc.problems)
+                error = refused(
+                    422, f"camera {camera_id}: the site checks refuse the edit "
+                    f"({n} problem{'s' if n != 1 else ''}); nothing was saved: "
+                    + "; ".join(exc.problems),
+                )  # fmt: skip
+                body = LayoutRefusal(error=error, problems=exc.problems)
+                return JSONResponse(status_code=422, content=body.model_dump())
+            except LayoutConflict as exc:
+                raise HTTPException(409, refused(409, str(exc))) from None
+            # On the loop, between two ticks: the controller sees the old bindings or the new.
+            editor.apply_layout(saved.camera)
+            rt.config = saved.config
+        n_zones, n_lines = len(saved.camera.zones), len(saved.camera.lines)
+        log.warning(
+            "zones_saved user=%s camera=%s zones=%d lines=%d site_hash=%s",
+            _logged(req.user), cam, n_zones, n_lines, saved.site_hash[:12],
+        )  # fmt: skip
+        recorder.add(
+            "manual", "warning", "zones_saved", req.user,
+            f"camera {camera_id}: {n_zones} zones, {n_lines} lines saved to {path} and applied",
+        )  # fmt: skip
+        return layout_of_camera(editor.vision, camera_id, rt.site, saved.site_hash, "")
+
     return app
+
+
+def _methods_of(app: FastAPI, path: str) -> list[str]:
+    return sorted(
+        {m for r in app.routes if isinstance(r, APIRoute) and r.path_regex.match(path)
+         for m in r.methods or ()}
+    )  # fmt: skip
 
 
 def _logged(value: str) -> str:

@@ -9,7 +9,9 @@ that is big to read or to parse would delay the tick. The rules:
   soon as it passes the limit;
 - the whole body must arrive within the timeout (408 otherwise): a trickled body
   cannot hold a connection open;
-- an unreadable Content-Length is 400.
+- an unreadable Content-Length is 400;
+- a few paths have a larger limit of their own (`larger`: the camera layout editor's
+  PUT, whose zones take more than a manual action), still read the same bounded way.
 
 Only a body within the limit reaches the app (JSON parsing, validation), from memory.
 """
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -31,33 +35,43 @@ BODY_TIMEOUT_S = 5.0
 
 class BodyLimit:
     def __init__(
-        self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, timeout_s: float = BODY_TIMEOUT_S
+        self,
+        app: ASGIApp,
+        max_bytes: int = MAX_BODY_BYTES,
+        timeout_s: float = BODY_TIMEOUT_S,
+        larger: Sequence[tuple[re.Pattern[str], int]] = (),
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
+        self.larger = tuple(larger)
+
+    def limit(self, scope: Scope) -> int:
+        path = scope.get("path", "")
+        return next((n for pat, n in self.larger if pat.match(path)), self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit(scope)
         length = _content_length(scope)
         if length == -1:
             await self._refuse(scope, send, 400, "Content-Length is not a number")
             return
-        if length is not None and length > self.max_bytes:
-            await self._too_big(scope, send, f"{length} bytes")
+        if length is not None and length > limit:
+            await self._too_big(scope, send, f"{length} bytes", limit)
             return
         try:
             async with asyncio.timeout(self.timeout_s):
-                body = await self._read(receive)
+                body = await self._read(receive, limit)
         except TimeoutError:
             await self._refuse(
                 scope, send, 408, f"the request body did not arrive within {self.timeout_s:g} s"
             )
             return
         if body is None:
-            await self._too_big(scope, send, "a chunked body")
+            await self._too_big(scope, send, "a chunked body", limit)
             return
         if isinstance(body, dict):  # the client went away: nothing to answer
             return
@@ -72,7 +86,7 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _read(self, receive: Receive) -> bytes | Message | None:
+    async def _read(self, receive: Receive, limit: int) -> bytes | Message | None:
         """The body (None once it passes the limit; the disconnect message if it came)."""
         chunks: list[bytes] = []
         size = 0
@@ -82,19 +96,18 @@ class BodyLimit:
                 return msg
             chunk = msg.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
+            if size > limit:
                 return None
             chunks.append(chunk)
             if not msg.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _too_big(self, scope: Scope, send: Send, what: str) -> None:
+    async def _too_big(self, scope: Scope, send: Send, what: str, limit: int) -> None:
         await self._refuse(
             scope,
             send,
             413,
-            f"request body too large: {what} over the limit of {self.max_bytes} bytes; "
-            "refused unread",
+            f"request body too large: {what} over the limit of {limit} bytes; refused unread",
         )
 
     async def _refuse(self, scope: Scope, send: Send, status: int, error: str) -> None:

@@ -418,8 +418,8 @@ class LogCapture(logging.Handler):
                 return
             text = record.getMessage()
             name, _, detail = text.partition(" ")
-            if name.startswith("manual_"):
-                return  # the page logs manual actions itself, with the user as subject
+            if name.startswith(("manual_", "zones_")):
+                return  # the page logs technicians' actions itself, with the user as subject
             self.recorder.add(source, record.levelname.lower(), name, "", detail)
         except Exception:
             self.handleError(record)

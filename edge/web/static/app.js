@@ -228,8 +228,12 @@ async function refreshCameras() {
       const frame = el("div", { class: "frame" }, node);
       el("img", { alt: `camera ${id}` }, frame);
       svgEl("svg", { preserveAspectRatio: "none" }, frame);
+      const edit = el("button", { type: "button", class: "edit-zones", "data-edit-zones": id, text: "Edit zones" }, node);
+      edit.addEventListener("click", () => startEditing(id));
       el("table", {}, node);
     }
+    if (editing && editing.cam === id) continue;  // the editor holds the still and its overlay
+    lastSeen[id] = cam;
     const ok = cam.health === "ok";
     node.querySelector("h3").innerHTML = `${esc(id)} <span class="badge ${ok ? "ok" : "bad"}" data-health="${esc(cam.health)}">${esc(cam.health)}</span>`
       + (cam.fps !== undefined ? ` ${Number(cam.fps).toFixed(1)} fps` : "");
@@ -253,6 +257,278 @@ async function refreshCameras() {
       + (cam.zones || []).map((z) => `<tr><td>${esc(z.id)}</td><td>${z.presence ? "yes" : "no"}</td><td>${z.count ?? "-"}</td><td>${z.queue_veh ?? "-"}</td><td>${z.queue_m ?? "-"}</td></tr>`).join("");
   }
   for (const node of box.querySelectorAll("[data-camera]")) if (!seen.has(node.dataset.camera)) node.remove();
+}
+
+// -- the zone editor: draw and move zones and count lines on a still of the camera -----------
+// One camera at a time. Its picture stops (a still) and its overlay becomes the editor's:
+// drag a corner or a line's end, add a zone (4 clicks) or a line (2 clicks), select one to
+// change its id, approach, lane, kind, detector or delete it. Save sends the whole layout
+// with the site file's hash it was loaded with; the device checks it with the site
+// file's own rules and saves and runs it, or says why not.
+let editing = null;  // {cam, layout, zones, lines, sel, adding, drag, node, svg, boxes}
+const lastSeen = {};  // camera id -> its last /api/cameras entry (the still's boxes)
+
+async function startEditing(cam) {
+  stopEditing();
+  const node = document.querySelector(`[data-camera="${CSS.escape(cam)}"]`);
+  alertIn(node, "");
+  const r = await fetch(`/api/cameras/${encodeURIComponent(cam)}/layout`);
+  const layout = await r.json();
+  if (!r.ok) { alertIn(node, layout.error); return; }
+  const svg = node.querySelector("svg");
+  const seen = lastSeen[cam];
+  editing = { cam, layout, node, svg, sel: null, adding: null, drag: null,
+    boxes: seen ? (seen.detections || []).map((d) => d.box) : [],
+    zones: layout.zones.map((z) => ({ ...z, polygon: z.polygon.map((p) => p.slice()) })),
+    lines: layout.lines.map((l) => ({ ...l, points: l.points.map((p) => p.slice()) })) };
+  node.querySelector(".frame").classList.add("editing");
+  node.querySelector("[data-edit-zones]").hidden = true;
+  svg.setAttribute("viewBox", `0 0 ${layout.width} ${layout.height}`);
+  svg.addEventListener("pointerdown", onEditDown);
+  svg.addEventListener("pointermove", onEditMove);
+  svg.addEventListener("pointerup", onEditUp);
+  buildEditorBox();
+  drawEditor();
+}
+
+function stopEditing() {
+  if (!editing) return;
+  const { node, svg } = editing;
+  svg.removeEventListener("pointerdown", onEditDown);
+  svg.removeEventListener("pointermove", onEditMove);
+  svg.removeEventListener("pointerup", onEditUp);
+  node.querySelector(".frame").classList.remove("editing");
+  node.querySelector("[data-edit-zones]").hidden = false;
+  const box = node.querySelector("[data-editor]");
+  if (box) box.remove();
+  editing = null;
+}
+
+function alertIn(node, text) {
+  let p = node.querySelector(".edit-note");
+  if (!p) p = el("p", { class: "edit-note err" }, node);
+  p.textContent = text;
+}
+
+function buildEditorBox() {
+  const { node, layout } = editing;
+  let box = node.querySelector("[data-editor]");
+  if (box) box.remove();
+  box = el("div", { class: "editor", "data-editor": editing.cam });
+  node.insertBefore(box, node.querySelector("table"));
+  const tools = el("div", { class: "buttons" }, box);
+  for (const [ed, text] of [["add-zone", "Add zone"], ["add-line", "Add line"], ["delete", "Delete selected"]]) {
+    el("button", { type: "button", "data-ed": ed, text }, tools).addEventListener("click", () => editTool(ed));
+  }
+  el("p", { class: "note", "data-ed-hint": "" }, box);
+  el("div", { class: "props", "data-ed-props": "" }, box);
+  const save = el("div", { class: "buttons" }, box);
+  el("label", { text: "user " }, save).appendChild(el("input", { "data-ed-user": "", maxlength: 32, autocomplete: "off" }));
+  el("label", { text: " password " }, save).appendChild(el("input", { "data-ed-password": "", type: "password", maxlength: 256, autocomplete: "off" }));
+  const saveBtn = el("button", { type: "button", "data-ed": "save", text: "Save" }, save);
+  saveBtn.addEventListener("click", saveLayout);
+  el("button", { type: "button", "data-ed": "cancel", text: "Cancel" }, save).addEventListener("click", () => {
+    stopEditing(); refreshCameras();
+  });
+  el("p", { class: "edit-result", role: "status", "data-ed-result": "" }, box);
+  el("ul", { class: "problems", "data-ed-problems": "" }, box);
+  if (!layout.editable) { saveBtn.disabled = true; setResult("err", `cannot be saved here: ${layout.why}`); }
+  hint();
+}
+
+function setResult(cls, text) {
+  const p = editing.node.querySelector("[data-ed-result]");
+  p.className = `edit-result ${cls}`; p.textContent = text;
+}
+
+function hint() {
+  const a = editing.adding;
+  editing.node.querySelector("[data-ed-hint]").textContent = a
+    ? (a.kind === "zone" ? `click the zone's 4 corners (a queue zone: stop-bar edge first): ${a.pts.length} of 4`
+      : `click the line's 2 ends: ${a.pts.length} of 2`)
+    : "drag a corner or a line's end; click a zone or line to select it";
+}
+
+function editTool(ed) {
+  if (ed === "add-zone" || ed === "add-line") {
+    editing.adding = { kind: ed === "add-zone" ? "zone" : "line", pts: [] };
+  } else if (ed === "delete" && editing.sel) {
+    const list = editing.sel.kind === "zone" ? editing.zones : editing.lines;
+    list.splice(editing.sel.i, 1);
+    editing.sel = null;
+  }
+  hint(); drawEditor(); drawProps();
+}
+
+function framePoint(e) {
+  const { svg, layout } = editing;
+  const pt = svg.createSVGPoint();
+  pt.x = e.clientX; pt.y = e.clientY;
+  const p = pt.matrixTransform(svg.getScreenCTM().inverse());
+  const clamp = (v, hi) => Math.round(Math.min(hi, Math.max(0, v)) * 10) / 10;
+  return [clamp(p.x, layout.width), clamp(p.y, layout.height)];
+}
+
+function freeId(prefix, taken) {
+  let n = 1;
+  while (taken.has(`${prefix}${n}`)) n += 1;
+  return `${prefix}${n}`;
+}
+
+function onEditDown(e) {
+  const t = e.target;
+  if (t.dataset && t.dataset.handle) {
+    const [kind, i, k] = t.dataset.handle.split(":");
+    editing.drag = { kind, i: Number(i), k: Number(k) };
+    editing.sel = { kind, i: Number(i) };
+    editing.svg.setPointerCapture(e.pointerId);  // the svg keeps the drag while handles are redrawn
+    e.preventDefault();
+    drawProps();
+    return;
+  }
+  const a = editing.adding;
+  if (a) {
+    a.pts.push(framePoint(e));
+    const need = a.kind === "zone" ? 4 : 2;
+    if (a.pts.length === need) {
+      const taken = new Set([...editing.zones.map((z) => z.id), ...editing.lines.map((l) => l.id)]);
+      const near = editing.zones[0] || editing.lines[0];
+      const approach = near ? near.approach : (editing.layout.approaches[0] || "");
+      if (a.kind === "zone") {
+        editing.zones.push({ id: freeId(`${editing.cam}-zone`, taken), approach, lane: 0, polygon: a.pts,
+          kind: "presence", detector: null, length_m: null, fallback: "loop" });
+        editing.sel = { kind: "zone", i: editing.zones.length - 1 };
+      } else {
+        editing.lines.push({ id: freeId(`${editing.cam}-line`, taken), approach, lane: null, points: a.pts });
+        editing.sel = { kind: "line", i: editing.lines.length - 1 };
+      }
+      editing.adding = null;
+      drawProps();
+    }
+    hint(); drawEditor();
+    return;
+  }
+  const zone = t.dataset ? t.dataset.zone : undefined, line = t.dataset ? t.dataset.line : undefined;
+  if (zone !== undefined) editing.sel = { kind: "zone", i: editing.zones.findIndex((z) => z.id === zone) };
+  else if (line !== undefined) editing.sel = { kind: "line", i: editing.lines.findIndex((l) => l.id === line) };
+  else editing.sel = null;
+  drawEditor(); drawProps();
+}
+
+function onEditMove(e) {
+  const d = editing && editing.drag;
+  if (!d) return;
+  const p = framePoint(e);
+  if (d.kind === "zone") editing.zones[d.i].polygon[d.k] = p;
+  else editing.lines[d.i].points[d.k] = p;
+  drawEditor();
+}
+
+function onEditUp(e) {
+  if (!editing || !editing.drag) return;
+  editing.drag = null;
+  if (editing.svg.hasPointerCapture(e.pointerId)) editing.svg.releasePointerCapture(e.pointerId);
+}
+
+function drawEditor() {
+  const { svg, layout, sel } = editing;
+  svg.innerHTML = "";
+  const r = Math.max(3, layout.width / 90);
+  for (const [x1, y1, x2, y2] of editing.boxes) {  // the model's boxes on this still
+    svgEl("rect", { x: x1, y: y1, width: x2 - x1, height: y2 - y1, class: "ed-box" }, svg);
+  }
+  editing.zones.forEach((z, i) => {
+    const on = sel && sel.kind === "zone" && sel.i === i;
+    svgEl("polygon", { points: z.polygon.map((p) => p.join(",")).join(" "), class: on ? "ed-zone sel" : "ed-zone",
+      "data-zone": z.id }, svg);
+    if (z.kind === "queue" && z.polygon.length > 1) {  // its stop-bar edge
+      const [[x1, y1], [x2, y2]] = z.polygon;
+      svgEl("line", { x1, y1, x2, y2, class: "ed-stopbar" }, svg);
+    }
+    const n = z.polygon.length || 1;
+    const cx = z.polygon.reduce((a, p) => a + p[0], 0) / n, cy = z.polygon.reduce((a, p) => a + p[1], 0) / n;
+    svgEl("text", { x: cx, y: cy, class: "ed-label", "text-anchor": "middle", text: z.id }, svg);
+  });
+  editing.lines.forEach((l, i) => {
+    const on = sel && sel.kind === "line" && sel.i === i;
+    const [[x1, y1], [x2, y2]] = l.points;
+    svgEl("line", { x1, y1, x2, y2, class: on ? "ed-line sel" : "ed-line", "data-line": l.id }, svg);
+    svgEl("text", { x: x2 + 3, y: y2 - 4, class: "ed-label", text: l.id }, svg);
+  });
+  editing.zones.forEach((z, i) => z.polygon.forEach(([x, y], k) => svgEl("circle", { cx: x, cy: y, r, class: "ed-handle",
+    "data-handle": `zone:${i}:${k}`, "data-zone-handle": z.id, "data-k": k }, svg)));
+  editing.lines.forEach((l, i) => l.points.forEach(([x, y], k) => svgEl("circle", { cx: x, cy: y, r, class: "ed-handle",
+    "data-handle": `line:${i}:${k}`, "data-line-handle": l.id, "data-k": k }, svg)));
+  const a = editing.adding;
+  if (a && a.pts.length) {
+    svgEl("polyline", { points: a.pts.map((p) => p.join(",")).join(" "), class: "ed-adding" }, svg);
+    for (const [x, y] of a.pts) svgEl("circle", { cx: x, cy: y, r: r * 0.7, class: "ed-adding-pt" }, svg);
+  }
+}
+
+function drawProps() {
+  const box = editing.node.querySelector("[data-ed-props]");
+  box.innerHTML = "";
+  const sel = editing.sel;
+  if (!sel || sel.i < 0) return;
+  const item = sel.kind === "zone" ? editing.zones[sel.i] : editing.lines[sel.i];
+  const { approaches, detectors } = editing.layout;
+  const field = (label, prop, input) => {
+    el("label", { text: `${label} ` }, box).appendChild(input);
+    input.setAttribute("data-prop", prop);
+    input.addEventListener("change", () => {
+      const v = input.value;
+      if (prop === "lane") item.lane = v === "" ? (sel.kind === "line" ? null : 0) : Number(v);
+      else if (prop === "length_m") item.length_m = v === "" ? null : Number(v);
+      else if (prop === "detector") item.detector = v === "" ? null : Number(v);
+      else item[prop] = v;
+      drawEditor();
+    });
+  };
+  const select = (options, value) => {
+    const s = el("select");
+    for (const [v, text] of options) el("option", { value: v, text }, s);
+    s.value = value === null || value === undefined ? "" : String(value);
+    return s;
+  };
+  el("b", { text: `${sel.kind} ` }, box);
+  field("id", "id", el("input", { value: item.id, maxlength: 32, size: 12 }));
+  field("approach", "approach", select(approaches.map((a) => [a, a]), item.approach));
+  field("lane", "lane", el("input", { type: "number", min: 0, max: 15, value: item.lane ?? "" }));
+  if (sel.kind === "zone") {
+    field("kind", "kind", select([["presence", "presence"], ["queue", "queue"]], item.kind));
+    field("length (m, queue)", "length_m", el("input", { type: "number", min: 0, step: "any", value: item.length_m ?? "" }));
+    field("drives detector", "detector", select([["", "none"], ...detectors.map((d) => [d, `D${d}`])], item.detector));
+    field("fallback", "fallback", select([["loop", "loop"], ["recall", "recall"]], item.fallback));
+  }
+}
+
+async function saveLayout() {
+  const { node, cam, layout } = editing;
+  const user = node.querySelector("[data-ed-user]").value.trim();
+  const password = node.querySelector("[data-ed-password]").value;
+  const problems = node.querySelector("[data-ed-problems]");
+  problems.innerHTML = "";
+  if (!user || !password) { setResult("err", "enter your user and password first"); return; }
+  const body = { user, password, site_hash: layout.site_hash, zones: editing.zones, lines: editing.lines };
+  setResult("", "saving...");
+  const r = await fetch(`/api/cameras/${encodeURIComponent(cam)}/layout`, { method: "PUT",
+    headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  node.querySelector("[data-ed-password]").value = "";
+  const res = await r.json();
+  if (r.ok) {
+    stopEditing();
+    alertIn(node, "");
+    const note = node.querySelector(".edit-note");
+    note.className = "edit-note ok";
+    note.setAttribute("data-saved", res.site_hash);
+    note.textContent = `saved to the site file and running: ${res.zones.length} zones, ${res.lines.length} lines`;
+    refreshCameras();
+    return;
+  }
+  setResult("err", `refused (${r.status}): ${r.status === 422 && res.problems && res.problems.length
+    ? "the site checks found these problems; nothing was saved" : res.error}`);
+  for (const p of res.problems || []) el("li", { text: p }, problems);
 }
 
 // -- history -------------------------------------------------------------------------------
