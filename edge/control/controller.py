@@ -31,57 +31,41 @@ The core reads no clock and does no I/O: `now_ms` is the caller's time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from edge.control import coordination
+from edge.control import commands, coordination, transit
 from edge.control.adaptive import Adaptive
 from edge.control.messages import (
-    AllRed,
-    Automatic,
     Event,
-    Flash,
-    ForceOff,
-    Hold,
     Inputs,
     Lamp,
-    LoadSite,
-    Omit,
     Outputs,
     PhaseTiming,
-    PlaceCall,
-    Preempt,
-    Recover,
-    SetMode,
-    SetPlan,
-    TransitRequest,
-    UseMax2,
 )
 from edge.control.monitor import Monitor
+from edge.control.preemption import Preemption
 from edge.control.priority import TransitState
 from edge.control.site import ABSOLUTE_MIN_YELLOW_MS, FlashColour, Recall, SignalKind, Site
 from edge.control.site import PhaseTiming as Timing
-
-NEVER = 1 << 62  # a deadline that does not come
-
-# Phase vehicle intervals.
-RED, GREEN, YELLOW, RED_CLEAR = 0, 1, 2, 3
-# Pedestrian intervals.
-DONT_WALK, WALK, PED_CLEAR = 0, 1, 2
-# Overlap intervals (GREEN/YELLOW/RED_CLEAR as phases, plus trailing green).
-TRAIL = 4
-FYA_FLASH = 5  # a flashing-yellow-arrow overlap in its permissive interval
-
-# Controller modes (names appear in outputs and events).
-STARTUP_FLASH = "startup_flash"
-STARTUP_ALL_RED = "startup_all_red"
-RUN = "run"
-ALL_RED = "all_red"
-FLASH = "flash"
-FAULT = "fault_flash"
-
-# Control modes (how greens are timed in RUN), and who chose the one in force.
-FREE, COORDINATED, ADAPTIVE = "free", "coordinated", "adaptive"
-CONTROL_MODES = (FREE, COORDINATED, ADAPTIVE)
+from edge.control.states import (
+    ADAPTIVE,
+    ALL_RED,
+    COORDINATED,
+    DONT_WALK,
+    FAULT,
+    FLASH,
+    FREE,
+    FYA_FLASH,
+    GREEN,
+    NEVER,
+    PED_CLEAR,
+    RED,
+    RED_CLEAR,
+    RUN,
+    STARTUP_ALL_RED,
+    STARTUP_FLASH,
+    TRAIL,
+    WALK,
+    YELLOW,
+)
 
 _VEH_LAMP = (Lamp.RED, Lamp.GREEN, Lamp.YELLOW, Lamp.RED, Lamp.GREEN, Lamp.FLASH_YELLOW)
 _PED_LAMP = (Lamp.RED, Lamp.GREEN, Lamp.FLASH_RED)
@@ -165,12 +149,7 @@ class Controller:
         self.pending_plan: str | None = None
         self.pending_site: Site | None = None  # new timing waiting for a safe point
         self.fault: str | None = None
-        # Emergency preemption: requests by preempt index -> time requested;
-        # the one being served, and when its dwell began (-1: entering).
-        self.pre_requests: dict[int, int] = {}
-        self.pre = -1
-        self.pre_dwell_at = -1
-        self.pre_cut = 0  # phases whose green the entry ended early: called again at exit
+        self.preempt = Preemption(site, self.index, self.ring_of, len(self.ring_seq))
         self.monitor = Monitor(site)
         # The site minimums hold even for a Site built without edge.config's checks.
         self.min_yellow_ms = max(site.safety.min_yellow_ms, ABSOLUTE_MIN_YELLOW_MS)
@@ -187,6 +166,20 @@ class Controller:
         self._outputs: Outputs | None = None
         self._dirty = True  # displays changed: rebuild outputs and run the monitor
         self._timers_dirty = False  # only SPaT timing changed (e.g. a detector extended a green)
+
+    # Preemption's state, as the runtime and tests read it.
+    @property
+    def pre(self) -> int:
+        """The preempt (index) being served, -1 when none."""
+        return self.preempt.serving
+
+    @property
+    def pre_requests(self) -> dict[int, int]:
+        return self.preempt.requests
+
+    @property
+    def pre_index(self) -> dict[int, int]:
+        return self.preempt.index
 
     # -- indexes built once -------------------------------------------------------
 
@@ -261,14 +254,6 @@ class Controller:
                     if d.locking:
                         self.locking_call_dets[i].append(k)
         self.start_phases = [i for i, p in enumerate(phases) if p.start_up]
-        self.pre_index = {p.id: k for k, p in enumerate(site.preempts)}
-        self.pre_ring_phase = [[-1] * len(self.ring_seq) for _ in site.preempts]
-        self.pre_dwell_mask = [0] * len(site.preempts)
-        for k, pre in enumerate(site.preempts):
-            for pid in pre.dwell_phases:
-                i = self.index[pid]
-                self.pre_ring_phase[k][self.ring_of[i]] = i
-                self.pre_dwell_mask[k] |= 1 << i
         self.channel_src: list[tuple[int, int]] = []  # (0 veh / 1 ped / 2 overlap, index)
         for ch in site.channels:
             if ch.kind is SignalKind.PHASE:
@@ -313,7 +298,7 @@ class Controller:
             return self._outputs.restamped(now, ())
         try:
             if inputs.commands:
-                self._commands(now, inputs.commands)
+                commands.apply_all(self, now, inputs.commands)
             if occupied != self.last_occupied or inputs.actuations or now >= self.det_deadline:
                 self._detectors(now, occupied, inputs.actuations)
                 self.last_occupied = occupied
@@ -366,138 +351,6 @@ class Controller:
 
     def _event(self, now: int, name: str, subject: str = "", detail: str = "") -> None:
         self.events.append(Event(now, name, subject, detail))
-
-    def _commands(self, now: int, commands: Sequence[object]) -> None:
-        for cmd in commands:
-            err = self._command(now, cmd)
-            if err:
-                self._event(now, "command_rejected", type(cmd).__name__, err)
-            else:
-                self._event(now, "command_applied", type(cmd).__name__, repr(cmd))
-            self._dirty = True
-
-    def _phase_arg(self, phase: object) -> int | None:
-        if isinstance(phase, int) and not isinstance(phase, bool) and phase in self.index:
-            return self.index[phase]
-        return None
-
-    def _command(self, now: int, cmd: object) -> str | None:
-        """Apply one command; return why it was rejected, or None."""
-        for flag in ("on", "ped"):
-            value = getattr(cmd, flag, False)
-            if not isinstance(value, bool):
-                return f"{flag} must be true or false, not {value!r}"
-        if isinstance(cmd, Hold):
-            if cmd.phases is None:
-                self.hold = [False] * len(self.hold)
-                return None
-            if not isinstance(cmd.phases, tuple):
-                return f"phases must be a tuple of phase ids, not {cmd.phases!r}"
-            idx = [self._phase_arg(p) for p in cmd.phases]
-            if None in idx:
-                return f"unknown phase in {cmd.phases!r}"
-            for i in idx:
-                assert i is not None
-                self.hold[i] = True
-            return None
-        if isinstance(cmd, ForceOff | PlaceCall | Omit):
-            i = self._phase_arg(cmd.phase)
-            if i is None:
-                return f"unknown phase {cmd.phase!r}"
-            if isinstance(cmd, ForceOff):
-                if self.iv[i] != GREEN:
-                    return f"phase {cmd.phase} is not green"
-                self.force_off[i] = True
-            elif isinstance(cmd, PlaceCall):
-                if cmd.ped and not self.has_ped[i]:
-                    return f"phase {cmd.phase} has no pedestrian signal"
-                if cmd.ped:
-                    self.pcall[i] = True
-                else:
-                    self.vcall[i] = True
-            else:
-                self.omit[i] = cmd.on
-            return None
-        if isinstance(cmd, AllRed):
-            self.all_red_req = cmd.on
-            return None
-        if isinstance(cmd, Flash):
-            if cmd.on:
-                self.flash_req = True
-            elif self.mode == FLASH:
-                self.flash_req = False
-                self._start_mode(now, STARTUP_ALL_RED, self.site.startup_all_red_ms)
-            else:
-                self.flash_req = False
-            return None
-        if isinstance(cmd, Recover):
-            if self.mode != FAULT:
-                return "not in fault flash"
-            self.fault = None
-            self.monitor.reset(now)
-            self._start_mode(now, STARTUP_ALL_RED, self.site.startup_all_red_ms)
-            self._event(now, "fault_recovered", "", "restarting through all red")
-            return None
-        if isinstance(cmd, Automatic):
-            self.hold = [False] * len(self.hold)
-            self.omit = [False] * len(self.omit)
-            self.all_red_req = False
-            if self.flash_req or self.mode == FLASH:
-                self.flash_req = False
-                if self.mode == FLASH:
-                    self._start_mode(now, STARTUP_ALL_RED, self.site.startup_all_red_ms)
-            return None
-        if isinstance(cmd, LoadSite):
-            if not isinstance(cmd.site, Site):
-                return "site is not a Site"
-            why = _same_intersection(self.site, cmd.site)
-            if why:
-                return why
-            if not isinstance(cmd.plan, str) or cmd.plan not in cmd.site.plans:
-                return f"unknown plan {cmd.plan!r}"
-            self.pending_site = cmd.site
-            self.pending_plan = cmd.plan
-            self._event(now, "plan_pending", cmd.plan, "new timing")
-            return None
-        if isinstance(cmd, SetPlan):
-            # A plan of the timing that runs next: new timing still waiting for its safe
-            # point stays pending (a schedule's plan change must not drop central's timing).
-            plans = (self.pending_site or self.site).plans
-            if not isinstance(cmd.plan, str) or cmd.plan not in plans:
-                return f"unknown plan {cmd.plan!r}"
-            self.pending_plan = cmd.plan
-            self._event(now, "plan_pending", cmd.plan)
-            return None
-        if isinstance(cmd, Preempt):
-            k = self.pre_index.get(cmd.preempt) if isinstance(cmd.preempt, int) else None
-            if k is None:
-                return f"unknown preempt {cmd.preempt!r}"
-            if cmd.on:
-                if self.mode in (FLASH, FAULT) or self.flash_req or self.all_red_req:
-                    return "the intersection is held in flash or all red"
-                if k not in self.pre_requests:
-                    self.pre_requests[k] = now
-                    self._event(now, "preempt_request", f"preempt {cmd.preempt}")
-            elif self.pre_requests.pop(k, None) is not None:
-                self._event(now, "preempt_cancel", f"preempt {cmd.preempt}")
-            return None
-        if isinstance(cmd, TransitRequest):
-            return self._transit_request(now, cmd)
-        if isinstance(cmd, SetMode):
-            if cmd.mode not in (*CONTROL_MODES, "plan"):
-                return f"unknown mode {cmd.mode!r} (free, coordinated, adaptive, plan)"
-            if not isinstance(cmd.source, str) or not cmd.source:
-                return f"source must name who sets the mode, not {cmd.source!r}"
-            if cmd.mode == COORDINATED and self.plan.pattern is None:
-                return f"plan {self.plan.id} has no coordination pattern"
-            self.mode_override = None if cmd.mode == "plan" else (cmd.mode, cmd.source)
-            self._resolve_control(now)
-            self._event(now, "mode_coordination", self.control, self.control_reason)
-            return None
-        if isinstance(cmd, UseMax2):
-            self.use_max2 = cmd.on
-            return None
-        return f"not a command: {cmd!r}"
 
     def _detectors(
         self, now: int, occupied: frozenset[int], actuations: tuple[tuple[int, int], ...]
@@ -705,12 +558,13 @@ class Controller:
         calls = self._calls()
         # No green starts while clearing to, or resting in, all red or flash.
         stopping = self.all_red_req or self.flash_req or self.mode == ALL_RED
-        if self.transit is not None and (stopping or self.pre >= 0):
+        preempt = self.preempt
+        if self.transit is not None and (stopping or preempt.serving >= 0):
             self.transit.close(now)  # rule 5 of priority.py: preemption and stops win
-        if self.pre_requests or self.pre >= 0:
-            changed |= self._preempt_select(now, stopping)
-            if self.pre >= 0:
-                changed |= self._preempt_pass(now)
+        if preempt.requests or preempt.serving >= 0:
+            changed |= preempt.select(self, now, stopping)
+            if preempt.serving >= 0:
+                changed |= preempt.run_pass(self, now)
                 changed |= self._overlaps(now)
                 return changed
         # Calls behind a ring's position in this group need a trip round the barrier.
@@ -733,7 +587,7 @@ class Controller:
                 can_end = self._can_end(now, a)
                 reason = self._end_reason(now, a) if can_end else ""
                 if self.transit is not None and can_end and not stopping:
-                    reason = self._transit_reason(now, a, reason, bool(demand | local))
+                    reason = transit.end_reason(self, now, a, reason, bool(demand | local))
                 if local and reason and not stopping:
                     self._start_yellow(now, a, reason)
                     self.ring_next[r] = (local & -local).bit_length() - 1
@@ -807,7 +661,7 @@ class Controller:
                 return False
             if self.all_red_req or self.flash_req or not self._gate_clear(self.ped_gate[i]):
                 return False
-            if self.pre >= 0:
+            if self.preempt.serving >= 0:
                 return False  # no new walk while preempted
             self.pcall[i] = False
             self.ped_iv[i] = WALK
@@ -830,176 +684,6 @@ class Controller:
         self._event(now, "ped_dont_walk", f"phase {self.site.phases[i].id}")
         self._dirty = True
         return True
-
-    # -- emergency preemption -------------------------------------------------------------
-
-    def _preempt_select(self, now: int, stopping: bool) -> bool:
-        """Choose the request to serve: lowest priority number, then first come."""
-        for k, since in list(self.pre_requests.items()):
-            if now >= since + self.site.preempts[k].max_presence_ms:
-                del self.pre_requests[k]
-                self._event(now, "preempt_timeout", f"preempt {self.site.preempts[k].id}")
-        best = -1
-        if self.pre_requests and not stopping and self.mode == RUN:
-            best = min(
-                self.pre_requests,
-                key=lambda k: (self.site.preempts[k].priority, self.pre_requests[k]),
-            )
-        if best == self.pre:
-            return False
-        if best < 0 and self.pre_dwell_at >= 0:
-            dwell_end = self.pre_dwell_at + self.site.preempts[self.pre].min_dwell_ms
-            if now < dwell_end:
-                return False  # the dwell runs its minimum before normal operation resumes
-        if best >= 0:  # a first request, or one of higher priority: serve it now
-            self.pre = best
-            self.pre_dwell_at = -1
-            self.pending_group = -1
-            self.entry = [-1] * len(self.entry)
-            self._event(now, "preempt_enter", f"preempt {self.site.preempts[best].id}")
-            return True
-        self._preempt_exit(now)
-        return True
-
-    def _preempt_exit(self, now: int) -> None:
-        """Back to normal operation from the dwell greens.
-
-        Detector and pedestrian calls are kept all through a preemption, so the
-        phases that are called are those with demand, plus every phase whose
-        green the entry cut short (its queue may reach past its loops). Calling
-        every phase, as some controllers do, would time a minimum green and
-        its clearances for each empty one: measured on `single`, twice the
-        delay preemption costs general traffic (docs/priority.md).
-        """
-        self._event(now, "preempt_exit", f"preempt {self.site.preempts[self.pre].id}")
-        self.pre = -1
-        self.pre_dwell_at = -1
-        for i in range(len(self.vcall)):
-            if self.pre_cut >> i & 1 and not self.omit[i]:
-                self.vcall[i] = True
-        self.pre_cut = 0
-        for r, a in enumerate(self.active):
-            self.ring_next[r] = -1
-            if a < 0:
-                self.ring_later[r] = self.ring_mask[r] & self.group_mask[self.group]
-        self._dirty = True
-
-    def _preempt_pass(self, now: int) -> bool:
-        """Clear every non-dwell green (within the preempt's minimums), then dwell."""
-        k = self.pre
-        dwell = self.pre_dwell_mask[k]
-        changed = False
-        settled = True
-        for r, a in enumerate(self.active):
-            if a >= 0 and self.iv[a] != GREEN:
-                changed |= self._clearance(now, r, a)
-                a = self.active[r]
-            if a >= 0 and self.iv[a] == GREEN:
-                if dwell >> a & 1:
-                    self.max_end[a] = NEVER
-                    changed |= self._ped(now, a, 0, 0)
-                    continue
-                settled = False
-                changed |= self._preempt_shorten_ped(now, a)
-                changed |= self._ped(now, a, 0, 0)
-                if self._preempt_can_end(now, a):
-                    self._start_yellow(now, a, "preempt")
-                    self.pre_cut |= 1 << a
-                    changed = True
-                continue
-            if a >= 0:
-                settled = False
-                continue
-            d = self.pre_ring_phase[k][r]
-            self.ring_next[r] = -1
-            if d < 0:
-                continue
-            settled = False
-            if self._may_start(now, d):
-                self.group = self.group_of[d]
-                self._start_green(now, r, d)
-                changed = True
-        if settled and self.pre_dwell_at < 0:
-            self.pre_dwell_at = now
-            self._event(now, "preempt_dwell", f"preempt {self.site.preempts[k].id}")
-            changed = True
-        return changed
-
-    def _preempt_shorten_ped(self, now: int, i: int) -> bool:
-        """Walk and pedestrian clearance may end early, but not below the preempt's minimums."""
-        pre = self.site.preempts[self.pre]
-        clear_ms = min(self.timing[i].ped_clear_ms, pre.ped_clear_ms)
-        if self.ped_iv[i] == WALK and now >= self.walk_at[i] + pre.min_walk_ms:
-            self.ped_iv[i] = PED_CLEAR
-            self.fdw_at[i] = now
-            self.ped_end[i] = now + clear_ms
-            self._event(now, "ped_clear", f"phase {self.site.phases[i].id}", "preempt")
-            self._dirty = True
-            return True
-        if self.ped_iv[i] == PED_CLEAR and self.ped_end[i] > self.fdw_at[i] + clear_ms:
-            self.ped_end[i] = self.fdw_at[i] + clear_ms
-            return True
-        return False
-
-    def _preempt_can_end(self, now: int, i: int) -> bool:
-        pre = self.site.preempts[self.pre]
-        min_end = min(self.min_end[i], self.green_at[i] + max(pre.min_green_ms, self.min_green_ms))
-        return now >= min_end and self.ped_iv[i] == DONT_WALK
-
-    # -- transit priority (the rules are in priority.py) ------------------------------------
-
-    def _transit_request(self, now: int, cmd: TransitRequest) -> str | None:
-        if self.transit is None:
-            return "transit priority is not configured for this site"
-        err = self.transit.request(now, cmd.approach, cmd.on)
-        if err is None and cmd.on:
-            i = self.transit.phase_of[cmd.approach]
-            self._event(now, "transit_request", cmd.approach)
-            if i is not None and self.iv[i] != GREEN and not self.omit[i]:
-                self.vcall[i] = True
-        elif err is None:
-            self._event(now, "transit_cancel", cmd.approach)
-        return err
-
-    def _transit_settings(self, now: int) -> None:
-        """New timing may set, change or drop the transit limits (requests are kept)."""
-        new = self.site.transit
-        if new is None:
-            if self.transit is not None:
-                self.transit.close(now)
-            self.transit = None
-        elif self.transit is None:
-            self.transit = TransitState(self.site, new, self.events)
-        else:
-            self.transit.settings = new
-
-    def _transit_cycle(self) -> int:
-        """The window of transit's budget: the coordinated cycle, else the reference cycle."""
-        assert self.transit is not None
-        return self.coord.cycle_ms if self.coord is not None else self.transit.settings.cycle_ms
-
-    def _transit_reason(self, now: int, a: int, reason: str, waiting: bool) -> str:
-        """Hold the transit phase's green past its end, or end a green that blocks it."""
-        assert self.transit is not None
-        target = self.transit.target()
-        coord = self.coord is not None and self.coord.coord[a]
-        cycle = self._transit_cycle()
-        label = f"phase {self.site.phases[a].id}"
-        if target == a:
-            if not reason or not waiting or (reason == "force_off" and self.force_off[a]):
-                return reason
-            if coord:
-                assert self.coord is not None
-                c = self._cycle_pos(now)
-                if not coordination.in_window(
-                    c, self.coord.force_off[a], self.coord.permissive_end[a]
-                ):
-                    return reason
-            return "" if self.transit.hold(now, a, cycle, label) else reason
-        if reason or target is None or coord or not self.conf_mask[target] >> a & 1:
-            return reason
-        red = self.iv[target] != GREEN
-        return "transit" if self.transit.truncate(now, red, cycle, label) else reason
 
     def _max_timer(self, now: int, i: int, demand: int) -> bool:
         if demand and self.max_end[i] == NEVER:
@@ -1389,12 +1073,12 @@ class Controller:
             self._build_indexes()
             self.det_deadline = now  # detector diagnostics may have changed: look again
             self._event(now, "site_loaded", self.site.id)
-            self._transit_settings(now)
+            transit.settings(self, now)
         self.plan = self.site.plans[self.pending_plan]
         self.use_max2 = self.plan.use_max2
         self._resolve_control(now)
         if self.transit is not None:
-            self.transit.retune(now, self._transit_cycle())
+            self.transit.retune(now, transit.cycle(self))
         self.pending_plan = None
         self._event(now, "plan_applied", self.plan.id)
         self._dirty = True
@@ -1472,22 +1156,9 @@ class Controller:
                         times.append(now + coordination.until(c, self.coord.permissive_end[i], cyc))
                     elif self.plan.pattern is not None and self.plan.pattern.floating:
                         times.append(self.green_at[i] + self.coord.split_green[i])
-        for k, since in self.pre_requests.items():
-            times.append(since + self.site.preempts[k].max_presence_ms)
+        self.preempt.deadlines(self, times)
         if self.transit is not None and (t := self.transit.deadline()) is not None:
             times.append(t)
-        if self.pre >= 0:
-            pre = self.site.preempts[self.pre]
-            if self.pre_dwell_at >= 0:
-                times.append(self.pre_dwell_at + pre.min_dwell_ms)
-            for i, v in enumerate(self.iv):
-                if v == GREEN:
-                    times.append(self.green_at[i] + max(pre.min_green_ms, self.min_green_ms))
-                    times.append(self.walk_at[i] + pre.min_walk_ms)
-            for r, a in enumerate(self.active):
-                d = self.pre_ring_phase[self.pre][r]
-                if a < 0 and d >= 0:  # a dwell phase waiting out its red revert
-                    times.append(self.red_at[d] + self.timing[d].red_revert_ms)
         for i, v in enumerate(self.iv):
             if v == GREEN:
                 times += (self.min_end[i], self.max_end[i], self.pass_end[i])
@@ -1556,20 +1227,3 @@ _FYA_EVENTS = {
     YELLOW: "overlap_yellow",
     RED: "overlap_red",
 }
-
-
-def _same_intersection(old: Site, new: Site) -> str | None:
-    """Why `new` is not the same intersection with other timing, or None."""
-    for name in ("approaches", "phases", "channels", "conflicts", "preempts", "safety"):
-        if getattr(old, name) != getattr(new, name):
-            return f"new timing changes the intersection's {name}"
-    # An overlap's clearance times follow its parents' plans; the rest is wiring.
-    shape = [(o.id, o.parents, o.permissive_parents, o.movements, o.flash) for o in old.overlaps]
-    if shape != [
-        (o.id, o.parents, o.permissive_parents, o.movements, o.flash) for o in new.overlaps
-    ]:
-        return "new timing changes the intersection's overlaps"
-    wiring = [(d.id, d.input, d.ped, d.calls, d.extends) for d in old.detectors]
-    if wiring != [(d.id, d.input, d.ped, d.calls, d.extends) for d in new.detectors]:
-        return "new timing changes the detector wiring"
-    return None

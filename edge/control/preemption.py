@@ -1,0 +1,191 @@
+"""Emergency-vehicle preemption (NTCIP 1202): clear to the dwell greens, dwell, exit.
+
+Rules this module keeps (tests/control/test_preemption.py checks them):
+
+1. Requests come by preempt (Preempt commands); one is served at a time: the
+   lowest priority number, then the first come. A higher-priority request
+   takes over at once; a request still on after the preempt's max presence
+   is a stuck input: it times out (event `preempt_timeout`).
+2. None is served outside run, nor while the operator clears to all red or
+   flash; a request made while held there is refused (commands.py).
+3. Entry ends every green that is not a dwell phase as soon as the preempt's
+   minimums allow: the green may be cut to the preempt's minimum green (never
+   below the site minimum), a walk to its minimum walk and a pedestrian
+   clearance to its clearance; yellow and red clearance are never shortened
+   and no new walk starts. The dwell phases start green as the conflict gate
+   and their red revert allow, and hold green (no max) while preempted.
+4. The dwell begins once every ring rests in its dwell phase (or red where it
+   has none) and lasts at least the preempt's minimum dwell, even when the
+   request is cancelled sooner.
+5. Exit keeps every call that came during the preemption, and calls again each
+   phase whose green the entry cut short (its queue may reach past its loops).
+
+State owned here: the requests (preempt index -> time requested), the one
+served (-1: none), when its dwell began (-1: still entering), and which
+phases the entry cut short.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from edge.control.site import Site
+from edge.control.states import DONT_WALK, GREEN, NEVER, PED_CLEAR, RUN, WALK
+
+if TYPE_CHECKING:
+    from edge.control.controller import Controller
+
+
+class Preemption:
+    def __init__(self, site: Site, index: dict[int, int], ring_of: list[int], rings: int) -> None:
+        self.index = {p.id: k for k, p in enumerate(site.preempts)}  # preempt id -> k
+        # Per preempt: each ring's dwell phase (-1: none), and all dwell phases as a mask.
+        self.ring_phase = [[-1] * rings for _ in site.preempts]
+        self.dwell_mask = [0] * len(site.preempts)
+        for k, pre in enumerate(site.preempts):
+            for pid in pre.dwell_phases:
+                i = index[pid]
+                self.ring_phase[k][ring_of[i]] = i
+                self.dwell_mask[k] |= 1 << i
+        self.requests: dict[int, int] = {}
+        self.serving = -1
+        self.dwell_at = -1
+        self.cut = 0  # phases whose green the entry ended early: called again at exit
+
+    def request(self, ctl: Controller, now: int, k: int, on: bool, label: str) -> None:
+        if on:
+            if k not in self.requests:
+                self.requests[k] = now
+                ctl._event(now, "preempt_request", label)
+        elif self.requests.pop(k, None) is not None:
+            ctl._event(now, "preempt_cancel", label)
+
+    def select(self, ctl: Controller, now: int, stopping: bool) -> bool:
+        """Choose the request to serve: lowest priority number, then first come."""
+        preempts = ctl.site.preempts
+        for k, since in list(self.requests.items()):
+            if now >= since + preempts[k].max_presence_ms:
+                del self.requests[k]
+                ctl._event(now, "preempt_timeout", f"preempt {preempts[k].id}")
+        best = -1
+        if self.requests and not stopping and ctl.mode == RUN:
+            best = min(self.requests, key=lambda k: (preempts[k].priority, self.requests[k]))
+        if best == self.serving:
+            return False
+        if best < 0 and self.dwell_at >= 0:
+            dwell_end = self.dwell_at + preempts[self.serving].min_dwell_ms
+            if now < dwell_end:
+                return False  # the dwell runs its minimum before normal operation resumes
+        if best >= 0:  # a first request, or one of higher priority: serve it now
+            self.serving = best
+            self.dwell_at = -1
+            ctl.pending_group = -1
+            ctl.entry = [-1] * len(ctl.entry)
+            ctl._event(now, "preempt_enter", f"preempt {preempts[best].id}")
+            return True
+        self._exit(ctl, now)
+        return True
+
+    def _exit(self, ctl: Controller, now: int) -> None:
+        """Back to normal operation from the dwell greens.
+
+        Detector and pedestrian calls are kept all through a preemption, so the
+        phases that are called are those with demand, plus every phase whose
+        green the entry cut short (its queue may reach past its loops). Calling
+        every phase, as some controllers do, would time a minimum green and
+        its clearances for each empty one: measured on `single`, twice the
+        delay preemption costs general traffic (docs/priority.md).
+        """
+        ctl._event(now, "preempt_exit", f"preempt {ctl.site.preempts[self.serving].id}")
+        self.serving = -1
+        self.dwell_at = -1
+        for i in range(len(ctl.vcall)):
+            if self.cut >> i & 1 and not ctl.omit[i]:
+                ctl.vcall[i] = True
+        self.cut = 0
+        for r, a in enumerate(ctl.active):
+            ctl.ring_next[r] = -1
+            if a < 0:
+                ctl.ring_later[r] = ctl.ring_mask[r] & ctl.group_mask[ctl.group]
+        ctl._dirty = True
+
+    def run_pass(self, ctl: Controller, now: int) -> bool:
+        """Clear every non-dwell green (within the preempt's minimums), then dwell."""
+        k = self.serving
+        dwell = self.dwell_mask[k]
+        changed = False
+        settled = True
+        for r, a in enumerate(ctl.active):
+            if a >= 0 and ctl.iv[a] != GREEN:
+                changed |= ctl._clearance(now, r, a)
+                a = ctl.active[r]
+            if a >= 0 and ctl.iv[a] == GREEN:
+                if dwell >> a & 1:
+                    ctl.max_end[a] = NEVER
+                    changed |= ctl._ped(now, a, 0, 0)
+                    continue
+                settled = False
+                changed |= self._shorten_ped(ctl, now, a)
+                changed |= ctl._ped(now, a, 0, 0)
+                if self._can_end(ctl, now, a):
+                    ctl._start_yellow(now, a, "preempt")
+                    self.cut |= 1 << a
+                    changed = True
+                continue
+            if a >= 0:
+                settled = False
+                continue
+            d = self.ring_phase[k][r]
+            ctl.ring_next[r] = -1
+            if d < 0:
+                continue
+            settled = False
+            if ctl._may_start(now, d):
+                ctl.group = ctl.group_of[d]
+                ctl._start_green(now, r, d)
+                changed = True
+        if settled and self.dwell_at < 0:
+            self.dwell_at = now
+            ctl._event(now, "preempt_dwell", f"preempt {ctl.site.preempts[k].id}")
+            changed = True
+        return changed
+
+    def _shorten_ped(self, ctl: Controller, now: int, i: int) -> bool:
+        """Walk and pedestrian clearance may end early, but not below the preempt's minimums."""
+        pre = ctl.site.preempts[self.serving]
+        clear_ms = min(ctl.timing[i].ped_clear_ms, pre.ped_clear_ms)
+        if ctl.ped_iv[i] == WALK and now >= ctl.walk_at[i] + pre.min_walk_ms:
+            ctl.ped_iv[i] = PED_CLEAR
+            ctl.fdw_at[i] = now
+            ctl.ped_end[i] = now + clear_ms
+            ctl._event(now, "ped_clear", f"phase {ctl.site.phases[i].id}", "preempt")
+            ctl._dirty = True
+            return True
+        if ctl.ped_iv[i] == PED_CLEAR and ctl.ped_end[i] > ctl.fdw_at[i] + clear_ms:
+            ctl.ped_end[i] = ctl.fdw_at[i] + clear_ms
+            return True
+        return False
+
+    def _can_end(self, ctl: Controller, now: int, i: int) -> bool:
+        pre = ctl.site.preempts[self.serving]
+        min_end = min(ctl.min_end[i], ctl.green_at[i] + max(pre.min_green_ms, ctl.min_green_ms))
+        return now >= min_end and ctl.ped_iv[i] == DONT_WALK
+
+    def deadlines(self, ctl: Controller, times: list[int]) -> None:
+        """Add the times at which preemption may change something by itself."""
+        preempts = ctl.site.preempts
+        for k, since in self.requests.items():
+            times.append(since + preempts[k].max_presence_ms)
+        if self.serving < 0:
+            return
+        pre = preempts[self.serving]
+        if self.dwell_at >= 0:
+            times.append(self.dwell_at + pre.min_dwell_ms)
+        for i, v in enumerate(ctl.iv):
+            if v == GREEN:
+                times.append(ctl.green_at[i] + max(pre.min_green_ms, ctl.min_green_ms))
+                times.append(ctl.walk_at[i] + pre.min_walk_ms)
+        for r, a in enumerate(ctl.active):
+            d = self.ring_phase[self.serving][r]
+            if a < 0 and d >= 0:  # a dwell phase waiting out its red revert
+                times.append(ctl.red_at[d] + ctl.timing[d].red_revert_ms)
