@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from edge.board.session import SessionState, fault_name, state_name
-from edge.control.controller import GREEN, PED_CLEAR, RED_CLEAR, WALK, YELLOW
 from edge.control.messages import Event, Lamp
+from edge.control.states import GREEN, PED_CLEAR, RED_CLEAR, WALK, YELLOW
 
 if TYPE_CHECKING:
     from edge.runtime import Runtime
