@@ -139,6 +139,46 @@ def test_systemd_accepts_the_units(provisioned: Provisioned) -> None:
     assert done.returncode == 0 and done.stderr == "" and done.stdout == "", done.stderr
 
 
+RELEASE_CHECK = """
+import importlib, json, pkgutil, sys
+import edge
+failed = {}
+for m in pkgutil.walk_packages(edge.__path__, "edge."):
+    try:
+        importlib.import_module(m.name)
+    except Exception as exc:
+        failed[m.name] = repr(exc)
+print(json.dumps(failed))
+"""
+
+
+def test_the_release_holds_only_the_device(provisioned: Provisioned) -> None:
+    """The installed release: no developer tools, and every module it has imports there."""
+    assert provisioned.first.returncode == 0
+    current = provisioned.root / "opt/edge/current/venv"
+    (site,) = current.glob("lib/python*/site-packages")
+    assert (site / "edge/runtime.py").is_file() and (site / "models/vehicles.onnx").is_file()
+    assert not (site / "sim").exists() and not (site / "edge/bench.py").exists()
+    assert not list(site.glob("edge/*/bench.py")) and not (site / "models/train.py").exists()
+
+    def release(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(current / "bin/python"), *args],
+            capture_output=True,
+            text=True,
+            env={"PATH": os.environ["PATH"], "COLUMNS": "200"},
+            cwd="/",  # the release's own code, not this checkout's
+            timeout=120,
+        )
+
+    r = release("-c", RELEASE_CHECK)
+    assert r.returncode == 0 and json.loads(r.stdout) == {}, r.stdout + r.stderr
+    r = release("-m", "edge.cli", "--help")
+    assert "{check,demo,run,status,passwd,board,central,vision}" in r.stdout, r.stdout + r.stderr
+    r = release("-m", "edge.cli", "sim", "run", "single")
+    assert r.returncode == 2 and r.stderr.startswith("edge sim: the simulator is not installed")
+
+
 def test_second_run_changes_nothing(provisioned: Provisioned) -> None:
     before = snapshot(provisioned.root)
     board_before = snapshot(provisioned.flash_dir)
