@@ -379,8 +379,9 @@ if [ -n "$SSH" ] && [ "$DRY" = 0 ]; then
 fi
 say "  OK: device id, site, keys and certificates, target, wheels"
 
-STAGE=$(mktemp -d "${TMPDIR:-/tmp}/edge-flash.XXXXXX")
-trap 'rm -rf "$STAGE"' EXIT
+STAGE=$(mktemp -d "${TMPDIR:-/tmp}/edge-flash.XXXXXX") # what goes to the device
+BUILD=$(mktemp -d "${TMPDIR:-/tmp}/edge-build.XXXXXX") # the device's sources and wheel
+trap 'rm -rf "$STAGE" "$BUILD"' EXIT
 
 say "== 2. preparing the files (in $STAGE; nothing on the device yet)"
 if [ -n "$TARGET" ]; then
@@ -397,14 +398,16 @@ else
     PI_PY=$(ssh "$SSH" 'python3 -c "import sys; print(f\"{sys.version_info[0]}.{sys.version_info[1]}\")"')
 fi
 
-# The release id names the code and its dependencies: same sources, same release.
+# The device's package: this checkout's code less the developer tools (the simulator,
+# the benchmarks, the models' training code: deploy/device-exclude.txt).
+EDGE_PYTHON=$PY "$REPO/scripts/device-wheel.sh" "$BUILD/src"
+# The release id names that code and its dependencies: same sources, same release.
 RELEASE=$(
-    cd "$REPO"
+    cd "$BUILD/src"
     ver=$("$PY" -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')
-    sum=$(find edge hw sim pyproject.toml deploy/requirements-device.txt -type f \
-        \( -name '*.py' -o -name '*.toml' -o -name '*.txt' -o -name '*.json' -o -name '*.yaml' -o -name py.typed \) \
-        -not -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum |
-        { cat; echo "$ARCH $PI_PY"; } | sha256sum | cut -c1-10)
+    sum=$(find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum |
+        { cat; sha256sum <"$REPO/deploy/requirements-device.txt"; echo "$ARCH $PI_PY"; } |
+        sha256sum | cut -c1-10)
     echo "$ver-$sum"
 )
 echo "$RELEASE" >"$STAGE/release-id"
@@ -421,16 +424,16 @@ release_present() {
 build_release() { # STAGE/release/venv: a virtual environment for the Pi, made on this computer
     local venv="$STAGE/release/venv" site plat=()
     site="$venv/lib/python$PI_PY/site-packages"
-    say "  building the wheel of this checkout"
-    "$PY" -m pip wheel --quiet --no-deps --no-build-isolation -w "$STAGE/wheels" "$REPO" \
-        >"$STAGE/wheel.log" 2>&1 || { cat "$STAGE/wheel.log" >&2; die "building the wheel failed"; }
+    say "  building the device's wheel of this checkout (no simulator, benchmarks or training code)"
+    EDGE_PYTHON=$PY "$REPO/scripts/device-wheel.sh" "$BUILD/src" "$BUILD/wheels" ||
+        die "building the wheel failed"
     # pip installs wheels of another architecture only with --target and explicit tags.
     for minor in $(seq 17 39); do plat+=(--platform "manylinux_2_${minor}_$ARCH"); done
     plat+=(--platform "manylinux2014_$ARCH" --platform "linux_$ARCH")
     say "  installing it with the pinned dependencies from $WHEELHOUSE (for $ARCH, Python $PI_PY)"
-    "$PY" -m pip install --quiet --no-index --find-links "$WHEELHOUSE" --find-links "$STAGE/wheels" \
+    "$PY" -m pip install --quiet --no-index --find-links "$WHEELHOUSE" --find-links "$BUILD/wheels" \
         --target "$site" --only-binary=:all: --python-version "$PI_PY" --implementation cp \
-        "${plat[@]}" -r "$REPO/deploy/requirements-device.txt" "$STAGE"/wheels/*.whl
+        "${plat[@]}" -r "$REPO/deploy/requirements-device.txt" "$BUILD"/wheels/*.whl
     rm -rf "${site:?}/bin" # console scripts made for this computer's Python
     mkdir -p "$venv/bin"
     ln -s /usr/bin/python3 "$venv/bin/python"

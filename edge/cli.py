@@ -1,23 +1,31 @@
-"""`edge` command line: check a site config, run the demo, run benchmarks."""
+"""`edge` command line: check a site config, run the demo, run benchmarks.
+
+Rules it keeps:
+- A command's module is imported only when that command runs, or for the full
+  listing (`edge`, `edge -h`, an unknown command): `edge check` needs pydantic, not
+  the network libraries, OpenCV or the simulator.
+- The developer tools (`edge sim`, `edge bench`, `edge run --sim`) are offered only
+  where their modules are installed. The device's package leaves them out
+  (deploy/device-exclude.txt); typed there anyway, they are a one-line error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
-from sim.sumo.cli import add_sim_command
-from sim.sumo.scenarios import names as scenario_names
-
-from edge.board.cli import add_board_command
 from edge.config import ConfigError, compatibility_matrix, load_config, load_site
 from edge.control.controller import Controller
 from edge.control.messages import Lamp, Outputs
 from edge.demand import RandomDemand
-from edge.link.cli import add_central_command
-from edge.vision.cli import add_vision_command
 
+DESCRIPTION = (__doc__ or "").split("\n", 1)[0]
+# The developer-only commands: the module each needs, and what it is (for the error).
+DEV_TOOLS = {"sim": ("sim", "the simulator is"), "bench": ("edge.bench", "the benchmarks are")}
 STEP_MS = 100
 
 _LAMP_CHAR = {
@@ -123,6 +131,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         web = WebOptions(args.web, host=args.web_host, credentials=args.credentials)
     if args.sim:
+        if not installed("sim"):
+            return not_installed("edge run --sim", "sim")
         from sim.realtime import run_sim
 
         return run_sim(
@@ -196,10 +206,28 @@ def show_defaults(parser: argparse.ArgumentParser) -> None:
                 show_defaults(sub)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="edge", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def installed(module: str) -> bool:
+    """Whether `module` can be found, without importing it (its parent packages are)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
 
+
+def not_installed(typed: str, tool: str) -> int:
+    what = DEV_TOOLS[tool][1]
+    print(
+        f"{typed}: {what} not installed on this device; it is a developer tool "
+        "(a checkout's `make setup` installs it)",
+        file=sys.stderr,
+    )
+    return 2
+
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _add_check(sub: Subparsers) -> None:
     p = sub.add_parser("check", help="validate site configs; print every problem")
     p.add_argument("config", nargs="+", help="site TOML files; every problem of each is printed")
     p.add_argument(
@@ -207,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.set_defaults(func=cmd_check)
 
+
+def _add_demo(sub: Subparsers) -> None:
     p = sub.add_parser("demo", help="run the controller on an example with scripted traffic")
     p.add_argument("config", help="site TOML")
     p.add_argument("--seed", type=int, default=1, help="seed of the scripted random arrivals")
@@ -215,9 +245,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--volume", type=float, default=400, help="vehicles/hour per lane")
     p.set_defaults(func=cmd_demo)
 
+
+def _add_run(sub: Subparsers) -> None:
+    sim = installed("sim")
+
+    def sim_help(text: str) -> str:
+        # Without the simulator (the device) the --sim options stay, unlisted: typed
+        # anyway, they get cmd_run's clear error rather than "unrecognized arguments".
+        return text if sim else argparse.SUPPRESS
+
     p = sub.add_parser(
         "run",
-        help="the device runtime: controller, IO board, schedule, status (or --sim SCENARIO)",
+        help="the device runtime: controller, IO board, schedule, status"
+        + (" (or --sim SCENARIO)" if sim else ""),
         description="Runs the site on the IO board at PORT until SIGTERM/SIGINT; on shutdown "
         "or any error the board is handed to flash. Exit 0 on a signal, 1 on an error, 2 on a "
         "bad config, 3 when the board is refused.",
@@ -225,17 +265,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--config", help="site TOML")
     p.add_argument("--port", help="serial device, e.g. /dev/ttyACM0 or a pty")
     p.add_argument("--status-file", help="write the status snapshot (JSON) here every 10 s")
+    scenarios = ""
+    if sim:
+        from sim.sumo.scenarios import names
+
+        scenarios = ", ".join(names())
     p.add_argument(
         "--sim",
         metavar="SCENARIO",
-        help="run against SUMO and a virtual board in real time; SCENARIO is one of "
-        f"{', '.join(scenario_names())}, or a scenario folder or .sumocfg",
+        help=sim_help(
+            "run against SUMO and a virtual board in real time; SCENARIO is one of "
+            f"{scenarios}, or a scenario folder or .sumocfg"
+        ),
     )
-    p.add_argument("--tls", help="with --sim: the SUMO junction (default: the first)")
-    p.add_argument("--speed", type=float, default=1.0, help="with --sim: times real time")
-    p.add_argument("--duration", type=float, help="with --sim: stop after this many wall s")
+    p.add_argument("--tls", help=sim_help("with --sim: the SUMO junction (default: the first)"))
+    p.add_argument("--speed", type=float, default=1.0, help=sim_help("with --sim: times real time"))
     p.add_argument(
-        "--cameras", action="store_true", help="with --sim: rendered cameras drive the detectors"
+        "--duration", type=float, help=sim_help("with --sim: stop after this many wall s")
+    )
+    p.add_argument(
+        "--cameras",
+        action="store_true",
+        help=sim_help("with --sim: rendered cameras drive the detectors"),
     )
     p.add_argument(
         "--log-level",
@@ -267,10 +318,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.set_defaults(func=cmd_run)
 
+
+def _add_status(sub: Subparsers) -> None:
     from edge.device.status import add_status_command
 
     add_status_command(sub)
 
+
+def _add_passwd(sub: Subparsers) -> None:
     p = sub.add_parser(
         "passwd",
         help="set a technician's password for manual control on the local page",
@@ -280,13 +335,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--file", default="/etc/edge/technicians.json", help="credentials file")
     p.set_defaults(func=cmd_passwd)
 
+
+def _add_board(sub: Subparsers) -> None:
+    from edge.board.cli import add_board_command
+
     add_board_command(sub)
+
+
+def _add_central(sub: Subparsers) -> None:
+    from edge.link.cli import add_central_command  # aiomqtt
 
     add_central_command(sub)
 
+
+def _add_sim(sub: Subparsers) -> None:
+    from sim.sumo.cli import add_sim_command
+
     add_sim_command(sub)
+
+
+def _add_vision(sub: Subparsers) -> None:
+    from edge.vision.cli import add_vision_command  # OpenCV, onnxruntime
+
     add_vision_command(sub)
 
+
+def _add_bench(sub: Subparsers) -> None:
     p = sub.add_parser("bench", help="run a benchmark and print its figures")
     p.add_argument(
         "name",
@@ -297,6 +371,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="fewer steps (for smoke tests)")
     p.set_defaults(func=cmd_bench)
 
+
+# Every command, in the order `edge -h` lists them.
+COMMANDS: dict[str, Callable[[Subparsers], None]] = {
+    "check": _add_check,
+    "demo": _add_demo,
+    "run": _add_run,
+    "status": _add_status,
+    "passwd": _add_passwd,
+    "board": _add_board,
+    "central": _add_central,
+    "sim": _add_sim,
+    "vision": _add_vision,
+    "bench": _add_bench,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    word = argv[0] if argv else ""
+    if word in DEV_TOOLS and not installed(DEV_TOOLS[word][0]):
+        return not_installed(f"edge {word}", word)
+    parser = argparse.ArgumentParser(prog="edge", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", required=True)
+    if word in COMMANDS:  # only its parser: only its module is imported
+        COMMANDS[word](sub)
+    else:
+        for name, add in COMMANDS.items():
+            if name not in DEV_TOOLS or installed(DEV_TOOLS[name][0]):
+                add(sub)
     show_defaults(parser)
     args = parser.parse_args(argv)
     try:

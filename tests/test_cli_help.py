@@ -18,7 +18,7 @@ def _parsers() -> list[tuple[str, argparse.ArgumentParser]]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(argparse.ArgumentParser, "parse_args", capture)
         with pytest.raises(SystemExit):
-            cli.main(["check", "x"])
+            cli.main([])  # no command: every command's parser is built
     found = []
 
     def walk(name: str, p: argparse.ArgumentParser) -> None:
@@ -55,7 +55,7 @@ def test_help_shows_defaults_and_the_simulator_choices(monkeypatch: pytest.Monke
 
 
 def test_the_cli_starts_where_no_scenario_is_shipped(monkeypatch: pytest.MonkeyPatch) -> None:
-    # An installed device's wheel has the code but not sim/scenarios: `edge` must start.
+    # A wheel with the simulator's code but not sim/scenarios: `edge` must start.
     from sim.sumo import scenarios
 
     monkeypatch.setattr(scenarios, "SHIPPED", scenarios.SHIPPED / "not-in-the-wheel")

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,80 @@ def test_systemd_accepts_the_units(provisioned: Provisioned) -> None:
     )
     # verify warns (unknown keys, missing commands) on stderr even when it exits 0
     assert done.returncode == 0 and done.stderr == "" and done.stdout == "", done.stderr
+
+
+RELEASE_CHECK = """
+import importlib, json, pkgutil, sys
+import edge
+failed = {}
+for m in pkgutil.walk_packages(edge.__path__, "edge."):
+    try:
+        importlib.import_module(m.name)
+    except Exception as exc:
+        failed[m.name] = repr(exc)
+print(json.dumps(failed))
+"""
+
+
+def test_the_release_holds_only_the_device(provisioned: Provisioned) -> None:
+    """The installed release: no developer tools, and every module it has imports there."""
+    assert provisioned.first.returncode == 0
+    current = provisioned.root / "opt/edge/current/venv"
+    (site,) = current.glob("lib/python*/site-packages")
+    assert (site / "edge/runtime.py").is_file() and (site / "models/vehicles.onnx").is_file()
+    assert not (site / "sim").exists() and not (site / "edge/bench.py").exists()
+    assert not list(site.glob("edge/*/bench.py")) and not (site / "models/train.py").exists()
+
+    def release(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(current / "bin/python"), *args],
+            capture_output=True,
+            text=True,
+            env={"PATH": os.environ["PATH"], "COLUMNS": "200"},
+            cwd="/",  # the release's own code, not this checkout's
+            timeout=120,
+        )
+
+    r = release("-c", RELEASE_CHECK)
+    assert r.returncode == 0 and json.loads(r.stdout) == {}, r.stdout + r.stderr
+    r = release("-m", "edge.cli", "--help")
+    assert "{check,demo,run,status,passwd,board,central,vision}" in r.stdout, r.stdout + r.stderr
+    r = release("-m", "edge.cli", "sim", "run", "single")
+    assert r.returncode == 2 and r.stderr.startswith("edge sim: the simulator is not installed")
+
+
+def test_the_release_id_names_the_device_code(tmp_path: Path, wheelhouse: Path) -> None:
+    """A change the device gets (the page's files) is a new release; one to the simulator not."""
+    repo = tmp_path / "repo"
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, check=True, timeout=60,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for rel in filter(None, listed):
+        if (REPO / rel).is_file():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, repo / rel)
+    root = make_rootfs(tmp_path / "rootfs")
+
+    def release_id() -> str:
+        r = subprocess.run(
+            ["bash", str(repo / "flash.sh"), "--device-id", "hz-0412", "--site", str(CROSSING),
+             "--target", str(root), "--arch", "x86_64", "--wheelhouse", str(wheelhouse),
+             "--dry-run"],
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+            env=dict(os.environ, EDGE_PYTHON=sys.executable, PYTHONPATH=str(repo)),
+        )  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout.split("would build release ")[1].split()[0]
+
+    first = release_id()
+    with (repo / "sim/realtime.py").open("a") as f:
+        f.write("# a developer's change\n")
+    assert release_id() == first
+    (static,) = [p for p in sorted((repo / "edge/web/static").iterdir()) if p.is_file()][:1]
+    with static.open("a") as f:
+        f.write("\n")
+    assert release_id() != first
 
 
 def test_second_run_changes_nothing(provisioned: Provisioned) -> None:
