@@ -73,7 +73,7 @@ def run_bench(name: str, json_out: bool, quick: bool) -> int:
     if name == "link":  # the MQTT link against a real Mosquitto (edge/link/bench.py)
         from edge.link.bench import run_link_bench
 
-        return run_link_bench(json_out=json_out, quick=quick)
+        return run_link_bench(json_out=json_out, quick=quick, machine=machine())
     if name == "board":  # host -> pty -> virtual board (edge/board/bench.py)
         from edge.board.bench import run_board_bench
 

@@ -59,7 +59,8 @@ from edge.board.runner import EXIT_CONFIG, EXIT_REFUSED, BoardRunner
 from edge.board.session import BoardRefusedError, state_name
 from edge.config import SiteConfig
 from edge.control.messages import SetPlan
-from edge.tickhooks import Tick, TickHook, TickHooks
+from edge.tickhooks import HOOK_DRAIN_S, Tick, TickHook, TickHooks
+from edge.web import LOOPBACK
 from hw import codec
 
 if TYPE_CHECKING:
@@ -75,7 +76,6 @@ SCHEDULE_POLL_S = 1.0
 HANDOVER_TIMEOUT_S = 1.0
 SUPERVISE_EVERY_S = 1.0
 TICK_STALL_S = 2.0  # no tick for this long: the control task is stuck; shut down
-HOOK_DRAIN_S = 1.0  # at shutdown, the tick hooks' queued ticks are handled within this
 # Tasks outside local control: a failure restarts them, never stops the intersection.
 EXTENSIONS = frozenset({"central", "web", "event-log", "status"})
 RESTART_MIN_S = 1.0
@@ -116,9 +116,6 @@ class LinkView(Protocol):
     last plan version, spool depth, last error."""
 
     def link_status(self) -> dict[str, Any]: ...
-
-
-LOOPBACK = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ QUEUE_TICKS = 50  # 5 s of ticks at 10 Hz
 MAX_FAILURES = 5  # in a row; then the hook is disabled
 BEHIND_LOG_EVERY_S = 10.0
 STALLED_S = 2.0  # ticks waiting and none taken for this long: the hook is stalled
+HOOK_DRAIN_S = 1.0  # at shutdown, the tick hooks' queued ticks are handled within this
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,7 @@ from edge.link.endpoint import FIRMWARE, CentralEndpoint, read_site, utc_ms
 from edge.link.messages import LogEvent
 from edge.link.plans import Bundle, plan_at
 from edge.link.session import Ack, ControlCommand
-from edge.runtime import HOOK_DRAIN_S
+from edge.tickhooks import HOOK_DRAIN_S
 
 if TYPE_CHECKING:
     from edge.runtime import CentralHook, Runtime

@@ -25,8 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge.runtime import HOOK_DRAIN_S
 from edge.store import Store
+from edge.tickhooks import HOOK_DRAIN_S
 
 if TYPE_CHECKING:
     from edge.runtime import Runtime

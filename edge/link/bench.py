@@ -31,7 +31,6 @@ import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.bench import machine
 from edge.link import central, topics
 from edge.link.client import BrokerConfig
 from edge.link.mosquitto import Mosquitto
@@ -333,7 +332,7 @@ def fleet(broker: Mosquitto, devices: int, seconds: float, workers: int) -> dict
     }
 
 
-def run_link_bench(json_out: bool, quick: bool) -> int:
+def run_link_bench(json_out: bool, quick: bool, machine: str) -> int:
     devices = int(os.environ.get("EDGE_BENCH_LINK_DEVICES", "20" if quick else "1000"))
     seconds = float(os.environ.get("EDGE_BENCH_LINK_SECONDS", "5" if quick else "20"))
     workers = int(os.environ.get("EDGE_BENCH_LINK_WORKERS", "2"))
@@ -343,11 +342,11 @@ def run_link_bench(json_out: bool, quick: bool) -> int:
         with Mosquitto(work / "broker") as broker:
             single = asyncio.run(_single(broker, work, pushes, 2.0 if quick else 5.0))
             fleet_res = fleet(broker, devices, seconds, workers)
-    res = {"bench": "link", "machine": machine(), **fleet_res, **single}
+    res = {"bench": "link", "machine": machine, **fleet_res, **single}
     if json_out:
         print(json.dumps(res))
         return 0
-    print(f"edge bench link ({machine()}), Mosquitto on this machine")
+    print(f"edge bench link ({machine}), Mosquitto on this machine")
     print(
         f"  one device at 10 Hz: SPaT {single['spat_hz']} Hz held; plan push -> accepted ack "
         f"p50 {single['plan_ack_p50_ms']} ms, p99 {single['plan_ack_p99_ms']} ms; -> applied "
@@ -365,9 +364,3 @@ def run_link_bench(json_out: bool, quick: bool) -> int:
         f"{f['qos1_unacked']} unacked; broker CPU {f['broker_cpu_pct']}% of one core"
     )
     return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    raise SystemExit(run_link_bench("--json" in sys.argv, "--quick" in sys.argv))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
-from edge.runtime import LOOPBACK
+from edge.web import LOOPBACK
 from edge.web.app import create_app
 from edge.web.live import LogCapture, Recorder
 

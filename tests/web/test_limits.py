@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from edge.config import load_config
-from edge.runtime import LOOPBACK, Runtime, WebOptions
+from edge.runtime import Runtime, WebOptions
+from edge.web import LOOPBACK
 from edge.web import app as web_app
 from edge.web.bodylimit import MAX_BODY_BYTES, BodyLimit
 from edge.web.logins import LoginGuard
