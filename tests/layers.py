@@ -399,7 +399,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by these markers
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     modules: set[str] = set()
     matched: set[str] = set()
     for item in items:
@@ -411,6 +411,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for name in sorted(layers):
             item.add_marker(name)
         matched.update(k for k in SLOW_LAYERS if "::" in k and _entry_matches(k, item.nodeid))
+    if any("::" in arg for arg in config.args):
+        return  # tests picked by name: the others of their modules were never collected
     stale = [
         k for k in SLOW_LAYERS if "::" in k and k.split("::")[0] in modules and k not in matched
     ]
@@ -418,6 +420,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         raise pytest.UsageError(
             "tests/layers.py SLOW_LAYERS names tests that do not exist: " + ", ".join(stale)
         )
+
+
+@contextmanager
+def _guard_cm(item: pytest.Item) -> Iterator[None]:
+    if item.get_closest_marker("pure") is None:
+        yield
+        return
+    with guard(item.nodeid, item.stash.setdefault(_VIOLATIONS, [])):
+        yield
 
 
 # Set-up and call only: a pure test's teardown may be where pytest finalizes a session fixture
@@ -434,18 +445,9 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         return (yield)
 
 
-@contextmanager
-def _guard_cm(item: pytest.Item) -> Iterator[None]:
-    if item.get_closest_marker("pure") is None:
-        yield
-        return
-    with guard(item.nodeid, item.stash.setdefault(_VIOLATIONS, [])):
-        yield
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
+    item: pytest.Item,
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     found = item.stash.get(_VIOLATIONS, [])
