@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-scripted test lint bench setup clean test-tools explore
+.PHONY: demo demo-scripted test check lint bench setup clean test-tools explore
 
 $(STAMP): pyproject.toml
 	./scripts/setup.sh $(VENV)
@@ -32,8 +32,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check edge sim tests models
 	$(VENV)/bin/mypy
 
+# The full suite, and CI's command (.ci/run): every layer; the 20 slowest tests at the end.
 test: lint test-tools
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=20
+
+# The inner loop: lint, types and the fast layer (tests/layers.py: no process, broker, browser,
+# board, SUMO or socket, no long property runs); under 90 s here. Needs no test tools.
+check: lint
+	$(VENV)/bin/pytest -q --fast-layer
 
 # Randomized property runs with 20x the example budget (tests/hypothesis_profiles.py);
 # pin what they find with @example. Not part of make test: landing must be deterministic.

@@ -13,6 +13,9 @@ from tests.board.procs import BoardProcess
 
 hypothesis_profiles.load()
 
+# The pure layer and the slow layers (markers, and the guard that keeps the pure layer pure).
+pytest_plugins = ["tests.layers", "pytester"]
+
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     props = sys.modules.get("tests.control.test_properties")
