@@ -120,6 +120,14 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         "`edge check` as a process",
     ),
     "tests/vision/test_detect_cli.py": (frozenset({"cli"}), "`edge vision detect` as a process"),
+    "tests/test_device_package.py": (
+        frozenset({"process", "cli"}),
+        "builds the device wheel with pip and imports it in isolated interpreters",
+    ),
+    "tests/web/test_zone_editor_browser.py": (
+        frozenset({"browser", "server"}),
+        "Chromium drives the zone editor against the page's server",
+    ),
     "tests/vision/test_health_night.py": (_SUMO, "frames rendered from SUMO traffic"),
     "tests/vision/test_lockstep.py": (_SUMO, "the controller on rendered cameras in SUMO"),
     "tests/vision/test_runtime.py": (
@@ -231,6 +239,16 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         "the firmware under MicroPython compiled to WebAssembly (about 6 s)",
     ),
     "tests/vision/test_real_truth.py": (_LONG, "decodes the real footage (about 5 s)"),
+    "tests/control/test_golden.py": (_LONG, "replays 18 golden traces (about 5-9 s)"),
+    "tests/vision/test_siteedit.py::test_only_an_edit_that_passes_the_checks_is_written": (
+        _LONG,
+        "a property over random layout edits, each checked and written (about 4 s)",
+    ),
+    "tests/web/test_zone_editor.py::"
+    "test_a_wrong_password_is_refused_and_locks_out_as_manual_control_does": (
+        _LONG,
+        "scrypt checks of wrong passwords up to the lockout (about 3 s)",
+    ),
     "tests/vision/test_coco_model.py": (_LONG, "the COCO model on the real footage (about 4 s)"),
     "tests/vision/test_health.py": (
         _LONG,
