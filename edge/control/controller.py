@@ -31,8 +31,9 @@ The core reads no clock and does no I/O: `now_ms` is the caller's time.
 
 from __future__ import annotations
 
-from edge.control import commands, coordination, transit
+from edge.control import commands, control_mode, coordination, transit
 from edge.control.adaptive import Adaptive
+from edge.control.coordinator import Coordinator
 from edge.control.messages import (
     Event,
     Inputs,
@@ -107,11 +108,7 @@ class Controller:
         self.omit = [False] * n
         self.force_off = [False] * n
         self.use_max2 = self.plan.use_max2
-        # Coordination: resolved pattern points, and how far (ms) the local cycle
-        # timer lags the desired one while an offset transition runs.
-        self.coord: coordination.CoordPoints | None = None
-        self.coord_shift = 0
-        self.coord_t = now_ms
+        self.coordinator = Coordinator(now_ms)  # coordinator.py owns its state
         # Control mode: the plan's own unless a SetMode overrides it (and who did).
         self.adaptive = Adaptive(site)
         self.mode_override: tuple[str, str] | None = None  # (mode, source)
@@ -180,6 +177,11 @@ class Controller:
     @property
     def pre_index(self) -> dict[int, int]:
         return self.preempt.index
+
+    @property
+    def coord(self) -> coordination.CoordPoints | None:
+        """The coordination pattern's points in force, None when not coordinated."""
+        return self.coordinator.points
 
     # -- indexes built once -------------------------------------------------------
 
@@ -496,7 +498,8 @@ class Controller:
 
     def _set_recalls(self) -> None:
         recalls = [self.plan.timings[p.id].recall for p in self.site.phases]
-        coord = self.coord.coord if self.coord is not None else (False,) * len(recalls)
+        pts = self.coordinator.points
+        coord = pts.coord if pts is not None else (False,) * len(recalls)
         # Coordinated phases are served every cycle, as if on recall.
         self.recall_veh = [
             Recall.MIN in r or Recall.MAX in r or coord[i] for i, r in enumerate(recalls)
@@ -540,8 +543,8 @@ class Controller:
             self._start_run(now)
         if self.mode in (FLASH, FAULT):
             return
-        if self.coord is not None:
-            self._coord_tick(now)
+        if self.coordinator.points is not None:
+            self.coordinator.tick(self, now)
         for _ in range(_MAX_PASSES):
             if not self._pass(now):
                 break
@@ -713,8 +716,8 @@ class Controller:
             return "force_off"
         if self.all_red_req or self.flash_req:
             return "stop"
-        if self.coord is not None:
-            return self._coord_end_reason(now, i)
+        if self.coordinator.points is not None:
+            return self.coordinator.end_reason(self, now, i)
         if now >= self.max_end[i]:
             return "max_out"
         t = self.timing[i]
@@ -724,23 +727,15 @@ class Controller:
             return "gap_out"
         return ""
 
-    # -- coordination ----------------------------------------------------------------------
+    # -- control mode ----------------------------------------------------------------------
 
     def _resolve_control(self, now: int) -> None:
-        """The control mode in force and why: a SetMode override, else the plan's own."""
+        """The control mode in force (control_mode.py), then coordination and recalls."""
         before = (self.control, self.control_reason)
-        plan_mode = COORDINATED if self.plan.pattern else ADAPTIVE if self.plan.adaptive else FREE
-        mode, reason = plan_mode, f"plan {self.plan.id}"
-        if self.mode_override is not None:
-            wanted, source = self.mode_override
-            if wanted == COORDINATED and self.plan.pattern is None:
-                reason = f"plan {self.plan.id} (no pattern for the {source} coordinated mode)"
-            else:
-                mode, reason = wanted, f"{source} command"
-        self.control, self.control_reason = mode, reason
-        self._set_coordination(now)
+        self.control, self.control_reason = control_mode.resolve(self.plan, self.mode_override)
+        self.coordinator.set(self, self.control == COORDINATED, now)
         self._set_recalls()
-        if (mode, reason) != before:
+        if (self.control, self.control_reason) != before:
             self._dirty = True
 
     def _waiting(self, i: int) -> float:
@@ -752,72 +747,6 @@ class Controller:
             if mask >> j & 1 and self.iv[j] != GREEN and not self.omit[j]:
                 total += self.adaptive.queue(j, present)
         return total
-
-    def _set_coordination(self, now: int) -> None:
-        """Resolve the plan's pattern; start the local timer where the phases are now."""
-        pattern = self.plan.pattern if self.control == COORDINATED else None
-        if pattern is None:
-            self.coord = None
-            return
-        pts = coordination.resolve(pattern, self.site.phases, self.plan.timings)
-        # Where the local timer should read, judged from what is green now.
-        local = None
-        for i, v in enumerate(self.iv):
-            if v == GREEN:
-                elapsed = now - self.green_at[i]
-                if pts.coord[i]:
-                    local = min(elapsed, (pts.force_off[i] - pts.start[i]) % pts.cycle_ms)
-                elif local is None:
-                    local = (pts.start[i] + elapsed) % pts.cycle_ms
-        desired = (now - pattern.offset_ms) % pts.cycle_ms
-        self.coord_shift = 0 if local is None else (desired - local) % pts.cycle_ms
-        self.coord_t = now
-        self.coord = pts
-
-    def _cycle_pos(self, now: int) -> int:
-        assert self.coord is not None and self.plan.pattern is not None
-        return (now - self.plan.pattern.offset_ms - self.coord_shift) % self.coord.cycle_ms
-
-    def _coord_tick(self, now: int) -> None:
-        """Advance the offset transition by the time since the last step."""
-        assert self.coord is not None and self.plan.pattern is not None
-        dt, self.coord_t = now - self.coord_t, now
-        if self.coord_shift == 0:
-            return
-        c = self._cycle_pos(now)
-        at_yield = any(
-            self.coord.coord[i]
-            and v == GREEN
-            and coordination.in_window(c, self.coord.force_off[i], self.coord.permissive_end[i])
-            for i, v in enumerate(self.iv)
-        )
-        before = self.coord_shift
-        self.coord_shift = coordination.step_shift(
-            before, dt, self.coord.cycle_ms, self.plan.pattern.transition, at_yield
-        )
-        if self.coord_shift == 0:
-            self._event(now, "offset_in_step", self.plan.pattern.id)
-
-    def _coord_end_reason(self, now: int, i: int) -> str:
-        """Termination under coordination: force-offs and yield points, no max-out."""
-        assert self.coord is not None and self.plan.pattern is not None
-        pts = self.coord
-        c = self._cycle_pos(now)
-        if pts.coord[i]:
-            if self.plan.pattern.transition == "dwell" and self.coord_shift:
-                return ""  # dwelling in the coordinated phase until in step
-            if coordination.in_window(c, pts.force_off[i], pts.permissive_end[i]):
-                return "force_off"  # yield point reached, within the permissive period
-            return ""
-        if not coordination.in_window(c, pts.start[i], pts.force_off[i]):
-            return "force_off"  # outside its split
-        if self.plan.pattern.floating and now >= self.green_at[i] + pts.split_green[i]:
-            return "force_off"
-        if Recall.MAX in self.timing[i].recall:
-            return ""
-        if self.ext_count[i] == 0 and now >= self.pass_end[i]:
-            return "gap_out"
-        return ""
 
     def _barrier(
         self, now: int, calls: int, cross_demand: int, ready_all: bool, stopping: bool
@@ -1143,19 +1072,8 @@ class Controller:
             left = self.adaptive.left_deadline(self.det_present, self.det_on_at)
             if left is not None:
                 times.append(left)
-        if self.coord is not None:
-            if self.coord_shift:
-                times.append(now + 100)  # the timer is being pulled into step
-            c = self._cycle_pos(now)
-            cyc = self.coord.cycle_ms
-            for i, v in enumerate(self.iv):
-                if v == GREEN:
-                    for point in (self.coord.start[i], self.coord.force_off[i]):
-                        times.append(now + coordination.until(c, point, cyc))
-                    if self.coord.coord[i]:
-                        times.append(now + coordination.until(c, self.coord.permissive_end[i], cyc))
-                    elif self.plan.pattern is not None and self.plan.pattern.floating:
-                        times.append(self.green_at[i] + self.coord.split_green[i])
+        if self.coordinator.points is not None:
+            self.coordinator.deadlines(self, now, times)
         self.preempt.deadlines(self, times)
         if self.transit is not None and (t := self.transit.deadline()) is not None:
             times.append(t)
