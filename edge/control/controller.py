@@ -42,6 +42,7 @@ from edge.control.messages import (
     PhaseTiming,
 )
 from edge.control.monitor import Monitor
+from edge.control.pedestrians import Pedestrians
 from edge.control.preemption import Preemption
 from edge.control.priority import TransitState
 from edge.control.site import ABSOLUTE_MIN_YELLOW_MS, FlashColour, Recall, SignalKind, Site
@@ -95,11 +96,7 @@ class Controller:
         self.max_from = [NEVER] * n  # when the max timer started (gap reduction)
         self.red_at = [now_ms - 3_600_000] * n  # when the last yellow ended
         self.vcall = [False] * n
-        self.pcall = [False] * n
-        self.ped_iv = [DONT_WALK] * n
-        self.ped_end = [0] * n
-        self.walk_at = [0] * n
-        self.fdw_at = [0] * n
+        self.peds = Pedestrians(n)  # pedestrians.py owns the crossings' state
         self.actu_red = [0] * n
         self.ext_count = [0] * n
         self.nl_count = [0] * n
@@ -182,6 +179,19 @@ class Controller:
     def coord(self) -> coordination.CoordPoints | None:
         """The coordination pattern's points in force, None when not coordinated."""
         return self.coordinator.points
+
+    # The crossings' state, as the page (edge/web/live.py) reads it.
+    @property
+    def ped_iv(self) -> list[int]:
+        return self.peds.iv
+
+    @property
+    def ped_end(self) -> list[int]:
+        return self.peds.end
+
+    @property
+    def pcall(self) -> list[bool]:
+        return self.peds.call
 
     # -- indexes built once -------------------------------------------------------
 
@@ -468,8 +478,8 @@ class Controller:
         self._timers_dirty = True
         for i in self.det_calls[k]:
             if ped:
-                if not (self.iv[i] == GREEN and self.ped_iv[i] == WALK):
-                    self.pcall[i] = True
+                if not (self.iv[i] == GREEN and self.peds.iv[i] == WALK):
+                    self.peds.call[i] = True
             elif self.iv[i] != GREEN:
                 self.actu_red[i] += 1
                 if self.site.detectors[k].locking and self.site.detectors[k].delay_ms == 0:
@@ -514,18 +524,19 @@ class Controller:
         """
         mask = 0
         soft = 0
+        pcall = self.peds.call
         for i, v in enumerate(self.iv):
             if v == GREEN or self.omit[i]:
                 continue
             if self.recall_ped[i]:
-                self.pcall[i] = True
+                pcall[i] = True
             loop = self.nl_count[i] and (
                 self.control != ADAPTIVE
                 or self.adaptive.left_call_counts(
                     i, self.last_now, self.det_present, self.det_on_at
                 )
             )
-            if self.vcall[i] or self.pcall[i] or loop or self.recall_veh[i]:
+            if self.vcall[i] or pcall[i] or loop or self.recall_veh[i]:
                 mask |= 1 << i
             elif self.recall_soft[i]:
                 soft |= 1 << i
@@ -583,7 +594,7 @@ class Controller:
                 changed |= self._clearance(now, r, a)
                 a = self.active[r]
             if a >= 0 and self.iv[a] == GREEN:
-                changed |= self._ped(now, a, calls, cross_demand)
+                changed |= self.peds.advance(self, now, a, calls, cross_demand)
                 demand = (calls & self.conf_mask[a]) | cross_demand
                 changed |= self._max_timer(now, a, demand)
                 local = calls & self.ring_later[r] if self.pending_group < 0 else 0
@@ -650,44 +661,6 @@ class Controller:
         self._dirty = True
         return True
 
-    def _ped(self, now: int, i: int, calls: int, cross_demand: int) -> bool:
-        pi = self.ped_iv[i]
-        if pi == DONT_WALK:
-            # Walk starts with the green, or later only while the phase rests
-            # (no conflicting demand): pedestrian recycle.
-            if not (self.pcall[i] and self.has_ped[i] and not self.omit[i]):
-                return False
-            # Walk starts in the initial green, or later only while the phase
-            # rests with no conflicting demand (pedestrian recycle).
-            resting = not ((calls & self.conf_mask[i]) | cross_demand)
-            if now >= self.min_end[i] and not resting:
-                return False
-            if self.all_red_req or self.flash_req or not self._gate_clear(self.ped_gate[i]):
-                return False
-            if self.preempt.serving >= 0:
-                return False  # no new walk while preempted
-            self.pcall[i] = False
-            self.ped_iv[i] = WALK
-            self.walk_at[i] = now
-            self.ped_end[i] = now + self.timing[i].walk_ms
-            self._event(now, "ped_walk", f"phase {self.site.phases[i].id}")
-            self._dirty = True
-            return True
-        if now < self.ped_end[i]:
-            return False
-        if pi == WALK:
-            self.ped_iv[i] = PED_CLEAR
-            self.fdw_at[i] = now
-            self.ped_end[i] = now + self.timing[i].ped_clear_ms
-            self._event(now, "ped_clear", f"phase {self.site.phases[i].id}")
-            if now < self.ped_end[i]:
-                self._dirty = True
-                return True
-        self.ped_iv[i] = DONT_WALK
-        self._event(now, "ped_dont_walk", f"phase {self.site.phases[i].id}")
-        self._dirty = True
-        return True
-
     def _max_timer(self, now: int, i: int, demand: int) -> bool:
         if demand and self.max_end[i] == NEVER:
             t = self.timing[i]
@@ -707,7 +680,7 @@ class Controller:
     def _can_end(self, now: int, i: int) -> bool:
         return (
             now >= self.min_end[i]
-            and self.ped_iv[i] == DONT_WALK
+            and self.peds.iv[i] == DONT_WALK
             and not (self.hold[i] and not (self.all_red_req or self.flash_req))
         )
 
@@ -813,8 +786,9 @@ class Controller:
         for j in phases:
             if self.iv[j] != RED:
                 return False
+        ped_iv = self.peds.iv
         for j in peds:
-            if self.ped_iv[j] != DONT_WALK:
+            if ped_iv[j] != DONT_WALK:
                 return False
         return all(self.ov_iv[k] == RED for k in ovs)
 
@@ -945,7 +919,7 @@ class Controller:
     def _all_clear(self) -> bool:
         return (
             all(v == RED for v in self.iv)
-            and all(v == DONT_WALK for v in self.ped_iv)
+            and all(v == DONT_WALK for v in self.peds.iv)
             and all(v == RED for v in self.ov_iv)
         )
 
@@ -988,7 +962,7 @@ class Controller:
     def _at_safe_point(self) -> bool:
         return (
             all(v in (RED, GREEN) for v in self.iv)
-            and all(v != PED_CLEAR for v in self.ped_iv)
+            and all(v != PED_CLEAR for v in self.peds.iv)
             and all(v in (RED, GREEN, FYA_FLASH) for v in self.ov_iv)
         )
 
@@ -1020,7 +994,7 @@ class Controller:
         if mode in (STARTUP_ALL_RED, FLASH, ALL_RED):
             n = len(self.iv)
             self.iv = [RED] * n
-            self.ped_iv = [DONT_WALK] * n
+            self.peds.clear()
             self.ov_iv = [RED] * len(self.ov_iv)
             self.active = [-1] * len(self.active)
             self.ring_next = [-1] * len(self.ring_next)
@@ -1080,8 +1054,8 @@ class Controller:
         for i, v in enumerate(self.iv):
             if v == GREEN:
                 times += (self.min_end[i], self.max_end[i], self.pass_end[i])
-                if self.ped_iv[i] != DONT_WALK:
-                    times.append(self.ped_end[i])
+                if self.peds.iv[i] != DONT_WALK:
+                    times.append(self.peds.end[i])
             elif v != RED:
                 times.append(self.iv_end[i])
         for r, n in enumerate(self.ring_next):
@@ -1108,7 +1082,7 @@ class Controller:
             )  # fmt: skip
         veh = tuple(_VEH_LAMP[v] if self.has_veh[i] else Lamp.DARK for i, v in enumerate(self.iv))
         peds = tuple(
-            _PED_LAMP[v] if self.has_ped[i] else Lamp.DARK for i, v in enumerate(self.ped_iv)
+            _PED_LAMP[v] if self.has_ped[i] else Lamp.DARK for i, v in enumerate(self.peds.iv)
         )
         ovs = tuple(_VEH_LAMP[v] for v in self.ov_iv)
         srcs = (veh, peds, ovs)
@@ -1129,7 +1103,7 @@ class Controller:
         out = list(self._spat_red)
         for i, v in enumerate(self.iv):
             if v == GREEN:
-                lo = max(self.min_end[i], self.ped_end[i] if self.ped_iv[i] else 0)
+                lo = max(self.min_end[i], self.peds.end[i] if self.peds.iv[i] else 0)
                 hi = None if self.max_end[i] == NEVER else max(self.max_end[i], lo)
                 likely = hi if self.ext_count[i] else max(lo, min(self.pass_end[i], hi or NEVER))
                 out[i] = PhaseTiming(self.site.phases[i].id, Lamp.GREEN, lo, hi, likely)
