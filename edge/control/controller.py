@@ -34,6 +34,7 @@ from __future__ import annotations
 from edge.control import commands, control_mode, coordination, transit
 from edge.control.adaptive import Adaptive
 from edge.control.coordinator import Coordinator
+from edge.control.detectors import Detectors
 from edge.control.messages import (
     Event,
     Inputs,
@@ -65,7 +66,6 @@ from edge.control.states import (
     STARTUP_ALL_RED,
     STARTUP_FLASH,
     TRAIL,
-    WALK,
     YELLOW,
 )
 
@@ -125,17 +125,7 @@ class Controller:
         no = len(site.overlaps)
         self.ov_iv = [RED] * no
         self.ov_end = [0] * no
-        nd = len(site.detectors)
-        self.det_present = [False] * nd
-        self.det_on_at = [0] * nd
-        self.det_off_at = [-NEVER] * nd
-        self.det_ext = [False] * nd
-        self.det_call = [False] * nd
-        self.det_fault = [""] * nd  # "", "max_presence" or "no_activity" (docs/adaptive.md)
-        self.det_seen_at = [now_ms] * nd  # last edge or pulse, for no activity
-        self.failed_ids: tuple[int, ...] = ()  # detectors failed now, for the outputs
-        self.det_deadline = now_ms  # a first pass sets the diagnostic deadlines
-        self.reported_unknown: set[int] = set()
+        self.dets = Detectors(site, self.index, now_ms)  # detectors.py owns their state
         self.mode = STARTUP_FLASH
         self.mode_end = now_ms + site.startup_flash_ms
         self.all_red_req = False
@@ -192,6 +182,11 @@ class Controller:
     @property
     def pcall(self) -> list[bool]:
         return self.peds.call
+
+    @property
+    def det_present(self) -> list[bool]:
+        """Each detector's presence now (the page and the tick hooks read it)."""
+        return self.dets.present
 
     # -- indexes built once -------------------------------------------------------
 
@@ -254,17 +249,6 @@ class Controller:
         self.veh_gate = [gate(k) for k in veh_keys]
         self.ped_gate = [gate(k) for k in ped_keys]
         self.ov_gate = [gate(k) for k in ov_keys]
-        self.det_index = {d.id: k for k, d in enumerate(site.detectors)}
-        self.det_calls = [[self.index[p] for p in d.calls] for d in site.detectors]
-        self.det_extends = [[self.index[p] for p in d.extends] for d in site.detectors]
-        self.locking_call_dets: list[list[int]] = [[] for _ in phases]
-        self.fault_call_dets: list[list[int]] = [[] for _ in phases]  # vehicle loops calling i
-        for k, d in enumerate(site.detectors):
-            if not d.ped:
-                for i in self.det_calls[k]:
-                    self.fault_call_dets[i].append(k)
-                    if d.locking:
-                        self.locking_call_dets[i].append(k)
         self.start_phases = [i for i, p in enumerate(phases) if p.start_up]
         self.channel_src: list[tuple[int, int]] = []  # (0 veh / 1 ped / 2 overlap, index)
         for ch in site.channels:
@@ -311,8 +295,8 @@ class Controller:
         try:
             if inputs.commands:
                 commands.apply_all(self, now, inputs.commands)
-            if occupied != self.last_occupied or inputs.actuations or now >= self.det_deadline:
-                self._detectors(now, occupied, inputs.actuations)
+            if occupied != self.last_occupied or inputs.actuations or now >= self.dets.deadline:
+                self.dets.update(self, now, occupied, inputs.actuations)
                 self.last_occupied = occupied
             self._advance(now)
             self.deadline = self._next_deadline(now)
@@ -327,7 +311,7 @@ class Controller:
         for item in queues if isinstance(queues, tuple) else ((queues,)):
             try:
                 det_id, veh = item
-                if det_id not in self.det_index or not 0 <= float(veh) < 1e6:
+                if det_id not in self.dets.index or not 0 <= float(veh) < 1e6:
                     raise ValueError
                 good.append((det_id, float(veh)))
             except (TypeError, ValueError):
@@ -363,131 +347,6 @@ class Controller:
 
     def _event(self, now: int, name: str, subject: str = "", detail: str = "") -> None:
         self.events.append(Event(now, name, subject, detail))
-
-    def _detectors(
-        self, now: int, occupied: frozenset[int], actuations: tuple[tuple[int, int], ...]
-    ) -> None:
-        for det_id in occupied:
-            if det_id not in self.det_index and det_id not in self.reported_unknown:
-                self.reported_unknown.add(det_id)
-                self._event(now, "input_error", f"detector {det_id}", "unknown detector id")
-        pulses: dict[int, int] = {}
-        for item in actuations:
-            try:
-                det_id, count = item
-                k = self.det_index[det_id]
-                pulses[k] = pulses.get(k, 0) + max(0, int(count))
-            except (KeyError, TypeError, ValueError):
-                self._event(now, "input_error", "actuations", f"bad actuation {item!r}")
-        deadline = NEVER
-        dets = self.site.detectors
-        for k, det in enumerate(dets):
-            present = det.id in occupied
-            pulse = pulses.get(k, 0)
-            if present and not self.det_present[k]:
-                pulse += 1
-                self.det_on_at[k] = now
-                self.adaptive.presence(k, True, now)
-            elif not present and self.det_present[k]:
-                self.det_off_at[k] = now
-                self.det_seen_at[k] = now  # activity: no-activity counts from here
-                self.adaptive.presence(k, False, now)
-            self.det_present[k] = present
-            if pulse:
-                self.det_seen_at[k] = now
-            if not det.ped and (det.max_presence_ms or det.no_activity_ms or self.det_fault[k]):
-                deadline = min(deadline, self._diagnose(now, k, present))
-            failed = bool(self.det_fault[k])
-            if pulse and not failed:
-                self._actuated(now, k, det.ped)
-                if not det.ped:
-                    self.adaptive.count(k, pulse, [v == GREEN for v in self.iv])
-            if det.ped:
-                continue
-            if failed:  # its phases are called every cycle instead (_start_yellow)
-                for i in self.det_calls[k]:
-                    if self.iv[i] != GREEN and not self.vcall[i]:
-                        self.vcall[i] = True
-                        self._timers_dirty = True
-            out = not failed and (present or now < self.det_off_at[k] + det.carryover_ms)
-            if out and not present:
-                deadline = min(deadline, self.det_off_at[k] + det.carryover_ms)
-            if out != self.det_ext[k]:
-                self.det_ext[k] = out
-                for i in self.det_extends[k]:
-                    self.ext_count[i] += 1 if out else -1
-                    if not out and self.iv[i] == GREEN:
-                        self.pass_end[i] = now + self._gap(i, now)
-                self._timers_dirty = True
-            qualified = out and (
-                self.det_call[k] or det.delay_ms == 0 or now >= self.det_on_at[k] + det.delay_ms
-            )
-            if out and not qualified:
-                deadline = min(deadline, self.det_on_at[k] + det.delay_ms)
-            if qualified != self.det_call[k]:
-                self.det_call[k] = qualified
-                for i in self.det_calls[k]:
-                    if det.locking:
-                        if qualified and self.iv[i] != GREEN:
-                            self.vcall[i] = True
-                    else:
-                        self.nl_count[i] += 1 if qualified else -1
-                self._timers_dirty = True
-        self.det_deadline = deadline
-
-    def _diagnose(self, now: int, k: int, present: bool) -> int:
-        """Detector k stuck on (max presence) or dead (no activity)? Returns the next
-        time the answer may change by itself. A fault clears when the loop behaves
-        (stuck on goes off, dead sees a vehicle) or new timing turns its check off."""
-        det = self.site.detectors[k]
-        fault = self.det_fault[k]
-        if (fault == "max_presence" and not (present and det.max_presence_ms)) or (
-            fault == "no_activity" and (self.det_seen_at[k] == now or not det.no_activity_ms)
-        ):  # behaving again, or new timing turned the check off
-            self.det_fault[k] = fault = ""
-            self._event(now, "detector_recovered", f"detector {det.id}", "")
-            self.failed_ids = tuple(i for i in self.failed_ids if i != det.id)
-            self._dirty = True  # the outputs name the failed detectors
-        if fault:
-            return NEVER
-        if present and det.max_presence_ms:
-            at, why = self.det_on_at[k] + det.max_presence_ms, "max_presence"
-            limit = det.max_presence_ms
-            what = "occupied for"
-        elif not present and det.no_activity_ms:
-            at, why = self.det_seen_at[k] + det.no_activity_ms, "no_activity"
-            limit = det.no_activity_ms
-            what = "no vehicle for"
-        else:
-            return NEVER
-        if now < at:
-            return at
-        self.det_fault[k] = why
-        self.failed_ids = tuple(sorted((*self.failed_ids, det.id)))
-        self._event(
-            now,
-            "detector_fault",
-            f"detector {det.id}",
-            f"{why}: {what} {limit / 1000:g} s; its phases are called every cycle",
-        )
-        self._dirty = True  # the outputs name the failed detectors
-        return NEVER
-
-    def _actuated(self, now: int, k: int, ped: bool) -> None:
-        """A rising edge (or a pulse counted by the board) on detector k."""
-        self._timers_dirty = True
-        for i in self.det_calls[k]:
-            if ped:
-                if not (self.iv[i] == GREEN and self.peds.iv[i] == WALK):
-                    self.peds.call[i] = True
-            elif self.iv[i] != GREEN:
-                self.actu_red[i] += 1
-                if self.site.detectors[k].locking and self.site.detectors[k].delay_ms == 0:
-                    self.vcall[i] = True
-        if not ped:
-            for i in self.det_extends[k]:
-                if self.iv[i] == GREEN:
-                    self.pass_end[i] = max(self.pass_end[i], now + self._gap(i, now))
 
     def _gap(self, i: int, now: int) -> int:
         """Passage (allowable gap) now, after gap reduction (adaptive: by the queues waiting)."""
@@ -533,7 +392,7 @@ class Controller:
             loop = self.nl_count[i] and (
                 self.control != ADAPTIVE
                 or self.adaptive.left_call_counts(
-                    i, self.last_now, self.det_present, self.det_on_at
+                    i, self.last_now, self.dets.present, self.dets.on_at
                 )
             )
             if self.vcall[i] or pcall[i] or loop or self.recall_veh[i]:
@@ -713,7 +572,7 @@ class Controller:
 
     def _waiting(self, i: int) -> float:
         """Vehicles queued on the phases that must wait for phase i to end."""
-        present = self.det_present
+        present = self.dets.present
         total = 0.0
         mask = self.conf_mask[i]
         for j in range(len(self.iv)):
@@ -820,7 +679,7 @@ class Controller:
     def _start_yellow(self, now: int, i: int, reason: str) -> None:
         pid = self.site.phases[i].id
         if self.control == ADAPTIVE:
-            self.adaptive.permissive_ended(i, now, self.det_present, self.det_on_at)
+            self.adaptive.permissive_ended(i, now, self.dets.present, self.dets.on_at)
             if self.max_end[i] != NEVER:
                 max_ms = self.max_end[i] - self.max_from[i]
                 self.adaptive.green_ended(i, now - self.green_at[i], max_ms, reason)
@@ -833,11 +692,8 @@ class Controller:
         self.max_end[i] = NEVER
         self.max_from[i] = NEVER
         self.force_off[i] = False
-        for k in self.locking_call_dets[i]:
-            if self.det_call[k]:
-                self.vcall[i] = True
-        if any(self.det_fault[k] for k in self.fault_call_dets[i]):
-            self.vcall[i] = True  # a failed loop: served every cycle (a minimum recall)
+        if self.dets.recall_at_yellow(i):
+            self.vcall[i] = True  # a locking call kept, or a failed loop: served every cycle
         self._dirty = True
         self._event(now, "phase_yellow", f"phase {pid}")
 
@@ -974,7 +830,8 @@ class Controller:
             self.site = self.pending_site
             self.pending_site = None
             self._build_indexes()
-            self.det_deadline = now  # detector diagnostics may have changed: look again
+            self.dets.build_indexes(self.site, self.index)
+            self.dets.deadline = now  # detector diagnostics may have changed: look again
             self._event(now, "site_loaded", self.site.id)
             transit.settings(self, now)
         self.plan = self.site.plans[self.pending_plan]
@@ -1041,9 +898,9 @@ class Controller:
             return self.mode_end
         if self.mode in (FLASH, FAULT):
             return NEVER
-        times = [self.det_deadline]
+        times = [self.dets.deadline]
         if self.control == ADAPTIVE:
-            left = self.adaptive.left_deadline(self.det_present, self.det_on_at)
+            left = self.adaptive.left_deadline(self.dets.present, self.dets.on_at)
             if left is not None:
                 times.append(left)
         if self.coordinator.points is not None:
@@ -1078,7 +935,7 @@ class Controller:
             ovs = tuple(_FLASH_LAMP[o.flash] for o in self.site.overlaps)
             return Outputs(
                 now, mode, self.flash_channels, veh, peds, ovs, (), self.fault, self.spat(),
-                self.control, self.control_reason, self.failed_ids,
+                self.control, self.control_reason, self.dets.failed_ids,
             )  # fmt: skip
         veh = tuple(_VEH_LAMP[v] if self.has_veh[i] else Lamp.DARK for i, v in enumerate(self.iv))
         peds = tuple(
@@ -1089,7 +946,7 @@ class Controller:
         channels = tuple(srcs[kind][idx] for kind, idx in self.channel_src)
         return Outputs(
             now, mode, channels, veh, peds, ovs, (), self.fault, self.spat(),
-            self.control, self.control_reason, self.failed_ids,
+            self.control, self.control_reason, self.dets.failed_ids,
         )  # fmt: skip
 
     def spat(self) -> tuple[PhaseTiming, ...]:
