@@ -117,7 +117,7 @@ def _phase_command(ctl: Controller, now: int, cmd: ForceOff | PlaceCall | Omit) 
         if cmd.ped and not ctl.has_ped[i]:
             return f"phase {cmd.phase} has no pedestrian signal"
         if cmd.ped:
-            ctl.pcall[i] = True
+            ctl.peds.call[i] = True
         else:
             ctl.vcall[i] = True
     else:

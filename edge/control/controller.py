@@ -31,8 +31,10 @@ The core reads no clock and does no I/O: `now_ms` is the caller's time.
 
 from __future__ import annotations
 
-from edge.control import commands, coordination, transit
+from edge.control import commands, control_mode, coordination, transit
 from edge.control.adaptive import Adaptive
+from edge.control.coordinator import Coordinator
+from edge.control.detectors import Detectors
 from edge.control.messages import (
     Event,
     Inputs,
@@ -41,6 +43,7 @@ from edge.control.messages import (
     PhaseTiming,
 )
 from edge.control.monitor import Monitor
+from edge.control.pedestrians import Pedestrians
 from edge.control.preemption import Preemption
 from edge.control.priority import TransitState
 from edge.control.site import ABSOLUTE_MIN_YELLOW_MS, FlashColour, Recall, SignalKind, Site
@@ -63,7 +66,6 @@ from edge.control.states import (
     STARTUP_ALL_RED,
     STARTUP_FLASH,
     TRAIL,
-    WALK,
     YELLOW,
 )
 
@@ -94,11 +96,7 @@ class Controller:
         self.max_from = [NEVER] * n  # when the max timer started (gap reduction)
         self.red_at = [now_ms - 3_600_000] * n  # when the last yellow ended
         self.vcall = [False] * n
-        self.pcall = [False] * n
-        self.ped_iv = [DONT_WALK] * n
-        self.ped_end = [0] * n
-        self.walk_at = [0] * n
-        self.fdw_at = [0] * n
+        self.peds = Pedestrians(n)  # pedestrians.py owns the crossings' state
         self.actu_red = [0] * n
         self.ext_count = [0] * n
         self.nl_count = [0] * n
@@ -107,11 +105,7 @@ class Controller:
         self.omit = [False] * n
         self.force_off = [False] * n
         self.use_max2 = self.plan.use_max2
-        # Coordination: resolved pattern points, and how far (ms) the local cycle
-        # timer lags the desired one while an offset transition runs.
-        self.coord: coordination.CoordPoints | None = None
-        self.coord_shift = 0
-        self.coord_t = now_ms
+        self.coordinator = Coordinator(now_ms)  # coordinator.py owns its state
         # Control mode: the plan's own unless a SetMode overrides it (and who did).
         self.adaptive = Adaptive(site)
         self.mode_override: tuple[str, str] | None = None  # (mode, source)
@@ -131,17 +125,7 @@ class Controller:
         no = len(site.overlaps)
         self.ov_iv = [RED] * no
         self.ov_end = [0] * no
-        nd = len(site.detectors)
-        self.det_present = [False] * nd
-        self.det_on_at = [0] * nd
-        self.det_off_at = [-NEVER] * nd
-        self.det_ext = [False] * nd
-        self.det_call = [False] * nd
-        self.det_fault = [""] * nd  # "", "max_presence" or "no_activity" (docs/adaptive.md)
-        self.det_seen_at = [now_ms] * nd  # last edge or pulse, for no activity
-        self.failed_ids: tuple[int, ...] = ()  # detectors failed now, for the outputs
-        self.det_deadline = now_ms  # a first pass sets the diagnostic deadlines
-        self.reported_unknown: set[int] = set()
+        self.dets = Detectors(site, self.index, now_ms)  # detectors.py owns their state
         self.mode = STARTUP_FLASH
         self.mode_end = now_ms + site.startup_flash_ms
         self.all_red_req = False
@@ -180,6 +164,29 @@ class Controller:
     @property
     def pre_index(self) -> dict[int, int]:
         return self.preempt.index
+
+    @property
+    def coord(self) -> coordination.CoordPoints | None:
+        """The coordination pattern's points in force, None when not coordinated."""
+        return self.coordinator.points
+
+    # The crossings' state, as the page (edge/web/live.py) reads it.
+    @property
+    def ped_iv(self) -> list[int]:
+        return self.peds.iv
+
+    @property
+    def ped_end(self) -> list[int]:
+        return self.peds.end
+
+    @property
+    def pcall(self) -> list[bool]:
+        return self.peds.call
+
+    @property
+    def det_present(self) -> list[bool]:
+        """Each detector's presence now (the page and the tick hooks read it)."""
+        return self.dets.present
 
     # -- indexes built once -------------------------------------------------------
 
@@ -242,17 +249,6 @@ class Controller:
         self.veh_gate = [gate(k) for k in veh_keys]
         self.ped_gate = [gate(k) for k in ped_keys]
         self.ov_gate = [gate(k) for k in ov_keys]
-        self.det_index = {d.id: k for k, d in enumerate(site.detectors)}
-        self.det_calls = [[self.index[p] for p in d.calls] for d in site.detectors]
-        self.det_extends = [[self.index[p] for p in d.extends] for d in site.detectors]
-        self.locking_call_dets: list[list[int]] = [[] for _ in phases]
-        self.fault_call_dets: list[list[int]] = [[] for _ in phases]  # vehicle loops calling i
-        for k, d in enumerate(site.detectors):
-            if not d.ped:
-                for i in self.det_calls[k]:
-                    self.fault_call_dets[i].append(k)
-                    if d.locking:
-                        self.locking_call_dets[i].append(k)
         self.start_phases = [i for i, p in enumerate(phases) if p.start_up]
         self.channel_src: list[tuple[int, int]] = []  # (0 veh / 1 ped / 2 overlap, index)
         for ch in site.channels:
@@ -299,8 +295,8 @@ class Controller:
         try:
             if inputs.commands:
                 commands.apply_all(self, now, inputs.commands)
-            if occupied != self.last_occupied or inputs.actuations or now >= self.det_deadline:
-                self._detectors(now, occupied, inputs.actuations)
+            if occupied != self.last_occupied or inputs.actuations or now >= self.dets.deadline:
+                self.dets.update(self, now, occupied, inputs.actuations)
                 self.last_occupied = occupied
             self._advance(now)
             self.deadline = self._next_deadline(now)
@@ -315,7 +311,7 @@ class Controller:
         for item in queues if isinstance(queues, tuple) else ((queues,)):
             try:
                 det_id, veh = item
-                if det_id not in self.det_index or not 0 <= float(veh) < 1e6:
+                if det_id not in self.dets.index or not 0 <= float(veh) < 1e6:
                     raise ValueError
                 good.append((det_id, float(veh)))
             except (TypeError, ValueError):
@@ -352,131 +348,6 @@ class Controller:
     def _event(self, now: int, name: str, subject: str = "", detail: str = "") -> None:
         self.events.append(Event(now, name, subject, detail))
 
-    def _detectors(
-        self, now: int, occupied: frozenset[int], actuations: tuple[tuple[int, int], ...]
-    ) -> None:
-        for det_id in occupied:
-            if det_id not in self.det_index and det_id not in self.reported_unknown:
-                self.reported_unknown.add(det_id)
-                self._event(now, "input_error", f"detector {det_id}", "unknown detector id")
-        pulses: dict[int, int] = {}
-        for item in actuations:
-            try:
-                det_id, count = item
-                k = self.det_index[det_id]
-                pulses[k] = pulses.get(k, 0) + max(0, int(count))
-            except (KeyError, TypeError, ValueError):
-                self._event(now, "input_error", "actuations", f"bad actuation {item!r}")
-        deadline = NEVER
-        dets = self.site.detectors
-        for k, det in enumerate(dets):
-            present = det.id in occupied
-            pulse = pulses.get(k, 0)
-            if present and not self.det_present[k]:
-                pulse += 1
-                self.det_on_at[k] = now
-                self.adaptive.presence(k, True, now)
-            elif not present and self.det_present[k]:
-                self.det_off_at[k] = now
-                self.det_seen_at[k] = now  # activity: no-activity counts from here
-                self.adaptive.presence(k, False, now)
-            self.det_present[k] = present
-            if pulse:
-                self.det_seen_at[k] = now
-            if not det.ped and (det.max_presence_ms or det.no_activity_ms or self.det_fault[k]):
-                deadline = min(deadline, self._diagnose(now, k, present))
-            failed = bool(self.det_fault[k])
-            if pulse and not failed:
-                self._actuated(now, k, det.ped)
-                if not det.ped:
-                    self.adaptive.count(k, pulse, [v == GREEN for v in self.iv])
-            if det.ped:
-                continue
-            if failed:  # its phases are called every cycle instead (_start_yellow)
-                for i in self.det_calls[k]:
-                    if self.iv[i] != GREEN and not self.vcall[i]:
-                        self.vcall[i] = True
-                        self._timers_dirty = True
-            out = not failed and (present or now < self.det_off_at[k] + det.carryover_ms)
-            if out and not present:
-                deadline = min(deadline, self.det_off_at[k] + det.carryover_ms)
-            if out != self.det_ext[k]:
-                self.det_ext[k] = out
-                for i in self.det_extends[k]:
-                    self.ext_count[i] += 1 if out else -1
-                    if not out and self.iv[i] == GREEN:
-                        self.pass_end[i] = now + self._gap(i, now)
-                self._timers_dirty = True
-            qualified = out and (
-                self.det_call[k] or det.delay_ms == 0 or now >= self.det_on_at[k] + det.delay_ms
-            )
-            if out and not qualified:
-                deadline = min(deadline, self.det_on_at[k] + det.delay_ms)
-            if qualified != self.det_call[k]:
-                self.det_call[k] = qualified
-                for i in self.det_calls[k]:
-                    if det.locking:
-                        if qualified and self.iv[i] != GREEN:
-                            self.vcall[i] = True
-                    else:
-                        self.nl_count[i] += 1 if qualified else -1
-                self._timers_dirty = True
-        self.det_deadline = deadline
-
-    def _diagnose(self, now: int, k: int, present: bool) -> int:
-        """Detector k stuck on (max presence) or dead (no activity)? Returns the next
-        time the answer may change by itself. A fault clears when the loop behaves
-        (stuck on goes off, dead sees a vehicle) or new timing turns its check off."""
-        det = self.site.detectors[k]
-        fault = self.det_fault[k]
-        if (fault == "max_presence" and not (present and det.max_presence_ms)) or (
-            fault == "no_activity" and (self.det_seen_at[k] == now or not det.no_activity_ms)
-        ):  # behaving again, or new timing turned the check off
-            self.det_fault[k] = fault = ""
-            self._event(now, "detector_recovered", f"detector {det.id}", "")
-            self.failed_ids = tuple(i for i in self.failed_ids if i != det.id)
-            self._dirty = True  # the outputs name the failed detectors
-        if fault:
-            return NEVER
-        if present and det.max_presence_ms:
-            at, why = self.det_on_at[k] + det.max_presence_ms, "max_presence"
-            limit = det.max_presence_ms
-            what = "occupied for"
-        elif not present and det.no_activity_ms:
-            at, why = self.det_seen_at[k] + det.no_activity_ms, "no_activity"
-            limit = det.no_activity_ms
-            what = "no vehicle for"
-        else:
-            return NEVER
-        if now < at:
-            return at
-        self.det_fault[k] = why
-        self.failed_ids = tuple(sorted((*self.failed_ids, det.id)))
-        self._event(
-            now,
-            "detector_fault",
-            f"detector {det.id}",
-            f"{why}: {what} {limit / 1000:g} s; its phases are called every cycle",
-        )
-        self._dirty = True  # the outputs name the failed detectors
-        return NEVER
-
-    def _actuated(self, now: int, k: int, ped: bool) -> None:
-        """A rising edge (or a pulse counted by the board) on detector k."""
-        self._timers_dirty = True
-        for i in self.det_calls[k]:
-            if ped:
-                if not (self.iv[i] == GREEN and self.ped_iv[i] == WALK):
-                    self.pcall[i] = True
-            elif self.iv[i] != GREEN:
-                self.actu_red[i] += 1
-                if self.site.detectors[k].locking and self.site.detectors[k].delay_ms == 0:
-                    self.vcall[i] = True
-        if not ped:
-            for i in self.det_extends[k]:
-                if self.iv[i] == GREEN:
-                    self.pass_end[i] = max(self.pass_end[i], now + self._gap(i, now))
-
     def _gap(self, i: int, now: int) -> int:
         """Passage (allowable gap) now, after gap reduction (adaptive: by the queues waiting)."""
         t = self.timing[i]
@@ -496,7 +367,8 @@ class Controller:
 
     def _set_recalls(self) -> None:
         recalls = [self.plan.timings[p.id].recall for p in self.site.phases]
-        coord = self.coord.coord if self.coord is not None else (False,) * len(recalls)
+        pts = self.coordinator.points
+        coord = pts.coord if pts is not None else (False,) * len(recalls)
         # Coordinated phases are served every cycle, as if on recall.
         self.recall_veh = [
             Recall.MIN in r or Recall.MAX in r or coord[i] for i, r in enumerate(recalls)
@@ -511,18 +383,19 @@ class Controller:
         """
         mask = 0
         soft = 0
+        pcall = self.peds.call
         for i, v in enumerate(self.iv):
             if v == GREEN or self.omit[i]:
                 continue
             if self.recall_ped[i]:
-                self.pcall[i] = True
+                pcall[i] = True
             loop = self.nl_count[i] and (
                 self.control != ADAPTIVE
                 or self.adaptive.left_call_counts(
-                    i, self.last_now, self.det_present, self.det_on_at
+                    i, self.last_now, self.dets.present, self.dets.on_at
                 )
             )
-            if self.vcall[i] or self.pcall[i] or loop or self.recall_veh[i]:
+            if self.vcall[i] or pcall[i] or loop or self.recall_veh[i]:
                 mask |= 1 << i
             elif self.recall_soft[i]:
                 soft |= 1 << i
@@ -540,8 +413,8 @@ class Controller:
             self._start_run(now)
         if self.mode in (FLASH, FAULT):
             return
-        if self.coord is not None:
-            self._coord_tick(now)
+        if self.coordinator.points is not None:
+            self.coordinator.tick(self, now)
         for _ in range(_MAX_PASSES):
             if not self._pass(now):
                 break
@@ -580,7 +453,7 @@ class Controller:
                 changed |= self._clearance(now, r, a)
                 a = self.active[r]
             if a >= 0 and self.iv[a] == GREEN:
-                changed |= self._ped(now, a, calls, cross_demand)
+                changed |= self.peds.advance(self, now, a, calls, cross_demand)
                 demand = (calls & self.conf_mask[a]) | cross_demand
                 changed |= self._max_timer(now, a, demand)
                 local = calls & self.ring_later[r] if self.pending_group < 0 else 0
@@ -647,44 +520,6 @@ class Controller:
         self._dirty = True
         return True
 
-    def _ped(self, now: int, i: int, calls: int, cross_demand: int) -> bool:
-        pi = self.ped_iv[i]
-        if pi == DONT_WALK:
-            # Walk starts with the green, or later only while the phase rests
-            # (no conflicting demand): pedestrian recycle.
-            if not (self.pcall[i] and self.has_ped[i] and not self.omit[i]):
-                return False
-            # Walk starts in the initial green, or later only while the phase
-            # rests with no conflicting demand (pedestrian recycle).
-            resting = not ((calls & self.conf_mask[i]) | cross_demand)
-            if now >= self.min_end[i] and not resting:
-                return False
-            if self.all_red_req or self.flash_req or not self._gate_clear(self.ped_gate[i]):
-                return False
-            if self.preempt.serving >= 0:
-                return False  # no new walk while preempted
-            self.pcall[i] = False
-            self.ped_iv[i] = WALK
-            self.walk_at[i] = now
-            self.ped_end[i] = now + self.timing[i].walk_ms
-            self._event(now, "ped_walk", f"phase {self.site.phases[i].id}")
-            self._dirty = True
-            return True
-        if now < self.ped_end[i]:
-            return False
-        if pi == WALK:
-            self.ped_iv[i] = PED_CLEAR
-            self.fdw_at[i] = now
-            self.ped_end[i] = now + self.timing[i].ped_clear_ms
-            self._event(now, "ped_clear", f"phase {self.site.phases[i].id}")
-            if now < self.ped_end[i]:
-                self._dirty = True
-                return True
-        self.ped_iv[i] = DONT_WALK
-        self._event(now, "ped_dont_walk", f"phase {self.site.phases[i].id}")
-        self._dirty = True
-        return True
-
     def _max_timer(self, now: int, i: int, demand: int) -> bool:
         if demand and self.max_end[i] == NEVER:
             t = self.timing[i]
@@ -704,7 +539,7 @@ class Controller:
     def _can_end(self, now: int, i: int) -> bool:
         return (
             now >= self.min_end[i]
-            and self.ped_iv[i] == DONT_WALK
+            and self.peds.iv[i] == DONT_WALK
             and not (self.hold[i] and not (self.all_red_req or self.flash_req))
         )
 
@@ -713,8 +548,8 @@ class Controller:
             return "force_off"
         if self.all_red_req or self.flash_req:
             return "stop"
-        if self.coord is not None:
-            return self._coord_end_reason(now, i)
+        if self.coordinator.points is not None:
+            return self.coordinator.end_reason(self, now, i)
         if now >= self.max_end[i]:
             return "max_out"
         t = self.timing[i]
@@ -724,100 +559,26 @@ class Controller:
             return "gap_out"
         return ""
 
-    # -- coordination ----------------------------------------------------------------------
+    # -- control mode ----------------------------------------------------------------------
 
     def _resolve_control(self, now: int) -> None:
-        """The control mode in force and why: a SetMode override, else the plan's own."""
+        """The control mode in force (control_mode.py), then coordination and recalls."""
         before = (self.control, self.control_reason)
-        plan_mode = COORDINATED if self.plan.pattern else ADAPTIVE if self.plan.adaptive else FREE
-        mode, reason = plan_mode, f"plan {self.plan.id}"
-        if self.mode_override is not None:
-            wanted, source = self.mode_override
-            if wanted == COORDINATED and self.plan.pattern is None:
-                reason = f"plan {self.plan.id} (no pattern for the {source} coordinated mode)"
-            else:
-                mode, reason = wanted, f"{source} command"
-        self.control, self.control_reason = mode, reason
-        self._set_coordination(now)
+        self.control, self.control_reason = control_mode.resolve(self.plan, self.mode_override)
+        self.coordinator.set(self, self.control == COORDINATED, now)
         self._set_recalls()
-        if (mode, reason) != before:
+        if (self.control, self.control_reason) != before:
             self._dirty = True
 
     def _waiting(self, i: int) -> float:
         """Vehicles queued on the phases that must wait for phase i to end."""
-        present = self.det_present
+        present = self.dets.present
         total = 0.0
         mask = self.conf_mask[i]
         for j in range(len(self.iv)):
             if mask >> j & 1 and self.iv[j] != GREEN and not self.omit[j]:
                 total += self.adaptive.queue(j, present)
         return total
-
-    def _set_coordination(self, now: int) -> None:
-        """Resolve the plan's pattern; start the local timer where the phases are now."""
-        pattern = self.plan.pattern if self.control == COORDINATED else None
-        if pattern is None:
-            self.coord = None
-            return
-        pts = coordination.resolve(pattern, self.site.phases, self.plan.timings)
-        # Where the local timer should read, judged from what is green now.
-        local = None
-        for i, v in enumerate(self.iv):
-            if v == GREEN:
-                elapsed = now - self.green_at[i]
-                if pts.coord[i]:
-                    local = min(elapsed, (pts.force_off[i] - pts.start[i]) % pts.cycle_ms)
-                elif local is None:
-                    local = (pts.start[i] + elapsed) % pts.cycle_ms
-        desired = (now - pattern.offset_ms) % pts.cycle_ms
-        self.coord_shift = 0 if local is None else (desired - local) % pts.cycle_ms
-        self.coord_t = now
-        self.coord = pts
-
-    def _cycle_pos(self, now: int) -> int:
-        assert self.coord is not None and self.plan.pattern is not None
-        return (now - self.plan.pattern.offset_ms - self.coord_shift) % self.coord.cycle_ms
-
-    def _coord_tick(self, now: int) -> None:
-        """Advance the offset transition by the time since the last step."""
-        assert self.coord is not None and self.plan.pattern is not None
-        dt, self.coord_t = now - self.coord_t, now
-        if self.coord_shift == 0:
-            return
-        c = self._cycle_pos(now)
-        at_yield = any(
-            self.coord.coord[i]
-            and v == GREEN
-            and coordination.in_window(c, self.coord.force_off[i], self.coord.permissive_end[i])
-            for i, v in enumerate(self.iv)
-        )
-        before = self.coord_shift
-        self.coord_shift = coordination.step_shift(
-            before, dt, self.coord.cycle_ms, self.plan.pattern.transition, at_yield
-        )
-        if self.coord_shift == 0:
-            self._event(now, "offset_in_step", self.plan.pattern.id)
-
-    def _coord_end_reason(self, now: int, i: int) -> str:
-        """Termination under coordination: force-offs and yield points, no max-out."""
-        assert self.coord is not None and self.plan.pattern is not None
-        pts = self.coord
-        c = self._cycle_pos(now)
-        if pts.coord[i]:
-            if self.plan.pattern.transition == "dwell" and self.coord_shift:
-                return ""  # dwelling in the coordinated phase until in step
-            if coordination.in_window(c, pts.force_off[i], pts.permissive_end[i]):
-                return "force_off"  # yield point reached, within the permissive period
-            return ""
-        if not coordination.in_window(c, pts.start[i], pts.force_off[i]):
-            return "force_off"  # outside its split
-        if self.plan.pattern.floating and now >= self.green_at[i] + pts.split_green[i]:
-            return "force_off"
-        if Recall.MAX in self.timing[i].recall:
-            return ""
-        if self.ext_count[i] == 0 and now >= self.pass_end[i]:
-            return "gap_out"
-        return ""
 
     def _barrier(
         self, now: int, calls: int, cross_demand: int, ready_all: bool, stopping: bool
@@ -884,8 +645,9 @@ class Controller:
         for j in phases:
             if self.iv[j] != RED:
                 return False
+        ped_iv = self.peds.iv
         for j in peds:
-            if self.ped_iv[j] != DONT_WALK:
+            if ped_iv[j] != DONT_WALK:
                 return False
         return all(self.ov_iv[k] == RED for k in ovs)
 
@@ -917,7 +679,7 @@ class Controller:
     def _start_yellow(self, now: int, i: int, reason: str) -> None:
         pid = self.site.phases[i].id
         if self.control == ADAPTIVE:
-            self.adaptive.permissive_ended(i, now, self.det_present, self.det_on_at)
+            self.adaptive.permissive_ended(i, now, self.dets.present, self.dets.on_at)
             if self.max_end[i] != NEVER:
                 max_ms = self.max_end[i] - self.max_from[i]
                 self.adaptive.green_ended(i, now - self.green_at[i], max_ms, reason)
@@ -930,11 +692,8 @@ class Controller:
         self.max_end[i] = NEVER
         self.max_from[i] = NEVER
         self.force_off[i] = False
-        for k in self.locking_call_dets[i]:
-            if self.det_call[k]:
-                self.vcall[i] = True
-        if any(self.det_fault[k] for k in self.fault_call_dets[i]):
-            self.vcall[i] = True  # a failed loop: served every cycle (a minimum recall)
+        if self.dets.recall_at_yellow(i):
+            self.vcall[i] = True  # a locking call kept, or a failed loop: served every cycle
         self._dirty = True
         self._event(now, "phase_yellow", f"phase {pid}")
 
@@ -1016,7 +775,7 @@ class Controller:
     def _all_clear(self) -> bool:
         return (
             all(v == RED for v in self.iv)
-            and all(v == DONT_WALK for v in self.ped_iv)
+            and all(v == DONT_WALK for v in self.peds.iv)
             and all(v == RED for v in self.ov_iv)
         )
 
@@ -1059,7 +818,7 @@ class Controller:
     def _at_safe_point(self) -> bool:
         return (
             all(v in (RED, GREEN) for v in self.iv)
-            and all(v != PED_CLEAR for v in self.ped_iv)
+            and all(v != PED_CLEAR for v in self.peds.iv)
             and all(v in (RED, GREEN, FYA_FLASH) for v in self.ov_iv)
         )
 
@@ -1071,7 +830,8 @@ class Controller:
             self.site = self.pending_site
             self.pending_site = None
             self._build_indexes()
-            self.det_deadline = now  # detector diagnostics may have changed: look again
+            self.dets.build_indexes(self.site, self.index)
+            self.dets.deadline = now  # detector diagnostics may have changed: look again
             self._event(now, "site_loaded", self.site.id)
             transit.settings(self, now)
         self.plan = self.site.plans[self.pending_plan]
@@ -1091,7 +851,7 @@ class Controller:
         if mode in (STARTUP_ALL_RED, FLASH, ALL_RED):
             n = len(self.iv)
             self.iv = [RED] * n
-            self.ped_iv = [DONT_WALK] * n
+            self.peds.clear()
             self.ov_iv = [RED] * len(self.ov_iv)
             self.active = [-1] * len(self.active)
             self.ring_next = [-1] * len(self.ring_next)
@@ -1138,32 +898,21 @@ class Controller:
             return self.mode_end
         if self.mode in (FLASH, FAULT):
             return NEVER
-        times = [self.det_deadline]
+        times = [self.dets.deadline]
         if self.control == ADAPTIVE:
-            left = self.adaptive.left_deadline(self.det_present, self.det_on_at)
+            left = self.adaptive.left_deadline(self.dets.present, self.dets.on_at)
             if left is not None:
                 times.append(left)
-        if self.coord is not None:
-            if self.coord_shift:
-                times.append(now + 100)  # the timer is being pulled into step
-            c = self._cycle_pos(now)
-            cyc = self.coord.cycle_ms
-            for i, v in enumerate(self.iv):
-                if v == GREEN:
-                    for point in (self.coord.start[i], self.coord.force_off[i]):
-                        times.append(now + coordination.until(c, point, cyc))
-                    if self.coord.coord[i]:
-                        times.append(now + coordination.until(c, self.coord.permissive_end[i], cyc))
-                    elif self.plan.pattern is not None and self.plan.pattern.floating:
-                        times.append(self.green_at[i] + self.coord.split_green[i])
+        if self.coordinator.points is not None:
+            self.coordinator.deadlines(self, now, times)
         self.preempt.deadlines(self, times)
         if self.transit is not None and (t := self.transit.deadline()) is not None:
             times.append(t)
         for i, v in enumerate(self.iv):
             if v == GREEN:
                 times += (self.min_end[i], self.max_end[i], self.pass_end[i])
-                if self.ped_iv[i] != DONT_WALK:
-                    times.append(self.ped_end[i])
+                if self.peds.iv[i] != DONT_WALK:
+                    times.append(self.peds.end[i])
             elif v != RED:
                 times.append(self.iv_end[i])
         for r, n in enumerate(self.ring_next):
@@ -1186,18 +935,18 @@ class Controller:
             ovs = tuple(_FLASH_LAMP[o.flash] for o in self.site.overlaps)
             return Outputs(
                 now, mode, self.flash_channels, veh, peds, ovs, (), self.fault, self.spat(),
-                self.control, self.control_reason, self.failed_ids,
+                self.control, self.control_reason, self.dets.failed_ids,
             )  # fmt: skip
         veh = tuple(_VEH_LAMP[v] if self.has_veh[i] else Lamp.DARK for i, v in enumerate(self.iv))
         peds = tuple(
-            _PED_LAMP[v] if self.has_ped[i] else Lamp.DARK for i, v in enumerate(self.ped_iv)
+            _PED_LAMP[v] if self.has_ped[i] else Lamp.DARK for i, v in enumerate(self.peds.iv)
         )
         ovs = tuple(_VEH_LAMP[v] for v in self.ov_iv)
         srcs = (veh, peds, ovs)
         channels = tuple(srcs[kind][idx] for kind, idx in self.channel_src)
         return Outputs(
             now, mode, channels, veh, peds, ovs, (), self.fault, self.spat(),
-            self.control, self.control_reason, self.failed_ids,
+            self.control, self.control_reason, self.dets.failed_ids,
         )  # fmt: skip
 
     def spat(self) -> tuple[PhaseTiming, ...]:
@@ -1211,7 +960,7 @@ class Controller:
         out = list(self._spat_red)
         for i, v in enumerate(self.iv):
             if v == GREEN:
-                lo = max(self.min_end[i], self.ped_end[i] if self.ped_iv[i] else 0)
+                lo = max(self.min_end[i], self.peds.end[i] if self.peds.iv[i] else 0)
                 hi = None if self.max_end[i] == NEVER else max(self.max_end[i], lo)
                 likely = hi if self.ext_count[i] else max(lo, min(self.pass_end[i], hi or NEVER))
                 out[i] = PhaseTiming(self.site.phases[i].id, Lamp.GREEN, lo, hi, likely)

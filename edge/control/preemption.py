@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from edge.control.site import Site
-from edge.control.states import DONT_WALK, GREEN, NEVER, PED_CLEAR, RUN, WALK
+from edge.control.states import DONT_WALK, GREEN, NEVER, RUN
 
 if TYPE_CHECKING:
     from edge.control.controller import Controller
@@ -122,11 +122,11 @@ class Preemption:
             if a >= 0 and ctl.iv[a] == GREEN:
                 if dwell >> a & 1:
                     ctl.max_end[a] = NEVER
-                    changed |= ctl._ped(now, a, 0, 0)
+                    changed |= ctl.peds.advance(ctl, now, a, 0, 0)
                     continue
                 settled = False
                 changed |= self._shorten_ped(ctl, now, a)
-                changed |= ctl._ped(now, a, 0, 0)
+                changed |= ctl.peds.advance(ctl, now, a, 0, 0)
                 if self._can_end(ctl, now, a):
                     ctl._start_yellow(now, a, "preempt")
                     self.cut |= 1 << a
@@ -154,22 +154,12 @@ class Preemption:
         """Walk and pedestrian clearance may end early, but not below the preempt's minimums."""
         pre = ctl.site.preempts[self.serving]
         clear_ms = min(ctl.timing[i].ped_clear_ms, pre.ped_clear_ms)
-        if ctl.ped_iv[i] == WALK and now >= ctl.walk_at[i] + pre.min_walk_ms:
-            ctl.ped_iv[i] = PED_CLEAR
-            ctl.fdw_at[i] = now
-            ctl.ped_end[i] = now + clear_ms
-            ctl._event(now, "ped_clear", f"phase {ctl.site.phases[i].id}", "preempt")
-            ctl._dirty = True
-            return True
-        if ctl.ped_iv[i] == PED_CLEAR and ctl.ped_end[i] > ctl.fdw_at[i] + clear_ms:
-            ctl.ped_end[i] = ctl.fdw_at[i] + clear_ms
-            return True
-        return False
+        return ctl.peds.shorten(ctl, now, i, pre.min_walk_ms, clear_ms)
 
     def _can_end(self, ctl: Controller, now: int, i: int) -> bool:
         pre = ctl.site.preempts[self.serving]
         min_end = min(ctl.min_end[i], ctl.green_at[i] + max(pre.min_green_ms, ctl.min_green_ms))
-        return now >= min_end and ctl.ped_iv[i] == DONT_WALK
+        return now >= min_end and ctl.peds.iv[i] == DONT_WALK
 
     def deadlines(self, ctl: Controller, times: list[int]) -> None:
         """Add the times at which preemption may change something by itself."""
@@ -184,7 +174,7 @@ class Preemption:
         for i, v in enumerate(ctl.iv):
             if v == GREEN:
                 times.append(ctl.green_at[i] + max(pre.min_green_ms, ctl.min_green_ms))
-                times.append(ctl.walk_at[i] + pre.min_walk_ms)
+                times.append(ctl.peds.walk_at[i] + pre.min_walk_ms)
         for r, a in enumerate(ctl.active):
             d = self.ring_phase[self.serving][r]
             if a < 0 and d >= 0:  # a dwell phase waiting out its red revert

@@ -60,23 +60,24 @@ def settings(ctl: Controller, now: int) -> None:
 def cycle(ctl: Controller) -> int:
     """The window of transit's budget: the coordinated cycle, else the reference cycle."""
     assert ctl.transit is not None
-    return ctl.coord.cycle_ms if ctl.coord is not None else ctl.transit.settings.cycle_ms
+    pts = ctl.coordinator.points
+    return pts.cycle_ms if pts is not None else ctl.transit.settings.cycle_ms
 
 
 def end_reason(ctl: Controller, now: int, a: int, reason: str, waiting: bool) -> str:
     """Hold the transit phase's green past its end, or end a green that blocks it."""
     assert ctl.transit is not None
     target = ctl.transit.target()
-    coord = ctl.coord is not None and ctl.coord.coord[a]
+    pts = ctl.coordinator.points
+    coord = pts is not None and pts.coord[a]
     window = cycle(ctl)
     label = f"phase {ctl.site.phases[a].id}"
     if target == a:
         if not reason or not waiting or (reason == "force_off" and ctl.force_off[a]):
             return reason
-        if coord:
-            assert ctl.coord is not None
-            c = ctl._cycle_pos(now)
-            if not coordination.in_window(c, ctl.coord.force_off[a], ctl.coord.permissive_end[a]):
+        if pts is not None and coord:
+            c = ctl.coordinator.cycle_pos(ctl, now)
+            if not coordination.in_window(c, pts.force_off[a], pts.permissive_end[a]):
                 return reason
         return "" if ctl.transit.hold(now, a, window, label) else reason
     if reason or target is None or coord or not ctl.conf_mask[target] >> a & 1:

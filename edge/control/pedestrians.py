@@ -1,0 +1,95 @@
+"""Pedestrian intervals: walk, pedestrian clearance (flashing don't walk), don't walk.
+
+Rules this module keeps (tests/control/test_properties.py and invariants.py
+check them on every step):
+
+1. A walk starts only for a called crossing (a push button, a ped recall or an
+   operator call) on a phase that has one and is not omitted, while its phase
+   is green: in the initial green (before its minimum ends), or later only while
+   the phase rests with no conflicting demand (pedestrian recycle).
+2. No walk starts while clearing to all red or flash, while preempted, or
+   unless every signal group that conflicts with the crossing is red with its
+   clearance finished (the conflict gate, controller.py's rule 4).
+3. A walk times its full walk, then its full pedestrian clearance, then don't
+   walk; the phase's green cannot end meanwhile (controller.py's rule 3). Only
+   preemption shortens them, and only to the preempt's minimum walk and
+   clearance (shorten()).
+4. A push while the crossing already walks is not a call; a call made at any
+   other time is kept until a walk serves it.
+
+State owned here, per phase: the interval, when it ends, when the walk and the
+clearance began, and the pedestrian call.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from edge.control.states import DONT_WALK, PED_CLEAR, WALK
+
+if TYPE_CHECKING:
+    from edge.control.controller import Controller
+
+
+class Pedestrians:
+    def __init__(self, n: int) -> None:
+        self.iv = [DONT_WALK] * n
+        self.end = [0] * n
+        self.walk_at = [0] * n
+        self.fdw_at = [0] * n
+        self.call = [False] * n
+
+    def clear(self) -> None:
+        """Every crossing to don't walk (all red or flash entered); calls are kept."""
+        self.iv = [DONT_WALK] * len(self.iv)
+
+    def advance(self, ctl: Controller, now: int, i: int, calls: int, cross_demand: int) -> bool:
+        """Phase i is green: start, time or end its crossing. True if a display changed."""
+        pi = self.iv[i]
+        if pi == DONT_WALK:
+            if not (self.call[i] and ctl.has_ped[i] and not ctl.omit[i]):
+                return False
+            # Rule 1: in the initial green, or later only while the phase rests.
+            resting = not ((calls & ctl.conf_mask[i]) | cross_demand)
+            if now >= ctl.min_end[i] and not resting:
+                return False
+            if ctl.all_red_req or ctl.flash_req or not ctl._gate_clear(ctl.ped_gate[i]):
+                return False
+            if ctl.preempt.serving >= 0:
+                return False  # no new walk while preempted
+            self.call[i] = False
+            self.iv[i] = WALK
+            self.walk_at[i] = now
+            self.end[i] = now + ctl.timing[i].walk_ms
+            ctl._event(now, "ped_walk", f"phase {ctl.site.phases[i].id}")
+            ctl._dirty = True
+            return True
+        if now < self.end[i]:
+            return False
+        if pi == WALK:
+            self.iv[i] = PED_CLEAR
+            self.fdw_at[i] = now
+            self.end[i] = now + ctl.timing[i].ped_clear_ms
+            ctl._event(now, "ped_clear", f"phase {ctl.site.phases[i].id}")
+            if now < self.end[i]:
+                ctl._dirty = True
+                return True
+        self.iv[i] = DONT_WALK
+        ctl._event(now, "ped_dont_walk", f"phase {ctl.site.phases[i].id}")
+        ctl._dirty = True
+        return True
+
+    def shorten(self, ctl: Controller, now: int, i: int, min_walk_ms: int, clear_ms: int) -> bool:
+        """Preemption's entry: end the walk after `min_walk_ms`, the clearance after
+        `clear_ms` from its start (rule 3). True if anything changed."""
+        if self.iv[i] == WALK and now >= self.walk_at[i] + min_walk_ms:
+            self.iv[i] = PED_CLEAR
+            self.fdw_at[i] = now
+            self.end[i] = now + clear_ms
+            ctl._event(now, "ped_clear", f"phase {ctl.site.phases[i].id}", "preempt")
+            ctl._dirty = True
+            return True
+        if self.iv[i] == PED_CLEAR and self.end[i] > self.fdw_at[i] + clear_ms:
+            self.end[i] = self.fdw_at[i] + clear_ms
+            return True
+        return False
