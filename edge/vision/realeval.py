@@ -33,6 +33,7 @@ import numpy as np
 
 from edge.vision.model import Detection
 from edge.vision.pipeline import region_of
+from edge.vision.tracker import iou
 from edge.vision.truth import Frame, Truth, Vehicle, default_shared_dir, frame_images
 from edge.vision.zones import inside
 
@@ -45,14 +46,6 @@ TOUCH_IOU = 0.3
 def counted(v: Vehicle) -> bool:
     """A vehicle the figures are over: whole, and as tall as the goal's size."""
     return not v.partial and v.box[3] - v.box[1] >= MIN_HEIGHT_PX
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 @dataclass

@@ -13,6 +13,7 @@ import pytest
 from edge.vision import realeval, truth
 from edge.vision.config import DEFAULT_MODEL
 from edge.vision.model import VehicleModel
+from edge.vision.tracker import iou
 
 FOOTAGE = truth.default_shared_dir()
 needs_footage = pytest.mark.skipif(not FOOTAGE.is_dir(), reason=f"no footage at {FOOTAGE}")
@@ -41,7 +42,7 @@ def test_dog_picture_truck_found_dog_and_bicycle_not(coco: VehicleModel) -> None
     img = truth.frame_image("dog.jpg", 0)
     dets = coco.detect(img)
     truck = (390, 65, 570, 140)  # the pickup, in the 640-wide picture (ground truth)
-    assert len([d for d in dets if realeval.iou((d.x1, d.y1, d.x2, d.y2), truck) >= 0.5]) == 1
+    assert len([d for d in dets if iou((d.x1, d.y1, d.x2, d.y2), truck) >= 0.5]) == 1
     assert not [d for d in dets if d.y2 > 200]  # the bicycle and the dog below it
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from edge.vision import realeval, truth
+from edge.vision import truth
 from edge.vision.config import SIM_MODEL
 from edge.vision.synthetic import fixed_boxes_model
+from edge.vision.tracker import iou
 
 from tests.vision.conftest import CAMERA, site_raw
 
@@ -38,7 +39,7 @@ def test_json_boxes_in_each_pictures_own_pixels() -> None:
     # dog.jpg is 768 px wide: the pickup's box is in those pixels (its ground truth is
     # [390, 65, 570, 140] in the 640 px picture: x 1.2 here), not the 640 px frame's.
     truck = [v * 1.2 for v in (390, 65, 570, 140)]
-    (pickup,) = [b for b in out[dog] if realeval.iou(b["box"], truck) >= 0.5]
+    (pickup,) = [b for b in out[dog] if iou(b["box"], truck) >= 0.5]
     assert pickup["cls"] in ("car", "truck") and 0.25 <= pickup["score"] <= 1
     # rknn_cars.mp4 is 1280 x 720: boxes reach past 640.
     assert len(out[f"{video}#53"]) >= 7
