@@ -10,18 +10,19 @@ Tasks under one TaskGroup (STYLE.md point 7):
 - `schedule`: the time-of-day schedule on the local clock; a SetPlan when
   the scheduled plan changes;
 - `status`: a status line every STATUS_EVERY_S (mode, board, jitter);
-- `central`: the MQTT link, when one is configured (a hook: CentralHook);
-- extensions that need every tick (the page's recorder, the event log, central's
-  counts) are tick hooks (edge/tickhooks.py): the tick hands each an immutable
-  snapshot through a bounded queue and never waits on it; each runs in its own
-  thread, a failing one is logged and after repeated failures disabled, a slow
-  one loses its oldest ticks (counted, logged, reported to it): nothing outside
-  the control core can delay or stop the tick;
+- one task per extension (edge/extensions.py: the central link, the event log,
+  the page, the cameras, the systemd watchdog, each built by edge/assemble.py for
+  `edge run`), named by it; the runtime knows none of them by name. Those that
+  need every tick get it as tick hooks (edge/tickhooks.py): the tick hands each an
+  immutable snapshot through a bounded queue and never waits on it; each runs in
+  its own thread, a failing one is logged and after repeated failures disabled, a
+  slow one loses its oldest ticks (counted, logged, reported to it): nothing
+  outside the control core can delay or stop the tick;
 - `supervisor`: waits for the stop request (1 s at a time, checking that the
   control tick still ticks: none for 2 s is an error), then runs the one
   shutdown path.
 
-Extension tasks (EXTENSIONS: `central`, `web`, `event-log`, `status`) are
+The `status` task and the extensions (those with `restarts`, the default) are
 outside local control: one that fails or ends is logged (`task_failed`,
 `task_ended`) and started again after a capped backoff (edge/backoff.py,
 `task_restart`), and the intersection runs on without it meanwhile; a new
@@ -49,9 +50,9 @@ import signal
 import statistics
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from edge.backoff import Backoff
 from edge.board.driver import TICK_MS
@@ -59,12 +60,10 @@ from edge.board.runner import EXIT_CONFIG, EXIT_REFUSED, BoardRunner
 from edge.board.session import BoardRefusedError, state_name
 from edge.config import SiteConfig
 from edge.control.messages import SetPlan
+from edge.extensions import Extension
 from edge.tickhooks import HOOK_DRAIN_S, Tick, TickHook, TickHooks
 from edge.web import LOOPBACK
 from hw import codec
-
-if TYPE_CHECKING:
-    from edge.vision.sensing import Sensing
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +75,9 @@ SCHEDULE_POLL_S = 1.0
 HANDOVER_TIMEOUT_S = 1.0
 SUPERVISE_EVERY_S = 1.0
 TICK_STALL_S = 2.0  # no tick for this long: the control task is stuck; shut down
-# Tasks outside local control: a failure restarts them, never stops the intersection.
-EXTENSIONS = frozenset({"central", "web", "event-log", "status"})
+# The runtime's own task outside local control: a failure restarts it (as an extension's).
+RESTARTING = frozenset({"status"})
+E = TypeVar("E", bound=Extension)
 RESTART_MIN_S = 1.0
 RESTART_MAX_S = 60.0
 
@@ -88,12 +88,6 @@ FAIL_ENV = "EDGE_RUNTIME_FAIL"
 
 class InjectedFault(RuntimeError):
     """Raised by a task when EDGE_RUNTIME_FAIL names it (tests of the shutdown path)."""
-
-
-class CentralHook(Protocol):
-    """The central link as the runtime sees it: a coroutine run as task `central`."""
-
-    def __call__(self, runtime: Runtime) -> Awaitable[None]: ...
 
 
 class SensingView(Protocol):
@@ -109,6 +103,10 @@ class SensingView(Protocol):
     def cameras(self) -> list[dict[str, Any]]: ...
 
     def camera_jpeg(self, camera_id: str) -> bytes | None: ...
+
+
+class ExtensionError(ValueError):
+    """An extension cannot be added (a name taken by another task)."""
 
 
 class LinkView(Protocol):
@@ -155,10 +153,10 @@ class Runtime:
         port: str,
         *,
         wall_clock: Callable[[], dt.datetime] = dt.datetime.now,
-        central: CentralHook | None = None,
         status_path: str | None = None,
         speed: float = 1.0,
         config_path: str | None = None,
+        extensions: Iterable[Extension] = (),
     ) -> None:
         self.config = config
         # The site file `edge run --config` was given (None: a derived config, as in
@@ -174,12 +172,11 @@ class Runtime:
         self.driver = self.board.driver
         self.driver.recover_handover = True
         self.wall_clock = wall_clock
-        self.central = central
         self.hooks = TickHooks()
         self.status_path = status_path
         self.status_every_s = STATUS_EVERY_S
-        self.extra_tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
-        # Set by the sensing and central-link tasks when they run (None: not configured).
+        self.extensions: dict[str, Extension] = {}
+        # Set by the cameras and central-link extensions (None: not configured).
         self.sensing: SensingView | None = None
         self.link: LinkView | None = None
         self._stop = asyncio.Event()
@@ -193,11 +190,34 @@ class Runtime:
         self.plan = ""
         self._fail = _parse_fail(os.environ.get(FAIL_ENV, ""))
         self._started = time.monotonic()
-        self._vision: Sensing | None = None
-        if config.vision is not None:  # cameras: task `vision`, merged into the driver's inputs
-            from edge.vision.sensing import attach
+        for ext in extensions:
+            self.add(ext)
 
-            self._vision = attach(self)
+    def add(self, ext: E) -> E:
+        """Take an extension (before run): it is wired in now (ext.start), its task and
+        tick hook run with the runtime (edge/extensions.py)."""
+        if not ext.name or ext.name in self.extensions or ext.name in OWN_TASKS:
+            raise ExtensionError(f"extension name {ext.name!r} is empty or taken")
+        ext.start(self)
+        self.extensions[ext.name] = ext
+        return ext
+
+    def hook_for(self, ext: Extension) -> TickHook:
+        """Add ext's tick hook (its task's start does, before run())."""
+        return self.add_tick_hook(
+            ext.name,
+            ext.on_tick,
+            queue_ticks=ext.queue_ticks,
+            on_dropped=ext.ticks_dropped,
+            on_disabled=ext.ticks_stopped,
+        )
+
+    def end_ticks(self, ext: Extension) -> None:
+        """End ext's tick hook after its queued ticks are handled (within HOOK_DRAIN_S);
+        blocking: call it through asyncio.to_thread. A later start adds a new one."""
+        hook = self.hooks.remove(ext.name)
+        if hook is not None:
+            hook.stop(HOOK_DRAIN_S)
 
     @property
     def stopping(self) -> asyncio.Event:
@@ -258,8 +278,7 @@ class Runtime:
                 if self.sensing is not None
                 else None
             ),
-            **({"vision": self._vision.status()} if self._vision is not None else {}),
-        }
+        } | {k: v for ext in self.extensions.values() for k, v in ext.status_fields().items()}
 
     # -- the supervisor ----------------------------------------------------------------------
 
@@ -271,34 +290,54 @@ class Runtime:
             "schedule": self._schedule,
             "status": self._status,
         }
-        central = self.central
-        if central is not None:
-
-            async def run_central() -> None:
-                await central(self)
-
-            tasks["central"] = run_central
-        tasks.update(self.extra_tasks)
+        restarting = set(RESTARTING)
+        for name, ext in self.extensions.items():
+            tasks[name] = self._extension_task(ext)
+            if ext.restarts:
+                restarting.add(name)
         self.hooks.start()
         try:
             async with asyncio.TaskGroup() as tg:
                 for name, fn in tasks.items():
-                    tg.create_task(self._guarded(name, fn), name=name)
+                    tg.create_task(self._guarded(name, fn, name in restarting), name=name)
                 tg.create_task(self._supervisor(), name="supervisor")
         except* _Shutdown:
             pass
         finally:
             self.hooks.request_stop()  # drained already on the shutdown path
+            for ext in self.extensions.values():
+                try:
+                    ext.stop()
+                except Exception as exc:
+                    log.exception("extension_stop_failed extension=%s error=%r", ext.name, exc)
             self._log_jitter(final=True)
             self.driver.log_stats()
         level = logging.INFO if self.code == EXIT_OK else logging.ERROR
         log.log(level, "runtime_exit reason=%s code=%d", self.reason, self.code)
         return self.code
 
-    async def _guarded(self, name: str, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    def _extension_task(self, ext: Extension) -> Callable[[], Coroutine[Any, Any, None]]:
+        """One start of ext's task: its tick hook (with ticks) is added before run() with
+        no await between (no tick missed) and removed, its queue handled, when it ends."""
+
+        async def one_start() -> None:
+            if ext.ticks and ext.name not in self.hooks.hooks:
+                self.hook_for(ext)
+            try:
+                await ext.run()
+            finally:
+                # on the shutdown path the supervisor has drained every hook already
+                if ext.ticks and ext.name in self.hooks.hooks and not self._stop.is_set():
+                    await asyncio.shield(asyncio.to_thread(self.end_ticks, ext))
+
+        return one_start
+
+    async def _guarded(
+        self, name: str, fn: Callable[[], Coroutine[Any, Any, None]], restarts: bool = False
+    ) -> None:
         """Run one task; any error in it becomes a stop request (the one shutdown path),
-        except in an extension, which is started again (_restarting)."""
-        if name in EXTENSIONS:
+        except in one that restarts, which is started again (_restarting)."""
+        if restarts:
             await self._restarting(name, fn)
             return
         try:
@@ -507,6 +546,9 @@ class Runtime:
             raise InjectedFault(f"{FAIL_ENV} asked task {task} to fail")
 
 
+OWN_TASKS = frozenset({"board-link", "control-tick", "schedule", "status", "supervisor"})
+
+
 class _Shutdown(Exception):
     """Raised by the supervisor task after the shutdown path: ends the TaskGroup."""
 
@@ -533,43 +575,30 @@ def run_site(
     web: WebOptions | None = None,
 ) -> int:
     """`edge run --config SITE --port DEV [--device DEVICE.toml]`: load, run until a signal
-    or an error. With a device file naming a broker, the central link runs as `central`;
-    under systemd (NOTIFY_SOCKET) a `watchdog` task feeds it while the tick runs."""
+    or an error, with the extensions edge/assemble.py builds from the site, the device
+    file and the options (central link, event log, page, cameras, systemd watchdog)."""
+    from edge.assemble import SetupError, edge_run_extensions
     from edge.board.config import BoardConfigError, board_config
     from edge.config import ConfigError, load_config
-    from edge.device.central import central_hook, load_central
-    from edge.device.eventlog import device_store, event_log_task
-    from edge.device.notify import Watchdog, notify
+    from edge.device.notify import notify
 
     try:
         config = load_config(config_path)
         board_config(config.site)
-        link_cfg = load_central(device_path) if device_path else None
-        # without a central link the event log is still kept (central's link keeps it too)
-        log_store = device_store(device_path) if device_path and link_cfg is None else None
     except (ConfigError, BoardConfigError, ValueError, OSError) as exc:
-        log.error("config_error %s: %s", device_path or config_path, exc)
+        log.error("config_error %s: %s", config_path, exc)
         return EXIT_CONFIG
 
     async def main() -> int:
-        central = central_hook(link_cfg) if link_cfg is not None else None
+        try:
+            extensions = edge_run_extensions(config, device_path, web)
+        except SetupError as exc:
+            log.error("config_error %s", exc)
+            return EXIT_CONFIG
         rt = Runtime(
-            config, port, status_path=status_path, central=central, config_path=config_path
+            config, port, status_path=status_path, config_path=config_path, extensions=extensions
         )
         rt.status_every_s = status_every_s
-        if log_store is not None:
-            rt.extra_tasks["event-log"] = event_log_task(log_store, rt)
-        if os.environ.get("NOTIFY_SOCKET"):
-            watchdog = Watchdog()
-            rt.extra_tasks["watchdog"] = lambda: watchdog.run(rt)
-        if web is not None:
-            from edge.web.server import WebError, attach_web
-
-            try:
-                attach_web(rt, web.port, host=web.host, credentials_path=web.credentials)
-            except WebError as exc:
-                log.error("config_error %s", exc)
-                return EXIT_CONFIG
         install_signals(rt)
         code = await rt.run()
         notify("STOPPING=1")

@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from edge.assemble import site_extensions
 from edge.board.config import board_config
 from edge.board.runner import EXIT_CONFIG
 from edge.config import SiteConfig, config_from_dict
 from edge.control.messages import Lamp
+from edge.extensions import Task
 from edge.runtime import EXIT_ERROR, Runtime, WebOptions, install_signals
 
 from hw import codec
@@ -259,18 +261,18 @@ async def simulate(
     with tempfile.TemporaryDirectory(prefix="edge-run-sim-") as tmp:
         work = Path(tmp)
         with VirtualBoard(work / "ttyBOARD", record_rx=False, time_scale=speed) as vb:
-            rt = Runtime(config, vb.path, speed=speed)
+            rt = Runtime(config, vb.path, speed=speed, extensions=site_extensions(config))
             task = SumoTask(
                 scenario, d, vb, rt, work,
                 speed=speed, duration_s=duration_s, out=out, view_every_s=every, world=world,
             )  # fmt: skip
-            rt.extra_tasks["sumo"] = task.run
+            rt.add(Task("sumo", task.run))  # its end or failure is the runtime's own
             if web is not None:
-                from edge.web.server import attach_web
+                from edge.web.server import WebPage
 
                 # The page shows the virtual board's own lamps beside the controller's map.
-                attach_web(rt, web.port, host=web.host, credentials_path=web.credentials,
-                           board_lamps=lambda: vb.lamps)  # fmt: skip
+                rt.add(WebPage(web.port, host=web.host, credentials_path=web.credentials,
+                               board_lamps=lambda: vb.lamps))  # fmt: skip
             if signals:
                 install_signals(rt)
             print(

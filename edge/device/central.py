@@ -4,7 +4,7 @@ the IO-board driver). It is the only implementation: the link harness
 (edge/link/device.py) runs this same link in the same runtime, with scripted
 traffic on the detectors.
 
-Runs as the runtime's `central` task (Runtime(central=...)) and is the
+Runs as the runtime's `central` extension (`Central`, edge/extensions.py) and is the
 runtime's `link` view. What it does, as edge/link specifies: retained birth
 status with the runtime's mode, plan and board state (last will "offline");
 SPaT at the configured rate from the outputs the board is driven with; the
@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from edge.board.driver import TICK_MS
 from edge.control.messages import Event, LoadSite
 from edge.control.site import Site
+from edge.extensions import Extension
 from edge.link import messages
 from edge.link.client import LinkClient
 from edge.link.config import DeviceConfig
@@ -51,10 +52,9 @@ from edge.link.endpoint import FIRMWARE, CentralEndpoint, read_site, utc_ms
 from edge.link.messages import LogEvent
 from edge.link.plans import Bundle, plan_at
 from edge.link.session import Ack, ControlCommand
-from edge.tickhooks import HOOK_DRAIN_S
 
 if TYPE_CHECKING:
-    from edge.runtime import CentralHook, Runtime
+    from edge.runtime import Runtime
     from edge.tickhooks import Tick
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ CENTRAL_QUEUE_TICKS = 600  # a minute of ticks: a stall shorter than that loses 
 
 
 class CentralLink(CentralEndpoint):
-    def __init__(self, cfg: DeviceConfig, rt: Runtime) -> None:
+    def __init__(self, cfg: DeviceConfig, rt: Runtime, ext: Extension | None = None) -> None:
         super().__init__(cfg, read_site(cfg.site_path), frozenset(a.id for a in rt.site.approaches))
         self.rt = rt
         self.client = LinkClient(cfg.device, cfg.broker, self, self.store, self.db)
@@ -79,13 +79,8 @@ class CentralLink(CentralEndpoint):
         # Filled by the tick hook's thread, emptied by this task (deque: atomic ends).
         self._tick_events: deque[Event | LogEvent] = deque()
         self.counts: CountsAggregator | None = None  # the hook's thread's own, from step 1
-        rt.add_tick_hook(
-            "central",
-            self._on_tick,
-            queue_ticks=CENTRAL_QUEUE_TICKS,
-            on_dropped=self._ticks_dropped,
-            on_disabled=self._hook_disabled,
-        )
+        # The extension whose tick hook feeds this link (None: a test feeds _on_tick itself).
+        self.ext = ext
         rt.link = self
         self._restore_plan()
         self._restore_priority()
@@ -235,9 +230,8 @@ class CentralLink(CentralEndpoint):
         """This link's tick hook ends with it: what it has queued (counts, the core's
         events) is handled and spooled before the store closes, and a link started
         after this one (a restart) registers its own."""
-        hook = self.rt.hooks.remove("central")
-        if hook is not None:
-            await asyncio.to_thread(hook.stop, HOOK_DRAIN_S)
+        if self.ext is not None:
+            await asyncio.to_thread(self.rt.end_ticks, self.ext)
         self._on_core_events()
         await super()._wind_down(link)
 
@@ -324,13 +318,50 @@ class CentralLink(CentralEndpoint):
                 raise
 
 
-def central_hook(cfg: DeviceConfig) -> CentralHook:
-    """Runtime(central=...): builds the link when the runtime starts it."""
+class Central(Extension):
+    """The `central` extension: a new CentralLink on every start of its task (it restores
+    its plans and priority book from the store); the link's tick work gets the ticks."""
 
-    async def run(runtime: Runtime) -> None:
-        await CentralLink(cfg, runtime).run()
+    name = "central"
+    ticks = True
+    queue_ticks = CENTRAL_QUEUE_TICKS
 
-    return run
+    def __init__(self, cfg: DeviceConfig) -> None:
+        self.cfg = cfg
+        self.link: CentralLink | None = None
+        self.rt: Runtime | None = None
+        self._ready: CentralLink | None = None  # built ahead of the first start (prepare)
+
+    def start(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def new_link(self) -> CentralLink:
+        assert self.rt is not None, "Central.start comes first"
+        self.link = CentralLink(self.cfg, self.rt, self)
+        return self.link
+
+    def prepare(self) -> CentralLink:
+        """Build the link now (its first start runs this one): a harness reads it early."""
+        self._ready = self.new_link()
+        return self._ready
+
+    async def run(self) -> None:
+        link, self._ready = self._ready or self.new_link(), None
+        await link.run()
+
+    # The tick hook is added just before run() builds the link (no await between), so
+    # every tick it queues finds one.
+    def on_tick(self, tick: Tick) -> None:
+        if self.link is not None:
+            self.link._on_tick(tick)
+
+    def ticks_dropped(self, ticks: int) -> None:
+        if self.link is not None:
+            self.link._ticks_dropped(ticks)
+
+    def ticks_stopped(self) -> None:
+        if self.link is not None:
+            self.link._hook_disabled()
 
 
 def load_central(device_toml: str) -> DeviceConfig | None:

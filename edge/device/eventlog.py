@@ -21,12 +21,11 @@ import sqlite3
 import time
 import tomllib
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from edge.extensions import Extension
 from edge.store import Store
-from edge.tickhooks import HOOK_DRAIN_S
 
 if TYPE_CHECKING:
     from edge.runtime import Runtime
@@ -48,7 +47,7 @@ def device_store(device_toml: str) -> Path | None:
 
 
 class EventLog:
-    def __init__(self, path: Path, rt: Runtime) -> None:
+    def __init__(self, path: Path, rt: Runtime, ext: Extension) -> None:
         self.store = Store(path)
         # Filled by the hook's thread, emptied by the task: deque appends and pops are atomic.
         self.rows: deque[Row] = deque()
@@ -56,7 +55,7 @@ class EventLog:
         self.failing = False  # the store refused the last write
         self.utc0 = time.time_ns() // 1_000_000 - rt.board.clock_ms()
         self.rt = rt
-        rt.add_tick_hook("event-log", self.on_tick, on_dropped=self.on_dropped)
+        self.ext = ext  # whose tick hook feeds this log
 
     def on_tick(self, tick: Tick) -> None:
         out = tick.outputs
@@ -82,9 +81,7 @@ class EventLog:
         finally:
             # The hook ends with this log (a restart registers a new one): what it has
             # queued is taken, then the last write, off the event loop.
-            hook = self.rt.hooks.remove("event-log")
-            if hook is not None:
-                await asyncio.to_thread(hook.stop, HOOK_DRAIN_S)
+            await asyncio.to_thread(self.rt.end_ticks, self.ext)
             rows = self._take()
             with contextlib.suppress(sqlite3.Error):  # logged by an earlier flush
                 await asyncio.to_thread(self.store.log_events, rows)
@@ -107,10 +104,30 @@ class EventLog:
             self.failing = False
 
 
-def event_log_task(path: Path, rt: Runtime) -> Callable[[], Any]:
-    """The `event-log` task: a new EventLog (its store, its tick hook) on every start."""
+class EventLogExtension(Extension):
+    """The `event-log` extension: a new EventLog (its store) on every start of its task."""
 
-    async def run() -> None:
-        await EventLog(path, rt).run()
+    name = "event-log"
+    ticks = True
 
-    return run
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.log: EventLog | None = None
+        self.rt: Runtime | None = None
+
+    def start(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    async def run(self) -> None:
+        assert self.rt is not None, "EventLogExtension.start comes first"
+        self.log = EventLog(self.path, self.rt, self)
+        await self.log.run()
+
+    # The tick hook is added just before run() builds the log (no await between).
+    def on_tick(self, tick: Tick) -> None:
+        if self.log is not None:
+            self.log.on_tick(tick)
+
+    def ticks_dropped(self, ticks: int) -> None:
+        if self.log is not None:
+            self.log.on_dropped(ticks)

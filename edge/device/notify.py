@@ -6,10 +6,10 @@ here rather than taken from a library: the PyPI `sdnotify` package has had no
 release since 2017, and `systemd-python` needs libsystemd's headers and a C
 build inside the Pi's virtual environment for this one call.
 
-The watchdog is fed only while the control tick advances: `Watchdog.run` is a
-runtime task that sends READY=1 after the first control ticks and then
-WATCHDOG=1 every half WatchdogSec *if* the tick count moved since the last
-feed. A hung ticker (or a hung event loop, which stops this task too) starves
+The watchdog is fed only while the control tick advances: `Watchdog` is a
+runtime extension (edge/extensions.py) whose task sends READY=1 after the first
+control ticks and then WATCHDOG=1 every half WatchdogSec *if* the tick count moved
+since the last feed. A hung ticker (or a hung event loop, which stops this task too) starves
 systemd's watchdog, which kills the process (SIGABRT) and restarts it; the IO
 board meanwhile flashes on its own watchdog.
 """
@@ -21,7 +21,12 @@ import logging
 import os
 import socket
 from collections.abc import Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from edge.extensions import Extension
+
+if TYPE_CHECKING:
+    from edge.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +60,15 @@ class Ticking(Protocol):
     ticks: int
 
 
-class Watchdog:
-    """READY once the control tick runs, WATCHDOG=1 only while it keeps ticking."""
+class Watchdog(Extension):
+    """READY once the control tick runs, WATCHDOG=1 only while it keeps ticking. Its
+    task's failure is the runtime's own (no restart), as before it was an extension."""
+
+    name = "watchdog"
+    restarts = False
 
     def __init__(self, env: Mapping[str, str] = os.environ) -> None:
+        self.rt: Ticking | None = None
         self.env = env
         self.every_s = watchdog_interval_s(env) or 1.0
         self.armed = watchdog_interval_s(env) is not None
@@ -81,8 +91,13 @@ class Watchdog:
             self.fed += 1
         return True
 
-    async def run(self, rt: Ticking) -> None:
+    def start(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    async def run(self) -> None:
         """A runtime task: runs until cancelled by the runtime's shutdown."""
+        rt = self.rt
+        assert rt is not None, "Watchdog.start comes first"
         last = 0
         while True:
             await asyncio.sleep(min(self.every_s, 1.0) if not self.ready else self.every_s)

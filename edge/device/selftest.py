@@ -122,16 +122,22 @@ def _done(st: dict[str, Any], port: str | None, link: bool) -> bool:
 
 async def run_here(device_toml: str, port: str | None, max_wait_s: float) -> dict[str, Any]:
     """Run the runtime on this computer until everything is up (or max_wait_s)."""
+    from edge.assemble import site_extensions
     from edge.config import load_config
-    from edge.device.central import central_hook, load_central
+    from edge.device.central import Central, load_central
+    from edge.extensions import Task
     from edge.runtime import Runtime
 
     base = Path(device_toml).parent
     config = load_config(base / "site.toml")
     link_cfg = load_central(device_toml)
-    central = central_hook(link_cfg) if link_cfg is not None else None
+    extensions = [Central(link_cfg)] if link_cfg is not None else []
     # Without a board the runtime still ticks (the board part is reported SKIP).
-    rt = Runtime(config, port or "/nonexistent/edge-selftest", central=central)
+    rt = Runtime(
+        config,
+        port or "/nonexistent/edge-selftest",
+        extensions=[*extensions, *site_extensions(config)],
+    )
     snapshot: dict[str, Any] = {}
 
     async def watch() -> None:
@@ -143,7 +149,7 @@ async def run_here(device_toml: str, port: str | None, max_wait_s: float) -> dic
                 break
         rt.request_stop("selftest_done")
 
-    rt.extra_tasks["selftest"] = watch
+    rt.add(Task("selftest", watch))
     await rt.run()
     return snapshot
 

@@ -21,11 +21,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from edge.assemble import site_extensions
 from edge.config import load_config
 from edge.control.controller import Controller
 from edge.control.messages import Inputs, Outputs
 from edge.demand import RandomDemand
-from edge.device.central import CentralLink
+from edge.device.central import Central, CentralLink
 from edge.link.client import LinkClient
 from edge.link.config import DeviceConfig, load_device_config
 from edge.link.messages import EmergencyPriorityRequest, TransitPriorityRequest
@@ -42,21 +43,19 @@ NO_BOARD = "/dev/null/no-board"  # a path under a file can never exist: no board
 class DeviceRuntime:
     """One device: the runtime, its central link, and scripted detector traffic."""
 
+    @property
+    def link(self) -> CentralLink:
+        """The central link of the latest start (or the one built ahead of the first)."""
+        link = self.central.link
+        assert link is not None
+        return link
+
     def __init__(self, cfg: DeviceConfig, port: str = NO_BOARD) -> None:
         self.cfg = cfg
         config = load_config(str(cfg.site_path))
-        self.runtime = Runtime(config, port)
-        self.link = CentralLink(cfg, self.runtime)  # built here: the accessors below use it
-        starts = 0
-
-        async def central(runtime: Runtime) -> None:
-            nonlocal starts
-            if starts:  # a restart (runtime.EXTENSIONS): a new link, as edge run builds one
-                self.link = CentralLink(cfg, self.runtime)
-            starts += 1
-            await self.link.run()
-
-        self.runtime.central = central
+        self.central = Central(cfg)
+        self.runtime = Runtime(config, port, extensions=[self.central, *site_extensions(config)])
+        self.central.prepare()  # built here: the accessors below use it; a restart builds anew
         self.demand = RandomDemand(config.site, seed=cfg.demand_seed, veh_per_hour=cfg.veh_per_hour)
         self._k = 0
         driver = self.runtime.driver

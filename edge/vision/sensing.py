@@ -1,6 +1,6 @@
 """The runtime's cameras: workers, the detector merge for the controller, the SensingView.
 
-`Sensing.attach(runtime)` (from edge/runtime.py when the site has cameras)
+The `vision` extension (`Cameras`, built by edge/assemble.py when the site has cameras)
 loads the model, opens every camera, starts a worker thread per camera, puts
 `sense` in the board driver's input path and adds the `vision` task. Nothing
 here can stop the intersection: a model that cannot load or a camera that
@@ -33,6 +33,7 @@ import cv2
 
 from edge.control.messages import Inputs, Outputs
 from edge.control.site import Site
+from edge.extensions import Extension
 from edge.vision import health as hl
 from edge.vision.capture import open_source
 from edge.vision.config import Camera, Vision
@@ -302,17 +303,28 @@ class Sensing:
             await asyncio.to_thread(self.stop)
 
 
-def attach(rt: Runtime) -> Sensing | None:
-    """Wire cameras into a Runtime whose site has them; None when it has none."""
-    vision = rt.config.vision
-    if vision is None:
-        return None
-    sensing = Sensing(rt.site, vision)
-    rt.sensing = sensing
-    rt.driver.sense = sensing.sense
+class Cameras(Extension):
+    """The `vision` extension: the site's cameras merged into the board driver's inputs
+    (its `sense`), their health in the runtime's status. Its task's camera threads
+    cannot start twice: a failure of it is the runtime's own (no restart)."""
 
-    async def task() -> None:
-        await sensing.watch(rt.stopping)
+    name = "vision"
+    restarts = False
 
-    rt.extra_tasks["vision"] = task
-    return sensing
+    def __init__(self, vision: Vision) -> None:
+        self.vision = vision
+        self.sensing: Sensing | None = None
+        self.rt: Runtime | None = None
+
+    def start(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.sensing = Sensing(rt.site, self.vision)
+        rt.sensing = self.sensing
+        rt.driver.sense = self.sensing.sense
+
+    async def run(self) -> None:
+        assert self.rt is not None and self.sensing is not None, "Cameras.start comes first"
+        await self.sensing.watch(self.rt.stopping)
+
+    def status_fields(self) -> dict[str, Any]:
+        return {"vision": self.sensing.status()} if self.sensing is not None else {}

@@ -1,4 +1,5 @@
-"""The `web` task: uvicorn serving the page in the runtime's own event loop.
+"""The `web` extension (WebPage, edge/extensions.py): uvicorn serving the page in the
+runtime's own event loop.
 
 The socket is bound before the runtime starts, so a port in use is a start-up
 error with a clear message, not a failure mid-run. It listens on loopback
@@ -21,16 +22,18 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Callable, Generator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from edge.extensions import Extension
 from edge.web import LOOPBACK
 from edge.web.app import create_app
 from edge.web.live import LogCapture, Recorder
 
 if TYPE_CHECKING:
     from edge.runtime import Runtime
+    from edge.tickhooks import Tick
 
 log = logging.getLogger(__name__)
 
@@ -71,35 +74,58 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def attach_web(
-    rt: Runtime,
-    port: int,
-    *,
-    host: str = LOOPBACK,
-    credentials_path: str | None = None,
-    board_lamps: Callable[[], Sequence[int]] | None = None,
-) -> Recorder:
-    """Add the `web` task to `rt` (and the `web` tick hook); raises WebError at once."""
-    sock = bind(host, port)
-    recorder = Recorder(rt, board_lamps)
-    rt.add_tick_hook("web", recorder.on_tick)
-    app = create_app(recorder, credentials_path)
-    actual_port = sock.getsockname()[1]
-    if credentials_path is None:
-        log.warning("web_no_credentials: manual control on the page is refused (no --credentials)")
-    if not is_loopback(host):
-        log.warning(
-            "web_public host=%s port=%d: the page is reachable from the network on this "
-            "address (chosen with --web-host); manual control needs a technician's password",
-            host,
-            actual_port,
-        )
+class WebPage(Extension):
+    """The `web` extension: the page's recorder gets every tick (its tick hook), its task
+    serves the page. The socket is bound when it is built (WebError at once)."""
 
-    async def serve() -> None:
+    name = "web"
+    ticks = True
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        host: str = LOOPBACK,
+        credentials_path: str | None = None,
+        board_lamps: Callable[[], Sequence[int]] | None = None,
+    ) -> None:
+        self.sock = bind(host, port)
+        self.host, self.port = host, self.sock.getsockname()[1]
+        self.credentials_path = credentials_path
+        self.board_lamps = board_lamps
+        self.recorder: Recorder | None = None
+        self.app: Any = None
+
+    def start(self, rt: Runtime) -> None:
+        self.recorder = Recorder(rt, self.board_lamps)
+        self.recorder.host, self.recorder.port = self.host, self.port
+        self.app = create_app(self.recorder, self.credentials_path)
+        if self.credentials_path is None:
+            log.warning(
+                "web_no_credentials: manual control on the page is refused (no --credentials)"
+            )
+        if not is_loopback(self.host):
+            log.warning(
+                "web_public host=%s port=%d: the page is reachable from the network on this "
+                "address (chosen with --web-host); manual control needs a technician's password",
+                self.host,
+                self.port,
+            )
+
+    def on_tick(self, tick: Tick) -> None:
+        assert self.recorder is not None
+        self.recorder.on_tick(tick)
+
+    def stop(self) -> None:
+        self.sock.close()  # closed already when it served
+
+    async def run(self) -> None:
+        recorder, sock = self.recorder, self.sock
+        assert recorder is not None, "WebPage.start comes first"
         capture = LogCapture(recorder)
         logging.getLogger("edge").addHandler(capture)
         config = uvicorn.Config(
-            app,
+            self.app,
             log_level="warning",
             access_log=False,
             lifespan="off",
@@ -112,7 +138,7 @@ def attach_web(
             server_header=False,  # no banner naming the server software (and its version)
         )
         server = _Server(config)
-        log.info("web_listening url=http://%s:%d/", host, actual_port)
+        log.info("web_listening url=http://%s:%d/", self.host, self.port)
         try:
             await server.serve(sockets=[sock])
             log.error("web_stopped: the technician page ended; the intersection runs on")
@@ -131,6 +157,17 @@ def attach_web(
             sock.close()
         await asyncio.Event().wait()  # until the runtime's shutdown cancels this task
 
-    rt.extra_tasks["web"] = serve
-    recorder.host, recorder.port = host, actual_port
-    return recorder
+
+def attach_web(
+    rt: Runtime,
+    port: int,
+    *,
+    host: str = LOOPBACK,
+    credentials_path: str | None = None,
+    board_lamps: Callable[[], Sequence[int]] | None = None,
+) -> Recorder:
+    """Add the `web` extension to `rt` (before it runs); raises WebError at once."""
+    page = WebPage(port, host=host, credentials_path=credentials_path, board_lamps=board_lamps)
+    rt.add(page)
+    assert page.recorder is not None
+    return page.recorder

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from edge.config import load_config
-from edge.device.eventlog import EventLog
+from edge.device.eventlog import EventLog, EventLogExtension
 from edge.link.device import NO_BOARD
 from edge.runtime import Runtime
 
@@ -21,7 +21,8 @@ def test_a_refused_write_is_logged_and_its_rows_written_later(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="edge.device.eventlog")
-    ev = EventLog(tmp_path / "edge.db", Runtime(load_config(str(SITE)), NO_BOARD))
+    ext = EventLogExtension(tmp_path / "edge.db")
+    ev = EventLog(tmp_path / "edge.db", Runtime(load_config(str(SITE)), NO_BOARD), ext)
 
     async def body() -> None:
         read_only(ev.store)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.extensions import Task
 from edge.runtime import Runtime
 from edge.tickhooks import Tick
 
@@ -75,7 +76,7 @@ def run_live(
             res.done_s = time.monotonic()
             rt.request_stop("test_done")
 
-    rt.extra_tasks["test"] = drive
+    rt.add(Task("test", drive))
     res.code = asyncio.run(rt.run())
     if res.failure is not None:
         raise res.failure

@@ -117,7 +117,7 @@ def test_error_in_a_task_takes_the_shutdown_path(tmp_path: Path, board: BoardPro
 def test_a_failing_extension_is_restarted_and_the_intersection_runs_on(
     tmp_path: Path, board: BoardProcess
 ) -> None:
-    # `status` is an extension (runtime.EXTENSIONS, as are central, web and the event log):
+    # `status` restarts as the extensions do (central, web, the event log):
     # it fails 4 s in, and is started again; the lamps never leave normal operation.
     host = RunHost(tmp_path, board.path, "extension", EDGE_RUNTIME_FAIL="status:4")
     try:

@@ -177,7 +177,7 @@ def test_central_reports_the_ticks_its_counts_miss(
     import asyncio
 
     from edge.config import load_config
-    from edge.device.central import CENTRAL_QUEUE_TICKS, CentralLink
+    from edge.device.central import CENTRAL_QUEUE_TICKS, Central
     from edge.link.config import load_device_config
     from edge.runtime import Runtime
 
@@ -193,9 +193,11 @@ def test_central_reports_the_ticks_its_counts_miss(
 
     async def main() -> list[tuple[str, str]]:
         rt = Runtime(load_config(CROSSING), "/nonexistent-port")
-        link = CentralLink(load_device_config(device), rt)  # built, never connected
+        central = Central(load_device_config(device))
+        rt.add(central)
+        link = central.new_link()  # built, never connected
         try:
-            hook = rt.hooks["central"]
+            hook = rt.hook_for(central)  # as its task's start adds it
             now = rt.board.clock_ms()
             for _ in range(CENTRAL_QUEUE_TICKS + 100):  # the hook's thread never ran
                 now += 100
@@ -220,14 +222,16 @@ def test_central_reports_the_ticks_its_counts_miss(
 
 def test_the_event_log_marks_where_events_may_be_missing(tmp_path: Path) -> None:
     from edge.config import load_config
-    from edge.device.eventlog import EventLog
+    from edge.device.eventlog import EventLog, EventLogExtension
     from edge.runtime import Runtime
     from edge.tickhooks import QUEUE_TICKS
 
     rt = Runtime(load_config(EXAMPLE), "/nonexistent-port")
-    log = EventLog(tmp_path / "log.db", rt)
+    ext = rt.add(EventLogExtension(tmp_path / "log.db"))
+    log = EventLog(tmp_path / "log.db", rt, ext)
+    hook = rt.hook_for(ext)
+    ext.log = log  # as its task's start does
     try:
-        hook = rt.hooks["event-log"]
         now = rt.board.clock_ms()
         for _ in range(QUEUE_TICKS + 10):
             now += 100

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 from edge.config import load_config
-from edge.device.central import central_hook, load_central
-from edge.device.eventlog import event_log_task
+from edge.device.central import Central, load_central
+from edge.device.eventlog import EventLogExtension
 from edge.runtime import Runtime
 from edge.store import Store
 from edge.tickhooks import Tick, TickHook
-from edge.web.server import attach_web
+from edge.web.server import WebPage
 
 from tests.board.procs import CROSSING, BoardProcess
 from tests.link.harness import make_keys, running_broker
@@ -72,9 +72,11 @@ def test_failing_and_stalled_hooks_never_delay_the_tick(
         )
         cfg = load_central(str(device))
         assert cfg is not None
-        rt = Runtime(load_config(CROSSING), board.path, central=central_hook(cfg))
-        rt.extra_tasks["event-log"] = event_log_task(tmp_path / "log.db", rt)
-        attach_web(rt, 0)
+        rt = Runtime(
+            load_config(CROSSING),
+            board.path,
+            extensions=[Central(cfg), EventLogExtension(tmp_path / "log.db"), WebPage(0)],
+        )
         ticks = TickTimes(rt)
         faults: dict[str, Fault] = {}
 

@@ -274,9 +274,10 @@ def test_a_failing_recorder_never_stops_the_control_tick(
     from edge.web.server import attach_web
 
     rt = make_runtime()
-    recorder = attach_web(rt, 0, host="127.0.0.1")
-    hook = rt.hooks["web"]  # the recorder runs as a tick hook, in its own thread
-    assert hook.fn == recorder.on_tick
+    attach_web(rt, 0, host="127.0.0.1")
+    page = rt.extensions["web"]
+    hook = rt.hook_for(page)  # as its task's start adds it: the recorder's own thread
+    assert hook.fn == page.on_tick
     calls: list[int] = []
 
     def broken(tick: Tick) -> None:
@@ -292,7 +293,7 @@ def test_a_failing_recorder_never_stops_the_control_tick(
     assert "tick_hook_disabled hook=web" in caplog.text
 
     async def serve_briefly() -> None:
-        task = asyncio.create_task(rt.extra_tasks["web"]())
+        task = asyncio.create_task(rt.extensions["web"].run())
         await asyncio.sleep(0.3)
         assert not task.done()
         task.cancel()

@@ -384,7 +384,7 @@ def serve_briefly(rt: Runtime, port: int | None) -> int:
 
 async def served(rt: Runtime, fn: Callable[[httpx.AsyncClient], Awaitable[T]]) -> T:
     """fn(client) while the page's task serves (real uvicorn), then the task ended."""
-    task = asyncio.create_task(rt.extra_tasks["web"]())
+    task = asyncio.create_task(rt.extensions["web"].run())
     try:
         async with httpx.AsyncClient() as c:
             for _ in range(100):

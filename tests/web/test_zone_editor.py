@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from edge.assemble import site_extensions
 from edge.config import load_config
 from edge.runtime import Runtime
 from edge.vision.sensing import Sensing
@@ -48,6 +49,7 @@ class Page:
             load_config(self.path),
             "/nonexistent/edge-web-test-port",
             config_path=str(self.path) if site_file else None,
+            extensions=site_extensions(load_config(self.path)),
         )
         assert isinstance(self.rt.sensing, Sensing)
         self.sensing: Sensing = self.rt.sensing

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from edge.assemble import site_extensions
 from edge.config import load_config
 from edge.runtime import Runtime
 from edge.vision.sensing import Sensing
@@ -40,7 +41,13 @@ class Served:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
     path = write_site(tmp_path)
-    rt = Runtime(load_config(path), "/nonexistent/edge-web-test-port", config_path=str(path))
+    config = load_config(path)
+    rt = Runtime(
+        config,
+        "/nonexistent/edge-web-test-port",
+        config_path=str(path),
+        extensions=site_extensions(config),
+    )
     assert isinstance(rt.sensing, Sensing)
     sensing = rt.sensing
     recorder = Recorder(rt)
