@@ -99,6 +99,11 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"cli", "board"}),
         "`edge run` as a process against a virtual board on a pty",
     ),
+    "tests/runtime/test_extensions.py::"
+    "test_failing_task_restarts_with_backoff_and_slow_tick_work_never_delays_the_tick": (
+        frozenset({"board"}),
+        "a real runtime against the virtual board on a pty",
+    ),
     "tests/runtime/test_tick_isolation.py": (
         frozenset({"broker", "board", "server"}),
         "the runtime with Mosquitto, a board process and the page's server",
