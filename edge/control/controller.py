@@ -43,6 +43,7 @@ from edge.control.messages import (
     PhaseTiming,
 )
 from edge.control.monitor import Monitor
+from edge.control.overlaps import Overlaps
 from edge.control.pedestrians import Pedestrians
 from edge.control.preemption import Preemption
 from edge.control.priority import TransitState
@@ -56,7 +57,6 @@ from edge.control.states import (
     FAULT,
     FLASH,
     FREE,
-    FYA_FLASH,
     GREEN,
     NEVER,
     PED_CLEAR,
@@ -65,7 +65,6 @@ from edge.control.states import (
     RUN,
     STARTUP_ALL_RED,
     STARTUP_FLASH,
-    TRAIL,
     YELLOW,
 )
 
@@ -85,6 +84,7 @@ class Controller:
     def __init__(self, site: Site, now_ms: int = 0, plan: str | None = None) -> None:
         self.site = site
         self.plan = site.plans[plan or site.default_plan]
+        self.overlaps = Overlaps(len(site.overlaps))  # overlaps.py owns their state
         self._build_indexes()
         n = len(site.phases)
         self.iv = [RED] * n
@@ -122,9 +122,6 @@ class Controller:
         self.group = 0
         self.pending_group = -1
         self.entry = [-1] * nr
-        no = len(site.overlaps)
-        self.ov_iv = [RED] * no
-        self.ov_end = [0] * no
         self.dets = Detectors(site, self.index, now_ms)  # detectors.py owns their state
         self.mode = STARTUP_FLASH
         self.mode_end = now_ms + site.startup_flash_ms
@@ -225,14 +222,6 @@ class Controller:
         ]
         self.has_ped = [p.ped_crossing is not None for p in phases]
         self.has_veh = [bool(p.movements or p.permissive) for p in phases]
-        self.ov_index = {o.id: k for k, o in enumerate(site.overlaps)}
-        self.ov_parent_mask = [
-            sum(1 << self.index[pid] for pid in o.parents) for o in site.overlaps
-        ]
-        self.ov_parents = [[self.index[pid] for pid in o.parents] for o in site.overlaps]
-        self.ov_permissive = [
-            [self.index[pid] for pid in o.permissive_parents] for o in site.overlaps
-        ]
         # Conflict gate lists (rule 4), from the site's conflict table.
         conflicts = site.conflicts
         veh_keys = [(SignalKind.PHASE, p.id) for p in phases]
@@ -248,7 +237,7 @@ class Controller:
 
         self.veh_gate = [gate(k) for k in veh_keys]
         self.ped_gate = [gate(k) for k in ped_keys]
-        self.ov_gate = [gate(k) for k in ov_keys]
+        self.overlaps.build_indexes(site, self.index, [gate(k) for k in ov_keys])
         self.start_phases = [i for i, p in enumerate(phases) if p.start_up]
         self.channel_src: list[tuple[int, int]] = []  # (0 veh / 1 ped / 2 overlap, index)
         for ch in site.channels:
@@ -257,7 +246,7 @@ class Controller:
             elif ch.kind is SignalKind.PED:
                 self.channel_src.append((1, self.index[int(ch.source)]))
             else:
-                self.channel_src.append((2, self.ov_index[str(ch.source)]))
+                self.channel_src.append((2, self.overlaps.index[str(ch.source)]))
         self.flash_channels = tuple(_FLASH_LAMP[ch.flash] for ch in site.channels)
         self._spat_red = tuple(PhaseTiming(p.id, Lamp.RED, None, None, None) for p in phases)
         self._spat_flash = tuple(
@@ -438,7 +427,7 @@ class Controller:
             changed |= preempt.select(self, now, stopping)
             if preempt.serving >= 0:
                 changed |= preempt.run_pass(self, now)
-                changed |= self._overlaps(now)
+                changed |= self.overlaps.advance(self, now)
                 return changed
         # Calls behind a ring's position in this group need a trip round the barrier.
         here = self.group_mask[self.group]
@@ -496,7 +485,7 @@ class Controller:
             elif self.ring_next[r] >= 0:
                 ready_all = False
         changed |= self._barrier(now, calls, cross_demand, ready_all, stopping)
-        changed |= self._overlaps(now)
+        changed |= self.overlaps.advance(self, now)
         changed |= self._modes(now, stopping)
         return changed
 
@@ -649,7 +638,7 @@ class Controller:
         for j in peds:
             if ped_iv[j] != DONT_WALK:
                 return False
-        return all(self.ov_iv[k] == RED for k in ovs)
+        return all(self.overlaps.iv[k] == RED for k in ovs)
 
     def _start_green(self, now: int, r: int, i: int) -> None:
         if self.pending_plan is not None and self._at_safe_point():
@@ -697,86 +686,11 @@ class Controller:
         self._dirty = True
         self._event(now, "phase_yellow", f"phase {pid}")
 
-    def _overlap_wanted(self, k: int) -> bool:
-        """Green while a parent is green, and through a change from one parent to the next."""
-        parents = self.ov_parent_mask[k]
-        for r, a in enumerate(self.active):
-            if a >= 0 and self.iv[a] == GREEN and parents >> a & 1:
-                return True
-            last = a if a >= 0 else self.ring_prev[r]
-            nxt = self.ring_next[r] if self.ring_next[r] >= 0 else self.entry[r]
-            if last >= 0 and nxt >= 0 and parents >> last & 1 and parents >> nxt & 1:
-                return True
-        return False
-
-    def _fya_state(self, k: int, st: int) -> int:
-        """A flashing-yellow-arrow head follows its parents' intervals.
-
-        Its yellow is the parent's yellow, so it is never shorter; it flashes
-        only from red (never straight from a green arrow) and only once the
-        conflict gate is clear; it leaves the flashing arrow only through yellow.
-        """
-        iv = self.iv
-        for i in self.ov_parents[k]:
-            if iv[i] == GREEN and st != YELLOW:  # a flashing arrow may turn green directly
-                return GREEN if st != RED or self._gate_clear(self.ov_gate[k]) else RED
-            if iv[i] == YELLOW and st in (GREEN, YELLOW):
-                return YELLOW
-        for i in self.ov_permissive[k]:
-            if iv[i] == GREEN and st in (RED, FYA_FLASH):
-                return FYA_FLASH if st == FYA_FLASH or self._gate_clear(self.ov_gate[k]) else RED
-            if iv[i] == YELLOW and st in (FYA_FLASH, YELLOW):
-                return YELLOW
-        return RED if st in (RED, YELLOW) else st
-
-    def _overlaps(self, now: int) -> bool:
-        changed = False
-        for k, ov in enumerate(self.site.overlaps):
-            st = self.ov_iv[k]
-            name = f"overlap {ov.id}"
-            if ov.permissive_parents:
-                new = self._fya_state(k, st)
-                if new != st:
-                    self.ov_iv[k] = new
-                    self._event(now, _FYA_EVENTS[new], name)
-                    changed = True
-                continue
-            on = self._overlap_wanted(k)
-            if on:
-                if st == TRAIL:
-                    self.ov_iv[k] = GREEN
-                    changed = True
-                elif st == RED and self._gate_clear(self.ov_gate[k]):
-                    self.ov_iv[k] = GREEN
-                    self._event(now, "overlap_green", name)
-                    changed = True
-                continue
-            if st == GREEN:
-                if ov.trail_green_ms > 0:
-                    self.ov_iv[k], self.ov_end[k] = TRAIL, now + ov.trail_green_ms
-                else:
-                    self.ov_iv[k], self.ov_end[k] = YELLOW, now + ov.yellow_ms
-                    self._event(now, "overlap_yellow", name)
-                changed = True
-            elif st != RED and now >= self.ov_end[k]:
-                if st == TRAIL:
-                    self.ov_iv[k], self.ov_end[k] = YELLOW, now + ov.yellow_ms
-                    self._event(now, "overlap_yellow", name)
-                elif st == YELLOW:
-                    self.ov_iv[k], self.ov_end[k] = RED_CLEAR, now + ov.red_clear_ms
-                else:
-                    self.ov_iv[k] = RED
-                    self._event(now, "overlap_red", name)
-                changed = True
-        if changed:
-            self._dirty = True
-        return changed
-
     def _all_clear(self) -> bool:
         return (
             all(v == RED for v in self.iv)
             and all(v == DONT_WALK for v in self.peds.iv)
-            and all(v == RED for v in self.ov_iv)
+            and self.overlaps.all_red()
         )
 
     def _modes(self, now: int, stopping: bool) -> bool:
@@ -819,7 +733,7 @@ class Controller:
         return (
             all(v in (RED, GREEN) for v in self.iv)
             and all(v != PED_CLEAR for v in self.peds.iv)
-            and all(v in (RED, GREEN, FYA_FLASH) for v in self.ov_iv)
+            and self.overlaps.at_safe_point()
         )
 
     def _apply_plan(self, now: int) -> None:
@@ -852,7 +766,7 @@ class Controller:
             n = len(self.iv)
             self.iv = [RED] * n
             self.peds.clear()
-            self.ov_iv = [RED] * len(self.ov_iv)
+            self.overlaps.clear()
             self.active = [-1] * len(self.active)
             self.ring_next = [-1] * len(self.ring_next)
             self.entry = [-1] * len(self.entry)
@@ -918,9 +832,7 @@ class Controller:
         for r, n in enumerate(self.ring_next):
             if n >= 0 and self.active[r] < 0:
                 times.append(self.red_at[n] + self.timing[n].red_revert_ms)
-        for k, v in enumerate(self.ov_iv):
-            if v in (YELLOW, RED_CLEAR, TRAIL):
-                times.append(self.ov_end[k])
+        self.overlaps.deadlines(times)
         return min((t for t in times if t > now), default=NEVER)
 
     def _build_outputs(self, now: int) -> Outputs:
@@ -941,7 +853,7 @@ class Controller:
         peds = tuple(
             _PED_LAMP[v] if self.has_ped[i] else Lamp.DARK for i, v in enumerate(self.peds.iv)
         )
-        ovs = tuple(_VEH_LAMP[v] for v in self.ov_iv)
+        ovs = tuple(_VEH_LAMP[v] for v in self.overlaps.iv)
         srcs = (veh, peds, ovs)
         channels = tuple(srcs[kind][idx] for kind, idx in self.channel_src)
         return Outputs(
@@ -968,11 +880,3 @@ class Controller:
                 end = self.iv_end[i]
                 out[i] = PhaseTiming(self.site.phases[i].id, Lamp.YELLOW, end, end, end)
         return tuple(out)
-
-
-_FYA_EVENTS = {
-    GREEN: "overlap_green",
-    FYA_FLASH: "overlap_flashing_yellow",
-    YELLOW: "overlap_yellow",
-    RED: "overlap_red",
-}

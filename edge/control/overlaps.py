@@ -1,0 +1,147 @@
+"""Overlaps: signal heads that follow their parent phases, and flashing yellow arrows.
+
+Rules this module keeps (tests/control/test_properties.py, test_fya.py and
+invariants.py check them):
+
+1. A normal overlap is wanted while one of its parents is green, and through a
+   change from one parent to the next in a ring (the phase that last served and
+   the one coming next are both parents). It starts green only when its conflict
+   gate is clear (controller.py's rule 4); a trailing green taken back is not a
+   new green.
+2. A normal overlap no longer wanted times its trailing green (if any), then its
+   own yellow, then its own red clearance, then red. Only fault flash cuts these
+   short, and only a trailing green may return to green.
+3. A flashing-yellow-arrow head follows its parents' intervals: a green arrow
+   while a protected parent is green, a flashing yellow arrow while a permissive
+   parent is green. Its yellow is the parent's yellow, so it is never shorter; it
+   flashes only from red (never straight from a green arrow) and only once its
+   conflict gate is clear; it leaves the flashing arrow only through yellow.
+4. All red, flash and start-up all red put every overlap to red at once (clear()).
+   A plan or timing change waits while any overlap is yellow, in red clearance
+   or in a trailing green (at_safe_point()).
+
+State owned here, per overlap: the interval and when it ends; the indexes built
+from the site (parents, permissive parents, the conflict gate).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from edge.control.site import Site
+from edge.control.states import FYA_FLASH, GREEN, RED, RED_CLEAR, TRAIL, YELLOW
+
+if TYPE_CHECKING:
+    from edge.control.controller import Controller
+
+Gate = tuple[list[int], list[int], list[int]]
+
+_FYA_EVENTS = {
+    GREEN: "overlap_green",
+    FYA_FLASH: "overlap_flashing_yellow",
+    YELLOW: "overlap_yellow",
+    RED: "overlap_red",
+}
+
+
+class Overlaps:
+    def __init__(self, n: int) -> None:
+        self.iv = [RED] * n
+        self.end = [0] * n
+
+    def build_indexes(self, site: Site, index: dict[int, int], gates: list[Gate]) -> None:
+        """Indexes from the site (again after new timing): parents, the conflict gate."""
+        self.site = site
+        self.index = {o.id: k for k, o in enumerate(site.overlaps)}
+        self.parent_mask = [sum(1 << index[pid] for pid in o.parents) for o in site.overlaps]
+        self.parents = [[index[pid] for pid in o.parents] for o in site.overlaps]
+        self.permissive = [[index[pid] for pid in o.permissive_parents] for o in site.overlaps]
+        self.gate = gates
+
+    def clear(self) -> None:
+        """Every overlap to red (all red, flash or start-up all red entered)."""
+        self.iv = [RED] * len(self.iv)
+
+    def all_red(self) -> bool:
+        return all(v == RED for v in self.iv)
+
+    def at_safe_point(self) -> bool:
+        """No overlap is clearing or trailing (rule 4)."""
+        return all(v in (RED, GREEN, FYA_FLASH) for v in self.iv)
+
+    def deadlines(self, times: list[int]) -> None:
+        """When a running trailing green, yellow or red clearance ends."""
+        for k, v in enumerate(self.iv):
+            if v in (YELLOW, RED_CLEAR, TRAIL):
+                times.append(self.end[k])
+
+    def _wanted(self, ctl: Controller, k: int) -> bool:
+        """Rule 1: while a parent is green, and through a change from one parent to the next."""
+        parents = self.parent_mask[k]
+        for r, a in enumerate(ctl.active):
+            if a >= 0 and ctl.iv[a] == GREEN and parents >> a & 1:
+                return True
+            last = a if a >= 0 else ctl.ring_prev[r]
+            nxt = ctl.ring_next[r] if ctl.ring_next[r] >= 0 else ctl.entry[r]
+            if last >= 0 and nxt >= 0 and parents >> last & 1 and parents >> nxt & 1:
+                return True
+        return False
+
+    def _fya_state(self, ctl: Controller, k: int, st: int) -> int:
+        """Rule 3: a flashing-yellow-arrow head's next interval from its parents'."""
+        iv = ctl.iv
+        for i in self.parents[k]:
+            if iv[i] == GREEN and st != YELLOW:  # a flashing arrow may turn green directly
+                return GREEN if st != RED or ctl._gate_clear(self.gate[k]) else RED
+            if iv[i] == YELLOW and st in (GREEN, YELLOW):
+                return YELLOW
+        for i in self.permissive[k]:
+            if iv[i] == GREEN and st in (RED, FYA_FLASH):
+                return FYA_FLASH if st == FYA_FLASH or ctl._gate_clear(self.gate[k]) else RED
+            if iv[i] == YELLOW and st in (FYA_FLASH, YELLOW):
+                return YELLOW
+        return RED if st in (RED, YELLOW) else st
+
+    def advance(self, ctl: Controller, now: int) -> bool:
+        """Each overlap follows its parents (after the rings and barrier in a pass).
+        True if a display changed."""
+        changed = False
+        for k, ov in enumerate(self.site.overlaps):
+            st = self.iv[k]
+            name = f"overlap {ov.id}"
+            if ov.permissive_parents:
+                new = self._fya_state(ctl, k, st)
+                if new != st:
+                    self.iv[k] = new
+                    ctl._event(now, _FYA_EVENTS[new], name)
+                    changed = True
+                continue
+            if self._wanted(ctl, k):
+                if st == TRAIL:
+                    self.iv[k] = GREEN
+                    changed = True
+                elif st == RED and ctl._gate_clear(self.gate[k]):
+                    self.iv[k] = GREEN
+                    ctl._event(now, "overlap_green", name)
+                    changed = True
+                continue
+            if st == GREEN:  # rule 2
+                if ov.trail_green_ms > 0:
+                    self.iv[k], self.end[k] = TRAIL, now + ov.trail_green_ms
+                else:
+                    self.iv[k], self.end[k] = YELLOW, now + ov.yellow_ms
+                    ctl._event(now, "overlap_yellow", name)
+                changed = True
+            elif st != RED and now >= self.end[k]:
+                if st == TRAIL:
+                    self.iv[k], self.end[k] = YELLOW, now + ov.yellow_ms
+                    ctl._event(now, "overlap_yellow", name)
+                elif st == YELLOW:
+                    self.iv[k], self.end[k] = RED_CLEAR, now + ov.red_clear_ms
+                else:
+                    self.iv[k] = RED
+                    ctl._event(now, "overlap_red", name)
+                changed = True
+        if changed:
+            ctl._dirty = True
+        return changed
