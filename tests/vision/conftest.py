@@ -1,8 +1,10 @@
-"""Shared helpers for tests/vision: a site with a camera, video files written with OpenCV."""
+"""Shared helpers for tests/vision: a site with a camera, video files written with OpenCV,
+the real footage beside the repository."""
 
 from __future__ import annotations
 
 import copy
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -98,3 +100,21 @@ def vehicles_model(tmp_path: Path) -> Path:
         tmp_path / "fixed.onnx",
         [(110, 160, 40, 30, 0, 0.9), (115, 125, 30, 20, 1, 0.8), (215, 150, 30, 30, 3, 0.7)],
     )
+
+
+@pytest.fixture(scope="session")
+def footage() -> Path:
+    """The real footage (../shared/data/real-camera, or $EDGE_SHARED_DATA).
+
+    Its terms are unknown, so it is not in the repository: it sits in ../shared beside
+    the checkout, as it does in CI. A developer's checkout without it skips these tests;
+    in CI (CI set) a missing copy is a failure, as for the Hangzhou data (tests/sim).
+    """
+    from edge.vision.truth import default_shared_dir
+
+    path = default_shared_dir()
+    if not path.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"real footage not found at {path}: CI must have ../shared beside it")
+        pytest.skip(f"real footage not found at {path} (it lives in ../shared, outside the repo)")
+    return path

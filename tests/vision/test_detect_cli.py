@@ -9,15 +9,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
-from edge.vision import truth
 from edge.vision.config import SIM_MODEL
 from edge.vision.synthetic import fixed_boxes_model
 from edge.vision.tracker import iou
 
 from tests.vision.conftest import CAMERA, site_raw
-
-FOOTAGE = truth.default_shared_dir()
 
 
 def detect(*args: str) -> subprocess.CompletedProcess[str]:
@@ -29,9 +25,8 @@ def detect(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.skipif(not FOOTAGE.is_dir(), reason=f"no footage at {FOOTAGE}")
-def test_json_boxes_in_each_pictures_own_pixels() -> None:
-    dog, video = str(FOOTAGE / "dog.jpg"), str(FOOTAGE / "rknn_cars.mp4")
+def test_json_boxes_in_each_pictures_own_pixels(footage: Path) -> None:
+    dog, video = str(footage / "dog.jpg"), str(footage / "rknn_cars.mp4")
     r = detect(dog, video, "--frames", "53,107", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)

@@ -6,6 +6,7 @@ import copy
 import json
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,6 @@ from edge.vision.truth import (
     KINDS,
     TRUTH,
     TruthError,
-    default_shared_dir,
     frame_image,
     frame_images,
     load_truth,
@@ -23,10 +23,6 @@ from edge.vision.truth import (
 )
 
 RAW: dict[str, Any] = json.loads(TRUTH.read_text())
-SHARED = default_shared_dir()
-needs_footage = pytest.mark.skipif(
-    not SHARED.is_dir(), reason=f"real footage not at {SHARED} (set EDGE_SHARED_DATA)"
-)
 
 
 def test_the_shipped_file_keeps_the_rules() -> None:
@@ -126,8 +122,7 @@ def test_frame_12_is_a_still() -> None:
     assert RAW["frames"][12]["source"].endswith(".jpg")
 
 
-@needs_footage
-def test_every_frame_reads_at_its_recorded_size() -> None:
+def test_every_frame_reads_at_its_recorded_size(footage: Path) -> None:
     truth = load_truth()
     wanted: dict[str, list[int]] = defaultdict(list)
     size = {}
@@ -135,18 +130,17 @@ def test_every_frame_reads_at_its_recorded_size() -> None:
         wanted[f.source].append(f.frame)
         size[f.source, f.frame] = (f.height, f.width, 3)
     for source, frames in wanted.items():
-        got = dict(frame_images(source, frames, SHARED))
+        got = dict(frame_images(source, frames, footage))
         assert sorted(got) == sorted(frames), source
         for n, img in got.items():
             assert img.shape == size[source, n], (source, n)
 
 
-@needs_footage
-def test_reading_past_the_end_or_a_still_frame_1_is_an_error() -> None:
-    assert frame_image("dog.jpg", 0, SHARED).shape == (480, 640, 3)
+def test_reading_past_the_end_or_a_still_frame_1_is_an_error(footage: Path) -> None:
+    assert frame_image("dog.jpg", 0, footage).shape == (480, 640, 3)
     with pytest.raises(ValueError, match="only frame 0"):
-        frame_image("dog.jpg", 1, SHARED)
+        frame_image("dog.jpg", 1, footage)
     with pytest.raises(ValueError, match="ends before frame 100000"):
-        frame_image("person-bicycle-car-detection.gif", 100000, SHARED)
+        frame_image("person-bicycle-car-detection.gif", 100000, footage)
     with pytest.raises(FileNotFoundError, match="footage not found"):
-        frame_image("missing.mp4", 0, SHARED)
+        frame_image("missing.mp4", 0, footage)
