@@ -331,23 +331,28 @@ def create_app(
         finally:
             guard.release(addr)
 
+    # What every technician action (a credential in the body) can answer besides its own.
+    technician_errors: dict[int | str, dict[str, Any]] = {
+        400: {"model": Problem, "description": "the body is not JSON"},
+        401: {"model": Problem, "description": "wrong user or password"},
+        403: {"model": Problem, "description": "no technician credential on this device"},
+        408: {"model": Problem, "description": "the body did not arrive in time"},
+        429: {
+            "model": Problem,
+            "description": "locked out after wrong credentials, or a check from this "
+            "address is running; Retry-After says when to try again",
+        },
+    }
+
     @app.post(
         "/api/control",
         response_model=ControlResult,
         responses={
             202: {"model": ControlResult, "description": "queued, no answer yet"},
-            400: {"model": Problem, "description": "the body is not JSON"},
-            401: {"model": Problem, "description": "wrong user or password"},
-            403: {"model": Problem, "description": "no technician credential on this device"},
-            408: {"model": Problem, "description": "the body did not arrive in time"},
+            **technician_errors,
             409: {"model": Problem, "description": "the controller refused the command"},
             413: {"model": Problem, "description": f"a body over {MAX_BODY_BYTES} bytes"},
             422: {"model": Problem, "description": "malformed request"},
-            429: {
-                "model": Problem,
-                "description": "locked out after wrong credentials, or a check from this "
-                "address is running; Retry-After says when to try again",
-            },
         },
     )
     async def control(req: ControlRequest, request: Request) -> JSONResponse:
@@ -413,10 +418,7 @@ def create_app(
         response_model=CameraLayout,
         responses={
             **layout_errors,
-            400: {"model": Problem, "description": "the body is not JSON"},
-            401: {"model": Problem, "description": "wrong user or password"},
-            403: {"model": Problem, "description": "no technician credential on this device"},
-            408: {"model": Problem, "description": "the body did not arrive in time"},
+            **technician_errors,
             409: {
                 "model": Problem,
                 "description": "nothing saved: no site file, the file changed on disk since "
@@ -427,11 +429,6 @@ def create_app(
                 "model": LayoutRefusal,
                 "description": "malformed request, or the site checks refuse the edit "
                 "(`problems`: each zone or line and what is wrong); nothing saved",
-            },
-            429: {
-                "model": Problem,
-                "description": "locked out after wrong credentials, or a check from this "
-                "address is running; Retry-After says when to try again",
             },
         },
     )
