@@ -243,6 +243,11 @@ class Site:
     # Which signal groups may never show green/yellow/walk together,
     # derived from the movements (see geometry.py); keys are (kind, id).
     conflicts: frozenset[tuple[SignalKey, SignalKey]] = field(default_factory=frozenset)
+    # Per-pair intergreens (RiLSA / EN 12675): intergreens[(leaving, entering)] is the
+    # least time in ms from the end of `leaving`'s green (its yellow onset) to the
+    # start of `entering`'s green, for a conflicting pair. A pair not listed keeps
+    # the leaving group's own yellow + red clearance, as before (issue 17).
+    intergreens: dict[tuple[SignalKey, SignalKey], int] = field(default_factory=dict)
     preempts: tuple[Preempt, ...] = ()
     transit: TransitPriority | None = None
 
