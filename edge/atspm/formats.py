@@ -25,7 +25,7 @@ import struct
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 FILE_S = 15 * 60
 _RECORD = struct.Struct(">BBH")
@@ -69,7 +69,9 @@ def datz(
         + "IP Address:,0.0.0.0\n"
         + "MAC Address:,00:00:00:00:00:00\n"
         + f"Controller data log beginning:,{start.strftime(_START_FMT)}\n"
-        + "Phases in use:," + ",".join(str(p) for p in phases) + "\n"
+        + "Phases in use:,"
+        + ",".join(str(p) for p in phases)
+        + "\n"
     )
     body = bytearray(head.encode("ascii"))
     for r in records:
@@ -147,4 +149,4 @@ def parse_since(text: str) -> datetime:
         raise ValueError(
             f"since={text!r}: give MM-DD-YYYY HH:MM:SS.f (as ATSPM sends it) or ISO 8601"
         ) from None
-    return at if at.tzinfo is None else at.astimezone(timezone.utc).replace(tzinfo=None)
+    return at if at.tzinfo is None else at.astimezone(UTC).replace(tzinfo=None)
