@@ -201,7 +201,9 @@ class Translator:
         out: list[HiRes] = []
         t = tenths(t_ms)
         if self.last_t is None and self.plan_id is not None:
-            out += self.pattern(t, self.plan_id)
+            # the plan in force from the start: stamped with the core's first event
+            first = [tenths(e.t_ms) for e in outputs.events] if outputs is not None else []
+            out += self.pattern(min([t, *first]), self.plan_id)
         if outputs is not None and (self.last_t is None or outputs.t_ms > self.last_t):
             self.last_t = outputs.t_ms
             for e in outputs.events:
