@@ -10,6 +10,8 @@ The rules it keeps (edge/extensions.py's for a tick extension, and):
   parameter: the ticks, at most 255) at the time they were noticed; a write the store
   refuses keeps its events for the next write (at most HOLD_EVENTS, then the oldest are
   counted as lost and logged as LOG_LOSS with the next write that succeeds).
+- With the central link (`central`), a minute's events at a time go into its spool for
+  the `hires` topic (edge/link/asyncapi.yaml): stored before sent, sequence-numbered.
 - Status: `hires_log` in the runtime's status (the store's size, oldest event, what was
   dropped for space and what was lost).
 Read by the page's `/v1/asclog/xml/full` (edge/atspm/web.py) and `edge atspm export`.
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from edge.atspm.indiana import LOG_LOSS, HiRes, Translator
 from edge.atspm.store import DEFAULT_MAX_BYTES, HiResStore
 from edge.extensions import Extension
+from edge.link.messages import hires_body
 
 if TYPE_CHECKING:
     from edge.runtime import Runtime
@@ -39,6 +42,7 @@ log = logging.getLogger(__name__)
 FLUSH_S = 1.0
 HOLD_EVENTS = 200_000  # kept while the store refuses writes (~5 h of a busy signal)
 STORE_NAME = "hires.sqlite"
+SEND_MS = 60_000  # a batch a minute on the central link's `hires` topic
 
 
 def hires_path(device_store: Path) -> Path:
@@ -63,6 +67,7 @@ class HiResLog(Extension):
         self.lost = 0  # events the task had to let go of, not yet logged
         self.failing = False
         self.dropped_ticks = 0
+        self.outbox: list[HiRes] = []  # stored, not yet handed to the central link
 
     def start(self, rt: Runtime) -> None:
         self.rt = rt
@@ -113,6 +118,8 @@ class HiResLog(Extension):
                 events = self._take()
                 if events:
                     await asyncio.to_thread(self._write, events)
+                    self.outbox += events
+                self._send()
         finally:
             # What the hook has queued is taken, then the last write, off the event loop.
             await asyncio.to_thread(self.rt.end_ticks, self)
@@ -120,8 +127,20 @@ class HiResLog(Extension):
             with contextlib.suppress(sqlite3.Error):
                 if events:
                     await asyncio.to_thread(self._write, events)
+            self.outbox += events
+            self._send(force=True)
             self.store.close()
             self.store = None
+
+    def _send(self, force: bool = False) -> None:
+        """A minute's events to the central link's spool (`hires` topic), when it runs."""
+        spool = getattr(self.rt.link if self.rt is not None else None, "spool_hires", None)
+        if spool is None:
+            self.outbox.clear()  # no link: the store keeps them (the page, export)
+            return
+        if self.outbox and (force or self.outbox[-1].t_ms - self.outbox[0].t_ms >= SEND_MS):
+            batch, self.outbox = self.outbox, []
+            spool(hires_body([(e.t_ms, e.code, e.param) for e in batch]))
 
     def since(self, since_ms: int, limit: int | None = None) -> list[HiRes]:
         """Stored events from since_ms (wall UTC ms): for the page and the link."""

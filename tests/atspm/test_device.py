@@ -4,6 +4,7 @@ read by the page's MaxTime route and by `edge atspm export`; its loss reports.""
 from __future__ import annotations
 
 import asyncio
+import json
 import xml.etree.ElementTree as ET
 import zlib
 from datetime import datetime, timedelta
@@ -143,3 +144,43 @@ def test_a_device_with_a_store_keeps_the_log_and_exports_it(
     assert capsys.readouterr().out.count("<Event ") == 3
     assert main(["atspm", "export", "--since", "soon", *device]) == 1
     assert "since='soon'" in capsys.readouterr().err
+
+
+class SpoolingLink:
+    """The central link's view as the hi-res log sees it: its spool for the `hires` topic
+    (the real one, edge/device/central.py, needs a broker: tests/device/test_central.py)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+
+    def link_status(self) -> dict[str, object]:
+        return {"connected": True}
+
+    def spool_hires(self, body: str) -> None:
+        self.bodies.append(body)
+
+
+def test_with_a_central_link_a_minute_at_a_time_goes_to_its_spool(tmp_path: Path) -> None:
+    from edge.link.messages import with_seq
+
+    from tests.link.schemas import check
+
+    rt = make_runtime()
+    link = SpoolingLink()
+    rt.link = link
+    ext = rt.add(HiResLog(tmp_path / "hires.sqlite"))
+    ext.store = HiResStore(tmp_path / "hires.sqlite")
+    t0 = 1_767_600_000_000
+    for k in range(0, 90_000, 1000):  # 90 s of events, a write a second
+        ext.outbox += [HiRes(t0 + k, 82, 1), HiRes(t0 + k + 500, 81, 1)]
+        ext._send()
+    assert len(link.bodies) == 1  # the first minute; the rest waits for its minute
+    ext._send(force=True)  # at the task's end
+    assert len(link.bodies) == 2 and not ext.outbox
+    sent = []
+    for seq, body in enumerate(link.bodies, 1):
+        check("hires", with_seq("d1", seq, body))
+        sent += [tuple(e) for e in json.loads(body)["events"]]
+    assert sent == [
+        (t0 + k + d, c, 1) for k in range(0, 90_000, 1000) for d, c in ((0, 82), (500, 81))
+    ]
