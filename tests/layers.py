@@ -112,6 +112,10 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         _SUMO,
         "SUMO, netconvert and TraCI (a few derivation tests need only the network files)",
     ),
+    "tests/sim/test_hires_log.py": (
+        _SUMO,
+        "an hour of SUMO traffic (~20 s) whose hi-res log the atspm package reads (DuckDB)",
+    ),
     "tests/sim/test_priority_central.py": (
         frozenset({"sumo", "broker"}),
         "central's priority requests over Mosquitto to a SUMO run",
