@@ -10,11 +10,22 @@ Times are the device's clock (UTC), `--since`/`--until` as ISO 8601 or MM-DD-YYY
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edge.atspm.formats import Record, csv_header, csv_rows, datz, parse_since, split_files, xml
+from edge.atspm.formats import (
+    Record,
+    csv_header,
+    csv_rows,
+    datz,
+    parse_since,
+    split_files,
+    xml_lines,
+)
 
 
 def add_atspm_command(sub: Any) -> None:
@@ -62,23 +73,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         return _fail(f"{path}: no hi-res log there (is `edge run --device` running?)")
     store = HiResStore(path)
     try:
-        events = store.since(since)
+        records = (Record(wall(e.t_ms), e.code, e.param) for e in store.iter_since(since, until))
+        if args.format == "datz":
+            out = Path(args.output or ".")
+            out.mkdir(parents=True, exist_ok=True)
+            for start, chunk in split_files(records):  # a quarter hour in memory at a time
+                f = out / f"{args.name}_{start:%Y_%m_%d_%H%M}.datZ"
+                f.write_bytes(datz(start, chunk, resource=args.name))
+                print(f)
+            return 0
+        if args.format == "xml":
+            lines: Iterator[str] = xml_lines(records)
+        else:
+            lines = itertools.chain([csv_header()], (csv_rows(args.name, [r]) for r in records))
+        with open(args.output, "w") if args.output else contextlib.nullcontext(sys.stdout) as fh:
+            fh.writelines(lines)
     finally:
         store.close()
-    records = [
-        Record(wall(e.t_ms), e.code, e.param) for e in events if until is None or e.t_ms < until
-    ]
-    if args.format == "datz":
-        out = Path(args.output or ".")
-        out.mkdir(parents=True, exist_ok=True)
-        for start, chunk in split_files(records):
-            f = out / f"{args.name}_{start:%Y_%m_%d_%H%M}.datZ"
-            f.write_bytes(datz(start, chunk, resource=args.name))
-            print(f)
-        return 0
-    text = xml(records) if args.format == "xml" else csv_header() + csv_rows(args.name, records)
-    if args.output:
-        Path(args.output).write_text(text)
-    else:
-        sys.stdout.write(text)
     return 0

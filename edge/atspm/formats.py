@@ -112,16 +112,19 @@ def split_files(records: Iterable[Record]) -> Iterator[tuple[datetime, list[Reco
         yield start, chunk
 
 
-def xml(records: Iterable[Record], first_id: int = 1) -> str:
-    """MaxTime's `/v1/asclog/xml/full` document."""
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>', "<EventResponses>"]
+def xml_lines(records: Iterable[Record], first_id: int = 1) -> Iterator[str]:
+    """MaxTime's `/v1/asclog/xml/full` document, a line at a time."""
+    yield '<?xml version="1.0" encoding="UTF-8"?>\n<EventResponses>\n'
     for k, r in enumerate(records, first_id):
-        lines.append(
+        yield (
             f'  <Event ID="{k}" TimeStamp="{stamp(r.at)}" '
-            f'EventTypeID="{r.code}" Parameter="{r.param}"/>'
+            f'EventTypeID="{r.code}" Parameter="{r.param}"/>\n'
         )
-    lines.append("</EventResponses>")
-    return "\n".join(lines) + "\n"
+    yield "</EventResponses>\n"
+
+
+def xml(records: Iterable[Record], first_id: int = 1) -> str:
+    return "".join(xml_lines(records, first_id))
 
 
 def csv_header() -> str:

@@ -19,16 +19,18 @@ The rules it keeps:
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from edge.atspm.indiana import LOG_LOSS, HiRes
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 RETAIN_S = 7 * 24 * 3600
+PAGE_ROWS = 256  # rows (seconds of events) read at a time
 _REC = struct.Struct(">IBH")
 
 _SCHEMA = """
@@ -143,18 +145,27 @@ class HiResStore:
             freed -= len(note)
         return -freed
 
+    def iter_since(self, since_ms: int, until_ms: int | None = None) -> Iterator[HiRes]:
+        """Events at or after since_ms (and before until_ms), oldest first; read a page of
+        rows at a time, so a week's export never sits in memory at once."""
+        after = 0
+        end = until_ms if until_ms is not None else 1 << 62
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT id, first_ms, data FROM hires WHERE id > ? AND last_ms >= ? "
+                    "AND first_ms < ? ORDER BY id LIMIT ?",
+                    (after, since_ms, end, PAGE_ROWS),
+                ).fetchall()
+            if not rows:
+                return
+            for rid, first_ms, data in rows:
+                after = rid
+                yield from (e for e in unpack(first_ms, data) if since_ms <= e.t_ms < end)
+
     def since(self, since_ms: int, limit: int | None = None) -> list[HiRes]:
         """Events at or after since_ms, oldest first (at most `limit`)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT first_ms, data FROM hires WHERE last_ms >= ? ORDER BY id", (since_ms,)
-            ).fetchall()
-        out: list[HiRes] = []
-        for first_ms, data in rows:
-            out += [e for e in unpack(first_ms, data) if e.t_ms >= since_ms]
-            if limit is not None and len(out) >= limit:
-                return out[:limit]
-        return out
+        return list(itertools.islice(self.iter_since(since_ms), limit))
 
     def status(self) -> dict[str, int]:
         with self._lock:

@@ -3,13 +3,15 @@
 ATSPM's MaxTime collector (its "Maxtime To Indiana Decoder") asks this path with
 `since=MM-dd-yyyy HH:mm:ss.f` and reads the `Event` elements (edge/atspm/formats.py).
 The route serves the `hires-log` extension's store (edge/atspm/device.py), oldest first,
-at most MAX_EVENTS a request (ask again from the last TimeStamp for more); times are the
-device's clock (UTC). It is a read like the page's other reads: behind the same page
+at most MAX_EVENTS a request (ask again from the last TimeStamp for more), read and
+rendered in a worker thread (never in the event loop the control tick runs in); times are
+the device's clock (UTC). It is a read like the page's other reads: behind the same page
 guard, registered here so the page's own module stays small.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
@@ -50,6 +52,10 @@ def add_routes(app: FastAPI, rt: Runtime) -> None:
             since_ms = wall_ms(parse_since(since)) if since else 0
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        events = ext.since(since_ms, MAX_EVENTS)
-        body = xml(Record(wall(e.t_ms), e.code, e.param) for e in events)
+
+        def build() -> str:  # off the event loop: the control tick runs in it
+            events = ext.since(since_ms, MAX_EVENTS)
+            return xml(Record(wall(e.t_ms), e.code, e.param) for e in events)
+
+        body = await asyncio.to_thread(build)
         return Response(body, media_type="application/xml", headers={"Cache-Control": "no-store"})

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+from edge.atspm import store as store_mod
 from edge.atspm.indiana import LOG_LOSS, HiRes
 from edge.atspm.store import RETAIN_S, HiResStore, pack, unpack
 from hypothesis import given
@@ -87,3 +89,16 @@ def test_a_failed_append_leaves_nothing_half_written(tmp_path: Path) -> None:
     else:
         raise AssertionError("the append should have failed")
     assert s.since(0) == second(0) and s.bytes == len(pack(second(0)))
+
+
+def test_reading_pages_through_the_rows_between_two_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_mod, "PAGE_ROWS", 2)
+    s = HiResStore(tmp_path / "h.sqlite")
+    for k in range(7):
+        s.append(second(k * 1000))
+    everything = [e for k in range(7) for e in second(k * 1000)]
+    assert list(s.iter_since(0)) == everything
+    assert list(s.iter_since(1500, 4200)) == [e for e in everything if 1500 <= e.t_ms < 4200]
+    assert s.since(0, limit=25) == everything[:25]
