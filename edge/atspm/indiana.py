@@ -14,8 +14,10 @@ The rules this module keeps:
   `EVENT_CODES` names each; `tests/atspm` checks none is left out.
 - Detector on (82) / off (81), pedestrian detector on (90) / off (89) with a pedestrian
   call (45) per phase, and vehicle call registered (43) / dropped (44) come from the
-  controller's state (detector presence after its delay/carryover, the phases' calls),
-  compared tick to tick: the core emits no events for them.
+  controller's state (each loop's presence as the controller stepped on it, the phases'
+  calls), compared tick to tick: the core emits no events for them. Presence is the
+  sensed one (delay and carryover shape calls, not presence, here: ATSPM's measures want
+  the loop itself); a pulse shorter than a tick, counted by the board, logs no on/off.
 - Times are the controller's ms, rounded to the tenth of a second (the enumerations'
   resolution); within one tick events keep the core's order.
 - Parameters are the site's numbers: phases by id, detectors by id, preempts by id,
