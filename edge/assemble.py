@@ -6,6 +6,8 @@ From the site configuration, flash.sh's device file and the command line:
   broker; it keeps the event log in its store;
 - `event-log` (edge/device/eventlog.py): the controller's events into the device
   store, when the device file names one and no broker (the link keeps it otherwise);
+- `hires-log` (edge/atspm/device.py): the ATSPM hi-res event log beside the device
+  store (hires.sqlite), when the device file names a store;
 - `vision` (edge/vision/sensing.py): the cameras, when the site has some;
 - `web` (edge/web/server.py): the technician's page, with `--web PORT`; its socket is
   bound here, so a port in use is a start-up error;
@@ -55,14 +57,19 @@ def edge_run_extensions(
 
         try:
             link_cfg = load_central(device_path)
+            device_db = device_store(device_path)
             # without a central link the event log is still kept (central's link keeps it too)
-            store = device_store(device_path) if link_cfg is None else None
+            store = device_db if link_cfg is None else None
         except (ValueError, OSError) as exc:
             raise SetupError(f"{device_path}: {exc}") from exc
         if link_cfg is not None:
             out.append(Central(link_cfg))
         if store is not None:
             out.append(EventLogExtension(store))
+        if device_db is not None:
+            from edge.atspm.device import HiResLog, hires_path
+
+            out.append(HiResLog(hires_path(device_db)))
     if env.get("NOTIFY_SOCKET"):
         from edge.device.notify import Watchdog
 

@@ -325,6 +325,12 @@ def _add_status(sub: Subparsers) -> None:
     add_status_command(sub)
 
 
+def _add_atspm(sub: Subparsers) -> None:
+    from edge.atspm.cli import add_atspm_command
+
+    add_atspm_command(sub)
+
+
 def _add_passwd(sub: Subparsers) -> None:
     p = sub.add_parser(
         "passwd",
@@ -379,6 +385,7 @@ COMMANDS: dict[str, Callable[[Subparsers], None]] = {
     "run": _add_run,
     "status": _add_status,
     "passwd": _add_passwd,
+    "atspm": _add_atspm,
     "board": _add_board,
     "central": _add_central,
     "sim": _add_sim,

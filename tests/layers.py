@@ -74,6 +74,10 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"cli", "board"}),
         "`edge status` and `edge run` as processes, a virtual board",
     ),
+    "tests/atspm/test_store_kill.py": (
+        frozenset({"process"}),
+        "SIGKILLs a hi-res log writer process at random moments",
+    ),
     "tests/device/test_store_kill.py": (
         frozenset({"process"}),
         "SIGKILLs a writer process at random moments",
@@ -111,6 +115,10 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
     "tests/sim/": (
         _SUMO,
         "SUMO, netconvert and TraCI (a few derivation tests need only the network files)",
+    ),
+    "tests/sim/test_hires_log.py": (
+        _SUMO,
+        "an hour of SUMO traffic (~20 s) whose hi-res log the atspm package reads (DuckDB)",
     ),
     "tests/sim/test_priority_central.py": (
         frozenset({"sumo", "broker"}),

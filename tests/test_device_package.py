@@ -169,7 +169,7 @@ def test_the_device_does_not_offer_the_developer_tools() -> None:
     block = ("sim", "edge.bench")
     r = run_edge("--help", block=block)
     assert r.returncode == 0, r.stderr
-    assert "{check,demo,run,status,passwd,board,central,vision}" in r.stdout
+    assert "{check,demo,run,status,passwd,atspm,board,central,vision}" in r.stdout
     assert "--sim" not in run_edge("run", "--help", block=block).stdout
     for argv, typed, what in (
         (["sim", "run", "single"], "edge sim", "the simulator is"),

@@ -226,6 +226,19 @@ class CentralLink(CentralEndpoint):
 
             fut.add_done_callback(wake)
 
+    def spool_hires(self, body: str) -> None:
+        """A batch of the ATSPM hi-res log (edge/atspm/device.py, messages.hires_body) into
+        the spool for the `hires` topic; from any thread, as the counts are."""
+        fut = self.db.submit(self._write_spool, [("hires", body)], [])
+        loop = self._loop
+        if loop is not None:
+
+            def wake(_f: object) -> None:
+                with contextlib.suppress(RuntimeError):  # the loop closed at shutdown
+                    loop.call_soon_threadsafe(self.client.spooled)
+
+            fut.add_done_callback(wake)
+
     async def _wind_down(self, link: asyncio.Task[None]) -> None:
         """This link's tick hook ends with it: what it has queued (counts, the core's
         events) is handled and spooled before the store closes, and a link started

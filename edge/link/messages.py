@@ -170,6 +170,12 @@ class LogEvent:
     source: Literal["control", "link", "runtime"] = "control"
 
 
+def hires_body(events: Sequence[tuple[int, int, int]]) -> str:
+    """A batch of the ATSPM hi-res log (edge/atspm): [UTC ms, Indiana code, parameter]
+    each, oldest first; without dev/seq (see with_seq)."""
+    return dumps({"enumerations": "indiana", "events": [list(e) for e in events]})
+
+
 def events_body(events: Sequence[LogEvent]) -> str:
     """A batch of events, without dev/seq (see with_seq)."""
     return dumps(

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge import credentials
+from edge.atspm.web import add_routes as add_atspm_routes
 from edge.control.messages import AllRed, Automatic, Flash, Hold, PlaceCall
 from edge.vision.config import LineCfg, ZoneCfg
 from edge.vision.siteedit import LayoutConflict, LayoutProblems, read_hash, save_layout
@@ -194,6 +195,8 @@ def create_app(
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    add_atspm_routes(app, rt)  # GET /v1/asclog/xml/full (edge/atspm/web.py)
 
     @app.get("/api/site", response_model=Layout)
     async def site() -> Layout:

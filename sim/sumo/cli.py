@@ -53,6 +53,11 @@ def add_sim_command(sub: Any) -> None:
         help="emergency vehicles do not preempt the edge controller",
     )
     p.add_argument("--scale", type=float, default=1.0, help="demand factor (SUMO --scale)")
+    p.add_argument(
+        "--hires-log",
+        metavar="DIR",
+        help="write each signal's ATSPM hi-res log: DIR/<signal>/*.datZ, DIR/<signal>.csv",
+    )
     p.set_defaults(func=cmd_run)
 
     p = simsub.add_parser("compare", help="run controllers over seeds; table and chart")
@@ -134,9 +139,11 @@ def _summary_line(r: dict[str, Any]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from sim.sumo.hireslog import HiResRecorder
     from sim.sumo.lockstep import run, write_report
     from sim.sumo.scenarios import resolve
 
+    hires = HiResRecorder(Path(args.hires_log)) if args.hires_log else None
     try:
         scenario = resolve(args.scenario)
         report = run(
@@ -148,6 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             use_traci=args.traci,
             preemption=args.preemption,
             scale=args.scale,
+            hires=hires,
         )
     except SimError as exc:
         return _fail(exc)

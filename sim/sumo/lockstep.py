@@ -33,6 +33,7 @@ from typing import Any
 from sim.sumo import engine
 from sim.sumo.controllers import make_controller
 from sim.sumo.errors import SimError
+from sim.sumo.hireslog import HiResRecorder
 from sim.sumo.metrics import QueueSampler, build_report, read_statistics, read_trips
 from sim.sumo.network import signal_junctions
 from sim.sumo.scenarios import Scenario
@@ -87,8 +88,12 @@ def run(
     workdir: Path | None = None,
     preemption: bool = True,
     scale: float = 1.0,
+    hires: HiResRecorder | None = None,
 ) -> dict[str, Any]:
     """Run one episode; return the report. SimError with a clear message on any failure.
+
+    `hires` records every signal's ATSPM hi-res log (sim/sumo/hireslog.py) and writes
+    its files at the end.
 
     `preemption=False` runs the edge controllers without emergency-vehicle
     preemption (the comparison for the EV figures). `scale` multiplies the
@@ -112,6 +117,7 @@ def run(
             work,
             preemption,
             scale,
+            hires,
         )
 
 
@@ -126,9 +132,12 @@ def _run(
     work: Path,
     preemption: bool = True,
     scale: float = 1.0,
+    hires: HiResRecorder | None = None,
 ) -> dict[str, Any]:
     wall_start = time.perf_counter()
     ctl = make_controller(controller, scenario, preemption, scale)
+    if hires is not None:
+        hires.attach(ctl)
     extra = ctl.prepare(scenario, work)
     begin_ms = round(scenario.begin_s * 1000)
     if end_s is not None and end_s * 1000 <= begin_ms:
@@ -185,6 +194,8 @@ def _run(
         raise SimError(f"SUMO failed at {t_ms / 1000:.1f} s: {exc}{log}") from None
     finally:
         engine.close(sim)
+    if hires is not None:
+        notes.append(f"hi-res log: {len(hires.write())} files in {hires.out_dir}")
     wall_s = time.perf_counter() - wall_start
     report = build_report(
         controller=controller,

@@ -79,6 +79,8 @@ def test_edge_run_with_a_broker_runs_the_central_link(broker: Mosquitto, tmp_pat
         assert poll(lambda: (snapshot().get("link") or {}).get("plan_version") == 1, 10)
         st = snapshot()
         assert st["link"]["connected"] and st["session"] == "running"
+        # the ATSPM hi-res log is kept beside the device store (edge/atspm/device.py)
+        assert st["hires_log"]["bytes"] > 0 and st["hires_log"]["lost"] == 0
         proc.terminate()
         assert proc.wait(15) == 0, log.read_text()[-3000:]
         assert "central_plan_applied version=1 plan=fast" in log.read_text()

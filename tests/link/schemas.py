@@ -15,6 +15,7 @@ LEAF_SCHEMA = {
     "spat": "spat",
     "counts": "counts",
     "events": "events",
+    "hires": "hires",
     "ack": "ack",
     "state": "state",
     "plan": "envelope",

@@ -12,12 +12,13 @@ The `webster` baseline reuses this with a fixed-time plan and no detectors;
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edge.control.controller import Controller
-from edge.control.messages import NO_INPUTS, Inputs, Lamp, SetMode
+from edge.control.messages import NO_INPUTS, Inputs, Lamp, Outputs, SetMode
 from edge.control.site import Site
 
 from sim.sumo.controllers.base import LinkRenderer, write_additional
@@ -69,6 +70,8 @@ class EdgeControl:
         self.emergency: EmergencyFeed | None = None
         # Buses -> transit priority on their approach (None: not traced).
         self.transit: TransitFeed | None = None
+        # Called after every step of every signal (sim/sumo/hireslog.py: --hires-log).
+        self.on_step: Callable[[_Signal, int, Outputs], None] | None = None
 
     def prepare(self, scenario: Scenario, workdir: Path) -> list[Path]:
         if not self.use_detectors:
@@ -123,6 +126,8 @@ class EdgeControl:
                 Inputs(occupied=s.occupied, commands=cmds) if s.detectors or cmds else NO_INPUTS
             )
             out = s.controller.step(t_ms, inputs)
+            if self.on_step is not None:
+                self.on_step(s, t_ms, out)
             s.channels = out.channels
             s.barriers += sum(1 for e in out.events if e.name == "barrier_cross")
             if out.fault is not None and not self.fault_events:

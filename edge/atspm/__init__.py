@@ -1,0 +1,1 @@
+"""The ATSPM high-resolution event log: Indiana enumerations, its files and its store."""
