@@ -161,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_passwd(args: argparse.Namespace) -> int:
     import getpass
 
-    from edge.credentials import CredentialError, set_user
+    from edge.credentials import CredentialError, file_owner, load, set_user, weak_users
 
     if sys.stdin.isatty():
         password = getpass.getpass(f"password for {args.user}: ")
@@ -171,11 +171,16 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     else:
         password = sys.stdin.readline().rstrip("\n")
     try:
-        set_user(args.file, args.user, password)
+        owner = file_owner()  # 640 root:edge on a device, where the service reads it
+        set_user(args.file, args.user, password, owner=owner)
+        weak = weak_users(load(args.file))
     except (CredentialError, OSError) as exc:
         print(f"edge passwd: {exc}; nothing changed", file=sys.stderr)
         return 1
-    print(f"edge passwd: {args.user} set in {args.file}")
+    print(f"edge passwd: {args.user} set in {args.file} (mode {owner.mode:o})")
+    if weak:
+        print(f"edge passwd: hashed at an older, cheaper cost: {', '.join(weak)}; set "
+              "their passwords again", file=sys.stderr)  # fmt: skip
     return 0
 
 

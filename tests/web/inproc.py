@@ -21,6 +21,7 @@ from edge.web.live import Recorder
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "four_leg_protected.toml"
 USER, PASSWORD = "tech", "correct horse battery"
+CHEAP = 2**12  # a cheap hash: these tests are about the page, not the scrypt cost
 
 
 class FakeSensing:
@@ -71,7 +72,7 @@ def make_runtime(site: Path = EXAMPLE) -> Runtime:
 
 def write_credentials(tmp: Path) -> Path:
     path = tmp / "technicians.json"
-    credentials.set_user(path, USER, PASSWORD)
+    credentials.set_user(path, USER, PASSWORD, n=CHEAP)
     return path
 
 

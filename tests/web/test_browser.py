@@ -29,7 +29,7 @@ Sample = tuple[float, list[str]]
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimPage]:
     tmp = tmp_path_factory.mktemp("web-e2e")
     creds = tmp / "technicians.json"
-    credentials.set_user(creds, USER, PASSWORD)
+    credentials.set_user(creds, USER, PASSWORD, n=2**12)
     s = SimPage(tmp / "edge-run.log", credentials=creds, speed=SPEED, duration_s=240)
     try:
         s.wait(lambda st: st["mode"] == "run" and st["board"]["state"] == "RUNNING", 40)
