@@ -295,9 +295,9 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         "a camera's video runs out in real time (about 2 s)",
     ),
     "tests/web/test_limits.py"
-    "::test_guessers_at_many_addresses_never_queue_a_technician_behind_them": (
+    "::test_guessers_at_many_addresses_lock_the_account_but_never_a_known_technician": (
         _LONG,
-        "thousands of guesses through the page (about 4 s)",
+        "guesses from 16 addresses through the page up to the account's lockout",
     ),
 }
 

@@ -28,7 +28,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.hypothesis_profiles import examples
-from tests.web.inproc import PASSWORD, USER, Stepper, app_for, make_runtime, write_credentials
+from tests.web.inproc import (
+    PASSWORD,
+    USER,
+    Stepper,
+    app_for,
+    make_runtime,
+    signed_in,
+    write_credentials,
+)
 
 STATIC = Path(web_app.__file__).parent / "static"
 NO_CREDENTIAL = "no technician credential"  # the 403 of a device without credentials
@@ -43,7 +51,7 @@ def client_for(creds: Path | None) -> tuple[httpx.AsyncClient, Recorder]:
     app, recorder = app_for(make_runtime(), creds)
     Stepper(recorder.rt, recorder).step(150)
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://page"
+        transport=httpx.ASGITransport(app=app), base_url="http://page", cookies=signed_in(app)
     ), recorder
 
 
