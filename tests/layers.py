@@ -155,9 +155,9 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"server"}),
         "binds the page's server",
     ),
-    "tests/web/test_limits.py::test_another_address_is_a_choice_and_logged": (
-        frozenset({"server"}),
-        "binds the page's server",
+    "tests/web/test_listen.py": (
+        frozenset({"server", "process"}),
+        "the page's real server over TLS and under a flood of connections",
     ),
     "tests/web/test_limits.py::test_a_header_cannot_claim_another_address": (
         frozenset({"server"}),

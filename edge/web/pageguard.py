@@ -7,6 +7,8 @@ The rules:
   files (`'self'`: no inline script or style, no other host, nothing may frame it),
   `X-Frame-Options: DENY`, `X-Content-Type-Options: nosniff`,
   `Referrer-Policy: no-referrer` and `Cross-Origin-Opener/Resource-Policy: same-origin`.
+- Over TLS, every answer carries `Strict-Transport-Security` (a browser that has seen
+  the page over TLS never falls back to clear HTTP for it).
 - Every answer from the API (`/api/...`, `/openapi.json`) is `Cache-Control: no-store`:
   live state, the event log and camera frames are never kept by a browser or proxy.
 - A state-changing request (any method but GET, HEAD, OPTIONS) whose `Origin` (or,
@@ -75,6 +77,8 @@ class PageGuard:
                     headers[name] = value
                 if no_store:
                     headers["Cache-Control"] = "no-store"
+                if scope.get("scheme") == "https":  # served over TLS: never in clear again
+                    headers["Strict-Transport-Security"] = "max-age=31536000"
             await send(message)
 
         if scope["method"] not in SAFE_METHODS:
