@@ -276,6 +276,7 @@ def create_app(
         logins as this user skip the queue and lockouts that guessers cause."""
         await authorize(request, req.user, req.password, "action=login")
         log.warning("web_login user=%s client=%s", _logged(req.user), _client(request))
+        recorder.add("manual", "warning", "web_login", req.user, f"from {_client(request)}")
         secure = request.url.scheme == "https"
         res = JSONResponse(SessionInfo(user=req.user).model_dump())
         res.set_cookie(

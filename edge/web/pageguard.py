@@ -16,7 +16,9 @@ The rules:
   request's `Host`) is refused 403 before its body is read: that is the defence against
   another site's page making a technician's browser send an action (CSRF). Browsers
   send `Origin` on every cross-origin POST (and `Origin: null` from sandboxed or
-  opaque contexts, refused too). A request with neither header is let through: it
+  opaque contexts, refused too). A browser's `Sec-Fetch-Site` other than `same-origin`
+  (or `none`: typed by the user) is refused too, whatever Origin says. A request with
+  none of these headers is let through: it
   does not come from a browser page, and an action still needs a technician's
   password (curl, scripts, the tests).
 
@@ -102,6 +104,12 @@ def cross_origin(scope: Scope) -> str | None:
     scheme: str = scope.get("scheme", "http")
     host = headers.get("host", "")
     own = _origin(scheme, host)
+    site = headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return (
+            f"refused: a request from another site (Sec-Fetch-Site {site[:20]!r}); actions "
+            "are taken only from the page itself"
+        )
     if "origin" in headers:
         said, header = headers["origin"], "Origin"
     elif "referer" in headers:

@@ -116,6 +116,8 @@ class WebPage(Extension):
             log.warning(
                 "web_no_credentials: manual control on the page is refused (no --credentials)"
             )
+        else:
+            _warn_weak(self.credentials_path)
         if self.insecure:
             log.error(
                 "web_insecure host=%s port=%d: the page serves this network in CLEAR "
@@ -186,6 +188,24 @@ class WebPage(Extension):
             logging.getLogger("edge").removeHandler(capture)
             sock.close()
             self.sock = None
+
+
+def _warn_weak(path: str) -> None:
+    """Name the users whose hashes are below today's cost (an older file): they still
+    log in; `edge passwd` rehashes (the service cannot: the file is root's)."""
+    from edge import credentials
+
+    try:
+        weak = credentials.weak_users(credentials.load(path))
+    except credentials.CredentialError as exc:
+        log.error("credentials_unreadable %s", exc)
+        return
+    if weak:
+        log.warning(
+            "credentials_weak file=%s users=%s: hashed at a cost below N=2^17; set their "
+            "passwords again with `edge passwd USER --file %s`",
+            path, ",".join(weak), path,
+        )  # fmt: skip
 
 
 def attach_web(

@@ -257,3 +257,26 @@ def test_only_names_edge_passwd_accepts_pass_the_request(user: str) -> None:
     except ValueError:
         accepted = False
     assert accepted == fits
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+async def test_a_browser_saying_another_site_is_refused_whatever_its_origin(
+    page: httpx.AsyncClient, site: str
+) -> None:
+    """Issue 20: the Origin check let through what named no origin; a browser's
+    Sec-Fetch-Site other than same-origin is refused for every state-changing request."""
+    for path, body in (
+        ("/api/control", {"action": "flash", "user": USER, "password": "x"}),
+        ("/api/login", {"user": USER, "password": "x"}),
+    ):
+        for extra in ({}, {"Origin": "http://page"}):
+            r = await page.post(path, json=body, headers={"Sec-Fetch-Site": site, **extra})
+            assert r.status_code == 403, (path, extra, r.text)
+            assert f"Sec-Fetch-Site '{site}'" in r.json()["error"]
+    r = await page.post(
+        "/api/control",
+        json={"action": "flash", "user": USER, "password": "x"},
+        headers={"Sec-Fetch-Site": "same-origin", "Origin": "http://page"},
+    )
+    assert r.status_code == 403 and NO_CREDENTIAL in r.json()["error"]  # let through
