@@ -106,6 +106,8 @@ def web_listen(web: WebOptions, device_path: str | None) -> Listen:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ListenError(f"{device_path}: {exc}") from None
         table, broker = raw.get("web", {}), raw.get("broker", {})
+        if not isinstance(table, dict) or not isinstance(broker, dict):
+            raise ListenError(f"{device_path}: [web] and [broker] must be tables")
         unknown = set(table) - {"interface", "certfile", "keyfile"}
         if unknown:
             raise ListenError(f"{device_path} [web]: unknown keys {sorted(unknown)}")
