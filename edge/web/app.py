@@ -14,11 +14,11 @@ file (`edge passwd`; no file, no manual control), and is logged with who and whe
 The app runs in the runtime's event loop, beside the control tick, so nothing a
 client sends may cost that loop much: request bodies are capped before they are
 parsed (edge/web/bodylimit.py: 413 over 4 kB, read in a bounded way); the
-credentials file is read and the scrypt check run in two threads of their own
-(hashlib's scrypt releases the GIL), waiting checks taken known browsers first, then
-fewest-wrong-guesses first; and the checks are limited per client address and per
-account, one at a time and locked out after repeated wrong ones (edge/web/logins.py),
-with no lock shared between addresses or accounts.
+credentials file is read and the scrypt check run in a thread of its own (CHECK_THREADS;
+hashlib's scrypt releases the GIL), waiting checks taken known browsers first, then
+fewest-wrong-guesses first; and the checks are limited per client address (one at a
+time) and per account, locked out after repeated wrong ones (edge/web/logins.py), with
+no lock shared between addresses or accounts.
 """
 
 from __future__ import annotations
