@@ -9,8 +9,10 @@ From the site configuration, flash.sh's device file and the command line:
 - `hires-log` (edge/atspm/device.py): the ATSPM hi-res event log beside the device
   store (hires.sqlite), when the device file names a store;
 - `vision` (edge/vision/sensing.py): the cameras, when the site has some;
-- `web` (edge/web/server.py): the technician's page, with `--web PORT`; its socket is
-  bound here, so a port in use is a start-up error;
+- `web` (edge/web/server.py): the technician's page, with `--web PORT`; where it
+  listens and its TLS certificate come from the options and device.toml's `[web]`
+  (edge/web/listen.py has the rules); its socket is bound here, so a port in use, an
+  interface without an address or clear HTTP off loopback is a start-up error;
 - `watchdog` (edge/device/notify.py): under systemd (NOTIFY_SOCKET).
 
 What cannot be built is a `SetupError` naming the file or option and why. The runtime
@@ -20,14 +22,18 @@ never imports this module's parts (nor they the runtime, but for types).
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge.config import SiteConfig
 from edge.extensions import Extension
+from edge.web import LOOPBACK
 
 if TYPE_CHECKING:
     from edge.runtime import WebOptions
+    from edge.web.listen import Listen
 
 
 class SetupError(ValueError):
@@ -76,10 +82,60 @@ def edge_run_extensions(
         out.append(Watchdog(env))
     out += site_extensions(config)
     if web is not None:
+        from edge.web.listen import ListenError
         from edge.web.server import WebError, WebPage
 
         try:
-            out.append(WebPage(web.port, host=web.host, credentials_path=web.credentials))
-        except WebError as exc:
-            raise SetupError(str(exc)) from exc
+            listen = web_listen(web, device_path)
+            page = WebPage(
+                web.port, host=listen.host, credentials_path=web.credentials,
+                tls=listen.tls, insecure=listen.insecure,
+            )  # fmt: skip
+            out.append(page)
+        except (WebError, ListenError) as exc:
+            raise SetupError(f"technician page: {exc}") from exc
     return out
+
+
+def web_listen(web: WebOptions, device_path: str | None) -> Listen:
+    """Where the page listens, from the options and device.toml's `[web]` table
+    (`interface`, `certfile`, `keyfile`; the options win), with `[broker]`'s device
+    certificate for TLS when it listens off loopback and names none of its own."""
+    from edge.web.listen import ListenError, decide, is_loopback
+
+    table: dict[str, object] = {}
+    broker: dict[str, object] = {}
+    base = Path(".")
+    if device_path is not None:
+        base = Path(device_path).resolve().parent
+        try:
+            raw = tomllib.loads(Path(device_path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ListenError(f"{device_path}: {exc}") from None
+        table, broker = raw.get("web", {}), raw.get("broker", {})
+        if not isinstance(table, dict) or not isinstance(broker, dict):
+            raise ListenError(f"{device_path}: [web] and [broker] must be tables")
+        unknown = set(table) - {"interface", "certfile", "keyfile"}
+        if unknown:
+            raise ListenError(f"{device_path} [web]: unknown keys {sorted(unknown)}")
+
+    def path(d: dict[str, object], key: str) -> str | None:
+        v = d.get(key)
+        if v is None:
+            return None
+        if not isinstance(v, str):
+            raise ListenError(f"{device_path}: {key} must be a file name, not {v!r}")
+        return str(base / v)
+
+    interface = web.interface
+    if interface is None and web.host == LOOPBACK:  # an address on the command line wins
+        named = table.get("interface")
+        if named is not None and not isinstance(named, str):
+            raise ListenError(f"{device_path} [web]: interface must be a name, not {named!r}")
+        interface = named
+    cert = web.certfile or path(table, "certfile")
+    key = web.keyfile or path(table, "keyfile")
+    host = None if interface is not None else web.host
+    if cert is None and key is None and not (host is not None and is_loopback(host)):
+        cert, key = path(broker, "certfile"), path(broker, "keyfile")  # the fleet-CA one
+    return decide(host, interface, cert, key, insecure=web.insecure)

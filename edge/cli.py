@@ -128,8 +128,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     web = None
     if args.web is not None:
         from edge.runtime import WebOptions
+        from edge.web import LOOPBACK
 
-        web = WebOptions(args.web, host=args.web_host, credentials=args.credentials)
+        if args.web_host is not None and args.web_interface is not None:
+            print("edge run: --web-host or --web-interface, not both", file=sys.stderr)
+            return 2
+        web = WebOptions(
+            args.web, host=args.web_host or LOOPBACK, credentials=args.credentials,
+            interface=args.web_interface, certfile=args.web_cert, keyfile=args.web_key,
+            insecure=args.web_insecure,
+        )  # fmt: skip
     if args.sim:
         if not installed("sim"):
             return not_installed("edge run --sim", "sim")
@@ -161,7 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_passwd(args: argparse.Namespace) -> int:
     import getpass
 
-    from edge.credentials import CredentialError, set_user
+    from edge.credentials import CredentialError, file_owner, load, set_user, weak_users
 
     if sys.stdin.isatty():
         password = getpass.getpass(f"password for {args.user}: ")
@@ -171,11 +179,16 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     else:
         password = sys.stdin.readline().rstrip("\n")
     try:
-        set_user(args.file, args.user, password)
+        owner = file_owner()  # 640 root:edge on a device, where the service reads it
+        set_user(args.file, args.user, password, owner=owner)
+        weak = weak_users(load(args.file))
     except (CredentialError, OSError) as exc:
         print(f"edge passwd: {exc}; nothing changed", file=sys.stderr)
         return 1
-    print(f"edge passwd: {args.user} set in {args.file}")
+    print(f"edge passwd: {args.user} set in {args.file} (mode {owner.mode:o})")
+    if weak:
+        print(f"edge passwd: hashed at an older, cheaper cost: {', '.join(weak)}; set "
+              "their passwords again", file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -307,10 +320,28 @@ def _add_run(sub: Subparsers) -> None:
     p.add_argument("--web", type=int, metavar="PORT", help="serve the technician's page here")
     p.add_argument(
         "--web-host",
-        default="127.0.0.1",
         metavar="ADDR",
-        help="with --web: the address to listen on (default: %(default)s, this device only; "
-        "the address of the cabinet's technician interface to reach it from a laptop)",
+        help="with --web: the address to listen on (default: 127.0.0.1, this device only: "
+        "reach it over an SSH tunnel); off loopback it serves TLS only",
+    )
+    p.add_argument(
+        "--web-interface",
+        metavar="NAME",
+        help="with --web: listen on this interface's address (the cabinet's maintenance "
+        "port; or [web] interface in the device file), over TLS",
+    )
+    p.add_argument(
+        "--web-cert",
+        metavar="FILE",
+        help="with --web: the page's TLS certificate (default off loopback: the device "
+        "file's [web] or [broker] certfile, the device's fleet-CA certificate)",
+    )
+    p.add_argument("--web-key", metavar="FILE", help="with --web-cert: its private key")
+    p.add_argument(
+        "--web-insecure",
+        action="store_true",
+        help="with --web: allow clear HTTP off loopback (passwords readable on the wire; "
+        "logged as an error at every start)",
     )
     p.add_argument(
         "--credentials",

@@ -119,11 +119,16 @@ class LinkView(Protocol):
 @dataclass(frozen=True, slots=True)
 class WebOptions:
     """The technician's page (`edge run --web PORT`): where it listens, whose credentials.
-    It listens on loopback unless another address is chosen (`--web-host`)."""
+    It listens on loopback unless another address or an interface is chosen, and off
+    loopback over TLS only unless `insecure` (edge/web/listen.py has the rules)."""
 
     port: int
     host: str = LOOPBACK
     credentials: str | None = None
+    interface: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    insecure: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge import credentials  # noqa: E402
-from tests.web.browser import chromium  # noqa: E402
+from tests.web.browser import chromium, log_in  # noqa: E402
 from tests.web.simproc import SimPage, free_port  # noqa: E402
 
 USER, PASSWORD = "tech", "screenshot only"
@@ -37,20 +37,19 @@ USER, PASSWORD = "tech", "screenshot only"
 
 def _mid_green(st: dict[str, Any]) -> bool:
     """Some phase green with a second or more to run: a picture with colour in it."""
-    return any(
-        p["lamp"] == "green" and (p["timer"]["left_s"] or 0) > 1.0 for p in st["phases"]
-    )
+    return any(p["lamp"] == "green" and (p["timer"]["left_s"] or 0) > 1.0 for p in st["phases"])
 
 
 def day(out: Path, tmp: Path) -> Path:
     creds = tmp / "technicians.json"
-    credentials.set_user(creds, USER, PASSWORD)
+    credentials.set_user(creds, USER, PASSWORD, n=2**12)
     sim = SimPage(tmp / "day.log", credentials=creds, speed=2.0, duration_s=150)
     try:
+        sim.log_in(USER, PASSWORD)  # reads need a session
         sim.wait(lambda st: st["mode"] == "run" and st["board"]["state"] == "RUNNING", 60)
         with chromium(1400, 1500) as ctx:
             page = ctx.new_page()
-            page.goto(sim.url + "/")
+            log_in(page, sim.url, USER, PASSWORD)
             page.wait_for_selector("#live.live")
             time.sleep(60)  # two simulated minutes for the charts
             sim.wait(_mid_green, 30)
@@ -70,6 +69,8 @@ def fault(out: Path, tmp: Path) -> Path:
     )  # fmt: skip
     assert board.stdin is not None
     port = free_port()
+    creds = tmp / "technicians.json"
+    credentials.set_user(creds, USER, PASSWORD, n=2**12)
     runtime = None
     try:
         deadline = time.monotonic() + 10
@@ -79,7 +80,7 @@ def fault(out: Path, tmp: Path) -> Path:
         runtime = subprocess.Popen(
             [sys.executable, "-m", "edge.cli", "run", "--config",
              str(ROOT / "examples" / "four_leg_protected.toml"), "--port", str(link),
-             "--web", str(port), "--web-host", "127.0.0.1"],
+             "--web", str(port), "--web-host", "127.0.0.1", "--credentials", str(creds)],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         page_url = f"http://127.0.0.1:{port}/"
@@ -94,6 +95,7 @@ def fault(out: Path, tmp: Path) -> Path:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.3)
+            log_in(page, page_url.rstrip("/"), USER, PASSWORD)
             page.wait_for_function(
                 "() => document.getElementById('mode').textContent === 'run'", timeout=40_000
             )

@@ -28,7 +28,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.web.browser import chromiums  # noqa: E402
+from edge import credentials  # noqa: E402
+from tests.web.browser import chromiums, log_in  # noqa: E402
 from tests.web.simproc import SimPage  # noqa: E402
 
 TOTAL = re.compile(r"tick_jitter_total ticks=(\d+) p50_ms=([\d.]+) p99_ms=([\d.]+) max_ms=([\d.]+)")
@@ -62,16 +63,19 @@ def one_run(
     tmp: Path, name: str, scenario: str, seconds: float, web: bool, browsers: int, nice: int
 ) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
-    sim = SimPage(tmp / f"{name}.log", credentials=None, scenario=scenario, speed=1.0,
+    creds = tmp / f"{name}-technicians.json"
+    credentials.set_user(creds, "tech", "jitter only", n=2**12)
+    sim = SimPage(tmp / f"{name}.log", credentials=creds, scenario=scenario, speed=1.0,
                   duration_s=seconds, web=web)  # fmt: skip
     cpu = CpuSampler(sim.proc.pid)
     cpu.start()
     if web:
+        sim.log_in("tech", "jitter only")  # reads need a session
         sim.wait(lambda st: st["mode"] == "run" and st["board"]["state"] == "RUNNING", 60)
         with chromiums(browsers, nice=nice) as contexts:
             for ctx in contexts:
                 page = ctx.new_page()
-                page.goto(sim.url + "/")
+                log_in(page, sim.url, "tech", "jitter only")
                 page.wait_for_selector("#live.live")
             sim.wait_exit(seconds + 60)  # the browsers stay open until the runtime's end
     else:

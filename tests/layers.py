@@ -163,9 +163,9 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"server"}),
         "binds the page's server",
     ),
-    "tests/web/test_limits.py::test_another_address_is_a_choice_and_logged": (
-        frozenset({"server"}),
-        "binds the page's server",
+    "tests/web/test_listen.py": (
+        frozenset({"server", "process"}),
+        "the page's real server over TLS and under a flood of connections",
     ),
     "tests/web/test_limits.py::test_a_header_cannot_claim_another_address": (
         frozenset({"server"}),
@@ -303,9 +303,9 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         "a camera's video runs out in real time (about 2 s)",
     ),
     "tests/web/test_limits.py"
-    "::test_guessers_at_many_addresses_never_queue_a_technician_behind_them": (
+    "::test_guessers_at_many_addresses_lock_the_account_but_never_a_known_technician": (
         _LONG,
-        "thousands of guesses through the page (about 4 s)",
+        "guesses from 16 addresses through the page up to the account's lockout",
     ),
 }
 

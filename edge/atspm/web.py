@@ -5,17 +5,20 @@ ATSPM's MaxTime collector (its "Maxtime To Indiana Decoder") asks this path with
 The route serves the `hires-log` extension's store (edge/atspm/device.py), oldest first,
 at most MAX_EVENTS a request (ask again from the last TimeStamp for more), read and
 rendered in a worker thread (never in the event loop the control tick runs in); times are
-the device's clock (UTC). It is a read like the page's other reads: behind the same page
-guard, registered here so the page's own module stays small.
+the device's clock (UTC). It is a read like the page's other reads: behind a technician's
+session (a collector logs in with POST /api/login first), registered here so the
+page's own module stays small.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import FastAPI, HTTPException, Query, Response
+from fastapi.params import Depends
 
 from edge.atspm.formats import Record, parse_since, xml
 
@@ -35,9 +38,10 @@ def wall_ms(at: datetime) -> int:
     return round((at - _EPOCH).total_seconds() * 1000)
 
 
-def add_routes(app: FastAPI, rt: Runtime) -> None:
+def add_routes(app: FastAPI, rt: Runtime, signed_in: Sequence[Depends]) -> None:
     @app.get(
         PATH,
+        dependencies=list(signed_in),
         response_class=Response,
         responses={200: {"content": {"application/xml": {}}}, 404: {}, 422: {}},
     )

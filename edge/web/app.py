@@ -1,5 +1,10 @@
 """The JSON API and the static page (FastAPI; the OpenAPI document is at /openapi.json).
 
+Reading the page's data needs a technician's session (edge/web/sessions.py: a login
+sets an HttpOnly, SameSite=Strict cookie); open to anyone who reaches the port are
+only `/api/status` (intersection id, mode, healthy or not), the login and the page's
+own files (which hold no data).
+
 Every manual action goes to the controller as a command (the same path as a
 board input or central's command), so the core's own rules decide when it takes
 effect: an all-red or a flash waits for minimum greens, walks and yellow and
@@ -9,11 +14,11 @@ file (`edge passwd`; no file, no manual control), and is logged with who and whe
 The app runs in the runtime's event loop, beside the control tick, so nothing a
 client sends may cost that loop much: request bodies are capped before they are
 parsed (edge/web/bodylimit.py: 413 over 4 kB, read in a bounded way); the
-credentials file is read and the scrypt check run in two threads of their own
-(hashlib's scrypt releases the GIL), waiting checks taken fewest-wrong-guesses
-first; and the checks are limited per client address, one at a time and locked
-out after repeated wrong ones (edge/web/logins.py), with no lock shared between
-addresses.
+credentials file is read and the scrypt check run in a thread of its own (CHECK_THREADS;
+hashlib's scrypt releases the GIL), waiting checks taken known browsers first, then
+fewest-wrong-guesses first; and the checks are limited per client address (one at a
+time) and per account, locked out after repeated wrong ones (edge/web/logins.py), with
+no lock shared between addresses or accounts.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
@@ -45,8 +50,9 @@ from edge.web.bodylimit import MAX_BODY_BYTES, BodyLimit
 from edge.web.camlayout import CameraLayout, LayoutEditor, layout_of_camera
 from edge.web.layout import Layout, layout_of
 from edge.web.live import History, LoggedEvent, Recorder, State
-from edge.web.logins import CheckQueue, LoginGuard
+from edge.web.logins import Attempt, CheckQueue, Logins
 from edge.web.pageguard import PageGuard
+from edge.web.sessions import COOKIE, Sessions
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +61,10 @@ STREAM_EVERY_S = 0.1  # 10 snapshots a second
 MAX_STREAMS = 8  # browsers at once; more would cost the Pi's control tick
 COMMAND_WAIT_S = 1.0  # how long a manual action waits for the controller's answer
 WRONG_CREDENTIAL_DELAY_S = 0.5  # per client: its next guess waits (logins: one at a time)
-CHECK_THREADS = 2  # scrypt checks at once (a Pi has 4 cores; the tick needs one)
+# scrypt checks at once: each takes 128 MiB (N=2^17); one keeps the runtime well under
+# the unit's MemoryHigh, and a known browser's check goes before every waiting one.
+CHECK_THREADS = 1
+KNOWN_COOKIE = "edge_known"  # the known-browser cookie (edge/web/logins.py)
 USER_PATTERN = f"^{credentials.USER_RE.pattern}$"  # in the OpenAPI document
 MAX_ZONES = 64  # zones (and lines) per camera in one edit
 # An edit of 64 zones of 32 corners is ~40 kB of JSON; parsed on the loop in ~1 ms.
@@ -124,6 +133,32 @@ class LayoutEdit(BaseModel):
         return _user_name(value)
 
 
+class Login(BaseModel):
+    """A technician's login: a right one starts a session (the `edge_session` cookie)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(min_length=1, max_length=32, pattern=USER_PATTERN)
+    password: str = Field(min_length=1, max_length=256)
+
+    @field_validator("user", mode="before")
+    @classmethod
+    def _user_name(cls, value: object) -> object:
+        return _user_name(value)
+
+
+class SessionInfo(BaseModel):
+    user: str
+
+
+class Status(BaseModel):
+    """The open view: what anyone who reaches the port may know."""
+
+    intersection: str
+    mode: str
+    healthy: bool  # no fault and the IO board's link up
+
+
 class ControlResult(BaseModel):
     action: str
     user: str
@@ -154,18 +189,32 @@ class CameraList(BaseModel):
 
 
 def create_app(
-    recorder: Recorder, credentials_path: str | None, logins: LoginGuard | None = None
+    recorder: Recorder,
+    credentials_path: str | None,
+    logins: Logins | None = None,
+    sessions: Sessions | None = None,
 ) -> FastAPI:
     rt = recorder.rt
-    guard = logins if logins is not None else LoginGuard()
+    guard = logins if logins is not None else Logins()
+    live = sessions if sessions is not None else Sessions()
     checks = CheckQueue(CHECK_THREADS)
     layout = layout_of(rt.site)
+
+    async def technician(request: Request) -> str:
+        """Every read's dependency: the session's user, or 401."""
+        user = live.user(request.cookies.get(COOKIE))
+        if user is None:
+            raise HTTPException(401, "log in first (POST /api/login); nothing is shown")
+        return user
+
+    signed_in = [Depends(technician)]
     app = FastAPI(
         title="edge technician page",
         version="1",
         description="Live state, history, event log and manual control of one intersection.",
         docs_url=None,  # Swagger UI and ReDoc load from a CDN; the device works offline
         redoc_url=None,
+        openapi_url=None,  # served below, behind a session
     )
     app.add_middleware(
         BodyLimit, max_bytes=MAX_BODY_BYTES, larger=((LAYOUT_PATH, LAYOUT_BODY_BYTES),)
@@ -196,21 +245,72 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    add_atspm_routes(app, rt)  # GET /v1/asclog/xml/full (edge/atspm/web.py)
+    @app.get("/openapi.json", include_in_schema=False, dependencies=signed_in)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
 
-    @app.get("/api/site", response_model=Layout)
+    @app.get("/api/status", response_model=Status)
+    async def status() -> Status:
+        """Open: the intersection's id, its mode and whether it is healthy; nothing else."""
+        st = recorder.state()
+        healthy = st.fault is None and st.board.link == "up"
+        return Status(intersection=rt.site.id, mode=st.mode, healthy=healthy)
+
+    @app.get("/api/session", response_model=SessionInfo, responses={401: {"model": Problem}})
+    async def session(request: Request) -> SessionInfo:
+        """Who this browser's session is (401: none; the page shows its login)."""
+        return SessionInfo(user=await technician(request))
+
+    @app.post(
+        "/api/login",
+        response_model=SessionInfo,
+        responses={
+            400: {"model": Problem, "description": "the body is not JSON"},
+            401: {"model": Problem, "description": "wrong user or password"},
+            403: {"model": Problem, "description": "no technician credential on this device"},
+            429: {"model": Problem, "description": "locked out; Retry-After says when"},
+        },
+    )
+    async def login(req: Login, request: Request) -> JSONResponse:
+        """Start a session: its cookie lets this browser read the page (HttpOnly,
+        SameSite=Strict, Secure over TLS), and a known-browser cookie lets its next
+        logins as this user skip the queue and lockouts that guessers cause."""
+        await authorize(request, req.user, req.password, "action=login")
+        log.warning("web_login user=%s client=%s", _logged(req.user), _client(request))
+        recorder.add("manual", "warning", "web_login", req.user, f"from {_client(request)}")
+        secure = request.url.scheme == "https"
+        res = JSONResponse(SessionInfo(user=req.user).model_dump())
+        res.set_cookie(
+            COOKIE, live.start(req.user), httponly=True, secure=secure, samesite="strict"
+        )
+        res.set_cookie(
+            KNOWN_COOKIE, guard.browser_cookie(req.user), max_age=30 * 86400,
+            path="/api/", httponly=True, secure=secure, samesite="strict",
+        )  # fmt: skip
+        return res
+
+    @app.post("/api/logout", status_code=204, response_class=Response)
+    async def logout(request: Request) -> Response:
+        live.end(request.cookies.get(COOKIE))
+        res = Response(status_code=204)
+        res.delete_cookie(COOKIE, httponly=True, samesite="strict")
+        return res
+
+    add_atspm_routes(app, rt, signed_in)  # GET /v1/asclog/xml/full (edge/atspm/web.py)
+
+    @app.get("/api/site", response_model=Layout, dependencies=signed_in)
     async def site() -> Layout:
         return layout
 
-    @app.get("/api/state", response_model=State)
+    @app.get("/api/state", response_model=State, dependencies=signed_in)
     async def state() -> State:
         return recorder.state()
 
-    @app.get("/api/history", response_model=History)
+    @app.get("/api/history", response_model=History, dependencies=signed_in)
     async def history() -> History:
         return recorder.history()
 
-    @app.get("/api/events", response_model=list[LoggedEvent])
+    @app.get("/api/events", response_model=list[LoggedEvent], dependencies=signed_in)
     async def events(
         source: Annotated[
             Literal["controller", "manual", "runtime", "board", "link", "sense", "web"] | None,
@@ -223,13 +323,13 @@ def create_app(
     ) -> list[LoggedEvent]:
         return recorder.event_log(source=source, level=level, text=text, after=after, limit=limit)
 
-    @app.get("/api/link", response_model=LinkInfo)
+    @app.get("/api/link", response_model=LinkInfo, dependencies=signed_in)
     async def link() -> LinkInfo:
         if rt.link is None:
             return LinkInfo(configured=False, status=None)
         return LinkInfo(configured=True, status=rt.link.link_status())
 
-    @app.get("/api/cameras", response_model=CameraList)
+    @app.get("/api/cameras", response_model=CameraList, dependencies=signed_in)
     async def cameras() -> CameraList:
         if rt.sensing is None:
             return CameraList(configured=False, cameras=[])
@@ -237,6 +337,7 @@ def create_app(
 
     @app.get(
         "/api/cameras/{camera_id}/frame.jpg",
+        dependencies=signed_in,
         response_class=Response,
         responses={200: {"content": {"image/jpeg": {}}}, 404: {"model": Problem}},
     )
@@ -252,6 +353,7 @@ def create_app(
 
     @app.get(
         "/api/stream",
+        dependencies=signed_in,
         response_class=StreamingResponse,
         responses={
             200: {"content": {"text/event-stream": {}}, "description": "state at 10 Hz, log"},
@@ -288,22 +390,21 @@ def create_app(
         )
 
     async def authorize(request: Request, user: str, password: str, action: str) -> None:
-        """Every technician action's check: per-address admission and lockout, the scrypt
-        check in the check threads, the wrong-credential delay; raises 429, 403 or 401.
-        `action` is logged as the action's fields (`action=...`, already one word each)."""
-        addr = request.client.host if request.client is not None else "unknown"
-        refusal = guard.admit(addr)
-        if refusal is not None:
+        """Every credential check (a login, a technician action): per-address, per-account
+        or per-known-browser admission and lockout, the scrypt check in the check
+        thread, the wrong-credential delay; raises 429, 403 or 401. `action` is logged
+        as the action's fields (`action=...`, already one word each)."""
+        addr = _client(request)
+        attempt = guard.admit(addr, user, request.cookies.get(KNOWN_COOKIE))
+        if not isinstance(attempt, Attempt):
             log.warning(
-                "manual_refused user=%s client=%s: %s", _logged(user), addr, refusal.message
+                "manual_refused user=%s client=%s: %s", _logged(user), addr, attempt.message
             )
             raise HTTPException(
-                429, refusal.message, headers={"Retry-After": str(refusal.retry_after_s)}
+                429, attempt.message, headers={"Retry-After": str(attempt.retry_after_s)}
             )
         try:
-            checked = await checks.run(
-                guard.standing(addr), _check, credentials_path, user, password
-            )
+            checked = await checks.run(attempt.rank, _check, credentials_path, user, password)
             if checked == "no_users":
                 raise HTTPException(
                     403,
@@ -312,7 +413,7 @@ def create_app(
                     "--credentials FILE)",
                 )
             if checked == "wrong":
-                lockout = guard.failed(addr)
+                lockout = attempt.failed()
                 log.warning(
                     "manual_refused user=%s client=%s %s: wrong credential%s",
                     _logged(user), addr, action, f"; {lockout.message}" if lockout else "",
@@ -321,7 +422,7 @@ def create_app(
                     "manual", "warning", "manual_refused", user,
                     f"{action.removeprefix('action=')} from {addr}: wrong credential",
                 )  # fmt: skip
-                # This address's next try waits (it is busy until the delay is over).
+                # This client's next try waits (it is busy until the delay is over).
                 await asyncio.sleep(WRONG_CREDENTIAL_DELAY_S)
                 if lockout is not None:
                     raise HTTPException(
@@ -330,9 +431,9 @@ def create_app(
                         headers={"Retry-After": str(lockout.retry_after_s)},
                     )
                 raise HTTPException(401, "wrong user or password; nothing was done")
-            guard.succeeded(addr)
+            attempt.succeeded()
         finally:
-            guard.release(addr)
+            attempt.release()
 
     # What every technician action (a credential in the body) can answer besides its own.
     technician_errors: dict[int | str, dict[str, Any]] = {
@@ -400,7 +501,10 @@ def create_app(
     }
 
     @app.get(
-        "/api/cameras/{camera_id}/layout", response_model=CameraLayout, responses=layout_errors
+        "/api/cameras/{camera_id}/layout",
+        response_model=CameraLayout,
+        responses=layout_errors,
+        dependencies=signed_in,
     )
     async def camera_layout(camera_id: Annotated[str, Field(max_length=64)]) -> CameraLayout:
         """The camera's zones and count lines as they run, with the site file's hash."""
@@ -487,6 +591,13 @@ def create_app(
         )  # fmt: skip
         return layout_of_camera(editor.vision, camera_id, rt.site, saved.site_hash, "")
 
+    for route in app.routes:  # every read behind a session says so in the document
+        signed = isinstance(route, APIRoute) and any(
+            d.dependency is technician for d in route.dependencies
+        )
+        if signed:
+            assert isinstance(route, APIRoute)
+            route.responses.setdefault(401, {"model": Problem, "description": "log in first"})
     return app
 
 
@@ -495,6 +606,10 @@ def _methods_of(app: FastAPI, path: str) -> list[str]:
         {m for r in app.routes if isinstance(r, APIRoute) and r.path_regex.match(path)
          for m in r.methods or ()}
     )  # fmt: skip
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
 
 
 def _logged(value: str) -> str:

@@ -7,6 +7,8 @@ The rules:
   files (`'self'`: no inline script or style, no other host, nothing may frame it),
   `X-Frame-Options: DENY`, `X-Content-Type-Options: nosniff`,
   `Referrer-Policy: no-referrer` and `Cross-Origin-Opener/Resource-Policy: same-origin`.
+- Over TLS, every answer carries `Strict-Transport-Security` (a browser that has seen
+  the page over TLS never falls back to clear HTTP for it).
 - Every answer from the API (`/api/...`, `/openapi.json`) is `Cache-Control: no-store`:
   live state, the event log and camera frames are never kept by a browser or proxy.
 - A state-changing request (any method but GET, HEAD, OPTIONS) whose `Origin` (or,
@@ -14,7 +16,9 @@ The rules:
   request's `Host`) is refused 403 before its body is read: that is the defence against
   another site's page making a technician's browser send an action (CSRF). Browsers
   send `Origin` on every cross-origin POST (and `Origin: null` from sandboxed or
-  opaque contexts, refused too). A request with neither header is let through: it
+  opaque contexts, refused too). A browser's `Sec-Fetch-Site` other than `same-origin`
+  (or `none`: typed by the user) is refused too, whatever Origin says. A request with
+  none of these headers is let through: it
   does not come from a browser page, and an action still needs a technician's
   password (curl, scripts, the tests).
 
@@ -75,6 +79,8 @@ class PageGuard:
                     headers[name] = value
                 if no_store:
                     headers["Cache-Control"] = "no-store"
+                if scope.get("scheme") == "https":  # served over TLS: never in clear again
+                    headers["Strict-Transport-Security"] = "max-age=31536000"
             await send(message)
 
         if scope["method"] not in SAFE_METHODS:
@@ -98,6 +104,12 @@ def cross_origin(scope: Scope) -> str | None:
     scheme: str = scope.get("scheme", "http")
     host = headers.get("host", "")
     own = _origin(scheme, host)
+    site = headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return (
+            f"refused: a request from another site (Sec-Fetch-Site {site[:20]!r}); actions "
+            "are taken only from the page itself"
+        )
     if "origin" in headers:
         said, header = headers["origin"], "Origin"
     elif "referer" in headers:

@@ -3,14 +3,16 @@ runtime's own event loop.
 
 The socket is bound before the runtime starts, so a port in use is a start-up
 error with a clear message, not a failure mid-run. It listens on loopback
-unless the unit file or the command line chooses another address (`--web-host`);
-an address other than loopback is logged as a warning at start. uvicorn's own
-signal handlers are kept out (the runtime owns SIGTERM/SIGINT and its shutdown
-path), and a failure of the page after start is logged and leaves the
-intersection running: the page is for people, the control tick is not its to
-stop. Its per-tick bookkeeping is the `web` tick hook (its own thread, never in
-the tick); what could cost the loop is bounded in edge/web/app.py (request
-bodies, credential checks) and here (at most MAX_CONNECTIONS at once, 503 beyond).
+unless told otherwise, and off loopback over TLS only (edge/web/listen.py decides;
+clear HTTP there only when chosen, logged at error level). uvicorn's own signal
+handlers are kept out (the runtime owns SIGTERM/SIGINT and its shutdown path). A
+failure of the page after start (running out of descriptors included) ends its task
+only: the runtime logs it and starts the page again after a backoff, the socket bound
+anew, and the intersection runs on: the page is for people, the control tick is not
+its to stop. Its per-tick bookkeeping is the `web` tick hook (its own thread, never in
+the tick); what could cost the loop is bounded in edge/web/app.py (request bodies,
+credential checks), edge/web/conncap.py (connections held open, idle ones closed)
+and here (at most MAX_CONNECTIONS requests at once, 503 beyond).
 No `server` header names the software; the security headers are edge/web/pageguard.py's.
 """
 
@@ -18,9 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import socket
+import ssl
 from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,8 @@ import uvicorn
 from edge.extensions import Extension
 from edge.web import LOOPBACK
 from edge.web.app import create_app
+from edge.web.conncap import BACKLOG, CappedListener, PageH11
+from edge.web.listen import is_loopback
 from edge.web.live import LogCapture, Recorder
 
 if TYPE_CHECKING:
@@ -51,27 +55,26 @@ class _Server(uvicorn.Server):
         yield  # the runtime owns the signals
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, cap: int | None = None) -> CappedListener:
+    """The listening socket, holding at most `cap` connections (edge/web/conncap.py)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         family, kind, proto, _, addr = infos[0]
-        sock = socket.socket(family, kind, proto)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(addr)
-        sock.listen(32)
+        sock = CappedListener(family, kind, proto, cap=cap)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+            sock.listen(BACKLOG)
+        except OSError:
+            sock.close()
+            raise
     except OSError as exc:
         raise WebError(f"technician page: cannot listen on {host}:{port}: {exc}") from exc
     sock.setblocking(False)
     return sock
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+__all__ = ["WebError", "WebPage", "attach_web", "bind", "is_loopback"]
 
 
 class WebPage(Extension):
@@ -88,8 +91,17 @@ class WebPage(Extension):
         host: str = LOOPBACK,
         credentials_path: str | None = None,
         board_lamps: Callable[[], Sequence[int]] | None = None,
+        tls: ssl.SSLContext | None = None,
+        insecure: bool = False,
+        cap: int | None = None,
     ) -> None:
-        self.sock = bind(host, port)
+        if tls is None and not is_loopback(host) and not insecure:
+            raise WebError(
+                f"technician page: {host} is not loopback and no TLS certificate is given: "
+                "passwords would cross the network in clear (edge/web/listen.py)"
+            )
+        self.tls, self.insecure, self.cap = tls, insecure, cap
+        self.sock: CappedListener | None = bind(host, port, cap)
         self.host, self.port = host, self.sock.getsockname()[1]
         self.credentials_path = credentials_path
         self.board_lamps = board_lamps
@@ -104,10 +116,20 @@ class WebPage(Extension):
             log.warning(
                 "web_no_credentials: manual control on the page is refused (no --credentials)"
             )
-        if not is_loopback(self.host):
+        else:
+            _warn_weak(self.credentials_path)
+        if self.insecure:
+            log.error(
+                "web_insecure host=%s port=%d: the page serves this network in CLEAR "
+                "(--web-insecure): technicians' passwords and session cookies can be read "
+                "on the wire; give it the device's certificate or listen on loopback",
+                self.host,
+                self.port,
+            )
+        elif not is_loopback(self.host):
             log.warning(
                 "web_public host=%s port=%d: the page is reachable from the network on this "
-                "address (chosen with --web-host); manual control needs a technician's password",
+                "address, over TLS; reading and acting need a technician's password",
                 self.host,
                 self.port,
             )
@@ -117,11 +139,17 @@ class WebPage(Extension):
         self.recorder.on_tick(tick)
 
     def stop(self) -> None:
-        self.sock.close()  # closed already when it served
+        if self.sock is not None:
+            self.sock.close()  # closed already when it served
 
     async def run(self) -> None:
-        recorder, sock = self.recorder, self.sock
+        """Serve until cancelled; a failure or an end is the runtime's to log and restart
+        (with backoff): the socket is closed, and bound again on the next start."""
+        recorder = self.recorder
         assert recorder is not None, "WebPage.start comes first"
+        if self.sock is None:  # a restart: the port again (WebError: tried again later)
+            self.sock = bind(self.host, self.port, self.cap)
+        sock = self.sock
         capture = LogCapture(recorder)
         logging.getLogger("edge").addHandler(capture)
         config = uvicorn.Config(
@@ -132,16 +160,22 @@ class WebPage(Extension):
             ws="none",
             timeout_graceful_shutdown=1,
             limit_concurrency=MAX_CONNECTIONS,
+            backlog=BACKLOG,
+            http=PageH11,  # closes a connection that sends no request in time
             # the peer's address is the client (per-address login limits): no header from a
             # client, not even from loopback, may claim another one
             proxy_headers=False,
             server_header=False,  # no banner naming the server software (and its version)
         )
+        config.load()
+        config.ssl = self.tls  # TLS 1.2+ with the device's certificate (listen.tls_context)
         server = _Server(config)
-        log.info("web_listening url=http://%s:%d/", self.host, self.port)
+        scheme = "https" if self.tls else "http"
+        log.info("web_listening url=%s://%s:%d/", scheme, self.host, self.port)
         try:
             await server.serve(sockets=[sock])
-            log.error("web_stopped: the technician page ended; the intersection runs on")
+        except SystemExit as exc:  # uvicorn's way to fail a start: the page's, not ours
+            raise WebError(f"technician page: the server stopped ({exc})") from None
         except asyncio.CancelledError:
             # The runtime is shutting down (after its board handover): end the live
             # streams and close the connections rather than leave them to the loop's end.
@@ -150,12 +184,28 @@ class WebPage(Extension):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.shutdown(sockets=[sock]), SHUTDOWN_S)
             raise
-        except Exception as exc:
-            log.exception("web_failed error=%r: the intersection runs on without the page", exc)
         finally:
             logging.getLogger("edge").removeHandler(capture)
             sock.close()
-        await asyncio.Event().wait()  # until the runtime's shutdown cancels this task
+            self.sock = None
+
+
+def _warn_weak(path: str) -> None:
+    """Name the users whose hashes are below today's cost (an older file): they still
+    log in; `edge passwd` rehashes (the service cannot: the file is root's)."""
+    from edge import credentials
+
+    try:
+        weak = credentials.weak_users(credentials.load(path))
+    except credentials.CredentialError as exc:
+        log.error("credentials_unreadable %s", exc)
+        return
+    if weak:
+        log.warning(
+            "credentials_weak file=%s users=%s: hashed at a cost below N=2^17; set their "
+            "passwords again with `edge passwd USER --file %s`",
+            path, ",".join(weak), path,
+        )  # fmt: skip
 
 
 def attach_web(
@@ -165,9 +215,15 @@ def attach_web(
     host: str = LOOPBACK,
     credentials_path: str | None = None,
     board_lamps: Callable[[], Sequence[int]] | None = None,
+    tls: ssl.SSLContext | None = None,
+    insecure: bool = False,
+    cap: int | None = None,
 ) -> Recorder:
     """Add the `web` extension to `rt` (before it runs); raises WebError at once."""
-    page = WebPage(port, host=host, credentials_path=credentials_path, board_lamps=board_lamps)
+    page = WebPage(
+        port, host=host, credentials_path=credentials_path, board_lamps=board_lamps,
+        tls=tls, insecure=insecure, cap=cap,
+    )  # fmt: skip
     rt.add(page)
     assert page.recorder is not None
     return page.recorder

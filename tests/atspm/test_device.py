@@ -22,7 +22,7 @@ from edge.atspm.web import wall
 from edge.cli import main
 from edge.config import load_config
 
-from tests.web.inproc import EXAMPLE, Stepper, app_for, make_runtime
+from tests.web.inproc import EXAMPLE, Stepper, app_for, make_runtime, signed_in
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ async def test_the_log_is_stored_and_served_as_maxtime_serves_it(
         ext.on_tick(rt.tick_snapshot())
     await until(lambda: not ext.pending, "the queued events are written")
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://page"
+        transport=httpx.ASGITransport(app=app), base_url="http://page", cookies=signed_in(app)
     ) as client:
         r = await client.get("/v1/asclog/xml/full")
         assert r.status_code == 200 and r.headers["content-type"].startswith("application/xml")
@@ -85,7 +85,7 @@ async def test_the_log_is_stored_and_served_as_maxtime_serves_it(
 async def test_without_the_log_the_route_says_so() -> None:
     app, _ = app_for(make_runtime(), None)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://page"
+        transport=httpx.ASGITransport(app=app), base_url="http://page", cookies=signed_in(app)
     ) as client:
         r = await client.get("/v1/asclog/xml/full")
     assert r.status_code == 404 and "no hi-res event log" in r.json()["error"]
@@ -184,3 +184,14 @@ def test_with_a_central_link_a_minute_at_a_time_goes_to_its_spool(tmp_path: Path
     assert sent == [
         (t0 + k + d, c, 1) for k in range(0, 90_000, 1000) for d, c in ((0, 82), (500, 81))
     ]
+
+
+@pytest.mark.anyio
+async def test_the_log_is_not_served_without_a_session() -> None:
+    """Technician names and every vehicle's time stamps: a read behind a session (issue 20)."""
+    app, _ = app_for(make_runtime(), None)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://page"
+    ) as client:
+        r = await client.get("/v1/asclog/xml/full")
+    assert r.status_code == 401

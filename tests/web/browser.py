@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from playwright.sync_api import BrowserContext, sync_playwright
+from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -59,3 +59,18 @@ def chromiums(
 def chromium(width: int = 1400, height: int = 1500) -> Iterator[BrowserContext]:
     with chromiums(1, width, height) as contexts:
         yield contexts[0]
+
+
+def log_in(page: Page, url: str, user: str, password: str) -> None:
+    """Open the page and log in through its own form, as a technician does."""
+    page.goto(url + "/")
+    page.wait_for_selector("#login-panel:not([hidden])", timeout=10_000)
+    page.fill("#login-user", user)
+    page.fill("#login-password", password)
+    page.click("#login-button")
+    page.wait_for_selector("#main:not([hidden])", timeout=10_000)
+
+
+def with_session(ctx: BrowserContext, url: str, cookies: dict[str, str]) -> None:
+    """A session made by the test (a page without credentials cannot log in)."""
+    ctx.add_cookies([{"name": k, "value": v, "url": url} for k, v in cookies.items()])

@@ -17,10 +17,12 @@ from edge.config import load_config
 from edge.runtime import Runtime
 from edge.web.app import create_app
 from edge.web.live import Recorder
+from edge.web.sessions import COOKIE, Sessions
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "four_leg_protected.toml"
 USER, PASSWORD = "tech", "correct horse battery"
+CHEAP = 2**12  # a cheap hash: these tests are about the page, not the scrypt cost
 
 
 class FakeSensing:
@@ -71,7 +73,7 @@ def make_runtime(site: Path = EXAMPLE) -> Runtime:
 
 def write_credentials(tmp: Path) -> Path:
     path = tmp / "technicians.json"
-    credentials.set_user(path, USER, PASSWORD)
+    credentials.set_user(path, USER, PASSWORD, n=CHEAP)
     return path
 
 
@@ -97,5 +99,14 @@ class Stepper:
 
 
 def app_for(rt: Runtime, creds: Path | None) -> tuple[Any, Recorder]:
+    """The app, with a technician's session started for the tests' reads (`signed_in`)."""
     recorder = Recorder(rt)
-    return create_app(recorder, str(creds) if creds else None), recorder
+    sessions = Sessions()
+    app = create_app(recorder, str(creds) if creds else None, sessions=sessions)
+    app.state.reader = sessions.start(USER)
+    return app, recorder
+
+
+def signed_in(app: Any) -> dict[str, str]:
+    """The cookies of the session `app_for` started: a client with them may read."""
+    return {COOKIE: app.state.reader}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
 import signal
@@ -54,9 +55,28 @@ class SimPage:
         self.proc = subprocess.Popen(
             args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
+        # the session cookie of `log_in`: reads need it
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+
+    def log_in(self, user: str, password: str, timeout_s: float = 40.0) -> None:
+        """Log in once the page answers (a session for `get`); AssertionError if not."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"edge run exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                code, body = self.post("/api/login", {"user": user, "password": password})
+            except OSError:
+                time.sleep(0.1)
+                continue
+            assert code == 200, body
+            return
+        raise AssertionError(f"the page did not answer within {timeout_s} s")
 
     def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.url + path, timeout=5) as r:
+        with self.opener.open(self.url + path, timeout=5) as r:
             return json.loads(r.read())
 
     def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
@@ -67,7 +87,7 @@ class SimPage:
             method="POST",
         )
         try:
-            with urllib.request.urlopen(req, timeout=5) as r:
+            with self.opener.open(req, timeout=5) as r:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())

@@ -21,6 +21,7 @@ from tests.web.inproc import (
     Stepper,
     app_for,
     make_runtime,
+    signed_in,
     write_credentials,
 )
 
@@ -38,7 +39,9 @@ class Harness:
         self.app, self.recorder = app_for(self.rt, creds)
         self.stepper = Stepper(self.rt, self.recorder)
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app), base_url="http://page"
+            transport=httpx.ASGITransport(app=self.app),
+            base_url="http://page",
+            cookies=signed_in(self.app),
         )
 
     async def control(self, **body: Any) -> httpx.Response:

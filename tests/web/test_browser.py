@@ -16,7 +16,7 @@ import pytest
 from edge import credentials
 from playwright.sync_api import Page
 
-from tests.web.browser import chromium
+from tests.web.browser import chromium, log_in
 from tests.web.conftest import FIGURES
 from tests.web.simproc import SimPage
 
@@ -29,9 +29,10 @@ Sample = tuple[float, list[str]]
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimPage]:
     tmp = tmp_path_factory.mktemp("web-e2e")
     creds = tmp / "technicians.json"
-    credentials.set_user(creds, USER, PASSWORD)
+    credentials.set_user(creds, USER, PASSWORD, n=2**12)
     s = SimPage(tmp / "edge-run.log", credentials=creds, speed=SPEED, duration_s=240)
     try:
+        s.log_in(USER, PASSWORD)
         s.wait(lambda st: st["mode"] == "run" and st["board"]["state"] == "RUNNING", 40)
         yield s
     finally:
@@ -51,6 +52,11 @@ def page(sim: SimPage) -> Iterator[Page]:
             lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None,
         )
         p.goto(sim.url + "/")
+        # before a login: the login form, none of the intersection's data
+        p.wait_for_selector("#login-panel:not([hidden])", timeout=10_000)
+        assert p.evaluate("async () => (await fetch('/api/state')).status") == 401
+        assert not p.locator("#main").is_visible()
+        log_in(p, sim.url, USER, PASSWORD)
         yield p
         assert not errors, errors
 

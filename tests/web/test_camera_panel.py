@@ -17,13 +17,13 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from tests.web.browser import chromium
-from tests.web.inproc import FakeLink, FakeSensing, Stepper, app_for, make_runtime
+from tests.web.browser import chromium, with_session
+from tests.web.inproc import FakeLink, FakeSensing, Stepper, app_for, make_runtime, signed_in
 from tests.web.simproc import free_port
 
 
 @pytest.fixture(scope="module")
-def url() -> Iterator[str]:
+def url() -> Iterator[tuple[str, dict[str, str]]]:
     rt = make_runtime()
     rt.sensing = FakeSensing()
     rt.link = FakeLink()
@@ -46,17 +46,19 @@ def url() -> Iterator[str]:
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", signed_in(app)
     finally:
         recorder.closing = True
         server.should_exit = True
         thread.join(10)
 
 
-def test_camera_and_link_panels(url: str) -> None:
+def test_camera_and_link_panels(url: tuple[str, dict[str, str]]) -> None:
+    base, session = url
     with chromium() as ctx:
+        with_session(ctx, base, session)  # no credentials here: a session made by the test
         page = ctx.new_page()
-        page.goto(url + "/")
+        page.goto(base + "/")
         page.wait_for_selector("[data-camera=north] img")
         page.wait_for_function(
             "() => document.querySelector('[data-camera=north] img').naturalWidth > 0"

@@ -28,7 +28,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.hypothesis_profiles import examples
-from tests.web.inproc import PASSWORD, USER, Stepper, app_for, make_runtime, write_credentials
+from tests.web.inproc import (
+    PASSWORD,
+    USER,
+    Stepper,
+    app_for,
+    make_runtime,
+    signed_in,
+    write_credentials,
+)
 
 STATIC = Path(web_app.__file__).parent / "static"
 NO_CREDENTIAL = "no technician credential"  # the 403 of a device without credentials
@@ -43,7 +51,7 @@ def client_for(creds: Path | None) -> tuple[httpx.AsyncClient, Recorder]:
     app, recorder = app_for(make_runtime(), creds)
     Stepper(recorder.rt, recorder).step(150)
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://page"
+        transport=httpx.ASGITransport(app=app), base_url="http://page", cookies=signed_in(app)
     ), recorder
 
 
@@ -249,3 +257,26 @@ def test_only_names_edge_passwd_accepts_pass_the_request(user: str) -> None:
     except ValueError:
         accepted = False
     assert accepted == fits
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+async def test_a_browser_saying_another_site_is_refused_whatever_its_origin(
+    page: httpx.AsyncClient, site: str
+) -> None:
+    """Issue 20: the Origin check let through what named no origin; a browser's
+    Sec-Fetch-Site other than same-origin is refused for every state-changing request."""
+    for path, body in (
+        ("/api/control", {"action": "flash", "user": USER, "password": "x"}),
+        ("/api/login", {"user": USER, "password": "x"}),
+    ):
+        for extra in ({}, {"Origin": "http://page"}):
+            r = await page.post(path, json=body, headers={"Sec-Fetch-Site": site, **extra})
+            assert r.status_code == 403, (path, extra, r.text)
+            assert f"Sec-Fetch-Site '{site}'" in r.json()["error"]
+    r = await page.post(
+        "/api/control",
+        json={"action": "flash", "user": USER, "password": "x"},
+        headers={"Sec-Fetch-Site": "same-origin", "Origin": "http://page"},
+    )
+    assert r.status_code == 403 and NO_CREDENTIAL in r.json()["error"]  # let through

@@ -25,7 +25,8 @@ from edge.runtime import Runtime
 from edge.vision.sensing import Sensing
 from edge.web.app import create_app
 from edge.web.live import Recorder
-from edge.web.logins import LoginGuard
+from edge.web.logins import Logins
+from edge.web.sessions import COOKIE, Sessions
 
 from tests.vision.sitefile import write_site
 from tests.web.conftest import FIGURES
@@ -54,7 +55,11 @@ class Page:
         assert isinstance(self.rt.sensing, Sensing)
         self.sensing: Sensing = self.rt.sensing
         self.recorder = Recorder(self.rt)
-        self.app = create_app(self.recorder, str(write_credentials(tmp)), LoginGuard())
+        sessions = Sessions()
+        self.app = create_app(
+            self.recorder, str(write_credentials(tmp)), Logins(), sessions=sessions
+        )
+        self.reader = sessions.start("tech")  # a technician's session for the reads
         self.stepper = Stepper(self.rt, self.recorder)
         self.stepper.step(200)
         self.steps: list[float] = []  # when each tick ran (monotonic s)
@@ -62,7 +67,9 @@ class Page:
 
     def client_from(self, host: str) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=self.app, client=(host, 40000))
-        return httpx.AsyncClient(transport=transport, base_url="http://page")
+        return httpx.AsyncClient(
+            transport=transport, base_url="http://page", cookies={COOKIE: self.reader}
+        )
 
     async def tick(self) -> None:
         while True:

@@ -25,7 +25,7 @@ from edge.web.live import Recorder
 from playwright.sync_api import Page
 
 from tests.vision.sitefile import write_site
-from tests.web.browser import chromium
+from tests.web.browser import chromium, log_in
 from tests.web.inproc import PASSWORD, USER, Stepper, write_credentials
 from tests.web.simproc import free_port
 
@@ -105,7 +105,7 @@ def save(page: Page) -> None:
 def test_a_technician_moves_a_corner_and_saves(served: Served) -> None:
     with chromium() as ctx:
         page = ctx.new_page()
-        page.goto(served.url + "/")
+        log_in(page, served.url, USER, PASSWORD)
         page.wait_for_function(
             f"() => document.querySelector('{CAM} img')?.naturalWidth === 320"
         )  # the camera's live picture

@@ -203,6 +203,7 @@ function paintBoard(state) {
 
 async function refreshLink() {
   const r = await fetch("/api/link");
+  if (r.status === 401) { showLogin("your session ended: log in again"); return; }
   const info = await r.json();
   if (!info.configured) { $("link").innerHTML = "<p>not configured on this device</p>"; return; }
   const s = info.status || {};
@@ -213,6 +214,7 @@ async function refreshLink() {
 // -- cameras -------------------------------------------------------------------------------
 async function refreshCameras() {
   const r = await fetch("/api/cameras");
+  if (r.status === 401) { showLogin("your session ended: log in again"); return; }
   const info = await r.json();
   const box = $("cameras");
   if (!info.configured) { box.innerHTML = "<p>no cameras configured on this device</p>"; return; }
@@ -550,6 +552,7 @@ function bars(canvas, values, colour) {
 
 async function refreshHistory() {
   const r = await fetch("/api/history");
+  if (r.status === 401) { showLogin("your session ended: log in again"); return; }
   const h = await r.json();
   bars($("chart-counts"), h.minutes.map((m) => m.counts), "#50a0ff");
   bars($("chart-wait"), h.minutes.map((m) => m.mean_wait_s), "#d97706");
@@ -629,7 +632,39 @@ function connect() {
   es.onerror = () => { badge($("live"), "reconnecting", "bad"); };
 }
 
+// -- login: reads need a session (an HttpOnly cookie the browser sends with every fetch) --
+let started = false;
+function showLogin(why) {
+  $("main").hidden = true; $("who").hidden = true; $("login-panel").hidden = false;
+  $("login-result").className = why ? "err" : ""; $("login-result").textContent = why || "";
+  $("login-user").focus();
+}
+
+async function login(e) {
+  e.preventDefault();  // sent by fetch, never submitted (CSP: form-action 'none')
+  const user = $("login-user").value.trim(), password = $("login-password").value;
+  $("login-result").className = ""; $("login-result").textContent = "checking...";
+  const r = await fetch("/api/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ user, password }) });
+  $("login-password").value = "";
+  if (!r.ok) { const res = await r.json(); showLogin(`refused (${r.status}): ${res.error}`); return; }
+  if (!$("user").value) $("user").value = user;
+  await signedIn(user);
+}
+
+async function signedIn(user) {
+  $("login-panel").hidden = true; $("main").hidden = false; $("who").hidden = false;
+  $("who-user").textContent = user;
+  if (!started) { started = true; await start(); }
+}
+
 async function main() {
+  $("login").addEventListener("submit", login);
+  $("logout").addEventListener("click", async () => { await fetch("/api/logout", { method: "POST" }); location.reload(); });
+  const r = await fetch("/api/session");
+  if (r.ok) await signedIn((await r.json()).user); else showLogin("");
+}
+
+async function start() {
   $("control").addEventListener("submit", (e) => e.preventDefault());  // Enter never submits (CSP: no inline handlers)
   const r = await fetch("/api/site");
   site = await r.json();
