@@ -212,10 +212,11 @@ def test_every_developer_entry_point_loads() -> None:
     groups = developer_entry_points()
     assert set(groups["edge.commands"]) >= {"sim", "bench"}
     assert set(groups["edge.sim"]) == {"run", "scenarios"}
-    for eps in groups.values():
-        for value in eps.values():
-            module, attr = value.split(":")
-            assert callable(getattr(import_module(module), attr)), value
+    from devtools.bench import BENCHES  # `edge bench NAME`: each a "module:function" too
+
+    for value in [v for eps in groups.values() for v in eps.values()] + list(BENCHES.values()):
+        module, attr = value.split(":")
+        assert callable(getattr(import_module(module), attr)), value
 
 
 def test_a_checkout_offers_them() -> None:
