@@ -28,8 +28,8 @@ demo-scripted: $(STAMP)
 	$(VENV)/bin/edge demo examples/four_leg_protected.toml
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check edge sim tests hw models
-	$(VENV)/bin/ruff format --check edge sim tests models
+	$(VENV)/bin/ruff check edge sim devtools tests hw models
+	$(VENV)/bin/ruff format --check edge sim devtools tests models
 	$(VENV)/bin/mypy
 
 # The full suite, and CI's command (.ci/run): every layer; the 20 slowest tests at the end.

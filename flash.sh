@@ -362,7 +362,7 @@ fi
 provision() {
     local cmd=$1
     shift
-    printf '%s\n' "$PASSWORD" | "$PY" -m edge.device.provision "$cmd" \
+    printf '%s\n' "$PASSWORD" | "$PY" -m devtools.provision "$cmd" \
         --device-id "$DEVICE_ID" --site "$SITE" --device-port "$DEVICE_PORT" \
         ${TARGET:+--target "$TARGET"} ${SSH:+--ssh "$SSH"} ${BOARD:+--board "$BOARD"} \
         ${BROKER:+--broker "$BROKER"} ${CENTRAL_KEY:+--central-key "$CENTRAL_KEY"} \
@@ -386,7 +386,7 @@ trap 'rm -rf "$STAGE" "$BUILD"' EXIT
 say "== 2. preparing the files (in $STAGE; nothing on the device yet)"
 if [ -n "$TARGET" ]; then
     provision stage --out "$STAGE" --existing "$TARGET"
-    PI_PY=$("$PY" -c 'import sys; from edge.device.provision import target_python; from pathlib import Path; print(target_python(Path(sys.argv[1])))' "$TARGET")
+    PI_PY=$("$PY" -c 'import sys; from devtools.provision import target_python; from pathlib import Path; print(target_python(Path(sys.argv[1])))' "$TARGET")
 else
     mkdir -p "$STAGE/existing/etc/edge/tls"
     for f in technicians.json tls/client.crt tls/client.key; do
@@ -398,8 +398,8 @@ else
     PI_PY=$(ssh "$SSH" 'python3 -c "import sys; print(f\"{sys.version_info[0]}.{sys.version_info[1]}\")"')
 fi
 
-# The device's package: this checkout's code less the developer tools (the simulator,
-# the benchmarks, the models' training code: deploy/device-exclude.txt).
+# The device's package: edge/, hw/ and models/ less the models' training code
+# (deploy/device-exclude.txt); never sim/ or devtools/, no developer entry points.
 EDGE_PYTHON=$PY "$REPO/scripts/device-wheel.sh" "$BUILD/src"
 # The release id names that code and its dependencies: same sources, same release.
 RELEASE=$(
@@ -485,7 +485,7 @@ if [ -z "$BOARD" ]; then
 else
     dry=()
     [ "$DRY" = 1 ] && dry=(--dry-run)
-    "$PY" -m edge.device.board_flash --port "$BOARD" --device-id "$DEVICE_ID" \
+    "$PY" -m devtools.board_flash --port "$BOARD" --device-id "$DEVICE_ID" \
         --site "$STAGE/etc/edge/site.toml" "${dry[@]}" || die "the IO board was not flashed correctly (see above)"
 fi
 

@@ -4,18 +4,20 @@ Rules it keeps:
 - A command's module is imported only when that command runs, or for the full
   listing (`edge`, `edge -h`, an unknown command): `edge check` needs pydantic, not
   the network libraries, OpenCV or the simulator.
-- The developer tools (`edge sim`, `edge bench`, `edge run --sim`) are offered only
-  where their modules are installed. The device's package leaves them out
-  (deploy/device-exclude.txt); typed there anyway, they are a one-line error.
+- No module here imports the developer side (sim/, devtools/): its commands come from
+  installed packages' entry points (pyproject.toml). Group `edge.commands`: NAME =
+  "module:add", where add(subparsers) registers `edge NAME`; group `edge.sim`: `run` and
+  `scenarios`, for `edge run --sim`. The device's package declares none
+  (scripts/device-wheel.sh), so there they are absent: typed anyway, a one-line error.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from collections.abc import Callable, Sequence
+from importlib.metadata import EntryPoint, entry_points
 from typing import TypeAlias
 
 from edge.config import ConfigError, compatibility_matrix, load_config, load_site
@@ -24,8 +26,10 @@ from edge.control.messages import Lamp, Outputs
 from edge.demand import RandomDemand
 
 DESCRIPTION = (__doc__ or "").split("\n", 1)[0]
-# The developer-only commands: the module each needs, and what it is (for the error).
-DEV_TOOLS = {"sim": ("sim", "the simulator is"), "bench": ("edge.bench", "the benchmarks are")}
+COMMAND_GROUP = "edge.commands"
+SIM_GROUP = "edge.sim"
+# What the device answers when a developer command is typed there (it has no entry points).
+DEV_TOOLS = {"sim": "the simulator is", "bench": "the benchmarks are"}
 STEP_MS = 100
 
 _LAMP_CHAR = {
@@ -139,11 +143,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             insecure=args.web_insecure,
         )  # fmt: skip
     if args.sim:
-        if not installed("sim"):
+        sim = plugins(SIM_GROUP)
+        if "run" not in sim:
             return not_installed("edge run --sim", "sim")
-        from sim.realtime import run_sim
-
-        return run_sim(
+        run_sim = sim["run"].load()
+        code: int = run_sim(
             args.sim,
             tls=args.tls,
             speed=args.speed,
@@ -151,6 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             web=web,
             cameras=args.cameras,
         )
+        return code
     if not (args.config and args.port):
         print("edge run: --config and --port, or --sim SCENARIO", file=sys.stderr)
         return 2
@@ -192,12 +197,6 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from edge.bench import run_bench
-
-    return run_bench(args.name, json_out=args.json, quick=args.quick)
-
-
 class _DefaultsShown(argparse.HelpFormatter):
     """Appends an option's default to its help, unless it is none, off, or already said."""
 
@@ -219,16 +218,13 @@ def show_defaults(parser: argparse.ArgumentParser) -> None:
                 show_defaults(sub)
 
 
-def installed(module: str) -> bool:
-    """Whether `module` can be found, without importing it (its parent packages are)."""
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ImportError:
-        return False
+def plugins(group: str) -> dict[str, EntryPoint]:
+    """The installed entry points of `group` by name; loading one imports its module."""
+    return {ep.name: ep for ep in entry_points(group=group)}
 
 
 def not_installed(typed: str, tool: str) -> int:
-    what = DEV_TOOLS[tool][1]
+    what = DEV_TOOLS[tool]
     print(
         f"{typed}: {what} not installed on this device; it is a developer tool "
         "(a checkout's `make setup` installs it)",
@@ -260,7 +256,8 @@ def _add_demo(sub: Subparsers) -> None:
 
 
 def _add_run(sub: Subparsers) -> None:
-    sim = installed("sim")
+    runner = plugins(SIM_GROUP)
+    sim = "run" in runner
 
     def sim_help(text: str) -> str:
         # Without the simulator (the device) the --sim options stay, unlisted: typed
@@ -279,10 +276,8 @@ def _add_run(sub: Subparsers) -> None:
     p.add_argument("--port", help="serial device, e.g. /dev/ttyACM0 or a pty")
     p.add_argument("--status-file", help="write the status snapshot (JSON) here every 10 s")
     scenarios = ""
-    if sim:
-        from sim.sumo.scenarios import names
-
-        scenarios = ", ".join(names())
+    if "scenarios" in runner:
+        scenarios = ", ".join(runner["scenarios"].load()())
     p.add_argument(
         "--sim",
         metavar="SCENARIO",
@@ -385,31 +380,13 @@ def _add_central(sub: Subparsers) -> None:
     add_central_command(sub)
 
 
-def _add_sim(sub: Subparsers) -> None:
-    from sim.sumo.cli import add_sim_command
-
-    add_sim_command(sub)
-
-
 def _add_vision(sub: Subparsers) -> None:
     from edge.vision.cli import add_vision_command  # OpenCV, onnxruntime
 
     add_vision_command(sub)
 
 
-def _add_bench(sub: Subparsers) -> None:
-    p = sub.add_parser("bench", help="run a benchmark and print its figures")
-    p.add_argument(
-        "name",
-        choices=["control", "board", "link", "vision", "traffic", "preemption"],
-        help="which benchmark",
-    )
-    p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
-    p.add_argument("--quick", action="store_true", help="fewer steps (for smoke tests)")
-    p.set_defaults(func=cmd_bench)
-
-
-# Every command, in the order `edge -h` lists them.
+# The device's commands, in the order `edge -h` lists them (the developer's follow).
 COMMANDS: dict[str, Callable[[Subparsers], None]] = {
     "check": _add_check,
     "demo": _add_demo,
@@ -419,25 +396,28 @@ COMMANDS: dict[str, Callable[[Subparsers], None]] = {
     "atspm": _add_atspm,
     "board": _add_board,
     "central": _add_central,
-    "sim": _add_sim,
     "vision": _add_vision,
-    "bench": _add_bench,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     word = argv[0] if argv else ""
-    if word in DEV_TOOLS and not installed(DEV_TOOLS[word][0]):
+    dev = {name: ep for name, ep in plugins(COMMAND_GROUP).items() if name not in COMMANDS}
+    if word in DEV_TOOLS and word not in dev:
         return not_installed(f"edge {word}", word)
     parser = argparse.ArgumentParser(prog="edge", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     if word in COMMANDS:  # only its parser: only its module is imported
         COMMANDS[word](sub)
+    elif word in dev:
+        dev[word].load()(sub)
     else:
-        for name, add in COMMANDS.items():
-            if name not in DEV_TOOLS or installed(DEV_TOOLS[name][0]):
-                add(sub)
+        for add in COMMANDS.values():
+            add(sub)
+        for name in [*DEV_TOOLS, *sorted(dev.keys() - DEV_TOOLS.keys())]:
+            if name in dev:
+                dev[name].load()(sub)
     show_defaults(parser)
     args = parser.parse_args(argv)
     try:

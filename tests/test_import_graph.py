@@ -1,8 +1,11 @@
-"""No import circle in edge/: the runtime's parts (central link, event log, page, cameras)
-and the benches import downwards only (issue 16).
+"""No import circle in edge/, and edge/ never imports the developer side (issue 16).
 
-Every `import` of an edge module counts, at module level or inside a function (a lazy
-import still ties the two modules together); imports under `if TYPE_CHECKING:` do not.
+- The runtime's parts (central link, event log, page, cameras) import downwards only.
+  Every `import` of an edge module counts, at module level or inside a function (a lazy
+  import still ties the two modules together); imports under `if TYPE_CHECKING:` do not.
+- No module of edge/ imports sim/, devtools/ or models/ (the training code), in any form:
+  lazy or under TYPE_CHECKING alike. The device's package has none of them; `edge` reaches
+  the developer's commands through entry points only (edge/cli.py).
 """
 
 from __future__ import annotations
@@ -89,3 +92,43 @@ def test_the_check_finds_a_circle(tmp_path: Path) -> None:
     hooks.write_text(hooks.read_text() + "\n\ndef _x() -> None:\n    import edge.runtime\n")
     (group,) = import_cycles(copy)
     assert {"edge.runtime", "edge.tickhooks"} <= set(group)
+
+
+DEVELOPER_SIDE = ("sim", "devtools", "models")
+
+
+def developer_imports(root: Path = EDGE) -> list[str]:
+    """`module:line: imported` for every import of the developer side under root."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        name = ".".join(path.relative_to(root.parent).with_suffix("").parts)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            found += [
+                f"{name}:{node.lineno}: {n}" for n in names if n.split(".")[0] in DEVELOPER_SIDE
+            ]
+    return found
+
+
+def test_no_edge_module_imports_the_developer_side() -> None:
+    assert developer_imports() == []
+
+
+def test_the_check_finds_a_developer_import(tmp_path: Path) -> None:
+    """Lazy, under TYPE_CHECKING, or `import sim.x`: each is found (planted in a copy)."""
+    copy = tmp_path / "edge"
+    shutil.copytree(EDGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    cli = copy / "cli.py"
+    cli.write_text(
+        cli.read_text()
+        + "\n\ndef _x() -> None:\n    from sim.realtime import run_sim\n"
+        + "\n\nif TYPE_CHECKING:\n    import devtools.bench\n"
+    )
+    (copy / "vision" / "extra.py").write_text("import models.train\n")
+    found = developer_imports(copy)
+    assert [f.split(": ")[1] for f in found] == ["sim.realtime", "devtools.bench", "models.train"]

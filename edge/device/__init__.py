@@ -1,3 +1,5 @@
 """Device-side concerns of a provisioned controller: systemd (readiness, watchdog),
 journald-friendly logs, `edge status`, side-by-side releases with rollback, the
-provisioning helpers flash.sh calls and its self-test."""
+self-test (flash.sh runs it on the Pi too). The laptop's half of flash.sh (checking
+the inputs, staging the files, flashing the IO board) is devtools/provision.py and
+devtools/board_flash.py."""

@@ -32,9 +32,10 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.vision import health as hl
-from edge.vision.capture import FrameSource, Grab
+from edge.vision.capture import FrameSource
 from edge.vision.config import Camera, Vision
 from edge.vision.model import Detection
+from edge.vision.reader import Grab
 from edge.vision.tracker import Tracker
 from edge.vision.zones import ZoneGeometry, ZoneState
 

@@ -11,22 +11,22 @@
 - `World`: the vehicles SUMO has now, as the renderer's Vehicles; the
   simulation task updates it after each step.
 - `SimSource`: a FrameSource rendering one camera from the World at the
-  camera's fps, on its own thread (the renderer is numpy/OpenCV: it mostly
-  runs without the GIL).
+  camera's fps, on its own thread (edge/vision/reader.py's FrameReader, as a
+  real camera's: newest frame only, a render error logged and retried; the
+  renderer is numpy/OpenCV: it mostly runs without the GIL).
 """
 
 from __future__ import annotations
 
-import threading
-import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edge.vision.capture import Grab, register_scheme
+from edge.vision.capture import register_scheme
 from edge.vision.config import SIM_MODEL, Camera
+from edge.vision.reader import FrameReader
 
 from sim.camera.render import CameraView, Conditions, Road, Vehicle, project, render
 from sim.camera.views import ApproachCamera, approach_cameras, road_scene
@@ -191,32 +191,16 @@ class SimCamera:
     road: Road
 
 
-class SimSource:
+class SimSource(FrameReader):
     """A `sim://` camera: renders its approach from the World at the camera's fps."""
 
     def __init__(self, camera: Camera, sim_cam: SimCamera, world: World, seed: int = 0) -> None:
+        super().__init__(camera.id, camera.url, f"sim-camera-{camera.id}")
         self.camera = camera
         self.sim_cam = sim_cam
         self.world = world
         self.error = ""
         self._rng = np.random.default_rng(seed)
-        self._grab: Grab | None = None
-        self._seq = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"sim-camera-{camera.id}", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def latest(self) -> Grab | None:
-        return self._grab
 
     def render_now(self) -> np.ndarray:
         frame, _ = render(
@@ -228,15 +212,11 @@ class SimSource:
         )
         return frame
 
-    def _run(self) -> None:
+    def _read(self) -> None:
         period = 1.0 / self.camera.fps
-        next_s = time.monotonic()
-        while not self._stop.is_set():
-            frame = self.render_now()
-            self._seq += 1
-            self._grab = Grab(self._seq, time.monotonic(), frame)
-            next_s = max(next_s + period, time.monotonic())
-            self._stop.wait(max(0.0, next_s - time.monotonic()))
+        while not self.stopping:
+            self.publish(self.render_now())
+            self.pace(period)
 
 
 def sim_cameras(d: Derivation, net_path: str | Path) -> dict[str, SimCamera]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from edge.board import bench
+from devtools.bench import board as bench
 
 
 def test_board_bench_measures_latency_and_rate() -> None:

@@ -90,3 +90,40 @@ def test_held_out_is_reproducible_and_labelled() -> None:
     assert sum(len(s.labels) for s in a) > 0
     with pytest.raises(ValueError, match="held-out seed"):
         next(held_out(1, 5))
+
+
+def test_a_render_error_is_surfaced_and_the_camera_keeps_rendering(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The simulator's camera is the cameras' reader thread (edge/vision/reader.py): a
+    render that raises is logged, named in `error`, and retried, never the camera's end
+    (before, its thread died silently and the camera froze on its last frame)."""
+    import threading
+
+    from edge.vision.config import Camera
+    from sim.camera.source import SimSource, World
+
+    rendered = threading.Event()
+
+    class Flaky(SimSource):
+        fails = 1
+
+        def render_now(self) -> np.ndarray:
+            if self.fails:
+                self.fails -= 1
+                raise ValueError("render failed")
+            rendered.set()
+            return np.zeros((2, 2, 3), np.uint8)
+
+    cam = Camera("N", "sim://N", 640, 360, 10.0, 5.0, None, (), ())
+    src = Flaky(cam, None, World())  # type: ignore[arg-type]  # render_now needs no scene
+    src.start()
+    try:
+        assert rendered.wait(30)  # after the backoff (0.25 to 0.5 s)
+    finally:
+        src.stop()
+    grab = src.latest()
+    assert grab is not None and grab.seq >= 1
+    assert [r.getMessage() for r in caplog.records if "camera_error" in r.getMessage()] == [
+        "camera_error camera=N: sim://N: ValueError('render failed'); reopening"
+    ]

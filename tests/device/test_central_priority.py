@@ -14,11 +14,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from devtools.vision.synthetic import fixed_boxes_model
 from edge.config import load_config
 from edge.link import central
 from edge.link.central import Collected
 from edge.link.mosquitto import Mosquitto
-from edge.vision.synthetic import fixed_boxes_model
 from sim.sumo.site_toml import to_toml
 from sim.virtual_board import VirtualBoard
 

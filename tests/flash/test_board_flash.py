@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from edge.device.board_flash import FlashError, flash, wanted_files
+from devtools.board_flash import FlashError, flash, wanted_files
 from sim.raw_repl import RawRepl
 from sim.virtual_board import VirtualBoard
 

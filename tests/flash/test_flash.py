@@ -159,8 +159,8 @@ def test_the_release_holds_only_the_device(provisioned: Provisioned) -> None:
     current = provisioned.root / "opt/edge/current/venv"
     (site,) = current.glob("lib/python*/site-packages")
     assert (site / "edge/runtime.py").is_file() and (site / "models/vehicles.onnx").is_file()
-    assert not (site / "sim").exists() and not (site / "edge/bench.py").exists()
-    assert not list(site.glob("edge/*/bench.py")) and not (site / "models/train.py").exists()
+    assert not (site / "sim").exists() and not (site / "devtools").exists()
+    assert not list(site.glob("edge/**/*bench*.py")) and not (site / "models/train.py").exists()
 
     def release(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from edge.bench import run_bench
+from devtools.bench import run_bench
 
 
 def test_bench_link_quick(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:

@@ -94,7 +94,7 @@ def live_frames(n: int, brightness: int = 120, shift: int = 0, seed: int = 0) ->
 @pytest.fixture
 def vehicles_model(tmp_path: Path) -> Path:
     """Two cars whose ground points fall in zone n-stop, one in n-left (320x192 input)."""
-    from edge.vision.synthetic import fixed_boxes_model
+    from devtools.vision.synthetic import fixed_boxes_model
 
     return fixed_boxes_model(
         tmp_path / "fixed.onnx",
@@ -110,7 +110,7 @@ def footage() -> Path:
     the checkout, as it does in CI. A developer's checkout without it skips these tests;
     in CI (CI set) a missing copy is a failure, as for the Hangzhou data (tests/sim).
     """
-    from edge.vision.truth import default_shared_dir
+    from devtools.vision.truth import default_shared_dir
 
     path = default_shared_dir()
     if not path.is_dir():

@@ -1,7 +1,7 @@
 """A real site file with a camera, written as a technician would: comments, their own layout.
 
 examples/four_leg_protected.toml with a `[vision]` section naming a stand-in model
-(fixed boxes, edge/vision/synthetic.py) and one camera on a looping video file. The
+(fixed boxes, devtools/vision/synthetic.py) and one camera on a looping video file. The
 count line along the top edge makes the zones' crop the whole frame, so the model's
 boxes land in frame pixels as given: ground points (110, 175) and (115, 135) in zone
 n-stop, (215, 165) in zone n-left.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.vision.synthetic import fixed_boxes_model
+from devtools.vision.synthetic import fixed_boxes_model
 
 from tests.vision.conftest import EXAMPLE, live_frames, write_video
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from edge.vision import realeval, truth
+from devtools.vision import realeval, truth
 from edge.vision.config import DEFAULT_MODEL
 from edge.vision.model import VehicleModel
 from edge.vision.tracker import iou

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from devtools.vision.synthetic import fixed_boxes_model
 from edge.vision.config import SIM_MODEL
-from edge.vision.synthetic import fixed_boxes_model
 from edge.vision.tracker import iou
 
 from tests.vision.conftest import CAMERA, site_raw

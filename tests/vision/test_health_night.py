@@ -9,8 +9,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from devtools.bench.vision import _lit
 from edge.vision import health as hl
-from edge.vision.bench import _lit
 from sim.camera.render import Conditions, render
 from sim.camera.source import sim_cameras, vehicles_from_sumo
 from sim.realtime import pick

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edge.vision.model import ModelError, VehicleModel
-from edge.vision.synthetic import (
+from devtools.vision.synthetic import (
     _constant_outputs,
     centernet_model,
     conv_model,
     fixed_boxes_model,
     ssd_model,
 )
+from edge.vision.model import ModelError, VehicleModel
 
 COCO = {0: "person", 1: "bicycle", 2: "car", 3: "motorcycle", 5: "bus", 7: "truck"}
 

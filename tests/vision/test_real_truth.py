@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edge.vision.truth import (
+from devtools.vision.truth import (
     CLASSES,
     KINDS,
     TRUTH,

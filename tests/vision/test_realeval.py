@@ -1,11 +1,12 @@
 """The real-footage measure counts as its rules say: matches, don't-cares, false boxes and
-what they sit on, the runtime's region, zone counts and box bottoms (edge/vision/realeval.py)."""
+what they sit on, the runtime's region, zone counts and box bottoms
+(devtools/vision/realeval.py)."""
 
 from __future__ import annotations
 
+from devtools.vision.realeval import Score
+from devtools.vision.truth import Frame, NonVehicle, Vehicle
 from edge.vision.model import Detection
-from edge.vision.realeval import Score
-from edge.vision.truth import Frame, NonVehicle, Vehicle
 
 CAR = Vehicle((100, 100, 160, 140), "car", False)  # 40 px tall: counted
 SMALL = Vehicle((300, 100, 315, 115), "car", False)  # 15 px tall: don't care

@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-from edge.vision.synthetic import fixed_boxes_model
+from devtools.vision.synthetic import fixed_boxes_model
 from sim.sumo.site_toml import to_toml
 from sim.virtual_board import VirtualBoard
 

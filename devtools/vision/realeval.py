@@ -1,7 +1,7 @@
 """The detector measured on real footage against hand-checked ground truth.
 
 Rules it keeps:
-- Frames are read as the ground truth was made (edge/vision/truth.py). The
+- Frames are read as the ground truth was made (devtools/vision/truth.py). The
   footage stays in shared/ (terms unknown: evaluation only); the truth
   (tests/data/real_camera/ground_truth.json) is the project's own.
 - A detection matches a vehicle at IoU >= 0.5, greedily by score. Vehicles
@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from edge.vision.model import Detection
 from edge.vision.pipeline import region_of
 from edge.vision.tracker import iou
-from edge.vision.truth import Frame, Truth, Vehicle, default_shared_dir, frame_images
 from edge.vision.zones import inside
+
+from devtools.vision.truth import Frame, Truth, Vehicle, default_shared_dir, frame_images
 
 Polygon = tuple[tuple[float, float], ...]
 MIN_HEIGHT_PX = 20.0  # the goal's "vehicles at least 20 px tall"

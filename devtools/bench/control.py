@@ -1,11 +1,12 @@
-"""Benchmarks that print their figures: `edge bench NAME [--json]`."""
+"""`edge bench control`: the controller's step cost per example, on scripted random traffic.
+
+Only step() is timed: the traffic inputs are recorded first (a run with feedback), then
+replayed on a fresh controller. Figures: us_per_step, steps_per_s, sim_speedup, rss_mb.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import platform
 import resource
 import time
 from pathlib import Path
@@ -15,20 +16,8 @@ from edge.control.controller import Controller
 from edge.control.messages import Inputs, Outputs
 from edge.demand import RandomDemand
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 STEP_MS = 100
-
-
-def machine() -> str:
-    """Architecture, CPU model, cores and Python: the record every figure carries."""
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    cpu = f"{model or 'unknown CPU'}, {os.cpu_count()} cores"
-    return f"{platform.machine()}, {cpu}, python {platform.python_version()}"
 
 
 def bench_control(steps: int) -> list[dict[str, object]]:
@@ -69,37 +58,23 @@ def bench_control(steps: int) -> list[dict[str, object]]:
     return rows
 
 
-def run_bench(name: str, json_out: bool, quick: bool) -> int:
-    if name == "link":  # the MQTT link against a real Mosquitto (edge/link/bench.py)
-        from edge.link.bench import run_link_bench
-
-        return run_link_bench(json_out=json_out, quick=quick, machine=machine())
-    if name == "board":  # host -> pty -> virtual board (edge/board/bench.py)
-        from edge.board.bench import run_board_bench
-
-        return run_board_bench(json_out=json_out, quick=quick, machine=machine())
-    if name in ("traffic", "preemption"):  # SUMO lockstep episodes (sim/sumo/bench.py)
-        from sim.sumo.bench import run_preemption_bench, run_traffic_bench
-
-        run = run_traffic_bench if name == "traffic" else run_preemption_bench
-        return run(json_out=json_out, quick=quick, machine=machine())
-    if name == "vision":  # cameras, model, zones; the runtime with 4 cameras (edge/vision/bench.py)
-        from edge.vision.bench import run_vision_bench
-
-        return run_vision_bench(json_out=json_out, quick=quick, machine=machine())
-    if name != "control":
-        raise ValueError(f"unknown benchmark {name!r}")
+def run_control_bench(json_out: bool, quick: bool, machine: str) -> int:
     steps = 20_000 if quick else 200_000
     rows = bench_control(steps)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if json_out:
         print(
             json.dumps(
-                {"bench": name, "machine": machine(), "rss_mb": round(rss_mb, 1), "configs": rows}
+                {
+                    "bench": "control",
+                    "machine": machine,
+                    "rss_mb": round(rss_mb, 1),
+                    "configs": rows,
+                }
             )
         )
         return 0
-    print(f"edge bench control: {steps} steps of 100 ms per config ({machine()})")
+    print(f"edge bench control: {steps} steps of 100 ms per config ({machine})")
     header = f"{'config':<28}{'phases':>7}{'us/step':>10}{'steps/s':>11}{'x real time':>13}"
     print(header)
     print("-" * len(header))

@@ -27,7 +27,6 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
-
 from edge.vision.zones import inside
 
 REPO = Path(__file__).resolve().parents[2]

@@ -29,11 +29,10 @@ from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-
 from edge.link import central, topics
 from edge.link.client import BrokerConfig
 from edge.link.mosquitto import Mosquitto
+from paho.mqtt.enums import CallbackAPIVersion
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "four_leg_protected.toml"
 CONNECT_CONCURRENCY = 32

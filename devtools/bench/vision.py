@@ -11,7 +11,7 @@ and from them the Raspberry Pi figures are estimated.
 
 The throughput is the default model's for real cameras.
 
-Accuracy on real footage (edge/vision/realeval.py): the same model on the
+Accuracy on real footage (devtools/vision/realeval.py): the same model on the
 hand-checked frames of shared/data/real-camera (tests/data/real_camera), as
 the runtime looks (the zones' region) and over the whole frame: precision
 and recall at IoU 0.5, false boxes on non-vehicles, count per zone,
@@ -38,7 +38,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-
 from edge.vision import health as hl
 from edge.vision.config import DEFAULT_MODEL, SIM_MODEL, Camera, CountLine, Zone
 from edge.vision.pipeline import CameraProcessor, crop_box
@@ -401,7 +400,7 @@ def _lit(v: Any) -> Any:
 
 def real_footage(model: Any) -> dict[str, Any]:
     """The model on the hand-checked real frames, or why that was skipped."""
-    from edge.vision import realeval, truth
+    from devtools.vision import realeval, truth
 
     footage = truth.default_shared_dir()
     if not footage.is_dir():
@@ -441,7 +440,7 @@ def run_vision_bench(
     with tempfile.TemporaryDirectory(prefix="edge-bench-vision-") as tmp:
         work = Path(tmp)
         if synthetic:
-            from edge.vision.synthetic import conv_model
+            from devtools.vision.synthetic import conv_model
 
             model_path = conv_model(work / "synthetic.onnx")
         else:

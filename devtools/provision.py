@@ -9,8 +9,8 @@ are salted or random when made (the technician's password hash, the client
 key and certificate) are taken over from the target when they still match
 the inputs, for the same reason.
 
-    python -m edge.device.provision check --device-id ID --site SITE ... [--target DIR]
-    python -m edge.device.provision stage --out DIR --existing TARGET_ROOT ... < password
+    python -m devtools.provision check --device-id ID --site SITE ... [--target DIR]
+    python -m devtools.provision stage --out DIR --existing TARGET_ROOT ... < password
 """
 
 from __future__ import annotations
@@ -30,11 +30,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from edge import credentials
 from edge.link.topics import DEVICE_ID_RE
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 CERT_DAYS = 5 * 365  # a field device's client certificate; renewed by re-running flash.sh
 RENEW_BEFORE_DAYS = 30
 SSH_RE = re.compile(r"^[a-z_][a-z0-9_.-]*@[A-Za-z0-9.:_-]+$")
@@ -395,7 +394,7 @@ def _stage_technician(user: str, password: str, etc: Path, existing: Path | None
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m edge.device.provision")
+    p = argparse.ArgumentParser(prog="python -m devtools.provision")
     p.add_argument("command", choices=["check", "stage"])
     p.add_argument("--device-id", required=True)
     p.add_argument("--site", required=True)

@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 HW = REPO / "hw"
 FIRMWARE_FILES = ("__init__.py", "codec.py", "board_safety.py", "board.py")
 CONFIG_FILE = "edge_board.json"
@@ -157,7 +157,7 @@ def flash(port: str, device_id: str, site: Path, dry_run: bool = False) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m edge.device.board_flash", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m devtools.board_flash", description=__doc__)
     p.add_argument("--port", required=True, help="the board's USB (REPL) port")
     p.add_argument("--device-id", required=True)
     p.add_argument("--site", required=True)
