@@ -34,7 +34,12 @@ def add_atspm_command(sub: Any) -> None:
     e = asub.add_parser("export", help="export the stored hi-res log")
     e.add_argument("--since", required=True, help="from this time (UTC), e.g. 2026-01-05T07:00")
     e.add_argument("--until", help="up to (not including) this time")
-    e.add_argument("--format", choices=("xml", "datz", "csv"), default="xml")
+    e.add_argument(
+        "--format",
+        choices=("xml", "datz", "csv"),
+        default="xml",
+        help="xml as MaxTime serves it, an ASC/3-style .datZ, or ATSPM's CSV",
+    )
     e.add_argument("--device", default="/etc/edge/device.toml", help="the device's identity file")
     e.add_argument("--store", help="the hi-res store itself (instead of --device)")
     e.add_argument("--name", default="edge", help="DeviceId in csv, resource in .datZ")
