@@ -88,6 +88,7 @@ async def connect(
     timeout_s: float = 10.0,
 ) -> AsyncIterator[aiomqtt.Client]:
     """A central client; `persistent` keeps its session (and queued QoS 1 messages) for 1 h."""
+    broker.warn_if_plain("central")
     props = None
     if persistent:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]

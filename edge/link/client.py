@@ -46,6 +46,7 @@ class BrokerConfig:
     cafile: str | None = None
     certfile: str | None = None
     keyfile: str | None = None
+    crlfile: str | None = None  # the fleet CA's revocation list (PEM): a revoked broker fails
     username: str | None = None
     password: str | None = None
     keepalive_s: int = 20
@@ -53,12 +54,32 @@ class BrokerConfig:
     backoff_max_s: float = 30.0
 
     def tls_context(self) -> ssl.SSLContext | None:
+        """The fleet CA only, TLS 1.2 or later, the broker's name in its certificate's
+        subject alternative names (never the CN), and with crlfile the CA's CRL checked."""
         if self.cafile is None:
             return None
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.cafile)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.hostname_checks_common_name = False
+        if self.crlfile is not None:
+            ctx.load_verify_locations(cafile=self.crlfile)
+            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
         if self.certfile:
             ctx.load_cert_chain(self.certfile, self.keyfile)
         return ctx
+
+    def warn_if_plain(self, who: str) -> bool:
+        """Log loudly when the link would run without TLS (mqtt://); True if it would."""
+        if self.cafile is not None:
+            return False
+        log.warning(
+            "link_insecure: %s connects to %s:%d over plain MQTT (no TLS): anyone on the "
+            "network path can read and inject its traffic; use mqtts:// with the fleet CA",
+            who,
+            self.host,
+            self.port,
+        )
+        return True
 
 
 class LinkHandler(Protocol):
@@ -115,6 +136,7 @@ class LinkClient:
 
     async def run(self) -> None:
         status = self.topic("status")
+        self.broker.warn_if_plain(f"device {self.device}")
         while True:
             reason = "closed"
             try:

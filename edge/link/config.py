@@ -30,6 +30,7 @@ class _Broker(_Strict):
     cafile: str | None = None
     certfile: str | None = None
     keyfile: str | None = None
+    crlfile: str | None = None
     keepalive_s: Annotated[int, Field(ge=5, le=600)] = 20
     backoff_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     backoff_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
@@ -106,6 +107,7 @@ def load_device_config(path: str | Path) -> DeviceConfig:
             rel(b.cafile),
             rel(b.certfile),
             rel(b.keyfile),
+            crlfile=rel(b.crlfile),
             keepalive_s=b.keepalive_s,
             backoff_min_s=b.backoff_min_s,
             backoff_max_s=b.backoff_max_s,
