@@ -22,6 +22,10 @@ class _Device(_Strict):
     site: str
     store: str
     trusted_keys: Annotated[list[str], Field(min_length=1)]
+    # central's standby key and the offline root key that moves the device to it
+    # (edge/link/keyring.py); the state rollovers make is kept next to the store
+    standby_keys: list[str] = []
+    root_key: str | None = None
 
 
 class _Broker(_Strict):
@@ -71,6 +75,8 @@ class DeviceConfig:
     store_path: Path
     trusted_keys: tuple[Path, ...]
     broker: BrokerConfig
+    standby_keys: tuple[Path, ...] = ()
+    root_key: Path | None = None
     counts_interval_ms: int = 60_000
     events_flush_ms: int = 1000
     spat_hz: float = 10.0
@@ -101,6 +107,8 @@ def load_device_config(path: str | Path) -> DeviceConfig:
         site_path=base / cfg.device.site,
         store_path=base / cfg.device.store,
         trusted_keys=tuple(base / k for k in cfg.device.trusted_keys),
+        standby_keys=tuple(base / k for k in cfg.device.standby_keys),
+        root_key=base / cfg.device.root_key if cfg.device.root_key else None,
         broker=BrokerConfig(
             b.host,
             b.port,

@@ -54,6 +54,7 @@ from edge.link import messages
 from edge.link.client import LinkClient
 from edge.link.config import DeviceConfig
 from edge.link.errors import Rejected
+from edge.link.keyring import Keyring
 from edge.link.messages import LogEvent
 from edge.link.plans import Bundle, check_body
 from edge.link.priority import PriorityBook, Request, body_of, kind_of
@@ -66,7 +67,7 @@ from edge.link.session import (
     PriorityRequest,
     SendState,
 )
-from edge.link.signing import load_trusted, open_envelope
+from edge.link.signing import open_envelope
 from edge.store import Store, StoredPlan
 
 log = logging.getLogger(__name__)
@@ -115,9 +116,16 @@ class CentralEndpoint:
         self.site_raw = site.raw
         self.store = Store(cfg.store_path, max_spool_rows=cfg.max_spool_rows)
         self.db = ThreadPoolExecutor(1, thread_name_prefix="edge-store")
+        self.keyring = Keyring.load(
+            cfg.store_path.with_name(cfg.store_path.name + ".keys.json"),
+            cfg.trusted_keys,
+            cfg.standby_keys,
+            cfg.root_key,
+        )
         self.session = DeviceSession(
             device=cfg.device,
-            trusted=load_trusted(list(cfg.trusted_keys)),
+            trusted=self.keyring.active,
+            keyring=self.keyring,
             site_raw=self.site_raw,
             high_water=self.store.plan_high_water(),
             memory=self.store,
