@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -90,11 +91,13 @@ def test_a_tampered_release_is_refused(dev: Device) -> None:
 def test_added_missing_and_relinked_files_are_refused(dev: Device) -> None:
     d = dev.release("0.1.0-a", "0.1.0")
     (d / "venv/lib/python3.11/site-packages/sitecustomize.py").write_text("import evil\n")
-    with pytest.raises(UpdateError, match="sitecustomize.py: not in the signed manifest"):
+    with pytest.raises(
+        UpdateError, match=re.escape("sitecustomize.py: not in the signed manifest")
+    ):
         dev.rel.verify("0.1.0-a")
     (d / "venv/lib/python3.11/site-packages/sitecustomize.py").unlink()
     (d / "venv/lib/python3.11/site-packages/edge/cli.py").unlink()
-    with pytest.raises(UpdateError, match="edge/cli.py: missing"):
+    with pytest.raises(UpdateError, match=re.escape("edge/cli.py: missing")):
         dev.rel.verify("0.1.0-a")
     d = dev.release("0.1.0-b", "0.1.0")
     (d / "venv/bin/python").unlink()
@@ -105,7 +108,7 @@ def test_added_missing_and_relinked_files_are_refused(dev: Device) -> None:
 
 def test_a_release_signed_with_another_key_is_refused(dev: Device) -> None:
     dev.release("0.1.0-a", "0.1.0", key=Ed25519PrivateKey.generate())
-    with pytest.raises(UpdateError, match="release 0.1.0-a: unknown signing key"):
+    with pytest.raises(UpdateError, match=re.escape("release 0.1.0-a: unknown signing key")):
         dev.rel.switch("0.1.0-a")
     assert dev.rel.current() is None
 
@@ -117,7 +120,9 @@ def test_unsigned_renamed_and_keyless_releases_are_refused(dev: Device) -> None:
         dev.rel.switch("0.1.0-a")
     dev.release("0.1.0-b", "0.1.0")
     os.rename(dev.rel.dir / "0.1.0-b", dev.rel.dir / "0.9.0-b")
-    with pytest.raises(UpdateError, match="manifest is for release '0.1.0-b', not this one"):
+    with pytest.raises(
+        UpdateError, match=re.escape("manifest is for release '0.1.0-b', not this one")
+    ):
         dev.rel.switch("0.9.0-b")
     (dev.root / "etc/edge/release.pub").unlink()
     dev.release("0.1.0-c", "0.1.0")
@@ -131,7 +136,7 @@ def test_an_older_release_is_refused(dev: Device) -> None:
     dev.release("0.2.0-early", "0.2.0", T0 - DAY)  # same version, an earlier build
     dev.rel.switch("0.2.0-new")
     for old in ("0.1.0-old", "0.2.0-early"):
-        with pytest.raises(UpdateError, match="is older than the running 0.2.0-new"):
+        with pytest.raises(UpdateError, match=re.escape("is older than the running 0.2.0-new")):
             dev.rel.switch(old)
     assert dev.rel.current() == "0.2.0-new"
     assert main(["--root", str(dev.root), "switch", "0.1.0-old"]) == 2
@@ -169,7 +174,9 @@ def test_rollback_of_a_committed_release_needs_a_statement(dev: Device) -> None:
     dev.rel.switch("0.1.0-a")
     dev.rel.switch("0.2.0-b")
     dev.rel.commit()
-    with pytest.raises(UpdateError, match="is committed: going back to 0.1.0-a is a downgrade"):
+    with pytest.raises(
+        UpdateError, match=re.escape("is committed: going back to 0.1.0-a is a downgrade")
+    ):
         dev.rel.rollback()
     statement = signed.rollback_statement(
         "0.1.0-a", "*", dev.key, datetime.datetime.now(datetime.UTC) + DAY
