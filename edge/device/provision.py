@@ -396,6 +396,8 @@ def stage(args: argparse.Namespace, password: str | None) -> list[str]:
                 'cafile = "tls/ca.crt"',
                 'certfile = "tls/client.crt"',
                 'keyfile = "tls/client.key"',
+                # the key the device makes itself and the certificate central renews for it
+                'renew_dir = "../../var/lib/edge/tls"',
             ]
             shutil.copyfile(args.ca_cert, etc / "tls/ca.crt")
             if args.ca_crl:

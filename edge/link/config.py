@@ -35,6 +35,9 @@ class _Broker(_Strict):
     certfile: str | None = None
     keyfile: str | None = None
     crlfile: str | None = None
+    # where the device keeps the key it makes and the certificate central signs for it
+    # (edge/device/certs.py); without it the device asks for no renewal
+    renew_dir: str | None = None
     keepalive_s: Annotated[int, Field(ge=5, le=600)] = 20
     backoff_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     backoff_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
@@ -77,6 +80,7 @@ class DeviceConfig:
     broker: BrokerConfig
     standby_keys: tuple[Path, ...] = ()
     root_key: Path | None = None
+    renew_dir: Path | None = None
     counts_interval_ms: int = 60_000
     events_flush_ms: int = 1000
     spat_hz: float = 10.0
@@ -109,6 +113,7 @@ def load_device_config(path: str | Path) -> DeviceConfig:
         trusted_keys=tuple(base / k for k in cfg.device.trusted_keys),
         standby_keys=tuple(base / k for k in cfg.device.standby_keys),
         root_key=base / cfg.device.root_key if cfg.device.root_key else None,
+        renew_dir=base / b.renew_dir if b.renew_dir else None,
         broker=BrokerConfig(
             b.host,
             b.port,
@@ -116,6 +121,7 @@ def load_device_config(path: str | Path) -> DeviceConfig:
             rel(b.certfile),
             rel(b.keyfile),
             crlfile=rel(b.crlfile),
+            renewed=rel(f"{b.renew_dir}/client.pem") if b.renew_dir else None,
             keepalive_s=b.keepalive_s,
             backoff_min_s=b.backoff_min_s,
             backoff_max_s=b.backoff_max_s,

@@ -126,7 +126,8 @@ class Keyring:
             envelope = json.loads(raw)
         except (ValueError, RecursionError):
             return False
-        return isinstance(envelope, dict) and envelope.get("kid") in self.root
+        kid = envelope.get("kid") if isinstance(envelope, dict) else None
+        return isinstance(kid, str) and kid in self.root
 
     def apply(self, raw: bytes, device: str, now_ms: int) -> str:
         """Verify and apply a rollover; returns what changed. Raises Rejected (nothing changed)."""

@@ -92,7 +92,18 @@ class SendState:
     correlation: bytes | None
 
 
-Action = Ack | InstallPlan | ControlCommand | PriorityRequest | SendState | LogEvent
+@dataclass(frozen=True, slots=True)
+class InstallCertificate:
+    """The fleet CA's certificate for the key the device staged (edge/device/certs.py)."""
+
+    ref: str
+    pem: str
+    correlation: bytes | None
+
+
+Action = (
+    Ack | InstallPlan | ControlCommand | PriorityRequest | SendState | LogEvent | InstallCertificate
+)
 
 
 @dataclass
@@ -277,6 +288,8 @@ class DeviceSession:
             return [SendState(cmd.id, corr)]
         if cmd.kind == "heartbeat":
             return [Ack(cmd.id, "command", "done", correlation=corr)]
+        if cmd.kind == "certificate":
+            return [InstallCertificate(cmd.id, a["pem"], corr)]
         raise Rejected("unsupported", f"command kind {cmd.kind!r}")
 
     def _release(self, now_ms: int, ref: str | None, corr: bytes | None) -> list[Action]:

@@ -56,6 +56,7 @@ def test_the_stage_keeps_keys_private_and_certificates_short(tmp_path: Path) -> 
     cfg = load_device_config(etc / "device.toml")
     assert cfg.standby_keys == (etc / "central-standby.pub",) and cfg.root_key == etc / "root.pub"
     assert cfg.broker.crlfile == str(etc / "tls/ca.crl")
+    assert cfg.renew_dir == etc / "../../var/lib/edge/tls"
 
 
 def test_a_release_key_is_required_and_checked(tmp_path: Path) -> None:

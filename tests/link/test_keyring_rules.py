@@ -9,6 +9,7 @@ device always keeps an active key; a refused rollover changes nothing.
 from __future__ import annotations
 
 import copy
+import json
 import tempfile
 from pathlib import Path
 
@@ -121,3 +122,22 @@ def test_rollover_invariants(
             revoked_ever |= set(revoke)
             assert ring.active
             assert not (set(ring.active) | set(ring.standby)) & revoked_ever
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=examples(60))
+@given(kid=json_values)
+@example(kid=[])  # found by tests/link/test_broker.py's fuzzing: a list is unhashable
+@example(kid={})
+def test_any_envelope_is_told_apart_without_error(kid: object) -> None:
+    """Rule: telling a rollover from a command never raises, whatever the envelope holds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ring = _ring(Path(tmp))
+        raw = json.dumps({"body": "{}", "kid": kid, "sig": ""}).encode()
+        assert ring.is_root_signed(raw) is (kid == signing.key_id(ROOT.public_key()))
