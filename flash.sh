@@ -496,11 +496,12 @@ else
     if [ "$DRY" = 1 ]; then
         say "  would copy the staged files to a private directory on $SSH and run flash.sh --apply there"
     else
-        # A fresh directory only this login can read (the stage holds the client key), removed
-        # whether the install succeeds or not.
-        REMOTE=$(ssh "$SSH" 'umask 077 && mktemp -d /var/tmp/edge-flash.XXXXXX')
+        # A fresh directory only this login can enter (mktemp -d: 700; the stage holds the
+        # client key, itself 600), removed whether the install succeeds or not. The files
+        # inside keep their modes: the release must stay readable by the service user.
+        REMOTE=$(ssh "$SSH" 'mktemp -d /var/tmp/edge-flash.XXXXXX')
         # shellcheck disable=SC2029
-        tar -C "$STAGE" -czf - . | ssh "$SSH" "umask 077 && tar -C $REMOTE --no-same-permissions -xzf -"
+        tar -C "$STAGE" -czf - . | ssh "$SSH" "tar -C $REMOTE -xzf -"
         scp -q "$REPO/flash.sh" "$SSH:$REMOTE/flash.sh"
         # shellcheck disable=SC2029
         ssh "$SSH" "sudo bash $REMOTE/flash.sh --apply $REMOTE; rc=\$?; sudo rm -rf $REMOTE; exit \$rc"
