@@ -262,6 +262,16 @@ def check_rollback(
         raise ReleaseError(f"rollback statement: expired at {_iso(expires)}")
 
 
+def unverified(release: str) -> Manifest | None:
+    """A release without a manifest this device can verify, ordered by the version its id
+    starts with (flash.sh names releases <version>-<hash>); None if it names none."""
+    try:
+        version = Version(release.split("-", 1)[0])
+    except InvalidVersion:
+        return None
+    return Manifest(release, version, datetime.datetime.min.replace(tzinfo=datetime.UTC), {}, {})
+
+
 def check_order(new: Manifest, running: Manifest | None) -> None:
     """Refuse a release older than the running one (version, then build time)."""
     if running is None or new.order >= running.order:

@@ -114,7 +114,9 @@ class Releases:
                 try:
                     running = signed.load_manifest(self.dir / cur, cur, keys)
                 except signed.ReleaseError:
-                    running = None  # an unsigned (older) current: nothing to order against
+                    # unsigned, or signed with a release key since replaced: its id still
+                    # names its version (flash.sh: <version>-<hash>), and that is the floor
+                    running = signed.unverified(cur)
             if rollback is not None:
                 signed.check_rollback(
                     rollback, release, self.device_id(), keys, datetime.datetime.now(datetime.UTC)

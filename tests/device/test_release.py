@@ -142,6 +142,18 @@ def test_an_older_release_is_refused(dev: Device) -> None:
     assert main(["--root", str(dev.root), "switch", "0.1.0-old"]) == 2
 
 
+def test_a_running_release_the_device_cannot_verify_still_sets_the_floor(dev: Device) -> None:
+    """A current release signed with a release key since replaced (or from before signing)
+    is ordered by the version its id names: an older signed release is still refused."""
+    dev.release("0.3.0-cur", "0.3.0", key=Ed25519PrivateKey.generate())
+    dev.rel._point("current", "0.3.0-cur")
+    dev.release("0.2.0-old", "0.2.0")
+    with pytest.raises(UpdateError, match=re.escape("older than the running 0.3.0-cur")):
+        dev.rel.switch("0.2.0-old")
+    dev.release("0.3.0-new", "0.3.0", T0 + DAY)
+    assert dev.rel.switch("0.3.0-new") == "0.3.0-cur"
+
+
 def test_a_signed_rollback_statement_allows_that_downgrade_only(
     dev: Device, tmp_path: Path
 ) -> None:
