@@ -97,8 +97,11 @@ class Releases:
             return None
         return str(dev["id"]) if isinstance(dev, dict) and "id" in dev else None
 
-    def verify(self, release: str, rollback: bytes | None = None) -> signed.Manifest:
-        """Signature, every file, and no downgrade (edge/device/release.py); UpdateError."""
+    def verify(
+        self, release: str, rollback: bytes | None = None, order: bool = True
+    ) -> signed.Manifest:
+        """Signature, every file, and (with `order`) no downgrade (edge/device/release.py);
+        UpdateError."""
         keys = signed.trusted_keys(self.key_files)
         try:
             if not keys:
@@ -108,6 +111,8 @@ class Releases:
                     "re-provision it with flash.sh --release-key"
                 )
             new = signed.verify(self.dir / release, release, keys)
+            if not order:
+                return new
             cur = self.current()
             running = None
             if cur is not None and cur != release and (self.dir / cur).is_dir():
@@ -340,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "switch":
             rel.switch(args.release, stmt)
         elif args.cmd == "verify":
-            m = rel.verify(args.release)
+            m = rel.verify(args.release, order=False)
             print(
                 f"edge-update: {args.release}: version {m.version}, {len(m.files)} files verified"
             )

@@ -140,6 +140,7 @@ def test_an_older_release_is_refused(dev: Device) -> None:
             dev.rel.switch(old)
     assert dev.rel.current() == "0.2.0-new"
     assert main(["--root", str(dev.root), "switch", "0.1.0-old"]) == 2
+    assert main(["--root", str(dev.root), "verify", "0.1.0-old"]) == 0  # intact, only older
 
 
 def test_a_running_release_the_device_cannot_verify_still_sets_the_floor(dev: Device) -> None:
