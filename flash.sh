@@ -27,6 +27,8 @@ Where the Pi is (one of):
 Required:
   --device-id ID        this controller's name: letters, digits, '-' and '_' (e.g. hz-0412)
   --site FILE           the intersection's site file (checked like `edge check FILE`)
+  --release-key FILE    the Ed25519 key that signs the release built here; the device gets
+                        its public half and refuses releases not signed with it
 
 Optional:
   --board PORT          the IO board's USB port on THIS computer (e.g. /dev/ttyACM0);
@@ -34,6 +36,11 @@ Optional:
   --broker URL          central's MQTT broker, mqtts://HOST[:PORT]; without it the device
                         runs on its own (no central link)
   --central-key FILE    central's Ed25519 public key (plans are checked with it)
+  --central-standby-key FILE
+                        central's standby public key, and
+  --root-key FILE       the offline root public key whose signed rollover moves the
+                        device from --central-key to the standby key (no re-flash)
+  --ca-crl FILE         the fleet CA's revocation list (a revoked broker is refused)
   --ca-cert FILE        the fleet CA certificate (the broker's certificate chains to it)
   --ca-key FILE         with --ca-cert: make this device's client certificate here
   --client-cert FILE --client-key FILE
@@ -52,9 +59,9 @@ Optional:
 
 Examples:
   ./flash.sh --device-id hz-0412 --site sites/hz-0412.toml --target /media/tech/rootfs \
-             --board /dev/ttyACM0 --technician anna
+             --release-key release.key --board /dev/ttyACM0 --technician anna
   ./flash.sh --device-id hz-0412 --site sites/hz-0412.toml --ssh pi@10.0.4.12 \
-             --broker mqtts://broker.city:8883 --central-key central.pub \
+             --release-key release.key --broker mqtts://broker.city:8883 --central-key central.pub \
              --ca-cert fleet-ca.crt --ca-key fleet-ca.key
 
 Exit codes: 0 done (self-test OK), 1 a step or the self-test failed, 2 bad input (nothing changed).
@@ -67,7 +74,8 @@ bad_input() { printf 'flash.sh: %s\n' "$*" >&2; say "flash.sh: nothing was chang
 
 # -- options ---------------------------------------------------------------------------------
 
-DEVICE_ID="" SITE="" TARGET="" SSH="" BOARD="" BROKER="" CENTRAL_KEY=""
+DEVICE_ID="" SITE="" TARGET="" SSH="" BOARD="" BROKER="" CENTRAL_KEY="" RELEASE_KEY=""
+STANDBY_KEY="" ROOT_KEY="" CA_CRL=""
 CA_CERT="" CA_KEY="" CLIENT_CERT="" CLIENT_KEY="" TECH="" TECH_FILE=""
 DEVICE_PORT=/dev/serial0 SELFTEST_PORT="" WHEELHOUSE="" ARCH=aarch64 DRY=0
 APPLY_STAGE="" LIVE=0
@@ -89,6 +97,10 @@ while [ $# -gt 0 ]; do
         --board) BOARD=$2 ;;
         --broker) BROKER=$2 ;;
         --central-key) CENTRAL_KEY=$2 ;;
+        --release-key) RELEASE_KEY=$2 ;;
+        --central-standby-key) STANDBY_KEY=$2 ;;
+        --root-key) ROOT_KEY=$2 ;;
+        --ca-crl) CA_CRL=$2 ;;
         --ca-cert) CA_CERT=$2 ;;
         --ca-key) CA_KEY=$2 ;;
         --client-cert) CLIENT_CERT=$2 ;;
@@ -289,12 +301,16 @@ apply_stage() {
     put etc/edge/site.toml 644 root:root
     put etc/edge/device.toml 644 root:root
     [ -f "$APPLY_STAGE/etc/edge/central.pub" ] && put etc/edge/central.pub 644 root:root
-    for f in ca.crt client.crt; do
+    for f in release.pub central-standby.pub root.pub; do
+        [ -f "$APPLY_STAGE/etc/edge/$f" ] && put "etc/edge/$f" 644 root:root
+    done
+    for f in ca.crt ca.crl client.crt; do
         [ -f "$APPLY_STAGE/etc/edge/tls/$f" ] && put "etc/edge/tls/$f" 644 root:root
     done
     [ -f "$APPLY_STAGE/etc/edge/tls/client.key" ] && put etc/edge/tls/client.key 640 "$edge_owned"
     [ -f "$APPLY_STAGE/etc/edge/technicians.json" ] && put etc/edge/technicians.json 640 "$edge_owned"
     ensure_dir var/lib/edge 750 edge:edge
+    ensure_dir var/lib/edge-update 755 root:root # the updater's: never a path edge controls
     say "service:"
     put etc/systemd/system/edge.service 644 root:root
     put etc/systemd/system/edge-update.service 644 root:root
@@ -366,13 +382,16 @@ provision() {
         --device-id "$DEVICE_ID" --site "$SITE" --device-port "$DEVICE_PORT" \
         ${TARGET:+--target "$TARGET"} ${SSH:+--ssh "$SSH"} ${BOARD:+--board "$BOARD"} \
         ${BROKER:+--broker "$BROKER"} ${CENTRAL_KEY:+--central-key "$CENTRAL_KEY"} \
+        ${RELEASE_KEY:+--release-key "$RELEASE_KEY"} ${CA_CRL:+--ca-crl "$CA_CRL"} \
+        ${STANDBY_KEY:+--central-standby-key "$STANDBY_KEY"} ${ROOT_KEY:+--root-key "$ROOT_KEY"} \
         ${CA_CERT:+--ca-cert "$CA_CERT"} ${CA_KEY:+--ca-key "$CA_KEY"} \
         ${CLIENT_CERT:+--client-cert "$CLIENT_CERT"} ${CLIENT_KEY:+--client-key "$CLIENT_KEY"} \
         ${TECH:+--technician "$TECH"} ${TECH_FILE:+--technician-password-file "$TECH_FILE"} "$@"
 }
 
 say "== 1. checking the inputs"
-provision check --wheelhouse "$WHEELHOUSE" || { say "flash.sh: nothing was changed." >&2; exit 2; }
+HASHES="$REPO/deploy/hashes/$ARCH.txt" # the pinned wheels' sha256 (pip --require-hashes)
+provision check --wheelhouse "$WHEELHOUSE" --hashes "$HASHES" || { say "flash.sh: nothing was changed." >&2; exit 2; }
 if [ -n "$SSH" ] && [ "$DRY" = 0 ]; then
     ssh -o BatchMode=yes -o ConnectTimeout=10 "$SSH" 'sudo -n true' ||
         bad_input "--ssh $SSH: cannot log in with a key and sudo without a password"
@@ -402,13 +421,13 @@ fi
 # (deploy/device-exclude.txt); never sim/ or devtools/, no developer entry points.
 EDGE_PYTHON=$PY "$REPO/scripts/device-wheel.sh" "$BUILD/src"
 # The release id names that code and its dependencies: same sources, same release.
+VERSION=$("$PY" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1],"rb"))["project"]["version"])' "$BUILD/src/pyproject.toml")
 RELEASE=$(
     cd "$BUILD/src"
-    ver=$("$PY" -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')
     sum=$(find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum |
         { cat; sha256sum <"$REPO/deploy/requirements-device.txt"; echo "$ARCH $PI_PY"; } |
         sha256sum | cut -c1-10)
-    echo "$ver-$sum"
+    echo "$VERSION-$sum"
 )
 echo "$RELEASE" >"$STAGE/release-id"
 
@@ -431,9 +450,14 @@ build_release() { # STAGE/release/venv: a virtual environment for the Pi, made o
     for minor in $(seq 17 39); do plat+=(--platform "manylinux_2_${minor}_$ARCH"); done
     plat+=(--platform "manylinux2014_$ARCH" --platform "linux_$ARCH")
     say "  installing it with the pinned dependencies from $WHEELHOUSE (for $ARCH, Python $PI_PY)"
-    "$PY" -m pip install --quiet --no-index --find-links "$WHEELHOUSE" --find-links "$BUILD/wheels" \
+    # Every wheel by its sha256: the pinned ones from deploy/hashes, this build's own wheel
+    # by the hash it was just built with (the signed manifest records them all).
+    local wheel reqs="$BUILD/requirements.txt"
+    wheel=$(echo "$BUILD"/wheels/*.whl)
+    { cat "$HASHES"; printf 'edge-intersection @ file://%s --hash=sha256:%s\n' "$wheel" "$(sha256sum <"$wheel" | cut -c1-64)"; } >"$reqs"
+    "$PY" -m pip install --quiet --no-index --find-links "$WHEELHOUSE" --require-hashes --no-deps \
         --target "$site" --only-binary=:all: --python-version "$PI_PY" --implementation cp \
-        "${plat[@]}" -r "$REPO/deploy/requirements-device.txt" "$BUILD"/wheels/*.whl
+        "${plat[@]}" -r "$reqs"
     rm -rf "${site:?}/bin" # console scripts made for this computer's Python
     mkdir -p "$venv/bin"
     ln -s /usr/bin/python3 "$venv/bin/python"
@@ -446,7 +470,11 @@ build_release() { # STAGE/release/venv: a virtual environment for the Pi, made o
             "$RELEASE" "$mod" >"$venv/bin/$tool"
         chmod 755 "$venv/bin/$tool"
     done
-    cp "$REPO/deploy/requirements-device.txt" "$STAGE/release/requirements.txt"
+    cp "$reqs" "$STAGE/release/requirements.txt"
+    say "  signing it with the release key (a manifest of every file's sha256)"
+    "$PY" -m edge.device.release sign --key "$RELEASE_KEY" --release "$RELEASE" \
+        --version "$VERSION" "$STAGE/release" "$wheel" >/dev/null ||
+        die "signing the release failed"
 }
 
 if release_present; then
@@ -465,17 +493,18 @@ if [ -n "$TARGET" ]; then
     APPLY_PY=$PY
     apply_stage
 else
-    REMOTE=/var/tmp/edge-flash
     if [ "$DRY" = 1 ]; then
-        say "  would copy the staged files to $SSH:$REMOTE and run flash.sh --apply there"
+        say "  would copy the staged files to a private directory on $SSH and run flash.sh --apply there"
     else
-        # shellcheck disable=SC2029
-        ssh "$SSH" "sudo rm -rf $REMOTE && mkdir -p $REMOTE"
+        # A fresh directory only this login can enter (mktemp -d: 700; the stage holds the
+        # client key, itself 600), removed whether the install succeeds or not. The files
+        # inside keep their modes: the release must stay readable by the service user.
+        REMOTE=$(ssh "$SSH" 'mktemp -d /var/tmp/edge-flash.XXXXXX')
         # shellcheck disable=SC2029
         tar -C "$STAGE" -czf - . | ssh "$SSH" "tar -C $REMOTE -xzf -"
         scp -q "$REPO/flash.sh" "$SSH:$REMOTE/flash.sh"
         # shellcheck disable=SC2029
-        ssh "$SSH" "sudo bash $REMOTE/flash.sh --apply $REMOTE && sudo rm -rf $REMOTE"
+        ssh "$SSH" "sudo bash $REMOTE/flash.sh --apply $REMOTE; rc=\$?; sudo rm -rf $REMOTE; exit \$rc"
     fi
 fi
 

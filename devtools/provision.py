@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import re
 import shutil
 import sys
@@ -34,7 +35,7 @@ from edge import credentials
 from edge.link.topics import DEVICE_ID_RE
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
-CERT_DAYS = 5 * 365  # a field device's client certificate; renewed by re-running flash.sh
+CERT_DAYS = 365  # a year at most (issue 20); renewed over the link within 30 days of expiry
 RENEW_BEFORE_DAYS = 30
 SSH_RE = re.compile(r"^[a-z_][a-z0-9_.-]*@[A-Za-z0-9.:_-]+$")
 ETC = "etc/edge"
@@ -179,6 +180,31 @@ def check(args: argparse.Namespace) -> list[str]:
             load_public(args.central_key)
         except (OSError, ValueError) as exc:
             problems.append(f"--central-key {args.central_key}: not an Ed25519 public key ({exc})")
+    for opt, path in (
+        ("--central-standby-key", args.central_standby_key),
+        ("--root-key", args.root_key),
+    ):
+        if not path:
+            continue
+        if not args.central_key:
+            problems.append(f"{opt} needs --central-key (it is the key rollovers move from)")
+        try:
+            load_public(path)
+        except (OSError, ValueError) as exc:
+            problems.append(f"{opt} {path}: not an Ed25519 public key ({exc})")
+    if args.ca_crl:
+        try:
+            x509.load_pem_x509_crl(Path(args.ca_crl).read_bytes())
+        except (OSError, ValueError) as exc:
+            problems.append(
+                f"--ca-crl {args.ca_crl}: not a PEM certificate revocation list ({exc})"
+            )
+    problems += release_key_problems(args.release_key)
+    if args.hashes is not None and not Path(args.hashes).is_file():
+        problems.append(
+            f"no pinned wheel hashes {args.hashes}: on a computer with internet run "
+            "scripts/wheelhouse.sh --arch ARCH --hashes, review the file and commit it"
+        )
     broker = None
     if args.broker:
         try:
@@ -212,6 +238,22 @@ def check(args: argparse.Namespace) -> list[str]:
     if args.wheelhouse is not None:
         problems += wheelhouse_problems(Path(args.wheelhouse), Path(args.requirements))
     return problems
+
+
+def release_key_problems(path: str | None) -> list[str]:
+    """The release key signs the release flash.sh builds; the device trusts its public half."""
+    from edge.link.signing import load_private
+
+    if not path:
+        return [
+            "--release-key is required: the Ed25519 key that signs releases (the device "
+            "refuses unsigned ones); make one with `edge central keygen` and keep it offline"
+        ]
+    try:
+        load_private(path)
+    except (OSError, ValueError, TypeError) as exc:
+        return [f"--release-key {path}: not an Ed25519 private key ({exc})"]
+    return []
 
 
 def _check_tls(args: argparse.Namespace, broker: Broker | None, problems: list[str]) -> None:
@@ -333,6 +375,17 @@ def stage(args: argparse.Namespace, password: str | None) -> list[str]:
     if args.central_key:
         shutil.copyfile(args.central_key, etc / "central.pub")
         lines.append('trusted_keys = ["central.pub"]')
+        if args.central_standby_key:
+            shutil.copyfile(args.central_standby_key, etc / "central-standby.pub")
+            lines.append('standby_keys = ["central-standby.pub"]')
+        if args.root_key:
+            shutil.copyfile(args.root_key, etc / "root.pub")
+            lines.append('root_key = "root.pub"')
+    if args.release_key:
+        from edge.link.signing import load_private, public_pem
+
+        release_pub = public_pem(load_private(args.release_key).public_key())
+        (etc / "release.pub").write_bytes(release_pub)
     if broker is not None:
         lines += ["", "[broker]", f'host = "{broker.host}"', f"port = {broker.port}"]
         if broker.tls:
@@ -340,8 +393,13 @@ def stage(args: argparse.Namespace, password: str | None) -> list[str]:
                 'cafile = "tls/ca.crt"',
                 'certfile = "tls/client.crt"',
                 'keyfile = "tls/client.key"',
+                # the key the device makes itself and the certificate central renews for it
+                'renew_dir = "../../var/lib/edge/tls"',
             ]
             shutil.copyfile(args.ca_cert, etc / "tls/ca.crt")
+            if args.ca_crl:
+                shutil.copyfile(args.ca_crl, etc / "tls/ca.crl")
+                lines.append('crlfile = "tls/ca.crl"')
             kept += _stage_client_cert(args, etc, existing)
     (etc / "device.toml").write_text("\n".join(lines) + "\n")
     if args.technician and password is not None:
@@ -357,7 +415,7 @@ def stage(args: argparse.Namespace, password: str | None) -> list[str]:
 def _stage_client_cert(args: argparse.Namespace, etc: Path, existing: Path | None) -> list[str]:
     if args.client_cert:
         shutil.copyfile(args.client_cert, etc / "tls/client.crt")
-        shutil.copyfile(args.client_key, etc / "tls/client.key")
+        _write_secret(etc / "tls/client.key", Path(args.client_key).read_bytes())
         return []
     problems: list[str] = []
     ca = _load_cert(args.ca_cert, "--ca-cert", problems)
@@ -374,12 +432,20 @@ def _stage_client_cert(args: argparse.Namespace, etc: Path, existing: Path | Non
             now = datetime.datetime.now(datetime.UTC)
             if cert and key and not quiet and not cert_problems(cert, key, ca, args.device_id, now):
                 shutil.copyfile(old_cert, etc / "tls/client.crt")
-                shutil.copyfile(old_key, etc / "tls/client.key")
+                _write_secret(etc / "tls/client.key", old_key.read_bytes())
                 return ["client certificate (still valid for this device and CA)"]
     cert_pem, key_pem = issue_client_cert(ca, ca_key, args.device_id)
     (etc / "tls/client.crt").write_bytes(cert_pem)
-    (etc / "tls/client.key").write_bytes(key_pem)
+    _write_secret(etc / "tls/client.key", key_pem)
     return []
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    """A private key in the stage: 600 from its creation (the stage travels to the device)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 def _stage_technician(user: str, password: str, etc: Path, existing: Path | None) -> list[str]:
@@ -403,6 +469,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--board")
     p.add_argument("--broker")
     p.add_argument("--central-key")
+    p.add_argument("--release-key")
+    p.add_argument("--central-standby-key")
+    p.add_argument("--root-key")
+    p.add_argument("--ca-crl")
+    p.add_argument("--hashes")
     p.add_argument("--ca-cert")
     p.add_argument("--ca-key")
     p.add_argument("--client-cert")

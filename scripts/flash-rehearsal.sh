@@ -29,9 +29,11 @@ for _ in $(seq 100); do grep -q '"ready"' "$fifo" 2>/dev/null && break; sleep 0.
 grep -q '"ready"' "$fifo" || { echo "flash-rehearsal: the virtual board did not start" >&2; exit 1; }
 
 printf 'rehearsal-only\n' >"$work/technician-password"
+# A throwaway release key (a real one is kept offline): flash.sh signs the release with it.
+"$py" -m edge.cli central keygen "$work/release" >/dev/null
 echo "== flash.sh"
 EDGE_PYTHON=$py ./flash.sh --device-id rehearsal-1 --site "$site" --target "$work/rootfs" \
     --arch x86_64 --wheelhouse "$wheels" --board "$work/ttyREPL" \
-    --selftest-port "$work/ttyBOARD" --technician tech \
+    --selftest-port "$work/ttyBOARD" --technician tech --release-key "$work/release.key" \
     --technician-password-file "$work/technician-password"
 echo "== done: look at $work/rootfs (run this again with the same site: nothing changes)"

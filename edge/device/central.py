@@ -196,6 +196,7 @@ class CentralLink(CentralEndpoint):
     def on_connected(self) -> None:
         self.connected = True
         self.last_error = ""
+        self._renewal_request()
         now = utc_ms()
         if self.link_down_at is not None:
             gap = (now - self.link_down_at) / 1000

@@ -86,7 +86,7 @@ def collect(status_file: Path, device_toml: Path, root: Path) -> dict[str, Any]:
         name: (Path(str((opt / name).readlink())).name if (opt / name).is_symlink() else None)
         for name in ("current", "previous")
     }
-    out["update_trial"] = (root / "var/lib/edge/update-trial.json").exists()
+    out["update_trial"] = (root / "var/lib/edge-update/update-trial.json").exists()
     return out
 
 

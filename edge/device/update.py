@@ -6,7 +6,8 @@ when provisioning):
     /opt/edge/releases/<release>/venv    one complete virtual environment each
     /opt/edge/current  -> releases/<release>   what the service runs
     /opt/edge/previous -> releases/<release>   what a rollback returns to
-    /var/lib/edge/update-trial.json      a switched-to release not yet healthy
+    /opt/edge/releases/<release>/release.json  its signed manifest (edge/device/release.py)
+    /var/lib/edge-update/update-trial.json     a switched-to release not yet healthy
 
 `switch` replaces `current` with one rename (a new symlink renamed over the
 old one: the service sees the old release or the new one, never neither) and
@@ -17,20 +18,37 @@ the board session running) and then commits (drops the marker) or rolls back
 restart, check: what flash.sh runs on a device over SSH. On an SD card flash.sh
 only switches; the `edge-update.service` unit runs `check` at every boot, so a
 new release that never gets healthy is rolled back on the device itself.
+
+Rules it keeps:
+- A release is switched to only after its signed manifest and every file in it
+  check out with the release key provisioned in /etc/edge/release.pub, and only if
+  it is not older than the running one (or a signed rollback statement allows it;
+  edge/device/release.py). A failed trial going back to the release that ran before
+  it needs neither: that release passed the same checks when it was switched to.
+- Root never follows a path the service user controls: the trial marker lives in
+  /var/lib/edge-update (root's, checked through its descriptor before each write,
+  written with O_NOFOLLOW relative to it), and the status file in edge's /run/edge is
+  opened O_NOFOLLOW | O_NONBLOCK and read only if it is a regular file.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
 import json
 import logging
 import os
+import stat
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from edge.device import release as signed
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +56,9 @@ HEALTHY_WITHIN_S = 60.0
 POLL_S = 0.5
 KEEP_RELEASES = 3
 STATUS_FILE = "run/edge/status.json"
+STATUS_MAX_BYTES = 1 << 20
+STATE_DIR = "var/lib/edge-update"  # root's: never the service user's /var/lib/edge
+RELEASE_KEYS = ("etc/edge/release.pub",)
 
 
 class UpdateError(RuntimeError):
@@ -45,11 +66,13 @@ class UpdateError(RuntimeError):
 
 
 class Releases:
-    def __init__(self, root: str | Path = "/") -> None:
+    def __init__(self, root: str | Path = "/", keys: Sequence[str | Path] | None = None) -> None:
         self.root = Path(root)
         self.base = self.root / "opt/edge"
         self.dir = self.base / "releases"
-        self.trial_file = self.root / "var/lib/edge/update-trial.json"
+        self.state_dir = self.root / STATE_DIR
+        self.trial_file = self.state_dir / "update-trial.json"
+        self.key_files = [Path(k) for k in keys] if keys else [self.root / k for k in RELEASE_KEYS]
 
     def _link(self, name: str) -> str | None:
         p = self.base / name
@@ -66,6 +89,49 @@ class Releases:
             return []
         return sorted(p.name for p in self.dir.iterdir() if p.is_dir())
 
+    def device_id(self) -> str | None:
+        try:
+            with (self.root / "etc/edge/device.toml").open("rb") as f:
+                dev = tomllib.load(f).get("device", {})
+        except (OSError, tomllib.TOMLDecodeError):
+            return None
+        return str(dev["id"]) if isinstance(dev, dict) and "id" in dev else None
+
+    def verify(
+        self, release: str, rollback: bytes | None = None, order: bool = True
+    ) -> signed.Manifest:
+        """Signature, every file, and (with `order`) no downgrade (edge/device/release.py);
+        UpdateError."""
+        keys = signed.trusted_keys(self.key_files)
+        try:
+            if not keys:
+                names = ", ".join(map(str, self.key_files))
+                raise signed.ReleaseError(
+                    f"release {release}: no release key on this device ({names}); "
+                    "re-provision it with flash.sh --release-key"
+                )
+            new = signed.verify(self.dir / release, release, keys)
+            if not order:
+                return new
+            cur = self.current()
+            running = None
+            if cur is not None and cur != release and (self.dir / cur).is_dir():
+                try:
+                    running = signed.load_manifest(self.dir / cur, cur, keys)
+                except signed.ReleaseError:
+                    # unsigned, or signed with a release key since replaced: its id still
+                    # names its version (flash.sh: <version>-<hash>), and that is the floor
+                    running = signed.unverified(cur)
+            if rollback is not None:
+                signed.check_rollback(
+                    rollback, release, self.device_id(), keys, datetime.datetime.now(datetime.UTC)
+                )
+            else:
+                signed.check_order(new, running)
+        except signed.ReleaseError as exc:
+            raise UpdateError(str(exc)) from None
+        return new
+
     def _point(self, name: str, release: str) -> None:
         link = self.base / name
         tmp = self.base / f".{name}.tmp"
@@ -78,25 +144,63 @@ class Releases:
         finally:
             os.close(fd)
 
-    def switch(self, release: str) -> str | None:
-        """Point `current` at `release`; returns the release it replaced."""
+    def _state_fd(self) -> int:
+        """The state directory's descriptor, once it is known to be ours alone."""
+        self.state_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+        fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            os.close(fd)
+            raise UpdateError(
+                f"{self.state_dir}: owned by uid {st.st_uid} with mode "
+                f"{stat.S_IMODE(st.st_mode):o}; the updater writes only in a directory of "
+                f"its own user ({os.geteuid()}) that no one else may write"
+            )
+        return fd
+
+    def _write_trial(self, data: dict[str, str]) -> None:
+        fd = self._state_fd()
+        try:
+            tmp = "update-trial.tmp"
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=fd)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            out = os.open(tmp, flags, 0o644, dir_fd=fd)
+            with os.fdopen(out, "w") as f:
+                f.write(json.dumps(data))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.trial_file.name, src_dir_fd=fd, dst_dir_fd=fd)
+        finally:
+            os.close(fd)
+
+    def _drop_trial(self) -> None:
+        if not self.state_dir.is_dir():
+            return
+        fd = self._state_fd()
+        try:
+            os.unlink(self.trial_file.name, dir_fd=fd)
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(fd)
+
+    def switch(self, release: str, rollback: bytes | None = None) -> str | None:
+        """Point `current` at `release` once it verifies; returns the release it replaced."""
         if not (self.dir / release / "venv/bin/python").exists():
             raise UpdateError(f"release {release} is not installed under {self.dir}")
         old = self.current()
         if old == release:
             return old
+        m = self.verify(release, rollback)
         if old is not None:
             self._point("previous", old)
         self._point("current", release)
         if old is None:
             log.info("update_switched release=%s (first install: nothing to roll back to)", release)
             return None
-        self.trial_file.parent.mkdir(parents=True, exist_ok=True)
-        trial = {"release": release, "previous": old}
-        tmp = self.trial_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(trial))
-        os.replace(tmp, self.trial_file)
-        log.info("update_switched release=%s previous=%s", release, old)
+        self._write_trial({"release": release, "previous": old})
+        log.info("update_switched release=%s version=%s previous=%s", release, m.version, old)
         return old
 
     def trial(self) -> dict[str, Any] | None:
@@ -107,17 +211,26 @@ class Releases:
         return data if isinstance(data, dict) else None
 
     def commit(self) -> None:
-        self.trial_file.unlink(missing_ok=True)
+        self._drop_trial()
         log.info("update_committed release=%s", self.current())
         self.prune()
 
-    def rollback(self) -> str:
+    def rollback(self, statement: bytes | None = None) -> str:
+        """Back to `previous`: freely while the current release is on trial (it never
+        got healthy), otherwise only as a switch with a signed rollback statement."""
         prev = self.previous()
         if prev is None or not (self.dir / prev).is_dir():
             raise UpdateError("no previous release to roll back to")
+        if self.trial() is None:
+            if statement is None:
+                raise UpdateError(
+                    f"release {self.current()} is committed: going back to {prev} is a "
+                    "downgrade and needs a signed rollback statement (--statement FILE)"
+                )
+            self.verify(prev, statement)
         bad = self.current()
         self._point("current", prev)
-        self.trial_file.unlink(missing_ok=True)
+        self._drop_trial()
         log.error("update_rolled_back from=%s to=%s", bad, prev)
         return prev
 
@@ -132,14 +245,28 @@ class Releases:
         return gone
 
 
+def read_status(path: Path) -> bytes:
+    """The status file's bytes, read as the service user's file must be read by root:
+    never through a symlink, never blocking on a fifo, at most STATUS_MAX_BYTES."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        return os.read(fd, STATUS_MAX_BYTES)
+    finally:
+        os.close(fd)
+
+
 def healthy(status_path: Path, since: float) -> tuple[bool, str]:
     """Is the runtime healthy: a status snapshot written after `since` with ticks running
     and the board session running?"""
     try:
-        mtime = status_path.stat().st_mtime
-        st = json.loads(status_path.read_text())
+        mtime = status_path.lstat().st_mtime
+        st = json.loads(read_status(status_path))
     except FileNotFoundError:
         return False, f"no status file {status_path}"
+    except OSError as exc:  # ELOOP: a symlink planted in the service's directory
+        return False, f"status file not readable safely: {exc.strerror or exc}"
     except ValueError as exc:
         return False, f"status file unreadable: {exc}"
     if mtime < since:
@@ -191,15 +318,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--restart", default="systemctl restart edge.service", help="command restarting the unit"
     )
+    parser.add_argument(
+        "--keys", nargs="+", help="release public keys (default ROOT/etc/edge/release.pub)"
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("switch").add_argument("release")
-    sub.add_parser("apply").add_argument("release")
+    statement = "a signed rollback statement allowing this downgrade (edge.device.release)"
+    for name in ("switch", "apply"):
+        cmd = sub.add_parser(name)
+        cmd.add_argument("release")
+        cmd.add_argument("--statement", metavar="FILE", help=statement)
     sub.add_parser("check")
-    sub.add_parser("rollback")
+    sub.add_parser("rollback").add_argument("--statement", metavar="FILE", help=statement)
+    sub.add_parser("verify").add_argument("release")
     sub.add_parser("list")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    rel = Releases(args.root)
+    rel = Releases(args.root, args.keys)
     status = Path(args.status_file) if args.status_file else rel.root / STATUS_FILE
 
     def restart() -> None:
@@ -207,10 +341,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         subprocess.run(args.restart, shell=True, check=False)
 
     try:
+        stmt = Path(args.statement).read_bytes() if getattr(args, "statement", None) else None
         if args.cmd == "switch":
-            rel.switch(args.release)
+            rel.switch(args.release, stmt)
+        elif args.cmd == "verify":
+            m = rel.verify(args.release, order=False)
+            print(
+                f"edge-update: {args.release}: version {m.version}, {len(m.files)} files verified"
+            )
         elif args.cmd == "apply":
-            if rel.switch(args.release) == args.release:
+            if rel.switch(args.release, stmt) == args.release:
                 print(f"edge-update: {args.release} is already current; nothing to do")
                 return 0
             restart()
@@ -218,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.cmd == "check":
             return 0 if check(rel, status, restart, args.timeout) else 1
         elif args.cmd == "rollback":
-            rel.rollback()
+            rel.rollback(stmt)
             restart()
         else:
             for r in rel.installed():
@@ -226,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "current" if r == rel.current() else "previous" if r == rel.previous() else ""
                 )
                 print(f"{r} {mark}".rstrip())
-    except UpdateError as exc:
+    except (UpdateError, OSError) as exc:
         print(f"edge-update: {exc}", file=sys.stderr)
         return 2
     return 0

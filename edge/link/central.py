@@ -9,6 +9,7 @@ events for it while it is away; it drops duplicates by (device, seq).
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import time
 import uuid
@@ -18,10 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiomqtt
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge.device import certs
 from edge.link import topics
 from edge.link.client import NODELAY, BrokerConfig
 from edge.link.messages import command_body
@@ -73,6 +77,20 @@ def signed_command(
     return cid, sign(command_body(device, cid, t, t + int(ttl_s * 1000), command), key)
 
 
+def certificate_command(
+    key: Ed25519PrivateKey,
+    device: str,
+    csr_pem: bytes,
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+) -> tuple[str, bytes]:
+    """Central's answer to a device's `cert_request` event: the fleet CA signs the request
+    for that device only (edge/device/certs.py), sent as a signed `certificate` command."""
+    now = datetime.datetime.now(datetime.UTC)
+    pem = certs.sign(csr_pem, device, ca_cert, ca_key, now)
+    return signed_command(key, device, {"kind": "certificate", "pem": pem.decode()})
+
+
 def _props(correlation: bytes, response_topic: str) -> Properties:
     props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     props.CorrelationData = correlation
@@ -88,6 +106,7 @@ async def connect(
     timeout_s: float = 10.0,
 ) -> AsyncIterator[aiomqtt.Client]:
     """A central client; `persistent` keeps its session (and queued QoS 1 messages) for 1 h."""
+    broker.warn_if_plain("central")
     props = None
     if persistent:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]

@@ -8,6 +8,9 @@
     edge central cmd    BROKER --key central.key --device dev-1 '{"kind": "hold", "phases": [2, 6]}'
     edge central watch  BROKER --device dev-1 [--spat]
     edge central fleet  BROKER
+    edge central rollover --root-key root.key --sequence 1 --device '*' \
+        --activate central-standby.pub --revoke central.pub > rollover.json   # offline
+    edge central send   BROKER --device dev-1 rollover.json   # a message signed elsewhere
 
 BROKER is --host/--port with --cafile/--cert/--client-key (TLS, a certificate
 whose CN the broker's ACL gives central's rights). The plans file is TOML:
@@ -119,6 +122,36 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         f"{signing.key_id(key.public_key())}"
     )
     return 0
+
+
+def cmd_rollover(args: argparse.Namespace) -> int:
+    """A key rollover signed with the root key (edge/link/keyring.py), made offline."""
+    from edge.link.keyring import rollover
+
+    activate = signing.key_id(signing.load_public(args.activate)) if args.activate else None
+    raw = rollover(
+        signing.load_private(args.root_key),
+        args.sequence,
+        args.device,
+        time.time_ns() // 1_000_000,
+        activate=activate,
+        revoke=[signing.key_id(signing.load_public(p)) for p in args.revoke],
+        standby=[signing.load_public(p) for p in args.standby],
+        ttl_s=args.ttl,
+    )
+    sys.stdout.write(raw.decode() + "\n")
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    """Publish a message signed elsewhere (a rollover) on a device's cmd topic."""
+    envelope = Path(args.message).read_bytes().strip()
+
+    async def go() -> list[dict[str, Any]]:
+        async with central.connect(_broker(args)) as c:
+            return await central.request(c, args.device, "cmd", envelope, timeout_s=args.timeout)
+
+    return _print_acks(asyncio.run(go()))
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
@@ -332,6 +365,23 @@ def add_central_command(sub: Any) -> None:
     q.add_argument("--timeout", type=float, default=10, help="seconds to wait for the ack")
     q.add_argument("command", help='e.g. \'{"kind": "request_state"}\'')
     q.set_defaults(func=cmd_cmd)
+
+    q = csub.add_parser("rollover", help="sign a key rollover with the offline root key; print it")
+    q.add_argument("--root-key", required=True, help="the root's Ed25519 private key (PEM)")
+    q.add_argument("--sequence", type=int, required=True, help="above every rollover before")
+    q.add_argument("--device", required=True, help="a device id, or * for every device")
+    q.add_argument("--activate", help="the standby public key to make active (PEM)")
+    q.add_argument("--revoke", nargs="*", default=[], help="public keys to revoke (PEM)")
+    q.add_argument("--standby", nargs="*", default=[], help="the next standby keys (PEM)")
+    q.add_argument("--ttl", type=float, default=7 * 86400, help="seconds it may be applied")
+    q.set_defaults(func=cmd_rollover)
+
+    q = csub.add_parser("send", help="send a message signed elsewhere (a key rollover)")
+    _broker_args(q)
+    q.add_argument("--device", required=True, help="the device id to send to")
+    q.add_argument("--timeout", type=float, default=10, help="seconds to wait for the ack")
+    q.add_argument("message", help="the signed envelope's file")
+    q.set_defaults(func=cmd_send)
 
     q = csub.add_parser("watch", help="print a device's status, counts, events and acks live")
     _broker_args(q)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import sqlite3
 import ssl
@@ -46,6 +47,8 @@ class BrokerConfig:
     cafile: str | None = None
     certfile: str | None = None
     keyfile: str | None = None
+    crlfile: str | None = None  # the fleet CA's revocation list (PEM): a revoked broker fails
+    renewed: str | None = None  # a renewed certificate + key (edge/device/certs.py), if newer
     username: str | None = None
     password: str | None = None
     keepalive_s: int = 20
@@ -53,12 +56,51 @@ class BrokerConfig:
     backoff_max_s: float = 30.0
 
     def tls_context(self) -> ssl.SSLContext | None:
+        """The fleet CA only, TLS 1.2 or later, the broker's name in its certificate's
+        subject alternative names (never the CN), and with crlfile the CA's CRL checked."""
         if self.cafile is None:
             return None
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.cafile)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.hostname_checks_common_name = False
+        if self.crlfile is not None:
+            ctx.load_verify_locations(cafile=self.crlfile)
+            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
         if self.certfile:
-            ctx.load_cert_chain(self.certfile, self.keyfile)
+            ctx.load_cert_chain(*self.client_pair())
         return ctx
+
+    def client_pair(self) -> tuple[str, str | None]:
+        """(certificate file, key file): the renewed pair once it outlasts the provisioned one."""
+        assert self.certfile is not None
+        if self.renewed is None or not os.path.isfile(self.renewed):
+            return self.certfile, self.keyfile
+        from cryptography import x509
+
+        def expiry(path: str) -> float:
+            try:
+                with open(path, "rb") as f:
+                    cert = x509.load_pem_x509_certificate(f.read())
+            except (OSError, ValueError):
+                return 0.0
+            return cert.not_valid_after_utc.timestamp()
+
+        if expiry(self.renewed) > expiry(self.certfile):
+            return self.renewed, None
+        return self.certfile, self.keyfile
+
+    def warn_if_plain(self, who: str) -> bool:
+        """Log loudly when the link would run without TLS (mqtt://); True if it would."""
+        if self.cafile is not None:
+            return False
+        log.warning(
+            "link_insecure: %s connects to %s:%d over plain MQTT (no TLS): anyone on the "
+            "network path can read and inject its traffic; use mqtts:// with the fleet CA",
+            who,
+            self.host,
+            self.port,
+        )
+        return True
 
 
 class LinkHandler(Protocol):
@@ -115,6 +157,7 @@ class LinkClient:
 
     async def run(self) -> None:
         status = self.topic("status")
+        self.broker.warn_if_plain(f"device {self.device}")
         while True:
             reason = "closed"
             try:

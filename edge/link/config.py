@@ -22,6 +22,10 @@ class _Device(_Strict):
     site: str
     store: str
     trusted_keys: Annotated[list[str], Field(min_length=1)]
+    # central's standby key and the offline root key that moves the device to it
+    # (edge/link/keyring.py); the state rollovers make is kept next to the store
+    standby_keys: list[str] = []
+    root_key: str | None = None
 
 
 class _Broker(_Strict):
@@ -30,6 +34,10 @@ class _Broker(_Strict):
     cafile: str | None = None
     certfile: str | None = None
     keyfile: str | None = None
+    crlfile: str | None = None
+    # where the device keeps the key it makes and the certificate central signs for it
+    # (edge/device/certs.py); without it the device asks for no renewal
+    renew_dir: str | None = None
     keepalive_s: Annotated[int, Field(ge=5, le=600)] = 20
     backoff_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     backoff_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
@@ -70,6 +78,9 @@ class DeviceConfig:
     store_path: Path
     trusted_keys: tuple[Path, ...]
     broker: BrokerConfig
+    standby_keys: tuple[Path, ...] = ()
+    root_key: Path | None = None
+    renew_dir: Path | None = None
     counts_interval_ms: int = 60_000
     events_flush_ms: int = 1000
     spat_hz: float = 10.0
@@ -100,12 +111,17 @@ def load_device_config(path: str | Path) -> DeviceConfig:
         site_path=base / cfg.device.site,
         store_path=base / cfg.device.store,
         trusted_keys=tuple(base / k for k in cfg.device.trusted_keys),
+        standby_keys=tuple(base / k for k in cfg.device.standby_keys),
+        root_key=base / cfg.device.root_key if cfg.device.root_key else None,
+        renew_dir=base / b.renew_dir if b.renew_dir else None,
         broker=BrokerConfig(
             b.host,
             b.port,
             rel(b.cafile),
             rel(b.certfile),
             rel(b.keyfile),
+            crlfile=rel(b.crlfile),
+            renewed=rel(f"{b.renew_dir}/client.pem") if b.renew_dir else None,
             keepalive_s=b.keepalive_s,
             backoff_min_s=b.backoff_min_s,
             backoff_max_s=b.backoff_max_s,

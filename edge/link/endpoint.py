@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import hashlib
 import importlib.metadata
 import logging
@@ -48,12 +49,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from edge.control.messages import Event
 from edge.control.site import Site
+from edge.device import certs
 from edge.link import messages
 from edge.link.client import LinkClient
 from edge.link.config import DeviceConfig
 from edge.link.errors import Rejected
+from edge.link.keyring import Keyring
 from edge.link.messages import LogEvent
 from edge.link.plans import Bundle, check_body
 from edge.link.priority import PriorityBook, Request, body_of, kind_of
@@ -62,11 +67,12 @@ from edge.link.session import (
     Action,
     ControlCommand,
     DeviceSession,
+    InstallCertificate,
     InstallPlan,
     PriorityRequest,
     SendState,
 )
-from edge.link.signing import load_trusted, open_envelope
+from edge.link.signing import open_envelope
 from edge.store import Store, StoredPlan
 
 log = logging.getLogger(__name__)
@@ -115,9 +121,16 @@ class CentralEndpoint:
         self.site_raw = site.raw
         self.store = Store(cfg.store_path, max_spool_rows=cfg.max_spool_rows)
         self.db = ThreadPoolExecutor(1, thread_name_prefix="edge-store")
+        self.keyring = Keyring.load(
+            cfg.store_path.with_name(cfg.store_path.name + ".keys.json"),
+            cfg.trusted_keys,
+            cfg.standby_keys,
+            cfg.root_key,
+        )
         self.session = DeviceSession(
             device=cfg.device,
-            trusted=load_trusted(list(cfg.trusted_keys)),
+            trusted=self.keyring.active,
+            keyring=self.keyring,
             site_raw=self.site_raw,
             high_water=self.store.plan_high_water(),
             memory=self.store,
@@ -226,11 +239,60 @@ class CentralEndpoint:
             await self._install(action)
         elif isinstance(action, PriorityRequest):
             await self._priority(action.request)
+        elif isinstance(action, InstallCertificate):
+            self._install_certificate(action)
         elif isinstance(action, SendState):
             fields = self._state_fields()
             payload = messages.state(self.device, utc_ms=utc_ms(), ref=action.ref, fields=fields)
             self.client.send_reliable("state", payload, action.correlation)
             self._ack(Ack(action.ref, "command", "done", correlation=action.correlation))
+
+    # -- the device's certificate: a new key made here, renewed over the link --------------
+
+    def _renewal_request(self) -> None:
+        """At a connect: a client certificate within 30 days of expiry gets a new key made
+        here (staged, 600) and its request sent to central as a `cert_request` event (the
+        CSR as detail); at most one request an hour, so an answer finds its staged key."""
+        renew, b = self.cfg.renew_dir, self.cfg.broker
+        if renew is None or b.certfile is None:
+            return
+        now = datetime.datetime.now(datetime.UTC)
+        try:
+            cert = x509.load_pem_x509_certificate(Path(b.client_pair()[0]).read_bytes())
+            if not certs.due(cert, now):
+                return
+            staged = renew / certs.STAGED
+            if staged.exists() and time.time() - staged.stat().st_mtime < 3600:
+                return
+            renew.mkdir(mode=0o700, parents=True, exist_ok=True)
+            csr = certs.request(renew, self.device)
+        except (OSError, ValueError) as exc:
+            log.error("cert_renewal_failed: %s", exc)
+            return
+        until = f"{cert.not_valid_after_utc:%Y-%m-%d}"
+        log.warning("cert_request: the client certificate expires %s; asking central", until)
+        self._log(LogEvent(utc_ms(), "cert_request", self.device, csr.decode(), "link"))
+
+    def _install_certificate(self, act: InstallCertificate) -> None:
+        renew, b = self.cfg.renew_dir, self.cfg.broker
+        if renew is None or b.cafile is None:
+            reason = "this device has no renew_dir: it renews no certificate"
+            self._ack(
+                Ack(act.ref, "command", "rejected", "unsupported", reason, None, act.correlation)
+            )
+            return
+        try:
+            ca = x509.load_pem_x509_certificate(Path(b.cafile).read_bytes())
+            now = datetime.datetime.now(datetime.UTC)
+            live = certs.install(renew, act.pem.encode(), self.device, ca, now)
+        except (OSError, ValueError) as exc:  # CertError is a ValueError
+            reason = f"certificate not installed: {exc}"
+            self._ack(Ack(act.ref, "command", "rejected", "refused", reason, None, act.correlation))
+            self._log(LogEvent(utc_ms(), "cert_refused", "", reason[:200], "link"))
+            return
+        detail = f"{live} (used from the next connection)"
+        self._ack(Ack(act.ref, "command", "done", reason=detail, correlation=act.correlation))
+        self._log(LogEvent(utc_ms(), "cert_installed", "", detail[:200], "link"))
 
     async def _install(self, act: InstallPlan) -> None:
         """Stored first (the high-water mark with it), then accepted and handed on."""

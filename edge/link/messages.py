@@ -261,6 +261,13 @@ class _Heartbeat(_Strict):
     kind: Literal["heartbeat"]
 
 
+class _Certificate(_Strict):
+    """The fleet CA's answer to the device's certificate request (edge/device/certs.py)."""
+
+    kind: Literal["certificate"]
+    pem: Annotated[str, Field(min_length=1, max_length=3000)]
+
+
 CommandModel = (
     _EvPriority
     | _TransitPriority
@@ -271,6 +278,7 @@ CommandModel = (
     | _Release
     | _RequestState
     | _Heartbeat
+    | _Certificate
 )
 
 

@@ -93,8 +93,9 @@ class Pki:
         )
         self.ca_cert_path.write_bytes(self.ca_cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, common_name: str, server: bool = False) -> tuple[Path, Path]:
-        """(cert path, key path) for a client (CN = MQTT username) or the broker."""
+    def issue(self, common_name: str, server: bool = False, san: bool = True) -> tuple[Path, Path]:
+        """(cert path, key path) for a client (CN = MQTT username) or the broker (its names
+        as subject alternative names; san=False leaves them out, as a bad CA would)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         builder = (
@@ -107,13 +108,17 @@ class Pki:
             .not_valid_after(now + datetime.timedelta(days=30))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         )
-        if server:
+        if server and san:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName(
                     [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
                 ),
                 critical=False,
-            ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            )
+        if server:
+            builder = builder.add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False
+            )
         else:
             builder = builder.add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False
@@ -124,6 +129,29 @@ class Pki:
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_key(key_path, key)
         return cert_path, key_path
+
+    def crl(self, revoked: list[Path], days: float = 7.0) -> Path:
+        """The CA's certificate revocation list (PEM) naming the certificates in `revoked`."""
+        now = datetime.datetime.now(datetime.UTC)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.ca_name)
+            .last_update(now - datetime.timedelta(minutes=5))
+            .next_update(now + datetime.timedelta(days=days))
+        )
+        for path in revoked:
+            serial = x509.load_pem_x509_certificate(path.read_bytes()).serial_number
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(serial)
+                .revocation_date(now - datetime.timedelta(minutes=1))
+                .build()
+            )
+        out = self.dir / "ca.crl"
+        out.write_bytes(
+            builder.sign(self.ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+        )
+        return out
 
 
 @dataclass

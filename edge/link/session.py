@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edge.control.messages import Command as CoreCommand
 from edge.control.messages import Flash, ForceOff, Hold, PlaceCall, SetMode
 from edge.link.errors import Rejected
+from edge.link.keyring import Keyring
 from edge.link.messages import (
     MAX_COMMAND_BYTES,
     Command,
@@ -91,7 +92,18 @@ class SendState:
     correlation: bytes | None
 
 
-Action = Ack | InstallPlan | ControlCommand | PriorityRequest | SendState | LogEvent
+@dataclass(frozen=True, slots=True)
+class InstallCertificate:
+    """The fleet CA's certificate for the key the device staged (edge/device/certs.py)."""
+
+    ref: str
+    pem: str
+    correlation: bytes | None
+
+
+Action = (
+    Ack | InstallPlan | ControlCommand | PriorityRequest | SendState | LogEvent | InstallCertificate
+)
 
 
 @dataclass
@@ -109,6 +121,7 @@ class DeviceSession:
     # central's clock minus ours, as seen in verified commands (issued - received)
     clock_samples: deque[int] = field(default_factory=lambda: deque(maxlen=CLOCK_SAMPLES))
     clock_off: bool = False  # the estimate is beyond CLOCK_WARN_MS (event logged once)
+    keyring: Keyring | None = None  # `trusted` is its active keys; the root key moves them
 
     @property
     def clock_offset_ms(self) -> int | None:
@@ -169,6 +182,8 @@ class DeviceSession:
                 raise Rejected(
                     "oversized", f"command is {len(raw)} bytes, the limit is {MAX_COMMAND_BYTES}"
                 )
+            if self.keyring is not None and self.keyring.is_root_signed(raw):
+                return self._rollover(self.keyring, raw, now_ms, correlation)
             body = open_envelope(raw, self.trusted)
             cmd = parse_command(body, self.device, now_ms)
             ref = cmd.id
@@ -197,6 +212,15 @@ class DeviceSession:
                 Ack(ref, "command", "rejected", rej.code, rej.reason, None, correlation),
                 LogEvent(now_ms, "command_rejected", rej.code, rej.reason, "link"),
             ]
+
+    def _rollover(self, ring: Keyring, raw: bytes, now_ms: int, corr: bytes | None) -> list[Action]:
+        """A root-signed key rollover (edge/link/keyring.py); refusals raise Rejected."""
+        what = ring.apply(raw, self.device, now_ms)
+        log.warning("key_rollover %s", what)
+        return [
+            Ack(None, "command", "done", reason=what, correlation=corr),
+            LogEvent(now_ms, "key_rollover", "", what, "link"),
+        ]
 
     def _command(self, cmd: Command, now_ms: int, corr: bytes | None) -> list[Action]:
         a = cmd.args
@@ -264,6 +288,8 @@ class DeviceSession:
             return [SendState(cmd.id, corr)]
         if cmd.kind == "heartbeat":
             return [Ack(cmd.id, "command", "done", correlation=corr)]
+        if cmd.kind == "certificate":
+            return [InstallCertificate(cmd.id, a["pem"], corr)]
         raise Rejected("unsupported", f"command kind {cmd.kind!r}")
 
     def _release(self, now_ms: int, ref: str | None, corr: bytes | None) -> list[Action]:

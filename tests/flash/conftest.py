@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from edge.link import signing
 from edge.link.mosquitto import Mosquitto
 from sim.pi_root import make_rootfs
 
@@ -70,6 +71,9 @@ class Inputs:
     ca_key: Path
     password_file: Path
     broker: Mosquitto
+    release_key: Path  # signs the releases flash.sh builds (private, Ed25519)
+    standby_pub: Path  # central's standby key and the root key that moves to it
+    root_pub: Path
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +104,13 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inputs]:
         )
         pw = d / "password"
         pw.write_text(PASSWORD + "\n")
-        yield Inputs(make_keys(d / "keys"), broker.pki.ca_cert_path, ca_key, pw, broker)
+        release_key = d / "release.key"
+        release_key.write_bytes(signing.private_pem(signing.generate()))
+        keys = make_keys(d / "keys")
+        standby, root = d / "standby.pub", d / "root.pub"
+        standby.write_bytes(signing.public_pem(signing.generate().public_key()))
+        root.write_bytes(signing.public_pem(signing.generate().public_key()))
+        yield Inputs(keys, broker.pki.ca_cert_path, ca_key, pw, broker, release_key, standby, root)
 
 
 @dataclass
@@ -137,6 +147,10 @@ def provisioned(
             "--selftest-port", board.path,
             "--broker", f"mqtts://127.0.0.1:{inputs.broker.port}",
             "--central-key", str(inputs.keys.central_pub),
+            "--release-key", str(inputs.release_key),
+            "--central-standby-key", str(inputs.standby_pub),
+            "--root-key", str(inputs.root_pub),
+            "--ca-crl", str(inputs.broker.pki.crl([])),
             "--ca-cert", str(inputs.ca_cert),
             "--ca-key", str(inputs.ca_key),
             "--technician", "anna",

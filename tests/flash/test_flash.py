@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from edge import credentials
+from edge.device.update import Releases
 from sim.pi_root import make_rootfs
 
 from hw import board as hw_board
@@ -61,6 +62,10 @@ def test_first_run_installs_the_device(provisioned: Provisioned) -> None:
     assert stat_of(root / "var/lib/edge") == ("0o750", uid, gid)
     device = (etc / "device.toml").read_text()
     assert 'id = "hz-0412"' in device and 'certfile = "tls/client.crt"' in device
+    for line in ('standby_keys = ["central-standby.pub"]', 'root_key = "root.pub"'):
+        assert line in device  # a rollover moves the device to the standby key (no re-flash)
+    assert 'crlfile = "tls/ca.crl"' in device  # the self-test's broker check ran with it
+    assert stat_of(etc / "tls/ca.crl") == ("0o644", 0, 0)
     # the link's own loader accepts it, paths relative to the file
     from edge.link.config import load_device_config
 
@@ -88,7 +93,14 @@ def test_first_run_installs_the_device(provisioned: Provisioned) -> None:
     assert os.readlink(wants) == "/etc/systemd/system/edge.service"
     current = root / "opt/edge/current"
     assert os.readlink(current).startswith("releases/0.1.0-")
-    assert not (root / "var/lib/edge/update-trial.json").exists()  # a first install: no trial
+    assert not (root / "var/lib/edge-update/update-trial.json").exists()  # first install: no trial
+    # the release is signed: every file's hash under the release key the device now trusts
+    assert stat_of(etc / "release.pub") == ("0o644", 0, 0)
+    assert stat_of(root / "var/lib/edge-update") == ("0o755", 0, 0)
+    manifest = Releases(root).verify(os.readlink(current).rsplit("/", 1)[-1])
+    assert len(manifest.files) > 1000 and "venv/bin/python" in manifest.files
+    pins = (current / "requirements.txt").read_text()
+    assert "numpy==" in pins and pins.count("--hash=sha256:") >= 29  # pip --require-hashes
     # the release's own venv runs (host architecture here) and is this checkout's code
     py = current / "venv/bin/python"
     out = subprocess.run(
@@ -180,7 +192,9 @@ def test_the_release_holds_only_the_device(provisioned: Provisioned) -> None:
     assert r.returncode == 2 and r.stderr.startswith("edge sim: the simulator is not installed")
 
 
-def test_the_release_id_names_the_device_code(tmp_path: Path, wheelhouse: Path) -> None:
+def test_the_release_id_names_the_device_code(
+    tmp_path: Path, wheelhouse: Path, inputs: Inputs
+) -> None:
     """A change the device gets (the page's files) is a new release; one to the simulator not."""
     repo = tmp_path / "repo"
     listed = subprocess.run(
@@ -197,7 +211,7 @@ def test_the_release_id_names_the_device_code(tmp_path: Path, wheelhouse: Path) 
         r = subprocess.run(
             ["bash", str(repo / "flash.sh"), "--device-id", "hz-0412", "--site", str(CROSSING),
              "--target", str(root), "--arch", "x86_64", "--wheelhouse", str(wheelhouse),
-             "--dry-run"],
+             "--release-key", str(inputs.release_key), "--dry-run"],
             capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
             env=dict(os.environ, EDGE_PYTHON=sys.executable, PYTHONPATH=str(repo)),
         )  # fmt: skip
@@ -270,6 +284,8 @@ def _bad_inputs(tmp: Path, inputs: Inputs) -> list[tuple[str, list[str], str]]:
         ("device id", ["--device-id", "hz 0412/x"], "--device-id 'hz 0412/x': use 1-64 of"),
         ("site", ["--site", str(bad_site)], "bad-site.toml:"),
         ("central key", ["--central-key", str(inputs.ca_cert)], "not an Ed25519 public key"),
+        ("release key", ["--release-key", str(inputs.keys.central_pub)], "not an Ed25519 priv"),
+        ("no release key", ["--release-key", ""], "--release-key is required"),
         ("broker url", ["--broker", "http://broker:80"], "use mqtts://HOST[:PORT]"),
         ("broker port", ["--broker", "mqtts://broker:99999"], "the port is not a number"),
         (

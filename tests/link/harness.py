@@ -84,6 +84,8 @@ id = "{cfg.device}"
 site = "{cfg.site_path}"
 store = "{cfg.store_path}"
 trusted_keys = [{", ".join(json.dumps(str(k)) for k in cfg.trusted_keys)}]
+standby_keys = [{", ".join(json.dumps(str(k)) for k in cfg.standby_keys)}]
+{f"root_key = {json.dumps(str(cfg.root_key))}" if cfg.root_key else ""}
 
 [broker]
 host = "{b.host}"

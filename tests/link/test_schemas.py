@@ -127,6 +127,7 @@ def test_built_messages_match_their_schemas(keys: Keys) -> None:
         {"kind": "release"},
         {"kind": "request_state"},
         {"kind": "heartbeat"},
+        {"kind": "certificate", "pem": "-----BEGIN CERTIFICATE-----\n...\n"},
     ):
         _, env = signed_command(keys.central, "dev-1", cmd)
         check("envelope", env)

@@ -1,0 +1,159 @@
+"""The device's TLS key and certificate: made on the device, renewed before expiry.
+
+Rules it keeps:
+- The private key is made where it is used and never leaves it: the device makes a
+  P-256 key and a certificate signing request (CSR); only the CSR travels.
+- The CA side (central, holding the fleet CA) signs a CSR only for the identity asked
+  (CN = the device id, which the broker's ACL ties to the MQTT username), as a client
+  certificate (no CA rights), valid for at most CERT_DAYS (365).
+- A certificate within RENEW_DAYS (30) of its expiry is due for renewal.
+- The staged key is 600 from its creation and never replaces the live one until a
+  certificate for it is checked (matches the key, issued by the fleet CA, names the
+  device, valid now); then key and certificate replace the live pair with one rename
+  (one PEM file holding both). A failed install removes the staged key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CERT_DAYS = 365
+RENEW_DAYS = 30
+STAGED = "client.key.staged"
+LIVE = "client.pem"  # certificate and key in one file: replaced by one rename
+
+
+class CertError(ValueError):
+    """A request or certificate refused; the text says why."""
+
+
+def _spki(key: ec.EllipticCurvePublicKey) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def due(cert: x509.Certificate, now: datetime.datetime) -> bool:
+    """Is it time to renew (within RENEW_DAYS of expiry, or expired)?"""
+    return cert.not_valid_after_utc - now <= datetime.timedelta(days=RENEW_DAYS)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def request(directory: Path, device: str) -> bytes:
+    """Make a new key (staged, 600) and return the CSR (PEM) for it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    _write_private(
+        directory / STAGED,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device)]))
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def sign(
+    csr_pem: bytes,
+    device: str,
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    now: datetime.datetime,
+    days: int = CERT_DAYS,
+) -> bytes:
+    """The CA side: a client certificate for `device` from its CSR (PEM), or CertError."""
+    if days > CERT_DAYS:
+        raise CertError(f"certificates are valid for at most {CERT_DAYS} days, not {days}")
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError as exc:
+        raise CertError(f"not a PEM certificate request ({exc})") from None
+    if not csr.is_signature_valid:
+        raise CertError("the request's signature does not verify (not made with its key)")
+    cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if len(cns) != 1 or cns[0].value != device:
+        raise CertError(f"the request names {csr.subject.rfc4514_string()!r}, not CN={device}")
+    pub = csr.public_key()
+    if not isinstance(pub, ec.EllipticCurvePublicKey) or pub.curve.name != "secp256r1":
+        raise CertError("the request's key is not an EC P-256 key")
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(pub)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def install(
+    directory: Path,
+    cert_pem: bytes,
+    device: str,
+    ca_cert: x509.Certificate,
+    now: datetime.datetime,
+) -> Path:
+    """Check the certificate against the staged key and the CA, then make the pair live
+    (directory/client.pem, one rename). On any problem the staged key is removed."""
+    staged = directory / STAGED
+    try:
+        key = serialization.load_pem_private_key(staged.read_bytes(), password=None)
+        try:
+            cert = x509.load_pem_x509_certificate(cert_pem)
+        except ValueError as exc:
+            raise CertError(f"not a PEM certificate ({exc})") from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise CertError("the staged key is not an EC key")
+        cert_pub = cert.public_key()
+        if not isinstance(cert_pub, ec.EllipticCurvePublicKey) or _spki(cert_pub) != _spki(
+            key.public_key()
+        ):
+            raise CertError("the certificate is not for the staged key")
+        try:
+            cert.verify_directly_issued_by(ca_cert)
+        except (ValueError, TypeError, Exception):
+            raise CertError("the certificate is not issued by the fleet CA") from None
+        cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if len(cns) != 1 or cns[0].value != device:
+            raise CertError(f"the certificate names {cert.subject.rfc4514_string()!r}")
+        if not cert.not_valid_before_utc <= now < cert.not_valid_after_utc:
+            raise CertError("the certificate is not valid now")
+        if cert.not_valid_after_utc - cert.not_valid_before_utc > datetime.timedelta(
+            days=CERT_DAYS + 1
+        ):
+            raise CertError(f"the certificate is valid for more than {CERT_DAYS} days")
+        tmp = directory / (LIVE + ".tmp")
+        _write_private(tmp, cert_pem + staged.read_bytes())
+        os.replace(tmp, directory / LIVE)
+        staged.unlink()
+        return directory / LIVE
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            staged.unlink()
+        raise

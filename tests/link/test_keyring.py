@@ -1,0 +1,95 @@
+"""Central key rollover (edge/link/keyring.py): the offline root key moves a device from
+the active to the standby central key over the link, and revokes the old one (issue 20).
+
+End to end through Mosquitto and the device's own cmd path (DeviceRuntime): before the
+rollover the standby key is refused; after it the old key is refused and the standby
+accepted; a replayed or older rollover, or one signed by central's own key, is refused;
+the device restarted keeps the rollover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from edge.link import central, signing
+from edge.link.keyring import rollover
+from edge.link.mosquitto import Mosquitto
+
+from tests.link.harness import Keys, central_config, device_config, running
+
+DEV = "dev-rk"
+
+
+async def _scenario(broker: Mosquitto, keys: Keys, tmp: Path) -> dict[str, Any]:
+    standby, root = signing.generate(), signing.generate()
+    (tmp / "standby.pub").write_bytes(signing.public_pem(standby.public_key()))
+    (tmp / "root.pub").write_bytes(signing.public_pem(root.public_key()))
+    cfg = device_config(
+        broker,
+        tmp,
+        DEV,
+        keys,
+        standby_keys=(tmp / "standby.pub",),
+        root_key=tmp / "root.pub",
+    )
+    old_kid = signing.key_id(keys.central.public_key())
+    new_kid = signing.key_id(standby.public_key())
+    out: dict[str, Any] = {}
+    async with central.connect(central_config(broker)) as c:
+
+        async def send(raw: bytes) -> dict[str, Any]:
+            got = await central.request(c, DEV, "cmd", raw, until=("done", "rejected"))
+            assert got, "no ack"
+            return got[-1]
+
+        async def heartbeat(key: Ed25519PrivateKey) -> dict[str, Any]:
+            _, raw = central.signed_command(key, DEV, {"kind": "heartbeat"})
+            return await send(raw)
+
+        async with running(cfg) as rt:
+            out["standby_before"] = await heartbeat(standby)
+            out["old_before"] = await heartbeat(keys.central)
+            now = central.now_ms()
+            out["by_central"] = await send(
+                rollover(keys.central, 1, DEV, now, activate=new_kid, revoke=[old_kid])
+            )
+            msg = rollover(root, 1, DEV, now, activate=new_kid, revoke=[old_kid])
+            out["rollover"] = await send(msg)
+            out["replayed"] = await send(msg)
+            out["older"] = await send(rollover(root, 1, "*", now + 1, activate=None))
+            out["old_after"] = await heartbeat(keys.central)
+            out["standby_after"] = await heartbeat(standby)
+            out["trusted"] = sorted(rt.session.trusted)
+        async with running(cfg):  # restarted: the rollover was kept
+            out["old_restarted"] = await heartbeat(keys.central)
+            out["standby_restarted"] = await heartbeat(standby)
+    out["state"] = json.loads(cfg.store_path.with_name(f"{DEV}.db.keys.json").read_text())
+    out["kids"] = (old_kid, new_kid)
+    return out
+
+
+def test_a_root_signed_rollover_moves_the_device_to_the_standby_key(
+    broker: Mosquitto, keys: Keys, tmp_path: Path
+) -> None:
+    r = asyncio.run(_scenario(broker, keys, tmp_path))
+    old_kid, new_kid = r["kids"]
+    assert (r["standby_before"]["status"], r["standby_before"]["code"]) == (
+        "rejected",
+        "unknown_key",
+    )
+    assert r["old_before"]["status"] == "done"
+    assert r["by_central"]["status"] == "rejected"  # central's key cannot move keys
+    assert r["rollover"]["status"] == "done", r["rollover"]
+    assert f"active {new_kid}; revoked {old_kid}" in r["rollover"]["reason"]
+    assert (r["replayed"]["status"], r["replayed"]["code"]) == ("rejected", "replayed")
+    assert (r["older"]["status"], r["older"]["code"]) == ("rejected", "replayed")
+    assert (r["old_after"]["status"], r["old_after"]["code"]) == ("rejected", "unknown_key")
+    assert r["standby_after"]["status"] == "done"
+    assert r["old_restarted"]["code"] == "unknown_key"
+    assert r["standby_restarted"]["status"] == "done"
+    assert r["state"]["sequence"] == 1 and r["state"]["revoked"] == [old_kid]
+    assert list(r["state"]["active"]) == [new_kid] and r["trusted"] == [new_kid]

@@ -1,0 +1,78 @@
+"""The device's certificate renewed over the link (edge/device/certs.py; issue 20).
+
+Through Mosquitto: a device whose certificate is within 30 days of expiry makes a new
+key itself and sends its request as a `cert_request` event; central's fleet CA signs it
+for that device and sends it back as a signed `certificate` command; the device checks
+and installs it (the staged key never leaves the device) and connects with it next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import stat
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from edge.device import certs
+from edge.link import central
+from edge.link.mosquitto import Mosquitto
+
+from tests.link.harness import (
+    Keys,
+    central_config,
+    collecting,
+    device_config,
+    events_named,
+    running,
+    wait_for,
+)
+
+DEV = "dev-renew"
+
+
+async def _scenario(broker: Mosquitto, keys: Keys, tmp: Path) -> dict[str, Any]:
+    renew = tmp / "tls"
+    cfg = device_config(broker, tmp, DEV, keys, renew_dir=renew)
+    cfg = replace(cfg, broker=replace(cfg.broker, renewed=str(renew / certs.LIVE)))
+    out: dict[str, Any] = {}
+    async with collecting(broker, ("events",), device=DEV) as col:
+        async with running(cfg), central.connect(central_config(broker)) as c:
+            await wait_for(lambda: bool(events_named(col, "cert_request")), 10, "cert_request")
+            out["staged_mode"] = stat.S_IMODE((renew / certs.STAGED).stat().st_mode)
+            csr = events_named(col, "cert_request")[0]["detail"].encode()
+            _, cmd = central.certificate_command(
+                keys.central, DEV, csr, broker.pki.ca_cert, broker.pki.ca_key
+            )
+            out["installed"] = (await central.request(c, DEV, "cmd", cmd))[-1]
+            out["replayed"] = (await central.request(c, DEV, "cmd", cmd))[-1]
+            _, again = central.certificate_command(  # a second answer: its key is gone
+                keys.central, DEV, csr, broker.pki.ca_cert, broker.pki.ca_key
+            )
+            out["again"] = (await central.request(c, DEV, "cmd", again))[-1]
+        out["pair"] = cfg.broker.client_pair()
+        async with running(cfg):  # reconnects with the renewed certificate; not due now
+            pass
+        out["requests"] = len(events_named(col, "cert_request"))
+    return out
+
+
+def test_a_certificate_due_is_renewed_over_the_link(
+    broker: Mosquitto, keys: Keys, tmp_path: Path
+) -> None:
+    r = asyncio.run(_scenario(broker, keys, tmp_path))
+    assert r["staged_mode"] == 0o600
+    assert r["installed"]["status"] == "done", r["installed"]
+    assert r["replayed"]["code"] == "replayed"
+    assert (r["again"]["status"], r["again"]["code"]) == ("rejected", "refused")
+    assert "no such file" in r["again"]["reason"].lower()  # the staged key went with the first
+    live = tmp_path / "tls" / certs.LIVE
+    assert r["pair"] == (str(live), None)
+    assert stat.S_IMODE(live.stat().st_mode) == 0o600
+    assert not (tmp_path / "tls" / certs.STAGED).exists()
+    cert = x509.load_pem_x509_certificate(live.read_bytes())
+    left = cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
+    assert datetime.timedelta(days=360) < left <= datetime.timedelta(days=365)
+    assert r["requests"] == 1
