@@ -29,7 +29,7 @@ from sim.sumo.conflicts import LinkPath, conflict_points
 from tests.control import test_monitor as tm
 from tests.control.invariants import InvariantChecker
 from tests.control.test_properties import run, scenarios
-from tests.control.timeline import make_site, site_dict
+from tests.control.timeline import make_site, ms, site_dict
 from tests.control.timeline import run as run_timeline
 from tests.hypothesis_profiles import examples
 
@@ -85,7 +85,7 @@ def test_the_red_clearance_never_goes_below_the_floor() -> None:
 
 
 def test_the_rule_functions() -> None:
-    ends = ([100, intergreens.LONG_AGO], [intergreens.LONG_AGO], [])
+    ends: tuple[list[int], ...] = ([100, intergreens.LONG_AGO], [intergreens.LONG_AGO], [])
     assert intergreens.opens_at([(0, 0, 5000)], ends) == 5100
     assert intergreens.opens_at([(0, 1, 5000), (1, 0, 3)], ends) < 0
     assert intergreens.opens_at([], ends) == intergreens.LONG_AGO
@@ -97,7 +97,7 @@ def test_the_rule_functions() -> None:
     assert intergreens.shortest_leaving(site, _key(2)) is None
     some = {(a, b): 4000 + 100 * n for n, (a, b) in enumerate(sorted(site.conflicts, key=str))}
     site = replace(site, intergreens=some)
-    owed = [ms for (a, _), ms in some.items() if a == _key(2)]
+    owed = [v for (a, _), v in some.items() if a == _key(2)]
     assert intergreens.shortest_leaving(site, _key(2)) == min(owed)
 
 
@@ -149,8 +149,8 @@ def test_the_monitor_flags_a_green_before_its_intergreen() -> None:
     monitor = Monitor(site)
     fault = None
     for k, (t, veh, peds) in enumerate(tm.CORRECT):
-        stop = tm.ms(tm.CORRECT[k + 1][0]) if k + 1 < len(tm.CORRECT) else tm.ms(t) + 100
-        for now in range(tm.ms(t), stop, 100):
+        stop = ms(tm.CORRECT[k + 1][0]) if k + 1 < len(tm.CORRECT) else ms(t) + 100
+        for now in range(ms(t), stop, 100):
             fault = fault or monitor.check(now, tm._outputs(now, "run", veh, peds))
     assert (
         fault is not None
