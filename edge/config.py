@@ -636,6 +636,21 @@ def _clearance_warnings(arms: list[_ApproachCfg], site: Site) -> list[str]:
                 compare(f"plan {plan.id}: phase {p.id}", t.yellow_ms, t.red_clear_ms, served)
     for o in site.overlaps:
         compare(f"overlap {o.id}", o.yellow_ms, o.red_clear_ms, o.movements)
+    # An intergreen counts from the end of green: it holds the leaving stream's kinematic
+    # yellow and at least the minimum red clearance (edge/intergreen.py), whatever the
+    # conflict point; below that, the approach's speed says it is too short.
+    served_by: dict[SignalKey, tuple[Movement, ...]] = {
+        (SignalKind.PHASE, p.id): (*p.movements, *p.permissive) for p in site.phases
+    }
+    served_by.update({(SignalKind.OVERLAP, o.id): o.movements for o in site.overlaps})
+    for (a, b), value in sorted(site.intergreens.items(), key=str):
+        (need_y, why_y), _ = needs(served_by.get(a, ()))
+        if need_y and value < need_y + site.safety.min_red_clear_ms:
+            out.append(
+                f"intergreens: {group_name(a)} -> {group_name(b)}: {_tenths(value)} s is below "
+                f"ITE's yellow {_tenths(need_y)} s for {why_y} + the "
+                f"{_tenths(site.safety.min_red_clear_ms)} s minimum red clearance"
+            )
     return out
 
 

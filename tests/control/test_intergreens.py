@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from edge.clearance import VEHICLE_LENGTH_M
-from edge.config import ConfigError, load_site, site_from_dict
+from edge.config import ConfigError, config_from_dict, load_site, site_from_dict
 from edge.control import intergreens
 from edge.control.messages import Lamp
 from edge.control.monitor import Monitor
@@ -288,3 +288,19 @@ def test_the_formula_never_goes_below_the_floor(
     assert got >= leave + floor
     exact = leave + 1000 * ((clear + VEHICLE_LENGTH_M) / 7.0 - max(enter, 0) / ENTER_VEHICLE_MPS)
     assert got >= exact - 1e-6  # never understated: rounded up
+
+
+def test_edge_check_warns_where_an_intergreen_is_below_the_kinematic_yellow() -> None:
+    """An approach speed (the site's geometry for ITE's check) sets the yellow an
+    intergreen must hold: 60 km/h needs 3.8 s, so 4.0 s from P2 (+ 1 s red) is short."""
+    raw = _with({"P2": {"P4": 4.0}, "P4": {"P2": 4.0}})
+    for a in raw["approaches"]:  # type: ignore[attr-defined]
+        if a["id"] in ("E", "W"):
+            a["speed_kmh"] = 60.0
+    warnings = config_from_dict(raw).warnings
+    assert any(
+        w.startswith("intergreens: P2 -> P4: 4.0 s is below ITE's yellow 3.8 s for approach")
+        and "+ the 1.0 s minimum red clearance" in w
+        for w in warnings
+    ), warnings
+    assert not any(w.startswith("intergreens: P4 -> P2") for w in warnings), warnings
