@@ -112,7 +112,7 @@ def tables(draw: st.DrawFn, site: Site) -> dict[tuple[SignalKey, SignalKey], int
 
 @pytest.mark.parametrize("name", sorted(SITES))
 @settings(
-    max_examples=examples(15),
+    max_examples=examples(10),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -127,7 +127,7 @@ def test_no_green_before_its_intergreens(
 
 
 @pytest.mark.parametrize("name", sorted(SITES))
-@settings(max_examples=examples(8), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(4), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_quiet_steps_wake_when_an_intergreen_ends(name: str, data: st.DataObject) -> None:
     """The deadline covers a gate held by an intergreen: stepping every 100 ms without
