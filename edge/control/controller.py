@@ -10,7 +10,8 @@ Rules this file keeps (the safety invariants; tests/control checks each):
    group starts only when every ring has finished its clearance.
 2. Every green that ends goes through yellow (the plan's value, never below
    the site minimum, never below 3.0 s) and then red clearance (the plan's
-   value, never below the site minimum). Nothing shortens a running yellow or
+   value, or the shortest intergreen when the site lists every conflicting
+   pair, never below the site minimum: intergreens.py). Nothing shortens a running yellow or
    red clearance: intervals keep the durations they started with, so a plan
    change waits for a safe point and never applies mid-clearance.
 3. A green never ends before its minimum green (plus added initial), nor while
@@ -19,7 +20,8 @@ Rules this file keeps (the safety invariants; tests/control checks each):
    (never below the site minimum green); only a fault flash cuts a green short.
 4. A signal group starts green (or walk) only when every conflicting signal
    group, from the site's movement-derived conflict table, is red with its
-   clearance finished. This gate is independent of the ring structure, so a
+   clearance finished, and each listed pair's intergreen has elapsed since
+   the conflicting group's green ended (intergreens.py). This gate is independent of the ring structure, so a
    trailing overlap or a bad sequence decision can delay a green, never
    overlap a conflicting one.
 5. Anything the core cannot make sense of (unknown detector, time running
