@@ -21,9 +21,9 @@ Rules this file keeps (the safety invariants; tests/control checks each):
 4. A signal group starts green (or walk) only when every conflicting signal
    group, from the site's movement-derived conflict table, is red with its
    clearance finished, and each listed pair's intergreen has elapsed since
-   the conflicting group's green ended (intergreens.py). This gate is independent of the ring structure, so a
-   trailing overlap or a bad sequence decision can delay a green, never
-   overlap a conflicting one.
+   the conflicting group's green ended (intergreens.py). This gate is
+   independent of the ring structure, so a trailing overlap or a bad sequence
+   decision can delay a green, never overlap a conflicting one.
 5. Anything the core cannot make sense of (unknown detector, time running
    backwards, a malformed command) is reported as an event and ignored;
    an internal error latches fault flash. The core never raises from step().
