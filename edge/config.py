@@ -232,6 +232,10 @@ class _SiteFile(_Strict):
     patterns: dict[str, _PatternCfg] = {}
     schedule: _ScheduleCfg | None = None
     plans: Annotated[dict[str, _PlanCfg], Field(min_length=1)]
+    # Per-pair intergreens (edge/control/intergreens.py): leaving group -> entering group ->
+    # seconds from the end of the leaving green to the entering green, e.g.
+    # P2 = { P4 = 5.1, Ped4 = 4.6 }; groups named as `edge check`'s matrix names them.
+    intergreens: dict[str, dict[str, Seconds]] = {}
     vision: VisionCfg | None = None
     cameras: list[CameraCfg] = []
 
@@ -525,6 +529,11 @@ def _build(cfg: _SiteFile, problems: list[str]) -> tuple[Site, Schedule | None] 
     conflicts = _conflicts(phases, overlaps, approaches, bad)
     if problems:
         return None
+    intergreens = _build_intergreens(
+        cfg.intergreens, phases, overlaps, plans, safety, conflicts, bad
+    )
+    if problems:
+        return None
     site = Site(
         id=cfg.site.id,
         name=cfg.site.name,
@@ -541,6 +550,7 @@ def _build(cfg: _SiteFile, problems: list[str]) -> tuple[Site, Schedule | None] 
         rest_in_red=cfg.site.rest == "red",
         simultaneous_gap_out=cfg.site.simultaneous_gap_out,
         conflicts=frozenset(conflicts),
+        intergreens=intergreens,
         preempts=preempts,
         transit=_build_transit(cfg.transit),
     )
@@ -626,6 +636,21 @@ def _clearance_warnings(arms: list[_ApproachCfg], site: Site) -> list[str]:
                 compare(f"plan {plan.id}: phase {p.id}", t.yellow_ms, t.red_clear_ms, served)
     for o in site.overlaps:
         compare(f"overlap {o.id}", o.yellow_ms, o.red_clear_ms, o.movements)
+    # An intergreen counts from the end of green: it holds the leaving stream's kinematic
+    # yellow and at least the minimum red clearance (edge/intergreen.py), whatever the
+    # conflict point; below that, the approach's speed says it is too short.
+    served_by: dict[SignalKey, tuple[Movement, ...]] = {
+        (SignalKind.PHASE, p.id): (*p.movements, *p.permissive) for p in site.phases
+    }
+    served_by.update({(SignalKind.OVERLAP, o.id): o.movements for o in site.overlaps})
+    for (a, b), value in sorted(site.intergreens.items(), key=str):
+        (need_y, why_y), _ = needs(served_by.get(a, ()))
+        if need_y and value < need_y + site.safety.min_red_clear_ms:
+            out.append(
+                f"intergreens: {group_name(a)} -> {group_name(b)}: {_tenths(value)} s is below "
+                f"ITE's yellow {_tenths(need_y)} s for {why_y} + the "
+                f"{_tenths(site.safety.min_red_clear_ms)} s minimum red clearance"
+            )
     return out
 
 
@@ -1061,6 +1086,81 @@ def _conflicts(
     return table
 
 
+def group_name(key: SignalKey) -> str:
+    """A signal group's short name, as the compatibility matrix and [intergreens] write it."""
+    kind, ident = key
+    return {SignalKind.PHASE: "P", SignalKind.PED: "Ped", SignalKind.OVERLAP: "O"}[kind] + str(
+        ident
+    )
+
+
+def intergreen_floor_ms(
+    key: SignalKey, phases: Sequence[Phase], overlaps: Sequence[Overlap], plans: Mapping[str, Plan],
+    safety: SafetyMinimums,
+) -> int:  # fmt: skip
+    """The least intergreen a pair leaving `key` may state: the leaving group's longest
+    yellow (in any plan) plus the site's minimum red clearance; for a walk, its longest
+    pedestrian clearance (the flashing don't walk stays whole, as without a table)."""
+    kind, ident = key
+    if kind is SignalKind.OVERLAP:
+        o = next(o for o in overlaps if o.id == ident)
+        return max(o.yellow_ms, safety.min_yellow_ms) + safety.min_red_clear_ms
+    timings = [pl.timings[int(ident)] for pl in plans.values() if int(ident) in pl.timings]
+    if kind is SignalKind.PED:
+        return max((t.ped_clear_ms for t in timings), default=0)
+    yellow = max((t.yellow_ms for t in timings), default=0)
+    return max(yellow, safety.min_yellow_ms) + safety.min_red_clear_ms
+
+
+def _build_intergreens(
+    raw: Mapping[str, Mapping[str, float]],
+    phases: list[Phase],
+    overlaps: list[Overlap],
+    plans: Mapping[str, Plan],
+    safety: SafetyMinimums,
+    conflicts: Mapping[tuple[SignalKey, SignalKey], tuple[str, str]],
+    bad: Any,
+) -> dict[tuple[SignalKey, SignalKey], int]:
+    """The [intergreens] table: each entry a conflicting pair of known groups, never below
+    the leaving group's yellow plus the site's minimum red clearance."""
+    groups: dict[str, SignalKey] = {}
+    for p in phases:
+        if p.movements or p.permissive:
+            groups[group_name((SignalKind.PHASE, p.id))] = (SignalKind.PHASE, p.id)
+        if p.ped_crossing is not None:
+            groups[group_name((SignalKind.PED, p.id))] = (SignalKind.PED, p.id)
+    for o in overlaps:
+        groups[group_name((SignalKind.OVERLAP, o.id))] = (SignalKind.OVERLAP, o.id)
+    known = ", ".join(groups)
+    out: dict[tuple[SignalKey, SignalKey], int] = {}
+    for a_name, row in raw.items():
+        a = groups.get(a_name)
+        if a is None:
+            bad(f"intergreens: {a_name}: no such signal group (groups: {known})")
+            continue
+        for b_name, seconds in row.items():
+            where = f"intergreens: {a_name} -> {b_name}"
+            b = groups.get(b_name)
+            if b is None:
+                bad(f"{where}: no such signal group {b_name!r} (groups: {known})")
+                continue
+            if (a, b) not in conflicts:
+                bad(f"{where}: {_label(a)} and {_label(b)} do not conflict: no intergreen")
+                continue
+            value = ms(seconds)
+            floor = intergreen_floor_ms(a, phases, overlaps, plans, safety)
+            if value < floor:
+                what = (
+                    "its pedestrian clearance"
+                    if a[0] is SignalKind.PED
+                    else ("its yellow + the minimum red clearance")
+                )
+                bad(f"{where}: {seconds:g} s is below {_tenths(floor)} s ({what})")
+                continue
+            out[(a, b)] = value
+    return out
+
+
 def _label(key: SignalKey) -> str:
     kind, ident = key
     return {"phase": "phase", "ped": "the crosswalk of phase", "overlap": "overlap"}[
@@ -1103,8 +1203,7 @@ def compatibility_matrix(site: Site) -> str:
     keys += [(SignalKind.PED, p.id) for p in site.phases if p.ped_crossing]
     keys += [(SignalKind.OVERLAP, o.id) for o in site.overlaps]
     together = concurrent_pairs(site.phases, site.overlaps)
-    short = {SignalKind.PHASE: "P", SignalKind.PED: "Ped", SignalKind.OVERLAP: "O"}
-    names = [f"{short[k]}{i}" for k, i in keys]
+    names = [group_name(k) for k in keys]
     width = max(len(n) for n in names) + 1
     lines = [" " * width + "".join(n.rjust(width) for n in names)]
     for a, na in zip(keys, names, strict=True):

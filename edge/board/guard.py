@@ -65,7 +65,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from edge.board.config import BoardConfig
-from edge.control.site import PhaseTiming, SignalKind, Site
+from edge.control.site import PhaseTiming, SignalKey, SignalKind, Site
 from hw import codec
 
 STOP, GO, CHANGE, BAD = 0, 1, 2, 3
@@ -87,7 +87,10 @@ def category(kind: int, code: int) -> int:
 class CoreMinimums:
     """Per channel (site.channels order): the longest minimum the core times for a GO
     (min green with variable initial, walk, an overlap's parents' plus its trail) and
-    for the red clearance after its change interval, over every plan of a site."""
+    for the red clearance after its change interval, over every plan of a site; the
+    latter also covers the longest intergreen the channel's group leaves (less its
+    shortest change interval), so that a conflicting GO held late is never shown
+    sooner after the change than the core's intergreen allowed it."""
 
     go_ms: tuple[int, ...]
     red_ms: tuple[int, ...]
@@ -110,6 +113,11 @@ def core_minimums(site: Site) -> CoreMinimums:
             ),
         )
 
+    def owed(key: SignalKey, change_ms: int) -> int:  # an intergreen's red after the change
+        return max(
+            (ms - change_ms for (a, _), ms in site.intergreens.items() if a == key), default=0
+        )
+
     overlaps = {o.id: o for o in site.overlaps}
     go: list[int] = []
     red: list[int] = []
@@ -118,11 +126,21 @@ def core_minimums(site: Site) -> CoreMinimums:
             ov = overlaps[str(ch.source)]
             parents = (*ov.parents, *ov.permissive_parents)
             go.append(max((green(p) for p in parents), default=0) + ov.trail_green_ms)
-            red.append(max(ov.red_clear_ms, floor.min_red_clear_ms))
+            ig = owed((ch.kind, ov.id), ov.yellow_ms)
+            red.append(max(ov.red_clear_ms, floor.min_red_clear_ms, ig))
             continue
         pid = int(ch.source)
         go.append(over_plans(pid, lambda t: t.walk_ms) if ch.kind is SignalKind.PED else green(pid))
-        red.append(max(over_plans(pid, lambda t: t.red_clear_ms), floor.min_red_clear_ms))
+        shortest = min(
+            (
+                t.ped_clear_ms if ch.kind is SignalKind.PED else t.yellow_ms
+                for p in site.plans.values()
+                if (t := p.timings.get(pid)) is not None
+            ),
+            default=0,
+        )
+        ig = owed((ch.kind, pid), shortest)
+        red.append(max(over_plans(pid, lambda t: t.red_clear_ms), floor.min_red_clear_ms, ig))
     return CoreMinimums(tuple(go), tuple(red))
 
 

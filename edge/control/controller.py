@@ -10,7 +10,8 @@ Rules this file keeps (the safety invariants; tests/control checks each):
    group starts only when every ring has finished its clearance.
 2. Every green that ends goes through yellow (the plan's value, never below
    the site minimum, never below 3.0 s) and then red clearance (the plan's
-   value, never below the site minimum). Nothing shortens a running yellow or
+   value, or the shortest intergreen when the site lists every conflicting
+   pair, never below the site minimum: intergreens.py). Nothing shortens a running yellow or
    red clearance: intervals keep the durations they started with, so a plan
    change waits for a safe point and never applies mid-clearance.
 3. A green never ends before its minimum green (plus added initial), nor while
@@ -19,9 +20,10 @@ Rules this file keeps (the safety invariants; tests/control checks each):
    (never below the site minimum green); only a fault flash cuts a green short.
 4. A signal group starts green (or walk) only when every conflicting signal
    group, from the site's movement-derived conflict table, is red with its
-   clearance finished. This gate is independent of the ring structure, so a
-   trailing overlap or a bad sequence decision can delay a green, never
-   overlap a conflicting one.
+   clearance finished, and each listed pair's intergreen has elapsed since
+   the conflicting group's green ended (intergreens.py). This gate is
+   independent of the ring structure, so a trailing overlap or a bad sequence
+   decision can delay a green, never overlap a conflicting one.
 5. Anything the core cannot make sense of (unknown detector, time running
    backwards, a malformed command) is reported as an event and ignored;
    an internal error latches fault flash. The core never raises from step().
@@ -31,7 +33,7 @@ The core reads no clock and does no I/O: `now_ms` is the caller's time.
 
 from __future__ import annotations
 
-from edge.control import commands, control_mode, coordination, transit
+from edge.control import commands, control_mode, coordination, intergreens, transit
 from edge.control.adaptive import Adaptive
 from edge.control.coordinator import Coordinator
 from edge.control.detectors import Detectors
@@ -43,7 +45,7 @@ from edge.control.messages import (
     PhaseTiming,
 )
 from edge.control.monitor import Monitor
-from edge.control.overlaps import Overlaps
+from edge.control.overlaps import Gate, Overlaps
 from edge.control.pedestrians import Pedestrians
 from edge.control.preemption import Preemption
 from edge.control.priority import TransitState
@@ -95,6 +97,7 @@ class Controller:
         self.max_end = [NEVER] * n
         self.max_from = [NEVER] * n  # when the max timer started (gap reduction)
         self.red_at = [now_ms - 3_600_000] * n  # when the last yellow ended
+        self.yellow_at = [intergreens.LONG_AGO] * n  # when the last green ended (intergreens.py)
         self.vcall = [False] * n
         self.peds = Pedestrians(n)  # pedestrians.py owns the crossings' state
         self.actu_red = [0] * n
@@ -228,16 +231,23 @@ class Controller:
         ped_keys = [(SignalKind.PED, p.id) for p in phases]
         ov_keys = [(SignalKind.OVERLAP, o.id) for o in site.overlaps]
 
-        def gate(key: tuple[SignalKind, int | str]) -> tuple[list[int], list[int], list[int]]:
+        def gate(key: tuple[SignalKind, int | str]) -> Gate:
             return (
                 [i for i, k in enumerate(veh_keys) if (key, k) in conflicts],
                 [i for i, k in enumerate(ped_keys) if self.has_ped[i] and (key, k) in conflicts],
                 [k for k, ok in enumerate(ov_keys) if (key, ok) in conflicts],
+                intergreens.waits(site, key),
             )
 
         self.veh_gate = [gate(k) for k in veh_keys]
         self.ped_gate = [gate(k) for k in ped_keys]
         self.overlaps.build_indexes(site, self.index, [gate(k) for k in ov_keys])
+        # Per-pair intergreens (intergreens.py): the gates that wait on them, and each
+        # phase's shortest intergreen owed when all its pairs are listed (else None).
+        self.ig_waits = [
+            g[3] for g in (*self.veh_gate, *self.ped_gate, *self.overlaps.gate) if g[3]
+        ]
+        self.ig_red = [intergreens.shortest_leaving(site, k) for k in veh_keys]
         self.start_phases = [i for i, p in enumerate(phases) if p.start_up]
         self.channel_src: list[tuple[int, int]] = []  # (0 veh / 1 ped / 2 overlap, index)
         for ch in site.channels:
@@ -497,7 +507,9 @@ class Controller:
             # Chained from this step, not from the deadline: the caller's steps
             # may come late, and the displayed red clearance must be whole.
             self.red_at[i] = now
-            self.iv_end[i] = now + max(self.timing[i].red_clear_ms, self.min_red_ms)
+            self.iv_end[i] = intergreens.red_clear_end(
+                now, self.yellow_at[i], self.timing[i].red_clear_ms, self.min_red_ms, self.ig_red[i]
+            )
             self._event(now, "phase_red_clear", f"phase {self.site.phases[i].id}")
             self._dirty = True
             if now < self.iv_end[i]:
@@ -629,8 +641,10 @@ class Controller:
             return False
         return self._gate_clear(self.veh_gate[i])
 
-    def _gate_clear(self, gate: tuple[list[int], list[int], list[int]]) -> bool:
-        phases, peds, ovs = gate
+    def _gate_clear(self, gate: Gate) -> bool:
+        phases, peds, ovs, waits = gate
+        if waits and self.last_now < intergreens.opens_at(waits, self._green_ends()):
+            return False
         for j in phases:
             if self.iv[j] != RED:
                 return False
@@ -639,6 +653,10 @@ class Controller:
             if ped_iv[j] != DONT_WALK:
                 return False
         return all(self.overlaps.iv[k] == RED for k in ovs)
+
+    def _green_ends(self) -> tuple[list[int], list[int], list[int]]:
+        """When each phase's, walk's and overlap's green last ended (intergreens.py)."""
+        return (self.yellow_at, self.peds.fdw_at, self.overlaps.yellow_at)
 
     def _start_green(self, now: int, r: int, i: int) -> None:
         if self.pending_plan is not None and self._at_safe_point():
@@ -677,6 +695,7 @@ class Controller:
         if self.transit is not None:
             self.transit.green_ended(now, i)
         self.iv[i] = YELLOW
+        self.yellow_at[i] = now
         self.iv_end[i] = now + max(self.timing[i].yellow_ms, self.min_yellow_ms)
         self.max_end[i] = NEVER
         self.max_from[i] = NEVER
@@ -763,6 +782,7 @@ class Controller:
         self._dirty = True
         self._event(now, "mode", mode)
         if mode in (STARTUP_ALL_RED, FLASH, ALL_RED):
+            intergreens.cut_greens(self, now)
             n = len(self.iv)
             self.iv = [RED] * n
             self.peds.clear()
@@ -833,6 +853,9 @@ class Controller:
             if n >= 0 and self.active[r] < 0:
                 times.append(self.red_at[n] + self.timing[n].red_revert_ms)
         self.overlaps.deadlines(times)
+        if self.ig_waits:  # a gate held by an intergreen opens by itself
+            ends = self._green_ends()
+            times += (intergreens.opens_at(w, ends) for w in self.ig_waits)
         return min((t for t in times if t > now), default=NEVER)
 
     def _build_outputs(self, now: int) -> Outputs:

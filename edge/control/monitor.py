@@ -11,6 +11,10 @@ answers None when the displays are safe, or the reason to go to flash:
   minimum, a yellow that turns back to green;
 - a green that starts before every conflicting vehicle group has been red for
   the site's minimum red clearance, or while a conflicting walk/clearance shows;
+- a green (or walk) that starts before a listed pair's intergreen (the site's
+  `intergreens`) has elapsed since the conflicting group's green ended, as seen
+  on these outputs: a vehicle group's green or flashing yellow arrow turning to
+  anything else, a walk turning to anything else (flash counts as an end);
 - a phase green shorter than the site minimum green;
 - a walk that ends without pedestrian clearance;
 - a flashing yellow arrow that ends without a steady yellow, follows a green
@@ -25,6 +29,9 @@ from edge.control.site import SignalKey, SignalKind, Site
 _FLASH_MODES = frozenset({"startup_flash", "flash", "fault_flash"})
 _VEH_OPEN = (Lamp.GREEN, Lamp.YELLOW, Lamp.FLASH_YELLOW)
 _PED_OPEN = (Lamp.GREEN, Lamp.FLASH_RED)
+# What counts as green for the intergreens: a vehicle green or flashing yellow arrow, a walk.
+_VEH_GREEN = (Lamp.GREEN, Lamp.FLASH_YELLOW)
+_PED_GREEN = (Lamp.GREEN,)
 
 
 class Monitor:
@@ -55,6 +62,15 @@ class Monitor:
         self.conflicts: list[list[int]] = [
             [j for j, b in enumerate(keys) if (a, b) in site.conflicts] for a in keys
         ]
+        # For each group entering: (leaving group, intergreen ms) per listed pair.
+        self.intergreens: list[list[tuple[int, int]]] = [
+            [
+                (j, site.intergreens[(a, b)])
+                for j, a in enumerate(keys)
+                if (a, b) in site.intergreens
+            ]
+            for b in keys
+        ]
         self.min_yellow_ms = site.safety.min_yellow_ms
         self.min_red_ms = site.safety.min_red_clear_ms
         self.min_green_ms = site.safety.min_green_ms
@@ -62,6 +78,7 @@ class Monitor:
         self.lamp = [Lamp.DARK] * n
         self.since = [0] * n
         self.red_since: list[int | None] = [None] * n
+        self.green_end: list[int | None] = [None] * n  # when each group's green last ended
 
     def _add(self, where: tuple[int, int], label: str, ped: bool, phase: bool) -> None:
         self.groups.append(where)
@@ -75,6 +92,7 @@ class Monitor:
         self.lamp = [Lamp.DARK] * n
         self.since = [now] * n
         self.red_since = [None] * n
+        self.green_end = [None] * n
 
     def check(self, now: int, out: Outputs) -> str | None:
         fields = (out.phases, out.peds, out.overlaps)
@@ -89,6 +107,9 @@ class Monitor:
             fault = self._check_changes(now, new, out.phases)
         for g, lamp in enumerate(new):
             if lamp != self.lamp[g]:
+                greens = _PED_GREEN if self.is_ped[g] else _VEH_GREEN
+                if self.lamp[g] in greens and lamp not in greens:
+                    self.green_end[g] = now
                 self.lamp[g] = lamp
                 self.since[g] = now
                 self.red_since[g] = now if lamp == Lamp.RED else None
@@ -142,5 +163,14 @@ class Monitor:
                     return (
                         f"{label} opened after {shown} red on conflicting {self.labels[c]}"
                         f" (minimum {self.min_red_ms} ms)"
+                    )
+            if was_open:
+                continue
+            for c, ig_ms in self.intergreens[g]:
+                ended = self.green_end[c]
+                if ended is not None and now - ended < ig_ms:
+                    return (
+                        f"{label} opened {now - ended} ms after the green of conflicting "
+                        f"{self.labels[c]} ended (intergreen {ig_ms} ms)"
                     )
         return None

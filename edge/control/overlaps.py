@@ -28,13 +28,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from edge.control.intergreens import LONG_AGO, Waits
 from edge.control.site import Site
 from edge.control.states import FYA_FLASH, GREEN, RED, RED_CLEAR, TRAIL, YELLOW
 
 if TYPE_CHECKING:
     from edge.control.controller import Controller
 
-Gate = tuple[list[int], list[int], list[int]]
+# Conflicting phases, walks and overlaps; the intergreens to wait out (intergreens.py).
+Gate = tuple[list[int], list[int], list[int], Waits]
 
 _FYA_EVENTS = {
     GREEN: "overlap_green",
@@ -48,6 +50,7 @@ class Overlaps:
     def __init__(self, n: int) -> None:
         self.iv = [RED] * n
         self.end = [0] * n
+        self.yellow_at = [LONG_AGO] * n  # when each one's green (or flashing arrow) last ended
 
     def build_indexes(self, site: Site, index: dict[int, int], gates: list[Gate]) -> None:
         """Indexes from the site (again after new timing): parents, the conflict gate."""
@@ -113,6 +116,8 @@ class Overlaps:
                 new = self._fya_state(ctl, k, st)
                 if new != st:
                     self.iv[k] = new
+                    if new == YELLOW:
+                        self.yellow_at[k] = now
                     ctl._event(now, _FYA_EVENTS[new], name)
                     changed = True
                 continue
@@ -130,11 +135,13 @@ class Overlaps:
                     self.iv[k], self.end[k] = TRAIL, now + ov.trail_green_ms
                 else:
                     self.iv[k], self.end[k] = YELLOW, now + ov.yellow_ms
+                    self.yellow_at[k] = now
                     ctl._event(now, "overlap_yellow", name)
                 changed = True
             elif st != RED and now >= self.end[k]:
                 if st == TRAIL:
                     self.iv[k], self.end[k] = YELLOW, now + ov.yellow_ms
+                    self.yellow_at[k] = now
                     ctl._event(now, "overlap_yellow", name)
                 elif st == YELLOW:
                     self.iv[k], self.end[k] = RED_CLEAR, now + ov.red_clear_ms

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from edge.control.intergreens import LONG_AGO
 from edge.control.states import DONT_WALK, PED_CLEAR, WALK
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class Pedestrians:
         self.iv = [DONT_WALK] * n
         self.end = [0] * n
         self.walk_at = [0] * n
-        self.fdw_at = [0] * n
+        self.fdw_at = [LONG_AGO] * n  # when each walk last ended (intergreens.py)
         self.call = [False] * n
 
     def clear(self) -> None:

@@ -83,6 +83,7 @@ def _fail(exc: Exception) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from sim.sumo.conflicts import link_paths
     from sim.sumo.derive import derive
     from sim.sumo.network import read_net, signal_ids, signal_junction
     from sim.sumo.scenarios import resolve
@@ -99,7 +100,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             if len(ids) > 1:
                 raise SimError(f"the network has {len(ids)} signals; pick one with --tls: {ids}")
             tls = ids[0]
-        d = derive(signal_junction(net, tls))
+        d = derive(signal_junction(net, tls, link_paths(scenario.net).get(tls)))
         if args.cameras:
             from dataclasses import replace
 

@@ -40,10 +40,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edge.board.config import BOARD_INPUTS
-from edge.config import ConfigError, site_from_dict
+from edge.config import ConfigError, group_name, site_from_dict
 from edge.control import geometry
-from edge.control.site import Approach, Site
+from edge.control.site import Approach, SignalKey, SignalKind, Site
 
+from sim.sumo.conflicts import site_intergreens
 from sim.sumo.errors import DerivationError
 from sim.sumo.network import Link, SignalJunction
 
@@ -842,6 +843,29 @@ def _preempts(cand: _Candidate, arms: Sequence[Arm], first_input: int) -> list[d
 # --- the entry point -------------------------------------------------------------------
 
 
+def _intergreens(
+    junction: SignalJunction, site: Site, bind: dict[int, LinkBinding]
+) -> dict[str, dict[str, float]]:
+    """The site's [intergreens] table (seconds) from the network's conflict geometry
+    (sim/sumo/conflicts.py); empty when the junction was read without geometry."""
+    if not junction.paths:
+        return {}
+    overlap_of = {ch.id: ch.source for ch in site.channels if ch.kind is SignalKind.OVERLAP}
+    links_of: dict[SignalKey, list[int]] = {}
+    for b in bind.values():
+        if b.phase is None:
+            continue
+        kind = SignalKind.PED if b.crossing else SignalKind.PHASE
+        links_of.setdefault((kind, b.phase), []).append(b.index)
+        if b.channel in overlap_of:
+            links_of.setdefault((SignalKind.OVERLAP, overlap_of[b.channel]), []).append(b.index)
+    paths = {p.index: p for p in junction.paths}
+    out: dict[str, dict[str, float]] = {}
+    for (leave, enter), ms in sorted(site_intergreens(site, paths, links_of).items(), key=str):
+        out.setdefault(group_name(leave), {})[group_name(enter)] = ms / 1000
+    return out
+
+
 def derive(junction: SignalJunction) -> Derivation:
     """The site config and SUMO bindings for one signal, or DerivationError saying why not."""
     tls = junction.tls
@@ -887,6 +911,10 @@ def derive(junction: SignalJunction) -> Derivation:
             detectors = _detectors(junction, bind, reserve)
             site_dict = _site_dict(junction, arms, cand, detectors, preempts)
             site = site_from_dict(site_dict, f"<derived {tls}>")
+            intergreens = _intergreens(junction, site, bind)
+            if intergreens:
+                site_dict["intergreens"] = intergreens
+                site = site_from_dict(site_dict, f"<derived {tls}>")
         except _Refused as exc:
             reasons.append(f"{build.__name__.strip('_').replace('_', '-')}: {exc}")
             continue

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sim.sumo.conflicts import LinkPath, link_paths
 from sim.sumo.errors import SimError
 
 _BEARING_REACH_M = 25.0
@@ -73,6 +75,9 @@ class SignalJunction:
     crossings: tuple[Crossing, ...] = ()
     # Edges between two junctions of a joined signal (several nodes, one program).
     inner_edges: frozenset[str] = frozenset()
+    # Each controlled link's path through the junction (sim/sumo/conflicts.py), for
+    # the intergreens; empty when read without the network's geometry.
+    paths: tuple[LinkPath, ...] = ()
 
 
 def read_net(path: str | Path) -> Any:
@@ -157,8 +162,11 @@ def _junction_link_order(node: Any) -> dict[int, int]:
     return out
 
 
-def signal_junction(net: Any, tls_id: str) -> SignalJunction:
-    """Everything the derivation needs about one traffic light."""
+def signal_junction(
+    net: Any, tls_id: str, paths: Mapping[int, LinkPath] | None = None
+) -> SignalJunction:
+    """Everything the derivation needs about one traffic light; `paths` (conflicts.py's
+    link_paths for this light) gives the derivation its intergreens."""
     try:
         tls = net.getTLS(tls_id)
     except KeyError:
@@ -267,6 +275,7 @@ def signal_junction(net: Any, tls_id: str) -> SignalJunction:
             for cid in sorted(crossing_links)
         ),
         inner_edges=frozenset(inner),
+        paths=tuple(paths[i] for i in sorted(paths)) if paths else (),
     )
 
 
@@ -282,6 +291,7 @@ def signal_junctions(path: str | Path) -> list[SignalJunction]:
         ids = signal_ids(net)
         if not ids:
             raise SimError(f"{path}: the network has no traffic lights: nothing to control")
+        geometry = link_paths(path)
         _cache.clear()
-        _cache[key] = [signal_junction(net, t) for t in ids]
+        _cache[key] = [signal_junction(net, t, geometry.get(t)) for t in ids]
     return list(_cache[key])

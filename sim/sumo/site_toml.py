@@ -22,6 +22,7 @@ _ORDER = (
     "channels",
     "detectors",
     "preempts",
+    "intergreens",
     "plans",
 )
 
@@ -78,6 +79,11 @@ def to_toml(
                     else:
                         lines.append(f"{_key(k)} = {_value(v)}")
         else:
+            if section == "intergreens":
+                lines += [
+                    "# Seconds from the end of a signal group's green to a conflicting green's",
+                    "# start (RiLSA, from the network's conflict geometry: edge/intergreen.py).",
+                ]
             lines.append(f"[{section}]")
             _table(lines, body)
     return "\n".join(lines) + "\n"

@@ -254,3 +254,15 @@ def test_site_minimums_follow_the_plans() -> None:
     )
     both = dataclasses.replace(site, plans={"fast": fast, "slow": slow})
     assert core_minimums(both) == CoreMinimums(go_ms=(7000, 7000, 6000), red_ms=(2500,) * 3)
+
+
+def test_the_red_cap_covers_the_intergreens_a_channel_leaves() -> None:
+    """A 7 s intergreen after a 3 s yellow: a conflicting GO held late still waits up to
+    4 s of red after the change on the lamps (the blanket red is 1 s)."""
+    site = crossing()
+    a, b = (ch for ch in site.channels[:2])
+    table = {((a.kind, a.source), (b.kind, b.source)): 7000}
+    with_ig = dataclasses.replace(site, intergreens=table)
+    yellow = min(p.timings[int(a.source)].yellow_ms for p in site.plans.values())
+    assert core_minimums(with_ig).red_ms[0] == 7000 - yellow
+    assert core_minimums(with_ig).red_ms[1:] == core_minimums(site).red_ms[1:]

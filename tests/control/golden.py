@@ -395,6 +395,7 @@ def derive_sites() -> None:
 
     Signals whose derived sites differ only in their id are recorded once.
     """
+    from sim.sumo.conflicts import link_paths
     from sim.sumo.derive import derive
     from sim.sumo.network import read_net, signal_ids, signal_junction
     from sim.sumo.scenarios import names, resolve
@@ -406,8 +407,9 @@ def derive_sites() -> None:
         if name.startswith("hangzhou"):
             continue  # not shipped: the data may not be redistributed
         net = read_net(resolve(name).net)
+        geometry = link_paths(resolve(name).net)  # the intergreens' conflict points
         for tls in signal_ids(net):
-            d = derive(signal_junction(net, tls))
+            d = derive(signal_junction(net, tls, geometry.get(tls)))
             key = dataclasses.replace(d.site, id="", name="")
             if key in seen:
                 continue

@@ -1,8 +1,14 @@
 """An independent checker of the safety rules, fed with the controller's outputs.
 
-It knows only the site (plans, rings, groups, conflict table) and what was
-displayed when; it does not look inside the controller. Each rule raises
-AssertionError naming the step, the signal and the rule.
+It knows only the site (plans, rings, groups, conflict table, intergreens) and
+what was displayed when; it does not look inside the controller. Each rule
+raises AssertionError naming the step, the signal and the rule.
+
+Intergreens (issue 17): no signal group's green (a vehicle green or flashing
+yellow arrow, a walk) starts before, for every listed pair it enters, the
+pair's intergreen has elapsed since the leaving group's green last ended (a
+change to any other display, flash included). A phase whose every conflicting
+pair is listed may have a red clearance down to the site's minimum.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edge.control.messages import AllRed, Flash, Hold, Lamp, Omit, Outputs, Preempt, SetPlan
-from edge.control.site import ABSOLUTE_MIN_YELLOW_MS, Plan, SignalKind, Site
+from edge.control.site import ABSOLUTE_MIN_YELLOW_MS, Plan, SignalKey, SignalKind, Site
 
 _BLOCKING = (Hold, Omit, AllRed, Flash, Preempt)
 _FLASHING = frozenset({"startup_flash", "flash", "fault_flash"})
@@ -64,7 +70,30 @@ class InvariantChecker:
                 ped = t.walk_ms + t.ped_clear_ms
                 total += max(green, ped + t.min_green_ms) + t.yellow_ms + t.red_revert_ms + 200
             cycle = max(cycle, total)
+        ig = self.site.intergreens
         self.service_bound_ms = 2 * cycle + self.site.startup_all_red_ms + 1000
+        self.service_bound_ms += 2 * len(self.site.phases) * max(ig.values(), default=0)
+        # Intergreens: every signal group as (outputs field, index, key).
+        groups: list[tuple[int, int, SignalKey]] = []
+        for i, p in enumerate(self.site.phases):
+            if p.movements or p.permissive:
+                groups.append((0, i, (SignalKind.PHASE, p.id)))
+            if p.ped_crossing is not None:
+                groups.append((1, i, (SignalKind.PED, p.id)))
+        groups += [(2, k, (SignalKind.OVERLAP, o.id)) for k, o in enumerate(self.site.overlaps)]
+        self.groups = groups
+        self.enters = [
+            [(c, ig[(kc, kg)]) for c, (_, _, kc) in enumerate(groups) if (kc, kg) in ig]
+            for _, _, kg in groups
+        ]
+        self.group_lamp = [Lamp.DARK] * len(groups)
+        self.green_end: list[int | None] = [None] * len(groups)
+        # A phase whose every conflicting pair is listed: its red clearance may be the floor.
+        self.all_listed = [
+            bool(ig)
+            and all((a, b) in ig for a, b in self.site.conflicts if a == (SignalKind.PHASE, p.id))
+            for p in self.site.phases
+        ]
 
     def commands(self, now: int, commands: tuple[object, ...]) -> None:
         for cmd in commands:
@@ -91,6 +120,7 @@ class InvariantChecker:
             if ev.name == "fault_flash":
                 raise AssertionError(f"t={now}: fault flash: {ev.detail}")
         flashing = out.mode in _FLASHING
+        self._intergreens(now, out, flashing)
         if flashing:
             for st in self.phases:
                 st.lamp, st.since, st.yellow_end, st.ped = Lamp.FLASH_RED, now, None, Lamp.DARK
@@ -115,6 +145,26 @@ class InvariantChecker:
                         f"t={now}: call on phase {self._id(i)} waiting {now - since} ms, "
                         f"over the {self.service_bound_ms} ms bound"
                     )
+
+    def _intergreens(self, now: int, out: Outputs, flashing: bool) -> None:
+        fields = (out.phases, out.peds, out.overlaps)
+        for g, (f, i, key) in enumerate(self.groups):
+            lamp = Lamp.DARK if flashing else fields[f][i]
+            before = self.group_lamp[g]
+            if lamp == before:
+                continue
+            greens = (Lamp.GREEN,) if key[0] is SignalKind.PED else (Lamp.GREEN, Lamp.FLASH_YELLOW)
+            if before in greens and lamp not in greens:
+                self.green_end[g] = now
+            # Leaving a flashing yellow arrow for its green arrow is one green.
+            if lamp in greens and before not in greens:
+                for c, ms in self.enters[g]:
+                    ended = self.green_end[c]
+                    assert ended is None or now - ended >= ms, (
+                        f"t={now}: {key} green {now - ended} ms after {self.groups[c][2]}'s "
+                        f"green ended; their intergreen is {ms} ms"
+                    )
+            self.group_lamp[g] = lamp
 
     def _id(self, i: int) -> int:
         return self.site.phases[i].id
@@ -145,6 +195,8 @@ class InvariantChecker:
             )
             st.yellow_end = now
             st.red_clear_ms = t.red_clear_ms
+            if self.all_listed[i]:
+                st.red_clear_ms = self.site.safety.min_red_clear_ms
         if lamp == Lamp.GREEN:
             for j in self.conflicting[i] + self.same_ring[i]:
                 other = self.phases[j]
