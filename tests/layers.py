@@ -74,6 +74,10 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"cli", "board"}),
         "`edge status` and `edge run` as processes, a virtual board",
     ),
+    "tests/ntcip/test_agent.py": (
+        frozenset({"server", "process"}),
+        "the SNMP agent on loopback UDP, net-snmp's snmpget/snmpwalk/snmpset as processes",
+    ),
     "tests/atspm/test_store_kill.py": (
         frozenset({"process"}),
         "SIGKILLs a hi-res log writer process at random moments",
