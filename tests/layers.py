@@ -78,6 +78,10 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"server", "process"}),
         "the SNMP agent on loopback UDP, net-snmp's snmpget/snmpwalk/snmpset as processes",
     ),
+    "tests/ntcip/test_device.py": (
+        frozenset({"cli", "board", "process"}),
+        "`edge run --device --snmp` on a virtual board, queried by net-snmp's tools",
+    ),
     "tests/atspm/test_store_kill.py": (
         frozenset({"process"}),
         "SIGKILLs a hi-res log writer process at random moments",
