@@ -132,6 +132,10 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"sumo", "broker"}),
         "central's priority requests over Mosquitto to a SUMO run",
     ),
+    "tests/sim/test_snmp_sim.py": (
+        frozenset({"sumo", "cli", "board", "server"}),
+        "`edge run --sim single --snmp PORT`: SUMO, a virtual board, net-snmp's tools (~40 s)",
+    ),
     "tests/sim/test_realtime.py": (
         frozenset({"sumo", "cli", "board"}),
         "`edge run --sim`: SUMO, a virtual board on a pty",

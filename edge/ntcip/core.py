@@ -5,8 +5,9 @@ The rules it keeps:
   intervals, calls, presence, pedestrian calls, next phases, plan, cycle position) and
   the frozen site: never the live controller, so it runs in the tick hook's thread.
 - `Status` is immutable; the agent swaps in a new one per tick (a plain assignment).
-- Numbers are NTCIP's: a phase, overlap, detector or preempt is its site id (1..255);
-  pattern n is the site's n-th plan in file order.
+- Numbers are NTCIP's: a phase or preempt is its site id (1..255); an overlap, a
+  vehicle detector (push buttons are not) and a pattern are their place in the site
+  file, from 1 (derived sites name detectors, not number them).
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ def plan_numbers(site: Site) -> dict[str, int]:
     return {name: n for n, name in enumerate(site.plans, start=1)}
 
 
+def vehicle_detectors(site: Site) -> dict[object, int]:
+    """Each vehicle detector's NTCIP number, by its site id."""
+    return {d.id: n for n, d in enumerate((d for d in site.detectors if not d.ped), start=1)}
+
+
 def status_of(tick: Tick, site: Site) -> Status:
     """The tick's record as the agent serves it."""
     out = tick.outputs
@@ -66,7 +72,8 @@ def status_of(tick: Tick, site: Site) -> Status:
 
     has_ped = [p.ped_crossing is not None for p in site.phases]
     peds = tuple(lamp if ped else Lamp.DARK for lamp, ped in zip(out.peds, has_ped, strict=False))
-    ov_ids = [o.id for o in site.overlaps]
+    ov_ids = list(range(1, len(site.overlaps) + 1))
+    dets = vehicle_detectors(site)
     return Status(
         reds=where(out.phases, ids, RED_LAMPS),
         yellows=where(out.phases, ids, YELLOW_LAMPS),
@@ -82,9 +89,10 @@ def status_of(tick: Tick, site: Site) -> Status:
         ov_yellows=where(out.overlaps, ov_ids, YELLOW_LAMPS),
         ov_greens=where(out.overlaps, ov_ids, frozenset({Lamp.GREEN})),
         det_active=frozenset(
-            d.id for d, on in zip(site.detectors, tick.present, strict=False) if on and not d.ped
-        ),
-        det_alarms=frozenset(out.detector_faults),
+            dets[d.id] for d, on in zip(site.detectors, tick.present, strict=False)
+            if on and d.id in dets
+        ),  # fmt: skip
+        det_alarms=frozenset(dets[d] for d in out.detector_faults if d in dets),
         mode=out.mode,
         control=out.control,
         control_reason=out.control_reason,

@@ -10,7 +10,9 @@ MaximumInitial, TimeBeforeReduction and TimeToReduce in seconds; Passage, Yellow
 RedClear, RedRevert, AddedInitial and MinimumGap in tenths.
 
 The rules this module keeps (pure: no sockets, no clock, testable by itself):
-- Group objects are 8-bit masks: bit k of group g is number 8*(g-1)+k+1.
+- Group objects are 8-bit masks: bit k of group g is number 8*(g-1)+k+1 (numbers as
+  edge/ntcip/core.py gives them: phases and preempts by id, overlaps, vehicle detectors
+  and patterns by their place in the site file).
 - `plan_set` checks a SET's varbinds whole, against the site and the latest status,
   before anything is asked of the core: one bad varbind refuses them all with its
   index and an SNMP error (`SetRefused`), and then no command is issued and the remote
@@ -36,7 +38,7 @@ from types import MappingProxyType
 from edge.control.messages import Flash, ForceOff, Hold, Omit, PlaceCall, Preempt, SetMode, SetPlan
 from edge.control.site import Site
 from edge.control.states import COORDINATED, FAULT, FLASH, FREE, STARTUP_FLASH
-from edge.ntcip.core import Status, plan_numbers
+from edge.ntcip.core import Status, plan_numbers, vehicle_detectors
 
 Oid = tuple[int, ...]
 ASC: Oid = (1, 3, 6, 1, 4, 1, 1206, 4, 2, 1)
@@ -183,15 +185,15 @@ def read_table(site: Site, st: Status, remote: Remote) -> dict[Oid, int]:
         t[(*PHASE_CONTROL, 1, g)] = g
         for col in CONTROL_NAMES:
             t[(*PHASE_CONTROL, col, g)] = remote.masks.get((col, g), 0)
-    dets = [d.id for d in site.detectors if not d.ped]
-    dgroups = groups(dets)
+    dets = vehicle_detectors(site)
+    dgroups = groups(dets.values())
     t[MAX_DETECTORS] = len(dets)
     t[MAX_DETECTOR_GROUPS] = len(dgroups)
     for g in dgroups:
         t[(*DETECTOR_STATUS, 1, g)] = g
         t[(*DETECTOR_STATUS, 2, g)] = mask(st.det_active, g)
         t[(*DETECTOR_STATUS, 3, g)] = mask(st.det_alarms, g)
-    overlaps = [o.id for o in site.overlaps]
+    overlaps = range(1, len(site.overlaps) + 1)
     ogroups = groups(overlaps)
     t[MAX_OVERLAPS] = len(overlaps)
     t[MAX_OVERLAP_GROUPS] = len(ogroups)
