@@ -314,7 +314,12 @@ def run_sim(
     try:
         summary = asyncio.run(
             simulate(
-                scenario, tls=tls, speed=speed, duration_s=duration_s, web=web, cameras=cameras,
+                scenario,
+                tls=tls,
+                speed=speed,
+                duration_s=duration_s,
+                web=web,
+                cameras=cameras,
                 snmp=snmp,
             )
         )

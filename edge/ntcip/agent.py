@@ -146,7 +146,9 @@ class NtcipAgent(Extension):
         sock = self.sock if self.sock is not None else bind(self.settings.host, self.port)
         self.sock = None  # the transport owns it now; a restart binds anew
         snmp = engine.SnmpEngine()
-        config.add_transport(snmp, udp.DOMAIN_NAME, udp.UdpAsyncioTransport().open_server_mode(sock=sock))
+        config.add_transport(
+            snmp, udp.DOMAIN_NAME, udp.UdpAsyncioTransport().open_server_mode(sock=sock)
+        )
         for user in self.settings.users:
             config.add_v3_user(
                 snmp, user.name,
@@ -198,7 +200,7 @@ def _instrum(agent: NtcipAgent) -> Any:
     from pysnmp.smi import error as smi_error
     from pysnmp.smi.instrum import AbstractMibInstrumController
 
-    errors: dict[str, type[Exception]] = {
+    errors: dict[str, Any] = {
         "notWritable": smi_error.NotWritableError,
         "wrongType": smi_error.WrongTypeError,
         "wrongValue": smi_error.WrongValueError,
@@ -224,14 +226,14 @@ def _instrum(agent: NtcipAgent) -> Any:
             out = []
             for i, (name, val) in enumerate(varbinds):
                 k = bisect.bisect_right(keys, tuple(name))
-                while k < len(keys) and hidden("read", univ.ObjectIdentifier(keys[k]), val, i, context):
+                while k < len(keys) and hidden(
+                    "read", univ.ObjectIdentifier(keys[k]), val, i, context
+                ):
                     k += 1
                 if k == len(keys):
                     out.append((name, rfc1905.endOfMibView))
                 else:
-                    out.append(
-                        (rfc1902.ObjectName(keys[k]), rfc1902.Integer32(values[keys[k]]))
-                    )
+                    out.append((rfc1902.ObjectName(keys[k]), rfc1902.Integer32(values[keys[k]])))
             return out
 
         def write_variables(self, *varbinds: Any, **context: Any) -> list[Any]:

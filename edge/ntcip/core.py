@@ -89,9 +89,10 @@ def status_of(tick: Tick, site: Site) -> Status:
         ov_yellows=where(out.overlaps, ov_ids, YELLOW_LAMPS),
         ov_greens=where(out.overlaps, ov_ids, frozenset({Lamp.GREEN})),
         det_active=frozenset(
-            dets[d.id] for d, on in zip(site.detectors, tick.present, strict=False)
+            dets[d.id]
+            for d, on in zip(site.detectors, tick.present, strict=False)
             if on and d.id in dets
-        ),  # fmt: skip
+        ),
         det_alarms=frozenset(dets[d] for d in out.detector_faults if d in dets),
         mode=out.mode,
         control=out.control,

@@ -292,7 +292,9 @@ def plan_set(
                 raise SetRefused(i, "wrongValue", f"{name}: pedestrian omit is not supported")
             no_ped = [n for n in ids if phases[n].ped_crossing is None]
             if col == PED_CALL and no_ped:
-                raise SetRefused(i, "wrongValue", f"{name}: phase {no_ped} has no pedestrian signal")
+                raise SetRefused(
+                    i, "wrongValue", f"{name}: phase {no_ped} has no pedestrian signal"
+                )
             masks[(col, g)] = value
             touched.append((col, g, value))
         elif oid[:-1] == (*PREEMPT_CONTROL, 2):
@@ -307,10 +309,13 @@ def plan_set(
                 )
             (pre_on.add if value else pre_on.discard)(n)
         elif oid == SYSTEM_PATTERN_CONTROL:
-            if not (value in (STANDBY, FREE_PATTERN, FLASH_PATTERN) or 1 <= value <= len(site.plans)):
+            if not (
+                value in (STANDBY, FREE_PATTERN, FLASH_PATTERN) or 1 <= value <= len(site.plans)
+            ):
                 raise SetRefused(
                     i, "wrongValue",
-                    f"{name} = {value}: 0 standby, 1..{len(site.plans)} a plan, 254 free, 255 flash",
+                    f"{name} = {value}: 0 standby, 1..{len(site.plans)} a plan, "
+                    "254 free, 255 flash",
                 )  # fmt: skip
             new_pattern = value
         elif oid == UNIT_CONTROL:

@@ -81,7 +81,9 @@ def load_users(path: Path) -> tuple[User, ...]:
         )
     users = raw.get("users") if isinstance(raw, dict) else None
     if not isinstance(users, dict) or not users:
-        raise SnmpConfigError(f'{path}: expected {{"users": {{"NAME": {{"auth": ..., "priv": ...}}}}}}')
+        raise SnmpConfigError(
+            f'{path}: expected {{"users": {{"NAME": {{"auth": ..., "priv": ...}}}}}}'
+        )
     out = []
     for name, keys in users.items():
         if not isinstance(name, str) or not USER_RE.fullmatch(name):
@@ -92,7 +94,8 @@ def load_users(path: Path) -> tuple[User, ...]:
             v = keys[k]
             if not isinstance(v, str) or len(v) < MIN_SECRET:
                 raise SnmpConfigError(
-                    f"{path}: user {name}: {k} must be a passphrase of at least {MIN_SECRET} characters"
+                    f"{path}: user {name}: {k} must be a passphrase of at least "
+                    f"{MIN_SECRET} characters"
                 )
         out.append(User(name, keys["auth"], keys["priv"]))
     return tuple(out)

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
+from edge.control.controller import Controller
 from edge.control.states import GREEN
 from edge.ntcip import mib
 from edge.ntcip.agent import NtcipAgent
@@ -44,7 +45,7 @@ class Device:
         self.now_ms = rt.board.clock_ms()
 
     @property
-    def ctl(self):  # type: ignore[no-untyped-def]
+    def ctl(self) -> Controller:
         return self.rt.driver.controller
 
     def step(self, n: int = 1) -> None:
@@ -154,7 +155,7 @@ async def test_a_set_call_reaches_the_controller(device: Device) -> None:
     i = ids.index(red)
     device.ctl.vcall[i] = False
     assert device.ctl.vcall[i] is False
-    rc, out, err = await device.snmp("snmpset", f"{ASC}.1.5.1.6.1", "i", str(mib.mask([red], 1)))
+    rc, _, err = await device.snmp("snmpset", f"{ASC}.1.5.1.6.1", "i", str(mib.mask([red], 1)))
     assert rc == 0, err
     device.step()
     assert device.ctl.vcall[i] or device.ctl.iv[i] == GREEN

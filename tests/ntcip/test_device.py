@@ -10,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -54,11 +53,15 @@ def test_edge_run_serves_ntcip_to_a_central_system(tmp_path: Path) -> None:
     port = free_udp_port()
     status = tmp_path / "status.json"
     board = BoardProcess(tmp_path / "ttyB")
+    # the checkout first; a PYTHONPATH given to the test (a private pysnmp) after it
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "edge.cli", "run", "--config", str(etc / "site.toml"),
          "--port", board.path, "--device", str(etc / "device.toml"), "--snmp", str(port),
          "--status-file", str(status), "--status-every", "1"],
-        env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])),
+        env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -40,11 +40,15 @@ def test_the_simulator_serves_ntcip(tmp_path: Path) -> None:
         pytest.skip("net-snmp tools (apt-get install snmp) not installed")
     port = free_udp_port()
     log = open(tmp_path / "run.log", "w")  # noqa: SIM115 (closed below)
+    # the checkout first; a PYTHONPATH given to the test (a private pysnmp) after it
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "edge.cli", "run", "--sim", "single", "--speed", "4",
          "--duration", "120", "--snmp", str(port)],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])),
+        env=env,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
