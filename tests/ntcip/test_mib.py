@@ -136,3 +136,15 @@ def test_settings_come_from_device_toml_and_a_private_users_file(tmp_path: Path)
     device.write_text('[snmp]\nusers = "snmp.json"\nsets = "yes"\n')
     with pytest.raises(SnmpConfigError, match=r"\[snmp\]: sets must be true or false"):
         load_settings(device)
+
+
+def test_snmp_port_without_users_is_a_setup_error(tmp_path: Path) -> None:
+    from edge.assemble import SetupError, edge_run_extensions
+
+    config = load_config(EXAMPLE)
+    with pytest.raises(SetupError, match=r"--snmp needs the device file's \[snmp\] table"):
+        edge_run_extensions(config, None, env={}, snmp_port=1161)
+    device = tmp_path / "device.toml"
+    device.write_text('[snmp]\nusers = "missing.json"\n')
+    with pytest.raises(SetupError, match=r"missing\.json: cannot read the SNMP users"):
+        edge_run_extensions(config, str(device), env={})
