@@ -318,8 +318,8 @@ def _add_run(sub: Subparsers) -> None:
         "--snmp",
         type=int,
         metavar="PORT",
-        help="serve the NTCIP 1202 SNMPv3 agent on this UDP port (the device file's [snmp] "
-        "users; with --sim: 127.0.0.1 and the README's development user)",
+        help="serve the NTCIP 1202 SNMPv3 agent on this UDP port (its users: the device "
+        "file's [snmp]; in simulation, 127.0.0.1 and the README's development user)",
     )
     p.add_argument("--web", type=int, metavar="PORT", help="serve the technician's page here")
     p.add_argument(

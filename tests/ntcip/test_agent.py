@@ -126,6 +126,8 @@ async def test_a_walk_of_phase_status_shows_the_controller_s_displays(device: De
     assert reds and not reds & greens
     # every column of group 1: number, reds .. phase nexts
     assert {f"{ASC}.1.4.1.{c}.1" for c in range(1, 12)} <= set(walked)
+    # GETBULK (snmpbulkwalk) walks the same objects
+    assert set(await device.values("snmpbulkwalk", f"{ASC}.1.4")) == set(walked)
 
 
 @pytest.mark.anyio
