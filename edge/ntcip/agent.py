@@ -2,16 +2,19 @@
 
 The rules it keeps (edge/extensions.py's for a tick extension, and):
 - The tick only hands its record to this extension's tick hook; the hook's thread turns
-  it into a `Status` (edge/ntcip/core.py) and swaps it in. Requests are answered in the
-  event loop from the latest Status and the agent's own remote state: never from the
-  live controller, never waited on by the tick.
+  it into a `Status` (edge/ntcip/core.py) and swaps it in. The SNMP engine runs in its
+  own thread with its own event loop (SNMPv3's decoding and crypto cost milliseconds a
+  request: never in the runtime's loop, where the tick runs); it answers from the
+  latest Status and the agent's remote state, never the live controller. The object
+  table is built once per Status and remote state, not per request.
 - SNMPv3 only, each user with authentication and privacy (SHA, AES); reads of the ASC
   tree for every user; SETs only with `sets` on (otherwise refused: noAccess, and
   nothing changes). edge/ntcip/settings.py loads the users.
 - A SET is checked whole first (edge/ntcip/mib.py `plan_set`): a bad varbind is an
   SNMP error at its index and nothing is applied. An accepted one becomes the core's
-  commands, queued on the driver as the MQTT link's are (edge/device/central.py), and
-  edge/control/commands.py checks and applies them at the next step.
+  commands, queued on the driver as the MQTT link's are (edge/device/central.py), in
+  the runtime's loop, all of one SET in one callback (so in one step); and
+  edge/control/commands.py checks and applies them at that step.
 - The backup timer: unitBackupTime seconds after the last accepted SET (0: never),
   remote control is released (`mib.release`) and the unit reports backup mode
   (`ntcip_backup_expired` in the log).
@@ -23,8 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import concurrent.futures
 import logging
 import socket
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +44,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BACKUP_CHECK_S = 0.5
+BACKUP_CHECK_S = 0.2  # also how soon the agent's thread sees a stop
+STOP_S = 2.0  # the agent's thread ends within this at a stop
 
 
 class SnmpBindError(OSError):
@@ -74,6 +80,9 @@ class NtcipAgent(Extension):
         self.last_set = time.monotonic()
         self.sets_accepted = 0
         self.sets_refused = 0
+        self.lock = threading.Lock()  # remote state: SETs and the backup timer
+        self.loop: asyncio.AbstractEventLoop | None = None  # the runtime's
+        self._table: tuple[Status, mib.Remote, list[mib.Oid], dict[mib.Oid, int]] | None = None
 
     def start(self, rt: Runtime) -> None:
         self.rt = rt
@@ -82,12 +91,38 @@ class NtcipAgent(Extension):
         assert self.rt is not None
         self.status = status_of(tick, self.rt.site)
 
-    # -- requests (in the event loop) ----------------------------------------------------
+    # -- requests (in the agent's thread) -------------------------------------------------
 
     def table(self) -> tuple[list[mib.Oid], dict[mib.Oid, int]]:
         assert self.rt is not None
-        values = mib.read_table(self.rt.site, self.status, self.remote)
-        return sorted(values), values
+        status, remote, cached = self.status, self.remote, self._table
+        if cached is not None and cached[0] is status and cached[1] is remote:
+            return cached[2], cached[3]
+        values = mib.read_table(self.rt.site, status, remote)
+        self._table = (status, remote, sorted(values), values)
+        return self._table[2], values
+
+    def _queue(self, commands: list[object]) -> None:
+        """Hand commands to the driver in the runtime's loop, all in one callback."""
+        assert self.rt is not None
+        driver = self.rt.driver
+
+        def apply() -> None:
+            for cmd in commands:
+                driver.command(cmd)
+
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            apply()  # not running (a test's direct call): nothing else touches the queue
+        else:
+            try:
+                in_loop = asyncio.get_running_loop() is loop
+            except RuntimeError:
+                in_loop = False
+            if in_loop:
+                apply()
+            else:
+                loop.call_soon_threadsafe(apply)
 
     def scheduled_plan(self) -> str:
         assert self.rt is not None
@@ -96,31 +131,31 @@ class NtcipAgent(Extension):
     def set(self, varbinds: list[tuple[mib.Oid, object]]) -> None:
         """Check and apply a SET (raises mib.SetRefused: nothing applied)."""
         assert self.rt is not None
-        try:
-            remote, commands = mib.plan_set(
-                self.rt.site, self.status, self.remote, varbinds, self.scheduled_plan()
-            )
-        except mib.SetRefused as exc:
-            self.sets_refused += 1
-            log.warning("ntcip_set_refused error=%s %s", exc.error, exc)
-            raise
-        for cmd in commands:
-            self.rt.driver.command(cmd)
-        if self.remote.lapsed:
-            log.info("ntcip_remote_resumed")
-        self.remote = remote
-        self.last_set = time.monotonic()
-        self.sets_accepted += 1
+        with self.lock:
+            try:
+                remote, commands = mib.plan_set(
+                    self.rt.site, self.status, self.remote, varbinds, self.scheduled_plan()
+                )
+            except mib.SetRefused as exc:
+                self.sets_refused += 1
+                log.warning("ntcip_set_refused error=%s %s", exc.error, exc)
+                raise
+            self._queue(commands)
+            if self.remote.lapsed:
+                log.info("ntcip_remote_resumed")
+            self.remote = remote
+            self.last_set = time.monotonic()
+            self.sets_accepted += 1
         log.info("ntcip_set_applied commands=%s", ", ".join(map(repr, commands)) or "none")
 
     def check_backup(self, now: float) -> None:
-        r = self.remote
-        if r.backup_s == 0 or r.lapsed or not r.active or now - self.last_set < r.backup_s:
-            return
-        assert self.rt is not None
-        self.remote, commands = mib.release(self.rt.site, r, self.scheduled_plan())
-        for cmd in commands:
-            self.rt.driver.command(cmd)
+        with self.lock:
+            r = self.remote
+            if r.backup_s == 0 or r.lapsed or not r.active or now - self.last_set < r.backup_s:
+                return
+            assert self.rt is not None
+            self.remote, commands = mib.release(self.rt.site, r, self.scheduled_plan())
+            self._queue(commands)
         log.warning(
             "ntcip_backup_expired no SET for %d s: releasing %s",
             r.backup_s,
@@ -130,9 +165,34 @@ class NtcipAgent(Extension):
     # -- the task ----------------------------------------------------------------------
 
     async def run(self) -> None:
+        """The agent's thread runs the engine; this task ends it (and fails with it)."""
+        self.loop = asyncio.get_running_loop()
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self._serve, args=(done, stop), name="ntcip-agent", daemon=True
+        )
+        thread.start()
+        try:
+            await asyncio.wrap_future(done)
+        finally:
+            stop.set()
+            await asyncio.to_thread(thread.join, STOP_S)
+
+    def _serve(self, done: concurrent.futures.Future[None], stop: threading.Event) -> None:
+        try:
+            asyncio.run(self._serve_loop(stop))
+        except BaseException as exc:  # to the runtime: logged, the task restarted
+            if not done.done():  # a stop cancels it
+                done.set_exception(exc)
+        else:
+            if not done.done():
+                done.set_result(None)
+
+    async def _serve_loop(self, stop: threading.Event) -> None:
         engine = self._engine()
         try:
-            while True:
+            while not stop.is_set():
                 await asyncio.sleep(BACKUP_CHECK_S)
                 self.check_backup(time.monotonic())
         finally:
