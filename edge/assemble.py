@@ -13,7 +13,10 @@ From the site configuration, flash.sh's device file and the command line:
   listens and its TLS certificate come from the options and device.toml's `[web]`
   (edge/web/listen.py has the rules); its socket is bound here, so a port in use, an
   interface without an address or clear HTTP off loopback is a start-up error;
-- `watchdog` (edge/device/notify.py): under systemd (NOTIFY_SOCKET).
+- `watchdog` (edge/device/notify.py): under systemd (NOTIFY_SOCKET);
+- `ntcip` (edge/ntcip/agent.py): the NTCIP 1202 SNMPv3 agent, when the device file has
+  an `[snmp]` table (its users' file, sets off unless `sets = true`); `--snmp PORT`
+  moves its port. Its socket is bound here: a port in use is a start-up error.
 
 What cannot be built is a `SetupError` naming the file or option and why. The runtime
 never imports this module's parts (nor they the runtime, but for types).
@@ -21,6 +24,7 @@ never imports this module's parts (nor they the runtime, but for types).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
@@ -54,9 +58,12 @@ def edge_run_extensions(
     device_path: str | None = None,
     web: WebOptions | None = None,
     env: Mapping[str, str] = os.environ,
+    snmp_port: int | None = None,
 ) -> list[Extension]:
     """`edge run`'s extensions, in the order their tasks start."""
     out: list[Extension] = []
+    if device_path is not None or snmp_port is not None:
+        out += snmp_extensions(device_path, snmp_port)
     if device_path is not None:
         from edge.device.central import Central, load_central
         from edge.device.eventlog import EventLogExtension, device_store
@@ -95,6 +102,28 @@ def edge_run_extensions(
         except (WebError, ListenError) as exc:
             raise SetupError(f"technician page: {exc}") from exc
     return out
+
+
+def snmp_extensions(device_path: str | None, port: int | None) -> list[Extension]:
+    """The NTCIP agent from device.toml's `[snmp]` (`port` moves it); none without one."""
+    from edge.ntcip.settings import SnmpConfigError, load_settings
+
+    try:
+        settings = load_settings(device_path) if device_path is not None else None
+    except SnmpConfigError as exc:
+        raise SetupError(str(exc)) from exc
+    if settings is None:
+        if port is not None:
+            raise SetupError("--snmp needs the device file's [snmp] table (its SNMPv3 users)")
+        return []
+    if port is not None:
+        settings = dataclasses.replace(settings, port=port)
+    from edge.ntcip.agent import NtcipAgent, SnmpBindError
+
+    try:
+        return [NtcipAgent(settings)]
+    except SnmpBindError as exc:
+        raise SetupError(str(exc)) from exc
 
 
 def web_listen(web: WebOptions, device_path: str | None) -> Listen:

@@ -154,6 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             web=web,
             cameras=args.cameras,
+            **({"snmp": args.snmp} if args.snmp is not None else {}),
         )
         return code
     if not (args.config and args.port):
@@ -168,6 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         device_path=args.device,
         status_every_s=args.status_every,
         web=web,
+        snmp_port=args.snmp,
     )
 
 
@@ -311,6 +313,13 @@ def _add_run(sub: Subparsers) -> None:
         default="auto",
         choices=["auto", "kv", "text"],
         help="kv: one key=value line per event (journald); auto: kv under systemd",
+    )
+    p.add_argument(
+        "--snmp",
+        type=int,
+        metavar="PORT",
+        help="serve the NTCIP 1202 SNMPv3 agent on this UDP port (its users: the device "
+        "file's [snmp]; in simulation, 127.0.0.1 and the README's development user)",
     )
     p.add_argument("--web", type=int, metavar="PORT", help="serve the technician's page here")
     p.add_argument(

@@ -578,6 +578,7 @@ def run_site(
     device_path: str | None = None,
     status_every_s: float = STATUS_EVERY_S,
     web: WebOptions | None = None,
+    snmp_port: int | None = None,
 ) -> int:
     """`edge run --config SITE --port DEV [--device DEVICE.toml]`: load, run until a signal
     or an error, with the extensions edge/assemble.py builds from the site, the device
@@ -596,7 +597,7 @@ def run_site(
 
     async def main() -> int:
         try:
-            extensions = edge_run_extensions(config, device_path, web)
+            extensions = edge_run_extensions(config, device_path, web, snmp_port=snmp_port)
         except SetupError as exc:
             log.error("config_error %s", exc)
             return EXIT_CONFIG

@@ -58,6 +58,13 @@ class Tick:
     intervals: tuple[int, ...]  # per phase, the controller's interval (GREEN, YELLOW, ...)
     calls: tuple[bool, ...]  # per phase, a vehicle call
     present: tuple[bool, ...]  # per detector, occupied
+    # For the NTCIP agent (edge/ntcip/core.py): per phase a pedestrian call; per ring the
+    # index of the phase that times next (-1: none); the plan in force; where the local
+    # cycle timer stands (ms; None when not coordinated).
+    ped_calls: tuple[bool, ...] = ()
+    nexts: tuple[int, ...] = ()
+    plan: str = ""
+    cycle_ms: int | None = None
 
     @staticmethod
     def of(n: int, mono_s: float, driver: BoardDriver) -> Tick:
@@ -71,6 +78,12 @@ class Tick:
             tuple(ctl.iv),
             tuple(bool(c) for c in ctl.vcall),
             tuple(bool(p) for p in ctl.det_present),
+            tuple(bool(c) for c in ctl.peds.call),
+            tuple(ctl.ring_next),
+            ctl.plan.id,
+            ctl.coordinator.cycle_pos(ctl, ctl.last_now)
+            if ctl.coordinator.points is not None and ctl.plan.pattern is not None
+            else None,
         )
 
 

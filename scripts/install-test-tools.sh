@@ -6,12 +6,14 @@
 #   systemd: systemd-analyze verifies the units flash.sh installs
 #   chromium: the technician-page tests drive /usr/bin/chromium (Playwright
 #     never downloads a browser here)
+#   snmp (net-snmp's snmpget/snmpwalk/snmpset): tests/ntcip query the NTCIP agent
 set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 [ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
+command -v snmpget >/dev/null 2>&1 || need+=(snmp)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
     echo "install-test-tools: missing ${need[*]}; run this script as root (apt-get install ${need[*]})" >&2

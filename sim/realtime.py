@@ -241,6 +241,7 @@ async def simulate(
     signals: bool = True,
     web: WebOptions | None = None,
     cameras: bool = False,
+    snmp: int | None = None,
 ) -> SimSummary:
     """Run the runtime, a virtual board and SUMO until duration_s (wall) or a signal.
 
@@ -273,6 +274,11 @@ async def simulate(
                 # The page shows the virtual board's own lamps beside the controller's map.
                 rt.add(WebPage(web.port, host=web.host, credentials_path=web.credentials,
                                board_lamps=lambda: vb.lamps))  # fmt: skip
+            if snmp is not None:
+                from edge.ntcip.agent import NtcipAgent
+                from edge.ntcip.settings import dev_settings
+
+                rt.add(NtcipAgent(dev_settings(snmp)))  # the README's development user
             if signals:
                 install_signals(rt)
             print(
@@ -297,8 +303,10 @@ def run_sim(
     duration_s: float | None = None,
     web: WebOptions | None = None,
     cameras: bool = False,
+    snmp: int | None = None,
 ) -> int:
     """`edge run --sim`: returns the runtime's exit code (1 on a SUMO/scenario error)."""
+    from edge.ntcip.agent import SnmpBindError
     from edge.web.server import WebError
 
     for name in ("edge.board.driver", "edge.board.runner"):
@@ -306,13 +314,19 @@ def run_sim(
     try:
         summary = asyncio.run(
             simulate(
-                scenario, tls=tls, speed=speed, duration_s=duration_s, web=web, cameras=cameras
+                scenario,
+                tls=tls,
+                speed=speed,
+                duration_s=duration_s,
+                web=web,
+                cameras=cameras,
+                snmp=snmp,
             )
         )
     except SimError as exc:
         print(f"edge run --sim: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except WebError as exc:
+    except (WebError, SnmpBindError) as exc:
         print(f"edge run --sim: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     print(

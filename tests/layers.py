@@ -74,6 +74,14 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"cli", "board"}),
         "`edge status` and `edge run` as processes, a virtual board",
     ),
+    "tests/ntcip/test_agent.py": (
+        frozenset({"server", "process"}),
+        "the SNMP agent on loopback UDP, net-snmp's snmpget/snmpwalk/snmpset as processes",
+    ),
+    "tests/ntcip/test_device.py": (
+        frozenset({"cli", "board", "process"}),
+        "`edge run --device --snmp` on a virtual board, queried by net-snmp's tools",
+    ),
     "tests/atspm/test_store_kill.py": (
         frozenset({"process"}),
         "SIGKILLs a hi-res log writer process at random moments",
@@ -126,6 +134,10 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
     "tests/sim/test_priority_central.py": (
         frozenset({"sumo", "broker"}),
         "central's priority requests over Mosquitto to a SUMO run",
+    ),
+    "tests/sim/test_snmp_sim.py": (
+        frozenset({"sumo", "cli", "board", "server"}),
+        "`edge run --sim single --snmp PORT`: SUMO, a virtual board, net-snmp's tools (~40 s)",
     ),
     "tests/sim/test_realtime.py": (
         frozenset({"sumo", "cli", "board"}),
