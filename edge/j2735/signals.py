@@ -133,8 +133,8 @@ class SignalGroups:
                 self.ov_onset[k] = out.t_ms
             group = overlap_group(site, ov.id)
             if flash:
-                state = {Lamp.FLASH_RED: STOP_THEN_PROCEED, Lamp.FLASH_YELLOW: CAUTION}
-                res.append(GroupState(group, state.get(lamp, DARK), None))
+                shown = {Lamp.FLASH_RED: STOP_THEN_PROCEED, Lamp.FLASH_YELLOW: CAUTION}
+                res.append(GroupState(group, shown.get(lamp, DARK), None))
                 continue
 
             def green(parents: tuple[int, ...]) -> list[PhaseTiming]:
