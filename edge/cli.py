@@ -331,6 +331,12 @@ def _add_atspm(sub: Subparsers) -> None:
     add_atspm_command(sub)
 
 
+def _add_j2735(sub: Subparsers) -> None:
+    from edge.j2735.cli import add_j2735_command
+
+    add_j2735_command(sub)
+
+
 def _add_passwd(sub: Subparsers) -> None:
     p = sub.add_parser(
         "passwd",
@@ -386,6 +392,7 @@ COMMANDS: dict[str, Callable[[Subparsers], None]] = {
     "status": _add_status,
     "passwd": _add_passwd,
     "atspm": _add_atspm,
+    "j2735": _add_j2735,
     "board": _add_board,
     "central": _add_central,
     "sim": _add_sim,
