@@ -24,6 +24,8 @@ from sim.sumo.j2735map import derived_geometry
 from sim.sumo.network import read_net, signal_junctions
 from sim.sumo.scenarios import Scenario
 
+START = SIM_EPOCH.replace(tzinfo=UTC)
+
 
 @dataclass(slots=True)
 class Step:
@@ -39,7 +41,7 @@ class J2735Recorder:
         out: TextIO | None,
         *,
         tls: str | None = None,
-        start: datetime = SIM_EPOCH.replace(tzinfo=UTC),
+        start: datetime = START,
         keep: bool = False,
     ) -> None:
         self.scenario = scenario

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -36,7 +37,7 @@ def _clip(shape: list[tuple[float, float]], reach: float) -> list[tuple[float, f
     """The polyline's points within `reach` metres of its start (cut there)."""
     out = [shape[0]]
     left = reach
-    for (x0, y0), (x1, y1) in zip(shape, shape[1:], strict=False):
+    for (x0, y0), (x1, y1) in itertools.pairwise(shape):
         seg = math.hypot(x1 - x0, y1 - y0)
         if seg >= left:
             f = left / seg if seg else 0.0
