@@ -74,6 +74,18 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"cli", "board"}),
         "`edge status` and `edge run` as processes, a virtual board",
     ),
+    "tests/j2735/test_spat.py": (
+        frozenset({"long"}),
+        "~8000 SPaT frames decoded by pycrate (pure Python, ~4 ms each)",
+    ),
+    "tests/j2735/test_device.py": (
+        frozenset({"server"}),
+        "the j2735 extension sends UDP to a receiver on loopback",
+    ),
+    "tests/j2735/test_cli.py": (
+        frozenset({"sumo", "cli"}),
+        "`edge j2735 --sim`: SUMO in lockstep, the frames decoded",
+    ),
     "tests/atspm/test_store_kill.py": (
         frozenset({"process"}),
         "SIGKILLs a hi-res log writer process at random moments",
