@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 from edge.config import load_site
 from edge.control.controller import Controller
 from edge.control.messages import Flash, Inputs, Lamp, Outputs, Preempt
