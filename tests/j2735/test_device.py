@@ -43,7 +43,7 @@ def test_frames_reach_a_roadside_unit_on_loopback(tmp_path: Path) -> None:
         seconds.add(now // 1000)
         ext.on_tick(rt.tick_snapshot())
     total = 25 + len(seconds)
-    got = []
+    got: list[int] = []
     try:
         while len(got) < total:
             got.append(decode(rx.recv(65535))[0])
