@@ -78,6 +78,10 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"long"}),
         "~8000 SPaT frames decoded by pycrate (pure Python, ~4 ms each)",
     ),
+    "tests/j2735/test_codec.py::test_parsed_txt_is_what_the_asn1_text_parses_to": (
+        frozenset({"long"}),
+        "parses the ETSI ASN.1 text with pyparsing (~7 s)",
+    ),
     "tests/j2735/test_device.py": (
         frozenset({"server"}),
         "the j2735 extension sends UDP to a receiver on loopback",

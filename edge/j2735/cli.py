@@ -9,6 +9,7 @@ simulator is a developer tool: on a device the command says so.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -36,10 +37,13 @@ def _fail(text: str) -> int:
 
 
 def cmd_j2735(args: argparse.Namespace) -> int:
-    from edge.cli import installed, not_installed
-
-    if not installed("sim"):
-        return not_installed("edge j2735 --sim", "sim")
+    if importlib.util.find_spec("sim") is None:
+        print(
+            "edge j2735 --sim: the simulator is not installed on this device; it is a "
+            "developer tool (a checkout's `make setup` installs it)",
+            file=sys.stderr,
+        )
+        return 2
     from sim.sumo.errors import SimError
     from sim.sumo.hireslog import SIM_EPOCH
     from sim.sumo.j2735 import J2735Recorder
