@@ -86,6 +86,10 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"server"}),
         "the j2735 extension sends UDP to a receiver on loopback",
     ),
+    "tests/j2735/test_mqtt.py": (
+        frozenset({"broker"}),
+        "the j2735 extension beside the central link, against Mosquitto",
+    ),
     "tests/j2735/test_cli.py": (
         frozenset({"sumo", "cli"}),
         "`edge j2735 --sim`: SUMO in lockstep, the frames decoded",
