@@ -25,7 +25,11 @@ from edge.demand import RandomDemand
 
 DESCRIPTION = (__doc__ or "").split("\n", 1)[0]
 # The developer-only commands: the module each needs, and what it is (for the error).
-DEV_TOOLS = {"sim": ("sim", "the simulator is"), "bench": ("edge.bench", "the benchmarks are")}
+DEV_TOOLS = {
+    "sim": ("sim", "the simulator is"),
+    "bench": ("edge.bench", "the benchmarks are"),
+    "j2735": ("sim", "the simulator is"),  # `edge j2735 --sim`: frames from a simulated run
+}
 STEP_MS = 100
 
 _LAMP_CHAR = {

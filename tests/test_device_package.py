@@ -175,6 +175,7 @@ def test_the_device_does_not_offer_the_developer_tools() -> None:
         (["sim", "run", "single"], "edge sim", "the simulator is"),
         (["bench", "control"], "edge bench", "the benchmarks are"),
         (["run", "--sim", "single"], "edge run --sim", "the simulator is"),
+        (["j2735", "--sim", "single"], "edge j2735", "the simulator is"),
     ):
         r = run_edge(*argv, block=block)
         assert r.returncode == 2 and r.stdout == ""

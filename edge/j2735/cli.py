@@ -2,14 +2,13 @@
 
 Runs the scenario in lockstep with SUMO (much faster than real time) with the edge
 controller on every signal, and writes one hex-encoded UPER MessageFrame per line: per
-signal a MAP every simulated second and a SPaT every tenth (sim/sumo/j2735.py). The
-simulator is a developer tool: on a device the command says so.
+signal a MAP every simulated second and a SPaT every tenth (sim/sumo/j2735.py). It needs
+the simulator, a developer tool: edge/cli.py's DEV_TOOLS keeps it off the device.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -37,13 +36,6 @@ def _fail(text: str) -> int:
 
 
 def cmd_j2735(args: argparse.Namespace) -> int:
-    if importlib.util.find_spec("sim") is None:
-        print(
-            "edge j2735 --sim: the simulator is not installed on this device; it is a "
-            "developer tool (a checkout's `make setup` installs it)",
-            file=sys.stderr,
-        )
-        return 2
     from sim.sumo.errors import SimError
     from sim.sumo.hireslog import SIM_EPOCH
     from sim.sumo.j2735 import J2735Recorder
