@@ -9,11 +9,12 @@ rebuilt as a receiver would, agree with the core's outputs to the tenth of a sec
 from __future__ import annotations
 
 import datetime
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.config import load_site
+from edge.config import config_from_dict
 from edge.control.controller import Controller
 from edge.control.messages import Flash, Inputs, Lamp, Outputs, Preempt
 from edge.demand import RandomDemand
@@ -36,6 +37,10 @@ VEH_FLASH = {
     Lamp.FLASH_RED: "stop-Then-Proceed",
     Lamp.FLASH_YELLOW: "caution-Conflicting-Traffic",
     Lamp.DARK: "dark",
+}
+PERMISSIVE = {
+    Lamp.GREEN: "permissive-Movement-Allowed",
+    Lamp.YELLOW: "permissive-clearance",
 }
 PED = {
     Lamp.GREEN: "protected-Movement-Allowed",
@@ -91,6 +96,16 @@ def check_spat(site: Any, out: Outputs, spat: dict[str, Any], seen: Seen, preemp
         t = out.spat[i]
         check_times(ev["timing"], t.min_end_ms, t.max_end_ms, t.likely_end_ms, now, seen)
         seen.states.setdefault(p.id, set()).add(want)
+        if p.permissive:  # its permissive movements: their own group, permissive states
+            (perm,) = by_group.pop(60 + p.id)
+            lamp = out.phases[i]
+            if flash:
+                assert perm["eventState"] == VEH_FLASH[lamp]
+            else:
+                assert perm["eventState"] == PERMISSIVE.get(lamp, VEH[lamp])
+                check_times(perm["timing"], t.min_end_ms, t.max_end_ms, t.likely_end_ms, now,
+                            seen)  # fmt: skip
+            seen.states.setdefault(60 + p.id, set()).add(perm["eventState"])
         if p.ped_crossing:
             (ped,) = by_group.pop(40 + p.id)
             assert ped["eventState"] == PED[out.peds[i]]
@@ -115,8 +130,16 @@ def check_spat(site: Any, out: Outputs, spat: dict[str, Any], seen: Seen, preemp
     seen.messages += 1
 
 
-def run(site_file: str, seconds: int, commands: dict[int, tuple[object, ...]]) -> Seen:
-    site = load_site(ROOT / site_file)
+def run(
+    site_file: str,
+    seconds: int,
+    commands: dict[int, tuple[object, ...]],
+    permissive: dict[int, list[str]] | None = None,
+) -> Seen:
+    raw = tomllib.loads((ROOT / site_file).read_text())
+    for p in raw["phases"]:
+        p["permissive"] = (permissive or {}).get(p["id"], p.get("permissive", []))
+    site = config_from_dict(raw, site_file).site
     ctl = Controller(site, 0)
     demand = RandomDemand(site, seed=5, veh_per_hour=700)
     pub = Publisher(site, None, UTC0)
@@ -165,3 +188,10 @@ def test_a_flashing_yellow_arrow_is_permissive_its_arrow_protected() -> None:
     fya = seen.states[22]  # overlap B, the westbound left
     assert {"protected-Movement-Allowed", "permissive-Movement-Allowed"} <= fya
     assert "caution-Conflicting-Traffic" not in fya  # flash only in flash
+
+
+def test_a_phase_s_permissive_left_is_its_own_permissive_group() -> None:
+    # phase 2's green ball (the eastbound through) also lets the eastbound left go, yielding
+    seen = run("examples/four_leg_protected.toml", 120, {}, permissive={2: ["W.L"]})
+    assert {"permissive-Movement-Allowed", "permissive-clearance"} <= seen.states[62]
+    assert "protected-Movement-Allowed" in seen.states[2]
