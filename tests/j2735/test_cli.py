@@ -35,3 +35,30 @@ def test_the_command_writes_what_the_device_publishes(tmp_path: Path) -> None:
             crossed += end is not None and end // 3_600_000 > now // 3_600_000
     assert ids.count(19) == 200 and ids.count(18) == 20
     assert crossed > 0  # end times in the next hour, read right
+
+
+def test_a_derived_map_has_the_crossings_with_their_walk_groups(tmp_path: Path) -> None:
+    from edge.j2735 import codec
+    from edge.j2735.mapdata import map_value
+    from edge.j2735.signals import SignalGroups
+    from sim.sumo.derive import derive_all
+    from sim.sumo.j2735map import derived_geometry
+    from sim.sumo.network import read_net, signal_junctions
+    from sim.sumo.scenarios import resolve
+
+    from tests.sim.test_derive_crossings import _four_leg
+
+    scenario = resolve(str(_four_leg(tmp_path)))
+    junctions = signal_junctions(scenario.net)
+    (d,) = derive_all(junctions)
+    geometry = derived_geometry(d, junctions[0], read_net(scenario.net))
+    _id, value = decode(codec.encode(codec.MAP_ID, map_value(geometry)))
+    lanes = value["intersections"][0]["laneSet"]
+    walks = {
+        ln["connectsTo"][0]["signalGroup"]
+        for ln in lanes
+        if ln["laneAttributes"]["laneType"][0] == "crosswalk"
+    }
+    assert len(walks) == 4
+    assert walks <= set(SignalGroups(d.site).groups())  # each a pedestrian group in the SPaT
+    assert all(40 < g < 60 for g in walks)
