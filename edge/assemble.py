@@ -8,6 +8,8 @@ From the site configuration, flash.sh's device file and the command line:
   store, when the device file names one and no broker (the link keeps it otherwise);
 - `hires-log` (edge/atspm/device.py): the ATSPM hi-res event log beside the device
   store (hires.sqlite), when the device file names a store;
+- `j2735` (edge/j2735/device.py): J2735 SPaT and MAP to a roadside unit (UDP) and over
+  the central link, when the device file has a [j2735] table (MAP from the site's [map]);
 - `vision` (edge/vision/sensing.py): the cameras, when the site has some;
 - `web` (edge/web/server.py): the technician's page, with `--web PORT`; where it
   listens and its TLS certificate come from the options and device.toml's `[web]`
@@ -83,6 +85,14 @@ def edge_run_extensions(
             from edge.atspm.device import HiResLog, hires_path
 
             out.append(HiResLog(hires_path(device_db)))
+        from edge.j2735.device import J2735, load_j2735
+
+        try:
+            j2735 = load_j2735(device_path)
+        except ValueError as exc:
+            raise SetupError(str(exc)) from exc
+        if j2735 is not None:
+            out.append(J2735(j2735, config.map))
     if env.get("NOTIFY_SOCKET"):
         from edge.device.notify import Watchdog
 

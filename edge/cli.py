@@ -29,7 +29,11 @@ DESCRIPTION = (__doc__ or "").split("\n", 1)[0]
 COMMAND_GROUP = "edge.commands"
 SIM_GROUP = "edge.sim"
 # What the device answers when a developer command is typed there (it has no entry points).
-DEV_TOOLS = {"sim": "the simulator is", "bench": "the benchmarks are"}
+DEV_TOOLS = {
+    "sim": "the simulator is",
+    "bench": "the benchmarks are",
+    "j2735": "the simulator is",  # `edge j2735 --sim`: frames from a simulated run
+}
 STEP_MS = 100
 
 _LAMP_CHAR = {

@@ -45,6 +45,8 @@ from edge.control.site import (
     TransitPriority,
     Turn,
 )
+from edge.j2735.mapdata import Geometry
+from edge.j2735.sitemap import MapCfg, build_map
 from edge.schedule import WEEKDAYS, DayPlan, Schedule, parse_hhmm
 from edge.vision.config import CameraCfg, Vision, VisionCfg, build_vision
 
@@ -238,6 +240,7 @@ class _SiteFile(_Strict):
     intergreens: dict[str, dict[str, Seconds]] = {}
     vision: VisionCfg | None = None
     cameras: list[CameraCfg] = []
+    map: MapCfg | None = None  # J2735 MAP geometry (edge/j2735/sitemap.py)
 
 
 # Timing fields every phase needs once defaults are merged (seconds).
@@ -270,6 +273,7 @@ class SiteConfig:
     site: Site
     schedule: Schedule | None
     vision: Vision | None = None
+    map: Geometry | None = None  # the [map] table: lanes, stop lines, signal groups (J2735)
     # Advice that does not stop the site from running (ITE clearance intervals).
     warnings: tuple[str, ...] = ()
 
@@ -307,14 +311,15 @@ def config_from_dict(
         raise ConfigError(source, [_describe_error(raw, e) for e in exc.errors()]) from None
     problems: list[str] = []
     built = _build(cfg, problems)
-    vision = None
+    vision = geometry = None
     if built is not None:
         vision = build_vision(cfg.vision, cfg.cameras, built[0], problems.append, base)
+        geometry = build_map(cfg.map, built[0], problems.append)
     if problems or built is None:
         raise ConfigError(source, problems)
     site, schedule = built
     warnings = _clearance_warnings(cfg.approaches, site)
-    return SiteConfig(site, schedule, vision=vision, warnings=tuple(warnings))
+    return SiteConfig(site, schedule, vision=vision, map=geometry, warnings=tuple(warnings))
 
 
 _LIST_SECTIONS = {

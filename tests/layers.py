@@ -82,6 +82,26 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"cli", "board", "process"}),
         "`edge run --device --snmp` on a virtual board, queried by net-snmp's tools",
     ),
+    "tests/j2735/test_spat.py": (
+        frozenset({"long"}),
+        "~8000 SPaT frames decoded by pycrate (pure Python, ~4 ms each)",
+    ),
+    "tests/j2735/test_codec.py::test_parsed_txt_is_what_the_asn1_text_parses_to": (
+        frozenset({"long"}),
+        "parses the ETSI ASN.1 text with pyparsing (~7 s)",
+    ),
+    "tests/j2735/test_device.py": (
+        frozenset({"server"}),
+        "the j2735 extension sends UDP to a receiver on loopback",
+    ),
+    "tests/j2735/test_mqtt.py": (
+        frozenset({"broker"}),
+        "the j2735 extension beside the central link, against Mosquitto",
+    ),
+    "tests/j2735/test_cli.py": (
+        frozenset({"sumo", "cli"}),
+        "`edge j2735 --sim`: SUMO in lockstep, the frames decoded",
+    ),
     "tests/atspm/test_store_kill.py": (
         frozenset({"process"}),
         "SIGKILLs a hi-res log writer process at random moments",

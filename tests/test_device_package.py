@@ -194,6 +194,7 @@ def test_the_device_does_not_offer_the_developer_tools(installed: Path) -> None:
         (["sim", "run", "single"], "edge sim", "the simulator is"),
         (["bench", "control"], "edge bench", "the benchmarks are"),
         (["run", "--sim", "single"], "edge run --sim", "the simulator is"),
+        (["j2735", "--sim", "single"], "edge j2735", "the simulator is"),
     ):
         r = edge(*argv)
         assert r.returncode == 2 and r.stdout == ""

@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 PRIORITY_EXPIRY_EVERY_S = 1.0
 CENTRAL_QUEUE_TICKS = 600  # a minute of ticks: a stall shorter than that loses no count
+PUBLISH_SOON_MAX = 50  # publish_soon's frames in flight (5 s of SPaT); more are dropped
 
 
 class CentralLink(CentralEndpoint):
@@ -74,6 +75,8 @@ class CentralLink(CentralEndpoint):
         self.last_error = ""
         self.link_down_at: int | None = None
         self.spat_sent = 0
+        self._soon: set[asyncio.Task[None]] = set()  # publish_soon's sends (kept referenced)
+        self._in_flight = 0  # publish_soon's frames not yet sent
         self.sent: deque[ControlCommand] = deque()  # handed to the core, awaiting its verdict
         self.utc0 = utc_ms() - rt.board.clock_ms()
         # Filled by the tick hook's thread, emptied by this task (deque: atomic ends).
@@ -239,6 +242,32 @@ class CentralLink(CentralEndpoint):
                     loop.call_soon_threadsafe(self.client.spooled)
 
             fut.add_done_callback(wake)
+
+    def publish_soon(self, leaf: str, payload: bytes) -> bool:
+        """QoS 0, best effort, from any thread (the j2735 hook): handed to this link's
+        loop; False (dropped) while disconnected or when PUBLISH_SOON_MAX are in flight."""
+        loop = self._loop
+        if loop is None or not self.connected or self._in_flight >= PUBLISH_SOON_MAX:
+            return False
+        self._in_flight += 1
+
+        def go() -> None:
+            async def send() -> None:
+                try:
+                    await self.client.publish_now(leaf, payload)
+                finally:
+                    self._in_flight -= 1
+
+            task = loop.create_task(send())
+            self._soon.add(task)
+            task.add_done_callback(self._soon.discard)
+
+        try:
+            loop.call_soon_threadsafe(go)
+        except RuntimeError:  # the loop closed at shutdown
+            self._in_flight -= 1
+            return False
+        return True
 
     async def _wind_down(self, link: asyncio.Task[None]) -> None:
         """This link's tick hook ends with it: what it has queued (counts, the core's

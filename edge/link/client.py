@@ -302,7 +302,7 @@ class LinkClient:
         self.spool_ready.set()
 
     async def publish_now(
-        self, leaf: str, payload: str, qos: int = 0, retain: bool = False
+        self, leaf: str, payload: str | bytes, qos: int = 0, retain: bool = False
     ) -> bool:
         """Best effort (SPaT, status updates): dropped while disconnected."""
         client = self.client

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -69,6 +69,7 @@ class _File(_Strict):
     broker: _Broker
     link: _Link = _Link()
     demand: _Demand = _Demand()
+    j2735: dict[str, Any] | None = None  # read and checked by edge/j2735/device.py
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@
     edge/v1/<device>/counts   device -> central  QoS 1: spooled, sequence-numbered
     edge/v1/<device>/events   device -> central  QoS 1: spooled, sequence-numbered
     edge/v1/<device>/hires    device -> central  QoS 1: spooled: the ATSPM hi-res log (Indiana)
+    edge/v1/<device>/j2735    device -> central  QoS 0: J2735 SPaT (10 Hz) and MAP (1 Hz), UPER
     edge/v1/<device>/ack      device -> central  QoS 1: plan and command acknowledgements
     edge/v1/<device>/state    device -> central  QoS 1: full state, on request
     edge/v1/<device>/plan     central -> device  QoS 1, retained: signed plan bundle
@@ -38,6 +39,7 @@ SPECS: dict[str, TopicSpec] = {
         TopicSpec("counts", 1, False, True),
         TopicSpec("events", 1, False, True),
         TopicSpec("hires", 1, False, True),
+        TopicSpec("j2735", 0, False, True),
         TopicSpec("ack", 1, False, True),
         TopicSpec("state", 1, False, True),
         TopicSpec("plan", 1, True, False),

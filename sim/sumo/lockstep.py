@@ -89,11 +89,13 @@ def run(
     preemption: bool = True,
     scale: float = 1.0,
     hires: HiResRecorder | None = None,
+    attach: Callable[[Any], None] | None = None,
 ) -> dict[str, Any]:
     """Run one episode; return the report. SimError with a clear message on any failure.
 
     `hires` records every signal's ATSPM hi-res log (sim/sumo/hireslog.py) and writes
-    its files at the end.
+    its files at the end. `attach` is handed the controller before the run starts (a
+    recorder hooks its steps: sim/sumo/j2735.py).
 
     `preemption=False` runs the edge controllers without emergency-vehicle
     preemption (the comparison for the EV figures). `scale` multiplies the
@@ -118,6 +120,7 @@ def run(
             preemption,
             scale,
             hires,
+            attach,
         )
 
 
@@ -133,11 +136,14 @@ def _run(
     preemption: bool = True,
     scale: float = 1.0,
     hires: HiResRecorder | None = None,
+    attach: Callable[[Any], None] | None = None,
 ) -> dict[str, Any]:
     wall_start = time.perf_counter()
     ctl = make_controller(controller, scenario, preemption, scale)
     if hires is not None:
         hires.attach(ctl)
+    if attach is not None:
+        attach(ctl)
     extra = ctl.prepare(scenario, work)
     begin_ms = round(scenario.begin_s * 1000)
     if end_s is not None and end_s * 1000 <= begin_ms:

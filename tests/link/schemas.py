@@ -16,6 +16,7 @@ LEAF_SCHEMA = {
     "counts": "counts",
     "events": "events",
     "hires": "hires",
+    "j2735": "j2735",
     "ack": "ack",
     "state": "state",
     "plan": "envelope",

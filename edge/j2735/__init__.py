@@ -1,0 +1,1 @@
+"""SAE J2735 SPaT and MAP in UPER, from the controller's outputs and the site's geometry."""
