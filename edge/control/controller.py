@@ -35,6 +35,7 @@ from edge.control import commands, control_mode, coordination, transit
 from edge.control.adaptive import Adaptive
 from edge.control.coordinator import Coordinator
 from edge.control.detectors import Detectors
+from edge.control.intervals import Gate, Interval, Intervals, build_gates, gate_clear
 from edge.control.messages import (
     Event,
     Inputs,
@@ -61,7 +62,6 @@ from edge.control.states import (
     NEVER,
     PED_CLEAR,
     RED,
-    RED_CLEAR,
     RUN,
     STARTUP_ALL_RED,
     STARTUP_FLASH,
@@ -87,14 +87,12 @@ class Controller:
         self.overlaps = Overlaps(len(site.overlaps))  # overlaps.py owns their state
         self._build_indexes()
         n = len(site.phases)
-        self.iv = [RED] * n
-        self.iv_end = [0] * n
-        self.green_at = [0] * n
+        # Every phase's vehicle interval and its times (intervals.py: the transition table).
+        self.intervals = Intervals([p.id for p in site.phases], now_ms)
         self.min_end = [0] * n
         self.pass_end = [0] * n
         self.max_end = [NEVER] * n
         self.max_from = [NEVER] * n  # when the max timer started (gap reduction)
-        self.red_at = [now_ms - 3_600_000] * n  # when the last yellow ended
         self.vcall = [False] * n
         self.peds = Pedestrians(n)  # pedestrians.py owns the crossings' state
         self.actu_red = [0] * n
@@ -147,6 +145,11 @@ class Controller:
         self._outputs: Outputs | None = None
         self._dirty = True  # displays changed: rebuild outputs and run the monitor
         self._timers_dirty = False  # only SPaT timing changed (e.g. a detector extended a green)
+
+    @property
+    def iv(self) -> list[Interval]:
+        """Each phase's vehicle interval (the tick hooks and tests read it)."""
+        return self.intervals.iv
 
     # Preemption's state, as the runtime and tests read it.
     @property
@@ -222,22 +225,9 @@ class Controller:
         ]
         self.has_ped = [p.ped_crossing is not None for p in phases]
         self.has_veh = [bool(p.movements or p.permissive) for p in phases]
-        # Conflict gate lists (rule 4), from the site's conflict table.
-        conflicts = site.conflicts
-        veh_keys = [(SignalKind.PHASE, p.id) for p in phases]
-        ped_keys = [(SignalKind.PED, p.id) for p in phases]
-        ov_keys = [(SignalKind.OVERLAP, o.id) for o in site.overlaps]
-
-        def gate(key: tuple[SignalKind, int | str]) -> tuple[list[int], list[int], list[int]]:
-            return (
-                [i for i, k in enumerate(veh_keys) if (key, k) in conflicts],
-                [i for i, k in enumerate(ped_keys) if self.has_ped[i] and (key, k) in conflicts],
-                [k for k, ok in enumerate(ov_keys) if (key, ok) in conflicts],
-            )
-
-        self.veh_gate = [gate(k) for k in veh_keys]
-        self.ped_gate = [gate(k) for k in ped_keys]
-        self.overlaps.build_indexes(site, self.index, [gate(k) for k in ov_keys])
+        # Conflict gates (rule 4, intervals.py), from the site's conflict table.
+        self.veh_gate, self.ped_gate, ov_gates = build_gates(site, self.has_ped)
+        self.overlaps.build_indexes(site, self.index, ov_gates)
         self.start_phases = [i for i, p in enumerate(phases) if p.start_up]
         self.channel_src: list[tuple[int, int]] = []  # (0 veh / 1 ped / 2 overlap, index)
         for ch in site.channels:
@@ -373,7 +363,7 @@ class Controller:
         mask = 0
         soft = 0
         pcall = self.peds.call
-        for i, v in enumerate(self.iv):
+        for i, v in enumerate(self.intervals.iv):
             if v == GREEN or self.omit[i]:
                 continue
             if self.recall_ped[i]:
@@ -438,10 +428,10 @@ class Controller:
         cross_demand = (calls & ~self.group_mask[self.group]) | wrap
         ready_all = True
         for r, a in enumerate(self.active):
-            if a >= 0 and self.iv[a] != GREEN:
+            if a >= 0 and self.intervals.iv[a] != GREEN:
                 changed |= self._clearance(now, r, a)
                 a = self.active[r]
-            if a >= 0 and self.iv[a] == GREEN:
+            if a >= 0 and self.intervals.iv[a] == GREEN:
                 changed |= self.peds.advance(self, now, a, calls, cross_demand)
                 demand = (calls & self.conf_mask[a]) | cross_demand
                 changed |= self._max_timer(now, a, demand)
@@ -490,19 +480,16 @@ class Controller:
         return changed
 
     def _clearance(self, now: int, r: int, i: int) -> bool:
-        if now < self.iv_end[i]:
+        ivs = self.intervals
+        if now < ivs.end[i]:
             return False
-        if self.iv[i] == YELLOW:
-            self.iv[i] = RED_CLEAR
-            # Chained from this step, not from the deadline: the caller's steps
-            # may come late, and the displayed red clearance must be whole.
-            self.red_at[i] = now
-            self.iv_end[i] = now + max(self.timing[i].red_clear_ms, self.min_red_ms)
+        if ivs.iv[i] == YELLOW:
+            ivs.red_clear(i, now, max(self.timing[i].red_clear_ms, self.min_red_ms))
             self._event(now, "phase_red_clear", f"phase {self.site.phases[i].id}")
             self._dirty = True
-            if now < self.iv_end[i]:
+            if now < ivs.end[i]:
                 return True
-        self.iv[i] = RED
+        ivs.red(i)
         self.active[r] = -1
         self.ring_prev[r] = i
         self._event(now, "phase_red", f"phase {self.site.phases[i].id}")
@@ -564,8 +551,8 @@ class Controller:
         present = self.dets.present
         total = 0.0
         mask = self.conf_mask[i]
-        for j in range(len(self.iv)):
-            if mask >> j & 1 and self.iv[j] != GREEN and not self.omit[j]:
+        for j in range(len(self.intervals.iv)):
+            if mask >> j & 1 and self.intervals.iv[j] != GREEN and not self.omit[j]:
                 total += self.adaptive.queue(j, present)
         return total
 
@@ -582,7 +569,7 @@ class Controller:
             self.pending_group = target
             for r, a in enumerate(self.active):
                 self.entry[r] = self._entry_phase(r, target, calls)
-                if a >= 0 and self.iv[a] == GREEN:
+                if a >= 0 and self.intervals.iv[a] == GREEN:
                     self._start_yellow(now, a, self._end_reason(now, a) or "gap_out")
                 self.ready_latch[r] = False
             self._event(now, "barrier_cross", f"group {target + 1}")
@@ -625,20 +612,12 @@ class Controller:
         return -1
 
     def _may_start(self, now: int, i: int) -> bool:
-        if now < self.red_at[i] + self.timing[i].red_revert_ms:
+        if now < self.intervals.red_at[i] + self.timing[i].red_revert_ms:
             return False
         return self._gate_clear(self.veh_gate[i])
 
-    def _gate_clear(self, gate: tuple[list[int], list[int], list[int]]) -> bool:
-        phases, peds, ovs = gate
-        for j in phases:
-            if self.iv[j] != RED:
-                return False
-        ped_iv = self.peds.iv
-        for j in peds:
-            if ped_iv[j] != DONT_WALK:
-                return False
-        return all(self.overlaps.iv[k] == RED for k in ovs)
+    def _gate_clear(self, gate: Gate) -> bool:
+        return gate_clear(gate, self.intervals.iv, self.peds.iv, self.overlaps.iv)
 
     def _start_green(self, now: int, r: int, i: int) -> None:
         if self.pending_plan is not None and self._at_safe_point():
@@ -646,8 +625,7 @@ class Controller:
         t = self.plan.timings[self.site.phases[i].id]
         self.timing[i] = t
         added = min(self.actu_red[i] * t.added_initial_ms, t.max_initial_ms)
-        self.iv[i] = GREEN
-        self.green_at[i] = now
+        self.intervals.green(i, now)
         self.min_end[i] = now + max(t.min_green_ms, added, self.min_green_ms)
         self.pass_end[i] = now + t.passage_ms
         self.max_end[i] = NEVER
@@ -671,13 +649,12 @@ class Controller:
             self.adaptive.permissive_ended(i, now, self.dets.present, self.dets.on_at)
             if self.max_end[i] != NEVER:
                 max_ms = self.max_end[i] - self.max_from[i]
-                self.adaptive.green_ended(i, now - self.green_at[i], max_ms, reason)
+                self.adaptive.green_ended(i, now - self.intervals.green_at[i], max_ms, reason)
         if reason in ("gap_out", "max_out", "force_off"):
             self._event(now, reason, f"phase {pid}")
         if self.transit is not None:
             self.transit.green_ended(now, i)
-        self.iv[i] = YELLOW
-        self.iv_end[i] = now + max(self.timing[i].yellow_ms, self.min_yellow_ms)
+        self.intervals.yellow(i, now, max(self.timing[i].yellow_ms, self.min_yellow_ms))
         self.max_end[i] = NEVER
         self.max_from[i] = NEVER
         self.force_off[i] = False
@@ -688,7 +665,7 @@ class Controller:
 
     def _all_clear(self) -> bool:
         return (
-            all(v == RED for v in self.iv)
+            self.intervals.all_clear()
             and all(v == DONT_WALK for v in self.peds.iv)
             and self.overlaps.all_red()
         )
@@ -731,7 +708,7 @@ class Controller:
 
     def _at_safe_point(self) -> bool:
         return (
-            all(v in (RED, GREEN) for v in self.iv)
+            self.intervals.at_safe_point()
             and all(v != PED_CLEAR for v in self.peds.iv)
             and self.overlaps.at_safe_point()
         )
@@ -763,17 +740,14 @@ class Controller:
         self._dirty = True
         self._event(now, "mode", mode)
         if mode in (STARTUP_ALL_RED, FLASH, ALL_RED):
-            n = len(self.iv)
-            self.iv = [RED] * n
+            # Flash ended any red interval: count red from now.
+            self.intervals.all_red(None if mode == ALL_RED else now)
             self.peds.clear()
             self.overlaps.clear()
             self.active = [-1] * len(self.active)
             self.ring_next = [-1] * len(self.ring_next)
             self.entry = [-1] * len(self.entry)
             self.pending_group = -1
-            if mode != ALL_RED:
-                # Flash ended any red interval: count red from now.
-                self.red_at = [now] * n
 
     def _start_run(self, now: int) -> None:
         self._start_mode(now, RUN, NEVER)
@@ -822,22 +796,22 @@ class Controller:
         self.preempt.deadlines(self, times)
         if self.transit is not None and (t := self.transit.deadline()) is not None:
             times.append(t)
-        for i, v in enumerate(self.iv):
+        for i, v in enumerate(self.intervals.iv):
             if v == GREEN:
                 times += (self.min_end[i], self.max_end[i], self.pass_end[i])
                 if self.peds.iv[i] != DONT_WALK:
                     times.append(self.peds.end[i])
             elif v != RED:
-                times.append(self.iv_end[i])
+                times.append(self.intervals.end[i])
         for r, n in enumerate(self.ring_next):
             if n >= 0 and self.active[r] < 0:
-                times.append(self.red_at[n] + self.timing[n].red_revert_ms)
+                times.append(self.intervals.red_at[n] + self.timing[n].red_revert_ms)
         self.overlaps.deadlines(times)
         return min((t for t in times if t > now), default=NEVER)
 
     def _build_outputs(self, now: int) -> Outputs:
         mode = self.mode
-        n = len(self.iv)
+        n = len(self.intervals.iv)
         if mode in (STARTUP_FLASH, FLASH, FAULT):
             veh = tuple(
                 _FLASH_LAMP[p.flash] if self.has_veh[i] else Lamp.DARK
@@ -849,7 +823,9 @@ class Controller:
                 now, mode, self.flash_channels, veh, peds, ovs, (), self.fault, self.spat(),
                 self.control, self.control_reason, self.dets.failed_ids,
             )  # fmt: skip
-        veh = tuple(_VEH_LAMP[v] if self.has_veh[i] else Lamp.DARK for i, v in enumerate(self.iv))
+        veh = tuple(
+            _VEH_LAMP[v] if self.has_veh[i] else Lamp.DARK for i, v in enumerate(self.intervals.iv)
+        )
         peds = tuple(
             _PED_LAMP[v] if self.has_ped[i] else Lamp.DARK for i, v in enumerate(self.peds.iv)
         )
@@ -870,13 +846,13 @@ class Controller:
         if self.mode != RUN and self.mode != ALL_RED:
             return self._spat_flash
         out = list(self._spat_red)
-        for i, v in enumerate(self.iv):
+        for i, v in enumerate(self.intervals.iv):
             if v == GREEN:
                 lo = max(self.min_end[i], self.peds.end[i] if self.peds.iv[i] else 0)
                 hi = None if self.max_end[i] == NEVER else max(self.max_end[i], lo)
                 likely = hi if self.ext_count[i] else max(lo, min(self.pass_end[i], hi or NEVER))
                 out[i] = PhaseTiming(self.site.phases[i].id, Lamp.GREEN, lo, hi, likely)
             elif v == YELLOW:
-                end = self.iv_end[i]
+                end = self.intervals.end[i]
                 out[i] = PhaseTiming(self.site.phases[i].id, Lamp.YELLOW, end, end, end)
         return tuple(out)

@@ -52,7 +52,7 @@ class Coordinator:
         local = None
         for i, v in enumerate(ctl.iv):
             if v == GREEN:
-                elapsed = now - ctl.green_at[i]
+                elapsed = now - ctl.intervals.green_at[i]
                 if pts.coord[i]:
                     local = min(elapsed, (pts.force_off[i] - pts.start[i]) % pts.cycle_ms)
                 elif local is None:
@@ -99,7 +99,7 @@ class Coordinator:
             return ""
         if not coordination.in_window(c, pts.start[i], pts.force_off[i]):
             return "force_off"  # outside its split
-        if pattern.floating and now >= ctl.green_at[i] + pts.split_green[i]:
+        if pattern.floating and now >= ctl.intervals.green_at[i] + pts.split_green[i]:
             return "force_off"
         if Recall.MAX in ctl.timing[i].recall:
             return ""
@@ -122,4 +122,4 @@ class Coordinator:
                 if pts.coord[i]:
                     times.append(now + coordination.until(c, pts.permissive_end[i], cyc))
                 elif ctl.plan.pattern is not None and ctl.plan.pattern.floating:
-                    times.append(ctl.green_at[i] + pts.split_green[i])
+                    times.append(ctl.intervals.green_at[i] + pts.split_green[i])

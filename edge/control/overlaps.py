@@ -46,7 +46,7 @@ _FYA_EVENTS = {
 
 class Overlaps:
     def __init__(self, n: int) -> None:
-        self.iv = [RED] * n
+        self.iv: list[int] = [RED] * n
         self.end = [0] * n
 
     def build_indexes(self, site: Site, index: dict[int, int], gates: list[Gate]) -> None:

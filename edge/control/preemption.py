@@ -158,7 +158,8 @@ class Preemption:
 
     def _can_end(self, ctl: Controller, now: int, i: int) -> bool:
         pre = ctl.site.preempts[self.serving]
-        min_end = min(ctl.min_end[i], ctl.green_at[i] + max(pre.min_green_ms, ctl.min_green_ms))
+        green_at = ctl.intervals.green_at[i]
+        min_end = min(ctl.min_end[i], green_at + max(pre.min_green_ms, ctl.min_green_ms))
         return now >= min_end and ctl.peds.iv[i] == DONT_WALK
 
     def deadlines(self, ctl: Controller, times: list[int]) -> None:
@@ -173,9 +174,9 @@ class Preemption:
             times.append(self.dwell_at + pre.min_dwell_ms)
         for i, v in enumerate(ctl.iv):
             if v == GREEN:
-                times.append(ctl.green_at[i] + max(pre.min_green_ms, ctl.min_green_ms))
+                times.append(ctl.intervals.green_at[i] + max(pre.min_green_ms, ctl.min_green_ms))
                 times.append(ctl.peds.walk_at[i] + pre.min_walk_ms)
         for r, a in enumerate(ctl.active):
             d = self.ring_phase[self.serving][r]
             if a < 0 and d >= 0:  # a dwell phase waiting out its red revert
-                times.append(ctl.red_at[d] + ctl.timing[d].red_revert_ms)
+                times.append(ctl.intervals.red_at[d] + ctl.timing[d].red_revert_ms)

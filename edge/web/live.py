@@ -370,9 +370,9 @@ def _timer(ctl: Any, i: int, now: int) -> Timer:
         return Timer(interval="rest" if max_left is None else "max", left_s=max_left,
                      max_left_s=max_left)  # fmt: skip
     if iv == YELLOW:
-        return Timer(interval="yellow", left_s=left(ctl.iv_end[i]))
+        return Timer(interval="yellow", left_s=left(ctl.intervals.end[i]))
     if iv == RED_CLEAR:
-        return Timer(interval="red_clear", left_s=left(ctl.iv_end[i]))
+        return Timer(interval="red_clear", left_s=left(ctl.intervals.end[i]))
     return Timer(interval="red", left_s=None)
 
 
