@@ -101,9 +101,9 @@ class Coordinator:
             return "force_off"  # outside its split
         if pattern.floating and now >= ctl.intervals.green_at[i] + pts.split_green[i]:
             return "force_off"
-        if Recall.MAX in ctl.timing[i].recall:
+        if Recall.MAX in ctl.timers.timing[i].recall:
             return ""
-        if ctl.ext_count[i] == 0 and now >= ctl.pass_end[i]:
+        if ctl.timers.ext_count[i] == 0 and now >= ctl.timers.pass_end[i]:
             return "gap_out"
         return ""
 

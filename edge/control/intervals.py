@@ -99,10 +99,17 @@ class Intervals:
 
     def all_red(self, red_from: int | None) -> None:
         """Rule 3: every phase red at once; `red_from`: red revert counts from then."""
+        # In place: the lists are the same objects for as long as the controller runs.
         n = len(self.iv)
-        self.iv = [_RED] * n
+        self.iv[:] = [_RED] * n
         if red_from is not None:
-            self.red_at = [red_from] * n
+            self.red_at[:] = [red_from] * n
+
+    def deadlines(self, times: list[int]) -> None:
+        """When a running yellow or red clearance ends."""
+        for i, v in enumerate(self.iv):
+            if v in (_YELLOW, _RED_CLEAR):
+                times.append(self.end[i])
 
     def all_clear(self) -> bool:
         return all(v == _RED for v in self.iv)

@@ -78,11 +78,11 @@ class Overlaps:
     def _wanted(self, ctl: Controller, k: int) -> bool:
         """Rule 1: while a parent is green, and through a change from one parent to the next."""
         parents = self.parent_mask[k]
-        for r, a in enumerate(ctl.active):
+        for r, a in enumerate(ctl.rings.active):
             if a >= 0 and ctl.iv[a] == GREEN and parents >> a & 1:
                 return True
-            last = a if a >= 0 else ctl.ring_prev[r]
-            nxt = ctl.ring_next[r] if ctl.ring_next[r] >= 0 else ctl.entry[r]
+            last = a if a >= 0 else ctl.rings.ring_prev[r]
+            nxt = ctl.rings.ring_next[r] if ctl.rings.ring_next[r] >= 0 else ctl.rings.entry[r]
             if last >= 0 and nxt >= 0 and parents >> last & 1 and parents >> nxt & 1:
                 return True
         return False
