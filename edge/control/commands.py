@@ -20,9 +20,10 @@ Rules this module keeps:
 5. No preemption request is taken while the intersection is held in flash or
    all red.
 
-The operator state the commands set lives on the controller, where the
-sequencer reads it every pass: `hold`, `omit`, `force_off`, `all_red_req`,
-`flash_req`, `use_max2`, `pending_plan`, `pending_site`, `mode_override`.
+The operator state the commands set lives where the sequencer reads it every
+pass: on the controller `hold`, `omit`, `force_off`, `pending_plan`,
+`pending_site` and `mode_override`; max 2 on the phase timers (timing.py);
+the all red and flash requests on the modes (modes.py).
 """
 
 from __future__ import annotations

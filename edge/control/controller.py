@@ -2,34 +2,37 @@
 
     controller.step(now_ms, inputs) -> outputs
 
-Rules this file keeps (the safety invariants; tests/control checks each):
+Rules this file keeps (the safety invariants; tests/control checks each; the
+feature module named keeps the rule, and cites it by this number):
 
-1. Ring-barrier: phases of one ring time one at a time, in ring order; phases
-   of different rings time together only inside one barrier group. Leaving a
-   group (a barrier crossing) waits until every ring is ready, and the new
-   group starts only when every ring has finished its clearance.
+1. Ring-barrier (rings.py): phases of one ring time one at a time, in ring
+   order; phases of different rings time together only inside one barrier
+   group. Leaving a group (a barrier crossing) waits until every ring is
+   ready, and the new group starts only when every ring has finished its
+   clearance.
 2. Every green that ends goes through yellow (the plan's value, never below
    the site minimum, never below 3.0 s) and then red clearance (the plan's
-   value, never below the site minimum). Nothing shortens a running yellow or
-   red clearance: intervals keep the durations they started with, so a plan
-   change waits for a safe point and never applies mid-clearance.
+   value, never below the site minimum) (intervals.py). Nothing shortens a
+   running yellow or red clearance: intervals keep the durations they started
+   with, so a plan change waits for a safe point and never applies
+   mid-clearance.
 3. A green never ends before its minimum green (plus added initial), nor while
-   its pedestrian walk or pedestrian clearance is timing. Only emergency
-   preemption shortens these, and only to the preempt's configured minimums
-   (never below the site minimum green); only a fault flash cuts a green short.
+   its pedestrian walk or pedestrian clearance is timing (timing.py). Only
+   emergency preemption shortens these, and only to the preempt's configured
+   minimums (never below the site minimum green); only a fault flash cuts a
+   green short.
 4. A signal group starts green (or walk) only when every conflicting signal
    group, from the site's movement-derived conflict table, is red with its
-   clearance finished. This gate is independent of the ring structure, so a
-   trailing overlap or a bad sequence decision can delay a green, never
-   overlap a conflicting one.
+   clearance finished (the conflict gate, intervals.py). This gate is
+   independent of the ring structure, so a trailing overlap or a bad sequence
+   decision can delay a green, never overlap a conflicting one.
 5. Anything the core cannot make sense of (unknown detector, time running
-   backwards, a malformed command) is reported as an event and ignored;
-   an internal error latches fault flash. The core never raises from step().
+   backwards, a malformed command) is reported as an event and ignored; an
+   internal error, an illegal interval move included, latches fault flash
+   (modes.py). The core never raises from step().
 
-The core reads no clock and does no I/O: `now_ms` is the caller's time.
-
-Each rule is kept in the feature module that owns it (docs/architecture.md);
-this file is the step that calls them, in this order:
+The core reads no clock and does no I/O: `now_ms` is the caller's time. This
+file is the step that calls the features (docs/architecture.md) in this order:
 
 1. Time check (time running backwards: reported, outputs unchanged), queue
    estimates; a quiet step (no input changed, no deadline reached) returns the
@@ -45,14 +48,10 @@ this file is the step that calls them, in this order:
    takes the rings while it serves; else the rings and barrier (rings.py: each
    ring's clearance, crossing (pedestrians.py), max timer and end of green
    (timing.py, coordinator.py, transit.py), the next phase); overlaps
-   (overlaps.py); all red and flash entry (modes.py). Every interval move goes
-   through intervals.py's transition table; a green starts only through the
-   conflict gate.
-7. The next deadline: each feature adds the times at which it may change
-   something by itself.
+   (overlaps.py); all red and flash entry (modes.py).
+7. The next deadline: each feature adds the times it may change something.
 8. Outputs (outputs.py), rebuilt only when a display or timer changed; the
-   monitor (monitor.py) checks every rebuild. Any exception inside the step,
-   an illegal interval move included, latches fault flash (modes.py).
+   monitor (monitor.py) checks every rebuild.
 """
 
 from __future__ import annotations
