@@ -111,7 +111,7 @@ def _phase_command(ctl: Controller, now: int, cmd: ForceOff | PlaceCall | Omit) 
     if i is None:
         return f"unknown phase {cmd.phase!r}"
     if isinstance(cmd, ForceOff):
-        if ctl.iv[i] != GREEN:
+        if ctl.intervals.iv[i] != GREEN:
             return f"phase {cmd.phase} is not green"
         ctl.force_off[i] = True
     elif isinstance(cmd, PlaceCall):

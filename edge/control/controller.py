@@ -390,7 +390,6 @@ class Controller:
         if self.transit is not None and (t := self.transit.deadline()) is not None:
             times.append(t)
         self.timers.deadlines(self, times)
-        self.intervals.deadlines(times)
         self.rings.deadlines(self, times)
         self.overlaps.deadlines(times)
         return min((t for t in times if t > now), default=NEVER)

@@ -50,7 +50,7 @@ class Coordinator:
         pts = coordination.resolve(pattern, ctl.site.phases, ctl.plan.timings)
         # Where the local timer should read, judged from what is green now.
         local = None
-        for i, v in enumerate(ctl.iv):
+        for i, v in enumerate(ctl.intervals.iv):
             if v == GREEN:
                 elapsed = now - ctl.intervals.green_at[i]
                 if pts.coord[i]:
@@ -78,7 +78,7 @@ class Coordinator:
             pts.coord[i]
             and v == GREEN
             and coordination.in_window(c, pts.force_off[i], pts.permissive_end[i])
-            for i, v in enumerate(ctl.iv)
+            for i, v in enumerate(ctl.intervals.iv)
         )
         self.shift = coordination.step_shift(
             self.shift, dt, pts.cycle_ms, pattern.transition, at_yield
@@ -115,7 +115,7 @@ class Coordinator:
             times.append(now + 100)  # the timer is being pulled into step
         c = self.cycle_pos(ctl, now)
         cyc = pts.cycle_ms
-        for i, v in enumerate(ctl.iv):
+        for i, v in enumerate(ctl.intervals.iv):
             if v == GREEN:
                 for point in (pts.start[i], pts.force_off[i]):
                     times.append(now + coordination.until(c, point, cyc))

@@ -143,12 +143,12 @@ class Detectors:
             if pulse and not failed:
                 self._actuated(ctl, now, k, det.ped)
                 if not det.ped:
-                    ctl.adaptive.count(k, pulse, [v == GREEN for v in ctl.iv])
+                    ctl.adaptive.count(k, pulse, [v == GREEN for v in ctl.intervals.iv])
             if det.ped:
                 continue
             if failed:  # its phases are called every cycle instead (recall_at_yellow)
                 for i in self.calls[k]:
-                    if ctl.iv[i] != GREEN and not ctl.timers.vcall[i]:
+                    if ctl.intervals.iv[i] != GREEN and not ctl.timers.vcall[i]:
                         ctl.timers.vcall[i] = True
                         ctl._timers_dirty = True
             out = not failed and (present or now < self.off_at[k] + det.carryover_ms)
@@ -158,7 +158,7 @@ class Detectors:
                 self.ext[k] = out
                 for i in self.extends[k]:
                     ctl.timers.ext_count[i] += 1 if out else -1
-                    if not out and ctl.iv[i] == GREEN:
+                    if not out and ctl.intervals.iv[i] == GREEN:
                         ctl.timers.pass_end[i] = now + ctl.timers.gap(ctl, i, now)
                 ctl._timers_dirty = True
             qualified = out and (
@@ -170,7 +170,7 @@ class Detectors:
                 self.call[k] = qualified
                 for i in self.calls[k]:
                     if det.locking:
-                        if qualified and ctl.iv[i] != GREEN:
+                        if qualified and ctl.intervals.iv[i] != GREEN:
                             ctl.timers.vcall[i] = True
                     else:
                         ctl.timers.nl_count[i] += 1 if qualified else -1
@@ -220,15 +220,15 @@ class Detectors:
         ctl._timers_dirty = True
         for i in self.calls[k]:
             if ped:
-                if not (ctl.iv[i] == GREEN and ctl.peds.iv[i] == WALK):
+                if not (ctl.intervals.iv[i] == GREEN and ctl.peds.iv[i] == WALK):
                     ctl.peds.call[i] = True
-            elif ctl.iv[i] != GREEN:
+            elif ctl.intervals.iv[i] != GREEN:
                 ctl.timers.actu_red[i] += 1
                 if ctl.site.detectors[k].locking and ctl.site.detectors[k].delay_ms == 0:
                     ctl.timers.vcall[i] = True
         if not ped:
             for i in self.extends[k]:
-                if ctl.iv[i] == GREEN:
+                if ctl.intervals.iv[i] == GREEN:
                     ctl.timers.pass_end[i] = max(
                         ctl.timers.pass_end[i], now + ctl.timers.gap(ctl, i, now)
                     )

@@ -105,12 +105,6 @@ class Intervals:
         if red_from is not None:
             self.red_at[:] = [red_from] * n
 
-    def deadlines(self, times: list[int]) -> None:
-        """When a running yellow or red clearance ends."""
-        for i, v in enumerate(self.iv):
-            if v in (_YELLOW, _RED_CLEAR):
-                times.append(self.end[i])
-
     def all_clear(self) -> bool:
         return all(v == _RED for v in self.iv)
 

@@ -79,7 +79,7 @@ class Overlaps:
         """Rule 1: while a parent is green, and through a change from one parent to the next."""
         parents = self.parent_mask[k]
         for r, a in enumerate(ctl.rings.active):
-            if a >= 0 and ctl.iv[a] == GREEN and parents >> a & 1:
+            if a >= 0 and ctl.intervals.iv[a] == GREEN and parents >> a & 1:
                 return True
             last = a if a >= 0 else ctl.rings.ring_prev[r]
             nxt = ctl.rings.ring_next[r] if ctl.rings.ring_next[r] >= 0 else ctl.rings.entry[r]
@@ -89,7 +89,7 @@ class Overlaps:
 
     def _fya_state(self, ctl: Controller, k: int, st: int) -> int:
         """Rule 3: a flashing-yellow-arrow head's next interval from its parents'."""
-        iv = ctl.iv
+        iv = ctl.intervals.iv
         for i in self.parents[k]:
             if iv[i] == GREEN and st != YELLOW:  # a flashing arrow may turn green directly
                 return GREEN if st != RED or ctl._gate_clear(self.gate[k]) else RED

@@ -118,10 +118,10 @@ class Preemption:
         changed = False
         settled = True
         for r, a in enumerate(ctl.rings.active):
-            if a >= 0 and ctl.iv[a] != GREEN:
+            if a >= 0 and ctl.intervals.iv[a] != GREEN:
                 changed |= ctl.rings.clearance(ctl, now, r, a)
                 a = ctl.rings.active[r]
-            if a >= 0 and ctl.iv[a] == GREEN:
+            if a >= 0 and ctl.intervals.iv[a] == GREEN:
                 if dwell >> a & 1:
                     ctl.timers.max_end[a] = NEVER
                     changed |= ctl.peds.advance(ctl, now, a, 0, 0)
@@ -174,7 +174,7 @@ class Preemption:
         pre = preempts[self.serving]
         if self.dwell_at >= 0:
             times.append(self.dwell_at + pre.min_dwell_ms)
-        for i, v in enumerate(ctl.iv):
+        for i, v in enumerate(ctl.intervals.iv):
             if v == GREEN:
                 times.append(ctl.intervals.green_at[i] + max(pre.min_green_ms, ctl.min_green_ms))
                 times.append(ctl.peds.walk_at[i] + pre.min_walk_ms)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from edge.control.site import PhaseTiming as Timing
 from edge.control.site import Plan, Recall, Site
-from edge.control.states import ADAPTIVE, DONT_WALK, GREEN, NEVER
+from edge.control.states import ADAPTIVE, DONT_WALK, GREEN, NEVER, RED
 
 if TYPE_CHECKING:
     from edge.control.controller import Controller
@@ -173,10 +173,14 @@ class PhaseTimers:
         return ""
 
     def deadlines(self, ctl: Controller, times: list[int]) -> None:
-        """When a green's minimum, max or passage (or its crossing's interval) runs out."""
+        """When a green's minimum, max or passage (or its crossing's interval) runs out,
+        and when a yellow or red clearance ends (one loop: this runs every busy step)."""
         ped_iv, ped_end = ctl.peds.iv, ctl.peds.end
+        ends = ctl.intervals.end
         for i, v in enumerate(ctl.intervals.iv):
             if v == GREEN:
                 times += (self.min_end[i], self.max_end[i], self.pass_end[i])
                 if ped_iv[i] != DONT_WALK:
                     times.append(ped_end[i])
+            elif v != RED:
+                times.append(ends[i])
