@@ -61,7 +61,7 @@ from edge.control.adaptive import Adaptive
 from edge.control.coordinator import Coordinator
 from edge.control.detectors import Detectors
 from edge.control.intervals import Gate, Interval, Intervals, build_gates, gate_clear
-from edge.control.messages import Event, Inputs, Outputs, PhaseTiming, Status
+from edge.control.messages import Event, Inputs, Outputs, Status
 from edge.control.modes import Modes
 from edge.control.monitor import Monitor
 from edge.control.outputs import Display
@@ -73,12 +73,14 @@ from edge.control.rings import Rings
 from edge.control.site import ABSOLUTE_MIN_YELLOW_MS, Site
 from edge.control.states import (
     ADAPTIVE,
+    ALL_RED,
     COORDINATED,
     FAULT,
     FLASH,
     FREE,
     NEVER,
     PED_CLEAR,
+    RUN,
     STARTUP_ALL_RED,
     STARTUP_FLASH,
 )
@@ -177,10 +179,6 @@ class Controller:
         """Each detector's presence now (the page and the tick hooks read it)."""
         return self.dets.present
 
-    def spat(self) -> tuple[PhaseTiming, ...]:
-        """Signal phase and timing now (outputs.py rule 2)."""
-        return self.display.spat(self)
-
     def status(self) -> Status:
         """Each phase's interval, timers and calls, for displays (outputs.py rule 5)."""
         return outputs.status(self)
@@ -246,7 +244,8 @@ class Controller:
     # -- the sequencer ----------------------------------------------------------------
 
     def _advance(self, now: int) -> None:
-        if not self.modes.advance(self, now):
+        mode = self.modes.mode  # run and all red need nothing of modes.advance (a busy step)
+        if mode != RUN and mode != ALL_RED and not self.modes.advance(self, now):
             return
         if self.coordinator.points is not None:
             self.coordinator.tick(self, now)
@@ -264,7 +263,8 @@ class Controller:
             self._apply_plan(now)
             changed = True
         calls = self.timers.calls(self)
-        stopping = self.modes.stopping()
+        modes = self.modes  # no green starts while clearing to, or in, all red or flash
+        stopping = modes.all_red_req or modes.flash_req or modes.mode == ALL_RED
         preempt = self.preempt
         if self.transit is not None and (stopping or preempt.serving >= 0):
             self.transit.close(now)  # rule 5 of priority.py: preemption and stops win
@@ -386,10 +386,13 @@ class Controller:
                 times.append(left)
         if self.coordinator.points is not None:
             self.coordinator.deadlines(self, now, times)
-        self.preempt.deadlines(self, times)
+        if self.preempt.requests or self.preempt.serving >= 0:  # (a busy step's cost)
+            self.preempt.deadlines(self, times)
         if self.transit is not None and (t := self.transit.deadline()) is not None:
             times.append(t)
         self.timers.deadlines(self, times)
         self.rings.deadlines(self, times)
-        self.overlaps.deadlines(times)
-        return min((t for t in times if t > now), default=NEVER)
+        if self.overlaps.iv:
+            self.overlaps.deadlines(times)
+        future = [t for t in times if t > now]
+        return min(future) if future else NEVER

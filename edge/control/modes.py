@@ -50,10 +50,6 @@ class Modes:
         self.flash_req = False
         self.fault: str | None = None
 
-    def stopping(self) -> bool:
-        """Clearing to, or resting in, all red or flash: no green starts (rule 2)."""
-        return self.all_red_req or self.flash_req or self.mode == ALL_RED
-
     def advance(self, ctl: Controller, now: int) -> bool:
         """Rule 1's start-up; True when the sequencer runs this step (run or all red)."""
         mode = self.mode
