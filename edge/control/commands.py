@@ -20,9 +20,10 @@ Rules this module keeps:
 5. No preemption request is taken while the intersection is held in flash or
    all red.
 
-The operator state the commands set lives on the controller, where the
-sequencer reads it every pass: `hold`, `omit`, `force_off`, `all_red_req`,
-`flash_req`, `use_max2`, `pending_plan`, `pending_site`, `mode_override`.
+The operator state the commands set lives where the sequencer reads it every
+pass: on the controller `hold`, `omit`, `force_off`, `pending_plan`,
+`pending_site` and `mode_override`; max 2 on the phase timers (timing.py);
+the all red and flash requests on the modes (modes.py).
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def _phase_command(ctl: Controller, now: int, cmd: ForceOff | PlaceCall | Omit) 
     if i is None:
         return f"unknown phase {cmd.phase!r}"
     if isinstance(cmd, ForceOff):
-        if ctl.iv[i] != GREEN:
+        if ctl.intervals.iv[i] != GREEN:
             return f"phase {cmd.phase} is not green"
         ctl.force_off[i] = True
     elif isinstance(cmd, PlaceCall):
@@ -119,34 +120,34 @@ def _phase_command(ctl: Controller, now: int, cmd: ForceOff | PlaceCall | Omit) 
         if cmd.ped:
             ctl.peds.call[i] = True
         else:
-            ctl.vcall[i] = True
+            ctl.timers.vcall[i] = True
     else:
         ctl.omit[i] = cmd.on
     return None
 
 
 def _all_red(ctl: Controller, now: int, cmd: AllRed) -> str | None:
-    ctl.all_red_req = cmd.on
+    ctl.modes.all_red_req = cmd.on
     return None
 
 
 def _flash(ctl: Controller, now: int, cmd: Flash) -> str | None:
     if cmd.on:
-        ctl.flash_req = True
-    elif ctl.mode == FLASH:
-        ctl.flash_req = False
-        ctl._start_mode(now, STARTUP_ALL_RED, ctl.site.startup_all_red_ms)
+        ctl.modes.flash_req = True
+    elif ctl.modes.mode == FLASH:
+        ctl.modes.flash_req = False
+        ctl.modes.start(ctl, now, STARTUP_ALL_RED, ctl.site.startup_all_red_ms)
     else:
-        ctl.flash_req = False
+        ctl.modes.flash_req = False
     return None
 
 
 def _recover(ctl: Controller, now: int, cmd: Recover) -> str | None:
-    if ctl.mode != FAULT:
+    if ctl.modes.mode != FAULT:
         return "not in fault flash"
-    ctl.fault = None
+    ctl.modes.fault = None
     ctl.monitor.reset(now)
-    ctl._start_mode(now, STARTUP_ALL_RED, ctl.site.startup_all_red_ms)
+    ctl.modes.start(ctl, now, STARTUP_ALL_RED, ctl.site.startup_all_red_ms)
     ctl._event(now, "fault_recovered", "", "restarting through all red")
     return None
 
@@ -154,11 +155,11 @@ def _recover(ctl: Controller, now: int, cmd: Recover) -> str | None:
 def _automatic(ctl: Controller, now: int, cmd: Automatic) -> str | None:
     ctl.hold = [False] * len(ctl.hold)
     ctl.omit = [False] * len(ctl.omit)
-    ctl.all_red_req = False
-    if ctl.flash_req or ctl.mode == FLASH:
-        ctl.flash_req = False
-        if ctl.mode == FLASH:
-            ctl._start_mode(now, STARTUP_ALL_RED, ctl.site.startup_all_red_ms)
+    ctl.modes.all_red_req = False
+    if ctl.modes.flash_req or ctl.modes.mode == FLASH:
+        ctl.modes.flash_req = False
+        if ctl.modes.mode == FLASH:
+            ctl.modes.start(ctl, now, STARTUP_ALL_RED, ctl.site.startup_all_red_ms)
     return None
 
 
@@ -191,7 +192,9 @@ def _preempt(ctl: Controller, now: int, cmd: Preempt) -> str | None:
     k = ctl.preempt.index.get(cmd.preempt) if isinstance(cmd.preempt, int) else None
     if k is None:
         return f"unknown preempt {cmd.preempt!r}"
-    if cmd.on and (ctl.mode in (FLASH, FAULT) or ctl.flash_req or ctl.all_red_req):
+    if cmd.on and (
+        ctl.modes.mode in (FLASH, FAULT) or ctl.modes.flash_req or ctl.modes.all_red_req
+    ):
         return "the intersection is held in flash or all red"
     ctl.preempt.request(ctl, now, k, cmd.on, f"preempt {cmd.preempt}")
     return None
@@ -211,7 +214,7 @@ def _set_mode(ctl: Controller, now: int, cmd: SetMode) -> str | None:
 
 
 def _use_max2(ctl: Controller, now: int, cmd: UseMax2) -> str | None:
-    ctl.use_max2 = cmd.on
+    ctl.timers.use_max2 = cmd.on
     return None
 
 

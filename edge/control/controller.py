@@ -2,81 +2,93 @@
 
     controller.step(now_ms, inputs) -> outputs
 
-Rules this file keeps (the safety invariants; tests/control checks each):
+Rules this file keeps (the safety invariants; tests/control checks each; the
+feature module named keeps the rule, and cites it by this number):
 
-1. Ring-barrier: phases of one ring time one at a time, in ring order; phases
-   of different rings time together only inside one barrier group. Leaving a
-   group (a barrier crossing) waits until every ring is ready, and the new
-   group starts only when every ring has finished its clearance.
+1. Ring-barrier (rings.py): phases of one ring time one at a time, in ring
+   order; phases of different rings time together only inside one barrier
+   group. Leaving a group (a barrier crossing) waits until every ring is
+   ready, and the new group starts only when every ring has finished its
+   clearance.
 2. Every green that ends goes through yellow (the plan's value, never below
    the site minimum, never below 3.0 s) and then red clearance (the plan's
    value, or the shortest intergreen when the site lists every conflicting
-   pair, never below the site minimum: intergreens.py). Nothing shortens a running yellow or
-   red clearance: intervals keep the durations they started with, so a plan
-   change waits for a safe point and never applies mid-clearance.
+   pair: intergreens.py; never below the site minimum) (intervals.py). Nothing shortens a
+   running yellow or red clearance: intervals keep the durations they started
+   with, so a plan change waits for a safe point and never applies
+   mid-clearance.
 3. A green never ends before its minimum green (plus added initial), nor while
-   its pedestrian walk or pedestrian clearance is timing. Only emergency
-   preemption shortens these, and only to the preempt's configured minimums
-   (never below the site minimum green); only a fault flash cuts a green short.
+   its pedestrian walk or pedestrian clearance is timing (timing.py). Only
+   emergency preemption shortens these, and only to the preempt's configured
+   minimums (never below the site minimum green); only a fault flash cuts a
+   green short.
 4. A signal group starts green (or walk) only when every conflicting signal
    group, from the site's movement-derived conflict table, is red with its
-   clearance finished, and each listed pair's intergreen has elapsed since
-   the conflicting group's green ended (intergreens.py). This gate is
+   clearance finished (the conflict gate, intervals.py), and each listed
+   pair's intergreen has elapsed since the conflicting group's green ended
+   (intergreens.py). This gate is
    independent of the ring structure, so a trailing overlap or a bad sequence
    decision can delay a green, never overlap a conflicting one.
 5. Anything the core cannot make sense of (unknown detector, time running
-   backwards, a malformed command) is reported as an event and ignored;
-   an internal error latches fault flash. The core never raises from step().
+   backwards, a malformed command) is reported as an event and ignored; an
+   internal error, an illegal interval move included, latches fault flash
+   (modes.py). The core never raises from step().
 
-The core reads no clock and does no I/O: `now_ms` is the caller's time.
+The core reads no clock and does no I/O: `now_ms` is the caller's time. This
+file is the step that calls the features (docs/architecture.md) in this order:
+
+1. Time check (time running backwards: reported, outputs unchanged), queue
+   estimates; a quiet step (no input changed, no deadline reached) returns the
+   last outputs restamped.
+2. Commands (commands.py), in the order given.
+3. Detectors (detectors.py): edges, pulses, carryover, delay, diagnostics.
+4. Modes (modes.py): start-up flash, start-up all red, run; flash and fault
+   flash stop here.
+5. Coordination (coordinator.py): the offset transition advances.
+6. Passes, until nothing changes (more than 64 is a logic loop: a fault). Each:
+   a pending plan or new timing at a safe point; calls (timing.py); transit
+   released by stops and preemption (transit.py); preemption (preemption.py)
+   takes the rings while it serves; else the rings and barrier (rings.py: each
+   ring's clearance, crossing (pedestrians.py), max timer and end of green
+   (timing.py, coordinator.py, transit.py), the next phase); overlaps
+   (overlaps.py); all red and flash entry (modes.py).
+7. The next deadline: each feature adds the times it may change something.
+8. Outputs (outputs.py), rebuilt only when a display or timer changed; the
+   monitor (monitor.py) checks every rebuild.
 """
 
 from __future__ import annotations
 
-from edge.control import commands, control_mode, coordination, intergreens, transit
+from edge.control import commands, control_mode, coordination, intergreens, outputs, transit
 from edge.control.adaptive import Adaptive
 from edge.control.coordinator import Coordinator
 from edge.control.detectors import Detectors
-from edge.control.messages import (
-    Event,
-    Inputs,
-    Lamp,
-    Outputs,
-    PhaseTiming,
-)
+from edge.control.intervals import Gate, Interval, Intervals, build_gates, gate_clear
+from edge.control.messages import Event, Inputs, Outputs, Status
+from edge.control.modes import Modes
 from edge.control.monitor import Monitor
-from edge.control.overlaps import Gate, Overlaps
+from edge.control.outputs import Display
+from edge.control.overlaps import Overlaps
 from edge.control.pedestrians import Pedestrians
 from edge.control.preemption import Preemption
 from edge.control.priority import TransitState
-from edge.control.site import ABSOLUTE_MIN_YELLOW_MS, FlashColour, Recall, SignalKind, Site
-from edge.control.site import PhaseTiming as Timing
+from edge.control.rings import Rings
+from edge.control.site import ABSOLUTE_MIN_YELLOW_MS, SignalKind, Site
 from edge.control.states import (
     ADAPTIVE,
     ALL_RED,
     COORDINATED,
-    DONT_WALK,
     FAULT,
     FLASH,
     FREE,
-    GREEN,
     NEVER,
     PED_CLEAR,
-    RED,
-    RED_CLEAR,
     RUN,
     STARTUP_ALL_RED,
     STARTUP_FLASH,
-    YELLOW,
 )
+from edge.control.timing import PhaseTimers
 
-_VEH_LAMP = (Lamp.RED, Lamp.GREEN, Lamp.YELLOW, Lamp.RED, Lamp.GREEN, Lamp.FLASH_YELLOW)
-_PED_LAMP = (Lamp.RED, Lamp.GREEN, Lamp.FLASH_RED)
-_FLASH_LAMP = {
-    FlashColour.RED: Lamp.FLASH_RED,
-    FlashColour.YELLOW: Lamp.FLASH_YELLOW,
-    FlashColour.DARK: Lamp.DARK,
-}
 _MAX_PASSES = 64  # transitions chained in one step; more means a logic loop
 
 
@@ -86,54 +98,31 @@ class Controller:
     def __init__(self, site: Site, now_ms: int = 0, plan: str | None = None) -> None:
         self.site = site
         self.plan = site.plans[plan or site.default_plan]
-        self.overlaps = Overlaps(len(site.overlaps))  # overlaps.py owns their state
-        self._build_indexes()
         n = len(site.phases)
-        self.iv = [RED] * n
-        self.iv_end = [0] * n
-        self.green_at = [0] * n
-        self.min_end = [0] * n
-        self.pass_end = [0] * n
-        self.max_end = [NEVER] * n
-        self.max_from = [NEVER] * n  # when the max timer started (gap reduction)
-        self.red_at = [now_ms - 3_600_000] * n  # when the last yellow ended
-        self.yellow_at = [intergreens.LONG_AGO] * n  # when the last green ended (intergreens.py)
-        self.vcall = [False] * n
-        self.peds = Pedestrians(n)  # pedestrians.py owns the crossings' state
-        self.actu_red = [0] * n
-        self.ext_count = [0] * n
-        self.nl_count = [0] * n
-        self.timing: list[Timing] = [self.plan.timings[p.id] for p in site.phases]
+        # Each feature's state lives in its module (docs/architecture.md).
+        self.overlaps = Overlaps(len(site.overlaps))
+        self.rings = Rings(site)
+        self.display = Display()
+        self._build_indexes()
+        self.intervals = Intervals([p.id for p in site.phases], now_ms)
+        self.timers = PhaseTimers(site, self.plan)
+        self.peds = Pedestrians(n)
+        # Operator state (commands.py sets it; the sequencer reads it every pass).
         self.hold = [False] * n
         self.omit = [False] * n
         self.force_off = [False] * n
-        self.use_max2 = self.plan.use_max2
-        self.coordinator = Coordinator(now_ms)  # coordinator.py owns its state
-        # Control mode: the plan's own unless a SetMode overrides it (and who did).
+        self.pending_plan: str | None = None
+        self.pending_site: Site | None = None  # new timing waiting for a safe point
+        self.coordinator = Coordinator(now_ms)
         self.adaptive = Adaptive(site)
+        # Control mode: the plan's own unless a SetMode overrides it (and who did).
         self.mode_override: tuple[str, str] | None = None  # (mode, source)
         self.control = FREE
         self.control_reason = ""
         self._resolve_control(now_ms)
-        nr = len(self.ring_seq)
-        self.active = [-1] * nr
-        self.ring_next = [-1] * nr
-        # Phases of each ring still ahead in the current barrier group.
-        self.ring_later = [0] * nr
-        self.ring_prev = [-1] * nr  # the phase whose service last ended in the ring
-        self.ready_latch = [False] * nr
-        self.group = 0
-        self.pending_group = -1
-        self.entry = [-1] * nr
-        self.dets = Detectors(site, self.index, now_ms)  # detectors.py owns their state
-        self.mode = STARTUP_FLASH
-        self.mode_end = now_ms + site.startup_flash_ms
-        self.all_red_req = False
-        self.flash_req = False
-        self.pending_plan: str | None = None
-        self.pending_site: Site | None = None  # new timing waiting for a safe point
-        self.fault: str | None = None
-        self.preempt = Preemption(site, self.index, self.ring_of, len(self.ring_seq))
+        self.dets = Detectors(site, self.index, now_ms)
+        self.modes = Modes(now_ms + site.startup_flash_ms)
+        self.preempt = Preemption(site, self.index, self.rings.ring_of, len(self.rings.ring_seq))
         self.monitor = Monitor(site)
         # The site minimums hold even for a Site built without edge.config's checks.
         self.min_yellow_ms = max(site.safety.min_yellow_ms, ABSOLUTE_MIN_YELLOW_MS)
@@ -147,11 +136,29 @@ class Controller:
         self.transit = (
             TransitState(site, site.transit, self.events) if site.transit is not None else None
         )
-        self._outputs: Outputs | None = None
         self._dirty = True  # displays changed: rebuild outputs and run the monitor
         self._timers_dirty = False  # only SPaT timing changed (e.g. a detector extended a green)
 
-    # Preemption's state, as the runtime and tests read it.
+    # -- read-only views, as the runtime, the page and tests read them ------------------
+
+    @property
+    def mode(self) -> str:
+        return self.modes.mode
+
+    @property
+    def fault(self) -> str | None:
+        return self.modes.fault
+
+    @property
+    def iv(self) -> list[Interval]:
+        """Each phase's vehicle interval."""
+        return self.intervals.iv
+
+    @property
+    def vcall(self) -> list[bool]:
+        """Each phase's vehicle call."""
+        return self.timers.vcall
+
     @property
     def pre(self) -> int:
         """The preempt (index) being served, -1 when none."""
@@ -170,101 +177,31 @@ class Controller:
         """The coordination pattern's points in force, None when not coordinated."""
         return self.coordinator.points
 
-    # The crossings' state, as the page (edge/web/live.py) reads it.
-    @property
-    def ped_iv(self) -> list[int]:
-        return self.peds.iv
-
-    @property
-    def ped_end(self) -> list[int]:
-        return self.peds.end
-
-    @property
-    def pcall(self) -> list[bool]:
-        return self.peds.call
-
     @property
     def det_present(self) -> list[bool]:
         """Each detector's presence now (the page and the tick hooks read it)."""
         return self.dets.present
 
-    # -- indexes built once -------------------------------------------------------
+    def status(self) -> Status:
+        """Each phase's interval, timers and calls, for displays (outputs.py rule 5)."""
+        return outputs.status(self)
+
+    # -- indexes built from the site (again on new timing) --------------------------------
 
     def _build_indexes(self) -> None:
         site = self.site
         phases = site.phases
         self.index = {p.id: i for i, p in enumerate(phases)}
-        rings = sorted({p.ring for p in phases})
-        groups = sorted({p.group for p in phases})
-        self.ring_of = [rings.index(p.ring) for p in phases]
-        self.group_of = [groups.index(p.group) for p in phases]
-        self.ngroups = len(groups)
-        self.ring_seq = [[i for i, p in enumerate(phases) if p.ring == r] for r in rings]
-        self.pos_of = [0] * len(phases)
-        for seq in self.ring_seq:
-            for pos, i in enumerate(seq):
-                self.pos_of[i] = pos
-        self.group_mask = [0] * self.ngroups
-        for i, g in enumerate(self.group_of):
-            self.group_mask[g] |= 1 << i
-        self.ring_mask = [sum(1 << i for i in seq) for seq in self.ring_seq]
-        # Calls that make phase i end: same ring, or another barrier group.
-        self.conf_mask = [
-            (self.ring_mask[self.ring_of[i]] | ~self.group_mask[self.group_of[i]]) & ~(1 << i)
-            for i in range(len(phases))
-        ]
-        self.all_mask = (1 << len(phases)) - 1
-        self.conf_mask = [m & self.all_mask for m in self.conf_mask]
-        # Phases after each ring position, within that position's group.
-        self.later_mask = [
-            [
-                sum(1 << j for j in seq[pos + 1 :] if self.group_of[j] == self.group_of[i])
-                for pos, i in enumerate(seq)
-            ]
-            for seq in self.ring_seq
-        ]
+        self.rings.build_indexes(site)
         self.has_ped = [p.ped_crossing is not None for p in phases]
         self.has_veh = [bool(p.movements or p.permissive) for p in phases]
-        # Conflict gate lists (rule 4), from the site's conflict table.
-        conflicts = site.conflicts
-        veh_keys = [(SignalKind.PHASE, p.id) for p in phases]
-        ped_keys = [(SignalKind.PED, p.id) for p in phases]
-        ov_keys = [(SignalKind.OVERLAP, o.id) for o in site.overlaps]
-
-        def gate(key: tuple[SignalKind, int | str]) -> Gate:
-            return (
-                [i for i, k in enumerate(veh_keys) if (key, k) in conflicts],
-                [i for i, k in enumerate(ped_keys) if self.has_ped[i] and (key, k) in conflicts],
-                [k for k, ok in enumerate(ov_keys) if (key, ok) in conflicts],
-                intergreens.waits(site, key),
-            )
-
-        self.veh_gate = [gate(k) for k in veh_keys]
-        self.ped_gate = [gate(k) for k in ped_keys]
-        self.overlaps.build_indexes(site, self.index, [gate(k) for k in ov_keys])
+        self.veh_gate, self.ped_gate, ov_gates = build_gates(site, self.has_ped, intergreens.waits)
+        self.overlaps.build_indexes(site, self.index, ov_gates)
         # Per-pair intergreens (intergreens.py): the gates that wait on them, and each
         # phase's shortest intergreen owed when all its pairs are listed (else None).
-        self.ig_waits = [
-            g[3] for g in (*self.veh_gate, *self.ped_gate, *self.overlaps.gate) if g[3]
-        ]
-        self.ig_red = [intergreens.shortest_leaving(site, k) for k in veh_keys]
-        self.start_phases = [i for i, p in enumerate(phases) if p.start_up]
-        self.channel_src: list[tuple[int, int]] = []  # (0 veh / 1 ped / 2 overlap, index)
-        for ch in site.channels:
-            if ch.kind is SignalKind.PHASE:
-                self.channel_src.append((0, self.index[int(ch.source)]))
-            elif ch.kind is SignalKind.PED:
-                self.channel_src.append((1, self.index[int(ch.source)]))
-            else:
-                self.channel_src.append((2, self.overlaps.index[str(ch.source)]))
-        self.flash_channels = tuple(_FLASH_LAMP[ch.flash] for ch in site.channels)
-        self._spat_red = tuple(PhaseTiming(p.id, Lamp.RED, None, None, None) for p in phases)
-        self._spat_flash = tuple(
-            PhaseTiming(
-                p.id, _FLASH_LAMP[p.flash] if self.has_veh[i] else Lamp.DARK, None, None, None
-            )
-            for i, p in enumerate(phases)
-        )
+        self.ig_waits = [g[3] for g in (*self.veh_gate, *self.ped_gate, *ov_gates) if g[3]]
+        self.ig_red = [intergreens.shortest_leaving(site, (SignalKind.PHASE, p.id)) for p in phases]
+        self.display.build_indexes(site, self.index, self.overlaps.index, self.has_veh)
 
     # -- the step -----------------------------------------------------------------
 
@@ -275,13 +212,13 @@ class Controller:
             self._event(t, "input_error", "", f"time went backwards ({now} < {t})")
             for cmd in inputs.commands:
                 self._event(t, "command_rejected", type(cmd).__name__, "sent with a bad time")
-            return self._emit(self.last_now)
+            return self.display.emit(self, self.last_now)
         self.last_now = now
         if inputs.queues:
-            self._zone_queues(now, inputs.queues)
+            self.adaptive.set_zone_queues(self.dets.zone_queues(self, now, inputs.queues))
         occupied = inputs.occupied
         if type(occupied) is not frozenset:
-            occupied = self._coerce_occupied(now, occupied)
+            occupied = self.dets.coerce_occupied(self, now, occupied)
         quiet = (
             now < self.deadline
             and not inputs.commands
@@ -289,8 +226,9 @@ class Controller:
             and (occupied is self.last_occupied or occupied == self.last_occupied)
         )
         if quiet:
-            assert self._outputs is not None
-            return self._outputs.restamped(now, ())
+            last = self.display.last
+            assert last is not None
+            return last.restamped(now, ())
         try:
             if inputs.commands:
                 commands.apply_all(self, now, inputs.commands)
@@ -302,115 +240,19 @@ class Controller:
         except Exception as exc:  # rule 5: never raise, never keep running on bad state
             self._enter_fault(now, f"internal error: {type(exc).__name__}: {exc}")
             self.deadline = NEVER
-        return self._emit(now)
-
-    def _zone_queues(self, now: int, queues: object) -> None:
-        """Queue estimates per detector or zone id (a camera's); bad ones are reported."""
-        good: list[tuple[int, float]] = []
-        for item in queues if isinstance(queues, tuple) else ((queues,)):
-            try:
-                det_id, veh = item
-                if det_id not in self.dets.index or not 0 <= float(veh) < 1e6:
-                    raise ValueError
-                good.append((det_id, float(veh)))
-            except (TypeError, ValueError):
-                self._event(now, "input_error", "queues", f"bad queue estimate {item!r}")
-        self.adaptive.set_zone_queues(good)
-
-    def _coerce_occupied(self, now: int, occupied: object) -> frozenset[int]:
-        """Accept any iterable of ids; anything else keeps the last known detector states."""
-        try:
-            ids: frozenset[int] = frozenset(occupied)  # type: ignore[call-overload]
-            return ids
-        except TypeError:
-            self._event(now, "input_error", "occupied", f"not a set of detector ids: {occupied!r}")
-            return self.last_occupied
-
-    def _emit(self, now: int) -> Outputs:
-        if self._timers_dirty and not self._dirty and self._outputs is not None:
-            self._outputs = self._outputs.restamped(now, (), self.spat())
-        self._timers_dirty = False
-        if self._dirty or self._outputs is None:
-            self._outputs = self._build_outputs(now)
-            self._dirty = False
-            reason = self.monitor.check(now, self._outputs)
-            if reason is not None and self.mode != FAULT:
-                self._enter_fault(now, reason)
-                self._outputs = self._build_outputs(now)
-                self._dirty = False
-        events = tuple(self.events)
-        self.events.clear()
-        return self._outputs.restamped(now, events)
-
-    # -- inputs ---------------------------------------------------------------------
+        return self.display.emit(self, now)
 
     def _event(self, now: int, name: str, subject: str = "", detail: str = "") -> None:
         self.events.append(Event(now, name, subject, detail))
 
-    def _gap(self, i: int, now: int) -> int:
-        """Passage (allowable gap) now, after gap reduction (adaptive: by the queues waiting)."""
-        t = self.timing[i]
-        if self.control == ADAPTIVE:
-            return self.adaptive.gap_ms(t.passage_ms, self._waiting(i))
-        if t.time_to_reduce_ms <= 0 or self.max_from[i] == NEVER:
-            return t.passage_ms
-        into = now - self.max_from[i] - t.time_before_reduction_ms
-        if into <= 0:
-            return t.passage_ms
-        if into >= t.time_to_reduce_ms:
-            return t.min_gap_ms
-        span = t.passage_ms - t.min_gap_ms
-        return t.passage_ms - span * into // t.time_to_reduce_ms
+    def _enter_fault(self, now: int, reason: str) -> None:
+        self.modes.enter_fault(self, now, reason)
 
     # -- the sequencer ----------------------------------------------------------------
 
-    def _set_recalls(self) -> None:
-        recalls = [self.plan.timings[p.id].recall for p in self.site.phases]
-        pts = self.coordinator.points
-        coord = pts.coord if pts is not None else (False,) * len(recalls)
-        # Coordinated phases are served every cycle, as if on recall.
-        self.recall_veh = [
-            Recall.MIN in r or Recall.MAX in r or coord[i] for i, r in enumerate(recalls)
-        ]
-        self.recall_ped = [Recall.PED in r and self.has_ped[i] for i, r in enumerate(recalls)]
-        self.recall_soft = [Recall.SOFT in r for r in recalls]
-
-    def _calls(self) -> int:
-        """Bitmask of phases with a serviceable call (not green, not omitted).
-
-        Recalls act as calls here; a soft recall calls only when nothing else does.
-        """
-        mask = 0
-        soft = 0
-        pcall = self.peds.call
-        for i, v in enumerate(self.iv):
-            if v == GREEN or self.omit[i]:
-                continue
-            if self.recall_ped[i]:
-                pcall[i] = True
-            loop = self.nl_count[i] and (
-                self.control != ADAPTIVE
-                or self.adaptive.left_call_counts(
-                    i, self.last_now, self.dets.present, self.dets.on_at
-                )
-            )
-            if self.vcall[i] or pcall[i] or loop or self.recall_veh[i]:
-                mask |= 1 << i
-            elif self.recall_soft[i]:
-                soft |= 1 << i
-        return mask or soft
-
     def _advance(self, now: int) -> None:
-        mode = self.mode
-        if mode in (STARTUP_FLASH, STARTUP_ALL_RED):
-            if now < self.mode_end:
-                return
-            if mode == STARTUP_FLASH:
-                self._start_mode(now, STARTUP_ALL_RED, self.site.startup_all_red_ms)
-                if now < self.mode_end:
-                    return
-            self._start_run(now)
-        if self.mode in (FLASH, FAULT):
+        mode = self.modes.mode  # run and all red need nothing of modes.advance (a busy step)
+        if mode != RUN and mode != ALL_RED and not self.modes.advance(self, now):
             return
         if self.coordinator.points is not None:
             self.coordinator.tick(self, now)
@@ -427,9 +269,9 @@ class Controller:
             # Before any green starts in this pass, so new greens time on the new plan.
             self._apply_plan(now)
             changed = True
-        calls = self._calls()
-        # No green starts while clearing to, or resting in, all red or flash.
-        stopping = self.all_red_req or self.flash_req or self.mode == ALL_RED
+        calls = self.timers.calls(self)
+        modes = self.modes  # no green starts while clearing to, or in, all red or flash
+        stopping = modes.all_red_req or modes.flash_req or modes.mode == ALL_RED
         preempt = self.preempt
         if self.transit is not None and (stopping or preempt.serving >= 0):
             self.transit.close(now)  # rule 5 of priority.py: preemption and stops win
@@ -439,318 +281,68 @@ class Controller:
                 changed |= preempt.run_pass(self, now)
                 changed |= self.overlaps.advance(self, now)
                 return changed
-        # Calls behind a ring's position in this group need a trip round the barrier.
-        here = self.group_mask[self.group]
-        wrap = 0
-        for r, a in enumerate(self.active):
-            behind = self.ring_mask[r] & here & ~self.ring_later[r]
-            wrap |= calls & behind & ~(1 << a if a >= 0 else 0)
-        cross_demand = (calls & ~self.group_mask[self.group]) | wrap
-        ready_all = True
-        for r, a in enumerate(self.active):
-            if a >= 0 and self.iv[a] != GREEN:
-                changed |= self._clearance(now, r, a)
-                a = self.active[r]
-            if a >= 0 and self.iv[a] == GREEN:
-                changed |= self.peds.advance(self, now, a, calls, cross_demand)
-                demand = (calls & self.conf_mask[a]) | cross_demand
-                changed |= self._max_timer(now, a, demand)
-                local = calls & self.ring_later[r] if self.pending_group < 0 else 0
-                can_end = self._can_end(now, a)
-                reason = self._end_reason(now, a) if can_end else ""
-                if self.transit is not None and can_end and not stopping:
-                    reason = transit.end_reason(self, now, a, reason, bool(demand | local))
-                if local and reason and not stopping:
-                    self._start_yellow(now, a, reason)
-                    self.ring_next[r] = (local & -local).bit_length() - 1
-                    changed = True
-                    ready_all = False
-                    continue
-                if reason and (stopping or (not demand and self.site.rest_in_red)):
-                    self._start_yellow(now, a, reason if stopping else "gap_out")
-                    changed = True
-                    continue
-                ready = bool(reason) and not local
-                if not self.site.simultaneous_gap_out:
-                    ready = ready or self.ready_latch[r]
-                    self.ready_latch[r] = ready
-                ready_all &= ready
-            elif a < 0:
-                nxt = self.ring_next[r]
-                if nxt >= 0:
-                    ready_all = False
-                    if not stopping and self._may_start(now, nxt):
-                        self._start_green(now, r, nxt)
-                        changed = True
-                elif self.pending_group < 0 and not stopping:
-                    local = calls & self.ring_later[r]
-                    if local:
-                        ready_all = False
-                        nxt = (local & -local).bit_length() - 1
-                        if self._may_start(now, nxt):
-                            self._start_green(now, r, nxt)
-                            changed = True
-                        else:
-                            self.ring_next[r] = nxt
-            elif self.ring_next[r] >= 0:
-                ready_all = False
-        changed |= self._barrier(now, calls, cross_demand, ready_all, stopping)
+        changed |= self.rings.serve(self, now, calls, stopping)
         changed |= self.overlaps.advance(self, now)
-        changed |= self._modes(now, stopping)
+        changed |= self.modes.after_pass(self, now, stopping)
         return changed
 
-    def _clearance(self, now: int, r: int, i: int) -> bool:
-        if now < self.iv_end[i]:
-            return False
-        if self.iv[i] == YELLOW:
-            self.iv[i] = RED_CLEAR
-            # Chained from this step, not from the deadline: the caller's steps
-            # may come late, and the displayed red clearance must be whole.
-            self.red_at[i] = now
-            self.iv_end[i] = intergreens.red_clear_end(
-                now, self.yellow_at[i], self.timing[i].red_clear_ms, self.min_red_ms, self.ig_red[i]
-            )
-            self._event(now, "phase_red_clear", f"phase {self.site.phases[i].id}")
-            self._dirty = True
-            if now < self.iv_end[i]:
-                return True
-        self.iv[i] = RED
-        self.active[r] = -1
-        self.ring_prev[r] = i
-        self._event(now, "phase_red", f"phase {self.site.phases[i].id}")
-        self._dirty = True
-        return True
-
-    def _max_timer(self, now: int, i: int, demand: int) -> bool:
-        if demand and self.max_end[i] == NEVER:
-            t = self.timing[i]
-            self.max_from[i] = now
-            max_ms = t.max2_green_ms if self.use_max2 else t.max_green_ms
-            if self.control == ADAPTIVE:
-                max_ms = self.adaptive.max_green_ms(i, max_ms, t.min_green_ms)
-            self.max_end[i] = now + max_ms
-            self._timers_dirty = True
-            return False
-        if not demand and self.max_end[i] != NEVER:
-            self.max_end[i] = NEVER
-            self.max_from[i] = NEVER
-            self._timers_dirty = True
-        return False
-
-    def _can_end(self, now: int, i: int) -> bool:
-        return (
-            now >= self.min_end[i]
-            and self.peds.iv[i] == DONT_WALK
-            and not (self.hold[i] and not (self.all_red_req or self.flash_req))
-        )
-
-    def _end_reason(self, now: int, i: int) -> str:
-        if self.force_off[i]:
-            return "force_off"
-        if self.all_red_req or self.flash_req:
-            return "stop"
-        if self.coordinator.points is not None:
-            return self.coordinator.end_reason(self, now, i)
-        if now >= self.max_end[i]:
-            return "max_out"
-        t = self.timing[i]
-        if Recall.MAX in t.recall:
-            return ""
-        if self.ext_count[i] == 0 and now >= self.pass_end[i]:
-            return "gap_out"
-        return ""
-
-    # -- control mode ----------------------------------------------------------------------
-
-    def _resolve_control(self, now: int) -> None:
-        """The control mode in force (control_mode.py), then coordination and recalls."""
-        before = (self.control, self.control_reason)
-        self.control, self.control_reason = control_mode.resolve(self.plan, self.mode_override)
-        self.coordinator.set(self, self.control == COORDINATED, now)
-        self._set_recalls()
-        if (self.control, self.control_reason) != before:
-            self._dirty = True
-
-    def _waiting(self, i: int) -> float:
-        """Vehicles queued on the phases that must wait for phase i to end."""
-        present = self.dets.present
-        total = 0.0
-        mask = self.conf_mask[i]
-        for j in range(len(self.iv)):
-            if mask >> j & 1 and self.iv[j] != GREEN and not self.omit[j]:
-                total += self.adaptive.queue(j, present)
-        return total
-
-    def _barrier(
-        self, now: int, calls: int, cross_demand: int, ready_all: bool, stopping: bool
-    ) -> bool:
-        changed = False
-        if self.pending_group < 0:
-            if not (cross_demand and ready_all) or stopping:
-                return False
-            target = self._target_group(calls)
-            if target < 0:
-                return False
-            self.pending_group = target
-            for r, a in enumerate(self.active):
-                self.entry[r] = self._entry_phase(r, target, calls)
-                if a >= 0 and self.iv[a] == GREEN:
-                    self._start_yellow(now, a, self._end_reason(now, a) or "gap_out")
-                self.ready_latch[r] = False
-            self._event(now, "barrier_cross", f"group {target + 1}")
-            changed = True
-        if any(a >= 0 for a in self.active):
-            return changed
-        self._enter_group(now, self.pending_group, start=not stopping)
-        return True
-
-    def _enter_group(self, now: int, g: int, start: bool) -> None:
-        """Cross into barrier group g: each ring starts its entry phase, if any."""
-        self.group = g
-        self.pending_group = -1
-        for r in range(len(self.ring_seq)):
-            e = self.entry[r]
-            self.entry[r] = -1
-            # A ring with no entry waits before its first phase in the group.
-            self.ring_later[r] = self.ring_mask[r] & self.group_mask[g]
-            if e >= 0 and start:
-                self.ring_next[r] = e
-                if self._may_start(now, e):
-                    self._start_green(now, r, e)
-
-    def _target_group(self, calls: int) -> int:
-        for step in range(1, self.ngroups + 1):
-            g = (self.group + step) % self.ngroups
-            if calls & self.group_mask[g]:
-                return g
-        return -1
-
-    def _entry_phase(self, r: int, g: int, calls: int) -> int:
-        seq = self.ring_seq[r]
-        in_group = [i for i in seq if self.group_of[i] == g and not self.omit[i]]
-        for i in in_group:
-            if calls >> i & 1:
-                return i
-        for i in in_group:
-            if self.site.phases[i].dual_entry:
-                return i
-        return -1
-
     def _may_start(self, now: int, i: int) -> bool:
-        if now < self.red_at[i] + self.timing[i].red_revert_ms:
+        """Phase i may start green: its red revert has passed and its gate is clear."""
+        if now < self.intervals.red_at[i] + self.timers.timing[i].red_revert_ms:
             return False
         return self._gate_clear(self.veh_gate[i])
 
     def _gate_clear(self, gate: Gate) -> bool:
-        phases, peds, ovs, waits = gate
+        waits = gate[3]
         if waits and self.last_now < intergreens.opens_at(waits, self._green_ends()):
             return False
-        for j in phases:
-            if self.iv[j] != RED:
-                return False
-        ped_iv = self.peds.iv
-        for j in peds:
-            if ped_iv[j] != DONT_WALK:
-                return False
-        return all(self.overlaps.iv[k] == RED for k in ovs)
+        return gate_clear(gate, self.intervals.iv, self.peds.iv, self.overlaps.iv)
 
     def _green_ends(self) -> tuple[list[int], list[int], list[int]]:
         """When each phase's, walk's and overlap's green last ended (intergreens.py)."""
-        return (self.yellow_at, self.peds.fdw_at, self.overlaps.yellow_at)
+        return (self.intervals.yellow_at, self.peds.fdw_at, self.overlaps.yellow_at)
 
     def _start_green(self, now: int, r: int, i: int) -> None:
+        """Ring r starts phase i green; every feature hears of it."""
         if self.pending_plan is not None and self._at_safe_point():
             self._apply_plan(now)  # a green starting at a safe point times on the new plan
-        t = self.plan.timings[self.site.phases[i].id]
-        self.timing[i] = t
-        added = min(self.actu_red[i] * t.added_initial_ms, t.max_initial_ms)
-        self.iv[i] = GREEN
-        self.green_at[i] = now
-        self.min_end[i] = now + max(t.min_green_ms, added, self.min_green_ms)
-        self.pass_end[i] = now + t.passage_ms
-        self.max_end[i] = NEVER
-        self.max_from[i] = NEVER
-        self.actu_red[i] = 0
-        self.vcall[i] = False
+        self.intervals.green(i, now)
+        self.timers.green_started(self, i, now)
         self.force_off[i] = False
         self.adaptive.green_started(i, now)
-        self.active[r] = i
-        self.ring_next[r] = -1
-        self.ring_later[r] = self.later_mask[r][self.pos_of[i]]
-        self.ready_latch[r] = False
+        self.rings.green_started(r, i)
         self._dirty = True
         self._event(now, "phase_green", f"phase {self.site.phases[i].id}")
         if self.transit is not None:
             self.transit.green_started(now, i)
 
     def _start_yellow(self, now: int, i: int, reason: str) -> None:
+        """Phase i's green ends for `reason`; every feature hears of it."""
         pid = self.site.phases[i].id
+        timers = self.timers
         if self.control == ADAPTIVE:
             self.adaptive.permissive_ended(i, now, self.dets.present, self.dets.on_at)
-            if self.max_end[i] != NEVER:
-                max_ms = self.max_end[i] - self.max_from[i]
-                self.adaptive.green_ended(i, now - self.green_at[i], max_ms, reason)
+            if timers.max_end[i] != NEVER:
+                max_ms = timers.max_end[i] - timers.max_from[i]
+                self.adaptive.green_ended(i, now - self.intervals.green_at[i], max_ms, reason)
         if reason in ("gap_out", "max_out", "force_off"):
             self._event(now, reason, f"phase {pid}")
         if self.transit is not None:
             self.transit.green_ended(now, i)
-        self.iv[i] = YELLOW
-        self.yellow_at[i] = now
-        self.iv_end[i] = now + max(self.timing[i].yellow_ms, self.min_yellow_ms)
-        self.max_end[i] = NEVER
-        self.max_from[i] = NEVER
+        self.intervals.yellow(i, now, max(timers.timing[i].yellow_ms, self.min_yellow_ms))
+        timers.green_ended(i)
         self.force_off[i] = False
         if self.dets.recall_at_yellow(i):
-            self.vcall[i] = True  # a locking call kept, or a failed loop: served every cycle
+            timers.vcall[i] = True  # a locking call kept, or a failed loop: served every cycle
         self._dirty = True
         self._event(now, "phase_yellow", f"phase {pid}")
 
-    def _all_clear(self) -> bool:
-        return (
-            all(v == RED for v in self.iv)
-            and all(v == DONT_WALK for v in self.peds.iv)
-            and self.overlaps.all_red()
-        )
-
-    def _modes(self, now: int, stopping: bool) -> bool:
-        if self.mode == RUN and stopping and self._all_clear():
-            if self.flash_req:
-                self._start_mode(now, FLASH, NEVER)
-                self._event(now, "flash_enter", "", "operator flash")
-            else:
-                self._start_mode(now, ALL_RED, NEVER)
-                self._event(now, "all_red_enter")
-            return True
-        if self.mode == ALL_RED and not self.all_red_req:
-            if self.flash_req:
-                self._start_mode(now, FLASH, NEVER)
-                self._event(now, "flash_enter", "", "operator flash")
-                return True
-            self._event(now, "all_red_exit")
-            self._start_mode(now, RUN, NEVER)
-            self._resume(now)
-            return True
-        if self.mode == ALL_RED and self.flash_req:
-            self._start_mode(now, FLASH, NEVER)
-            self._event(now, "flash_enter", "", "operator flash")
-            return True
-        return False
-
-    def _resume(self, now: int) -> None:
-        """From all red with no phase timing: serve whatever is called next."""
-        if any(a >= 0 for a in self.active):
-            return
-        calls = self._calls()
-        target = self._target_group(calls)
-        if target < 0:
-            target = self.group_of[self.start_phases[0]] if self.start_phases else 0
-        self.pending_group = target
-        for r in range(len(self.ring_seq)):
-            self.entry[r] = self._entry_phase(r, target, calls)
+    # -- plans and control mode -----------------------------------------------------------
 
     def _at_safe_point(self) -> bool:
+        """No yellow, red clearance, pedestrian clearance, nor overlap clearing (rule 2)."""
         return (
-            all(v in (RED, GREEN) for v in self.iv)
+            self.intervals.at_safe_point()
             and all(v != PED_CLEAR for v in self.peds.iv)
             and self.overlaps.at_safe_point()
         )
@@ -768,7 +360,7 @@ class Controller:
             self._event(now, "site_loaded", self.site.id)
             transit.settings(self, now)
         self.plan = self.site.plans[self.pending_plan]
-        self.use_max2 = self.plan.use_max2
+        self.timers.use_max2 = self.plan.use_max2
         self._resolve_control(now)
         if self.transit is not None:
             self.transit.retune(now, transit.cycle(self))
@@ -776,48 +368,16 @@ class Controller:
         self._event(now, "plan_applied", self.plan.id)
         self._dirty = True
 
-    def _start_mode(self, now: int, mode: str, duration_ms: int) -> None:
-        self.mode = mode
-        self.mode_end = now + duration_ms if duration_ms != NEVER else NEVER
-        self._dirty = True
-        self._event(now, "mode", mode)
-        if mode in (STARTUP_ALL_RED, FLASH, ALL_RED):
-            intergreens.cut_greens(self, now)
-            n = len(self.iv)
-            self.iv = [RED] * n
-            self.peds.clear()
-            self.overlaps.clear()
-            self.active = [-1] * len(self.active)
-            self.ring_next = [-1] * len(self.ring_next)
-            self.entry = [-1] * len(self.entry)
-            self.pending_group = -1
-            if mode != ALL_RED:
-                # Flash ended any red interval: count red from now.
-                self.red_at = [now] * n
+    def _resolve_control(self, now: int) -> None:
+        """The control mode in force (control_mode.py), then coordination and recalls."""
+        before = (self.control, self.control_reason)
+        self.control, self.control_reason = control_mode.resolve(self.plan, self.mode_override)
+        self.coordinator.set(self, self.control == COORDINATED, now)
+        self.timers.set_recalls(self)
+        if (self.control, self.control_reason) != before:
+            self._dirty = True
 
-    def _start_run(self, now: int) -> None:
-        self._start_mode(now, RUN, NEVER)
-        self.vcall = [True] * len(self.vcall)  # NEMA start-up: every phase called once
-        if self.start_phases:
-            self.group = self.group_of[self.start_phases[0]]
-            self.ring_later = [m & self.group_mask[self.group] for m in self.ring_mask]
-            for i in self.start_phases:
-                r = self.ring_of[i]
-                if self._may_start(now, i):
-                    self._start_green(now, r, i)
-                else:
-                    self.ring_next[r] = i
-        else:
-            self._resume(now)
-
-    def _enter_fault(self, now: int, reason: str) -> None:
-        self.fault = reason
-        self._start_mode(now, FAULT, NEVER)
-        self.all_red_req = False
-        self.flash_req = False
-        self._event(now, "fault_flash", "", reason)
-
-    # -- time and outputs ----------------------------------------------------------------
+    # -- time -------------------------------------------------------------------------------
 
     def _next_deadline(self, now: int) -> int:
         """The next time a timer can change anything without an input changing.
@@ -828,9 +388,10 @@ class Controller:
         others (a clearance ending, then a gate opening) chain within one
         step, in _advance's passes.
         """
-        if self.mode in (STARTUP_FLASH, STARTUP_ALL_RED):
-            return self.mode_end
-        if self.mode in (FLASH, FAULT):
+        mode = self.modes.mode
+        if mode in (STARTUP_FLASH, STARTUP_ALL_RED):
+            return self.modes.end
+        if mode in (FLASH, FAULT):
             return NEVER
         times = [self.dets.deadline]
         if self.control == ADAPTIVE:
@@ -839,67 +400,16 @@ class Controller:
                 times.append(left)
         if self.coordinator.points is not None:
             self.coordinator.deadlines(self, now, times)
-        self.preempt.deadlines(self, times)
+        if self.preempt.requests or self.preempt.serving >= 0:  # (a busy step's cost)
+            self.preempt.deadlines(self, times)
         if self.transit is not None and (t := self.transit.deadline()) is not None:
             times.append(t)
-        for i, v in enumerate(self.iv):
-            if v == GREEN:
-                times += (self.min_end[i], self.max_end[i], self.pass_end[i])
-                if self.peds.iv[i] != DONT_WALK:
-                    times.append(self.peds.end[i])
-            elif v != RED:
-                times.append(self.iv_end[i])
-        for r, n in enumerate(self.ring_next):
-            if n >= 0 and self.active[r] < 0:
-                times.append(self.red_at[n] + self.timing[n].red_revert_ms)
-        self.overlaps.deadlines(times)
+        self.timers.deadlines(self, times)
+        self.rings.deadlines(self, times)
+        if self.overlaps.iv:
+            self.overlaps.deadlines(times)
         if self.ig_waits:  # a gate held by an intergreen opens by itself
             ends = self._green_ends()
             times += (intergreens.opens_at(w, ends) for w in self.ig_waits)
-        return min((t for t in times if t > now), default=NEVER)
-
-    def _build_outputs(self, now: int) -> Outputs:
-        mode = self.mode
-        n = len(self.iv)
-        if mode in (STARTUP_FLASH, FLASH, FAULT):
-            veh = tuple(
-                _FLASH_LAMP[p.flash] if self.has_veh[i] else Lamp.DARK
-                for i, p in enumerate(self.site.phases)
-            )
-            peds = (Lamp.DARK,) * n
-            ovs = tuple(_FLASH_LAMP[o.flash] for o in self.site.overlaps)
-            return Outputs(
-                now, mode, self.flash_channels, veh, peds, ovs, (), self.fault, self.spat(),
-                self.control, self.control_reason, self.dets.failed_ids,
-            )  # fmt: skip
-        veh = tuple(_VEH_LAMP[v] if self.has_veh[i] else Lamp.DARK for i, v in enumerate(self.iv))
-        peds = tuple(
-            _PED_LAMP[v] if self.has_ped[i] else Lamp.DARK for i, v in enumerate(self.peds.iv)
-        )
-        ovs = tuple(_VEH_LAMP[v] for v in self.overlaps.iv)
-        srcs = (veh, peds, ovs)
-        channels = tuple(srcs[kind][idx] for kind, idx in self.channel_src)
-        return Outputs(
-            now, mode, channels, veh, peds, ovs, (), self.fault, self.spat(),
-            self.control, self.control_reason, self.dets.failed_ids,
-        )  # fmt: skip
-
-    def spat(self) -> tuple[PhaseTiming, ...]:
-        """Signal phase and timing: each phase's display and when it can/will end.
-
-        Absolute times on the caller's clock; a min end in the past means the
-        phase may end at any moment. Built when a display or timer changes.
-        """
-        if self.mode != RUN and self.mode != ALL_RED:
-            return self._spat_flash
-        out = list(self._spat_red)
-        for i, v in enumerate(self.iv):
-            if v == GREEN:
-                lo = max(self.min_end[i], self.peds.end[i] if self.peds.iv[i] else 0)
-                hi = None if self.max_end[i] == NEVER else max(self.max_end[i], lo)
-                likely = hi if self.ext_count[i] else max(lo, min(self.pass_end[i], hi or NEVER))
-                out[i] = PhaseTiming(self.site.phases[i].id, Lamp.GREEN, lo, hi, likely)
-            elif v == YELLOW:
-                end = self.iv_end[i]
-                out[i] = PhaseTiming(self.site.phases[i].id, Lamp.YELLOW, end, end, end)
-        return tuple(out)
+        future = [t for t in times if t > now]
+        return min(future) if future else NEVER

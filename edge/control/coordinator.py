@@ -50,9 +50,9 @@ class Coordinator:
         pts = coordination.resolve(pattern, ctl.site.phases, ctl.plan.timings)
         # Where the local timer should read, judged from what is green now.
         local = None
-        for i, v in enumerate(ctl.iv):
+        for i, v in enumerate(ctl.intervals.iv):
             if v == GREEN:
-                elapsed = now - ctl.green_at[i]
+                elapsed = now - ctl.intervals.green_at[i]
                 if pts.coord[i]:
                     local = min(elapsed, (pts.force_off[i] - pts.start[i]) % pts.cycle_ms)
                 elif local is None:
@@ -78,7 +78,7 @@ class Coordinator:
             pts.coord[i]
             and v == GREEN
             and coordination.in_window(c, pts.force_off[i], pts.permissive_end[i])
-            for i, v in enumerate(ctl.iv)
+            for i, v in enumerate(ctl.intervals.iv)
         )
         self.shift = coordination.step_shift(
             self.shift, dt, pts.cycle_ms, pattern.transition, at_yield
@@ -99,11 +99,11 @@ class Coordinator:
             return ""
         if not coordination.in_window(c, pts.start[i], pts.force_off[i]):
             return "force_off"  # outside its split
-        if pattern.floating and now >= ctl.green_at[i] + pts.split_green[i]:
+        if pattern.floating and now >= ctl.intervals.green_at[i] + pts.split_green[i]:
             return "force_off"
-        if Recall.MAX in ctl.timing[i].recall:
+        if Recall.MAX in ctl.timers.timing[i].recall:
             return ""
-        if ctl.ext_count[i] == 0 and now >= ctl.pass_end[i]:
+        if ctl.timers.ext_count[i] == 0 and now >= ctl.timers.pass_end[i]:
             return "gap_out"
         return ""
 
@@ -115,11 +115,11 @@ class Coordinator:
             times.append(now + 100)  # the timer is being pulled into step
         c = self.cycle_pos(ctl, now)
         cyc = pts.cycle_ms
-        for i, v in enumerate(ctl.iv):
+        for i, v in enumerate(ctl.intervals.iv):
             if v == GREEN:
                 for point in (pts.start[i], pts.force_off[i]):
                     times.append(now + coordination.until(c, point, cyc))
                 if pts.coord[i]:
                     times.append(now + coordination.until(c, pts.permissive_end[i], cyc))
                 elif ctl.plan.pattern is not None and ctl.plan.pattern.floating:
-                    times.append(ctl.green_at[i] + pts.split_green[i])
+                    times.append(ctl.intervals.green_at[i] + pts.split_green[i])

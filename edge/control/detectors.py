@@ -4,7 +4,8 @@ Rules this module keeps (tests/control/test_properties.py, test_detector_faults.
 and test_bad_input.py check them):
 
 1. An unknown detector id is reported once (event `input_error`), a malformed
-   pulse count every time; neither changes anything else.
+   pulse count, presence that is not a set of ids (the last presence is kept)
+   or a bad queue estimate every time; none changes anything else.
 2. A rising edge, or a pulse the board counted, is an actuation: a push button
    calls its phases' crossings (not one that walks now); a loop counts towards
    added initial on a phase that is not green, calls it at once when locking
@@ -70,6 +71,28 @@ class Detectors:
                     if d.locking:
                         self.locking_calls[i].append(k)
 
+    def coerce_occupied(self, ctl: Controller, now: int, occupied: object) -> frozenset[int]:
+        """Rule 1: any iterable of ids; anything else keeps the last known presence."""
+        try:
+            ids: frozenset[int] = frozenset(occupied)  # type: ignore[call-overload]
+            return ids
+        except TypeError:
+            ctl._event(now, "input_error", "occupied", f"not a set of detector ids: {occupied!r}")
+            return ctl.last_occupied
+
+    def zone_queues(self, ctl: Controller, now: int, queues: object) -> list[tuple[int, float]]:
+        """Rule 1: queue estimates per detector or zone id (a camera's); bad ones reported."""
+        good: list[tuple[int, float]] = []
+        for item in queues if isinstance(queues, tuple) else ((queues,)):
+            try:
+                det_id, veh = item
+                if det_id not in self.index or not 0 <= float(veh) < 1e6:
+                    raise ValueError
+                good.append((det_id, float(veh)))
+            except (TypeError, ValueError):
+                ctl._event(now, "input_error", "queues", f"bad queue estimate {item!r}")
+        return good
+
     def recall_at_yellow(self, i: int) -> bool:
         """Phase i's green ends: call it again? A locking loop still calling (rule 4),
         or a failed loop that calls it (rule 5: served every cycle)."""
@@ -120,13 +143,13 @@ class Detectors:
             if pulse and not failed:
                 self._actuated(ctl, now, k, det.ped)
                 if not det.ped:
-                    ctl.adaptive.count(k, pulse, [v == GREEN for v in ctl.iv])
+                    ctl.adaptive.count(k, pulse, [v == GREEN for v in ctl.intervals.iv])
             if det.ped:
                 continue
             if failed:  # its phases are called every cycle instead (recall_at_yellow)
                 for i in self.calls[k]:
-                    if ctl.iv[i] != GREEN and not ctl.vcall[i]:
-                        ctl.vcall[i] = True
+                    if ctl.intervals.iv[i] != GREEN and not ctl.timers.vcall[i]:
+                        ctl.timers.vcall[i] = True
                         ctl._timers_dirty = True
             out = not failed and (present or now < self.off_at[k] + det.carryover_ms)
             if out and not present:
@@ -134,9 +157,9 @@ class Detectors:
             if out != self.ext[k]:
                 self.ext[k] = out
                 for i in self.extends[k]:
-                    ctl.ext_count[i] += 1 if out else -1
-                    if not out and ctl.iv[i] == GREEN:
-                        ctl.pass_end[i] = now + ctl._gap(i, now)
+                    ctl.timers.ext_count[i] += 1 if out else -1
+                    if not out and ctl.intervals.iv[i] == GREEN:
+                        ctl.timers.pass_end[i] = now + ctl.timers.gap(ctl, i, now)
                 ctl._timers_dirty = True
             qualified = out and (
                 self.call[k] or det.delay_ms == 0 or now >= self.on_at[k] + det.delay_ms
@@ -147,10 +170,10 @@ class Detectors:
                 self.call[k] = qualified
                 for i in self.calls[k]:
                     if det.locking:
-                        if qualified and ctl.iv[i] != GREEN:
-                            ctl.vcall[i] = True
+                        if qualified and ctl.intervals.iv[i] != GREEN:
+                            ctl.timers.vcall[i] = True
                     else:
-                        ctl.nl_count[i] += 1 if qualified else -1
+                        ctl.timers.nl_count[i] += 1 if qualified else -1
                 ctl._timers_dirty = True
         self.deadline = deadline
 
@@ -197,13 +220,15 @@ class Detectors:
         ctl._timers_dirty = True
         for i in self.calls[k]:
             if ped:
-                if not (ctl.iv[i] == GREEN and ctl.peds.iv[i] == WALK):
+                if not (ctl.intervals.iv[i] == GREEN and ctl.peds.iv[i] == WALK):
                     ctl.peds.call[i] = True
-            elif ctl.iv[i] != GREEN:
-                ctl.actu_red[i] += 1
+            elif ctl.intervals.iv[i] != GREEN:
+                ctl.timers.actu_red[i] += 1
                 if ctl.site.detectors[k].locking and ctl.site.detectors[k].delay_ms == 0:
-                    ctl.vcall[i] = True
+                    ctl.timers.vcall[i] = True
         if not ped:
             for i in self.extends[k]:
-                if ctl.iv[i] == GREEN:
-                    ctl.pass_end[i] = max(ctl.pass_end[i], now + ctl._gap(i, now))
+                if ctl.intervals.iv[i] == GREEN:
+                    ctl.timers.pass_end[i] = max(
+                        ctl.timers.pass_end[i], now + ctl.timers.gap(ctl, i, now)
+                    )

@@ -29,16 +29,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from edge.control.intervals import LONG_AGO, Waits
 from edge.control.site import SignalKey, SignalKind, Site
 from edge.control.states import FYA_FLASH, GREEN, TRAIL, WALK
 
 if TYPE_CHECKING:
     from edge.control.controller import Controller
-
-LONG_AGO = -(1 << 62)  # the green end of a group that has not been green
-
-# A group's waits: (0 phase / 1 ped / 2 overlap, index, intergreen ms) per listed pair.
-Waits = list[tuple[int, int, int]]
 
 
 def waits(site: Site, entering: SignalKey) -> Waits:
@@ -92,12 +88,13 @@ def red_clear_end(
 
 def cut_greens(ctl: Controller, now: int) -> None:
     """Rule 4: every green still showing (about to be put to red at once) ends now."""
-    for i, v in enumerate(ctl.iv):
+    ivs = ctl.intervals
+    for i, v in enumerate(ivs.iv):
         if v == GREEN:
-            ctl.yellow_at[i] = now
-    for i, v in enumerate(ctl.peds.iv):
-        if v == WALK:
+            ivs.yellow_at[i] = now
+    for i, ped in enumerate(ctl.peds.iv):
+        if ped == WALK:
             ctl.peds.fdw_at[i] = now
-    for k, v in enumerate(ctl.overlaps.iv):
-        if v in (GREEN, TRAIL, FYA_FLASH):
+    for k, ov in enumerate(ctl.overlaps.iv):
+        if ov in (GREEN, TRAIL, FYA_FLASH):
             ctl.overlaps.yellow_at[k] = now

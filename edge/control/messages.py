@@ -241,3 +241,33 @@ class Outputs:
             self.control_reason,
             self.detector_faults,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseStatus:
+    """One phase's status, as the page shows it (Controller.status(); outputs.py rule 5).
+
+    `interval` is one of: red, min_green, passage, max, rest (a green with no max
+    timer running), walk, ped_clear (a green whose crossing times), yellow, red_clear.
+    Times are ms left from the status's `t_ms`, never negative; None where the
+    interval has no end of its own (red, rest) or the max timer does not run.
+    """
+
+    phase: int
+    interval: str
+    left_ms: int | None
+    max_left_ms: int | None  # greens only: until max-out; None when the max timer is off
+    call: bool  # a vehicle call
+    ped_call: bool
+    hold: bool
+    omit: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A read-only snapshot of the core for displays: built on request, never by step()."""
+
+    t_ms: int  # the time of the last step
+    plan: str
+    phases: tuple[PhaseStatus, ...]  # in the site's phase order
+    detectors: tuple[bool, ...]  # occupied now, in the site's detector order

@@ -28,15 +28,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from edge.control.intergreens import LONG_AGO, Waits
+from edge.control.intervals import LONG_AGO, Gate
 from edge.control.site import Site
 from edge.control.states import FYA_FLASH, GREEN, RED, RED_CLEAR, TRAIL, YELLOW
 
 if TYPE_CHECKING:
     from edge.control.controller import Controller
 
-# Conflicting phases, walks and overlaps; the intergreens to wait out (intergreens.py).
-Gate = tuple[list[int], list[int], list[int], Waits]
 
 _FYA_EVENTS = {
     GREEN: "overlap_green",
@@ -48,7 +46,7 @@ _FYA_EVENTS = {
 
 class Overlaps:
     def __init__(self, n: int) -> None:
-        self.iv = [RED] * n
+        self.iv: list[int] = [RED] * n
         self.end = [0] * n
         self.yellow_at = [LONG_AGO] * n  # when each one's green (or flashing arrow) last ended
 
@@ -81,18 +79,18 @@ class Overlaps:
     def _wanted(self, ctl: Controller, k: int) -> bool:
         """Rule 1: while a parent is green, and through a change from one parent to the next."""
         parents = self.parent_mask[k]
-        for r, a in enumerate(ctl.active):
-            if a >= 0 and ctl.iv[a] == GREEN and parents >> a & 1:
+        for r, a in enumerate(ctl.rings.active):
+            if a >= 0 and ctl.intervals.iv[a] == GREEN and parents >> a & 1:
                 return True
-            last = a if a >= 0 else ctl.ring_prev[r]
-            nxt = ctl.ring_next[r] if ctl.ring_next[r] >= 0 else ctl.entry[r]
+            last = a if a >= 0 else ctl.rings.ring_prev[r]
+            nxt = ctl.rings.ring_next[r] if ctl.rings.ring_next[r] >= 0 else ctl.rings.entry[r]
             if last >= 0 and nxt >= 0 and parents >> last & 1 and parents >> nxt & 1:
                 return True
         return False
 
     def _fya_state(self, ctl: Controller, k: int, st: int) -> int:
         """Rule 3: a flashing-yellow-arrow head's next interval from its parents'."""
-        iv = ctl.iv
+        iv = ctl.intervals.iv
         for i in self.parents[k]:
             if iv[i] == GREEN and st != YELLOW:  # a flashing arrow may turn green directly
                 return GREEN if st != RED or ctl._gate_clear(self.gate[k]) else RED

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from edge.control.intergreens import LONG_AGO
+from edge.control.intervals import LONG_AGO
 from edge.control.states import DONT_WALK, PED_CLEAR, WALK
 
 if TYPE_CHECKING:
@@ -44,6 +44,9 @@ class Pedestrians:
         """Every crossing to don't walk (all red or flash entered); calls are kept."""
         self.iv = [DONT_WALK] * len(self.iv)
 
+    def all_clear(self) -> bool:
+        return all(v == DONT_WALK for v in self.iv)
+
     def advance(self, ctl: Controller, now: int, i: int, calls: int, cross_demand: int) -> bool:
         """Phase i is green: start, time or end its crossing. True if a display changed."""
         pi = self.iv[i]
@@ -51,17 +54,17 @@ class Pedestrians:
             if not (self.call[i] and ctl.has_ped[i] and not ctl.omit[i]):
                 return False
             # Rule 1: in the initial green, or later only while the phase rests.
-            resting = not ((calls & ctl.conf_mask[i]) | cross_demand)
-            if now >= ctl.min_end[i] and not resting:
+            resting = not ((calls & ctl.rings.conf_mask[i]) | cross_demand)
+            if now >= ctl.timers.min_end[i] and not resting:
                 return False
-            if ctl.all_red_req or ctl.flash_req or not ctl._gate_clear(ctl.ped_gate[i]):
+            if ctl.modes.all_red_req or ctl.modes.flash_req or not ctl._gate_clear(ctl.ped_gate[i]):
                 return False
             if ctl.preempt.serving >= 0:
                 return False  # no new walk while preempted
             self.call[i] = False
             self.iv[i] = WALK
             self.walk_at[i] = now
-            self.end[i] = now + ctl.timing[i].walk_ms
+            self.end[i] = now + ctl.timers.timing[i].walk_ms
             ctl._event(now, "ped_walk", f"phase {ctl.site.phases[i].id}")
             ctl._dirty = True
             return True
@@ -70,7 +73,7 @@ class Pedestrians:
         if pi == WALK:
             self.iv[i] = PED_CLEAR
             self.fdw_at[i] = now
-            self.end[i] = now + ctl.timing[i].ped_clear_ms
+            self.end[i] = now + ctl.timers.timing[i].ped_clear_ms
             ctl._event(now, "ped_clear", f"phase {ctl.site.phases[i].id}")
             if now < self.end[i]:
                 ctl._dirty = True

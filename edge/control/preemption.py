@@ -68,7 +68,7 @@ class Preemption:
                 del self.requests[k]
                 ctl._event(now, "preempt_timeout", f"preempt {preempts[k].id}")
         best = -1
-        if self.requests and not stopping and ctl.mode == RUN:
+        if self.requests and not stopping and ctl.modes.mode == RUN:
             best = min(self.requests, key=lambda k: (preempts[k].priority, self.requests[k]))
         if best == self.serving:
             return False
@@ -79,8 +79,8 @@ class Preemption:
         if best >= 0:  # a first request, or one of higher priority: serve it now
             self.serving = best
             self.dwell_at = -1
-            ctl.pending_group = -1
-            ctl.entry = [-1] * len(ctl.entry)
+            ctl.rings.pending_group = -1
+            ctl.rings.entry = [-1] * len(ctl.rings.entry)
             ctl._event(now, "preempt_enter", f"preempt {preempts[best].id}")
             return True
         self._exit(ctl, now)
@@ -99,14 +99,16 @@ class Preemption:
         ctl._event(now, "preempt_exit", f"preempt {ctl.site.preempts[self.serving].id}")
         self.serving = -1
         self.dwell_at = -1
-        for i in range(len(ctl.vcall)):
+        for i in range(len(ctl.timers.vcall)):
             if self.cut >> i & 1 and not ctl.omit[i]:
-                ctl.vcall[i] = True
+                ctl.timers.vcall[i] = True
         self.cut = 0
-        for r, a in enumerate(ctl.active):
-            ctl.ring_next[r] = -1
+        for r, a in enumerate(ctl.rings.active):
+            ctl.rings.ring_next[r] = -1
             if a < 0:
-                ctl.ring_later[r] = ctl.ring_mask[r] & ctl.group_mask[ctl.group]
+                ctl.rings.ring_later[r] = (
+                    ctl.rings.ring_mask[r] & ctl.rings.group_mask[ctl.rings.group]
+                )
         ctl._dirty = True
 
     def run_pass(self, ctl: Controller, now: int) -> bool:
@@ -115,13 +117,13 @@ class Preemption:
         dwell = self.dwell_mask[k]
         changed = False
         settled = True
-        for r, a in enumerate(ctl.active):
-            if a >= 0 and ctl.iv[a] != GREEN:
-                changed |= ctl._clearance(now, r, a)
-                a = ctl.active[r]
-            if a >= 0 and ctl.iv[a] == GREEN:
+        for r, a in enumerate(ctl.rings.active):
+            if a >= 0 and ctl.intervals.iv[a] != GREEN:
+                changed |= ctl.rings.clearance(ctl, now, r, a)
+                a = ctl.rings.active[r]
+            if a >= 0 and ctl.intervals.iv[a] == GREEN:
                 if dwell >> a & 1:
-                    ctl.max_end[a] = NEVER
+                    ctl.timers.max_end[a] = NEVER
                     changed |= ctl.peds.advance(ctl, now, a, 0, 0)
                     continue
                 settled = False
@@ -136,12 +138,12 @@ class Preemption:
                 settled = False
                 continue
             d = self.ring_phase[k][r]
-            ctl.ring_next[r] = -1
+            ctl.rings.ring_next[r] = -1
             if d < 0:
                 continue
             settled = False
             if ctl._may_start(now, d):
-                ctl.group = ctl.group_of[d]
+                ctl.rings.group = ctl.rings.group_of[d]
                 ctl._start_green(now, r, d)
                 changed = True
         if settled and self.dwell_at < 0:
@@ -153,12 +155,13 @@ class Preemption:
     def _shorten_ped(self, ctl: Controller, now: int, i: int) -> bool:
         """Walk and pedestrian clearance may end early, but not below the preempt's minimums."""
         pre = ctl.site.preempts[self.serving]
-        clear_ms = min(ctl.timing[i].ped_clear_ms, pre.ped_clear_ms)
+        clear_ms = min(ctl.timers.timing[i].ped_clear_ms, pre.ped_clear_ms)
         return ctl.peds.shorten(ctl, now, i, pre.min_walk_ms, clear_ms)
 
     def _can_end(self, ctl: Controller, now: int, i: int) -> bool:
         pre = ctl.site.preempts[self.serving]
-        min_end = min(ctl.min_end[i], ctl.green_at[i] + max(pre.min_green_ms, ctl.min_green_ms))
+        green_at = ctl.intervals.green_at[i]
+        min_end = min(ctl.timers.min_end[i], green_at + max(pre.min_green_ms, ctl.min_green_ms))
         return now >= min_end and ctl.peds.iv[i] == DONT_WALK
 
     def deadlines(self, ctl: Controller, times: list[int]) -> None:
@@ -171,11 +174,11 @@ class Preemption:
         pre = preempts[self.serving]
         if self.dwell_at >= 0:
             times.append(self.dwell_at + pre.min_dwell_ms)
-        for i, v in enumerate(ctl.iv):
+        for i, v in enumerate(ctl.intervals.iv):
             if v == GREEN:
-                times.append(ctl.green_at[i] + max(pre.min_green_ms, ctl.min_green_ms))
+                times.append(ctl.intervals.green_at[i] + max(pre.min_green_ms, ctl.min_green_ms))
                 times.append(ctl.peds.walk_at[i] + pre.min_walk_ms)
-        for r, a in enumerate(ctl.active):
+        for r, a in enumerate(ctl.rings.active):
             d = self.ring_phase[self.serving][r]
             if a < 0 and d >= 0:  # a dwell phase waiting out its red revert
-                times.append(ctl.red_at[d] + ctl.timing[d].red_revert_ms)
+                times.append(ctl.intervals.red_at[d] + ctl.timers.timing[d].red_revert_ms)

@@ -1,9 +1,10 @@
 """The names of the core's intervals and modes, shared by its feature modules.
 
-Intervals are small ints (indexes into the lamp tables of controller.py):
-a phase's vehicle interval is RED, GREEN, YELLOW or RED_CLEAR; a pedestrian
-signal's DONT_WALK, WALK or PED_CLEAR; an overlap's as a phase's, plus TRAIL
-(trailing green) and FYA_FLASH (a flashing yellow arrow's permissive interval).
+Intervals are small ints (indexes into the lamp tables of outputs.py): a
+phase's vehicle interval is an `Interval` (intervals.py: RED, GREEN, YELLOW,
+RED_CLEAR, with its transition table); a pedestrian signal's DONT_WALK, WALK
+or PED_CLEAR; an overlap's as a phase's, plus TRAIL (trailing green) and
+FYA_FLASH (a flashing yellow arrow's permissive interval).
 
 Controller modes and control modes are strings: they appear in the outputs
 and in events, so their spelling is part of the core's contract.
@@ -11,10 +12,12 @@ and in events, so their spelling is part of the core's contract.
 
 from __future__ import annotations
 
+from edge.control.intervals import Interval
+
 NEVER = 1 << 62  # a deadline that does not come
 
-# Phase vehicle intervals.
-RED, GREEN, YELLOW, RED_CLEAR = 0, 1, 2, 3
+# Phase vehicle intervals (intervals.py's enum).
+RED, GREEN, YELLOW, RED_CLEAR = Interval
 # Pedestrian intervals.
 DONT_WALK, WALK, PED_CLEAR = 0, 1, 2
 # Overlap intervals (GREEN/YELLOW/RED_CLEAR as phases, plus trailing green).

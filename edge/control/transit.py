@@ -37,8 +37,8 @@ def request(ctl: Controller, now: int, cmd: TransitRequest) -> str | None:
     if err is None and cmd.on:
         i = ctl.transit.phase_of[cmd.approach]
         ctl._event(now, "transit_request", cmd.approach)
-        if i is not None and ctl.iv[i] != GREEN and not ctl.omit[i]:
-            ctl.vcall[i] = True
+        if i is not None and ctl.intervals.iv[i] != GREEN and not ctl.omit[i]:
+            ctl.timers.vcall[i] = True
     elif err is None:
         ctl._event(now, "transit_cancel", cmd.approach)
     return err
@@ -80,7 +80,7 @@ def end_reason(ctl: Controller, now: int, a: int, reason: str, waiting: bool) ->
             if not coordination.in_window(c, pts.force_off[a], pts.permissive_end[a]):
                 return reason
         return "" if ctl.transit.hold(now, a, window, label) else reason
-    if reason or target is None or coord or not ctl.conf_mask[target] >> a & 1:
+    if reason or target is None or coord or not ctl.rings.conf_mask[target] >> a & 1:
         return reason
-    red = ctl.iv[target] != GREEN
+    red = ctl.intervals.iv[target] != GREEN
     return "transit" if ctl.transit.truncate(now, red, window, label) else reason

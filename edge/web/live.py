@@ -22,13 +22,13 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from edge.board.session import SessionState, fault_name, state_name
 from edge.control.messages import Event, Lamp
-from edge.control.states import GREEN, PED_CLEAR, RED_CLEAR, WALK, YELLOW
+from edge.control.states import GREEN
 
 if TYPE_CHECKING:
     from edge.runtime import Runtime
@@ -252,12 +252,12 @@ class Recorder:
     def _build(self) -> State:
         rt = self.rt
         drv = rt.driver
-        ctl = drv.controller
+        core = drv.controller.status()  # the core's documented status (outputs.py rule 5)
         out = drv.outputs
         site = rt.site
-        now = ctl.last_now
+        now = core.t_ms
         phases = []
-        for i, ph in enumerate(site.phases):
+        for i, (ph, st) in enumerate(zip(site.phases, core.phases, strict=True)):
             lamp = out.phases[i] if out is not None else Lamp.DARK
             ped = out.peds[i] if out is not None else Lamp.DARK
             phases.append(
@@ -266,11 +266,15 @@ class Recorder:
                     ring=ph.ring,
                     lamp=_name(lamp, LAMP_NAME),
                     ped=_name(ped, PED_NAME),
-                    call=bool(ctl.vcall[i]),
-                    ped_call=bool(ctl.pcall[i]),
-                    hold=bool(ctl.hold[i]),
-                    omit=bool(ctl.omit[i]),
-                    timer=_timer(ctl, i, now),
+                    call=st.call,
+                    ped_call=st.ped_call,
+                    hold=st.hold,
+                    omit=st.omit,
+                    timer=Timer(
+                        interval=st.interval,
+                        left_s=_seconds(st.left_ms),
+                        max_left_s=_seconds(st.max_left_ms),
+                    ),
                 )
             )
         overlaps = [
@@ -278,8 +282,8 @@ class Recorder:
             for k, ov in enumerate(site.overlaps)
         ]
         detectors = [
-            DetectorState(id=d.id, on=bool(ctl.det_present[k]))
-            for k, d in enumerate(site.detectors)
+            DetectorState(id=d.id, on=on)
+            for d, on in zip(site.detectors, core.detectors, strict=True)
         ]
         s = drv.session
         lamps = None
@@ -303,7 +307,7 @@ class Recorder:
             t_s=now / 1000,
             tick=rt.ticks,
             mode=out.mode if out is not None else "none",
-            plan=ctl.plan.id,
+            plan=core.plan,
             fault=out.fault if out is not None else None,
             phases=phases,
             overlaps=overlaps,
@@ -348,32 +352,8 @@ _NO_LINK = frozenset({SessionState.CLOSED, SessionState.HELLO})
 _LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3}
 
 
-def _timer(ctl: Any, i: int, now: int) -> Timer:
-    """Which interval phase i is timing and how long it has left (controller ms -> s)."""
-
-    def left(end: int) -> float:
-        return max(0.0, (end - now) / 1000)
-
-    iv = ctl.iv[i]
-    max_end = ctl.max_end[i]
-    max_left = left(max_end) if max_end < (1 << 61) else None
-    if iv == GREEN:
-        ped_iv = ctl.ped_iv[i]
-        if ped_iv == WALK:
-            return Timer(interval="walk", left_s=left(ctl.ped_end[i]), max_left_s=max_left)
-        if ped_iv == PED_CLEAR:
-            return Timer(interval="ped_clear", left_s=left(ctl.ped_end[i]), max_left_s=max_left)
-        if now < ctl.min_end[i]:
-            return Timer(interval="min_green", left_s=left(ctl.min_end[i]), max_left_s=max_left)
-        if now < ctl.pass_end[i]:
-            return Timer(interval="passage", left_s=left(ctl.pass_end[i]), max_left_s=max_left)
-        return Timer(interval="rest" if max_left is None else "max", left_s=max_left,
-                     max_left_s=max_left)  # fmt: skip
-    if iv == YELLOW:
-        return Timer(interval="yellow", left_s=left(ctl.iv_end[i]))
-    if iv == RED_CLEAR:
-        return Timer(interval="red_clear", left_s=left(ctl.iv_end[i]))
-    return Timer(interval="red", left_s=None)
+def _seconds(ms: int | None) -> float | None:
+    return None if ms is None else ms / 1000
 
 
 def _link_summary(rt: Runtime) -> str:
