@@ -79,7 +79,7 @@ class Tick:
             tuple(bool(c) for c in ctl.vcall),
             tuple(bool(p) for p in ctl.det_present),
             tuple(bool(c) for c in ctl.peds.call),
-            tuple(ctl.ring_next),
+            tuple(ctl.rings.ring_next),
             ctl.plan.id,
             ctl.coordinator.cycle_pos(ctl, ctl.last_now)
             if ctl.coordinator.points is not None and ctl.plan.pattern is not None
