@@ -305,3 +305,20 @@ def test_the_status_file_is_never_followed_nor_blocked_on(tmp_path: Path) -> Non
         t.join(10)
         pytest.fail("healthy() blocked on a fifo planted as the status file")
     assert result and not result[0][0] and "not a regular file" in result[0][1]
+
+
+def test_the_self_test_as_root_never_follows_the_status_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Review of issue 20: flash.sh --ssh runs `sudo ... selftest --from-status
+    # /run/edge/status.json`, and that read followed a link the service user planted
+    # (to /dev/zero: root reads without end; to a fifo: it blocks; to a file: it is read).
+    from edge.device import selftest
+
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"ticks": 5, "session": "running", "mode": "root-only"}))
+    link = tmp_path / "status.json"
+    link.symlink_to(secret)
+    assert selftest.main(["--from-status", str(link)]) == 1
+    out = capsys.readouterr().out
+    assert "no status from the service" in out and "root-only" not in out, out
