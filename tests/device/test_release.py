@@ -322,3 +322,16 @@ def test_the_self_test_as_root_never_follows_the_status_file(
     assert selftest.main(["--from-status", str(link)]) == 1
     out = capsys.readouterr().out
     assert "no status from the service" in out and "root-only" not in out, out
+
+
+def test_edge_status_as_root_never_follows_the_status_file(tmp_path: Path) -> None:
+    # Review of issue 20: `sudo edge status` (docs/field.md) read /run/edge/status.json
+    # through a link the service user planted, and --json printed the target whole.
+    from edge.device import status
+
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"ticks": 5, "private": "root-only"}))
+    link = tmp_path / "status.json"
+    link.symlink_to(secret)
+    got = status.collect(link, tmp_path / "device.toml", tmp_path)
+    assert got["runtime"] is None and "root-only" not in json.dumps(got), got
