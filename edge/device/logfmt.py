@@ -17,7 +17,7 @@ import re
 import sys
 
 _PRIORITY = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
-_PAIR = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*=\S*$")
+_PAIR = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*=\S*\Z")  # \Z: `$` passes a final newline
 
 
 def _quote(value: str) -> str:

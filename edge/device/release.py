@@ -14,7 +14,10 @@ target, a version that never goes down, statements that expire):
   was provisioned with (/etc/edge/release.pub), names this very release, and every
   file and symlink under the release directory matches the manifest: none changed,
   missing or added. Python's own bytecode caches (`__pycache__`, written by the root
-  updater's interpreter) and flash.sh's `.complete` marker are not release content.
+  updater's interpreter) and flash.sh's `.complete` marker are not release content;
+  the caches are removed before the check (no signature covers them, and Python runs
+  a planted .pyc in place of its signed source when its header names the source's
+  mtime and size).
 - (version, created) never goes down: a release below the running one is refused
   unless a rollback statement signed with a release key names that release and this
   device and has not expired. A failed trial returning to the release that ran before
@@ -36,6 +39,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import stat
 import sys
 from collections.abc import Mapping, Sequence
@@ -202,9 +206,22 @@ def load_manifest(
     return Manifest(release, version, _utc(body.get("created"), f"{what}: created"), files, wheels)
 
 
+def drop_caches(release_dir: Path) -> None:
+    """Remove every `__pycache__` directory (not a symlink: that is content) under the
+    release: what runs from it is then compiled from the signed sources."""
+    for dirpath, dirnames, _ in os.walk(release_dir):
+        for name in list(dirnames):
+            p = Path(dirpath) / name
+            if name == CACHE_DIR and not p.is_symlink():
+                shutil.rmtree(p)
+                dirnames.remove(name)
+
+
 def verify(release_dir: Path, release: str, trusted: Mapping[str, Ed25519PublicKey]) -> Manifest:
-    """The manifest, once its signature and every file's hash check out; else ReleaseError."""
+    """The manifest, once its signature and every file's hash check out; else ReleaseError.
+    The release's bytecode caches are removed first (drop_caches)."""
     m = load_manifest(release_dir, release, trusted)
+    drop_caches(release_dir)
     have = contents(release_dir)
     problems = []
     for rel in sorted(set(m.files) | set(have)):

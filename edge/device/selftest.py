@@ -165,8 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.from_status:
         import json
 
-        try:
-            st = json.loads(Path(args.from_status).read_text())
+        from edge.device.update import read_status
+
+        try:  # root reads the service's file: never through a link, never blocking
+            st = json.loads(read_status(Path(args.from_status)))
         except (OSError, ValueError) as exc:
             print(f"self-test: no status from the service ({exc}); is edge.service running?")
             return 1

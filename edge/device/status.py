@@ -17,6 +17,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from edge.device.update import read_status
+
 STALE_S = 30.0  # the snapshot is rewritten every 10 s: older means the runtime is not running
 
 
@@ -67,7 +69,8 @@ def _when(ms: int | None) -> str:
 def collect(status_file: Path, device_toml: Path, root: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"status_file": str(status_file)}
     try:
-        out["runtime"] = json.loads(status_file.read_text())
+        # run as root (sudo edge status): the service's file, never through a link
+        out["runtime"] = json.loads(read_status(status_file))
         out["status_age_s"] = round(time.time() - status_file.stat().st_mtime, 1)
     except (OSError, ValueError) as exc:
         out["runtime"] = None

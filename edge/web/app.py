@@ -360,8 +360,10 @@ def create_app(
             503: {"model": Problem},
         },
     )
-    async def stream() -> StreamingResponse:
-        """Server-sent events: `state` (a State) at 10 Hz, `log` (new LoggedEvents)."""
+    async def stream(request: Request) -> StreamingResponse:
+        """Server-sent events: `state` (a State) at 10 Hz, `log` (new LoggedEvents); it
+        ends when its session does (a logout, idle or too old, ended for a newer one)."""
+        token = request.cookies.get(COOKIE)
         if streams["open"] >= MAX_STREAMS:
             raise HTTPException(503, f"at most {MAX_STREAMS} live views at once; close one")
 
@@ -370,7 +372,7 @@ def create_app(
             last_seq = max(0, recorder.seq - 50)
             streams["open"] += 1  # counted while the generator runs: its finally uncounts it
             try:
-                while not recorder.closing:
+                while not recorder.closing and live.user(token) is not None:
                     if rt.ticks != last_tick:
                         last_tick = rt.ticks
                         yield f"event: state\ndata: {recorder.state_json()}\n\n"

@@ -23,6 +23,7 @@ import logging
 import re
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -116,7 +117,7 @@ class BodyLimit:
             "web_request_refused status=%d client=%s path=%s: %s",
             status,
             client[0],
-            scope.get("path", ""),
+            quote(scope.get("path", ""), safe="/"),  # one word: no forged field or line
             error,
         )
         # Connection: close: uvicorn closes the connection after the answer, the rest of

@@ -29,7 +29,7 @@ Origin, so this check does not stop that; an action still needs the password.
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
@@ -89,7 +89,8 @@ class PageGuard:
                 client = scope.get("client")
                 log.warning(
                     "web_cross_origin_refused method=%s path=%s client=%s: %s",
-                    scope["method"], path, client[0] if client else "unknown", refusal,
+                    scope["method"], quote(path, safe="/"),  # one word: no forged field
+                    client[0] if client else "unknown", refusal,
                 )  # fmt: skip
                 answer = JSONResponse(status_code=403, content={"error": refusal})
                 await answer(scope, receive, send_with_headers)

@@ -10,7 +10,8 @@ The rules:
   or at `POST /api/logout`. At most MAX_SESSIONS at once: the oldest ends first.
 - Every read of the page's data (state, history, event log, link, cameras, frames,
   the OpenAPI document) needs a live session; only `/api/status` (intersection id,
-  mode, healthy or not) and the page's own files are open.
+  mode, healthy or not) and the page's own files are open. The live stream checks its
+  session before every frame and ends with it.
 """
 
 from __future__ import annotations

@@ -41,3 +41,11 @@ def test_traceback_stays_on_one_line() -> None:
     line = f.format(record("task_failed task=%s", "status", exc=True, level=logging.ERROR))
     assert "\n" not in line
     assert 'exc="Traceback' in line and "boom\\nsecond line" in line
+
+
+def test_a_value_ending_in_a_newline_stays_on_one_line() -> None:
+    # Review of issue 20: `=\S*$` matched `a=b\n` (`$` matches before a final newline), so
+    # the pair went out raw and the rest of the record became a journal line of its own.
+    f = KeyValueFormatter(priority_prefix=True)
+    line = f.format(record("web_refused path=%s client=%s", "a=b\n level=error", "10.0.0.9"))
+    assert "\n" not in line and line.startswith("<6>level=info logger=edge.runtime"), line

@@ -9,11 +9,14 @@ controls and never blocks on or follows the service's status file.
 from __future__ import annotations
 
 import datetime
+import importlib.machinery
+import importlib.util
 import json
 import os
 import re
 import tempfile
 import threading
+from importlib._bootstrap_external import _code_to_timestamp_pyc  # type: ignore[attr-defined]
 from pathlib import Path
 
 import pytest
@@ -104,6 +107,28 @@ def test_added_missing_and_relinked_files_are_refused(dev: Device) -> None:
     (d / "venv/bin/python").symlink_to("/tmp/python3")
     with pytest.raises(UpdateError, match="venv/bin/python: does not match"):
         dev.rel.verify("0.1.0-b")
+
+
+def test_a_planted_bytecode_cache_never_runs_in_place_of_the_signed_source(
+    dev: Device,
+) -> None:
+    # Review of issue 20: `__pycache__` was skipped, not checked, so a .pyc whose header
+    # names the signed source's mtime and size verified and then ran instead of it.
+    d = dev.release("0.1.0-a", "0.1.0")
+    site = d / "venv/lib/python3.11/site-packages"
+    src = site / "edge/cli.py"
+    st = src.stat()
+    evil = compile("def main() -> int:\n    return 666\n", str(src), "exec")
+    pyc = Path(importlib.util.cache_from_source(str(src)))
+    pyc.parent.mkdir()
+    pyc.write_bytes(_code_to_timestamp_pyc(evil, st.st_mtime, st.st_size))
+    dev.rel.switch("0.1.0-a")
+    assert not pyc.exists()
+    loaded: dict[str, object] = {}  # as an import does: the cache if it fits, else the source
+    code = importlib.machinery.SourceFileLoader("cli", str(src)).get_code("cli")
+    assert code is not None
+    exec(code, loaded)
+    assert loaded["main"]() == 0  # type: ignore[operator]
 
 
 def test_a_release_signed_with_another_key_is_refused(dev: Device) -> None:
@@ -280,3 +305,33 @@ def test_the_status_file_is_never_followed_nor_blocked_on(tmp_path: Path) -> Non
         t.join(10)
         pytest.fail("healthy() blocked on a fifo planted as the status file")
     assert result and not result[0][0] and "not a regular file" in result[0][1]
+
+
+def test_the_self_test_as_root_never_follows_the_status_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Review of issue 20: flash.sh --ssh runs `sudo ... selftest --from-status
+    # /run/edge/status.json`, and that read followed a link the service user planted
+    # (to /dev/zero: root reads without end; to a fifo: it blocks; to a file: it is read).
+    from edge.device import selftest
+
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"ticks": 5, "session": "running", "mode": "root-only"}))
+    link = tmp_path / "status.json"
+    link.symlink_to(secret)
+    assert selftest.main(["--from-status", str(link)]) == 1
+    out = capsys.readouterr().out
+    assert "no status from the service" in out and "root-only" not in out, out
+
+
+def test_edge_status_as_root_never_follows_the_status_file(tmp_path: Path) -> None:
+    # Review of issue 20: `sudo edge status` (docs/field.md) read /run/edge/status.json
+    # through a link the service user planted, and --json printed the target whole.
+    from edge.device import status
+
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"ticks": 5, "private": "root-only"}))
+    link = tmp_path / "status.json"
+    link.symlink_to(secret)
+    got = status.collect(link, tmp_path / "device.toml", tmp_path)
+    assert got["runtime"] is None and "root-only" not in json.dumps(got), got

@@ -280,3 +280,24 @@ async def test_a_browser_saying_another_site_is_refused_whatever_its_origin(
         headers={"Sec-Fetch-Site": "same-origin", "Origin": "http://page"},
     )
     assert r.status_code == 403 and NO_CREDENTIAL in r.json()["error"]  # let through
+
+
+@pytest.mark.anyio
+async def test_a_refused_request_path_cannot_forge_log_fields_or_lines(
+    page: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Review of issue 20: the refusals before any login (cross-site 403, 413) logged the
+    # request's path as it was decoded: a space and `=` added fields, and a newline at the
+    # end of a word ended the journal line, so one request wrote a whole forged event.
+    from edge.device.logfmt import KeyValueFormatter
+
+    forged = "/x%20a=b%0A%20level=error%20event=manual_command%20user=admin%20action=flash"
+    caplog.set_level(logging.WARNING, "edge.web")
+    cross = await page.post(forged, headers={"Origin": "http://evil.example"})
+    large = await page.post(forged, content=b"x" * 5000)
+    assert (cross.status_code, large.status_code) == (403, 413)
+    lines = [KeyValueFormatter(priority_prefix=True).format(r) for r in caplog.records]
+    assert len(lines) == 2
+    for line in lines:
+        assert "\n" not in line and " user=" not in line and " action=" not in line, line
+        assert "path=/x%20a%3Db%0A%20level%3Derror" in line, line

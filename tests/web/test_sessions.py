@@ -8,6 +8,7 @@ files are all that is open.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -118,3 +119,42 @@ def test_sessions_end_when_idle_or_old_and_are_bounded() -> None:
     assert s.user(c) is None and s.user(d) == "d" and s.user(e) == "e"  # the oldest ended
     assert s.user("x" * 500) is None and s.user(None) is None
     assert all(len(k) == 64 and k not in (d, e) for k in s.live)  # only hashes are kept
+
+
+@pytest.mark.anyio
+async def test_a_live_stream_ends_when_its_session_does(tmp_path: Path) -> None:
+    # Review of issue 20: the stream checked the session once, at its start, and then sent
+    # state and the event log for as long as the browser kept it open, logged out or not.
+    sessions = Sessions()
+    async with page(tmp_path, sessions) as c:
+        r = await c.post("/api/login", json={"user": USER, "password": PASSWORD})
+        token = r.cookies[COOKIE]
+        app = c._transport.app  # type: ignore[attr-defined]  # the stream needs a live task
+    sent: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": "/api/stream", "raw_path": b"/api/stream",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+        "server": ("page", 80),
+        "headers": [(b"host", b"page"), (b"cookie", f"{COOKIE}={token}".encode())],
+    }  # fmt: skip
+
+    asked = [False]
+
+    async def receive() -> dict[str, object]:
+        if not asked[0]:
+            asked[0] = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()  # the browser stays connected
+        return {"type": "http.disconnect"}
+
+    stream = asyncio.create_task(app(scope, receive, sent.put))
+    try:
+        assert (await asyncio.wait_for(sent.get(), 5))["status"] == 200
+        assert b"event: state" in (await asyncio.wait_for(sent.get(), 5))["body"]  # type: ignore[operator]
+        sessions.end(token)  # as POST /api/logout does
+        while (await asyncio.wait_for(sent.get(), 5)).get("more_body"):
+            pass  # frames already on their way; then the stream ends
+        await asyncio.wait_for(stream, 5)
+    finally:
+        stream.cancel()
