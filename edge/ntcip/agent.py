@@ -303,7 +303,8 @@ def _instrum(agent: NtcipAgent) -> Any:
                 # returns notInView instead of raising it): sets off are refused here.
                 if not agent.settings.sets or hidden("write", name, val, i, context):
                     raise smi_error.NoAccessError(name=name, idx=i)
-                is_int = isinstance(val, univ.Integer)
+                # an INTEGER by its tag: Gauge32, TimeTicks, Counter32 subclass it in pyasn1
+                is_int = isinstance(val, univ.Integer) and val.tagSet == univ.Integer.tagSet
                 asked.append((tuple(name), int(val) if is_int else val.prettyPrint()))
             try:
                 agent.set(asked)
