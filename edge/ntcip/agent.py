@@ -266,6 +266,7 @@ def _instrum(agent: NtcipAgent) -> Any:
         "wrongValue": smi_error.WrongValueError,
         "noCreation": smi_error.NoCreationError,
         "inconsistentValue": smi_error.InconsistentValueError,
+        "tooBig": smi_error.TooBigError,
     }
 
     def hidden(view: str, name: Any, val: Any, i: int, context: dict[str, Any]) -> bool:

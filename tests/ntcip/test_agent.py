@@ -248,3 +248,14 @@ async def test_an_unsigned_or_timeticks_value_is_wrong_type(device: Device) -> N
         assert rc != 0 and "wrongType" in err + out, (kind, out, err)
     assert device.agent.remote == before and device.agent.sets_accepted == 0
     assert device.rt.driver._commands == []
+
+
+@pytest.mark.anyio
+async def test_a_set_of_too_many_varbinds_is_too_big_and_nothing_is_applied(
+    device: Device,
+) -> None:
+    before = device.agent.remote
+    one = (f"{ASC}.1.5.1.6.1", "i", "255")
+    rc, out, err = await device.snmp("snmpset", *one * (mib.MAX_SET_VARBINDS + 1))
+    assert rc != 0 and "tooBig" in err + out, (out, err)
+    assert device.agent.remote == before and device.rt.driver._commands == []
