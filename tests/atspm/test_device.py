@@ -71,6 +71,8 @@ async def test_the_log_is_stored_and_served_as_maxtime_serves_it(
         assert all(datetime.fromisoformat(e.attrib["TimeStamp"]) >= mid for e in later)
         r = await client.get("/v1/asclog/xml/full", params={"since": "yesterday"})
         assert r.status_code == 422 and "since='yesterday'" in r.json()["error"]
+        r = await client.get("/v1/asclog/xml/full", params={"since": "0001-01-01T00:00+01:00"})
+        assert r.status_code == 422 and "since=" in r.json()["error"]
     status = rt.status()["hires_log"]
     assert status["bytes"] > 0 and status["lost"] == 0 and status["dropped"] == 0
     task.cancel()
@@ -143,6 +145,7 @@ def test_a_device_with_a_store_keeps_the_log_and_exports_it(
     assert main(["atspm", "export", "--since", "2026-01-05T08:00", *device]) == 0
     assert capsys.readouterr().out.count("<Event ") == 3
     assert main(["atspm", "export", "--since", "soon", *device]) == 1
+    assert main(["atspm", "export", "--since", "0001-01-01T00:00+01:00", *device]) == 1
     assert "since='soon'" in capsys.readouterr().err
 
 
