@@ -7,9 +7,10 @@ The rules it keeps (edge/extensions.py's for a tick extension, and):
   delay or stop the tick.
 - Times are wall-clock UTC ms: the runtime's clock at start, plus the controller's ms.
 - Loss is reported, never silent: ticks the hook dropped become a LOG_LOSS event (248,
-  parameter: the ticks, at most 255) at the time they were noticed; a write the store
-  refuses keeps its events for the next write (at most HOLD_EVENTS, then the oldest are
-  counted as lost and logged as LOG_LOSS with the next write that succeeds).
+  parameter: the ticks, at most 255) at the last tick the hook took, in time order with
+  the events around it; a write the store refuses keeps its events for the next write
+  (at most HOLD_EVENTS, then the oldest are counted as lost and logged as LOG_LOSS with
+  the next write that succeeds).
 - With the central link (`central`), a minute's events at a time go into its spool for
   the `hires` topic (edge/link/asyncapi.yaml): stored before sent, sequence-numbered.
 - Status: `hires_log` in the runtime's status (the store's size, oldest event, what was
@@ -61,6 +62,7 @@ class HiResLog(Extension):
         self.rt: Runtime | None = None
         self.translator: Translator | None = None
         self.utc0 = 0
+        self.last_tick_ms = 0  # wall ms of the last tick the hook took
         # Filled by the hook's thread, emptied by the task: deque appends and pops are atomic.
         self.pending: deque[HiRes] = deque()
         self.held: list[HiRes] = []  # the task's own: what a refused write kept
@@ -72,16 +74,20 @@ class HiResLog(Extension):
     def start(self, rt: Runtime) -> None:
         self.rt = rt
         self.utc0 = time.time_ns() // 1_000_000 - rt.board.clock_ms()
+        self.last_tick_ms = self.utc0 + rt.board.clock_ms()
         self.translator = Translator(rt.site, rt.driver.controller.plan.id)
 
     def on_tick(self, tick: Tick) -> None:
         assert self.translator is not None, "HiResLog.start comes first"
         events = self.translator.step(tick.now_ms, tick.outputs, tick.present, tick.calls)
         self.pending.extend(HiRes(self.utc0 + e.t_ms, e.code, e.param) for e in events)
+        self.last_tick_ms = self.utc0 + tick.now_ms
 
     def ticks_dropped(self, ticks: int) -> None:
         self.dropped_ticks += ticks
-        at = (time.time_ns() // 100_000_000) * 100
+        # on the log's own clock, after the last tick taken: the wall clock's "now" is
+        # ahead of the queued ticks still to come (or anywhere, after a clock step)
+        at = (self.last_tick_ms // 100) * 100
         self.pending.append(HiRes(at, LOG_LOSS, min(ticks, 255)))
 
     def _take(self) -> list[HiRes]:

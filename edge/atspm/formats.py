@@ -148,8 +148,9 @@ def parse_since(text: str) -> datetime:
             pass
     try:
         at = datetime.fromisoformat(text)
-    except ValueError:
+        # an offset can take year 1 or 9999 out of datetime's range: OverflowError
+        return at if at.tzinfo is None else at.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         raise ValueError(
             f"since={text!r}: give MM-DD-YYYY HH:MM:SS.f (as ATSPM sends it) or ISO 8601"
         ) from None
-    return at if at.tzinfo is None else at.astimezone(UTC).replace(tzinfo=None)

@@ -20,6 +20,7 @@ Rules it keeps:
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,8 @@ def _bits(positions: set[int], size: int) -> tuple[bytes, int]:
 
 
 def _node(lane: Lane, dx_m: float, dy_m: float) -> tuple[str, dict[str, int]]:
+    if not (math.isfinite(dx_m * 100) and math.isfinite(dy_m * 100)):  # TOML has nan, inf
+        raise GeometryError(f"lane {lane.id}: a node {dx_m} m, {dy_m} m: not a distance")
     x, y = round(dx_m * 100), round(dy_m * 100)
     for name, limit in _NODE_XY:
         if abs(x) <= limit and abs(y) <= limit:

@@ -266,6 +266,7 @@ def _instrum(agent: NtcipAgent) -> Any:
         "wrongValue": smi_error.WrongValueError,
         "noCreation": smi_error.NoCreationError,
         "inconsistentValue": smi_error.InconsistentValueError,
+        "tooBig": smi_error.TooBigError,
     }
 
     def hidden(view: str, name: Any, val: Any, i: int, context: dict[str, Any]) -> bool:
@@ -303,7 +304,8 @@ def _instrum(agent: NtcipAgent) -> Any:
                 # returns notInView instead of raising it): sets off are refused here.
                 if not agent.settings.sets or hidden("write", name, val, i, context):
                     raise smi_error.NoAccessError(name=name, idx=i)
-                is_int = isinstance(val, univ.Integer)
+                # an INTEGER by its tag: Gauge32, TimeTicks, Counter32 subclass it in pyasn1
+                is_int = isinstance(val, univ.Integer) and val.tagSet == univ.Integer.tagSet
                 asked.append((tuple(name), int(val) if is_int else val.prettyPrint()))
             try:
                 agent.set(asked)

@@ -249,6 +249,10 @@ def flash_status(st: Status, remote: Remote) -> int:
     return NOT_FLASH
 
 
+# More varbinds than writable objects a site has: each may ask 8 commands of one step,
+# so a longer SET (thousands fit a datagram) would hold up the control tick.
+MAX_SET_VARBINDS = 64
+
 WRITABLE_SCALARS = {
     SYSTEM_PATTERN_CONTROL: "systemPatternControl",
     UNIT_CONTROL: "unitControl",
@@ -266,6 +270,10 @@ def plan_set(
     """Check a SET whole; the new remote state and the core commands it asks for.
 
     Raises SetRefused for the first bad varbind: then nothing is to be applied."""
+    if len(varbinds) > MAX_SET_VARBINDS:
+        raise SetRefused(
+            MAX_SET_VARBINDS, "tooBig", f"{len(varbinds)} varbinds: at most {MAX_SET_VARBINDS}"
+        )
     phases = {p.id: p for p in site.phases}
     preempts = {p.id for p in site.preempts}
     masks = dict(remote.masks)

@@ -71,6 +71,8 @@ async def test_the_log_is_stored_and_served_as_maxtime_serves_it(
         assert all(datetime.fromisoformat(e.attrib["TimeStamp"]) >= mid for e in later)
         r = await client.get("/v1/asclog/xml/full", params={"since": "yesterday"})
         assert r.status_code == 422 and "since='yesterday'" in r.json()["error"]
+        r = await client.get("/v1/asclog/xml/full", params={"since": "0001-01-01T00:00+01:00"})
+        assert r.status_code == 422 and "since=" in r.json()["error"]
     status = rt.status()["hires_log"]
     assert status["bytes"] > 0 and status["lost"] == 0 and status["dropped"] == 0
     task.cancel()
@@ -143,6 +145,7 @@ def test_a_device_with_a_store_keeps_the_log_and_exports_it(
     assert main(["atspm", "export", "--since", "2026-01-05T08:00", *device]) == 0
     assert capsys.readouterr().out.count("<Event ") == 3
     assert main(["atspm", "export", "--since", "soon", *device]) == 1
+    assert main(["atspm", "export", "--since", "0001-01-01T00:00+01:00", *device]) == 1
     assert "since='soon'" in capsys.readouterr().err
 
 
@@ -195,3 +198,28 @@ async def test_the_log_is_not_served_without_a_session() -> None:
     ) as client:
         r = await client.get("/v1/asclog/xml/full")
     assert r.status_code == 401
+
+
+def test_a_loss_is_logged_in_time_with_the_events_around_it(tmp_path: Path) -> None:
+    # The hook reports dropped ticks before the next queued (older) tick; a loss stamped
+    # with the wall clock then lay minutes from its neighbours (here the stepped runtime's
+    # minute); a batch starting with it before older events failed to pack (struct.error,
+    # not the sqlite3.Error _write keeps events for): that batch was lost, unreported.
+    rt = make_runtime()
+    _, recorder = app_for(rt, None)
+    stepper = Stepper(rt, recorder)
+    ext = rt.add(HiResLog(tmp_path / "hires.sqlite"))
+    ext.store = HiResStore(tmp_path / "hires.sqlite")
+    for _ in range(600):
+        stepper.step()
+        ext.on_tick(rt.tick_snapshot())
+    ext.ticks_dropped(5)
+    for _ in range(100):
+        stepper.step()
+        ext.on_tick(rt.tick_snapshot())
+    events = ext._take()
+    ext._write(events)
+    stored = ext.store.since(0)
+    assert stored == events and LOG_LOSS in [e.code for e in stored]
+    times = [e.t_ms for e in stored]
+    assert times == sorted(times)

@@ -131,3 +131,7 @@ def test_since_as_atspm_sends_it_or_iso() -> None:
     assert stamp(at) == "2026-01-05T07:15:00.1"
     with pytest.raises(ValueError, match="since='yesterday'"):
         parse_since("yesterday")
+    # an offset that takes the time out of datetime's years: a clear error, not a 500
+    for edge_of_time in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        with pytest.raises(ValueError, match="since="):
+            parse_since(edge_of_time)

@@ -64,6 +64,8 @@ def test_the_map_decodes_with_its_lanes_stop_lines_and_signal_groups() -> None:
         ({"connects": [{"lane": 5, "movement": "E.R"}]}, "map lane 1: no phase or overlap"),
         ({"connects": [{"lane": 99, "movement": "E.T"}]}, "lane 1: connects to lane 99"),
         ({"nodes": [[12.0, 1.8], [500.0, 1.8]]}, "lane 1: a node 488.0 m, 0.0 m from"),
+        ({"nodes": [[float("nan"), 1.8], [90.0, 1.8]]}, "lane 1: a node nan m, 1.8 m"),
+        ({"nodes": [[12.0, 1.8], [1e308, 1.8]]}, "lane 1: a node 1e+308 m, 0.0 m"),
     ],
 )
 def test_a_bad_map_names_the_lane(change: dict[str, Any], problem: str) -> None:

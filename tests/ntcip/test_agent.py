@@ -236,3 +236,26 @@ async def test_sets_are_refused_unless_configured(read_only: Device) -> None:
     rc, out, err = await dev.snmp("snmpset", f"{ASC}.1.5.1.6.1", "i", "1")
     assert rc != 0 and ("authorizationError" in err + out or "noAccess" in err + out)
     assert dev.rt.driver._commands == [] and dev.agent.sets_accepted == 0
+
+
+@pytest.mark.anyio
+async def test_an_unsigned_or_timeticks_value_is_wrong_type(device: Device) -> None:
+    # Gauge32 and TimeTicks are INTEGERs to pyasn1 but not the INTEGER these objects are
+    # (RFC 3416: wrongType); the SET is refused and no call is placed.
+    before = device.agent.remote
+    for kind in ("u", "t"):
+        rc, out, err = await device.snmp("snmpset", f"{ASC}.1.5.1.6.1", kind, "1")
+        assert rc != 0 and "wrongType" in err + out, (kind, out, err)
+    assert device.agent.remote == before and device.agent.sets_accepted == 0
+    assert device.rt.driver._commands == []
+
+
+@pytest.mark.anyio
+async def test_a_set_of_too_many_varbinds_is_too_big_and_nothing_is_applied(
+    device: Device,
+) -> None:
+    before = device.agent.remote
+    one = (f"{ASC}.1.5.1.6.1", "i", "255")
+    rc, out, err = await device.snmp("snmpset", *one * (mib.MAX_SET_VARBINDS + 1))
+    assert rc != 0 and "tooBig" in err + out, (out, err)
+    assert device.agent.remote == before and device.rt.driver._commands == []
