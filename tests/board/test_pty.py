@@ -224,13 +224,14 @@ def test_board_reset_and_hang_recover(vb: VirtualBoard, host: Host) -> None:
 
 
 def test_version_mismatch_refused(tmp_path: Path) -> None:
-    board = BoardProcess(tmp_path / "ttyV2", "--protocol-version", "2", "--firmware", "hw-2.0.0")
+    # An old board (protocol 1, before per-indication conflicts and lamp sensing).
+    board = BoardProcess(tmp_path / "ttyV1", "--protocol-version", "1", "--firmware", "hw-0.1.0")
     host = Host(tmp_path, board.path)
     try:
         assert host.proc.wait(10) == 3
         log = host.log()
-        assert "protocol version mismatch: host speaks version 1, board speaks version 2" in log
-        assert "firmware 'hw-2.0.0'" in log and "refusing to run" in log
+        assert "protocol version mismatch: host speaks version 2, board speaks version 1" in log
+        assert "firmware 'hw-0.1.0'" in log and "refusing to run" in log
         board.command("status")
         status = board.next_event("status", 5.0)
         assert status is not None

@@ -28,7 +28,7 @@ import wasmtime
 from hw import board, board_safety, codec
 
 HW_DIR = Path(__file__).resolve().parents[2] / "hw"
-HW_MODULES = ("__init__.py", "codec.py", "board_safety.py", "board.py")
+HW_MODULES = ("__init__.py", "codec.py", "board_safety.py", "monitor.py", "board.py")
 PROGRAM_PATH = Path(__file__).with_name("mp_program.py")
 
 FUZZ_ROUNDS = 1200  # deterministic decoder fuzz rounds, the same in both interpreters
