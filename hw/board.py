@@ -32,7 +32,15 @@ FIRMWARE_VERSION = "hw-0.2.0"
 DEBOUNCE_MS = const(20)  # an input level must hold this long to count
 LAMP_BYTES = const(12)  # 32 channels x 3 lamps = 96 bits = 12 x 74HC595
 
+FLASH_HALF_MS = const(500)  # flashing lamps: 1 Hz, 50 % duty
+SELF_TEST_PATTERN = const(0xA5)  # the sense chain's strapped 13th register
 RECORD_LEN = const(14)
+
+
+def flash_phase(now_ms):
+    """True in the lit half of each flash second."""
+    return (now_ms // FLASH_HALF_MS) & 1 == 0
+
 SELF_TEST_OK = const(0)
 SELF_TEST_FAILED = const(1)
 SELF_TEST_NOT_RUN = const(2)

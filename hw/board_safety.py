@@ -180,7 +180,7 @@ class BoardSafety:
         self._off_go_ms = [_SATURATE_MS] * codec.MAX_CHANNELS  # ms since green ended
         self.fault_channels = 0  # channels the fault names (bitmask)
         self._bad = 0
-        self._kinds = b""
+        self.kinds = b""
         self._min_yellow = []
         self._min_red = []
         self._flash = []  # per channel: the code shown in flash
@@ -195,7 +195,7 @@ class BoardSafety:
 
     def kind(self, i):
         """codec.KIND_* of channel i."""
-        return self._kinds[i]
+        return self.kinds[i]
 
     def min_yellow(self, i):
         return self._min_yellow[i]
@@ -287,7 +287,7 @@ class BoardSafety:
         self._conflicts = []
         self._flash = []
         self._kind_cat = []
-        self._kinds = bytes(body["kinds"])
+        self.kinds = bytes(body["kinds"])
         self._cm = bytearray(n * n)
         ig = [[] for _ in range(n)]
         for leaving, entering, ms in body["intergreens"]:

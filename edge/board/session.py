@@ -383,6 +383,8 @@ class BoardSession:
             list(c.flash),
             list(c.kinds),
             c.watchdog_ms,
+            list(c.fya_conflicts) if c.fya_conflicts else None,
+            list(c.intergreens),
         )
         self._send(now_ms, codec.MSG_CONFIG, frame)
         self._last_tx_ms = now_ms
