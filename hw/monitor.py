@@ -260,7 +260,9 @@ class FieldMonitor:
         # 4. sensed clearances, at each sensed change of category
         for c in range(n):
             got = lamps[c]
-            if got & GREEN_LAMP or (got & YELLOW_LAMP and driven[c] == codec.FLASH_YELLOW):
+            if got & GREEN_LAMP and driven[c] != codec.GREEN:
+                continue  # a green not driven (yet, or at all): the other checks judge it
+            elif got & GREEN_LAMP or (got & YELLOW_LAMP and driven[c] == codec.FLASH_YELLOW):
                 k = _GO
             elif got & YELLOW_LAMP:
                 k = _CHANGE
