@@ -102,6 +102,24 @@ MIN_YELLOW_FLOOR_MS = const(3000)
 MIN_CLEAR_FLOOR_MS = const(500)
 
 
+def _beyond(mask, n):
+    # Any bit at or above bit n.
+    return n < 32 and mask >> n != 0
+
+
+def conflict_matrix(conflicts, fya, n):
+    """bytearray n*n: [i * n + j] bit 1 when conflicts[i] has bit j, bit 2 when fya[i] has."""
+    cm = bytearray(n * n)
+    for i in range(n):
+        for which, mask in ((1, conflicts[i]), (2, fya[i])):
+            lo = mask & 0xFFFF
+            hi = (mask >> 16) & 0xFFFF
+            for j in range(n):
+                if (lo >> j if j < 16 else hi >> (j - 16)) & 1:
+                    cm[i * n + j] |= which
+    return cm
+
+
 def check_config(body):
     """0 if a decoded CONFIG body is acceptable, else codec.NAK_BAD_CONFIG.
 
@@ -118,6 +136,7 @@ def check_config(body):
     n = len(conflicts)
     if n < 1 or n > codec.MAX_CHANNELS:
         return codec.NAK_BAD_CONFIG
+    cm = conflict_matrix(conflicts, fya, n)
     wd = body["watchdog_ms"]
     if wd < codec.WATCHDOG_MIN_MS or wd > codec.WATCHDOG_MAX_MS:
         return codec.NAK_BAD_CONFIG
@@ -135,17 +154,15 @@ def check_config(body):
         floor = MIN_YELLOW_FLOOR_MS if kind == codec.KIND_VEHICLE else MIN_CLEAR_FLOOR_MS
         if body["min_yellow_ms"][i] < floor or body["min_red_ms"][i] < MIN_CLEAR_FLOOR_MS:
             return codec.NAK_BAD_CONFIG
-        mask = conflicts[i]
-        if mask >> n:
-            return codec.NAK_BAD_CONFIG
-        if (mask >> i) & 1:
-            return codec.NAK_BAD_CONFIG
+        # Bits through the matrix: 32-bit masks are heap integers on MicroPython,
+        # shifting them bit by bit would make garbage.
         for j in range(n):
-            if ((mask >> j) & 1) != ((conflicts[j] >> i) & 1):
-                return codec.NAK_BAD_CONFIG
-        if fya[i] & ~mask:
-            return codec.NAK_BAD_CONFIG
-        if kind == codec.KIND_PED and fya[i] != mask:
+            b = cm[i * n + j]
+            if (b & 1) != (cm[j * n + i] & 1) or (b == 2):
+                return codec.NAK_BAD_CONFIG  # asymmetric, or FYA beyond the steady mask
+            if kind == codec.KIND_PED and b in (1, 2):
+                return codec.NAK_BAD_CONFIG  # a walk has one mask
+        if cm[i * n + i] or _beyond(conflicts[i], n) or _beyond(fya[i], n):
             return codec.NAK_BAD_CONFIG
     for leaving, entering, _ms in body["intergreens"]:
         if leaving >= n or entering >= n or leaving == entering:
@@ -288,15 +305,13 @@ class BoardSafety:
         self._flash = []
         self._kind_cat = []
         self.kinds = bytes(body["kinds"])
-        self._cm = bytearray(n * n)
+        self._cm = cm = conflict_matrix(conflicts, fya, n)
         ig = [[] for _ in range(n)]
         for leaving, entering, ms in body["intergreens"]:
             ig[entering].append((leaving, ms))
         self._ig = [tuple(x) for x in ig]
         for i in range(n):
-            for j in range(n):
-                self._cm[i * n + j] = ((conflicts[i] >> j) & 1) | (((fya[i] >> j) & 1) << 1)
-            self._conflicts.append(tuple(j for j in range(n) if (conflicts[i] >> j) & 1))
+            self._conflicts.append(tuple(j for j in range(n) if cm[i * n + j]))
             self._flash.append(_FLASH_CODES[body["flash"][i]])
             ped = body["kinds"][i] == codec.KIND_PED
             self._kind_cat.append(_CAT_PED if ped else _CAT_VEHICLE)

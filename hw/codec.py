@@ -172,16 +172,23 @@ def crc16(data):
 
 
 def crc32(data):
-    """CRC-32 (ISO-HDLC, as zlib.crc32); check value crc32(b"123456789") == 0xCBF43926."""
-    crc = 0xFFFFFFFF
+    """CRC-32 (ISO-HDLC, as zlib.crc32); check value crc32(b"123456789") == 0xCBF43926.
+
+    Kept in two 16-bit halves so that MicroPython (31-bit small ints) allocates
+    nothing per byte: a 1.5 kB CONFIG is hashed without making garbage.
+    """
+    lo = 0xFFFF
+    hi = 0xFFFF
     for i in range(len(data)):
-        crc ^= data[i]
+        lo ^= data[i]
         for _ in range(8):
-            if crc & 1:
-                crc = (crc >> 1) ^ 0xEDB88320
-            else:
-                crc >>= 1
-    return crc ^ 0xFFFFFFFF
+            carry = lo & 1
+            lo = (lo >> 1) | ((hi & 1) << 15)
+            hi >>= 1
+            if carry:
+                lo ^= 0x8320
+                hi ^= 0xEDB8
+    return ((hi ^ 0xFFFF) << 16) | (lo ^ 0xFFFF)
 
 
 # --- COBS --------------------------------------------------------------------
