@@ -78,7 +78,9 @@ def run_bench(name: str, json_out: bool, quick: bool) -> int:
         from edge.board.bench import run_board_bench
 
         return run_board_bench(json_out=json_out, quick=quick, machine=machine())
-    if name == "monitor":  # the board's field monitor, simulated clock (edge/board/monitor_bench.py)
+    if (
+        name == "monitor"
+    ):  # the board's field monitor, simulated clock (edge/board/monitor_bench.py)
         from edge.board.monitor_bench import run_monitor_bench
 
         return run_monitor_bench(json_out=json_out, quick=quick, machine=machine())

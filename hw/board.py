@@ -41,6 +41,7 @@ def flash_phase(now_ms):
     """True in the lit half of each flash second."""
     return (now_ms // FLASH_HALF_MS) & 1 == 0
 
+
 SELF_TEST_OK = const(0)
 SELF_TEST_FAILED = const(1)
 SELF_TEST_NOT_RUN = const(2)

@@ -276,11 +276,9 @@ class FieldMonitor:
             if k == old:
                 continue
             ped = safety.kind(c) == codec.KIND_PED
-            if old == _UNKNOWN:
-                pass
-            elif k == _STOP and not ped:
-                if old == _GO or self._scat_ms[c] + SENSE_SLACK_MS < safety.min_yellow(c):
-                    return self._trip(codec.FAULT_FIELD_CLEARANCE, 1 << c)
+            short = old == _GO or self._scat_ms[c] + SENSE_SLACK_MS < safety.min_yellow(c)
+            if old != _UNKNOWN and k == _STOP and not ped and short:
+                return self._trip(codec.FAULT_FIELD_CLEARANCE, 1 << c)
             if k == _GO and old == _STOP:
                 for j in safety.neighbours(c):
                     if safety.kind(j) == codec.KIND_PED or self._scat[j] != _STOP:

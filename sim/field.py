@@ -21,6 +21,10 @@ from dataclasses import dataclass
 
 from hw import codec, monitor
 
+RED: int = monitor.RED_LAMP
+YELLOW: int = monitor.YELLOW_LAMP
+GREEN: int = monitor.GREEN_LAMP
+
 KINDS = ("stuck_on", "welded", "dead", "short", "dual", "frozen")
 COLOURS = {
     "red": monitor.RED_LAMP,
@@ -74,7 +78,9 @@ class Field:
         self.faults.clear()
         self._frozen.clear()
 
-    def drive(self, now_ms: int, codes: bytes | bytearray | list[int], n: int, flash_on: bool) -> None:
+    def drive(
+        self, now_ms: int, codes: bytes | bytearray | list[int], n: int, flash_on: bool
+    ) -> None:
         """The board's outputs at now_ms (its driven codes, first n, and the flash phase)."""
         for c in range(codec.MAX_CHANNELS):
             lamps = monitor.code_lamps(codes[c], flash_on) if c < n else 0
@@ -99,12 +105,11 @@ class Field:
         if f.kind == "dead":
             return lamps & ~f.lamp
         if f.kind == "short":
-            return (lamps & ~monitor.YELLOW_LAMP) | monitor.RED_LAMP if lamps & monitor.YELLOW_LAMP else lamps
+            return (lamps & ~YELLOW) | RED if lamps & YELLOW else lamps
         # dual
         if ped:
-            return lamps | (monitor.GREEN_LAMP if lamps & monitor.RED_LAMP else monitor.RED_LAMP)
-        extra = monitor.RED_LAMP if lamps & monitor.YELLOW_LAMP else monitor.YELLOW_LAMP
-        return lamps | extra
+            return lamps | (GREEN if lamps & RED else RED)
+        return lamps | (RED if lamps & YELLOW else YELLOW)
 
     def sense(self, now_ms: int, kinds: bytes | list[int] = b"") -> bytearray:
         """The 12 sense bytes (hw/monitor.py's layout) at now_ms."""

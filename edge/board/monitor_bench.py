@@ -25,12 +25,13 @@ import random
 from pathlib import Path
 from typing import Any
 
+from sim.field import COLOURS, Field, FieldFault
+from sim.virtual_board import BitErrors
+
 from edge.board.driver import TICK_MS, BoardDriver
 from edge.config import load_site
 from edge.control.site import Site
 from hw import board, codec
-from sim.field import COLOURS, Field, FieldFault
-from sim.virtual_board import BitErrors
 
 SITE = Path(__file__).resolve().parents[2] / "examples" / "t_junction.toml"
 FAULT_LOOP_MS = 5
@@ -172,7 +173,7 @@ def fault_trial(site: Site, kind: str, seed: int) -> tuple[float, int] | None:
 
 def _pct(xs: list[float], p: float) -> float:
     ys = sorted(xs)
-    return ys[min(len(ys) - 1, int(round(p / 100 * (len(ys) - 1))))]
+    return ys[min(len(ys) - 1, round(p / 100 * (len(ys) - 1)))]
 
 
 def normal_run(site: Site, hours: float, seed: int = 1) -> dict[str, int]:

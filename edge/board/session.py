@@ -538,9 +538,7 @@ class BoardSession:
         record = FaultRecord(**{k: int(v) for k, v in rec.items()}) if rec else None
         if record is not None:
             self.fault_record = record
-        events.append(
-            Hello(version, state, fault, int(body["channels"]), chash, firmware, record)
-        )
+        events.append(Hello(version, state, fault, int(body["channels"]), chash, firmware, record))
         if self.state not in (SessionState.HELLO, SessionState.WAIT_FLASH):
             return  # a late duplicate answer
         if version != HOST_PROTOCOL_VERSION:

@@ -46,16 +46,14 @@ VECTORS = [
     (
         "hello_reply",
         lambda c: c.encode_hello_reply(0, "hw-0.2.0", 2, 1, 4, 0x71194848),
-        "028111020201044848197168772d302e322e3001010101010101010101010101"
-        "010101010101010103152200",
+        "028111020201044848197168772d302e322e3001010101010101010101010101010101010101010103152200",
     ),
     (
         "hello_reply_record",
         lambda c: c.encode_hello_reply(
             0, "hw-0.2.0", 2, 14, 4, 0x71194848, 2, (14, 0, 7, 6, 0b10, 123456)
         ),
-        "02811102020e044848197168772d302e322e3001010101010101020e02070206"
-        "020201010440e20103592100",
+        "02811102020e044848197168772d302e322e3001010101010101020e02070206020201010440e20103592100",
     ),
     (
         "config",
@@ -108,8 +106,7 @@ VECTORS = [
             [3, 1, 1, 3, 2, 1, 1],
             0,
         ),
-        "048309010207040580020201010101010101010101010107ff07133112010101"
-        "0103ad6b00",
+        "048309010207040580020201010101010101010101010107ff071331120101010103ad6b00",
     ),
     ("recover", lambda c: c.encode_recover(2, 0x71194848), "090402484819713cc400"),
     ("ack", lambda c: c.encode_ack(3, 4, 2), "0784030402df2600"),
@@ -698,7 +695,8 @@ def _field_run(c, bd, fault, onset_ms, steps, clear_ms=10**9):
     b.receive(0, c.encode_recover(2, b.safety.config_hash))
     t = 0
     flash_at = None
-    for codes, ms in [(ALL_RED, 2000)] + steps:
+    steps = [(ALL_RED, 2000)] + steps  # noqa: RUF005 (MicroPython has no star in lists)
+    for codes, ms in steps:
         end = t + ms
         while t < end:
             t += 5
@@ -718,17 +716,33 @@ def _field_run(c, bd, fault, onset_ms, steps, clear_ms=10**9):
                 flash_at = t
     s = b.safety
     rec = b.record[1] if b.record is not None else 0
-    return [s.state, s.fault, s.fault_channels, None if flash_at is None else flash_at - onset_ms, rec]
+    return [
+        s.state,
+        s.fault,
+        s.fault_channels,
+        None if flash_at is None else flash_at - onset_ms,
+        rec,
+    ]
 
 
 NS_GO = [3, 1, 3, 1]
 FIELD_CASES = [
-    ("normal", (0, "none"), 10**9, [(NS_GO, 5000), ([3, 1, 4, 1], 5000), ([2, 1, 1, 1], 3000), (ALL_RED, 1000), (EW_GO, 3000)]),
+    (
+        "normal",
+        (0, "none"),
+        10**9,
+        [(NS_GO, 5000), ([3, 1, 4, 1], 5000), ([2, 1, 1, 1], 3000), (ALL_RED, 1000), (EW_GO, 3000)],
+    ),
     ("conflict", (1, "stuck_on"), 4000, [(NS_GO, 5000)]),
     ("conflict_short", (1, "stuck_on"), 4000, [(NS_GO, 5000)]),
     ("red_fail", (1, "dead"), 4000, [(NS_GO, 5000)]),
     ("dual_indication", (0, "dual"), 4000, [(NS_GO, 5000)]),
-    ("short_clearance", (0, "short"), 12000, [(NS_GO, 5000), ([3, 1, 4, 1], 5000), ([2, 1, 1, 1], 1000)]),
+    (
+        "short_clearance",
+        (0, "short"),
+        12000,
+        [(NS_GO, 5000), ([3, 1, 4, 1], 5000), ([2, 1, 1, 1], 1000)],
+    ),
     ("mismatch", (0, "frozen"), 12000, [(NS_GO, 5000), ([3, 1, 4, 1], 5000), ([2, 1, 1, 1], 3000)]),
 ]
 

@@ -530,11 +530,14 @@ def test_a_version_1_host_is_refused_with_its_reason() -> None:
 
 def test_old_host_session_names_both_versions(monkeypatch: pytest.MonkeyPatch) -> None:
     from edge.board import session
+
     from tests.board.test_session import VECTOR_CONFIG
 
     monkeypatch.setattr(session, "HOST_PROTOCOL_VERSION", 1)
     s = session.BoardSession(VECTOR_CONFIG)
     s.connect(0)
     reply = board.Board(0).receive(0, codec.encode_hello(0, 1))
-    with pytest.raises(session.BoardVersionError, match="host speaks version 1, board speaks version 2"):
+    with pytest.raises(
+        session.BoardVersionError, match="host speaks version 1, board speaks version 2"
+    ):
         s.receive(5, reply)

@@ -313,7 +313,11 @@ def messages(draw: st.DrawFn) -> tuple[bytes, Message]:
         rec = draw(st.tuples(u8, u8, u16, u16, u32, u32))
         if v >= 2:
             body["record"] = dict(
-                zip(("fault", "self_test", "boots", "boot", "channels", "uptime_ms"), rec, strict=True)
+                zip(
+                    ("fault", "self_test", "boots", "boot", "channels", "uptime_ms"),
+                    rec,
+                    strict=True,
+                )
             )
         frame = codec.encode_hello_reply(seq, fw, state, fault, n, h, v, rec)
         return frame, (codec.MSG_HELLO_REPLY, seq, body)

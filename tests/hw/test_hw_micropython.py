@@ -92,5 +92,5 @@ def test_micropython_ram_of_the_firmware_core() -> None:
     garbage included: an upper bound of the live heap. hw/PINMAP.md quotes it.
     """
     used = harness.micropython_ram()
-    assert used["channels"] == 32 and 0 < used["import"] and 0 < used["board"]
+    assert used["channels"] == 32 and used["import"] > 0 and used["board"] > 0
     assert used["import"] + used["board"] < 120_000  # the Pico's MicroPython heap: ~190 kB

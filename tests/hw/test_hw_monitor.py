@@ -8,13 +8,13 @@ red fail by 1500 ms; each injected field fault is named by its own class.
 
 from __future__ import annotations
 
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
-
 from edge.board.monitor_bench import EXPECTED, SITE, fault_trial
 from edge.config import load_site
-from hw import board, codec, monitor
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from sim.field import COLOURS, Field, FieldFault, parse_fault
+
+from hw import board, codec, monitor
 from tests.hypothesis_profiles import examples
 
 from .test_hw_board_safety import ALL_RED, CONFLICTS, FLASH, KINDS, MIN_RED_MS, MIN_YELLOW_MS
