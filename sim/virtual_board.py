@@ -309,6 +309,20 @@ class VirtualBoard:
             return bool(self._board.safety.flash_transfer)
 
     @property
+    def fault_channels(self) -> int:
+        """Bitmask of the channels the board's fault names."""
+        with self._lock:
+            c: int = self._board.safety.fault_channels
+            return c
+
+    @property
+    def record(self) -> list[int] | None:
+        """The fault record kept across resets: [boots, fault, channels, uptime_ms, boot]."""
+        with self._lock:
+            r = self._board.record
+            return list(r) if r is not None else None
+
+    @property
     def config_hash(self) -> int:
         with self._lock:
             h: int = self._board.safety.config_hash
@@ -545,6 +559,8 @@ def _command(vb: VirtualBoard, line: str) -> bool:
                 "flash": vb.flash,
                 "pty": vb.pty_name,
                 "resets": vb.resets,
+                "fault_channels": vb.fault_channels,
+                "record": vb.record,
             }
         )
     elif cmd == "fault":
