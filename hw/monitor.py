@@ -26,7 +26,8 @@ what it drives and with the CONFIG's rules, and names the first fault:
                          MISMATCH_MS.
 
 Timing windows (TS-2 MMU): a condition is timed only between two updates that
-both see it, so a conflict or dual indication shorter than CONFLICT_TRIP_MS
+both see it (and a pass longer than MAX_STEP_MS, a stalled loop, counts as
+MAX_STEP_MS: what happened meanwhile was not seen), so a conflict or dual indication shorter than CONFLICT_TRIP_MS
 (300 ms) never trips, and one that lasts is tripped within 300 ms plus two
 update periods plus the sense latency: by 450 ms whenever those stay under
 150 ms (the Pico's loop is 1-2 ms, the opto filter about 10 ms). Red fail:
@@ -53,6 +54,7 @@ RED_FAIL_MS = const(1200)
 MISMATCH_MS = const(2000)
 ACTIVE_HOLD_MS = const(600)  # a flashing yellow arrow is dark 500 ms of each second
 SENSE_SLACK_MS = const(100)  # sensed intervals: frame jitter plus opto edges
+MAX_STEP_MS = const(100)  # a longer pass (a stalled loop) counts this much: unseen time
 
 _SAT = const(0x10000)
 _STOP = const(0)
@@ -164,8 +166,8 @@ class FieldMonitor:
         self._last_ms = now_ms
         if dt < 0:
             dt = 0
-        if dt > _SAT:
-            dt = _SAT
+        if dt > MAX_STEP_MS:
+            dt = MAX_STEP_MS
         if safety.state == codec.STATE_FLASH:
             self._running = False
             return codec.FAULT_NONE
