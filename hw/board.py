@@ -7,10 +7,10 @@ debounces the opto inputs and counts rising edges; lamp_bits maps driven
 state codes to the 74HC595 chain (hw/PINMAP.md).
 
 The board keeps a fault record across resets in a small store (a file on the
-Pico, RecordStore here): the boot count, and the last latched fault (code,
-channels, the boot and the ms since that boot it latched at). Every fault
-but POWER_ON is recorded once per latch, written when it latches (bounded:
-one 14-byte write per flash). The power-up self-test of the sensing
+Pico, RecordStore here): the boot count, and the last latched safety fault
+(code, channels, the boot and the ms since that boot it latched at). Every
+fault but POWER_ON, WATCHDOG and HOST_FLASH is recorded once per latch,
+written when it latches (bounded: one 14-byte write per flash). The power-up self-test of the sensing
 (monitor.self_test) runs before any CONFIG; if it fails the board stays in
 flash (FAULT_SELF_TEST) and refuses RECOVER (NAK_SELF_TEST).
 hw/main.py only moves bytes and bits between these and the pins; the
@@ -35,6 +35,10 @@ LAMP_BYTES = const(12)  # 32 channels x 3 lamps = 96 bits = 12 x 74HC595
 FLASH_HALF_MS = const(500)  # flashing lamps: 1 Hz, 50 % duty
 SELF_TEST_PATTERN = const(0xA5)  # the sense chain's strapped 13th register
 RECORD_LEN = const(14)
+# Not written to the record: the normal start, and a host that went silent or
+# handed over (communication: the host logs those itself, and they must not
+# overwrite the last safety fault).
+_NOT_RECORDED = (codec.CLASS_NONE, codec.CLASS_COMMUNICATION)
 
 
 def flash_phase(now_ms):
@@ -198,7 +202,7 @@ class Board:
         s = self.safety
         if s.state != codec.STATE_FLASH:
             self._recorded = False
-        elif not self._recorded and s.fault != codec.FAULT_POWER_ON:
+        elif not self._recorded and codec.FAULT_CLASS[s.fault] not in _NOT_RECORDED:
             self._recorded = True
             self.record = (self.boots, s.fault, s.fault_channels, self.uptime_ms, self.boots)
             self.store.save(pack_record(*self.record))

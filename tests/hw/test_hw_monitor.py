@@ -170,3 +170,16 @@ def test_each_injected_fault_is_named_by_its_class() -> None:
         assert all(r is not None and r[1] in ok for r in got), (kind, got)
         windows = {"conflict": 450, "dual_indication": 450, "red_fail": 1500}
         assert all(r is not None and r[0] <= windows.get(kind, 2100) for r in got)
+
+
+def test_a_watchdog_flash_does_not_overwrite_the_record() -> None:
+    b, f, t = running(5)
+    f.inject(1, FieldFault("dead", COLOURS["red"]))
+    drive(b, f, t, NS_GO, 2000, 5)
+    again = board.Board(0, store=b.store)  # power cycle
+    again.receive(0, codec.encode_hello(0))
+    again.receive(0, codec.encode_config(1, CONFLICTS, MIN_YELLOW_MS, MIN_RED_MS, FLASH, KINDS))
+    again.receive(0, codec.encode_recover(2, again.safety.config_hash))
+    again.tick(600)  # no OUTPUTS: the watchdog flashes the board
+    assert again.safety.fault == codec.FAULT_WATCHDOG
+    assert again.record is not None and again.record[1] == codec.FAULT_RED_FAIL
