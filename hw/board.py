@@ -10,9 +10,11 @@ The board keeps a fault record across resets in a small store (a file on the
 Pico, RecordStore here): the boot count, and the last latched safety fault
 (code, channels, the boot and the ms since that boot it latched at). Every
 fault but POWER_ON, WATCHDOG and HOST_FLASH is recorded once per latch,
-written when it latches (bounded: one 14-byte write per flash). The power-up self-test of the sensing
-(monitor.self_test) runs before any CONFIG; if it fails the board stays in
-flash (FAULT_SELF_TEST) and refuses RECOVER (NAK_SELF_TEST).
+written when it latches (bounded: one 14-byte write per flash). The
+power-up self-test of the sensing (monitor.self_test) runs before any
+CONFIG; if it fails the board stays in flash (FAULT_SELF_TEST) and refuses
+RECOVER (NAK_SELF_TEST).
+
 hw/main.py only moves bytes and bits between these and the pins; the
 simulator's virtual board calls the same objects.
 """
