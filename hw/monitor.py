@@ -29,8 +29,9 @@ Timing windows (TS-2 MMU): a condition is timed only between two updates that
 both see it (and a pass longer than MAX_STEP_MS, a stalled loop, counts as
 MAX_STEP_MS: what happened meanwhile was not seen), so a conflict or dual
 indication shorter than CONFLICT_TRIP_MS (300 ms) never trips, and one that
-lasts is tripped within 300 ms plus two update periods plus the sense latency: by 450 ms whenever those stay under
-150 ms (the Pico's loop is 1-2 ms, the opto filter about 10 ms). Red fail:
+lasts is tripped within 300 ms plus two update periods plus the sense
+latency: by 450 ms whenever those stay under 150 ms (the Pico's loop is
+1-2 ms, the opto filter about 10 ms). Red fail:
 RED_FAIL_MS (1200 ms), by 1500 ms the same way. MISMATCH_MS (2000 ms) is
 longer than all of these, so a fault with a class of its own is named by it.
 
