@@ -57,7 +57,13 @@ from typing import Any, Protocol, TypeVar
 from edge.backoff import Backoff
 from edge.board.driver import TICK_MS
 from edge.board.runner import EXIT_CONFIG, EXIT_REFUSED, BoardRunner
-from edge.board.session import BoardRefusedError, state_name
+from edge.board.session import (
+    BoardRefusedError,
+    channel_list,
+    fault_class,
+    fault_name,
+    state_name,
+)
 from edge.config import SiteConfig
 from edge.control.messages import SetPlan
 from edge.extensions import Extension
@@ -274,6 +280,14 @@ class Runtime:
             "board_state": state_name(s.board_state) if s.board_state is not None else "UNKNOWN",
             "ticks": self.ticks,
             "jitter_ms": {"p50": window.p50_ms, "p99": window.p99_ms, "max": window.max_ms},
+            "board_fault": fault_name(s.board_fault),
+            "board_fault_class": fault_class(s.board_fault),
+            "board_fault_channels": [
+                self.site.channels[c].id
+                for c in channel_list(s.fault_channels)
+                if c < len(self.site.channels)
+            ],
+            "board_fault_record": s.fault_record.describe() if s.fault_record else None,
             "board_firmware": s.firmware,
             "board_config_hash": f"{s.config_hash:08x}",
             "link": self.link.link_status() if self.link is not None else None,

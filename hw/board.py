@@ -2,13 +2,24 @@
 
 Board turns received bytes into replies (HELLO -> HELLO_REPLY, CONFIG ->
 CONFIG_ACK or NAK, RECOVER -> ACK or NAK, OUTPUTS -> STATUS) around one
-BoardSafety; Inputs debounces the opto inputs and counts rising edges;
-lamp_bits maps driven state codes to the 74HC595 chain (hw/PINMAP.md).
+BoardSafety and one FieldMonitor (hw/monitor.py: the sensed lamps); Inputs
+debounces the opto inputs and counts rising edges; lamp_bits maps driven
+state codes to the 74HC595 chain (hw/PINMAP.md).
+
+The board keeps a fault record across resets in a small store (a file on the
+Pico, RecordStore here): the boot count, and the last latched safety fault
+(code, channels, the boot and the ms since that boot it latched at). Every
+fault but POWER_ON, WATCHDOG and HOST_FLASH is recorded once per latch,
+written when it latches (bounded: one 14-byte write per flash). The
+power-up self-test of the sensing (monitor.self_test) runs before any
+CONFIG; if it fails the board stays in flash (FAULT_SELF_TEST) and refuses
+RECOVER (NAK_SELF_TEST).
+
 hw/main.py only moves bytes and bits between these and the pins; the
 simulator's virtual board calls the same objects.
 """
 
-from . import board_safety, codec
+from . import board_safety, codec, monitor
 
 try:
     from micropython import const
@@ -18,14 +29,66 @@ except ImportError:
         return x
 
 
-FIRMWARE_VERSION = "hw-0.1.0"
+FIRMWARE_VERSION = "hw-0.2.0"
 
 DEBOUNCE_MS = const(20)  # an input level must hold this long to count
 LAMP_BYTES = const(12)  # 32 channels x 3 lamps = 96 bits = 12 x 74HC595
 
-_LAMP_RED = const(1)
-_LAMP_YELLOW = const(2)
-_LAMP_GREEN = const(4)
+FLASH_HALF_MS = const(500)  # flashing lamps: 1 Hz, 50 % duty
+SELF_TEST_PATTERN = const(0xA5)  # the sense chain's strapped 13th register
+RECORD_LEN = const(14)
+# Not written to the record: the normal start, and a host that went silent or
+# handed over (communication: the host logs those itself, and they must not
+# overwrite the last safety fault).
+_NOT_RECORDED = (codec.CLASS_NONE, codec.CLASS_COMMUNICATION)
+
+
+def flash_phase(now_ms):
+    """True in the lit half of each flash second."""
+    return (now_ms // FLASH_HALF_MS) & 1 == 0
+
+
+SELF_TEST_OK = const(0)
+SELF_TEST_FAILED = const(1)
+SELF_TEST_NOT_RUN = const(2)
+
+
+def pack_record(boots, fault, channels, uptime_ms, boot):
+    """The stored record: boots u16, fault u8, pad u8, channels u32, uptime u32, boot u16."""
+    b = bytearray(RECORD_LEN)
+    b[0] = boots & 0xFF
+    b[1] = (boots >> 8) & 0xFF
+    b[2] = fault & 0xFF
+    for k in range(4):
+        b[4 + k] = (channels >> (8 * k)) & 0xFF
+        b[8 + k] = (uptime_ms >> (8 * k)) & 0xFF
+    b[12] = boot & 0xFF
+    b[13] = (boot >> 8) & 0xFF
+    return bytes(b)
+
+
+def unpack_record(b):
+    """(boots, fault, channels, uptime_ms, boot), or None for a missing or short record."""
+    if b is None or len(b) != RECORD_LEN:
+        return None
+    ch = b[4] | (b[5] << 8) | (b[6] << 16) | (b[7] << 24)
+    up = b[8] | (b[9] << 8) | (b[10] << 16) | (b[11] << 24)
+    return (b[0] | (b[1] << 8), b[2], ch, up, b[12] | (b[13] << 8))
+
+
+class RecordStore:
+    """The fault record's storage kept in memory (the simulator; the Pico keeps a file)."""
+
+    def __init__(self):
+        self.data = None
+        self.writes = 0
+
+    def load(self):
+        return self.data
+
+    def save(self, data):
+        self.data = bytes(data)
+        self.writes += 1
 
 
 class Inputs:
@@ -84,19 +147,7 @@ def lamp_bits(codes, n, flash_on, buf):
     for k in range(LAMP_BYTES):
         buf[k] = 0
     for c in range(n):
-        code = codes[c]
-        if code == codec.RED:
-            lamps = _LAMP_RED
-        elif code == codec.YELLOW:
-            lamps = _LAMP_YELLOW
-        elif code == codec.GREEN:
-            lamps = _LAMP_GREEN
-        elif code == codec.FLASH_RED:
-            lamps = _LAMP_RED if flash_on else 0
-        elif code == codec.FLASH_YELLOW:
-            lamps = _LAMP_YELLOW if flash_on else 0
-        else:
-            lamps = 0
+        lamps = monitor.code_lamps(codes[c], flash_on)
         bit = 3 * c
         while lamps:
             if lamps & 1:
@@ -109,15 +160,27 @@ def lamp_bits(codes, n, flash_on, buf):
 class Board:
     """Sans-IO board: receive(now, bytes) -> reply bytes; tick(now) between.
 
-    Attributes: safety (BoardSafety), inputs (Inputs), decoder (codec.Decoder).
+    Attributes: safety (BoardSafety), monitor (FieldMonitor), inputs (Inputs),
+    decoder (codec.Decoder), self_test (SELF_TEST_*), boots, record (the stored
+    record as unpack_record gives it, or None).
     """
 
-    def __init__(self, now_ms, firmware=FIRMWARE_VERSION, debounce_ms=DEBOUNCE_MS):
+    def __init__(self, now_ms, firmware=FIRMWARE_VERSION, debounce_ms=DEBOUNCE_MS, store=None):
         self.firmware = firmware
         self.safety = board_safety.BoardSafety(now_ms)
+        self.monitor = monitor.FieldMonitor(now_ms)
         self.inputs = Inputs(now_ms, debounce_ms)
         self.decoder = codec.Decoder()
         self.hello_ok = False  # a HELLO with our protocol version since reset
+        self.self_test = SELF_TEST_NOT_RUN
+        self.store = store if store is not None else RecordStore()
+        self.record = unpack_record(self.store.load())
+        self.boots = 1 if self.record is None else (self.record[0] + 1) & 0xFFFF
+        rec = self.record if self.record is not None else (0, 0, 0, 0, 0)
+        self.store.save(pack_record(self.boots, rec[1], rec[2], rec[3], rec[4]))
+        self.uptime_ms = 0
+        self._last_ms = now_ms
+        self._recorded = False  # this latch's fault is in the record
         self._seq = 0
         self._dropped_reported = 0
 
@@ -127,8 +190,47 @@ class Board:
         return s
 
     def tick(self, now_ms):
-        """Watchdog and all-red timing; call every loop. Returns the board state."""
-        return self.safety.tick(now_ms)
+        """Watchdog and all-red timing, the fault record; call every loop. Returns the state."""
+        dt = board_safety.ticks_diff(now_ms, self._last_ms)
+        self._last_ms = now_ms
+        if dt > 0:
+            up = self.uptime_ms + dt
+            self.uptime_ms = up if up < 0xFFFFFFFF else 0xFFFFFFFF
+        state = self.safety.tick(now_ms)
+        self._keep_record()
+        return state
+
+    def _keep_record(self):
+        s = self.safety
+        if s.state != codec.STATE_FLASH:
+            self._recorded = False
+        elif not self._recorded and codec.FAULT_CLASS[s.fault] not in _NOT_RECORDED:
+            self._recorded = True
+            self.record = (self.boots, s.fault, s.fault_channels, self.uptime_ms, self.boots)
+            self.store.save(pack_record(*self.record))
+
+    def run_self_test(self, now_ms, sensed_off, pattern):
+        """The power-up check of the sensing (monitor.self_test), once, before CONFIG.
+
+        Returns 0 or the failing channels' bitmask; a failure latches FAULT_SELF_TEST.
+        """
+        bad = monitor.self_test(sensed_off, pattern)
+        self.self_test = SELF_TEST_FAILED if bad else SELF_TEST_OK
+        if bad:
+            s = self.safety
+            s.fault = codec.FAULT_SELF_TEST  # replaces POWER_ON: it is why we stay in flash
+            s.fault_channels = bad & 0xFFFFFFFF
+            self._keep_record()
+        return bad
+
+    def sense(self, now_ms, sensed, flash_on):
+        """The sense inputs read this loop (after the lamps were driven). Returns a fault or 0."""
+        s = self.safety
+        fault = self.monitor.update(now_ms, s, sensed, flash_on)
+        if fault:
+            s.force_flash(now_ms, fault, self.monitor.channels)
+            self._keep_record()
+        return fault
 
     def sample_inputs(self, now_ms, raw):
         """Raw input bitmask from the pins."""
@@ -150,8 +252,16 @@ class Board:
             return self.status(seq)
         if t == codec.MSG_HELLO:
             self.hello_ok = body["version"] == codec.PROTOCOL_VERSION
+            rec = self.record if self.record is not None else (0, 0, 0, 0, 0)
             return codec.encode_hello_reply(
-                self._next_seq(), self.firmware, s.state, s.fault, s.channels, s.config_hash
+                self._next_seq(),
+                self.firmware,
+                s.state,
+                s.fault,
+                s.channels,
+                s.config_hash,
+                codec.PROTOCOL_VERSION,
+                (rec[1], self.self_test, self.boots, rec[4], rec[2], rec[3]),
             )
         if t == codec.MSG_CONFIG:
             reason = codec.NAK_NO_HELLO if not self.hello_ok else s.configure(now_ms, body)
@@ -161,6 +271,8 @@ class Board:
         if t == codec.MSG_RECOVER:
             if not self.hello_ok:
                 reason = codec.NAK_NO_HELLO
+            elif self.self_test == SELF_TEST_FAILED:
+                reason = codec.NAK_SELF_TEST
             else:
                 reason = s.recover(now_ms, body["config_hash"])
             if reason:
@@ -183,4 +295,5 @@ class Board:
             self.inputs.take_counts(),
             s.lamps(),
             rx_errors if rx_errors < 255 else 255,
+            s.fault_channels,
         )

@@ -21,6 +21,15 @@ broken names the fault, the map is not driven, and the board goes to FLASH:
   1. FAULT_BAD_MAP        the map has exactly the configured number of
                           channels and each code is valid for its kind.
   2. FAULT_CONFLICT       no two conflicting channels are both outside STOP.
+                          Conflicts are per indication (a TS-2 MMU's channel
+                          compatibility plus its flashing-yellow-arrow card):
+                          each channel has a steady mask (green ball or arrow,
+                          walk, and the yellow or clearance after them) and a
+                          flashing-yellow mask (FLASH_YELLOW and the yellow
+                          that ends it), a subset of the steady one. i and j
+                          conflict when each one's mask for what it shows
+                          names the other; so a green arrow conflicts with
+                          the opposing through, its flashing yellow arrow not.
   3. per channel, lowest channel first, from the state driven until now:
      FAULT_CHANGE_SKIPPED GO may go only to GO or CHANGE (no GREEN -> RED).
      FAULT_CHANGE_SHORT   CHANGE may go to STOP only after min_yellow_ms in
@@ -29,6 +38,9 @@ broken names the fault, the map is not driven, and the board goes to FLASH:
                           CHANGE.
      FAULT_RED_CLEARANCE  STOP may go to GO only when every conflicting channel
                           has been in STOP for at least ITS min_red_ms.
+     FAULT_INTERGREEN     STOP may go to GO only when, for each configured pair
+                          intergreen (leaving, this channel, ms), leaving's green
+                          ended at least ms ago.
   Intervals are measured between frame arrivals, so each minimum is checked
   with TIMING_SLACK_MS of allowance for serial and scheduler jitter.
 
@@ -90,6 +102,24 @@ MIN_YELLOW_FLOOR_MS = const(3000)
 MIN_CLEAR_FLOOR_MS = const(500)
 
 
+def _beyond(mask, n):
+    # Any bit at or above bit n.
+    return n < 32 and mask >> n != 0
+
+
+def conflict_matrix(conflicts, fya, n):
+    """bytearray n*n: [i * n + j] bit 1 when conflicts[i] has bit j, bit 2 when fya[i] has."""
+    cm = bytearray(n * n)
+    for i in range(n):
+        for which, mask in ((1, conflicts[i]), (2, fya[i])):
+            lo = mask & 0xFFFF
+            hi = (mask >> 16) & 0xFFFF
+            for j in range(n):
+                if (lo >> j if j < 16 else hi >> (j - 16)) & 1:
+                    cm[i * n + j] |= which
+    return cm
+
+
 def check_config(body):
     """0 if a decoded CONFIG body is acceptable, else codec.NAK_BAD_CONFIG.
 
@@ -97,12 +127,16 @@ def check_config(body):
     known (a pedestrian head has no yellow to flash), minimum times not below
     the board's floors, the conflict matrix
     symmetric, with no channel conflicting with itself and no bit beyond the
-    last channel.
+    last channel; each flashing-yellow mask a subset of its steady mask (a
+    pedestrian channel's equal to it); each intergreen naming two different
+    configured channels.
     """
     conflicts = body["conflicts"]
+    fya = body["fya_conflicts"]
     n = len(conflicts)
     if n < 1 or n > codec.MAX_CHANNELS:
         return codec.NAK_BAD_CONFIG
+    cm = conflict_matrix(conflicts, fya, n)
     wd = body["watchdog_ms"]
     if wd < codec.WATCHDOG_MIN_MS or wd > codec.WATCHDOG_MAX_MS:
         return codec.NAK_BAD_CONFIG
@@ -120,14 +154,19 @@ def check_config(body):
         floor = MIN_YELLOW_FLOOR_MS if kind == codec.KIND_VEHICLE else MIN_CLEAR_FLOOR_MS
         if body["min_yellow_ms"][i] < floor or body["min_red_ms"][i] < MIN_CLEAR_FLOOR_MS:
             return codec.NAK_BAD_CONFIG
-        mask = conflicts[i]
-        if mask >> n:
-            return codec.NAK_BAD_CONFIG
-        if (mask >> i) & 1:
-            return codec.NAK_BAD_CONFIG
+        # Bits through the matrix: 32-bit masks are heap integers on MicroPython,
+        # shifting them bit by bit would make garbage.
         for j in range(n):
-            if ((mask >> j) & 1) != ((conflicts[j] >> i) & 1):
-                return codec.NAK_BAD_CONFIG
+            b = cm[i * n + j]
+            if (b & 1) != (cm[j * n + i] & 1) or (b == 2):
+                return codec.NAK_BAD_CONFIG  # asymmetric, or FYA beyond the steady mask
+            if kind == codec.KIND_PED and b in (1, 2):
+                return codec.NAK_BAD_CONFIG  # a walk has one mask
+        if cm[i * n + i] or _beyond(conflicts[i], n) or _beyond(fya[i], n):
+            return codec.NAK_BAD_CONFIG
+    for leaving, entering, _ms in body["intergreens"]:
+        if leaving >= n or entering >= n or leaving == entering:
+            return codec.NAK_BAD_CONFIG
     return 0
 
 
@@ -148,7 +187,17 @@ class BoardSafety:
         self.watchdog_ms = codec.WATCHDOG_DEFAULT_MS
         self.recoveries = 0
         self.driven = bytearray(codec.MAX_CHANNELS)
-        self._conflicts = []  # per channel: tuple of conflicting channel numbers
+        self._conflicts = []  # per channel: tuple of channels it may conflict with
+        # _cm[i * n + j]: bit 1 j conflicts with i's steady indications, bit 2 with its
+        # flashing yellow arrow. _use[i]: which of the two i shows (or last showed).
+        self._cm = bytearray(0)
+        self._use = bytearray(codec.MAX_CHANNELS)
+        self._new_use = bytearray(codec.MAX_CHANNELS)
+        self._ig = []  # per entering channel: tuple of (leaving, ms)
+        self._off_go_ms = [_SATURATE_MS] * codec.MAX_CHANNELS  # ms since green ended
+        self.fault_channels = 0  # channels the fault names (bitmask)
+        self._bad = 0
+        self.kinds = b""
         self._min_yellow = []
         self._min_red = []
         self._flash = []  # per channel: the code shown in flash
@@ -160,6 +209,20 @@ class BoardSafety:
         self._quiet_ms = 0  # ms since the last valid OUTPUTS
         self._all_red_ms = 0  # ms in ALL_RED
         self._last_ms = now_ms
+
+    def kind(self, i):
+        """codec.KIND_* of channel i."""
+        return self.kinds[i]
+
+    def min_yellow(self, i):
+        return self._min_yellow[i]
+
+    def min_red(self, i):
+        return self._min_red[i]
+
+    def neighbours(self, i):
+        """The channels that conflict with some indication of channel i."""
+        return self._conflicts[i]
 
     @property
     def flash_transfer(self):
@@ -178,30 +241,45 @@ class BoardSafety:
         if dt > _SATURATE_MS:
             dt = _SATURATE_MS
         cat_ms = self._cat_ms
+        off = self._off_go_ms
         for i in range(self.channels):
             t = cat_ms[i] + dt
             cat_ms[i] = t if t < _SATURATE_MS else _SATURATE_MS
+            t = off[i] + dt
+            off[i] = t if t < _SATURATE_MS else _SATURATE_MS
         t = self._quiet_ms + dt
         self._quiet_ms = t if t < _SATURATE_MS else _SATURATE_MS
         t = self._all_red_ms + dt
         self._all_red_ms = t if t < _SATURATE_MS else _SATURATE_MS
 
-    def _enter_flash(self, fault):
+    def _enter_flash(self, fault, channels=0):
         # The one way into flash; a second fault does not overwrite the first.
         if self.state == codec.STATE_FLASH:
             return
         self.state = codec.STATE_FLASH
         self.fault = fault
+        self.fault_channels = channels
         self._drive_flash()
 
     def _drive_flash(self):
         for i in range(self.channels):
             self.driven[i] = self._flash[i]
 
-    def force_flash(self, now_ms, fault):
-        """Go to flash with `fault` (e.g. FAULT_INTERNAL from the pin loop)."""
+    def force_flash(self, now_ms, fault, channels=0):
+        """Go to flash with `fault` (e.g. FAULT_INTERNAL from the pin loop, a field
+        fault from the monitor) naming `channels` (bitmask)."""
         self._advance(now_ms)
-        self._enter_flash(fault)
+        self._enter_flash(fault, channels)
+
+    def pair_conflicts(self, i, ui, j, uj):
+        """True when channel i showing ui (1 steady, 2 flashing yellow arrow) and
+        channel j showing uj conflict."""
+        n = self.channels
+        return bool(self._cm[i * n + j] & ui and self._cm[j * n + i] & uj)
+
+    def use_of(self, i):
+        """Which mask channel i's current (or last) indication uses: 1 steady, 2 FYA."""
+        return self._use[i]
 
     def tick(self, now_ms):
         """Call often (every few ms): watchdog and the end of the all-red. Returns state."""
@@ -221,12 +299,19 @@ class BoardSafety:
         if reason:
             return reason
         conflicts = body["conflicts"]
+        fya = body["fya_conflicts"]
         n = len(conflicts)
         self._conflicts = []
         self._flash = []
         self._kind_cat = []
+        self.kinds = bytes(body["kinds"])
+        self._cm = cm = conflict_matrix(conflicts, fya, n)
+        ig = [[] for _ in range(n)]
+        for leaving, entering, ms in body["intergreens"]:
+            ig[entering].append((leaving, ms))
+        self._ig = [tuple(x) for x in ig]
         for i in range(n):
-            self._conflicts.append(tuple(j for j in range(n) if (conflicts[i] >> j) & 1))
+            self._conflicts.append(tuple(j for j in range(n) if cm[i * n + j]))
             self._flash.append(_FLASH_CODES[body["flash"][i]])
             ped = body["kinds"][i] == codec.KIND_PED
             self._kind_cat.append(_CAT_PED if ped else _CAT_VEHICLE)
@@ -258,10 +343,13 @@ class BoardSafety:
         self.state = codec.STATE_ALL_RED
         self.fault = codec.FAULT_NONE
         self.recoveries += 1
+        self.fault_channels = 0
         for i in range(self.channels):
             self.driven[i] = codec.RED
             self._cat[i] = _STOP
             self._cat_ms[i] = 0
+            self._use[i] = 1
+            self._off_go_ms[i] = _SATURATE_MS
         self._quiet_ms = 0
         self._all_red_ms = 0
         return 0
@@ -279,51 +367,82 @@ class BoardSafety:
         if flags & codec.OUTPUTS_FLAG_FLASH:
             self._enter_flash(codec.FAULT_HOST_FLASH)
             return codec.FAULT_HOST_FLASH
+        self._bad = 0
         fault = self._check(codes)
         if fault:
-            self._enter_flash(fault)
+            self._enter_flash(fault, self._bad)
             return fault
         if self.state == codec.STATE_RUNNING:
             cat = self._cat
             new = self._new_cat
+            use = self._use
             for i in range(self.channels):
                 if new[i] != cat[i]:
+                    if cat[i] == _GO:
+                        self._off_go_ms[i] = 0
                     cat[i] = new[i]
                     self._cat_ms[i] = 0
+                if new[i] != _STOP:
+                    use[i] = self._new_use[i]
                 self.driven[i] = codes[i]
         return codec.FAULT_NONE
 
     def _check(self, codes):
+        # Returns the first rule broken (module comment), with self._bad naming the
+        # channels; fills _new_cat and _new_use for the map.
         n = self.channels
         if len(codes) != n:
             return codec.FAULT_BAD_MAP
         new = self._new_cat
+        new_use = self._new_use
+        cat = self._cat
+        use = self._use
         for i in range(n):
             c = codes[i]
             if c < 0 or c > 15:
+                self._bad = 1 << i
                 return codec.FAULT_BAD_MAP
             k = self._kind_cat[i][c]
             if k == _BAD:
+                self._bad = 1 << i
                 return codec.FAULT_BAD_MAP
             new[i] = k
+            # A flashing yellow arrow uses its own mask, a yellow keeps the mask of
+            # the green it ends; anything else the steady one.
+            if c == codec.FLASH_YELLOW:
+                new_use[i] = 2
+            elif k == _CHANGE and cat[i] != _STOP:
+                new_use[i] = use[i]
+            else:
+                new_use[i] = 1
         if self.state == codec.STATE_ALL_RED:
             for i in range(n):
                 if new[i] != _STOP:
+                    self._bad = 1 << i
                     return codec.FAULT_NOT_RUNNING
             return codec.FAULT_NONE
+        cm = self._cm
         for i in range(n):
             if new[i] != _STOP:
+                ui = new_use[i]
                 for j in self._conflicts[i]:
-                    if new[j] != _STOP:
+                    if new[j] != _STOP and cm[i * n + j] & ui and cm[j * n + i] & new_use[j]:
+                        self._bad = (1 << i) | (1 << j)
                         return codec.FAULT_CONFLICT
-        cat = self._cat
         cat_ms = self._cat_ms
         for i in range(n):
             old = cat[i]
             k = new[i]
+            self._bad = 1 << i
             if old == _GO:
                 if k == _STOP:
                     return codec.FAULT_CHANGE_SKIPPED
+                if k == _GO and new_use[i] < use[i]:
+                    # A flashing yellow arrow turning into a green arrow: the arrow's
+                    # conflicts must have cleared as for a green from red.
+                    fault = self._may_start(i, new_use[i])
+                    if fault:
+                        return fault
             elif old == _CHANGE:
                 if k == _STOP:
                     if cat_ms[i] + TIMING_SLACK_MS < self._min_yellow[i]:
@@ -333,7 +452,28 @@ class BoardSafety:
             elif k == _CHANGE:
                 return codec.FAULT_BAD_SEQUENCE
             elif k == _GO:
-                for j in self._conflicts[i]:
-                    if cat[j] != _STOP or cat_ms[j] + TIMING_SLACK_MS < self._min_red[j]:
-                        return codec.FAULT_RED_CLEARANCE
+                fault = self._may_start(i, new_use[i])
+                if fault:
+                    return fault
+        self._bad = 0
+        return codec.FAULT_NONE
+
+    def _may_start(self, i, ui):
+        # Channel i starts an indication using mask ui: red clearances, intergreens.
+        n = self.channels
+        cm = self._cm
+        cat = self._cat
+        cat_ms = self._cat_ms
+        for j in self._conflicts[i]:
+            # j's red clearance counts when j's last indication conflicts with what
+            # i starts.
+            if not (cm[i * n + j] & ui and cm[j * n + i] & self._use[j]):
+                continue
+            if cat[j] != _STOP or cat_ms[j] + TIMING_SLACK_MS < self._min_red[j]:
+                self._bad |= 1 << j
+                return codec.FAULT_RED_CLEARANCE
+        for leaving, ms in self._ig[i]:
+            if cat[leaving] == _GO or self._off_go_ms[leaving] + TIMING_SLACK_MS < ms:
+                self._bad |= 1 << leaving
+                return codec.FAULT_INTERGREEN
         return codec.FAULT_NONE

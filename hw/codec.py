@@ -30,7 +30,7 @@ except ImportError:
         return x
 
 
-PROTOCOL_VERSION = const(1)
+PROTOCOL_VERSION = const(2)
 
 MAX_CHANNELS = const(32)
 N_INPUTS = const(16)
@@ -90,6 +90,26 @@ FAULT_WATCHDOG = const(8)  # no valid OUTPUTS within the watchdog time
 FAULT_HOST_FLASH = const(9)  # the host asked for flash (OUTPUTS flag)
 FAULT_NOT_RUNNING = const(10)  # non-red command during the start-up all-red
 FAULT_INTERNAL = const(11)  # firmware error caught by the pin loop
+# Version 2: the pair intergreens and the field monitor (lamp sensing, hw/monitor.py).
+FAULT_INTERGREEN = const(12)  # a green onset before its pair's intergreen
+FAULT_FIELD_CONFLICT = const(13)  # conflicting indications sensed on the field
+FAULT_RED_FAIL = const(14)  # no indication at all sensed on a channel (red missing)
+FAULT_DUAL_INDICATION = const(15)  # two colours sensed on one head (green with yellow/red)
+FAULT_FIELD_CLEARANCE = const(16)  # a sensed yellow or red clearance below its minimum
+FAULT_MISMATCH = const(17)  # sensed lamps differ from the driven ones for too long
+FAULT_SELF_TEST = const(18)  # the power-up self-test of the sensing failed
+
+# Fault classes (the fault record, HELLO_REPLY), in the terms of EN 12675's list of
+# faults a signal controller must detect, one per fault code above.
+CLASS_NONE = const(0)
+CLASS_CONFLICTING_SIGNALS = const(1)  # conflicting greens (commanded or sensed)
+CLASS_INTERGREEN = const(2)  # intergreen / clearance / minimum time violated
+CLASS_ABSENCE_OF_RED = const(3)  # red lamp failure: no red on a stopped head
+CLASS_CONTRADICTORY_SIGNALS = const(4)  # green with red or yellow on one head
+CLASS_NON_COMPLIANCE = const(5)  # signals not as commanded / invalid command
+CLASS_COMMUNICATION = const(6)  # the host went silent or asked for flash
+CLASS_EQUIPMENT = const(7)  # self-test or internal failure of the board
+FAULT_CLASS = b"\x00\x00\x01\x05\x02\x02\x05\x05\x06\x06\x05\x07\x02\x01\x03\x04\x02\x05\x07"
 
 # OUTPUTS flags.
 OUTPUTS_FLAG_FLASH = const(0x01)  # host requests flash (its monitor tripped)
@@ -101,16 +121,24 @@ NAK_BAD_STATE = const(3)  # not allowed in the current board state
 NAK_NOT_CONFIGURED = const(4)  # RECOVER before any CONFIG
 NAK_HASH_MISMATCH = const(5)  # RECOVER names another config than the stored one
 NAK_UNEXPECTED = const(6)  # a message type the board does not accept
+NAK_SELF_TEST = const(7)  # RECOVER refused: the power-up self-test failed
+
+MAX_INTERGREENS = const(255)  # pair intergreens in one CONFIG
 
 _HELLO_LEN = const(1)
 _HELLO_REPLY_LEN = const(24)
+_HELLO_RECORD_LEN = const(38)  # version 2: with the fault record
 _CONFIG_HEAD = const(3)
 _CONFIG_REC = const(10)
+_CONFIG_FYA = const(4)  # per channel, after the records: the flashing-yellow mask
+_CONFIG_IG = const(4)  # per intergreen: leaving u8, entering u8, ms u16
 _OUTPUTS_HEAD = const(2)
 _STATUS_HEAD = const(23)
-MAX_PAYLOAD_LEN = const(323)  # CONFIG with 32 channels: 3 + 32 * 10
-MAX_FRAME_LEN = const(327)  # type + seq + payload + crc
-MAX_WIRE_LEN = const(329)  # COBS adds 1 byte per 254, rounded up; delimiter not counted
+_STATUS_TAIL = const(4)  # after the lamps: fault_channels u32
+# CONFIG with 32 channels and 255 intergreens: 3 + 32 * 14 + 1 + 255 * 4
+MAX_PAYLOAD_LEN = const(1472)
+MAX_FRAME_LEN = const(1476)  # type + seq + payload + crc
+MAX_WIRE_LEN = const(1482)  # COBS adds 1 byte per 254, rounded up; delimiter not counted
 
 
 def next_seq(seq):
@@ -144,16 +172,23 @@ def crc16(data):
 
 
 def crc32(data):
-    """CRC-32 (ISO-HDLC, as zlib.crc32); check value crc32(b"123456789") == 0xCBF43926."""
-    crc = 0xFFFFFFFF
+    """CRC-32 (ISO-HDLC, as zlib.crc32); check value crc32(b"123456789") == 0xCBF43926.
+
+    Kept in two 16-bit halves so that MicroPython (31-bit small ints) allocates
+    nothing per byte: a 1.5 kB CONFIG is hashed without making garbage.
+    """
+    lo = 0xFFFF
+    hi = 0xFFFF
     for i in range(len(data)):
-        crc ^= data[i]
+        lo ^= data[i]
         for _ in range(8):
-            if crc & 1:
-                crc = (crc >> 1) ^ 0xEDB88320
-            else:
-                crc >>= 1
-    return crc ^ 0xFFFFFFFF
+            carry = lo & 1
+            lo = (lo >> 1) | ((hi & 1) << 15)
+            hi >>= 1
+            if carry:
+                lo ^= 0x8320
+                hi ^= 0xEDB8
+    return ((hi ^ 0xFFFF) << 16) | (lo ^ 0xFFFF)
 
 
 # --- COBS --------------------------------------------------------------------
@@ -302,13 +337,25 @@ def encode_hello(seq, version=PROTOCOL_VERSION):
 
 
 def encode_hello_reply(
-    seq, firmware, state, fault, channels, config_hash, version=PROTOCOL_VERSION
+    seq, firmware, state, fault, channels, config_hash, version=PROTOCOL_VERSION, record=None
 ):
-    """HELLO_REPLY, board -> host. `firmware` is printable ASCII, at most 16 bytes."""
+    """HELLO_REPLY, board -> host. `firmware` is printable ASCII, at most 16 bytes.
+
+    record (version 2): (fault, self_test, boots, rec_boot, channels, uptime_ms)
+    of the fault record the board keeps across resets; None: all zero. A
+    version-1 reply (version=1) has no record.
+    """
     fw = firmware.encode()
     if len(fw) > FIRMWARE_LEN:
         raise ValueError("firmware version longer than 16 bytes")
-    p = bytearray(_HELLO_REPLY_LEN)
+    p = bytearray(_HELLO_REPLY_LEN if version < 2 else _HELLO_RECORD_LEN)
+    if version >= 2 and record is not None:
+        p[24] = _check(record[0], 0, 255, "record fault")
+        p[25] = _check(record[1], 0, 255, "self test")
+        _put_u16(p, 26, _check(record[2], 0, 0xFFFF, "boots"))
+        _put_u16(p, 28, _check(record[3], 0, 0xFFFF, "record boot"))
+        _put_u32(p, 30, _check(record[4], 0, 0xFFFFFFFF, "record channels"))
+        _put_u32(p, 34, _check(record[5], 0, 0xFFFFFFFF, "record uptime"))
     p[0] = _check(version, 0, 255, "version")
     p[1] = _check(state, 0, 255, "state")
     p[2] = _check(fault, 0, 255, "fault")
@@ -320,19 +367,37 @@ def encode_hello_reply(
 
 
 def config_payload(
-    conflicts, min_yellow_ms, min_red_ms, flash, kinds, watchdog_ms=WATCHDOG_DEFAULT_MS
+    conflicts,
+    min_yellow_ms,
+    min_red_ms,
+    flash,
+    kinds,
+    watchdog_ms=WATCHDOG_DEFAULT_MS,
+    fya_conflicts=None,
+    intergreens=(),
 ):
     """The canonical CONFIG payload; its CRC-32 is the config hash.
 
-    conflicts[i] is channel i's conflict bitmask (bit j set: i and j must never
-    both be active); flash[i] a FLASH_COLOUR_*; kinds[i] a KIND_*. Only field
-    ranges are checked here; the board checks the rest (symmetry and so on).
+    conflicts[i] is channel i's conflict bitmask for its steady indications
+    (green ball or arrow, walk, their yellow / clearance): bit j set: i and j
+    must never both be active; fya_conflicts[i] (default conflicts[i]) the same
+    for its flashing yellow arrow and the yellow that ends it; flash[i] a
+    FLASH_COLOUR_*; kinds[i] a KIND_*; intergreens a list of (leaving,
+    entering, ms): entering may not start green until ms after leaving's green
+    ended. Only field ranges are checked here; the board checks the rest.
     """
     n = len(conflicts)
     _check(n, 1, MAX_CHANNELS, "channel count")
     if len(min_yellow_ms) != n or len(min_red_ms) != n or len(flash) != n or len(kinds) != n:
         raise ValueError("per-channel lists differ in length")
-    p = bytearray(_CONFIG_HEAD + _CONFIG_REC * n)
+    if fya_conflicts is None:
+        fya_conflicts = conflicts
+    if len(fya_conflicts) != n:
+        raise ValueError("per-channel lists differ in length")
+    m = _check(len(intergreens), 0, MAX_INTERGREENS, "intergreen count")
+    fya_at = _CONFIG_HEAD + _CONFIG_REC * n
+    ig_at = fya_at + _CONFIG_FYA * n + 1
+    p = bytearray(ig_at + _CONFIG_IG * m)
     p[0] = n
     _put_u16(p, 1, _check(watchdog_ms, WATCHDOG_MIN_MS, WATCHDOG_MAX_MS, "watchdog_ms"))
     for i in range(n):
@@ -342,6 +407,14 @@ def config_payload(
         _put_u16(p, r + 6, _check(min_red_ms[i], 0, 0xFFFF, "min_red_ms"))
         p[r + 8] = _check(flash[i], 0, 255, "flash colour")
         p[r + 9] = _check(kinds[i], 0, 255, "kind")
+        _put_u32(p, fya_at + 4 * i, _check(fya_conflicts[i], 0, 0xFFFFFFFF, "fya mask"))
+    p[ig_at - 1] = m
+    for k in range(m):
+        leaving, entering, ms = intergreens[k]
+        r = ig_at + _CONFIG_IG * k
+        p[r] = _check(leaving, 0, 255, "intergreen channel")
+        p[r + 1] = _check(entering, 0, 255, "intergreen channel")
+        _put_u16(p, r + 2, _check(ms, 0, 0xFFFF, "intergreen ms"))
     return bytes(p)
 
 
@@ -351,10 +424,20 @@ def config_hash(payload):
 
 
 def encode_config(
-    seq, conflicts, min_yellow_ms, min_red_ms, flash, kinds, watchdog_ms=WATCHDOG_DEFAULT_MS
+    seq,
+    conflicts,
+    min_yellow_ms,
+    min_red_ms,
+    flash,
+    kinds,
+    watchdog_ms=WATCHDOG_DEFAULT_MS,
+    fya_conflicts=None,
+    intergreens=(),
 ):
     """CONFIG, host -> board; arguments as config_payload."""
-    payload = config_payload(conflicts, min_yellow_ms, min_red_ms, flash, kinds, watchdog_ms)
+    payload = config_payload(
+        conflicts, min_yellow_ms, min_red_ms, flash, kinds, watchdog_ms, fya_conflicts, intergreens
+    )
     return _frame(MSG_CONFIG, seq, payload)
 
 
@@ -371,11 +454,14 @@ def encode_outputs(seq, codes, flags=0):
     return _frame(MSG_OUTPUTS, seq, bytes((n, _check(flags, 0, 255, "flags"))) + pack_codes(codes))
 
 
-def encode_status(seq, state, fault, answered_seq, inputs, counts, lamps, rx_errors=0):
+def encode_status(
+    seq, state, fault, answered_seq, inputs, counts, lamps, rx_errors=0, fault_channels=0
+):
     """STATUS, board -> host, the answer to each OUTPUTS.
 
     inputs: u16 bitmask (bit i = input i active); counts: 16 rising-edge counts
-    (0..255) since the last STATUS; lamps: the state codes actually driven.
+    (0..255) since the last STATUS; lamps: the state codes actually driven;
+    fault_channels: bitmask of the channels the current fault names.
     """
     if len(counts) != N_INPUTS:
         raise ValueError("counts must have 16 entries")
@@ -389,7 +475,9 @@ def encode_status(seq, state, fault, answered_seq, inputs, counts, lamps, rx_err
     for i in range(N_INPUTS):
         p[6 + i] = _check(counts[i], 0, 255, "count")
     p[22] = n
-    return _frame(MSG_STATUS, seq, bytes(p) + pack_codes(lamps))
+    tail = bytearray(_STATUS_TAIL)
+    _put_u32(tail, 0, _check(fault_channels, 0, 0xFFFFFFFF, "fault_channels"))
+    return _frame(MSG_STATUS, seq, bytes(p) + pack_codes(lamps) + bytes(tail))
 
 
 def encode_recover(seq, config_hash):
@@ -447,7 +535,7 @@ def _parse(t, buf, n):
         if ln < _STATUS_HEAD:
             return None
         k = buf[p + 22]
-        if k > MAX_CHANNELS or ln != _STATUS_HEAD + (k + 1) // 2:
+        if k > MAX_CHANNELS or ln != _STATUS_HEAD + (k + 1) // 2 + _STATUS_TAIL:
             return None
         counts = []
         for i in range(N_INPUTS):
@@ -460,6 +548,7 @@ def _parse(t, buf, n):
             "inputs": _u16(buf, p + 4),
             "counts": counts,
             "lamps": _unpack_codes(buf, p + _STATUS_HEAD, k),
+            "fault_channels": _u32(buf, p + _STATUS_HEAD + (k + 1) // 2),
         }
     if t == MSG_HELLO:
         # Longer HELLOs are accepted (extra bytes ignored) so that any version
@@ -470,20 +559,43 @@ def _parse(t, buf, n):
     if t == MSG_HELLO_REPLY:
         if ln < _HELLO_REPLY_LEN:
             return None
-        return {
+        body = {
             "version": buf[p],
             "state": buf[p + 1],
             "fault": buf[p + 2],
             "channels": buf[p + 3],
             "config_hash": _u32(buf, p + 4),
             "firmware": _ascii(buf, p + 8, FIRMWARE_LEN),
+            "record": None,
         }
+        if ln >= _HELLO_RECORD_LEN:
+            body["record"] = {
+                "fault": buf[p + 24],
+                "self_test": buf[p + 25],
+                "boots": _u16(buf, p + 26),
+                "boot": _u16(buf, p + 28),
+                "channels": _u32(buf, p + 30),
+                "uptime_ms": _u32(buf, p + 34),
+            }
+        return body
     if t == MSG_CONFIG:
         if ln < _CONFIG_HEAD:
             return None
         k = buf[p]
-        if k > MAX_CHANNELS or ln != _CONFIG_HEAD + _CONFIG_REC * k:
+        fya_at = p + _CONFIG_HEAD + _CONFIG_REC * k
+        ig_at = fya_at + _CONFIG_FYA * k + 1
+        if k > MAX_CHANNELS or ln < ig_at - p:
             return None
+        m = buf[ig_at - 1]
+        if ln != ig_at - p + _CONFIG_IG * m:
+            return None
+        fya = []
+        for i in range(k):
+            fya.append(_u32(buf, fya_at + 4 * i))
+        intergreens = []
+        for i in range(m):
+            r = ig_at + _CONFIG_IG * i
+            intergreens.append((buf[r], buf[r + 1], _u16(buf, r + 2)))
         conflicts = []
         min_yellow = []
         min_red = []
@@ -503,6 +615,8 @@ def _parse(t, buf, n):
             "min_red_ms": min_red,
             "flash": flash,
             "kinds": kinds,
+            "fya_conflicts": fya,
+            "intergreens": intergreens,
             "config_hash": crc32(memoryview(buf)[p : p + ln]),
         }
     if t in (MSG_CONFIG_ACK, MSG_RECOVER):

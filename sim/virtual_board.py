@@ -25,7 +25,15 @@ Run as a process: `python -m sim.virtual_board --link /tmp/edge-board`
 prints a JSON line {"event": "ready", "path": ...} and then one per lamp
 change (`--repl PATH --flash-dir DIR` also serves the USB REPL for mpremote,
 sim/raw_repl.py); it reads commands on stdin (`inputs 0x0003`, `ber 1e-3`, `cut`,
-`restore`, `unplug`, `replug`, `stall 600`, `reset`, `status`, `quit`).
+`restore`, `unplug`, `replug`, `stall 600`, `reset`, `status`, `quit`, and the
+field faults of sim/field.py: `fault CH KIND [COLOUR]` with CH 0-based and KIND
+stuck_on / welded, dead, short, dual, frozen; `clear`).
+
+The field: every loop the firmware's lamp-sense inputs are read from a
+sim/field.Field that follows the driven lamps (with any injected faults), and
+the board's field monitor (hw/monitor.py) judges them; its power-up
+self-test reads the field with every output off. The fault record store
+survives reset() as the Pico's flash does.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from hw import board, codec
+from sim.field import Field, FieldFault
 
 HW_WATCHDOG_MS = 500  # RP2040 watchdog in hw/main.py: a hung loop resets the chip
 _TICKS_MAX = 0x3FFFFFFF
@@ -182,6 +191,8 @@ class VirtualBoard:
         self.on_change = on_change
         self.record_rx = record_rx
         self._rng = random.Random(seed)
+        self.field = Field()
+        self._store = board.RecordStore()
         self._lock = threading.Condition()
         self._master = -1
         self._slave = -1
@@ -210,8 +221,13 @@ class VirtualBoard:
     def _new_board(self) -> Any:
         now = self._now_ms(time.monotonic())
         if self.protocol_version != codec.PROTOCOL_VERSION:
-            return _OtherVersionBoard(now, self.protocol_version, self.firmware)
-        return board.Board(now, self.firmware)
+            b: Any = _OtherVersionBoard(now, self.protocol_version, self.firmware)
+        else:
+            b = board.Board(now, self.firmware, store=self._store)
+        # Power-up self-test: every output off (and the field's faults, if any).
+        self.field.drive(now, bytes(codec.MAX_CHANNELS), 0, False)
+        b.run_self_test(now, self.field.sense(now + 1000), board.SELF_TEST_PATTERN)
+        return b
 
     def _now_ms(self, t: float) -> int:
         return int(t * self.time_scale * 1000) & _TICKS_MAX
@@ -293,6 +309,20 @@ class VirtualBoard:
             return bool(self._board.safety.flash_transfer)
 
     @property
+    def fault_channels(self) -> int:
+        """Bitmask of the channels the board's fault names."""
+        with self._lock:
+            c: int = self._board.safety.fault_channels
+            return c
+
+    @property
+    def record(self) -> list[int] | None:
+        """The fault record kept across resets: [boots, fault, channels, uptime_ms, boot]."""
+        with self._lock:
+            r = self._board.record
+            return list(r) if r is not None else None
+
+    @property
     def config_hash(self) -> int:
         with self._lock:
             h: int = self._board.safety.config_hash
@@ -371,6 +401,15 @@ class VirtualBoard:
         """Power cycle: the firmware restarts in flash with POWER_ON, config lost."""
         with self._lock:
             self._reset_req = True
+
+    def field_fault(self, ch: int, fault: FieldFault) -> None:
+        """A fault on the street side of channel ch (sim/field.py)."""
+        with self._lock:
+            self.field.inject(ch, fault)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.field.clear()
 
     def inject(self, data: bytes) -> None:
         """Bytes handed to the firmware as if they came from the host."""
@@ -453,8 +492,13 @@ class VirtualBoard:
                     self._handle(t, extra, bytearray())  # replies to injected frames go nowhere
                 self._inject.clear()
                 now = self._now_ms(t)
-                self._board.tick(now)
-                self._board.sample_inputs(now, self._inputs)
+                b = self._board
+                b.tick(now)
+                b.sample_inputs(now, self._inputs)
+                flash_on = board.flash_phase(now)
+                s = b.safety
+                self.field.drive(now, s.driven, s.channels, flash_on)
+                b.sense(now, self.field.sense(now, s.kinds), flash_on)
                 self._record(t)
                 if out and not self._cut and self._master >= 0:
                     reply = bytes(out)
@@ -515,8 +559,21 @@ def _command(vb: VirtualBoard, line: str) -> bool:
                 "flash": vb.flash,
                 "pty": vb.pty_name,
                 "resets": vb.resets,
+                "fault_channels": vb.fault_channels,
+                "record": vb.record,
             }
         )
+    elif cmd == "fault":
+        from sim.field import parse_fault
+
+        try:
+            ch, fault = parse_fault(args)
+        except ValueError as e:
+            _emit({"event": "error", "detail": str(e)})
+            return True
+        vb.field_fault(ch, fault)
+    elif cmd == "clear":
+        vb.clear_faults()
     elif cmd == "quit":
         return False
     else:

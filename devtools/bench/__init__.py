@@ -22,6 +22,7 @@ from typing import Any
 BENCHES = {
     "control": "devtools.bench.control:run_control_bench",  # step cost per example
     "board": "devtools.bench.board:run_board_bench",  # host -> pty -> virtual board
+    "monitor": "devtools.bench.monitor:run_monitor_bench",  # the board's field monitor, faults
     "link": "devtools.bench.link:run_link_bench",  # the MQTT link against a real Mosquitto
     "vision": "devtools.bench.vision:run_vision_bench",  # cameras, model, zones; 4 cameras
     "traffic": "sim.sumo.bench:run_traffic_bench",  # SUMO lockstep episodes

@@ -6,9 +6,17 @@ Site, and from the parts of it that new timing (LoadSite, a plan bundle from
 central) cannot change, so the CONFIG the board got at boot fits every timing
 the core may later run and never has to be re-sent:
 
-- conflict mask of channel i: bit j set when the signal groups that drive
-  channels i and j conflict in `site.conflicts`. Two channels of one source
-  (two load switches wired to the same phase, say) never conflict.
+- conflict masks per indication (a TS-2 MMU's channel compatibility and its
+  flashing-yellow-arrow programming): the steady mask of channel i has bit j
+  set when the signal groups that drive channels i and j conflict in
+  `site.conflicts`; a flashing-yellow-arrow head's steady mask (its green
+  arrow, and the yellow after it) adds everything its protected parent phases
+  conflict with, since the site's table counts the head as yielding; its
+  flashing-yellow mask is the head's own row. Masks are made symmetric. Two
+  channels of one source (two load switches wired to the same phase, say)
+  never conflict.
+- pair intergreens: each `site.intergreens[(leaving, entering)]` for every
+  pair of channels the two signal groups drive.
 - min_yellow_ms: the site's safety floor of that channel's change interval,
   which edge.config holds every plan, overlap and preempt to: a vehicle
   yellow of max(site minimum, 3.0 s), a pedestrian clearance of 3.0 s.
@@ -61,13 +69,15 @@ class BoardConfigError(ValueError):
 class BoardConfig:
     """The board's view of one site, plus the wire payload and its hash."""
 
-    conflicts: tuple[int, ...]  # bitmask per channel
+    conflicts: tuple[int, ...]  # steady-indication bitmask per channel
     min_yellow_ms: tuple[int, ...]
     min_red_ms: tuple[int, ...]
     flash: tuple[int, ...]  # codec.FLASH_COLOUR_*
     kinds: tuple[int, ...]  # codec.KIND_*
     watchdog_ms: int
     labels: tuple[str, ...]  # "ch1 phase 2" etc., for messages
+    fya_conflicts: tuple[int, ...] = ()  # flashing-yellow-arrow bitmask; () = the steady ones
+    intergreens: tuple[tuple[int, int, int], ...] = ()  # (leaving ch, entering ch, ms)
 
     @property
     def channels(self) -> int:
@@ -83,6 +93,8 @@ class BoardConfig:
             list(self.flash),
             list(self.kinds),
             self.watchdog_ms,
+            list(self.fya_conflicts) if self.fya_conflicts else None,
+            list(self.intergreens),
         )
         return data
 
@@ -161,13 +173,23 @@ def board_config(site: Site, watchdog_ms: int = WATCHDOG_MS) -> BoardConfig:
         raise BoardConfigError(problems)
 
     keys = [_key(ch.kind, ch.source) for ch in chans]
-    conflicts = []
+    conflicts, fya_conflicts = _masks(site, keys)
+    intergreens = []
     for i, a in enumerate(keys):
-        mask = 0
         for j, b in enumerate(keys):
-            if i != j and a != b and ((a, b) in site.conflicts or (b, a) in site.conflicts):
-                mask |= 1 << j
-        conflicts.append(mask)
+            ms = site.intergreens.get((a, b))
+            if ms is not None and i != j and a != b:
+                if not 0 <= ms <= 0xFFFF:
+                    problems.append(
+                        f"intergreen {a[0].value} {a[1]} -> {b[0].value} {b[1]}: {ms} ms does "
+                        "not fit the CONFIG (0..65535)"
+                    )
+                intergreens.append((i, j, ms))
+    if len(intergreens) > codec.MAX_INTERGREENS:
+        problems.append(
+            f"{len(intergreens)} channel-pair intergreens; the board holds at most "
+            f"{codec.MAX_INTERGREENS}"
+        )
 
     floor_yellow = max(site.safety.min_yellow_ms, ABSOLUTE_MIN_YELLOW_MS)
     red = site.safety.min_red_clear_ms
@@ -215,4 +237,40 @@ def board_config(site: Site, watchdog_ms: int = WATCHDOG_MS) -> BoardConfig:
         ),
         watchdog_ms=watchdog_ms,
         labels=tuple(labels),
+        fya_conflicts=tuple(fya_conflicts),
+        intergreens=tuple(intergreens),
     )
+
+
+def _masks(site: Site, keys: list[SignalKey]) -> tuple[list[int], list[int]]:
+    """Steady and flashing-yellow-arrow conflict masks per channel (module comment)."""
+
+    def conflict(a: SignalKey, b: SignalKey) -> bool:
+        return a != b and ((a, b) in site.conflicts or (b, a) in site.conflicts)
+
+    arrows = {
+        o.id: [_key(SignalKind.PHASE, p) for p in o.parents]
+        for o in site.overlaps
+        if o.permissive_parents
+    }
+    n = len(keys)
+    steady = [0] * n
+    fya = [0] * n
+    for i, a in enumerate(keys):
+        parents = arrows.get(str(a[1])) if a[0] is SignalKind.OVERLAP else None
+        for j, b in enumerate(keys):
+            if i == j or a == b:
+                continue
+            if conflict(a, b):
+                steady[i] |= 1 << j
+                fya[i] |= 1 << j
+            elif parents and any(conflict(p, b) for p in parents):
+                steady[i] |= 1 << j  # the green arrow is its parent's protected left
+    for i in range(n):
+        for j in range(n):
+            if steady[i] >> j & 1:
+                steady[j] |= 1 << i
+    # A flashing yellow arrow is shown only on vehicle heads; elsewhere one mask.
+    fya = [fya[i] if keys[i][0] is SignalKind.OVERLAP and str(keys[i][1]) in arrows
+           else steady[i] for i in range(n)]  # fmt: skip
+    return steady, fya

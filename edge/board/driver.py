@@ -57,6 +57,8 @@ from edge.board.session import (
     SessionState,
     Silent,
     WaitingForFlash,
+    channel_list,
+    fault_class,
     fault_name,
     nak_name,
     state_name,
@@ -119,6 +121,9 @@ class BoardDriver:
         # edge run hands the board to flash on shutdown (HOST_FLASH); a new host process
         # finding the board so before it drove anything treats it as a start-up flash.
         self.recover_handover = recover_handover
+        # The board's faults and fault records as events (t_ms, name, subject, detail), for
+        # the central link to publish; bounded.
+        self.board_events: deque[tuple[int, str, str, str]] = deque(maxlen=100)
         self.handing_over = False  # set by edge run's shutdown: HOST_FLASH is expected
         self._recoveries: deque[int] = deque()
         self._prev_state = SessionState.CLOSED
@@ -344,6 +349,14 @@ class BoardDriver:
             if isinstance(ev, BoardStatus):
                 self.inputs.add(ev)
             elif isinstance(ev, Hello):
+                if ev.record is not None and ev.record.boot:
+                    log.warning("board_fault_record %s", ev.record.describe())
+                    self.board_events.append(
+                        (now, "board_fault_record", fault_name(ev.record.fault),
+                         ev.record.describe())
+                    )  # fmt: skip
+                if ev.record is not None and ev.record.self_test == 1:
+                    log.error("board_self_test FAILED: the board's lamp sensing failed its check")
                 log.info(
                     "board_connected port=%s protocol=%d firmware=%s state=%s fault=%s "
                     "channels=%d config_hash=0x%08X",
@@ -376,7 +389,7 @@ class BoardDriver:
                     self.config.max_red_ms,
                 )
             elif isinstance(ev, BoardStateChanged):
-                self._on_board_state(ev)
+                self._on_board_state(ev, now)
             elif isinstance(ev, BoardReset):
                 log.warning("board_reset: the board restarted (POWER_ON), config lost; handshake")
             elif isinstance(ev, Silent):
@@ -394,7 +407,7 @@ class BoardDriver:
             elif isinstance(ev, Retry):
                 log.debug("board_retry what=%s attempt=%d", ev.what, ev.attempt)
 
-    def _on_board_state(self, ev: BoardStateChanged) -> None:
+    def _on_board_state(self, ev: BoardStateChanged, now: int = 0) -> None:
         old = state_name(ev.old) if ev.old is not None else "UNKNOWN"
         log.info(
             "board_state old=%s new=%s fault=%s", old, state_name(ev.new), fault_name(ev.fault)
@@ -403,12 +416,22 @@ class BoardDriver:
             level = logging.WARNING if ev.fault in RECOVERABLE_FAULTS else logging.ERROR
             if ev.fault == codec.FAULT_HOST_FLASH and self.handing_over:
                 level = logging.INFO
+            ids = [ch.id for ch in self.site.channels]
+            chans = ",".join(
+                str(ids[c]) for c in channel_list(self.session.fault_channels) if c < len(ids)
+            )
             log.log(
                 level,
-                "board_fault fault=%s code=%d: board in flash",
+                "board_fault fault=%s code=%d class=%r channels=%s: board in flash",
                 fault_name(ev.fault),
                 ev.fault,
+                fault_class(ev.fault),
+                chans or "-",
             )
+            self.board_events.append(
+                (now, "board_fault", fault_name(ev.fault),
+                 f"{fault_class(ev.fault)}; channels {chans or '-'}")
+            )  # fmt: skip
 
     def stats(self) -> dict[str, int]:
         s = self.session

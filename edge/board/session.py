@@ -76,6 +76,24 @@ FAULT_NAMES = {
     codec.FAULT_HOST_FLASH: "HOST_FLASH",
     codec.FAULT_NOT_RUNNING: "NOT_RUNNING",
     codec.FAULT_INTERNAL: "INTERNAL",
+    codec.FAULT_INTERGREEN: "INTERGREEN",
+    codec.FAULT_FIELD_CONFLICT: "FIELD_CONFLICT",
+    codec.FAULT_RED_FAIL: "RED_FAIL",
+    codec.FAULT_DUAL_INDICATION: "DUAL_INDICATION",
+    codec.FAULT_FIELD_CLEARANCE: "FIELD_CLEARANCE",
+    codec.FAULT_MISMATCH: "MISMATCH",
+    codec.FAULT_SELF_TEST: "SELF_TEST",
+}
+# The fault classes of the board's fault record (hw/codec.py FAULT_CLASS), in EN 12675's terms.
+CLASS_NAMES = {
+    codec.CLASS_NONE: "none",
+    codec.CLASS_CONFLICTING_SIGNALS: "conflicting signals",
+    codec.CLASS_INTERGREEN: "intergreen / clearance time",
+    codec.CLASS_ABSENCE_OF_RED: "absence of red (red lamp failure)",
+    codec.CLASS_CONTRADICTORY_SIGNALS: "contradictory signals on one head",
+    codec.CLASS_NON_COMPLIANCE: "signals not as commanded",
+    codec.CLASS_COMMUNICATION: "communication",
+    codec.CLASS_EQUIPMENT: "equipment (self-test, internal)",
 }
 NAK_NAMES = {
     codec.NAK_NO_HELLO: "NO_HELLO",
@@ -84,6 +102,7 @@ NAK_NAMES = {
     codec.NAK_NOT_CONFIGURED: "NOT_CONFIGURED",
     codec.NAK_HASH_MISMATCH: "HASH_MISMATCH",
     codec.NAK_UNEXPECTED: "UNEXPECTED",
+    codec.NAK_SELF_TEST: "SELF_TEST",
 }
 # Faults after which the host may recover by policy: the board was not
 # refusing a map, it lost power or lost the host. Every other fault is a
@@ -93,6 +112,39 @@ RECOVERABLE_FAULTS = frozenset({codec.FAULT_POWER_ON, codec.FAULT_WATCHDOG})
 
 def fault_name(fault: int) -> str:
     return FAULT_NAMES.get(fault, f"UNKNOWN_{fault}")
+
+
+def fault_class(fault: int) -> str:
+    """The fault's class in EN 12675's terms (CLASS_NAMES)."""
+    cls = codec.FAULT_CLASS[fault] if 0 <= fault < len(codec.FAULT_CLASS) else -1
+    return CLASS_NAMES.get(cls, "unknown")
+
+
+def channel_list(mask: int) -> list[int]:
+    """Board channel numbers (0-based bits) of a fault's channel mask."""
+    return [i for i in range(32) if mask >> i & 1]
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRecord:
+    """The fault record the board keeps across resets (HELLO_REPLY, protocol 2)."""
+
+    fault: int
+    self_test: int  # 0 passed, 1 failed, 2 not run
+    boots: int  # the board's boot count now
+    boot: int  # the boot the fault latched in (0: no fault recorded)
+    channels: int  # bitmask, bit i = the site's (i+1)th channel
+    uptime_ms: int  # ms since that boot
+
+    def describe(self) -> str:
+        if not self.boot:
+            return "none recorded"
+        chans = ",".join(str(c + 1) for c in channel_list(self.channels)) or "-"
+        ago = "this boot" if self.boot == self.boots else f"{self.boots - self.boot} boot(s) ago"
+        return (
+            f"{fault_name(self.fault)} ({fault_class(self.fault)}), channels {chans}, "
+            f"{self.uptime_ms} ms after boot {self.boot} ({ago})"
+        )
 
 
 def state_name(state: int) -> str:
@@ -170,6 +222,7 @@ class BoardStatus:
     inputs: int
     counts: tuple[int, ...]
     lamps: tuple[int, ...]
+    fault_channels: int = 0  # bitmask of the channels the fault names
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +233,7 @@ class Hello:
     channels: int
     config_hash: int
     firmware: str
+    record: FaultRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +323,8 @@ class BoardSession:
         self.state = SessionState.CLOSED
         self.board_state: int | None = None
         self.board_fault = codec.FAULT_NONE
+        self.fault_channels = 0  # channels the board's fault names (last STATUS)
+        self.fault_record: FaultRecord | None = None  # from the last HELLO_REPLY
         self.firmware = ""
         self.board_version: int | None = None
         self._out = bytearray()
@@ -327,6 +383,8 @@ class BoardSession:
             list(c.flash),
             list(c.kinds),
             c.watchdog_ms,
+            list(c.fya_conflicts) if c.fya_conflicts else None,
+            list(c.intergreens),
         )
         self._send(now_ms, codec.MSG_CONFIG, frame)
         self._last_tx_ms = now_ms
@@ -476,7 +534,11 @@ class BoardSession:
         firmware = str(body["firmware"])
         self.firmware = firmware
         self.board_version = version
-        events.append(Hello(version, state, fault, int(body["channels"]), chash, firmware))
+        rec = body.get("record")
+        record = FaultRecord(**{k: int(v) for k, v in rec.items()}) if rec else None
+        if record is not None:
+            self.fault_record = record
+        events.append(Hello(version, state, fault, int(body["channels"]), chash, firmware, record))
         if self.state not in (SessionState.HELLO, SessionState.WAIT_FLASH):
             return  # a late duplicate answer
         if version != HOST_PROTOCOL_VERSION:
@@ -565,7 +627,9 @@ class BoardSession:
             inputs=int(body["inputs"]),
             counts=tuple(counts),
             lamps=tuple(lamps),
+            fault_channels=int(body.get("fault_channels", 0)),
         )
+        self.fault_channels = status.fault_channels
         self.status_received += 1
         self.board_rx_errors += status.rx_errors
         events.append(status)

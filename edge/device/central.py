@@ -279,6 +279,10 @@ class CentralLink(CentralEndpoint):
         await super()._wind_down(link)
 
     def _on_core_events(self) -> None:
+        board_events = self.rt.driver.board_events  # the board's faults and fault records
+        while board_events:
+            _t, name, subject, detail = board_events.popleft()
+            self.events.append(LogEvent(utc_ms(), name, subject, detail, "runtime"))
         while self._tick_events:
             ev = self._tick_events.popleft()
             if isinstance(ev, LogEvent):

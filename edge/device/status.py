@@ -122,6 +122,14 @@ def render(s: dict[str, Any]) -> str:
             f"board     session {rt.get('session')}, board {rt.get('board_state')}, firmware "
             f"{rt.get('board_firmware') or '-'}, config {rt.get('board_config_hash') or '-'}"
         )
+        if rt.get("board_fault") not in (None, "NONE", "POWER_ON"):
+            chans = ", ".join(str(c) for c in rt.get("board_fault_channels") or []) or "-"
+            lines.append(
+                f"          fault {rt.get('board_fault')} ({rt.get('board_fault_class')}), "
+                f"channels {chans}"
+            )
+        if rt.get("board_fault_record"):
+            lines.append(f"          fault record: {rt.get('board_fault_record')}")
         link = rt.get("link")
         if link is None:
             lines.append(

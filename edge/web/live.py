@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from edge.board.session import SessionState, fault_name, state_name
+from edge.board.session import SessionState, channel_list, fault_class, fault_name, state_name
 from edge.control.messages import Event, Lamp
 from edge.control.states import GREEN
+from hw import codec
 
 if TYPE_CHECKING:
     from edge.runtime import Runtime
@@ -92,6 +93,9 @@ class BoardState(BaseModel):
     state: str  # as last reported by the board
     fault: str
     latched_fault: str | None
+    fault_class: str | None = None  # the board's fault in EN 12675's terms (None: no fault)
+    fault_channels: list[int] = []  # site channel ids the board's fault names
+    fault_record: str | None = None  # the fault the board recorded across resets
     channels: list[str]  # the map the controller wants, per channel
     lamps: list[str] | None  # what the board drives, when known (the virtual board)
     stats: dict[str, int]
@@ -297,6 +301,17 @@ class Recorder:
             state=state_name(s.board_state) if s.board_state is not None else "UNKNOWN",
             fault=fault_name(s.board_fault),
             latched_fault=fault_name(drv.latched_fault) if drv.latched_fault is not None else None,
+            fault_class=(
+                fault_class(s.board_fault)
+                if s.board_fault not in (codec.FAULT_NONE, codec.FAULT_POWER_ON)
+                else None
+            ),
+            fault_channels=[
+                site.channels[c].id
+                for c in channel_list(s.fault_channels)
+                if c < len(site.channels)
+            ],
+            fault_record=s.fault_record.describe() if s.fault_record is not None else None,
             channels=[_name(c, LAMP_NAME) for c in out.channels] if out is not None else [],
             lamps=lamps,
             stats=drv.stats(),

@@ -38,6 +38,8 @@ def config_frame(c: BoardConfig) -> bytes:
         list(c.flash),
         list(c.kinds),
         c.watchdog_ms,
+        list(c.fya_conflicts),
+        list(c.intergreens),
     )
     return frame
 
@@ -239,3 +241,64 @@ def test_preempt_input_becomes_commands() -> None:
     im.add(dataclasses.replace(st, inputs=bit))
     im.clear()  # link lost: nothing says the vehicle is still there
     assert im.take().commands == (Preempt(p.id, True), Preempt(p.id, False))
+
+
+# --- per-indication conflicts and pair intergreens (issue 19) --------------------------
+
+
+def _running(cfg: BoardConfig) -> tuple[board_safety.BoardSafety, int]:
+    s = board_safety.BoardSafety(0)
+    assert s.configure(0, decoded(config_frame(cfg))) == 0
+    assert s.recover(0, cfg.config_hash) == 0
+    t = 0
+    while s.state != codec.STATE_RUNNING:
+        t += 100
+        assert s.outputs(t, [codec.RED] * cfg.channels) == codec.FAULT_NONE
+    return s, t
+
+
+def test_green_arrow_with_the_opposing_through_is_refused_by_the_board() -> None:
+    # t_junction: channel 1 is overlap B, the eastbound left: green arrow with its
+    # protected phase 1, flashing yellow arrow while the opposing through (phase 2,
+    # channel 2) runs. The site's table counts the arrow as yielding, so before the
+    # per-indication masks the board let a green arrow run against the through.
+    site = load_site(EXAMPLES_DIR / "t_junction.toml")
+    cfg = board_config(site)
+    R, G, FY = codec.RED, codec.GREEN, codec.FLASH_YELLOW
+    s, t = _running(cfg)
+    assert s.outputs(t + 100, [FY, G, R, R, R, R]) == codec.FAULT_NONE  # permissive: fine
+    s, t = _running(cfg)
+    assert s.outputs(t + 100, [G, G, R, R, R, R]) == codec.FAULT_CONFLICT
+    assert s.fault_channels == 0b11
+
+
+def test_fya_masks_are_a_subset_and_symmetric() -> None:
+    for path in EXAMPLES:
+        cfg = board_config(load_site(path))
+        n = cfg.channels
+        for i in range(n):
+            assert cfg.fya_conflicts[i] & ~cfg.conflicts[i] == 0
+            for j in range(n):
+                assert (cfg.conflicts[i] >> j & 1) == (cfg.conflicts[j] >> i & 1)
+
+
+def test_site_intergreens_reach_the_board_and_hold() -> None:
+    site = crossing()
+    ch = [(c.kind, c.source) for c in site.channels]
+    # ch1 (phase 2) leaving -> ch2 (phase 4) entering: 6000 ms from green end to green.
+    site = dataclasses.replace(site, intergreens={(ch[0], ch[1]): 6000})
+    cfg = board_config(site)
+    assert cfg.intergreens == ((0, 1, 6000),)
+    R, Y, G = codec.RED, codec.YELLOW, codec.GREEN
+    s, t = _running(cfg)
+    for _ in range(60):  # ch1 green 6 s
+        t += 100
+        assert s.outputs(t, [G, R, G if _ < 29 else codec.FLASH_RED]) == codec.FAULT_NONE
+    for _ in range(30):  # yellow 3 s
+        t += 100
+        assert s.outputs(t, [Y, R, R]) == codec.FAULT_NONE
+    for _ in range(15):  # red 1.5 s: past min red (1 s), 4.5 s after green end
+        t += 100
+        assert s.outputs(t, [R, R, R]) == codec.FAULT_NONE
+    assert s.outputs(t + 100, [R, G, R]) == codec.FAULT_INTERGREEN
+    assert s.fault_channels == 0b11

@@ -214,3 +214,33 @@ def test_safety_fault_survives_a_board_reset(caplog: pytest.LogCaptureFixture) -
     assert fl.state == codec.STATE_FLASH
     assert fl.driver.session.state is SessionState.READY  # configured again, not recovered
     assert caplog.text.count("board_flash_latched fault=CONFLICT") == 2
+
+
+def test_a_field_fault_reaches_the_log_the_events_and_after_a_reset_the_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    fl = FakeLink()
+    fl.connect()
+    assert fl.run_until(lambda: running(fl), 5000)
+    fl.board.safety.force_flash(fl.now, codec.FAULT_RED_FAIL, 0b10)  # the monitor's verdict
+    fl.step_to(fl.now + 500)
+    assert "board_fault fault=RED_FAIL code=14 class='absence of red (red lamp failure)' " in (
+        caplog.text
+    )
+    assert "channels=2" in caplog.text  # the crossing's second channel, by its site id
+    events = list(fl.driver.board_events)
+    assert events[-1][1:] == (
+        "board_fault",
+        "RED_FAIL",
+        "absence of red (red lamp failure); channels 2",
+    )
+    old = fl.board
+    fl.board.tick(fl.now)  # the record is written when the fault latches
+    fl.board = board.Board(fl.now, store=old.store)  # power cycle: the flash keeps the record
+    fl.step_to(fl.now + 3000)
+    rec = fl.driver.session.fault_record
+    assert rec is not None and rec.fault == codec.FAULT_RED_FAIL and rec.boot == old.boots
+    assert "RED_FAIL (absence of red (red lamp failure)), channels 2" in rec.describe()
+    assert any(e[1] == "board_fault_record" for e in fl.driver.board_events)
+    assert "board_fault_record RED_FAIL" in caplog.text

@@ -224,13 +224,14 @@ def test_board_reset_and_hang_recover(vb: VirtualBoard, host: Host) -> None:
 
 
 def test_version_mismatch_refused(tmp_path: Path) -> None:
-    board = BoardProcess(tmp_path / "ttyV2", "--protocol-version", "2", "--firmware", "hw-2.0.0")
+    # An old board (protocol 1, before per-indication conflicts and lamp sensing).
+    board = BoardProcess(tmp_path / "ttyV1", "--protocol-version", "1", "--firmware", "hw-0.1.0")
     host = Host(tmp_path, board.path)
     try:
         assert host.proc.wait(10) == 3
         log = host.log()
-        assert "protocol version mismatch: host speaks version 1, board speaks version 2" in log
-        assert "firmware 'hw-2.0.0'" in log and "refusing to run" in log
+        assert "protocol version mismatch: host speaks version 2, board speaks version 1" in log
+        assert "firmware 'hw-0.1.0'" in log and "refusing to run" in log
         board.command("status")
         status = board.next_event("status", 5.0)
         assert status is not None
@@ -252,3 +253,30 @@ def test_wrong_config_hash_refused(tmp_path: Path) -> None:
             assert board.flash and board.fault == codec.FAULT_POWER_ON  # never recovered
         finally:
             host.close()
+
+
+def test_field_fault_on_stdin_flashes_and_is_recorded(tmp_path: Path) -> None:
+    """`fault CH KIND` on the board process's stdin: a dead channel (field fuse blown) is a
+    red fail within 1.5 s; the host names the class and channel, and after a power cycle
+    the board's fault record (HELLO_REPLY) reaches the host's log."""
+    board = BoardProcess(tmp_path / "ttyF")
+    host = Host(tmp_path, board.path)
+    try:
+        assert host.wait_log("board_state old=ALL_RED new=RUNNING", START_S), host.log()
+        board.command("fault 0 dead everything")  # a bad command is refused with its reason
+        err = board.next_event("error", 5.0)
+        assert err is not None and "unknown colour 'everything'" in err["detail"]
+        board.command("clear")
+        board.command("fault 0 dead all")
+        assert host.wait_log("board_fault fault=RED_FAIL", 5.0), host.log()
+        assert "class='absence of red (red lamp failure)' channels=1" in host.log()
+        board.command("status")
+        status = board.next_event("status", 5.0)
+        assert status is not None and status["fault"] == codec.FAULT_RED_FAIL
+        assert status["fault_channels"] == 0b1 and status["record"][1] == codec.FAULT_RED_FAIL
+        board.command("clear")
+        board.command("reset")
+        assert host.wait_log("board_fault_record RED_FAIL", 10.0), host.log()
+    finally:
+        host.close()
+        board.close()

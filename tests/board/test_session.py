@@ -13,6 +13,7 @@ from edge.board.session import (
     BoardStatus,
     BoardVersionError,
     Configured,
+    FaultRecord,
     Hello,
     Nak,
     Recovered,
@@ -35,7 +36,7 @@ def h(text: str) -> bytes:
     return bytes.fromhex(text)
 
 
-# The test intersection of hw/PROTOCOL.md section 11: its hash is 0x41D0C376.
+# The test intersection of hw/PROTOCOL.md section 11: its hash is 0x71194848.
 VECTOR_CONFIG = BoardConfig(
     conflicts=(0b1010, 0b0101, 0b0010, 0b0001),
     min_yellow_ms=(3000, 3000, 5000, 5000),
@@ -45,23 +46,25 @@ VECTOR_CONFIG = BoardConfig(
     watchdog_ms=500,
     labels=("ch1", "ch2", "ch3", "ch4"),
 )
-HELLO = h("02 01 04 01 8D EB 00")
+HELLO = h("02 01 04 02 EE DB 00")
 HELLO_REPLY = h(
-    "02 81 11 01 02 01 04 76 C3 D0 41 68 77 2D 30 2E 31 2E 30 01 01 01 01 01 01 01 03 3A 47 00"
+    "02 81 11 02 02 01 04 48 48 19 71 68 77 2D 30 2E 32 2E 30 01 01 01 01 01 01 01 01 01 01 01 "
+    "01 01 01 01 01 01 01 01 01 01 03 15 22 00"
 )
 CONFIG = h(
     "07 02 01 04 F4 01 0A 01 01 06 B8 0B E8 03 01 02 05 01 01 05 B8 0B DC 05 01 02 02 01 01 08 "
-    "88 13 E8 03 02 01 01 01 01 09 88 13 E8 03 02 01 FE D2 00"
+    "88 13 E8 03 02 01 01 01 01 08 88 13 E8 03 02 01 0A 01 01 02 05 01 01 02 02 01 01 02 01 01 "
+    "01 01 03 9C 0D 00"
 )
-CONFIG_ACK = h("09 82 01 76 C3 D0 41 A8 AC 00")
-RECOVER = h("09 04 02 76 C3 D0 41 BB 1B 00")
+CONFIG_ACK = h("09 82 01 48 48 19 71 2F 73 00")
+RECOVER = h("09 04 02 48 48 19 71 3C C4 00")
 ACK_RECOVER = h("07 84 03 04 02 DF 26 00")
 
 T0 = 50_000
 
 
 def test_vector_config_hash_matches_protocol() -> None:
-    assert VECTOR_CONFIG.config_hash == 0x41D0C376
+    assert VECTOR_CONFIG.config_hash == 0x71194848
     assert codec.encode_config(1, *_config_args(VECTOR_CONFIG)) == CONFIG
 
 
@@ -85,12 +88,22 @@ def test_handshake_exact_bytes() -> None:
 
     events = s.receive(T0 + 5, HELLO_REPLY)
     hello = [e for e in events if isinstance(e, Hello)]
-    assert hello == [Hello(1, codec.STATE_FLASH, codec.FAULT_POWER_ON, 4, 0x41D0C376, "hw-0.1.0")]
+    assert hello == [
+        Hello(
+            2,
+            codec.STATE_FLASH,
+            codec.FAULT_POWER_ON,
+            4,
+            0x71194848,
+            "hw-0.2.0",
+            FaultRecord(0, 0, 0, 0, 0, 0),
+        )
+    ]
     assert state(s) is SessionState.CONFIG
     assert s.data_to_send() == CONFIG
 
     events = s.receive(T0 + 10, CONFIG_ACK)
-    assert Configured(0x41D0C376) in events
+    assert Configured(0x71194848) in events
     assert state(s) is SessionState.READY
     assert s.data_to_send() == b""
 
@@ -122,12 +135,12 @@ def test_input_split_anywhere() -> None:
 def test_version_mismatch_names_both_versions() -> None:
     s = BoardSession(VECTOR_CONFIG)
     s.connect(T0)
-    reply = codec.encode_hello_reply(0, "hw-2.0.0", codec.STATE_FLASH, 1, 0, 0, 2)
+    reply = codec.encode_hello_reply(0, "hw-3.0.0", codec.STATE_FLASH, 1, 0, 0, 3)
     with pytest.raises(BoardVersionError) as err:
         s.receive(T0 + 5, reply)
-    assert err.value.host_version == 1 and err.value.board_version == 2
-    assert "version 1" in str(err.value) and "version 2" in str(err.value)
-    assert "hw-2.0.0" in str(err.value)
+    assert err.value.host_version == 2 and err.value.board_version == 3
+    assert "version 2" in str(err.value) and "version 3" in str(err.value)
+    assert "hw-3.0.0" in str(err.value)
     assert state(s) is SessionState.REFUSED
     assert s.data_to_send() == b"\x00" + HELLO  # nothing after the HELLO
 
@@ -139,7 +152,7 @@ def test_wrong_config_hash_refused() -> None:
     s.data_to_send()
     with pytest.raises(BoardConfigHashError) as err:
         s.receive(T0 + 10, codec.encode_config_ack(1, 0x12345678))
-    assert "0x41D0C376" in str(err.value) and "0x12345678" in str(err.value)
+    assert "0x71194848" in str(err.value) and "0x12345678" in str(err.value)
     assert state(s) is SessionState.REFUSED
     with pytest.raises(RuntimeError):
         s.recover(T0 + 20, "must not")

@@ -88,6 +88,27 @@ def test_edge_run_with_a_broker_runs_the_central_link(broker: Mosquitto, tmp_pat
         proc = start(log2)
         assert poll(lambda: "central_plan_applied version=1" in log2.read_text(), 20)
         assert "central_plan_restored version=1 plan=fast" in log2.read_text()
+
+        async def board_fault_event() -> None:
+            # A field fault on the board (lamp sensing): central gets the board's fault.
+            async with collecting(broker, device=DEVICE) as col:
+                await wait_for(
+                    lambda: col.status.get(DEVICE, {}).get("board") == "RUNNING", 30, "RUNNING"
+                )
+                board.command("fault 0 dead all")
+
+                def published() -> bool:
+                    return any(
+                        (e["name"], e["subject"]) == ("board_fault", "RED_FAIL")
+                        for b in col.by_kind["events"].values()
+                        for e in b["events"]
+                    )
+
+                await wait_for(published, 20, "board_fault event")
+
+        asyncio.run(board_fault_event())
+        assert poll(lambda: snapshot().get("board_fault") == "RED_FAIL", 10)
+        assert snapshot()["board_fault_class"] == "absence of red (red lamp failure)"
     finally:
         proc.terminate()
         proc.wait(15)

@@ -47,7 +47,10 @@ def test_status_for_a_technician(tmp_path: Path) -> None:
         "site": "board-test", "plan": "fast", "mode": "run", "session": "running",
         "board_state": "RUNNING", "ticks": 1234, "jitter_ms": {"p50": 0.8, "p99": 1.6, "max": 2},
         "board_firmware": "hw-0.1.0", "board_config_hash": "1a2b3c4d", "link": None,
-        "cameras": None,
+        "cameras": None, "board_fault": "RED_FAIL",
+        "board_fault_class": "absence of red (red lamp failure)", "board_fault_channels": [2],
+        "board_fault_record": "RED_FAIL (absence of red (red lamp failure)), channels 2, "
+        "5000 ms after boot 3 (this boot)",
     }  # fmt: skip
     status.write_text(json.dumps(snapshot))
     r = edge_status(root)
@@ -57,6 +60,8 @@ def test_status_for_a_technician(tmp_path: Path) -> None:
         "device hz-0412, release 0.1.0-a",
         "mode run, plan fast, 1234 ticks, jitter p99 1.6 ms",
         "session running, board RUNNING, firmware hw-0.1.0, config 1a2b3c4d",
+        "fault RED_FAIL (absence of red (red lamp failure)), channels 2",
+        "fault record: RED_FAIL (absence of red (red lamp failure)), channels 2, 5000 ms",
         "central   not configured",
         "cameras   none configured",
         "plans     active v3, pending v4, high-water v4",

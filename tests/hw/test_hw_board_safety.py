@@ -422,6 +422,14 @@ def test_board_handshake_over_bytes() -> None:
         "channels": 0,
         "config_hash": 0,
         "firmware": board.FIRMWARE_VERSION,
+        "record": {
+            "fault": 0,
+            "self_test": board.SELF_TEST_NOT_RUN,
+            "boots": 1,
+            "boot": 0,
+            "channels": 0,
+            "uptime_ms": 0,
+        },
     }
     assert _reply(b, 0, codec.encode_config(2, *cfg)) == (
         codec.MSG_CONFIG_ACK,
@@ -505,3 +513,31 @@ def test_lamp_bits_follow_the_pin_map() -> None:
     assert sum(buf) == 0b1001_0001
     board.lamp_bits([FR, FY, Y], 3, False, buf)  # flashing lamps in their off half
     assert buf[board.LAMP_BYTES - 1] == 0b1000_0000 and sum(buf) == 0b1000_0000
+
+
+def test_a_version_1_host_is_refused_with_its_reason() -> None:
+    """A host of protocol 1 learns the board's version 2 from HELLO_REPLY, its CONFIG
+    (the version-1 layout) is dropped as a bad length, and RECOVER is NAKed NO_HELLO."""
+    b = board.Board(0)
+    t, _, hello = _reply(b, 0, codec.encode_hello(0, 1))
+    assert t == codec.MSG_HELLO_REPLY and hello["version"] == 2 and not b.hello_ok
+    v1_config = bytearray(3 + 10 * 4)
+    v1_config[0] = 4
+    frame = codec._frame(codec.MSG_CONFIG, 1, bytes(v1_config))
+    assert b.receive(0, frame) == b"" and b.decoder.n_bad_length == 1
+    assert _reply(b, 0, codec.encode_recover(2, 1))[2]["reason"] == codec.NAK_NO_HELLO
+
+
+def test_old_host_session_names_both_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge.board import session
+
+    from tests.board.test_session import VECTOR_CONFIG
+
+    monkeypatch.setattr(session, "HOST_PROTOCOL_VERSION", 1)
+    s = session.BoardSession(VECTOR_CONFIG)
+    s.connect(0)
+    reply = board.Board(0).receive(0, codec.encode_hello(0, 1))
+    with pytest.raises(
+        session.BoardVersionError, match="host speaks version 1, board speaks version 2"
+    ):
+        s.receive(5, reply)

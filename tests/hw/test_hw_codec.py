@@ -104,19 +104,35 @@ def test_state_codes_are_the_host_contract() -> None:
 
 def test_decoded_fields() -> None:
     by_name = {name: make(codec) for name, make, _ in VECTORS}
-    assert decode_one(by_name["hello"]) == (codec.MSG_HELLO, 0, {"version": 1})
+    assert decode_one(by_name["hello"]) == (codec.MSG_HELLO, 0, {"version": 2})
+    no_record = {"fault": 0, "self_test": 0, "boots": 0, "boot": 0, "channels": 0, "uptime_ms": 0}
     assert decode_one(by_name["hello_reply"]) == (
         codec.MSG_HELLO_REPLY,
         0,
         {
-            "version": 1,
+            "version": 2,
             "state": 2,
             "fault": 1,
             "channels": 4,
-            "config_hash": 0x41D0C376,
-            "firmware": "hw-0.1.0",
+            "config_hash": 0x71194848,
+            "firmware": "hw-0.2.0",
+            "record": no_record,
         },
     )
+    assert decode_one(by_name["hello_reply_record"])[2]["record"] == {
+        "fault": codec.FAULT_RED_FAIL,
+        "self_test": 0,
+        "boots": 7,
+        "boot": 6,
+        "channels": 0b10,
+        "uptime_ms": 123456,
+    }
+    # A version-1 reply (24 bytes) decodes with no record.
+    v1 = codec.encode_hello_reply(0, "hw-0.1.0", 2, 1, 4, 0x41D0C376, 1)
+    assert decode_one(v1)[2]["record"] is None and decode_one(v1)[2]["version"] == 1
+    fya = decode_one(by_name["config_fya_intergreen"])[2]
+    assert fya["fya_conflicts"] == [0b1000, 0b0101, 0b0010, 0b0001]
+    assert fya["intergreens"] == [(0, 1, 4000), (1, 0, 4500)]
     t, seq, body = decode_one(by_name["config"])
     assert (t, seq) == (codec.MSG_CONFIG, 1)
     assert body == {
@@ -126,7 +142,9 @@ def test_decoded_fields() -> None:
         "min_red_ms": [1000, 1500, 1000, 1000],
         "flash": [1, 0, 2, 2],
         "kinds": [0, 0, 1, 1],
-        "config_hash": 0x41D0C376,
+        "fya_conflicts": [0b1010, 0b0101, 0b0010, 0b0001],
+        "intergreens": [],
+        "config_hash": 0x71194848,
     }
     assert decode_one(by_name["outputs_flash_flag"]) == (
         codec.MSG_OUTPUTS,
@@ -144,6 +162,7 @@ def test_decoded_fields() -> None:
             "inputs": 0x8005,
             "counts": [2, 0, 1] + [0] * 12 + [255],
             "lamps": [3, 1, 1, 3, 2, 1, 1],
+            "fault_channels": 0,
         },
     )
     assert decode_one(by_name["nak"]) == (
@@ -159,7 +178,7 @@ def test_config_hash_is_zlib_crc32_of_payload() -> None:
     assert codec.config_hash(payload) == zlib.crc32(payload)
     msg = decode_one(codec.encode_config(9, *args))
     assert msg[2]["config_hash"] == zlib.crc32(payload)
-    assert len(payload) == 3 + 10 * 2
+    assert len(payload) == 3 + 14 * 2 + 1
 
 
 def test_hello_reply_firmware_is_sanitised() -> None:
@@ -289,8 +308,18 @@ def messages(draw: st.DrawFn) -> tuple[bytes, Message]:
             "channels": n,
             "config_hash": h,
             "firmware": fw,
+            "record": None,
         }
-        frame = codec.encode_hello_reply(seq, fw, state, fault, n, h, v)
+        rec = draw(st.tuples(u8, u8, u16, u16, u32, u32))
+        if v >= 2:
+            body["record"] = dict(
+                zip(
+                    ("fault", "self_test", "boots", "boot", "channels", "uptime_ms"),
+                    rec,
+                    strict=True,
+                )
+            )
+        frame = codec.encode_hello_reply(seq, fw, state, fault, n, h, v, rec)
         return frame, (codec.MSG_HELLO_REPLY, seq, body)
     if kind == 2:
         n = draw(st.integers(1, codec.MAX_CHANNELS))
@@ -300,8 +329,12 @@ def messages(draw: st.DrawFn) -> tuple[bytes, Message]:
         flash = draw(st.lists(u8, min_size=n, max_size=n))
         kinds = draw(st.lists(u8, min_size=n, max_size=n))
         wd = draw(st.integers(codec.WATCHDOG_MIN_MS, codec.WATCHDOG_MAX_MS))
-        payload = codec.config_payload(conflicts, yellow, red, flash, kinds, wd)
+        fya = draw(st.lists(u32, min_size=n, max_size=n))
+        igs = draw(st.lists(st.tuples(u8, u8, u16), max_size=12))
+        payload = codec.config_payload(conflicts, yellow, red, flash, kinds, wd, fya, igs)
         body = {
+            "fya_conflicts": fya,
+            "intergreens": igs,
             "watchdog_ms": wd,
             "conflicts": conflicts,
             "min_yellow_ms": yellow,
@@ -310,7 +343,7 @@ def messages(draw: st.DrawFn) -> tuple[bytes, Message]:
             "kinds": kinds,
             "config_hash": zlib.crc32(payload),
         }
-        frame = codec.encode_config(seq, conflicts, yellow, red, flash, kinds, wd)
+        frame = codec.encode_config(seq, conflicts, yellow, red, flash, kinds, wd, fya, igs)
         return frame, (codec.MSG_CONFIG, seq, body)
     if kind == 3:
         h = draw(u32)
@@ -323,6 +356,7 @@ def messages(draw: st.DrawFn) -> tuple[bytes, Message]:
         state, fault, ans, rx, inputs = draw(u8), draw(u8), draw(u8), draw(u8), draw(u16)
         counts = draw(st.lists(u8, min_size=16, max_size=16))
         lamps = draw(codes)
+        fch = draw(u32)
         body = {
             "state": state,
             "fault": fault,
@@ -331,8 +365,9 @@ def messages(draw: st.DrawFn) -> tuple[bytes, Message]:
             "inputs": inputs,
             "counts": counts,
             "lamps": lamps,
+            "fault_channels": fch,
         }
-        frame = codec.encode_status(seq, state, fault, ans, inputs, counts, lamps, rx)
+        frame = codec.encode_status(seq, state, fault, ans, inputs, counts, lamps, rx, fch)
         return frame, (codec.MSG_STATUS, seq, body)
     if kind == 6:
         h = draw(u32)
@@ -410,7 +445,15 @@ def test_decoder_counts_each_kind_of_bad_frame() -> None:
 def test_longest_frame_fits_and_one_more_byte_does_not() -> None:
     n = codec.MAX_CHANNELS
     frame = codec.encode_config(
-        0, [0xFFFFFFFF] * n, [0xFFFF] * n, [0xFFFF] * n, [255] * n, [255] * n
+        0,
+        [0xFFFFFFFF] * n,
+        [0xFFFF] * n,
+        [0xFFFF] * n,
+        [255] * n,
+        [255] * n,
+        1000,
+        [0xFFFFFFFF] * n,
+        [(255, 255, 0xFFFF)] * codec.MAX_INTERGREENS,
     )
     raw = codec.cobs_decode(frame[:-1]) or b""
     assert len(raw) == codec.MAX_FRAME_LEN

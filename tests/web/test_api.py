@@ -86,6 +86,9 @@ async def test_state_follows_the_controller(h: Harness) -> None:
     assert st["mode"] == "run"
     assert [p["id"] for p in st["phases"]] == [p.id for p in h.rt.site.phases]
     assert st["board"]["session"] == "closed" and st["board"]["lamps"] is None
+    # No board fault yet: no class, no channels, no record (issue 19's fields).
+    assert (st["board"]["fault_class"], st["board"]["fault_channels"]) == (None, [])
+    assert st["board"]["fault_record"] is None
     assert st["link"] == "not_configured" and st["cameras"] == "not_configured"
     seen: set[str] = set()
     intervals: set[str] = set()

@@ -197,7 +197,10 @@ function paintBoard(state) {
   }).join("");
   $("board").innerHTML = `<p>port <b>${esc(b.port)}</b>, session <b>${b.session}</b>, link <b>${b.link}</b>, board <b>${b.state}</b>${b.link === "lost" ? " (last reported)" : ""}, fault <b>${b.fault}</b>`
     + (b.latched_fault ? `, <b class="latched">latched ${b.latched_fault}: an operator must recover</b>` : "")
-    + `</p><table><thead><tr><th>ch</th><th>drives</th><th>controller</th>${b.lamps ? "<th>board lamps</th>" : ""}</tr></thead><tbody>${rows}</tbody></table>`
+    + (b.fault_class ? ` (${esc(b.fault_class)}${b.fault_channels && b.fault_channels.length ? ", channels " + b.fault_channels.join(", ") : ""})` : "")
+    + `</p>`
+    + (b.fault_record ? `<p data-fault-record>fault record: <b>${esc(b.fault_record)}</b></p>` : "")
+    + `<table><thead><tr><th>ch</th><th>drives</th><th>controller</th>${b.lamps ? "<th>board lamps</th>" : ""}</tr></thead><tbody>${rows}</tbody></table>`
     + `<p class="note">frames sent ${b.stats.frames_sent ?? "-"}, status received ${b.stats.status_received ?? "-"}, retries ${b.stats.retries ?? "-"}</p>`;
 }
 
