@@ -83,6 +83,10 @@ def run_bench(name: str, json_out: bool, quick: bool) -> int:
 
         run = run_traffic_bench if name == "traffic" else run_preemption_bench
         return run(json_out=json_out, quick=quick, machine=machine())
+    if name == "suite":  # every controller on the generated suite (sim/sumo/suite.py)
+        from sim.sumo.suite import run_suite_bench
+
+        return run_suite_bench(json_out=json_out, quick=quick, machine=machine())
     if name == "vision":  # cameras, model, zones; the runtime with 4 cameras (edge/vision/bench.py)
         from edge.vision.bench import run_vision_bench
 

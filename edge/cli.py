@@ -364,7 +364,7 @@ def _add_bench(sub: Subparsers) -> None:
     p = sub.add_parser("bench", help="run a benchmark and print its figures")
     p.add_argument(
         "name",
-        choices=["control", "board", "link", "vision", "traffic", "preemption"],
+        choices=["control", "board", "link", "vision", "traffic", "preemption", "suite"],
         help="which benchmark",
     )
     p.add_argument("--json", action="store_true", help="one JSON object instead of a table")

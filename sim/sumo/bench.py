@@ -57,7 +57,7 @@ class Job:
     scenario: str
     controller: str
     seed: int
-    end_s: float
+    end_s: float | None  # None: until every vehicle has left
     preemption: bool = True
 
 
@@ -80,14 +80,24 @@ def _progress(n: int, total: int, job: Job, r: dict[str, Any]) -> None:
     )
 
 
-def run_jobs(jobs: Sequence[Job], workers: int) -> list[dict[str, Any]]:
-    """Every episode's report, in the order of `jobs`; a progress line each on stderr."""
-    order = sorted(range(len(jobs)), key=lambda k: -_COST.get(jobs[k].scenario, 1))
+Progress = Callable[[int, int, Job, dict[str, Any]], None]
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    workers: int,
+    cost: Callable[[Job], float] | None = None,
+    progress: Progress = _progress,
+) -> list[dict[str, Any]]:
+    """Every episode's report, in the order of `jobs`; run longest (`cost`) first,
+    `progress` told of each as it ends (a line on stderr by default)."""
+    weigh = cost or (lambda job: _COST.get(job.scenario, 1))
+    order = sorted(range(len(jobs)), key=lambda k: -weigh(jobs[k]))
     done: dict[int, dict[str, Any]] = {}
     if workers <= 1:
         for k in order:
             done[k] = _episode(jobs[k])
-            _progress(len(done), len(jobs), jobs[k], done[k])
+            progress(len(done), len(jobs), jobs[k], done[k])
     else:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -95,7 +105,7 @@ def run_jobs(jobs: Sequence[Job], workers: int) -> list[dict[str, Any]]:
             for f in as_completed(futures):
                 k = futures[f]
                 done[k] = f.result()
-                _progress(len(done), len(jobs), jobs[k], done[k])
+                progress(len(done), len(jobs), jobs[k], done[k])
     return [done[k] for k in range(len(jobs))]
 
 

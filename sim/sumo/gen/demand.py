@@ -18,9 +18,10 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
-from sim.sumo.gen.geometry import ARMS, Layout, approaches, edges_between, neighbour
+from sim.sumo.gen.geometry import ARMS, Layout, edges_between, neighbour
 
 # A flow below this (veh/h) is left out: it would add an id, hardly a vehicle.
 MIN_RATE_VPH = 0.5
@@ -92,7 +93,7 @@ def routes(lay: Layout, origin: str, left: float, right: float) -> list[tuple[li
 
 
 def _edges(lay: Layout, nodes: list[str]) -> str:
-    return " ".join(e for a, b in zip(nodes, nodes[1:], strict=False) for e in edges_between(lay, a, b))
+    return " ".join(e for a, b in itertools.pairwise(nodes) for e in edges_between(lay, a, b))
 
 
 VTYPES = (
@@ -108,7 +109,7 @@ VTYPES = (
 def routes_xml(lay: Layout, dem: Demand, duration_s: float) -> str:
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
-        "<!-- Generated (sim/sumo/gen): Poisson flows, period=exp(veh/s), fixed by SUMO's seed. -->",
+        "<!-- Generated (sim/sumo/gen): Poisson flows, period=exp(veh/s), fixed by the seed. -->",
         "<routes>",
         *VTYPES,
     ]

@@ -82,7 +82,9 @@ def draw(family: str, seed: int, level: str | None = None) -> Drawn:
         if family == "shared" and main.lanes == 1:
             main = Street(2, main.speed_kmh, False)  # a shared left needs a through beside it
         peds = max(main.speed_kmh, side.speed_kmh) <= 50 and rng.random() < 0.5
-        lay = Layout((0.0,), (0.0,), (main,), (side,), fringe, tee=family == "tee", pedestrians=peds)
+        lay = Layout(
+            (0.0,), (0.0,), (main,), (side,), fringe, tee=family == "tee", pedestrians=peds
+        )
     elif family == "arterial":
         n = rng.randint(2, 6)
         main = _street(rng, None)
@@ -164,7 +166,9 @@ def _base_rates(rng: random.Random, lay: Layout, x: float, lopsided: bool) -> di
         f = side if not lopsided or o[0] == heavy_ns else side * rng.uniform(0.3, 0.7)
         factor[o] = f * rng.uniform(0.8, 1.2)
     # Critical lane flow per street direction (per through lane), the worst street pair.
-    lanes = {o: (lay.rows[int(o[1:])] if o[0] in "EW" else lay.cols[int(o[1:])]).lanes for o in factor}
+    lanes = {
+        o: (lay.rows[int(o[1:])] if o[0] in "EW" else lay.cols[int(o[1:])]).lanes for o in factor
+    }
     main = max(factor[o] / lanes[o] for o in ew)
     cross = max(factor[o] / lanes[o] for o in ns)
     scale = x * SAT_FLOW_VPH * USABLE / (main + cross)

@@ -151,7 +151,11 @@ def _exit_lanes(street: Street) -> int:
 
 
 def nodes_xml(lay: Layout) -> str:
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>', "<!-- Generated (sim/sumo/gen). -->", "<nodes>"]
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        "<!-- Generated (sim/sumo/gen). -->",
+        "<nodes>",
+    ]
     for j in signals(lay):
         x, y = _pos(lay, j)
         lines.append(f'    <node id="{j}" x="{x:g}" y="{y:g}" type="traffic_light"/>')
@@ -179,7 +183,11 @@ def _edge_line(eid: str, a: str, b: str, lanes: int, st: Street, prio: int, side
 
 
 def edges_xml(lay: Layout) -> str:
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>', "<!-- Generated (sim/sumo/gen). -->", "<edges>"]
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        "<!-- Generated (sim/sumo/gen). -->",
+        "<edges>",
+    ]
     aps = approaches(lay)
     done: set[str] = set()
     walk = lay.pedestrians
@@ -187,7 +195,9 @@ def edges_xml(lay: Layout) -> str:
         prio = 3 if ap.arm in "EW" else 2
         if ap.pocket:
             lines.append(
-                _edge_line(f"{ap.edge}_u", ap.frm, f"P{ap.edge}", ap.street.lanes, ap.street, prio, walk)
+                _edge_line(
+                    f"{ap.edge}_u", ap.frm, f"P{ap.edge}", ap.street.lanes, ap.street, prio, walk
+                )
             )
             lines.append(_edge_line(ap.edge, f"P{ap.edge}", ap.to, ap.lanes, ap.street, prio, walk))
         else:

@@ -23,9 +23,7 @@ from sim.sumo.gen.families import Drawn
 
 def _recipe(name: str, pedestrians: bool) -> str:
     peds = (
-        "    <pedestrian>\n"
-        '        <crossings.guess value="true"/>\n'
-        "    </pedestrian>\n"
+        '    <pedestrian>\n        <crossings.guess value="true"/>\n    </pedestrian>\n'
         if pedestrians
         else ""
     )
