@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -61,10 +62,22 @@ class Job:
     preemption: bool = True
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (netconvert): on a shared
+    machine the wall time says little, the CPU time what an idle core would take."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _episode(job: Job) -> dict[str, Any]:
     from sim.sumo.lockstep import run
 
+    cpu = _cpu_s()
     r = run(resolve(job.scenario), job.controller, job.seed, job.end_s, preemption=job.preemption)
+    r["cpu_s"] = round(_cpu_s() - cpu, 2)
     r.pop("timeseries", None)
     r.pop("queues", None)
     r["scenario_name"] = job.scenario  # the name asked for (a .sumocfg may be named otherwise)
@@ -181,6 +194,7 @@ def aggregate(
             row[fig] = mean
             row[fig.removesuffix("_s") + "_sd" + ("_s" if fig.endswith("_s") else "")] = sd
         row["wall_s"] = round(sum(float(r["wall_s"]) for r in mine), 1)
+        row["cpu_s"] = round(sum(float(r.get("cpu_s", 0.0)) for r in mine), 1)
         row["seeds"] = sorted(int(r["seed"]) for r in mine)
         rows.append(row)
     return rows

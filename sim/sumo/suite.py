@@ -175,7 +175,8 @@ class Progress:
             return
         print(
             f"[{n}/{total}] {name} {job.controller} seed {job.seed}: delay "
-            f"{r['mean_delay_s']} s/veh, {r['wall_s']:.1f} s wall; {_clock(spent)} spent, "
+            f"{r['mean_delay_s']} s/veh, {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU; "
+            f"{_clock(spent)} spent, "
             f"~{_clock(left)} left",
             file=sys.stderr,
             flush=True,
@@ -216,6 +217,7 @@ def results(
             },
             "teleports": {c: (r["teleports"] if r else None) for c, r in mine.items()},
             "wall_s": round(sum(r["wall_s"] for r in mine.values() if r), 1),
+            "cpu_s": round(sum(r["cpu_s"] for r in mine.values() if r), 1),
         }
         for base in BASELINES:
             b = delay.get(base)
@@ -397,6 +399,8 @@ def run_suite_bench(json_out: bool, quick: bool, machine: str) -> int:
         "shipped_end_s": shipped_end,
         "episodes": len(jobs),
         "wall_s": round(time.perf_counter() - t0, 1),
+        # On a shared machine: what the episodes cost, and so what idle cores would take.
+        "cpu_s": round(sum(float(r["cpu_s"]) for r in reports), 1),
         "chart": str(chart),
         "notes": notes,
     }
@@ -414,6 +418,7 @@ def run_suite_bench(json_out: bool, quick: bool, machine: str) -> int:
     print(table(scenarios, summary, controllers))
     print(
         f"\ngenerated: until every vehicle has left; shipped: {shipped_end:g} s; delay = SUMO "
-        f"timeLoss per vehicle; chart: {chart}; {head['wall_s']:.0f} s wall"
+        f"timeLoss per vehicle; chart: {chart}; {head['wall_s']:.0f} s wall, "
+        f"{head['cpu_s']:.0f} s CPU in the episodes"
     )
     return 0
