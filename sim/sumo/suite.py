@@ -338,10 +338,11 @@ def write_chart(
             ys = [i + (k - (len(others) - 1) / 2) * height for i in range(len(names))]
             xs = [s[key].get(c) or 0.0 for s in scenarios]
             ax.barh(ys, xs, height=height, label=c)
+        top = max((v for s in scenarios for v in s[key].values() if v is not None), default=1.0)
         ax.axvline(1.0, color="black", linewidth=0.8)
-        ax.set_xscale("log")
-        ax.set_xlabel(f"mean delay / {base}'s (log scale)")
-        ax.grid(axis="x", alpha=0.3, which="both")
+        ax.set_xlim(0, max(1.5, top * 1.05))
+        ax.set_xlabel(f"mean delay / {base}'s")
+        ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(range(len(names)), names, fontsize="small")
     axes[0][0].invert_yaxis()
     axes[0][0].legend(loc="lower right", fontsize="small")
@@ -404,7 +405,7 @@ def run_suite_bench(json_out: bool, quick: bool, machine: str) -> int:
         "chart": str(chart),
         "notes": notes,
     }
-    title = f"edge bench suite: {len(suite)} scenarios x {seeds} seed(s), commit {sha}"
+    title = f"edge bench suite: {len(suite)} scenario(s) x {seeds} seed(s), commit {sha}"
     write_chart(scenarios, controllers, chart, title)
     doc = {**head, "scenarios": scenarios, "summary": summary}
     _save(doc)
