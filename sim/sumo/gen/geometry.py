@@ -146,10 +146,6 @@ def edges_between(lay: Layout, a: str, b: str) -> list[str]:
     return [f"{a}_{b}_u", f"{a}_{b}"] if split else [f"{a}_{b}"]
 
 
-def _exit_lanes(street: Street) -> int:
-    return street.lanes
-
-
 def nodes_xml(lay: Layout) -> str:
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
