@@ -119,3 +119,15 @@ def test_a_tiny_suite_run_prints_the_documented_json(
     assert gen["edge"]["geomean_ratio_to_sumo_actuated"] == pytest.approx(ratio, abs=0.001)
     assert gen["edge"]["worst_scenario_ratio_to_sumo_actuated_ite"] == "shared-1-off-peak"
     assert (tmp_path / "suite.png").stat().st_size > 0
+
+
+def test_edge_sim_gen_writes_builds_and_derives(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "t"
+    assert main(["sim", "gen", "tee", "--seed", "4", "--level", "peak", "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"{out}: 1 signal(s) (1x1), peak,") and "dual-ring" in said
+    assert (out / "tee-4-peak.net.xml").is_file()
+    assert main(["sim", "gen"]) == 1
+    assert "give a FAMILY, or --suite" in capsys.readouterr().err
