@@ -15,7 +15,8 @@ Rules this module keeps:
   taken over the generated scenarios, their off-peak ones, and the shipped
   ones, each group apart.
 - Episodes run in a process pool (sim/sumo/bench.py's, 2 workers by default),
-  longest first; progress is a bar on a terminal, a line per episode when piped.
+  seed by seed and longest first within a seed (a run stopped early has whole
+  seeds); progress is a bar on a terminal, a line per episode when piped.
 - EDGE_BENCH_SUITE_SEEDS (3), _JOBS (2), _CONTROLLERS, _SCENARIOS (names to
   keep), _SHIPPED_END_S (3600), _CHART (suite.png) change a run;
   EDGE_BENCH_SAVE=FILE keeps the JSON as the other benches do. `--quick`: two
@@ -354,9 +355,12 @@ def write_chart(
 
 
 def _cost(job: Job, signals: dict[str, int]) -> float:
-    """Rough wall cost: signals x simulated time, the lockstep controllers dearer."""
+    """The order episodes start in (dearest first): seed by seed, so that a run stopped
+    early has whole seeds; within a seed the longest first (signals x simulated time,
+    the lockstep controllers dearer), so that the two workers end together."""
     end = job.end_s or 1800.0
-    return signals.get(job.scenario, 1) * end * (3 if job.controller.startswith("edge") else 1)
+    cost = signals.get(job.scenario, 1) * end * (3 if job.controller.startswith("edge") else 1)
+    return -job.seed * 1e9 + cost
 
 
 def run_suite_bench(json_out: bool, quick: bool, machine: str) -> int:
