@@ -133,13 +133,20 @@ class SimDevice:
 
 
 async def _sim_main(
-    devices: list[tuple[str, BrokerConfig]], seconds: float, start_at: float, base: int, out: Any
+    devices: list[tuple[str, BrokerConfig]], seconds: float, go: Any, base: int, out: Any
 ) -> None:
     stop = asyncio.Event()
     sem = asyncio.Semaphore(32)
     sims = [SimDevice(n, c, base) for n, c in devices]
     tasks = [asyncio.create_task(s.run(stop, sem)) for s in sims]
-    await asyncio.sleep(max(0.0, start_at - time.time()))
+    # every device connected (or 120 s), then wait for the common start
+    end = time.monotonic() + 120
+    while time.monotonic() < end and any(s.client is None for s in sims):
+        await asyncio.sleep(0.1)
+    ready, start = go
+    ready.release()
+    while not start.is_set():
+        await asyncio.sleep(0.02)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     k = 0
@@ -195,11 +202,11 @@ async def _sim_main(
 
 
 def _sim(
-    devices: list[tuple[str, BrokerConfig]], seconds: float, start_at: float, base: int, out: Any
+    devices: list[tuple[str, BrokerConfig]], seconds: float, go: Any, base: int, out: Any
 ) -> None:
     os.nice(NICE)
     logging.basicConfig(level=logging.CRITICAL)  # each lost connection is counted, not logged
-    asyncio.run(_sim_main(devices, seconds, start_at, base, out))
+    asyncio.run(_sim_main(devices, seconds, go, base, out))
 
 
 # --- central's ingest (one process per partition) ---------------------------------------------
@@ -296,7 +303,9 @@ class Ingest:
     def totals(self) -> tuple[int, int]:
         return sum(c[0] for c in self.counts), sum(c[1] for c in self.counts)
 
-    def drain(self, quiet_s: float = 3.0, limit_s: float = 90.0) -> None:
+    def drain(self, quiet_s: float = 12.0, limit_s: float = 90.0) -> None:
+        """Until nothing arrived for `quiet_s` (longer than the cluster's ack_wait, after
+        which it sends again what a lost ingest connection never acknowledged)."""
         end, last, since = time.monotonic() + limit_s, (-1, -1), time.monotonic()
         while time.monotonic() < end and time.monotonic() - since < quiet_s:
             now = self.totals()
@@ -334,14 +343,17 @@ def _run(
     """One run; its sequence numbers start above `base` (runs share the ingest)."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    start_at = time.time() + max(4.0, len(devices) / 60) + 1
+    go = (ctx.Semaphore(0), ctx.Event())  # (a worker's devices are connected, start)
     procs = [
-        ctx.Process(target=_sim, args=(devices[w::workers], seconds, start_at, base, out))
+        ctx.Process(target=_sim, args=(devices[w::workers], seconds, go, base, out))
         for w in range(workers)
     ]
     for p in procs:
         p.start()
-    time.sleep(max(0.0, start_at - time.time()))
+    for _ in procs:
+        if not go[0].acquire(timeout=180):
+            raise RuntimeError("the simulated devices did not connect in 180 s")
+    go[1].set()
     cpu0 = sum(_cpu_s(p) for p in pids())
     wall0, (spat0, q0) = time.monotonic(), ingest.totals()
     extra = during() if during is not None else {}
@@ -393,6 +405,8 @@ def _verdict(run: dict[str, Any], arrivals: dict[str, list[int]], since: float) 
     return {
         "qos1_lost": lost,
         "qos1_duplicates": dup,
+        # first arrivals at central that came after a higher sequence number (central
+        # orders by seq; a redelivery after an ingest connection's loss comes late)
         "out_of_order": disorder,
         "qos1_unacked_at_end": run["unacked"],
         "devices_disconnected": hit,

@@ -178,7 +178,7 @@ class NatsCluster:
                 f"  listen: 127.0.0.1:{node.mqtt_port}",
                 f"  {self.tls_block()}",
                 # a QoS 1 message not acknowledged by a subscriber is sent again after this
-                "  ack_wait: 30s",
+                "  ack_wait: 10s",
                 "  stream_replicas: 3",
                 "  consumer_replicas: 3",
                 "  max_ack_pending: 4096",
