@@ -2,6 +2,7 @@
 # What `make test` starts for real, from Debian, installed only when missing and
 # with one `apt-get update` for all of them:
 #   mosquitto: the link tests run their own brokers (never the system service)
+#   nats-server: the fleet's clustered broker (3 nodes started by edge.link.nats)
 #   the shellcheck linter: flash.sh must be clean
 #   systemd: systemd-analyze verifies the units flash.sh installs
 #   chromium: the technician-page tests drive /usr/bin/chromium (Playwright
@@ -10,6 +11,7 @@
 set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 [ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
@@ -36,10 +38,12 @@ apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${need[@]
 # own brokers: disable the one this script installed. systemctl disable works on
 # the files alone (no running systemd needed) and also turns the rc links to K
 # links; without systemd, update-rc.d does that part. A later upgrade keeps it off.
-if [[ " ${need[*]} " == *" mosquitto "* ]]; then
-    if command -v systemctl >/dev/null; then
-        systemctl --quiet disable mosquitto.service
-    else
-        update-rc.d mosquitto disable
+for svc in mosquitto nats-server; do
+    if [[ " ${need[*]} " == *" $svc "* ]]; then
+        if command -v systemctl >/dev/null; then
+            systemctl --quiet disable "$svc.service"
+        elif [ -e "/etc/init.d/$svc" ]; then
+            update-rc.d "$svc" disable
+        fi
     fi
-fi
+done

@@ -117,6 +117,14 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
     ),
     "tests/link/test_bench.py": (_BROKER, "`edge bench link`: Mosquitto and devices"),
     "tests/link/test_broker.py": (_BROKER, "Mosquitto with TLS, ACL and persistence"),
+    "tests/link/test_bench_fleet.py": (
+        frozenset({"broker", "process"}),
+        "`edge bench fleet`: Mosquitto, a 3-node NATS cluster, load and ingest processes",
+    ),
+    "tests/link/test_cluster.py": (
+        frozenset({"broker", "process"}),
+        "a 3-node NATS cluster: ACL, MQTT 3.1.1, a node SIGKILLed mid-run",
+    ),
     "tests/link/test_cli.py": (
         frozenset({"broker", "cli"}),
         "`edge central` against Mosquitto and a device process",

@@ -24,6 +24,7 @@ BENCHES = {
     "board": "devtools.bench.board:run_board_bench",  # host -> pty -> virtual board
     "monitor": "devtools.bench.monitor:run_monitor_bench",  # the board's field monitor, faults
     "link": "devtools.bench.link:run_link_bench",  # the MQTT link against a real Mosquitto
+    "fleet": "devtools.bench.fleet:run_fleet_bench",  # 3-node NATS cluster vs one Mosquitto
     "vision": "devtools.bench.vision:run_vision_bench",  # cameras, model, zones; 4 cameras
     "traffic": "sim.sumo.bench:run_traffic_bench",  # SUMO lockstep episodes
     "preemption": "sim.sumo.bench:run_preemption_bench",

@@ -1,9 +1,12 @@
 """The central side, as a library: sign and push plan bundles, send commands,
 collect what devices publish. `edge central ...` and the tests use it.
 
-Central's ingest keeps a persistent MQTT 5 session (clean_start false, a
-session expiry) with QoS 1 subscriptions, so the broker queues counts and
-events for it while it is away; it drops duplicates by (device, seq).
+Central's ingest keeps a persistent session (MQTT 5: clean_start false, a session
+expiry; MQTT 3.1.1: clean_session false) with QoS 1 subscriptions, so the broker
+queues counts and events for it while it is away; it drops duplicates by (device,
+seq). On a broker without MQTT 5 (negotiated down as in edge.link.client), an ack is
+matched by the `"corr"` in its payload: the digest of the request central published.
+On a NATS cluster (edge.link.nats) each ingest worker takes one partition of devices.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ import aiomqtt
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.device import certs
 from edge.link import topics
-from edge.link.client import NODELAY, BrokerConfig
+from edge.link.client import NODELAY, BrokerConfig, refused_v5, request_digest
 from edge.link.messages import command_body
 from edge.link.plans import bundle_body
 from edge.link.signing import sign
@@ -105,25 +109,49 @@ async def connect(
     persistent: bool = False,
     timeout_s: float = 10.0,
 ) -> AsyncIterator[aiomqtt.Client]:
-    """A central client; `persistent` keeps its session (and queued QoS 1 messages) for 1 h."""
+    """A central client; `persistent` keeps its session (and queued QoS 1 messages) for 1 h
+    (MQTT 5) or until it comes back (3.1.1). MQTT 5 unless the broker refuses it or
+    `broker.protocol` says 3.1.1; each of the broker's endpoints in turn until one answers."""
     broker.warn_if_plain("central")
-    props = None
-    if persistent:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = 3600
-    async with aiomqtt.Client(
-        broker.host,
-        broker.port,
-        identifier=identifier or f"central-{uuid.uuid4().hex[:8]}",
-        protocol=aiomqtt.ProtocolVersion.V5,
-        tls_context=broker.tls_context(),
-        clean_start=not persistent,
-        properties=props,
-        timeout=timeout_s,
-        keepalive=20,
-        socket_options=NODELAY,
-    ) as client:
-        yield client
+    name = identifier or f"central-{uuid.uuid4().hex[:8]}"
+    v5 = broker.protocol != "3.1.1"
+    last: Exception | None = None
+    for host, port in [*broker.endpoints(), *broker.endpoints()]:
+        props = None
+        if persistent and v5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 3600
+        client = aiomqtt.Client(
+            host,
+            port,
+            identifier=name,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            tls_context=broker.tls_context(),
+            # paho refuses clean_start on 3.1.1 unless it is its default
+            clean_start=(not persistent) if v5 else MQTT_CLEAN_START_FIRST_ONLY,
+            clean_session=None if v5 else not persistent,
+            properties=props,
+            timeout=timeout_s,
+            keepalive=20,
+            socket_options=NODELAY,
+        )
+        try:
+            await client.__aenter__()
+        except aiomqtt.MqttError as exc:
+            last = exc
+            if v5 and broker.protocol == "auto" and refused_v5(exc):
+                v5 = False
+            continue
+        try:
+            yield client
+        finally:
+            await client.__aexit__(None, None, None)
+        return
+    raise aiomqtt.MqttError(f"no broker endpoint answered ({last})")
+
+
+def speaks_v5(client: aiomqtt.Client) -> bool:
+    return int(client._client.protocol) == int(aiomqtt.ProtocolVersion.V5)
 
 
 async def request(
@@ -142,7 +170,8 @@ async def request(
     data) until one has a status in `until` (or timeout). Other messages that arrive
     meanwhile go to `others` (when given)."""
     ack_topic = topics.topic(device, "ack")
-    corr = uuid.uuid4().bytes
+    v5 = speaks_v5(client)
+    corr = uuid.uuid4().bytes if v5 else request_digest(payload)
     got: list[dict[str, Any]] = []
     await client.subscribe(ack_topic, qos=1)
     await client.publish(
@@ -150,7 +179,7 @@ async def request(
         payload,
         qos=1,
         retain=retain,
-        properties=_props(corr, ack_topic),
+        properties=_props(corr, ack_topic) if v5 else None,
     )
     try:
         async with asyncio.timeout(timeout_s):
@@ -159,10 +188,13 @@ async def request(
                     if others is not None:
                         others.append(msg)
                     continue
-                data = getattr(msg.properties, "CorrelationData", None)
+                ack = json.loads(msg.payload if isinstance(msg.payload, bytes) else b"{}")
+                if v5:
+                    data = getattr(msg.properties, "CorrelationData", None)
+                else:
+                    data = bytes.fromhex(ack.pop("corr", ""))
                 if data != corr:
                     continue
-                ack = json.loads(msg.payload if isinstance(msg.payload, bytes) else b"{}")
                 got.append(ack)
                 if times is not None:
                     times.append(time.monotonic())
@@ -189,7 +221,7 @@ class Collected:
     keep_raw: bool = False
 
     def add(self, topic: str, payload: bytes) -> None:
-        parsed = topics.parse(topic)
+        parsed = topics.parse(topics.unpartitioned(topic))
         if parsed is None:
             return
         device, leaf = parsed
@@ -227,3 +259,25 @@ async def collect(
     async for msg in client.messages:
         payload = msg.payload if isinstance(msg.payload, bytes) else b""
         into.add(str(msg.topic), payload)
+
+
+async def ingest_partition(
+    broker: BrokerConfig,
+    partition: int,
+    into: Collected,
+    stop: asyncio.Event,
+) -> None:
+    """One of central's ingest workers on a NATS cluster (edge.link.nats): a persistent
+    session (id `ingest-<partition>`) on its partition of devices, so the cluster holds
+    its QoS 1 messages while it is away; reconnects (to the next node) until `stop`."""
+    from edge.link.nats import ingest_filter
+
+    while not stop.is_set():
+        try:
+            async with connect(broker, identifier=f"ingest-{partition}", persistent=True) as c:
+                await c.subscribe(ingest_filter(partition), qos=1)
+                async for msg in c.messages:
+                    payload = msg.payload if isinstance(msg.payload, bytes) else b""
+                    into.add(str(msg.topic), payload)
+        except aiomqtt.MqttError:
+            await asyncio.sleep(0.3)

@@ -6,12 +6,20 @@ retained) registered in CONNECT, the retained birth status, the device's
 subscriptions, then the spool drained in order. A lost connection loses
 nothing: spooled rows are deleted only after their PUBACK and are all sent
 again after a reconnect (central drops duplicates by sequence number).
+
+Protocol level: MQTT 5 first; a broker that refuses it (CONNACK "unsupported protocol
+version": RabbitMQ 3.10, NATS 2.9) gets MQTT 3.1.1 from then on, with the same
+guarantees: what MQTT 5 carried in properties goes in the payload (`correlation_in`):
+a request's correlation is the digest of its bytes (`request_digest`), and the ack or
+state answering it carries that as `"corr"` (hex). A clustered broker's other nodes
+(`BrokerConfig.alternates`) are tried in turn after a failed connect.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import socket
@@ -38,6 +46,24 @@ log = logging.getLogger(__name__)
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 SPOOL_WINDOW = 64  # spooled messages in flight at once
 PUBLISH_TIMEOUT_S = 10.0
+PROTOCOLS = ("auto", "5", "3.1.1")
+
+
+def refused_v5(exc: BaseException) -> bool:
+    """Whether a connect failed because the broker does not speak MQTT 5."""
+    return isinstance(exc, aiomqtt.MqttCodeError) and "protocol version" in str(exc).lower()
+
+
+def request_digest(payload: bytes) -> bytes:
+    """On MQTT 3.1.1, a request's correlation: the first 16 bytes of its SHA-256. Central
+    computes the same over what it published, so an ack names exactly that request."""
+    return hashlib.sha256(payload).digest()[:16]
+
+
+def correlation_in(payload: str, correlation: bytes) -> str:
+    """A JSON object text with `"corr": <hex>` added (MQTT 3.1.1's CorrelationData)."""
+    assert payload.startswith("{") and len(payload) > 2
+    return f'{{"corr":"{correlation.hex()}",{payload[1:]}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +80,18 @@ class BrokerConfig:
     keepalive_s: int = 20
     backoff_min_s: float = 0.5
     backoff_max_s: float = 30.0
+    # more nodes of a clustered broker: a client moves to the next after a failed connect
+    alternates: tuple[tuple[str, int], ...] = ()
+
+    # "5", "3.1.1", or "auto" (5, then 3.1.1 where the broker refuses 5)
+    protocol: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"broker protocol {self.protocol!r}: one of {', '.join(PROTOCOLS)}")
+
+    def endpoints(self) -> tuple[tuple[str, int], ...]:
+        return ((self.host, self.port), *self.alternates)
 
     def tls_context(self) -> ssl.SSLContext | None:
         """The fleet CA only, TLS 1.2 or later, the broker's name in its certificate's
@@ -145,6 +183,8 @@ class LinkClient:
         self.backoff = Backoff(broker.backoff_min_s, broker.backoff_max_s)
         self.connects = 0
         self.sent_spooled = 0
+        self.v5 = broker.protocol != "3.1.1"  # the level of the next connect
+        self.endpoint = 0  # index into broker.endpoints()
 
     def topic(self, leaf: str) -> str:
         return topics.topic(self.device, leaf)
@@ -160,14 +200,18 @@ class LinkClient:
         self.broker.warn_if_plain(f"device {self.device}")
         while True:
             reason = "closed"
+            host, port = self.broker.endpoints()[self.endpoint]
+            retry_now = False
             try:
                 async with aiomqtt.Client(
-                    self.broker.host,
-                    self.broker.port,
+                    host,
+                    port,
                     identifier=self.device,
                     username=self.broker.username,
                     password=self.broker.password,
-                    protocol=aiomqtt.ProtocolVersion.V5,
+                    protocol=(
+                        aiomqtt.ProtocolVersion.V5 if self.v5 else aiomqtt.ProtocolVersion.V311
+                    ),
                     will=aiomqtt.Will(status, status_offline(self.device), qos=1, retain=True),
                     keepalive=self.broker.keepalive_s,
                     tls_context=self.broker.tls_context(),
@@ -184,13 +228,21 @@ class LinkClient:
                     self.backoff.reset()
                     self.connected.set()
                     self.handler.on_connected()
-                    log.info("link up: %s:%d", self.broker.host, self.broker.port)
+                    log.info("link up: %s:%d (MQTT %s)", host, port, "5" if self.v5 else "3.1.1")
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(self._receive(client))
                         tg.create_task(self._drain_spool(client))
                         tg.create_task(self._drain_outbox(client))
             except* aiomqtt.MqttError as group:
                 reason = "; ".join(str(e) for e in group.exceptions)[:300]
+                if (
+                    self.v5
+                    and self.broker.protocol == "auto"
+                    and any(refused_v5(e) for e in group.exceptions)
+                ):
+                    log.warning("link: %s:%d refuses MQTT 5; using MQTT 3.1.1", host, port)
+                    self.v5 = False
+                    retry_now = True
             except* (OSError, TimeoutError) as group:
                 reason = "; ".join(repr(e) for e in group.exceptions)[:300]
             except* Exception as group:
@@ -204,6 +256,10 @@ class LinkClient:
                 self.connected.clear()
             if was_up:
                 self.handler.on_disconnected(reason)
+            if retry_now:
+                continue
+            if not was_up:  # a failed connect: the next node of a cluster
+                self.endpoint = (self.endpoint + 1) % len(self.broker.endpoints())
             delay = self.backoff.next_delay()
             log.warning("link down (%s); reconnecting in %.1f s", reason, delay)
             await asyncio.sleep(delay)
@@ -219,10 +275,9 @@ class LinkClient:
             ):
                 log.warning("dropped a message on unexpected topic %s", message.topic)
                 continue
+            corr = correlation_of(message) if self.v5 else request_digest(payload)
             try:
-                await self.handler.on_message(
-                    parsed[1], payload, correlation_of(message), bool(message.retain)
-                )
+                await self.handler.on_message(parsed[1], payload, corr, bool(message.retain))
             except Exception:  # one bad message must never take the link down
                 log.exception("dropped a message on %s: handler failed", message.topic)
 
@@ -282,9 +337,11 @@ class LinkClient:
             while self.outbox:
                 leaf, payload, corr = self.outbox[0]
                 props = None
-                if corr is not None:
+                if corr is not None and self.v5:
                     props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
                     props.CorrelationData = corr
+                elif corr is not None:
+                    payload = correlation_in(payload, corr)
                 await client.publish(
                     self.topic(leaf), payload, qos=1, properties=props, timeout=PUBLISH_TIMEOUT_S
                 )

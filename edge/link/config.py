@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -41,6 +41,16 @@ class _Broker(_Strict):
     keepalive_s: Annotated[int, Field(ge=5, le=600)] = 20
     backoff_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     backoff_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    # a clustered broker's other nodes, tried in turn after a failed connect
+    alternates: list[Annotated[str, Field(pattern=r"^[^\s:]+:[0-9]{1,5}$")]] = []
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+
+    @model_validator(mode="after")
+    def _alternates(self) -> _Broker:
+        for a in self.alternates:
+            if not 1 <= int(a.rsplit(":", 1)[1]) <= 65535:
+                raise ValueError(f"alternates: {a!r}: the port must be 1-65535")
+        return self
 
     @model_validator(mode="after")
     def _backoff_order(self) -> _Broker:
@@ -126,6 +136,8 @@ def load_device_config(path: str | Path) -> DeviceConfig:
             keepalive_s=b.keepalive_s,
             backoff_min_s=b.backoff_min_s,
             backoff_max_s=b.backoff_max_s,
+            alternates=tuple((a.rsplit(":", 1)[0], int(a.rsplit(":", 1)[1])) for a in b.alternates),
+            protocol=b.protocol,
         ),
         counts_interval_ms=round(cfg.link.counts_interval_s * 1000),
         events_flush_ms=round(cfg.link.events_flush_s * 1000),

@@ -79,6 +79,17 @@ def parse(name: str) -> tuple[str, str] | None:
     return device, leaf
 
 
+INGEST_ROOT = "ingest"  # a clustered broker's partitioned copy of the tree (edge.link.nats)
+
+
+def unpartitioned(name: str) -> str:
+    """`ingest/<p>/edge/v1/<device>/<leaf>` -> `edge/v1/<device>/<leaf>`; others unchanged."""
+    parts = name.split("/", 2)
+    if len(parts) == 3 and parts[0] == INGEST_ROOT and parts[1].isdigit():
+        return parts[2]
+    return name
+
+
 def acl_file(central_users: tuple[str, ...] = ("central",)) -> str:
     """The Mosquitto ACL for the tree: central users see everything, devices their own subtree.
 

@@ -21,6 +21,7 @@ from edge.link.client import BrokerConfig
 from edge.link.config import DeviceConfig
 from edge.link.device import DeviceRuntime
 from edge.link.mosquitto import Mosquitto, mosquitto_binary
+from edge.link.nats import NatsCluster
 from edge.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +55,7 @@ def make_keys(directory: Path) -> Keys:
 
 
 def device_config(
-    broker: Mosquitto,
+    broker: Mosquitto | NatsCluster,
     directory: Path,
     device: str,
     keys: Keys,

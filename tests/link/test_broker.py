@@ -5,6 +5,7 @@ published message checked against its schema."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -298,3 +299,28 @@ def test_fuzzed_payloads_are_rejected_and_never_crash_the_device(
     rejected, dropped, total = asyncio.run(_fuzz(broker, keys, tmp_path))
     # every fuzzed message got a rejection ack; none was silently lost
     assert rejected == total, (rejected, dropped)
+
+
+async def _at_311(broker: Mosquitto, keys: Keys, tmp: Path) -> list[list[dict[str, Any]]]:
+    cfg = device_config(broker, tmp, "dev-311", keys)
+    cfg = dataclasses.replace(cfg, broker=dataclasses.replace(cfg.broker, protocol="3.1.1"))
+    cen = dataclasses.replace(central_config(broker), protocol="3.1.1")
+    out = []
+    async with running(cfg) as rt, central.connect(cen) as c:
+        assert not rt.client.v5 and not central.speaks_v5(c)
+        _, ok = central.signed_command(keys.central, "dev-311", {"kind": "heartbeat"})
+        out.append(await central.request(c, "dev-311", "cmd", ok, timeout_s=5))
+        # a message too broken to name still gets its rejection, matched by its digest
+        out.append(await central.request(c, "dev-311", "cmd", b"{not json", timeout_s=5))
+    return out
+
+
+def test_at_mqtt_311_acks_carry_the_request_correlation_in_the_payload(
+    broker: Mosquitto, keys: Keys, tmp_path: Path
+) -> None:
+    done, rejected = asyncio.run(_at_311(broker, keys, tmp_path))
+    assert done and done[-1]["status"] == "done", done
+    assert rejected and rejected[-1]["status"] == "rejected", rejected
+    assert rejected[-1]["ref"] is None  # named by its correlation only
+    for ack in (*done, *rejected):
+        check("ack", ack)

@@ -1,0 +1,588 @@
+"""`edge bench fleet [--json] [--quick]`: a city fleet on the 3-node NATS cluster
+(edge.link.nats) next to one Mosquitto, on this machine.
+
+Rules it keeps:
+- The load generator is several processes (EDGE_BENCH_FLEET_WORKERS, default 2), each
+  with many simulated devices: one TLS connection and certificate each, SPaT at 10 Hz
+  (QoS 0) and one sequence-numbered QoS 1 events message a second. A device keeps each
+  QoS 1 message until its PUBACK and, after a reconnect (to the next node), sends every
+  unacknowledged one again in order before anything new: the device spool's rule.
+- Central's ingest is one process per partition (EDGE_BENCH_FLEET_PARTITIONS, default
+  2), a persistent session each; on Mosquitto the same workers share
+  `$share/ingest/...` subscriptions.
+- Figures: messages/s delivered to the ingest and broker CPU (% of one core, all nodes
+  summed) for both brokers; then on the cluster a node SIGKILLed mid-run and restarted,
+  then a rolling restart (SIGTERM, start, ready, next): every device reconnects
+  (reconnect p50/p99/max in s), QoS 1 messages lost after dedup (acked by the broker,
+  never at central), per-device order of first arrivals, and the control tick's
+  jitter of one real device (`edge run`'s runtime and central link) on the cluster.
+- Everything runs nice'd; the machine's load average is part of the record.
+
+    edge bench fleet [--json] [--quick]
+    EDGE_BENCH_FLEET_DEVICES=300 EDGE_BENCH_FLEET_SECONDS=20 edge bench fleet --json
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import multiprocessing as mp
+import os
+import random
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import paho.mqtt.client as paho
+from edge.link import topics
+from edge.link.client import BrokerConfig
+from edge.link.mosquitto import Mosquitto
+from edge.link.nats import NODES, NatsCluster, ingest_filter
+from paho.mqtt.enums import CallbackAPIVersion
+
+from devtools.bench.link import _cpu_s, _pct, _spat_payload
+
+NICE = 10
+RUN_SEQS = 1_000_000  # each run's sequence numbers: (base, base + RUN_SEQS]
+
+
+# --- the simulated devices (one worker process holds many) -----------------------------------
+
+
+class SimDevice:
+    """A device's link without its runtime: reconnects to the next node and resends
+    what is unacknowledged, in order, before anything new."""
+
+    def __init__(self, name: str, cfg: BrokerConfig, seq_base: int) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.endpoint = 0
+        self.client: aiomqtt.Client | None = None
+        self.seq = seq_base
+        self.unacked: OrderedDict[int, bytes] = OrderedDict()
+        self.infos: dict[int, paho.MQTTMessageInfo] = {}
+        self.acked_max = 0
+        self.acked: set[int] = set()
+        self.down_since: float | None = None
+        self.reconnects: list[tuple[float, float]] = []  # (lost at, up again at), epoch s
+        self.connects = 0
+
+    def poll_acks(self) -> None:
+        for seq, info in list(self.infos.items()):
+            if info.is_published():
+                del self.infos[seq]
+                self.unacked.pop(seq, None)
+                self.acked.add(seq)
+
+    def send_q1(self, seq: int) -> None:
+        c = self.client
+        if c is None:
+            return
+        info = c._client.publish(topics.topic(self.name, "events"), self.unacked[seq], qos=1)
+        if info.rc == 0:
+            self.infos[seq] = info
+
+    async def run(self, stop: asyncio.Event, sem: asyncio.Semaphore) -> None:
+        eps = self.cfg.endpoints()
+        while not stop.is_set():
+            host, port = eps[self.endpoint]
+            try:
+                async with sem:
+                    c = aiomqtt.Client(
+                        host,
+                        port,
+                        identifier=self.name,
+                        protocol=aiomqtt.ProtocolVersion.V311,
+                        tls_context=self.cfg.tls_context(),
+                        keepalive=10,
+                        timeout=10,
+                        max_inflight_messages=64,
+                    )
+                    await c.__aenter__()
+                self.connects += 1
+                if self.down_since is not None:
+                    self.reconnects.append((self.down_since, time.time()))
+                    self.down_since = None
+                self.infos.clear()
+                self.client = c
+                for seq in list(self.unacked):  # the spool's rule: the old ones first
+                    self.send_q1(seq)
+                try:
+                    async for _ in c.messages:  # ends when the connection does
+                        pass
+                finally:
+                    self.client = None
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(c.__aexit__(None, None, None), 2)
+            except (aiomqtt.MqttError, OSError, TimeoutError):
+                pass
+            self.client = None
+            if stop.is_set():
+                return
+            if self.down_since is None:
+                self.down_since = time.time()
+            self.endpoint = (self.endpoint + 1) % len(eps)
+            await asyncio.sleep(random.uniform(0.1, 0.5))
+
+
+async def _sim_main(
+    devices: list[tuple[str, BrokerConfig]], seconds: float, go: Any, base: int, out: Any
+) -> None:
+    stop = asyncio.Event()
+    sem = asyncio.Semaphore(32)
+    sims = [SimDevice(n, c, base) for n, c in devices]
+    tasks = [asyncio.create_task(s.run(stop, sem)) for s in sims]
+    # every device connected (or 120 s), then wait for the common start
+    end = time.monotonic() + 120
+    while time.monotonic() < end and any(s.client is None for s in sims):
+        await asyncio.sleep(0.1)
+    ready, start = go
+    ready.release()
+    while not start.is_set():
+        await asyncio.sleep(0.02)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    k = 0
+    spat = 0
+    while loop.time() - t0 < seconds:
+        now_ms = time.time_ns() // 1_000_000
+        for s in sims:
+            c = s.client
+            if c is None:
+                continue
+            info = c._client.publish(
+                topics.topic(s.name, "spat"), _spat_payload(s.name, k, now_ms), qos=0
+            )
+            spat += info.rc == 0
+        if k % 10 == 0:
+            for s in sims:
+                s.poll_acks()
+                s.seq += 1
+                s.unacked[s.seq] = (
+                    f'{{"dev":"{s.name}","seq":{s.seq},"events":[{{"t":{now_ms},'
+                    f'"name":"phase_green","subject":"phase 2","detail":"","src":"control"}}]}}'
+                ).encode()
+                s.send_q1(s.seq)
+        k += 1
+        delay = t0 + k * 0.1 - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    # every device connected again and the rest acknowledged (or resent after a
+    # reconnect), for up to 60 s
+    end = loop.time() + 60
+    while loop.time() < end and any(s.unacked or s.client is None for s in sims):
+        for s in sims:
+            s.poll_acks()
+        await asyncio.sleep(0.2)
+    connected = sum(1 for s in sims if s.client is not None)
+    stop.set()
+    for s in sims:
+        if s.client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(s.client.__aexit__(None, None, None), 2)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    out.put(
+        {
+            "spat": spat,
+            "acked": {s.name: sorted(s.acked) for s in sims},
+            "unacked": sum(len(s.unacked) for s in sims),
+            "reconnects": {s.name: s.reconnects for s in sims},
+            "connected_at_end": connected,
+        }
+    )
+
+
+def _sim(
+    devices: list[tuple[str, BrokerConfig]], seconds: float, go: Any, base: int, out: Any
+) -> None:
+    os.nice(NICE)
+    logging.basicConfig(level=logging.CRITICAL)  # each lost connection is counted, not logged
+    asyncio.run(_sim_main(devices, seconds, go, base, out))
+
+
+# --- central's ingest (one process per partition) ---------------------------------------------
+
+
+def _ingest(
+    cfg: BrokerConfig, client_id: str, filters: list[str], counts: Any, ready: Any, out: Any
+) -> None:
+    """counts[0] SPaT, counts[1] QoS 1 messages received (published every 0.2 s)."""
+    os.nice(NICE)
+    spat = q1 = 0
+    arrivals: dict[str, list[int]] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def on_message(_c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
+        nonlocal spat, q1
+        parsed = topics.parse(topics.unpartitioned(msg.topic))
+        if parsed is None:
+            return
+        if parsed[1] == "spat":
+            spat += 1
+            return
+        p = msg.payload
+        i = p.find(b'"seq":')
+        with lock:
+            q1 += 1
+            arrivals.setdefault(parsed[0], []).append(int(p[i + 6 : p.find(b",", i)]))
+
+    eps = cfg.endpoints()
+    endpoint = 0
+    c = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=paho.MQTTv311,
+        clean_session=False,
+    )
+    ctx = cfg.tls_context()
+    assert ctx is not None
+    c.tls_set_context(ctx)
+    c.on_message = on_message
+    c.max_queued_messages_set(0)
+    c.on_connect = lambda cl, *a: cl.subscribe([(f, 1) for f in filters])
+    c.on_subscribe = lambda *a: ready.set()
+
+    def pump() -> None:
+        while not stop.is_set():
+            counts[0], counts[1] = spat, q1
+            time.sleep(0.2)
+
+    threading.Thread(target=pump, daemon=True).start()
+    # paho's loop reconnects to the same address; on a failure we move to the next node
+    while not stop.is_set():
+        host, port = eps[endpoint]
+        try:
+            c.connect(host, port, keepalive=10)
+            while True:
+                rc = c.loop(0.5)
+                if rc != paho.MQTT_ERR_SUCCESS:
+                    break
+                if out.poll():
+                    out.recv()
+                    stop.set()
+                    break
+        except (OSError, ValueError):
+            time.sleep(0.3)
+        if not stop.is_set():
+            endpoint = (endpoint + 1) % len(eps)
+    counts[0], counts[1] = spat, q1
+    with lock:
+        out.send({"arrivals": arrivals})
+    with contextlib.suppress(Exception):
+        c.disconnect()
+
+
+class Ingest:
+    def __init__(self, configs: list[tuple[BrokerConfig, str, list[str]]]) -> None:
+        ctx = mp.get_context("spawn")
+        self.counts = [ctx.Array("q", 2) for _ in configs]
+        self.ready = [ctx.Event() for _ in configs]
+        self.pipes = [ctx.Pipe() for _ in configs]
+        self.procs = [
+            ctx.Process(target=_ingest, args=(cfg, cid, f, n, r, child))
+            for (cfg, cid, f), n, r, (_parent, child) in zip(
+                configs, self.counts, self.ready, self.pipes, strict=True
+            )
+        ]
+        for p in self.procs:
+            p.start()
+        for r in self.ready:
+            if not r.wait(60):
+                raise RuntimeError("an ingest worker did not subscribe in 60 s")
+
+    def totals(self) -> tuple[int, int]:
+        return sum(c[0] for c in self.counts), sum(c[1] for c in self.counts)
+
+    def drain(self, quiet_s: float = 12.0, limit_s: float = 90.0) -> None:
+        """Until nothing arrived for `quiet_s` (longer than the cluster's ack_wait, after
+        which it sends again what a lost ingest connection never acknowledged)."""
+        end, last, since = time.monotonic() + limit_s, (-1, -1), time.monotonic()
+        while time.monotonic() < end and time.monotonic() - since < quiet_s:
+            now = self.totals()
+            if now != last:
+                last, since = now, time.monotonic()
+            time.sleep(0.2)
+
+    def stop(self) -> dict[str, list[int]]:
+        arrivals: dict[str, list[int]] = {}
+        for parent, _child in self.pipes:
+            parent.send("stop")
+        for parent, _child in self.pipes:
+            if parent.poll(30):
+                for dev, seqs in parent.recv()["arrivals"].items():
+                    arrivals.setdefault(dev, []).extend(seqs)
+        for p in self.procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+        return arrivals
+
+
+# --- one run -------------------------------------------------------------------------------
+
+
+def _run(
+    devices: list[tuple[str, BrokerConfig]],
+    ingest: Ingest,
+    pids: Any,
+    seconds: float,
+    workers: int,
+    base: int,
+    during: Any = None,
+) -> dict[str, Any]:
+    """One run; its sequence numbers start above `base` (runs share the ingest)."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    go = (ctx.Semaphore(0), ctx.Event())  # (a worker's devices are connected, start)
+    procs = [
+        ctx.Process(target=_sim, args=(devices[w::workers], seconds, go, base, out))
+        for w in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        if not go[0].acquire(timeout=180):
+            raise RuntimeError("the simulated devices did not connect in 180 s")
+    go[1].set()
+    cpu0 = sum(_cpu_s(p) for p in pids())
+    wall0, (spat0, q0) = time.monotonic(), ingest.totals()
+    extra = during() if during is not None else {}
+    time.sleep(max(0.0, wall0 + seconds - time.monotonic()))
+    wall1, (spat1, q1) = time.monotonic(), ingest.totals()
+    cpu1 = sum(_cpu_s(p) for p in pids())
+    results = [out.get(timeout=seconds + 120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    window = wall1 - wall0
+    acked: dict[str, list[int]] = {}
+    reconnects: dict[str, list[tuple[float, float]]] = {}
+    for r in results:
+        acked.update(r["acked"])
+        reconnects.update(r["reconnects"])
+    return {
+        "window_s": window,
+        "msgs_per_s": round(((spat1 - spat0) + (q1 - q0)) / window),
+        "spat_sent": sum(r["spat"] for r in results),
+        "broker_cpu_pct": round(100 * (cpu1 - cpu0) / window, 1),
+        "acked": acked,
+        "unacked": sum(r["unacked"] for r in results),
+        "connected_at_end": sum(r["connected_at_end"] for r in results),
+        "reconnects": reconnects,
+        "base": base,
+        **extra,
+    }
+
+
+def _verdict(run: dict[str, Any], arrivals: dict[str, list[int]], since: float) -> dict[str, Any]:
+    lost = dup = disorder = 0
+    lo, hi = run["base"], run["base"] + RUN_SEQS
+    for dev, seqs in run["acked"].items():
+        got = [s for s in arrivals.get(dev, []) if lo < s <= hi]
+        seen: set[int] = set()
+        firsts: list[int] = []
+        for s in got:
+            if s in seen:
+                dup += 1
+            else:
+                seen.add(s)
+                firsts.append(s)
+        lost += sum(1 for s in seqs if s not in seen)
+        disorder += sum(1 for a, b in itertools.pairwise(firsts) if b < a)
+    downs = [
+        up - lost_at for recs in run["reconnects"].values() for lost_at, up in recs if up >= since
+    ]
+    hit = sum(1 for recs in run["reconnects"].values() if any(up >= since for _l, up in recs))
+    return {
+        "qos1_lost": lost,
+        "qos1_duplicates": dup,
+        # first arrivals at central that came after a higher sequence number (central
+        # orders by seq; a redelivery after an ingest connection's loss comes late)
+        "out_of_order": disorder,
+        "qos1_unacked_at_end": run["unacked"],
+        "devices_disconnected": hit,
+        "devices_connected_at_end": run["connected_at_end"],
+        "reconnects": len(downs),
+        "reconnect_p50_s": round(_pct(downs, 0.5), 2) if downs else None,
+        "reconnect_p99_s": round(_pct(downs, 0.99), 2) if downs else None,
+        "reconnect_max_s": round(max(downs), 2) if downs else None,
+    }
+
+
+def _names(n: int) -> list[str]:
+    return [f"sim-{i:05d}" for i in range(n)]
+
+
+def _mosquitto(work: Path, n: int, seconds: float, workers: int, parts: int) -> dict[str, Any]:
+    with Mosquitto(work / "mosquitto") as broker:
+        devices = [(d, broker.client_config(d)) for d in _names(n)]
+        cen = broker.client_config("central")
+        flt = [f"$share/ingest/{topics.ROOT}/+/spat", f"$share/ingest/{topics.ROOT}/+/events"]
+        ingest = Ingest([(cen, f"ingest-{p}", flt) for p in range(parts)])
+        try:
+            run = _run(devices, ingest, lambda: [broker.pid], seconds, workers, 0)
+            ingest.drain()
+        finally:
+            arrivals = ingest.stop()
+        v = _verdict(run, arrivals, 0)
+    return {
+        "msgs_per_s": run["msgs_per_s"],
+        "broker_cpu_pct": run["broker_cpu_pct"],
+        "qos1_lost": v["qos1_lost"],
+    }
+
+
+async def _real_device(cluster: NatsCluster, work: Path, stop: threading.Event) -> Any:
+    """One real device (runtime + central link) on the cluster; its control tick's jitter."""
+    from edge.link import signing
+    from edge.link.config import DeviceConfig
+    from edge.link.device import DeviceRuntime
+
+    key = signing.generate()
+    pub = work / "central.pub"
+    pub.write_bytes(signing.public_pem(key.public_key()))
+    cfg = DeviceConfig(
+        device="real-1",
+        site_path=Path(__file__).resolve().parents[2] / "examples" / "four_leg_protected.toml",
+        store_path=work / "real-1.db",
+        trusted_keys=(pub,),
+        broker=cluster.client_config("real-1"),
+        counts_interval_ms=1000,
+        events_flush_ms=500,
+        backup_ms=300_000,
+        veh_per_hour=900,
+    )
+    rt = DeviceRuntime(cfg)
+    task = asyncio.create_task(rt.run())
+    while not stop.is_set():
+        await asyncio.sleep(0.2)
+    rt.stopping = True
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(task, 20)
+    return rt.runtime.jitter_all
+
+
+def _cluster(work: Path, n: int, seconds: float, workers: int, parts: int) -> dict[str, Any]:
+    names = _names(n)
+    res: dict[str, Any] = {}
+    t = time.monotonic()
+    with NatsCluster(work / "nats", devices=(*names, "real-1"), partitions=parts) as cluster:
+        res["cluster_start_s"] = round(time.monotonic() - t, 1)
+        devices = [(d, cluster.client_config(d)) for d in names]
+        cen = cluster.client_config("central")
+        ingest = Ingest([(cen, f"ingest-{p}", [ingest_filter(p)]) for p in range(parts)])
+        try:
+            steady = _run(devices, ingest, cluster.pids, seconds, workers, 0)
+            res["msgs_per_s"] = steady["msgs_per_s"]
+            res["broker_cpu_pct"] = steady["broker_cpu_pct"]
+
+            stop_real = threading.Event()
+            real: dict[str, Any] = {}
+
+            def real_device() -> None:
+                real["jitter"] = asyncio.run(_real_device(cluster, work, stop_real))
+
+            real_thread = threading.Thread(target=real_device)
+            real_thread.start()
+            kill_at: dict[str, float] = {}
+
+            def kill() -> dict[str, Any]:
+                time.sleep(seconds / 3)
+                kill_at["t"] = time.time()
+                cluster.kill_node(0)
+                time.sleep(seconds / 3)
+                cluster.start_node(0)
+                return {}
+
+            killed = _run(devices, ingest, cluster.pids, seconds * 1.5, workers, RUN_SEQS, kill)
+
+            def rolling() -> dict[str, Any]:
+                kill_at["roll"] = time.time()
+                for i in range(NODES):
+                    cluster.stop_node(i)
+                    time.sleep(1)
+                    cluster.start_node(i)
+                    cluster.wait_ready(60, nodes=[i])
+                return {"rolling_s": round(time.time() - kill_at["roll"], 1)}
+
+            rolled = _run(
+                devices, ingest, cluster.pids, seconds * 2, workers, 2 * RUN_SEQS, rolling
+            )
+            stop_real.set()
+            real_thread.join(60)
+            ingest.drain()
+        finally:
+            arrivals = ingest.stop()
+        res["node_kill"] = _verdict(killed, arrivals, kill_at["t"])
+        res["rolling_restart"] = {
+            **_verdict(rolled, arrivals, kill_at["roll"]),
+            "rolling_s": rolled["rolling_s"],
+        }
+        j = real.get("jitter")
+        res["real_device_tick_jitter_max_ms"] = None if j is None else round(j.max_ms, 1)
+        res["real_device_tick_jitter_p99_ms"] = None if j is None else round(j.p99_ms, 1)
+    return res
+
+
+def run_fleet_bench(json_out: bool, quick: bool, machine: str) -> int:
+    n = int(os.environ.get("EDGE_BENCH_FLEET_DEVICES", "20" if quick else "300"))
+    seconds = float(os.environ.get("EDGE_BENCH_FLEET_SECONDS", "6" if quick else "15"))
+    workers = int(os.environ.get("EDGE_BENCH_FLEET_WORKERS", "2"))
+    parts = int(os.environ.get("EDGE_BENCH_FLEET_PARTITIONS", "2"))
+    os.nice(NICE)
+    # the real device's link says every loss and reconnect: counted here instead
+    logging.basicConfig(level=logging.ERROR)
+    load0 = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="edge-bench-fleet-") as tmp:
+        work = Path(tmp)
+        single = _mosquitto(work, n, seconds, workers, parts)
+        clustered = _cluster(work, n, seconds, workers, parts)
+    res = {
+        "bench": "fleet",
+        "machine": machine,
+        "load_avg_1m": round((load0 + os.getloadavg()[0]) / 2, 1),
+        "devices": n,
+        "seconds": seconds,
+        "load_processes": workers,
+        "ingest_workers": parts,
+        "target_msgs_per_s": n * 11,
+        "mosquitto": single,
+        "nats_cluster": clustered,
+    }
+    if json_out:
+        print(json.dumps(res))
+        return 0
+    c, m = clustered, single
+    print(f"edge bench fleet ({machine}), load average {res['load_avg_1m']}")
+    print(
+        f"  {n} devices (SPaT 10 Hz + 1 QoS 1/s each, {n * 11} msgs/s offered) from {workers} "
+        f"processes, {parts} ingest workers, {seconds:g} s"
+    )
+    print(f"  one Mosquitto:     {m['msgs_per_s']} msgs/s, broker CPU {m['broker_cpu_pct']}%")
+    print(
+        f"  3-node NATS:       {c['msgs_per_s']} msgs/s, broker CPU {c['broker_cpu_pct']}% "
+        f"(3 nodes summed); started in {c['cluster_start_s']} s"
+    )
+    for key, label in (("node_kill", "node SIGKILLed"), ("rolling_restart", "rolling restart")):
+        v = c[key]
+        print(
+            f"  {label}: {v['devices_disconnected']} devices lost their link, "
+            f"{v['devices_connected_at_end']} of {n} connected at the end; reconnect p50 "
+            f"{v['reconnect_p50_s']} s, p99 {v['reconnect_p99_s']} s, max {v['reconnect_max_s']} "
+            f"s; QoS 1 lost {v['qos1_lost']}, duplicates {v['qos1_duplicates']}, out of order "
+            f"{v['out_of_order']}"
+        )
+    print(
+        f"  a real device on the cluster: control tick jitter max "
+        f"{c['real_device_tick_jitter_max_ms']} ms, p99 {c['real_device_tick_jitter_p99_ms']} ms"
+    )
+    return 0

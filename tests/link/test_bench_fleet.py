@@ -1,0 +1,27 @@
+"""`edge bench fleet --quick --json` runs and reports the figures it promises: the cluster
+loses no QoS 1 message through a node SIGKILL and a rolling restart, and every simulated
+device is connected again at the end (the order of arrivals is a figure here; the
+cluster test asserts it through a node kill)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from devtools.bench import run_bench
+
+
+def test_bench_fleet_quick(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    monkeypatch.setenv("EDGE_BENCH_FLEET_DEVICES", "8")
+    monkeypatch.setenv("EDGE_BENCH_FLEET_SECONDS", "4")
+    assert run_bench("fleet", json_out=True, quick=True) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["mosquitto"]["msgs_per_s"] > 0 and res["nats_cluster"]["msgs_per_s"] > 0
+    assert res["mosquitto"]["qos1_lost"] == 0
+    for phase in ("node_kill", "rolling_restart"):
+        v = res["nats_cluster"][phase]
+        assert v["qos1_lost"] == 0 and v["qos1_unacked_at_end"] == 0, v
+        assert v["devices_connected_at_end"] == 8, v
+        assert v["reconnects"] >= 1 and v["reconnect_p99_s"] is not None, v
+    assert res["nats_cluster"]["real_device_tick_jitter_max_ms"] is not None
