@@ -11,12 +11,11 @@ feature module named keeps the rule, and cites it by this number):
    ready, and the new group starts only when every ring has finished its
    clearance.
 2. Every green that ends goes through yellow (the plan's value, never below
-   the site minimum, never below 3.0 s) and then red clearance (the plan's
-   value, or the shortest intergreen when the site lists every conflicting
-   pair: intergreens.py; never below the site minimum) (intervals.py). Nothing shortens a
-   running yellow or red clearance: intervals keep the durations they started
-   with, so a plan change waits for a safe point and never applies
-   mid-clearance.
+   the site minimum, never below 3.0 s) and then red clearance (the plan's, or
+   the shortest intergreen when the site lists every conflicting pair:
+   intergreens.py; never below the site minimum) (intervals.py). Nothing
+   shortens a running yellow or red clearance, so a plan change waits for a
+   safe point and never applies mid-clearance.
 3. A green never ends before its minimum green (plus added initial), nor while
    its pedestrian walk or pedestrian clearance is timing (timing.py). Only
    emergency preemption shortens these, and only to the preempt's configured
@@ -26,9 +25,8 @@ feature module named keeps the rule, and cites it by this number):
    group, from the site's movement-derived conflict table, is red with its
    clearance finished (the conflict gate, intervals.py), and each listed
    pair's intergreen has elapsed since the conflicting group's green ended
-   (intergreens.py). This gate is
-   independent of the ring structure, so a trailing overlap or a bad sequence
-   decision can delay a green, never overlap a conflicting one.
+   (intergreens.py). This gate is independent of the ring structure: a bad
+   sequence decision can delay a green, never overlap a conflicting one.
 5. Anything the core cannot make sense of (unknown detector, time running
    backwards, a malformed command) is reported as an event and ignored; an
    internal error, an illegal interval move included, latches fault flash
@@ -73,7 +71,7 @@ from edge.control.pedestrians import Pedestrians
 from edge.control.preemption import Preemption
 from edge.control.priority import TransitState
 from edge.control.rings import Rings
-from edge.control.site import ABSOLUTE_MIN_YELLOW_MS, SignalKind, Site
+from edge.control.site import ABSOLUTE_MIN_YELLOW_MS, Site
 from edge.control.states import (
     ADAPTIVE,
     ALL_RED,
@@ -165,14 +163,6 @@ class Controller:
         return self.preempt.serving
 
     @property
-    def pre_requests(self) -> dict[int, int]:
-        return self.preempt.requests
-
-    @property
-    def pre_index(self) -> dict[int, int]:
-        return self.preempt.index
-
-    @property
     def coord(self) -> coordination.CoordPoints | None:
         """The coordination pattern's points in force, None when not coordinated."""
         return self.coordinator.points
@@ -197,10 +187,7 @@ class Controller:
         self.has_veh = [bool(p.movements or p.permissive) for p in phases]
         self.veh_gate, self.ped_gate, ov_gates = build_gates(site, self.has_ped, intergreens.waits)
         self.overlaps.build_indexes(site, self.index, ov_gates)
-        # Per-pair intergreens (intergreens.py): the gates that wait on them, and each
-        # phase's shortest intergreen owed when all its pairs are listed (else None).
-        self.ig_waits = [g[3] for g in (*self.veh_gate, *self.ped_gate, *ov_gates) if g[3]]
-        self.ig_red = [intergreens.shortest_leaving(site, (SignalKind.PHASE, p.id)) for p in phases]
+        self.ig = intergreens.Intergreens(site, (*self.veh_gate, *self.ped_gate, *ov_gates))
         self.display.build_indexes(site, self.index, self.overlaps.index, self.has_veh)
 
     # -- the step -----------------------------------------------------------------
@@ -293,14 +280,9 @@ class Controller:
         return self._gate_clear(self.veh_gate[i])
 
     def _gate_clear(self, gate: Gate) -> bool:
-        waits = gate[3]
-        if waits and self.last_now < intergreens.opens_at(waits, self._green_ends()):
+        if gate[3] and self.last_now < self.ig.opens_at(self, gate[3]):
             return False
         return gate_clear(gate, self.intervals.iv, self.peds.iv, self.overlaps.iv)
-
-    def _green_ends(self) -> tuple[list[int], list[int], list[int]]:
-        """When each phase's, walk's and overlap's green last ended (intergreens.py)."""
-        return (self.intervals.yellow_at, self.peds.fdw_at, self.overlaps.yellow_at)
 
     def _start_green(self, now: int, r: int, i: int) -> None:
         """Ring r starts phase i green; every feature hears of it."""
@@ -408,8 +390,6 @@ class Controller:
         self.rings.deadlines(self, times)
         if self.overlaps.iv:
             self.overlaps.deadlines(times)
-        if self.ig_waits:  # a gate held by an intergreen opens by itself
-            ends = self._green_ends()
-            times += (intergreens.opens_at(w, ends) for w in self.ig_waits)
+        self.ig.deadlines(self, times)  # a gate held by an intergreen opens by itself
         future = [t for t in times if t > now]
         return min(future) if future else NEVER

@@ -98,3 +98,27 @@ def cut_greens(ctl: Controller, now: int) -> None:
     for k, ov in enumerate(ctl.overlaps.iv):
         if ov in (GREEN, TRAIL, FYA_FLASH):
             ctl.overlaps.yellow_at[k] = now
+
+
+class Intergreens:
+    """The site's intergreens as the step uses them: the gates that wait on a listed pair,
+    and each phase's shortest intergreen owed when all its pairs are listed (else None)."""
+
+    def __init__(self, site: Site, gates: Sequence[tuple[object, object, object, Waits]]) -> None:
+        self.waits = [g[3] for g in gates if g[3]]
+        self.red = [shortest_leaving(site, (SignalKind.PHASE, p.id)) for p in site.phases]
+
+    @staticmethod
+    def ends(ctl: Controller) -> tuple[list[int], list[int], list[int]]:
+        """When each phase's, walk's and overlap's green last ended."""
+        return (ctl.intervals.yellow_at, ctl.peds.fdw_at, ctl.overlaps.yellow_at)
+
+    def opens_at(self, ctl: Controller, group_waits: Waits) -> int:
+        """Rule 1: when a gate waiting on `group_waits` may open."""
+        return opens_at(group_waits, self.ends(ctl))
+
+    def deadlines(self, ctl: Controller, times: list[int]) -> None:
+        """Each waiting gate's opening time: the step wakes for it."""
+        if self.waits:
+            ends = self.ends(ctl)
+            times += (opens_at(w, ends) for w in self.waits)

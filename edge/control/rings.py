@@ -178,7 +178,7 @@ class Rings:
                 ivs.yellow_at[i],
                 ctl.timers.timing[i].red_clear_ms,
                 ctl.min_red_ms,
-                ctl.ig_red[i],
+                ctl.ig.red[i],
             )
             ivs.red_clear(i, now, end - now)
             ctl._event(now, "phase_red_clear", f"phase {ctl.site.phases[i].id}")

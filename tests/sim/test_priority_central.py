@@ -58,7 +58,7 @@ def test_ev_and_transit_requests_reach_the_core_and_cancel(tmp_path: Path) -> No
     keys = make_keys(tmp_path / "keys")
     rt = _runtime(tmp_path, keys)
     north = next(p for p in rt.ctl.site.preempts if p.approach == "N")
-    k = rt.ctl.pre_index[north.id]
+    k = rt.ctl.preempt.index[north.id]
     transit = rt.ctl.transit
     assert transit is not None
 
@@ -68,10 +68,10 @@ def test_ev_and_transit_requests_reach_the_core_and_cancel(tmp_path: Path) -> No
         bus = {"kind": "transit_priority", "approach": "W", "eta_s": 15, "vehicle_id": "B-7"}
         await _command(rt, keys, ev)
         await _command(rt, keys, bus)
-        await _until(lambda: k in rt.ctl.pre_requests and "W" in transit.requests)
+        await _until(lambda: k in rt.ctl.preempt.requests and "W" in transit.requests)
         await _command(rt, keys, {**ev, "cancel": True})
         await _command(rt, keys, {**bus, "cancel": True})
-        await _until(lambda: not rt.ctl.pre_requests and not transit.requests)
+        await _until(lambda: not rt.ctl.preempt.requests and not transit.requests)
         rt.stopping = True
         assert await loop == 0
 
