@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from edge.atspm.measures import Sample, arrivals_on_green, split_failures
 from edge.control.states import GREEN, RED, RED_CLEAR, YELLOW
 
 
-def timeline(spans: list[tuple[int, int]], present: set[int]) -> list[Sample]:
+def timeline(spans: Sequence[tuple[int, int]], present: set[int]) -> list[Sample]:
     """One phase: (interval, ticks) spans; the detector occupied at the ticks in `present`."""
     out, k = [], 0
     for iv, n in spans:

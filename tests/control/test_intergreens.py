@@ -18,6 +18,7 @@ import pytest
 from edge.clearance import VEHICLE_LENGTH_M
 from edge.config import ConfigError, config_from_dict, load_site, site_from_dict
 from edge.control import intergreens
+from edge.control.intervals import LONG_AGO
 from edge.control.messages import Lamp
 from edge.control.monitor import Monitor
 from edge.control.site import SignalKey, SignalKind, Site
@@ -85,10 +86,10 @@ def test_the_red_clearance_never_goes_below_the_floor() -> None:
 
 
 def test_the_rule_functions() -> None:
-    ends: tuple[list[int], ...] = ([100, intergreens.LONG_AGO], [intergreens.LONG_AGO], [])
+    ends: tuple[list[int], ...] = ([100, LONG_AGO], [LONG_AGO], [])
     assert intergreens.opens_at([(0, 0, 5000)], ends) == 5100
     assert intergreens.opens_at([(0, 1, 5000), (1, 0, 3)], ends) < 0
-    assert intergreens.opens_at([], ends) == intergreens.LONG_AGO
+    assert intergreens.opens_at([], ends) == LONG_AGO
     # A red clearance starting at 3000 after a yellow from 0: plan's, or shortest/floor.
     assert intergreens.red_clear_end(3000, 0, 2000, 1000, None) == 5000
     assert intergreens.red_clear_end(3000, 0, 2000, 1000, 4500) == 4500

@@ -154,7 +154,7 @@ async def _scenario(broker: Mosquitto, keys: Keys, tmp: Path) -> dict[str, Any]:
             assert rt.store.active_priorities(central.now_ms())[0][0] == "ev:E-17"
             # The request became the core's preempt for the north approach (preempt 4).
             assert rt.preempting == {4}
-            await wait_for(lambda: 3 in rt.ctl.pre_requests, 5, "preempt 4 requested")
+            await wait_for(lambda: 3 in rt.ctl.preempt.requests, 5, "preempt 4 requested")
             got = await command({"kind": "hold", "phases": [2, 6]})
             assert [a["status"] for a in got] == ["accepted", "done"]
             got = await command({"kind": "set_mode", "mode": "adaptive"})
