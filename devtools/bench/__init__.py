@@ -26,6 +26,7 @@ BENCHES = {
     "vision": "devtools.bench.vision:run_vision_bench",  # cameras, model, zones; 4 cameras
     "traffic": "sim.sumo.bench:run_traffic_bench",  # SUMO lockstep episodes
     "preemption": "sim.sumo.bench:run_preemption_bench",
+    "suite": "sim.sumo.suite:run_suite_bench",  # every controller on the generated suite
 }
 
 

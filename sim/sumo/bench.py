@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -57,14 +58,26 @@ class Job:
     scenario: str
     controller: str
     seed: int
-    end_s: float
+    end_s: float | None  # None: until every vehicle has left
     preemption: bool = True
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (netconvert): on a shared
+    machine the wall time says little, the CPU time what an idle core would take."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _episode(job: Job) -> dict[str, Any]:
     from sim.sumo.lockstep import run
 
+    cpu = _cpu_s()
     r = run(resolve(job.scenario), job.controller, job.seed, job.end_s, preemption=job.preemption)
+    r["cpu_s"] = round(_cpu_s() - cpu, 2)
     r.pop("timeseries", None)
     r.pop("queues", None)
     r["scenario_name"] = job.scenario  # the name asked for (a .sumocfg may be named otherwise)
@@ -80,14 +93,24 @@ def _progress(n: int, total: int, job: Job, r: dict[str, Any]) -> None:
     )
 
 
-def run_jobs(jobs: Sequence[Job], workers: int) -> list[dict[str, Any]]:
-    """Every episode's report, in the order of `jobs`; a progress line each on stderr."""
-    order = sorted(range(len(jobs)), key=lambda k: -_COST.get(jobs[k].scenario, 1))
+Progress = Callable[[int, int, Job, dict[str, Any]], None]
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    workers: int,
+    cost: Callable[[Job], float] | None = None,
+    progress: Progress = _progress,
+) -> list[dict[str, Any]]:
+    """Every episode's report, in the order of `jobs`; run longest (`cost`) first,
+    `progress` told of each as it ends (a line on stderr by default)."""
+    weigh = cost or (lambda job: _COST.get(job.scenario, 1))
+    order = sorted(range(len(jobs)), key=lambda k: -weigh(jobs[k]))
     done: dict[int, dict[str, Any]] = {}
     if workers <= 1:
         for k in order:
             done[k] = _episode(jobs[k])
-            _progress(len(done), len(jobs), jobs[k], done[k])
+            progress(len(done), len(jobs), jobs[k], done[k])
     else:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -95,7 +118,7 @@ def run_jobs(jobs: Sequence[Job], workers: int) -> list[dict[str, Any]]:
             for f in as_completed(futures):
                 k = futures[f]
                 done[k] = f.result()
-                _progress(len(done), len(jobs), jobs[k], done[k])
+                progress(len(done), len(jobs), jobs[k], done[k])
     return [done[k] for k in range(len(jobs))]
 
 
@@ -171,6 +194,7 @@ def aggregate(
             row[fig] = mean
             row[fig.removesuffix("_s") + "_sd" + ("_s" if fig.endswith("_s") else "")] = sd
         row["wall_s"] = round(sum(float(r["wall_s"]) for r in mine), 1)
+        row["cpu_s"] = round(sum(float(r.get("cpu_s", 0.0)) for r in mine), 1)
         row["seeds"] = sorted(int(r["seed"]) for r in mine)
         rows.append(row)
     return rows

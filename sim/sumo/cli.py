@@ -1,4 +1,4 @@
-"""`edge sim init | run | compare`: the SUMO simulator from the command line.
+"""`edge sim init | run | compare | gen`: the SUMO simulator from the command line.
 
 SUMO and its Python packages are imported only when a command runs, so the
 `edge` command works without the simulator extras installed.
@@ -75,6 +75,23 @@ def add_sim_command(sub: Any) -> None:
     p.add_argument("--jobs", type=int, default=1, help="episodes run in parallel")
     p.add_argument("--scale", type=float, default=1.0, help="demand factor (SUMO --scale)")
     p.set_defaults(func=cmd_compare)
+
+    from sim.sumo.gen.families import FAMILIES, LEVELS
+
+    p = simsub.add_parser("gen", help="generate a seeded scenario folder (sim/sumo/gen)")
+    p.add_argument("family", nargs="?", choices=FAMILIES, help="scenario family")
+    p.add_argument("--seed", type=int, default=1, help="draws geometry and demand")
+    p.add_argument("--level", choices=list(LEVELS), help="pin the demand level (default: drawn)")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="folder to write (default: ./FAMILY-SEED[-LEVEL]); with --suite "
+        "the folder the suite's scenarios go into",
+    )
+    p.add_argument(
+        "--suite", action="store_true", help="every scenario of `edge bench suite`'s list"
+    )
+    p.set_defaults(func=cmd_gen)
 
 
 def _fail(exc: Exception) -> int:
@@ -187,4 +204,36 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(reports, indent=2) + "\n")
         print(f"reports: {args.json_out}")
+    return 0
+
+
+def cmd_gen(args: argparse.Namespace) -> int:
+    from sim.sumo.derive import derive_all
+    from sim.sumo.gen import generate, scenario_name
+    from sim.sumo.network import signal_junctions
+    from sim.sumo.scenarios import resolve
+
+    if args.suite == (args.family is not None):
+        return _fail(SimError("give a FAMILY, or --suite"))
+    try:
+        if args.suite:
+            from sim.sumo.suite import read_spec
+
+            base = Path(args.output or "suite")
+            todo = [(e.family, e.seed, e.level, base / e.name) for e in read_spec()]
+        else:
+            name = scenario_name(args.family, args.seed, args.level)
+            todo = [(args.family, args.seed, args.level, Path(args.output or name))]
+        for family, seed, level, out in todo:
+            folder = generate(family, seed, out, level)
+            scenario = resolve(str(folder))  # builds the network with netconvert
+            ds = derive_all(signal_junctions(scenario.net))
+            meta = json.loads((folder / "scenario.json").read_text())
+            print(
+                f"{folder}: {meta['signals']} signal(s) ({meta['grid']}), {meta['level']}, "
+                f"{meta['shape']}, {meta['profile']}, turning {meta['turning_share']:.0%}, "
+                f"{', '.join(sorted({d.phasing for d in ds}))}"
+            )
+    except SimError as exc:
+        return _fail(exc)
     return 0
