@@ -28,11 +28,7 @@ ring-barrier sequence, the minimums or the clearances:
    rate with hysteresis decides whether the protected left runs whenever
    called or only after a failed period; a vehicle that has waited on the
    loop for `left_wait_ms` is always called (the bound on how long a left is
-   kept from its protected phase). Where the opposing through phase has more
-   than `permissive_max_lanes` lanes (stop-bar loops), the left is
-   protected-only, as left-turn phasing guidance has it: a driver cannot judge
-   gaps across three opposing lanes, so holding the protected phase back only
-   queues lefts that the permissive arrow will not clear.
+   kept from its protected phase).
 4. Split balancing (as SCATS balances degree of saturation). Each phase's
    maximum green moves between `floor_pct` of the plan's maximum and the
    plan's maximum: up by `step_pct` after a max-out (its queue did not
@@ -66,7 +62,6 @@ class AdaptiveParams:
     fail_weight_pct: int = 25  # weight of the latest permissive period in the failure rate
     protect_on_pct: int = 35  # failure rate at which the protected left runs every cycle
     protect_off_pct: int = 15  # ... and at which it goes back to permissive first
-    permissive_max_lanes: int = 2  # opposing lanes above which a left is protected-only
 
 
 DEFAULT_PARAMS = AdaptiveParams()
@@ -113,11 +108,8 @@ class Adaptive:
         self.fya_left: dict[int, tuple[int, ...]] = {}
         for o in site.overlaps:
             if o.permissive_parents:
-                opposing = tuple(index[q] for q in o.permissive_parents)
-                if any(len(self.stop_bar_of[q]) > params.permissive_max_lanes for q in opposing):
-                    continue  # too many opposing lanes to turn across: protected-only
                 for pid in o.parents:
-                    self.fya_left[index[pid]] = opposing
+                    self.fya_left[index[pid]] = tuple(index[q] for q in o.permissive_parents)
         self.permissive_failed = [True] * n  # until a permissive period shows otherwise
         self.fail_rate_pct = [100] * n  # moving share of permissive periods that failed
         self.protect = [True] * n  # the left's protected phase runs whenever called
