@@ -18,6 +18,8 @@ The rules it keeps (edge/extensions.py's for a tick extension, and):
 - The backup timer: unitBackupTime seconds after the last accepted SET (0: never),
   remote control is released (`mib.release`) and the unit reports backup mode
   (`ntcip_backup_expired` in the log).
+- The engine keeps the device's snmpEngineID and a snmpEngineBoots one higher at every
+  start of the engine (edge/ntcip/settings.py), so managers' cached keys go on working.
 - The socket is bound when the extension is built (a port in use is a start-up error,
   edge/assemble.py); a restart of the task binds it again.
 """
@@ -36,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from edge.extensions import Extension
 from edge.ntcip import mib
 from edge.ntcip.core import Status, status_of
-from edge.ntcip.settings import SnmpSettings
+from edge.ntcip.settings import SnmpSettings, next_boots
 
 if TYPE_CHECKING:
     from edge.runtime import Runtime
@@ -80,6 +82,7 @@ class NtcipAgent(Extension):
         self.last_set = time.monotonic()
         self.sets_accepted = 0
         self.sets_refused = 0
+        self.boots = 0  # snmpEngineBoots of the running engine (0: not started)
         self.lock = threading.Lock()  # remote state: SETs and the backup timer
         self.loop: asyncio.AbstractEventLoop | None = None  # the runtime's
         self._table: tuple[Status, mib.Remote, list[mib.Oid], dict[mib.Oid, int]] | None = None
@@ -206,6 +209,7 @@ class NtcipAgent(Extension):
         sock = self.sock if self.sock is not None else bind(self.settings.host, self.port)
         self.sock = None  # the transport owns it now; a restart binds anew
         snmp = engine.SnmpEngine()
+        self._identity(snmp)
         config.add_transport(
             snmp, udp.DOMAIN_NAME, udp.UdpAsyncioTransport().open_server_mode(sock=sock)
         )
@@ -234,6 +238,20 @@ class NtcipAgent(Extension):
         )  # fmt: skip
         return snmp
 
+    def _identity(self, snmp: Any) -> None:
+        """The device's engine id and this start's boots, set before the users' keys are
+        localized to the id. Set on the MIB after the engine is made: given to
+        SnmpEngine(), pysnmp would keep its own boots count in the system's temp dir."""
+        builder = snmp.get_mib_builder()
+        (boots_sym,) = builder.import_symbols("__SNMP-FRAMEWORK-MIB", "snmpEngineBoots")
+        s = self.settings
+        self.boots = next_boots(s.boots_file) if s.boots_file is not None else self.boots + 1
+        boots_sym.syntax = boots_sym.syntax.clone(self.boots)
+        if s.engine_id is not None:
+            (id_sym,) = builder.import_symbols("__SNMP-FRAMEWORK-MIB", "snmpEngineID")
+            id_sym.syntax = id_sym.syntax.clone(s.engine_id)
+            snmp.snmpEngineID = id_sym.syntax
+
     def stop(self) -> None:
         if self.sock is not None:
             self.sock.close()
@@ -248,6 +266,7 @@ class NtcipAgent(Extension):
                 "sets_refused": self.sets_refused,
                 "remote_control": self.remote.active,
                 "backup_mode": self.remote.lapsed,
+                "engine_boots": self.boots,
             }
         }
 

@@ -13,6 +13,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from edge.control.controller import Controller
@@ -259,3 +260,33 @@ async def test_a_set_of_too_many_varbinds_is_too_big_and_nothing_is_applied(
     rc, out, err = await device.snmp("snmpset", *one * (mib.MAX_SET_VARBINDS + 1))
     assert rc != 0 and "tooBig" in err + out, (out, err)
     assert device.agent.remote == before and device.rt.driver._commands == []
+
+
+@pytest.mark.anyio
+async def test_a_manager_s_cached_engine_id_and_boots_work_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    from edge.ntcip.settings import engine_id
+
+    eid = engine_id("hz-0412")
+    boots_file = tmp_path / "snmp-engine-boots"
+    settings = replace(dev_settings(0), engine_id=eid, boots_file=boots_file)
+    for start in (1, 2):  # two starts of the agent, as two runs of the device
+        rt = make_runtime()
+        agent = rt.add(NtcipAgent(settings))
+        dev = Device(rt, agent)
+        task = asyncio.create_task(agent.run())
+        try:
+            dev.step()
+            # a manager that knows the engine (no discovery): its id, boots and time
+            rc, out, err = await dev.snmp(
+                "snmpget", "-e", "0x" + eid.hex(), "-Z", f"{start},0", f"{ASC}.4.14.0"
+            )
+            assert rc == 0, (start, out, err)
+            assert agent.status_fields()["ntcip"]["engine_boots"] == start
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            agent.stop()
+    assert boots_file.read_text() == "2\n"
