@@ -48,6 +48,9 @@ Optional:
   --technician USER     a login for the device's local page; the password is asked for
   --technician-password-file FILE
                         ...or read from the first line of FILE (there is no default password)
+  --snmp-user NAME      an SNMPv3 user for the NTCIP agent (device.toml's [snmp]: port 1161,
+                        sets off); its auth and priv passphrases are asked for (or read as
+                        two lines of stdin); left empty they are made and printed once
   --device-port PATH    the IO board's serial port on the Pi (default /dev/serial0)
   --selftest-port PATH  the board's protocol port for the self-test when flashing an SD card
                         from this computer (default: skip the board part of the self-test)
@@ -76,7 +79,7 @@ bad_input() { printf 'flash.sh: %s\n' "$*" >&2; say "flash.sh: nothing was chang
 
 DEVICE_ID="" SITE="" TARGET="" SSH="" BOARD="" BROKER="" CENTRAL_KEY="" RELEASE_KEY=""
 STANDBY_KEY="" ROOT_KEY="" CA_CRL=""
-CA_CERT="" CA_KEY="" CLIENT_CERT="" CLIENT_KEY="" TECH="" TECH_FILE=""
+CA_CERT="" CA_KEY="" CLIENT_CERT="" CLIENT_KEY="" TECH="" TECH_FILE="" SNMP_USER=""
 DEVICE_PORT=/dev/serial0 SELFTEST_PORT="" WHEELHOUSE="" ARCH=aarch64 DRY=0
 APPLY_STAGE="" LIVE=0
 
@@ -107,6 +110,7 @@ while [ $# -gt 0 ]; do
         --client-key) CLIENT_KEY=$2 ;;
         --technician) TECH=$2 ;;
         --technician-password-file) TECH_FILE=$2 ;;
+        --snmp-user) SNMP_USER=$2 ;;
         --device-port) DEVICE_PORT=$2 ;;
         --selftest-port) SELFTEST_PORT=$2 ;;
         --wheelhouse) WHEELHOUSE=$2 ;;
@@ -309,6 +313,7 @@ apply_stage() {
     done
     [ -f "$APPLY_STAGE/etc/edge/tls/client.key" ] && put etc/edge/tls/client.key 640 "$edge_owned"
     [ -f "$APPLY_STAGE/etc/edge/technicians.json" ] && put etc/edge/technicians.json 640 "$edge_owned"
+    [ -f "$APPLY_STAGE/etc/edge/snmp-users.json" ] && put etc/edge/snmp-users.json 640 "$edge_owned"
     ensure_dir var/lib/edge 750 edge:edge
     ensure_dir var/lib/edge-update 755 root:root # the updater's: never a path edge controls
     say "service:"
@@ -375,10 +380,29 @@ if [ -n "$TECH" ]; then
     fi
 fi
 
+SNMP_AUTH="" SNMP_PRIV=""
+if [ -n "$SNMP_USER" ]; then # empty: made by provision and printed once
+    if [ -t 0 ]; then
+        IFS= read -rsp "SNMP auth passphrase for $SNMP_USER (empty: make one): " SNMP_AUTH
+        echo
+        IFS= read -rsp "SNMP priv passphrase for $SNMP_USER (empty: make one): " SNMP_PRIV
+        echo
+    else
+        IFS= read -r SNMP_AUTH || true
+        IFS= read -r SNMP_PRIV || true
+    fi
+fi
+
+secrets_in() { # provision's stdin: the technician's password, then the SNMP passphrases
+    if [ -n "$TECH" ]; then printf '%s\n' "$PASSWORD"; fi
+    if [ -n "$SNMP_USER" ]; then printf '%s\n%s\n' "$SNMP_AUTH" "$SNMP_PRIV"; fi
+    return 0
+}
+
 provision() {
     local cmd=$1
     shift
-    printf '%s\n' "$PASSWORD" | "$PY" -m devtools.provision "$cmd" \
+    secrets_in | "$PY" -m devtools.provision "$cmd" \
         --device-id "$DEVICE_ID" --site "$SITE" --device-port "$DEVICE_PORT" \
         ${TARGET:+--target "$TARGET"} ${SSH:+--ssh "$SSH"} ${BOARD:+--board "$BOARD"} \
         ${BROKER:+--broker "$BROKER"} ${CENTRAL_KEY:+--central-key "$CENTRAL_KEY"} \
@@ -386,7 +410,8 @@ provision() {
         ${STANDBY_KEY:+--central-standby-key "$STANDBY_KEY"} ${ROOT_KEY:+--root-key "$ROOT_KEY"} \
         ${CA_CERT:+--ca-cert "$CA_CERT"} ${CA_KEY:+--ca-key "$CA_KEY"} \
         ${CLIENT_CERT:+--client-cert "$CLIENT_CERT"} ${CLIENT_KEY:+--client-key "$CLIENT_KEY"} \
-        ${TECH:+--technician "$TECH"} ${TECH_FILE:+--technician-password-file "$TECH_FILE"} "$@"
+        ${TECH:+--technician "$TECH"} ${TECH_FILE:+--technician-password-file "$TECH_FILE"} \
+        ${SNMP_USER:+--snmp-user "$SNMP_USER"} "$@"
 }
 
 say "== 1. checking the inputs"
@@ -408,7 +433,7 @@ if [ -n "$TARGET" ]; then
     PI_PY=$("$PY" -c 'import sys; from devtools.provision import target_python; from pathlib import Path; print(target_python(Path(sys.argv[1])))' "$TARGET")
 else
     mkdir -p "$STAGE/existing/etc/edge/tls"
-    for f in technicians.json tls/client.crt tls/client.key; do
+    for f in technicians.json snmp-users.json tls/client.crt tls/client.key; do
         # shellcheck disable=SC2029 # $f is expanded here on purpose
         ssh "$SSH" "sudo cat /etc/edge/$f 2>/dev/null" >"$STAGE/existing/etc/edge/$f" || rm -f "$STAGE/existing/etc/edge/$f"
     done

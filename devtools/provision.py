@@ -11,14 +11,22 @@ the inputs, for the same reason.
 
     python -m devtools.provision check --device-id ID --site SITE ... [--target DIR]
     python -m devtools.provision stage --out DIR --existing TARGET_ROOT ... < password
+
+With `--snmp-user NAME` the NTCIP agent's SNMPv3 user is staged (etc/edge/snmp-users.json,
+600 in the stage, 640 root:edge on the device) with device.toml's `[snmp]` table: its
+auth and priv passphrases are the next two lines of stdin (after the technician's
+password); empty lines make random ones, printed once. Without passphrases a user the
+target already has is kept as it is.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import re
+import secrets
 import shutil
 import sys
 from collections.abc import Sequence
@@ -39,6 +47,11 @@ CERT_DAYS = 365  # a year at most (issue 20); renewed over the link within 30 da
 RENEW_BEFORE_DAYS = 30
 SSH_RE = re.compile(r"^[a-z_][a-z0-9_.-]*@[A-Za-z0-9.:_-]+$")
 ETC = "etc/edge"
+SNMP_USERS = "snmp-users.json"
+MIN_SNMP_PASSPHRASE = 8  # as edge/ntcip/settings.py's MIN_SECRET
+# The agent's [snmp] table: all addresses (central polls it), an unprivileged port (the
+# service has no capabilities; map 161 to it in the cabinet's router), SETs off.
+SNMP_TABLE = ["", "[snmp]", 'host = "0.0.0.0"', "port = 1161", f'users = "{SNMP_USERS}"']
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +240,11 @@ def check(args: argparse.Namespace) -> list[str]:
             problems.append(f"--technician-password-file {pw_file}: no such file")
     elif args.technician_password_file:
         problems.append("--technician-password-file needs --technician USER")
+    if args.snmp_user and not credentials.USER_RE.fullmatch(args.snmp_user):
+        problems.append(
+            f"--snmp-user {args.snmp_user!r}: use 1-32 of a-z 0-9 '_' '.' '-', "
+            "starting with a letter"
+        )
     if args.target:
         problems += target_problems(Path(args.target))
     if args.ssh and not SSH_RE.match(args.ssh):
@@ -356,7 +374,9 @@ def pinned(requirements: Path) -> list[str]:
 # -- stage --------------------------------------------------------------------------------
 
 
-def stage(args: argparse.Namespace, password: str | None) -> list[str]:
+def stage(
+    args: argparse.Namespace, password: str | None, snmp: tuple[str, str] = ("", "")
+) -> list[str]:
     """Write the device's files under args.out; returns what was taken over from the target."""
     out = Path(args.out)
     existing = Path(args.existing) if args.existing else None
@@ -401,6 +421,9 @@ def stage(args: argparse.Namespace, password: str | None) -> list[str]:
                 shutil.copyfile(args.ca_crl, etc / "tls/ca.crl")
                 lines.append('crlfile = "tls/ca.crl"')
             kept += _stage_client_cert(args, etc, existing)
+    if args.snmp_user:
+        lines += SNMP_TABLE
+        kept += _stage_snmp_user(args.snmp_user, snmp, etc, existing)
     (etc / "device.toml").write_text("\n".join(lines) + "\n")
     if args.technician and password is not None:
         kept += _stage_technician(args.technician, password, etc, existing)
@@ -448,6 +471,29 @@ def _write_secret(path: Path, data: bytes) -> None:
         f.write(data)
 
 
+def _stage_snmp_user(
+    user: str, given: tuple[str, str], etc: Path, existing: Path | None
+) -> list[str]:
+    """The SNMPv3 user's file: the passphrases given, else the target's for this user,
+    else new random ones (printed once: central needs them)."""
+    old = existing / ETC / SNMP_USERS if existing is not None else None
+    if not any(given) and old is not None and old.is_file():
+        try:
+            users = json.loads(old.read_text()).get("users", {})
+        except (OSError, ValueError, AttributeError):
+            users = {}
+        if isinstance(users, dict) and list(users) == [user]:
+            _write_secret(etc / SNMP_USERS, old.read_bytes())
+            return [f"SNMP user {user} (same passphrases)"]
+    auth, priv = (g or secrets.token_urlsafe(18) for g in given)
+    data = {"users": {user: {"auth": auth, "priv": priv}}}
+    _write_secret(etc / SNMP_USERS, (json.dumps(data, indent=2) + "\n").encode())
+    made = [f"{k} {v}" for k, v, g in (("auth", auth, given[0]), ("priv", priv, given[1])) if not g]
+    if made:
+        print(f"SNMP user {user}: {' '.join(made)} (made now, shown once: give them to central)")
+    return []
+
+
 def _stage_technician(user: str, password: str, etc: Path, existing: Path | None) -> list[str]:
     target = etc / "technicians.json"
     old = existing / ETC / "technicians.json" if existing is not None else None
@@ -480,6 +526,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--client-key")
     p.add_argument("--technician")
     p.add_argument("--technician-password-file")
+    p.add_argument("--snmp-user")
     p.add_argument("--device-port", default="/dev/serial0")
     p.add_argument("--wheelhouse")
     p.add_argument("--requirements", default=str(DEPLOY / "requirements-device.txt"))
@@ -492,6 +539,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # flash.sh hands the technician's password on stdin (never on the command line).
     password = sys.stdin.readline().rstrip("\n") if args.technician else None
+    # then the SNMP user's auth and priv passphrases (empty: made here)
+    snmp = ("", "")
+    if args.snmp_user:
+        snmp = (sys.stdin.readline().rstrip("\n"), sys.stdin.readline().rstrip("\n"))
     if args.command == "check":
         problems = check(args)
         if password is not None and len(password) < credentials.MIN_PASSWORD:
@@ -499,11 +550,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"--technician {args.technician}: the password needs at least "
                 f"{credentials.MIN_PASSWORD} characters"
             )
+        for what, phrase in zip(("auth", "priv"), snmp, strict=True):
+            if phrase and len(phrase) < MIN_SNMP_PASSPHRASE:
+                problems.append(
+                    f"--snmp-user {args.snmp_user}: the {what} passphrase needs at least "
+                    f"{MIN_SNMP_PASSPHRASE} characters (RFC 3414)"
+                )
         for problem in problems:
             print(f"flash.sh: {problem}", file=sys.stderr)
         return 2 if problems else 0
     try:
-        kept = stage(args, password)
+        kept = stage(args, password, snmp)
     except (OSError, ValueError, credentials.CredentialError) as exc:
         print(f"flash.sh: staging failed: {exc}", file=sys.stderr)
         return 1

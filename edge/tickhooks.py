@@ -65,6 +65,9 @@ class Tick:
     nexts: tuple[int, ...] = ()
     plan: str = ""
     cycle_ms: int | None = None
+    # For J2735 (edge/j2735/signals.py ped_ends): per phase when its walk or pedestrian
+    # clearance ends (the controller's ms; None: don't walk).
+    ped_ends: tuple[int | None, ...] = ()
 
     @staticmethod
     def of(n: int, mono_s: float, driver: BoardDriver) -> Tick:
@@ -84,6 +87,7 @@ class Tick:
             ctl.coordinator.cycle_pos(ctl, ctl.last_now)
             if ctl.coordinator.points is not None and ctl.plan.pattern is not None
             else None,
+            tuple(e if v else None for v, e in zip(ctl.peds.iv, ctl.peds.end, strict=True)),
         )
 
 

@@ -66,6 +66,37 @@ def _when(ms: int | None) -> str:
     return datetime.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def interfaces(rt: dict[str, Any]) -> dict[str, str]:
+    """The agency interfaces' health, one line each, from the runtime's status (its
+    extensions' `status_fields`): only those the device runs. The page shows the same."""
+    out: dict[str, str] = {}
+    h = rt.get("hires_log")
+    if isinstance(h, dict) and "bytes" not in h:
+        out["atspm"] = "hi-res log: its store is not open yet"
+    elif isinstance(h, dict):
+        size = f"{h.get('bytes', 0) / 1e6:.1f} of {h.get('max_bytes', 0) / 1e6:.0f} MB"
+        text = f"hi-res log {size}, since {_when(h.get('oldest_ms') or None)}"
+        text += f", {h.get('lost', 0)} events lost, {h.get('dropped_ticks', 0)} ticks dropped"
+        out["atspm"] = text + (" -- WRITES FAILING" if h.get("write_failing") else "")
+    j = rt.get("j2735")
+    if isinstance(j, dict):
+        text = f"{j.get('sent_udp', 0)} frames to RSU {j.get('rsu') or '-'}, "
+        text += f"{j.get('sent_mqtt', 0)} over MQTT, {j.get('udp_errors', 0)} send errors, "
+        text += f"{j.get('dropped_ticks', 0)} ticks dropped" + ("" if j.get("map") else ", no MAP")
+        out["j2735"] = text
+    n = rt.get("ntcip")
+    if isinstance(n, dict):
+        text = f"port {n.get('port')}: {n.get('requests', 0)} requests, "
+        text += f"{n.get('bulk_refused', 0)} GETBULK refused (tooBig), SETs "
+        text += (
+            f"{n.get('sets_accepted', 0)} accepted / {n.get('sets_refused', 0)} refused"
+            if n.get("sets")
+            else "off"
+        )
+        out["ntcip"] = text + (" -- BACKUP MODE (no SET in time)" if n.get("backup_mode") else "")
+    return out
+
+
 def collect(status_file: Path, device_toml: Path, root: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"status_file": str(status_file)}
     try:
@@ -151,6 +182,7 @@ def render(s: dict[str, Any]) -> str:
             if cams is None
             else "cameras   " + ", ".join(f"{c.get('id')} {c.get('health')}" for c in cams)
         )
+        lines += [f"{name:<9} {text}" for name, text in interfaces(rt).items()]
     st = s.get("store")
     if st is not None:
         a, p = st["active_plan"], st["pending_plan"]

@@ -117,7 +117,7 @@ class J2735(Extension):
     def on_tick(self, tick: Tick) -> None:
         if tick.outputs is None or self.publisher is None:
             return
-        for frame in self.publisher.step(tick.outputs):
+        for frame in self.publisher.step(tick.outputs, tick.ped_ends):
             self._send(frame)
 
     def _send(self, frame: bytes) -> None:

@@ -14,6 +14,7 @@ publishes). Rules it keeps:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 from edge.control.messages import Outputs
 from edge.control.site import Site
@@ -46,9 +47,9 @@ class Publisher:
         self.last_second: int | None = None
         self.last: list[GroupState] = []  # the last SPaT's groups (tests compare them)
 
-    def step(self, out: Outputs) -> list[bytes]:
-        """The frames due at this tick (MAP first), oldest first."""
-        states = self.groups.read(out)  # every tick: the adapter tracks onsets and events
+    def step(self, out: Outputs, peds: Sequence[int | None] = ()) -> list[bytes]:
+        """The frames due at this tick (MAP first), oldest first; peds: signals.ped_ends."""
+        states = self.groups.read(out, peds)  # every tick: the adapter tracks onsets and events
         frames: list[bytes] = []
         second = out.t_ms // 1000
         if self.map_frame is not None and second != self.last_second:

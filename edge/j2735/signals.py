@@ -21,15 +21,18 @@ core interface (a phase-status record) changes this module only. The rules it ke
 - End times are the core's own deadlines (ms on its clock), never a wall-clock sum: a
   phase's from its SPaT; an overlap green's from its green parents' (plus its trailing
   green), a flashing yellow arrow's from its permissive parents', an overlap yellow's
-  from when the core showed it (its onset) plus its yellow time; a walk or clearance has
-  no minimum end in the outputs (unknown), and ends at the latest with its phase's green.
+  from when the core showed it (its onset) plus its yellow time; a walk's or a
+  pedestrian clearance's is its timer's end (min = max = likely: only a preemption
+  shortens it), read from the core's status (`ped_ends`: Controller.status(), or the
+  tick record's copy of it); without it, unknown. Don't walk has no end (unknown).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edge.control.messages import Lamp, Outputs, PhaseTiming
+from edge.control.messages import Lamp, Outputs, PhaseTiming, Status
 from edge.control.site import Site
 
 OVERLAP_BASE = 20
@@ -69,6 +72,16 @@ def permissive_group(phase: int) -> int:
     return PERMISSIVE_BASE + phase
 
 
+def ped_ends(status: Status) -> tuple[int | None, ...]:
+    """Per phase, when its walk or pedestrian clearance ends (core ms; None: don't walk)."""
+    return tuple(
+        status.t_ms + p.left_ms
+        if p.interval in ("walk", "ped_clear") and p.left_ms is not None
+        else None
+        for p in status.phases
+    )
+
+
 def _combine(timings: list[PhaseTiming], extra_ms: int = 0) -> tuple[int | None, ...]:
     """An overlap green ends when its last green parent does (plus its trailing green)."""
     if not timings:
@@ -99,8 +112,8 @@ class SignalGroups:
         out += [ped_group(p.id) for p in site.phases if p.ped_crossing]
         return out
 
-    def read(self, out: Outputs) -> list[GroupState]:
-        """The signal groups' states at out.t_ms, in groups() order."""
+    def read(self, out: Outputs, peds: Sequence[int | None] = ()) -> list[GroupState]:
+        """The signal groups' states at out.t_ms, in groups() order (peds: ped_ends)."""
         for ev in out.events:
             if ev.name == "preempt_enter":
                 self.preempting = True
@@ -119,7 +132,7 @@ class SignalGroups:
                 res.append(GroupState(permissive_group(p.id), *g))
         for i, p in enumerate(site.phases):
             if p.ped_crossing:
-                res.append(_ped(p.id, out.peds[i], _timing(out, i)))
+                res.append(_ped(p.id, out.peds[i], peds[i] if i < len(peds) else None))
         return res
 
     def _overlaps(self, out: Outputs, flash: bool) -> list[GroupState]:
@@ -185,11 +198,12 @@ def _veh(lamp: Lamp, t: PhaseTiming | None, flash: bool, go: int, clear: int) ->
     return (state, t.min_end_ms, t.max_end_ms, t.likely_end_ms)
 
 
-def _ped(phase: int, lamp: Lamp, t: PhaseTiming | None) -> GroupState:
+def _ped(phase: int, lamp: Lamp, end: int | None) -> GroupState:
     state = {
         Lamp.GREEN: PROTECTED,
         Lamp.FLASH_RED: PROTECTED_CLEAR,
         Lamp.RED: STOP_AND_REMAIN,
     }.get(lamp, DARK)
-    limit = t.max_end_ms if t is not None and state in (PROTECTED, PROTECTED_CLEAR) else None
-    return GroupState(ped_group(phase), state, None, limit)
+    if state not in (PROTECTED, PROTECTED_CLEAR):
+        end = None
+    return GroupState(ped_group(phase), state, end, end, end)

@@ -18,6 +18,11 @@ The rules it keeps (edge/extensions.py's for a tick extension, and):
 - The backup timer: unitBackupTime seconds after the last accepted SET (0: never),
   remote control is released (`mib.release`) and the unit reports backup mode
   (`ntcip_backup_expired` in the log).
+- The engine keeps the device's snmpEngineID and a snmpEngineBoots one higher at every
+  start of the engine (edge/ntcip/settings.py), so managers' cached keys go on working.
+- A GETBULK asking more repeating varbinds than pysnmp's responder serves (64: it
+  would answer nothing and log a traceback) is refused whole with tooBig (`_bulk`),
+  before pysnmp's responder sees it.
 - The socket is bound when the extension is built (a port in use is a start-up error,
   edge/assemble.py); a restart of the task binds it again.
 """
@@ -36,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from edge.extensions import Extension
 from edge.ntcip import mib
 from edge.ntcip.core import Status, status_of
-from edge.ntcip.settings import SnmpSettings
+from edge.ntcip.settings import SnmpSettings, next_boots
 
 if TYPE_CHECKING:
     from edge.runtime import Runtime
@@ -80,6 +85,9 @@ class NtcipAgent(Extension):
         self.last_set = time.monotonic()
         self.sets_accepted = 0
         self.sets_refused = 0
+        self.requests = 0  # GET, GETNEXT, GETBULK and SET requests answered or refused
+        self.bulk_refused = 0  # GETBULKs refused with tooBig
+        self.boots = 0  # snmpEngineBoots of the running engine (0: not started)
         self.lock = threading.Lock()  # remote state: SETs and the backup timer
         self.loop: asyncio.AbstractEventLoop | None = None  # the runtime's
         self._table: tuple[Status, mib.Remote, list[mib.Oid], dict[mib.Oid, int]] | None = None
@@ -201,11 +209,12 @@ class NtcipAgent(Extension):
     def _engine(self) -> Any:
         from pysnmp.carrier.asyncio.dgram import udp
         from pysnmp.entity import config, engine
-        from pysnmp.entity.rfc3413 import cmdrsp, context
+        from pysnmp.entity.rfc3413 import context
 
         sock = self.sock if self.sock is not None else bind(self.settings.host, self.port)
         self.sock = None  # the transport owns it now; a restart binds anew
         snmp = engine.SnmpEngine()
+        self._identity(snmp)
         config.add_transport(
             snmp, udp.DOMAIN_NAME, udp.UdpAsyncioTransport().open_server_mode(sock=sock)
         )
@@ -222,10 +231,8 @@ class NtcipAgent(Extension):
         ctx = context.SnmpContext(snmp)
         ctx.unregister_context_name(b"")
         ctx.register_context_name(b"", _instrum(self))
-        cmdrsp.GetCommandResponder(snmp, ctx)
-        cmdrsp.NextCommandResponder(snmp, ctx)
-        cmdrsp.BulkCommandResponder(snmp, ctx)
-        cmdrsp.SetCommandResponder(snmp, ctx)
+        for responder in _responders(self):
+            responder(snmp, ctx)
         snmp.transport_dispatcher.job_started(1)
         log.info(
             "ntcip_agent_listening host=%s port=%d users=%s sets=%s",
@@ -233,6 +240,20 @@ class NtcipAgent(Extension):
             ",".join(u.name for u in self.settings.users), self.settings.sets,
         )  # fmt: skip
         return snmp
+
+    def _identity(self, snmp: Any) -> None:
+        """The device's engine id and this start's boots, set before the users' keys are
+        localized to the id. Set on the MIB after the engine is made: given to
+        SnmpEngine(), pysnmp would keep its own boots count in the system's temp dir."""
+        builder = snmp.get_mib_builder()
+        (boots_sym,) = builder.import_symbols("__SNMP-FRAMEWORK-MIB", "snmpEngineBoots")
+        s = self.settings
+        self.boots = next_boots(s.boots_file) if s.boots_file is not None else self.boots + 1
+        boots_sym.syntax = boots_sym.syntax.clone(self.boots)
+        if s.engine_id is not None:
+            (id_sym,) = builder.import_symbols("__SNMP-FRAMEWORK-MIB", "snmpEngineID")
+            id_sym.syntax = id_sym.syntax.clone(s.engine_id)
+            snmp.snmpEngineID = id_sym.syntax
 
     def stop(self) -> None:
         if self.sock is not None:
@@ -248,8 +269,48 @@ class NtcipAgent(Extension):
                 "sets_refused": self.sets_refused,
                 "remote_control": self.remote.active,
                 "backup_mode": self.remote.lapsed,
+                "engine_boots": self.boots,
+                "requests": self.requests,
+                "bulk_refused": self.bulk_refused,
             }
         }
+
+
+def _responders(agent: NtcipAgent) -> list[Any]:
+    """pysnmp's GET, GETNEXT, GETBULK and SET responders, each request counted; a GETBULK
+    with more repeating varbinds than pysnmp serves refused."""
+    from pysnmp.entity.rfc3413 import cmdrsp
+    from pysnmp.proto.api import v2c
+    from pysnmp.smi import error as smi_error
+
+    def counted(base: Any) -> Any:
+        class Counted(base):  # type: ignore[misc]
+            def handle_management_operation(self, *args: Any) -> None:
+                agent.requests += 1  # only this thread writes it
+                super().handle_management_operation(*args)
+
+        return Counted
+
+    class Bulk(counted(cmdrsp.BulkCommandResponder)):  # type: ignore[misc]
+        def handle_management_operation(
+            self, snmpEngine: Any, stateReference: Any, contextName: Any, PDU: Any
+        ) -> None:
+            n = max(0, int(v2c.apiBulkPDU.get_non_repeaters(PDU)))
+            repeating = len(v2c.apiPDU.get_varbinds(PDU)) - n
+            if repeating > self.max_varbinds:  # pysnmp: 0 repetitions, no reply, a traceback
+                agent.requests += 1
+                agent.bulk_refused += 1
+                log.warning("ntcip_getbulk_refused repeating=%d max=%d (tooBig)",
+                            repeating, self.max_varbinds)  # fmt: skip
+                raise smi_error.TooBigError()  # process_pdu answers tooBig, no varbinds
+            super().handle_management_operation(snmpEngine, stateReference, contextName, PDU)
+
+    get, nxt, st = (
+        cmdrsp.GetCommandResponder,
+        cmdrsp.NextCommandResponder,
+        cmdrsp.SetCommandResponder,
+    )
+    return [counted(get), counted(nxt), Bulk, counted(st)]
 
 
 def _instrum(agent: NtcipAgent) -> Any:

@@ -17,11 +17,18 @@ The rules kept:
   under 8 characters (RFC 3414) and bad user names.
 - The simulator's user (`DEV_USER`) is documented in the README and used only by
   `edge run --sim ... --snmp PORT`; a device never gets it.
+- The engine is the same engine across restarts (RFC 3414's timeliness and the
+  managers' cached, localized keys need it): its snmpEngineID is derived from the
+  device id (`engine_id`: RFC 3411's enterprise-specific format), and snmpEngineBoots
+  is kept in `snmp-engine-boots` beside the device store and raised by one at every
+  start of the engine (`next_boots`); without a device id pysnmp makes one per process,
+  without a store (the simulator) the count starts at 1.
 - Anything wrong is an `SnmpConfigError` naming the file and the key.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -34,6 +41,13 @@ from edge.web import LOOPBACK
 
 MIN_SECRET = 8  # RFC 3414: a USM passphrase is at least 8 octets
 DEFAULT_BACKUP_S = 60
+# RFC 3411 SnmpEngineID: the first bit set, an enterprise number (NEMA's 1206, the arc
+# NTCIP's objects live under), format 128 (enterprise-specific: 16 octets of SHA-256 of
+# the device id).
+ENTERPRISE = 1206
+ENGINE_ID_FORMAT = 128
+BOOTS_FILE = "snmp-engine-boots"
+MAX_BOOTS = 2_147_483_647  # RFC 3414: latched there (the keys must then be changed)
 
 
 class SnmpConfigError(ValueError):
@@ -57,6 +71,36 @@ class SnmpSettings:
     users: tuple[User, ...] = ()
     sets: bool = False
     backup_s: int = DEFAULT_BACKUP_S
+    engine_id: bytes | None = None  # None: pysnmp's own, new each process
+    boots_file: Path | None = None  # None: snmpEngineBoots starts at 1 each process
+
+
+def engine_id(device_id: str) -> bytes:
+    """The device's snmpEngineID (RFC 3411 format, enterprise-specific): stable per device."""
+    digest = hashlib.sha256(f"edge snmpEngineID {device_id}".encode()).digest()[:16]
+    return (0x80000000 | ENTERPRISE).to_bytes(4, "big") + bytes([ENGINE_ID_FORMAT]) + digest
+
+
+def next_boots(path: Path) -> int:
+    """snmpEngineBoots for this start: the stored count plus one, stored before use."""
+    try:
+        text = path.read_text().strip() if path.exists() else "0"
+        last = int(text)
+        if not 0 <= last <= MAX_BOOTS:
+            raise ValueError(f"{last} is outside 0..{MAX_BOOTS}")
+    except (OSError, ValueError) as exc:
+        raise SnmpConfigError(
+            f"{path}: cannot read snmpEngineBoots ({exc}); remove the file to start at 1 "
+            "(managers then discover the engine again)"
+        ) from None
+    boots = min(last + 1, MAX_BOOTS)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(f"{boots}\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise SnmpConfigError(f"{path}: cannot store snmpEngineBoots: {exc}") from None
+    return boots
 
 
 # The simulator's development user (README, "NTCIP 1202 over SNMP"): never on a device.
@@ -133,4 +177,9 @@ def load_settings(device_path: str | os.PathLike[str]) -> SnmpSettings | None:
     if not isinstance(users_file, str):
         raise SnmpConfigError(f"{where}: users must name the SNMP users' file")
     users = load_users(path.resolve().parent / users_file)
-    return SnmpSettings(port, host, users, sets, backup_s)
+    device = raw.get("device", {})
+    dev_id, store = device.get("id"), device.get("store")
+    eid = engine_id(dev_id) if isinstance(dev_id, str) and dev_id else None  # flash.sh's
+    boots = path.resolve().parent / store if isinstance(store, str) else None
+    boots_file = boots.parent / BOOTS_FILE if boots is not None else None
+    return SnmpSettings(port, host, users, sets, backup_s, eid, boots_file)

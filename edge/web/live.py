@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from edge.board.session import SessionState, channel_list, fault_class, fault_name, state_name
 from edge.control.messages import Event, Lamp
 from edge.control.states import GREEN
+from edge.device.status import interfaces
 from hw import codec
 
 if TYPE_CHECKING:
@@ -117,6 +118,7 @@ class State(BaseModel):
     jitter_ms: dict[str, float]
     link: str  # not_configured, connected, disconnected
     cameras: str  # not_configured, ok, degraded
+    interfaces: dict[str, str] = {}  # the agency interfaces the device runs (edge status's)
 
 
 class LoggedEvent(BaseModel):
@@ -331,6 +333,7 @@ class Recorder:
             jitter_ms={k: float(v) for k, v in status["jitter_ms"].items()},
             link=_link_summary(rt),
             cameras=_camera_summary(rt),
+            interfaces=interfaces(status),
         )
 
     def history(self) -> History:

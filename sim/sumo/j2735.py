@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from edge.control.messages import Outputs
 from edge.j2735.publisher import Publisher
+from edge.j2735.signals import ped_ends
 
 from sim.sumo.errors import SimError
 from sim.sumo.hireslog import SIM_EPOCH
@@ -73,15 +74,15 @@ class J2735Recorder:
         def on_step(sig: Any, t_ms: int, out: Outputs) -> None:
             if before is not None:
                 before(sig, t_ms, out)
-            self.on_step(sig.tls, out)
+            self.on_step(sig.tls, out, ped_ends(sig.controller.status()))
 
         ctl.on_step = on_step
 
-    def on_step(self, tls: str, out: Outputs) -> None:
+    def on_step(self, tls: str, out: Outputs, peds: tuple[int | None, ...] = ()) -> None:
         pub = self.publishers.get(tls)
         if pub is None:
             return
-        frames = pub.step(out)
+        frames = pub.step(out, peds)
         self.frames += len(frames)
         if self.out is not None:
             self.out.writelines(f.hex() + "\n" for f in frames)

@@ -8,9 +8,12 @@ public half only, and the standby and root keys and the CA's CRL when given.
 from __future__ import annotations
 
 import datetime
+import io
+import json
 import stat
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from devtools import provision
@@ -64,3 +67,47 @@ def test_a_release_key_is_required_and_checked(tmp_path: Path) -> None:
     pub = tmp_path / "k.pub"
     pub.write_bytes(signing.public_pem(signing.generate().public_key()))
     assert "not an Ed25519 private key" in provision.release_key_problems(str(pub))[0]
+
+
+def test_an_snmp_user_is_staged_private_with_its_table_and_made_passphrases_shown_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.ntcip.settings import engine_id, load_settings
+
+    key = signing.generate()
+    (tmp_path / "release.key").write_bytes(signing.private_pem(key))
+    args = [
+        "--device-id", "hz-0412", "--site", str(CROSSING), "--target", str(tmp_path),
+        "--release-key", str(tmp_path / "release.key"), "--snmp-user", "central",
+    ]  # fmt: skip
+
+    def stage(out: Path, stdin: str, existing: Path | None = None) -> str:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        more = ["--existing", str(existing)] if existing else []
+        assert provision.main(["stage", "--out", str(out), *args, *more]) == 0
+        return capsys.readouterr().out
+
+    # given on stdin: used, never printed
+    assert "central-auth-1" not in stage(tmp_path / "a", "central-auth-1\ncentral-priv-1\n")
+    users = tmp_path / "a/etc/edge" / provision.SNMP_USERS
+    assert stat.S_IMODE(users.stat().st_mode) == 0o600
+    settings = load_settings(tmp_path / "a/etc/edge/device.toml")
+    assert settings is not None and settings.port == 1161 and not settings.sets
+    assert [(u.name, u.auth, u.priv) for u in settings.users] == [
+        ("central", "central-auth-1", "central-priv-1")
+    ]
+    assert settings.engine_id == engine_id("hz-0412")
+    # none given: made, printed once; the next run keeps them and prints nothing
+    shown = stage(tmp_path / "b", "\n\n")
+    made = json.loads((tmp_path / "b/etc/edge" / provision.SNMP_USERS).read_text())
+    keys = made["users"]["central"]
+    assert f"auth {keys['auth']} priv {keys['priv']}" in shown and len(keys["priv"]) >= 16
+    again = stage(tmp_path / "c", "", existing=tmp_path / "b")
+    assert keys["auth"] not in again and "SNMP user central (same passphrases)" in again
+    assert (tmp_path / "c/etc/edge" / provision.SNMP_USERS).read_bytes() == json.dumps(
+        made, indent=2
+    ).encode() + b"\n"
+    # a short passphrase is refused before anything is staged
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n\n"))
+    assert provision.main(["check", *args]) == 2
+    assert "the auth passphrase needs at least 8" in capsys.readouterr().err

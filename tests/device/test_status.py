@@ -119,3 +119,39 @@ def test_edge_run_without_a_broker_keeps_the_event_log(tmp_path: Path) -> None:
     finally:
         s.close()
     assert {"mode", "phase_green"} <= names, names
+
+
+def test_status_shows_the_agency_interfaces_the_device_runs(tmp_path: Path) -> None:
+    # the real extensions' status fields, through the runtime's snapshot, to `edge status`
+    from edge.atspm.device import HiResLog
+    from edge.atspm.store import HiResStore
+    from edge.j2735.device import J2735, J2735Config
+    from edge.ntcip.agent import NtcipAgent
+    from edge.ntcip.settings import dev_settings
+
+    from tests.web.inproc import make_runtime
+
+    rt = make_runtime()
+    hires = rt.add(HiResLog(tmp_path / "hires.sqlite"))
+    hires.store = HiResStore(tmp_path / "hires.sqlite", hires.max_bytes)
+    j2735 = rt.add(J2735(J2735Config(None, mqtt=False), None))
+    agent = rt.add(NtcipAgent(dev_settings(0)))
+    try:
+        agent.requests, agent.bulk_refused, agent.sets_refused = 7, 1, 2
+        j2735.udp_errors = 3
+        (tmp_path / "etc/edge").mkdir(parents=True)
+        (tmp_path / "etc/edge/device.toml").write_text('[device]\nid = "hz-0412"\n')
+        (tmp_path / "run/edge").mkdir(parents=True)
+        (tmp_path / "run/edge/status.json").write_text(json.dumps(rt.status()))
+        r = edge_status(tmp_path)
+    finally:
+        agent.stop()
+        hires.store.close()
+    assert r.returncode == 0, r.stderr
+    for text in (
+        "atspm     hi-res log 0.0 of ",
+        "j2735     0 frames to RSU -, 0 over MQTT, 3 send errors, 0 ticks dropped, no MAP",
+        f"ntcip     port {agent.port}: 7 requests, 1 GETBULK refused (tooBig), SETs 0 accepted "
+        "/ 2 refused",
+    ):
+        assert text in r.stdout, r.stdout

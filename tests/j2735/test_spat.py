@@ -3,7 +3,8 @@
 The controller runs with scripted traffic, a preemption and an operator flash, on a UTC
 clock that crosses an hour (hh:59:59 -> hh+1:00:00); every frame the device's Publisher
 returns is decoded and each signal group's state and minEndTime / maxEndTime / likelyTime,
-rebuilt as a receiver would, agree with the core's outputs to the tenth of a second.
+rebuilt as a receiver would, agree with the core's outputs to the tenth of a second; a
+walk's and a pedestrian clearance's end times are the tenth at which its display changes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from edge.control.controller import Controller
 from edge.control.messages import Flash, Inputs, Lamp, Outputs, Preempt
 from edge.demand import RandomDemand
 from edge.j2735.publisher import Publisher
+from edge.j2735.signals import ped_ends
 
 from tests.j2735.decode import absolute, decode, now_ms
 
@@ -57,6 +59,9 @@ class Seen:
     next_hour: int = 0  # end times that lie in the hour after the message's
     states: dict[int, set[str]] = field(default_factory=dict)
     preempt_bits: int = 0
+    # per pedestrian group: (its state, the end times announced while shown, preempted)
+    ped_shown: dict[int, tuple[str, set[int | None], bool]] = field(default_factory=dict)
+    ped_ends_checked: int = 0
 
 
 def expected_end(t_ms: int | None, now: int) -> int | None:
@@ -75,6 +80,28 @@ def check_times(timing: dict[str, int], mn: int | None, mx: int | None, lk: int 
         assert absolute(timing[key], now) == expected_end(want, now), (key, timing, want)
     if got is not None and got // 3_600_000 > now // 3_600_000:
         seen.next_hour += 1
+
+
+def check_ped(group: int, ev: dict[str, Any], now: int, seen: Seen, preempting: bool) -> None:
+    """A walk's or clearance's end times: one, known, and when its display changes."""
+    state, timing = ev["eventState"], ev["timing"]
+    end = absolute(timing["minEndTime"], now)
+    if state in ("protected-Movement-Allowed", "protected-clearance"):
+        assert end is not None, (group, state, timing)
+        assert timing.get("maxEndTime") == timing.get("likelyTime") == timing["minEndTime"]
+    else:
+        assert end is None, (group, state, timing)
+    last = seen.ped_shown.get(group)
+    if last is not None and last[0] != state:  # the display changed: at the end it gave
+        was, ends, preempted = last
+        if was != "stop-And-Remain" and was != "dark" and not preempted:
+            assert ends == {now}, (group, was, sorted(e or 0 for e in ends), now)
+            seen.ped_ends_checked += 1
+        last = None
+    if last is None:
+        last = (state, set(), preempting)
+    last[1].add(end)
+    seen.ped_shown[group] = (state, last[1], last[2] or preempting)
 
 
 def check_spat(site: Any, out: Outputs, spat: dict[str, Any], seen: Seen, preempting: bool) -> None:
@@ -109,7 +136,7 @@ def check_spat(site: Any, out: Outputs, spat: dict[str, Any], seen: Seen, preemp
         if p.ped_crossing:
             (ped,) = by_group.pop(40 + p.id)
             assert ped["eventState"] == PED[out.peds[i]]
-            assert ped["timing"]["minEndTime"] == 36001  # the outputs hold no walk end
+            check_ped(40 + p.id, ped, now, seen, preempting)
             seen.states.setdefault(40 + p.id, set()).add(ped["eventState"])
     for k, ov in enumerate(site.overlaps):
         (ev,) = by_group.pop(21 + k)
@@ -156,7 +183,7 @@ def run(
                 preempting = True
             elif ev.name == "preempt_exit":
                 preempting = False
-        frames = pub.step(out)
+        frames = pub.step(out, ped_ends(ctl.status()))
         assert len(frames) == 1  # SPaT every tick; no MAP without geometry
         msg_id, spat = decode(frames[0])
         assert msg_id == 19
@@ -181,6 +208,7 @@ def test_spat_across_an_hour_with_preemption_and_flash_agrees_with_the_core() ->
     assert "caution-Conflicting-Traffic" in seen.states[2]  # the operator flash: yellow
     assert "stop-Then-Proceed" in seen.states[4]  # and red on the side street
     assert "protected-Movement-Allowed" in seen.states[42]  # a walk
+    assert seen.ped_ends_checked >= 6, "no walk or clearance ended"
 
 
 def test_a_flashing_yellow_arrow_is_permissive_its_arrow_protected() -> None:
@@ -188,6 +216,7 @@ def test_a_flashing_yellow_arrow_is_permissive_its_arrow_protected() -> None:
     fya = seen.states[22]  # overlap B, the westbound left
     assert {"protected-Movement-Allowed", "permissive-Movement-Allowed"} <= fya
     assert "caution-Conflicting-Traffic" not in fya  # flash only in flash
+    assert seen.ped_ends_checked >= 2, "no walk or clearance ended"
 
 
 def test_a_phase_s_permissive_left_is_its_own_permissive_group() -> None:

@@ -8,11 +8,13 @@ unless CI=1, where its absence fails.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from edge.control.controller import Controller
@@ -259,3 +261,67 @@ async def test_a_set_of_too_many_varbinds_is_too_big_and_nothing_is_applied(
     rc, out, err = await device.snmp("snmpset", *one * (mib.MAX_SET_VARBINDS + 1))
     assert rc != 0 and "tooBig" in err + out, (out, err)
     assert device.agent.remote == before and device.rt.driver._commands == []
+
+
+@pytest.mark.anyio
+async def test_a_manager_s_cached_engine_id_and_boots_work_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    from edge.ntcip.settings import engine_id
+
+    eid = engine_id("hz-0412")
+    boots_file = tmp_path / "snmp-engine-boots"
+    settings = replace(dev_settings(0), engine_id=eid, boots_file=boots_file)
+    for start in (1, 2):  # two starts of the agent, as two runs of the device
+        rt = make_runtime()
+        agent = rt.add(NtcipAgent(settings))
+        dev = Device(rt, agent)
+        task = asyncio.create_task(agent.run())
+        try:
+            dev.step()
+            # a manager that knows the engine (no discovery): its id, boots and time
+            rc, out, err = await dev.snmp(
+                "snmpget", "-e", "0x" + eid.hex(), "-Z", f"{start},0", f"{ASC}.4.14.0"
+            )
+            assert rc == 0, (start, out, err)
+            assert agent.status_fields()["ntcip"]["engine_boots"] == start
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            agent.stop()
+    assert boots_file.read_text() == "2\n"
+
+
+@pytest.mark.anyio
+async def test_a_getbulk_of_more_repeating_varbinds_than_served_is_too_big_not_a_traceback(
+    device: Device, caplog: pytest.LogCaptureFixture
+) -> None:
+    # pysnmp's own manager: its GETBULK of 65 repeating varbinds made pysnmp's responder
+    # raise (no reply; an ERROR traceback from the event loop)
+    from pysnmp.hlapi.v3arch import asyncio as hl
+
+    user = hl.UsmUserData(
+        DEV_USER.name, DEV_USER.auth, DEV_USER.priv,
+        authProtocol=hl.USM_AUTH_HMAC96_SHA, privProtocol=hl.USM_PRIV_CFB128_AES,
+    )  # fmt: skip
+    target = await hl.UdpTransportTarget.create(
+        ("127.0.0.1", device.agent.port), timeout=3, retries=0
+    )
+    oid = hl.ObjectType(hl.ObjectIdentity(f"{ASC}.1.4.1.4"))  # phaseStatusGroupGreens
+    engine = hl.SnmpEngine()
+    try:
+        answers = {}
+        for n in (64, 65, 1000):
+            answers[n] = await hl.bulk_cmd(engine, user, target, hl.ContextData(), 0, 5,
+                                           *[oid] * n)  # fmt: skip
+    finally:
+        engine.close_dispatcher()
+    err, status, _, varbinds = answers[64]
+    assert err is None and not status and len(varbinds) == 64
+    for n in (65, 1000):
+        err, status, _, varbinds = answers[n]
+        assert err is None and str(status) == "tooBig" and not varbinds, (n, err, status)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    fields = device.agent.status_fields()["ntcip"]
+    assert fields["bulk_refused"] == 2 and fields["requests"] >= 3

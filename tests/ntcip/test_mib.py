@@ -160,3 +160,27 @@ def test_a_set_of_more_varbinds_than_the_agent_takes_is_refused_whole() -> None:
     assert exc.value.error == "tooBig" and exc.value.index == mib.MAX_SET_VARBINDS
     _, commands = plan(ctl, [call] * mib.MAX_SET_VARBINDS)
     assert len(commands) <= 8 * mib.MAX_SET_VARBINDS
+
+
+def test_the_engine_id_is_the_device_s_and_boots_go_up_at_every_start(tmp_path: Path) -> None:
+    from edge.ntcip.settings import BOOTS_FILE, engine_id, next_boots
+
+    eid = engine_id("hz-0412")
+    # RFC 3411: the first bit set, the enterprise number, format 128 and up: its own
+    assert eid[:5] == bytes([0x80, 0x00, 0x04, 0xB6, 128]) and 5 <= len(eid) <= 32
+    assert eid == engine_id("hz-0412") != engine_id("hz-0413")
+    (tmp_path / "etc").mkdir()
+    device = tmp_path / "etc/device.toml"
+    device.write_text(
+        '[device]\nid = "hz-0412"\nstore = "../var/edge.db"\n\n[snmp]\nusers = "snmp.json"\n'
+    )
+    write(tmp_path / "etc/snmp.json", {"users": {"central": {"auth": "a" * 8, "priv": "p" * 8}}})
+    s = load_settings(device)
+    assert s is not None and s.engine_id == eid
+    assert s.boots_file is not None and s.boots_file.resolve() == tmp_path / "var" / BOOTS_FILE
+    (tmp_path / "var").mkdir()
+    assert [next_boots(s.boots_file) for _ in range(3)] == [1, 2, 3]
+    assert s.boots_file.read_text() == "3\n"
+    s.boots_file.write_text("many\n")
+    with pytest.raises(SnmpConfigError, match=f"{BOOTS_FILE}: cannot read snmpEngineBoots"):
+        next_boots(s.boots_file)

@@ -307,3 +307,18 @@ def test_a_failing_recorder_never_stops_the_control_tick(
             await task
 
     asyncio.run(serve_briefly())
+
+
+@pytest.mark.anyio
+async def test_state_shows_the_agency_interfaces_the_device_runs(h: Harness) -> None:
+    from edge.j2735.device import J2735, J2735Config
+
+    assert (await h.client.get("/api/state")).json()["interfaces"] == {}
+    ext = h.rt.add(J2735(J2735Config(None, mqtt=False), None))
+    ext.udp_errors = 2
+    for _ in range(100):  # the state is rebuilt at the next tick
+        st = (await h.client.get("/api/state")).json()
+        if st["interfaces"]:
+            break
+        await asyncio.sleep(0.01)
+    assert list(st["interfaces"]) == ["j2735"] and "2 send errors" in st["interfaces"]["j2735"]

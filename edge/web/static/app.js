@@ -183,6 +183,9 @@ function paintHeader(state) {
     : b.state + (b.fault !== "NONE" ? ` (${b.fault})` : "");
   $("link-state").textContent = state.link.replace("_", " ");
   $("camera-state").textContent = state.cameras.replace("_", " ");
+  const ifs = Object.entries(state.interfaces || {});  // ATSPM, J2735, NTCIP: those running
+  $("interfaces-box").hidden = !ifs.length;
+  $("interfaces").textContent = ifs.map(([name, text]) => `${name} ${text}`).join(" | ");
   $("jitter").textContent = state.jitter_ms.p99.toFixed(1);
   $("clock").textContent = `${state.wall.slice(11, 19)} UTC`;
 }
