@@ -86,6 +86,14 @@ class EdgeBoardControl(EdgeControl):
                     f"{b.tls}: board flash at {t_ms / 1000:.1f} s: fault {safety.fault}"
                 )
 
+    def notes(self) -> list[str]:
+        held = [
+            f"{b.tls}: {b.driver.guard_skipped} green(s) held by the guard past their end"
+            for b in self.boards
+            if b.driver.guard_skipped
+        ]
+        return super().notes() + held
+
     @staticmethod
     def _exchange(b: _Board, t_ms: int) -> None:
         for _ in range(_MAX_EXCHANGES):
