@@ -78,8 +78,8 @@ from hw import codec
 
 STOP, GO, CHANGE, BAD = 0, 1, 2, 3
 TOLERANCE_MS = 20  # of the board's TIMING_SLACK_MS (50): host send jitter it absorbs
-_LONG_AGO = -(1 << 40)
-STEADY, FYA = 1, 2  # which conflict mask an indication uses (the board's `use`)  # the controller's categories before the first map: stopped "forever"
+_LONG_AGO = -(1 << 40)  # the controller's categories before the first map: stopped "forever"
+STEADY, FYA = 1, 2  # which conflict mask an indication uses (the board's `use`)
 
 # Category of each state code 0..15 by channel kind (as hw/board_safety.py).
 _CAT_VEHICLE = (STOP, STOP, CHANGE, GO, STOP, GO) + (BAD,) * 10
@@ -240,8 +240,10 @@ class OutputGuard:
         for i, w in enumerate(wanted):
             cat = self._cat(i, int(w))
             old = self.wanted[i]
-            if cat == GO and _use(int(w)) == STEADY and (
-                old != GO or self.steady_since[i] < self.wanted_since[i]
+            if (
+                cat == GO
+                and _use(int(w)) == STEADY
+                and (old != GO or self.steady_since[i] < self.wanted_since[i])
             ):
                 self.steady_since[i] = now_ms  # a green from red, or a flashing arrow's
             if cat in (old, BAD):
