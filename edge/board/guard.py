@@ -194,6 +194,10 @@ class OutputGuard:
         self.wanted = [STOP] * n
         self.wanted_since = [_LONG_AGO] * n
         self.steady_since = [_LONG_AGO] * n  # when the controller's steady GO began
+        # The controller's last STOP: when it began and ended (for a channel no longer
+        # stopped that left STOP with or after a conflicting start).
+        self.stopped_since = [_LONG_AGO] * n
+        self.stop_left = [_LONG_AGO] * n
         self.last_go_ms = [0] * n
         self.last_change_ms = [0] * n
         self.held = 0  # channel-ticks sent differently from the wanted map while running
@@ -257,6 +261,9 @@ class OutputGuard:
             if cat == GO:
                 self._go_min[i] = self.minimums.go_ms[i]
                 self._red_min[i] = self.minimums.red_ms[i]
+            if old == STOP:
+                self.stopped_since[i] = self.wanted_since[i]
+                self.stop_left[i] = now_ms
             self.wanted[i] = cat
             self.wanted_since[i] = now_ms
 
@@ -340,7 +347,12 @@ class OutputGuard:
                 return False
             # The controller's red clearance before this green, up to the core's minimum.
             core_red = max(self._red_min[j], self.minimums.red_ms[j])
-            stopped = go_at - self.wanted_since[j] if self.wanted[j] == STOP else core_red
+            if self.wanted[j] == STOP:
+                stopped = go_at - self.wanted_since[j]
+            elif self.stop_left[j] >= go_at:  # j left STOP with or after i's start
+                stopped = go_at - self.stopped_since[j]
+            else:
+                stopped = core_red
             need = max(board_red[j], min(max(stopped, 0), core_red))
             if now_ms - self.since_ms[j] + TOLERANCE_MS < need:
                 return False

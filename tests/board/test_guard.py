@@ -335,3 +335,26 @@ def test_through_waits_for_a_green_arrow_shown_after_the_flashing_one() -> None:
     g.confirm(9000, [R, R, R])
     assert g.shape(9500, [R, G, R]) == [R, R, R]
     assert g.shape(10000, [R, G, R]) == [R, G, R]
+
+
+def test_green_beside_a_flashing_arrow_starting_with_it_keeps_the_cores_red() -> None:
+    # Channel 0 the through, 1 the arrow (a higher channel, as on the single site), 2 the
+    # cross street. The arrow's green ended (yellow, red at 8000); at 9500 the through
+    # starts with the arrow's flashing yellow in the same map. The core had the arrow red
+    # 1.5 s and the board's 1 s minimum is met: the through goes. The guard took the
+    # arrow as not stopped at all and asked for the core's whole 3 s red cap (a green
+    # held a tick, every time, on the single site).
+    cfg = dataclasses.replace(
+        FYA_CFG, conflicts=(0b110, 0b101, 0b011), fya_conflicts=(0b110, 0b100, 0b011)
+    )
+    g = OutputGuard(cfg, CoreMinimums((0, 0, 0), (3000, 3000, 3000)))
+    g.board_recovered(0)
+    g.board_running()
+    assert g.shape(4000, [R, G, R]) == [R, G, R]
+    g.confirm(4000, [R, G, R])
+    g.shape(5000, [R, Y, R])
+    g.confirm(5000, [R, Y, R])
+    g.shape(8000, [R, R, R])
+    g.confirm(8000, [R, R, R])
+    assert g.shape(9500, [G, FY, R]) == [G, FY, R]
+    assert g.held == 0

@@ -87,12 +87,16 @@ class EdgeBoardControl(EdgeControl):
                 )
 
     def notes(self) -> list[str]:
-        held = [
-            f"{b.tls}: {b.driver.guard_skipped} green(s) held by the guard past their end"
-            for b in self.boards
-            if b.driver.guard_skipped
-        ]
-        return super().notes() + held
+        # The link is clean here: the guard should pass every map as the core made it.
+        out = super().notes()
+        for b in self.boards:
+            held, skipped = b.driver.session.guard.held, b.driver.guard_skipped
+            if held or skipped:
+                out.append(
+                    f"{b.tls}: the guard held {held} channel-tick(s) of the core's maps, "
+                    f"{skipped} green(s) past their end"
+                )
+        return out
 
     @staticmethod
     def _exchange(b: _Board, t_ms: int) -> None:
