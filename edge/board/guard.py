@@ -38,6 +38,14 @@ started that GO and those in force now.
   is confirmed STOP, not in flight, for the longer of its min_red_ms (the
   board's) and min(how long the controller had j stopped when it started
   this GO, red_ms[j]); until then the channel stays red (a later green).
+  Conflicts are per indication, as the board checks them: i starting a
+  steady indication (green, walk) or a flashing yellow arrow and j showing,
+  or last having shown, one conflict when each one's mask for it names the
+  other (BoardConfig.conflicts, .fya_conflicts). j's indication is the
+  steady one if any steady code was sent since j last left STOP, so the
+  guard is never laxer than the board, whichever frames were lost. A
+  flashing yellow arrow turning into a green arrow starts a steady
+  indication: the same check, the arrow flashing on until it passes.
 - STOP -> CHANGE (a green that was never shown ends) stays STOP, and the
   channel is listed in `skipped` for the driver, which calls the phase again
   so the core serves it rather than believe it did: only a lag longer than a
@@ -71,10 +79,16 @@ from hw import codec
 STOP, GO, CHANGE, BAD = 0, 1, 2, 3
 TOLERANCE_MS = 20  # of the board's TIMING_SLACK_MS (50): host send jitter it absorbs
 _LONG_AGO = -(1 << 40)  # the controller's categories before the first map: stopped "forever"
+STEADY, FYA = 1, 2  # which conflict mask an indication uses (the board's `use`)
 
 # Category of each state code 0..15 by channel kind (as hw/board_safety.py).
 _CAT_VEHICLE = (STOP, STOP, CHANGE, GO, STOP, GO) + (BAD,) * 10
 _CAT_PED = (STOP, STOP, BAD, GO, CHANGE, BAD) + (BAD,) * 10
+
+
+def _use(code: int) -> int:
+    """The conflict mask a GO or CHANGE code uses: the flashing yellow arrow's, or steady."""
+    return FYA if code == codec.FLASH_YELLOW else STEADY
 
 
 def category(kind: int, code: int) -> int:
@@ -151,9 +165,18 @@ class OutputGuard:
         self.config = config
         n = config.channels
         self._tables = [_CAT_PED if k == codec.KIND_PED else _CAT_VEHICLE for k in config.kinds]
-        self._conflicts = [
-            tuple(j for j in range(n) if (config.conflicts[i] >> j) & 1) for i in range(n)
+        # _cm[i][j]: bit 1 when j conflicts with i's steady indications, bit 2 with its
+        # flashing yellow arrow (the board's conflict_matrix); _conflicts: either.
+        fya = config.fya_conflicts or config.conflicts
+        self._cm = [
+            [(config.conflicts[i] >> j & 1) | (fya[i] >> j & 1) << 1 for j in range(n)]
+            for i in range(n)
         ]
+        self._conflicts = [
+            tuple(j for j in range(n) if self._cm[i][j] or self._cm[j][i]) for i in range(n)
+        ]
+        # Per channel: the mask of what it shows or last showed (module comment).
+        self.use = [STEADY] * n
         self._change_code = [
             codec.FLASH_RED if k == codec.KIND_PED else codec.YELLOW for k in config.kinds
         ]
@@ -170,6 +193,11 @@ class OutputGuard:
         # The controller's side: its category, since when, and its last GO and CHANGE.
         self.wanted = [STOP] * n
         self.wanted_since = [_LONG_AGO] * n
+        self.steady_since = [_LONG_AGO] * n  # when the controller's steady GO began
+        # The controller's last STOP: when it began and ended (for a channel no longer
+        # stopped that left STOP with or after a conflicting start).
+        self.stopped_since = [_LONG_AGO] * n
+        self.stop_left = [_LONG_AGO] * n
         self.last_go_ms = [0] * n
         self.last_change_ms = [0] * n
         self.held = 0  # channel-ticks sent differently from the wanted map while running
@@ -190,6 +218,7 @@ class OutputGuard:
         self.since_ms = [since_ms] * n
         self.sent = [STOP] * n
         self.sent_code = [int(codec.RED)] * n
+        self.use = [STEADY] * n
 
     def board_running(self) -> None:
         self.running = True
@@ -215,6 +244,12 @@ class OutputGuard:
         for i, w in enumerate(wanted):
             cat = self._cat(i, int(w))
             old = self.wanted[i]
+            if (
+                cat == GO
+                and _use(int(w)) == STEADY
+                and (old != GO or self.steady_since[i] < self.wanted_since[i])
+            ):
+                self.steady_since[i] = now_ms  # a green from red, or a flashing arrow's
             if cat in (old, BAD):
                 continue
             if old == GO:
@@ -226,6 +261,9 @@ class OutputGuard:
             if cat == GO:
                 self._go_min[i] = self.minimums.go_ms[i]
                 self._red_min[i] = self.minimums.red_ms[i]
+            if old == STOP:
+                self.stopped_since[i] = self.wanted_since[i]
+                self.stop_left[i] = now_ms
             self.wanted[i] = cat
             self.wanted_since[i] = now_ms
 
@@ -269,27 +307,52 @@ class OutputGuard:
                     code = w if want == STOP else int(codec.RED)
                 else:
                     code = self.sent_code[i]
-            elif want == GO and self._cleared(now_ms, i):
+            elif want == GO and self._cleared(now_ms, i, _use(w)):
                 code = w
             else:  # stays stopped: green not yet allowed, or a change of a green never shown
                 code = self.sent_code[i]
+            cat = self._cat(i, code)
+            if (
+                cat == GO
+                and sent == GO
+                and self.use[i] == FYA
+                and _use(code) == STEADY
+                and not self._cleared(now_ms, i, STEADY)
+            ):
+                code = self.sent_code[i]  # a flashing arrow's green arrow not yet allowed
+            if cat == GO:
+                # A GO from STOP takes its own mask; a steady one after a flashing arrow
+                # keeps the steady mask until STOP (never laxer than the board); a
+                # change interval keeps the mask of the GO it ends, as on the board.
+                self.use[i] = _use(code) if sent == STOP else min(self.use[i], _use(code))
+            elif cat == CHANGE and sent == STOP:
+                self.use[i] = STEADY
             out.append(code)
-            self.sent[i] = self._cat(i, code)
+            self.sent[i] = cat
             self.sent_code[i] = code
             if code != w:
                 self.held += 1
         return out
 
-    def _cleared(self, now_ms: int, i: int) -> bool:
-        """May channel i go now: every conflicting channel stopped long enough on the lamps."""
+    def _cleared(self, now_ms: int, i: int, ui: int) -> bool:
+        """May channel i start an indication using mask ui now: every channel conflicting
+        with it stopped long enough on the lamps."""
         board_red = self.config.min_red_ms
-        go_at = self.wanted_since[i]
+        go_at = self.steady_since[i] if ui == STEADY else self.wanted_since[i]
+        cm = self._cm
         for j in self._conflicts[i]:
+            if not (cm[i][j] & ui and cm[j][i] & self.use[j]):
+                continue
             if self.confirmed[j] != STOP or self.sent[j] != STOP:
                 return False
             # The controller's red clearance before this green, up to the core's minimum.
             core_red = max(self._red_min[j], self.minimums.red_ms[j])
-            stopped = go_at - self.wanted_since[j] if self.wanted[j] == STOP else core_red
+            if self.wanted[j] == STOP:
+                stopped = go_at - self.wanted_since[j]
+            elif self.stop_left[j] >= go_at:  # j left STOP with or after i's start
+                stopped = go_at - self.stopped_since[j]
+            else:
+                stopped = core_red
             need = max(board_red[j], min(max(stopped, 0), core_red))
             if now_ms - self.since_ms[j] + TOLERANCE_MS < need:
                 return False

@@ -266,3 +266,95 @@ def test_the_red_cap_covers_the_intergreens_a_channel_leaves() -> None:
     yellow = min(p.timings[int(a.source)].yellow_ms for p in site.plans.values())
     assert core_minimums(with_ig).red_ms[0] == 7000 - yellow
     assert core_minimums(with_ig).red_ms[1:] == core_minimums(site).red_ms[1:]
+
+
+# Channel 0 is a flashing-yellow-arrow left, channel 1 the opposing through, channel 2
+# the cross street. The left's green arrow (steady mask) conflicts with the through; its
+# flashing yellow arrow (FYA mask) does not (edge/board/config.py's _masks).
+FYA_CFG = dataclasses.replace(
+    CFG,
+    conflicts=(0b110, 0b101, 0b011),
+    fya_conflicts=(0b100, 0b101, 0b011),
+    kinds=(codec.KIND_VEHICLE,) * 3,
+    labels=("left", "through", "cross"),
+)
+
+
+def fya_running(t0: int = 0) -> OutputGuard:
+    g = OutputGuard(FYA_CFG)
+    g.board_recovered(t0)
+    g.board_running()
+    return g
+
+
+def test_flashing_arrow_beside_the_opposing_green_is_not_held() -> None:
+    # Was held against the arrow's steady mask until its end, then listed as skipped.
+    g = fya_running(0)
+    assert g.shape(1000, [R, G, R]) == [R, G, R]
+    g.confirm(1000, [R, G, R])
+    assert g.shape(2000, [FY, G, R]) == [FY, G, R]
+    g.confirm(2000, [FY, G, R])
+    assert g.shape(9000, [Y, G, R]) == [Y, G, R]
+    g.confirm(9000, [Y, G, R])
+    assert g.shape(12000, [R, G, R]) == [R, G, R]
+    assert g.held == 0 and g.skipped == []
+
+
+def test_opposing_green_beside_a_flashing_arrow_is_not_held() -> None:
+    g = fya_running(0)
+    g.shape(1000, [FY, R, R])
+    g.confirm(1000, [FY, R, R])
+    assert g.shape(2000, [FY, G, R]) == [FY, G, R]
+    assert g.held == 0
+
+
+def test_green_arrow_after_a_flashing_arrow_waits_for_the_through_red() -> None:
+    g = fya_running(0)
+    g.shape(1000, [FY, G, R])
+    g.confirm(1000, [FY, G, R])
+    g.shape(5000, [FY, Y, R])
+    g.confirm(5000, [FY, Y, R])
+    # The controller ends the yellow at 8000 and starts the green arrow after its 1 s
+    # red; the board confirmed the red only at 8500 (a lost STATUS): the arrow flashes on.
+    g.shape(8000, [FY, R, R])
+    g.confirm(8500, [FY, R, R])
+    assert g.shape(9000, [G, R, R]) == [FY, R, R]
+    assert g.shape(9500, [G, R, R]) == [G, R, R]
+
+
+def test_through_waits_for_a_green_arrow_shown_after_the_flashing_one() -> None:
+    # The arrow's last GO was steady: its yellow and red clear the through.
+    g = fya_running(0)
+    g.shape(1000, [FY, R, R])
+    g.confirm(1000, [FY, R, R])
+    g.shape(2000, [G, R, R])
+    g.confirm(2000, [G, R, R])
+    g.shape(6000, [Y, R, R])
+    g.confirm(6000, [Y, R, R])
+    g.shape(9000, [R, R, R])
+    g.confirm(9000, [R, R, R])
+    assert g.shape(9500, [R, G, R]) == [R, R, R]
+    assert g.shape(10000, [R, G, R]) == [R, G, R]
+
+
+def test_green_beside_a_flashing_arrow_starting_with_it_keeps_the_cores_red() -> None:
+    # Channel 0 the through, 1 the arrow (a higher channel, as on the single site), 2 the
+    # cross street. The arrow's green ended (yellow, red at 8000); at 9500 the through
+    # starts with the arrow's flashing yellow in the same map. The core had the arrow red
+    # 1.5 s and the board's 1 s minimum is met: the through goes. The guard took the
+    # arrow as not stopped at all and asked for the core's whole 3 s red cap (a green
+    # held a tick, every time, on the single site).
+    cfg = dataclasses.replace(
+        FYA_CFG, conflicts=(0b110, 0b101, 0b011), fya_conflicts=(0b110, 0b100, 0b011)
+    )
+    g = OutputGuard(cfg, CoreMinimums((0, 0, 0), (3000, 3000, 3000)))
+    g.board_recovered(0)
+    g.board_running()
+    assert g.shape(4000, [R, G, R]) == [R, G, R]
+    g.confirm(4000, [R, G, R])
+    g.shape(5000, [R, Y, R])
+    g.confirm(5000, [R, Y, R])
+    g.shape(8000, [R, R, R])
+    g.confirm(8000, [R, R, R])
+    assert g.shape(9500, [G, FY, R]) == [G, FY, R]
+    assert g.held == 0

@@ -86,6 +86,18 @@ class EdgeBoardControl(EdgeControl):
                     f"{b.tls}: board flash at {t_ms / 1000:.1f} s: fault {safety.fault}"
                 )
 
+    def notes(self) -> list[str]:
+        # The link is clean here: the guard should pass every map as the core made it.
+        out = super().notes()
+        for b in self.boards:
+            held, skipped = b.driver.session.guard.held, b.driver.guard_skipped
+            if held or skipped:
+                out.append(
+                    f"{b.tls}: the guard held {held} channel-tick(s) of the core's maps, "
+                    f"{skipped} green(s) past their end"
+                )
+        return out
+
     @staticmethod
     def _exchange(b: _Board, t_ms: int) -> None:
         for _ in range(_MAX_EXCHANGES):
