@@ -256,12 +256,52 @@ def release_key_problems(path: str | None) -> list[str]:
     return []
 
 
+def enrol_token_problems(path: str, device: str, central_key: str | None) -> list[str]:
+    """The enrolment token central made for this device: signed with --central-key, for
+    this device id, not expired (edge/device/enrol.py); central checks it again."""
+    from edge.device import enrol
+    from edge.link.signing import key_id, load_public
+
+    if not central_key:
+        return [f"--enrol-token {path} needs --central-key (the token is signed with it)"]
+    try:
+        raw = Path(path).read_bytes()
+        pub = load_public(central_key)
+    except (OSError, ValueError) as exc:
+        return [f"--enrol-token {path}: cannot read it ({exc})"]
+    now = datetime.datetime.now(datetime.UTC)
+    try:
+        enrol.check_token(raw, device, {key_id(pub): pub}, now, {})
+    except enrol.EnrolError as exc:
+        return [
+            f"--enrol-token {path}: {exc}; ask central for a new one (edge central enrol-token)"
+        ]
+    return []
+
+
 def _check_tls(args: argparse.Namespace, broker: Broker | None, problems: list[str]) -> None:
-    given = [o for o in ("ca_cert", "ca_key", "client_cert", "client_key") if getattr(args, o)]
+    if args.old_ca_key:
+        problems.append(
+            "--ca-key is gone: the fleet CA key stays with central. Give --enrol-token FILE "
+            "(central's single-use token for this device; the device makes its own key) or, "
+            "in an offline lab without central, --offline-lab-ca-key FILE"
+        )
+    given = [
+        o
+        for o in ("ca_cert", "ca_key", "client_cert", "client_key", "enrol_token")
+        if getattr(args, o)
+    ]
     if broker is None or not broker.tls:
         if given:
             opts = ", ".join("--" + o.replace("_", "-") for o in given)
             problems.append(f"{opts}: only used with --broker mqtts://...")
+        return
+    ways = [o for o in ("ca_key", "client_cert", "enrol_token") if getattr(args, o)]
+    if len(ways) > 1:
+        opts = ", ".join(
+            "--" + o.replace("_", "-").replace("ca-key", "offline-lab-ca-key") for o in ways
+        )
+        problems.append(f"{opts}: give one way to the device's certificate")
         return
     if not args.ca_cert:
         problems.append(
@@ -274,10 +314,6 @@ def _check_tls(args: argparse.Namespace, broker: Broker | None, problems: list[s
         if not (args.client_cert and args.client_key):
             problems.append("--client-cert and --client-key go together")
             return
-        if args.ca_key:
-            problems.append(
-                "give either --ca-key (issue a certificate) or --client-cert/--client-key"
-            )
         cert = _load_cert(args.client_cert, "--client-cert", problems)
         key = _load_key(args.client_key, "--client-key", problems)
         if cert is not None and ca is not None and key is not None:
@@ -285,14 +321,18 @@ def _check_tls(args: argparse.Namespace, broker: Broker | None, problems: list[s
                 f"--client-cert {args.client_cert}: {p}"
                 for p in cert_problems(cert, key, ca, args.device_id, now)
             ]
+    elif args.enrol_token:
+        problems += enrol_token_problems(args.enrol_token, args.device_id, args.central_key)
     elif args.ca_key:
-        key = _load_key(args.ca_key, "--ca-key", problems)
+        key = _load_key(args.ca_key, "--offline-lab-ca-key", problems)
         if key is not None and ca is not None and _pub_bytes(ca) != _pub_bytes(key):
-            problems.append(f"--ca-key {args.ca_key}: not the key of --ca-cert {args.ca_cert}")
+            problems.append(
+                f"--offline-lab-ca-key {args.ca_key}: not the key of --ca-cert {args.ca_cert}"
+            )
     else:
         problems.append(
-            "--broker mqtts://... needs the device's certificate: --ca-key (issue one) or "
-            "--client-cert and --client-key"
+            "--broker mqtts://... needs the device's certificate: --enrol-token FILE (the "
+            "device makes its key and enrols), or --client-cert and --client-key"
         )
 
 
@@ -389,18 +429,22 @@ def stage(args: argparse.Namespace, password: str | None) -> list[str]:
     if broker is not None:
         lines += ["", "[broker]", f'host = "{broker.host}"', f"port = {broker.port}"]
         if broker.tls:
-            lines += [
-                'cafile = "tls/ca.crt"',
-                'certfile = "tls/client.crt"',
-                'keyfile = "tls/client.key"',
-                # the key the device makes itself and the certificate central renews for it
-                'renew_dir = "../../var/lib/edge/tls"',
-            ]
+            lines.append('cafile = "tls/ca.crt"')
+            if not args.enrol_token:
+                lines += ['certfile = "tls/client.crt"', 'keyfile = "tls/client.key"']
+            # the key the device makes itself and the certificate central signs for it
+            lines.append('renew_dir = "../../var/lib/edge/tls"')
             shutil.copyfile(args.ca_cert, etc / "tls/ca.crt")
             if args.ca_crl:
                 shutil.copyfile(args.ca_crl, etc / "tls/ca.crl")
                 lines.append('crlfile = "tls/ca.crl"')
-            kept += _stage_client_cert(args, etc, existing)
+            if args.enrol_token:
+                # no key or certificate from here: the device makes its key at first boot
+                # and enrols with the token (edge/device/enrol.py)
+                _write_secret(etc / "tls/enrol.token", Path(args.enrol_token).read_bytes())
+                lines.append('enrol_token = "tls/enrol.token"')
+            else:
+                kept += _stage_client_cert(args, etc, existing)
     (etc / "device.toml").write_text("\n".join(lines) + "\n")
     if args.technician and password is not None:
         kept += _stage_technician(args.technician, password, etc, existing)
@@ -419,7 +463,7 @@ def _stage_client_cert(args: argparse.Namespace, etc: Path, existing: Path | Non
         return []
     problems: list[str] = []
     ca = _load_cert(args.ca_cert, "--ca-cert", problems)
-    ca_key = _load_key(args.ca_key, "--ca-key", problems)
+    ca_key = _load_key(args.ca_key, "--offline-lab-ca-key", problems)
     if ca is None or ca_key is None:
         raise ValueError("; ".join(problems))
     if existing is not None:
@@ -475,7 +519,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ca-crl")
     p.add_argument("--hashes")
     p.add_argument("--ca-cert")
-    p.add_argument("--ca-key")
+    # the fleet CA's private key on this computer: an offline lab only (a normal flash
+    # gives --enrol-token and the key stays with central); --ca-key is refused by name
+    p.add_argument("--offline-lab-ca-key", dest="ca_key")
+    p.add_argument("--ca-key", dest="old_ca_key", help=argparse.SUPPRESS)
+    p.add_argument("--enrol-token")
     p.add_argument("--client-cert")
     p.add_argument("--client-key")
     p.add_argument("--technician")
