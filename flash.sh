@@ -48,6 +48,9 @@ Optional:
   --offline-lab-ca-key FILE
                         AN OFFLINE LAB ONLY: the fleet CA's private key on this computer
                         makes the device's key and certificate here (not for the field)
+  --maintenance-address IP
+                        with --offline-lab-ca-key: the cabinet maintenance port's address;
+                        the device certificate then also serves the page (serverAuth, IP)
   --client-cert FILE --client-key FILE
                         or use a client certificate made elsewhere (CN = device id)
   --technician USER     a login for the device's local page; the password is asked for
@@ -81,7 +84,7 @@ bad_input() { printf 'flash.sh: %s\n' "$*" >&2; say "flash.sh: nothing was chang
 
 DEVICE_ID="" SITE="" TARGET="" SSH="" BOARD="" BROKER="" CENTRAL_KEY="" RELEASE_KEY=""
 STANDBY_KEY="" ROOT_KEY="" CA_CRL=""
-CA_CERT="" CA_KEY="" OLD_CA_KEY="" ENROL_TOKEN="" CLIENT_CERT="" CLIENT_KEY="" TECH="" TECH_FILE=""
+CA_CERT="" CA_KEY="" OLD_CA_KEY="" ENROL_TOKEN="" MAINT_ADDR="" CLIENT_CERT="" CLIENT_KEY="" TECH="" TECH_FILE=""
 DEVICE_PORT=/dev/serial0 SELFTEST_PORT="" WHEELHOUSE="" ARCH=aarch64 DRY=0
 APPLY_STAGE="" LIVE=0
 
@@ -110,6 +113,7 @@ while [ $# -gt 0 ]; do
         --offline-lab-ca-key) CA_KEY=$2 ;;
         --ca-key) OLD_CA_KEY=$2 ;; # refused by name (devtools/provision.py says why)
         --enrol-token) ENROL_TOKEN=$2 ;;
+        --maintenance-address) MAINT_ADDR=$2 ;;
         --client-cert) CLIENT_CERT=$2 ;;
         --client-key) CLIENT_KEY=$2 ;;
         --technician) TECH=$2 ;;
@@ -394,6 +398,7 @@ provision() {
         ${STANDBY_KEY:+--central-standby-key "$STANDBY_KEY"} ${ROOT_KEY:+--root-key "$ROOT_KEY"} \
         ${CA_CERT:+--ca-cert "$CA_CERT"} ${CA_KEY:+--offline-lab-ca-key "$CA_KEY"} \
         ${OLD_CA_KEY:+--ca-key "$OLD_CA_KEY"} ${ENROL_TOKEN:+--enrol-token "$ENROL_TOKEN"} \
+        ${MAINT_ADDR:+--maintenance-address "$MAINT_ADDR"} \
         ${CLIENT_CERT:+--client-cert "$CLIENT_CERT"} ${CLIENT_KEY:+--client-key "$CLIENT_KEY"} \
         ${TECH:+--technician "$TECH"} ${TECH_FILE:+--technician-password-file "$TECH_FILE"} "$@"
 }

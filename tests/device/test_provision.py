@@ -102,3 +102,47 @@ def test_a_normal_flash_needs_no_fleet_ca_key(tmp_path: Path) -> None:
     assert not (etc / "tls/client.key").exists() and not (etc / "tls/client.crt").exists()
     cfg = load_device_config(etc / "device.toml")
     assert cfg.enrol_token == etc / "tls/enrol.token" and cfg.broker.certfile is None
+
+
+def test_the_page_certificate_names_the_maintenance_address(tmp_path: Path) -> None:
+    """With --maintenance-address the device certificate also serves the page: a browser's
+    checks (serverAuth, the address in its IP SANs, chain to the fleet CA) pass; without
+    it the certificate stays client-only (a browser refuses it)."""
+    import ipaddress
+
+    from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+    pki = Pki(tmp_path / "pki")
+    ca_key = tmp_path / "ca.key"
+    ca_key.write_bytes(
+        pki.ca_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / "central.pub").write_bytes(signing.public_pem(signing.generate().public_key()))
+    (tmp_path / "release.key").write_bytes(signing.private_pem(signing.generate()))
+    base = [
+        "--device-id", "hz-0412", "--site", str(CROSSING), "--target", str(tmp_path),
+        "--broker", "mqtts://broker.city:8883", "--central-key", str(tmp_path / "central.pub"),
+        "--release-key", str(tmp_path / "release.key"), "--ca-cert", str(pki.ca_cert_path),
+        "--offline-lab-ca-key", str(ca_key),
+    ]  # fmt: skip
+    addr = ipaddress.ip_address("192.168.50.1")
+    verifier = (
+        PolicyBuilder().store(Store([pki.ca_cert])).build_server_verifier(x509.IPAddress(addr))
+    )
+    results = {}
+    for name, extra in (("plain", []), ("page", ["--maintenance-address", str(addr)])):
+        out = tmp_path / name
+        assert provision.main(["stage", "--out", str(out), *base, *extra]) == 0
+        cert = x509.load_pem_x509_certificate((out / "etc/edge/tls/client.crt").read_bytes())
+        try:
+            verifier.verify(cert, [])
+            results[name] = "accepted"
+        except VerificationError as exc:
+            results[name] = "refused" if name == "plain" else f"refused: {exc}"
+    assert results == {"plain": "refused", "page": "accepted"}
+    args = provision._parser().parse_args(["check", *base, "--maintenance-address", "cabinet"])
+    assert any("not an IP address" in p for p in provision.check(args))
