@@ -58,7 +58,10 @@ def _store_rows(db_path: Path) -> dict[str, Any] | None:
     # follow a link planted as the store or its -wal/-shm (and create or write them). So
     # the store and its WAL are copied through checked descriptors into a private
     # directory and the copy is read; the live files are never opened by SQLite here.
-    owner = os.stat(db_path.parent).st_uid  # the service's state directory
+    try:
+        owner = os.stat(db_path.parent).st_uid  # the service's state directory
+    except FileNotFoundError:
+        return None
     with tempfile.TemporaryDirectory(prefix="edge-status-") as tmp:
         copy = Path(tmp) / "edge.db"
         if not _copy_checked(db_path, owner, copy):
