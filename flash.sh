@@ -42,7 +42,15 @@ Optional:
                         device from --central-key to the standby key (no re-flash)
   --ca-crl FILE         the fleet CA's revocation list (a revoked broker is refused)
   --ca-cert FILE        the fleet CA certificate (the broker's certificate chains to it)
-  --ca-key FILE         with --ca-cert: make this device's client certificate here
+  --enrol-token FILE    central's single-use enrolment token for this device
+                        (`edge central enrol-token`): the device makes its own key and
+                        central signs its first certificate; the fleet CA key stays central
+  --offline-lab-ca-key FILE
+                        AN OFFLINE LAB ONLY: the fleet CA's private key on this computer
+                        makes the device's key and certificate here (not for the field)
+  --maintenance-address IP
+                        with --offline-lab-ca-key: the cabinet maintenance port's address;
+                        the device certificate then also serves the page (serverAuth, IP)
   --client-cert FILE --client-key FILE
                         or use a client certificate made elsewhere (CN = device id)
   --technician USER     a login for the device's local page; the password is asked for
@@ -65,7 +73,7 @@ Examples:
              --release-key release.key --board /dev/ttyACM0 --technician anna
   ./flash.sh --device-id hz-0412 --site sites/hz-0412.toml --ssh pi@10.0.4.12 \
              --release-key release.key --broker mqtts://broker.city:8883 --central-key central.pub \
-             --ca-cert fleet-ca.crt --ca-key fleet-ca.key
+             --ca-cert fleet-ca.crt --enrol-token hz-0412.token
 
 Exit codes: 0 done (self-test OK), 1 a step or the self-test failed, 2 bad input (nothing changed).
 EOF
@@ -79,7 +87,8 @@ bad_input() { printf 'flash.sh: %s\n' "$*" >&2; say "flash.sh: nothing was chang
 
 DEVICE_ID="" SITE="" TARGET="" SSH="" BOARD="" BROKER="" CENTRAL_KEY="" RELEASE_KEY=""
 STANDBY_KEY="" ROOT_KEY="" CA_CRL=""
-CA_CERT="" CA_KEY="" CLIENT_CERT="" CLIENT_KEY="" TECH="" TECH_FILE="" SNMP_USER=""
+CA_CERT="" CA_KEY="" OLD_CA_KEY="" ENROL_TOKEN="" MAINT_ADDR="" CLIENT_CERT="" CLIENT_KEY=""
+TECH="" TECH_FILE="" SNMP_USER=""
 DEVICE_PORT=/dev/serial0 SELFTEST_PORT="" WHEELHOUSE="" ARCH=aarch64 DRY=0
 APPLY_STAGE="" LIVE=0
 
@@ -105,7 +114,10 @@ while [ $# -gt 0 ]; do
         --root-key) ROOT_KEY=$2 ;;
         --ca-crl) CA_CRL=$2 ;;
         --ca-cert) CA_CERT=$2 ;;
-        --ca-key) CA_KEY=$2 ;;
+        --offline-lab-ca-key) CA_KEY=$2 ;;
+        --ca-key) OLD_CA_KEY=$2 ;; # refused by name (devtools/provision.py says why)
+        --enrol-token) ENROL_TOKEN=$2 ;;
+        --maintenance-address) MAINT_ADDR=$2 ;;
         --client-cert) CLIENT_CERT=$2 ;;
         --client-key) CLIENT_KEY=$2 ;;
         --technician) TECH=$2 ;;
@@ -312,6 +324,7 @@ apply_stage() {
         [ -f "$APPLY_STAGE/etc/edge/tls/$f" ] && put "etc/edge/tls/$f" 644 root:root
     done
     [ -f "$APPLY_STAGE/etc/edge/tls/client.key" ] && put etc/edge/tls/client.key 640 "$edge_owned"
+    [ -f "$APPLY_STAGE/etc/edge/tls/enrol.token" ] && put etc/edge/tls/enrol.token 640 "$edge_owned"
     [ -f "$APPLY_STAGE/etc/edge/technicians.json" ] && put etc/edge/technicians.json 640 "$edge_owned"
     [ -f "$APPLY_STAGE/etc/edge/snmp-users.json" ] && put etc/edge/snmp-users.json 640 "$edge_owned"
     ensure_dir var/lib/edge 750 edge:edge
@@ -408,7 +421,9 @@ provision() {
         ${BROKER:+--broker "$BROKER"} ${CENTRAL_KEY:+--central-key "$CENTRAL_KEY"} \
         ${RELEASE_KEY:+--release-key "$RELEASE_KEY"} ${CA_CRL:+--ca-crl "$CA_CRL"} \
         ${STANDBY_KEY:+--central-standby-key "$STANDBY_KEY"} ${ROOT_KEY:+--root-key "$ROOT_KEY"} \
-        ${CA_CERT:+--ca-cert "$CA_CERT"} ${CA_KEY:+--ca-key "$CA_KEY"} \
+        ${CA_CERT:+--ca-cert "$CA_CERT"} ${CA_KEY:+--offline-lab-ca-key "$CA_KEY"} \
+        ${OLD_CA_KEY:+--ca-key "$OLD_CA_KEY"} ${ENROL_TOKEN:+--enrol-token "$ENROL_TOKEN"} \
+        ${MAINT_ADDR:+--maintenance-address "$MAINT_ADDR"} \
         ${CLIENT_CERT:+--client-cert "$CLIENT_CERT"} ${CLIENT_KEY:+--client-key "$CLIENT_KEY"} \
         ${TECH:+--technician "$TECH"} ${TECH_FILE:+--technician-password-file "$TECH_FILE"} \
         ${SNMP_USER:+--snmp-user "$SNMP_USER"} "$@"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import ipaddress
 import json
 import os
 import re
@@ -119,6 +120,7 @@ def cert_problems(
     ca: x509.Certificate,
     device: str,
     now: datetime.datetime,
+    server_ips: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Address] = (),
 ) -> list[str]:
     """Why this client certificate cannot be the device's (empty: it can)."""
     out = []
@@ -131,37 +133,46 @@ def cert_problems(
         out.append("it is not signed by the --ca-cert CA")
     if cert.not_valid_after_utc < now + datetime.timedelta(days=RENEW_BEFORE_DAYS):
         out.append(f"it expires on {cert.not_valid_after_utc:%Y-%m-%d}")
+    if server_ips:
+        try:
+            sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+            have = set(sans.get_values_for_type(x509.IPAddress))
+        except x509.ExtensionNotFound:
+            have, eku = set(), x509.ExtendedKeyUsage([])
+        if ExtendedKeyUsageOID.SERVER_AUTH not in eku or not set(server_ips) <= have:
+            out.append("it does not serve the page on --maintenance-address (serverAuth, IP)")
     return out
 
 
 def issue_client_cert(
-    ca_cert: x509.Certificate, ca_key: CertificateIssuerPrivateKeyTypes, device: str
+    ca_cert: x509.Certificate,
+    ca_key: CertificateIssuerPrivateKeyTypes,
+    device: str,
+    server_ips: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Address] = (),
 ) -> tuple[bytes, bytes]:
-    """A new P-256 key and a client certificate with CN = device id (PEM cert, PEM key).
+    """An offline lab's new P-256 key and certificate with CN = device id (PEM cert, PEM
+    key), signed as central signs one (edge/device/certs.sign): a year, clientAuth, and
+    with `server_ips` serverAuth and those IP SANs (the page on the maintenance port)."""
+    from edge.device import certs
 
-    Same shape as edge/link/mosquitto.Pki.issue (which the broker's ACL expects:
-    the CN is the MQTT username), but from the fleet's CA and valid for years,
-    where Pki makes a throwaway test CA with 30-day certificates."""
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the fleet CA key must be an EC (P-256) key")
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
+    csr = (
+        x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
-        .sign(ca_key, hashes.SHA256())
+        .sign(key, hashes.SHA256())
     )
+    csr_pem = csr.public_bytes(serialization.Encoding.PEM)
+    cert_pem = certs.sign(csr_pem, device, ca_cert, ca_key, now, server_ips=server_ips)
     key_pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+    return cert_pem, key_pem
 
 
 # -- check ------------------------------------------------------------------------------
@@ -274,12 +285,52 @@ def release_key_problems(path: str | None) -> list[str]:
     return []
 
 
+def enrol_token_problems(path: str, device: str, central_key: str | None) -> list[str]:
+    """The enrolment token central made for this device: signed with --central-key, for
+    this device id, not expired (edge/device/enrol.py); central checks it again."""
+    from edge.device import enrol
+    from edge.link.signing import key_id, load_public
+
+    if not central_key:
+        return [f"--enrol-token {path} needs --central-key (the token is signed with it)"]
+    try:
+        raw = Path(path).read_bytes()
+        pub = load_public(central_key)
+    except (OSError, ValueError) as exc:
+        return [f"--enrol-token {path}: cannot read it ({exc})"]
+    now = datetime.datetime.now(datetime.UTC)
+    try:
+        enrol.check_token(raw, device, {key_id(pub): pub}, now, {})
+    except enrol.EnrolError as exc:
+        return [
+            f"--enrol-token {path}: {exc}; ask central for a new one (edge central enrol-token)"
+        ]
+    return []
+
+
 def _check_tls(args: argparse.Namespace, broker: Broker | None, problems: list[str]) -> None:
-    given = [o for o in ("ca_cert", "ca_key", "client_cert", "client_key") if getattr(args, o)]
+    if args.old_ca_key:
+        problems.append(
+            "--ca-key is gone: the fleet CA key stays with central. Give --enrol-token FILE "
+            "(central's single-use token for this device; the device makes its own key) or, "
+            "in an offline lab without central, --offline-lab-ca-key FILE"
+        )
+    given = [
+        o
+        for o in ("ca_cert", "ca_key", "client_cert", "client_key", "enrol_token")
+        if getattr(args, o)
+    ]
     if broker is None or not broker.tls:
         if given:
             opts = ", ".join("--" + o.replace("_", "-") for o in given)
             problems.append(f"{opts}: only used with --broker mqtts://...")
+        return
+    ways = [o for o in ("ca_key", "client_cert", "enrol_token") if getattr(args, o)]
+    if len(ways) > 1:
+        opts = ", ".join(
+            "--" + o.replace("_", "-").replace("ca-key", "offline-lab-ca-key") for o in ways
+        )
+        problems.append(f"{opts}: give one way to the device's certificate")
         return
     if not args.ca_cert:
         problems.append(
@@ -292,10 +343,6 @@ def _check_tls(args: argparse.Namespace, broker: Broker | None, problems: list[s
         if not (args.client_cert and args.client_key):
             problems.append("--client-cert and --client-key go together")
             return
-        if args.ca_key:
-            problems.append(
-                "give either --ca-key (issue a certificate) or --client-cert/--client-key"
-            )
         cert = _load_cert(args.client_cert, "--client-cert", problems)
         key = _load_key(args.client_key, "--client-key", problems)
         if cert is not None and ca is not None and key is not None:
@@ -303,14 +350,32 @@ def _check_tls(args: argparse.Namespace, broker: Broker | None, problems: list[s
                 f"--client-cert {args.client_cert}: {p}"
                 for p in cert_problems(cert, key, ca, args.device_id, now)
             ]
+    if args.maintenance_address:
+        try:
+            ipaddress.ip_address(args.maintenance_address)
+        except ValueError:
+            problems.append(
+                f"--maintenance-address {args.maintenance_address!r}: not an IP address"
+            )
+        if not args.ca_key:
+            problems.append(
+                "--maintenance-address goes with --offline-lab-ca-key (with --enrol-token "
+                "central adds it from its own record of the device)"
+            )
+    if args.enrol_token:
+        problems += enrol_token_problems(args.enrol_token, args.device_id, args.central_key)
+    elif args.client_cert or args.client_key:
+        pass
     elif args.ca_key:
-        key = _load_key(args.ca_key, "--ca-key", problems)
+        key = _load_key(args.ca_key, "--offline-lab-ca-key", problems)
         if key is not None and ca is not None and _pub_bytes(ca) != _pub_bytes(key):
-            problems.append(f"--ca-key {args.ca_key}: not the key of --ca-cert {args.ca_cert}")
+            problems.append(
+                f"--offline-lab-ca-key {args.ca_key}: not the key of --ca-cert {args.ca_cert}"
+            )
     else:
         problems.append(
-            "--broker mqtts://... needs the device's certificate: --ca-key (issue one) or "
-            "--client-cert and --client-key"
+            "--broker mqtts://... needs the device's certificate: --enrol-token FILE (the "
+            "device makes its key and enrols), or --client-cert and --client-key"
         )
 
 
@@ -409,18 +474,22 @@ def stage(
     if broker is not None:
         lines += ["", "[broker]", f'host = "{broker.host}"', f"port = {broker.port}"]
         if broker.tls:
-            lines += [
-                'cafile = "tls/ca.crt"',
-                'certfile = "tls/client.crt"',
-                'keyfile = "tls/client.key"',
-                # the key the device makes itself and the certificate central renews for it
-                'renew_dir = "../../var/lib/edge/tls"',
-            ]
+            lines.append('cafile = "tls/ca.crt"')
+            if not args.enrol_token:
+                lines += ['certfile = "tls/client.crt"', 'keyfile = "tls/client.key"']
+            # the key the device makes itself and the certificate central signs for it
+            lines.append('renew_dir = "../../var/lib/edge/tls"')
             shutil.copyfile(args.ca_cert, etc / "tls/ca.crt")
             if args.ca_crl:
                 shutil.copyfile(args.ca_crl, etc / "tls/ca.crl")
                 lines.append('crlfile = "tls/ca.crl"')
-            kept += _stage_client_cert(args, etc, existing)
+            if args.enrol_token:
+                # no key or certificate from here: the device makes its key at first boot
+                # and enrols with the token (edge/device/enrol.py)
+                _write_secret(etc / "tls/enrol.token", Path(args.enrol_token).read_bytes())
+                lines.append('enrol_token = "tls/enrol.token"')
+            else:
+                kept += _stage_client_cert(args, etc, existing)
     if args.snmp_user:
         lines += SNMP_TABLE
         kept += _stage_snmp_user(args.snmp_user, snmp, etc, existing)
@@ -442,7 +511,7 @@ def _stage_client_cert(args: argparse.Namespace, etc: Path, existing: Path | Non
         return []
     problems: list[str] = []
     ca = _load_cert(args.ca_cert, "--ca-cert", problems)
-    ca_key = _load_key(args.ca_key, "--ca-key", problems)
+    ca_key = _load_key(args.ca_key, "--offline-lab-ca-key", problems)
     if ca is None or ca_key is None:
         raise ValueError("; ".join(problems))
     if existing is not None:
@@ -453,14 +522,26 @@ def _stage_client_cert(args: argparse.Namespace, etc: Path, existing: Path | Non
             cert = _load_cert(str(old_cert), "", quiet)
             key = _load_key(str(old_key), "", quiet)
             now = datetime.datetime.now(datetime.UTC)
-            if cert and key and not quiet and not cert_problems(cert, key, ca, args.device_id, now):
+            ips = maintenance_ips(args)
+            if (
+                cert
+                and key
+                and not quiet
+                and not cert_problems(cert, key, ca, args.device_id, now, ips)
+            ):
                 shutil.copyfile(old_cert, etc / "tls/client.crt")
                 _write_secret(etc / "tls/client.key", old_key.read_bytes())
                 return ["client certificate (still valid for this device and CA)"]
-    cert_pem, key_pem = issue_client_cert(ca, ca_key, args.device_id)
+    cert_pem, key_pem = issue_client_cert(ca, ca_key, args.device_id, maintenance_ips(args))
     (etc / "tls/client.crt").write_bytes(cert_pem)
     _write_secret(etc / "tls/client.key", key_pem)
     return []
+
+
+def maintenance_ips(
+    args: argparse.Namespace,
+) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    return [ipaddress.ip_address(args.maintenance_address)] if args.maintenance_address else []
 
 
 def _write_secret(path: Path, data: bytes) -> None:
@@ -521,7 +602,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ca-crl")
     p.add_argument("--hashes")
     p.add_argument("--ca-cert")
-    p.add_argument("--ca-key")
+    # the fleet CA's private key on this computer: an offline lab only (a normal flash
+    # gives --enrol-token and the key stays with central); --ca-key is refused by name
+    p.add_argument("--offline-lab-ca-key", dest="ca_key")
+    p.add_argument("--ca-key", dest="old_ca_key", help=argparse.SUPPRESS)
+    p.add_argument("--enrol-token")
+    # the cabinet maintenance port's address: the page's certificate names it (serverAuth)
+    p.add_argument("--maintenance-address")
     p.add_argument("--client-cert")
     p.add_argument("--client-key")
     p.add_argument("--technician")

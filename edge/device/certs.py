@@ -5,7 +5,9 @@ Rules it keeps:
   P-256 key and a certificate signing request (CSR); only the CSR travels.
 - The CA side (central, holding the fleet CA) signs a CSR only for the identity asked
   (CN = the device id, which the broker's ACL ties to the MQTT username), as a client
-  certificate (no CA rights), valid for at most CERT_DAYS (365).
+  certificate (no CA rights), valid for at most CERT_DAYS (365); serverAuth and IP
+  SANs (the page on the maintenance port) only from the CA's own record, never from
+  what the request asks.
 - A certificate within RENEW_DAYS (30) of its expiry is due for renewal.
 - The staged key is 600 from its creation and never replaces the live one until a
   certificate for it is checked (matches the key, issued by the fleet CA, names the
@@ -17,7 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import ipaddress
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -81,8 +85,11 @@ def sign(
     ca_key: ec.EllipticCurvePrivateKey,
     now: datetime.datetime,
     days: int = CERT_DAYS,
+    server_ips: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Address] = (),
 ) -> bytes:
-    """The CA side: a client certificate for `device` from its CSR (PEM), or CertError."""
+    """The CA side: a client certificate for `device` from its CSR (PEM), or CertError.
+    With `server_ips` (the CA's own record of the device's maintenance address, never
+    taken from the request) it also serves the page: serverAuth and those IP SANs."""
     if days > CERT_DAYS:
         raise CertError(f"certificates are valid for at most {CERT_DAYS} days, not {days}")
     try:
@@ -97,7 +104,10 @@ def sign(
     pub = csr.public_key()
     if not isinstance(pub, ec.EllipticCurvePublicKey) or pub.curve.name != "secp256r1":
         raise CertError("the request's key is not an EC P-256 key")
-    cert = (
+    usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
+    if server_ips:
+        usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device)]))
         .issuer_name(ca_cert.subject)
@@ -106,9 +116,17 @@ def sign(
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
-        .sign(ca_key, hashes.SHA256())
+        .add_extension(x509.ExtendedKeyUsage(usages), False)
+        # key identifiers: what browsers' and RFC 5280 path building expect
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), False)
     )
+    if server_ips:
+        sans = x509.SubjectAlternativeName([x509.IPAddress(ip) for ip in server_ips])
+        builder = builder.add_extension(sans, False)
+    cert = builder.sign(ca_key, hashes.SHA256())
     return cert.public_bytes(serialization.Encoding.PEM)
 
 

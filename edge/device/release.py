@@ -20,7 +20,8 @@ target, a version that never goes down, statements that expire):
   mtime and size).
 - (version, created) never goes down: a release below the running one is refused
   unless a rollback statement signed with a release key names that release and this
-  device and has not expired. A failed trial returning to the release that ran before
+  device and has not expired, and is used once: the updater records the ids it used
+  until they expire. A failed trial returning to the release that ran before
   it is not a downgrade (that release was the running one).
 - `wheels` lists the sha256 of every wheel the venv was installed from; flash.sh
   installs them with `pip --require-hashes`, the third-party ones pinned in
@@ -261,8 +262,10 @@ def check_rollback(
     device: str | None,
     trusted: Mapping[str, Ed25519PublicKey],
     now: datetime.datetime,
-) -> None:
-    """Raise ReleaseError unless `raw` is a valid, unexpired statement allowing `release`."""
+    used: Mapping[str, str] | None = None,
+) -> tuple[str, datetime.datetime]:
+    """Raise ReleaseError unless `raw` is a valid, unexpired statement allowing `release`
+    and its id is not among `used` (statements used before); returns (id, expires)."""
     body = _open(raw, trusted, "rollback statement")
     if body.get("type") != KIND_ROLLBACK:
         raise ReleaseError("rollback statement: not a rollback statement")
@@ -277,6 +280,12 @@ def check_rollback(
     expires = _utc(body.get("expires"), "rollback statement: expires")
     if now >= expires:
         raise ReleaseError(f"rollback statement: expired at {_iso(expires)}")
+    sid = body.get("id")
+    if not isinstance(sid, str) or not sid:
+        raise ReleaseError("rollback statement: no id")
+    if used is not None and sid in used:
+        raise ReleaseError(f"rollback statement: already used once on this device (id {sid})")
+    return sid, expires
 
 
 def unverified(release: str) -> Manifest | None:

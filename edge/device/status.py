@@ -1,17 +1,26 @@
 """`edge status`: the device's state for a technician at the cabinet's console.
 
 Reads what the running service leaves behind, never disturbing it: the status
-snapshot `edge run --status-file` rewrites every 10 s, the SQLite store opened
-read-only (plans, spool, event log; a reader never creates files the service
-would then not own), and the release links under /opt/edge.
+snapshot `edge run --status-file` rewrites every 10 s, the SQLite store (plans, spool,
+event log) and the release links under /opt/edge.
+
+Root (`sudo edge status`) never follows a path the service user controls: the store
+and its WAL are opened without following links, must be regular files owned by the
+owner of their directory, and are copied into a private directory that SQLite reads
+(it never opens, creates or writes the service's files).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import errno
 import json
+import os
+import shutil
 import sqlite3
+import stat
+import tempfile
 import time
 import tomllib
 from pathlib import Path
@@ -22,16 +31,47 @@ from edge.device.update import read_status
 STALE_S = 30.0  # the snapshot is rewritten every 10 s: older means the runtime is not running
 
 
+def _copy_checked(src: Path, owner: int, dst: Path) -> bool:
+    """Copy the service's file `src` to root's `dst` through one descriptor opened without
+    following a link, only if it is a regular file owned by `owner`; False if none."""
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(f"{src}: a symbolic link, not the service's store") from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{src}: not a regular file")
+        if st.st_uid != owner:
+            raise OSError(f"{src}: owned by uid {st.st_uid}, not the service's {owner}")
+        with dst.open("xb") as out:
+            shutil.copyfileobj(f, out)
+    return True
+
+
 def _store_rows(db_path: Path) -> dict[str, Any] | None:
-    if not db_path.exists():
+    # `sudo edge status` runs as root in a directory the service user owns: SQLite would
+    # follow a link planted as the store or its -wal/-shm (and create or write them). So
+    # the store and its WAL are copied through checked descriptors into a private
+    # directory and the copy is read; the live files are never opened by SQLite here.
+    try:
+        owner = os.stat(db_path.parent).st_uid  # the service's state directory
+    except FileNotFoundError:
         return None
-    # With the service running its -wal and -shm exist and a read-only connection shares
-    # them. Without, a read-only open would still create them (owned by whoever runs
-    # `edge status`, typically root, which the service could then not open): read the
-    # file as it is instead, nobody is writing it.
-    wal = db_path.with_name(db_path.name + "-wal")
-    mode = "mode=ro" if wal.exists() else "immutable=1"
-    db = sqlite3.connect(f"file:{db_path}?{mode}", uri=True)
+    with tempfile.TemporaryDirectory(prefix="edge-status-") as tmp:
+        copy = Path(tmp) / "edge.db"
+        if not _copy_checked(db_path, owner, copy):
+            return None
+        _copy_checked(db_path.with_name(db_path.name + "-wal"), owner, Path(tmp) / "edge.db-wal")
+        return _read_store(copy)
+
+
+def _read_store(path: Path) -> dict[str, Any]:
+    db = sqlite3.connect(path)
     try:
         hw = db.execute("SELECT value FROM meta WHERE key = 'plan_high_water'").fetchone()
         active = db.execute(
@@ -110,11 +150,16 @@ def collect(status_file: Path, device_toml: Path, root: Path) -> dict[str, Any]:
         dev = tomllib.loads(device_toml.read_text())
         out["device"] = dev.get("device", {}).get("id")
         out["broker"] = dev.get("broker")
-        store = device_toml.parent / dev.get("device", {}).get("store", "")
-        out["store"] = _store_rows(store) if dev.get("device", {}).get("store") else None
-    except (OSError, tomllib.TOMLDecodeError, sqlite3.Error) as exc:
+    except (OSError, tomllib.TOMLDecodeError) as exc:
         out["device"] = None
         out["device_error"] = str(exc)
+        dev = {}
+    try:
+        store = device_toml.parent / dev.get("device", {}).get("store", "")
+        out["store"] = _store_rows(store) if dev.get("device", {}).get("store") else None
+    except (OSError, sqlite3.Error) as exc:
+        out["store"] = None
+        out["store_error"] = str(exc)
     opt = root / "opt/edge"
     out["release"] = {
         name: (Path(str((opt / name).readlink())).name if (opt / name).is_symlink() else None)
@@ -184,6 +229,8 @@ def render(s: dict[str, Any]) -> str:
         )
         lines += [f"{name:<9} {text}" for name, text in interfaces(rt).items()]
     st = s.get("store")
+    if s.get("store_error"):
+        lines.append(f"store     not read: {s['store_error']}")
     if st is not None:
         a, p = st["active_plan"], st["pending_plan"]
         lines.append(

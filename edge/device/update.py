@@ -23,8 +23,10 @@ Rules it keeps:
 - A release is switched to only after its signed manifest and every file in it
   check out with the release key provisioned in /etc/edge/release.pub, and only if
   it is not older than the running one (or a signed rollback statement allows it;
-  edge/device/release.py). A failed trial going back to the release that ran before
-  it needs neither: that release passed the same checks when it was switched to.
+  edge/device/release.py). A statement is used once: its id is recorded in
+  /var/lib/edge-update/rollbacks-used.json before the switch, kept until it expires.
+  A failed trial going back to the release that ran before it needs neither: that
+  release passed the same checks when it was switched to.
 - Root never follows a path the service user controls: the trial marker lives in
   /var/lib/edge-update (root's, checked through its descriptor before each write,
   written with O_NOFOLLOW relative to it), and the status file in edge's /run/edge is
@@ -59,6 +61,7 @@ STATUS_FILE = "run/edge/status.json"
 STATUS_MAX_BYTES = 1 << 20
 STATE_DIR = "var/lib/edge-update"  # root's: never the service user's /var/lib/edge
 RELEASE_KEYS = ("etc/edge/release.pub",)
+USED_STATEMENTS = "rollbacks-used.json"  # in STATE_DIR: rollback statement ids, used once
 
 
 class UpdateError(RuntimeError):
@@ -73,6 +76,8 @@ class Releases:
         self.state_dir = self.root / STATE_DIR
         self.trial_file = self.state_dir / "update-trial.json"
         self.key_files = [Path(k) for k in keys] if keys else [self.root / k for k in RELEASE_KEYS]
+        # a rollback statement `verify` accepted, recorded as used by the step that uses it
+        self._pending_statement: tuple[str, datetime.datetime, dict[str, str]] | None = None
 
     def _link(self, name: str) -> str | None:
         p = self.base / name
@@ -103,6 +108,7 @@ class Releases:
         """Signature, every file, and (with `order`) no downgrade (edge/device/release.py);
         UpdateError."""
         keys = signed.trusted_keys(self.key_files)
+        self._pending_statement = None
         try:
             if not keys:
                 names = ", ".join(map(str, self.key_files))
@@ -123,14 +129,40 @@ class Releases:
                     # names its version (flash.sh: <version>-<hash>), and that is the floor
                     running = signed.unverified(cur)
             if rollback is not None:
-                signed.check_rollback(
-                    rollback, release, self.device_id(), keys, datetime.datetime.now(datetime.UTC)
+                now = datetime.datetime.now(datetime.UTC)
+                used = self._used_statements(now)
+                sid, expires = signed.check_rollback(
+                    rollback, release, self.device_id(), keys, now, used
                 )
+                self._pending_statement = (sid, expires, used)
             else:
                 signed.check_order(new, running)
         except signed.ReleaseError as exc:
             raise UpdateError(str(exc)) from None
         return new
+
+    def _used_statements(self, now: datetime.datetime) -> dict[str, str]:
+        """Rollback statement ids used here and not yet expired (id -> expiry)."""
+        try:
+            data = json.loads((self.state_dir / USED_STATEMENTS).read_text())
+        except FileNotFoundError:
+            return {}
+        except ValueError as exc:
+            raise UpdateError(f"{self.state_dir / USED_STATEMENTS}: not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise UpdateError(f"{self.state_dir / USED_STATEMENTS}: not a JSON object")
+        try:
+            return {str(k): v for k, v in data.items() if datetime.datetime.fromisoformat(v) > now}
+        except (TypeError, ValueError) as exc:
+            raise UpdateError(f"{self.state_dir / USED_STATEMENTS}: bad entry ({exc})") from None
+
+    def _record_statement(self) -> None:
+        """Mark the statement `verify` just accepted as used, before anything switches."""
+        pending, self._pending_statement = self._pending_statement, None
+        if pending is None:
+            return
+        sid, expires, used = pending
+        self._write_state(USED_STATEMENTS, {**used, sid: expires.isoformat()})
 
     def _point(self, name: str, release: str) -> None:
         link = self.base / name
@@ -159,9 +191,12 @@ class Releases:
         return fd
 
     def _write_trial(self, data: dict[str, str]) -> None:
+        self._write_state(self.trial_file.name, data)
+
+    def _write_state(self, name: str, data: dict[str, str]) -> None:
         fd = self._state_fd()
         try:
-            tmp = "update-trial.tmp"
+            tmp = name + ".tmp"
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp, dir_fd=fd)
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
@@ -170,7 +205,7 @@ class Releases:
                 f.write(json.dumps(data))
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, self.trial_file.name, src_dir_fd=fd, dst_dir_fd=fd)
+            os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
         finally:
             os.close(fd)
 
@@ -193,6 +228,7 @@ class Releases:
         if old == release:
             return old
         m = self.verify(release, rollback)
+        self._record_statement()
         if old is not None:
             self._point("previous", old)
         self._point("current", release)
@@ -228,6 +264,7 @@ class Releases:
                     "downgrade and needs a signed rollback statement (--statement FILE)"
                 )
             self.verify(prev, statement)
+            self._record_statement()
         bad = self.current()
         self._point("current", prev)
         self._drop_trial()

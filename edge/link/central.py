@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import hashlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -35,6 +37,8 @@ from edge.link.client import NODELAY, BrokerConfig, refused_v5, request_digest
 from edge.link.messages import command_body
 from edge.link.plans import bundle_body
 from edge.link.signing import sign
+
+log = logging.getLogger(__name__)
 
 
 def now_ms() -> int:
@@ -93,6 +97,46 @@ def certificate_command(
     now = datetime.datetime.now(datetime.UTC)
     pem = certs.sign(csr_pem, device, ca_cert, ca_key, now)
     return signed_command(key, device, {"kind": "certificate", "pem": pem.decode()})
+
+
+async def answer_cert_requests(
+    client: aiomqtt.Client,
+    key: Ed25519PrivateKey,
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    answered: dict[str, str] | None = None,
+) -> None:
+    """Central's renewal service (`edge central enrol`), until cancelled: every
+    `cert_request` event a device publishes on its own events topic (the broker's ACL
+    ties the topic to the certificate's CN) is signed for that device only and sent back
+    as a signed `certificate` command. A request already answered (by its digest, in
+    `answered`) is not signed twice; one the CA refuses is logged with the reason."""
+    seen = answered if answered is not None else {}
+    await client.subscribe(f"{topics.ROOT}/+/events", qos=1)
+    async for msg in client.messages:
+        parsed = topics.parse(topics.unpartitioned(str(msg.topic)))
+        if parsed is None or parsed[1] != "events":
+            continue
+        device = parsed[0]
+        try:
+            batch = json.loads(msg.payload if isinstance(msg.payload, bytes) else b"")
+            events = [e for e in batch["events"] if e.get("name") == "cert_request"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+        for e in events:
+            csr = str(e.get("detail", "")).encode()
+            digest = hashlib.sha256(csr).hexdigest()
+            if digest in seen:
+                continue
+            try:
+                cid, cmd = certificate_command(key, device, csr, ca_cert, ca_key)
+            except certs.CertError as exc:
+                log.warning("cert_refused device=%s reason=%s", device, exc)
+                seen[digest] = "refused"
+                continue
+            await client.publish(topics.topic(device, "cmd"), cmd, qos=1)
+            seen[digest] = cid
+            log.info("cert_signed device=%s command=%s", device, cid)
 
 
 def _props(correlation: bytes, response_topic: str) -> Properties:

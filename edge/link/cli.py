@@ -280,6 +280,28 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_enrol(args: argparse.Namespace) -> int:
+    """Answer devices' certificate requests until stopped (central's fleet CA)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = signing.load_private(args.key)
+    ca_cert = x509.load_pem_x509_certificate(Path(args.ca_cert).read_bytes())
+    ca_key = serialization.load_pem_private_key(Path(args.ca_key).read_bytes(), None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        print(f"edge central enrol: --ca-key {args.ca_key}: not an EC key", file=sys.stderr)
+        return 2
+
+    async def go() -> None:
+        async with central.connect(_broker(args), identifier="central-enrol", persistent=True) as c:
+            await central.answer_cert_requests(c, key, ca_cert, ca_key)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(go())
+    return 0
+
+
 def cmd_fleet(args: argparse.Namespace) -> int:
     """Retained status of every device: who is online, with which plan and mode."""
 
@@ -389,6 +411,13 @@ def add_central_command(sub: Any) -> None:
     q.add_argument("--spat", action="store_true", help="SPaT too (10 lines a second)")
     q.add_argument("--duration", type=float, default=0, help="stop after S seconds")
     q.set_defaults(func=cmd_watch)
+
+    q = csub.add_parser("enrol", help="answer devices' certificate requests (fleet CA)")
+    _broker_args(q)
+    q.add_argument("--key", required=True, help="central's Ed25519 signing key (PEM)")
+    q.add_argument("--ca-cert", required=True, help="the fleet CA certificate (PEM)")
+    q.add_argument("--ca-key", required=True, help="the fleet CA's private key (PEM), central's")
+    q.set_defaults(func=cmd_enrol)
 
     q = csub.add_parser("fleet", help="list every device with its retained status")
     _broker_args(q)

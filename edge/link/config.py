@@ -38,6 +38,9 @@ class _Broker(_Strict):
     # where the device keeps the key it makes and the certificate central signs for it
     # (edge/device/certs.py); without it the device asks for no renewal
     renew_dir: str | None = None
+    # central's single-use enrolment token for the device's first certificate
+    # (edge/device/enrol.py); given instead of certfile/keyfile
+    enrol_token: str | None = None
     keepalive_s: Annotated[int, Field(ge=5, le=600)] = 20
     backoff_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     backoff_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
@@ -92,6 +95,7 @@ class DeviceConfig:
     standby_keys: tuple[Path, ...] = ()
     root_key: Path | None = None
     renew_dir: Path | None = None
+    enrol_token: Path | None = None
     counts_interval_ms: int = 60_000
     events_flush_ms: int = 1000
     spat_hz: float = 10.0
@@ -125,6 +129,7 @@ def load_device_config(path: str | Path) -> DeviceConfig:
         standby_keys=tuple(base / k for k in cfg.device.standby_keys),
         root_key=base / cfg.device.root_key if cfg.device.root_key else None,
         renew_dir=base / b.renew_dir if b.renew_dir else None,
+        enrol_token=base / b.enrol_token if b.enrol_token else None,
         broker=BrokerConfig(
             b.host,
             b.port,

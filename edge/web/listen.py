@@ -96,7 +96,7 @@ def _warn_if_not_for_servers(certfile: str) -> None:
         log.warning(
             "web_certificate_client_only file=%s: the certificate is for clients only "
             "(no serverAuth): browsers will refuse it; issue the device one with serverAuth "
-            "and its maintenance address in subjectAltName",
+            "and its maintenance address in subjectAltName (flash.sh --maintenance-address)",
             certfile,
         )
 

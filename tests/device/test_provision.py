@@ -17,6 +17,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from devtools import provision
+from edge.device import enrol
 from edge.link import signing
 from edge.link.config import load_device_config
 from edge.link.mosquitto import Pki
@@ -47,7 +48,8 @@ def test_the_stage_keeps_keys_private_and_certificates_short(tmp_path: Path) -> 
         "--broker", "mqtts://broker.city:8883", "--central-key", str(tmp_path / "central.pub"),
         "--central-standby-key", str(tmp_path / "standby.pub"),
         "--root-key", str(tmp_path / "root.pub"), "--release-key", str(tmp_path / "release.key"),
-        "--ca-cert", str(pki.ca_cert_path), "--ca-key", str(ca_key), "--ca-crl", str(crl),
+        "--ca-cert", str(pki.ca_cert_path), "--offline-lab-ca-key", str(ca_key),
+        "--ca-crl", str(crl),
     ]  # fmt: skip
     assert provision.main(["stage", "--out", str(out), *args]) == 0
     etc = out / "etc/edge"
@@ -111,3 +113,83 @@ def test_an_snmp_user_is_staged_private_with_its_table_and_made_passphrases_show
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n\n"))
     assert provision.main(["check", *args]) == 2
     assert "the auth passphrase needs at least 8" in capsys.readouterr().err
+
+
+def test_a_normal_flash_needs_no_fleet_ca_key(tmp_path: Path) -> None:
+    """The device's first certificate comes from central's enrolment token: the stage holds
+    the token (600) and no client key or certificate; the fleet CA key is refused under
+    its old name and taken only as --offline-lab-ca-key."""
+    pki = Pki(tmp_path / "pki")
+    central, release = signing.generate(), signing.generate()
+    (tmp_path / "central.pub").write_bytes(signing.public_pem(central.public_key()))
+    (tmp_path / "release.key").write_bytes(signing.private_pem(release))
+    now = datetime.datetime.now(datetime.UTC)
+    (tmp_path / "token").write_bytes(enrol.make_token(central, "hz-0412", now))
+    (tmp_path / "other").write_bytes(enrol.make_token(central, "hz-9999", now))
+    base = [
+        "--device-id", "hz-0412", "--site", str(CROSSING), "--target", str(tmp_path),
+        "--broker", "mqtts://broker.city:8883", "--central-key", str(tmp_path / "central.pub"),
+        "--release-key", str(tmp_path / "release.key"), "--ca-cert", str(pki.ca_cert_path),
+    ]  # fmt: skip
+    args = provision._parser().parse_args(
+        ["check", *base, "--enrol-token", str(tmp_path / "token")]
+    )
+    assert not [p for p in provision.check(args) if "enrol" in p or "ca-key" in p]
+    args = provision._parser().parse_args(
+        ["check", *base, "--enrol-token", str(tmp_path / "other")]
+    )
+    assert any("it is for device 'hz-9999'" in p for p in provision.check(args))
+    args = provision._parser().parse_args(["check", *base, "--ca-key", str(tmp_path / "token")])
+    assert any(p.startswith("--ca-key is gone") for p in provision.check(args))
+    out = tmp_path / "stage"
+    stage = ["stage", "--out", str(out), *base, "--enrol-token", str(tmp_path / "token")]
+    assert provision.main(stage) == 0
+    etc = out / "etc/edge"
+    assert stat.S_IMODE((etc / "tls/enrol.token").stat().st_mode) == 0o600
+    assert not (etc / "tls/client.key").exists() and not (etc / "tls/client.crt").exists()
+    cfg = load_device_config(etc / "device.toml")
+    assert cfg.enrol_token == etc / "tls/enrol.token" and cfg.broker.certfile is None
+
+
+def test_the_page_certificate_names_the_maintenance_address(tmp_path: Path) -> None:
+    """With --maintenance-address the device certificate also serves the page: a browser's
+    checks (serverAuth, the address in its IP SANs, chain to the fleet CA) pass; without
+    it the certificate stays client-only (a browser refuses it)."""
+    import ipaddress
+
+    from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+    pki = Pki(tmp_path / "pki")
+    ca_key = tmp_path / "ca.key"
+    ca_key.write_bytes(
+        pki.ca_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / "central.pub").write_bytes(signing.public_pem(signing.generate().public_key()))
+    (tmp_path / "release.key").write_bytes(signing.private_pem(signing.generate()))
+    base = [
+        "--device-id", "hz-0412", "--site", str(CROSSING), "--target", str(tmp_path),
+        "--broker", "mqtts://broker.city:8883", "--central-key", str(tmp_path / "central.pub"),
+        "--release-key", str(tmp_path / "release.key"), "--ca-cert", str(pki.ca_cert_path),
+        "--offline-lab-ca-key", str(ca_key),
+    ]  # fmt: skip
+    addr = ipaddress.ip_address("192.168.50.1")
+    verifier = (
+        PolicyBuilder().store(Store([pki.ca_cert])).build_server_verifier(x509.IPAddress(addr))
+    )
+    results = {}
+    for name, extra in (("plain", []), ("page", ["--maintenance-address", str(addr)])):
+        out = tmp_path / name
+        assert provision.main(["stage", "--out", str(out), *base, *extra]) == 0
+        cert = x509.load_pem_x509_certificate((out / "etc/edge/tls/client.crt").read_bytes())
+        try:
+            verifier.verify(cert, [])
+            results[name] = "accepted"
+        except VerificationError as exc:
+            results[name] = "refused" if name == "plain" else f"refused: {exc}"
+    assert results == {"plain": "refused", "page": "accepted"}
+    args = provision._parser().parse_args(["check", *base, "--maintenance-address", "cabinet"])
+    assert any("not an IP address" in p for p in provision.check(args))

@@ -335,3 +335,26 @@ def test_edge_status_as_root_never_follows_the_status_file(tmp_path: Path) -> No
     link.symlink_to(secret)
     got = status.collect(link, tmp_path / "device.toml", tmp_path)
     assert got["runtime"] is None and "root-only" not in json.dumps(got), got
+
+
+def test_a_rollback_statement_is_used_once(dev: Device) -> None:
+    """Replay within its window: the same statement, after the device went forward again,
+    must not take it back a second time (its id is recorded in root's state directory)."""
+    dev.release("0.1.0-a", "0.1.0")
+    dev.release("0.2.0-b", "0.2.0")
+    dev.rel.switch("0.1.0-a")
+    dev.rel.switch("0.2.0-b")
+    dev.rel.commit()
+    statement = signed.rollback_statement(
+        "0.1.0-a", "*", dev.key, datetime.datetime.now(datetime.UTC) + DAY
+    )
+    assert dev.rel.rollback(statement) == "0.1.0-a"
+    dev.rel.switch("0.2.0-b")
+    dev.rel.commit()
+    with pytest.raises(UpdateError, match="rollback statement: already used"):
+        dev.rel.rollback(statement)
+    with pytest.raises(UpdateError, match="rollback statement: already used"):
+        dev.rel.switch("0.1.0-a", statement)
+    assert dev.rel.current() == "0.2.0-b"
+    used = dev.root / "var/lib/edge-update/rollbacks-used.json"
+    assert used.is_file() and not used.stat().st_mode & 0o022

@@ -155,3 +155,36 @@ def test_status_shows_the_agency_interfaces_the_device_runs(tmp_path: Path) -> N
         "/ 2 refused",
     ):
         assert text in r.stdout, r.stdout
+
+
+def test_status_never_opens_the_store_through_a_link(tmp_path: Path) -> None:
+    """`sudo edge status` reads the service's store as root: a symlink the service user
+    planted as edge.db (or its -wal / -shm) must not make root's SQLite open, create or
+    write the file it points to."""
+    root = tmp_path
+    (root / "etc/edge").mkdir(parents=True)
+    (root / "etc/edge/device.toml").write_text(
+        '[device]\nid = "hz-0412"\nsite = "site.toml"\nstore = "../../var/lib/edge/edge.db"\n'
+    )
+    lib = root / "var/lib/edge"
+    lib.mkdir(parents=True)
+    real = tmp_path / "elsewhere.db"  # a database root can read but the service must not name
+    s = Store(real)
+    s.log_events([(5000, "secret_event", "x", "not the service's")])
+    s.close()
+    (lib / "edge.db").symlink_to(real)
+    js = json.loads(edge_status(root, "--json").stdout)
+    assert js["store"] is None and "symbolic link" in js["store_error"], js
+    # a real store with planted -wal/-shm links: read, and the link targets untouched
+    (lib / "edge.db").unlink()
+    s = Store(lib / "edge.db")
+    s.log_events([(6000, "plan_accepted", "v1", "ok")])
+    s.close()
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"root's file\n")
+    for side in ("edge.db-wal", "edge.db-shm"):
+        (lib / side).unlink(missing_ok=True)
+        (lib / side).symlink_to(victim)
+    js = json.loads(edge_status(root, "--json").stdout)
+    assert victim.read_bytes() == b"root's file\n"
+    assert js["store"] is None and "symbolic link" in js["store_error"], js

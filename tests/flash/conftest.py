@@ -152,7 +152,7 @@ def provisioned(
             "--root-key", str(inputs.root_pub),
             "--ca-crl", str(inputs.broker.pki.crl([])),
             "--ca-cert", str(inputs.ca_cert),
-            "--ca-key", str(inputs.ca_key),
+            "--offline-lab-ca-key", str(inputs.ca_key),
             "--technician", "anna",
             "--technician-password-file", str(inputs.password_file),
         ]  # fmt: skip

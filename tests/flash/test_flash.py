@@ -290,7 +290,7 @@ def _bad_inputs(tmp: Path, inputs: Inputs) -> list[tuple[str, list[str], str]]:
         ("broker port", ["--broker", "mqtts://broker:99999"], "the port is not a number"),
         (
             "client cert of another device",
-            ["--ca-key", "", "--client-cert", str(cert), "--client-key", str(key)],
+            ["--offline-lab-ca-key", "", "--client-cert", str(cert), "--client-key", str(key)],
             "its CN is 'someone-else', not the device id 'hz-0412'",
         ),
         ("target", ["--target", str(not_pi)], "no group 'dialout' in etc/group"),

@@ -9,6 +9,7 @@ and installs it (the staged key never leaves the device) and connects with it ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import stat
 from dataclasses import replace
@@ -76,3 +77,35 @@ def test_a_certificate_due_is_renewed_over_the_link(
     left = cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
     assert datetime.timedelta(days=360) < left <= datetime.timedelta(days=365)
     assert r["requests"] == 1
+
+
+async def _service(broker: Mosquitto, keys: Keys, tmp: Path) -> dict[str, Any]:
+    renew = tmp / "tls"
+    cfg = device_config(broker, tmp, DEV, keys, renew_dir=renew)
+    cfg = replace(cfg, broker=replace(cfg.broker, renewed=str(renew / certs.LIVE)))
+    answered: dict[str, str] = {}
+    async with central.connect(central_config(broker), persistent=True) as c:
+        service = asyncio.create_task(
+            central.answer_cert_requests(
+                c, keys.central, broker.pki.ca_cert, broker.pki.ca_key, answered
+            )
+        )
+        try:
+            await asyncio.sleep(0.2)  # subscribed before the device asks
+            async with running(cfg):
+                await wait_for(lambda: (renew / certs.LIVE).exists(), 15, "the renewed pair")
+        finally:
+            service.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await service
+    return {"answered": answered, "pair": cfg.broker.client_pair()}
+
+
+def test_central_answers_renewal_requests_by_itself(
+    broker: Mosquitto, keys: Keys, tmp_path: Path
+) -> None:
+    """`edge central enrol`: no one at central hands the request over; the service signs
+    it for the device whose topic it came on and the device installs it."""
+    r = asyncio.run(_service(broker, keys, tmp_path))
+    assert len(r["answered"]) == 1 and "refused" not in r["answered"].values()
+    assert r["pair"] == (str(tmp_path / "tls" / certs.LIVE), None)

@@ -1,0 +1,85 @@
+"""A device's first certificate from an enrolment token (edge/device/enrol.py; issue 20).
+
+Rules: central's token is signed, device-bound, at most 24 h long and used once; the
+device makes its own key (600) and a CSR carrying the token; central signs only such a
+request, for that device, a year at most; a reboot before the answer reuses the same
+key and CSR; the token and state go once a certificate is installed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from edge.device import certs, enrol
+from edge.link import signing
+from edge.link.mosquitto import Pki
+
+NOW = datetime.datetime.now(datetime.UTC)
+DEV = "hz-0412"
+HOUR = datetime.timedelta(hours=1)
+
+
+def test_enrolment_round_trip_uses_a_token_once(tmp_path: Path) -> None:
+    pki = Pki(tmp_path / "pki")
+    central = Ed25519PrivateKey.generate()
+    trusted = {signing.key_id(central.public_key()): central.public_key()}
+    token = enrol.make_token(central, DEV, NOW)
+    token_file = tmp_path / "enrol.token"
+    token_file.write_bytes(token)
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    csr = enrol.request(tls, DEV, token)
+    assert stat.S_IMODE((tls / certs.STAGED).stat().st_mode) == 0o600
+    assert stat.S_IMODE((tls / enrol.STATE).stat().st_mode) == 0o600
+    key_before = (tls / certs.STAGED).read_bytes()
+    assert enrol.request(tls, DEV, token) == csr  # a reboot before the answer: same key
+    assert (tls / certs.STAGED).read_bytes() == key_before
+    used: dict[str, str] = {}
+    pem = enrol.sign_enrolment(csr, DEV, trusted, used, pki.ca_cert, pki.ca_key, NOW)
+    assert len(used) == 1
+    with pytest.raises(enrol.EnrolError, match="already used"):
+        enrol.sign_enrolment(csr, DEV, trusted, used, pki.ca_cert, pki.ca_key, NOW)
+    live = enrol.install(tls, pem, DEV, pki.ca_cert, NOW, token_file)
+    cert = x509.load_pem_x509_certificate(live.read_bytes())
+    assert cert.not_valid_after_utc - NOW <= datetime.timedelta(days=certs.CERT_DAYS)
+    assert not token_file.exists() and not (tls / enrol.STATE).exists()
+    assert not (tls / certs.STAGED).exists()
+
+
+def test_central_refuses_a_bad_token(tmp_path: Path) -> None:
+    pki = Pki(tmp_path / "pki")
+    central, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    trusted = {signing.key_id(central.public_key()): central.public_key()}
+    refused = {
+        "for device 'hz-9999'": enrol.make_token(central, "hz-9999", NOW),
+        "unknown signing key": enrol.make_token(other, DEV, NOW),
+        "not now": enrol.make_token(central, DEV, NOW - 25 * HOUR),
+        "no enrolment token": None,
+    }
+    for why, token in refused.items():
+        d = tmp_path / why.replace(" ", "_").replace("'", "")
+        d.mkdir()
+        csr = certs.request(d, DEV) if token is None else enrol.request(d, DEV, token)
+        with pytest.raises(enrol.EnrolError, match=why):
+            enrol.sign_enrolment(csr, DEV, trusted, {}, pki.ca_cert, pki.ca_key, NOW)
+    with pytest.raises(enrol.EnrolError, match="at most 24 h"):
+        enrol.make_token(central, DEV, NOW, hours=48)
+    # a token central did not make short (hand-built, 48 h) is refused too
+    body = json.dumps(
+        {
+            "type": "edge-enrol",
+            "device": DEV,
+            "id": "a" * 32,
+            "issued": (NOW - HOUR).isoformat(),
+            "expires": (NOW + 47 * HOUR).isoformat(),
+        }
+    )
+    long = signing.sign(body, central)
+    with pytest.raises(enrol.EnrolError, match="lives longer than 24 h"):
+        enrol.check_token(long, DEV, trusted, NOW, {})
