@@ -72,6 +72,10 @@ class SimDevice:
         self.acked: set[int] = set()
         self.down_since: float | None = None
         self.reconnects: list[tuple[float, float]] = []  # (lost at, up again at), epoch s
+        # per outage, where its time went: [failed attempts, s in them, s queued for a
+        # connect slot, s asleep between attempts], and each failed attempt's kind
+        self.outages: list[list[float]] = []
+        self.failures: dict[str, int] = {}
         self.connects = 0
 
     def poll_acks(self) -> None:
@@ -91,10 +95,14 @@ class SimDevice:
 
     async def run(self, stop: asyncio.Event, sem: asyncio.Semaphore) -> None:
         eps = self.cfg.endpoints()
+        outage = [0.0, 0.0, 0.0, 0.0]
         while not stop.is_set():
             host, port = eps[self.endpoint]
+            t_queue = time.monotonic()
+            t_try = t_queue
             try:
                 async with sem:
+                    t_try = time.monotonic()
                     c = aiomqtt.Client(
                         host,
                         port,
@@ -109,7 +117,10 @@ class SimDevice:
                 self.connects += 1
                 if self.down_since is not None:
                     self.reconnects.append((self.down_since, time.time()))
+                    outage[2] += t_try - t_queue
+                    self.outages.append(outage)
                     self.down_since = None
+                outage = [0.0, 0.0, 0.0, 0.0]
                 self.infos.clear()
                 self.client = c
                 for seq in list(self.unacked):  # the spool's rule: the old ones first
@@ -121,15 +132,35 @@ class SimDevice:
                     self.client = None
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(c.__aexit__(None, None, None), 2)
-            except (aiomqtt.MqttError, OSError, TimeoutError):
-                pass
+            except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
+                if self.client is None and self.down_since is not None:  # a failed connect
+                    kind = _failure_kind(exc)
+                    self.failures[kind] = self.failures.get(kind, 0) + 1
+                    outage[0] += 1
+                    outage[1] += time.monotonic() - t_try
+                    outage[2] += t_try - t_queue
             self.client = None
             if stop.is_set():
                 return
             if self.down_since is None:
                 self.down_since = time.time()
             self.endpoint = (self.endpoint + 1) % len(eps)
-            await asyncio.sleep(random.uniform(0.1, 0.5))
+            delay = random.uniform(0.1, 0.5)
+            outage[3] += delay
+            await asyncio.sleep(delay)
+
+
+def _failure_kind(exc: BaseException) -> str:
+    """A failed connect, by what the device saw: refused (the node is down), timeout
+    (no CONNACK in time), connack (a refusing CONNACK), closed (closed before CONNACK)."""
+    text = str(exc).lower()
+    if isinstance(exc, ConnectionRefusedError) or ("refused" in text and "connack" not in text):
+        return "refused"
+    if "timed out" in text or isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiomqtt.MqttCodeError):
+        return "connack"
+    return "closed"
 
 
 async def _sim_main(
@@ -196,6 +227,8 @@ async def _sim_main(
             "acked": {s.name: sorted(s.acked) for s in sims},
             "unacked": sum(len(s.unacked) for s in sims),
             "reconnects": {s.name: s.reconnects for s in sims},
+            "outages": {s.name: s.outages for s in sims},
+            "failures": [s.failures for s in sims],
             "connected_at_end": connected,
         }
     )
@@ -366,9 +399,15 @@ def _run(
     window = wall1 - wall0
     acked: dict[str, list[int]] = {}
     reconnects: dict[str, list[tuple[float, float]]] = {}
+    outages: dict[str, list[list[float]]] = {}
+    failures: dict[str, int] = {}
     for r in results:
         acked.update(r["acked"])
         reconnects.update(r["reconnects"])
+        outages.update(r["outages"])
+        for f in r["failures"]:
+            for kind, k in f.items():
+                failures[kind] = failures.get(kind, 0) + k
     return {
         "window_s": window,
         "msgs_per_s": round(((spat1 - spat0) + (q1 - q0)) / window),
@@ -378,6 +417,8 @@ def _run(
         "unacked": sum(r["unacked"] for r in results),
         "connected_at_end": sum(r["connected_at_end"] for r in results),
         "reconnects": reconnects,
+        "outages": outages,
+        "failures": failures,
         "base": base,
         **extra,
     }
@@ -402,6 +443,26 @@ def _verdict(run: dict[str, Any], arrivals: dict[str, list[int]], since: float) 
         up - lost_at for recs in run["reconnects"].values() for lost_at, up in recs if up >= since
     ]
     hit = sum(1 for recs in run["reconnects"].values() if any(up >= since for _l, up in recs))
+    # where the outages' time went (each outage that ended after `since`)
+    parts: list[tuple[float, float, list[float]]] = [
+        (lost_at, up, o)
+        for dev, recs in run["reconnects"].items()
+        for (lost_at, up), o in zip(recs, run["outages"].get(dev, []), strict=False)
+        if up >= since
+    ]
+
+    def stats(xs: list[float]) -> list[float] | None:
+        return [round(_pct(xs, 0.5), 2), round(_pct(xs, 0.99), 2)] if xs else None
+
+    breakdown = {
+        "noticed_after_event_s": stats([lost_at - since for lost_at, _u, _o in parts]),
+        "up_after_event_s": stats([up - since for _l, up, _o in parts]),
+        "failed_attempts": stats([o[0] for _l, _u, o in parts]),
+        "in_failed_attempts_s": stats([o[1] for _l, _u, o in parts]),
+        "queued_for_connect_s": stats([o[2] for _l, _u, o in parts]),
+        "asleep_s": stats([o[3] for _l, _u, o in parts]),
+        "failures": run["failures"],
+    }
     return {
         "qos1_lost": lost,
         "qos1_duplicates": dup,
@@ -415,6 +476,8 @@ def _verdict(run: dict[str, Any], arrivals: dict[str, list[int]], since: float) 
         "reconnect_p50_s": round(_pct(downs, 0.5), 2) if downs else None,
         "reconnect_p99_s": round(_pct(downs, 0.99), 2) if downs else None,
         "reconnect_max_s": round(max(downs), 2) if downs else None,
+        # [p50, p99] of each; `event` is the kill or the rolling restart's start
+        "reconnect_breakdown": breakdown,
     }
 
 
