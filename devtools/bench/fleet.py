@@ -31,7 +31,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import random
 import tempfile
 import threading
 import time
@@ -42,9 +41,10 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as paho
 from edge.link import topics
-from edge.link.client import BrokerConfig
+from edge.link.client import CONNECT_TIMEOUT_S, BrokerConfig
 from edge.link.mosquitto import Mosquitto
 from edge.link.nats import NODES, NatsCluster, ingest_filter
+from edge.link.reconnect import Reconnect
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devtools.bench.link import _cpu_s, _pct, _spat_payload
@@ -57,13 +57,13 @@ RUN_SEQS = 1_000_000  # each run's sequence numbers: (base, base + RUN_SEQS]
 
 
 class SimDevice:
-    """A device's link without its runtime: reconnects to the next node and resends
-    what is unacknowledged, in order, before anything new."""
+    """A device's link without its runtime: reconnects as the device link does
+    (edge.link.reconnect, the same CONNACK wait) and resends what is unacknowledged, in
+    order, before anything new."""
 
     def __init__(self, name: str, cfg: BrokerConfig, seq_base: int) -> None:
         self.name = name
         self.cfg = cfg
-        self.endpoint = 0
         self.client: aiomqtt.Client | None = None
         self.seq = seq_base
         self.unacked: OrderedDict[int, bytes] = OrderedDict()
@@ -95,13 +95,18 @@ class SimDevice:
 
     async def run(self, stop: asyncio.Event, sem: asyncio.Semaphore) -> None:
         eps = self.cfg.endpoints()
+        policy = Reconnect(len(eps), self.cfg.backoff_min_s, self.cfg.backoff_max_s)
         outage = [0.0, 0.0, 0.0, 0.0]
         while not stop.is_set():
-            host, port = eps[self.endpoint]
+            host, port = eps[policy.endpoint]
+            was_up = False
             t_queue = time.monotonic()
             t_try = t_queue
+            # the first connects of hundreds of devices in one process are spread by a
+            # cap; a reconnect is not (a real fleet's devices do not wait for each other)
+            first = self.connects == 0
             try:
-                async with sem:
+                async with sem if first else contextlib.nullcontext():
                     t_try = time.monotonic()
                     c = aiomqtt.Client(
                         host,
@@ -110,11 +115,13 @@ class SimDevice:
                         protocol=aiomqtt.ProtocolVersion.V311,
                         tls_context=self.cfg.tls_context(),
                         keepalive=10,
-                        timeout=10,
+                        timeout=CONNECT_TIMEOUT_S,
                         max_inflight_messages=64,
                     )
                     await c.__aenter__()
                 self.connects += 1
+                was_up = True
+                policy.connected()
                 if self.down_since is not None:
                     self.reconnects.append((self.down_since, time.time()))
                     outage[2] += t_try - t_queue
@@ -144,8 +151,7 @@ class SimDevice:
                 return
             if self.down_since is None:
                 self.down_since = time.time()
-            self.endpoint = (self.endpoint + 1) % len(eps)
-            delay = random.uniform(0.1, 0.5)
+            delay = policy.lost() if was_up else policy.failed()
             outage[3] += delay
             await asyncio.sleep(delay)
 
@@ -559,12 +565,16 @@ def _cluster(work: Path, n: int, seconds: float, workers: int, parts: int) -> di
             kill_at: dict[str, float] = {}
 
             def kill() -> dict[str, Any]:
+                # the worst node to lose: the leader of the QoS 1 message stream (every
+                # node's devices wait for its successor's election)
+                leader = cluster.stream_leader()
+                victim = 0 if leader is None else leader
                 time.sleep(seconds / 3)
                 kill_at["t"] = time.time()
-                cluster.kill_node(0)
+                cluster.kill_node(victim)
                 time.sleep(seconds / 3)
-                cluster.start_node(0)
-                return {}
+                cluster.start_node(victim)
+                return {"killed": f"n{victim + 1}", "killed_msgs_leader": leader is not None}
 
             killed = _run(devices, ingest, cluster.pids, seconds * 1.5, workers, RUN_SEQS, kill)
 
@@ -585,7 +595,11 @@ def _cluster(work: Path, n: int, seconds: float, workers: int, parts: int) -> di
             ingest.drain()
         finally:
             arrivals = ingest.stop()
-        res["node_kill"] = _verdict(killed, arrivals, kill_at["t"])
+        res["node_kill"] = {
+            **_verdict(killed, arrivals, kill_at["t"]),
+            "killed": killed["killed"],
+            "killed_msgs_leader": killed["killed_msgs_leader"],
+        }
         res["rolling_restart"] = {
             **_verdict(rolled, arrivals, kill_at["roll"]),
             "rolling_s": rolled["rolling_s"],
