@@ -10,10 +10,15 @@ Rules it keeps:
 - Central's ingest is one process per partition (EDGE_BENCH_FLEET_PARTITIONS, default
   2), a persistent session each; on Mosquitto the same workers share
   `$share/ingest/...` subscriptions.
+- Each simulated device reconnects with the device link's policy (edge.link.reconnect);
+  only the devices' first connects are capped per process (32 at a time).
 - Figures: messages/s delivered to the ingest and broker CPU (% of one core, all nodes
-  summed) for both brokers; then on the cluster a node SIGKILLed mid-run and restarted,
+  summed) for both brokers; then on the cluster the leader of the QoS 1 stream (the
+  worst node to lose) SIGKILLed mid-run and restarted,
   then a rolling restart (SIGTERM, start, ready, next): every device reconnects
-  (reconnect p50/p99/max in s), QoS 1 messages lost after dedup (acked by the broker,
+  (reconnect p50/p99/max in s, and `reconnect_breakdown`: when each device noticed,
+  its failed connects and the time in them, queued, asleep), QoS 1 messages lost after
+  dedup (acked by the broker,
   never at central), per-device order of first arrivals, and the control tick's
   jitter of one real device (`edge run`'s runtime and central link) on the cluster.
 - Everything runs nice'd; the machine's load average is part of the record.
