@@ -10,10 +10,15 @@ Rules it keeps:
 - Central's ingest is one process per partition (EDGE_BENCH_FLEET_PARTITIONS, default
   2), a persistent session each; on Mosquitto the same workers share
   `$share/ingest/...` subscriptions.
+- Each simulated device reconnects with the device link's policy (edge.link.reconnect);
+  only the devices' first connects are capped per process (32 at a time).
 - Figures: messages/s delivered to the ingest and broker CPU (% of one core, all nodes
-  summed) for both brokers; then on the cluster a node SIGKILLed mid-run and restarted,
+  summed) for both brokers; then on the cluster the leader of the QoS 1 stream (the
+  worst node to lose) SIGKILLed mid-run and restarted,
   then a rolling restart (SIGTERM, start, ready, next): every device reconnects
-  (reconnect p50/p99/max in s), QoS 1 messages lost after dedup (acked by the broker,
+  (reconnect p50/p99/max in s, and `reconnect_breakdown`: when each device noticed,
+  its failed connects and the time in them, queued, asleep), QoS 1 messages lost after
+  dedup (acked by the broker,
   never at central), per-device order of first arrivals, and the control tick's
   jitter of one real device (`edge run`'s runtime and central link) on the cluster.
 - Everything runs nice'd; the machine's load average is part of the record.
@@ -31,7 +36,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import random
 import tempfile
 import threading
 import time
@@ -42,9 +46,10 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as paho
 from edge.link import topics
-from edge.link.client import BrokerConfig
+from edge.link.client import CONNECT_TIMEOUT_S, BrokerConfig
 from edge.link.mosquitto import Mosquitto
 from edge.link.nats import NODES, NatsCluster, ingest_filter
+from edge.link.reconnect import Reconnect
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devtools.bench.link import _cpu_s, _pct, _spat_payload
@@ -57,13 +62,13 @@ RUN_SEQS = 1_000_000  # each run's sequence numbers: (base, base + RUN_SEQS]
 
 
 class SimDevice:
-    """A device's link without its runtime: reconnects to the next node and resends
-    what is unacknowledged, in order, before anything new."""
+    """A device's link without its runtime: reconnects as the device link does
+    (edge.link.reconnect, the same CONNACK wait) and resends what is unacknowledged, in
+    order, before anything new."""
 
     def __init__(self, name: str, cfg: BrokerConfig, seq_base: int) -> None:
         self.name = name
         self.cfg = cfg
-        self.endpoint = 0
         self.client: aiomqtt.Client | None = None
         self.seq = seq_base
         self.unacked: OrderedDict[int, bytes] = OrderedDict()
@@ -72,6 +77,10 @@ class SimDevice:
         self.acked: set[int] = set()
         self.down_since: float | None = None
         self.reconnects: list[tuple[float, float]] = []  # (lost at, up again at), epoch s
+        # per outage, where its time went: [failed attempts, s in them, s queued for a
+        # connect slot, s asleep between attempts], and each failed attempt's kind
+        self.outages: list[list[float]] = []
+        self.failures: dict[str, int] = {}
         self.connects = 0
 
     def poll_acks(self) -> None:
@@ -91,10 +100,19 @@ class SimDevice:
 
     async def run(self, stop: asyncio.Event, sem: asyncio.Semaphore) -> None:
         eps = self.cfg.endpoints()
+        policy = Reconnect(len(eps), self.cfg.backoff_min_s, self.cfg.backoff_max_s)
+        outage = [0.0, 0.0, 0.0, 0.0]
         while not stop.is_set():
-            host, port = eps[self.endpoint]
+            host, port = eps[policy.endpoint]
+            was_up = False
+            t_queue = time.monotonic()
+            t_try = t_queue
+            # the first connects of hundreds of devices in one process are spread by a
+            # cap; a reconnect is not (a real fleet's devices do not wait for each other)
+            first = self.connects == 0
             try:
-                async with sem:
+                async with sem if first else contextlib.nullcontext():
+                    t_try = time.monotonic()
                     c = aiomqtt.Client(
                         host,
                         port,
@@ -102,14 +120,19 @@ class SimDevice:
                         protocol=aiomqtt.ProtocolVersion.V311,
                         tls_context=self.cfg.tls_context(),
                         keepalive=10,
-                        timeout=10,
+                        timeout=CONNECT_TIMEOUT_S,
                         max_inflight_messages=64,
                     )
                     await c.__aenter__()
                 self.connects += 1
+                was_up = True
+                policy.connected()
                 if self.down_since is not None:
                     self.reconnects.append((self.down_since, time.time()))
+                    outage[2] += t_try - t_queue
+                    self.outages.append(outage)
                     self.down_since = None
+                outage = [0.0, 0.0, 0.0, 0.0]
                 self.infos.clear()
                 self.client = c
                 for seq in list(self.unacked):  # the spool's rule: the old ones first
@@ -121,15 +144,34 @@ class SimDevice:
                     self.client = None
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(c.__aexit__(None, None, None), 2)
-            except (aiomqtt.MqttError, OSError, TimeoutError):
-                pass
+            except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
+                if self.client is None and self.down_since is not None:  # a failed connect
+                    kind = _failure_kind(exc)
+                    self.failures[kind] = self.failures.get(kind, 0) + 1
+                    outage[0] += 1
+                    outage[1] += time.monotonic() - t_try
+                    outage[2] += t_try - t_queue
             self.client = None
             if stop.is_set():
                 return
             if self.down_since is None:
                 self.down_since = time.time()
-            self.endpoint = (self.endpoint + 1) % len(eps)
-            await asyncio.sleep(random.uniform(0.1, 0.5))
+            delay = policy.lost() if was_up else policy.failed()
+            outage[3] += delay
+            await asyncio.sleep(delay)
+
+
+def _failure_kind(exc: BaseException) -> str:
+    """A failed connect, by what the device saw: refused (the node is down), timeout
+    (no CONNACK in time), connack (a refusing CONNACK), closed (closed before CONNACK)."""
+    text = str(exc).lower()
+    if isinstance(exc, ConnectionRefusedError) or ("refused" in text and "connack" not in text):
+        return "refused"
+    if "timed out" in text or isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiomqtt.MqttCodeError):
+        return "connack"
+    return "closed"
 
 
 async def _sim_main(
@@ -196,6 +238,8 @@ async def _sim_main(
             "acked": {s.name: sorted(s.acked) for s in sims},
             "unacked": sum(len(s.unacked) for s in sims),
             "reconnects": {s.name: s.reconnects for s in sims},
+            "outages": {s.name: s.outages for s in sims},
+            "failures": [s.failures for s in sims],
             "connected_at_end": connected,
         }
     )
@@ -366,9 +410,15 @@ def _run(
     window = wall1 - wall0
     acked: dict[str, list[int]] = {}
     reconnects: dict[str, list[tuple[float, float]]] = {}
+    outages: dict[str, list[list[float]]] = {}
+    failures: dict[str, int] = {}
     for r in results:
         acked.update(r["acked"])
         reconnects.update(r["reconnects"])
+        outages.update(r["outages"])
+        for f in r["failures"]:
+            for kind, k in f.items():
+                failures[kind] = failures.get(kind, 0) + k
     return {
         "window_s": window,
         "msgs_per_s": round(((spat1 - spat0) + (q1 - q0)) / window),
@@ -378,6 +428,8 @@ def _run(
         "unacked": sum(r["unacked"] for r in results),
         "connected_at_end": sum(r["connected_at_end"] for r in results),
         "reconnects": reconnects,
+        "outages": outages,
+        "failures": failures,
         "base": base,
         **extra,
     }
@@ -402,6 +454,26 @@ def _verdict(run: dict[str, Any], arrivals: dict[str, list[int]], since: float) 
         up - lost_at for recs in run["reconnects"].values() for lost_at, up in recs if up >= since
     ]
     hit = sum(1 for recs in run["reconnects"].values() if any(up >= since for _l, up in recs))
+    # where the outages' time went (each outage that ended after `since`)
+    parts: list[tuple[float, float, list[float]]] = [
+        (lost_at, up, o)
+        for dev, recs in run["reconnects"].items()
+        for (lost_at, up), o in zip(recs, run["outages"].get(dev, []), strict=False)
+        if up >= since
+    ]
+
+    def stats(xs: list[float]) -> list[float] | None:
+        return [round(_pct(xs, 0.5), 2), round(_pct(xs, 0.99), 2)] if xs else None
+
+    breakdown = {
+        "noticed_after_event_s": stats([lost_at - since for lost_at, _u, _o in parts]),
+        "up_after_event_s": stats([up - since for _l, up, _o in parts]),
+        "failed_attempts": stats([o[0] for _l, _u, o in parts]),
+        "in_failed_attempts_s": stats([o[1] for _l, _u, o in parts]),
+        "queued_for_connect_s": stats([o[2] for _l, _u, o in parts]),
+        "asleep_s": stats([o[3] for _l, _u, o in parts]),
+        "failures": run["failures"],
+    }
     return {
         "qos1_lost": lost,
         "qos1_duplicates": dup,
@@ -415,6 +487,8 @@ def _verdict(run: dict[str, Any], arrivals: dict[str, list[int]], since: float) 
         "reconnect_p50_s": round(_pct(downs, 0.5), 2) if downs else None,
         "reconnect_p99_s": round(_pct(downs, 0.99), 2) if downs else None,
         "reconnect_max_s": round(max(downs), 2) if downs else None,
+        # [p50, p99] of each; `event` is the kill or the rolling restart's start
+        "reconnect_breakdown": breakdown,
     }
 
 
@@ -496,12 +570,16 @@ def _cluster(work: Path, n: int, seconds: float, workers: int, parts: int) -> di
             kill_at: dict[str, float] = {}
 
             def kill() -> dict[str, Any]:
+                # the worst node to lose: the leader of the QoS 1 message stream (every
+                # node's devices wait for its successor's election)
+                leader = cluster.stream_leader()
+                victim = 0 if leader is None else leader
                 time.sleep(seconds / 3)
                 kill_at["t"] = time.time()
-                cluster.kill_node(0)
+                cluster.kill_node(victim)
                 time.sleep(seconds / 3)
-                cluster.start_node(0)
-                return {}
+                cluster.start_node(victim)
+                return {"killed": f"n{victim + 1}", "killed_msgs_leader": leader is not None}
 
             killed = _run(devices, ingest, cluster.pids, seconds * 1.5, workers, RUN_SEQS, kill)
 
@@ -522,7 +600,11 @@ def _cluster(work: Path, n: int, seconds: float, workers: int, parts: int) -> di
             ingest.drain()
         finally:
             arrivals = ingest.stop()
-        res["node_kill"] = _verdict(killed, arrivals, kill_at["t"])
+        res["node_kill"] = {
+            **_verdict(killed, arrivals, kill_at["t"]),
+            "killed": killed["killed"],
+            "killed_msgs_leader": killed["killed_msgs_leader"],
+        }
         res["rolling_restart"] = {
             **_verdict(rolled, arrivals, kill_at["roll"]),
             "rolling_s": rolled["rolling_s"],

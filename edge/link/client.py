@@ -12,7 +12,10 @@ version": RabbitMQ 3.10, NATS 2.9) gets MQTT 3.1.1 from then on, with the same
 guarantees: what MQTT 5 carried in properties goes in the payload (`correlation_in`):
 a request's correlation is the digest of its bytes (`request_digest`), and the ack or
 state answering it carries that as `"corr"` (hex). A clustered broker's other nodes
-(`BrokerConfig.alternates`) are tried in turn after a failed connect.
+(`BrokerConfig.alternates`) are tried at once after a failed connect, the backoff only
+between rounds of all nodes (edge.link.reconnect); a connect waits `CONNECT_TIMEOUT_S`
+for its CONNACK, less than a publish may wait, so a node that cannot take a session
+now (a cluster electing leaders) is left for the next one.
 """
 
 from __future__ import annotations
@@ -35,9 +38,9 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.backoff import Backoff
 from edge.link import topics
 from edge.link.messages import status_offline, with_seq
+from edge.link.reconnect import Reconnect
 from edge.store import SpoolRow, Store
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,7 @@ log = logging.getLogger(__name__)
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 SPOOL_WINDOW = 64  # spooled messages in flight at once
 PUBLISH_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 5.0  # TCP + TLS + CONNACK, then the next node
 PROTOCOLS = ("auto", "5", "3.1.1")
 
 
@@ -180,11 +184,12 @@ class LinkClient:
         self.connected = asyncio.Event()
         self.outbox: deque[tuple[str, str, bytes | None]] = deque(maxlen=256)
         self.outbox_ready = asyncio.Event()
-        self.backoff = Backoff(broker.backoff_min_s, broker.backoff_max_s)
+        self.reconnect = Reconnect(
+            len(broker.endpoints()), broker.backoff_min_s, broker.backoff_max_s
+        )
         self.connects = 0
         self.sent_spooled = 0
         self.v5 = broker.protocol != "3.1.1"  # the level of the next connect
-        self.endpoint = 0  # index into broker.endpoints()
 
     def topic(self, leaf: str) -> str:
         return topics.topic(self.device, leaf)
@@ -200,7 +205,7 @@ class LinkClient:
         self.broker.warn_if_plain(f"device {self.device}")
         while True:
             reason = "closed"
-            host, port = self.broker.endpoints()[self.endpoint]
+            host, port = self.broker.endpoints()[self.reconnect.endpoint]
             retry_now = False
             try:
                 async with aiomqtt.Client(
@@ -215,17 +220,20 @@ class LinkClient:
                     will=aiomqtt.Will(status, status_offline(self.device), qos=1, retain=True),
                     keepalive=self.broker.keepalive_s,
                     tls_context=self.broker.tls_context(),
-                    timeout=PUBLISH_TIMEOUT_S,
+                    timeout=CONNECT_TIMEOUT_S,
                     max_inflight_messages=SPOOL_WINDOW,
                     socket_options=NODELAY,
                 ) as client:
                     self.client = client
                     self.connects += 1
-                    await client.publish(status, self.handler.birth(), qos=1, retain=True)
-                    await client.subscribe(
-                        [(self.topic(leaf), 1) for leaf in topics.DEVICE_SUBSCRIBES]
+                    await client.publish(
+                        status, self.handler.birth(), qos=1, retain=True, timeout=PUBLISH_TIMEOUT_S
                     )
-                    self.backoff.reset()
+                    await client.subscribe(
+                        [(self.topic(leaf), 1) for leaf in topics.DEVICE_SUBSCRIBES],
+                        timeout=PUBLISH_TIMEOUT_S,
+                    )
+                    self.reconnect.connected()
                     self.connected.set()
                     self.handler.on_connected()
                     log.info("link up: %s:%d (MQTT %s)", host, port, "5" if self.v5 else "3.1.1")
@@ -258,9 +266,8 @@ class LinkClient:
                 self.handler.on_disconnected(reason)
             if retry_now:
                 continue
-            if not was_up:  # a failed connect: the next node of a cluster
-                self.endpoint = (self.endpoint + 1) % len(self.broker.endpoints())
-            delay = self.backoff.next_delay()
+            # a failed connect: the next node of a cluster; a lost link: the same node again
+            delay = self.reconnect.lost() if was_up else self.reconnect.failed()
             log.warning("link down (%s); reconnecting in %.1f s", reason, delay)
             await asyncio.sleep(delay)
 

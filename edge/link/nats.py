@@ -301,6 +301,23 @@ class NatsCluster:
                     raise RuntimeError(f"node n{i + 1}'s MQTT gateway not ready in {timeout_s} s")
                 time.sleep(0.3)
 
+    def stream_leader(self, stream: str = "$MQTT_msgs") -> int | None:
+        """The node that leads `stream` now, as the nodes' logs say (a node logs each
+        leadership it takes; the latest line wins), or None if none has said so yet."""
+        marker = f"new stream leader for '$G > {stream}'"
+        latest: tuple[str, int] | None = None
+        for i, node in enumerate(self.nodes):
+            path = node.directory / "nats.log"
+            if not path.exists():
+                continue
+            for line in path.read_text(errors="replace").splitlines():
+                if line.endswith(marker):
+                    # "[pid] 2026/12/07 14:48:54.498025 [INF] ...": sortable as text
+                    stamp = line.split("] ", 1)[1][:26]
+                    if latest is None or stamp > latest[0]:
+                        latest = (stamp, i)
+        return None if latest is None else latest[1]
+
     def kill_node(self, i: int) -> None:
         """SIGKILL: the node dies as in a power cut, with nothing flushed."""
         proc, self.nodes[i].proc = self.nodes[i].proc, None

@@ -1,0 +1,63 @@
+"""Where and when a link connects again: the next node of a cluster, and how long to wait.
+
+Rules it keeps (the device link, edge.link.client, and the fleet bench's simulated
+devices use this one policy):
+- After a connection that was up ends: the same node again after a short jittered
+  delay (uniform in [floor_s, first_s] of the backoff), so a fleet that lost its link
+  together does not come back in one burst, and a node that is still up is tried first.
+- After a failed connect: the next node (`alternates`) almost at once (`hop_s`, jittered),
+  not after a backoff: a dead node costs one refused connect. Only once every node has
+  failed in a row does the exponential backoff (edge.backoff, capped) run, between rounds.
+- A success resets both; with one node every failure is a whole round (the backoff as
+  for a single broker).
+"""
+
+from __future__ import annotations
+
+import random
+
+from edge.backoff import Backoff
+
+HOP_S = 0.2  # the most a client waits before it tries the next node after a failed connect
+
+
+class Reconnect:
+    """The endpoint to connect to next (`endpoint`, an index) and the wait before it."""
+
+    def __init__(
+        self,
+        nodes: int,
+        first_s: float,
+        cap_s: float,
+        *,
+        hop_s: float = HOP_S,
+        rng: random.Random | None = None,
+    ) -> None:
+        if nodes < 1:
+            raise ValueError(f"reconnect needs at least one broker endpoint, got {nodes}")
+        if not 0 < hop_s <= cap_s:
+            raise ValueError(f"reconnect hop_s must be in (0, cap_s={cap_s}], got {hop_s}")
+        self.nodes = nodes
+        self.rng = rng or random.Random()
+        self.backoff = Backoff(first_s, cap_s, rng=self.rng)
+        self.hop_s = hop_s
+        self.endpoint = 0
+        self.failed_in_round = 0
+
+    def connected(self) -> None:
+        self.backoff.reset()
+        self.failed_in_round = 0
+
+    def lost(self) -> float:
+        """An established connection ended: the same node, after a short jitter."""
+        self.failed_in_round = 0
+        return self.rng.uniform(self.backoff.floor_s, self.backoff.first_s)
+
+    def failed(self) -> float:
+        """A connect failed: the next node; at once within a round, backoff between rounds."""
+        self.endpoint = (self.endpoint + 1) % self.nodes
+        self.failed_in_round += 1
+        if self.failed_in_round < self.nodes:
+            return self.rng.uniform(self.hop_s / 10, self.hop_s)
+        self.failed_in_round = 0
+        return self.backoff.next_delay()

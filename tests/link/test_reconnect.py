@@ -1,0 +1,129 @@
+"""The reconnect policy (edge.link.reconnect): a failed connect moves to the next node at
+once, the backoff runs only between rounds of all nodes, a lost link tries the same node
+after a short jitter; and a real device link whose first node is dead reaches the second
+without a backoff's wait (against Mosquitto)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import pytest
+from edge.link.client import BrokerConfig, LinkClient
+from edge.link.mosquitto import free_port
+from edge.link.reconnect import HOP_S, Reconnect
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.link.harness import running_broker
+
+
+def test_a_failed_connect_moves_on_at_once_and_backs_off_per_round() -> None:
+    r = Reconnect(3, 1.0, 8.0, rng=random.Random(1))
+    assert r.endpoint == 0
+    assert r.failed() <= HOP_S and r.endpoint == 1
+    assert r.failed() <= HOP_S and r.endpoint == 2
+    assert r.failed() >= 0.5 and r.endpoint == 0  # all three failed: the backoff
+    assert r.failed() <= HOP_S and r.endpoint == 1
+
+
+def test_a_lost_link_retries_the_same_node_soon() -> None:
+    r = Reconnect(3, 1.0, 8.0, rng=random.Random(2))
+    r.failed()
+    r.connected()
+    assert 0.5 <= r.lost() <= 1.0 and r.endpoint == 1
+
+
+def test_one_node_backs_off_after_every_failure() -> None:
+    r = Reconnect(1, 1.0, 8.0, rng=random.Random(3))
+    ceilings = [1.0, 2.0, 4.0, 8.0, 8.0]
+    for ceiling in ceilings:
+        assert 0.5 <= r.failed() <= ceiling and r.endpoint == 0
+    r.connected()
+    assert r.failed() <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("nodes", "hop_s", "match"),
+    [(0, 0.2, "at least one broker endpoint"), (3, 0.0, "hop_s"), (3, 9.0, "hop_s")],
+)
+def test_bad_parameters_are_named(nodes: int, hop_s: float, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Reconnect(nodes, 1.0, 8.0, hop_s=hop_s)
+
+
+@given(
+    nodes=st.integers(1, 6),
+    events=st.lists(st.sampled_from(["failed", "lost", "connected"]), max_size=60),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_every_delay_is_bounded_and_every_node_is_tried_each_round(
+    nodes: int, events: list[str], seed: int
+) -> None:
+    r = Reconnect(nodes, 0.5, 4.0, rng=random.Random(seed))
+    in_a_row = 0  # failed connects since the last success or lost link
+    for event in events:
+        before = r.endpoint
+        if event == "connected":
+            r.connected()
+            in_a_row = 0
+        elif event == "lost":
+            in_a_row = 0
+            assert 0.25 <= r.lost() <= 0.5 and r.endpoint == before
+        else:
+            delay = r.failed()
+            in_a_row += 1
+            assert r.endpoint == (before + 1) % nodes  # the nodes in turn, each once a round
+            if in_a_row % nodes:
+                assert 0 < delay <= HOP_S  # the next node at once
+            else:
+                assert 0.25 <= delay <= 4.0  # a whole round failed: the backoff
+
+
+class _Quiet:
+    def __init__(self) -> None:
+        self.up = asyncio.Event()
+
+    def birth(self) -> str:
+        return '{"state":"online"}'
+
+    async def on_message(
+        self, leaf: str, payload: bytes, correlation: bytes | None, retained: bool
+    ) -> None:
+        return None
+
+    def on_connected(self) -> None:
+        self.up.set()
+
+    def on_disconnected(self, reason: str) -> None:
+        return None
+
+
+def test_a_dead_first_node_costs_one_refused_connect(tmp_path: Path) -> None:
+    """The first endpoint refuses (nothing listens); with a 30 s backoff the old loop
+    waited at least 15 s before the second node, this one goes there at once."""
+    with running_broker(tmp_path / "b") as broker:
+        cfg = broker.client_config("dev-1")
+        dead = ("127.0.0.1", free_port())
+        cfg = BrokerConfig(
+            *dead,
+            cfg.cafile,
+            cfg.certfile,
+            cfg.keyfile,
+            backoff_min_s=30.0,
+            backoff_max_s=60.0,
+            alternates=((cfg.host, cfg.port),),
+        )
+
+        async def main() -> None:
+            handler = _Quiet()
+            link = LinkClient("dev-1", cfg, handler, None, None)
+            task = asyncio.create_task(link.run())
+            try:
+                await asyncio.wait_for(handler.up.wait(), 12)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+        asyncio.run(main())
