@@ -28,7 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 HW = REPO / "hw"
-FIRMWARE_FILES = ("__init__.py", "codec.py", "board_safety.py", "board.py")
+FIRMWARE_FILES = ("__init__.py", "codec.py", "board_safety.py", "monitor.py", "board.py")
 CONFIG_FILE = "edge_board.json"
 TIMEOUT_S = 120.0
 
