@@ -38,6 +38,7 @@ from hw import codec
 from sim.sumo import engine
 from sim.sumo.controllers.base import LinkRenderer, write_additional
 from sim.sumo.controllers.edge_control import detector_sumo_id
+from sim.sumo.controllers.push_buttons import PushButtons
 from sim.sumo.derive import Derivation, derive
 from sim.sumo.emergency import EmergencyFeed
 from sim.sumo.errors import SimError
@@ -125,6 +126,7 @@ class SumoTask:
         self.approaches = {arm.id: arm.in_edges for arm in d.arms if arm.in_edges}
         # Emergency vehicles near the junction: the receiver's board inputs (no central here).
         self.emergency = EmergencyFeed([d], central=False)
+        self.buttons = PushButtons([d])
         self.world = world  # sim.camera.source.World for sim:// cameras, or None
         self.lanes = {det.lane for det in d.detectors}
 
@@ -144,6 +146,7 @@ class SumoTask:
         sim = engine.start(sumo_args(self.scenario, 1, end, STEP_S, self.work, extra))
         for sumo_id, _ in self.dets:
             sim.lanearea.subscribe(sumo_id, [_VEHICLE_NUMBER])
+        self.buttons.start(sim)
         return sim
 
     async def run(self) -> None:
@@ -175,6 +178,8 @@ class SumoTask:
         s = self.summary
         results = sim.lanearea.getAllSubscriptionResults()
         mask = self.emergency.input_mask(self.d.tls)
+        self.buttons.update(sim)
+        mask |= self.buttons.input_mask(self.d.tls)  # pedestrians' push buttons
         for sumo_id, io_input in self.dets:
             if results.get(sumo_id, {}).get(_VEHICLE_NUMBER, 0) > 0:
                 mask |= 1 << (io_input - 1)

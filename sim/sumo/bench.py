@@ -186,6 +186,7 @@ def aggregate(
             "ev_free_flow_ratio",
             "ev_signal_delay_median_s",
             "ev_recovered_2_cycles_pct",
+            "ped_mean_time_loss_s",
             "arrived",
             "teleports",
             "sim_speedup",

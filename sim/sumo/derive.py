@@ -62,9 +62,11 @@ SETBACK_LENGTH_M = 3.0
 PASSAGE_S = 1.5
 PLAN_ID = "actuated"
 # Pedestrians: a fixed walk, and a clearance to cross the crosswalk's length at
-# 1.07 m/s (3.5 ft/s, the MUTCD walking speed), never under 3 s. A derived site
-# walks every cycle (pedestrian recall): SUMO's network says where crossings
-# are, not whether they have push buttons.
+# 1.07 m/s (3.5 ft/s, the MUTCD walking speed), never under 3 s. Each crossing
+# gets a push button (a ped detector on its own board input) and no recall: a
+# crossing walks when someone has pressed, as at a real junction, instead of
+# holding walk and clearance every cycle for nobody (tee-1-off-peak: see
+# docs/adaptive.md, issue 17).
 WALK_S = 7.0
 PED_SPEED_MPS = 1.07
 # Emergency preemption: the dwell holds at least this long once reached, and a
@@ -123,6 +125,20 @@ class DetectorBinding:
 
 
 @dataclass(frozen=True, slots=True)
+class PushButton:
+    """A crossing's push button: a ped detector that calls its phase's walk.
+
+    The simulator presses it while a person at either kerb (the walking areas
+    around `crossing`) is headed onto the crossing (sim/sumo/controllers)."""
+
+    id: int
+    input: int
+    phase: int
+    crossing: str  # the crossing's lane
+    kerbs: tuple[str, ...]  # the lanes the crossing's signalled links leave from
+
+
+@dataclass(frozen=True, slots=True)
 class Derivation:
     tls: str
     phasing: str  # "dual-ring" or "split"
@@ -132,6 +148,7 @@ class Derivation:
     links: tuple[LinkBinding, ...]  # one per state-string index
     detectors: tuple[DetectorBinding, ...]
     notes: tuple[str, ...]  # what was mapped out or shown yielding, and why
+    buttons: tuple[PushButton, ...] = ()
 
     def phase_ids(self) -> tuple[int, ...]:
         return tuple(p.id for p in self.site.phases)
@@ -452,9 +469,7 @@ def _plan(
             "red_revert_s": max(red, 2.0),
         }
         if p.ped_crossing is not None:
-            per_phase[str(p.id)].update(
-                walk_s=WALK_S, ped_clear_s=_ped_clear_s(p.ped_length_m), recall=["ped"]
-            )
+            per_phase[str(p.id)].update(walk_s=WALK_S, ped_clear_s=_ped_clear_s(p.ped_length_m))
     return {
         PLAN_ID: {
             "defaults": {"passage_s": PASSAGE_S},
@@ -469,6 +484,7 @@ def _site_dict(
     cand: _Candidate,
     detectors: Sequence[DetectorBinding],
     preempts: Sequence[dict[str, Any]] = (),
+    buttons: Sequence[PushButton] = (),
 ) -> dict[str, Any]:
     phases = sorted(cand.phases, key=lambda p: (p.ring, p.group, p.id))
     phase_rows = []
@@ -515,6 +531,7 @@ def _site_dict(
         if not d.locking:
             det["locking"] = False
         dets.append(det)
+    dets += [{"id": b.id, "input": b.input, "type": "ped", "calls": [b.phase]} for b in buttons]
     site_id = _sanitise(junction.tls, 64)
     return {
         "site": {
@@ -782,6 +799,27 @@ def _detectors(
     return tuple(out)
 
 
+def _buttons(
+    crossings: Sequence[_Phase], bind: dict[int, LinkBinding], last_id: int, last_input: int
+) -> tuple[PushButton, ...]:
+    """A push button per crossing phase, on the inputs right after the stop-bar
+    loops (before the preemption receivers and setback loops: without its
+    button a crossing would never walk); ids after the lane detectors'."""
+    out = []
+    for k, p in enumerate(crossings, 1):
+        links = [bind[i] for i in p.ped_links]
+        out.append(
+            PushButton(
+                id=last_id + k,
+                input=last_input + k,
+                phase=p.id,
+                crossing=links[0].to_lane,
+                kerbs=tuple(sorted({b.from_lane for b in links})),
+            )
+        )
+    return tuple(out)
+
+
 def _preempts(cand: _Candidate, arms: Sequence[Arm], first_input: int) -> list[dict[str, Any]]:
     """One emergency preempt per approach, and one for its through vehicles where that helps.
 
@@ -906,10 +944,12 @@ def derive(junction: SignalJunction) -> Derivation:
             stop_bars = len(
                 {b.from_lane for b in bind.values() if b.phase is not None and not b.crossing}
             )
-            preempts = _preempts(cand, arms, stop_bars + 1)
-            reserve = sum(1 for p in preempts if "input" in p)
+            crossings = [p for p in sorted(cand.phases, key=lambda p: p.id) if p.ped_links]
+            preempts = _preempts(cand, arms, stop_bars + len(crossings) + 1)
+            reserve = len(crossings) + sum(1 for p in preempts if "input" in p)
             detectors = _detectors(junction, bind, reserve)
-            site_dict = _site_dict(junction, arms, cand, detectors, preempts)
+            buttons = _buttons(crossings, bind, len(detectors), stop_bars)
+            site_dict = _site_dict(junction, arms, cand, detectors, preempts, buttons)
             site = site_from_dict(site_dict, f"<derived {tls}>")
             intergreens = _intergreens(junction, site, bind)
             if intergreens:
@@ -944,6 +984,7 @@ def derive(junction: SignalJunction) -> Derivation:
             links=links,
             detectors=detectors,
             notes=tuple(notes),
+            buttons=buttons,
         )
     raise DerivationError(tls, reasons)
 

@@ -4,6 +4,8 @@ Delay is SUMO's timeLoss (time lost against driving the route at desired
 speed), averaged over every vehicle that entered the network, those still
 in it at the end included (tripinfo write-unfinished). Queues are halting
 vehicles (speed < 0.1 m/s) on each approach edge, sampled every second.
+Pedestrians' mean time loss (waiting at crossings included) is SUMO's
+pedestrianStatistics, so a gain for cars is not a hidden loss for walkers.
 """
 
 from __future__ import annotations
@@ -127,6 +129,7 @@ def build_report(
     series_t = list(range(0, last_bin + 1))
     vehicles = stats.get("vehicles", {})
     safety = stats.get("safety", {})
+    peds = stats.get("pedestrianStatistics", {})
     return {
         "controller": controller,
         "seed": seed,
@@ -153,6 +156,11 @@ def build_report(
                 if t.arrival_s >= 0 and (ft := t.duration_s - t.time_loss_s) > 0
             ]
         ),
+        # SUMO's pedestrianStatistics: walks and their mean time loss (waiting at crossings)
+        "ped_count": int(peds.get("number", 0)),
+        "ped_mean_time_loss_s": round(float(peds["timeLoss"]), 3)
+        if int(peds.get("number", 0))
+        else None,
         "bus_count": len(buses),
         "bus_mean_delay_s": _mean([t.time_loss_s for t in buses]),
         "bus_mean_travel_time_s": _mean([t.duration_s for t in buses]),

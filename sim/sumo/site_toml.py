@@ -110,6 +110,8 @@ def derivation_toml(d: Derivation, source: str) -> str:
         row_notes[("detectors", det.id)] = (
             f"{det.kind} loop on SUMO lane {det.lane}, {det.pos_m:g}-{det.pos_m + det.length_m:g} m"
         )
+    for btn in d.buttons:
+        row_notes[("detectors", btn.id)] = f"push button, crossing {btn.crossing}"
     arms = {a.id: a for a in d.arms}
     for a in d.site_dict["approaches"]:
         arm = arms[a["id"]]

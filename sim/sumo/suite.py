@@ -217,6 +217,10 @@ def results(
                 c: _round(r["mean_travel_time_s"] if r else None, 1) for c, r in mine.items()
             },
             "teleports": {c: (r["teleports"] if r else None) for c, r in mine.items()},
+            # walkers' mean time loss (SUMO's pedestrianStatistics), where there are any
+            "ped_time_loss_s": {
+                c: _round(r["ped_mean_time_loss_s"] if r else None, 1) for c, r in mine.items()
+            },
             "wall_s": round(sum(r["wall_s"] for r in mine.values() if r), 1),
             "cpu_s": round(sum(r["cpu_s"] for r in mine.values() if r), 1),
         }

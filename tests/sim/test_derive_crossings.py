@@ -75,7 +75,14 @@ def _check_crosswalks(cfg: Path) -> None:
     assert crossed == set(walking)  # every crossing walks with a phase
     for arm, p in walking.items():
         t = site.plans[site.default_plan].timings[p.id]
-        assert t.walk_ms == WALK_S * 1000 and Recall.PED in t.recall
+        # No ped recall: a push button (a ped detector on a board input of its
+        # own, right after the stop-bar loops) calls the walk, as at a real junction.
+        assert t.walk_ms == WALK_S * 1000 and Recall.PED not in t.recall
+        (button,) = [det for det in site.detectors if det.ped and p.id in det.calls]
+        assert not button.extends and button.input not in {
+            det.input for det in site.detectors if det is not button
+        }
+        assert [b.id for b in d.buttons if b.phase == p.id] == [button.id]
         length = next(c.length_m for c in junction.crossings if c.links[0] in _links_of(d, arm))
         assert t.ped_clear_ms >= length / PED_SPEED_MPS * 1000
         beside = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import filecmp
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,17 @@ def test_each_family_builds_and_derives_valid_sites(family: str, tmp_path: Path)
     if family == "cross":  # cross 2 has pockets: protected lefts, crosswalks that walk
         assert {1, 5} <= phases
         assert any(p.get("ped_crossing") for d in derived for p in d.site_dict["phases"])
+
+
+def test_walkers_are_listed_in_departure_order_so_sumo_keeps_them(tmp_path: Path) -> None:
+    # SUMO drops (with a warning) a flow listed after one with a later begin:
+    # walkers appended after the vehicles' last time slice never walked.
+    folder = generate("tee", 1, tmp_path / "tee")
+    routes = ET.parse(next(folder.glob("*.rou.xml"))).getroot()
+    flows = [el for el in routes if el.tag in ("flow", "personFlow")]
+    assert any(el.tag == "personFlow" for el in flows)
+    begins = [float(el.get("begin", "0")) for el in flows]
+    assert begins == sorted(begins)
 
 
 def test_the_suite_lists_at_least_30_scenarios_over_every_family_and_level() -> None:

@@ -29,7 +29,7 @@ from sim.sumo.lockstep import run
 from sim.sumo.scenarios import resolve
 
 HOUR_S = 3600
-SCALE = 1.3  # demand above the scenario's: some cycles fail
+SCALE = 1.4  # demand above the scenario's: some cycles fail (at 1.3 only 3 did on main 21dfcaa)
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,10 @@ Like `edge`, but each signal's controller is the runtime's BoardDriver (the
 controller, the board session, its guard and recovery policy) talking to the
 hw/ firmware (hw.board.Board) by handing bytes across in the same thread, on
 the simulated clock: no pty, no thread, deterministic. SUMO's stop-bar
-detectors are the board's raw inputs (debounced by the firmware, reported in
-STATUS), and SUMO shows the lamps the board drives, not the controller's
-wishes. The start-up runs as on a device: the board's power-on flash, the
+detectors and the crossings' push buttons are the board's raw inputs
+(debounced by the firmware, reported in STATUS), and SUMO shows the lamps
+the board drives, not the controller's wishes. The start-up runs as on a
+device: the board's power-on flash, the
 handshake and CONFIG, the controller's start-up flash and all red, then RUN.
 """
 
@@ -44,6 +45,7 @@ class EdgeBoardControl(EdgeControl):
         self.boards: list[_Board] = []
 
     def start(self, sim: Any, t_ms: int) -> None:
+        self.buttons.start(sim)
         for d in self.derivations:
             site = d.site
             by_id = {det.id: det.input for det in site.detectors}
@@ -67,9 +69,11 @@ class EdgeBoardControl(EdgeControl):
             if self.emergency is not None:
                 self.emergency.update(sim)
             results = sim.lanearea.getAllSubscriptionResults()
+            self.buttons.update(sim)
             for b in self.boards:
                 # the preemption receiver's outputs are board inputs too
                 mask = self.emergency.input_mask(b.tls) if self.emergency is not None else 0
+                mask |= self.buttons.input_mask(b.tls)  # pedestrians' push buttons
                 for sumo_id, io_input in b.inputs:
                     if results.get(sumo_id, {}).get(_LAST_STEP_VEHICLE_NUMBER, 0) > 0:
                         mask |= 1 << (io_input - 1)

@@ -101,6 +101,7 @@ class EdgeCameraControl(EdgeControl):
         return extra
 
     def start(self, sim: Any, t_ms: int) -> None:
+        self.buttons.start(sim)
         for d in self.derivations:
             dets = [(det.id, detector_sumo_id(d.tls, det.id)) for det in d.detectors]
             for _, sumo_id in dets:
@@ -122,6 +123,7 @@ class EdgeCameraControl(EdgeControl):
         from sim.camera.source import SIM_CONDITIONS, vehicles_from_sumo
 
         results = sim.lanearea.getAllSubscriptionResults()
+        self.buttons.update(sim)
         vehicles = vehicles_from_sumo(sim, self.lanes)
         t_s = t_ms / 1000
         for s in self.signals:
@@ -153,7 +155,7 @@ class EdgeCameraControl(EdgeControl):
                 Inputs(occupied=loops), self.binds[s.tls], presence,
                 green_phases(s.site, self.last[s.tls]), self.queue_binds[s.tls], queues,
             )  # fmt: skip
-            s.occupied = merged.occupied
+            s.occupied = merged.occupied | self.buttons.pressed[s.tls]  # push buttons
             self.queues[s.tls] = merged.queues
             self.camera_steps += sum(1 for v in sources.values() if v == "camera")
             self.fallback_steps += sum(1 for v in sources.values() if v != "camera")

@@ -2,7 +2,8 @@
 
 Each signal gets a `Controller` built from its derived site. Every 100 ms the
 loops (SUMO lane-area detectors: a stop-bar loop per incoming lane and, where
-the lane is long enough, a setback loop upstream) give the detector presence,
+the lane is long enough, a setback loop upstream) and the crossings' push
+buttons (pressed by SUMO's pedestrians, push_buttons.py) give the detector presence,
 the controller steps, and its channel outputs (the load-switch map the IO
 board would drive) become the SUMO link states.
 The `webster` baseline reuses this with a fixed-time plan and no detectors;
@@ -22,6 +23,7 @@ from edge.control.messages import NO_INPUTS, Inputs, Lamp, Outputs, SetMode
 from edge.control.site import Site
 
 from sim.sumo.controllers.base import LinkRenderer, write_additional
+from sim.sumo.controllers.push_buttons import PushButtons
 from sim.sumo.derive import Derivation
 from sim.sumo.emergency import EmergencyFeed
 from sim.sumo.scenarios import Scenario
@@ -64,6 +66,7 @@ class EdgeControl:
         self.derivations = derivations
         self.sites = sites or [d.site for d in derivations]
         self.use_detectors = sites is None
+        self.buttons = PushButtons(derivations if self.use_detectors else [])
         self.signals: list[_Signal] = []
         self.fault_events: list[str] = []
         # Emergency vehicles -> the preempts of their approach (None: not traced).
@@ -87,6 +90,7 @@ class EdgeControl:
         return [write_additional(workdir / "edge_detectors.add.xml", elements)]
 
     def start(self, sim: Any, t_ms: int) -> None:
+        self.buttons.start(sim)
         for d, site in zip(self.derivations, self.sites, strict=True):
             dets = [(det.id, detector_sumo_id(d.tls, det.id)) for det in d.detectors]
             if self.use_detectors:
@@ -106,8 +110,9 @@ class EdgeControl:
     def step(self, sim: Any, t_ms: int, sensed: bool) -> None:
         if sensed and self.use_detectors:
             results = sim.lanearea.getAllSubscriptionResults()
+            self.buttons.update(sim)
             for s in self.signals:
-                s.occupied = frozenset(
+                s.occupied = self.buttons.pressed[s.tls] | frozenset(
                     det_id
                     for det_id, sumo_id in s.detectors
                     if results.get(sumo_id, {}).get(_LAST_STEP_VEHICLE_NUMBER, 0) > 0

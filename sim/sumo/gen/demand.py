@@ -146,9 +146,11 @@ def routes_xml(lay: Layout, dem: Demand, duration_s: float) -> str:
                     f'period="exp({dem.emergency_vph / 3600:.6f})" departLane="best" '
                     f'departSpeed="max"><route edges="{_edges(lay, nodes)}"/></flow>'
                 )
-    lines += sorted(flows, key=_begin)  # SUMO reads route files in departure order
     if dem.pedestrians_ph > 0:
-        lines += _walkers(lay, dem.pedestrians_ph, duration_s)
+        flows += _walkers(lay, dem.pedestrians_ph, duration_s)
+    # SUMO reads route files in departure order and drops (with a warning) what
+    # comes after a later begin: walkers listed last never walked.
+    lines += sorted(flows, key=_begin)
     lines.append("</routes>")
     return "\n".join(lines) + "\n"
 
