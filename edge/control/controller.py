@@ -104,7 +104,7 @@ class Controller:
         self._build_indexes()
         self.intervals = Intervals([p.id for p in site.phases], now_ms)
         self.timers = PhaseTimers(site, self.plan)
-        self.peds = Pedestrians(n)
+        self.peds = Pedestrians([p.id for p in site.phases])
         # Operator state (commands.py sets it; the sequencer reads it every pass).
         self.hold = [False] * n
         self.omit = [False] * n

@@ -31,7 +31,7 @@ intergreens) and when the last yellow ended.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 
 from edge.control.site import SignalKey, SignalKind, Site
@@ -62,7 +62,7 @@ class IllegalTransition(RuntimeError):
 
 
 _RED, _GREEN, _YELLOW, _RED_CLEAR = Interval
-_DONT_WALK = 0  # states.DONT_WALK (states.py imports this module, not the reverse)
+_DONT_WALK = 0  # pedestrians.DONT_WALK (pedestrians.py imports this module, not the reverse)
 
 
 class Intervals:
@@ -151,8 +151,9 @@ def build_gates(
     return [gate(k) for k in veh_keys], [gate(k) for k in ped_keys], [gate(k) for k in ov_keys]
 
 
-def gate_clear(gate: Gate, veh: list[Interval], peds: list[int], ovs: list[int]) -> bool:
-    """Rule 4: every conflicting group red with its clearance finished."""
+def gate_clear(gate: Gate, veh: list[Interval], peds: Sequence[int], ovs: Sequence[int]) -> bool:
+    """Rule 4: every conflicting group red with its clearance finished (`peds`: the
+    crossings' PedInterval, `ovs`: the overlaps' OverlapInterval, whose RED is 0 too)."""
     phases, ped_idx, ov_idx, _ = gate
     for j in phases:
         if veh[j] != _RED:
