@@ -75,7 +75,7 @@ FYA_TRANSITIONS: Table = {
     RED: frozenset({GREEN, FYA_FLASH}),
     GREEN: frozenset({YELLOW}),
     FYA_FLASH: frozenset({GREEN, YELLOW}),
-    YELLOW: frozenset({RED}),  # its parent's yellow then red clearance time it (rule 3)
+    YELLOW: frozenset({RED}),  # its yellow is its parent's; red in the parent's red clearance
     RED_CLEAR: frozenset(),
     TRAIL: frozenset(),
 }
