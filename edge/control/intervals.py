@@ -62,7 +62,6 @@ class IllegalTransition(RuntimeError):
 
 
 _RED, _GREEN, _YELLOW, _RED_CLEAR = Interval
-_DONT_WALK = 0  # pedestrians.DONT_WALK (pedestrians.py imports this module, not the reverse)
 
 
 class Intervals:
@@ -158,7 +157,9 @@ def gate_clear(gate: Gate, veh: list[Interval], peds: Sequence[int], ovs: Sequen
     for j in phases:
         if veh[j] != _RED:
             return False
+    # DONT_WALK and an overlap's RED are 0: a truth test, not ==, keeps CPython's fast
+    # path (its specialised compare takes exact ints only, not IntEnum members).
     for j in ped_idx:
-        if peds[j] != _DONT_WALK:
+        if peds[j]:
             return False
-    return all(ovs[k] == _RED for k in ov_idx)
+    return not any(ovs[k] for k in ov_idx)

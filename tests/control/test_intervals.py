@@ -70,7 +70,7 @@ def test_the_table_is_one_cycle() -> None:
         (iv,) = TRANSITIONS[iv]
         seen.append(iv)
     assert seen == [Interval.GREEN, Interval.YELLOW, Interval.RED_CLEAR, Interval.RED]
-    assert DONT_WALK == 0  # intervals.gate_clear's _DONT_WALK
+    assert DONT_WALK == 0  # intervals.gate_clear and timing.deadlines test it for truth
 
 
 def test_the_pedestrian_table_is_one_cycle() -> None:
@@ -83,7 +83,7 @@ def test_the_pedestrian_table_is_one_cycle() -> None:
         seen.append(iv)
     assert seen == [PedInterval.WALK, PedInterval.PED_CLEAR, PedInterval.DONT_WALK]
     assert DONT_WALK is PedInterval.DONT_WALK
-    assert int(DONT_WALK) == 0  # intervals.gate_clear's _DONT_WALK
+    assert int(DONT_WALK) == 0  # intervals.gate_clear and timing.deadlines test it for truth
 
 
 @pytest.mark.parametrize(("was", "to"), list(itertools.product(PedInterval, PedInterval)))
