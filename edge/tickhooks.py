@@ -4,9 +4,10 @@ kept off the control tick.
 The rules this module keeps:
 
 - The control tick only builds one immutable `Tick` (the time, the outputs with this
-  step's events, the inputs it stepped on, copies of the few controller fields the
-  extensions read) and appends it to each hook's bounded queue: O(1), never waiting on a
-  hook. The queue's lock is held by a worker only to pop, never while a hook runs.
+  step's events, the inputs it stepped on, and the core's `tick_view()`: copies of the
+  few controller fields the extensions read) and appends it to each hook's bounded
+  queue: O(1), never waiting on a hook. The queue's lock is held by a worker only to
+  pop, never while a hook runs.
 - Each hook runs in its own thread and sees snapshots, never the live controller.
 - A hook that falls behind (a stall, a slow disk): its queue drops the OLDEST tick;
   the drops are counted, logged (`tick_hook_behind hook=NAME dropped=N`, at most every
@@ -71,24 +72,11 @@ class Tick:
 
     @staticmethod
     def of(n: int, mono_s: float, driver: BoardDriver) -> Tick:
-        ctl = driver.controller
+        v = driver.controller.tick_view()  # the core's documented per-tick read
         return Tick(
-            n,
-            mono_s,
-            ctl.last_now,
-            driver.outputs,
-            driver.stepped,
-            tuple(ctl.iv),
-            tuple(bool(c) for c in ctl.vcall),
-            tuple(bool(p) for p in ctl.det_present),
-            tuple(bool(c) for c in ctl.peds.call),
-            tuple(ctl.rings.ring_next),
-            ctl.plan.id,
-            ctl.coordinator.cycle_pos(ctl, ctl.last_now)
-            if ctl.coordinator.points is not None and ctl.plan.pattern is not None
-            else None,
-            tuple(e if v else None for v, e in zip(ctl.peds.iv, ctl.peds.end, strict=True)),
-        )
+            n, mono_s, v.t_ms, driver.outputs, driver.stepped, v.intervals, v.calls,
+            v.present, v.ped_calls, v.nexts, v.plan, v.cycle_ms, v.ped_ends,
+        )  # fmt: skip
 
 
 class TickHook:

@@ -62,7 +62,7 @@ from edge.control.adaptive import Adaptive
 from edge.control.coordinator import Coordinator
 from edge.control.detectors import Detectors
 from edge.control.intervals import Gate, Interval, Intervals, build_gates, gate_clear
-from edge.control.messages import Event, Inputs, Outputs, Status
+from edge.control.messages import Event, Inputs, Outputs, Status, TickView
 from edge.control.modes import Modes
 from edge.control.monitor import Monitor
 from edge.control.outputs import Display
@@ -104,7 +104,7 @@ class Controller:
         self._build_indexes()
         self.intervals = Intervals([p.id for p in site.phases], now_ms)
         self.timers = PhaseTimers(site, self.plan)
-        self.peds = Pedestrians(n)
+        self.peds = Pedestrians([p.id for p in site.phases])
         # Operator state (commands.py sets it; the sequencer reads it every pass).
         self.hold = [False] * n
         self.omit = [False] * n
@@ -175,6 +175,10 @@ class Controller:
     def status(self) -> Status:
         """Each phase's interval, timers and calls, for displays (outputs.py rule 5)."""
         return outputs.status(self)
+
+    def tick_view(self) -> TickView:
+        """What the runtime's tick record reads each tick, copied (outputs.py rule 6)."""
+        return outputs.tick_view(self)
 
     # -- indexes built from the site (again on new timing) --------------------------------
 

@@ -30,8 +30,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from edge.control.intervals import LONG_AGO, Waits
+from edge.control.overlaps import OverlapInterval
 from edge.control.site import SignalKey, SignalKind, Site
-from edge.control.states import FYA_FLASH, GREEN, TRAIL, WALK
+from edge.control.states import GREEN, WALK
 
 if TYPE_CHECKING:
     from edge.control.controller import Controller
@@ -86,6 +87,9 @@ def red_clear_end(
     return max(now + floor_ms, yellow_at + shortest)
 
 
+_OVERLAP_GREENS = (OverlapInterval.GREEN, OverlapInterval.TRAIL, OverlapInterval.FYA_FLASH)
+
+
 def cut_greens(ctl: Controller, now: int) -> None:
     """Rule 4: every green still showing (about to be put to red at once) ends now."""
     ivs = ctl.intervals
@@ -96,7 +100,7 @@ def cut_greens(ctl: Controller, now: int) -> None:
         if ped == WALK:
             ctl.peds.fdw_at[i] = now
     for k, ov in enumerate(ctl.overlaps.iv):
-        if ov in (GREEN, TRAIL, FYA_FLASH):
+        if ov in _OVERLAP_GREENS:
             ctl.overlaps.yellow_at[k] = now
 
 

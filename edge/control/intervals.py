@@ -31,7 +31,7 @@ intergreens) and when the last yellow ended.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 
 from edge.control.site import SignalKey, SignalKind, Site
@@ -62,7 +62,6 @@ class IllegalTransition(RuntimeError):
 
 
 _RED, _GREEN, _YELLOW, _RED_CLEAR = Interval
-_DONT_WALK = 0  # states.DONT_WALK (states.py imports this module, not the reverse)
 
 
 class Intervals:
@@ -151,13 +150,16 @@ def build_gates(
     return [gate(k) for k in veh_keys], [gate(k) for k in ped_keys], [gate(k) for k in ov_keys]
 
 
-def gate_clear(gate: Gate, veh: list[Interval], peds: list[int], ovs: list[int]) -> bool:
-    """Rule 4: every conflicting group red with its clearance finished."""
+def gate_clear(gate: Gate, veh: list[Interval], peds: Sequence[int], ovs: Sequence[int]) -> bool:
+    """Rule 4: every conflicting group red with its clearance finished (`peds`: the
+    crossings' PedInterval, `ovs`: the overlaps' OverlapInterval, whose RED is 0 too)."""
     phases, ped_idx, ov_idx, _ = gate
     for j in phases:
         if veh[j] != _RED:
             return False
+    # DONT_WALK and an overlap's RED are 0: a truth test, not ==, keeps CPython's fast
+    # path (its specialised compare takes exact ints only, not IntEnum members).
     for j in ped_idx:
-        if peds[j] != _DONT_WALK:
+        if peds[j]:
             return False
-    return all(ovs[k] == _RED for k in ov_idx)
+    return not any(ovs[k] for k in ov_idx)

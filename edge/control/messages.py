@@ -271,3 +271,20 @@ class Status:
     plan: str
     phases: tuple[PhaseStatus, ...]  # in the site's phase order
     detectors: tuple[bool, ...]  # occupied now, in the site's detector order
+
+
+@dataclass(frozen=True, slots=True)
+class TickView:
+    """The few fields the runtime's tick record (edge/tickhooks.py) copies each tick:
+    built on request, cheaper than Status (no timers), never by step()."""
+
+    t_ms: int  # the time of the last step
+    intervals: tuple[int, ...]  # per phase, its vehicle interval (intervals.Interval)
+    calls: tuple[bool, ...]  # per phase, a vehicle call
+    present: tuple[bool, ...]  # per detector, occupied
+    ped_calls: tuple[bool, ...]  # per phase, a pedestrian call
+    nexts: tuple[int, ...]  # per ring, the index of the phase that times next (-1: none)
+    plan: str  # the plan in force
+    cycle_ms: int | None  # where the local cycle timer stands; None when not coordinated
+    # per phase, when its walk or pedestrian clearance ends (ms); None in don't walk
+    ped_ends: tuple[int | None, ...] = ()

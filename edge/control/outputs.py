@@ -21,6 +21,11 @@ golden traces check them):
    it, the max timer's time left, the calls, hold and omit; per detector its
    presence. Built on request from the state as the last step left it; it
    never exposes the core's arrays nor its NEVER.
+6. The tick view (`tick_view`, messages.TickView) is what the runtime's tick
+   record reads, once per tick: per phase the interval and the vehicle and
+   pedestrian calls, per ring the phase next, per detector its presence, the
+   plan and the cycle timer. Copies (tuples), built on request in one pass over
+   the arrays, without the status's timers.
 
 State owned here: the last outputs, and the tables built from the site (each
 channel's source, the flash lamps, SPaT's all-red and flash rows).
@@ -30,7 +35,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from edge.control.messages import Lamp, Outputs, PhaseStatus, PhaseTiming, Status
+from edge.control.messages import Lamp, Outputs, PhaseStatus, PhaseTiming, Status, TickView
 from edge.control.site import FlashColour, SignalKind, Site
 from edge.control.states import (
     ALL_RED,
@@ -179,3 +184,24 @@ def status(ctl: Controller) -> Status:
         calls = (t.vcall[i], pcall[i], ctl.hold[i], ctl.omit[i])
         phases.append(PhaseStatus(pid, name, left_ms, max_left, *calls))
     return Status(now, ctl.plan.id, tuple(phases), tuple(ctl.dets.present))
+
+
+def tick_view(ctl: Controller) -> TickView:
+    """Rule 6: the runtime's per-tick read."""
+    coord = ctl.coordinator
+    cycle = (
+        coord.cycle_pos(ctl, ctl.last_now)
+        if coord.points is not None and ctl.plan.pattern is not None
+        else None
+    )
+    return TickView(
+        ctl.last_now,
+        tuple(ctl.intervals.iv),
+        tuple(bool(c) for c in ctl.timers.vcall),
+        tuple(bool(p) for p in ctl.dets.present),
+        tuple(bool(c) for c in ctl.peds.call),
+        tuple(ctl.rings.ring_next),
+        ctl.plan.id,
+        cycle,
+        tuple(e if v else None for v, e in zip(ctl.peds.iv, ctl.peds.end, strict=True)),
+    )

@@ -15,26 +15,71 @@ invariants.py check them):
    while a protected parent is green, a flashing yellow arrow while a permissive
    parent is green. Its yellow is the parent's yellow, so it is never shorter; it
    flashes only from red (never straight from a green arrow) and only once its
-   conflict gate is clear; it leaves the flashing arrow only through yellow.
+   conflict gate is clear; it leaves the flashing arrow only through yellow, or
+   straight to a green arrow (a gain of right of way, as the MUTCD allows).
 4. All red, flash and start-up all red put every overlap to red at once (clear()).
    A plan or timing change waits while any overlap is yellow, in red clearance
    or in a trailing green (at_safe_point()).
+5. An overlap is in one interval (`OverlapInterval`) and moves only along its
+   kind's table: TRANSITIONS for a normal overlap (red -> green -> trailing green
+   or yellow, trailing green -> green or yellow, yellow -> red clearance -> red),
+   FYA_TRANSITIONS for a flashing-yellow-arrow head (red -> green arrow or
+   flashing arrow, flashing arrow -> green arrow or yellow, green arrow ->
+   yellow -> red). Any other move is a sequencer bug: `move` raises
+   IllegalTransition, which the controller's step turns into fault flash
+   (controller.py rule 5). clear() (rule 4) is the one exception, as
+   intervals.py's `all_red` is for phases.
 
 State owned here, per overlap: the interval and when it ends; the indexes built
-from the site (parents, permissive parents, the conflict gate).
+from the site (parents, permissive parents, the conflict gate, each one's table).
 """
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import TYPE_CHECKING
 
-from edge.control.intervals import LONG_AGO, Gate
+from edge.control.intervals import LONG_AGO, Gate, IllegalTransition, Interval
 from edge.control.site import Site
-from edge.control.states import FYA_FLASH, GREEN, RED, RED_CLEAR, TRAIL, YELLOW
 
 if TYPE_CHECKING:
     from edge.control.controller import Controller
 
+
+class OverlapInterval(IntEnum):
+    """An overlap's interval: a phase's four (same values), trailing green and the
+    flashing yellow arrow; the value indexes the lamp table (outputs.VEH_LAMP)."""
+
+    RED = 0
+    GREEN = 1
+    YELLOW = 2
+    RED_CLEAR = 3
+    TRAIL = 4
+    FYA_FLASH = 5
+
+
+RED, GREEN, YELLOW, RED_CLEAR, TRAIL, FYA_FLASH = OverlapInterval
+_PARENT_GREEN, _PARENT_YELLOW = Interval.GREEN, Interval.YELLOW  # a parent phase's
+
+Table = dict[OverlapInterval, frozenset[OverlapInterval]]
+TRANSITIONS: Table = {
+    RED: frozenset({GREEN}),
+    GREEN: frozenset({TRAIL, YELLOW}),
+    TRAIL: frozenset({GREEN, YELLOW}),  # a trailing green taken back (rule 1)
+    YELLOW: frozenset({RED_CLEAR}),
+    RED_CLEAR: frozenset({RED}),
+    FYA_FLASH: frozenset(),
+}
+"""A normal overlap's legal moves (rules 1, 2 and 5)."""
+FYA_TRANSITIONS: Table = {
+    RED: frozenset({GREEN, FYA_FLASH}),
+    GREEN: frozenset({YELLOW}),
+    FYA_FLASH: frozenset({GREEN, YELLOW}),
+    YELLOW: frozenset({RED}),  # its yellow is its parent's; red in the parent's red clearance
+    RED_CLEAR: frozenset(),
+    TRAIL: frozenset(),
+}
+"""A flashing-yellow-arrow head's legal moves (rules 3 and 5)."""
 
 _FYA_EVENTS = {
     GREEN: "overlap_green",
@@ -46,7 +91,7 @@ _FYA_EVENTS = {
 
 class Overlaps:
     def __init__(self, n: int) -> None:
-        self.iv: list[int] = [RED] * n
+        self.iv: list[OverlapInterval] = [RED] * n
         self.end = [0] * n
         self.yellow_at = [LONG_AGO] * n  # when each one's green (or flashing arrow) last ended
 
@@ -58,6 +103,19 @@ class Overlaps:
         self.parents = [[index[pid] for pid in o.parents] for o in site.overlaps]
         self.permissive = [[index[pid] for pid in o.permissive_parents] for o in site.overlaps]
         self.gate = gates
+        self.table = [
+            FYA_TRANSITIONS if o.permissive_parents else TRANSITIONS for o in site.overlaps
+        ]
+
+    def move(self, k: int, to: OverlapInterval) -> None:
+        """Overlap k to `to` if its table allows it; raise IllegalTransition if not."""
+        was = self.iv[k]
+        if to not in self.table[k][was]:
+            raise IllegalTransition(
+                f"overlap {self.site.overlaps[k].id}: {was.name.lower()} -> {to.name.lower()}"
+                " is not a legal move"
+            )
+        self.iv[k] = to
 
     def clear(self) -> None:
         """Every overlap to red (all red, flash or start-up all red entered)."""
@@ -80,7 +138,7 @@ class Overlaps:
         """Rule 1: while a parent is green, and through a change from one parent to the next."""
         parents = self.parent_mask[k]
         for r, a in enumerate(ctl.rings.active):
-            if a >= 0 and ctl.intervals.iv[a] == GREEN and parents >> a & 1:
+            if a >= 0 and ctl.intervals.iv[a] == _PARENT_GREEN and parents >> a & 1:
                 return True
             last = a if a >= 0 else ctl.rings.ring_prev[r]
             nxt = ctl.rings.ring_next[r] if ctl.rings.ring_next[r] >= 0 else ctl.rings.entry[r]
@@ -88,18 +146,18 @@ class Overlaps:
                 return True
         return False
 
-    def _fya_state(self, ctl: Controller, k: int, st: int) -> int:
+    def _fya_state(self, ctl: Controller, k: int, st: OverlapInterval) -> OverlapInterval:
         """Rule 3: a flashing-yellow-arrow head's next interval from its parents'."""
         iv = ctl.intervals.iv
         for i in self.parents[k]:
-            if iv[i] == GREEN and st != YELLOW:  # a flashing arrow may turn green directly
+            if iv[i] == _PARENT_GREEN and st != YELLOW:  # a flashing arrow may turn green directly
                 return GREEN if st != RED or ctl._gate_clear(self.gate[k]) else RED
-            if iv[i] == YELLOW and st in (GREEN, YELLOW):
+            if iv[i] == _PARENT_YELLOW and st in (GREEN, YELLOW):
                 return YELLOW
         for i in self.permissive[k]:
-            if iv[i] == GREEN and st in (RED, FYA_FLASH):
+            if iv[i] == _PARENT_GREEN and st in (RED, FYA_FLASH):
                 return FYA_FLASH if st == FYA_FLASH or ctl._gate_clear(self.gate[k]) else RED
-            if iv[i] == YELLOW and st in (FYA_FLASH, YELLOW):
+            if iv[i] == _PARENT_YELLOW and st in (FYA_FLASH, YELLOW):
                 return YELLOW
         return RED if st in (RED, YELLOW) else st
 
@@ -113,7 +171,7 @@ class Overlaps:
             if ov.permissive_parents:
                 new = self._fya_state(ctl, k, st)
                 if new != st:
-                    self.iv[k] = new
+                    self.move(k, new)
                     if new == YELLOW:
                         self.yellow_at[k] = now
                     ctl._event(now, _FYA_EVENTS[new], name)
@@ -121,30 +179,34 @@ class Overlaps:
                 continue
             if self._wanted(ctl, k):
                 if st == TRAIL:
-                    self.iv[k] = GREEN
+                    self.move(k, GREEN)
                     changed = True
                 elif st == RED and ctl._gate_clear(self.gate[k]):
-                    self.iv[k] = GREEN
+                    self.move(k, GREEN)
                     ctl._event(now, "overlap_green", name)
                     changed = True
                 continue
             if st == GREEN:  # rule 2
                 if ov.trail_green_ms > 0:
-                    self.iv[k], self.end[k] = TRAIL, now + ov.trail_green_ms
+                    self.move(k, TRAIL)
+                    self.end[k] = now + ov.trail_green_ms
                 else:
-                    self.iv[k], self.end[k] = YELLOW, now + ov.yellow_ms
+                    self.move(k, YELLOW)
+                    self.end[k] = now + ov.yellow_ms
                     self.yellow_at[k] = now
                     ctl._event(now, "overlap_yellow", name)
                 changed = True
             elif st != RED and now >= self.end[k]:
                 if st == TRAIL:
-                    self.iv[k], self.end[k] = YELLOW, now + ov.yellow_ms
+                    self.move(k, YELLOW)
+                    self.end[k] = now + ov.yellow_ms
                     self.yellow_at[k] = now
                     ctl._event(now, "overlap_yellow", name)
                 elif st == YELLOW:
-                    self.iv[k], self.end[k] = RED_CLEAR, now + ov.red_clear_ms
+                    self.move(k, RED_CLEAR)
+                    self.end[k] = now + ov.red_clear_ms
                 else:
-                    self.iv[k] = RED
+                    self.move(k, RED)
                     ctl._event(now, "overlap_red", name)
                 changed = True
         if changed:

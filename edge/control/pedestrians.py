@@ -16,6 +16,12 @@ check them on every step):
    clearance (shorten()).
 4. A push while the crossing already walks is not a call; a call made at any
    other time is kept until a walk serves it.
+5. A crossing is in one interval (`PedInterval`) and moves only along
+   TRANSITIONS: don't walk -> walk -> pedestrian clearance -> don't walk. Any
+   other move is a sequencer bug: `move` raises IllegalTransition, which the
+   controller's step turns into fault flash (controller.py rule 5). Only all
+   red, flash or start-up all red taking over the displays puts every crossing
+   to don't walk at once (`clear`), as intervals.py's `all_red` does.
 
 State owned here, per phase: the interval, when it ends, when the walk and the
 clearance began, and the pedestrian call.
@@ -23,25 +29,56 @@ clearance began, and the pedestrian call.
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import TYPE_CHECKING
 
-from edge.control.intervals import LONG_AGO
-from edge.control.states import DONT_WALK, PED_CLEAR, WALK
+from edge.control.intervals import LONG_AGO, IllegalTransition
 
 if TYPE_CHECKING:
     from edge.control.controller import Controller
 
 
+class PedInterval(IntEnum):
+    """A crossing's interval; the value indexes the lamp table (outputs.PED_LAMP)."""
+
+    DONT_WALK = 0
+    WALK = 1
+    PED_CLEAR = 2
+
+
+DONT_WALK, WALK, PED_CLEAR = PedInterval
+
+TRANSITIONS: dict[PedInterval, frozenset[PedInterval]] = {
+    DONT_WALK: frozenset({WALK}),
+    WALK: frozenset({PED_CLEAR}),
+    PED_CLEAR: frozenset({DONT_WALK}),
+}
+"""The legal moves of rule 5: every interval's successors."""
+
+
 class Pedestrians:
-    def __init__(self, n: int) -> None:
-        self.iv = [DONT_WALK] * n
+    def __init__(self, phase_ids: list[int]) -> None:
+        n = len(phase_ids)
+        self.ids = phase_ids
+        self.iv: list[PedInterval] = [DONT_WALK] * n
         self.end = [0] * n
         self.walk_at = [0] * n
         self.fdw_at = [LONG_AGO] * n  # when each walk last ended (intergreens.py)
         self.call = [False] * n
 
+    def move(self, i: int, to: PedInterval) -> None:
+        """Phase i's crossing to `to` if TRANSITIONS allows it; raise IllegalTransition if not."""
+        was = self.iv[i]
+        if to not in TRANSITIONS[was]:
+            raise IllegalTransition(
+                f"phase {self.ids[i]} crossing: {was.name.lower()} -> {to.name.lower()}"
+                " is not a legal move"
+            )
+        self.iv[i] = to
+
     def clear(self) -> None:
-        """Every crossing to don't walk (all red or flash entered); calls are kept."""
+        """Rule 5: every crossing to don't walk at once (all red or flash entered);
+        calls are kept."""
         self.iv = [DONT_WALK] * len(self.iv)
 
     def all_clear(self) -> bool:
@@ -62,7 +99,7 @@ class Pedestrians:
             if ctl.preempt.serving >= 0:
                 return False  # no new walk while preempted
             self.call[i] = False
-            self.iv[i] = WALK
+            self.move(i, WALK)
             self.walk_at[i] = now
             self.end[i] = now + ctl.timers.timing[i].walk_ms
             ctl._event(now, "ped_walk", f"phase {ctl.site.phases[i].id}")
@@ -71,14 +108,14 @@ class Pedestrians:
         if now < self.end[i]:
             return False
         if pi == WALK:
-            self.iv[i] = PED_CLEAR
+            self.move(i, PED_CLEAR)
             self.fdw_at[i] = now
             self.end[i] = now + ctl.timers.timing[i].ped_clear_ms
             ctl._event(now, "ped_clear", f"phase {ctl.site.phases[i].id}")
             if now < self.end[i]:
                 ctl._dirty = True
                 return True
-        self.iv[i] = DONT_WALK
+        self.move(i, DONT_WALK)
         ctl._event(now, "ped_dont_walk", f"phase {ctl.site.phases[i].id}")
         ctl._dirty = True
         return True
@@ -87,7 +124,7 @@ class Pedestrians:
         """Preemption's entry: end the walk after `min_walk_ms`, the clearance after
         `clear_ms` from its start (rule 3). True if anything changed."""
         if self.iv[i] == WALK and now >= self.walk_at[i] + min_walk_ms:
-            self.iv[i] = PED_CLEAR
+            self.move(i, PED_CLEAR)
             self.fdw_at[i] = now
             self.end[i] = now + clear_ms
             ctl._event(now, "ped_clear", f"phase {ctl.site.phases[i].id}", "preempt")

@@ -180,7 +180,7 @@ class PhaseTimers:
         for i, v in enumerate(ctl.intervals.iv):
             if v == GREEN:
                 times += (self.min_end[i], self.max_end[i], self.pass_end[i])
-                if ped_iv[i] != DONT_WALK:
+                if ped_iv[i]:  # not DONT_WALK (0; a truth test is CPython's fast path)
                     times.append(ped_end[i])
             elif v != RED:
                 times.append(ends[i])

@@ -12,7 +12,8 @@ import random
 
 import pytest
 from edge.control.controller import Controller
-from edge.control.messages import Hold, Inputs, Lamp, Omit, PlaceCall
+from edge.control.intervals import Interval
+from edge.control.messages import Hold, Inputs, Lamp, Omit, PlaceCall, SetPlan
 
 from tests.control.test_properties import SITES
 
@@ -78,3 +79,43 @@ def test_a_call_shows_until_its_green() -> None:
         ctl.step(now, Inputs())
         assert now < 600_000
     assert not ctl.status().phases[red].call
+
+
+@pytest.mark.parametrize("name", sorted(SITES))
+def test_the_tick_view_agrees_with_the_status(name: str) -> None:
+    """The runtime's per-tick read (Controller.tick_view, outputs.py rule 6): the same
+    facts as the status, copied; a cycle position only while coordinated."""
+    site = SITES[name]
+    rng = random.Random(6)
+    ctl = Controller(site)
+    dets = [d.id for d in site.detectors]
+    plans = sorted(site.plans)
+    occupied: frozenset[int] = frozenset()
+    kinds = {"red": Interval.RED, "yellow": Interval.YELLOW, "red_clear": Interval.RED_CLEAR}
+    coordinated = 0
+    for k in range(4000):
+        if rng.random() < 0.05:
+            occupied = frozenset(d for d in dets if rng.random() < 0.3)
+        cmds: tuple[object, ...] = ()
+        if rng.random() < 0.003:
+            cmds = (
+                rng.choice([PlaceCall(rng.choice(site.phases).id), SetPlan(rng.choice(plans))]),
+            )
+        out = ctl.step(k * 100, Inputs(occupied=occupied, commands=cmds))
+        view, st = ctl.tick_view(), ctl.status()
+        assert (view.t_ms, view.plan, view.present) == (st.t_ms, st.plan, st.detectors)
+        assert view.calls == tuple(p.call for p in st.phases)
+        assert view.ped_calls == tuple(p.ped_call for p in st.phases)
+        for v, ps in zip(view.intervals, st.phases, strict=True):
+            assert v == kinds.get(ps.interval, Interval.GREEN), (k, ps)
+        for r, nxt in enumerate(view.nexts):
+            assert nxt == -1 or ctl.rings.ring_of[nxt] == r
+        if out.control == "coordinated":
+            coordinated += 1
+            assert view.cycle_ms is not None and 0 <= view.cycle_ms < HOUR_MS
+        else:
+            assert view.cycle_ms is None
+        ctl.timers.vcall[0] = not ctl.timers.vcall[0]  # a copy: the view does not follow
+        assert view.calls[0] != ctl.timers.vcall[0]
+        ctl.timers.vcall[0] = not ctl.timers.vcall[0]
+    assert coordinated or not any(p.pattern for p in site.plans.values())
