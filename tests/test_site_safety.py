@@ -486,8 +486,29 @@ def test_accepted_sites_never_time_a_conflict_and_every_layer_holds_the_table(
     assert [[keys[j] for j in row] for row in monitor.conflicts] == [
         [kb for kb in keys if (ka, kb) in site.conflicts] for ka in keys
     ]
+    # The board checks per indication. A flashing yellow arrow is its head's own (yielding)
+    # row; a steady one (green arrow or ball) stands for the head and, on an FYA head, for its
+    # protected parents too (the green arrow is the parents' protected left), so two steady
+    # indications clash when any signal groups they stand for conflict in the table.
     board = board_config(site)
     chans = [(c.kind, c.source) for c in site.channels]
+    fya_parents: dict[SignalKey, set[SignalKey]] = {
+        (SignalKind.OVERLAP, o.id): {(SignalKind.PHASE, p) for p in o.parents}
+        for o in site.overlaps
+        if o.permissive_parents
+    }
+
+    def stands(k: SignalKey) -> set[SignalKey]:
+        return {k} | fya_parents.get(k, set())
+
+    fya = board.fya_conflicts or board.conflicts
     for i, ka in enumerate(chans):
-        want = {j for j, kb in enumerate(chans) if (ka, kb) in site.conflicts}
-        assert {j for j in range(len(chans)) if board.conflicts[i] >> j & 1} == want
+        steady = {
+            j
+            for j, kb in enumerate(chans)
+            if ka != kb and any((x, y) in site.conflicts for x in stands(ka) for y in stands(kb))
+        }
+        own = {j for j, kb in enumerate(chans) if (ka, kb) in site.conflicts}
+        assert {j for j in range(len(chans)) if board.conflicts[i] >> j & 1} == steady, ka
+        got_fya = {j for j in range(len(chans)) if fya[i] >> j & 1}
+        assert got_fya == (own if ka in fya_parents else steady), ka
