@@ -363,7 +363,7 @@ class RawRepl:
         in one connection) would fill the ~750 kB heap; the board's own gc reclaims it.
         """
         assert self._session is not None
-        got = self._session.run("print(gc.mem_free() < %d and _carry())" % HEAP_LOW)
+        got = self._session.run(f"print(gc.mem_free() < {HEAP_LOW} and _carry())")
         if got.stdout.strip() == "False":
             return  # plenty left
         files, writes, other = ast.literal_eval(got.stdout.strip())
