@@ -41,7 +41,7 @@ def test_board_link_backoff_survives_100000_failed_reconnects() -> None:
 
 def test_mqtt_link_backoff_survives_100000_failed_reconnects() -> None:
     client = LinkClient("dev-1", BrokerConfig("127.0.0.1", 1), handler=None, store=None, db=None)  # type: ignore[arg-type]
-    delays = _check_run(client.backoff)
+    delays = _check_run(client.reconnect.backoff)  # between rounds (edge/link/reconnect.py)
     assert max(delays) <= 30.0 and min(delays) >= 0.25
 
 
