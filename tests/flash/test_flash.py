@@ -187,7 +187,9 @@ def test_the_release_holds_only_the_device(provisioned: Provisioned) -> None:
     r = release("-c", RELEASE_CHECK)
     assert r.returncode == 0 and json.loads(r.stdout) == {}, r.stdout + r.stderr
     r = release("-m", "edge.cli", "--help")
-    assert "{check,demo,run,status,passwd,atspm,board,central,vision}" in r.stdout, r.stdout + r.stderr
+    assert "{check,demo,run,status,passwd,atspm,board,central,vision}" in r.stdout, (
+        r.stdout + r.stderr
+    )
     r = release("-m", "edge.cli", "sim", "run", "single")
     assert r.returncode == 2 and r.stderr.startswith("edge sim: the simulator is not installed")
 
