@@ -37,6 +37,8 @@ def test_the_simulator_serves_ntcip(tmp_path: Path) -> None:
     if shutil.which("snmpget") is None:
         if os.environ.get("CI") == "1":
             raise AssertionError("net-snmp's snmpget is missing: run scripts/install-test-tools.sh")
+        if os.environ.get("CI"):  # `make test` installs them (scripts/install-test-tools.sh)
+            pytest.fail("net-snmp tools (apt-get install snmp) not installed")
         pytest.skip("net-snmp tools (apt-get install snmp) not installed")
     port = free_udp_port()
     log = open(tmp_path / "run.log", "w")  # noqa: SIM115 (closed below)
