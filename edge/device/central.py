@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from edge.board.driver import TICK_MS
 from edge.control.messages import Event, LoadSite
 from edge.control.site import Site
+from edge.device import bootstrap
 from edge.extensions import Extension
 from edge.link import messages
 from edge.link.client import LinkClient
@@ -313,6 +314,19 @@ class CentralLink(CentralEndpoint):
                 return cc
         return None
 
+    async def _connect(self) -> None:
+        """The MQTT link; a device flashed with only an enrolment token first gets its
+        certificate over the broker's bootstrap listener (edge/device/bootstrap.py)."""
+        if bootstrap.needed(self.cfg):
+
+            def failed(reason: str) -> None:
+                self.last_error = f"enrolment: {reason}"
+
+            live = await bootstrap.enrol_until_done(self.cfg, failed)
+            self.last_error = ""
+            self._log(LogEvent(utc_ms(), "enrolled", self.device, str(live), "link"))
+        await self.client.run()
+
     async def run(self) -> None:
         """The `central` task: the MQTT connection and a loop for SPaT, events and acks,
         until the runtime stops (then the clean stop: endpoint's _wind_down)."""
@@ -320,7 +334,7 @@ class CentralLink(CentralEndpoint):
         period_s = 1.0 / self.cfg.spat_hz if self.cfg.spat_hz > 0 else 0.1
         k = 0
         last_flush = last_expiry = time.monotonic()
-        link = asyncio.create_task(self.client.run(), name="central-mqtt")
+        link = asyncio.create_task(self._connect(), name="central-mqtt")
         phase_ids = [p.id for p in self.rt.site.phases]
         shown: tuple[Any, ...] = ()
         try:

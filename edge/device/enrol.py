@@ -14,14 +14,23 @@ Rules it keeps:
   caller and kept until it expires: single use).
 - The CSR's own signature (made with the device's new key) covers the token: a token
   lifted from one request cannot be attached to another key without being used first.
+- Central's Ledger keeps the used token ids (until they expire) and, for each request it
+  signed, the certificate (a public thing), in one file written 600 with one rename: the
+  same request again (the device rebooted before the answer) gets the same certificate,
+  never a second one; a new request with a spent token is refused.
 - The device's enrolment state (DIR/enrol.json) is written 600 with O_NOFOLLOW and one
   rename; a reboot before the answer reuses the staged key and CSR (one token, one key),
-  and the token is removed once a certificate is installed.
+  and the token is removed once a certificate is installed (where the service may: on a
+  device it is root's, 640, and spent once central recorded it).
+
+The bootstrap connection that carries request and answer: edge/device/bootstrap.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import hashlib
 import json
 import os
 import secrets
@@ -148,6 +157,62 @@ def sign_enrolment(
     return pem
 
 
+def csr_digest(csr_pem: bytes) -> str:
+    """The name of a request in the ledger and in central's answer (SHA-256, hex)."""
+    return hashlib.sha256(csr_pem).hexdigest()
+
+
+class Ledger:
+    """Central's record of enrolments, in one JSON file (600, replaced by one rename):
+    `used` token ids -> their expiry, `answers` request digest -> {pem, expires}."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.used: dict[str, str] = {}
+        self.answers: dict[str, dict[str, str]] = {}
+        if path.exists():
+            try:
+                data = json.loads(path.read_text())
+                self.used = {str(k): str(v) for k, v in data["used"].items()}
+                self.answers = {str(k): dict(v) for k, v in data["answers"].items()}
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise EnrolError(f"{path}: not an enrolment ledger ({exc!r})") from None
+
+    def _save(self, now: datetime.datetime) -> None:
+        def live(expires: str) -> bool:
+            return _utc(expires, "ledger") > now
+
+        self.used = {k: v for k, v in self.used.items() if live(v)}
+        self.answers = {k: v for k, v in self.answers.items() if live(v["expires"])}
+        body = json.dumps({"used": self.used, "answers": self.answers}, indent=1)
+        _write_private(self.path, body.encode())
+
+    def answer(
+        self,
+        csr_pem: bytes,
+        device: str,
+        trusted: Mapping[str, Ed25519PublicKey],
+        ca_cert: x509.Certificate,
+        ca_key: ec.EllipticCurvePrivateKey,
+        now: datetime.datetime,
+    ) -> bytes:
+        """The certificate for this request (sign_enrolment's checks; the same request
+        again gets the same certificate), recorded before it is returned; EnrolError."""
+        digest = csr_digest(csr_pem)
+        done = self.answers.get(digest)
+        if done is not None and _utc(done["expires"], "ledger") > now:
+            cert = x509.load_pem_x509_certificate(done["pem"].encode())
+            cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            if len(cns) == 1 and cns[0].value == device:
+                return done["pem"].encode()
+        before = set(self.used)
+        pem = sign_enrolment(csr_pem, device, trusted, self.used, ca_cert, ca_key, now)
+        (tid,) = set(self.used) - before
+        self.answers[digest] = {"pem": pem.decode(), "expires": self.used[tid]}
+        self._save(now)
+        return pem
+
+
 # -- the device side --------------------------------------------------------------------
 
 
@@ -201,5 +266,7 @@ def install(
     live = certs.install(directory, cert_pem, device, ca_cert, now)
     (directory / STATE).unlink(missing_ok=True)
     if token_file is not None:
-        token_file.unlink(missing_ok=True)
+        # on a device the token is root's (640 in /etc/edge/tls): spent, central has it used
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            token_file.unlink()
     return live

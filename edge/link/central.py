@@ -26,12 +26,13 @@ from typing import Any
 import aiomqtt
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edge.device import certs
+from edge.device import certs, enrol
 from edge.link import topics
 from edge.link.client import NODELAY, BrokerConfig, refused_v5, request_digest
 from edge.link.messages import command_body
@@ -137,6 +138,45 @@ async def answer_cert_requests(
             await client.publish(topics.topic(device, "cmd"), cmd, qos=1)
             seen[digest] = cid
             log.info("cert_signed device=%s command=%s", device, cid)
+
+
+async def answer_enrolments(
+    client: aiomqtt.Client,
+    trusted: Mapping[str, Ed25519PublicKey],
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    ledger: enrol.Ledger,
+) -> None:
+    """Central's enrolment service (`edge central enrol`), until cancelled: each request
+    a device publishes on the bootstrap listener (`edge/enrol/<device>/csr`, its token in
+    the CSR) is checked and signed for that device (enrol.Ledger.answer: a valid, unused
+    token for that id; the same request again gets the same certificate) and answered on
+    `edge/enrol/<device>/cert` with the certificate, or the reason it was refused; both
+    name the request by its digest. A retained request (anyone may store one there) is
+    cleared, never answered: requests are live."""
+    requests = f"{topics.ENROL_ROOT}/+/csr"
+    if speaks_v5(client):  # a live message keeps its retain flag (3.1.1: at subscribe only)
+        await client.subscribe(requests, options=SubscribeOptions(qos=1, retainAsPublished=True))
+    else:
+        await client.subscribe(requests, qos=1)
+    async for msg in client.messages:
+        device = topics.parse_enrol(str(msg.topic))
+        if device is None:
+            continue
+        csr = msg.payload if isinstance(msg.payload, bytes) else b""
+        if msg.retain:
+            if csr:
+                await client.publish(str(msg.topic), b"", qos=1, retain=True)
+            continue
+        answer: dict[str, str] = {"csr": enrol.csr_digest(csr)}
+        try:
+            now = datetime.datetime.now(datetime.UTC)
+            answer["cert"] = ledger.answer(csr, device, trusted, ca_cert, ca_key, now).decode()
+            log.info("enrolled device=%s", device)
+        except (enrol.EnrolError, OSError) as exc:
+            answer["error"] = str(exc)[:300]
+            log.warning("enrol_refused device=%s reason=%s", device, exc)
+        await client.publish(topics.enrol_topic(device, "cert"), json.dumps(answer), qos=1)
 
 
 def _props(correlation: bytes, response_topic: str) -> Properties:

@@ -11,6 +11,8 @@
     edge central rollover --root-key root.key --sequence 1 --device '*' \
         --activate central-standby.pub --revoke central.pub > rollover.json   # offline
     edge central send   BROKER --device dev-1 rollover.json   # a message signed elsewhere
+    edge central enrol-token --key central.key --device dev-1 --out dev-1.token
+    edge central enrol  BROKER --key central.key --ca-cert ca.crt --ca-key ca.key   # serves
 
 BROKER is --host/--port with --cafile/--cert/--client-key (TLS, a certificate
 whose CN the broker's ACL gives central's rights). The plans file is TOML:
@@ -281,10 +283,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_enrol(args: argparse.Namespace) -> int:
-    """Answer devices' certificate requests until stopped (central's fleet CA)."""
+    """Answer devices' certificate requests until stopped (central's fleet CA): renewals
+    over the link, first certificates (enrolment tokens) from the bootstrap listener."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
+
+    from edge.device import enrol
 
     key = signing.load_private(args.key)
     ca_cert = x509.load_pem_x509_certificate(Path(args.ca_cert).read_bytes())
@@ -292,13 +297,55 @@ def cmd_enrol(args: argparse.Namespace) -> int:
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         print(f"edge central enrol: --ca-key {args.ca_key}: not an EC key", file=sys.stderr)
         return 2
+    try:
+        ledger = enrol.Ledger(Path(args.ledger))
+    except enrol.EnrolError as exc:
+        print(f"edge central enrol: --ledger {exc}", file=sys.stderr)
+        return 2
+    trusted = {signing.key_id(key.public_key()): key.public_key()}
 
-    async def go() -> None:
+    async def renewals() -> None:
         async with central.connect(_broker(args), identifier="central-enrol", persistent=True) as c:
             await central.answer_cert_requests(c, key, ca_cert, ca_key)
 
+    async def enrolments() -> None:
+        broker = _broker(args)
+        async with central.connect(broker, identifier="central-enrol-new", persistent=True) as c:
+            await central.answer_enrolments(c, trusted, ca_cert, ca_key, ledger)
+
+    async def go() -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(renewals())
+            tg.create_task(enrolments())
+
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(go())
+    return 0
+
+
+def cmd_enrol_token(args: argparse.Namespace) -> int:
+    """A single-use enrolment token for one device (edge/device/enrol.py), written 600."""
+    import datetime
+    import os
+
+    from edge.device import enrol
+
+    if not topics.valid_device_id(args.device):
+        print(
+            f"edge central enrol-token: --device {args.device!r}: not a device id", file=sys.stderr
+        )
+        return 2
+    key = signing.load_private(args.key)
+    try:
+        token = enrol.make_token(key, args.device, datetime.datetime.now(datetime.UTC), args.hours)
+    except enrol.EnrolError as exc:
+        print(f"edge central enrol-token: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(token)
+    print(f"{out}: enrols {args.device} once, within {args.hours:g} h (flash.sh --enrol-token)")
     return 0
 
 
@@ -417,7 +464,19 @@ def add_central_command(sub: Any) -> None:
     q.add_argument("--key", required=True, help="central's Ed25519 signing key (PEM)")
     q.add_argument("--ca-cert", required=True, help="the fleet CA certificate (PEM)")
     q.add_argument("--ca-key", required=True, help="the fleet CA's private key (PEM), central's")
+    q.add_argument(
+        "--ledger",
+        default="enrol-ledger.json",
+        help="central's record of used tokens and answered requests (kept until they expire)",
+    )
     q.set_defaults(func=cmd_enrol)
+
+    q = csub.add_parser("enrol-token", help="a single-use enrolment token for one device")
+    q.add_argument("--key", required=True, help="central's Ed25519 signing key (PEM)")
+    q.add_argument("--device", required=True, help="the device id it enrols")
+    q.add_argument("--hours", type=float, default=24, help="how long it is valid (24 at most)")
+    q.add_argument("--out", required=True, help="the token's file (made 600; not overwritten)")
+    q.set_defaults(func=cmd_enrol_token)
 
     q = csub.add_parser("fleet", help="list every device with its retained status")
     _broker_args(q)

@@ -97,9 +97,10 @@ class BrokerConfig:
     def endpoints(self) -> tuple[tuple[str, int], ...]:
         return ((self.host, self.port), *self.alternates)
 
-    def tls_context(self) -> ssl.SSLContext | None:
+    def tls_context(self, client: bool = True) -> ssl.SSLContext | None:
         """The fleet CA only, TLS 1.2 or later, the broker's name in its certificate's
-        subject alternative names (never the CN), and with crlfile the CA's CRL checked."""
+        subject alternative names (never the CN), and with crlfile the CA's CRL checked.
+        `client=False`: no client certificate (the bootstrap connection), same checks."""
         if self.cafile is None:
             return None
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.cafile)
@@ -108,13 +109,20 @@ class BrokerConfig:
         if self.crlfile is not None:
             ctx.load_verify_locations(cafile=self.crlfile)
             ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
-        if self.certfile:
+        if client and self.has_client_cert():
             ctx.load_cert_chain(*self.client_pair())
         return ctx
 
+    def has_client_cert(self) -> bool:
+        """A provisioned pair, or one the device made and central signed (enrolled)."""
+        return bool(self.certfile) or (self.renewed is not None and os.path.isfile(self.renewed))
+
     def client_pair(self) -> tuple[str, str | None]:
-        """(certificate file, key file): the renewed pair once it outlasts the provisioned one."""
-        assert self.certfile is not None
+        """(certificate file, key file): the renewed pair once it outlasts the provisioned
+        one; an enrolled device (no provisioned pair) has only the renewed one."""
+        if self.certfile is None:
+            assert self.renewed is not None
+            return self.renewed, None
         if self.renewed is None or not os.path.isfile(self.renewed):
             return self.certfile, self.keyfile
         from cryptography import x509

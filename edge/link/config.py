@@ -41,6 +41,8 @@ class _Broker(_Strict):
     # central's single-use enrolment token for the device's first certificate
     # (edge/device/enrol.py); given instead of certfile/keyfile
     enrol_token: str | None = None
+    # the broker's bootstrap listener (TLS, no client certificate) that carries it
+    enrol_port: Annotated[int, Field(ge=1, le=65535)] = 8884
     keepalive_s: Annotated[int, Field(ge=5, le=600)] = 20
     backoff_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     backoff_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
@@ -53,6 +55,17 @@ class _Broker(_Strict):
         for a in self.alternates:
             if not 1 <= int(a.rsplit(":", 1)[1]) <= 65535:
                 raise ValueError(f"alternates: {a!r}: the port must be 1-65535")
+        return self
+
+    @model_validator(mode="after")
+    def _enrolment(self) -> _Broker:
+        if self.enrol_token is None:
+            return self
+        if self.cafile is None or self.renew_dir is None:
+            raise ValueError(
+                "enrol_token needs cafile (the bootstrap connection checks the broker's "
+                "certificate) and renew_dir (where the device keeps the key it makes)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -96,6 +109,7 @@ class DeviceConfig:
     root_key: Path | None = None
     renew_dir: Path | None = None
     enrol_token: Path | None = None
+    enrol_port: int = 8884
     counts_interval_ms: int = 60_000
     events_flush_ms: int = 1000
     spat_hz: float = 10.0
@@ -130,6 +144,7 @@ def load_device_config(path: str | Path) -> DeviceConfig:
         root_key=base / cfg.device.root_key if cfg.device.root_key else None,
         renew_dir=base / b.renew_dir if b.renew_dir else None,
         enrol_token=base / b.enrol_token if b.enrol_token else None,
+        enrol_port=b.enrol_port,
         broker=BrokerConfig(
             b.host,
             b.port,

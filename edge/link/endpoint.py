@@ -254,7 +254,7 @@ class CentralEndpoint:
         here (staged, 600) and its request sent to central as a `cert_request` event (the
         CSR as detail); at most one request an hour, so an answer finds its staged key."""
         renew, b = self.cfg.renew_dir, self.cfg.broker
-        if renew is None or b.certfile is None:
+        if renew is None or not b.has_client_cert():
             return
         now = datetime.datetime.now(datetime.UTC)
         try:
