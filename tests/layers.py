@@ -141,6 +141,7 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
     "tests/link/test_spool_faults.py": (_BROKER, "the central link's spool through Mosquitto"),
     "tests/link/test_keyring.py": (_BROKER, "a key rollover through Mosquitto to a device"),
     "tests/link/test_renewal.py": (_BROKER, "a certificate renewed through Mosquitto"),
+    "tests/link/test_enrolment.py": (_BROKER, "a first certificate over the bootstrap listener"),
     "tests/link/test_tls.py": (_BROKER, "Mosquitto with SAN-less, revoked and good certificates"),
     "tests/runtime/test_run.py": (
         frozenset({"cli", "board"}),

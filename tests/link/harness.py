@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -75,6 +76,28 @@ def device_config(
     )
     base.update(overrides)
     return DeviceConfig(**base)
+
+
+def enrolling_config(
+    broker: Mosquitto, directory: Path, device: str, keys: Keys, token: bytes
+) -> DeviceConfig:
+    """A device flashed with only an enrolment token (flash.sh --enrol-token): the fleet
+    CA, the token (640), a renew_dir for the key it makes; no certificate, no key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    token_file = directory / "enrol.token"
+    token_file.write_bytes(token)
+    token_file.chmod(0o640)
+    renew = directory / "tls"
+    b = BrokerConfig(  # no certfile, no keyfile: the device has none yet
+        "127.0.0.1",
+        broker.port,
+        str(broker.pki.ca_cert_path),
+        renewed=str(renew / "client.pem"),
+        backoff_min_s=0.2,
+        backoff_max_s=2.0,
+    )
+    cfg = device_config(broker, directory, device, keys, renew_dir=renew, enrol_token=token_file)
+    return dataclasses.replace(cfg, broker=b, enrol_port=broker.bootstrap_port)
 
 
 def write_device_toml(cfg: DeviceConfig, path: Path) -> None:
