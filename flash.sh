@@ -45,6 +45,8 @@ Optional:
   --enrol-token FILE    central's single-use enrolment token for this device
                         (`edge central enrol-token`): the device makes its own key and
                         central signs its first certificate; the fleet CA key stays central
+  --enrol-port PORT     the broker's bootstrap listener for that (TLS, no client
+                        certificate; default 8884)
   --offline-lab-ca-key FILE
                         AN OFFLINE LAB ONLY: the fleet CA's private key on this computer
                         makes the device's key and certificate here (not for the field)
@@ -87,7 +89,7 @@ bad_input() { printf 'flash.sh: %s\n' "$*" >&2; say "flash.sh: nothing was chang
 
 DEVICE_ID="" SITE="" TARGET="" SSH="" BOARD="" BROKER="" CENTRAL_KEY="" RELEASE_KEY=""
 STANDBY_KEY="" ROOT_KEY="" CA_CRL=""
-CA_CERT="" CA_KEY="" OLD_CA_KEY="" ENROL_TOKEN="" MAINT_ADDR="" CLIENT_CERT="" CLIENT_KEY=""
+CA_CERT="" CA_KEY="" OLD_CA_KEY="" ENROL_TOKEN="" ENROL_PORT="" MAINT_ADDR="" CLIENT_CERT="" CLIENT_KEY=""
 TECH="" TECH_FILE="" SNMP_USER=""
 DEVICE_PORT=/dev/serial0 SELFTEST_PORT="" WHEELHOUSE="" ARCH=aarch64 DRY=0
 APPLY_STAGE="" LIVE=0
@@ -117,6 +119,7 @@ while [ $# -gt 0 ]; do
         --offline-lab-ca-key) CA_KEY=$2 ;;
         --ca-key) OLD_CA_KEY=$2 ;; # refused by name (devtools/provision.py says why)
         --enrol-token) ENROL_TOKEN=$2 ;;
+        --enrol-port) ENROL_PORT=$2 ;;
         --maintenance-address) MAINT_ADDR=$2 ;;
         --client-cert) CLIENT_CERT=$2 ;;
         --client-key) CLIENT_KEY=$2 ;;
@@ -423,6 +426,7 @@ provision() {
         ${STANDBY_KEY:+--central-standby-key "$STANDBY_KEY"} ${ROOT_KEY:+--root-key "$ROOT_KEY"} \
         ${CA_CERT:+--ca-cert "$CA_CERT"} ${CA_KEY:+--offline-lab-ca-key "$CA_KEY"} \
         ${OLD_CA_KEY:+--ca-key "$OLD_CA_KEY"} ${ENROL_TOKEN:+--enrol-token "$ENROL_TOKEN"} \
+        ${ENROL_PORT:+--enrol-port "$ENROL_PORT"} \
         ${MAINT_ADDR:+--maintenance-address "$MAINT_ADDR"} \
         ${CLIENT_CERT:+--client-cert "$CLIENT_CERT"} ${CLIENT_KEY:+--client-key "$CLIENT_KEY"} \
         ${TECH:+--technician "$TECH"} ${TECH_FILE:+--technician-password-file "$TECH_FILE"} \

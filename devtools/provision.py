@@ -364,6 +364,8 @@ def _check_tls(args: argparse.Namespace, broker: Broker | None, problems: list[s
             )
     if args.enrol_token:
         problems += enrol_token_problems(args.enrol_token, args.device_id, args.central_key)
+        if not 1 <= args.enrol_port <= 65535:
+            problems.append(f"--enrol-port {args.enrol_port}: a port is 1-65535")
     elif args.client_cert or args.client_key:
         pass
     elif args.ca_key:
@@ -487,7 +489,7 @@ def stage(
                 # no key or certificate from here: the device makes its key at first boot
                 # and enrols with the token (edge/device/enrol.py)
                 _write_secret(etc / "tls/enrol.token", Path(args.enrol_token).read_bytes())
-                lines.append('enrol_token = "tls/enrol.token"')
+                lines += ['enrol_token = "tls/enrol.token"', f"enrol_port = {args.enrol_port}"]
             else:
                 kept += _stage_client_cert(args, etc, existing)
     if args.snmp_user:
@@ -607,6 +609,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--offline-lab-ca-key", dest="ca_key")
     p.add_argument("--ca-key", dest="old_ca_key", help=argparse.SUPPRESS)
     p.add_argument("--enrol-token")
+    # the broker's bootstrap listener the token-only device enrols through
+    p.add_argument("--enrol-port", type=int, default=8884)
     # the cabinet maintenance port's address: the page's certificate names it (serverAuth)
     p.add_argument("--maintenance-address")
     p.add_argument("--client-cert")

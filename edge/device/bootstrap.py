@@ -95,6 +95,25 @@ async def request_once(cfg: DeviceConfig, timeout_s: float = ANSWER_TIMEOUT_S) -
     raise TimeoutError("the broker closed the bootstrap connection")
 
 
+async def probe(cfg: DeviceConfig) -> str | None:
+    """flash.sh's self-test on the laptop: does the bootstrap listener answer, its
+    certificate checked as the device will? None if so, else why not. It makes no key
+    and sends no request: the token is the device's to spend, at its first boot."""
+    b = cfg.broker
+    try:
+        async with aiomqtt.Client(
+            b.host,
+            cfg.enrol_port,
+            identifier=f"probe-{cfg.device}",
+            username=cfg.device,
+            tls_context=b.tls_context(client=False),
+            timeout=CONNECT_TIMEOUT_S,
+        ):
+            return None
+    except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
+        return f"{type(exc).__name__}: {exc}"[:200]
+
+
 async def enrol_until_done(
     cfg: DeviceConfig, failed: Callable[[str], None], timeout_s: float = ANSWER_TIMEOUT_S
 ) -> Path:

@@ -78,6 +78,19 @@ def checks(st: dict[str, Any], board_port: str | None) -> list[Check]:
     link = st.get("link")
     if link is None:
         out.append(Check("broker", "SKIP", "not configured"))
+    elif link.get("enrol") and link.get("connected"):
+        detail = f"bootstrap listener {link.get('broker')} answers (TLS, the fleet CA)"
+        out.append(Check("broker", "OK", f"{detail}; the device enrols at its first boot"))
+    elif link.get("enrol"):
+        out.append(
+            Check(
+                "broker",
+                "FAIL",
+                f"bootstrap listener {link.get('broker')}: {link.get('last_error')}",
+                "check the network, the broker address and its bootstrap listener "
+                "(device.toml's enrol_port), and that its certificate chains to the fleet CA",
+            )
+        )
     elif link.get("connected"):
         out.append(Check("broker", "OK", f"connected to {link.get('broker')}"))
     else:
@@ -128,9 +141,19 @@ async def run_here(device_toml: str, port: str | None, max_wait_s: float) -> dic
     from edge.extensions import Task
     from edge.runtime import Runtime
 
+    from edge.device import bootstrap
+
     base = Path(device_toml).parent
     config = load_config(base / "site.toml")
     link_cfg = load_central(device_toml)
+    enrol: dict[str, Any] | None = None
+    if link_cfg is not None and bootstrap.needed(link_cfg):
+        # The token is the device's to spend at its first boot, with a key made there:
+        # here only the bootstrap listener is checked, and the link is not started.
+        why = await bootstrap.probe(link_cfg)
+        where = f"{link_cfg.broker.host}:{link_cfg.enrol_port}"
+        enrol = {"enrol": True, "connected": why is None, "broker": where, "last_error": why}
+        link_cfg = None
     extensions = [Central(link_cfg)] if link_cfg is not None else []
     # Without a board the runtime still ticks (the board part is reported SKIP).
     rt = Runtime(
@@ -151,6 +174,8 @@ async def run_here(device_toml: str, port: str | None, max_wait_s: float) -> dic
 
     rt.add(Task("selftest", watch))
     await rt.run()
+    if enrol is not None:
+        snapshot["link"] = enrol
     return snapshot
 
 

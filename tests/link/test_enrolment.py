@@ -259,3 +259,60 @@ def test_the_bootstrap_acl_keeps_a_client_to_its_own_topics(
         f"edge/enrol/{attacker}/cert",
     ]
     assert b"not a PEM certificate request" in r["seen"][2][1]
+
+
+def test_a_token_only_flash_self_tests_the_bootstrap_listener_without_enrolling(
+    broker: Mosquitto, keys: Keys, tmp_path: Path
+) -> None:
+    """flash.sh's stage for an SD card with --enrol-token alone (no CA key, no client
+    certificate) and its self-test, which runs on the laptop: it checks the bootstrap
+    listener as the device will and leaves the token unspent and no key made there."""
+    from devtools import provision
+    from edge.device import selftest
+    from edge.link.config import load_device_config
+
+    from tests.board.procs import CROSSING
+
+    dev = "hz-flash-1"
+    token = tmp_path / "token"
+    token.write_bytes(enrol.make_token(keys.central, dev, NOW))
+    (tmp_path / "release.key").write_bytes(signing.private_pem(signing.generate()))
+    out = tmp_path / "stage"
+    assert (
+        provision.main(
+            [
+                "stage",
+                "--out",
+                str(out),
+                "--device-id",
+                dev,
+                "--site",
+                str(CROSSING),
+                "--broker",
+                f"mqtts://127.0.0.1:{broker.port}",
+                "--central-key",
+                str(keys.central_pub),
+                "--release-key",
+                str(tmp_path / "release.key"),
+                "--ca-cert",
+                str(broker.pki.ca_cert_path),
+                "--enrol-token",
+                str(token),
+                "--enrol-port",
+                str(broker.bootstrap_port),
+            ]  # fmt: skip
+        )
+        == 0
+    )
+    etc = out / "etc/edge"
+    cfg = load_device_config(etc / "device.toml")
+    assert cfg.enrol_port == broker.bootstrap_port and bootstrap.needed(cfg)
+    st = asyncio.run(selftest.run_here(str(etc / "device.toml"), None, 20))
+    (check,) = [c for c in selftest.checks(st, None) if c.name == "broker"]
+    assert check.verdict == "OK" and "bootstrap listener" in check.detail, check
+    assert (etc / "tls/enrol.token").read_bytes() == token.read_bytes()
+    assert not cfg.renew_dir.exists()  # type: ignore[union-attr]
+    # the listener unreachable: a FAIL naming it, with the fix
+    st["link"] = {"enrol": True, "connected": False, "broker": "x:1", "last_error": "refused"}
+    (check,) = [c for c in selftest.checks(st, None) if c.name == "broker"]
+    assert check.verdict == "FAIL" and "enrol_port" in check.fix
