@@ -83,3 +83,54 @@ def test_central_refuses_a_bad_token(tmp_path: Path) -> None:
     long = signing.sign(body, central)
     with pytest.raises(enrol.EnrolError, match="lives longer than 24 h"):
         enrol.check_token(long, DEV, trusted, NOW, {})
+
+
+def test_central_ledger_answers_a_request_once_and_keeps_spent_tokens(tmp_path: Path) -> None:
+    """The ledger (600) survives central's restart: the same request again gets the same
+    certificate (a device rebooted before the answer), another key with the same token
+    is refused, and a damaged ledger is named, not taken as empty."""
+    pki = Pki(tmp_path / "pki")
+    central = Ed25519PrivateKey.generate()
+    trusted = {signing.key_id(central.public_key()): central.public_key()}
+    token = enrol.make_token(central, DEV, NOW)
+    path = tmp_path / "ledger.json"
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    csr = enrol.request(a, DEV, token)
+    pem = enrol.Ledger(path).answer(csr, DEV, trusted, pki.ca_cert, pki.ca_key, NOW)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = enrol.Ledger(path)  # central restarted
+    assert again.answer(csr, DEV, trusted, pki.ca_cert, pki.ca_key, NOW) == pem
+    with pytest.raises(enrol.EnrolError, match="already used"):
+        again.answer(enrol.request(b, DEV, token), DEV, trusted, pki.ca_cert, pki.ca_key, NOW)
+    # once the token has expired its records go (the token is refused by its time anyway)
+    later = NOW + 25 * HOUR
+    other = enrol.make_token(central, "hz-0413", later)
+    c = tmp_path / "c"
+    c.mkdir()
+    again.answer(
+        enrol.request(c, "hz-0413", other), "hz-0413", trusted, pki.ca_cert, pki.ca_key, later
+    )
+    assert len(enrol.Ledger(path).used) == 1 and len(enrol.Ledger(path).answers) == 1
+    path.write_text("{}")
+    with pytest.raises(enrol.EnrolError, match="not an enrolment ledger"):
+        enrol.Ledger(path)
+
+
+def test_edge_central_enrol_token_writes_a_private_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.cli import main
+
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "central.key").write_bytes(signing.private_pem(key))
+    out = tmp_path / "hz-0412.token"
+    args = ["central", "enrol-token", "--key", str(tmp_path / "central.key"), "--device", DEV]
+    assert main([*args, "--out", str(out), "--hours", "8"]) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    trusted = {signing.key_id(key.public_key()): key.public_key()}
+    _tid, expires = enrol.check_token(out.read_bytes(), DEV, trusted, NOW, {})
+    assert expires - NOW <= 8 * HOUR + datetime.timedelta(minutes=1)
+    assert main([*args, "--out", str(tmp_path / "t2"), "--hours", "48"]) == 2
+    assert "at most 24 h" in capsys.readouterr().err

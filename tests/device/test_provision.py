@@ -149,6 +149,7 @@ def test_a_normal_flash_needs_no_fleet_ca_key(tmp_path: Path) -> None:
     assert not (etc / "tls/client.key").exists() and not (etc / "tls/client.crt").exists()
     cfg = load_device_config(etc / "device.toml")
     assert cfg.enrol_token == etc / "tls/enrol.token" and cfg.broker.certfile is None
+    assert cfg.enrol_port == 8884  # the broker's bootstrap listener (flash.sh --enrol-port)
 
 
 def test_the_page_certificate_names_the_maintenance_address(tmp_path: Path) -> None:

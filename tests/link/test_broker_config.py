@@ -40,3 +40,20 @@ def test_bad_broker_entries_are_named(tmp_path: Path, line: str, error: str) -> 
 def test_an_unknown_protocol_level_is_refused_in_code_too() -> None:
     with pytest.raises(ValueError, match=r"broker protocol '4': one of auto, 5, 3\.1\.1"):
         BrokerConfig("h", 1, protocol="4")
+
+
+def test_an_enrolment_token_needs_tls_and_a_place_for_the_key(tmp_path: Path) -> None:
+    """No enrolment over plain MQTT (the bootstrap connection checks the broker against
+    the fleet CA) and none without renew_dir (where the device keeps the key it makes)."""
+    with pytest.raises(ValueError, match="enrol_token needs cafile"):
+        _load(tmp_path, 'enrol_token = "t"\nrenew_dir = "tls"\n')
+    with pytest.raises(ValueError, match="enrol_token needs cafile"):
+        _load(tmp_path, 'enrol_token = "t"\ncafile = "ca.crt"\n')
+    toml = tmp_path / "device.toml"
+    toml.write_text(
+        HEAD + '[broker]\nhost = "b"\nport = 8883\ncafile = "ca.crt"\nrenew_dir = "tls"\n'
+        'enrol_token = "t"\nenrol_port = 9884\n'
+    )
+    cfg = load_device_config(toml)
+    assert cfg.enrol_port == 9884 and cfg.enrol_token == tmp_path / "t"
+    assert not cfg.broker.has_client_cert()
