@@ -3,6 +3,7 @@ re-run changes nothing, a new site changes only the site, bad input changes noth
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from edge import credentials
+from edge.device import enrol
 from edge.device.update import Releases
 from sim.pi_root import make_rootfs
 
@@ -282,6 +284,10 @@ def _bad_inputs(tmp: Path, inputs: Inputs) -> list[tuple[str, list[str], str]]:
     (not_pi / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\n")
     (not_pi / "etc/group").write_text("root:x:0:\n")
     other_cn.mkdir()
+    token = tmp / "hz-0412.token"
+    token.write_bytes(
+        enrol.make_token(inputs.keys.central, "hz-0412", datetime.datetime.now(datetime.UTC))
+    )
     return [
         ("device id", ["--device-id", "hz 0412/x"], "--device-id 'hz 0412/x': use 1-64 of"),
         ("site", ["--site", str(bad_site)], "bad-site.toml:"),
@@ -294,6 +300,11 @@ def _bad_inputs(tmp: Path, inputs: Inputs) -> list[tuple[str, list[str], str]]:
             "client cert of another device",
             ["--offline-lab-ca-key", "", "--client-cert", str(cert), "--client-key", str(key)],
             "its CN is 'someone-else', not the device id 'hz-0412'",
+        ),
+        (
+            "enrolment's bootstrap port",
+            ["--offline-lab-ca-key", "", "--enrol-token", str(token), "--enrol-port", "0"],
+            "--enrol-port 0: a port is 1-65535",
         ),
         ("target", ["--target", str(not_pi)], "no group 'dialout' in etc/group"),
         ("host root", ["--target", "/"], "that is this computer's own root"),

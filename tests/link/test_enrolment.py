@@ -316,3 +316,45 @@ def test_a_token_only_flash_self_tests_the_bootstrap_listener_without_enrolling(
     st["link"] = {"enrol": True, "connected": False, "broker": "x:1", "last_error": "refused"}
     (check,) = [c for c in selftest.checks(st, None) if c.name == "broker"]
     assert check.verdict == "FAIL" and "enrol_port" in check.fix
+
+
+def test_a_retained_request_is_cleared_not_answered(
+    broker: Mosquitto, keys: Keys, tmp_path: Path
+) -> None:
+    """The bootstrap ACL cannot refuse the retain flag (Mosquitto's retain_available is
+    global): a request left retained, before central subscribes or while it listens,
+    is cleared by central and never answered, so the broker keeps none of them."""
+    dev = "hz-retain"
+    tls = ssl.create_default_context(cafile=str(broker.pki.ca_cert_path))
+
+    def client() -> aiomqtt.Client:
+        return aiomqtt.Client("127.0.0.1", broker.bootstrap_port, username=dev, tls_context=tls)
+
+    async def retained_now() -> list[bytes]:
+        found: list[bytes] = []
+        async with central.connect(central_config(broker)) as c:
+            await c.subscribe(f"edge/enrol/{dev}/csr", qos=1)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):  # a retained message comes at once
+                    async for m in c.messages:
+                        found.append(bytes(m.payload) if isinstance(m.payload, bytes) else b"")
+        return found
+
+    async def go() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with client() as d:
+            await d.publish(f"edge/enrol/{dev}/csr", b"before", qos=1, retain=True)
+        out["stored"] = await retained_now()
+        async with enrolment_service(broker, keys, tmp_path / "ledger.json") as seen:
+            async with client() as d:
+                await d.publish(f"edge/enrol/{dev}/csr", b"during", qos=1, retain=True)
+                await d.publish(f"edge/enrol/{dev}/csr", b"live", qos=1)
+            await wait_for(lambda: any(t.endswith("/cert") for t, _ in seen), 10, "an answer")
+            out["answers"] = [p for t, p in seen if t.endswith("/cert")]
+        out["left"] = await retained_now()
+        return out
+
+    r = asyncio.run(go())
+    assert r["stored"] == [b"before"]  # the broker did keep it
+    assert len(r["answers"]) == 1 and enrol.csr_digest(b"live").encode() in r["answers"][0]
+    assert r["left"] == []
