@@ -27,7 +27,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AttributeOID, ExtendedKeyUsageOID, NameOID
 
 CERT_DAYS = 365
 RENEW_DAYS = 30
@@ -59,8 +59,10 @@ def _write_private(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def request(directory: Path, device: str) -> bytes:
-    """Make a new key (staged, 600) and return the CSR (PEM) for it."""
+def request(directory: Path, device: str, challenge: bytes | None = None) -> bytes:
+    """Make a new key (staged, 600) and return the CSR (PEM) for it; `challenge` (an
+    enrolment token, edge/device/enrol.py) goes in its challengePassword, under the
+    key's signature."""
     key = ec.generate_private_key(ec.SECP256R1())
     _write_private(
         directory / STAGED,
@@ -70,12 +72,12 @@ def request(directory: Path, device: str) -> bytes:
             serialization.NoEncryption(),
         ),
     )
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device)]))
-        .sign(key, hashes.SHA256())
+    builder = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device)])
     )
-    return csr.public_bytes(serialization.Encoding.PEM)
+    if challenge is not None:
+        builder = builder.add_attribute(AttributeOID.CHALLENGE_PASSWORD, challenge)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 
 def sign(

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.x509.oid import AttributeOID, NameOID
@@ -232,22 +231,7 @@ def request(directory: Path, device: str, token: bytes) -> bytes:
         data = json.loads(state.read_text())
         if isinstance(data, dict) and data.get("token") == token.decode():
             return str(data["csr"]).encode()
-    key = ec.generate_private_key(ec.SECP256R1())
-    certs._write_private(
-        staged,
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device)]))
-        .add_attribute(AttributeOID.CHALLENGE_PASSWORD, token)
-        .sign(key, hashes.SHA256())
-    )
-    pem = csr.public_bytes(serialization.Encoding.PEM)
+    pem = certs.request(directory, device, challenge=token)
     record = {"state": "requested", "token": token.decode(), "csr": pem.decode()}
     _write_private(state, json.dumps(record).encode())
     return pem
