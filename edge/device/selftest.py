@@ -137,11 +137,10 @@ async def run_here(device_toml: str, port: str | None, max_wait_s: float) -> dic
     """Run the runtime on this computer until everything is up (or max_wait_s)."""
     from edge.assemble import site_extensions
     from edge.config import load_config
+    from edge.device import bootstrap
     from edge.device.central import Central, load_central
     from edge.extensions import Task
     from edge.runtime import Runtime
-
-    from edge.device import bootstrap
 
     base = Path(device_toml).parent
     config = load_config(base / "site.toml")

@@ -278,32 +278,13 @@ def test_a_token_only_flash_self_tests_the_bootstrap_listener_without_enrolling(
     token.write_bytes(enrol.make_token(keys.central, dev, NOW))
     (tmp_path / "release.key").write_bytes(signing.private_pem(signing.generate()))
     out = tmp_path / "stage"
-    assert (
-        provision.main(
-            [
-                "stage",
-                "--out",
-                str(out),
-                "--device-id",
-                dev,
-                "--site",
-                str(CROSSING),
-                "--broker",
-                f"mqtts://127.0.0.1:{broker.port}",
-                "--central-key",
-                str(keys.central_pub),
-                "--release-key",
-                str(tmp_path / "release.key"),
-                "--ca-cert",
-                str(broker.pki.ca_cert_path),
-                "--enrol-token",
-                str(token),
-                "--enrol-port",
-                str(broker.bootstrap_port),
-            ]  # fmt: skip
-        )
-        == 0
-    )
+    args = [
+        "stage", "--out", str(out), "--device-id", dev, "--site", str(CROSSING),
+        "--broker", f"mqtts://127.0.0.1:{broker.port}", "--central-key", str(keys.central_pub),
+        "--release-key", str(tmp_path / "release.key"), "--ca-cert", str(broker.pki.ca_cert_path),
+        "--enrol-token", str(token), "--enrol-port", str(broker.bootstrap_port),
+    ]  # fmt: skip
+    assert provision.main(args) == 0
     etc = out / "etc/edge"
     cfg = load_device_config(etc / "device.toml")
     assert cfg.enrol_port == broker.bootstrap_port and bootstrap.needed(cfg)
