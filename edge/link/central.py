@@ -18,7 +18,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,11 +91,13 @@ def certificate_command(
     csr_pem: bytes,
     ca_cert: x509.Certificate,
     ca_key: ec.EllipticCurvePrivateKey,
+    server_ips: Sequence[certs.IPAddress] = (),
 ) -> tuple[str, bytes]:
     """Central's answer to a device's `cert_request` event: the fleet CA signs the request
-    for that device only (edge/device/certs.py), sent as a signed `certificate` command."""
+    for that device only (edge/device/certs.py), sent as a signed `certificate` command;
+    with `server_ips` (the CA's record of its maintenance address) it serves the page."""
     now = datetime.datetime.now(datetime.UTC)
-    pem = certs.sign(csr_pem, device, ca_cert, ca_key, now)
+    pem = certs.sign(csr_pem, device, ca_cert, ca_key, now, server_ips=server_ips)
     return signed_command(key, device, {"kind": "certificate", "pem": pem.decode()})
 
 
@@ -105,12 +107,16 @@ async def answer_cert_requests(
     ca_cert: x509.Certificate,
     ca_key: ec.EllipticCurvePrivateKey,
     answered: dict[str, str] | None = None,
+    maintenance: Mapping[str, Sequence[certs.IPAddress]] | None = None,
 ) -> None:
     """Central's renewal service (`edge central enrol`), until cancelled: every
     `cert_request` event a device publishes on its own events topic (the broker's ACL
     ties the topic to the certificate's CN) is signed for that device only and sent back
-    as a signed `certificate` command. A request already answered (by its digest, in
-    `answered`) is not signed twice; one the CA refuses is logged with the reason."""
+    as a signed `certificate` command; a device in `maintenance` (the CA's record,
+    certs.load_maintenance) gets serverAuth and its addresses, so the renewal still
+    serves its page. A request already answered (by its digest, in `answered`) is not
+    signed twice; one the CA refuses is logged with the reason."""
+    record = maintenance or {}
     seen = answered if answered is not None else {}
     await client.subscribe(f"{topics.ROOT}/+/events", qos=1)
     async for msg in client.messages:
@@ -129,7 +135,9 @@ async def answer_cert_requests(
             if digest in seen:
                 continue
             try:
-                cid, cmd = certificate_command(key, device, csr, ca_cert, ca_key)
+                cid, cmd = certificate_command(
+                    key, device, csr, ca_cert, ca_key, record.get(device, ())
+                )
             except certs.CertError as exc:
                 log.warning("cert_refused device=%s reason=%s", device, exc)
                 seen[digest] = "refused"

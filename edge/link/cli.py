@@ -292,10 +292,17 @@ def cmd_enrol(args: argparse.Namespace) -> int:
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         print(f"edge central enrol: --ca-key {args.ca_key}: not an EC key", file=sys.stderr)
         return 2
+    from edge.device.certs import load_maintenance
+
+    try:
+        record = load_maintenance(Path(args.maintenance)) if args.maintenance else {}
+    except ValueError as exc:
+        print(f"edge central enrol: --maintenance {exc}", file=sys.stderr)
+        return 2
 
     async def go() -> None:
         async with central.connect(_broker(args), identifier="central-enrol", persistent=True) as c:
-            await central.answer_cert_requests(c, key, ca_cert, ca_key)
+            await central.answer_cert_requests(c, key, ca_cert, ca_key, maintenance=record)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(go())
@@ -417,6 +424,12 @@ def add_central_command(sub: Any) -> None:
     q.add_argument("--key", required=True, help="central's Ed25519 signing key (PEM)")
     q.add_argument("--ca-cert", required=True, help="the fleet CA certificate (PEM)")
     q.add_argument("--ca-key", required=True, help="the fleet CA's private key (PEM), central's")
+    q.add_argument(
+        "--maintenance",
+        metavar="FILE",
+        help='the devices\' maintenance addresses (TOML: DEVICE = "ADDRESS"): their '
+        "certificates serve the page there (serverAuth), renewals included",
+    )
     q.set_defaults(func=cmd_enrol)
 
     q = csub.add_parser("fleet", help="list every device with its retained status")
