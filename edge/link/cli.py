@@ -149,7 +149,10 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     async def go() -> list[dict[str, Any]]:
         async with central.connect(_broker(args)) as c:
-            return await central.request(c, args.device, "cmd", envelope, timeout_s=args.timeout)
+            # retained: kept by the broker, so every connect of the device hears it
+            return await central.request(
+                c, args.device, "cmd", envelope, timeout_s=args.timeout, retain=args.retain
+            )
 
     return _print_acks(asyncio.run(go()))
 
@@ -409,6 +412,12 @@ def add_central_command(sub: Any) -> None:
     _broker_args(q)
     q.add_argument("--device", required=True, help="the device id to send to")
     q.add_argument("--timeout", type=float, default=10, help="seconds to wait for the ack")
+    q.add_argument(
+        "--retain",
+        action="store_true",
+        help="also keep it retained on the device's cmd topic (the latest root-signed key "
+        "statement: a device whose key state was lost waits for it)",
+    )
     q.add_argument("message", help="the signed envelope's file")
     q.set_defaults(func=cmd_send)
 
