@@ -208,3 +208,41 @@ def test_a_renewal_keeps_the_page_certificate_serving_tls(
     assert listen.tls is not None
     shown = x509.load_der_x509_certificate(_handshake(listen.tls, broker.pki.ca_cert_path))
     assert shown.serial_number == renewed.serial_number
+
+
+async def _due_while_connected(broker: Mosquitto, keys: Keys, tmp: Path) -> list[Any]:
+    etc = tmp / "etc"
+    etc.mkdir()
+    now = datetime.datetime.now(datetime.UTC)
+    ca, ca_key = broker.pki.ca_cert, broker.pki.ca_key
+    (etc / "client.crt").write_bytes(
+        certs.sign(certs.request(etc, "dev-long"), "dev-long", ca, ca_key, now)
+    )
+    (etc / certs.STAGED).rename(etc / "client.key")
+    cfg = device_config(broker, tmp, "dev-long", keys, renew_dir=tmp / "tls")
+    cfg = replace(
+        cfg,
+        broker=replace(
+            cfg.broker, certfile=str(etc / "client.crt"), keyfile=str(etc / "client.key")
+        ),
+    )
+    async with collecting(broker, ("events",), device="dev-long") as col, running(cfg):
+        await asyncio.sleep(0.5)
+        assert not events_named(col, "cert_request")  # a year left: not due at the connect
+        # 20 days from expiry now, as eleven months connected would make it (the file only
+        # is read for that; the connection stays on the pair it opened with)
+        csr = certs.request(tmp, "dev-long")
+        (etc / "client.crt").write_bytes(certs.sign(csr, "dev-long", ca, ca_key, now, days=20))
+        await wait_for(lambda: bool(events_named(col, "cert_request")), 15, "cert_request")
+        return events_named(col, "cert_request")
+
+
+def test_a_device_connected_for_months_still_renews(
+    broker: Mosquitto, keys: Keys, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Before, the renewal was asked for at a connect only: a device that stayed connected
+    past its certificate's expiry could not connect again."""
+    import edge.device.central
+
+    monkeypatch.setattr(edge.device.central, "RENEWAL_CHECK_EVERY_S", 0.2)
+    assert len(asyncio.run(_due_while_connected(broker, keys, tmp_path))) == 1
