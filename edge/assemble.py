@@ -138,11 +138,14 @@ def snmp_extensions(device_path: str | None, port: int | None) -> list[Extension
 
 def web_listen(web: WebOptions, device_path: str | None) -> Listen:
     """Where the page listens, from the options and device.toml's `[web]` table
-    (`interface`, `certfile`, `keyfile`; the options win), with `[broker]`'s device
-    certificate for TLS when it listens off loopback and names none of its own."""
-    from edge.web.listen import ListenError, decide, is_loopback
+    (`interface`, `certfile`, `keyfile`, checked by listen.web_table; the options win),
+    with `[broker]`'s device certificate for TLS when it listens off loopback and names
+    none of its own: the renewed pair once it outlasts the provisioned one, and of the
+    two the latest that serves (serverAuth) when one does (edge/device/certs.py)."""
+    from edge.device.certs import page_pair
+    from edge.web.listen import ListenError, WebTable, decide, is_loopback, web_table
 
-    table: dict[str, object] = {}
+    table = WebTable()
     broker: dict[str, object] = {}
     base = Path(".")
     if device_path is not None:
@@ -151,30 +154,27 @@ def web_listen(web: WebOptions, device_path: str | None) -> Listen:
             raw = tomllib.loads(Path(device_path).read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ListenError(f"{device_path}: {exc}") from None
-        table, broker = raw.get("web", {}), raw.get("broker", {})
-        if not isinstance(table, dict) or not isinstance(broker, dict):
-            raise ListenError(f"{device_path}: [web] and [broker] must be tables")
-        unknown = set(table) - {"interface", "certfile", "keyfile"}
-        if unknown:
-            raise ListenError(f"{device_path} [web]: unknown keys {sorted(unknown)}")
+        table, broker = web_table(raw.get("web"), device_path), raw.get("broker", {})
+        if not isinstance(broker, dict):
+            raise ListenError(f"{device_path}: [broker] must be a table")
 
-    def path(d: dict[str, object], key: str) -> str | None:
-        v = d.get(key)
+    def path(v: object, key: str) -> str | None:
         if v is None:
             return None
         if not isinstance(v, str):
-            raise ListenError(f"{device_path}: {key} must be a file name, not {v!r}")
+            raise ListenError(f"{device_path} [broker]: {key} must be a file name, not {v!r}")
         return str(base / v)
 
     interface = web.interface
     if interface is None and web.host == LOOPBACK:  # an address on the command line wins
-        named = table.get("interface")
-        if named is not None and not isinstance(named, str):
-            raise ListenError(f"{device_path} [web]: interface must be a name, not {named!r}")
-        interface = named
-    cert = web.certfile or path(table, "certfile")
-    key = web.keyfile or path(table, "keyfile")
+        interface = table.interface
+    cert = web.certfile or path(table.certfile, "certfile")
+    key = web.keyfile or (path(table.keyfile, "keyfile") if not web.certfile else None)
     host = None if interface is not None else web.host
     if cert is None and key is None and not (host is not None and is_loopback(host)):
-        cert, key = path(broker, "certfile"), path(broker, "keyfile")  # the fleet-CA one
+        # the fleet-CA one of [broker]
+        cert, key = path(broker.get("certfile"), "certfile"), path(broker.get("keyfile"), "keyfile")
+        renew = path(broker.get("renew_dir"), "renew_dir")
+        if cert is not None and renew is not None:
+            cert, key = page_pair((cert, key), Path(renew))
     return decide(host, interface, cert, key, insecure=web.insecure)

@@ -61,6 +61,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PRIORITY_EXPIRY_EVERY_S = 1.0
+# a device connected for months still renews its certificate before it expires (the
+# request itself is made at most once an hour: endpoint._renewal_request)
+RENEWAL_CHECK_EVERY_S = 3600.0
 CENTRAL_QUEUE_TICKS = 600  # a minute of ticks: a stall shorter than that loses no count
 PUBLISH_SOON_MAX = 50  # publish_soon's frames in flight (5 s of SPaT); more are dropped
 
@@ -333,7 +336,7 @@ class CentralLink(CentralEndpoint):
         self._loop = asyncio.get_running_loop()
         period_s = 1.0 / self.cfg.spat_hz if self.cfg.spat_hz > 0 else 0.1
         k = 0
-        last_flush = last_expiry = time.monotonic()
+        last_flush = last_expiry = last_renewal = time.monotonic()
         link = asyncio.create_task(self._connect(), name="central-mqtt")
         phase_ids = [p.id for p in self.rt.site.phases]
         shown: tuple[Any, ...] = ()
@@ -364,6 +367,10 @@ class CentralLink(CentralEndpoint):
                 if time.monotonic() - last_expiry >= PRIORITY_EXPIRY_EVERY_S:
                     self._expire_priority(utc_ms())
                     last_expiry = time.monotonic()
+                if time.monotonic() - last_renewal >= RENEWAL_CHECK_EVERY_S:
+                    if self.connected:
+                        self._renewal_request()
+                    last_renewal = time.monotonic()
                 k += 1
                 await asyncio.sleep(period_s)
             if link.done():

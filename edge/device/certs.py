@@ -8,6 +8,12 @@ Rules it keeps:
   certificate (no CA rights), valid for at most CERT_DAYS (365); serverAuth and IP
   SANs (the page on the maintenance port) only from the CA's own record, never from
   what the request asks.
+- A renewal keeps each certificate's purpose: the CA signs serverAuth and the IP SANs
+  from its record of the device's maintenance address (`edge central enrol
+  --maintenance FILE`, the same as flash.sh --maintenance-address), so the renewed
+  certificate still serves the page. A renewal that lacks a purpose the live pair has
+  is still installed (the link needs it) but logged, and the page keeps the latest
+  pair that serves (`page_pair`) until the CA's record is put right.
 - A certificate within RENEW_DAYS (30) of its expiry is due for renewal.
 - The staged key is 600 from its creation and never replaces the live one until a
   certificate for it is checked (matches the key, issued by the fleet CA, names the
@@ -50,6 +56,76 @@ def due(cert: x509.Certificate, now: datetime.datetime) -> bool:
     return cert.not_valid_after_utc - now <= datetime.timedelta(days=RENEW_DAYS)
 
 
+def serves(cert: x509.Certificate) -> frozenset[str]:
+    """What a certificate serves the page as: its IP and DNS SANs, if it has serverAuth
+    (empty: a client certificate only)."""
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return frozenset()
+    if ExtendedKeyUsageOID.SERVER_AUTH not in eku:
+        return frozenset()
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return frozenset({"serverAuth"})
+    names = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    return frozenset({"serverAuth", *names, *san.get_values_for_type(x509.DNSName)})
+
+
+def _read(path: str | Path) -> x509.Certificate | None:
+    try:
+        return x509.load_pem_x509_certificate(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def page_pair(
+    provisioned: tuple[str, str | None], renew_dir: Path, now: datetime.datetime | None = None
+) -> tuple[str, str | None]:
+    """The page's (certificate, key) files: of the provisioned pair and the renewed one
+    (renew_dir/client.pem, key inside), the latest-expiring valid one that serves
+    (serverAuth); if none serves, the latest-expiring (the link's choice)."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    pairs = [provisioned]
+    if (renew_dir / LIVE).is_file():
+        pairs.append((str(renew_dir / LIVE), None))
+    found = [(c, pair) for pair in pairs if (c := _read(pair[0])) is not None]
+    if not found:
+        return provisioned
+    serving = [(c, p) for c, p in found if serves(c) and now < c.not_valid_after_utc]
+    return max(serving or found, key=lambda cp: cp[0].not_valid_after_utc)[1]
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def load_maintenance(path: Path) -> dict[str, tuple[IPAddress, ...]]:
+    """The CA's record of the devices' maintenance addresses (TOML: `DEVICE = "ADDRESS"`
+    or a list of them): what their certificates serve the page on, at enrolment and at
+    every renewal. ValueError naming the file and the entry."""
+    import tomllib
+
+    from edge.link.topics import DEVICE_ID_RE
+
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    out: dict[str, tuple[IPAddress, ...]] = {}
+    for device, value in raw.items():
+        if not DEVICE_ID_RE.fullmatch(device):
+            raise ValueError(f"{path}: {device!r} is not a device id")
+        values = value if isinstance(value, list) else [value]
+        try:
+            out[device] = tuple(ipaddress.ip_address(v) for v in values if isinstance(v, str))
+        except ValueError:
+            raise ValueError(f"{path}: {device}: {value!r} is not an IP address") from None
+        if not values or len(out[device]) != len(values):
+            raise ValueError(f"{path}: {device}: give an address or a list of them, not {value!r}")
+    return out
+
+
 def _write_private(path: Path, data: bytes) -> None:
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -87,7 +163,7 @@ def sign(
     ca_key: ec.EllipticCurvePrivateKey,
     now: datetime.datetime,
     days: int = CERT_DAYS,
-    server_ips: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Address] = (),
+    server_ips: Sequence[IPAddress] = (),
 ) -> bytes:
     """The CA side: a client certificate for `device` from its CSR (PEM), or CertError.
     With `server_ips` (the CA's own record of the device's maintenance address, never

@@ -34,7 +34,7 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,13 +143,15 @@ def sign_enrolment(
     ca_cert: x509.Certificate,
     ca_key: ec.EllipticCurvePrivateKey,
     now: datetime.datetime,
+    server_ips: Sequence[certs.IPAddress] = (),
 ) -> bytes:
-    """Central: the device's first certificate (PEM) from its token-bearing CSR. The
-    token's id goes into `used` (id -> expiry) only once the certificate is made; the
-    caller keeps `used` (durably) until the ids expire."""
+    """Central: the device's first certificate (PEM) from its token-bearing CSR (with
+    `server_ips`, the CA's record of its maintenance address, it serves the page too).
+    The token's id goes into `used` (id -> expiry) only once the certificate is made;
+    the caller keeps `used` (durably) until the ids expire."""
     tid, expires = check_token(csr_token(csr_pem), device, trusted, now, used)
     try:
-        pem = certs.sign(csr_pem, device, ca_cert, ca_key, now)
+        pem = certs.sign(csr_pem, device, ca_cert, ca_key, now, server_ips=server_ips)
     except certs.CertError as exc:
         raise EnrolError(str(exc)) from None
     used[tid] = _iso(expires)
@@ -194,6 +196,7 @@ class Ledger:
         ca_cert: x509.Certificate,
         ca_key: ec.EllipticCurvePrivateKey,
         now: datetime.datetime,
+        server_ips: Sequence[certs.IPAddress] = (),
     ) -> bytes:
         """The certificate for this request (sign_enrolment's checks; the same request
         again gets the same certificate), recorded before it is returned; EnrolError."""
@@ -205,7 +208,7 @@ class Ledger:
             if len(cns) == 1 and cns[0].value == device:
                 return done["pem"].encode()
         before = set(self.used)
-        pem = sign_enrolment(csr_pem, device, trusted, self.used, ca_cert, ca_key, now)
+        pem = sign_enrolment(csr_pem, device, trusted, self.used, ca_cert, ca_key, now, server_ips)
         (tid,) = set(self.used) - before
         self.answers[digest] = {"pem": pem.decode(), "expires": self.used[tid]}
         self._save(now)

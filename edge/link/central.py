@@ -18,7 +18,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,11 +92,13 @@ def certificate_command(
     csr_pem: bytes,
     ca_cert: x509.Certificate,
     ca_key: ec.EllipticCurvePrivateKey,
+    server_ips: Sequence[certs.IPAddress] = (),
 ) -> tuple[str, bytes]:
     """Central's answer to a device's `cert_request` event: the fleet CA signs the request
-    for that device only (edge/device/certs.py), sent as a signed `certificate` command."""
+    for that device only (edge/device/certs.py), sent as a signed `certificate` command;
+    with `server_ips` (the CA's record of its maintenance address) it serves the page."""
     now = datetime.datetime.now(datetime.UTC)
-    pem = certs.sign(csr_pem, device, ca_cert, ca_key, now)
+    pem = certs.sign(csr_pem, device, ca_cert, ca_key, now, server_ips=server_ips)
     return signed_command(key, device, {"kind": "certificate", "pem": pem.decode()})
 
 
@@ -106,12 +108,16 @@ async def answer_cert_requests(
     ca_cert: x509.Certificate,
     ca_key: ec.EllipticCurvePrivateKey,
     answered: dict[str, str] | None = None,
+    maintenance: Mapping[str, Sequence[certs.IPAddress]] | None = None,
 ) -> None:
     """Central's renewal service (`edge central enrol`), until cancelled: every
     `cert_request` event a device publishes on its own events topic (the broker's ACL
     ties the topic to the certificate's CN) is signed for that device only and sent back
-    as a signed `certificate` command. A request already answered (by its digest, in
-    `answered`) is not signed twice; one the CA refuses is logged with the reason."""
+    as a signed `certificate` command; a device in `maintenance` (the CA's record,
+    certs.load_maintenance) gets serverAuth and its addresses, so the renewal still
+    serves its page. A request already answered (by its digest, in `answered`) is not
+    signed twice; one the CA refuses is logged with the reason."""
+    record = maintenance or {}
     seen = answered if answered is not None else {}
     await client.subscribe(f"{topics.ROOT}/+/events", qos=1)
     async for msg in client.messages:
@@ -130,7 +136,9 @@ async def answer_cert_requests(
             if digest in seen:
                 continue
             try:
-                cid, cmd = certificate_command(key, device, csr, ca_cert, ca_key)
+                cid, cmd = certificate_command(
+                    key, device, csr, ca_cert, ca_key, record.get(device, ())
+                )
             except certs.CertError as exc:
                 log.warning("cert_refused device=%s reason=%s", device, exc)
                 seen[digest] = "refused"
@@ -146,14 +154,17 @@ async def answer_enrolments(
     ca_cert: x509.Certificate,
     ca_key: ec.EllipticCurvePrivateKey,
     ledger: enrol.Ledger,
+    maintenance: Mapping[str, Sequence[certs.IPAddress]] | None = None,
 ) -> None:
     """Central's enrolment service (`edge central enrol`), until cancelled: each request
     a device publishes on the bootstrap listener (`edge/enrol/<device>/csr`, its token in
     the CSR) is checked and signed for that device (enrol.Ledger.answer: a valid, unused
     token for that id; the same request again gets the same certificate) and answered on
     `edge/enrol/<device>/cert` with the certificate, or the reason it was refused; both
-    name the request by its digest. A retained request (anyone may store one there) is
+    name the request by its digest. A device in `maintenance` gets serverAuth and its
+    addresses, as on renewal. A retained request (anyone may store one there) is
     cleared, never answered: requests are live."""
+    record = maintenance or {}
     requests = f"{topics.ENROL_ROOT}/+/csr"
     if speaks_v5(client):  # a live message keeps its retain flag (3.1.1: at subscribe only)
         await client.subscribe(requests, options=SubscribeOptions(qos=1, retainAsPublished=True))
@@ -171,7 +182,9 @@ async def answer_enrolments(
         answer: dict[str, str] = {"csr": enrol.csr_digest(csr)}
         try:
             now = datetime.datetime.now(datetime.UTC)
-            answer["cert"] = ledger.answer(csr, device, trusted, ca_cert, ca_key, now).decode()
+            answer["cert"] = ledger.answer(
+                csr, device, trusted, ca_cert, ca_key, now, record.get(device, ())
+            ).decode()
             log.info("enrolled device=%s", device)
         except (enrol.EnrolError, OSError) as exc:
             answer["error"] = str(exc)[:300]

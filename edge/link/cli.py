@@ -151,7 +151,10 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     async def go() -> list[dict[str, Any]]:
         async with central.connect(_broker(args)) as c:
-            return await central.request(c, args.device, "cmd", envelope, timeout_s=args.timeout)
+            # retained: kept by the broker, so every connect of the device hears it
+            return await central.request(
+                c, args.device, "cmd", envelope, timeout_s=args.timeout, retain=args.retain
+            )
 
     return _print_acks(asyncio.run(go()))
 
@@ -290,12 +293,18 @@ def cmd_enrol(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from edge.device import enrol
+    from edge.device.certs import load_maintenance
 
     key = signing.load_private(args.key)
     ca_cert = x509.load_pem_x509_certificate(Path(args.ca_cert).read_bytes())
     ca_key = serialization.load_pem_private_key(Path(args.ca_key).read_bytes(), None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         print(f"edge central enrol: --ca-key {args.ca_key}: not an EC key", file=sys.stderr)
+        return 2
+    try:
+        record = load_maintenance(Path(args.maintenance)) if args.maintenance else {}
+    except ValueError as exc:
+        print(f"edge central enrol: --maintenance {exc}", file=sys.stderr)
         return 2
     try:
         ledger = enrol.Ledger(Path(args.ledger))
@@ -306,12 +315,12 @@ def cmd_enrol(args: argparse.Namespace) -> int:
 
     async def renewals() -> None:
         async with central.connect(_broker(args), identifier="central-enrol", persistent=True) as c:
-            await central.answer_cert_requests(c, key, ca_cert, ca_key)
+            await central.answer_cert_requests(c, key, ca_cert, ca_key, maintenance=record)
 
     async def enrolments() -> None:
         broker = _broker(args)
         async with central.connect(broker, identifier="central-enrol-new", persistent=True) as c:
-            await central.answer_enrolments(c, trusted, ca_cert, ca_key, ledger)
+            await central.answer_enrolments(c, trusted, ca_cert, ca_key, ledger, record)
 
     async def go() -> None:
         async with asyncio.TaskGroup() as tg:
@@ -449,6 +458,12 @@ def add_central_command(sub: Any) -> None:
     _broker_args(q)
     q.add_argument("--device", required=True, help="the device id to send to")
     q.add_argument("--timeout", type=float, default=10, help="seconds to wait for the ack")
+    q.add_argument(
+        "--retain",
+        action="store_true",
+        help="also keep it retained on the device's cmd topic (the latest root-signed key "
+        "statement: a device whose key state was lost waits for it)",
+    )
     q.add_argument("message", help="the signed envelope's file")
     q.set_defaults(func=cmd_send)
 
@@ -468,6 +483,12 @@ def add_central_command(sub: Any) -> None:
         "--ledger",
         default="enrol-ledger.json",
         help="central's record of used tokens and answered requests (kept until they expire)",
+    )
+    q.add_argument(
+        "--maintenance",
+        metavar="FILE",
+        help='the devices\' maintenance addresses (TOML: DEVICE = "ADDRESS"): their '
+        "certificates serve the page there (serverAuth), renewals included",
     )
     q.set_defaults(func=cmd_enrol)
 

@@ -1,4 +1,9 @@
-"""The device's link configuration (a small TOML file), validated once at start."""
+"""The device's link configuration (a small TOML file), validated once at start.
+
+The device file (flash.sh's device.toml) has other readers' tables too: `[web]` is
+checked here by the page's own reader (edge/web/listen.py web_table), so a file the
+page starts with is one the link starts with; `[snmp]` and `[j2735]` are read and
+checked by their parts (edge/ntcip/settings.py, edge/j2735/device.py)."""
 
 from __future__ import annotations
 
@@ -96,6 +101,8 @@ class _File(_Strict):
     link: _Link = _Link()
     demand: _Demand = _Demand()
     j2735: dict[str, Any] | None = None  # read and checked by edge/j2735/device.py
+    snmp: dict[str, Any] | None = None  # read and checked by edge/ntcip/settings.py
+    web: dict[str, Any] | None = None  # checked below by the page's reader
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +135,15 @@ def load_device_config(path: str | Path) -> DeviceConfig:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"{path}: {exc}") from None
     except ValidationError as exc:
-        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        problems = [
+            f"{'.'.join(map(str, e['loc']))}: "
+            + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"])
+            for e in exc.errors()
+        ]
         raise ValueError(f"{path}: " + "; ".join(problems)) from None
+    from edge.web.listen import web_table  # ListenError is a ValueError
+
+    web_table(cfg.web, str(path))
 
     def rel(p: str | None) -> str | None:
         return None if p is None else str(base / p)

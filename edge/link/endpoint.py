@@ -284,6 +284,7 @@ class CentralEndpoint:
         try:
             ca = x509.load_pem_x509_certificate(Path(b.cafile).read_bytes())
             now = datetime.datetime.now(datetime.UTC)
+            page = self._page_serves(now)
             live = certs.install(renew, act.pem.encode(), self.device, ca, now)
         except (OSError, ValueError) as exc:  # CertError is a ValueError
             reason = f"certificate not installed: {exc}"
@@ -293,6 +294,27 @@ class CentralEndpoint:
         detail = f"{live} (used from the next connection)"
         self._ack(Ack(act.ref, "command", "done", reason=detail, correlation=act.correlation))
         self._log(LogEvent(utc_ms(), "cert_installed", "", detail[:200], "link"))
+        lost = page - certs.serves(x509.load_pem_x509_certificate(act.pem.encode()))
+        if lost:
+            # the link needs the renewal; the page keeps its older pair (certs.page_pair)
+            detail = (
+                f"the renewed certificate lacks {', '.join(sorted(lost))} that the page's "
+                "has: give central this device's maintenance address (edge central enrol "
+                "--maintenance)"
+            )
+            log.error("cert_purpose_dropped: %s", detail)
+            self._log(LogEvent(utc_ms(), "cert_purpose_dropped", "", detail[:200], "link"))
+
+    def _page_serves(self, now: datetime.datetime) -> frozenset[str]:
+        """What the page's certificate of the device's pairs serves (certs.serves)."""
+        b, renew = self.cfg.broker, self.cfg.renew_dir
+        if b.certfile is None or renew is None:
+            return frozenset()
+        cert_file = certs.page_pair((b.certfile, b.keyfile), renew, now)[0]
+        try:
+            return certs.serves(x509.load_pem_x509_certificate(Path(cert_file).read_bytes()))
+        except (OSError, ValueError):
+            return frozenset()
 
     async def _install(self, act: InstallPlan) -> None:
         """Stored first (the high-water mark with it), then accepted and handed on."""

@@ -18,6 +18,16 @@ Rules it keeps:
   revoked keys are never trusted again, not even if a re-flash provisions them.
 - The state (keys, sequence, revoked ids) is written atomically next to the store
   before the rollover is acknowledged, so a restart keeps the rollover.
+- A lost state cannot revert a rollover (TUF's rule: no trust before the latest root
+  statement is known). A device with a root key but no saved state (first boot, or
+  /var/lib/edge wiped or its file deleted) is *unconfirmed*: it accepts nothing that
+  central's keys sign (commands, plans) until a root-signed statement reaches it.
+  Central keeps its latest statement retained on each device's cmd topic (`edge
+  central send --retain`), so it arrives at every connect: a newer one is applied
+  as above; one at or below the device's own sequence confirms that nothing newer
+  exists. Either way the state is then saved and the device confirmed. The
+  statement's expiry holds for confirming too: central re-signs the retained
+  statement (offline) before it expires, or a wiped device waits, refusing.
 """
 
 from __future__ import annotations
@@ -65,6 +75,9 @@ class Keyring:
     standby: dict[str, Ed25519PublicKey] = field(default_factory=dict)
     revoked: set[str] = field(default_factory=set)
     sequence: int = 0
+    # central's keys are trusted only once confirmed: a saved state, no root key to move
+    # them, or a root statement heard since a state was lost (the rule above)
+    confirmed: bool = True
 
     @classmethod
     def load(
@@ -82,6 +95,7 @@ class Keyring:
             signing.load_trusted(list(standby)),
         )
         if state is None or not state.is_file():
+            ring.confirmed = not ring.root
             return ring
         data = json.loads(state.read_text())
         ring.sequence = int(data["sequence"])
@@ -154,6 +168,14 @@ class Keyring:
             raise Rejected("wrong_device", f"key rollover for {body.get('device')!r}")
         if now_ms >= expires:
             raise Rejected("expired", f"key rollover expired {now_ms - expires} ms ago")
+        if seq <= self.sequence and not self.confirmed:
+            # central's latest statement is not newer than what this device holds
+            try:
+                self.save()
+            except OSError as exc:
+                raise Rejected("refused", f"key state not saved: {exc}") from None
+            self.confirmed = True
+            return f"sequence {self.sequence} confirmed: central's latest statement is {seq}"
         if seq <= self.sequence:
             raise Rejected("replayed", f"key rollover sequence {seq} is not above {self.sequence}")
         activate, revoke = body.get("activate"), body.get("revoke", [])
@@ -186,6 +208,7 @@ class Keyring:
         self.active.clear()
         self.active.update(new_active)
         self.standby, self.revoked, self.sequence = new_standby, new_revoked, seq
+        self.confirmed = True
         return (
             f"sequence {seq}: active {', '.join(sorted(self.active))}; "
             f"revoked {', '.join(sorted(revoke)) or 'none'}; "

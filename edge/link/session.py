@@ -148,8 +148,18 @@ class DeviceSession:
 
     # -- plan bundles --------------------------------------------------------------
 
+    def _keys_confirmed(self) -> None:
+        """Central's keys are not trusted while a lost keyring state is unconfirmed."""
+        if self.keyring is not None and not self.keyring.confirmed:
+            raise Rejected(
+                "unknown_key",
+                "this device's key state was lost: it trusts central's keys again once "
+                "central's retained root-signed key statement confirms them",
+            )
+
     def on_plan(self, raw: bytes, now_ms: int, correlation: bytes | None = None) -> list[Action]:
         try:
+            self._keys_confirmed()
             bundle, _body = verify_bundle(
                 raw,
                 device=self.device,
@@ -184,6 +194,7 @@ class DeviceSession:
                 )
             if self.keyring is not None and self.keyring.is_root_signed(raw):
                 return self._rollover(self.keyring, raw, now_ms, correlation)
+            self._keys_confirmed()
             body = open_envelope(raw, self.trusted)
             cmd = parse_command(body, self.device, now_ms)
             ref = cmd.id

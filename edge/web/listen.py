@@ -12,6 +12,9 @@ The rules:
   `[broker]`, or `--web-cert`/`--web-key`), TLS 1.2 or later. Without one it refuses
   to start, unless `--web-insecure` says otherwise: then every start logs, at error
   level, that passwords and session cookies cross the network in clear.
+- device.toml's `[web]` has one reader, `web_table` (the page's start and the device
+  file's loader, edge/link/config.py, both use it): `interface`, `certfile`, `keyfile`
+  and nothing else; a bad value is an error naming the file, the key and the value.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import ipaddress
 import logging
 import ssl
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +46,47 @@ class Listen:
     insecure: bool = False  # clear HTTP off loopback, chosen
 
 
+@dataclass(frozen=True, slots=True)
+class WebTable:
+    """device.toml's `[web]`: paths as written (relative to the file)."""
+
+    interface: str | None = None
+    certfile: str | None = None  # with no keyfile: one PEM file holding both
+    keyfile: str | None = None
+
+
+WEB_KEYS = ("interface", "certfile", "keyfile")
+
+
+def _interface_name_problem(name: str) -> str | None:
+    if not name or len(name) > 15 or "/" in name or any(c.isspace() for c in name):
+        return "a network interface name (1-15 characters, no '/' or spaces)"
+    return None
+
+
+def web_table(table: object, where: str) -> WebTable:
+    """`[web]` of the device file `where`, checked; ListenError naming the key if bad."""
+    if table is None:
+        return WebTable()
+    if not isinstance(table, Mapping):
+        raise ListenError(f"{where}: [web] must be a table, not {table!r}")
+    unknown = set(table) - set(WEB_KEYS)
+    if unknown:
+        raise ListenError(
+            f"{where} [web]: unknown keys {sorted(unknown)} (known: {', '.join(WEB_KEYS)})"
+        )
+    for key in WEB_KEYS:
+        v = table.get(key)
+        if v is not None and (not isinstance(v, str) or not v):
+            raise ListenError(f"{where} [web]: {key} must be a non-empty string, not {v!r}")
+    interface = table.get("interface")
+    if interface is not None and (problem := _interface_name_problem(interface)):
+        raise ListenError(f"{where} [web]: interface must be {problem}, not {interface!r}")
+    if table.get("keyfile") is not None and table.get("certfile") is None:
+        raise ListenError(f"{where} [web]: keyfile needs the certfile it is the key of")
+    return WebTable(interface, table.get("certfile"), table.get("keyfile"))
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -55,7 +100,7 @@ def interface_address(name: str) -> str:
     """The IPv4 address of network interface `name`; ListenError if none."""
     import socket
 
-    if not name or len(name) > 15 or "/" in name:
+    if _interface_name_problem(name):
         raise ListenError(f"{name!r} is not a network interface name")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
@@ -67,16 +112,16 @@ def interface_address(name: str) -> str:
     return socket.inet_ntoa(packed[20:24])
 
 
-def tls_context(certfile: str, keyfile: str) -> ssl.SSLContext:
-    """A server context with the device's certificate: TLS 1.2 or later."""
+def tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
+    """A server context with the device's certificate: TLS 1.2 or later. Without
+    `keyfile` the key is in `certfile` (a renewed pair, edge/device/certs.py)."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         ctx.load_cert_chain(certfile, keyfile)
     except (OSError, ssl.SSLError) as exc:
-        raise ListenError(
-            f"cannot use the certificate {certfile} with the key {keyfile}: {exc}"
-        ) from None
+        with_key = f"the key {keyfile}" if keyfile else "its key in the same file (none given)"
+        raise ListenError(f"cannot use the certificate {certfile} with {with_key}: {exc}") from None
     _warn_if_not_for_servers(certfile)
     return ctx
 
@@ -112,9 +157,9 @@ def decide(
     if host is not None and interface is not None:
         raise ListenError("give an address or an interface to listen on, not both")
     addr = interface_address(interface) if interface is not None else (host or LOOPBACK)
-    if (certfile is None) != (keyfile is None):
-        raise ListenError("TLS needs both a certificate and its key")
-    tls = tls_context(certfile, keyfile) if certfile and keyfile else None
+    if certfile is None and keyfile is not None:
+        raise ListenError("a TLS key needs its certificate")
+    tls = tls_context(certfile, keyfile) if certfile else None
     if tls is None and not is_loopback(addr):
         where = f"interface {interface} ({addr})" if interface else addr
         if not insecure:

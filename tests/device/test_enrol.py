@@ -134,3 +134,26 @@ def test_edge_central_enrol_token_writes_a_private_token(
     assert expires - NOW <= 8 * HOUR + datetime.timedelta(minutes=1)
     assert main([*args, "--out", str(tmp_path / "t2"), "--hours", "48"]) == 2
     assert "at most 24 h" in capsys.readouterr().err
+
+
+def test_first_certificate_serves_the_page_at_the_cas_maintenance_address(
+    tmp_path: Path,
+) -> None:
+    """The CA's record of a device's maintenance address gives its first certificate
+    serverAuth and that address, as a renewal does (never from the request)."""
+    import ipaddress
+
+    pki = Pki(tmp_path / "pki")
+    central = Ed25519PrivateKey.generate()
+    trusted = {signing.key_id(central.public_key()): central.public_key()}
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    csr = enrol.request(tls, DEV, enrol.make_token(central, DEV, NOW))
+    address = ipaddress.ip_address("10.20.0.5")
+    ledger = enrol.Ledger(tmp_path / "ledger.json")
+    pem = ledger.answer(csr, DEV, trusted, pki.ca_cert, pki.ca_key, NOW, [address])
+    cert = x509.load_pem_x509_certificate(pem)
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert x509.oid.ExtendedKeyUsageOID.SERVER_AUTH in usage
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert address in names.get_values_for_type(x509.IPAddress)

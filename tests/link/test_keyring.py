@@ -4,7 +4,9 @@ the active to the standby central key over the link, and revokes the old one (is
 End to end through Mosquitto and the device's own cmd path (DeviceRuntime): before the
 rollover the standby key is refused; after it the old key is refused and the standby
 accepted; a replayed or older rollover, or one signed by central's own key, is refused;
-the device restarted keeps the rollover.
+the device restarted keeps the rollover. Its key state lost (the state file deleted),
+the device refuses every central key (the revoked one too) until the root statement
+that central keeps retained on its cmd topic reaches it, at connect or later.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from edge.link import central, signing
+from edge.link import central, signing, topics
 from edge.link.keyring import rollover
 from edge.link.mosquitto import Mosquitto
 
@@ -50,6 +52,11 @@ async def _scenario(broker: Mosquitto, keys: Keys, tmp: Path) -> dict[str, Any]:
             _, raw = central.signed_command(key, DEV, {"kind": "heartbeat"})
             return await send(raw)
 
+        # central's latest root statement, retained (`edge central send --retain`): a
+        # device with no key state trusts central's keys once it has heard it
+        cmd = topics.topic(DEV, "cmd")
+        fleet0 = rollover(root, 0, "*", central.now_ms(), activate=None)
+        await c.publish(cmd, fleet0, qos=1, retain=True)
         async with running(cfg) as rt:
             out["standby_before"] = await heartbeat(standby)
             out["old_before"] = await heartbeat(keys.central)
@@ -58,7 +65,9 @@ async def _scenario(broker: Mosquitto, keys: Keys, tmp: Path) -> dict[str, Any]:
                 rollover(keys.central, 1, DEV, now, activate=new_kid, revoke=[old_kid])
             )
             msg = rollover(root, 1, DEV, now, activate=new_kid, revoke=[old_kid])
-            out["rollover"] = await send(msg)
+            out["rollover"] = (
+                await central.request(c, DEV, "cmd", msg, until=("done", "rejected"), retain=True)
+            )[-1]
             out["replayed"] = await send(msg)
             out["older"] = await send(rollover(root, 1, "*", now + 1, activate=None))
             out["old_after"] = await heartbeat(keys.central)
@@ -67,7 +76,24 @@ async def _scenario(broker: Mosquitto, keys: Keys, tmp: Path) -> dict[str, Any]:
         async with running(cfg):  # restarted: the rollover was kept
             out["old_restarted"] = await heartbeat(keys.central)
             out["standby_restarted"] = await heartbeat(standby)
-    out["state"] = json.loads(cfg.store_path.with_name(f"{DEV}.db.keys.json").read_text())
+        state = cfg.store_path.with_name(f"{DEV}.db.keys.json")
+        out["state"] = json.loads(state.read_text())
+        # /var/lib/edge wiped: back on the provisioned keys, yet the revoked one is refused
+        # before central's statement comes (none retained here) and after (it moves it on)
+        state.unlink()
+        await c.publish(cmd, b"", qos=1, retain=True)
+        async with running(cfg):
+            out["old_wiped"] = await heartbeat(keys.central)
+            out["standby_wiped"] = await heartbeat(standby)
+            out["statement"] = await send(msg)
+            out["old_healed"] = await heartbeat(keys.central)
+            out["standby_healed"] = await heartbeat(standby)
+        await c.publish(cmd, msg, qos=1, retain=True)
+        state.unlink()
+        async with running(cfg):  # wiped again: the retained statement comes at connect
+            out["old_retained"] = await heartbeat(keys.central)
+            out["standby_retained"] = await heartbeat(standby)
+        await c.publish(cmd, b"", qos=1, retain=True)
     out["kids"] = (old_kid, new_kid)
     return out
 
@@ -93,3 +119,10 @@ def test_a_root_signed_rollover_moves_the_device_to_the_standby_key(
     assert r["standby_restarted"]["status"] == "done"
     assert r["state"]["sequence"] == 1 and r["state"]["revoked"] == [old_kid]
     assert list(r["state"]["active"]) == [new_kid] and r["trusted"] == [new_kid]
+    # a lost key state: no central key until the root statement, then the rollover again
+    for k in ("old_wiped", "standby_wiped"):
+        assert (r[k]["status"], r[k]["code"]) == ("rejected", "unknown_key"), r[k]
+    assert "key state was lost" in r["old_wiped"]["reason"]
+    assert r["statement"]["status"] == "done", r["statement"]
+    assert r["old_healed"]["code"] == "unknown_key" and r["standby_healed"]["status"] == "done"
+    assert r["old_retained"]["code"] == "unknown_key" and r["standby_retained"]["status"] == "done"

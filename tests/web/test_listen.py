@@ -66,8 +66,10 @@ def test_loopback_by_default_and_never_clear_elsewhere_unless_chosen(pki: Pki) -
     over_tls = decide(host="0.0.0.0", certfile=str(cert), keyfile=str(key))
     assert over_tls.tls is not None and not over_tls.insecure
     assert over_tls.tls.minimum_version == ssl.TLSVersion.TLSv1_2
-    with pytest.raises(ListenError, match="both a certificate and its key"):
-        decide(host="0.0.0.0", certfile=str(cert))
+    with pytest.raises(ListenError, match="its key in the same file"):
+        decide(host="0.0.0.0", certfile=str(cert))  # without a key: one PEM holding both
+    with pytest.raises(ListenError, match="a TLS key needs its certificate"):
+        decide(host="0.0.0.0", keyfile=str(key))
     with pytest.raises(ListenError, match=f"cannot use the certificate {cert}"):
         decide(host="0.0.0.0", certfile=str(cert), keyfile=str(cert))
     with pytest.raises(ListenError, match="not both"):
@@ -160,6 +162,37 @@ def test_the_device_file_names_the_interface_and_the_certificate(
     device.write_text("[web]\nport = 8080\n")
     with pytest.raises(ListenError, match=r"\[web\]: unknown keys \['port'\]"):
         web_listen(WebOptions(8080), str(device))
+
+
+def test_the_link_and_the_page_read_the_same_web_table(pki: Pki, tmp_path: Path) -> None:
+    """A flashed device file with `[web]` (and `[snmp]`) starts the link too: before, the
+    link's loader refused both tables ("Extra inputs are not permitted") and `edge run`
+    failed. A bad `[web]` value is refused by both with the file, the key and the value."""
+    from edge.device.central import load_central
+    from edge.link.config import load_device_config
+
+    cert, key = pki.issue("page-flashed", server=True)
+    device = tmp_path / "device.toml"
+    head = (
+        '[device]\nid = "hz-0412"\nsite = "site.toml"\nstore = "edge.db"\n'
+        'trusted_keys = ["central.pub"]\n[broker]\nhost = "central"\nport = 8883\n'
+        '[snmp]\nport = 1161\nusers = "snmp-users.toml"\n'
+    )
+    device.write_text(head + f'[web]\ninterface = "lo"\ncertfile = "{cert}"\nkeyfile = "{key}"\n')
+    assert load_device_config(device).device == "hz-0412"
+    assert load_central(str(device)) is not None
+    listen = web_listen(WebOptions(8080), str(device))
+    assert listen.host == "127.0.0.1" and listen.tls is not None  # lo's address, [web]'s pair
+    for web, match in [
+        ("interface = 5\n", r"\[web\]: interface must be a non-empty string, not 5"),
+        ('interface = "eth0/../x"\n', r"\[web\]: interface must be a network interface name"),
+        ("port = 8443\n", r"\[web\]: unknown keys \['port'\]"),
+        ('keyfile = "k.pem"\n', r"\[web\]: keyfile needs the certfile"),
+    ]:
+        device.write_text(head + "[web]\n" + web)
+        for load in (load_device_config, lambda p: web_listen(WebOptions(8080), str(p))):
+            with pytest.raises(ValueError, match=f"^{device}.*{match}"):
+                load(device)
 
 
 # -- connections ------------------------------------------------------------------------------
