@@ -134,6 +134,10 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         _BROKER,
         "a device link whose first broker node is dead, then Mosquitto",
     ),
+    "tests/link/test_reconnect.py::test_a_node_that_closes_before_its_connack_is_left_at_once": (
+        frozenset({"server"}),
+        "a loopback server that closes the connection after the CONNECT",
+    ),
     "tests/link/test_sigkill.py": (
         frozenset({"broker", "process"}),
         "the runtime process SIGKILLed mid-send to Mosquitto",
