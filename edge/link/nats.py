@@ -24,6 +24,7 @@ Rules it keeps:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import shutil
@@ -35,6 +36,7 @@ import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edge.link import topics
 from edge.link.client import BrokerConfig
@@ -339,6 +341,16 @@ class NatsCluster:
                 return bool(r.status == 200)
         except OSError:  # refused, or 503 (HTTPError is an OSError)
             return False
+
+    def jsz(self, i: int) -> dict[str, Any] | None:
+        """Node i's JetStream report (/jsz with streams and consumers), None if it does
+        not answer."""
+        url = f"http://127.0.0.1:{self.nodes[i].http_port}/jsz?accounts=1&streams=1&consumers=1"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return dict(json.loads(r.read()))
+        except (OSError, ValueError):
+            return None
 
     def wait_healthy(self, i: int, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
