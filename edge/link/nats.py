@@ -26,10 +26,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import resource
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -40,6 +38,7 @@ from typing import Any
 
 from edge.link import topics
 from edge.link.client import BrokerConfig
+from edge.link.launch import start_listening, stop_process
 from edge.link.mosquitto import Pki, free_port
 from edge.link.topics import INGEST_ROOT
 
@@ -245,34 +244,11 @@ class NatsCluster:
         node = self.nodes[i]
         if node.proc is not None and node.proc.poll() is None:
             return
-
-        def limits() -> None:  # room for a fleet's connections
-            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
-
-        log = open(node.directory / "nats.log", "ab")  # noqa: SIM115 - the child keeps it
-        node.proc = subprocess.Popen(
-            [self.binary, "-c", str(node.directory / "nats.conf")],
-            stdout=log,
-            stderr=log,
-            preexec_fn=limits,
+        argv = [self.binary, "-c", str(node.directory / "nats.conf")]
+        log = node.directory / "nats.log"
+        node.proc = start_listening(
+            argv, log, node.mqtt_port, f"nats-server {node.name}", timeout_s
         )
-        log.close()
-        self._wait_listening(node, timeout_s)
-
-    def _wait_listening(self, node: Node, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        assert node.proc is not None
-        while time.monotonic() < deadline:
-            if node.proc.poll() is not None:
-                tail = (node.directory / "nats.log").read_text()[-2000:]
-                raise RuntimeError(f"nats-server {node.name} exited: {tail}")
-            try:
-                with socket.create_connection(("127.0.0.1", node.mqtt_port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"nats-server {node.name} did not listen within {timeout_s} s")
 
     def start(self, timeout_s: float = 30.0) -> None:
         """All nodes, then wait until the MQTT gateway answers a connection on each."""
@@ -397,14 +373,7 @@ class NatsCluster:
     ) -> None:
         """SIGTERM (a clean shutdown), SIGKILL if it hangs."""
         proc, self.nodes[i].proc = self.nodes[i].proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout_s, sig)
 
     def stop(self) -> None:
         for i in range(NODES):
