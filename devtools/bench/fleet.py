@@ -2,25 +2,32 @@
 (edge.link.nats) next to one Mosquitto, on this machine.
 
 Rules it keeps:
-- The load generator is several processes (EDGE_BENCH_FLEET_WORKERS, default 2), each
-  with many simulated devices: one TLS connection and certificate each, SPaT at 10 Hz
-  (QoS 0) and one sequence-numbered QoS 1 events message a second. A device keeps each
-  QoS 1 message until its PUBACK and, after a reconnect (to the next node), sends every
-  unacknowledged one again in order before anything new: the device spool's rule.
+- Capacity first, on each broker: the raw-socket load (devtools.bench.fleet_load,
+  EDGE_BENCH_FLEET_CAPACITY_HZ SPaT a second per device, default 100, and one QoS 1
+  message a second) from several processes, counted by raw subscribers; messages/s
+  delivered and the CPU (% of one core) of broker, load and counters over one window, so
+  the figures say which side was the limit.
+- Then the fleet as devices behave: several processes (EDGE_BENCH_FLEET_WORKERS, default
+  2), each with many simulated devices: one TLS connection and certificate each, SPaT at
+  10 Hz (QoS 0) and one sequence-numbered QoS 1 events message a second. A device keeps
+  each QoS 1 message until its PUBACK and, after a reconnect (to the next node), sends
+  every unacknowledged one again in order before anything new: the device spool's rule.
 - Central's ingest is one process per partition (EDGE_BENCH_FLEET_PARTITIONS, default
   2), a persistent session each; on Mosquitto the same workers share
   `$share/ingest/...` subscriptions.
-- Each simulated device reconnects with the device link's policy (edge.link.reconnect);
+- Each simulated device reconnects with the device link's policy (edge.link.reconnect)
+  and fails a connect the broker closes before its CONNACK at once, as the link does;
   only the devices' first connects are capped per process (32 at a time).
-- Figures: messages/s delivered to the ingest and broker CPU (% of one core, all nodes
-  summed) for both brokers; then on the cluster the leader of the QoS 1 stream (the
-  worst node to lose) SIGKILLed mid-run and restarted,
-  then a rolling restart (SIGTERM, start, ready, next): every device reconnects
-  (reconnect p50/p99/max in s, and `reconnect_breakdown`: when each device noticed,
-  its failed connects and the time in them, queued, asleep), QoS 1 messages lost after
-  dedup (acked by the broker,
-  never at central), per-device order of first arrivals, and the control tick's
-  jitter of one real device (`edge run`'s runtime and central link) on the cluster.
+- On the cluster the leader of the QoS 1 stream (the worst node to lose) is SIGKILLed
+  mid-run and restarted, then a rolling restart as an operator does it
+  (NatsCluster.rolling_restart: lame duck, stop, start, wait until /healthz says its
+  replicas are current, next); the devices run until a third of a run after each.
+  Figures: every device reconnects (reconnect p50/p99/max in s, and
+  `reconnect_breakdown`: when each device noticed, its failed connects and the time in
+  them, queued, asleep), QoS 1 messages lost after dedup (acked by the broker, never at
+  central, after waiting past JetStream's redelivery), per-device order of first
+  arrivals, the QoS 1 stream's state at the end, and the control tick's jitter of one
+  real device (`edge run`'s runtime and central link) on the cluster.
 - Everything runs nice'd; the machine's load average is part of the record.
 
     edge bench fleet [--json] [--quick]
