@@ -599,13 +599,20 @@ def _capacity(
     window = t1 - t0
     acked = {dev: seqs for r in loads for dev, seqs in r["acked"].items()}
     gen_window = sum(r["window_s"] for r in loads) / len(loads)
+    delivered = max(1, m1 - m0)
+    sent = sum(r["sent_per_s"] for r in loads)
     return {
         "offered_msgs_per_s": round(len(devices) * (rate_hz + 1)),
-        "sent_msgs_per_s": round(sum(r["sent_per_s"] for r in loads)),
+        "sent_msgs_per_s": round(sent),
         "msgs_per_s": round((m1 - m0) / window),
         "broker_cpu_pct": round(100 * (cpu1 - cpu0) / window, 1),
         "load_cpu_pct": round(100 * sum(r["cpu_s"] for r in loads) / gen_window, 1),
         "counter_cpu_pct": round(100 * (ccpu1 - ccpu0) / window, 1),
+        # CPU per message: the broker's per message delivered, the load's per message sent
+        "broker_cpu_us_per_msg": round(1e6 * (cpu1 - cpu0) / delivered, 1),
+        "load_cpu_us_per_msg": round(
+            1e6 * sum(r["cpu_s"] for r in loads) / max(1.0, sent * gen_window), 1
+        ),
         "load_processes": workers,
         "qos1_acked": sum(len(v) for v in acked.values()),
         "qos1_lost": sum(

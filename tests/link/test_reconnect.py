@@ -1,7 +1,8 @@
 """The reconnect policy (edge.link.reconnect): a failed connect moves to the next node at
-once, the backoff runs only between rounds of all nodes, a lost link tries the same node
-after a short jitter; and a real device link whose first node is dead reaches the second
-without a backoff's wait (against Mosquitto)."""
+once, the backoff runs only between rounds of all nodes, a lost link tries the next node
+after a short jitter; a node that closes before its CONNACK is left at once; and a real
+device link whose first node is dead reaches the second without a backoff's wait
+(against Mosquitto)."""
 
 from __future__ import annotations
 
