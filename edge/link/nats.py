@@ -19,6 +19,10 @@ Rules it keeps:
   always lands in the same partition, so its messages stay in order at one worker.
 - MQTT sessions, QoS 1 messages and retained messages live in JetStream with 3 replicas:
   a node killed mid-run loses nothing that was acknowledged.
+- A rolling restart keeps the streams' quorum: a node goes only when every node's
+  /healthz (the monitoring port, loopback, plain HTTP) says its replicas are current, in
+  lame duck first (its leaderships move before it stops), and the next waits until the
+  restarted one is current again (`rolling_restart`).
 """
 
 from __future__ import annotations
