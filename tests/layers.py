@@ -130,9 +130,17 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         "`edge central` against Mosquitto and a device process",
     ),
     "tests/link/test_outage.py": (_BROKER, "Mosquitto stopped and restarted mid-run"),
+    "tests/link/test_launch.py": (
+        frozenset({"process"}),
+        "the broker launcher with stand-in child processes",
+    ),
     "tests/link/test_reconnect.py::test_a_dead_first_node_costs_one_refused_connect": (
         _BROKER,
         "a device link whose first broker node is dead, then Mosquitto",
+    ),
+    "tests/link/test_reconnect.py::test_a_node_that_closes_before_its_connack_is_left_at_once": (
+        frozenset({"server"}),
+        "a loopback server that closes the connection after the CONNECT",
     ),
     "tests/link/test_sigkill.py": (
         frozenset({"broker", "process"}),

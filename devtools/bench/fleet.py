@@ -2,25 +2,32 @@
 (edge.link.nats) next to one Mosquitto, on this machine.
 
 Rules it keeps:
-- The load generator is several processes (EDGE_BENCH_FLEET_WORKERS, default 2), each
-  with many simulated devices: one TLS connection and certificate each, SPaT at 10 Hz
-  (QoS 0) and one sequence-numbered QoS 1 events message a second. A device keeps each
-  QoS 1 message until its PUBACK and, after a reconnect (to the next node), sends every
-  unacknowledged one again in order before anything new: the device spool's rule.
+- Capacity first, on each broker: the raw-socket load (devtools.bench.fleet_load,
+  EDGE_BENCH_FLEET_CAPACITY_HZ SPaT a second per device, default 100, and one QoS 1
+  message a second) from several processes, counted by raw subscribers; messages/s
+  delivered and the CPU (% of one core) of broker, load and counters over one window, so
+  the figures say which side was the limit.
+- Then the fleet as devices behave: several processes (EDGE_BENCH_FLEET_WORKERS, default
+  2), each with many simulated devices: one TLS connection and certificate each, SPaT at
+  10 Hz (QoS 0) and one sequence-numbered QoS 1 events message a second. A device keeps
+  each QoS 1 message until its PUBACK and, after a reconnect (to the next node), sends
+  every unacknowledged one again in order before anything new: the device spool's rule.
 - Central's ingest is one process per partition (EDGE_BENCH_FLEET_PARTITIONS, default
   2), a persistent session each; on Mosquitto the same workers share
   `$share/ingest/...` subscriptions.
-- Each simulated device reconnects with the device link's policy (edge.link.reconnect);
+- Each simulated device reconnects with the device link's policy (edge.link.reconnect)
+  and fails a connect the broker closes before its CONNACK at once, as the link does;
   only the devices' first connects are capped per process (32 at a time).
-- Figures: messages/s delivered to the ingest and broker CPU (% of one core, all nodes
-  summed) for both brokers; then on the cluster the leader of the QoS 1 stream (the
-  worst node to lose) SIGKILLed mid-run and restarted,
-  then a rolling restart (SIGTERM, start, ready, next): every device reconnects
-  (reconnect p50/p99/max in s, and `reconnect_breakdown`: when each device noticed,
-  its failed connects and the time in them, queued, asleep), QoS 1 messages lost after
-  dedup (acked by the broker,
-  never at central), per-device order of first arrivals, and the control tick's
-  jitter of one real device (`edge run`'s runtime and central link) on the cluster.
+- On the cluster the leader of the QoS 1 stream (the worst node to lose) is SIGKILLed
+  mid-run and restarted, then a rolling restart as an operator does it
+  (NatsCluster.rolling_restart: lame duck, stop, start, wait until /healthz says its
+  replicas are current, next); the devices run until a third of a run after each.
+  Figures: every device reconnects (reconnect p50/p99/max in s, and
+  `reconnect_breakdown`: when each device noticed, its failed connects and the time in
+  them, queued, asleep), QoS 1 messages lost after dedup (acked by the broker, never at
+  central, after waiting past JetStream's redelivery), per-device order of first
+  arrivals, the QoS 1 stream's state at the end, and the control tick's jitter of one
+  real device (`edge run`'s runtime and central link) on the cluster.
 - Everything runs nice'd; the machine's load average is part of the record.
 
     edge bench fleet [--json] [--quick]
@@ -46,9 +53,9 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as paho
 from edge.link import topics
-from edge.link.client import CONNECT_TIMEOUT_S, BrokerConfig
+from edge.link.client import CONNECT_TIMEOUT_S, BrokerConfig, closed_before_connack_fails
 from edge.link.mosquitto import Mosquitto
-from edge.link.nats import NODES, NatsCluster, ingest_filter
+from edge.link.nats import NatsCluster, ingest_filter
 from edge.link.reconnect import Reconnect
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -81,6 +88,8 @@ class SimDevice:
         # connect slot, s asleep between attempts], and each failed attempt's kind
         self.outages: list[list[float]] = []
         self.failures: dict[str, int] = {}
+        # per outage: [port lost, [[port tried, kind, s], ...] failed connects, port reached]
+        self.paths: list[list[Any]] = []
         self.connects = 0
 
     def poll_acks(self) -> None:
@@ -102,6 +111,7 @@ class SimDevice:
         eps = self.cfg.endpoints()
         policy = Reconnect(len(eps), self.cfg.backoff_min_s, self.cfg.backoff_max_s)
         outage = [0.0, 0.0, 0.0, 0.0]
+        path: list[Any] = [0, [], 0]
         while not stop.is_set():
             host, port = eps[policy.endpoint]
             was_up = False
@@ -113,15 +123,17 @@ class SimDevice:
             try:
                 async with sem if first else contextlib.nullcontext():
                     t_try = time.monotonic()
-                    c = aiomqtt.Client(
-                        host,
-                        port,
-                        identifier=self.name,
-                        protocol=aiomqtt.ProtocolVersion.V311,
-                        tls_context=self.cfg.tls_context(),
-                        keepalive=10,
-                        timeout=CONNECT_TIMEOUT_S,
-                        max_inflight_messages=64,
+                    c = closed_before_connack_fails(
+                        aiomqtt.Client(
+                            host,
+                            port,
+                            identifier=self.name,
+                            protocol=aiomqtt.ProtocolVersion.V311,
+                            tls_context=self.cfg.tls_context(),
+                            keepalive=10,
+                            timeout=CONNECT_TIMEOUT_S,
+                            max_inflight_messages=64,
+                        )
                     )
                     await c.__aenter__()
                 self.connects += 1
@@ -131,8 +143,11 @@ class SimDevice:
                     self.reconnects.append((self.down_since, time.time()))
                     outage[2] += t_try - t_queue
                     self.outages.append(outage)
+                    path[2] = port
+                    self.paths.append(path)
                     self.down_since = None
                 outage = [0.0, 0.0, 0.0, 0.0]
+                path = [port, [], 0]
                 self.infos.clear()
                 self.client = c
                 for seq in list(self.unacked):  # the spool's rule: the old ones first
@@ -150,6 +165,7 @@ class SimDevice:
                     self.failures[kind] = self.failures.get(kind, 0) + 1
                     outage[0] += 1
                     outage[1] += time.monotonic() - t_try
+                    path[1].append([port, kind, round(time.monotonic() - t_try, 2)])
                     outage[2] += t_try - t_queue
             self.client = None
             if stop.is_set():
@@ -174,9 +190,7 @@ def _failure_kind(exc: BaseException) -> str:
     return "closed"
 
 
-async def _sim_main(
-    devices: list[tuple[str, BrokerConfig]], seconds: float, go: Any, base: int, out: Any
-) -> None:
+async def _sim_main(devices: list[tuple[str, BrokerConfig]], go: Any, base: int, out: Any) -> None:
     stop = asyncio.Event()
     sem = asyncio.Semaphore(32)
     sims = [SimDevice(n, c, base) for n, c in devices]
@@ -185,7 +199,7 @@ async def _sim_main(
     end = time.monotonic() + 120
     while time.monotonic() < end and any(s.client is None for s in sims):
         await asyncio.sleep(0.1)
-    ready, start = go
+    ready, start, finish = go
     ready.release()
     while not start.is_set():
         await asyncio.sleep(0.02)
@@ -193,7 +207,7 @@ async def _sim_main(
     t0 = loop.time()
     k = 0
     spat = 0
-    while loop.time() - t0 < seconds:
+    while not finish.is_set():
         now_ms = time.time_ns() // 1_000_000
         for s in sims:
             c = s.client
@@ -239,18 +253,17 @@ async def _sim_main(
             "unacked": sum(len(s.unacked) for s in sims),
             "reconnects": {s.name: s.reconnects for s in sims},
             "outages": {s.name: s.outages for s in sims},
+            "paths": {s.name: s.paths for s in sims},
             "failures": [s.failures for s in sims],
             "connected_at_end": connected,
         }
     )
 
 
-def _sim(
-    devices: list[tuple[str, BrokerConfig]], seconds: float, go: Any, base: int, out: Any
-) -> None:
+def _sim(devices: list[tuple[str, BrokerConfig]], go: Any, base: int, out: Any) -> None:
     os.nice(NICE)
     logging.basicConfig(level=logging.CRITICAL)  # each lost connection is counted, not logged
-    asyncio.run(_sim_main(devices, seconds, go, base, out))
+    asyncio.run(_sim_main(devices, go, base, out))
 
 
 # --- central's ingest (one process per partition) ---------------------------------------------
@@ -312,7 +325,10 @@ def _ingest(
                 if rc != paho.MQTT_ERR_SUCCESS:
                     break
                 if out.poll():
-                    out.recv()
+                    if out.recv() == "snap":  # what arrived so far, and go on
+                        with lock:
+                            out.send({"arrivals": {d: list(v) for d, v in arrivals.items()}})
+                        continue
                     stop.set()
                     break
         except (OSError, ValueError):
@@ -357,6 +373,17 @@ class Ingest:
                 last, since = now, time.monotonic()
             time.sleep(0.2)
 
+    def arrivals(self) -> dict[str, list[int]]:
+        """What every worker has received so far (they go on)."""
+        merged: dict[str, list[int]] = {}
+        for parent, _child in self.pipes:
+            parent.send("snap")
+        for parent, _child in self.pipes:
+            if parent.poll(30):
+                for dev, seqs in parent.recv()["arrivals"].items():
+                    merged.setdefault(dev, []).extend(seqs)
+        return merged
+
     def stop(self) -> dict[str, list[int]]:
         arrivals: dict[str, list[int]] = {}
         for parent, _child in self.pipes:
@@ -387,10 +414,10 @@ def _run(
     """One run; its sequence numbers start above `base` (runs share the ingest)."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    go = (ctx.Semaphore(0), ctx.Event())  # (a worker's devices are connected, start)
+    # (a worker's devices are connected, start, finish)
+    go = (ctx.Semaphore(0), ctx.Event(), ctx.Event())
     procs = [
-        ctx.Process(target=_sim, args=(devices[w::workers], seconds, go, base, out))
-        for w in range(workers)
+        ctx.Process(target=_sim, args=(devices[w::workers], go, base, out)) for w in range(workers)
     ]
     for p in procs:
         p.start()
@@ -401,19 +428,24 @@ def _run(
     cpu0 = sum(_cpu_s(p) for p in pids())
     wall0, (spat0, q0) = time.monotonic(), ingest.totals()
     extra = during() if during is not None else {}
-    time.sleep(max(0.0, wall0 + seconds - time.monotonic()))
+    # `seconds` at least, and the devices at work for a third of it after `during`
+    end = max(wall0 + seconds, time.monotonic() + (seconds / 3 if during is not None else 0))
+    time.sleep(max(0.0, end - time.monotonic()))
     wall1, (spat1, q1) = time.monotonic(), ingest.totals()
     cpu1 = sum(_cpu_s(p) for p in pids())
-    results = [out.get(timeout=seconds + 120) for _ in procs]
+    go[2].set()
+    results = [out.get(timeout=180) for _ in procs]
     for p in procs:
         p.join(30)
     window = wall1 - wall0
     acked: dict[str, list[int]] = {}
     reconnects: dict[str, list[tuple[float, float]]] = {}
     outages: dict[str, list[list[float]]] = {}
+    paths: dict[str, list[list[Any]]] = {}
     failures: dict[str, int] = {}
     for r in results:
         acked.update(r["acked"])
+        paths.update(r["paths"])
         reconnects.update(r["reconnects"])
         outages.update(r["outages"])
         for f in r["failures"]:
@@ -429,6 +461,7 @@ def _run(
         "connected_at_end": sum(r["connected_at_end"] for r in results),
         "reconnects": reconnects,
         "outages": outages,
+        "paths": paths,
         "failures": failures,
         "base": base,
         **extra,
@@ -492,15 +525,157 @@ def _verdict(run: dict[str, Any], arrivals: dict[str, list[int]], since: float) 
     }
 
 
+def _capacity(
+    devices: list[tuple[str, BrokerConfig]],
+    counters: list[tuple[BrokerConfig, str, list[str]]],
+    pids: Any,
+    seconds: float,
+    workers: int,
+    rate_hz: float,
+) -> dict[str, Any]:
+    """The raw-socket load (devtools.bench.fleet_load): `rate_hz` SPaT and one QoS 1
+    message a second per device from `workers` processes, counted by one raw subscriber
+    per entry of `counters`; messages/s delivered and the CPU of broker, load and counters
+    (% of one core) over the same window."""
+    from devtools.bench import fleet_load
+
+    ctx = mp.get_context("spawn")
+    counts = [ctx.Array("q", 3) for _ in counters]
+    ready = [ctx.Event() for _ in counters]
+    stop, out = ctx.Event(), ctx.Queue()
+    cprocs = [
+        ctx.Process(target=fleet_load.count_worker, args=(cfg, cid, f, n, r, stop, out))
+        for (cfg, cid, f), n, r in zip(counters, counts, ready, strict=True)
+    ]
+    for p in cprocs:
+        p.start()
+    for r in ready:
+        if not r.wait(60):
+            raise RuntimeError("a counting subscriber did not subscribe in 60 s")
+    go = (ctx.Semaphore(0), ctx.Event(), ctx.Event())
+    lout = ctx.Queue()
+    lprocs = [
+        ctx.Process(target=fleet_load.load_worker, args=(devices[w::workers], rate_hz, go, lout))
+        for w in range(workers)
+    ]
+    for p in lprocs:
+        p.start()
+    for _ in lprocs:
+        if not go[0].acquire(timeout=180):
+            raise RuntimeError("the raw load's devices did not connect in 180 s")
+    go[1].set()
+    time.sleep(1.0)  # past the first burst
+
+    def totals() -> tuple[int, int, float]:
+        return (
+            sum(c[0] + c[1] for c in counts),
+            sum(c[1] for c in counts),
+            sum(c[2] for c in counts) / 1e6,
+        )
+
+    cpu0 = sum(_cpu_s(p) for p in pids())
+    (m0, _q0, ccpu0), t0 = totals(), time.monotonic()
+    time.sleep(seconds)
+    (m1, _q1, ccpu1), t1 = totals(), time.monotonic()
+    cpu1 = sum(_cpu_s(p) for p in pids())
+    go[2].set()
+    loads = [lout.get(timeout=120) for _ in lprocs]
+    for p in lprocs:
+        p.join(30)
+    # what is still on its way arrives (nothing new for 2 s, or 30 s)
+    last, since, end = (-1, -1, 0.0), time.monotonic(), time.monotonic() + 30
+    while time.monotonic() < end and time.monotonic() - since < 2:
+        now = totals()
+        if now[:2] != last[:2]:
+            last, since = now, time.monotonic()
+        time.sleep(0.1)
+    stop.set()
+    got: dict[str, set[int]] = {}
+    for _ in cprocs:
+        for dev, seqs in out.get(timeout=60)["seqs"].items():
+            got.setdefault(dev, set()).update(seqs)
+    for p in cprocs:
+        p.join(30)
+    window = t1 - t0
+    acked = {dev: seqs for r in loads for dev, seqs in r["acked"].items()}
+    gen_window = sum(r["window_s"] for r in loads) / len(loads)
+    delivered = max(1, m1 - m0)
+    sent = sum(r["sent_per_s"] for r in loads)
+    return {
+        "offered_msgs_per_s": round(len(devices) * (rate_hz + 1)),
+        "sent_msgs_per_s": round(sent),
+        "msgs_per_s": round((m1 - m0) / window),
+        "broker_cpu_pct": round(100 * (cpu1 - cpu0) / window, 1),
+        "load_cpu_pct": round(100 * sum(r["cpu_s"] for r in loads) / gen_window, 1),
+        "counter_cpu_pct": round(100 * (ccpu1 - ccpu0) / window, 1),
+        # CPU per message: the broker's per message delivered, the load's per message sent
+        "broker_cpu_us_per_msg": round(1e6 * (cpu1 - cpu0) / delivered, 1),
+        "load_cpu_us_per_msg": round(
+            1e6 * sum(r["cpu_s"] for r in loads) / max(1.0, sent * gen_window), 1
+        ),
+        "load_processes": workers,
+        "qos1_acked": sum(len(v) for v in acked.values()),
+        "qos1_lost": sum(
+            1 for dev, seqs in acked.items() for q in seqs if q not in got.get(dev, ())
+        ),
+        "qos1_unacked_at_end": sum(r["unacked"] for r in loads),
+    }
+
+
+def _missing(runs: list[dict[str, Any]], arrivals: dict[str, list[int]]) -> set[tuple[str, int]]:
+    got = {(dev, q) for dev, seqs in arrivals.items() for q in seqs}
+    return {(dev, q) for r in runs for dev, seqs in r["acked"].items() for q in seqs} - got
+
+
+def _await_missing(ingest: Ingest, runs: list[dict[str, Any]], limit_s: float) -> int:
+    """Until every acknowledged message of `runs` has arrived (or `limit_s`): how many
+    arrived only in this wait."""
+    first = missing = _missing(runs, ingest.arrivals())
+    end = time.monotonic() + limit_s
+    while missing and time.monotonic() < end:
+        time.sleep(2)
+        missing = _missing(runs, ingest.arrivals())
+    return len(first - missing)
+
+
+def _stream_state(cluster: NatsCluster) -> dict[str, Any] | None:
+    """The QoS 1 stream as its leader sees it after the run: messages it still holds and
+    its consumers' (the ingest sessions') undelivered and unacknowledged counts. A message
+    acknowledged to a device and missing at central is either still here (late, not
+    lost) or gone from the stream."""
+    for i in range(len(cluster.nodes)):
+        info = cluster.jsz(i)
+        for acc in (info or {}).get("account_details") or []:
+            for st in acc.get("stream_detail") or []:
+                if st.get("name") != "$MQTT_msgs" or st.get("cluster", {}).get("leader") != (
+                    cluster.nodes[i].name
+                ):
+                    continue
+                cons = st.get("consumer_detail") or []
+                return {
+                    "messages": st.get("state", {}).get("messages"),
+                    "consumers": len(cons),
+                    "num_pending": sum(c.get("num_pending", 0) for c in cons),
+                    "num_ack_pending": sum(c.get("num_ack_pending", 0) for c in cons),
+                    "num_redelivered": sum(c.get("num_redelivered", 0) for c in cons),
+                }
+    return None
+
+
 def _names(n: int) -> list[str]:
     return [f"sim-{i:05d}" for i in range(n)]
 
 
-def _mosquitto(work: Path, n: int, seconds: float, workers: int, parts: int) -> dict[str, Any]:
+def _mosquitto(
+    work: Path, n: int, seconds: float, workers: int, parts: int, rate_hz: float
+) -> dict[str, Any]:
     with Mosquitto(work / "mosquitto") as broker:
         devices = [(d, broker.client_config(d)) for d in _names(n)]
         cen = broker.client_config("central")
         flt = [f"$share/ingest/{topics.ROOT}/+/spat", f"$share/ingest/{topics.ROOT}/+/events"]
+        # the raw load first, before the ingest's sessions exist (they would take it too)
+        counters = [(cen, f"count-{p}", flt) for p in range(parts)]
+        capacity = _capacity(devices, counters, lambda: [broker.pid], seconds, workers, rate_hz)
         ingest = Ingest([(cen, f"ingest-{p}", flt) for p in range(parts)])
         try:
             run = _run(devices, ingest, lambda: [broker.pid], seconds, workers, 0)
@@ -509,6 +684,7 @@ def _mosquitto(work: Path, n: int, seconds: float, workers: int, parts: int) -> 
             arrivals = ingest.stop()
         v = _verdict(run, arrivals, 0)
     return {
+        "capacity": capacity,
         "msgs_per_s": run["msgs_per_s"],
         "broker_cpu_pct": run["broker_cpu_pct"],
         "qos1_lost": v["qos1_lost"],
@@ -545,7 +721,9 @@ async def _real_device(cluster: NatsCluster, work: Path, stop: threading.Event) 
     return rt.runtime.jitter_all
 
 
-def _cluster(work: Path, n: int, seconds: float, workers: int, parts: int) -> dict[str, Any]:
+def _cluster(
+    work: Path, n: int, seconds: float, workers: int, parts: int, rate_hz: float
+) -> dict[str, Any]:
     names = _names(n)
     res: dict[str, Any] = {}
     t = time.monotonic()
@@ -553,6 +731,8 @@ def _cluster(work: Path, n: int, seconds: float, workers: int, parts: int) -> di
         res["cluster_start_s"] = round(time.monotonic() - t, 1)
         devices = [(d, cluster.client_config(d)) for d in names]
         cen = cluster.client_config("central")
+        counters = [(cen, f"count-{p}", [ingest_filter(p)]) for p in range(parts)]
+        res["capacity"] = _capacity(devices, counters, cluster.pids, seconds, workers, rate_hz)
         ingest = Ingest([(cen, f"ingest-{p}", [ingest_filter(p)]) for p in range(parts)])
         try:
             steady = _run(devices, ingest, cluster.pids, seconds, workers, 0)
@@ -584,20 +764,19 @@ def _cluster(work: Path, n: int, seconds: float, workers: int, parts: int) -> di
             killed = _run(devices, ingest, cluster.pids, seconds * 1.5, workers, RUN_SEQS, kill)
 
             def rolling() -> dict[str, Any]:
+                time.sleep(seconds / 3)
                 kill_at["roll"] = time.time()
-                for i in range(NODES):
-                    cluster.stop_node(i)
-                    time.sleep(1)
-                    cluster.start_node(i)
-                    cluster.wait_ready(60, nodes=[i])
+                cluster.rolling_restart()
                 return {"rolling_s": round(time.time() - kill_at["roll"], 1)}
 
-            rolled = _run(
-                devices, ingest, cluster.pids, seconds * 2, workers, 2 * RUN_SEQS, rolling
-            )
+            rolled = _run(devices, ingest, cluster.pids, seconds, workers, 2 * RUN_SEQS, rolling)
             stop_real.set()
             real_thread.join(60)
             ingest.drain()
+            # acknowledged and not at central yet: wait past JetStream's redeliveries
+            # (ack_wait 10 s) before counting it lost, and say how many came that late
+            res["qos1_arrived_after_drain"] = _await_missing(ingest, [killed, rolled], 35.0)
+            res["msgs_stream_at_end"] = _stream_state(cluster)
         finally:
             arrivals = ingest.stop()
         res["node_kill"] = {
@@ -620,14 +799,15 @@ def run_fleet_bench(json_out: bool, quick: bool, machine: str) -> int:
     seconds = float(os.environ.get("EDGE_BENCH_FLEET_SECONDS", "6" if quick else "15"))
     workers = int(os.environ.get("EDGE_BENCH_FLEET_WORKERS", "2"))
     parts = int(os.environ.get("EDGE_BENCH_FLEET_PARTITIONS", "2"))
+    rate_hz = float(os.environ.get("EDGE_BENCH_FLEET_CAPACITY_HZ", "20" if quick else "100"))
     os.nice(NICE)
     # the real device's link says every loss and reconnect: counted here instead
     logging.basicConfig(level=logging.ERROR)
     load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="edge-bench-fleet-") as tmp:
         work = Path(tmp)
-        single = _mosquitto(work, n, seconds, workers, parts)
-        clustered = _cluster(work, n, seconds, workers, parts)
+        single = _mosquitto(work, n, seconds, workers, parts, rate_hz)
+        clustered = _cluster(work, n, seconds, workers, parts, rate_hz)
     res = {
         "bench": "fleet",
         "machine": machine,
@@ -637,6 +817,7 @@ def run_fleet_bench(json_out: bool, quick: bool, machine: str) -> int:
         "load_processes": workers,
         "ingest_workers": parts,
         "target_msgs_per_s": n * 11,
+        "capacity_spat_hz": rate_hz,
         "mosquitto": single,
         "nats_cluster": clustered,
     }
@@ -649,6 +830,13 @@ def run_fleet_bench(json_out: bool, quick: bool, machine: str) -> int:
         f"  {n} devices (SPaT 10 Hz + 1 QoS 1/s each, {n * 11} msgs/s offered) from {workers} "
         f"processes, {parts} ingest workers, {seconds:g} s"
     )
+    for label, b in (("one Mosquitto", m), ("3-node NATS", c)):
+        k = b["capacity"]
+        print(
+            f"  raw load, {label}: {k['sent_msgs_per_s']} msgs/s sent, {k['msgs_per_s']} "
+            f"delivered; CPU (% of one core) broker {k['broker_cpu_pct']}, load "
+            f"{k['load_cpu_pct']}, counters {k['counter_cpu_pct']}; QoS 1 lost {k['qos1_lost']}"
+        )
     print(f"  one Mosquitto:     {m['msgs_per_s']} msgs/s, broker CPU {m['broker_cpu_pct']}%")
     print(
         f"  3-node NATS:       {c['msgs_per_s']} msgs/s, broker CPU {c['broker_cpu_pct']}% "

@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -56,6 +56,26 @@ PROTOCOLS = ("auto", "5", "3.1.1")
 def refused_v5(exc: BaseException) -> bool:
     """Whether a connect failed because the broker does not speak MQTT 5."""
     return isinstance(exc, aiomqtt.MqttCodeError) and "protocol version" in str(exc).lower()
+
+
+def closed_before_connack_fails(client: aiomqtt.Client) -> aiomqtt.Client:
+    """Make a connect fail at once when the broker closes the connection before its
+    CONNACK. aiomqtt 2.x ignores a disconnect before the CONNACK and waits out its whole
+    timeout (`CONNECT_TIMEOUT_S`): a cluster node that is shutting down closes a half-made
+    connection that way, and the device should be on its way to the next node."""
+    paho_client = client._client  # aiomqtt has no hook for this
+    inner: Callable[..., None] | None = paho_client.on_disconnect
+
+    def on_disconnect(*args: Any) -> None:
+        pending = client._connected
+        if not pending.done():
+            reason = args[3] if len(args) > 3 else "?"
+            pending.set_exception(aiomqtt.MqttError(f"closed before CONNACK ({reason})"))
+        if inner is not None:
+            inner(*args)
+
+    paho_client.on_disconnect = on_disconnect
+    return client
 
 
 def request_digest(payload: bytes) -> bytes:
@@ -216,21 +236,23 @@ class LinkClient:
             host, port = self.broker.endpoints()[self.reconnect.endpoint]
             retry_now = False
             try:
-                async with aiomqtt.Client(
-                    host,
-                    port,
-                    identifier=self.device,
-                    username=self.broker.username,
-                    password=self.broker.password,
-                    protocol=(
-                        aiomqtt.ProtocolVersion.V5 if self.v5 else aiomqtt.ProtocolVersion.V311
-                    ),
-                    will=aiomqtt.Will(status, status_offline(self.device), qos=1, retain=True),
-                    keepalive=self.broker.keepalive_s,
-                    tls_context=self.broker.tls_context(),
-                    timeout=CONNECT_TIMEOUT_S,
-                    max_inflight_messages=SPOOL_WINDOW,
-                    socket_options=NODELAY,
+                async with closed_before_connack_fails(
+                    aiomqtt.Client(
+                        host,
+                        port,
+                        identifier=self.device,
+                        username=self.broker.username,
+                        password=self.broker.password,
+                        protocol=(
+                            aiomqtt.ProtocolVersion.V5 if self.v5 else aiomqtt.ProtocolVersion.V311
+                        ),
+                        will=aiomqtt.Will(status, status_offline(self.device), qos=1, retain=True),
+                        keepalive=self.broker.keepalive_s,
+                        tls_context=self.broker.tls_context(),
+                        timeout=CONNECT_TIMEOUT_S,
+                        max_inflight_messages=SPOOL_WINDOW,
+                        socket_options=NODELAY,
+                    )
                 ) as client:
                     self.client = client
                     self.connects += 1
@@ -274,7 +296,7 @@ class LinkClient:
                 self.handler.on_disconnected(reason)
             if retry_now:
                 continue
-            # a failed connect: the next node of a cluster; a lost link: the same node again
+            # the next node of a cluster: at once after a failed connect, soon after a lost link
             delay = self.reconnect.lost() if was_up else self.reconnect.failed()
             log.warning("link down (%s); reconnecting in %.1f s", reason, delay)
             await asyncio.sleep(delay)

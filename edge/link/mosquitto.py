@@ -20,12 +20,9 @@ import datetime
 import ipaddress
 import os
 import pwd
-import resource
 import shutil
-import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edge.link.client import BrokerConfig
+from edge.link.launch import start_listening, stop_process
 from edge.link.topics import acl_file, bootstrap_acl_file
 
 
@@ -257,45 +255,15 @@ class Mosquitto:
         )
 
     def start(self, timeout_s: float = 10.0) -> None:
-        def limits() -> None:  # room for a fleet's connections
-            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
-
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
-        self.proc = subprocess.Popen(
-            [self.binary, "-c", str(self.conf_path)],
-            stdout=log,
-            stderr=log,
-            preexec_fn=limits,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                for port in (self.port, self.bootstrap_port):
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                        pass
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(
-            f"mosquitto did not listen on {self.port} and {self.bootstrap_port} "
-            f"within {timeout_s} s"
+        argv = [self.binary, "-c", str(self.conf_path)]
+        self.proc = start_listening(
+            argv, self.log_path, (self.port, self.bootstrap_port), "mosquitto", timeout_s
         )
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM (Mosquitto saves its persistence file), SIGKILL if it hangs."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout_s)
 
     @property
     def pid(self) -> int | None:

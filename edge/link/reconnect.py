@@ -2,9 +2,13 @@
 
 Rules it keeps (the device link, edge.link.client, and the fleet bench's simulated
 devices use this one policy):
-- After a connection that was up ends: the same node again after a short jittered
-  delay (uniform in [floor_s, first_s] of the backoff), so a fleet that lost its link
-  together does not come back in one burst, and a node that is still up is tried first.
+- After a connection that was up ends: the next node (`alternates`) after a short
+  jittered delay (uniform in [floor_s, first_s] of the backoff), so a fleet that lost its
+  link together does not come back in one burst. Not the same node: the node that
+  dropped the link is the one most likely going down (lame duck, a restart) or stalled,
+  and a restarting node accepts connections seconds before it can answer a CONNECT; the
+  nodes of a cluster are equivalent, and moving every device one node on keeps them
+  spread.
 - After a failed connect: the next node (`alternates`) almost at once (`hop_s`, jittered),
   not after a backoff: a dead node costs one refused connect. Only once every node has
   failed in a row does the exponential backoff (edge.backoff, capped) run, between rounds.
@@ -49,7 +53,8 @@ class Reconnect:
         self.failed_in_round = 0
 
     def lost(self) -> float:
-        """An established connection ended: the same node, after a short jitter."""
+        """An established connection ended: the next node, after a short jitter."""
+        self.endpoint = (self.endpoint + 1) % self.nodes
         self.failed_in_round = 0
         return self.rng.uniform(self.backoff.floor_s, self.backoff.first_s)
 

@@ -1,5 +1,6 @@
-"""`edge bench fleet --quick --json` runs and reports the figures it promises: the cluster
-loses no QoS 1 message through a node SIGKILL and a rolling restart, and every simulated
+"""`edge bench fleet --quick --json` runs and reports the figures it promises: the raw
+capacity load on both brokers, the cluster loses no QoS 1 message through a node SIGKILL
+and a rolling restart (lame duck, healthz), and every simulated
 device is connected again at the end (the order of arrivals is a figure here; the
 cluster test asserts it through a node kill)."""
 
@@ -19,6 +20,13 @@ def test_bench_fleet_quick(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["mosquitto"]["msgs_per_s"] > 0 and res["nats_cluster"]["msgs_per_s"] > 0
     assert res["mosquitto"]["qos1_lost"] == 0
+    # the raw-socket capacity load: every acknowledged QoS 1 message counted at central,
+    # and the CPU of both sides reported
+    for broker in ("mosquitto", "nats_cluster"):
+        k = res[broker]["capacity"]
+        assert k["msgs_per_s"] > 0 and k["qos1_acked"] > 0 and k["qos1_lost"] == 0, k
+        assert k["load_cpu_pct"] > 0 and k["broker_cpu_us_per_msg"] > 0, k
+    assert res["nats_cluster"]["msgs_stream_at_end"] is not None
     for phase in ("node_kill", "rolling_restart"):
         v = res["nats_cluster"][phase]
         assert v["qos1_lost"] == 0 and v["qos1_unacked_at_end"] == 0, v
