@@ -19,8 +19,9 @@ ring-barrier sequence, the minimums or the clearances:
    stragglers do not hold a full queue at red. With nobody waiting the gap is
    the plan's passage, so light traffic is served as actuated.
 3. Permissive first for flashing-yellow-arrow lefts. A protected left
-   phase whose movement may also turn permissively (an FYA overlap) is
-   skipped while the permissive arrow clears its lane. A permissive period
+   phase whose movement may also turn permissively (an FYA overlap) and that
+   leads its permissive phase is skipped while the permissive arrow clears
+   its lane (a lagging left is permissive first by its place in the ring). A permissive period
    failed when a left was still on the loop (`permissive_fail_ms`), the loop
    was occupied for `permissive_occ_pct` of it, or it ran `permissive_long_ms`
    or more (a long opposing green is a dense opposing stream, and a left
@@ -105,11 +106,18 @@ class Adaptive:
         self.max_pct = [100] * n  # current max green, % of the plan's
         # Protected lefts with a permissive alternative (an FYA overlap's parent),
         # the permissive phases that offer it, and whether the last one failed.
+        # A left that lags its permissive phase (after it in the same ring) is held back
+        # by nobody: its permissive period has just run when its call is decided, and a
+        # left still on the loop then is what the permissive arrow did not serve.
         self.fya_left: dict[int, tuple[int, ...]] = {}
+        ring = [p.ring for p in site.phases]
         for o in site.overlaps:
             if o.permissive_parents:
                 for pid in o.parents:
-                    self.fya_left[index[pid]] = tuple(index[q] for q in o.permissive_parents)
+                    i = index[pid]
+                    perm = tuple(index[q] for q in o.permissive_parents)
+                    if not any(ring[q] == ring[i] and q < i for q in perm):
+                        self.fya_left[i] = perm
         self.permissive_failed = [True] * n  # until a permissive period shows otherwise
         self.fail_rate_pct = [100] * n  # moving share of permissive periods that failed
         self.protect = [True] * n  # the left's protected phase runs whenever called

@@ -14,7 +14,7 @@ How the phasing is decided (the first that validates wins):
    and the arm opposite it, or a lone arm). The main street (more lanes,
    then higher priority) gets phases 1, 2, 5, 6 in barrier group 1, the
    other 3, 4, 7, 8 in group 2. A left turn gets its own protected phase
-   (ring 1 leads with the left opposing ring 1's through) when it has a
+   (in the ring of the through it opposes, lagging it: see LAG below) when it has a
    lane of its own and an opposing flow, and then also turns permissively
    behind a flashing yellow arrow (an FYA overlap) while the opposing
    through runs; a left sharing a lane with an opposed through is
@@ -60,6 +60,13 @@ DETECTOR_SETBACK_M = 1.0  # from the stop line to the loop's front edge
 SETBACK_M = 35.0  # from the stop line to the setback loop's front edge
 SETBACK_LENGTH_M = 3.0
 PASSAGE_S = 1.5
+# LAG: protected lefts lag the through they oppose (ring order: through, then left), as
+# SUMO's own programs run them: the flashing yellow arrow serves the lefts first,
+# and the protected phase is called only by a left still on its non-locking loop
+# when the opposing through ends (free and adaptive operation alike); and a
+# through-to-left change mostly clears sooner than a left-to-through one (the
+# left's path across the junction is the longer). Measured against leading lefts
+# in docs/adaptive.md (issue 17).
 PLAN_ID = "actuated"
 # Pedestrians: a fixed walk, and a clearance to cross the crosswalk's length at
 # 1.07 m/s (3.5 ft/s, the MUTCD walking speed), never under 3 s. Each crossing
@@ -486,7 +493,8 @@ def _site_dict(
     preempts: Sequence[dict[str, Any]] = (),
     buttons: Sequence[PushButton] = (),
 ) -> dict[str, Any]:
-    phases = sorted(cand.phases, key=lambda p: (p.ring, p.group, p.id))
+    # Lefts lag: a ring serves its through before its protected left (LAG above).
+    phases = sorted(cand.phases, key=lambda p: (p.ring, p.group, not p.through, p.id))
     phase_rows = []
     for p in phases:
         row: dict[str, Any] = {"id": p.id, "ring": p.ring, "group": p.group}

@@ -211,6 +211,32 @@ def test_a_left_that_clears_in_the_permissive_is_not_given_a_protected_phase() -
     assert protected  # actuated: the waiting left calls its leading protected phase
 
 
+def lagging_left_t_junction() -> Site:
+    """The T-junction with its protected left after the opposing through in ring 1."""
+    raw = tomllib.loads((EXAMPLES / "t_junction.toml").read_text())
+    for det in raw["detectors"]:
+        if det["id"] == LEFT_DET:
+            det["locking"] = False
+    by_id = {p["id"]: p for p in raw["phases"]}
+    raw["phases"] = [by_id[2], by_id[1], *(p for p in raw["phases"] if p["id"] not in (1, 2))]
+    return site_from_dict(raw)
+
+
+def test_a_lagging_left_is_not_held_back() -> None:
+    """A protected left that lags its permissive phase is decided right after the
+    permissive arrow ran: a left still on the loop then calls it, as in free operation.
+    A leading left in the same state is held back (permissive first)."""
+    for site, held in ((t_junction(), True), (lagging_left_t_junction(), False)):
+        ad = Adaptive(site)
+        i = next(n for n, p in enumerate(site.phases) if p.id == 1)
+        ad.protect[i] = False
+        ad.permissive_failed[i] = False
+        present = [d.id == LEFT_DET for d in site.detectors]
+        on_at = [0] * len(site.detectors)
+        assert ad.left_call_counts(i, 1_000, present, on_at) is not held
+        assert (ad.left_deadline(present, on_at) is not None) is held
+
+
 def test_a_long_permissive_green_counts_as_failed() -> None:
     """A 40 s opposing green is a dense stream: lefts may wait in the box, off the loop."""
     _, ctl = left_waits_through_red("adaptive", permissive_long_ms=30_000)

@@ -56,6 +56,19 @@ def test_single_is_8_phase_with_flashing_yellow_arrow_lefts() -> None:
     assert left and all(b.permissive_phase == 2 and b.phase == 1 for b in left)
 
 
+def test_protected_lefts_lag_the_through_they_oppose() -> None:
+    """Each ring serves its through before its protected left in a barrier group, and a
+    flashing-yellow-arrow left's permissive phase (the opposing through) comes first."""
+    (d,) = derive_all(signal_junctions(scenarios.resolve("single").net))
+    rings: dict[int, list[int]] = {}
+    for p in d.site.phases:
+        rings.setdefault(p.ring, []).append(p.id)
+    assert rings == {1: [2, 1, 4, 3], 2: [6, 5, 8, 7]}
+    order = [p.id for p in d.site.phases]
+    for o in d.site.overlaps:
+        assert all(order.index(q) < order.index(o.parents[0]) for q in o.permissive_parents)
+
+
 def test_tee_has_a_lone_side_road_phase() -> None:
     (d,) = derive_all(signal_junctions(scenarios.resolve("tee").net))
     by_id = {p.id: p for p in d.site.phases}
