@@ -130,8 +130,10 @@ def test_edge_central_enrol_token_writes_a_private_token(
     assert main([*args, "--out", str(out), "--hours", "8"]) == 0
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     trusted = {signing.key_id(key.public_key()): key.public_key()}
-    _tid, expires = enrol.check_token(out.read_bytes(), DEV, trusted, NOW, {})
-    assert expires - NOW <= 8 * HOUR + datetime.timedelta(minutes=1)
+    now = datetime.datetime.now(datetime.UTC)  # the command's clock: not the module's NOW,
+    # which is taken at collection, long before this test runs in a full suite
+    _tid, expires = enrol.check_token(out.read_bytes(), DEV, trusted, now, {})
+    assert expires - now <= 8 * HOUR + datetime.timedelta(minutes=1)
     assert main([*args, "--out", str(tmp_path / "t2"), "--hours", "48"]) == 2
     assert "at most 24 h" in capsys.readouterr().err
 
