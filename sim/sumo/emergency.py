@@ -99,7 +99,9 @@ class EmergencyFeed:
         wanted: dict[str, set[int]] = {tls: set() for tls in self.signals}
         for vid in sorted(self.vehicles):
             ahead = sim.vehicle.getNextTLS(vid)
-            self.trace.ahead(sim, vid, ahead[0][0] if ahead else None, t_s)
+            self.trace.ahead(
+                sim, vid, ahead[0][0] if ahead else None, ahead[0][2] if ahead else 0.0, t_s
+            )
             if not ahead:
                 continue
             speed = max(sim.vehicle.getAllowedSpeed(vid), 1.0) if self.central else 0.0
