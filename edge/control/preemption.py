@@ -5,7 +5,11 @@ Rules this module keeps (tests/control/test_preemption.py checks them):
 1. Requests come by preempt (Preempt commands); one is served at a time: the
    lowest priority number, then the first come. A higher-priority request
    takes over at once; a request still on after the preempt's max presence
-   is a stuck input: it times out (event `preempt_timeout`).
+   is a stuck input: it times out (event `preempt_timeout`). A request for a
+   turn's preempt (central names the vehicle's turn) takes the place of its
+   approach's preempt without a turn (the receiver's, which cannot tell the
+   turn) when that was requested first: it is the same vehicle, better
+   known, and it takes over at once.
 2. None is served outside run, nor while the operator clears to all red or
    flash; a request made while held there is refused (commands.py).
 3. Entry ends every green that is not a dwell phase as soon as the preempt's
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from edge.control.site import Preempt as SitePreempt
 from edge.control.site import Site
 from edge.control.states import DONT_WALK, GREEN, NEVER, RUN
 
@@ -69,7 +74,7 @@ class Preemption:
                 ctl._event(now, "preempt_timeout", f"preempt {preempts[k].id}")
         best = -1
         if self.requests and not stopping and ctl.modes.mode == RUN:
-            best = min(self.requests, key=lambda k: (preempts[k].priority, self.requests[k]))
+            best = min(self.requests, key=lambda k: self._rank(preempts, k))
         if best == self.serving:
             return False
         if best < 0 and self.dwell_at >= 0:
@@ -85,6 +90,17 @@ class Preemption:
             return True
         self._exit(ctl, now)
         return True
+
+    def _rank(self, preempts: tuple[SitePreempt, ...], k: int) -> tuple[int, int, int]:
+        """Serve the lowest: priority, then first come (a turn's preempt in the place of
+        its approach's preempt requested before it, rule 1), a turn's before the approach's."""
+        pre = preempts[k]
+        since = self.requests[k]
+        if pre.turn is not None:
+            for j, at in self.requests.items():
+                if preempts[j].approach == pre.approach and preempts[j].turn is None:
+                    since = min(since, at)
+        return pre.priority, since, 0 if pre.turn is not None else 1
 
     def _exit(self, ctl: Controller, now: int) -> None:
         """Back to normal operation from the dwell greens.

@@ -112,6 +112,7 @@ def _side(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One side (with or without priority) of a scenario, pooled over its seeds."""
     ev_total = sum(float(r["ev_mean_delay_s"]) * r["ev_count"] for r in runs if r["ev_count"])
     at = [float(x) for r in runs for x in r.get("ev_at_signal_s", [])]
+    halted = [float(x) for r in runs for x in r.get("ev_halted_at_signal_s", [])]
     return {
         "ev_count": sum(int(r["ev_count"]) for r in runs),
         "ev_delay_total_s": round(ev_total, 1),
@@ -120,9 +121,17 @@ def _side(runs: list[dict[str, Any]]) -> dict[str, Any]:
         else None,
         "ev_passages": len(at),
         "ev_at_signal_s": at,
+        "halted": halted,
         "ev_at_signal_median_s": round(statistics.median(at), 2) if at else None,
+        "ev_halted_at_signal_mean_s": _mean(halted),
+        "ev_halted_at_signal_share": round(sum(h > 0 for h in halted) / len(halted), 3)
+        if halted
+        else None,
         "general_mean_delay_s": _mean([float(r["general_mean_delay_s"]) for r in runs]),
     }
+
+
+_LISTS = ("ev_at_signal_s", "halted")  # per passage: pooled in goals(), not printed
 
 
 def results(targets: list[Target], reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -137,13 +146,14 @@ def results(targets: list[Target], reports: list[dict[str, Any]]) -> list[dict[s
                 "scenario": t.name,
                 "group": t.group,
                 "seeds": sorted({int(r["seed"]) for r in mine}),
-                "with": {k: v for k, v in on.items() if k != "ev_at_signal_s"},
-                "without": {k: v for k, v in off.items() if k != "ev_at_signal_s"},
+                "with": {k: v for k, v in on.items() if k not in _LISTS},
+                "without": {k: v for k, v in off.items() if k not in _LISTS},
                 "ev_delay_ratio": _ratio(on["ev_delay_total_s"], off["ev_delay_total_s"]),
                 "general_delay_ratio": _ratio(
                     on["general_mean_delay_s"], off["general_mean_delay_s"]
                 ),
                 "_at": (on["ev_at_signal_s"], off["ev_at_signal_s"]),
+                "_halted": (on["halted"], off["halted"]),
             }
         )
     return rows
@@ -163,6 +173,8 @@ def goals(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "ev_passages": len(at_on),
         "ev_at_signal_median_s": round(statistics.median(at_on), 2) if at_on else None,
         "ev_at_signal_median_without_s": round(statistics.median(at_off), 2) if at_off else None,
+        "ev_halted_at_signal_mean_s": _mean([x for r in rows for x in r["_halted"][0]]),
+        "ev_halted_at_signal_mean_without_s": _mean([x for r in rows for x in r["_halted"][1]]),
         "general_delay_ratio_geomean": _geomean(general),
         "general_delay_ratio_worst": max(general) if general else None,
     }
@@ -184,7 +196,8 @@ def _fmt(v: Any) -> str:
 def _table(rows: list[dict[str, Any]]) -> str:
     header = [
         "scenario", "EVs", "EV delay s: with", "without", "ratio",
-        "per signal: median s with", "without", "general s/veh: with", "without", "ratio",
+        "per signal: median s with", "without", "halted s with", "without",
+        "general s/veh: with", "without", "ratio",
     ]  # fmt: skip
     body = [
         [
@@ -195,6 +208,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
             _fmt(r["ev_delay_ratio"]),
             _fmt(r["with"]["ev_at_signal_median_s"]),
             _fmt(r["without"]["ev_at_signal_median_s"]),
+            _fmt(r["with"]["ev_halted_at_signal_mean_s"]),
+            _fmt(r["without"]["ev_halted_at_signal_mean_s"]),
             _fmt(r["with"]["general_mean_delay_s"]),
             _fmt(r["without"]["general_mean_delay_s"]),
             _fmt(r["general_delay_ratio"]),
@@ -216,6 +231,8 @@ def _goal_line(name: str, g: dict[str, Any]) -> str:
         f"{'met' if met['ev_delay_ratio'] else 'missed'}); per-signal median "
         f"{_fmt(g['ev_at_signal_median_s'])} s (without {_fmt(g['ev_at_signal_median_without_s'])};"
         f" goal <= {GOAL_PER_SIGNAL_S:g}: {'met' if met['ev_at_signal_median_s'] else 'missed'});"
+        f" halted {_fmt(g['ev_halted_at_signal_mean_s'])} s a passage (without "
+        f"{_fmt(g['ev_halted_at_signal_mean_without_s'])});"
         f" general traffic ratio {_fmt(g['general_delay_ratio_geomean'])} geomean, worst "
         f"{_fmt(g['general_delay_ratio_worst'])} (goal <= {GOAL_GENERAL_RATIO}: "
         f"{'met' if met['general_delay_ratio'] else 'missed'})"
@@ -248,7 +265,7 @@ def run_preemption_bench(json_out: bool, quick: bool, machine: str) -> int:
     if len(groups) > 1:
         groups["all"] = goals(rows)
     head["end_s"] = "shipped: 3600 s; generated: until every vehicle has left"
-    doc_rows = [{k: v for k, v in r.items() if k != "_at"} for r in rows]
+    doc_rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     if _saved_as_json({**head, "goals": groups}, doc_rows, json_out):
         return 0
     print(
@@ -264,7 +281,8 @@ def run_preemption_bench(json_out: bool, quick: bool, machine: str) -> int:
         "\n* held out (never tuned on). EV delay: SUMO time loss per emergency vehicle; ratio: "
         "summed over the scenario's EVs, with over without; per signal: EV time loss from "
         "entering a signal's approach (150 m) to leaving its junction, median over passages "
-        "(sim/sumo/ev_trace.py); general: every other vehicle's mean time loss; "
+        "(sim/sumo/ev_trace.py); halted: of that, seconds at a standstill, mean a passage; "
+        "general: every other vehicle's mean time loss; "
         f"{head['wall_s']:.0f} s wall"
     )
     return 0

@@ -11,7 +11,11 @@ stops being the next one on its route). For each passage:
   ahead; the junction is left at the first step after the passage at which
   the vehicle is on a normal lane again. Upstream of the approach the loss is
   mid-block car following (SUMO's cars do not pull over), which no signal
-  causes; inside it lie the signal's queue and display;
+  causes; inside it lie the signal's queue and display, and car following
+  still (the vehicle wants 1.2 times the limit: behind a car at the limit it
+  loses a sixth of its time). So the window's *halted* time is given too: the
+  steps at which the vehicle was slower than SUMO's halting speed (0.1 m/s),
+  what a queue or a red cost it;
 - between stop lines: the SUMO time loss the vehicle gathered since it passed
   the signal before (or since it departed), mid-block included;
 - recovery: seconds from the passage until the halting vehicles on the
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 APPROACH_M = 150.0  # a signal's approach: about 20 queued cars a lane
+HALT_MPS = 0.1  # SUMO's halting speed
 REF_S = 120.0  # the "normal" queue: its mean over this long before the vehicle came
 WATCH_S = 600.0  # a signal not recovered this long after a passage counts as this
 
@@ -55,6 +60,8 @@ class EvTrace:
     approach: dict[str, tuple[str, float]] = field(default_factory=dict)
     leaving: dict[str, tuple[str, float]] = field(default_factory=dict)
     at_signal: list[tuple[str, float]] = field(default_factory=list)  # (tls, s) per passage
+    halted: dict[str, float] = field(default_factory=dict)  # vehicle -> s halted in its window
+    halted_at_signal: list[float] = field(default_factory=list)  # s per passage, as at_signal
     recoveries: list[tuple[str, float]] = field(default_factory=list)  # (tls, s) per passage
 
     def sample(self, sim: Any, t_s: float) -> None:
@@ -85,6 +92,9 @@ class EvTrace:
         a change of signal is a passage."""
         prev = self.next_tls.get(vid)
         internal = str(sim.vehicle.getRoadID(vid)).startswith(":")
+        if (vid in self.approach or vid in self.leaving) and sim.vehicle.getSpeed(vid) < HALT_MPS:
+            dt = float(sim.simulation.getDeltaT())  # ahead() runs once a SUMO step
+            self.halted[vid] = self.halted.get(vid, 0.0) + dt
         left = vid in self.leaving and not internal
         opens = (
             tls is not None
@@ -99,6 +109,7 @@ class EvTrace:
         if left:
             tls_left, entered = self.leaving.pop(vid)
             self.at_signal.append((tls_left, loss - entered))
+            self.halted_at_signal.append(self.halted.pop(vid, 0.0))
         if prev != tls:
             if prev is not None and prev in self.edges:
                 self.delays.append((prev, loss - self.loss_at_pass.get(vid, 0.0)))
@@ -111,6 +122,7 @@ class EvTrace:
                         self.leaving[vid] = a
                     else:  # passed and off the junction within one step
                         self.at_signal.append((prev, loss - a[1]))
+                        self.halted_at_signal.append(self.halted.pop(vid, 0.0))
             self.loss_at_pass[vid] = loss if prev is not None else 0.0
             if tls is None:
                 self.next_tls.pop(vid, None)
@@ -118,12 +130,14 @@ class EvTrace:
                 self.next_tls[vid] = tls
         if opens:
             self.approach[vid] = (str(tls), loss)
+            self.halted[vid] = 0.0
 
     def gone(self, vid: str) -> None:
         self.next_tls.pop(vid, None)
         self.loss_at_pass.pop(vid, None)
         self.approach.pop(vid, None)
         self.leaving.pop(vid, None)
+        self.halted.pop(vid, None)
         for key in [k for k in self.watching if k[0] == vid and self.watching[k].passed_s < 0]:
             del self.watching[key]
 
@@ -144,6 +158,8 @@ class EvTrace:
             "ev_at_signal_s": [round(d, 2) for d in at],
             "ev_at_signal_median_s": round(statistics.median(at), 2) if at else None,
             "ev_at_signal_p90_s": _p90(at),
+            # of which halted (SUMO's halting speed), per passage: what a queue or red cost
+            "ev_halted_at_signal_s": [round(h, 1) for h in self.halted_at_signal],
             "ev_recovery_median_s": round(statistics.median(rec), 1) if rec else None,
             "ev_recovered_2_cycles_pct": within,
             "cycle_s": {t: round(c, 1) for t, c in sorted((cycle_s or {}).items())},
