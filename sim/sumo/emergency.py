@@ -96,6 +96,7 @@ class EmergencyFeed:
         self.vehicles: set[str] = set()
         self.requests = 0  # preempt requests raised (rising edges), for the report
         self.trace = EvTrace(edges)
+        self.stop_edges = {e for es in edges.values() for e in es}  # end at a signal's stop line
 
     def update(self, sim: Any) -> None:
         """After a SUMO step: new and gone emergency vehicles, then each signal's requests."""
@@ -159,7 +160,7 @@ class EmergencyFeed:
             return True
         if eta > MAX_LEAD_S or eta > sig.entry_s[pid] + STARTUP_LOST_S + SAT_HEADWAY_S * 40:
             return False
-        queue = _queue_ahead(sim, vid, sig.lane_of_link.get(link))
+        queue = _queue_ahead(sim, vid, sig.lane_of_link.get(link), self.stop_edges)
         return eta <= min(MAX_LEAD_S, sig.entry_s[pid] + STARTUP_LOST_S + SAT_HEADWAY_S * queue)
 
     def take(self, tls: str) -> tuple[Preempt, ...]:
@@ -198,9 +199,10 @@ def _entry_s(site: Site, pre: SitePreempt) -> float:
     )
 
 
-def _queue_ahead(sim: Any, vid: str, lane: str | None) -> float:
-    """Halting vehicles a lane between the vehicle and the stop line it crosses from `lane`
-    (what a device's loops and counts estimate; SUMO's count stands in for it here)."""
+def _queue_ahead(sim: Any, vid: str, lane: str | None, stop_edges: set[str]) -> float:
+    """Halting vehicles a lane between the vehicle and the stop line it crosses from `lane`,
+    on that signal's approach only: a queue at a signal before it is that signal's to
+    discharge (what a device's loops and counts estimate; SUMO's count stands in here)."""
     if lane is None:
         return 0.0
     last = edge_of(lane)
@@ -210,5 +212,8 @@ def _queue_ahead(sim: Any, vid: str, lane: str | None) -> float:
     for e in route[max(k, 0) :]:
         if e == last:
             return queue + float(sim.lane.getLastStepHaltingNumber(lane))
-        queue += sim.edge.getLastStepHaltingNumber(e) / max(sim.edge.getLaneNumber(e), 1)
+        if e in stop_edges:
+            queue = 0.0  # the approach starts after this signal
+        else:
+            queue += sim.edge.getLastStepHaltingNumber(e) / max(sim.edge.getLaneNumber(e), 1)
     return queue

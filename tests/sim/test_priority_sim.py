@@ -144,7 +144,7 @@ CORRIDOR_ROUTES = """
 """
 
 
-def _corridor(tmp: Path) -> Path:
+def _corridor(tmp: Path, routes: str = CORRIDOR_ROUTES) -> Path:
     """Two signals 200 m apart on an east-west road, a cross street at each."""
     nodes: list[tuple[str, float, float, str]] = [
         ("W", -500, 0, "priority"), ("J1", 0, 0, "traffic_light"),
@@ -155,7 +155,7 @@ def _corridor(tmp: Path) -> Path:
     edges = [("W_J1", "W", "J1", 2), ("J1_J2", "J1", "J2", 2), ("J2_E", "J2", "E", 2)]
     for j in ("1", "2"):
         edges += [(f"N{j}_J{j}", f"N{j}", f"J{j}", 1), (f"J{j}_S{j}", f"J{j}", f"S{j}", 1)]
-    return build_net(tmp, "corr", nodes, edges, routes=CORRIDOR_ROUTES)
+    return build_net(tmp, "corr", nodes, edges, routes=routes)
 
 
 def _first_requests(sc_path: Path, central: bool) -> dict[str, float]:
@@ -200,6 +200,22 @@ def test_central_requests_every_signal_ahead_by_eta_the_receiver_only_the_next(
     assert 230 < heard["J1"] <= 250
 
 
+def test_central_requests_earlier_where_a_queue_stands_ahead(tmp_path: Path) -> None:
+    """Eight cars a lane stand at J1's stop line: central's request falls due early enough
+    to end the conflicting greens and then discharge them (2 s each after 2 s), not at
+    the 20 s lead; J2, with nothing ahead, at the lead."""
+    stops = "".join(
+        f'<vehicle id="q{lane}_{k}" type="car" route="WE" depart="{k}" departLane="{lane}">'
+        f'<stop lane="W_J1_{lane}" endPos="-1" until="400"/></vehicle>\n'
+        for k in range(8)
+        for lane in (0, 1)
+    )
+    routes = CORRIDOR_ROUTES.replace('<vehicle id="ambulance"', stops + '<vehicle id="ambulance"')
+    told = _first_requests(_corridor(tmp_path, routes), central=True)
+    assert told["J1 eta"] > 25.0
+    assert 19.0 <= told["J2 eta"] <= 20.0
+
+
 def test_compare_traces_each_signal_passed_with_and_without_preemption(tmp_path: Path) -> None:
     sc = resolve(str(_corridor(tmp_path)))
     on = run(sc, "edge", 1, 200)
@@ -211,6 +227,11 @@ def test_compare_traces_each_signal_passed_with_and_without_preemption(tmp_path:
         assert r["ev_free_flow_ratio"] >= 1.0
         assert set(r["cycle_s"]) == {"J1", "J2"}
     assert on["ev_signal_delay_median_s"] < off["ev_signal_delay_median_s"]
+    # at each signal, from 150 m before its stop line to leaving its junction
+    for r in (on, off):
+        assert len(r["ev_at_signal_s"]) == len(r["ev_halted_at_signal_s"]) == 2
+    assert sum(on["ev_at_signal_s"]) < sum(off["ev_at_signal_s"])
+    assert sum(on["ev_halted_at_signal_s"]) < sum(off["ev_halted_at_signal_s"])
     from sim.sumo.compare import format_table
 
     text = format_table([on, off], ["edge", "edge-no-preempt"])
