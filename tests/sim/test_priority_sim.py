@@ -54,6 +54,17 @@ def test_derived_site_has_a_preempt_per_approach_on_a_board_input(tmp_path: Path
         assert served == {p.approach}
 
 
+def test_derived_preempts_never_cut_a_minimum_green_or_a_walk(tmp_path: Path) -> None:
+    """Issue 17's rule: the entry ends a green only past its own minimum, a walk only when
+    it is done (the preempt's minimums were the site's 5 s and no walk at all)."""
+    d = derive(signal_junctions(resolve(str(_scenario(tmp_path, 60))).net)[0])
+    timing = [t for plan in d.site.plans.values() for t in plan.timings.values()]
+    assert d.site.preempts
+    for p in d.site.preempts:
+        assert p.min_green_ms >= max(t.min_green_ms for t in timing)
+        assert p.min_walk_ms >= max(t.walk_ms for t in timing)
+
+
 def test_a_through_vehicle_dwells_with_the_opposing_through(tmp_path: Path) -> None:
     """Protected lefts: central's request for a through vehicle keeps the street moving."""
     cfg = _scenario(tmp_path, 60)
