@@ -23,6 +23,10 @@ Rules this module keeps (tests/control/test_preemption.py checks them):
    request is cancelled sooner.
 5. Exit keeps every call that came during the preemption, and calls again each
    phase whose green the entry cut short (its queue may reach past its loops).
+   A dwell green still showing times its max from its green's start, so one
+   that has had its max already ends (past its minimum, walk and clearances,
+   as any green) once a conflicting call waits: the streets that waited
+   through the preemption are served next (issue 17's compensation).
 
 State owned here: the requests (preempt index -> time requested), the one
 served (-1: none), when its dwell began (-1: still entering), and which
@@ -113,6 +117,14 @@ class Preemption:
         delay preemption costs general traffic (docs/priority.md).
         """
         ctl._event(now, "preempt_exit", f"preempt {ctl.site.preempts[self.serving].id}")
+        timers, iv = ctl.timers, ctl.intervals
+        for i in range(len(iv.iv)):
+            if self.dwell_mask[self.serving] >> i & 1 and iv.iv[i] == GREEN:
+                t = timers.timing[i]
+                timers.max_from[i] = iv.green_at[i]  # rule 5: its max runs from its green
+                timers.max_end[i] = iv.green_at[i] + (
+                    t.max2_green_ms if timers.use_max2 else t.max_green_ms
+                )
         self.serving = -1
         self.dwell_at = -1
         for i in range(len(ctl.timers.vcall)):
