@@ -143,6 +143,40 @@ def test_bench_commands_quick_smoke() -> None:
     assert bad.returncode == 1 and "unknown ['nope']" in bad.stderr
 
 
+def test_preemption_bench_quick_json(tmp_path: Path) -> None:
+    """`edge bench preemption --quick --json`: a generated arterial with and without
+    priority, per-scenario figures and the three goal figures, keys with units."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, EDGE_BENCH_TRAFFIC_JOBS="1", EDGE_BENCH_SUITE_CACHE=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "bench", "preemption", "--quick", "--json"],
+        capture_output=True, text=True, timeout=300, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "arterial-1-moderate edge (no priority) seed 1" in done.stderr  # progress lines
+    doc = json.loads(done.stdout)
+    assert doc["bench"] == "preemption" and doc["seeds"] == 1
+    (row,) = doc["results"]
+    assert row["scenario"] == "arterial-1-moderate" and row["group"] == "tune"
+    for side in ("with", "without"):
+        assert row[side]["ev_count"] > 0 and row[side]["ev_passages"] > 0
+        assert row[side]["general_mean_delay_s"] > 0
+    assert row["ev_delay_ratio"] < 1.0
+    goal = doc["goals"]["tune"]
+    assert set(goal["met"]) == {"ev_delay_ratio", "ev_at_signal_median_s", "general_delay_ratio"}
+    assert goal["ev_at_signal_median_s"] < goal["ev_at_signal_median_without_s"]
+    env["EDGE_BENCH_PREEMPT_SCENARIOS"] = "grid-x-peak"
+    bad = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "bench", "preemption"],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "FAMILY-SEED-LEVEL" in bad.stderr
+
+
 CORRIDOR_ROUTES = """
 <vType id="car" accel="2.6" decel="4.5" sigma="0" length="5" minGap="2.5" maxSpeed="13.9"/>
 <vType id="ev" vClass="emergency" accel="2.6" decel="4.5" sigma="0" length="6.5" maxSpeed="16.7"/>
