@@ -158,7 +158,7 @@ class EmergencyFeed:
         eta = dist / speed
         if eta <= sig.lead_s[pid]:
             return True
-        if eta > MAX_LEAD_S or eta > sig.entry_s[pid] + STARTUP_LOST_S + SAT_HEADWAY_S * 40:
+        if eta > MAX_LEAD_S:
             return False
         queue = _queue_ahead(sim, vid, sig.lane_of_link.get(link), self.stop_edges)
         return eta <= min(MAX_LEAD_S, sig.entry_s[pid] + STARTUP_LOST_S + SAT_HEADWAY_S * queue)
