@@ -27,7 +27,7 @@ BENCHES = {
     "fleet": "devtools.bench.fleet:run_fleet_bench",  # 3-node NATS cluster vs one Mosquitto
     "vision": "devtools.bench.vision:run_vision_bench",  # cameras, model, zones; 4 cameras
     "traffic": "sim.sumo.bench:run_traffic_bench",  # SUMO lockstep episodes
-    "preemption": "sim.sumo.bench:run_preemption_bench",
+    "preemption": "sim.sumo.ev_bench:run_preemption_bench",  # EVs with and without priority
     "suite": "sim.sumo.suite:run_suite_bench",  # every controller on the generated suite
 }
 

@@ -5,7 +5,11 @@ Rules this module keeps (tests/control/test_preemption.py checks them):
 1. Requests come by preempt (Preempt commands); one is served at a time: the
    lowest priority number, then the first come. A higher-priority request
    takes over at once; a request still on after the preempt's max presence
-   is a stuck input: it times out (event `preempt_timeout`).
+   is a stuck input: it times out (event `preempt_timeout`). A request for a
+   turn's preempt (central names the vehicle's turn) takes the place of its
+   approach's preempt without a turn (the receiver's, which cannot tell the
+   turn) when that was requested first: it is the same vehicle, better
+   known, and it takes over at once.
 2. None is served outside run, nor while the operator clears to all red or
    flash; a request made while held there is refused (commands.py).
 3. Entry ends every green that is not a dwell phase as soon as the preempt's
@@ -19,6 +23,10 @@ Rules this module keeps (tests/control/test_preemption.py checks them):
    request is cancelled sooner.
 5. Exit keeps every call that came during the preemption, and calls again each
    phase whose green the entry cut short (its queue may reach past its loops).
+   A dwell green still showing times its max from its green's start, so one
+   that has had its max already ends (past its minimum, walk and clearances,
+   as any green) once a conflicting call waits: the streets that waited
+   through the preemption are served next (issue 17's compensation).
 
 State owned here: the requests (preempt index -> time requested), the one
 served (-1: none), when its dwell began (-1: still entering), and which
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from edge.control.site import Preempt as SitePreempt
 from edge.control.site import Site
 from edge.control.states import DONT_WALK, GREEN, NEVER, RUN
 
@@ -69,7 +78,7 @@ class Preemption:
                 ctl._event(now, "preempt_timeout", f"preempt {preempts[k].id}")
         best = -1
         if self.requests and not stopping and ctl.modes.mode == RUN:
-            best = min(self.requests, key=lambda k: (preempts[k].priority, self.requests[k]))
+            best = min(self.requests, key=lambda k: self._rank(preempts, k))
         if best == self.serving:
             return False
         if best < 0 and self.dwell_at >= 0:
@@ -86,6 +95,17 @@ class Preemption:
         self._exit(ctl, now)
         return True
 
+    def _rank(self, preempts: tuple[SitePreempt, ...], k: int) -> tuple[int, int, int]:
+        """Serve the lowest: priority, then first come (a turn's preempt in the place of
+        its approach's preempt requested before it, rule 1), a turn's before the approach's."""
+        pre = preempts[k]
+        since = self.requests[k]
+        if pre.turn is not None:
+            for j, at in self.requests.items():
+                if preempts[j].approach == pre.approach and preempts[j].turn is None:
+                    since = min(since, at)
+        return pre.priority, since, 0 if pre.turn is not None else 1
+
     def _exit(self, ctl: Controller, now: int) -> None:
         """Back to normal operation from the dwell greens.
 
@@ -97,6 +117,14 @@ class Preemption:
         delay preemption costs general traffic (docs/priority.md).
         """
         ctl._event(now, "preempt_exit", f"preempt {ctl.site.preempts[self.serving].id}")
+        timers, iv = ctl.timers, ctl.intervals
+        for i in range(len(iv.iv)):
+            if self.dwell_mask[self.serving] >> i & 1 and iv.iv[i] == GREEN:
+                t = timers.timing[i]
+                timers.max_from[i] = iv.green_at[i]  # rule 5: its max runs from its green
+                timers.max_end[i] = iv.green_at[i] + (
+                    t.max2_green_ms if timers.use_max2 else t.max_green_ms
+                )
         self.serving = -1
         self.dwell_at = -1
         for i in range(len(ctl.timers.vcall)):

@@ -1,10 +1,10 @@
-"""`edge bench traffic` and `edge bench preemption`: controllers side by side in lockstep.
+"""`edge bench traffic`: controllers side by side in lockstep (and the episode pool).
 
 traffic: every controller on every shipped scenario, seeds 1..5, one simulated
 hour each (the scenarios' demand), mean delay per vehicle and travel time
-(mean and sample standard deviation over seeds). preemption: the edge
-controller with and without emergency-vehicle preemption on the scenarios
-with emergency vehicles, the emergency vehicles' delay and travel time.
+(mean and sample standard deviation over seeds). `edge bench preemption`
+(sim/sumo/ev_bench.py) and `edge bench suite` (sim/sumo/suite.py) run their
+episodes through this module's pool.
 
 Episodes run in a process pool (libsumo holds one simulation per process),
 two by default (the reference machine has two cores), longest first.
@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sim.sumo.controllers import NAMES
@@ -45,7 +46,6 @@ CONTROLLERS = (
     "webster",
     "max-pressure",
 )
-EV_SCENARIOS = ("single", "arterial")
 SEEDS = 5
 END_S = 3600.0
 JOBS = 2
@@ -86,7 +86,8 @@ def _episode(job: Job) -> dict[str, Any]:
 
 def _progress(n: int, total: int, job: Job, r: dict[str, Any]) -> None:
     print(
-        f"[{n}/{total}] {job.scenario} {job.controller} seed {job.seed}: "
+        f"[{n}/{total}] {Path(job.scenario).name} {job.controller}"
+        f"{'' if job.preemption else ' (no priority)'} seed {job.seed}: "
         f"delay {r['mean_delay_s']} s/veh, {r['wall_s']:.0f} s wall",
         file=sys.stderr,
         flush=True,
@@ -310,61 +311,3 @@ def _saved_as_json(head: dict[str, Any], rows: list[dict[str, Any]], json_out: b
     if json_out:
         print(json.dumps({**head, "results": rows}))
     return json_out
-
-
-def run_preemption_bench(json_out: bool, quick: bool, machine: str) -> int:
-    try:
-        scenarios = _env_list("EDGE_BENCH_TRAFFIC_SCENARIOS", EV_SCENARIOS, SCENARIOS)
-        seeds, end_s, workers = _settings(quick)
-        if quick:
-            scenarios, end_s = scenarios[:1], 1200.0
-        jobs = [
-            Job(sc, "edge", s, end_s, preemption=on)
-            for sc in scenarios
-            for on in (True, False)
-            for s in range(1, seeds + 1)
-        ]
-        head, reports = _measure("preemption", jobs, seeds, end_s, workers, machine)
-    except SimError as exc:
-        print(f"edge bench preemption: error: {exc}", file=sys.stderr)
-        return 1
-    rows = aggregate(
-        reports,
-        lambda r: (r["scenario_name"], r["controller"], "on" if r["preemption"] else "off"),
-    )
-    for r in rows:
-        r["ev_count"] = sum(
-            x["ev_count"]
-            for x in reports
-            if x["scenario_name"] == r["scenario"] and x["preemption"] == r["preemption"]
-        )
-    if _saved_as_json(head, rows, json_out):
-        return 0
-    print(
-        f"edge bench preemption: edge with and without emergency preemption, {seeds} seed(s), "
-        f"{end_s:g} s each; commit {head['commit']}; {machine}"
-    )
-    cols = [
-        ("EV delay s", "ev_mean_delay_s"),
-        ("EV travel s", "ev_mean_travel_time_s"),
-        ("EV travel / free flow", "ev_free_flow_ratio"),
-        ("EV per signal: median s", "ev_signal_delay_median_s"),
-        ("queue back in 2 cycles %", "ev_recovered_2_cycles_pct"),
-        ("all delay s/veh", "mean_delay_s"),
-        ("all travel s", "mean_travel_time_s"),
-    ]
-    for sc in scenarios:
-        mine = [
-            dict(r, label=f"preemption {'on' if r['preemption'] else 'off'} ({r['ev_count']} EVs)")
-            for r in rows
-            if r["scenario"] == sc
-        ]
-        print(f"\n{sc}")
-        print(_table(mine, cols, "edge"))
-    print(
-        "\nmean ± sample standard deviation of the per-seed means; EV = SUMO vClass emergency; "
-        "per signal: EV time loss between one stop line and the next; queue back: the "
-        "signal's halting vehicles at their level before the EV came within two mean cycles "
-        f"of its passage (sim/sumo/ev_trace.py); {head['wall_s']:.0f} s wall"
-    )
-    return 0

@@ -541,6 +541,7 @@ def _site_dict(
         dets.append(det)
     dets += [{"id": b.id, "input": b.input, "type": "ped", "calls": [b.phase]} for b in buttons]
     site_id = _sanitise(junction.tls, 64)
+    plans = _plan(junction, cand, arms, main_group=1)
     return {
         "site": {
             "id": site_id,
@@ -552,10 +553,20 @@ def _site_dict(
         **({"overlaps": overlaps} if overlaps else {}),
         "channels": channels,
         "detectors": dets,
-        **({"preempts": list(preempts)} if preempts else {}),
+        **({"preempts": _uncut(preempts, plans)} if preempts else {}),
         "transit": dict(TRANSIT),
-        "plans": _plan(junction, cand, arms, main_group=1),
+        "plans": plans,
     }
+
+
+def _uncut(preempts: Sequence[dict[str, Any]], plans: dict[str, Any]) -> list[dict[str, Any]]:
+    """Preemption's entry ends a green only past its minimum and a walk only when done
+    (issue 17's rule: priority never cuts a minimum green, walk or clearance): the
+    preempts' minimums are the plans' longest."""
+    timing = [t for plan in plans.values() for t in plan["phase"].values()]
+    green = max((t["min_green_s"] for t in timing), default=0.0)
+    walk = max((t.get("walk_s", 0.0) for t in timing), default=0.0)
+    return [{**p, "min_green_s": green, "min_walk_s": walk} for p in preempts]
 
 
 def _bindings(junction: SignalJunction, mv: _Movements, cand: _Candidate) -> dict[int, LinkBinding]:

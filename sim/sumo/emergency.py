@@ -29,12 +29,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.control.messages import Preempt
+from edge.control.site import Preempt as SitePreempt
+from edge.control.site import Site
 from edge.link.priority import preempts_for
 
 from sim.sumo.derive import Derivation
 from sim.sumo.ev_trace import EvTrace
 
 DETECT_RANGE_M = 250.0  # typical optical/radio receiver range on a straight approach
+# Central's request falls due early enough to end the conflicting greens (their
+# minimums and full clearances) and then to discharge the queue ahead of the
+# vehicle: one vehicle a lane every SAT_HEADWAY_S after STARTUP_LOST_S.
+SAT_HEADWAY_S = 2.0
+STARTUP_LOST_S = 2.0
+MAX_LEAD_S = 60.0
 
 
 def edge_of(lane: str) -> str:
@@ -46,6 +54,8 @@ class _Signal:
     preempt_of_link: dict[int, int]  # TLS link index -> preempt id of its approach
     told_of_link: dict[int, int]  # TLS link index -> the preempt central's request asks for
     lead_s: dict[int, float]  # preempt id -> how long before the arrival central's request acts
+    entry_s: dict[int, float]  # preempt id -> longest conflicting minimum green + clearances
+    lane_of_link: dict[int, str]  # TLS link index -> the lane it leaves the stop line from
     input_of: dict[int, int]  # preempt id -> board input (1..16), where wired
     on: frozenset[int] = frozenset()  # preempt ids requested now
     commands: list[Preempt] = field(default_factory=list)  # changes not yet taken
@@ -80,10 +90,13 @@ class EmergencyFeed:
                 told[b.index] = preempts_for(d.site, arm, turn)[0].id
             inputs = {p.id: p.input for p in d.site.preempts if p.input is not None}
             lead = {p.id: p.lead_ms / 1000 for p in d.site.preempts}
-            self.signals[d.tls] = _Signal(links, told, lead, inputs)
+            entry = {p.id: _entry_s(d.site, p) for p in d.site.preempts}
+            lanes = {b.index: b.from_lane for b in d.links if b.from_lane}
+            self.signals[d.tls] = _Signal(links, told, lead, entry, lanes, inputs)
         self.vehicles: set[str] = set()
         self.requests = 0  # preempt requests raised (rising edges), for the report
         self.trace = EvTrace(edges)
+        self.stop_edges = {e for es in edges.values() for e in es}  # end at a signal's stop line
 
     def update(self, sim: Any) -> None:
         """After a SUMO step: new and gone emergency vehicles, then each signal's requests."""
@@ -99,7 +112,9 @@ class EmergencyFeed:
         wanted: dict[str, set[int]] = {tls: set() for tls in self.signals}
         for vid in sorted(self.vehicles):
             ahead = sim.vehicle.getNextTLS(vid)
-            self.trace.ahead(sim, vid, ahead[0][0] if ahead else None, t_s)
+            self.trace.ahead(
+                sim, vid, ahead[0][0] if ahead else None, ahead[0][2] if ahead else 0.0, t_s
+            )
             if not ahead:
                 continue
             speed = max(sim.vehicle.getAllowedSpeed(vid), 1.0) if self.central else 0.0
@@ -110,7 +125,7 @@ class EmergencyFeed:
                     continue
                 told_pid = sig.told_of_link[int(link)]
                 heard = n == 0 and dist <= self.range_m
-                told = self.central and dist / speed <= sig.lead_s[told_pid]
+                told = self.central and self._due(sim, vid, sig, int(link), told_pid, dist, speed)
                 # Both sources request, as on the device: central's (earlier) is served
                 # first, and both drop as the vehicle passes the stop line.
                 if told:
@@ -134,6 +149,20 @@ class EmergencyFeed:
                 sig.commands.append(Preempt(pid, False))
             sig.on = now
 
+    def _due(
+        self, sim: Any, vid: str, sig: _Signal, link: int, pid: int, dist: float, speed: float
+    ) -> bool:
+        """Central's request for this signal is in force: the vehicle's ETA (distance over
+        the speed it may drive) is within the preempt's lead, or within the time the
+        signal needs to end the conflicting greens and discharge the queue ahead of it."""
+        eta = dist / speed
+        if eta <= sig.lead_s[pid]:
+            return True
+        if eta > MAX_LEAD_S:
+            return False
+        queue = _queue_ahead(sim, vid, sig.lane_of_link.get(link), self.stop_edges)
+        return eta <= min(MAX_LEAD_S, sig.entry_s[pid] + STARTUP_LOST_S + SAT_HEADWAY_S * queue)
+
     def take(self, tls: str) -> tuple[Preempt, ...]:
         """The Preempt commands for this signal since the last take."""
         sig = self.signals.get(tls)
@@ -154,3 +183,37 @@ class EmergencyFeed:
             if n is not None:
                 mask |= 1 << (n - 1)
         return mask
+
+
+def _entry_s(site: Site, pre: SitePreempt) -> float:
+    """The longest a conflicting green can take to end: its minimum, yellow and red."""
+    plan = site.plans[site.default_plan]
+    dwell = set(pre.dwell_phases)
+    return max(
+        (
+            (t.min_green_ms + t.yellow_ms + t.red_clear_ms) / 1000
+            for pid, t in plan.timings.items()
+            if pid not in dwell
+        ),
+        default=0.0,
+    )
+
+
+def _queue_ahead(sim: Any, vid: str, lane: str | None, stop_edges: set[str]) -> float:
+    """Halting vehicles a lane between the vehicle and the stop line it crosses from `lane`,
+    on that signal's approach only: a queue at a signal before it is that signal's to
+    discharge (what a device's loops and counts estimate; SUMO's count stands in here)."""
+    if lane is None:
+        return 0.0
+    last = edge_of(lane)
+    route = sim.vehicle.getRoute(vid)
+    k = sim.vehicle.getRouteIndex(vid)
+    queue = 0.0
+    for e in route[max(k, 0) :]:
+        if e == last:
+            return queue + float(sim.lane.getLastStepHaltingNumber(lane))
+        if e in stop_edges:
+            queue = 0.0  # the approach starts after this signal
+        else:
+            queue += sim.edge.getLastStepHaltingNumber(e) / max(sim.edge.getLaneNumber(e), 1)
+    return queue

@@ -145,6 +145,10 @@ def build_report(
         "teleports": int(stats.get("teleports", {}).get("total", 0)),
         "collisions": int(safety.get("collisions", 0)),
         "emergency_braking": int(safety.get("emergencyBraking", 0)),
+        # every vehicle but the emergency ones (what priority costs the others)
+        "general_mean_delay_s": _mean(
+            [t.time_loss_s for t in trips if t.vtype not in emergency_types]
+        ),
         "ev_count": len(ev),
         "ev_mean_delay_s": _mean([t.time_loss_s for t in ev]),
         "ev_mean_travel_time_s": _mean([t.duration_s for t in ev]),

@@ -146,3 +146,59 @@ def test_exit_calls_the_phases_cut_short_and_those_with_demand_not_every_phase()
     assert {4, 8} <= after_exit  # cut short by the entry: served again
     assert {2, 6} <= after_exit  # min recall
     assert not after_exit & {3, 7}  # served before, no demand since, not cut: not timed
+
+
+def test_central_turn_request_takes_the_place_of_the_receivers_for_its_approach() -> None:
+    """The receiver (preempt 1: west approach, dwell with its own left) hears the vehicle
+    first; central's request naming its through turn (preempt 5: dwell with the opposing
+    through) comes later for the same vehicle and is served at once, so the opposing
+    through is not held red for it (served first come, it waited for the receiver's)."""
+    site = FOUR_LEG
+    ctl = Controller(site)
+    checker = InvariantChecker(site, check_service=False)
+    idx = {p.id: i for i, p in enumerate(site.phases)}
+    entered: list[tuple[int, str]] = []
+    dwell_lamps = None
+    for now in range(0, 120_000, 100):
+        cmds: tuple[object, ...] = ()
+        if now == 30_000:
+            cmds = (Preempt(1),)
+        elif now == 33_000:
+            cmds = (Preempt(5),)
+        elif now == 90_000:
+            cmds = (Preempt(1, on=False), Preempt(5, on=False))
+        out = ctl.step(now, Inputs(commands=cmds))
+        checker.check(now, out)
+        entered += [(now, e.subject) for e in out.events if e.name == "preempt_enter"]
+        if any(e.name == "preempt_dwell" for e in out.events):
+            dwell_lamps = out.phases
+    assert entered == [(30_000, "preempt 1"), (33_000, "preempt 5")]
+    assert dwell_lamps is not None
+    assert dwell_lamps[idx[2]] == dwell_lamps[idx[6]] == Lamp.GREEN
+    assert dwell_lamps[idx[5]] == Lamp.RED
+
+
+def test_exit_ends_a_dwell_green_that_has_had_its_max_when_others_wait() -> None:
+    """Compensation: the dwell greens' max runs from their green's start, so the streets
+    that waited through the preemption are served next (the max timer restarted at the
+    exit let a busy dwell phase run another full max, 45 s here, first)."""
+    site = FOUR_LEG
+    ctl = Controller(site)
+    checker = InvariantChecker(site, check_service=False)
+    idx = {p.id: i for i, p in enumerate(site.phases)}
+    busy = frozenset({2, 6, 4, 8})  # the main street's loops never gap; the side street waits
+    exit_at = yellow_at = None
+    for now in range(0, 200_000, 100):
+        cmds: tuple[object, ...] = ()
+        if now == 30_000:
+            cmds = (Preempt(5),)
+        elif now == 100_000:
+            cmds = (Preempt(5, on=False),)
+        out = ctl.step(now, Inputs(occupied=busy, commands=cmds))
+        checker.check(now, out)
+        if any(e.name == "preempt_exit" for e in out.events):
+            exit_at = now
+        if exit_at is not None and yellow_at is None and out.phases[idx[2]] == Lamp.YELLOW:
+            yellow_at = now
+    assert exit_at == 100_000 and yellow_at is not None
+    assert yellow_at - exit_at <= 1_000

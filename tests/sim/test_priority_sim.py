@@ -54,6 +54,17 @@ def test_derived_site_has_a_preempt_per_approach_on_a_board_input(tmp_path: Path
         assert served == {p.approach}
 
 
+def test_derived_preempts_never_cut_a_minimum_green_or_a_walk(tmp_path: Path) -> None:
+    """Issue 17's rule: the entry ends a green only past its own minimum, a walk only when
+    it is done (the preempt's minimums were the site's 5 s and no walk at all)."""
+    d = derive(signal_junctions(resolve(str(_scenario(tmp_path, 60))).net)[0])
+    timing = [t for plan in d.site.plans.values() for t in plan.timings.values()]
+    assert d.site.preempts
+    for p in d.site.preempts:
+        assert p.min_green_ms >= max(t.min_green_ms for t in timing)
+        assert p.min_walk_ms >= max(t.walk_ms for t in timing)
+
+
 def test_a_through_vehicle_dwells_with_the_opposing_through(tmp_path: Path) -> None:
     """Protected lefts: central's request for a through vehicle keeps the street moving."""
     cfg = _scenario(tmp_path, 60)
@@ -132,6 +143,40 @@ def test_bench_commands_quick_smoke() -> None:
     assert bad.returncode == 1 and "unknown ['nope']" in bad.stderr
 
 
+def test_preemption_bench_quick_json(tmp_path: Path) -> None:
+    """`edge bench preemption --quick --json`: a generated arterial with and without
+    priority, per-scenario figures and the three goal figures, keys with units."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, EDGE_BENCH_TRAFFIC_JOBS="1", EDGE_BENCH_SUITE_CACHE=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "bench", "preemption", "--quick", "--json"],
+        capture_output=True, text=True, timeout=300, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "arterial-1-moderate edge (no priority) seed 1" in done.stderr  # progress lines
+    doc = json.loads(done.stdout)
+    assert doc["bench"] == "preemption" and doc["seeds"] == 1
+    (row,) = doc["results"]
+    assert row["scenario"] == "arterial-1-moderate" and row["group"] == "tune"
+    for side in ("with", "without"):
+        assert row[side]["ev_count"] > 0 and row[side]["ev_passages"] > 0
+        assert row[side]["general_mean_delay_s"] > 0
+    assert row["ev_delay_ratio"] < 1.0
+    goal = doc["goals"]["tune"]
+    assert set(goal["met"]) == {"ev_delay_ratio", "ev_at_signal_median_s", "general_delay_ratio"}
+    assert goal["ev_at_signal_median_s"] < goal["ev_at_signal_median_without_s"]
+    env["EDGE_BENCH_PREEMPT_SCENARIOS"] = "grid-x-peak"
+    bad = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "bench", "preemption"],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "FAMILY-SEED-LEVEL" in bad.stderr
+
+
 CORRIDOR_ROUTES = """
 <vType id="car" accel="2.6" decel="4.5" sigma="0" length="5" minGap="2.5" maxSpeed="13.9"/>
 <vType id="ev" vClass="emergency" accel="2.6" decel="4.5" sigma="0" length="6.5" maxSpeed="16.7"/>
@@ -144,7 +189,7 @@ CORRIDOR_ROUTES = """
 """
 
 
-def _corridor(tmp: Path) -> Path:
+def _corridor(tmp: Path, routes: str = CORRIDOR_ROUTES) -> Path:
     """Two signals 200 m apart on an east-west road, a cross street at each."""
     nodes: list[tuple[str, float, float, str]] = [
         ("W", -500, 0, "priority"), ("J1", 0, 0, "traffic_light"),
@@ -155,7 +200,7 @@ def _corridor(tmp: Path) -> Path:
     edges = [("W_J1", "W", "J1", 2), ("J1_J2", "J1", "J2", 2), ("J2_E", "J2", "E", 2)]
     for j in ("1", "2"):
         edges += [(f"N{j}_J{j}", f"N{j}", f"J{j}", 1), (f"J{j}_S{j}", f"J{j}", f"S{j}", 1)]
-    return build_net(tmp, "corr", nodes, edges, routes=CORRIDOR_ROUTES)
+    return build_net(tmp, "corr", nodes, edges, routes=routes)
 
 
 def _first_requests(sc_path: Path, central: bool) -> dict[str, float]:
@@ -200,6 +245,22 @@ def test_central_requests_every_signal_ahead_by_eta_the_receiver_only_the_next(
     assert 230 < heard["J1"] <= 250
 
 
+def test_central_requests_earlier_where_a_queue_stands_ahead(tmp_path: Path) -> None:
+    """Eight cars a lane stand at J1's stop line: central's request falls due early enough
+    to end the conflicting greens and then discharge them (2 s each after 2 s), not at
+    the 20 s lead; J2, with nothing ahead, at the lead."""
+    stops = "".join(
+        f'<vehicle id="q{lane}_{k}" type="car" route="WE" depart="{k}" departLane="{lane}">'
+        f'<stop lane="W_J1_{lane}" endPos="-1" until="400"/></vehicle>\n'
+        for k in range(8)
+        for lane in (0, 1)
+    )
+    routes = CORRIDOR_ROUTES.replace('<vehicle id="ambulance"', stops + '<vehicle id="ambulance"')
+    told = _first_requests(_corridor(tmp_path, routes), central=True)
+    assert told["J1 eta"] > 25.0
+    assert 19.0 <= told["J2 eta"] <= 20.0
+
+
 def test_compare_traces_each_signal_passed_with_and_without_preemption(tmp_path: Path) -> None:
     sc = resolve(str(_corridor(tmp_path)))
     on = run(sc, "edge", 1, 200)
@@ -211,6 +272,11 @@ def test_compare_traces_each_signal_passed_with_and_without_preemption(tmp_path:
         assert r["ev_free_flow_ratio"] >= 1.0
         assert set(r["cycle_s"]) == {"J1", "J2"}
     assert on["ev_signal_delay_median_s"] < off["ev_signal_delay_median_s"]
+    # at each signal, from 150 m before its stop line to leaving its junction
+    for r in (on, off):
+        assert len(r["ev_at_signal_s"]) == len(r["ev_halted_at_signal_s"]) == 2
+    assert sum(on["ev_at_signal_s"]) < sum(off["ev_at_signal_s"])
+    assert sum(on["ev_halted_at_signal_s"]) < sum(off["ev_halted_at_signal_s"])
     from sim.sumo.compare import format_table
 
     text = format_table([on, off], ["edge", "edge-no-preempt"])
