@@ -168,6 +168,10 @@ class Mosquitto:
     max_connections: int = -1
     bootstrap_port: int = 0
     bootstrap_max_connections: int = 64  # enrolments are rare; a flood finds a small door
+    # The fleet CA's CRL on the link listener: a revoked device certificate is refused at
+    # the handshake (read at start; republish before its next update, or every device is
+    # refused). None: no device revoked yet.
+    crlfile: Path | None = None
 
     def __post_init__(self) -> None:
         binary = mosquitto_binary()
@@ -224,6 +228,7 @@ class Mosquitto:
                 f"max_connections {self.max_connections}",
                 *tls,
                 "require_certificate true",
+                *([f"crlfile {self.crlfile}"] if self.crlfile else []),
                 "use_identity_as_username true",
                 "allow_anonymous false",
                 f"acl_file {self.acl_path}",
@@ -259,6 +264,15 @@ class Mosquitto:
         self.proc = start_listening(
             argv, self.log_path, (self.port, self.bootstrap_port), "mosquitto", timeout_s
         )
+
+    def revoke(self, names: list[str]) -> None:
+        """Revoke these clients' certificates at the broker: the fleet CA's CRL naming
+        them becomes the link listener's `crlfile`, and the broker restarts to read it."""
+        self.crlfile = self.pki.crl([self._clients[n][0] for n in names])
+        self.conf_path.write_text(self.config())
+        if self.proc is not None:
+            self.stop()
+            self.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM (Mosquitto saves its persistence file), SIGKILL if it hangs."""

@@ -2,7 +2,9 @@
 
 Rules: the broker's name must be in its certificate's subject alternative names (a CN
 alone is refused); with the fleet CA's CRL configured a revoked broker certificate is
-refused and a good one accepted; a link without TLS (mqtt://) says so loudly.
+refused and a good one accepted; a device certificate the fleet CA revoked is refused by
+the broker (its `crlfile`) while the others still connect; a link without TLS
+(mqtt://) says so loudly.
 """
 
 from __future__ import annotations
@@ -29,16 +31,16 @@ def _broker(folder: Path, san: bool = True) -> Mosquitto:
     return b
 
 
-async def _connect(config: BrokerConfig) -> None:
+async def _connect(config: BrokerConfig, device: str = "dev-tls") -> None:
     async with aiomqtt.Client(
         config.host,
         config.port,
-        identifier="dev-tls",
+        identifier=device,
         protocol=aiomqtt.ProtocolVersion.V5,
         tls_context=config.tls_context(),
         timeout=5,
     ) as client:
-        await client.publish("edge/v1/dev-tls/events", b"x", qos=1)
+        await client.publish(f"edge/v1/{device}/events", b"x", qos=1)
 
 
 def _refused(config: BrokerConfig) -> str:
@@ -62,6 +64,17 @@ def test_a_revoked_broker_certificate_is_refused(tmp_path: Path) -> None:
         asyncio.run(_connect(replace(config, crlfile=str(b.pki.crl([other])))))
         revoked = replace(config, crlfile=str(b.pki.crl([b.server_cert])))
         assert "certificate revoked" in _refused(revoked)
+
+
+def test_a_revoked_device_certificate_is_refused_by_the_broker(tmp_path: Path) -> None:
+    """Issue 20: an enrolment token stolen before first boot enrols the thief's key once;
+    central revokes that certificate and the broker must refuse it."""
+    with _broker(tmp_path / "b") as b:
+        thief, device = b.client_config("dev-tls"), b.client_config("dev-good")
+        asyncio.run(_connect(thief))
+        b.revoke(["dev-tls"])
+        _refused(thief)
+        asyncio.run(_connect(device, "dev-good"))
 
 
 def test_the_context_refuses_old_tls_and_cn_fallback(tmp_path: Path) -> None:
