@@ -1,0 +1,258 @@
+"""hw/codec.py's byte loops as whole-block operations, for CPython only: not firmware.
+
+hw/codec.py is written in the MicroPython subset and walks frames a byte at a
+time, which on the Pico allocates nothing. On CPython (the host runtime and
+the simulator's in-process boards) those loops are most of the link's cost,
+so codec.py hands its namespace to install() when it finds CPython's
+binascii.crc_hqx, and the functions below replace the loops: blocks between
+zero bytes moved with bytes.find, split and slice assignment, the CRC-16 by
+binascii, packed maps looked up. Rules kept:
+
+- Same results, byte for byte, for every input: the same frames out, the same
+  messages, drops and counters in; a bad field still raises the reference's
+  ValueError (the reference runs whenever the fast path is not sure).
+  tests/hw/test_hw_codec.py checks each against codec.REFERENCE (the loops
+  themselves) on random input, and tests/hw/test_hw_micropython.py the vectors
+  against MicroPython running the loops.
+- Caches are keyed on the exact bytes they stand for and bounded.
+- Not flashed (devtools/board_flash.py's FIRMWARE_FILES, hw/manifest.py).
+"""
+
+from __future__ import annotations
+
+from binascii import crc_hqx
+from collections.abc import Callable
+from typing import Any
+
+_PACK_CACHE_MAX = 4096  # distinct channel maps remembered (a site uses a few dozen)
+# Each byte's two 4-bit codes, even channel (low nibble) first.
+# The code byte of a run of k non-zero bytes (k < 254).
+_CODES = tuple(bytes((k + 1,)) for k in range(254))
+_NIBBLES = tuple((b & 0x0F, b >> 4) for b in range(256))
+
+
+def install(ns: dict[str, Any]) -> None:
+    """Replace the byte loops in hw.codec's namespace `ns`; keep them in ns["REFERENCE"]."""
+    max_wire = ns["MAX_WIRE_LEN"]
+    decoder = ns["Decoder"]
+    ref_pack: Callable[[Any], bytes] = ns["pack_codes"]
+    ns["REFERENCE"] = {
+        "cobs_encode": ns["cobs_encode"],
+        "_cobs_decode_into": ns["_cobs_decode_into"],
+        "pack_codes": ref_pack,
+        "_unpack_codes": ns["_unpack_codes"],
+        "_frame": ns["_frame"],
+        "_crc16": ns["_crc16"],
+        "Decoder.feed": decoder.feed,
+        "encode_status": ns["encode_status"],
+        "_parse": ns["_parse"],
+    }
+    ref_status: Callable[..., bytes] = ns["encode_status"]
+    ref_parse: Callable[[int, Any, int], dict[str, Any] | None] = ns["_parse"]
+    msg_status = ns["MSG_STATUS"]
+    msg_outputs = ns["MSG_OUTPUTS"]
+    status_head = ns["_STATUS_HEAD"]
+    status_tail = ns["_STATUS_TAIL"]
+    max_channels = ns["MAX_CHANNELS"]
+    packed: dict[bytes, bytes] = {}
+
+    def cobs_encode(data: Any) -> bytes:
+        # A run of non-zero bytes between zeros, shorter than 254: its length + 1, then it
+        # (the zero after it implied; the last run's code says where the frame ends).
+        chunks = bytes(data).split(b"\x00")
+        lengths = list(map(len, chunks))
+        if max(lengths) < 254:
+            return b"".join(map(bytes.__add__, map(_CODES.__getitem__, lengths), chunks))
+        # Longer runs (a large CONFIG): 254-byte blocks, code 0xFF, no zero implied.
+        last = len(chunks) - 1
+        out = bytearray()
+        for k, chunk in enumerate(chunks):
+            n = len(chunk)
+            i = 0
+            while n - i >= 254:
+                out.append(0xFF)
+                out += chunk[i : i + 254]
+                i += 254
+            if i < n or k < last or n == 0:
+                out.append(n - i + 1)
+                out += chunk[i:]
+        return bytes(out)
+
+    def _cobs_decode_into(src: Any, n: int, dst: bytearray) -> int:
+        if not isinstance(src, (bytes, bytearray)):
+            src = bytes(src)
+        if n == 0:
+            return 0
+        if src.find(0, 0, n) >= 0:
+            return -1  # a zero inside a frame (or a code of 0)
+        # Walk the codes; without 0xFF blocks every code but the first stands for a zero.
+        ends = []
+        long_block = False
+        i = 0
+        while i < n:
+            code = src[i]
+            i += code
+            if code == 0xFF:
+                long_block = True
+            if i < n:
+                ends.append(i)
+        if i > n:
+            return -1  # the last block runs past the end
+        if not long_block:
+            dst[0 : n - 1] = src[1:n]
+            for e in ends:
+                dst[e - 1] = 0
+            return n - 1
+        i = 0
+        o = 0
+        while i < n:
+            code = src[i]
+            end = i + code
+            dst[o : o + code - 1] = src[i + 1 : end]
+            o += code - 1
+            i = end
+            if code != 0xFF and i < n:
+                dst[o] = 0
+                o += 1
+        return o
+
+    def pack_codes(codes: Any) -> bytes:
+        try:
+            key = bytes(codes)
+        except (TypeError, ValueError):
+            return ref_pack(codes)  # raises as the reference does
+        hit = packed.get(key)
+        if hit is None:
+            hit = ref_pack(codes)  # checks every code
+            if len(packed) >= _PACK_CACHE_MAX:
+                packed.clear()
+            packed[key] = hit
+        return hit
+
+    def _unpack_codes(buf: Any, start: int, n: int) -> list[int]:
+        codes: list[int] = []
+        for b in buf[start : start + (n + 1) // 2]:
+            codes += _NIBBLES[b]
+        if n & 1:
+            codes.pop()
+        return codes
+
+    def _frame(mtype: int, seq: int, payload: Any) -> bytes:
+        if seq < 0 or seq > 255:
+            raise ValueError("seq out of range")
+        raw = bytes((mtype, seq)) + payload
+        crc = crc_hqx(raw, 0xFFFF)
+        return cobs_encode(raw + bytes((crc & 0xFF, crc >> 8))) + b"\x00"
+
+    def encode_status(
+        seq: int,
+        state: int,
+        fault: int,
+        answered_seq: int,
+        inputs: int,
+        counts: Any,
+        lamps: Any,
+        rx_errors: int = 0,
+        fault_channels: int = 0,
+    ) -> bytes:
+        # Every field in range: the payload in one go; else the reference raises.
+        n = len(lamps)
+        if (
+            len(counts) == 16
+            and n <= max_channels
+            and 0 <= inputs <= 0xFFFF
+            and 0 <= fault_channels <= 0xFFFFFFFF
+        ):
+            try:
+                head = bytes((state, fault, answered_seq, rx_errors, inputs & 0xFF, inputs >> 8))
+                payload = (
+                    head
+                    + bytes(counts)
+                    + bytes((n,))
+                    + pack_codes(lamps)
+                    + fault_channels.to_bytes(4, "little")
+                )
+                return _frame(msg_status, seq, payload)
+            except (TypeError, ValueError, OverflowError):
+                pass
+        return ref_status(
+            seq, state, fault, answered_seq, inputs, counts, lamps, rx_errors, fault_channels
+        )
+
+    def _parse(t: int, buf: Any, n: int) -> dict[str, Any] | None:
+        # STATUS and OUTPUTS (every tick) here, the other messages by the reference.
+        if t == msg_status:
+            ln = n - 4
+            if ln < status_head:
+                return None
+            k = buf[24]
+            half = (k + 1) // 2
+            if k > max_channels or ln != status_head + half + status_tail:
+                return None
+            tail = 25 + half
+            return {
+                "state": buf[2],
+                "fault": buf[3],
+                "answered_seq": buf[4],
+                "rx_errors": buf[5],
+                "inputs": buf[6] | (buf[7] << 8),
+                "counts": list(buf[8:24]),
+                "lamps": _unpack_codes(buf, 25, k),
+                "fault_channels": int.from_bytes(buf[tail : tail + 4], "little"),
+            }
+        if t == msg_outputs:
+            ln = n - 4
+            if ln < 2:
+                return None
+            k = buf[2]
+            if k > max_channels or ln != 2 + (k + 1) // 2:
+                return None
+            return {"flags": buf[3], "codes": _unpack_codes(buf, 4, k)}
+        return ref_parse(t, buf, n)
+
+    def _crc16(buf: Any, start: int, end: int) -> int:
+        return crc_hqx(memoryview(buf)[start:end], 0xFFFF)
+
+    def feed(self: Any, data: Any) -> list[Any]:
+        # The reference's byte loop, a run of non-zero bytes at a time.
+        if not isinstance(data, (bytes, bytearray)):
+            data = bytes(data)
+        msgs = []
+        wire = self._wire
+        size = len(data)
+        start = 0
+        while start < size:
+            z = data.find(0, start)
+            stop = size if z < 0 else z
+            run = stop - start
+            if run and not self._overflow:
+                room = max_wire - self._n
+                if run <= room:
+                    wire[self._n : self._n + run] = data[start:stop]
+                    self._n += run
+                else:
+                    wire[self._n : max_wire] = data[start : start + room]
+                    self._n = max_wire
+                    self._overflow = True
+            if z < 0:
+                break
+            if self._overflow:
+                self.n_bad_length += 1
+                self._overflow = False
+            elif self._n:
+                msg = self._end_frame()
+                if msg is not None:
+                    msgs.append(msg)
+            self._n = 0
+            start = z + 1
+        return msgs
+
+    ns["cobs_encode"] = cobs_encode
+    ns["_cobs_decode_into"] = _cobs_decode_into
+    ns["pack_codes"] = pack_codes
+    ns["_unpack_codes"] = _unpack_codes
+    ns["_frame"] = _frame
+    ns["_crc16"] = _crc16
+    ns["encode_status"] = encode_status
+    ns["_parse"] = _parse
+    decoder.feed = feed
