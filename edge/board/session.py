@@ -156,6 +156,10 @@ def nak_name(reason: int) -> str:
 
 
 class SessionState(enum.Enum):
+    # Members are singletons compared by identity: hash them so too (Enum's own hash is
+    # a Python-level call, and the state is looked up in OUTPUT_STATES every tick).
+    __hash__ = object.__hash__
+
     CLOSED = "closed"
     HELLO = "hello"
     WAIT_FLASH = "wait_flash"
@@ -171,6 +175,15 @@ class SessionState(enum.Enum):
 OUTPUT_STATES = frozenset(
     {SessionState.READY, SessionState.RECOVER, SessionState.ALL_RED, SessionState.RUNNING}
 )
+
+
+# Requests re-sent after this long without an answer, by state.
+_RETRY_MS = {
+    SessionState.HELLO: HELLO_RETRY_MS,
+    SessionState.WAIT_FLASH: HELLO_RETRY_MS,
+    SessionState.CONFIG: CONFIG_RETRY_MS,
+    SessionState.RECOVER: RECOVER_RETRY_MS,
+}
 
 
 # --- errors: the board refuses, or is not one we may drive ---------------------------
@@ -331,6 +344,7 @@ class BoardSession:
         self._decoder = codec.Decoder()
         self._seq = 0
         self._records: dict[int, tuple[int, int]] = {}  # seq -> (sent_ms, msg type)
+        self._records_sorted = True  # in the dict's order, oldest first (times never went back)
         self._last_rx_ms = 0
         self._last_tx_ms = 0  # last frame of a request (HELLO/CONFIG/RECOVER)
         self._attempts = 0
@@ -364,7 +378,14 @@ class BoardSession:
     def _send(self, now_ms: int, mtype: int, frame_of_seq: bytes) -> int:
         seq = self._seq
         self._out += frame_of_seq
-        self._records[seq] = (now_ms, mtype)
+        records = self._records
+        if not records:
+            self._records_sorted = True
+        elif seq in records:
+            del records[seq]  # re-inserted last, in time order
+        if self._records_sorted and records:
+            self._records_sorted = now_ms >= next(reversed(records.values()))[0]
+        records[seq] = (now_ms, mtype)
         self._seq = codec.next_seq(seq)
         self.frames_sent += 1
         return seq
@@ -465,12 +486,7 @@ class BoardSession:
                 self._attempts = 1
                 self._send_hello(now_ms)
                 return events
-        retry = {
-            SessionState.HELLO: HELLO_RETRY_MS,
-            SessionState.WAIT_FLASH: HELLO_RETRY_MS,
-            SessionState.CONFIG: CONFIG_RETRY_MS,
-            SessionState.RECOVER: RECOVER_RETRY_MS,
-        }.get(st)
+        retry = _RETRY_MS.get(st)
         if retry is not None and now_ms - self._last_tx_ms >= retry:
             self._attempts += 1
             self.retries += 1
@@ -516,9 +532,17 @@ class BoardSession:
         return n
 
     def _prune(self, now_ms: int) -> None:
-        old = [s for s, (t, _) in self._records.items() if now_ms - t > RECORD_KEEP_MS]
+        records = self._records
+        if self._records_sorted:  # the old ones are the first ones
+            old = []
+            for s, (t, _) in records.items():
+                if now_ms - t <= RECORD_KEEP_MS:
+                    break
+                old.append(s)
+        else:
+            old = [s for s, (t, _) in records.items() if now_ms - t > RECORD_KEEP_MS]
         for s in old:
-            del self._records[s]
+            del records[s]
 
     def _set_board_state(self, state: int, fault: int, events: list[Event]) -> None:
         if state != self.board_state or fault != self.board_fault:
