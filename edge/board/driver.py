@@ -114,6 +114,8 @@ class BoardDriver:
         self._last_ctl_ms = now_ms
         self.controller = Controller(site, now_ms)
         self.outputs: Outputs | None = None
+        self._channels: tuple[object, ...] = ()  # the last Outputs.channels, and as ints:
+        self._wanted: tuple[int, ...] = ()
         # The controller's last step: its time and the Inputs it stepped on (loops and
         # cameras merged), for the central link's counts.
         self.stepped: tuple[int, Inputs] | None = None
@@ -238,7 +240,10 @@ class BoardDriver:
             self._track_state()
         if s.state not in OUTPUT_STATES:
             return None
-        wanted = tuple(int(c) for c in out.channels)
+        if out.channels != self._channels:  # the map as ints, made again when it changes
+            self._channels = out.channels
+            self._wanted = tuple(int(c) for c in out.channels)
+        wanted = self._wanted
         flash = out.mode == "fault_flash"
         seq = s.next_seq
         sent = s.send_outputs(now_ms, wanted, flash)

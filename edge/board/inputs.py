@@ -34,6 +34,8 @@ class InputMap:
         )
         self._preempt_on: dict[int, bool] = {pid: False for pid, _ in self._preempt_bits}
         self._occupied: frozenset[int] = frozenset()
+        self._bits = 0  # the last STATUS inputs, and the detectors they make occupied
+        self._bits_occupied: frozenset[int] = frozenset()
         self._counts: dict[int, int] = {}
         self._commands: list[object] = []
 
@@ -46,12 +48,17 @@ class InputMap:
         return frozenset(ids)
 
     def add(self, status: BoardStatus) -> None:
-        self._occupied = self.occupied_of(status.inputs)
+        if status.inputs != self._bits:
+            self._bits = status.inputs
+            self._bits_occupied = self.occupied_of(status.inputs)
+        self._occupied = self._bits_occupied
         for pid, bit in self._preempt_bits:
             on = bool(status.inputs >> bit & 1)
             if on != self._preempt_on[pid]:
                 self._preempt_on[pid] = on
                 self._commands.append(Preempt(pid, on))
+        if not any(status.counts):
+            return
         for b, n in enumerate(status.counts[:BOARD_INPUTS]):
             if n:
                 for det in self._by_bit[b]:
