@@ -4,8 +4,9 @@ hw/codec.py is written in the MicroPython subset and walks frames a byte at a
 time, which on the Pico allocates nothing. On CPython (the host runtime and
 the simulator's in-process boards) those loops are most of the link's cost,
 so codec.py hands its namespace to install() when it finds CPython's
-binascii.crc_hqx, and the functions below replace the loops: blocks between
-zero bytes moved with bytes.find, split and slice assignment, the CRC-16 by
+binascii.crc_hqx, and the functions below replace the loops: a frame's COBS
+as one integer operation with codes looked up by where its zeros are (or by
+runs between zeros), received bytes taken a run at a time, the CRC-16 by
 binascii, packed maps looked up. Rules kept:
 
 - Same results, byte for byte, for every input: the same frames out, the same
@@ -14,7 +15,8 @@ binascii, packed maps looked up. Rules kept:
   tests/hw/test_hw_codec.py checks each against codec.REFERENCE (the loops
   themselves) on random input, and tests/hw/test_hw_micropython.py the vectors
   against MicroPython running the loops.
-- Caches are keyed on the exact bytes they stand for and bounded.
+- Caches are bounded and exact: keyed on the bytes (or zero pattern) they stand
+  for, or, for a received frame's code chain, checked against the frame.
 - Not flashed (devtools/board_flash.py's FIRMWARE_FILES, hw/manifest.py).
 """
 
@@ -24,11 +26,36 @@ from binascii import crc_hqx
 from collections.abc import Callable
 from typing import Any
 
-_PACK_CACHE_MAX = 4096  # distinct channel maps remembered (a site uses a few dozen)
-# Each byte's two 4-bit codes, even channel (low nibble) first.
+_CACHE_MAX = 4096  # distinct channel maps, zero patterns remembered (a site uses dozens)
+_CHAINS_KEPT = 8  # COBS code chains remembered per frame length, the latest first
+_ZERO_FLAGS = bytes.maketrans(bytes(range(256)), b"\x01" + bytes(255))  # zero -> 1, else 0
 # The code byte of a run of k non-zero bytes (k < 254).
 _CODES = tuple(bytes((k + 1,)) for k in range(254))
+# Each byte's two 4-bit codes, even channel (low nibble) first.
 _NIBBLES = tuple((b & 0x0F, b >> 4) for b in range(256))
+
+
+def _cobs_runs(raw: bytes) -> bytes:
+    """COBS by the runs between zero bytes (any length)."""
+    chunks = raw.split(b"\x00")
+    lengths = list(map(len, chunks))
+    if max(lengths) < 254:  # a run's length + 1, then the run (a zero after it implied)
+        return b"".join(map(bytes.__add__, map(_CODES.__getitem__, lengths), chunks))
+    # Longer runs (a large CONFIG): 254-byte blocks, code 0xFF, no zero implied; the last
+    # run's code says where the frame ends.
+    last = len(chunks) - 1
+    out = bytearray()
+    for k, chunk in enumerate(chunks):
+        n = len(chunk)
+        i = 0
+        while n - i >= 254:
+            out.append(0xFF)
+            out += chunk[i : i + 254]
+            i += 254
+        if i < n or k < last or n == 0:
+            out.append(n - i + 1)
+            out += chunk[i:]
+    return bytes(out)
 
 
 def install(ns: dict[str, Any]) -> None:
@@ -56,27 +83,29 @@ def install(ns: dict[str, Any]) -> None:
     max_channels = ns["MAX_CHANNELS"]
     packed: dict[bytes, bytes] = {}
 
+    # COBS of a frame shorter than 254 bytes is the frame moved up one byte with a code
+    # in the first byte and in each zero's place; the codes depend only on where the
+    # zeros are. So, as integers: wire = raw << 8 | codes, raw = (wire & ~codes) >> 8.
+    # Encoding looks the codes up by the frame's zero pattern; decoding checks the code
+    # chains last seen at that length (a chain whose every code points to the next one
+    # and the last to the end is the only reading of the frame), else walks the codes.
+    code_ints: dict[bytes, int] = {}  # zero pattern -> the codes, as an int
+    chains: dict[int, list[tuple[int, int]]] = {}  # length -> (code positions, codes)
+
     def cobs_encode(data: Any) -> bytes:
-        # A run of non-zero bytes between zeros, shorter than 254: its length + 1, then it
-        # (the zero after it implied; the last run's code says where the frame ends).
-        chunks = bytes(data).split(b"\x00")
-        lengths = list(map(len, chunks))
-        if max(lengths) < 254:
-            return b"".join(map(bytes.__add__, map(_CODES.__getitem__, lengths), chunks))
-        # Longer runs (a large CONFIG): 254-byte blocks, code 0xFF, no zero implied.
-        last = len(chunks) - 1
-        out = bytearray()
-        for k, chunk in enumerate(chunks):
-            n = len(chunk)
-            i = 0
-            while n - i >= 254:
-                out.append(0xFF)
-                out += chunk[i : i + 254]
-                i += 254
-            if i < n or k < last or n == 0:
-                out.append(n - i + 1)
-                out += chunk[i:]
-        return bytes(out)
+        raw = bytes(data)
+        n = len(raw)
+        if n >= 254:
+            return _cobs_runs(raw)
+        value = int.from_bytes(raw, "little") << 8
+        pattern = raw.translate(_ZERO_FLAGS)
+        codes = code_ints.get(pattern)
+        if codes is None:
+            codes = int.from_bytes(_cobs_runs(raw), "little") ^ value
+            if len(code_ints) >= _CACHE_MAX:
+                code_ints.clear()
+            code_ints[pattern] = codes
+        return (value | codes).to_bytes(n + 1, "little")
 
     def _cobs_decode_into(src: Any, n: int, dst: bytearray) -> int:
         if not isinstance(src, (bytes, bytearray)):
@@ -85,6 +114,13 @@ def install(ns: dict[str, Any]) -> None:
             return 0
         if src.find(0, 0, n) >= 0:
             return -1  # a zero inside a frame (or a code of 0)
+        wire = int.from_bytes(src[:n], "little")
+        seen = chains.get(n)
+        if seen is not None:
+            for mask, codes in seen:
+                if wire & mask == codes:
+                    dst[0 : n - 1] = ((wire & ~mask) >> 8).to_bytes(n - 1, "little")
+                    return n - 1
         # Walk the codes; without 0xFF blocks every code but the first stands for a zero.
         ends = []
         long_block = False
@@ -99,9 +135,14 @@ def install(ns: dict[str, Any]) -> None:
         if i > n:
             return -1  # the last block runs past the end
         if not long_block:
-            dst[0 : n - 1] = src[1:n]
+            mask = 0xFF
             for e in ends:
-                dst[e - 1] = 0
+                mask |= 0xFF << (8 * e)
+            if seen is None:
+                seen = chains[n] = []
+            seen.insert(0, (mask, wire & mask))
+            del seen[_CHAINS_KEPT:]
+            dst[0 : n - 1] = ((wire & ~mask) >> 8).to_bytes(n - 1, "little")
             return n - 1
         i = 0
         o = 0
@@ -124,7 +165,7 @@ def install(ns: dict[str, Any]) -> None:
         hit = packed.get(key)
         if hit is None:
             hit = ref_pack(codes)  # checks every code
-            if len(packed) >= _PACK_CACHE_MAX:
+            if len(packed) >= _CACHE_MAX:
                 packed.clear()
             packed[key] = hit
         return hit
