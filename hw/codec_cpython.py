@@ -23,7 +23,8 @@ binascii, packed maps looked up. Rules kept:
 from __future__ import annotations
 
 from binascii import crc_hqx
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _CACHE_MAX = 4096  # distinct channel maps, zero patterns remembered (a site uses dozens)
@@ -297,3 +298,21 @@ def install(ns: dict[str, Any]) -> None:
     ns["encode_status"] = encode_status
     ns["_parse"] = _parse
     decoder.feed = feed
+
+
+@contextmanager
+def loops(codec: Any) -> Iterator[None]:
+    """Within: the module `codec` (hw.codec) as MicroPython runs it, every function
+    install() replaced back to its byte loop; for comparisons (tests, timings)."""
+    ref = codec.REFERENCE
+    fast = {name: getattr(codec, name) for name in ref if "." not in name}
+    feed = codec.Decoder.feed
+    try:
+        for name in fast:
+            setattr(codec, name, ref[name])
+        codec.Decoder.feed = ref["Decoder.feed"]
+        yield
+    finally:
+        for name, f in fast.items():
+            setattr(codec, name, f)
+        codec.Decoder.feed = feed

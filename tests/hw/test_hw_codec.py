@@ -5,12 +5,11 @@ from __future__ import annotations
 import binascii
 import re
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hw.codec_cpython import loops
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -548,22 +547,6 @@ def test_cpython_runs_the_whole_block_versions() -> None:
     assert codec.Decoder.feed is not codec.REFERENCE["Decoder.feed"]
 
 
-@contextmanager
-def byte_loops() -> Iterator[None]:
-    """hw.codec as MicroPython runs it: every swapped function back to its loop."""
-    fast = {name: getattr(codec, name) for name in codec.REFERENCE if "." not in name}
-    feed = codec.Decoder.feed
-    try:
-        for name in fast:
-            setattr(codec, name, codec.REFERENCE[name])
-        codec.Decoder.feed = codec.REFERENCE["Decoder.feed"]
-        yield
-    finally:
-        for name, f in fast.items():
-            setattr(codec, name, f)
-        codec.Decoder.feed = feed
-
-
 def both(call: Any) -> tuple[Any, Any]:
     """call() with the whole-block versions and with the loops: a result or the error."""
 
@@ -574,7 +557,7 @@ def both(call: Any) -> tuple[Any, Any]:
             return ("raised", type(exc), str(exc))
 
     fast = outcome()
-    with byte_loops():
+    with loops(codec):
         return fast, outcome()
 
 
