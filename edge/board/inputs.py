@@ -38,6 +38,7 @@ class InputMap:
         self._bits_occupied: frozenset[int] = frozenset()
         self._counts: dict[int, int] = {}
         self._commands: list[object] = []
+        self._last = Inputs()  # the last Inputs made
 
     def occupied_of(self, bits: int) -> frozenset[int]:
         """Detector ids active for a STATUS inputs bitmask."""
@@ -75,9 +76,14 @@ class InputMap:
 
     def take(self, commands: tuple[object, ...] = ()) -> Inputs:
         """Inputs for the next controller step; the counts are then cleared."""
+        last = self._last  # presence only, as last time: the same (frozen) Inputs again
+        quiet = not (commands or self._counts or self._commands)
+        if quiet and last.occupied is self._occupied and not (last.actuations or last.commands):
+            return last
         actuations = tuple(sorted(self._counts.items()))
         self._counts.clear()
         if self._commands:
             commands = (*self._commands, *commands)
             self._commands.clear()
-        return Inputs(occupied=self._occupied, actuations=actuations, commands=commands)
+        self._last = Inputs(occupied=self._occupied, actuations=actuations, commands=commands)
+        return self._last

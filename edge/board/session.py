@@ -345,6 +345,7 @@ class BoardSession:
         self._seq = 0
         self._records: dict[int, tuple[int, int]] = {}  # seq -> (sent_ms, msg type)
         self._records_sorted = True  # in the dict's order, oldest first (times never went back)
+        self._last_record_ms = 0  # the time of the last record made
         self._last_rx_ms = 0
         self._last_tx_ms = 0  # last frame of a request (HELLO/CONFIG/RECOVER)
         self._attempts = 0
@@ -381,11 +382,13 @@ class BoardSession:
         records = self._records
         if not records:
             self._records_sorted = True
-        elif seq in records:
-            del records[seq]  # re-inserted last, in time order
-        if self._records_sorted and records:
-            self._records_sorted = now_ms >= next(reversed(records.values()))[0]
+        else:
+            if seq in records:
+                del records[seq]  # re-inserted last, in time order
+            if now_ms < self._last_record_ms:
+                self._records_sorted = False
         records[seq] = (now_ms, mtype)
+        self._last_record_ms = now_ms
         self._seq = codec.next_seq(seq)
         self.frames_sent += 1
         return seq
@@ -534,14 +537,13 @@ class BoardSession:
     def _prune(self, now_ms: int) -> None:
         records = self._records
         if self._records_sorted:  # the old ones are the first ones
-            old = []
-            for s, (t, _) in records.items():
-                if now_ms - t <= RECORD_KEEP_MS:
-                    break
-                old.append(s)
-        else:
-            old = [s for s, (t, _) in records.items() if now_ms - t > RECORD_KEEP_MS]
-        for s in old:
+            while records:
+                first = next(iter(records))
+                if now_ms - records[first][0] <= RECORD_KEEP_MS:
+                    return
+                del records[first]
+            return
+        for s in [s for s, (t, _) in records.items() if now_ms - t > RECORD_KEEP_MS]:
             del records[s]
 
     def _set_board_state(self, state: int, fault: int, events: list[Event]) -> None:
