@@ -72,6 +72,7 @@ def install(ns: dict[str, Any]) -> None:
         "_frame": ns["_frame"],
         "_crc16": ns["_crc16"],
         "Decoder.feed": decoder.feed,
+        "Decoder._end_frame": decoder._end_frame,
         "encode_status": ns["encode_status"],
         "_parse": ns["_parse"],
     }
@@ -82,6 +83,8 @@ def install(ns: dict[str, Any]) -> None:
     status_head = ns["_STATUS_HEAD"]
     status_tail = ns["_STATUS_TAIL"]
     max_channels = ns["MAX_CHANNELS"]
+    max_frame = ns["MAX_FRAME_LEN"]
+    known_types = frozenset(ns["_KNOWN_TYPES"])
     packed: dict[bytes, bytes] = {}
 
     # COBS of a frame shorter than 254 bytes is the frame moved up one byte with a code
@@ -108,20 +111,20 @@ def install(ns: dict[str, Any]) -> None:
             code_ints[pattern] = codes
         return (value | codes).to_bytes(n + 1, "little")
 
-    def _cobs_decode_into(src: Any, n: int, dst: bytearray) -> int:
+    def cobs_decoded(src: Any, n: int) -> bytes | None:
+        """src[:n] decoded, or None if it is not valid COBS."""
         if not isinstance(src, (bytes, bytearray)):
             src = bytes(src)
         if n == 0:
-            return 0
+            return b""
         if src.find(0, 0, n) >= 0:
-            return -1  # a zero inside a frame (or a code of 0)
+            return None  # a zero inside a frame (or a code of 0)
         wire = int.from_bytes(src[:n], "little")
         seen = chains.get(n)
         if seen is not None:
             for mask, codes in seen:
                 if wire & mask == codes:
-                    dst[0 : n - 1] = ((wire & ~mask) >> 8).to_bytes(n - 1, "little")
-                    return n - 1
+                    return ((wire & ~mask) >> 8).to_bytes(n - 1, "little")
         # Walk the codes; without 0xFF blocks every code but the first stands for a zero.
         ends = []
         long_block = False
@@ -134,7 +137,7 @@ def install(ns: dict[str, Any]) -> None:
             if i < n:
                 ends.append(i)
         if i > n:
-            return -1  # the last block runs past the end
+            return None  # the last block runs past the end
         if not long_block:
             mask = 0xFF
             for e in ends:
@@ -143,20 +146,48 @@ def install(ns: dict[str, Any]) -> None:
                 seen = chains[n] = []
             seen.insert(0, (mask, wire & mask))
             del seen[_CHAINS_KEPT:]
-            dst[0 : n - 1] = ((wire & ~mask) >> 8).to_bytes(n - 1, "little")
-            return n - 1
+            return ((wire & ~mask) >> 8).to_bytes(n - 1, "little")
+        out = bytearray()
         i = 0
-        o = 0
         while i < n:
             code = src[i]
             end = i + code
-            dst[o : o + code - 1] = src[i + 1 : end]
-            o += code - 1
+            out += src[i + 1 : end]
             i = end
             if code != 0xFF and i < n:
-                dst[o] = 0
-                o += 1
-        return o
+                out.append(0)
+        return bytes(out)
+
+    def _cobs_decode_into(src: Any, n: int, dst: bytearray) -> int:
+        raw = cobs_decoded(src, n)
+        if raw is None:
+            return -1
+        dst[0 : len(raw)] = raw
+        return len(raw)
+
+    def _end_frame(self: Any) -> tuple[int, int, dict[str, Any]] | None:
+        # The reference's checks in its order, on the decoded bytes themselves.
+        raw = cobs_decoded(self._wire, self._n)
+        if raw is None:
+            self.n_bad_cobs += 1
+            return None
+        n = len(raw)
+        if n < 4 or n > max_frame:
+            self.n_bad_length += 1
+            return None
+        if crc_hqx(raw[: n - 2], 0xFFFF) != raw[n - 2] | (raw[n - 1] << 8):
+            self.n_bad_crc += 1
+            return None
+        t = raw[0]
+        if t not in known_types:
+            self.n_unknown_type += 1
+            return None
+        body = _parse(t, raw, n)
+        if body is None:
+            self.n_bad_length += 1
+            return None
+        self.n_frames += 1
+        return (t, raw[1], body)
 
     def pack_codes(codes: Any) -> bytes:
         try:
@@ -298,6 +329,7 @@ def install(ns: dict[str, Any]) -> None:
     ns["encode_status"] = encode_status
     ns["_parse"] = _parse
     decoder.feed = feed
+    decoder._end_frame = _end_frame
 
 
 @contextmanager
@@ -306,13 +338,15 @@ def loops(codec: Any) -> Iterator[None]:
     install() replaced back to its byte loop; for comparisons (tests, timings)."""
     ref = codec.REFERENCE
     fast = {name: getattr(codec, name) for name in ref if "." not in name}
-    feed = codec.Decoder.feed
+    methods = {name: getattr(codec.Decoder, name) for name in ("feed", "_end_frame")}
     try:
         for name in fast:
             setattr(codec, name, ref[name])
-        codec.Decoder.feed = ref["Decoder.feed"]
+        for name in methods:
+            setattr(codec.Decoder, name, ref["Decoder." + name])
         yield
     finally:
         for name, f in fast.items():
             setattr(codec, name, f)
-        codec.Decoder.feed = feed
+        for name, m in methods.items():
+            setattr(codec.Decoder, name, m)
