@@ -163,7 +163,7 @@ class OutputGuard:
 
     def __init__(self, config: BoardConfig, minimums: CoreMinimums | None = None) -> None:
         self.config = config
-        n = config.channels
+        self._n = n = config.channels
         self._tables = [_CAT_PED if k == codec.KIND_PED else _CAT_VEHICLE for k in config.kinds]
         # _cm[i][j]: bit 1 when j conflicts with i's steady indications, bit 2 with its
         # flashing yellow arrow (the board's conflict_matrix); _conflicts: either.
@@ -242,7 +242,7 @@ class OutputGuard:
         """STATUS lamps answering an OUTPUTS sent at sent_ms (board ALL_RED or RUNNING)."""
         if lamps == self._confirmed_lamps:
             return  # the categories these lamps confirm are confirmed already
-        for i in range(min(len(lamps), self.config.channels)):
+        for i in range(min(len(lamps), self._n)):
             c = self._cat(i, lamps[i])
             if c != self.confirmed[i]:
                 self.confirmed[i] = c
@@ -284,7 +284,7 @@ class OutputGuard:
 
     def shape(self, now_ms: int, wanted: Sequence[int]) -> list[int]:
         """The map to send now for the controller's `wanted` map; updates what was sent."""
-        n = self.config.channels
+        n = self._n
         out: list[int] = []
         if len(wanted) != n:
             # Not ours to fix: the board refuses a wrong count (FAULT_BAD_MAP).

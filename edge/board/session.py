@@ -329,6 +329,7 @@ class BoardSession:
 
     def __init__(self, config: BoardConfig, silence_ms: int | None = None) -> None:
         self.config = config
+        self._channels = config.channels
         self.payload = config.payload
         self.config_hash = config.config_hash
         self.silence_ms = silence_ms if silence_ms is not None else 2 * config.watchdog_ms
@@ -664,7 +665,7 @@ class BoardSession:
             return  # a late answer from before a silence or reconnect
         if status.state == codec.STATE_FLASH:
             # A board that restarted holds no config (and says POWER_ON).
-            config_lost = len(status.lamps) != self.config.channels
+            config_lost = len(status.lamps) != self._channels
             self._set_board_state(status.state, status.fault, events)
             if config_lost:
                 self.guard.board_stopped()
@@ -691,5 +692,5 @@ class BoardSession:
         if status.state == codec.STATE_RUNNING and st is SessionState.ALL_RED:
             self.state = SessionState.RUNNING
             self.guard.board_running()
-        if sent_ms is not None and len(status.lamps) == self.config.channels:
+        if sent_ms is not None and len(status.lamps) == self._channels:
             self.guard.confirm(sent_ms, status.lamps)
