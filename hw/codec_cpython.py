@@ -119,6 +119,10 @@ def install(ns: dict[str, Any]) -> None:
             return b""
         if src.find(0, 0, n) >= 0:
             return None  # a zero inside a frame (or a code of 0)
+        return _decoded(src, n)
+
+    def _decoded(src: bytes | bytearray, n: int) -> bytes | None:
+        # src[:n] (n > 0, no zero byte) decoded, or None.
         wire = int.from_bytes(src[:n], "little")
         seen = chains.get(n)
         if seen is not None:
@@ -165,9 +169,8 @@ def install(ns: dict[str, Any]) -> None:
         dst[0 : len(raw)] = raw
         return len(raw)
 
-    def _end_frame(self: Any) -> tuple[int, int, dict[str, Any]] | None:
-        # The reference's checks in its order, on the decoded bytes themselves.
-        raw = cobs_decoded(self._wire, self._n)
+    def _message(self: Any, raw: bytes | None) -> tuple[int, int, dict[str, Any]] | None:
+        # The reference _end_frame's checks, in its order, on a frame's decoded bytes.
         if raw is None:
             self.n_bad_cobs += 1
             return None
@@ -188,6 +191,9 @@ def install(ns: dict[str, Any]) -> None:
             return None
         self.n_frames += 1
         return (t, raw[1], body)
+
+    def _end_frame(self: Any) -> tuple[int, int, dict[str, Any]] | None:
+        return _message(self, cobs_decoded(self._wire, self._n))
 
     def pack_codes(codes: Any) -> bytes:
         try:
@@ -290,9 +296,13 @@ def install(ns: dict[str, Any]) -> None:
         # The reference's byte loop, a run of non-zero bytes at a time.
         if not isinstance(data, (bytes, bytearray)):
             data = bytes(data)
+        size = len(data)
+        whole = self._n == 0 and not self._overflow and 1 < size <= max_wire + 1
+        if whole and data.find(0) == size - 1:  # one whole frame, as a link mostly brings
+            msg = _message(self, _decoded(data, size - 1))
+            return [] if msg is None else [msg]
         msgs = []
         wire = self._wire
-        size = len(data)
         start = 0
         while start < size:
             z = data.find(0, start)

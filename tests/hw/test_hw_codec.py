@@ -620,11 +620,11 @@ def test_status_equals_the_loops(
 @given(
     st.lists(st.one_of(messages().map(lambda m: m[0]), st.binary(max_size=40)), max_size=8),
     st.lists(st.integers(1, 60), min_size=1),
-    st.booleans(),
+    st.sampled_from(["cut", "long", "as made"]),
 )
-def test_decoder_equals_the_loops(parts: list[bytes], cuts: list[int], long: bool) -> None:
+def test_decoder_equals_the_loops(parts: list[bytes], cuts: list[int], how: str) -> None:
     stream = b"".join(parts)
-    if long:  # past MAX_WIRE_LEN without a delimiter, then on
+    if how == "long":  # past MAX_WIRE_LEN without a delimiter, then on
         stream = stream[:20] + b"\x33" * (codec.MAX_WIRE_LEN + 5) + stream
     chunks = []
     i = k = 0
@@ -632,6 +632,8 @@ def test_decoder_equals_the_loops(parts: list[bytes], cuts: list[int], long: boo
         chunks.append(stream[i : i + cuts[k % len(cuts)]])
         i += cuts[k % len(cuts)]
         k += 1
+    if how == "as made":  # frame by frame (and the junk as it is)
+        chunks = parts
 
     def run() -> tuple[list[Any], dict[str, int]]:
         d = codec.Decoder()
