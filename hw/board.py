@@ -41,6 +41,7 @@ RECORD_LEN = const(14)
 # handed over (communication: the host logs those itself, and they must not
 # overwrite the last safety fault).
 _NOT_RECORDED = (codec.CLASS_NONE, codec.CLASS_COMMUNICATION)
+_NO_COUNTS = bytes(codec.N_INPUTS)
 
 
 def flash_phase(now_ms):
@@ -130,8 +131,9 @@ class Inputs:
     def take_counts(self):
         """The counts since the last call, which are then cleared."""
         out = bytes(self.counts)
-        for i in range(codec.N_INPUTS):
-            self.counts[i] = 0
+        if out != _NO_COUNTS:  # mostly nothing counted: nothing to clear
+            for i in range(codec.N_INPUTS):
+                self.counts[i] = 0
         return out
 
 

@@ -72,6 +72,7 @@ log = logging.getLogger(__name__)
 
 TICK_MS = 100
 HOUR_MS = 3_600_000
+_STATE_VALUES = {st: st.value for st in SessionState}  # (Enum's .value is a property call)
 _LOGGED_CONTROLLER_EVENTS = frozenset(
     {"mode", "fault_flash", "fault_recovered", "command_rejected", "input_error"}
 )
@@ -114,6 +115,8 @@ class BoardDriver:
         self._last_ctl_ms = now_ms
         self.controller = Controller(site, now_ms)
         self.outputs: Outputs | None = None
+        self._channels: tuple[object, ...] = ()  # the last Outputs.channels, and as ints:
+        self._wanted: tuple[int, ...] = ()
         # The controller's last step: its time and the Inputs it stepped on (loops and
         # cameras merged), for the central link's counts.
         self.stepped: tuple[int, Inputs] | None = None
@@ -190,8 +193,11 @@ class BoardDriver:
         stays out of its timing (and out of replays). The session and the
         guard keep real times: they are about when frames really went out.
         """
-        k = round((now_ms - self._grid_origin) / TICK_MS)
-        self._last_ctl_ms = max(self._last_ctl_ms, self._grid_origin + k * TICK_MS)
+        since = now_ms - self._grid_origin
+        k = since // TICK_MS if since % TICK_MS == 0 else round(since / TICK_MS)
+        at = self._grid_origin + k * TICK_MS
+        if at > self._last_ctl_ms:
+            self._last_ctl_ms = at
         return self._last_ctl_ms
 
     def tick(self, now_ms: int) -> SentMap | None:
@@ -238,7 +244,10 @@ class BoardDriver:
             self._track_state()
         if s.state not in OUTPUT_STATES:
             return None
-        wanted = tuple(int(c) for c in out.channels)
+        if out.channels != self._channels:  # the map as ints, made again when it changes
+            self._channels = out.channels
+            self._wanted = tuple(int(c) for c in out.channels)
+        wanted = self._wanted
         flash = out.mode == "fault_flash"
         seq = s.next_seq
         sent = s.send_outputs(now_ms, wanted, flash)
@@ -247,7 +256,7 @@ class BoardDriver:
             s.guard.skipped.clear()
         if s.state in (SessionState.ALL_RED, SessionState.RUNNING):
             self._last_drive_ms = now_ms
-        return SentMap(now_ms, seq, wanted, tuple(sent), flash, s.state.value, out.mode)
+        return SentMap(now_ms, seq, wanted, tuple(sent), flash, _STATE_VALUES[s.state], out.mode)
 
     def _restart_controller(self, start_ms: int) -> None:
         """A fresh start-up sequence on the timing in force: the site and plan the old

@@ -163,7 +163,7 @@ class OutputGuard:
 
     def __init__(self, config: BoardConfig, minimums: CoreMinimums | None = None) -> None:
         self.config = config
-        n = config.channels
+        self._n = n = config.channels
         self._tables = [_CAT_PED if k == codec.KIND_PED else _CAT_VEHICLE for k in config.kinds]
         # _cm[i][j]: bit 1 when j conflicts with i's steady indications, bit 2 with its
         # flashing yellow arrow (the board's conflict_matrix); _conflicts: either.
@@ -202,6 +202,13 @@ class OutputGuard:
         self.last_change_ms = [0] * n
         self.held = 0  # channel-ticks sent differently from the wanted map while running
         self.skipped: list[int] = []  # channels whose controller GO the lamps never showed
+        # The last wanted map, when shaping it again would send the same codes and change
+        # nothing: the board not running (all sent stopped), or running with the map sent
+        # as it is and every channel confirmed in the category sent (no category moves,
+        # nothing timed). Cleared whenever the board's state, a confirmed category or the
+        # minimums move. None: no such map.
+        self._settled: tuple[int, ...] | None = None
+        self._confirmed_lamps: Sequence[int] | None = None  # the last lamps confirm() took
 
     def _cat(self, i: int, code: int) -> int:
         return self._tables[i][code] if 0 <= code < 16 else BAD
@@ -209,10 +216,12 @@ class OutputGuard:
     def set_minimums(self, minimums: CoreMinimums) -> None:
         """New timing in force (a GO begun before keeps the minimums it began with)."""
         self.minimums = minimums
+        self._settled = None
 
     def board_recovered(self, since_ms: int) -> None:
         """The board entered its start-up all-red at or before since_ms: all channels stopped."""
         n = self.config.channels
+        self._settled = self._confirmed_lamps = None
         self.running = False
         self.confirmed = [STOP] * n
         self.since_ms = [since_ms] * n
@@ -222,18 +231,24 @@ class OutputGuard:
 
     def board_running(self) -> None:
         self.running = True
+        self._settled = None
 
     def board_stopped(self) -> None:
         """The board is in flash (or unknown): nothing but stopped codes until a recovery."""
         self.running = False
+        self._settled = None
 
     def confirm(self, sent_ms: int, lamps: Sequence[int]) -> None:
         """STATUS lamps answering an OUTPUTS sent at sent_ms (board ALL_RED or RUNNING)."""
-        for i in range(min(len(lamps), self.config.channels)):
+        if lamps == self._confirmed_lamps:
+            return  # the categories these lamps confirm are confirmed already
+        for i in range(min(len(lamps), self._n)):
             c = self._cat(i, lamps[i])
             if c != self.confirmed[i]:
                 self.confirmed[i] = c
                 self.since_ms[i] = sent_ms
+                self._settled = None
+        self._confirmed_lamps = lamps
 
     def in_flight(self) -> int:
         """Channels whose last sent category the board has not confirmed yet."""
@@ -269,11 +284,15 @@ class OutputGuard:
 
     def shape(self, now_ms: int, wanted: Sequence[int]) -> list[int]:
         """The map to send now for the controller's `wanted` map; updates what was sent."""
-        n = self.config.channels
+        n = self._n
         out: list[int] = []
         if len(wanted) != n:
             # Not ours to fix: the board refuses a wrong count (FAULT_BAD_MAP).
             return [int(c) for c in wanted]
+        key = wanted if type(wanted) is tuple else tuple(wanted)
+        if key == self._settled:
+            return list(self.sent_code)  # what the last call sent for this map
+        self._settled = None
         self._follow(now_ms, wanted)
         if not self.running:
             for i in range(n):
@@ -282,6 +301,7 @@ class OutputGuard:
                 out.append(code)
                 self.sent[i] = STOP
                 self.sent_code[i] = code
+            self._settled = key  # all stopped, whatever the time: the same again
             return out
         cfg = self.config
         for i in range(n):
@@ -332,6 +352,8 @@ class OutputGuard:
             self.sent_code[i] = code
             if code != w:
                 self.held += 1
+        if self.sent == self.confirmed and out == list(key):
+            self._settled = key
         return out
 
     def _cleared(self, now_ms: int, i: int, ui: int) -> bool:

@@ -34,8 +34,11 @@ class InputMap:
         )
         self._preempt_on: dict[int, bool] = {pid: False for pid, _ in self._preempt_bits}
         self._occupied: frozenset[int] = frozenset()
+        self._bits = 0  # the last STATUS inputs, and the detectors they make occupied
+        self._bits_occupied: frozenset[int] = frozenset()
         self._counts: dict[int, int] = {}
         self._commands: list[object] = []
+        self._last = Inputs()  # the last Inputs made
 
     def occupied_of(self, bits: int) -> frozenset[int]:
         """Detector ids active for a STATUS inputs bitmask."""
@@ -46,12 +49,17 @@ class InputMap:
         return frozenset(ids)
 
     def add(self, status: BoardStatus) -> None:
-        self._occupied = self.occupied_of(status.inputs)
+        if status.inputs != self._bits:
+            self._bits = status.inputs
+            self._bits_occupied = self.occupied_of(status.inputs)
+        self._occupied = self._bits_occupied
         for pid, bit in self._preempt_bits:
             on = bool(status.inputs >> bit & 1)
             if on != self._preempt_on[pid]:
                 self._preempt_on[pid] = on
                 self._commands.append(Preempt(pid, on))
+        if not any(status.counts):
+            return
         for b, n in enumerate(status.counts[:BOARD_INPUTS]):
             if n:
                 for det in self._by_bit[b]:
@@ -68,9 +76,14 @@ class InputMap:
 
     def take(self, commands: tuple[object, ...] = ()) -> Inputs:
         """Inputs for the next controller step; the counts are then cleared."""
+        last = self._last  # presence only, as last time: the same (frozen) Inputs again
+        quiet = not (commands or self._counts or self._commands)
+        if quiet and last.occupied is self._occupied and not (last.actuations or last.commands):
+            return last
         actuations = tuple(sorted(self._counts.items()))
         self._counts.clear()
         if self._commands:
             commands = (*self._commands, *commands)
             self._commands.clear()
-        return Inputs(occupied=self._occupied, actuations=actuations, commands=commands)
+        self._last = Inputs(occupied=self._occupied, actuations=actuations, commands=commands)
+        return self._last

@@ -156,6 +156,10 @@ def nak_name(reason: int) -> str:
 
 
 class SessionState(enum.Enum):
+    # Members are singletons compared by identity: hash them so too (Enum's own hash is
+    # a Python-level call, and the state is looked up in OUTPUT_STATES every tick).
+    __hash__ = object.__hash__
+
     CLOSED = "closed"
     HELLO = "hello"
     WAIT_FLASH = "wait_flash"
@@ -171,6 +175,15 @@ class SessionState(enum.Enum):
 OUTPUT_STATES = frozenset(
     {SessionState.READY, SessionState.RECOVER, SessionState.ALL_RED, SessionState.RUNNING}
 )
+
+
+# Requests re-sent after this long without an answer, by state.
+_RETRY_MS = {
+    SessionState.HELLO: HELLO_RETRY_MS,
+    SessionState.WAIT_FLASH: HELLO_RETRY_MS,
+    SessionState.CONFIG: CONFIG_RETRY_MS,
+    SessionState.RECOVER: RECOVER_RETRY_MS,
+}
 
 
 # --- errors: the board refuses, or is not one we may drive ---------------------------
@@ -316,6 +329,7 @@ class BoardSession:
 
     def __init__(self, config: BoardConfig, silence_ms: int | None = None) -> None:
         self.config = config
+        self._channels = config.channels
         self.payload = config.payload
         self.config_hash = config.config_hash
         self.silence_ms = silence_ms if silence_ms is not None else 2 * config.watchdog_ms
@@ -331,6 +345,8 @@ class BoardSession:
         self._decoder = codec.Decoder()
         self._seq = 0
         self._records: dict[int, tuple[int, int]] = {}  # seq -> (sent_ms, msg type)
+        self._records_sorted = True  # in the dict's order, oldest first (times never went back)
+        self._last_record_ms = 0  # the time of the last record made
         self._last_rx_ms = 0
         self._last_tx_ms = 0  # last frame of a request (HELLO/CONFIG/RECOVER)
         self._attempts = 0
@@ -364,7 +380,16 @@ class BoardSession:
     def _send(self, now_ms: int, mtype: int, frame_of_seq: bytes) -> int:
         seq = self._seq
         self._out += frame_of_seq
-        self._records[seq] = (now_ms, mtype)
+        records = self._records
+        if not records:
+            self._records_sorted = True
+        else:
+            if seq in records:
+                del records[seq]  # re-inserted last, in time order
+            if now_ms < self._last_record_ms:
+                self._records_sorted = False
+        records[seq] = (now_ms, mtype)
+        self._last_record_ms = now_ms
         self._seq = codec.next_seq(seq)
         self.frames_sent += 1
         return seq
@@ -465,12 +490,7 @@ class BoardSession:
                 self._attempts = 1
                 self._send_hello(now_ms)
                 return events
-        retry = {
-            SessionState.HELLO: HELLO_RETRY_MS,
-            SessionState.WAIT_FLASH: HELLO_RETRY_MS,
-            SessionState.CONFIG: CONFIG_RETRY_MS,
-            SessionState.RECOVER: RECOVER_RETRY_MS,
-        }.get(st)
+        retry = _RETRY_MS.get(st)
         if retry is not None and now_ms - self._last_tx_ms >= retry:
             self._attempts += 1
             self.retries += 1
@@ -516,9 +536,16 @@ class BoardSession:
         return n
 
     def _prune(self, now_ms: int) -> None:
-        old = [s for s, (t, _) in self._records.items() if now_ms - t > RECORD_KEEP_MS]
-        for s in old:
-            del self._records[s]
+        records = self._records
+        if self._records_sorted:  # the old ones are the first ones
+            while records:
+                first = next(iter(records))
+                if now_ms - records[first][0] <= RECORD_KEEP_MS:
+                    return
+                del records[first]
+            return
+        for s in [s for s, (t, _) in records.items() if now_ms - t > RECORD_KEEP_MS]:
+            del records[s]
 
     def _set_board_state(self, state: int, fault: int, events: list[Event]) -> None:
         if state != self.board_state or fault != self.board_fault:
@@ -638,7 +665,7 @@ class BoardSession:
             return  # a late answer from before a silence or reconnect
         if status.state == codec.STATE_FLASH:
             # A board that restarted holds no config (and says POWER_ON).
-            config_lost = len(status.lamps) != self.config.channels
+            config_lost = len(status.lamps) != self._channels
             self._set_board_state(status.state, status.fault, events)
             if config_lost:
                 self.guard.board_stopped()
@@ -665,5 +692,5 @@ class BoardSession:
         if status.state == codec.STATE_RUNNING and st is SessionState.ALL_RED:
             self.state = SessionState.RUNNING
             self.guard.board_running()
-        if sent_ms is not None and len(status.lamps) == self.config.channels:
+        if sent_ms is not None and len(status.lamps) == self._channels:
             self.guard.confirm(sent_ms, status.lamps)

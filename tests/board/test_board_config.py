@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 from edge.board.config import BoardConfig, BoardConfigError, board_config
@@ -14,9 +15,12 @@ from edge.control.controller import Controller
 from edge.control.messages import Event, Lamp, Preempt
 from edge.control.site import Channel, Detector, FlashColour, SignalKind
 from edge.demand import RandomDemand
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hw import board_safety, codec
 from tests.board.fakelink import crossing
+from tests.hypothesis_profiles import examples
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.toml"))
@@ -182,6 +186,37 @@ def test_status_to_inputs() -> None:
     assert inputs.actuations == ((2, 3),)
     assert im.take().actuations == ()
     assert im.take().occupied == frozenset({1, 3})  # presence stays until a STATUS changes it
+
+
+@settings(max_examples=examples(100))
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.integers(0, 15), st.lists(st.integers(0, 3), min_size=16, max_size=16)),
+            st.sampled_from(["take", "clear"]),
+        ),
+        max_size=40,
+    )
+)
+def test_inputs_follow_every_status(ops: list[Any]) -> None:
+    """Presence is the last STATUS's bits (none after a lost link), counts add up until taken."""
+    site = crossing()  # detectors 1, 2, 3 on inputs 1, 2, 3
+    im = InputMap(site)
+    bits, counts = 0, [0] * 4
+    for op in ops:
+        if op == "clear":
+            im.clear()
+            bits, counts = 0, [0] * 4
+        elif op == "take":
+            got = im.take()
+            assert got.occupied == frozenset(d for d in (1, 2, 3) if bits >> (d - 1) & 1)
+            assert got.actuations == tuple((d, counts[d]) for d in (1, 2, 3) if counts[d])
+            counts = [0] * 4
+        else:
+            bits = op[0]
+            for d in (1, 2, 3):
+                counts[d] += op[1][d - 1]
+            im.add(BoardStatus(0, 0, 1, 0, 0, 0, bits, tuple(op[1]), (1, 1, 1)))
 
 
 def test_preemption_cut_pedestrian_clearance_accepted() -> None:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from edge.board.config import BoardConfig
 from edge.board.guard import CHANGE, GO, STOP, CoreMinimums, OutputGuard, category, core_minimums
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from hw import codec
 from tests.board.fakelink import crossing
+from tests.hypothesis_profiles import examples
 
 # Channel 0 and 1 conflict (two crossing streets); channel 2 is a crosswalk
 # beside channel 0 (conflicts with 1). Yellow 3000 ms, ped clearance 3000 ms,
@@ -358,3 +363,74 @@ def test_green_beside_a_flashing_arrow_starting_with_it_keeps_the_cores_red() ->
     g.confirm(8000, [R, R, R])
     assert g.shape(9500, [G, FY, R]) == [G, FY, R]
     assert g.held == 0
+
+
+# --- the settled-map shortcut (shape of a map it need not shape again) ------------------
+
+
+class _NoShortcut(OutputGuard):
+    """The guard walking every channel on every map, as before the shortcut."""
+
+    def shape(self, now_ms: int, wanted: Sequence[int]) -> list[int]:
+        self._settled = None
+        return super().shape(now_ms, wanted)
+
+    def confirm(self, sent_ms: int, lamps: Sequence[int]) -> None:
+        self._confirmed_lamps = None
+        super().confirm(sent_ms, lamps)
+
+
+_MAPS = [(R, R, R), (G, R, R), (Y, R, R), (R, G, R), (R, Y, R), (R, R, G), (FY, R, G), (G, G, R)]
+_MAPS += [(FY, G, R), (Y, G, R), (R, R, FR), (R, R, D), (FR, R, G), (7, R, R)]
+_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["shape", "shape", "shape", "confirm", "confirm", "lose", "state"]),
+        st.integers(0, len(_MAPS) - 1),
+        st.sampled_from([0, 20, 100, 100, 100, 300, 2000]),
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=examples(300))
+@given(st.sampled_from(["plain", "fya"]), _ops)
+@example("plain", [("lose", 1, 100), ("state", 0, 100), ("lose", 1, 100)])  # recovered: new
+@example(  # settled while running, then the board stops: all red at once
+    "plain",
+    [
+        ("state", 1, 0),
+        ("shape", 1, 5000),
+        ("confirm", 0, 100),
+        ("shape", 1, 100),
+        ("state", 2, 100),
+        ("shape", 1, 100),
+    ],
+)
+def test_shortcut_sends_and_keeps_what_the_walk_does(cfg_name: str, ops: list[Any]) -> None:
+    cfg = FYA_CFG if cfg_name == "fya" else CFG
+    mins = CoreMinimums((5000, 0, 4000), (2000, 0, 1500))
+    fast, slow = OutputGuard(cfg, mins), _NoShortcut(cfg, mins)
+    t = 0
+    last: dict[str, list[int]] = {"fast": [R, R, R], "slow": [R, R, R]}
+    for op, k, dt in ops:
+        t += dt
+        for name, g in (("fast", fast), ("slow", slow)):
+            if op == "shape":
+                last[name] = g.shape(t, _MAPS[k])
+            elif op == "confirm":  # the board shows what was sent last
+                g.confirm(t, tuple(last[name]))
+            elif op == "lose":  # a STATUS of an older map, or of an unknown one
+                g.confirm(t, _MAPS[k])
+            elif k % 4 == 0:
+                g.board_recovered(t)
+            elif k % 4 == 1:
+                g.board_running()
+            elif k % 4 == 2:
+                g.board_stopped()
+            else:
+                g.set_minimums(CoreMinimums((3000, 100, 0), (1000, 500, 0)))
+        assert last["fast"] == last["slow"]
+        state = {k: v for k, v in vars(fast).items() if k not in ("_settled", "_confirmed_lamps")}
+        assert state == {
+            k: v for k, v in vars(slow).items() if k not in ("_settled", "_confirmed_lamps")
+        }

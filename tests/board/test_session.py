@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from edge.board.config import BoardConfig
 from edge.board.session import (
+    RECORD_KEEP_MS,
     BoardConfigHashError,
     BoardConfigRejectedError,
     BoardReset,
@@ -23,8 +24,11 @@ from edge.board.session import (
     Silent,
     WaitingForFlash,
 )
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from hw import board, codec
+from tests.hypothesis_profiles import examples
 
 
 def state(s: BoardSession) -> SessionState:
@@ -329,3 +333,25 @@ def test_status_carries_matched_send_time() -> None:
     assert status[0].sent_ms == lp.now - 2
     assert status[0].lamps == (1, 1, 1, 1)
     assert status[0].state == codec.STATE_RUNNING
+
+
+@settings(max_examples=examples(200))
+@given(st.lists(st.tuples(st.booleans(), st.integers(-300, 900)), max_size=400))
+@example([(True, 10)] * 300 + [(False, 10)])  # seq wraps: re-sent numbers stay in time order
+@example([(True, 100), (True, -200), (False, 2000), (True, 0), (False, 2500)])  # time went back
+def test_send_records_pruned_as_by_a_full_scan(ops: list[tuple[bool, int]]) -> None:
+    """OUTPUTS send records (STATUS matching) last RECORD_KEEP_MS whatever the order of
+    the times; the session prunes from the oldest while sends stay in time order."""
+    s = BoardSession(VECTOR_CONFIG)
+    s.connect(0)
+    model = {0: (0, codec.MSG_HELLO)}
+    t = 0
+    for send, dt in ops:
+        t += dt
+        if send:
+            model[s.next_seq] = (t, codec.MSG_OUTPUTS)
+            s._send(t, codec.MSG_OUTPUTS, b"")
+        else:
+            s._prune(t)
+            model = {q: r for q, r in model.items() if t - r[0] <= RECORD_KEEP_MS}
+        assert s._records == model

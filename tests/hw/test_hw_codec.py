@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hw.codec_cpython import loops
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hw import codec
@@ -536,3 +537,123 @@ def test_every_single_bit_flip_is_caught() -> None:
                 bad = bytearray(frame)
                 bad[i] ^= 1 << bit
                 assert codec.Decoder().feed(bytes(bad) + b"\x00") == [], (frame.hex(), i, bit)
+
+
+# --- CPython's whole-block versions (hw/codec_cpython.py) against the byte loops ----------
+
+
+def test_cpython_runs_the_whole_block_versions() -> None:
+    assert codec.cobs_encode is not codec.REFERENCE["cobs_encode"]
+    assert codec.Decoder.feed is not codec.REFERENCE["Decoder.feed"]
+
+
+def both(call: Any) -> tuple[Any, Any]:
+    """call() with the whole-block versions and with the loops: a result or the error."""
+
+    def outcome() -> Any:
+        try:
+            return ("ok", call())
+        except Exception as exc:  # the same exception, type and message, is the rule
+            return ("raised", type(exc), str(exc))
+
+    fast = outcome()
+    with loops(codec):
+        return fast, outcome()
+
+
+# Runs of 253..255 non-zero bytes (the block limit), zeros, anything.
+_runs = st.lists(
+    st.one_of(
+        st.binary(max_size=8),
+        st.just(b"\x00"),
+        st.integers(250, 520).map(lambda k: bytes([0x5A]) * k),
+    ),
+    max_size=6,
+).map(b"".join)
+
+
+@settings(max_examples=examples(300))
+@given(st.one_of(st.binary(max_size=600), _runs))
+@example(b"")
+@example(bytes(40))
+@example(b"\x5a" * 254)
+@example(b"\x5a" * 254 + b"\x00")
+@example(b"\x5a" * 508 + b"\x01")
+def test_cobs_whole_blocks_equal_the_loops(data: bytes) -> None:
+    fast, loops = both(lambda: codec.cobs_encode(data))
+    assert fast == loops
+    fast, loops = both(lambda: codec.cobs_decode(data))
+    assert fast == loops
+
+
+@settings(max_examples=examples(300))
+@given(st.lists(st.integers(-2, 17), max_size=34), u8, u8)
+def test_outputs_and_codes_equal_the_loops(cs: list[int], seq: int, flags: int) -> None:
+    fast, loops = both(lambda: codec.pack_codes(cs))
+    assert fast == loops
+    fast, loops = both(lambda: codec.encode_outputs(seq, cs, flags))
+    assert fast == loops
+    fast, loops = both(lambda: codec.pack_codes(bytes(c & 0xFF for c in cs)))
+    assert fast == loops
+
+
+@settings(max_examples=examples(300))
+@given(
+    st.tuples(st.integers(-1, 256), st.integers(-1, 256), u8, st.integers(-1, 256)),
+    st.integers(-1, 0x10000),
+    st.lists(st.integers(-1, 256), min_size=15, max_size=17),
+    st.one_of(st.lists(st.integers(-1, 16), max_size=34), st.binary(max_size=33)),
+    st.integers(-1, 1 << 32),
+)
+@example((1, 0, 7, 0), 0x11, [0] * 16, [1, 3, 1, 2] * 3, 0)
+def test_status_equals_the_loops(
+    head: tuple[int, int, int, int], inputs: int, counts: list[int], lamps: Any, fch: int
+) -> None:
+    state, fault, ans, rx = head
+    fast, loops = both(
+        lambda: codec.encode_status(9, state, fault, ans, inputs, counts, lamps, rx, fch)
+    )
+    assert fast == loops
+
+
+@settings(max_examples=examples(200), suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.one_of(messages().map(lambda m: m[0]), st.binary(max_size=40)), max_size=8),
+    st.lists(st.integers(1, 60), min_size=1),
+    st.sampled_from(["cut", "long", "as made"]),
+)
+def test_decoder_equals_the_loops(parts: list[bytes], cuts: list[int], how: str) -> None:
+    stream = b"".join(parts)
+    if how == "long":  # past MAX_WIRE_LEN without a delimiter, then on
+        stream = stream[:20] + b"\x33" * (codec.MAX_WIRE_LEN + 5) + stream
+    chunks = []
+    i = k = 0
+    while i < len(stream):
+        chunks.append(stream[i : i + cuts[k % len(cuts)]])
+        i += cuts[k % len(cuts)]
+        k += 1
+    if how == "as made":  # frame by frame (and the junk as it is)
+        chunks = parts
+
+    def run() -> tuple[list[Any], dict[str, int]]:
+        d = codec.Decoder()
+        msgs = [m for c in chunks for m in d.feed(memoryview(c) if k % 2 else c)]
+        return msgs, d.counters()
+
+    fast, loops = both(run)
+    assert fast == loops
+
+
+@pytest.mark.parametrize("extra", [-1, 0, 1])
+@pytest.mark.parametrize("cut", [1, 7, 5000])
+def test_decoder_at_the_frame_limit_equals_the_loops(extra: int, cut: int) -> None:
+    good = codec.encode_outputs(1, [1, 3])
+    stream = b"\x33" * (codec.MAX_WIRE_LEN + extra) + b"\x00" + good
+
+    def run() -> tuple[list[Any], dict[str, int]]:
+        d = codec.Decoder()
+        msgs = [m for i in range(0, len(stream), cut) for m in d.feed(stream[i : i + cut])]
+        return msgs, d.counters()
+
+    fast, loops = both(run)
+    assert fast == loops and len(fast[1][0]) == 1

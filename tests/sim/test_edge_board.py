@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from edge.board.guard import OutputGuard
+from hw.codec_cpython import loops
 from sim.sumo import scenarios
 from sim.sumo.lockstep import run
 
+from hw import codec
 from tests.sim.link_monitor import LinkMonitor
 
 
@@ -34,3 +41,54 @@ def test_edge_board_single_flashing_arrows_shows_every_green() -> None:
     assert monitor.violations == []
     assert not [n for n in a["notes"] if "the guard held" in n or "board flash" in n]
     assert a["collisions"] == 0 and a["arrived"] > 20
+
+
+def _lamp_trace(scenario: scenarios.Scenario, seconds: float) -> tuple[list[str], list[bytes]]:
+    """SUMO's link states after every step, and every board's driven codes and every
+    guard's sent codes at every 100 ms tick, of an edge-board run."""
+    states: list[str] = []
+    ticks: list[bytes] = []
+
+    def attach(ctl: Any) -> None:
+        step = ctl.step
+
+        def traced(sim: Any, t_ms: int, sensed: bool) -> None:
+            step(sim, t_ms, sensed)
+            for b in ctl.boards:
+                ticks.append(b.board.safety.lamps() + bytes(b.driver.session.guard.sent_code))
+
+        ctl.step = traced
+
+    def observe(sim: Any, t_ms: int) -> None:
+        states.extend(
+            sim.trafficlight.getRedYellowGreenState(t) for t in sim.trafficlight.getIDList()
+        )
+
+    report = run(scenario, "edge-board", seed=2, end_s=seconds, observer=observe, attach=attach)
+    assert report["arrived"] > 10 and not [n for n in report["notes"] if "board flash" in n]
+    return states, ticks
+
+
+def test_edge_board_shortcuts_change_no_lamp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What makes the lockstep path fast changes no lamp: the same run with the codec's
+    byte loops (as the firmware runs them on the Pico) and a guard that walks every
+    channel of every map shows SUMO the same states after every step, and the boards
+    drive, and the guards send, the same codes at every tick."""
+    scenario = scenarios.resolve("tee")
+    fast = _lamp_trace(scenario, 240)
+    shape, confirm = OutputGuard.shape, OutputGuard.confirm
+
+    def walk_shape(self: OutputGuard, now_ms: int, wanted: Sequence[int]) -> list[int]:
+        self._settled = None
+        return shape(self, now_ms, wanted)
+
+    def walk_confirm(self: OutputGuard, sent_ms: int, lamps: Sequence[int]) -> None:
+        self._confirmed_lamps = None
+        confirm(self, sent_ms, lamps)
+
+    monkeypatch.setattr(OutputGuard, "shape", walk_shape)
+    monkeypatch.setattr(OutputGuard, "confirm", walk_confirm)
+    with loops(codec):
+        slow = _lamp_trace(scenario, 240)
+    assert len(fast[1]) == 2400  # one signal, 240 s of ticks
+    assert fast == slow

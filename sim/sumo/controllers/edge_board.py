@@ -36,6 +36,7 @@ class _Board:
     renderer: LinkRenderer
     inputs: list[tuple[str, int]]  # (SUMO detector id, board input 1..16)
     raw: int = 0
+    last_lamps: bytes = b""  # the board's codes last shown in SUMO, and as SUMO's state
     last_state: str = ""
 
 
@@ -115,6 +116,9 @@ class EdgeBoardControl(EdgeControl):
     def apply(self, sim: Any) -> None:
         for b in self.boards:
             lamps = b.board.safety.lamps()
+            if lamps == b.last_lamps:
+                continue  # the same codes: the same state
+            b.last_lamps = lamps
             state = b.renderer.render([Lamp(c) for c in lamps]) if lamps else ""
             if state and state != b.last_state:
                 sim.trafficlight.setRedYellowGreenState(b.tls, state)
