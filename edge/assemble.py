@@ -27,6 +27,7 @@ never imports this module's parts (nor they the runtime, but for types).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -142,7 +143,7 @@ def web_listen(web: WebOptions, device_path: str | None) -> Listen:
     with `[broker]`'s device certificate for TLS when it listens off loopback and names
     none of its own: the renewed pair once it outlasts the provisioned one, and of the
     two the latest that serves (serverAuth) when one does (edge/device/certs.py)."""
-    from edge.device.certs import page_pair
+    from edge.device.certs import LIVE, page_pair
     from edge.web.listen import ListenError, WebTable, decide, is_loopback, web_table
 
     table = WebTable()
@@ -172,9 +173,20 @@ def web_listen(web: WebOptions, device_path: str | None) -> Listen:
     key = web.keyfile or (path(table.keyfile, "keyfile") if not web.certfile else None)
     host = None if interface is not None else web.host
     if cert is None and key is None and not (host is not None and is_loopback(host)):
-        # the fleet-CA one of [broker]
+        # the fleet-CA one of [broker]: the provisioned pair, or the one enrolled
         cert, key = path(broker.get("certfile"), "certfile"), path(broker.get("keyfile"), "keyfile")
         renew = path(broker.get("renew_dir"), "renew_dir")
         if cert is not None and renew is not None:
             cert, key = page_pair((cert, key), Path(renew))
+        elif renew is not None and (Path(renew) / LIVE).is_file():
+            cert, key = str(Path(renew) / LIVE), None  # enrolled: the key in the same file
+        elif renew is not None and broker.get("enrol_token") is not None:
+            # no certificate before the first boot's enrolment, which the runtime does:
+            # refusing to start here would keep the device from ever enrolling
+            logging.getLogger(__name__).error(
+                "web_waits_for_enrolment: the page has no certificate until this device "
+                "is enrolled; it listens on %s until a restart after enrolment",
+                LOOPBACK,
+            )
+            return decide(LOOPBACK)
     return decide(host, interface, cert, key, insecure=web.insecure)

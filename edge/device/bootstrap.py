@@ -90,7 +90,7 @@ async def request_once(cfg: DeviceConfig, timeout_s: float = ANSWER_TIMEOUT_S) -
                 pem = str(answer["cert"]).encode()
                 try:
                     return enrol.install(renew, pem, cfg.device, ca, now, token_file)
-                except ValueError as exc:  # CertError: the staged key is gone with it
+                except ValueError as exc:  # CertError: the staged key is kept, asked again
                     raise enrol.EnrolError(f"central's certificate not installed: {exc}") from None
     raise TimeoutError("the broker closed the bootstrap connection")
 

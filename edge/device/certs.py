@@ -214,9 +214,12 @@ def install(
     device: str,
     ca_cert: x509.Certificate,
     now: datetime.datetime,
+    keep_staged: bool = False,
 ) -> Path:
     """Check the certificate against the staged key and the CA, then make the pair live
-    (directory/client.pem, one rename). On any problem the staged key is removed."""
+    (directory/client.pem, one rename). On any problem the staged key is removed, unless
+    `keep_staged` (enrolment: its token is spent on this key, so the key is kept for the
+    same request to be answered again, e.g. once a clock behind the time is set)."""
     staged = directory / STAGED
     try:
         key = serialization.load_pem_private_key(staged.read_bytes(), password=None)
@@ -250,6 +253,7 @@ def install(
         staged.unlink()
         return directory / LIVE
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            staged.unlink()
+        if not keep_staged:
+            with contextlib.suppress(FileNotFoundError):
+                staged.unlink()
         raise

@@ -250,7 +250,9 @@ def install(
 ) -> Path:
     """The device: check and install central's answer (certs.install), then forget the
     token (the state file, and `token_file` when the device may remove it)."""
-    live = certs.install(directory, cert_pem, device, ca_cert, now)
+    # a failed install keeps the staged key: central's token is spent on it, and the
+    # same request again gets the same certificate (a new key would be refused for good)
+    live = certs.install(directory, cert_pem, device, ca_cert, now, keep_staged=True)
     (directory / STATE).unlink(missing_ok=True)
     if token_file is not None:
         # on a device the token is root's (640 in /etc/edge/tls): spent, central has it used

@@ -25,7 +25,9 @@ Rules it keeps:
   Central keeps its latest statement retained on each device's cmd topic (`edge
   central send --retain`), so it arrives at every connect: a newer one is applied
   as above; one at or below the device's own sequence confirms that nothing newer
-  exists. Either way the state is then saved and the device confirmed. The
+  exists. Either way the state is then saved and the device confirmed (and the latest
+  plan refused meanwhile, e.g. the retained one the broker handed over first, is
+  checked again: session.py held_plan). The
   statement's expiry holds for confirming too: central re-signs the retained
   statement (offline) before it expires, or a wiped device waits, refusing.
 """

@@ -122,6 +122,10 @@ class DeviceSession:
     clock_samples: deque[int] = field(default_factory=lambda: deque(maxlen=CLOCK_SAMPLES))
     clock_off: bool = False  # the estimate is beyond CLOCK_WARN_MS (event logged once)
     keyring: Keyring | None = None  # `trusted` is its active keys; the root key moves them
+    # the latest plan refused while the keys were unconfirmed (one, bounded): the broker
+    # may hand over the retained plan before the retained root statement; it is checked
+    # again, in full, once the statement has confirmed the keys
+    held_plan: tuple[bytes, bytes | None] | None = None
 
     @property
     def clock_offset_ms(self) -> int | None:
@@ -159,6 +163,8 @@ class DeviceSession:
 
     def on_plan(self, raw: bytes, now_ms: int, correlation: bytes | None = None) -> list[Action]:
         try:
+            if self.keyring is not None and not self.keyring.confirmed:
+                self.held_plan = (raw, correlation)
             self._keys_confirmed()
             bundle, _body = verify_bundle(
                 raw,
@@ -228,10 +234,14 @@ class DeviceSession:
         """A root-signed key rollover (edge/link/keyring.py); refusals raise Rejected."""
         what = ring.apply(raw, self.device, now_ms)
         log.warning("key_rollover %s", what)
-        return [
+        out: list[Action] = [
             Ack(None, "command", "done", reason=what, correlation=corr),
             LogEvent(now_ms, "key_rollover", "", what, "link"),
         ]
+        if self.held_plan is not None and ring.confirmed:
+            (plan, plan_corr), self.held_plan = self.held_plan, None
+            out += self.on_plan(plan, now_ms, plan_corr)
+        return out
 
     def _command(self, cmd: Command, now_ms: int, corr: bytes | None) -> list[Action]:
         a = cmd.args

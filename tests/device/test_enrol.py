@@ -159,3 +159,28 @@ def test_first_certificate_serves_the_page_at_the_cas_maintenance_address(
     assert x509.oid.ExtendedKeyUsageOID.SERVER_AUTH in usage
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert address in names.get_values_for_type(x509.IPAddress)
+
+
+def test_an_answer_installed_too_early_is_installed_once_the_clock_is_right(
+    tmp_path: Path,
+) -> None:
+    """A device without a real-time clock boots behind the time: central's certificate is
+    'not valid now' there. The staged key and request stay, so once the clock is set the
+    same request gets the same certificate from the ledger and it installs; before, the
+    key went with the failed install, the next request was a new key with the spent
+    token, and the device was refused for good."""
+    pki = Pki(tmp_path / "pki")
+    central = Ed25519PrivateKey.generate()
+    trusted = {signing.key_id(central.public_key()): central.public_key()}
+    token = enrol.make_token(central, DEV, NOW)
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    ledger = enrol.Ledger(tmp_path / "ledger.json")
+    csr = enrol.request(tls, DEV, token)
+    pem = ledger.answer(csr, DEV, trusted, pki.ca_cert, pki.ca_key, NOW)
+    with pytest.raises(certs.CertError, match="not valid now"):
+        enrol.install(tls, pem, DEV, pki.ca_cert, NOW - HOUR)  # the clock not yet set
+    again = enrol.request(tls, DEV, token)
+    assert again == csr
+    pem2 = ledger.answer(again, DEV, trusted, pki.ca_cert, pki.ca_key, NOW)
+    assert enrol.install(tls, pem2, DEV, pki.ca_cert, NOW).is_file()

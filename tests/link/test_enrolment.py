@@ -339,3 +339,40 @@ def test_a_retained_request_is_cleared_not_answered(
     assert r["stored"] == [b"before"]  # the broker did keep it
     assert len(r["answers"]) == 1 and enrol.csr_digest(b"live").encode() in r["answers"][0]
     assert r["left"] == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (review of issue 20): Mosquitto's client ids are one space across its "
+    "listeners, so an anonymous client on the bootstrap listener that uses a device's id "
+    "takes over (and drops) that device's mutual-TLS session; the bootstrap listener "
+    "needs a client-id space of its own (its own broker process) or an auth plugin",
+)
+def test_a_bootstrap_client_cannot_take_over_a_devices_link_session(
+    broker: Mosquitto, keys: Keys, tmp_path: Path
+) -> None:
+    cert, key = broker.pki.issue("hz-linked")
+    mtls = ssl.create_default_context(cafile=str(broker.pki.ca_cert_path))
+    mtls.load_cert_chain(cert, key)
+    anon = ssl.create_default_context(cafile=str(broker.pki.ca_cert_path))
+
+    async def go() -> bool:
+        async with (
+            aiomqtt.Client(
+                "127.0.0.1", broker.port, identifier="hz-linked", tls_context=mtls
+            ) as dev,
+            aiomqtt.Client(
+                "127.0.0.1",
+                broker.bootstrap_port,
+                identifier="hz-linked",
+                username="anyone",
+                tls_context=anon,
+            ),
+        ):
+            try:  # the device's link still carries a QoS 1 publish
+                await dev.publish("edge/v1/hz-linked/events", b"{}", qos=1, timeout=5)
+            except aiomqtt.MqttError:
+                return False
+            return True
+
+    assert asyncio.run(go())

@@ -21,7 +21,7 @@ from edge.link import central, signing, topics
 from edge.link.keyring import rollover
 from edge.link.mosquitto import Mosquitto
 
-from tests.link.harness import Keys, central_config, device_config, running
+from tests.link.harness import Keys, central_config, device_config, running, site_plans, wait_for
 
 DEV = "dev-rk"
 
@@ -126,3 +126,37 @@ def test_a_root_signed_rollover_moves_the_device_to_the_standby_key(
     assert r["statement"]["status"] == "done", r["statement"]
     assert r["old_healed"]["code"] == "unknown_key" and r["standby_healed"]["status"] == "done"
     assert r["old_retained"]["code"] == "unknown_key" and r["standby_retained"]["status"] == "done"
+
+
+async def _first_boot(broker: Mosquitto, keys: Keys, tmp: Path) -> None:
+    root = signing.generate()
+    (tmp / "root.pub").write_bytes(signing.public_pem(root.public_key()))
+    cfg = device_config(broker, tmp, "dev-fb", keys, root_key=tmp / "root.pub")
+    cmd, plan = topics.topic("dev-fb", "cmd"), topics.topic("dev-fb", "plan")
+    plans = site_plans()
+    plans["day"]["defaults"]["max_green_s"] = 27
+    async with central.connect(central_config(broker)) as c:
+        # both retained: the broker hands them over in the order the device subscribes,
+        # the plan (refused while the keys are unconfirmed) before the statement
+        await c.publish(plan, central.signed_bundle(keys.central, "dev-fb", 1, plans, "day"),
+                        qos=1, retain=True)  # fmt: skip
+        await c.publish(cmd, rollover(root, 0, "*", central.now_ms(), activate=None), qos=1,
+                        retain=True)  # fmt: skip
+        try:
+            async with running(cfg) as rt:
+                ring = rt.session.keyring
+                assert ring is not None
+                await wait_for(lambda: ring.confirmed, 10, "the retained statement")
+                await wait_for(lambda: rt.session.high_water == 1, 10, "the retained plan")
+        finally:
+            await c.publish(plan, b"", qos=1, retain=True)
+            await c.publish(cmd, b"", qos=1, retain=True)
+
+
+def test_a_first_boot_device_takes_the_retained_plan_that_came_before_the_statement(
+    broker: Mosquitto, keys: Keys, tmp_path: Path
+) -> None:
+    """A device with no key state refuses central's plan until the retained root
+    statement confirms its keys; a retained plan that reached it first is taken once
+    the statement has (before, it waited for the next reconnect)."""
+    asyncio.run(_first_boot(broker, keys, tmp_path))

@@ -195,6 +195,27 @@ def test_the_link_and_the_page_read_the_same_web_table(pki: Pki, tmp_path: Path)
                 load(device)
 
 
+def test_an_enrolled_device_serves_the_page_with_its_enrolled_certificate(
+    pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A device flashed with an enrolment token has no provisioned pair: its certificate
+    (serverAuth from central's maintenance record) is renew_dir/client.pem, key inside.
+    Before, the page off loopback found no certificate and `edge run` refused to start
+    (the runtime never ran, so a device not yet enrolled never enrolled); now it serves
+    with the enrolled pair, and until the device is enrolled it stays on loopback, said."""
+    device = tmp_path / "device.toml"
+    device.write_text('[broker]\nenrol_token = "tls/enrol.token"\nrenew_dir = "tls"\n')
+    with caplog.at_level(logging.ERROR):
+        waiting = web_listen(WebOptions(8080, host="0.0.0.0"), str(device))
+    assert waiting.host == "127.0.0.1" and waiting.tls is None and not waiting.insecure
+    assert "web_waits_for_enrolment" in caplog.text
+    (tmp_path / "tls").mkdir()
+    cert, key = pki.issue("hz-0412", server=True)
+    (tmp_path / "tls" / "client.pem").write_bytes(cert.read_bytes() + key.read_bytes())
+    listen = web_listen(WebOptions(8080, host="0.0.0.0"), str(device))
+    assert listen.host == "0.0.0.0" and listen.tls is not None
+
+
 # -- connections ------------------------------------------------------------------------------
 
 
