@@ -30,6 +30,7 @@ import json
 import sys
 import time
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -317,9 +318,10 @@ def cmd_enrol(args: argparse.Namespace) -> int:
         async with central.connect(_broker(args), identifier="central-enrol", persistent=True) as c:
             await central.answer_cert_requests(c, key, ca_cert, ca_key, maintenance=record)
 
-    async def enrolments() -> None:
-        broker = _broker(args)
-        async with central.connect(broker, identifier="central-enrol-new", persistent=True) as c:
+    async def enrolments() -> None:  # the bootstrap broker, its central listener
+        broker = replace(_broker(args), port=args.enrol_port)
+        # central.connect's fresh id: nobody can guess it to take this session over
+        async with central.connect(broker) as c:
             await central.answer_enrolments(c, trusted, ca_cert, ca_key, ledger, record)
 
     async def go() -> None:
@@ -483,6 +485,13 @@ def add_central_command(sub: Any) -> None:
         "--ledger",
         default="enrol-ledger.json",
         help="central's record of used tokens and answered requests (kept until they expire)",
+    )
+    q.add_argument(
+        "--enrol-port",
+        type=int,
+        default=8885,
+        help="the bootstrap broker's listener for central (mutual TLS) on --host: where "
+        "token-only devices' first requests arrive",
     )
     q.add_argument(
         "--maintenance",

@@ -3,12 +3,16 @@ certificates (made with `cryptography`), a TLS listener that requires client
 certificates (the CN is the MQTT username), the ACL from topics.acl_file,
 persistence, and a process started and stopped here on a free loopback port.
 
-A second TLS listener, the bootstrap listener (`bootstrap_port`), lets a device that
-holds only an enrolment token ask for its first certificate (edge/device/enrol.py):
-the broker's certificate as on the first, no client certificate asked for, anonymous
-with the username the device id, and its own ACL (topics.bootstrap_acl_file: publish
-the device's own request, read its own answer, nothing else). `per_listener_settings`
-keeps the two listeners' authentication and ACLs apart.
+The bootstrap broker, a second Mosquitto process beside it, lets a device that holds
+only an enrolment token ask for its first certificate (edge/device/enrol.py). Its
+bootstrap listener (`bootstrap_port`) shows the broker's certificate as the link does,
+asks for no client certificate, is anonymous with the username the device id, and has
+its own ACL (topics.bootstrap_acl_file: publish the device's own request, read its own
+answer, nothing else); central's enrolment service reaches it on a mutual-TLS listener
+(`bootstrap_central_port`, only `central` on edge/enrol/#). A process of its own because
+Mosquitto keeps one client-id space across its listeners: an anonymous client on a
+listener of the link's broker that used a device's id would take over (and drop) that
+device's link session.
 
 Never the system service: every broker here is a child process with a
 generated config in a directory of its own.
@@ -23,7 +27,7 @@ import pwd
 import shutil
 import socket
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography import x509
@@ -33,7 +37,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edge.link.client import BrokerConfig
 from edge.link.launch import start_listening, stop_process
-from edge.link.topics import acl_file, bootstrap_acl_file
+from edge.link.topics import ENROL_ROOT, acl_file, bootstrap_acl_file
 
 
 def mosquitto_binary() -> str | None:
@@ -161,12 +165,14 @@ class Pki:
 
 @dataclass
 class Mosquitto:
-    """One broker process: TLS (client certificates required) and ACLs, persistence on."""
+    """The link's broker process (TLS, client certificates required, the device ACL,
+    persistence on) and the bootstrap broker's process beside it."""
 
     directory: Path
     port: int = 0
     max_connections: int = -1
     bootstrap_port: int = 0
+    bootstrap_central_port: int = 0
     bootstrap_max_connections: int = 64  # enrolments are rare; a flood finds a small door
     # The fleet CA's CRL on the link listener: a revoked device certificate is refused at
     # the handshake (read at start; republish before its next update, or every device is
@@ -185,61 +191,97 @@ class Mosquitto:
         self.server_cert, self.server_key = self.pki.issue("localhost", server=True)
         self.port = self.port or free_port()
         self.bootstrap_port = self.bootstrap_port or free_port()
+        self.bootstrap_central_port = self.bootstrap_central_port or free_port()
         (self.directory / "data").mkdir(exist_ok=True)
         self.acl_path = self.directory / "acl"
         self.acl_path.write_text(acl_file(("central",)))
         self.bootstrap_acl_path = self.directory / "acl-bootstrap"
         self.bootstrap_acl_path.write_text(bootstrap_acl_file())
+        self.bootstrap_central_acl_path = self.directory / "acl-bootstrap-central"
+        self.bootstrap_central_acl_path.write_text(
+            # central reads all that reaches this broker (what tests watch for leaks)
+            f"user central\ntopic readwrite {ENROL_ROOT}/#\ntopic read #\n"
+        )
         self.conf_path = self.directory / "mosquitto.conf"
         self.log_path = self.directory / "mosquitto.log"
         self.conf_path.write_text(self.config())
+        self.bootstrap_conf_path = self.directory / "bootstrap.conf"
+        self.bootstrap_log_path = self.directory / "bootstrap.log"
+        self.bootstrap_conf_path.write_text(self.bootstrap_config())
         self.proc: subprocess.Popen[bytes] | None = None
+        self.bootstrap_proc: subprocess.Popen[bytes] | None = None
         self._clients: dict[str, tuple[Path, Path]] = {}
 
-    def config(self) -> str:
-        d = self.directory
-        tls = [
+    def _tls(self) -> list[str]:
+        return [
             f"cafile {self.pki.ca_cert_path}",
             f"certfile {self.server_cert}",
             f"keyfile {self.server_key}",
         ]
+
+    def _common(self) -> list[str]:
+        return [
+            # each listener its own authentication and ACL
+            "per_listener_settings true",
+            # Stay the user that started it (as root it would switch to `mosquitto`,
+            # which cannot read a private temporary directory).
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "connection_messages false",
+            # small messages must not wait for Nagle + delayed ACK (~40 ms a hop)
+            "set_tcp_nodelay true",
+        ]
+
+    def config(self) -> str:
+        d = self.directory
         return "\n".join(
             [
-                "# generated by edge.link.mosquitto",
-                # each listener its own authentication and ACL (the bootstrap one is open)
-                "per_listener_settings true",
-                # Stay the user that started it (as root it would switch to `mosquitto`,
-                # which cannot read a private temporary directory).
-                f"user {pwd.getpwuid(os.getuid()).pw_name}",
+                "# generated by edge.link.mosquitto: the link's broker",
+                *self._common(),
                 "persistence true",
                 f"persistence_location {d / 'data'}/",
                 "autosave_interval 1",
                 "max_queued_messages 1000000",
                 "max_inflight_messages 0",
-                "log_dest stderr",
-                "log_type error",
-                "log_type warning",
-                "log_type notice",
-                "connection_messages false",
-                # small messages must not wait for Nagle + delayed ACK (~40 ms a hop)
-                "set_tcp_nodelay true",
                 "# the link: a fleet CA certificate required, its CN the username",
                 f"listener {self.port} 127.0.0.1",
                 f"max_connections {self.max_connections}",
-                *tls,
+                *self._tls(),
                 "require_certificate true",
                 *([f"crlfile {self.crlfile}"] if self.crlfile else []),
                 "use_identity_as_username true",
                 "allow_anonymous false",
                 f"acl_file {self.acl_path}",
-                "# bootstrap: a device's first certificate (its token, no client certificate)",
+                "",
+            ]
+        )
+
+    def bootstrap_config(self) -> str:
+        """The bootstrap broker: requests are live (no persistence); a client id here
+        can never meet a device's link session."""
+        return "\n".join(
+            [
+                "# generated by edge.link.mosquitto: the bootstrap broker (enrolment)",
+                *self._common(),
+                "persistence false",
+                "# devices: a device's first certificate (its token, no client certificate)",
                 f"listener {self.bootstrap_port} 127.0.0.1",
                 f"max_connections {self.bootstrap_max_connections}",
-                *tls,
+                *self._tls(),
                 "require_certificate false",
                 "allow_anonymous true",
                 f"acl_file {self.bootstrap_acl_path}",
                 "max_qos 1",
+                "# central's enrolment service: a fleet CA certificate, CN central",
+                f"listener {self.bootstrap_central_port} 127.0.0.1",
+                *self._tls(),
+                "require_certificate true",
+                "use_identity_as_username true",
+                "allow_anonymous false",
+                f"acl_file {self.bootstrap_central_acl_path}",
                 "",
             ]
         )
@@ -259,11 +301,21 @@ class Mosquitto:
             backoff_max_s=backoff_max_s,
         )
 
+    def bootstrap_client_config(self, name: str = "central") -> BrokerConfig:
+        """Central's settings for the bootstrap broker's enrolment listener."""
+        return replace(self.client_config(name), port=self.bootstrap_central_port)
+
     def start(self, timeout_s: float = 10.0) -> None:
         argv = [self.binary, "-c", str(self.conf_path)]
-        self.proc = start_listening(
-            argv, self.log_path, (self.port, self.bootstrap_port), "mosquitto", timeout_s
-        )
+        self.proc = start_listening(argv, self.log_path, self.port, "mosquitto", timeout_s)
+        if self.bootstrap_proc is None:
+            self.bootstrap_proc = start_listening(
+                [self.binary, "-c", str(self.bootstrap_conf_path)],
+                self.bootstrap_log_path,
+                (self.bootstrap_port, self.bootstrap_central_port),
+                "mosquitto (bootstrap)",
+                timeout_s,
+            )
 
     def revoke(self, names: list[str]) -> None:
         """Revoke these clients' certificates at the broker: the fleet CA's CRL naming
@@ -275,8 +327,15 @@ class Mosquitto:
             self.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """SIGTERM (Mosquitto saves its persistence file), SIGKILL if it hangs."""
+        """The link's broker: SIGTERM (Mosquitto saves its persistence file), SIGKILL if
+        it hangs. The bootstrap broker goes on (see close)."""
         proc, self.proc = self.proc, None
+        stop_process(proc, timeout_s)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Both processes."""
+        self.stop(timeout_s)
+        proc, self.bootstrap_proc = self.bootstrap_proc, None
         stop_process(proc, timeout_s)
 
     @property
@@ -288,4 +347,4 @@ class Mosquitto:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.close()

@@ -34,7 +34,6 @@ from edge.link.mosquitto import Mosquitto
 
 from tests.link.harness import (
     Keys,
-    central_config,
     collecting,
     enrolling_config,
     events_named,
@@ -55,8 +54,8 @@ async def enrolment_service(
     trusted = {signing.key_id(keys.central.public_key()): keys.central.public_key()}
     book = enrol.Ledger(ledger)
     async with (
-        central.connect(central_config(broker)) as c,
-        central.connect(central_config(broker)) as spy,
+        central.connect(broker.bootstrap_client_config(), identifier="central-enrol") as c,
+        central.connect(broker.bootstrap_client_config(), identifier="central-spy") as spy,
     ):
         for f in ("edge/enrol/#", *watched):
             await spy.subscribe(f, qos=1)
@@ -219,7 +218,7 @@ def test_the_bootstrap_acl_keeps_a_client_to_its_own_topics(
         watched = (f"edge/v1/{attacker}/#", f"edge/v1/{victim}/#")
         async with (
             enrolment_service(broker, keys, ledger, watched) as seen,
-            central.connect(central_config(broker)) as c,
+            central.connect(broker.bootstrap_client_config()) as c,
             client(attacker) as a,
             client(victim) as v,
             client(None) as anon,
@@ -313,7 +312,7 @@ def test_a_retained_request_is_cleared_not_answered(
 
     async def retained_now() -> list[bytes]:
         found: list[bytes] = []
-        async with central.connect(central_config(broker)) as c:
+        async with central.connect(broker.bootstrap_client_config()) as c:
             await c.subscribe(f"edge/enrol/{dev}/csr", qos=1)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):  # a retained message comes at once
@@ -341,16 +340,13 @@ def test_a_retained_request_is_cleared_not_answered(
     assert r["left"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (review of issue 20): Mosquitto's client ids are one space across its "
-    "listeners, so an anonymous client on the bootstrap listener that uses a device's id "
-    "takes over (and drops) that device's mutual-TLS session; the bootstrap listener "
-    "needs a client-id space of its own (its own broker process) or an auth plugin",
-)
 def test_a_bootstrap_client_cannot_take_over_a_devices_link_session(
     broker: Mosquitto, keys: Keys, tmp_path: Path
 ) -> None:
+    """Review of issue 20: Mosquitto keeps one client-id space across its listeners, so
+    an anonymous client on a bootstrap listener of the link's broker, using a device's
+    id, took over (dropped) that device's session; the bootstrap broker is its own
+    process now."""
     cert, key = broker.pki.issue("hz-linked")
     mtls = ssl.create_default_context(cafile=str(broker.pki.ca_cert_path))
     mtls.load_cert_chain(cert, key)
