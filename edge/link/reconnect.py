@@ -12,17 +12,23 @@ devices use this one policy):
 - After a failed connect: the next node (`alternates`) almost at once (`hop_s`, jittered),
   not after a backoff: a dead node costs one refused connect. Only once every node has
   failed in a row does the exponential backoff (edge.backoff, capped) run, between rounds.
-- A success resets both; with one node every failure is a whole round (the backoff as
-  for a single broker).
+- A connect resets the round; the backoff resets only once a connection has stayed up
+  STABLE_S. A link that drops sooner (a broker that accepts and then closes, a client
+  id taken over, a flapping network) counts toward the backoff: its waits grow as a
+  failed round's do, so a flapping link never reconnects every fraction of a second.
+- With one node every failure is a whole round (the backoff as for a single broker).
 """
 
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 
 from edge.backoff import Backoff
 
 HOP_S = 0.2  # the most a client waits before it tries the next node after a failed connect
+STABLE_S = 30.0  # a connection up this long ends the backoff; one that drops sooner flaps
 
 
 class Reconnect:
@@ -36,6 +42,7 @@ class Reconnect:
         *,
         hop_s: float = HOP_S,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if nodes < 1:
             raise ValueError(f"reconnect needs at least one broker endpoint, got {nodes}")
@@ -47,19 +54,28 @@ class Reconnect:
         self.hop_s = hop_s
         self.endpoint = 0
         self.failed_in_round = 0
+        self.clock = clock
+        self.up_since: float | None = None
 
     def connected(self) -> None:
-        self.backoff.reset()
         self.failed_in_round = 0
+        self.up_since = self.clock()
 
     def lost(self) -> float:
-        """An established connection ended: the next node, after a short jitter."""
+        """An established connection ended: the next node, after a short jitter; after a
+        connection shorter than STABLE_S, the backoff's next (growing) wait."""
         self.endpoint = (self.endpoint + 1) % self.nodes
         self.failed_in_round = 0
+        up_s = 0.0 if self.up_since is None else self.clock() - self.up_since
+        self.up_since = None
+        if up_s < STABLE_S:
+            return self.backoff.next_delay()  # the first is the same short jitter
+        self.backoff.reset()
         return self.rng.uniform(self.backoff.floor_s, self.backoff.first_s)
 
     def failed(self) -> float:
         """A connect failed: the next node; at once within a round, backoff between rounds."""
+        self.up_since = None
         self.endpoint = (self.endpoint + 1) % self.nodes
         self.failed_in_round += 1
         if self.failed_in_round < self.nodes:

@@ -14,7 +14,7 @@ import aiomqtt
 import pytest
 from edge.link.client import BrokerConfig, LinkClient, closed_before_connack_fails
 from edge.link.mosquitto import free_port
-from edge.link.reconnect import HOP_S, Reconnect
+from edge.link.reconnect import HOP_S, STABLE_S, Reconnect
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,14 +30,41 @@ def test_a_failed_connect_moves_on_at_once_and_backs_off_per_round() -> None:
     assert r.failed() <= HOP_S and r.endpoint == 1
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_lost_link_moves_to_the_next_node_soon() -> None:
     """The node that dropped the link is left: it may be in lame duck or restarting (a
     restarting NATS node accepts TLS seconds before it answers a CONNECT)."""
-    r = Reconnect(3, 1.0, 8.0, rng=random.Random(2))
+    clock = Clock()
+    r = Reconnect(3, 1.0, 8.0, rng=random.Random(2), clock=clock)
     r.failed()
+    for endpoint in (2, 0):
+        r.connected()
+        clock.now += STABLE_S
+        assert 0.5 <= r.lost() <= 1.0 and r.endpoint == endpoint
+
+
+def test_a_flapping_link_backs_off() -> None:
+    """Review of issue 20: a link that comes up and drops at once (a broker that closes
+    it, a client id taken over) reconnected every 0.25-0.5 s for ever; now each short
+    connection counts toward the backoff, and a stable one ends it."""
+    clock = Clock()
+    r = Reconnect(3, 0.5, 8.0, rng=random.Random(4), clock=clock)
+    waits = []
+    for _ in range(8):
+        r.connected()
+        clock.now += 1.0  # up one second
+        waits.append(r.lost())
+    assert waits[0] <= 0.5 and max(waits[4:]) > 2.0 and max(waits) <= 8.0
     r.connected()
-    assert 0.5 <= r.lost() <= 1.0 and r.endpoint == 2
-    assert 0.5 <= r.lost() <= 1.0 and r.endpoint == 0
+    clock.now += STABLE_S
+    assert r.lost() <= 0.5  # a stable connection ended: short again
 
 
 def test_one_node_backs_off_after_every_failure() -> None:
@@ -66,18 +93,27 @@ def test_bad_parameters_are_named(nodes: int, hop_s: float, match: str) -> None:
 def test_every_delay_is_bounded_and_every_node_is_tried_each_round(
     nodes: int, events: list[str], seed: int
 ) -> None:
-    r = Reconnect(nodes, 0.5, 4.0, rng=random.Random(seed))
+    clock = Clock()
+    r = Reconnect(nodes, 0.5, 4.0, rng=random.Random(seed), clock=clock)
     in_a_row = 0  # failed connects since the last success or lost link
-    for event in events:
+    up_since: float | None = None
+    for i, event in enumerate(events):
         before = r.endpoint
+        clock.now += 10.0 * (i % 4)  # connections of 0-30 s and more
         if event == "connected":
             r.connected()
             in_a_row = 0
+            up_since = clock.now
         elif event == "lost":
             in_a_row = 0
-            assert 0.25 <= r.lost() <= 0.5 and r.endpoint == (before + 1) % nodes
+            stable = up_since is not None and clock.now - up_since >= STABLE_S
+            up_since = None
+            delay = r.lost()
+            assert r.endpoint == (before + 1) % nodes
+            assert 0.25 <= delay <= (0.5 if stable else 4.0)
         else:
             delay = r.failed()
+            up_since = None
             in_a_row += 1
             assert r.endpoint == (before + 1) % nodes  # the nodes in turn, each once a round
             if in_a_row % nodes:
