@@ -8,6 +8,7 @@ standing vehicle on every tick, and never show a tick what came after it.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ def test_every_vehicle_is_seen_and_a_standing_one_throughout(tmp_path: Path) -> 
     for kind, det_id in west.items():
         ticks = seen[det_id]
         assert [t for t, _ in ticks] == sorted({t for t, _ in ticks})  # every tick once
-        rises = sum(1 for (_, a), (_, b) in zip(ticks, ticks[1:], strict=False) if b and not a)
+        rises = sum(1 for (_, a), (_, b) in pairwise(ticks) if b and not a)
         assert rises == _VEHICLES, f"{kind} loop: {rises} rising edges, {_VEHICLES} vehicles"
     # Standing on the stop-bar loop: every tick of every step it stood through is on.
     on = dict(seen[west["stop-bar"]])
