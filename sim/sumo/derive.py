@@ -59,7 +59,19 @@ DETECTOR_SETBACK_M = 1.0  # from the stop line to the loop's front edge
 # 43.6 -> 35.0 s/veh together with the non-locking FYA left loops and max greens.
 SETBACK_M = 35.0  # from the stop line to the setback loop's front edge
 SETBACK_LENGTH_M = 3.0
+# Passage and gap reduction, from the loops and a saturated flow (2.0 s headway,
+# 1,800 veh/h per lane) rather than from any scenario: a 5 m car over the 3 m
+# setback loop leaves it empty for 2.0 - 8 m / v between saturated vehicles,
+# 1.4 s at 50 km/h (an arriving platoon: PASSAGE_S) and 1.0 s at the ~30 km/h a
+# discharging queue has there (MIN_GAP_S). Once a conflicting call waits, the
+# allowable gap falls from the first to the second over REDUCE_S (NEMA gap
+# reduction, free operation; the adaptive mode reduces by the waiting queue, to
+# its own 1.0 s floor): a green then holds only for a saturated discharge.
+# Measured on true loops (docs/adaptive.md, issue 17, third pass): passage
+# 1.0/1.2/1.5/2.0 s and this reduction, on the suite and on held-out scenarios.
 PASSAGE_S = 1.5
+MIN_GAP_S = 1.0
+REDUCE_S = 10.0
 # LAG: protected lefts lag the through they oppose (ring order: through, then left), as
 # SUMO's own programs run them: the flashing yellow arrow serves the lefts first,
 # and the protected phase is called only by a left still on its non-locking loop
@@ -479,7 +491,12 @@ def _plan(
             per_phase[str(p.id)].update(walk_s=WALK_S, ped_clear_s=_ped_clear_s(p.ped_length_m))
     return {
         PLAN_ID: {
-            "defaults": {"passage_s": PASSAGE_S},
+            "defaults": {
+                "passage_s": PASSAGE_S,
+                "min_gap_s": MIN_GAP_S,
+                "time_before_reduction_s": 0.0,
+                "time_to_reduce_s": REDUCE_S,
+            },
             "phase": per_phase,
         }
     }

@@ -22,9 +22,8 @@ from edge.control.messages import Lamp
 from hw import board as hw_board
 from hw import codec
 from sim.sumo.controllers.base import LinkRenderer
-from sim.sumo.controllers.edge_control import EdgeControl, detector_sumo_id
+from sim.sumo.controllers.edge_control import EdgeControl
 
-_LAST_STEP_VEHICLE_NUMBER = 0x10
 _MAX_EXCHANGES = 8  # request/reply rounds per tick (handshake needs 3)
 
 
@@ -34,7 +33,7 @@ class _Board:
     driver: BoardDriver
     board: Any  # hw.board.Board (MicroPython-subset module, untyped)
     renderer: LinkRenderer
-    inputs: list[tuple[str, int]]  # (SUMO detector id, board input 1..16)
+    inputs: list[tuple[int, int]]  # (detector id, board input 1..16)
     raw: int = 0
     last_lamps: bytes = b""  # the board's codes last shown in SUMO, and as SUMO's state
     last_state: str = ""
@@ -47,12 +46,11 @@ class EdgeBoardControl(EdgeControl):
 
     def start(self, sim: Any, t_ms: int) -> None:
         self.buttons.start(sim)
+        self.loops.start(sim)
         for d in self.derivations:
             site = d.site
             by_id = {det.id: det.input for det in site.detectors}
-            inputs = [(detector_sumo_id(d.tls, b.id), by_id[b.id]) for b in d.detectors]
-            for sumo_id, _ in inputs:
-                sim.lanearea.subscribe(sumo_id, [_LAST_STEP_VEHICLE_NUMBER])
+            inputs = [(b.id, by_id[b.id]) for b in d.detectors]
             driver = BoardDriver(site, t_ms, port=f"in-process:{d.tls}")
             driver.connect(t_ms)
             self.boards.append(
@@ -69,19 +67,18 @@ class EdgeBoardControl(EdgeControl):
         if sensed:
             if self.emergency is not None:
                 self.emergency.update(sim)
-            results = sim.lanearea.getAllSubscriptionResults()
+            self.loops.update(sim, t_ms)
             self.buttons.update(sim)
             for b in self.boards:
                 # the preemption receiver's outputs are board inputs too
                 mask = self.emergency.input_mask(b.tls) if self.emergency is not None else 0
                 mask |= self.buttons.input_mask(b.tls)  # pedestrians' push buttons
-                for sumo_id, io_input in b.inputs:
-                    if results.get(sumo_id, {}).get(_LAST_STEP_VEHICLE_NUMBER, 0) > 0:
-                        mask |= 1 << (io_input - 1)
                 b.raw = mask
         for b in self.boards:
+            loops = self.loops.replayed(b.tls, t_ms)  # loops.py: one step less a tick late
+            raw = b.raw | sum(1 << (i - 1) for det, i in b.inputs if det in loops)
             b.board.tick(t_ms)
-            b.board.sample_inputs(t_ms, b.raw)
+            b.board.sample_inputs(t_ms, raw)
             b.driver.tick(t_ms)
             self._exchange(b, t_ms)
             safety = b.board.safety

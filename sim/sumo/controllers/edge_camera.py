@@ -32,8 +32,6 @@ from sim.sumo.derive import Derivation
 from sim.sumo.errors import SimError
 from sim.sumo.scenarios import Scenario
 
-_LAST_STEP_VEHICLE_NUMBER = 0x10
-
 
 class _Labels:
     """A stand-in model: the renderer's labels of the frame just drawn, as detections."""
@@ -102,10 +100,9 @@ class EdgeCameraControl(EdgeControl):
 
     def start(self, sim: Any, t_ms: int) -> None:
         self.buttons.start(sim)
+        self.loops.start(sim)
         for d in self.derivations:
             dets = [(det.id, detector_sumo_id(d.tls, det.id)) for det in d.detectors]
-            for _, sumo_id in dets:
-                sim.lanearea.subscribe(sumo_id, [_LAST_STEP_VEHICLE_NUMBER])
             self.signals.append(
                 _Signal(
                     tls=d.tls,
@@ -122,16 +119,12 @@ class EdgeCameraControl(EdgeControl):
         from sim.camera.render import render
         from sim.camera.source import SIM_CONDITIONS, vehicles_from_sumo
 
-        results = sim.lanearea.getAllSubscriptionResults()
+        self.loops.update(sim, t_ms)
         self.buttons.update(sim)
         vehicles = vehicles_from_sumo(sim, self.lanes)
         t_s = t_ms / 1000
         for s in self.signals:
-            loops = frozenset(
-                det_id
-                for det_id, sumo_id in s.detectors
-                if results.get(sumo_id, {}).get(_LAST_STEP_VEHICLE_NUMBER, 0) > 0
-            )
+            loops = self.loops.during_step(s.tls)  # the fallback: any vehicle in the step
             presence: dict[str, bool | None] = {}
             queues: dict[str, float | None] = {}
             for cam in self.cams[s.tls]:

@@ -1,11 +1,21 @@
 """The project's own controller (edge.control) on every signal, stepped directly.
 
 Each signal gets a `Controller` built from its derived site. Every 100 ms the
-loops (SUMO lane-area detectors: a stop-bar loop per incoming lane and, where
-the lane is long enough, a setback loop upstream) and the crossings' push
-buttons (pressed by SUMO's pedestrians, push_buttons.py) give the detector presence,
-the controller steps, and its channel outputs (the load-switch map the IO
-board would drive) become the SUMO link states.
+loops (sim/sumo/loops.py: SUMO induction loops with the detectors' positions
+and lengths, a stop-bar loop per incoming lane and, where the lane is long
+enough, a setback loop upstream) and the crossings' push buttons (pressed by
+SUMO's pedestrians, push_buttons.py) give the detector presence, the
+controller steps, and its channel outputs (the load-switch map the IO board
+would drive) become the SUMO link states.
+
+The controller's ticks run behind SUMO: once SUMO has run a step (T - S, T],
+the ticks inside it, T - S + 100 ... T, run, each on what the loops showed
+in its own 100 ms (as a board sampling its inputs at 10 Hz sees them: every
+vehicle, no latency, nothing from after the tick). Push buttons and
+emergency and transit requests are sampled at T and reach the tick at T.
+The tick at T's displays show in SUMO for the next step (sample and hold,
+as the runner shows them: sim/sumo/controllers/base.py), so a change decided
+inside a step shows at its end, up to 0.9 s late at 1 s steps, never early.
 The `webster` baseline reuses this with a fixed-time plan and no detectors;
 `edge-adaptive` runs the same controllers switched to the adaptive mode
 (`SetMode("adaptive")` at the first step, as a technician would locally).
@@ -26,14 +36,13 @@ from sim.sumo.controllers.base import LinkRenderer, write_additional
 from sim.sumo.controllers.push_buttons import PushButtons
 from sim.sumo.derive import Derivation
 from sim.sumo.emergency import EmergencyFeed
+from sim.sumo.loops import Loops, loop_elements, loop_id
 from sim.sumo.scenarios import Scenario
 from sim.sumo.transit import TransitFeed
 
-_LAST_STEP_VEHICLE_NUMBER = 0x10  # traci constant, same value for libsumo
+TICK_MS = 100
 
-
-def detector_sumo_id(tls: str, det_id: int) -> str:
-    return f"edge.{tls}.{det_id}"
+detector_sumo_id = loop_id  # the SUMO id of a derived detector (sim/realtime.py uses it too)
 
 
 @dataclass(slots=True)
@@ -43,7 +52,7 @@ class _Signal:
     controller: Controller
     renderer: LinkRenderer
     detectors: list[tuple[int, str]]  # (detector id, SUMO detector id)
-    occupied: frozenset[int] = frozenset()
+    occupied: frozenset[int] = frozenset()  # push buttons pressed (the loops are per tick)
     channels: tuple[Lamp, ...] = ()
     last_channels: tuple[Lamp, ...] | None = None
     last_state: str = ""
@@ -67,6 +76,8 @@ class EdgeControl:
         self.sites = sites or [d.site for d in derivations]
         self.use_detectors = sites is None
         self.buttons = PushButtons(derivations if self.use_detectors else [])
+        self.loops = Loops(derivations if self.use_detectors else [])
+        self.last_tick_ms: int | None = None  # the latest controller tick run
         self.signals: list[_Signal] = []
         self.fault_events: list[str] = []
         # Emergency vehicles -> the preempts of their approach (None: not traced).
@@ -79,23 +90,15 @@ class EdgeControl:
     def prepare(self, scenario: Scenario, workdir: Path) -> list[Path]:
         if not self.use_detectors:
             return []
-        elements = []
-        for d in self.derivations:
-            for det in d.detectors:
-                elements.append(
-                    f'<laneAreaDetector id="{detector_sumo_id(d.tls, det.id)}" lane="{det.lane}" '
-                    f'pos="{det.pos_m:.2f}" length="{det.length_m:.2f}" period="86400" '
-                    'file="NUL" friendlyPos="true"/>'
-                )
+        elements = loop_elements(self.derivations)
         return [write_additional(workdir / "edge_detectors.add.xml", elements)]
 
     def start(self, sim: Any, t_ms: int) -> None:
         self.buttons.start(sim)
+        if self.use_detectors:
+            self.loops.start(sim)
         for d, site in zip(self.derivations, self.sites, strict=True):
             dets = [(det.id, detector_sumo_id(d.tls, det.id)) for det in d.detectors]
-            if self.use_detectors:
-                for _, sumo_id in dets:
-                    sim.lanearea.subscribe(sumo_id, [_LAST_STEP_VEHICLE_NUMBER])
             self.signals.append(
                 _Signal(
                     tls=d.tls,
@@ -108,28 +111,41 @@ class EdgeControl:
             )
 
     def step(self, sim: Any, t_ms: int, sensed: bool) -> None:
-        if sensed and self.use_detectors:
-            results = sim.lanearea.getAllSubscriptionResults()
+        # Every tick of the step SUMO has just run, at once (the module's docstring).
+        if not sensed:
+            return
+        last = self.last_tick_ms
+        ticks = [t_ms] if last is None else list(range(last + TICK_MS, t_ms + 1, TICK_MS))
+        self.last_tick_ms = t_ms
+        if self.use_detectors:
+            self.loops.update(sim, t_ms)
             self.buttons.update(sim)
-            for s in self.signals:
-                s.occupied = self.buttons.pressed[s.tls] | frozenset(
-                    det_id
-                    for det_id, sumo_id in s.detectors
-                    if results.get(sumo_id, {}).get(_LAST_STEP_VEHICLE_NUMBER, 0) > 0
-                )
         ev, tsp = self.emergency, self.transit
-        if sensed and ev is not None:
+        if ev is not None:
             ev.update(sim)
-        if sensed and tsp is not None:
+        if tsp is not None:
             tsp.update(sim)
+        for tick in ticks:
+            self._tick(tick, now=tick == t_ms)
+
+    def _tick(self, t_ms: int, now: bool) -> None:
+        ev, tsp = self.emergency, self.transit
         for s in self.signals:
-            cmds = (ev.take(s.tls) if ev is not None else ()) + s.commands
-            if tsp is not None:
-                cmds += tsp.take(s.tls)
-            s.commands = ()
-            inputs = (
-                Inputs(occupied=s.occupied, commands=cmds) if s.detectors or cmds else NO_INPUTS
-            )
+            cmds: tuple[object, ...] = ()
+            if now:  # sampled at the step's end: the tick at that time takes them
+                cmds = (ev.take(s.tls) if ev is not None else ()) + s.commands
+                if tsp is not None:
+                    cmds += tsp.take(s.tls)
+                s.commands = ()
+                s.occupied = self.buttons.pressed.get(s.tls, frozenset())
+            inputs = NO_INPUTS
+            if s.detectors:
+                occupied = self.loops.occupied(s.tls, t_ms)
+                inputs = Inputs(
+                    occupied=occupied | s.occupied if s.occupied else occupied, commands=cmds
+                )
+            elif cmds:
+                inputs = Inputs(commands=cmds)
             out = s.controller.step(t_ms, inputs)
             if self.on_step is not None:
                 self.on_step(s, t_ms, out)
