@@ -6,8 +6,10 @@ default (0.1 s on request, `step_length_s`):
   shared/data were measured with; SUMO itself costs ~10x less per simulated
   second than at 0.1 s (the Hangzhou 4x4 hour: 13 s against 144 s for SUMO
   alone), which is what makes >= 50x real time possible on 16 signals.
-  Between SUMO steps the controllers take ten 100 ms ticks on the detector
-  values of the last step; SUMO shows each display from the start of its
+  Between SUMO steps the controllers take ten 100 ms ticks; the edge
+  controllers' loops (sim/sumo/loops.py) give each tick what the loop showed
+  in its own 100 ms slice of the step SUMO has just run (passage times SUMO
+  interpolates inside the step), other inputs are sampled at the step; SUMO shows each display from the start of its
   step (sample and hold), so a display is up to 0.9 s late, never early, and
   an interval of D s shows for floor(D) or ceil(D) s: a 3.0 s yellow stays
   3 s, and no clearance shrinks below a whole second of its length.
