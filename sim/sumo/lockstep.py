@@ -9,8 +9,9 @@ default (0.1 s on request, `step_length_s`):
   Between SUMO steps the controllers take ten 100 ms ticks; the edge
   controllers' loops (sim/sumo/loops.py) give each tick what the loop showed
   in its own 100 ms slice of the step SUMO has just run (passage times SUMO
-  interpolates inside the step), other inputs are sampled at the step; SUMO shows each display from the start of its
-  step (sample and hold), so a display is up to 0.9 s late, never early, and
+  interpolates inside the step), other inputs are sampled at the step (and
+  `finish` runs the last step's ticks at the end). SUMO shows each display from
+  the start of its step (sample and hold), so a display is up to 0.9 s late, never early, and
   an interval of D s shows for floor(D) or ceil(D) s: a 3.0 s yellow stays
   3 s, and no clearance shrinks below a whole second of its length.
 - 0.1 s matches the controller tick exactly: every yellow, clearance and
@@ -190,6 +191,9 @@ def _run(
                 observer(sim, t_ms)
             if (t_ms - begin_ms) % QUEUE_SAMPLE_MS == 0:
                 queues.sample(sim, (t_ms - begin_ms) / 1000)
+        finish = getattr(ctl, "finish", None)  # a controller that ticks behind SUMO
+        if finish is not None:
+            finish(sim, t_ms)
         vclass = {v: sim.vehicletype.getVehicleClass(v) for v in sim.vehicletype.getIDList()}
         emergency = {v for v, c in vclass.items() if c == "emergency"}
         buses = {v for v, c in vclass.items() if c == "bus"}

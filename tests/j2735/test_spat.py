@@ -25,8 +25,9 @@ from edge.j2735.signals import ped_ends
 from tests.j2735.decode import absolute, decode, now_ms
 
 ROOT = Path(__file__).resolve().parents[2]
-# The hour boundary falls 200 s into the run: greens end in the next hour from before it.
-UTC0 = round(datetime.datetime(2026, 3, 1, 7, 56, 40, tzinfo=datetime.UTC).timestamp() * 1000)
+# The hour boundary falls 100 s into the run, in free operation: greens end in the next
+# hour from before it.
+UTC0 = round(datetime.datetime(2026, 3, 1, 7, 58, 20, tzinfo=datetime.UTC).timestamp() * 1000)
 FLASH_MODES = {"startup_flash", "flash", "fault_flash"}
 
 VEH = {

@@ -128,6 +128,19 @@ class EdgeControl:
         for tick in ticks:
             self._tick(tick, now=tick == t_ms)
 
+    def finish(self, sim: Any, t_ms: int) -> None:
+        """At the run's end (t_ms): the ticks of the last step SUMO ran, before t_ms, so
+        a run of N s has ticked all of its N s (what `edge j2735 --sim` publishes)."""
+        last = self.last_tick_ms
+        ticks = [] if last is None else list(range(last + TICK_MS, t_ms, TICK_MS))
+        if not ticks:
+            return
+        if self.use_detectors:
+            self.loops.update(sim, t_ms)
+        for tick in ticks:
+            self._tick(tick, now=False)
+        self.last_tick_ms = ticks[-1]
+
     def _tick(self, t_ms: int, now: bool) -> None:
         ev, tsp = self.emergency, self.transit
         for s in self.signals:
