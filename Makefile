@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# What the tests start for real (Mosquitto, shellcheck, systemd-analyze, Chromium):
+# What the tests start for real (Mosquitto, NATS, net-snmp, shellcheck, systemd-analyze, Chromium):
 # apt, as root, only what is missing, one apt-get update.
 test-tools:
 	./scripts/install-test-tools.sh

@@ -60,9 +60,13 @@ def valid_device_id(device: str) -> bool:
     return bool(DEVICE_ID_RE.match(device))
 
 
-def topic(device: str, leaf: str) -> str:
+def _check_device(device: str) -> None:
     if not valid_device_id(device):
         raise ValueError(f"bad device id {device!r}: letters, digits, '_' and '-', 1-64")
+
+
+def topic(device: str, leaf: str) -> str:
+    _check_device(device)
     if leaf not in SPECS:
         raise ValueError(f"unknown topic leaf {leaf!r}")
     return f"{ROOT}/{device}/{leaf}"
@@ -92,8 +96,7 @@ ENROL_LEAVES = ("csr", "cert")
 
 def enrol_topic(device: str, leaf: str) -> str:
     """`edge/enrol/<device>/csr` (the request) or `.../cert` (central's answer)."""
-    if not valid_device_id(device):
-        raise ValueError(f"bad device id {device!r}: letters, digits, '_' and '-', 1-64")
+    _check_device(device)
     if leaf not in ENROL_LEAVES:
         raise ValueError(f"unknown enrolment leaf {leaf!r}")
     return f"{ENROL_ROOT}/{device}/{leaf}"
