@@ -43,6 +43,10 @@ broken names the fault, the map is not driven, and the board goes to FLASH:
                           ended at least ms ago.
   Intervals are measured between frame arrivals, so each minimum is checked
   with TIMING_SLACK_MS of allowance for serial and scheduler jitter.
+  A map equal to the one driven now while RUNNING keeps every rule again
+  whatever the time (same categories and masks: no transition, and the
+  conflicts were checked on it), so it is driven without walking the rules
+  again; any way into FLASH, CONFIG or RECOVER forgets it.
 
 Other ways into FLASH: FAULT_WATCHDOG (no valid OUTPUTS for watchdog_ms while
 RUNNING or ALL_RED), FAULT_HOST_FLASH (the host sets OUTPUTS_FLAG_FLASH),
@@ -206,6 +210,10 @@ class BoardSafety:
         self._cat = bytearray(codec.MAX_CHANNELS)  # category of driven code
         self._new_cat = bytearray(codec.MAX_CHANNELS)
         self._cat_ms = [0] * codec.MAX_CHANNELS  # ms in the current category
+        # ms not yet added to _cat_ms and _off_go_ms (saturating): they are read
+        # only when a map changes, so ticks add to one number, not to every channel.
+        self._pending_ms = 0
+        self._ok = None  # the map driven now, once checked in RUNNING (else None)
         self._quiet_ms = 0  # ms since the last valid OUTPUTS
         self._all_red_ms = 0  # ms in ALL_RED
         self._last_ms = now_ms
@@ -240,6 +248,20 @@ class BoardSafety:
             return
         if dt > _SATURATE_MS:
             dt = _SATURATE_MS
+        t = self._pending_ms + dt
+        self._pending_ms = t if t < _SATURATE_MS else _SATURATE_MS
+        t = self._quiet_ms + dt
+        self._quiet_ms = t if t < _SATURATE_MS else _SATURATE_MS
+        t = self._all_red_ms + dt
+        self._all_red_ms = t if t < _SATURATE_MS else _SATURATE_MS
+
+    def _flush(self):
+        # Add the pending ms to every channel's accumulators. Saturating sums
+        # regroup: min(min(a + x, S) + y, S) == min(a + min(x + y, S), S), a, x, y >= 0.
+        dt = self._pending_ms
+        if dt == 0:
+            return
+        self._pending_ms = 0
         cat_ms = self._cat_ms
         off = self._off_go_ms
         for i in range(self.channels):
@@ -247,15 +269,12 @@ class BoardSafety:
             cat_ms[i] = t if t < _SATURATE_MS else _SATURATE_MS
             t = off[i] + dt
             off[i] = t if t < _SATURATE_MS else _SATURATE_MS
-        t = self._quiet_ms + dt
-        self._quiet_ms = t if t < _SATURATE_MS else _SATURATE_MS
-        t = self._all_red_ms + dt
-        self._all_red_ms = t if t < _SATURATE_MS else _SATURATE_MS
 
     def _enter_flash(self, fault, channels=0):
         # The one way into flash; a second fault does not overwrite the first.
         if self.state == codec.STATE_FLASH:
             return
+        self._ok = None
         self.state = codec.STATE_FLASH
         self.fault = fault
         self.fault_channels = channels
@@ -298,6 +317,8 @@ class BoardSafety:
         reason = check_config(body)
         if reason:
             return reason
+        self._flush()  # over the channels counted until now
+        self._ok = None
         conflicts = body["conflicts"]
         fya = body["fya_conflicts"]
         n = len(conflicts)
@@ -340,6 +361,8 @@ class BoardSafety:
             return 0
         if self.state != codec.STATE_FLASH:
             return codec.NAK_BAD_STATE
+        self._flush()
+        self._ok = None
         self.state = codec.STATE_ALL_RED
         self.fault = codec.FAULT_NONE
         self.recoveries += 1
@@ -367,12 +390,16 @@ class BoardSafety:
         if flags & codec.OUTPUTS_FLAG_FLASH:
             self._enter_flash(codec.FAULT_HOST_FLASH)
             return codec.FAULT_HOST_FLASH
+        if codes == self._ok:
+            return codec.FAULT_NONE  # the map driven now (module comment)
+        self._flush()
         self._bad = 0
         fault = self._check(codes)
         if fault:
             self._enter_flash(fault, self._bad)
             return fault
         if self.state == codec.STATE_RUNNING:
+            self._ok = list(codes)
             cat = self._cat
             new = self._new_cat
             use = self._use

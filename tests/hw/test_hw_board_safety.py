@@ -541,3 +541,97 @@ def test_old_host_session_names_both_versions(monkeypatch: pytest.MonkeyPatch) -
         session.BoardVersionError, match="host speaks version 1, board speaks version 2"
     ):
         s.receive(5, reply)
+
+
+# --- the shortcuts (a repeated map, time added lazily) against the walk they skip ---
+
+
+class _WalkingSafety(board_safety.BoardSafety):
+    """The board as it ran before the shortcuts: every map walks every rule, every
+    tick adds its time to every channel."""
+
+    def _advance(self, now_ms: int) -> None:
+        super()._advance(now_ms)
+        self._flush()
+
+    def outputs(self, now_ms: int, codes: Any, flags: int = 0) -> int:
+        self._ok = None
+        return int(super().outputs(now_ms, codes, flags))
+
+
+def _inner(s: board_safety.BoardSafety) -> tuple[Any, ...]:
+    n, top = s.channels, board_safety._SATURATE_MS
+    return (
+        s.state,
+        s.fault,
+        s.fault_channels,
+        s.lamps(),
+        [min(ms + s._pending_ms, top) for ms in s._cat_ms[:n]],  # without adding them
+        [min(ms + s._pending_ms, top) for ms in s._off_go_ms[:n]],
+        bytes(s._cat[:n]),
+        bytes(s._use[:n]),
+        s._quiet_ms,
+        s._all_red_ms,
+    )
+
+
+_DT = [0, 50] + [100] * 12 + [499, 500, 3000, 70000]
+
+
+@st.composite
+def board_calls(draw: st.DrawFn) -> list[tuple[str, int, list[int]]]:
+    codes = list(ALL_RED)
+    calls: list[tuple[str, int, list[int]]] = []
+    for _ in range(draw(st.integers(1, 150))):
+        what = draw(st.sampled_from(["outputs"] * 16 + ["tick", "recover", "flash", "host"]))
+        if what == "recover":
+            codes = list(ALL_RED)  # through the all-red again, then on
+        if what == "outputs" and draw(st.integers(0, 3)) == 0:
+            ch = draw(st.integers(0, 3))
+            table = _NEXT_PED if KINDS[ch] == codec.KIND_PED else _NEXT
+            if draw(st.integers(0, 20)) == 0:
+                codes[ch] = draw(st.integers(0, 7))
+            else:
+                codes[ch] = draw(st.sampled_from(table.get(codes[ch], [R])))
+        calls.append((what, draw(st.sampled_from(_DT)), list(codes)))
+    return calls
+
+
+@settings(max_examples=examples(200), suppress_health_check=[HealthCheck.too_slow])
+@given(board_calls())
+@pytest.mark.parametrize("floors", [True, False])
+def test_board_shortcuts_keep_every_outcome(
+    floors: bool, calls: list[tuple[str, int, list[int]]]
+) -> None:
+    """A map equal to the one driven is driven without the rule walk, and ticks add
+    their time to one number until a map changes: every call returns what the
+    walking board returns, and state, fault, lamps and every timer stay equal."""
+    saved = board_safety.MIN_YELLOW_FLOOR_MS, board_safety.MIN_CLEAR_FLOOR_MS
+    if not floors:
+        board_safety.MIN_YELLOW_FLOOR_MS = board_safety.MIN_CLEAR_FLOOR_MS = 0
+    try:
+        boards = [board_safety.BoardSafety(0), _WalkingSafety(0)]
+        body = config_body(*((MIN_YELLOW_MS, MIN_RED_MS) if floors else (_PROP_YELLOW, _PROP_RED)))
+        t = 0
+        for s in boards:
+            assert s.configure(t, body) == 0
+            assert s.recover(t, body["config_hash"]) == 0
+        for what, dt, codes in calls:
+            t += dt
+            got = []
+            for s in boards:
+                if what == "outputs":
+                    got.append(s.outputs(t, codes))
+                elif what == "host":
+                    got.append(s.outputs(t, codes, codec.OUTPUTS_FLAG_FLASH))
+                elif what == "tick":
+                    got.append(s.tick(t))
+                elif what == "recover":
+                    got.append(s.recover(t, body["config_hash"]))
+                else:
+                    s.force_flash(t, codec.FAULT_INTERNAL, 1)
+                    got.append(0)
+            assert got[0] == got[1], (what, t, codes)
+            assert _inner(boards[0]) == _inner(boards[1]), (what, t, codes)
+    finally:
+        board_safety.MIN_YELLOW_FLOOR_MS, board_safety.MIN_CLEAR_FLOOR_MS = saved
