@@ -125,42 +125,44 @@ def link_paths(path: str | Path) -> dict[str, dict[int, LinkPath]]:
     return out
 
 
-def _cross(p: Point, q: Point, r: Point, s: Point) -> tuple[float, float] | None:
-    """Where segment p-q meets segment r-s, as fractions along each, or None."""
-    dx1, dy1 = q[0] - p[0], q[1] - p[1]
-    dx2, dy2 = s[0] - r[0], s[1] - r[1]
-    den = dx1 * dy2 - dy1 * dx2
-    if abs(den) < 1e-12:
-        return None  # parallel: a shared end is found as a merge
-    t = ((r[0] - p[0]) * dy2 - (r[1] - p[1]) * dx2) / den
-    u = ((r[0] - p[0]) * dy1 - (r[1] - p[1]) * dx1) / den
-    eps = 1e-9
-    if -eps <= t <= 1 + eps and -eps <= u <= 1 + eps:
-        return (t, u)
-    return None
+# A path's segments: (x, y, dx, dy, length) from each point to the next.
+Segment = tuple[float, float, float, float, float]
 
 
-def _length(points: tuple[Point, ...]) -> float:
-    return sum(math.dist(a, b) for a, b in itertools.pairwise(points))
+def _segments(points: tuple[Point, ...]) -> list[Segment]:
+    return [
+        (p[0], p[1], q[0] - p[0], q[1] - p[1], math.dist(p, q))
+        for p, q in itertools.pairwise(points)
+    ]
 
 
 def conflict_points(a: LinkPath, b: LinkPath) -> list[ConflictPoint]:
     """Every point where a's and b's centre lines meet (rule 2 for crossings)."""
+    return _meet(a, _segments(a.points), b, _segments(b.points))
+
+
+def _meet(
+    a: LinkPath, segs_a: list[Segment], b: LinkPath, segs_b: list[Segment]
+) -> list[ConflictPoint]:
+    # conflict_points over segments made once per path (site_intergreens meets each
+    # path with many): per segment pair, t and u of p + t (q - p) = r + u (s - r).
     out: list[ConflictPoint] = []
+    eps = 1e-9
     sa = 0.0
-    for p, q in itertools.pairwise(a.points):
-        la = math.dist(p, q)
+    for px, py, dx1, dy1, la in segs_a:
         sb = 0.0
-        for r, s in itertools.pairwise(b.points):
-            lb = math.dist(r, s)
-            hit = _cross(p, q, r, s)
-            if hit is not None:
-                out.append(ConflictPoint(sa + hit[0] * la, sb + hit[1] * lb))
+        for rx, ry, dx2, dy2, lb in segs_b:
+            den = dx1 * dy2 - dy1 * dx2
+            if not abs(den) < 1e-12:  # else parallel: a shared end is found as a merge
+                t = ((rx - px) * dy2 - (ry - py) * dx2) / den
+                u = ((rx - px) * dy1 - (ry - py) * dx1) / den
+                if -eps <= t <= 1 + eps and -eps <= u <= 1 + eps:
+                    out.append(ConflictPoint(sa + t * la, sb + u * lb))
             sb += lb
         sa += la
+    total_a, total_b = sum(x[4] for x in segs_a), sum(x[4] for x in segs_b)
     if not out and math.dist(a.points[-1], b.points[-1]) <= _MERGE_M:
-        out.append(ConflictPoint(_length(a.points), _length(b.points)))
-    total_a, total_b = _length(a.points), _length(b.points)
+        out.append(ConflictPoint(total_a, total_b))
     return [
         ConflictPoint(
             max(c.along_a, total_a - c.along_a) if a.kind == "ped" else c.along_a,
@@ -184,6 +186,7 @@ def site_intergreens(
     """
     floor = site.safety.min_red_clear_ms
     out: dict[tuple[SignalKey, SignalKey], int] = {}
+    segs = {i: _segments(p.points) for i, p in paths.items()}
     for a, b in sorted(site.conflicts, key=str):
         la, lb = links_of.get(a, ()), links_of.get(b, ())
         if not la or not lb or any(i not in paths for i in (*la, *lb)):
@@ -196,7 +199,7 @@ def site_intergreens(
             v = clearing_speed(pa.kind, pa.speed_mps)
             for j in lb:
                 pb = paths[j]
-                for c in conflict_points(pa, pb):
+                for c in _meet(pa, segs[i], pb, segs[j]):
                     need = max(
                         need,
                         intergreen_ms(

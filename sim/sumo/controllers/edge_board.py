@@ -37,6 +37,8 @@ class _Board:
     raw: int = 0
     last_lamps: bytes = b""  # the board's codes last shown in SUMO, and as SUMO's state
     last_state: str = ""
+    loops_seen: frozenset[int] | None = None  # the loops' set last turned into input bits
+    loops_raw: int = 0  # ...and its bits (the set is immutable: the same set, the same bits)
 
 
 class EdgeBoardControl(EdgeControl):
@@ -76,7 +78,10 @@ class EdgeBoardControl(EdgeControl):
                 b.raw = mask
         for b in self.boards:
             loops = self.loops.replayed(b.tls, t_ms)  # loops.py: one step less a tick late
-            raw = b.raw | sum(1 << (i - 1) for det, i in b.inputs if det in loops)
+            if loops is not b.loops_seen:
+                b.loops_seen = loops
+                b.loops_raw = sum(1 << (i - 1) for det, i in b.inputs if det in loops)
+            raw = b.raw | b.loops_raw
             b.board.tick(t_ms)
             b.board.sample_inputs(t_ms, raw)
             b.driver.tick(t_ms)
