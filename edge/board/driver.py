@@ -202,6 +202,23 @@ class BoardDriver:
 
     def tick(self, now_ms: int) -> SentMap | None:
         """One 100 ms step: timeouts, recovery policy, controller step, OUTPUTS."""
+        sent = self.advance(now_ms)
+        if sent is None:
+            return None
+        seq, codes, flash = sent
+        return SentMap(
+            now_ms,
+            seq,
+            self._wanted,
+            tuple(codes),
+            flash,
+            _STATE_VALUES[self.session.state],
+            self.outputs.mode,
+        )
+
+    def advance(self, now_ms: int) -> tuple[int, list[int], bool] | None:
+        """tick() without its SentMap, for a caller that keeps none (the lockstep):
+        (seq, codes sent, flash) of the OUTPUTS sent, or None when none was."""
         s = self.session
         self._handle(now_ms, s.poll(now_ms))
         self._track_state()
@@ -256,7 +273,7 @@ class BoardDriver:
             s.guard.skipped.clear()
         if s.state in (SessionState.ALL_RED, SessionState.RUNNING):
             self._last_drive_ms = now_ms
-        return SentMap(now_ms, seq, wanted, tuple(sent), flash, _STATE_VALUES[s.state], out.mode)
+        return seq, sent, flash
 
     def _restart_controller(self, start_ms: int) -> None:
         """A fresh start-up sequence on the timing in force: the site and plan the old

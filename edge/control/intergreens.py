@@ -58,7 +58,12 @@ def waits(site: Site, entering: SignalKey) -> Waits:
 def opens_at(group_waits: Waits, ended: Sequence[Sequence[int]]) -> int:
     """The earliest time (ms) the group may start: every pair's intergreen elapsed since
     its leaving group's green ended (`ended[kind][index]`). LONG_AGO when nothing waits."""
-    return max((ended[src][j] + ms for src, j, ms in group_waits), default=LONG_AGO)
+    at: int | None = None  # max(..., default=LONG_AGO), without a generator per call
+    for src, j, ms in group_waits:
+        t = ended[src][j] + ms
+        if at is None or t > at:
+            at = t
+    return LONG_AGO if at is None else at
 
 
 def shortest_leaving(site: Site, leaving: SignalKey) -> int | None:

@@ -187,6 +187,7 @@ def site_intergreens(
     floor = site.safety.min_red_clear_ms
     out: dict[tuple[SignalKey, SignalKey], int] = {}
     segs = {i: _segments(p.points) for i, p in paths.items()}
+    met: dict[tuple[int, int], list[ConflictPoint]] = {}  # link pairs recur across groups
     for a, b in sorted(site.conflicts, key=str):
         la, lb = links_of.get(a, ()), links_of.get(b, ())
         if not la or not lb or any(i not in paths for i in (*la, *lb)):
@@ -199,7 +200,10 @@ def site_intergreens(
             v = clearing_speed(pa.kind, pa.speed_mps)
             for j in lb:
                 pb = paths[j]
-                for c in _meet(pa, segs[i], pb, segs[j]):
+                points = met.get((i, j))
+                if points is None:
+                    points = met[i, j] = _meet(pa, segs[i], pb, segs[j])
+                for c in points:
                     need = max(
                         need,
                         intergreen_ms(

@@ -84,7 +84,7 @@ class EdgeBoardControl(EdgeControl):
             raw = b.raw | b.loops_raw
             b.board.tick(t_ms)
             b.board.sample_inputs(t_ms, raw)
-            b.driver.tick(t_ms)
+            b.driver.advance(t_ms)  # tick() less the SentMap it would drop
             self._exchange(b, t_ms)
             safety = b.board.safety
             faulted = safety.fault not in (codec.FAULT_NONE, codec.FAULT_POWER_ON)
