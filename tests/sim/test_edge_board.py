@@ -11,7 +11,7 @@ from hw.codec_cpython import loops
 from sim.sumo import scenarios
 from sim.sumo.lockstep import run
 
-from hw import codec
+from hw import board_safety, codec
 from tests.sim.link_monitor import LinkMonitor
 
 
@@ -71,9 +71,10 @@ def _lamp_trace(scenario: scenarios.Scenario, seconds: float) -> tuple[list[str]
 
 def test_edge_board_shortcuts_change_no_lamp(monkeypatch: pytest.MonkeyPatch) -> None:
     """What makes the lockstep path fast changes no lamp: the same run with the codec's
-    byte loops (as the firmware runs them on the Pico) and a guard that walks every
-    channel of every map shows SUMO the same states after every step, and the boards
-    drive, and the guards send, the same codes at every tick."""
+    byte loops (as the firmware runs them on the Pico), a guard that walks every
+    channel of every map, and a board that walks every rule for every map and adds
+    each tick's time to every channel shows SUMO the same states after every step,
+    and the boards drive, and the guards send, the same codes at every tick."""
     scenario = scenarios.resolve("tee")
     fast = _lamp_trace(scenario, 240)
     shape, confirm = OutputGuard.shape, OutputGuard.confirm
@@ -86,8 +87,20 @@ def test_edge_board_shortcuts_change_no_lamp(monkeypatch: pytest.MonkeyPatch) ->
         self._confirmed_lamps = None
         confirm(self, sent_ms, lamps)
 
+    outputs, advance = board_safety.BoardSafety.outputs, board_safety.BoardSafety._advance
+
+    def walk_outputs(self: Any, now_ms: int, codes: Any, flags: int = 0) -> Any:
+        self._ok = None
+        return outputs(self, now_ms, codes, flags)
+
+    def walk_advance(self: Any, now_ms: int) -> None:
+        advance(self, now_ms)
+        self._flush()
+
     monkeypatch.setattr(OutputGuard, "shape", walk_shape)
     monkeypatch.setattr(OutputGuard, "confirm", walk_confirm)
+    monkeypatch.setattr(board_safety.BoardSafety, "outputs", walk_outputs)
+    monkeypatch.setattr(board_safety.BoardSafety, "_advance", walk_advance)
     with loops(codec):
         slow = _lamp_trace(scenario, 240)
     assert len(fast[1]) == 2400  # one signal, 240 s of ticks
