@@ -73,6 +73,13 @@ log = logging.getLogger(__name__)
 TICK_MS = 100
 HOUR_MS = 3_600_000
 _STATE_VALUES = {st: st.value for st in SessionState}  # (Enum's .value is a property call)
+# Looked up once (an Enum member on its class is a Python-level call on 3.11).
+_READY, _ALL_RED, _RUNNING, _CLOSED = (
+    SessionState.READY,
+    SessionState.ALL_RED,
+    SessionState.RUNNING,
+    SessionState.CLOSED,
+)
 _LOGGED_CONTROLLER_EVENTS = frozenset(
     {"mode", "fault_flash", "fault_recovered", "command_rejected", "input_error"}
 )
@@ -129,7 +136,7 @@ class BoardDriver:
         self.board_events: deque[tuple[int, str, str, str]] = deque(maxlen=100)
         self.handing_over = False  # set by edge run's shutdown: HOST_FLASH is expected
         self._recoveries: deque[int] = deque()
-        self._prev_state = SessionState.CLOSED
+        self._prev_state = _CLOSED
         self._flash_epoch = 0  # entries into READY (board in flash, holding our config)
         self._handled_epoch = 0
         self._recover_allowed = False
@@ -163,7 +170,7 @@ class BoardDriver:
         self.session.disconnect(now_ms)
         self._track_state()
         self.inputs.clear()
-        if was is not SessionState.CLOSED:
+        if was is not _CLOSED:
             self.link_losses += 1
             log.warning(
                 "board_link_lost port=%s error=%s: reconnecting; the board flashes on its own",
@@ -206,6 +213,8 @@ class BoardDriver:
         if sent is None:
             return None
         seq, codes, flash = sent
+        out = self.outputs
+        assert out is not None  # advance() stepped the controller
         return SentMap(
             now_ms,
             seq,
@@ -213,7 +222,7 @@ class BoardDriver:
             tuple(codes),
             flash,
             _STATE_VALUES[self.session.state],
-            self.outputs.mode,
+            out.mode,
         )
 
     def advance(self, now_ms: int) -> tuple[int, list[int], bool] | None:
@@ -223,7 +232,7 @@ class BoardDriver:
         self._handle(now_ms, s.poll(now_ms))
         self._track_state()
         ctl_now = self.grid_ms(now_ms)
-        if s.state is SessionState.READY and self._handled_epoch != self._flash_epoch:
+        if s.state is _READY and self._handled_epoch != self._flash_epoch:
             self._on_flash_epoch(now_ms, ctl_now)
         commands = tuple(self._commands)
         self._commands.clear()
@@ -240,11 +249,7 @@ class BoardDriver:
         for ev in out.events:
             if ev.name in _LOGGED_CONTROLLER_EVENTS:
                 log.info("controller_%s subject=%s detail=%s", ev.name, ev.subject, ev.detail)
-        if (
-            s.state is SessionState.READY
-            and self._recover_allowed
-            and out.mode == "startup_all_red"
-        ):
+        if s.state is _READY and self._recover_allowed and out.mode == "startup_all_red":
             self._recover_allowed = False
             self._recoveries.append(now_ms)
             self.recoveries += 1
@@ -271,7 +276,7 @@ class BoardDriver:
         if s.guard.skipped:
             self._call_skipped(s.guard.skipped)
             s.guard.skipped.clear()
-        if s.state in (SessionState.ALL_RED, SessionState.RUNNING):
+        if s.state in (_ALL_RED, _RUNNING):
             self._last_drive_ms = now_ms
         return seq, sent, flash
 
@@ -307,7 +312,7 @@ class BoardDriver:
         st = self.session.state
         if st is not self._prev_state:
             log.debug("board_session state=%s", st.value)
-            if st is SessionState.READY:
+            if st is _READY:
                 self._flash_epoch += 1
             self._prev_state = st
 
