@@ -649,22 +649,24 @@ class BoardSession:
             self._send_hello(now_ms)
 
     def _on_status(self, now_ms: int, body: dict[str, Any], events: list[Event]) -> None:
-        answered = int(body["answered_seq"])
+        # The decoder's fields are ints already (bytes and int.from_bytes): no int() of
+        # each, every tick; the fields in BoardStatus's order, not by keyword.
+        answered: int = body["answered_seq"]
         record = self._records.get(answered)
         sent_ms = record[0] if record is not None and record[1] == codec.MSG_OUTPUTS else None
         counts: Sequence[int] = body["counts"]
         lamps: Sequence[int] = body["lamps"]
         status = BoardStatus(
-            received_ms=now_ms,
-            sent_ms=sent_ms,
-            state=int(body["state"]),
-            fault=int(body["fault"]),
-            answered_seq=answered,
-            rx_errors=int(body["rx_errors"]),
-            inputs=int(body["inputs"]),
-            counts=tuple(counts),
-            lamps=tuple(lamps),
-            fault_channels=int(body.get("fault_channels", 0)),
+            now_ms,
+            sent_ms,
+            body["state"],
+            body["fault"],
+            answered,
+            body["rx_errors"],
+            body["inputs"],
+            tuple(counts),
+            tuple(lamps),
+            body.get("fault_channels", 0),
         )
         self.fault_channels = status.fault_channels
         self.status_received += 1
