@@ -74,9 +74,11 @@ def install(ns: dict[str, Any]) -> None:
         "Decoder.feed": decoder.feed,
         "Decoder._end_frame": decoder._end_frame,
         "encode_status": ns["encode_status"],
+        "encode_outputs": ns["encode_outputs"],
         "_parse": ns["_parse"],
     }
     ref_status: Callable[..., bytes] = ns["encode_status"]
+    ref_outputs: Callable[..., bytes] = ns["encode_outputs"]
     ref_parse: Callable[[int, Any, int], dict[str, Any] | None] = ns["_parse"]
     msg_status = ns["MSG_STATUS"]
     msg_outputs = ns["MSG_OUTPUTS"]
@@ -258,6 +260,19 @@ def install(ns: dict[str, Any]) -> None:
             seq, state, fault, answered_seq, inputs, counts, lamps, rx_errors, fault_channels
         )
 
+    def encode_outputs(seq: int, codes: Any, flags: int = 0) -> bytes:
+        # Every field in range: _frame's bytes in one go (every tick); else the reference
+        # raises (it checks the count, the flags, the codes, then seq, in that order).
+        try:
+            n = len(codes)
+            if n <= max_channels and 0 <= flags <= 255 and 0 <= seq <= 255:
+                raw = bytes((msg_outputs, seq, n, flags)) + pack_codes(codes)
+                crc = crc_hqx(raw, 0xFFFF)
+                return cobs_encode(raw + bytes((crc & 0xFF, crc >> 8))) + b"\x00"
+        except (TypeError, ValueError, OverflowError):
+            pass
+        return ref_outputs(seq, codes, flags)
+
     def _parse(t: int, buf: Any, n: int) -> dict[str, Any] | None:
         # STATUS and OUTPUTS (every tick) here, the other messages by the reference.
         if t == msg_status:
@@ -337,6 +352,7 @@ def install(ns: dict[str, Any]) -> None:
     ns["_frame"] = _frame
     ns["_crc16"] = _crc16
     ns["encode_status"] = encode_status
+    ns["encode_outputs"] = encode_outputs
     ns["_parse"] = _parse
     decoder.feed = feed
     decoder._end_frame = _end_frame
