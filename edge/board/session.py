@@ -385,6 +385,8 @@ class BoardSession:
         return self._last_outputs_ms
 
     def data_to_send(self) -> bytes:
+        if not self._out:
+            return b""  # (asked again after every answer)
         data = bytes(self._out)
         self._out.clear()
         return data
