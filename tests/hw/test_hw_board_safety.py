@@ -546,7 +546,7 @@ def test_old_host_session_names_both_versions(monkeypatch: pytest.MonkeyPatch) -
 # --- the shortcuts (a repeated map, time added lazily) against the walk they skip ---
 
 
-class _WalkingSafety(board_safety.BoardSafety):
+class _WalkingSafety(board_safety.BoardSafety):  # type: ignore[misc]
     """The board as it ran before the shortcuts: every map walks every rule, every
     tick adds its time to every channel."""
 
