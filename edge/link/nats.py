@@ -139,6 +139,8 @@ class NatsCluster:
     partitions: int = 4
     central_users: tuple[str, ...] = ("central",)
     nodes: list[Node] = field(default_factory=list)
+    # what the rolling restart did and when: (epoch s, "n1 lame duck"), ...
+    events: list[tuple[float, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         binary = nats_binary()
@@ -349,17 +351,22 @@ class NatsCluster:
         its replicas are current (/healthz) before the next node may go. Without that
         wait the next stop takes a stream's second replica while the first is still
         catching up: the stream has no quorum and every gateway stalls."""
+        name = self.nodes[i].name
         for j in range(NODES):
             self.wait_healthy(j)
         proc = self.nodes[i].proc
         if proc is not None and proc.poll() is None:
+            self.events.append((time.time(), f"{name} lame duck"))
             proc.send_signal(signal.SIGUSR2)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(drain_s)
         # SIGINT: 2.9 ignores SIGTERM in lame duck (it would wait out the 30 s)
+        self.events.append((time.time(), f"{name} stop"))
         self.stop_node(i, sig=signal.SIGINT)
+        self.events.append((time.time(), f"{name} start"))
         self.start_node(i)
         self.wait_healthy(i)
+        self.events.append((time.time(), f"{name} healthy"))
 
     def rolling_restart(self, drain_s: float = LAME_DUCK_DRAIN_S) -> None:
         for i in range(NODES):
