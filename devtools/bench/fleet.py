@@ -332,7 +332,16 @@ def _ingest(
     c.on_message = on_message
     c.max_queued_messages_set(0)
     c.on_connect = lambda cl, *a: cl.subscribe([(f, 1) for f in filters])
-    c.on_subscribe = lambda *a: ready.set()
+    leaving = False
+
+    def on_subscribe(*_a: Any) -> None:
+        nonlocal leaving
+        ready.set()
+        if leaving:  # subscribed on another node: tell the operator
+            leaving = False
+            out.send("moved")
+
+    c.on_subscribe = on_subscribe
 
     def pump() -> None:
         while not stop.is_set():
@@ -356,9 +365,16 @@ def _ingest(
                     if cmd == "snap":  # what was released so far, and go on
                         out.send(report())
                         continue
-                    if isinstance(cmd, tuple):  # ("expect", seq, devices): a run starts
+                    if isinstance(cmd, tuple) and cmd[0] == "expect":  # a run starts
                         for dev in cmd[2]:
                             order.expect(dev, cmd[1])
+                        continue
+                    if isinstance(cmd, tuple):  # ("leave", port): that node is to stop
+                        if port == cmd[1]:
+                            leaving = True
+                            c.disconnect()  # the session stays; the loop goes on
+                        else:
+                            out.send("moved")
                         continue
                     stop.set()
                     break
@@ -405,6 +421,16 @@ class Ingest:
             if now != last:
                 last, since = now, time.monotonic()
             time.sleep(0.2)
+
+    def leave(self, port: int, timeout_s: float = 30.0) -> None:
+        """Every worker connected to the node on `port` disconnects (its persistent
+        session stays) and subscribes on another node; returns when all have."""
+        for parent, _child in self.pipes:
+            parent.send(("leave", port))
+        for parent, _child in self.pipes:
+            if not parent.poll(timeout_s):
+                raise RuntimeError(f"an ingest worker did not leave port {port} in {timeout_s} s")
+            parent.recv()
 
     def expect(self, devices: list[str], seq: int) -> None:
         """A run starts: each device's next sequence number is `seq`."""
@@ -839,7 +865,7 @@ def _cluster(
             def rolling() -> dict[str, Any]:
                 time.sleep(seconds / 3)
                 kill_at["roll"] = time.time()
-                cluster.rolling_restart()
+                cluster.rolling_restart(leave=lambda node: ingest.leave(node.mqtt_port))
                 return {"rolling_s": round(time.time() - kill_at["roll"], 1)}
 
             rolled = _run(devices, ingest, cluster.pids, seconds, workers, 2 * RUN_SEQS, rolling)
@@ -848,7 +874,7 @@ def _cluster(
             ingest.drain()
             # acknowledged and not at central yet: wait past JetStream's redeliveries
             # (ack_wait 10 s) before counting it lost, and say how many came that late
-            res["qos1_arrived_after_drain"] = _await_missing(ingest, [killed, rolled], 35.0)
+            res["qos1_arrived_after_drain"] = _await_missing(ingest, [killed, rolled], 60.0)
             res["msgs_stream_at_end"] = _stream_state(cluster)
         finally:
             arrivals = ingest.stop()

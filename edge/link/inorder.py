@@ -27,8 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-# longer than the cluster's ack wait (10 s) plus a redelivery's trip
-GAP_TIMEOUT_S = 15.0
+# longer than the cluster's ack wait (10 s) three times: a redelivery that goes to an ingest
+# connection closing with its node waits another ack wait
+GAP_TIMEOUT_S = 35.0
 MAX_HELD = 4096
 MAX_SKIPPED_RANGES = 64  # given-up ranges remembered per device (to release late ones once)
 
