@@ -13,21 +13,28 @@ Rules it keeps:
   each QoS 1 message until its PUBACK and, after a reconnect (to the next node), sends
   every unacknowledged one again in order before anything new: the device spool's rule.
 - Central's ingest is one process per partition (EDGE_BENCH_FLEET_PARTITIONS, default
-  2), a persistent session each; on Mosquitto the same workers share
-  `$share/ingest/...` subscriptions.
+  2), a persistent session each, releasing each device's QoS 1 messages in sequence
+  order as central does (edge.link.inorder); on Mosquitto the same workers share
+  `$share/ingest/...` subscriptions (which split a device's messages between workers).
 - Each simulated device reconnects with the device link's policy (edge.link.reconnect)
   and fails a connect the broker closes before its CONNACK at once, as the link does;
   only the devices' first connects are capped per process (32 at a time).
 - On the cluster the leader of the QoS 1 stream (the worst node to lose) is SIGKILLed
   mid-run and restarted, then a rolling restart as an operator does it
-  (NatsCluster.rolling_restart: lame duck, stop, start, wait until /healthz says its
-  replicas are current, next); the devices run until a third of a run after each.
+  (NatsCluster.rolling_restart: every replica current, lame duck, the node leading
+  nothing, the ingest off it, stop, start, current again, next); the devices run until
+  a third of a run after each.
   Figures: every device reconnects (reconnect p50/p99/max in s, and
   `reconnect_breakdown`: when each device noticed, its failed connects and the time in
   them, queued, asleep), QoS 1 messages lost after dedup (acked by the broker, never at
-  central, after waiting past JetStream's redelivery), per-device order of first
-  arrivals, the QoS 1 stream's state at the end, and the control tick's jitter of one
-  real device (`edge run`'s runtime and central link) on the cluster.
+  central, after waiting past JetStream's redelivery), duplicates and per-device order
+  as delivered to the ingest and after its in-order release, the QoS 1 stream's state
+  at the end, and the control tick's jitter of one real device (`edge run`'s runtime
+  and central link) on the cluster.
+- It fails loudly (`failures`: FAIL rows, "ok": false, exit status 1) on any
+  acknowledged QoS 1 message lost, or any duplicate or out-of-order message after
+  central's ingest; each QoS 1 message's sends and deliveries are traced so a loss can
+  be placed in time and node.
 - Everything runs nice'd; the machine's load average is part of the record.
 
     edge bench fleet [--json] [--quick]
