@@ -851,7 +851,7 @@ def _cluster(
             def real_device() -> None:
                 real["jitter"] = asyncio.run(_real_device(cluster, work, stop_real))
 
-            real_thread = threading.Thread(target=real_device)
+            real_thread = threading.Thread(target=real_device, daemon=True)
             real_thread.start()
             kill_at: dict[str, float] = {}
 
@@ -872,8 +872,18 @@ def _cluster(
             def rolling() -> dict[str, Any]:
                 time.sleep(seconds / 3)
                 kill_at["roll"] = time.time()
-                cluster.rolling_restart(leave=lambda node: ingest.leave(node.mqtt_port))
-                return {"rolling_s": round(time.time() - kill_at["roll"], 1)}
+                try:
+                    cluster.rolling_restart(leave=lambda node: ingest.leave(node.mqtt_port))
+                finally:  # a restart that stops short still ends the run
+                    stop_real.set()
+                return {
+                    "rolling_s": round(time.time() - kill_at["roll"], 1),
+                    "rolling_steps": [
+                        [round(t - kill_at["roll"], 2), e]
+                        for t, e in cluster.events
+                        if t >= kill_at["roll"]
+                    ],
+                }
 
             rolled = _run(devices, ingest, cluster.pids, seconds, workers, 2 * RUN_SEQS, rolling)
             stop_real.set()
@@ -894,6 +904,7 @@ def _cluster(
         res["rolling_restart"] = {
             **_verdict(rolled, arrivals, kill_at["roll"], ingest.trace),
             "rolling_s": rolled["rolling_s"],
+            "rolling_steps": rolled["rolling_steps"],
         }
         j = real.get("jitter")
         res["real_device_tick_jitter_max_ms"] = None if j is None else round(j.max_ms, 1)
