@@ -122,6 +122,57 @@ def ingest_filter(partition: int) -> str:
     return f"{INGEST_ROOT}/{partition}/{topics.ROOT}/+/+"
 
 
+def not_current(reports: list[dict[str, Any] | None], names: list[str]) -> list[str]:
+    """What keeps a cluster of nodes `names` from losing one now, given each node's /jsz
+    report (None: it did not answer), as each stream's and consumer's leader reports it
+    (a follower reports the other replicas as not current, so only the leader's view
+    counts): a node that does not answer, no meta leader or nodes that disagree on it, a
+    stream without a leader report, fewer replicas than the cluster has peers, or a
+    replica neither current nor heard from within `REPLICA_ACTIVE_S` and at most
+    `MAX_REPLICA_LAG` entries behind. Empty: every replica of everything is current."""
+    out: list[str] = []
+    metas = {(r or {}).get("meta_cluster", {}).get("leader") for r in reports}
+    if None in reports:
+        out += [f"n{i + 1}: no /jsz answer" for i, r in enumerate(reports) if r is None]
+    elif len(metas) != 1 or not next(iter(metas)):
+        out.append(f"meta leader not settled ({sorted(str(m) for m in metas)})")
+    seen: set[str] = set()
+    led: set[str] = set()
+    for i, r in enumerate(reports):
+        for acc in (r or {}).get("account_details") or []:
+            for st in acc.get("stream_detail") or []:
+                assets = [(f"stream {st.get('name')}", st)]
+                assets += [
+                    (f"consumer {st.get('name')} > {c.get('name')}", c)
+                    for c in st.get("consumer_detail") or []
+                ]
+                for what, a in assets:
+                    seen.add(what)
+                    cl = a.get("cluster") or {}
+                    if cl.get("leader") != names[i]:
+                        continue
+                    led.add(what)
+                    reps = cl.get("replicas") or []
+                    if len(reps) != len(names) - 1:
+                        out.append(f"{what}: {len(reps)} replicas beside its leader")
+                    for rep in reps:
+                        # under load a leader samples a follower a few entries behind
+                        # and calls it not current; one heard from within the last
+                        # seconds and little behind is catching up by appends
+                        lag, active_s = rep.get("lag", 0), rep.get("active", 1e12) / 1e9
+                        near = lag <= MAX_REPLICA_LAG and active_s < REPLICA_ACTIVE_S
+                        if not (rep.get("current") or near):
+                            out.append(
+                                f"{what}: replica {rep.get('name')} current "
+                                f"{rep.get('current')}, lag {rep.get('lag', 0)}"
+                            )
+    # a stream nobody leads is unavailable; a consumer nobody leads is (seen after a
+    # node kill: a device session's consumer whose create timed out) only its own
+    # session's problem, not the cluster's quorum
+    out += [f"{w}: no leader reports it" for w in sorted(seen - led) if w.startswith("stream")]
+    return out
+
+
 @dataclass
 class Node:
     name: str
@@ -342,55 +393,9 @@ class NatsCluster:
             return None
 
     def not_current(self) -> list[str]:
-        """What keeps the cluster from losing a node now, as each stream's and consumer's
-        leader reports it (/jsz: a follower reports the other replicas as not current, so
-        only the leader's view counts): a node that does not answer, no meta leader or
-        nodes that disagree on it, a stream or consumer without a leader report, fewer
-        replicas than the cluster has peers, or a replica neither current nor heard from
-        within `REPLICA_ACTIVE_S` and at most `MAX_REPLICA_LAG` entries behind. Empty:
-        every replica of everything is current."""
-        out: list[str] = []
-        reports = [self.jsz(i) for i in range(NODES)]
-        metas = {(r or {}).get("meta_cluster", {}).get("leader") for r in reports}
-        if None in reports:
-            out += [f"n{i + 1}: no /jsz answer" for i, r in enumerate(reports) if r is None]
-        elif len(metas) != 1 or not next(iter(metas)):
-            out.append(f"meta leader not settled ({sorted(str(m) for m in metas)})")
-        seen: set[str] = set()
-        led: set[str] = set()
-        for i, r in enumerate(reports):
-            for acc in (r or {}).get("account_details") or []:
-                for st in acc.get("stream_detail") or []:
-                    assets = [(f"stream {st.get('name')}", st)]
-                    assets += [
-                        (f"consumer {st.get('name')} > {c.get('name')}", c)
-                        for c in st.get("consumer_detail") or []
-                    ]
-                    for what, a in assets:
-                        seen.add(what)
-                        cl = a.get("cluster") or {}
-                        if cl.get("leader") != self.nodes[i].name:
-                            continue
-                        led.add(what)
-                        reps = cl.get("replicas") or []
-                        if len(reps) != NODES - 1:
-                            out.append(f"{what}: {len(reps)} replicas beside its leader")
-                        for rep in reps:
-                            # under load a leader samples a follower a few entries behind
-                            # and calls it not current; one heard from within the last
-                            # seconds and little behind is catching up by appends
-                            lag, active_s = rep.get("lag", 0), rep.get("active", 1e12) / 1e9
-                            near = lag <= MAX_REPLICA_LAG and active_s < REPLICA_ACTIVE_S
-                            if not (rep.get("current") or near):
-                                out.append(
-                                    f"{what}: replica {rep.get('name')} current "
-                                    f"{rep.get('current')}, lag {rep.get('lag', 0)}"
-                                )
-        # a stream nobody leads is unavailable; a consumer nobody leads is (seen after a
-        # node kill: a device session's consumer whose create timed out) only its own
-        # session's problem, not the cluster's quorum
-        out += [f"{w}: no leader reports it" for w in sorted(seen - led) if w.startswith("stream")]
-        return out
+        """What keeps the cluster from losing a node now (`not_current`, on every node's
+        /jsz); empty when every replica of everything is current."""
+        return not_current([self.jsz(i) for i in range(NODES)], [n.name for n in self.nodes])
 
     def led_by(self, i: int) -> list[str]:
         """The streams and consumers node i leads, as any answering node reports them."""
