@@ -13,21 +13,28 @@ Rules it keeps:
   each QoS 1 message until its PUBACK and, after a reconnect (to the next node), sends
   every unacknowledged one again in order before anything new: the device spool's rule.
 - Central's ingest is one process per partition (EDGE_BENCH_FLEET_PARTITIONS, default
-  2), a persistent session each; on Mosquitto the same workers share
-  `$share/ingest/...` subscriptions.
+  2), a persistent session each, releasing each device's QoS 1 messages in sequence
+  order as central does (edge.link.inorder); on Mosquitto the same workers share
+  `$share/ingest/...` subscriptions (which split a device's messages between workers).
 - Each simulated device reconnects with the device link's policy (edge.link.reconnect)
   and fails a connect the broker closes before its CONNACK at once, as the link does;
   only the devices' first connects are capped per process (32 at a time).
 - On the cluster the leader of the QoS 1 stream (the worst node to lose) is SIGKILLed
   mid-run and restarted, then a rolling restart as an operator does it
-  (NatsCluster.rolling_restart: lame duck, stop, start, wait until /healthz says its
-  replicas are current, next); the devices run until a third of a run after each.
+  (NatsCluster.rolling_restart: every replica current, lame duck, the node leading
+  nothing, the ingest off it, stop, start, current again, next); the devices run until
+  a third of a run after each.
   Figures: every device reconnects (reconnect p50/p99/max in s, and
   `reconnect_breakdown`: when each device noticed, its failed connects and the time in
   them, queued, asleep), QoS 1 messages lost after dedup (acked by the broker, never at
-  central, after waiting past JetStream's redelivery), per-device order of first
-  arrivals, the QoS 1 stream's state at the end, and the control tick's jitter of one
-  real device (`edge run`'s runtime and central link) on the cluster.
+  central, after waiting past JetStream's redelivery), duplicates and per-device order
+  as delivered to the ingest and after its in-order release, the QoS 1 stream's state
+  at the end, and the control tick's jitter of one real device (`edge run`'s runtime
+  and central link) on the cluster.
+- It fails loudly (`failures`: FAIL rows, "ok": false, exit status 1) on any
+  acknowledged QoS 1 message lost, or any duplicate or out-of-order message after
+  central's ingest; each QoS 1 message's sends and deliveries are traced so a loss can
+  be placed in time and node.
 - Everything runs nice'd; the machine's load average is part of the record.
 
     edge bench fleet [--json] [--quick]
@@ -54,6 +61,7 @@ import aiomqtt
 import paho.mqtt.client as paho
 from edge.link import topics
 from edge.link.client import CONNECT_TIMEOUT_S, BrokerConfig, closed_before_connack_fails
+from edge.link.inorder import InOrder, Released
 from edge.link.mosquitto import Mosquitto
 from edge.link.nats import NatsCluster, ingest_filter
 from edge.link.reconnect import Reconnect
@@ -82,6 +90,10 @@ class SimDevice:
         self.infos: dict[int, paho.MQTTMessageInfo] = {}
         self.acked_max = 0
         self.acked: set[int] = set()
+        # each QoS 1 message's sends, [epoch s, port], and when its PUBACK was seen
+        self.sent: dict[int, list[list[float]]] = {}
+        self.acked_at: dict[int, float] = {}
+        self.port = 0
         self.down_since: float | None = None
         self.reconnects: list[tuple[float, float]] = []  # (lost at, up again at), epoch s
         # per outage, where its time went: [failed attempts, s in them, s queued for a
@@ -98,6 +110,7 @@ class SimDevice:
                 del self.infos[seq]
                 self.unacked.pop(seq, None)
                 self.acked.add(seq)
+                self.acked_at[seq] = time.time()
 
     def send_q1(self, seq: int) -> None:
         c = self.client
@@ -106,6 +119,7 @@ class SimDevice:
         info = c._client.publish(topics.topic(self.name, "events"), self.unacked[seq], qos=1)
         if info.rc == 0:
             self.infos[seq] = info
+            self.sent.setdefault(seq, []).append([round(time.time(), 3), self.port])
 
     async def run(self, stop: asyncio.Event, sem: asyncio.Semaphore) -> None:
         eps = self.cfg.endpoints()
@@ -149,6 +163,7 @@ class SimDevice:
                 outage = [0.0, 0.0, 0.0, 0.0]
                 path = [port, [], 0]
                 self.infos.clear()
+                self.port = port
                 self.client = c
                 for seq in list(self.unacked):  # the spool's rule: the old ones first
                     self.send_q1(seq)
@@ -256,6 +271,8 @@ async def _sim_main(devices: list[tuple[str, BrokerConfig]], go: Any, base: int,
             "paths": {s.name: s.paths for s in sims},
             "failures": [s.failures for s in sims],
             "connected_at_end": connected,
+            "sent": {s.name: s.sent for s in sims},
+            "acked_at": {s.name: s.acked_at for s in sims},
         }
     )
 
@@ -272,12 +289,22 @@ def _sim(devices: list[tuple[str, BrokerConfig]], go: Any, base: int, out: Any) 
 def _ingest(
     cfg: BrokerConfig, client_id: str, filters: list[str], counts: Any, ready: Any, out: Any
 ) -> None:
-    """counts[0] SPaT, counts[1] QoS 1 messages received (published every 0.2 s)."""
+    """counts[0] SPaT, counts[1] QoS 1 messages received (published every 0.2 s). The QoS
+    1 ones go through central's in-order release (edge.link.inorder) as `edge central`'s
+    ingest does; `arrivals` is its output, what central's consumers see, `trace` what the
+    broker delivered."""
     os.nice(NICE)
     spat = q1 = 0
+    order: InOrder[None] = InOrder()
     arrivals: dict[str, list[int]] = {}
-    lock = threading.Lock()
+    # each QoS 1 delivery: [seq, epoch s, port of the ingest connection, MQTT dup flag]
+    trace: dict[str, list[list[float]]] = {}
+    at = [0]
     stop = threading.Event()
+
+    def take(released: list[Released[None]]) -> None:
+        for r in released:
+            arrivals.setdefault(r.device, []).append(r.seq)
 
     def on_message(_c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         nonlocal spat, q1
@@ -289,9 +316,14 @@ def _ingest(
             return
         p = msg.payload
         i = p.find(b'"seq":')
-        with lock:
-            q1 += 1
-            arrivals.setdefault(parsed[0], []).append(int(p[i + 6 : p.find(b",", i)]))
+        q1 += 1
+        seq = int(p[i + 6 : p.find(b",", i)])
+        trace.setdefault(parsed[0], []).append([seq, round(time.time(), 3), at[0], msg.dup])
+        take(order.push(parsed[0], seq, None, time.monotonic()))
+
+    def report() -> dict[str, Any]:
+        stats = {"duplicates": order.duplicates, "gaps": order.gaps, "late": order.late}
+        return {"arrivals": arrivals, "trace": trace, "order": stats}
 
     eps = cfg.endpoints()
     endpoint = 0
@@ -307,7 +339,16 @@ def _ingest(
     c.on_message = on_message
     c.max_queued_messages_set(0)
     c.on_connect = lambda cl, *a: cl.subscribe([(f, 1) for f in filters])
-    c.on_subscribe = lambda *a: ready.set()
+    leaving = False
+
+    def on_subscribe(*_a: Any) -> None:
+        nonlocal leaving
+        ready.set()
+        if leaving:  # subscribed on another node: tell the operator
+            leaving = False
+            out.send("moved")
+
+    c.on_subscribe = on_subscribe
 
     def pump() -> None:
         while not stop.is_set():
@@ -318,16 +359,29 @@ def _ingest(
     # paho's loop reconnects to the same address; on a failure we move to the next node
     while not stop.is_set():
         host, port = eps[endpoint]
+        at[0] = port
         try:
             c.connect(host, port, keepalive=10)
             while True:
                 rc = c.loop(0.5)
+                take(order.expire(time.monotonic()))
                 if rc != paho.MQTT_ERR_SUCCESS:
                     break
                 if out.poll():
-                    if out.recv() == "snap":  # what arrived so far, and go on
-                        with lock:
-                            out.send({"arrivals": {d: list(v) for d, v in arrivals.items()}})
+                    cmd = out.recv()
+                    if cmd == "snap":  # what was released so far, and go on
+                        out.send(report())
+                        continue
+                    if isinstance(cmd, tuple) and cmd[0] == "expect":  # a run starts
+                        for dev in cmd[2]:
+                            order.expect(dev, cmd[1])
+                        continue
+                    if isinstance(cmd, tuple):  # ("leave", port): that node is to stop
+                        if port == cmd[1]:
+                            leaving = True
+                            c.disconnect()  # the session stays; the loop goes on
+                        else:
+                            out.send("moved")
                         continue
                     stop.set()
                     break
@@ -336,8 +390,8 @@ def _ingest(
         if not stop.is_set():
             endpoint = (endpoint + 1) % len(eps)
     counts[0], counts[1] = spat, q1
-    with lock:
-        out.send({"arrivals": arrivals})
+    take(order.flush())
+    out.send(report())
     with contextlib.suppress(Exception):
         c.disconnect()
 
@@ -348,6 +402,8 @@ class Ingest:
         self.counts = [ctx.Array("q", 2) for _ in configs]
         self.ready = [ctx.Event() for _ in configs]
         self.pipes = [ctx.Pipe() for _ in configs]
+        self.trace: dict[str, list[list[float]]] = {}
+        self.order: dict[str, int] = {}  # the in-order release's counts, summed
         self.procs = [
             ctx.Process(target=_ingest, args=(cfg, cid, f, n, r, child))
             for (cfg, cid, f), n, r, (_parent, child) in zip(
@@ -373,8 +429,23 @@ class Ingest:
                 last, since = now, time.monotonic()
             time.sleep(0.2)
 
+    def leave(self, port: int, timeout_s: float = 30.0) -> None:
+        """Every worker connected to the node on `port` disconnects (its persistent
+        session stays) and subscribes on another node; returns when all have."""
+        for parent, _child in self.pipes:
+            parent.send(("leave", port))
+        for parent, _child in self.pipes:
+            if not parent.poll(timeout_s):
+                raise RuntimeError(f"an ingest worker did not leave port {port} in {timeout_s} s")
+            parent.recv()
+
+    def expect(self, devices: list[str], seq: int) -> None:
+        """A run starts: each device's next sequence number is `seq`."""
+        for parent, _child in self.pipes:
+            parent.send(("expect", seq, devices))
+
     def arrivals(self) -> dict[str, list[int]]:
-        """What every worker has received so far (they go on)."""
+        """What every worker has released so far (they go on)."""
         merged: dict[str, list[int]] = {}
         for parent, _child in self.pipes:
             parent.send("snap")
@@ -390,8 +461,13 @@ class Ingest:
             parent.send("stop")
         for parent, _child in self.pipes:
             if parent.poll(30):
-                for dev, seqs in parent.recv()["arrivals"].items():
+                got = parent.recv()
+                for dev, seqs in got["arrivals"].items():
                     arrivals.setdefault(dev, []).extend(seqs)
+                for dev, recs in got["trace"].items():
+                    self.trace.setdefault(dev, []).extend(recs)
+                for k, v in got["order"].items():
+                    self.order[k] = self.order.get(k, 0) + v
         for p in self.procs:
             p.join(10)
             if p.is_alive():
@@ -424,6 +500,7 @@ def _run(
     for _ in procs:
         if not go[0].acquire(timeout=180):
             raise RuntimeError("the simulated devices did not connect in 180 s")
+    ingest.expect([d for d, _cfg in devices], base + 1)
     go[1].set()
     cpu0 = sum(_cpu_s(p) for p in pids())
     wall0, (spat0, q0) = time.monotonic(), ingest.totals()
@@ -443,8 +520,12 @@ def _run(
     outages: dict[str, list[list[float]]] = {}
     paths: dict[str, list[list[Any]]] = {}
     failures: dict[str, int] = {}
+    sent: dict[str, dict[int, list[list[float]]]] = {}
+    acked_at: dict[str, dict[int, float]] = {}
     for r in results:
         acked.update(r["acked"])
+        sent.update(r["sent"])
+        acked_at.update(r["acked_at"])
         paths.update(r["paths"])
         reconnects.update(r["reconnects"])
         outages.update(r["outages"])
@@ -463,26 +544,48 @@ def _run(
         "outages": outages,
         "paths": paths,
         "failures": failures,
+        "sent": sent,
+        "acked_at": acked_at,
         "base": base,
         **extra,
     }
 
 
-def _verdict(run: dict[str, Any], arrivals: dict[str, list[int]], since: float) -> dict[str, Any]:
-    lost = dup = disorder = 0
+def _order(seqs: list[int]) -> tuple[int, int]:
+    """(duplicates, first arrivals that came after a higher number) in an arrival order."""
+    seen: set[int] = set()
+    firsts: list[int] = []
+    dup = 0
+    for s in seqs:
+        if s in seen:
+            dup += 1
+        else:
+            seen.add(s)
+            firsts.append(s)
+    return dup, sum(1 for a, b in itertools.pairwise(firsts) if b < a)
+
+
+def _verdict(
+    run: dict[str, Any],
+    arrivals: dict[str, list[int]],
+    since: float,
+    delivered: dict[str, list[list[float]]] | None = None,
+) -> dict[str, Any]:
+    """`arrivals`: central's ingest output (after dedup and the in-order release);
+    `delivered`: what the broker delivered to the ingest, in its order."""
+    lost = dup = disorder = dup_out = disorder_in = 0
     lo, hi = run["base"], run["base"] + RUN_SEQS
     for dev, seqs in run["acked"].items():
         got = [s for s in arrivals.get(dev, []) if lo < s <= hi]
-        seen: set[int] = set()
-        firsts: list[int] = []
-        for s in got:
-            if s in seen:
-                dup += 1
-            else:
-                seen.add(s)
-                firsts.append(s)
+        d, o = _order(got)
+        dup_out += d
+        disorder += o
+        seen = set(got)
         lost += sum(1 for s in seqs if s not in seen)
-        disorder += sum(1 for a, b in itertools.pairwise(firsts) if b < a)
+        if delivered is not None:
+            d, o = _order([int(a[0]) for a in delivered.get(dev, []) if lo < a[0] <= hi])
+            dup += d
+            disorder_in += o
     downs = [
         up - lost_at for recs in run["reconnects"].values() for lost_at, up in recs if up >= since
     ]
@@ -509,9 +612,12 @@ def _verdict(run: dict[str, Any], arrivals: dict[str, list[int]], since: float) 
     }
     return {
         "qos1_lost": lost,
+        # as the broker delivered them to the ingest (at least once; a redelivery after
+        # an ingest connection's loss comes ack_wait later, behind newer ones) ...
         "qos1_duplicates": dup,
-        # first arrivals at central that came after a higher sequence number (central
-        # orders by seq; a redelivery after an ingest connection's loss comes late)
+        "out_of_order_delivered": disorder_in,
+        # ... and after central's ingest (dedup, in-order release): what its consumers see
+        "duplicates_after_ingest": dup_out,
         "out_of_order": disorder,
         "qos1_unacked_at_end": run["unacked"],
         "devices_disconnected": hit,
@@ -745,7 +851,7 @@ def _cluster(
             def real_device() -> None:
                 real["jitter"] = asyncio.run(_real_device(cluster, work, stop_real))
 
-            real_thread = threading.Thread(target=real_device)
+            real_thread = threading.Thread(target=real_device, daemon=True)
             real_thread.start()
             kill_at: dict[str, float] = {}
 
@@ -766,8 +872,18 @@ def _cluster(
             def rolling() -> dict[str, Any]:
                 time.sleep(seconds / 3)
                 kill_at["roll"] = time.time()
-                cluster.rolling_restart()
-                return {"rolling_s": round(time.time() - kill_at["roll"], 1)}
+                try:
+                    cluster.rolling_restart(leave=lambda node: ingest.leave(node.mqtt_port))
+                finally:  # a restart that stops short still ends the run
+                    stop_real.set()
+                return {
+                    "rolling_s": round(time.time() - kill_at["roll"], 1),
+                    "rolling_steps": [
+                        [round(t - kill_at["roll"], 2), e]
+                        for t, e in cluster.events
+                        if t >= kill_at["roll"]
+                    ],
+                }
 
             rolled = _run(devices, ingest, cluster.pids, seconds, workers, 2 * RUN_SEQS, rolling)
             stop_real.set()
@@ -775,23 +891,59 @@ def _cluster(
             ingest.drain()
             # acknowledged and not at central yet: wait past JetStream's redeliveries
             # (ack_wait 10 s) before counting it lost, and say how many came that late
-            res["qos1_arrived_after_drain"] = _await_missing(ingest, [killed, rolled], 35.0)
+            res["qos1_arrived_after_drain"] = _await_missing(ingest, [killed, rolled], 60.0)
             res["msgs_stream_at_end"] = _stream_state(cluster)
         finally:
             arrivals = ingest.stop()
+        res["ingest_order"] = ingest.order
         res["node_kill"] = {
-            **_verdict(killed, arrivals, kill_at["t"]),
+            **_verdict(killed, arrivals, kill_at["t"], ingest.trace),
             "killed": killed["killed"],
             "killed_msgs_leader": killed["killed_msgs_leader"],
         }
         res["rolling_restart"] = {
-            **_verdict(rolled, arrivals, kill_at["roll"]),
+            **_verdict(rolled, arrivals, kill_at["roll"], ingest.trace),
             "rolling_s": rolled["rolling_s"],
+            "rolling_steps": rolled["rolling_steps"],
         }
         j = real.get("jitter")
         res["real_device_tick_jitter_max_ms"] = None if j is None else round(j.max_ms, 1)
         res["real_device_tick_jitter_p99_ms"] = None if j is None else round(j.p99_ms, 1)
     return res
+
+
+# the figures that must be 0, by where they are in the report
+MUST_BE_ZERO = (
+    (("mosquitto", "capacity", "qos1_lost"), "acknowledged QoS 1 messages lost (raw load)"),
+    (("mosquitto", "qos1_lost"), "acknowledged QoS 1 messages lost"),
+    (("nats_cluster", "capacity", "qos1_lost"), "acknowledged QoS 1 messages lost (raw load)"),
+    *(
+        (("nats_cluster", phase, key), what)
+        for phase in ("node_kill", "rolling_restart")
+        for key, what in (
+            ("qos1_lost", "acknowledged QoS 1 messages lost"),
+            ("out_of_order", "out of order after central's ingest"),
+            ("duplicates_after_ingest", "duplicates after central's ingest"),
+        )
+    ),
+)
+
+
+def failures(res: dict[str, Any]) -> list[str]:
+    """What makes a fleet report a failure (pure): an acknowledged QoS 1 message lost, or
+    a duplicate or out-of-order message after central's ingest, anywhere; a figure
+    missing from the report counts as a failure too (nothing measured is not a pass)."""
+    out: list[str] = []
+    for path, what in MUST_BE_ZERO:
+        v: Any = res
+        for key in path:
+            v = v.get(key) if isinstance(v, dict) else None
+        where = ".".join(path)
+        if not isinstance(v, int) or isinstance(v, bool):
+            out.append(f"{where}: not measured ({what})")
+        elif v != 0:
+            out.append(f"{where} = {v}: {what}")
+    return out
 
 
 def run_fleet_bench(json_out: bool, quick: bool, machine: str) -> int:
@@ -808,7 +960,7 @@ def run_fleet_bench(json_out: bool, quick: bool, machine: str) -> int:
         work = Path(tmp)
         single = _mosquitto(work, n, seconds, workers, parts, rate_hz)
         clustered = _cluster(work, n, seconds, workers, parts, rate_hz)
-    res = {
+    res: dict[str, Any] = {
         "bench": "fleet",
         "machine": machine,
         "load_avg_1m": round((load0 + os.getloadavg()[0]) / 2, 1),
@@ -821,9 +973,11 @@ def run_fleet_bench(json_out: bool, quick: bool, machine: str) -> int:
         "mosquitto": single,
         "nats_cluster": clustered,
     }
+    res["failures"] = failures(res)
+    res["ok"] = not res["failures"]
     if json_out:
         print(json.dumps(res))
-        return 0
+        return 0 if res["ok"] else 1
     c, m = clustered, single
     print(f"edge bench fleet ({machine}), load average {res['load_avg_1m']}")
     print(
@@ -848,11 +1002,16 @@ def run_fleet_bench(json_out: bool, quick: bool, machine: str) -> int:
             f"  {label}: {v['devices_disconnected']} devices lost their link, "
             f"{v['devices_connected_at_end']} of {n} connected at the end; reconnect p50 "
             f"{v['reconnect_p50_s']} s, p99 {v['reconnect_p99_s']} s, max {v['reconnect_max_s']} "
-            f"s; QoS 1 lost {v['qos1_lost']}, duplicates {v['qos1_duplicates']}, out of order "
-            f"{v['out_of_order']}"
+            f"s; QoS 1 lost {v['qos1_lost']}; delivered to the ingest: duplicates "
+            f"{v['qos1_duplicates']}, out of order {v['out_of_order_delivered']}; after "
+            f"central's ingest: out of order {v['out_of_order']}, duplicates "
+            f"{v['duplicates_after_ingest']}"
         )
     print(
         f"  a real device on the cluster: control tick jitter max "
         f"{c['real_device_tick_jitter_max_ms']} ms, p99 {c['real_device_tick_jitter_p99_ms']} ms"
     )
-    return 0
+    for f in res["failures"]:
+        print(f"  FAIL {f}")
+    print("  ok" if res["ok"] else f"  FAIL: {len(res['failures'])} figure(s) not 0")
+    return 0 if res["ok"] else 1

@@ -6,7 +6,8 @@ expiry; MQTT 3.1.1: clean_session false) with QoS 1 subscriptions, so the broker
 queues counts and events for it while it is away; it drops duplicates by (device,
 seq). On a broker without MQTT 5 (negotiated down as in edge.link.client), an ack is
 matched by the `"corr"` in its payload: the digest of the request central published.
-On a NATS cluster (edge.link.nats) each ingest worker takes one partition of devices.
+On a NATS cluster (edge.link.nats) each ingest worker takes one partition of devices
+and releases each device's counts and events in sequence order (edge.link.inorder).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge.device import certs, enrol
 from edge.link import topics
 from edge.link.client import NODELAY, BrokerConfig, refused_v5, request_digest
+from edge.link.inorder import GAP_TIMEOUT_S, InOrder, Released
 from edge.link.messages import command_body
 from edge.link.plans import bundle_body
 from edge.link.signing import sign
@@ -343,6 +345,14 @@ class Collected:
             else:
                 self.by_kind[leaf][key] = obj
 
+    def last_seqs(self) -> dict[str, int]:
+        """Each device's highest sequence number here."""
+        last: dict[str, int] = {}
+        for kind in self.by_kind.values():
+            for d, s in kind:
+                last[d] = max(s, last.get(d, s))
+        return last
+
     def seqs(self, device: str) -> set[int]:
         return {s for kind in self.by_kind.values() for (d, s) in kind if d == device}
 
@@ -363,18 +373,52 @@ async def ingest_partition(
     partition: int,
     into: Collected,
     stop: asyncio.Event,
+    gap_timeout_s: float = GAP_TIMEOUT_S,
 ) -> None:
     """One of central's ingest workers on a NATS cluster (edge.link.nats): a persistent
     session (id `ingest-<partition>`) on its partition of devices, so the cluster holds
-    its QoS 1 messages while it is away; reconnects (to the next node) until `stop`."""
+    its QoS 1 messages while it is away; reconnects (to the next node) until `stop`.
+    Counts and events reach `into` in each device's sequence order, duplicates dropped
+    (edge.link.inorder): a message behind a gap waits for the gap's redelivery, up to
+    `gap_timeout_s`; a device `into` already has continues after its last number."""
     from edge.link.nats import ingest_filter
 
-    while not stop.is_set():
-        try:
-            async with connect(broker, identifier=f"ingest-{partition}", persistent=True) as c:
-                await c.subscribe(ingest_filter(partition), qos=1)
-                async for msg in c.messages:
-                    payload = msg.payload if isinstance(msg.payload, bytes) else b""
-                    into.add(str(msg.topic), payload)
-        except aiomqtt.MqttError:
-            await asyncio.sleep(0.3)
+    loop = asyncio.get_running_loop()
+    order: InOrder[tuple[str, bytes]] = InOrder(gap_timeout_s)
+    for device, last in into.last_seqs().items():
+        order.expect(device, last + 1)
+
+    def add(released: list[Released[tuple[str, bytes]]]) -> None:
+        for r in released:
+            into.add(*r.payload)
+
+    def take(topic: str, payload: bytes) -> None:
+        parsed = topics.parse(topics.unpartitioned(topic))
+        if parsed is not None and parsed[1] in into.by_kind:
+            try:
+                seq = int(json.loads(payload)["seq"])
+            except (ValueError, KeyError, TypeError):
+                seq = None
+            if seq is not None:
+                add(order.push(parsed[0], seq, (topic, payload), loop.time()))
+                return
+        into.add(topic, payload)
+
+    async def expire() -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            add(order.expire(loop.time()))
+
+    timer = asyncio.create_task(expire())
+    try:
+        while not stop.is_set():
+            try:
+                async with connect(broker, identifier=f"ingest-{partition}", persistent=True) as c:
+                    await c.subscribe(ingest_filter(partition), qos=1)
+                    async for msg in c.messages:
+                        take(str(msg.topic), msg.payload if isinstance(msg.payload, bytes) else b"")
+            except aiomqtt.MqttError:
+                await asyncio.sleep(0.3)
+    finally:
+        timer.cancel()
+        add(order.flush())  # stopping: what is held goes out, in order

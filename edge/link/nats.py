@@ -20,7 +20,8 @@ Rules it keeps:
 - MQTT sessions, QoS 1 messages and retained messages live in JetStream with 3 replicas:
   a node killed mid-run loses nothing that was acknowledged.
 - A rolling restart keeps the streams' quorum: a node goes only when every node's
-  /healthz (the monitoring port, loopback, plain HTTP) says its replicas are current, in
+  /healthz (the monitoring port, loopback, plain HTTP) is ok and every stream's and
+  consumer's leader reports each of its replicas current (/jsz; `wait_current`), in
   lame duck first (its leaderships move before it stops), and the next waits until the
   restarted one is current again (`rolling_restart`).
 """
@@ -35,7 +36,7 @@ import signal
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,13 @@ from edge.link.topics import INGEST_ROOT
 NODES = 3
 # lame duck before a node's SIGTERM: its leaderships move at once, and its listeners close
 LAME_DUCK_DRAIN_S = 2.0
+# then until it leads nothing, at most this long
+LEADS_NOTHING_TIMEOUT_S = 10.0
 INGEST_LEAVES = ("counts", "events", "hires", "spat")
+# a replica this many Raft entries behind its leader is still catching up through the
+# normal appends, not a snapshot (the bench's load keeps a few in flight)
+MAX_REPLICA_LAG = 1000
+REPLICA_ACTIVE_S = 2.0
 
 
 def nats_binary() -> str | None:
@@ -115,6 +122,57 @@ def ingest_filter(partition: int) -> str:
     return f"{INGEST_ROOT}/{partition}/{topics.ROOT}/+/+"
 
 
+def not_current(reports: list[dict[str, Any] | None], names: list[str]) -> list[str]:
+    """What keeps a cluster of nodes `names` from losing one now, given each node's /jsz
+    report (None: it did not answer), as each stream's and consumer's leader reports it
+    (a follower reports the other replicas as not current, so only the leader's view
+    counts): a node that does not answer, no meta leader or nodes that disagree on it, a
+    stream without a leader report, fewer replicas than the cluster has peers, or a
+    replica neither current nor heard from within `REPLICA_ACTIVE_S` and at most
+    `MAX_REPLICA_LAG` entries behind. Empty: every replica of everything is current."""
+    out: list[str] = []
+    metas = {(r or {}).get("meta_cluster", {}).get("leader") for r in reports}
+    if None in reports:
+        out += [f"n{i + 1}: no /jsz answer" for i, r in enumerate(reports) if r is None]
+    elif len(metas) != 1 or not next(iter(metas)):
+        out.append(f"meta leader not settled ({sorted(str(m) for m in metas)})")
+    seen: set[str] = set()
+    led: set[str] = set()
+    for i, r in enumerate(reports):
+        for acc in (r or {}).get("account_details") or []:
+            for st in acc.get("stream_detail") or []:
+                assets = [(f"stream {st.get('name')}", st)]
+                assets += [
+                    (f"consumer {st.get('name')} > {c.get('name')}", c)
+                    for c in st.get("consumer_detail") or []
+                ]
+                for what, a in assets:
+                    seen.add(what)
+                    cl = a.get("cluster") or {}
+                    if cl.get("leader") != names[i]:
+                        continue
+                    led.add(what)
+                    reps = cl.get("replicas") or []
+                    if len(reps) != len(names) - 1:
+                        out.append(f"{what}: {len(reps)} replicas beside its leader")
+                    for rep in reps:
+                        # under load a leader samples a follower a few entries behind
+                        # and calls it not current; one heard from within the last
+                        # seconds and little behind is catching up by appends
+                        lag, active_s = rep.get("lag", 0), rep.get("active", 1e12) / 1e9
+                        near = lag <= MAX_REPLICA_LAG and active_s < REPLICA_ACTIVE_S
+                        if not (rep.get("current") or near):
+                            out.append(
+                                f"{what}: replica {rep.get('name')} current "
+                                f"{rep.get('current')}, lag {rep.get('lag', 0)}"
+                            )
+    # a stream nobody leads is unavailable; a consumer nobody leads is (seen after a
+    # node kill: a device session's consumer whose create timed out) only its own
+    # session's problem, not the cluster's quorum
+    out += [f"{w}: no leader reports it" for w in sorted(seen - led) if w.startswith("stream")]
+    return out
+
+
 @dataclass
 class Node:
     name: str
@@ -139,6 +197,8 @@ class NatsCluster:
     partitions: int = 4
     central_users: tuple[str, ...] = ("central",)
     nodes: list[Node] = field(default_factory=list)
+    # what the rolling restart did and when: (epoch s, "n1 lame duck"), ...
+    events: list[tuple[float, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         binary = nats_binary()
@@ -332,6 +392,40 @@ class NatsCluster:
         except (OSError, ValueError):
             return None
 
+    def not_current(self) -> list[str]:
+        """What keeps the cluster from losing a node now (`not_current`, on every node's
+        /jsz); empty when every replica of everything is current."""
+        return not_current([self.jsz(i) for i in range(NODES)], [n.name for n in self.nodes])
+
+    def led_by(self, i: int) -> list[str]:
+        """The streams and consumers node i leads, as any answering node reports them."""
+        name = self.nodes[i].name
+        out: set[str] = set()
+        for r in (self.jsz(j) for j in range(NODES)):
+            for acc in (r or {}).get("account_details") or []:
+                for st in acc.get("stream_detail") or []:
+                    if (st.get("cluster") or {}).get("leader") == name:
+                        out.add(f"stream {st.get('name')}")
+                    for c in st.get("consumer_detail") or []:
+                        if (c.get("cluster") or {}).get("leader") == name:
+                            out.add(f"consumer {st.get('name')} > {c.get('name')}")
+        return sorted(out)
+
+    def wait_current(self, timeout_s: float = 60.0) -> None:
+        """Until every node is healthy and `not_current()` is empty: the step an operator
+        takes before stopping a node (and after starting one)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            missing = [f"n{i + 1}: /healthz not ok" for i in range(NODES) if not self.healthy(i)]
+            missing = missing or self.not_current()
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"cluster not current in {timeout_s} s: " + "; ".join(missing[:5])
+                )
+            time.sleep(0.2)
+
     def wait_healthy(self, i: int, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
         while not self.healthy(i):
@@ -341,29 +435,54 @@ class NatsCluster:
                 )
             time.sleep(0.1)
 
-    def restart_node(self, i: int, drain_s: float = LAME_DUCK_DRAIN_S) -> None:
-        """One step of a rolling restart, as an operator does it: every node healthy
-        first; lame duck (SIGUSR2: the node stops accepting connections and hands its
-        JetStream leaderships over at once); `drain_s` later SIGTERM (the clients it still
-        holds go to the others, whose leaders are settled); start it again and wait until
-        its replicas are current (/healthz) before the next node may go. Without that
-        wait the next stop takes a stream's second replica while the first is still
-        catching up: the stream has no quorum and every gateway stalls."""
-        for j in range(NODES):
-            self.wait_healthy(j)
+    def restart_node(
+        self,
+        i: int,
+        drain_s: float = LAME_DUCK_DRAIN_S,
+        leave: Callable[[Node], None] | None = None,
+    ) -> None:
+        """One step of a rolling restart, as an operator does it: the cluster current first
+        (`wait_current`: every node's /healthz, one meta leader, and every stream's and
+        consumer's leader reporting all its replicas current); lame duck (SIGUSR2: the
+        node stops accepting connections and hands its JetStream leaderships over at
+        once); `drain_s` later SIGINT (the clients it still holds go to the others, whose
+        leaders are settled); start it again and wait until its own /healthz is ok and
+        the cluster is current again before the next node may go. Without that wait the
+        next stop takes a stream's second replica while the first is still catching up:
+        the stream has no quorum and every gateway stalls."""
+        name = self.nodes[i].name
+        self.wait_current()
+        self.events.append((time.time(), f"{name} lame duck"))
         proc = self.nodes[i].proc
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGUSR2)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(drain_s)
+            # a node in lame duck still votes, and can win a stream's or consumer's
+            # election again (seen here: a consumer leader 1 s into lame duck); it goes
+            # only when it leads nothing, as every node reports
+            deadline = time.monotonic() + LEADS_NOTHING_TIMEOUT_S
+            while (led := self.led_by(i)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if led:
+                self.events.append((time.time(), f"{name} still leads {', '.join(led)}"))
+        if leave is not None:  # central's ingest moves its sessions off it first
+            leave(self.nodes[i])
+            self.events.append((time.time(), f"{name} left by the ingest"))
         # SIGINT: 2.9 ignores SIGTERM in lame duck (it would wait out the 30 s)
+        self.events.append((time.time(), f"{name} stop"))
         self.stop_node(i, sig=signal.SIGINT)
+        self.events.append((time.time(), f"{name} start"))
         self.start_node(i)
         self.wait_healthy(i)
+        self.wait_current()
+        self.events.append((time.time(), f"{name} current"))
 
-    def rolling_restart(self, drain_s: float = LAME_DUCK_DRAIN_S) -> None:
+    def rolling_restart(
+        self, drain_s: float = LAME_DUCK_DRAIN_S, leave: Callable[[Node], None] | None = None
+    ) -> None:
         for i in range(NODES):
-            self.restart_node(i, drain_s)
+            self.restart_node(i, drain_s, leave)
 
     def kill_node(self, i: int) -> None:
         """SIGKILL: the node dies as in a power cut, with nothing flushed."""

@@ -1,0 +1,107 @@
+"""Central's ingest output in order per device (edge/link/inorder.py), without a broker.
+
+Rules: per device the output is strictly increasing except messages marked late; nothing
+is released twice; every number that arrived is released (at the latest by `flush`); a gap
+filled before its timeout costs nothing (no late message, no gap counted); a gap that is
+not filled is given up after the timeout and counted; held messages are bounded.
+"""
+
+from __future__ import annotations
+
+import pytest
+from edge.link.inorder import InOrder, Released
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from tests.hypothesis_profiles import examples
+
+T = 15.0
+
+
+def _feed(order: InOrder[bytes], arrivals: list[tuple[str, int, float]]) -> list[Released[bytes]]:
+    out: list[Released[bytes]] = []
+    for dev, seq, t in arrivals:
+        out += order.expire(t)
+        out += order.push(dev, seq, f"{dev}:{seq}".encode(), t)
+    return out + order.flush()
+
+
+# arrivals: (device, seq, time); the times are sorted (the caller's clock goes forward)
+arrivals_st = st.lists(
+    st.tuples(st.sampled_from(["a", "b"]), st.integers(1, 30), st.floats(0, 60)),
+    max_size=80,
+).map(lambda xs: sorted(xs, key=lambda x: x[2]))
+
+
+@settings(max_examples=examples(300))
+@given(arrivals_st)
+# a redelivery after its gap was given up: released once, late; its copy a duplicate
+@example([("a", 1, 0.0), ("a", 3, 1.0), ("a", 2, 20.0), ("a", 2, 21.0)])
+def test_in_order_once_and_complete(arrivals: list[tuple[str, int, float]]) -> None:
+    order = InOrder[bytes](gap_timeout_s=T)
+    out = _feed(order, arrivals)
+    for dev in ("a", "b"):
+        mine = [r for r in out if r.device == dev]
+        seqs = [r.seq for r in mine]
+        assert len(seqs) == len(set(seqs)), seqs  # nothing twice
+        first = next((s for d, s, _t in arrivals if d == dev), None)
+        # everything from the device's first arrival on is released (earlier ones are
+        # duplicates of nothing central knows: below its start)
+        assert set(seqs) == {s for d, s, _t in arrivals if d == dev and s >= (first or 0)}
+        in_order = [r.seq for r in mine if not r.late]
+        assert in_order == sorted(in_order), seqs
+        for r in mine:
+            assert r.payload == f"{dev}:{r.seq}".encode()
+    assert order.held() == 0
+
+
+@settings(max_examples=examples(200))
+@given(
+    st.permutations(list(range(1, 21))),
+    st.lists(st.integers(1, 20), max_size=10),
+)
+def test_a_shuffle_within_the_timeout_comes_out_exactly_in_order(
+    perm: list[int], dups: list[int]
+) -> None:
+    order = InOrder[bytes](gap_timeout_s=T)
+    order.expect("a", 1)
+    arrivals = [("a", s, 0.1 * i) for i, s in enumerate(perm + dups)]  # all within 4 s
+    out = _feed(order, arrivals)
+    assert [r.seq for r in out] == list(range(1, 21))
+    assert not any(r.late for r in out)
+    assert order.gaps == 0 and order.late == 0 and order.duplicates == len(dups)
+
+
+def test_a_gap_not_filled_is_given_up_after_the_timeout() -> None:
+    order = InOrder[bytes](gap_timeout_s=T)
+    assert [r.seq for r in order.push("a", 1, b"", 0.0)] == [1]
+    assert order.push("a", 3, b"", 1.0) == [] and order.push("a", 4, b"", 2.0) == []
+    assert order.deadline() == 1.0 + T
+    assert order.expire(1.0 + T - 0.01) == []
+    assert [r.seq for r in order.expire(1.0 + T)] == [3, 4]
+    assert order.gaps == 1 and order.held() == 0
+    # the given-up one comes after all: released once, marked late; again: a duplicate
+    (late,) = order.push("a", 2, b"", 30.0)
+    assert late.late and late.seq == 2
+    assert order.push("a", 2, b"", 31.0) == [] and order.duplicates == 1
+
+
+def test_held_messages_are_bounded() -> None:
+    order = InOrder[bytes](gap_timeout_s=T, max_held=3)
+    order.expect("a", 1)
+    out = [r for s in (2, 3, 4, 5) for r in order.push("a", s, b"", 0.0)]
+    assert [r.seq for r in out] == [2, 3, 4, 5] and order.gaps == 1
+
+
+def test_expect_drops_what_central_already_has() -> None:
+    order = InOrder[bytes](gap_timeout_s=T)
+    order.push("a", 5, b"", 0.0)
+    order.push("a", 7, b"", 0.0)
+    order.expect("a", 8)
+    assert order.duplicates == 1 and order.held() == 0
+    assert [r.seq for r in order.push("a", 8, b"", 1.0)] == [8]
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="gap_timeout_s"):
+        InOrder[bytes](gap_timeout_s=0)
