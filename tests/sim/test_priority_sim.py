@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -283,3 +284,10 @@ def test_compare_traces_each_signal_passed_with_and_without_preemption(tmp_path:
     ev_rows = text.split("emergency vehicles\n", 1)[1].splitlines()
     assert ev_rows[2].startswith("edge ") and ev_rows[3].startswith("edge-no-preempt")
     assert f"{on['ev_free_flow_ratio']:.2f}" in ev_rows[2]  # the ratio with two decimals
+    # per signal: docs/priority.md's (approach to junction exit), not between stop lines
+    header = re.split(r"\s{2,}", ev_rows[0])
+    for row, r in ((ev_rows[2], on), (ev_rows[3], off)):
+        cells = re.split(r"\s{2,}", row)
+        assert cells[header.index("per signal: median s")] == f"{r['ev_at_signal_median_s']:.1f}"
+        halted = sum(r["ev_halted_at_signal_s"]) / 2
+        assert cells[header.index("halted s")] == f"{halted:.1f}"
