@@ -262,6 +262,43 @@ def test_central_requests_earlier_where_a_queue_stands_ahead(tmp_path: Path) -> 
     assert 19.0 <= told["J2 eta"] <= 20.0
 
 
+def test_centrals_request_stays_due_while_the_queue_ahead_discharges(tmp_path: Path) -> None:
+    """Ten cars a lane stand 250 m before J1 as the ambulance departs (central's request
+    falls due early, for them) and drive off 8 s later: the request stays until the
+    ambulance has passed, it is not dropped and raised again at the 20 s lead."""
+    from sim.sumo import engine
+    from sim.sumo.emergency import EmergencyFeed
+
+    stops = "".join(
+        f'<vehicle id="q{lane}_{k}" type="car" route="WE" depart="{k}" departLane="{lane}">'
+        f'<stop lane="W_J1_{lane}" endPos="250" until="48"/></vehicle>\n'
+        for k in range(10)
+        for lane in (0, 1)
+    )
+    routes = CORRIDOR_ROUTES.replace('<vehicle id="ambulance"', stops + '<vehicle id="ambulance"')
+    sc = resolve(str(_corridor(tmp_path, routes)))
+    derivations = [derive(j) for j in signal_junctions(sc.net)]
+    feed = EmergencyFeed(derivations)
+    sim = engine.start(["-c", str(sc.sumocfg), "--no-step-log", "true", "--no-warnings", "true"])
+    ons: dict[int, list[float]] = {}
+    queue_gone = None
+    try:
+        for _ in range(200):
+            sim.simulationStep()
+            feed.update(sim)
+            t = float(sim.simulation.getTime())
+            if queue_gone is None and t > 48 and sim.edge.getLastStepHaltingNumber("W_J1") == 0:
+                queue_gone = t
+            for c in feed.take("J1"):
+                if c.on:
+                    ons.setdefault(c.preempt, []).append(t)
+    finally:
+        engine.close(sim)
+    assert queue_gone is not None
+    told = min(ons, key=lambda p: ons[p][0])  # central's, before the receiver's 250 m
+    assert ons[told][0] < 48.0 < queue_gone and ons[told] == ons[told][:1], (ons, queue_gone)
+
+
 def test_compare_traces_each_signal_passed_with_and_without_preemption(tmp_path: Path) -> None:
     sc = resolve(str(_corridor(tmp_path)))
     on = run(sc, "edge", 1, 200)
