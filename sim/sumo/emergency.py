@@ -8,11 +8,14 @@ passed the stop line:
   signal only;
 - central (with `central=True`): the city brain tracks the vehicle along its
   route and sends every signal ahead an `ev_priority` request with the ETA;
-  the device puts it to the core the preempt's `lead_ms` before the arrival
-  (edge/link/priority.py). Here the ETA is the distance over the speed the
-  vehicle may drive (its lane's limit times its speed factor), and central
-  names the vehicle's turn (from its route), so a through vehicle gets its
-  approach's through preempt where the site has one.
+  the request acts its request lead before the arrival (edge/link/priority.py's
+  `request_lead_s`, the device's own formula: the preempt's `lead_ms`, or the
+  time to end the conflicting greens and discharge the queue ahead of the
+  vehicle, SUMO's halting count standing in for the device's estimate) and,
+  once due, stays until the vehicle has passed. Here the ETA is the distance
+  over the speed the vehicle may drive (its lane's limit times its speed
+  factor), and central names the vehicle's turn (from its route), so a
+  through vehicle gets its approach's through preempt where the site has one.
 The request reaches the in-process controller as a Preempt command (what
 edge.board.inputs and edge.link.priority make of either source), or a board
 as the preempt's input bit. SUMO's `getNextTLS` gives the signals ahead,
