@@ -124,12 +124,12 @@ def test_a_queue_ahead_brings_centrals_request_forward_on_the_device(tmp_path: P
         await _command(rt, keys, ev)
         assert rt.preempting == set()  # 50 s away, a lead of 20 s: the cross streets run on
         queue[0] = 20.0  # 20 vehicles at N's through: 15.5 + 2 + 40 s: at most 60 s
-        await _until(lambda: k in rt.ctl.preempt.requests, timeout_s=10)
+        await _until(lambda: k in rt.ctl.preempt.requests, timeout_s=20)
         queue[0] = 0.0  # discharged: the request stays until cancelled
         await asyncio.sleep(1.2)  # one more of the link's priority checks
         assert k in rt.ctl.preempt.requests
         await _command(rt, keys, {**ev, "cancel": True})
-        await _until(lambda: not rt.ctl.preempt.requests)
+        await _until(lambda: not rt.ctl.preempt.requests, timeout_s=20)
         rt.stopping = True
         assert await loop == 0
 
