@@ -181,8 +181,9 @@ class Preempt:
     shortened. The dwell lasts at least `min_dwell_ms` and ends when the
     request is cancelled, or after `max_presence_ms` (a stuck input).
     A request that names the vehicle's arrival time (central's ETA) is put to
-    the core `lead_ms` before that arrival: long enough to time out the entry
-    and let the queue ahead of the vehicle start moving. A preempt with a
+    the core at least `lead_ms` before that arrival: long enough to time out the
+    entry and let the queue ahead of the vehicle start moving (earlier where a
+    longer queue stands ahead: edge/link/priority.py). A preempt with a
     `turn` takes central's requests that name that turn for its approach (a
     through vehicle can dwell with the opposing through rather than its own
     left); the approach's preempt without one takes the rest and its receiver.

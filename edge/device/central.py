@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.board.driver import TICK_MS
 from edge.control.messages import Event, LoadSite
-from edge.control.site import Site
+from edge.control.site import Plan, Site
 from edge.device import bootstrap
 from edge.extensions import Extension
 from edge.link import messages
@@ -138,6 +138,12 @@ class CentralLink(CentralEndpoint):
 
     def _core_site(self) -> Site:
         return self.rt.driver.controller.site
+
+    def _core_queues(self) -> tuple[list[float], Plan]:
+        # Read off the control thread: plain numbers, a late one costs a second at most.
+        ctl = self.rt.driver.controller
+        present = ctl.det_present
+        return [ctl.adaptive.queue(i, present) for i in range(len(ctl.site.phases))], ctl.plan
 
     def _apply_bundle(self, bundle: Bundle, correlation: bytes | None) -> None:
         plan = plan_at(bundle.config, datetime.datetime.now())

@@ -43,7 +43,7 @@ import sqlite3
 import time
 import tomllib
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +52,7 @@ from typing import Any
 from cryptography import x509
 
 from edge.control.messages import Event
-from edge.control.site import Site
+from edge.control.site import Plan, Site
 from edge.device import certs
 from edge.link import messages
 from edge.link.client import LinkClient
@@ -158,6 +158,11 @@ class CentralEndpoint:
 
     def _core_site(self) -> Site:
         raise NotImplementedError
+
+    def _core_queues(self) -> tuple[Sequence[float], Plan | None]:
+        """The core's queue estimate per phase and its plan in force, for the time an
+        emergency request needs to clear the way (edge/link/priority.py); none: the lead."""
+        return (), None
 
     def _apply_bundle(self, bundle: Bundle, correlation: bytes | None) -> None:
         raise NotImplementedError
@@ -360,7 +365,8 @@ class CentralEndpoint:
 
     def _sync_priority(self) -> None:
         """Central's requests become the core's preempts (emergency) and transit priority."""
-        for cmd in self.book.commands(self._core_site(), utc_ms()):
+        queues, plan = self._core_queues()
+        for cmd in self.book.commands(self._core_site(), utc_ms(), queues, plan):
             log.info("central_priority command=%r", cmd)
             self._to_core(ControlCommand(None, cmd))
 

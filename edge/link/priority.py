@@ -1,11 +1,20 @@
 """Central's priority requests as commands for the control core. Pure.
 
 An emergency request in force becomes Preempt(on) for the preempts of its
-approach (those of its turn, where it names one the site has) from the
-preempt's lead time before the vehicle's arrival (received at + ETA): early
-enough to time out the entry and start the queue ahead of the vehicle, not
-so early that the cross streets wait for a vehicle still minutes away. The
-callers ask again every second, so a request falls due on time.
+approach (those of its turn, where it names one the site has) from its
+request lead before the vehicle's arrival (received at + ETA): early enough
+to time out the entry and to discharge the queue ahead of the vehicle, not so
+early that the cross streets wait for a vehicle still minutes away. The
+request lead (`request_lead_s`, the one formula the simulator's central uses
+too) is the preempt's `lead_s`, or the time to clear the way where that is
+longer: `entry + 2 s + 2 s x queue`, at most 60 s, where `entry` is the
+longest a conflicting green of the plan in force takes to end (minimum
+green, yellow, red clearance) and `queue` the vehicles a lane waiting for
+the vehicle's movement (the core's queue estimate per phase, from its loops
+or cameras, over the phase's stop-bar loops). Once due, a request stays due
+until cancelled or expired: the queue it discharges shrinks, and the
+preempt must not lapse before the vehicle is through. The callers ask again
+every second, so a request falls due on time.
 A transit request becomes the core's TransitRequest for its approach (when
 the site has transit priority). A cancel, or expiry at the command's TTL
 (a lost radio or bus never cancels), drops the request, and what the core was
@@ -18,18 +27,64 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from edge.control.messages import Preempt, TransitRequest
+from edge.control.site import Plan, Site, Turn
 from edge.control.site import Preempt as SitePreempt
-from edge.control.site import Site
 from edge.link import messages
 from edge.link.messages import EmergencyPriorityRequest, TransitPriorityRequest
 
 log = logging.getLogger(__name__)
 
 Request = EmergencyPriorityRequest | TransitPriorityRequest
+
+# Time to clear the way: end the conflicting greens (their minimums and full
+# clearances), then discharge the queue ahead of the vehicle, one vehicle a lane
+# every SAT_HEADWAY_S after STARTUP_LOST_S (saturation flow); never more than
+# MAX_LEAD_S ahead of the arrival (the cross streets would wait for nothing).
+SAT_HEADWAY_S = 2.0
+STARTUP_LOST_S = 2.0
+MAX_LEAD_S = 60.0
+
+
+def entry_s(site: Site, pre: SitePreempt, plan: Plan | None = None) -> float:
+    """The longest a green outside the dwell takes to end: its minimum, yellow and red
+    clearance (`plan`: the one in force; the site's default when not given)."""
+    timings = (plan or site.plans[site.default_plan]).timings
+    dwell = set(pre.dwell_phases)
+    return max(
+        (
+            (t.min_green_ms + t.yellow_ms + t.red_clear_ms) / 1000
+            for pid, t in timings.items()
+            if pid not in dwell
+        ),
+        default=0.0,
+    )
+
+
+def request_lead_s(pre: SitePreempt, entry: float, queue_veh: float) -> float:
+    """How long before the vehicle's arrival its request acts: the preempt's lead, or
+    the time to clear the way (`entry`, then `queue_veh` vehicles a lane) if longer."""
+    clear = entry + STARTUP_LOST_S + SAT_HEADWAY_S * max(queue_veh, 0.0)
+    return max(pre.lead_ms / 1000, min(MAX_LEAD_S, clear))
+
+
+def queue_ahead_veh(site: Site, queues: Sequence[float], approach: str, turn: str | None) -> float:
+    """Vehicles a lane waiting ahead of a vehicle on `approach` making `turn` (through
+    where not named): the most over the phases serving that movement of each phase's
+    queue estimate (`queues[i]`, vehicles, in the order of site.phases) over its
+    stop-bar loops (one a lane)."""
+    want = turn or Turn.THROUGH.value
+    best = 0.0
+    for i, ph in enumerate(site.phases):
+        served = [m for m in (*ph.movements, *ph.permissive) if m.approach == approach]
+        if not any(m.turn.value == want for m in served) or i >= len(queues):
+            continue
+        lanes = sum(1 for d in site.detectors if not d.ped and ph.id in d.calls)
+        best = max(best, queues[i] / max(lanes, 1))
+    return best
 
 
 def kind_of(req: Request) -> str:
@@ -66,6 +121,7 @@ class PriorityBook:
     requests: dict[str, Request] = field(default_factory=dict)
     preempting: set[int] = field(default_factory=set)
     transiting: set[str] = field(default_factory=set)
+    due: set[tuple[str, int]] = field(default_factory=set)  # (request key, preempt id) fallen due
 
     def restore(self, rows: Iterable[tuple[str, str, str]]) -> None:
         """Stored requests (Store.active_priorities: key, kind, body) in force again."""
@@ -98,16 +154,30 @@ class PriorityBook:
             del self.requests[key]
         return gone
 
-    def commands(self, site: Site, utc_ms: int) -> list[Preempt | TransitRequest]:
-        """What the core must be told so it holds exactly the requests in force and due."""
+    def commands(
+        self,
+        site: Site,
+        utc_ms: int,
+        queues: Sequence[float] = (),
+        plan: Plan | None = None,
+    ) -> list[Preempt | TransitRequest]:
+        """What the core must be told so it holds exactly the requests in force and due.
+
+        `queues`: the core's queue estimate per phase (vehicles, in the order of
+        site.phases; none known: the lead alone); `plan`: the plan in force."""
         out: list[Preempt | TransitRequest] = []
-        wanted = {
-            pre.id
-            for req in self.requests.values()
-            if isinstance(req, EmergencyPriorityRequest)
-            for pre in preempts_for(site, req.approach, req.turn)
-            if utc_ms >= req.received_ms + round(req.eta_s * 1000) - pre.lead_ms
-        }
+        due: set[tuple[str, int]] = set()
+        for key, req in self.requests.items():
+            if not isinstance(req, EmergencyPriorityRequest):
+                continue
+            queue = queue_ahead_veh(site, queues, req.approach, req.turn) if queues else 0.0
+            for pre in preempts_for(site, req.approach, req.turn):
+                lead = request_lead_s(pre, entry_s(site, pre, plan), queue)
+                arrival = req.received_ms + round(req.eta_s * 1000)
+                if (key, pre.id) in self.due or utc_ms >= arrival - round(lead * 1000):
+                    due.add((key, pre.id))
+        self.due = due  # cancelled and expired requests drop out here
+        wanted = {pid for _, pid in due}
         out += [Preempt(pid, True) for pid in sorted(wanted - self.preempting)]
         out += [Preempt(pid, False) for pid in sorted(self.preempting - wanted)]
         self.preempting = wanted

@@ -53,6 +53,10 @@ def _total_queue(r: dict[str, Any]) -> float:
     return float(sum(q["mean"] for q in r["queues"].values()))
 
 
+def _mean_of(values: list[float] | None) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
 def _cell(values: list[float], digits: int = 1) -> str:
     mean, sd = summarise(values)
     if mean is None:
@@ -69,8 +73,10 @@ EV_COLUMNS: list[Column] = [
     ("EVs", lambda r: r["ev_count"]),
     ("EV delay s", lambda r: r["ev_mean_delay_s"]),
     ("EV travel / free flow", lambda r: r["ev_free_flow_ratio"]),
-    ("per signal: median s", lambda r: r.get("ev_signal_delay_median_s")),
-    ("p90 s", lambda r: r.get("ev_signal_delay_p90_s")),
+    # docs/priority.md's delay per signal (issue 17): approach (150 m) to junction exit
+    ("per signal: median s", lambda r: r.get("ev_at_signal_median_s")),
+    ("p90 s", lambda r: r.get("ev_at_signal_p90_s")),
+    ("halted s", lambda r: _mean_of(r.get("ev_halted_at_signal_s"))),
     ("queue back: median s", lambda r: r.get("ev_recovery_median_s")),
     ("within 2 cycles %", lambda r: r.get("ev_recovered_2_cycles_pct")),
 ]
@@ -102,8 +108,10 @@ def format_table(reports: list[dict[str, Any]], controllers: Sequence[str]) -> s
     if any(r.get("ev_passages") for r in reports):
         lines += ["", "emergency vehicles", *_table(reports, controllers, EV_COLUMNS)]
         lines.append(
-            "EV delay: SUMO time loss per emergency vehicle; per signal: the time loss between "
-            "one stop line and the next (median, 90th percentile over passages); queue back: "
+            "EV delay: SUMO time loss per emergency vehicle; per signal: the time loss from "
+            "entering a signal's approach (150 m before its stop line) to leaving its junction "
+            "(median, 90th percentile over passages; sim/sumo/ev_trace.py); halted: of that, "
+            "seconds at a standstill, mean a passage; queue back: "
             "from a passage until the signal's halting vehicles are at their level before the "
             "vehicle came; within 2 cycles: share of passages where that took at most two of "
             "the signal's mean cycles"

@@ -8,11 +8,14 @@ passed the stop line:
   signal only;
 - central (with `central=True`): the city brain tracks the vehicle along its
   route and sends every signal ahead an `ev_priority` request with the ETA;
-  the device puts it to the core the preempt's `lead_ms` before the arrival
-  (edge/link/priority.py). Here the ETA is the distance over the speed the
-  vehicle may drive (its lane's limit times its speed factor), and central
-  names the vehicle's turn (from its route), so a through vehicle gets its
-  approach's through preempt where the site has one.
+  the request acts its request lead before the arrival (edge/link/priority.py's
+  `request_lead_s`, the device's own formula: the preempt's `lead_ms`, or the
+  time to end the conflicting greens and discharge the queue ahead of the
+  vehicle, SUMO's halting count standing in for the device's estimate) and,
+  once due, stays until the vehicle has passed. Here the ETA is the distance
+  over the speed the vehicle may drive (its lane's limit times its speed
+  factor), and central names the vehicle's turn (from its route), so a
+  through vehicle gets its approach's through preempt where the site has one.
 The request reaches the in-process controller as a Preempt command (what
 edge.board.inputs and edge.link.priority make of either source), or a board
 as the preempt's input bit. SUMO's `getNextTLS` gives the signals ahead,
@@ -30,19 +33,12 @@ from typing import Any
 
 from edge.control.messages import Preempt
 from edge.control.site import Preempt as SitePreempt
-from edge.control.site import Site
-from edge.link.priority import preempts_for
+from edge.link.priority import entry_s, preempts_for, request_lead_s
 
 from sim.sumo.derive import Derivation
 from sim.sumo.ev_trace import EvTrace
 
 DETECT_RANGE_M = 250.0  # typical optical/radio receiver range on a straight approach
-# Central's request falls due early enough to end the conflicting greens (their
-# minimums and full clearances) and then to discharge the queue ahead of the
-# vehicle: one vehicle a lane every SAT_HEADWAY_S after STARTUP_LOST_S.
-SAT_HEADWAY_S = 2.0
-STARTUP_LOST_S = 2.0
-MAX_LEAD_S = 60.0
 
 
 def edge_of(lane: str) -> str:
@@ -53,7 +49,7 @@ def edge_of(lane: str) -> str:
 class _Signal:
     preempt_of_link: dict[int, int]  # TLS link index -> preempt id of its approach
     told_of_link: dict[int, int]  # TLS link index -> the preempt central's request asks for
-    lead_s: dict[int, float]  # preempt id -> how long before the arrival central's request acts
+    pre: dict[int, SitePreempt]  # preempt id -> the site's preempt
     entry_s: dict[int, float]  # preempt id -> longest conflicting minimum green + clearances
     lane_of_link: dict[int, str]  # TLS link index -> the lane it leaves the stop line from
     input_of: dict[int, int]  # preempt id -> board input (1..16), where wired
@@ -89,11 +85,14 @@ class EmergencyFeed:
                 turn = b.movement.split(".")[-1] if b.movement else None
                 told[b.index] = preempts_for(d.site, arm, turn)[0].id
             inputs = {p.id: p.input for p in d.site.preempts if p.input is not None}
-            lead = {p.id: p.lead_ms / 1000 for p in d.site.preempts}
-            entry = {p.id: _entry_s(d.site, p) for p in d.site.preempts}
+            by_id = {p.id: p for p in d.site.preempts}
+            entry = {p.id: entry_s(d.site, p) for p in d.site.preempts}
             lanes = {b.index: b.from_lane for b in d.links if b.from_lane}
-            self.signals[d.tls] = _Signal(links, told, lead, entry, lanes, inputs)
+            self.signals[d.tls] = _Signal(links, told, by_id, entry, lanes, inputs)
         self.vehicles: set[str] = set()
+        # (vehicle, signal, link) central's request fell due for: it stays due until the
+        # vehicle has passed (the queue it discharges shrinks; the preempt must not lapse)
+        self.due: set[tuple[str, str, int]] = set()
         self.requests = 0  # preempt requests raised (rising edges), for the report
         self.trace = EvTrace(edges)
         self.stop_edges = {e for es in edges.values() for e in es}  # end at a signal's stop line
@@ -110,6 +109,7 @@ class EmergencyFeed:
                 self.vehicles.discard(vid)
                 self.trace.gone(vid)
         wanted: dict[str, set[int]] = {tls: set() for tls in self.signals}
+        due: set[tuple[str, str, int]] = set()
         for vid in sorted(self.vehicles):
             ahead = sim.vehicle.getNextTLS(vid)
             self.trace.ahead(
@@ -125,10 +125,14 @@ class EmergencyFeed:
                     continue
                 told_pid = sig.told_of_link[int(link)]
                 heard = n == 0 and dist <= self.range_m
-                told = self.central and self._due(sim, vid, sig, int(link), told_pid, dist, speed)
+                key = (vid, tls, int(link))
+                told = self.central and (
+                    key in self.due or self._due(sim, vid, sig, int(link), told_pid, dist, speed)
+                )
                 # Both sources request, as on the device: central's (earlier) is served
                 # first, and both drop as the vehicle passes the stop line.
                 if told:
+                    due.add(key)
                     wanted[tls].add(told_pid)
                 if heard:
                     wanted[tls].add(pid)
@@ -136,6 +140,7 @@ class EmergencyFeed:
                     self.trace.reach(vid, tls)
                 if not self.central:
                     break
+        self.due = due  # passed signals (and gone vehicles) drop out
         if not self.preempt:
             return
         for tls, sig in self.signals.items():
@@ -152,16 +157,18 @@ class EmergencyFeed:
     def _due(
         self, sim: Any, vid: str, sig: _Signal, link: int, pid: int, dist: float, speed: float
     ) -> bool:
-        """Central's request for this signal is in force: the vehicle's ETA (distance over
-        the speed it may drive) is within the preempt's lead, or within the time the
-        signal needs to end the conflicting greens and discharge the queue ahead of it."""
+        """Central's request for this signal falls due: the vehicle's ETA (distance over
+        the speed it may drive) is within its request lead (edge/link/priority.py: the
+        preempt's lead, or the time to end the conflicting greens and discharge the
+        queue ahead of the vehicle)."""
         eta = dist / speed
-        if eta <= sig.lead_s[pid]:
+        pre = sig.pre[pid]
+        if eta <= request_lead_s(pre, sig.entry_s[pid], 0.0):
             return True
-        if eta > MAX_LEAD_S:
-            return False
+        if eta > request_lead_s(pre, sig.entry_s[pid], float("inf")):
+            return False  # beyond any queue's reach: spare SUMO the count
         queue = _queue_ahead(sim, vid, sig.lane_of_link.get(link), self.stop_edges)
-        return eta <= min(MAX_LEAD_S, sig.entry_s[pid] + STARTUP_LOST_S + SAT_HEADWAY_S * queue)
+        return eta <= request_lead_s(pre, sig.entry_s[pid], queue)
 
     def take(self, tls: str) -> tuple[Preempt, ...]:
         """The Preempt commands for this signal since the last take."""
@@ -183,20 +190,6 @@ class EmergencyFeed:
             if n is not None:
                 mask |= 1 << (n - 1)
         return mask
-
-
-def _entry_s(site: Site, pre: SitePreempt) -> float:
-    """The longest a conflicting green can take to end: its minimum, yellow and red."""
-    plan = site.plans[site.default_plan]
-    dwell = set(pre.dwell_phases)
-    return max(
-        (
-            (t.min_green_ms + t.yellow_ms + t.red_clear_ms) / 1000
-            for pid, t in plan.timings.items()
-            if pid not in dwell
-        ),
-        default=0.0,
-    )
 
 
 def _queue_ahead(sim: Any, vid: str, lane: str | None, stop_edges: set[str]) -> float:

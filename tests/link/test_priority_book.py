@@ -7,9 +7,17 @@ import dataclasses
 
 from edge.config import load_config
 from edge.control.messages import Preempt, TransitRequest
-from edge.control.site import Site, TransitPriority
+from edge.control.site import Detector, Site, TransitPriority
 from edge.link.messages import EmergencyPriorityRequest, TransitPriorityRequest
-from edge.link.priority import PriorityBook, body_of, key_of, kind_of
+from edge.link.priority import (
+    PriorityBook,
+    body_of,
+    entry_s,
+    key_of,
+    kind_of,
+    queue_ahead_veh,
+    request_lead_s,
+)
 
 from tests.link.harness import SITE
 
@@ -105,3 +113,57 @@ def test_a_request_naming_its_turn_takes_that_turns_preempt() -> None:
     assert book.commands(s, NOW) == [Preempt(1, True), Preempt(4, True)]
     book.update(ev("E-1", "W", cancel=True))
     assert book.commands(s, NOW) == [Preempt(5, False)]
+
+
+def test_the_request_lead_is_the_time_to_clear_the_way_where_that_is_longer() -> None:
+    s = site()
+    north = next(p for p in s.preempts if p.id == 4)
+    # phases 2 and 6 (outside the dwell): 10 s minimum green, 4 s yellow, 1.5 s red
+    assert entry_s(s, north) == 15.5
+    fast = dataclasses.replace(
+        s.plans["day"],
+        timings={
+            k: dataclasses.replace(t, min_green_ms=5000) for k, t in s.plans["day"].timings.items()
+        },
+    )
+    assert entry_s(s, north, fast) == 10.5  # the plan in force, when given
+    assert request_lead_s(north, 15.5, 0.0) == 20.0  # 15.5 + 2 s: the lead is longer
+    assert request_lead_s(north, 15.5, 5.0) == 27.5  # + 2 s start-up + 2 s a vehicle
+    assert request_lead_s(north, 15.5, 100.0) == 60.0  # never more than a minute ahead
+    assert request_lead_s(north, 15.5, -3.0) == 20.0  # a bad estimate counts as none
+    far = dataclasses.replace(north, lead_ms=90_000)
+    assert request_lead_s(far, 15.5, 100.0) == 90.0  # a site's own longer lead stands
+
+
+def test_the_queue_ahead_is_a_lane_of_the_vehicles_own_movement() -> None:
+    s = site()
+    queues = [0.0] * len(s.phases)
+    queues[7] = 6.0  # phase 8: N.T and N.R, one stop-bar loop
+    queues[2] = 3.0  # phase 3: N.L
+    assert queue_ahead_veh(s, queues, "N", None) == 6.0  # no turn named: through
+    assert queue_ahead_veh(s, queues, "N", "T") == 6.0
+    assert queue_ahead_veh(s, queues, "N", "L") == 3.0
+    assert queue_ahead_veh(s, queues, "S", None) == 0.0
+    assert queue_ahead_veh(s, [], "N", None) == 0.0  # nothing known
+    two = dataclasses.replace(
+        s, detectors=(*s.detectors, Detector(99, 16, False, (8,), (8,), 0, 0, False))
+    )
+    assert queue_ahead_veh(two, queues, "N", None) == 3.0  # two lanes: 6 vehicles, 3 a lane
+
+
+def test_a_queue_ahead_brings_the_request_forward_and_it_stays_due() -> None:
+    """Issue 17: the device requests as early as the simulator's central, from its own
+    queue estimate; once due, the preempt holds while the queue discharges."""
+    s, book = site(), PriorityBook()
+    book.update(ev("E-1", "N", eta_s=35.0, expires=120_000))
+    queues = [0.0] * len(s.phases)
+    assert book.commands(s, NOW, queues) == []  # 35 s away, the 20 s lead: not yet
+    queues[7] = 10.0  # ten vehicles stand at N's through: 15.5 + 2 + 20 = 37.5 s
+    assert book.commands(s, NOW, queues) == [Preempt(4, True)]
+    queues[7] = 0.0  # the queue discharges under the preempt ...
+    assert book.commands(s, 1_000, queues) == []  # ... which stays, 34 s ahead of the vehicle
+    assert 4 in book.preempting
+    book.update(ev("E-1", "N", cancel=True))
+    assert book.commands(s, 2_000, queues) == [Preempt(4, False)] and not book.due
+    book.update(ev("E-2", "N", eta_s=35.0, expires=120_000))
+    assert book.commands(s, 2_000, queues) == []  # a new vehicle starts afresh

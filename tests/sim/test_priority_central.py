@@ -10,10 +10,12 @@ core -> the controller's own requests, then the cancel and the expiry.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from edge.control.messages import Inputs, Outputs
 from edge.link import central
 from edge.link.client import BrokerConfig
 from edge.link.config import DeviceConfig
@@ -91,6 +93,43 @@ def test_a_request_never_cancelled_lapses_at_its_expiry(tmp_path: Path) -> None:
         await _until(lambda: "S" in transit.requests)
         await _until(lambda: not transit.requests, timeout_s=5)
         assert "transit:B-9" not in rt.priority
+        rt.stopping = True
+        assert await loop == 0
+
+    asyncio.run(body())
+
+
+def test_a_queue_ahead_brings_centrals_request_forward_on_the_device(tmp_path: Path) -> None:
+    """Issue 17: the device requests from its own queue estimate (here a camera's, on the
+    north through's loop) the time to clear the way before the ETA, not the fixed lead."""
+    keys = make_keys(tmp_path / "keys")
+    rt = _runtime(tmp_path, keys)
+    north = next(p for p in rt.ctl.site.preempts if p.approach == "N" and p.turn is None)
+    k = rt.ctl.preempt.index[north.id]
+    loop_8 = next(d.id for d in rt.ctl.site.detectors if 8 in d.calls and not d.ped)
+    queue = [0.0]
+    driver = rt.runtime.driver
+    sense = driver.sense
+    assert sense is not None
+
+    def queued(inputs: Inputs, last: Outputs | None) -> Inputs:
+        out = sense(inputs, last)
+        return dataclasses.replace(out, queues=((loop_8, queue[0]),)) if queue[0] else out
+
+    driver.sense = queued
+
+    async def body() -> None:
+        loop = asyncio.create_task(rt.run())
+        ev = {"kind": "ev_priority", "approach": "N", "eta_s": 50, "vehicle_id": "E-1"}
+        await _command(rt, keys, ev)
+        assert rt.preempting == set()  # 50 s away, a lead of 20 s: the cross streets run on
+        queue[0] = 20.0  # 20 vehicles at N's through: 15.5 + 2 + 40 s: at most 60 s
+        await _until(lambda: k in rt.ctl.preempt.requests, timeout_s=20)
+        queue[0] = 0.0  # discharged: the request stays until cancelled
+        await asyncio.sleep(1.2)  # one more of the link's priority checks
+        assert k in rt.ctl.preempt.requests
+        await _command(rt, keys, {**ev, "cancel": True})
+        await _until(lambda: not rt.ctl.preempt.requests, timeout_s=20)
         rt.stopping = True
         assert await loop == 0
 

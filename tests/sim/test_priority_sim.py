@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -261,6 +262,43 @@ def test_central_requests_earlier_where_a_queue_stands_ahead(tmp_path: Path) -> 
     assert 19.0 <= told["J2 eta"] <= 20.0
 
 
+def test_centrals_request_stays_due_while_the_queue_ahead_discharges(tmp_path: Path) -> None:
+    """Ten cars a lane stand 250 m before J1 as the ambulance departs (central's request
+    falls due early, for them) and drive off 8 s later: the request stays until the
+    ambulance has passed, it is not dropped and raised again at the 20 s lead."""
+    from sim.sumo import engine
+    from sim.sumo.emergency import EmergencyFeed
+
+    stops = "".join(
+        f'<vehicle id="q{lane}_{k}" type="car" route="WE" depart="{k}" departLane="{lane}">'
+        f'<stop lane="W_J1_{lane}" endPos="250" until="48"/></vehicle>\n'
+        for k in range(10)
+        for lane in (0, 1)
+    )
+    routes = CORRIDOR_ROUTES.replace('<vehicle id="ambulance"', stops + '<vehicle id="ambulance"')
+    sc = resolve(str(_corridor(tmp_path, routes)))
+    derivations = [derive(j) for j in signal_junctions(sc.net)]
+    feed = EmergencyFeed(derivations)
+    sim = engine.start(["-c", str(sc.sumocfg), "--no-step-log", "true", "--no-warnings", "true"])
+    ons: dict[int, list[float]] = {}
+    queue_gone = None
+    try:
+        for _ in range(200):
+            sim.simulationStep()
+            feed.update(sim)
+            t = float(sim.simulation.getTime())
+            if queue_gone is None and t > 48 and sim.edge.getLastStepHaltingNumber("W_J1") == 0:
+                queue_gone = t
+            for c in feed.take("J1"):
+                if c.on:
+                    ons.setdefault(c.preempt, []).append(t)
+    finally:
+        engine.close(sim)
+    assert queue_gone is not None
+    told = min(ons, key=lambda p: ons[p][0])  # central's, before the receiver's 250 m
+    assert ons[told][0] < 48.0 < queue_gone and ons[told] == ons[told][:1], (ons, queue_gone)
+
+
 def test_compare_traces_each_signal_passed_with_and_without_preemption(tmp_path: Path) -> None:
     sc = resolve(str(_corridor(tmp_path)))
     on = run(sc, "edge", 1, 200)
@@ -283,3 +321,10 @@ def test_compare_traces_each_signal_passed_with_and_without_preemption(tmp_path:
     ev_rows = text.split("emergency vehicles\n", 1)[1].splitlines()
     assert ev_rows[2].startswith("edge ") and ev_rows[3].startswith("edge-no-preempt")
     assert f"{on['ev_free_flow_ratio']:.2f}" in ev_rows[2]  # the ratio with two decimals
+    # per signal: docs/priority.md's (approach to junction exit), not between stop lines
+    header = re.split(r"\s{2,}", ev_rows[0])
+    for row, r in ((ev_rows[2], on), (ev_rows[3], off)):
+        cells = re.split(r"\s{2,}", row)
+        assert cells[header.index("per signal: median s")] == f"{r['ev_at_signal_median_s']:.1f}"
+        halted = sum(r["ev_halted_at_signal_s"]) / 2
+        assert cells[header.index("halted s")] == f"{halted:.1f}"
