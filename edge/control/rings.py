@@ -9,6 +9,17 @@ test_properties.py and invariants.py check them):
    called phase later in the ring inside the group; a ring with nothing more
    to serve in the group is ready to cross. With simultaneous gap-out off, a
    ring once ready stays ready until the barrier is crossed.
+   2a. A green whose next phase is a lagging left (a protected left after the
+   phase that lets it turn permissively, its FYA overlap's permissive parent)
+   gives way to it only once every other ring's green in the group may end
+   too (free and adaptive operation; coordination's force-offs decide
+   otherwise). Meanwhile its stragglers pass and the left's flashing arrow
+   turns lefts in the gaps, and the protected left runs at the end of the
+   group for the lefts still waiting, not in the middle of it, where its
+   through's later arrivals would wait a whole cycle while the other ring's
+   green runs on. Only a gap-out holds: the held green's own maximum (its
+   timer runs, the left calling) ends it, so the left waits no longer than
+   when that green was extended to its maximum by its own vehicles.
 3. The barrier is crossed when another group (or a phase behind a ring's
    position in this group) is called and every ring is ready: every green
    still running ends, and the new group starts only once every ring has
@@ -88,6 +99,19 @@ class Rings:
         ]
         self.start_phases = [i for i, p in enumerate(phases) if p.start_up]
         self.dual_entry = [p.dual_entry for p in phases]
+        # Lagging FYA lefts (rule 2a): a protected left after a phase of its ring that
+        # lets it turn permissively (its FYA overlap's permissive parent).
+        index = {p.id: i for i, p in enumerate(phases)}
+        self.lag_left = 0
+        for o in site.overlaps:
+            for pid in o.parents if o.permissive_parents else ():
+                i = index[pid]
+                if any(
+                    self.ring_of[index[q]] == self.ring_of[i]
+                    and self.pos_of[index[q]] < self.pos_of[i]
+                    for q in o.permissive_parents
+                ):
+                    self.lag_left |= 1 << i
 
     def clear(self) -> None:
         """Rule 5: all red, flash or start-up all red entered: no ring times anything."""
@@ -129,6 +153,14 @@ class Rings:
                 reason = timers.end_reason(ctl, now, a) if can_end else ""
                 if ctl.transit is not None and can_end and not stopping:
                     reason = transit.end_reason(ctl, now, a, reason, bool(demand | local))
+                if (
+                    local
+                    and reason == "gap_out"
+                    and not stopping
+                    and self._lag_waits(ctl, now, r, local)
+                ):
+                    ready_all = False  # rule 2a: the green holds, its left's FYA still flashing
+                    continue
                 if local and reason and not stopping:
                     ctl._start_yellow(now, a, reason)
                     self.ring_next[r] = (local & -local).bit_length() - 1
@@ -165,6 +197,20 @@ class Rings:
                 ready_all = False
         changed |= self._barrier(ctl, now, calls, cross_demand, ready_all, stopping)
         return changed
+
+    def _lag_waits(self, ctl: Controller, now: int, r: int, local: int) -> bool:
+        """Rule 2a: ring r's green gapped out, its next phase is a lagging left and
+        another ring's green in the group still extends (may not end yet)."""
+        nxt = (local & -local).bit_length() - 1
+        if not self.lag_left >> nxt & 1 or ctl.coordinator.points is not None:
+            return False
+        iv, timers = ctl.intervals.iv, ctl.timers
+        for r2, a2 in enumerate(self.active):
+            if r2 == r or a2 < 0 or iv[a2] != GREEN:
+                continue
+            if not (timers.can_end(ctl, now, a2) and timers.end_reason(ctl, now, a2)):
+                return True
+        return False
 
     def clearance(self, ctl: Controller, now: int, r: int, i: int) -> bool:
         """Ring r's phase i: yellow ends in red clearance, red clearance in red (the ring

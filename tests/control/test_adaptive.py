@@ -237,6 +237,41 @@ def test_a_lagging_left_is_not_held_back() -> None:
         assert (ad.left_deadline(present, on_at) is not None) is held
 
 
+def lagging_left_greens(mode: str, other_extends: bool) -> tuple[list[int], list[int], list[int]]:
+    """The lagging T-junction with a left waiting on its loop, no westbound through after
+    start-up (phase 2 gaps out at its minimum), the eastbound through's loop (phase 6)
+    held occupied or empty: the times phases 1, 2 and 6 show green, over 60 s."""
+    site = lagging_left_t_junction()
+    ctl = Controller(site)
+    occupied = frozenset({LEFT_DET, 6} if other_extends else {LEFT_DET})
+    shown: tuple[list[int], list[int], list[int]] = ([], [], [])
+    for t in range(0, 60_000, 100):
+        out = ctl.step(t, Inputs(occupied=occupied, commands=(SetMode(mode),) if t == 0 else ()))
+        for times, pid in zip(shown, (1, 2, 6), strict=True):
+            if out.phases[ctl.index[pid]] == Lamp.GREEN:
+                times.append(t)
+    return shown
+
+
+@pytest.mark.parametrize("mode", ["free", "adaptive"])
+def test_a_lagging_left_waits_for_the_other_rings_green(mode: str) -> None:
+    """Rings rule 2a: a through that gaps out before its lagging left holds its green while
+    the other ring's through still extends, and the left runs once that one may end, at
+    the latest when the held through reaches its own maximum (40 s, its timer started by
+    the left's call); with the other through gapped out too the left follows at once.
+    (Before the rule the left started at the through's gap-out, 12 s, mid-group.)"""
+    left, through, other = lagging_left_greens(mode, other_extends=True)
+    start = through[0]  # after the start-up all red
+    assert left, "the lagging left never ran"
+    assert through[-1] - start == 39_900  # held past its 12 s minimum, to its maximum
+    assert left[0] - through[-1] == 5_600  # then yellow and red clearance
+    assert other[0] == start and left[0] in other  # the other ring's through still green
+    left, through, other = lagging_left_greens(mode, other_extends=False)
+    end = next(t for t, u in itertools.pairwise(through) if u != t + 100)
+    assert end - start == 11_900  # gap-out at its minimum
+    assert left[0] - end == 5_600 and left[0] in other
+
+
 def test_a_long_permissive_green_counts_as_failed() -> None:
     """A 40 s opposing green is a dense stream: lefts may wait in the box, off the loop."""
     _, ctl = left_waits_through_red("adaptive", permissive_long_ms=30_000)

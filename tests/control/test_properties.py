@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import random
+import tomllib
 from pathlib import Path
 
 import pytest
-from edge.config import load_site
+from edge.config import load_site, site_from_dict
 from edge.control.controller import Controller
 from edge.control.messages import (
     AllRed,
@@ -40,6 +41,17 @@ from tests.hypothesis_profiles import examples
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.toml"))
 SITES = {p.stem: load_site(p) for p in EXAMPLES}
+
+
+def _lagging_left(path: Path) -> Site:
+    """The T-junction with its FYA left after the opposing through (rings rule 2a)."""
+    raw = tomllib.loads(path.read_text())
+    by_id = {p["id"]: p for p in raw["phases"]}
+    raw["phases"] = [by_id[2], by_id[1], *(p for p in raw["phases"] if p["id"] not in (1, 2))]
+    return site_from_dict(raw)
+
+
+SITES["t_junction_lagging_left"] = _lagging_left(EXAMPLES[0].parent / "t_junction.toml")
 STEP_MS = 100
 STEPS_RUN = [0]  # reported at the end of the session by tests/conftest.py
 
