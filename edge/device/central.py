@@ -139,11 +139,18 @@ class CentralLink(CentralEndpoint):
     def _core_site(self) -> Site:
         return self.rt.driver.controller.site
 
-    def _core_queues(self) -> tuple[list[float], Plan]:
-        # Read off the control thread: plain numbers, a late one costs a second at most.
+    def _core_queues(self) -> tuple[list[float], Plan | None]:
+        # Read off the control thread, never locking it: plain numbers, a late one costs a
+        # second at most. A site being swapped mid-read gives up for this second (the
+        # preempt's own lead then applies) rather than failing the link's priority loop.
         ctl = self.rt.driver.controller
-        present = ctl.det_present
-        return [ctl.adaptive.queue(i, present) for i in range(len(ctl.site.phases))], ctl.plan
+        try:
+            present = ctl.det_present
+            n = len(ctl.site.phases)
+            return [ctl.adaptive.queue(i, present) for i in range(n)], ctl.plan
+        except (IndexError, KeyError, RuntimeError) as exc:
+            log.debug("core_queues_unread %s", exc)
+            return [], None
 
     def _apply_bundle(self, bundle: Bundle, correlation: bytes | None) -> None:
         plan = plan_at(bundle.config, datetime.datetime.now())
