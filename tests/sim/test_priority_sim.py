@@ -246,17 +246,23 @@ def test_central_requests_every_signal_ahead_by_eta_the_receiver_only_the_next(
     assert 230 < heard["J1"] <= 250
 
 
+def _queued_routes(per_lane: int, end_pos: float, until: float) -> str:
+    """The corridor's routes with `per_lane` cars a lane stopped on J1's approach at
+    `end_pos` until `until` s, departed before the ambulance."""
+    stops = "".join(
+        f'<vehicle id="q{lane}_{k}" type="car" route="WE" depart="{k}" departLane="{lane}">'
+        f'<stop lane="W_J1_{lane}" endPos="{end_pos:g}" until="{until:g}"/></vehicle>\n'
+        for k in range(per_lane)
+        for lane in (0, 1)
+    )
+    return CORRIDOR_ROUTES.replace('<vehicle id="ambulance"', stops + '<vehicle id="ambulance"')
+
+
 def test_central_requests_earlier_where_a_queue_stands_ahead(tmp_path: Path) -> None:
     """Eight cars a lane stand at J1's stop line: central's request falls due early enough
     to end the conflicting greens and then discharge them (2 s each after 2 s), not at
     the 20 s lead; J2, with nothing ahead, at the lead."""
-    stops = "".join(
-        f'<vehicle id="q{lane}_{k}" type="car" route="WE" depart="{k}" departLane="{lane}">'
-        f'<stop lane="W_J1_{lane}" endPos="-1" until="400"/></vehicle>\n'
-        for k in range(8)
-        for lane in (0, 1)
-    )
-    routes = CORRIDOR_ROUTES.replace('<vehicle id="ambulance"', stops + '<vehicle id="ambulance"')
+    routes = _queued_routes(8, end_pos=-1, until=400)
     told = _first_requests(_corridor(tmp_path, routes), central=True)
     assert told["J1 eta"] > 25.0
     assert 19.0 <= told["J2 eta"] <= 20.0
@@ -269,13 +275,7 @@ def test_centrals_request_stays_due_while_the_queue_ahead_discharges(tmp_path: P
     from sim.sumo import engine
     from sim.sumo.emergency import EmergencyFeed
 
-    stops = "".join(
-        f'<vehicle id="q{lane}_{k}" type="car" route="WE" depart="{k}" departLane="{lane}">'
-        f'<stop lane="W_J1_{lane}" endPos="250" until="48"/></vehicle>\n'
-        for k in range(10)
-        for lane in (0, 1)
-    )
-    routes = CORRIDOR_ROUTES.replace('<vehicle id="ambulance"', stops + '<vehicle id="ambulance"')
+    routes = _queued_routes(10, end_pos=250, until=48)
     sc = resolve(str(_corridor(tmp_path, routes)))
     derivations = [derive(j) for j in signal_junctions(sc.net)]
     feed = EmergencyFeed(derivations)
