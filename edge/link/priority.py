@@ -13,7 +13,9 @@ green, yellow, red clearance) and `queue` the vehicles a lane waiting for
 the vehicle's movement (the core's queue estimate per phase, from its loops
 or cameras, over the phase's stop-bar loops). Once due, a request stays due
 until cancelled or expired: the queue it discharges shrinks, and the
-preempt must not lapse before the vehicle is through. The callers ask again
+preempt must not lapse before the vehicle is through; a cancel, or a new
+request for the vehicle whose arrival moved more than DUE_RESET_S later (it
+stopped or was rerouted), starts it over. The callers ask again
 every second, so a request falls due on time.
 A transit request becomes the core's TransitRequest for its approach (when
 the site has transit priority). A cancel, or expiry at the command's TTL
@@ -47,6 +49,15 @@ Request = EmergencyPriorityRequest | TransitPriorityRequest
 SAT_HEADWAY_S = 2.0
 STARTUP_LOST_S = 2.0
 MAX_LEAD_S = 60.0
+# A replacing request (same vehicle) whose arrival moved later by more than this is a new
+# approach (stopped, rerouted): what had fallen due is dropped. Within it, ETA jitter of a
+# vehicle still coming keeps its preempt (the lead it fell due on may have shrunk since).
+DUE_RESET_S = 5.0
+
+
+def arrival_ms(req: EmergencyPriorityRequest) -> int:
+    """When the vehicle is expected at the stop bar (received at + ETA), UTC ms."""
+    return req.received_ms + round(req.eta_s * 1000)
 
 
 def entry_s(site: Site, pre: SitePreempt, plan: Plan | None = None) -> float:
@@ -139,12 +150,21 @@ class PriorityBook:
             self.requests[key] = req
 
     def update(self, req: Request) -> str:
-        """A request (or its cancel) from central; returns its key."""
+        """A request (or its cancel) from central; returns its key. A cancel, or a new
+        request whose arrival is more than DUE_RESET_S later than the one it replaces,
+        drops what had fallen due for the key: it falls due again on its own lead."""
         key = key_of(req)
+        old = self.requests.get(key)
         if req.cancel:
             self.requests.pop(key, None)
         else:
             self.requests[key] = req
+        if req.cancel or (
+            isinstance(old, EmergencyPriorityRequest)
+            and isinstance(req, EmergencyPriorityRequest)
+            and arrival_ms(req) - arrival_ms(old) > DUE_RESET_S * 1000
+        ):
+            self.due = {(k, pid) for k, pid in self.due if k != key}
         return key
 
     def expire(self, utc_ms: int) -> list[str]:
@@ -173,7 +193,7 @@ class PriorityBook:
             queue = queue_ahead_veh(site, queues, req.approach, req.turn) if queues else 0.0
             for pre in preempts_for(site, req.approach, req.turn):
                 lead = request_lead_s(pre, entry_s(site, pre, plan), queue)
-                arrival = req.received_ms + round(req.eta_s * 1000)
+                arrival = arrival_ms(req)
                 if (key, pre.id) in self.due or utc_ms >= arrival - round(lead * 1000):
                     due.add((key, pre.id))
         self.due = due  # cancelled and expired requests drop out here

@@ -167,3 +167,25 @@ def test_a_queue_ahead_brings_the_request_forward_and_it_stays_due() -> None:
     assert book.commands(s, 2_000, queues) == [Preempt(4, False)] and not book.due
     book.update(ev("E-2", "N", eta_s=35.0, expires=120_000))
     assert book.commands(s, 2_000, queues) == []  # a new vehicle starts afresh
+
+
+def test_a_replacing_request_whose_arrival_moved_later_is_not_due_any_more() -> None:
+    """Review 28 (M2): due is kept per request key (the vehicle), so a newer request for
+    the same vehicle, ten minutes out now or re-requested after a cancel, kept the
+    preempt on until expiry. A later arrival (> DUE_RESET_S) or a cancel starts over."""
+    s, book = site(), PriorityBook()
+    book.update(EmergencyPriorityRequest("c1", "N", 10.0, "E-1", False, 0, 900_000))
+    assert book.commands(s, 0) == [Preempt(4, True)]
+    # re-sent at 5 s: the vehicle stopped, now 600 s out (a fresh book would not preempt)
+    book.update(EmergencyPriorityRequest("c2", "N", 600.0, "E-1", False, 5_000, 900_000))
+    assert book.commands(s, 6_000) == [Preempt(4, False)] and not book.preempting
+    # ETA jitter of a vehicle still coming (arrival 3 s later) keeps what fell due
+    book.update(EmergencyPriorityRequest("c3", "N", 10.0, "E-1", False, 0, 900_000))
+    assert book.commands(s, 0) == [Preempt(4, True)]
+    book.update(EmergencyPriorityRequest("c4", "N", 12.0, "E-1", False, 1_000, 900_000))
+    assert book.due == {("ev:E-1", 4)}
+    assert book.commands(s, 1_000) == [] and book.preempting == {4}
+    # a cancel and a re-request before the next ask: the new one falls due on its own
+    book.update(ev("E-1", "N", cancel=True))
+    book.update(EmergencyPriorityRequest("c5", "N", 600.0, "E-1", False, 1_000, 900_000))
+    assert book.commands(s, 2_000) == [Preempt(4, False)]
