@@ -380,13 +380,14 @@ async def ingest_partition(
     its QoS 1 messages while it is away; reconnects (to the next node) until `stop`.
     Counts and events reach `into` in each device's sequence order, duplicates dropped
     (edge.link.inorder): a message behind a gap waits for the gap's redelivery, up to
-    `gap_timeout_s`; a device `into` already has continues after its last number."""
+    `gap_timeout_s`; a device `into` already has continues after its last number, and
+    what is missing below that (a redelivery after a restart) is still taken, once."""
     from edge.link.nats import ingest_filter
 
     loop = asyncio.get_running_loop()
     order: InOrder[tuple[str, bytes]] = InOrder(gap_timeout_s)
     for device, last in into.last_seqs().items():
-        order.expect(device, last + 1)
+        order.expect(device, last + 1, into.seqs(device))  # its holes: still to come
 
     def add(released: list[Released[tuple[str, bytes]]]) -> None:
         for r in released:

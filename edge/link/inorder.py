@@ -17,13 +17,19 @@ Rules it keeps:
   until `gap_timeout_s` after the gap was first seen (longer than the broker's ack wait, so
   a redelivery fills it), or while more than `max_held` are held for the device; then the
   gap is given up (its size counted in `gaps`) and the held messages go out in order.
+- The wait for a gap starts when it is first seen: when the gap below the held messages
+  fills (or is given up) and others stay held behind a later gap, that gap's wait starts then.
+- At most MAX_SKIPPED_RANGES given-up ranges are remembered per device (the oldest go:
+  a message of theirs coming later is then dropped as a duplicate), however they split.
 - A device's first number is its first arrival, unless the caller says what it expects
-  (`expect`: central restarting from its store passes the last number it has + 1).
+  (`expect`: central restarting from its store passes the last number it has + 1, and the
+  numbers it has: the holes among them are given-up gaps, so a redelivery still comes).
 - Time is the caller's (`now`, seconds): no clock in here, so it is a pure state machine.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -66,13 +72,24 @@ class InOrder(Generic[P]):
         self.gaps = 0  # sequence numbers given up (not there when their wait ran out)
         self.late = 0
 
-    def expect(self, device: str, seq: int) -> None:
+    def expect(self, device: str, seq: int, have: Iterable[int] = ()) -> None:
         """The next number `device` should send (central's last stored one + 1). What is
-        held below it is dropped as duplicates; what is above stays held."""
+        held below it is dropped as duplicates; what is above stays held. `have`: the
+        numbers the caller already has; those missing between its lowest and `seq` are
+        taken as given-up gaps (released once, late, if they come)."""
         d = self._devices.get(device)
         if d is None:
-            self._devices[device] = _Device[P](seq)
-            return
+            d = self._devices[device] = _Device[P](seq)
+            start = None
+        else:
+            start = d.next  # below it, what is missing is given up (in `skipped`) already
+        below = sorted({s for s in have if s < seq})
+        for lo, hi in zip(below, [*below[1:], seq][: len(below)], strict=True):
+            lo = lo if start is None else max(lo, start - 1)
+            if hi - lo > 1:
+                d.skipped.append([lo + 1, hi - 1])
+        d.skipped.sort()
+        del d.skipped[:-MAX_SKIPPED_RANGES]
         for s in [s for s in d.held if s < seq]:
             del d.held[s]
             self.duplicates += 1
@@ -94,8 +111,8 @@ class InOrder(Generic[P]):
             return []
         d.held[seq] = payload
         out = self._release(device, d)
-        if d.held and d.gap_since is None:
-            d.gap_since = now
+        if d.held and (out or d.gap_since is None):
+            d.gap_since = now  # a new gap (the one below was filled): its wait starts now
         if len(d.held) > self.max_held:
             out += self._give_up(device, d, now)
         return out
@@ -155,5 +172,6 @@ def _take(ranges: list[list[int]], seq: int) -> bool:
             parts = [[lo, seq - 1]] if lo < seq else []
             parts += [[seq + 1, hi]] if seq < hi else []
             ranges[i : i + 1] = parts
+            del ranges[:-MAX_SKIPPED_RANGES]
             return True
     return False

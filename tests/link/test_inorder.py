@@ -9,7 +9,7 @@ not filled is given up after the timeout and counted; held messages are bounded.
 from __future__ import annotations
 
 import pytest
-from edge.link.inorder import InOrder, Released
+from edge.link.inorder import MAX_SKIPPED_RANGES, InOrder, Released
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -105,3 +105,43 @@ def test_expect_drops_what_central_already_has() -> None:
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="gap_timeout_s"):
         InOrder[bytes](gap_timeout_s=0)
+
+
+def test_a_restart_from_the_store_still_takes_what_is_missing_below_its_last() -> None:
+    """Review 28 (M1): the ingest stopped with gap 5 given up (1-4, 6, 7 stored); after a
+    restart the broker redelivers 5. `expect` with the stored numbers takes it, once."""
+    order = InOrder[bytes](gap_timeout_s=T)
+    order.expect("a", 8, [1, 2, 3, 4, 6, 7])
+    (late,) = order.push("a", 5, b"", 1.0)
+    assert late.seq == 5 and late.late
+    assert order.push("a", 5, b"", 2.0) == [] and order.push("a", 6, b"", 2.0) == []
+    assert order.duplicates == 2 and order.gaps == 0
+    assert [r.seq for r in order.push("a", 8, b"", 3.0)] == [8]
+    # a second expect (the device known) adds only the holes above what it had
+    order.expect("a", 12, [9, 11])
+    assert order.push("a", 5, b"", 4.0) == []
+    assert [r.seq for r in order.push("a", 10, b"", 4.0)] == [10]
+
+
+def test_a_later_gap_waits_its_own_timeout() -> None:
+    """Review 28 (L1): when the first gap fills with messages still held behind a later
+    one, the later gap's wait starts then, not at the first gap's time."""
+    order = InOrder[bytes](gap_timeout_s=T)
+    order.push("a", 1, b"", 0.0)
+    order.push("a", 3, b"", 0.0)  # gap {2} from 0
+    order.push("a", 5, b"", 10.0)  # gap {4} from 10, behind gap {2}
+    assert [r.seq for r in order.push("a", 2, b"", 14.0)] == [2, 3]
+    assert order.deadline() == 14.0 + T
+    assert order.expire(T) == [] and order.gaps == 0
+    assert [r.seq for r in order.push("a", 4, b"", 20.0)] == [4, 5] and order.gaps == 0
+
+
+def test_late_arrivals_do_not_grow_the_given_up_ranges_without_bound() -> None:
+    """Review 28 (L2): alternate late arrivals split one given-up range in many."""
+    order = InOrder[bytes](gap_timeout_s=T)
+    order.push("a", 1, b"", 0.0)
+    order.push("a", 2001, b"", 0.0)
+    order.expire(T)
+    for s in range(3, 2001, 2):
+        assert order.push("a", s, b"", T + 1)[0].late
+    assert len(order._devices["a"].skipped) <= MAX_SKIPPED_RANGES
