@@ -306,6 +306,8 @@ class Controller:
         """Phase i's green ends for `reason`; every feature hears of it."""
         pid = self.site.phases[i].id
         timers = self.timers
+        if self.rings.ended_held(i) and reason == "max_out":
+            reason = "gap_out"  # rings rule 2a held a green that had gapped out
         if self.control == ADAPTIVE:
             self.adaptive.permissive_ended(i, now, self.dets.present, self.dets.on_at)
             if timers.max_end[i] != NEVER:

@@ -19,7 +19,11 @@ test_properties.py and invariants.py check them):
    through's later arrivals would wait a whole cycle while the other ring's
    green runs on. Only a gap-out holds: the held green's own maximum (its
    timer runs, the left calling) ends it, so the left waits no longer than
-   when that green was extended to its maximum by its own vehicles.
+   when that green was extended to its maximum by its own vehicles. A held
+   green ends as a gap-out (controller._start_yellow asks ended_held(); it had
+   gapped out, so logs and split balancing see no max-out). No green holds
+   while a transit request is on: the hold would delay the bus's early green
+   or, the left being its phase, the left itself.
 3. The barrier is crossed when another group (or a phase behind a ring's
    position in this group) is called and every ring is ready: every green
    still running ends, and the new group starts only once every ring has
@@ -36,8 +40,9 @@ test_properties.py and invariants.py check them):
 
 State owned here, per ring: the phase timing (-1: none), the next phase chosen,
 the phases still ahead in the group (a mask), the phase whose service last ended
-and the ready latch; the group timing, the group being crossed to (-1: none) and
-each ring's entry phase into it; and the indexes built from the site.
+and the ready latch; the greens rule 2a held (a mask); the group timing, the
+group being crossed to (-1: none) and each ring's entry phase into it; and the
+indexes built from the site.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ class Rings:
         self.group = 0
         self.pending_group = -1
         self.entry = [-1] * nr
+        self.held = 0  # greens rule 2a held since they started (they end as gap-outs)
 
     def build_indexes(self, site: Site) -> None:
         phases = site.phases
@@ -125,6 +131,13 @@ class Rings:
         self.ring_next[r] = -1
         self.ring_later[r] = self.later_mask[r][self.pos_of[i]]
         self.ready_latch[r] = False
+        self.held &= ~(1 << i)
+
+    def ended_held(self, i: int) -> bool:
+        """Phase i's green ends: did rule 2a hold it? (Forgets it.)"""
+        held = bool(self.held >> i & 1)
+        self.held &= ~(1 << i)
+        return held
 
     def serve(self, ctl: Controller, now: int, calls: int, stopping: bool) -> bool:
         """Each ring's clearance, green and next phase, then the barrier (rules 1-4).
@@ -159,6 +172,7 @@ class Rings:
                     and not stopping
                     and self._lag_waits(ctl, now, r, local)
                 ):
+                    self.held |= 1 << a
                     ready_all = False  # rule 2a: the green holds, its left's FYA still flashing
                     continue
                 if local and reason and not stopping:
@@ -200,9 +214,12 @@ class Rings:
 
     def _lag_waits(self, ctl: Controller, now: int, r: int, local: int) -> bool:
         """Rule 2a: ring r's green gapped out, its next phase is a lagging left and
-        another ring's green in the group still extends (may not end yet)."""
+        another ring's green in the group still extends (may not end yet); never while a
+        transit request is on (the hold would delay its early green or its left)."""
         nxt = (local & -local).bit_length() - 1
         if not self.lag_left >> nxt & 1 or ctl.coordinator.points is not None:
+            return False
+        if ctl.transit is not None and ctl.transit.target() is not None:
             return False
         iv, timers = ctl.intervals.iv, ctl.timers
         for r2, a2 in enumerate(self.active):

@@ -14,8 +14,8 @@ import pytest
 from edge.config import ConfigError, site_from_dict
 from edge.control.adaptive import Adaptive, AdaptiveParams
 from edge.control.controller import Controller
-from edge.control.messages import Inputs, Lamp, Outputs, SetMode, SetPlan
-from edge.control.site import Site
+from edge.control.messages import Inputs, Lamp, Outputs, SetMode, SetPlan, TransitRequest
+from edge.control.site import Site, TransitPriority
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -270,6 +270,49 @@ def test_a_lagging_left_waits_for_the_other_rings_green(mode: str) -> None:
     end = next(t for t, u in itertools.pairwise(through) if u != t + 100)
     assert end - start == 11_900  # gap-out at its minimum
     assert left[0] - end == 5_600 and left[0] in other
+
+
+def test_a_green_held_for_a_lagging_left_ends_as_a_gap_out() -> None:
+    """Rings rule 2a: the through held from its gap-out to its maximum ends as a gap-out
+    (hi-res log event, split balancing), not as a max-out: it was empty, only held.
+    (Before: "max_out" every cycle, and split balancing raised its max from 80 % to 90 %.)"""
+    site = lagging_left_t_junction()
+    ctl = Controller(site)
+    i2 = ctl.index[2]
+    ctl.adaptive.max_pct[i2] = 80
+    occupied = frozenset({LEFT_DET, 6})
+    ends = []
+    for t in range(0, 200_000, 100):
+        out = ctl.step(
+            t, Inputs(occupied=occupied, commands=(SetMode("adaptive"),) if t == 0 else ())
+        )
+        ends += [
+            e.name
+            for e in out.events
+            if e.name in ("gap_out", "max_out") and e.subject == "phase 2"
+        ]
+    assert ends and set(ends) == {"gap_out"}
+    assert ctl.adaptive.max_pct[i2] == 80
+
+
+def test_a_transit_request_is_not_delayed_by_a_lagging_left_hold() -> None:
+    """Rings rule 2a holds no green while a transit request is on: a bus for phase 4
+    (the other group) gets its early green, the held through not delaying the barrier.
+    (Before: phase 4 green at 75 s with the hold, 38 s without it.)"""
+    limits = TransitPriority(
+        max_share=0.3, max_extension_ms=10_000, max_early_ms=30_000, cycle_ms=90_000
+    )
+    site = replace(lagging_left_t_junction(), transit=limits)
+    ctl = Controller(site)
+    checker = InvariantChecker(site, check_service=False)
+    green = None
+    for t in range(0, 120_000, 100):
+        cmds = (TransitRequest("S", True),) if t == 14_000 else ()
+        out = ctl.step(t, Inputs(occupied=frozenset({LEFT_DET, 6}), commands=cmds))
+        checker.check(t, out)
+        if green is None and t >= 14_000 and out.phases[ctl.index[4]] == Lamp.GREEN:
+            green = t
+    assert green == 38_000
 
 
 def test_a_long_permissive_green_counts_as_failed() -> None:
