@@ -59,7 +59,7 @@ from edge.link.client import LinkClient
 from edge.link.config import DeviceConfig
 from edge.link.errors import Rejected
 from edge.link.keyring import Keyring
-from edge.link.messages import LogEvent
+from edge.link.messages import EmergencyPriorityRequest, LogEvent
 from edge.link.plans import Bundle, check_body
 from edge.link.priority import PriorityBook, Request, body_of, kind_of
 from edge.link.session import (
@@ -365,7 +365,9 @@ class CentralEndpoint:
 
     def _sync_priority(self) -> None:
         """Central's requests become the core's preempts (emergency) and transit priority."""
-        queues, plan = self._core_queues()
+        # the core's queues matter to emergency requests only: read them when there is one
+        ev = any(isinstance(r, EmergencyPriorityRequest) for r in self.book.requests.values())
+        queues, plan = self._core_queues() if ev else ((), None)
         for cmd in self.book.commands(self._core_site(), utc_ms(), queues, plan):
             log.info("central_priority command=%r", cmd)
             self._to_core(ControlCommand(None, cmd))
