@@ -102,11 +102,15 @@ def _lamps_green(lamps: tuple[Lamp, ...]) -> set[int]:
 )
 @example(requests=[(1, 20_000, 60_000), (2, 24_000, 71_000)], demand=[frozenset(), frozenset()])
 @example(requests=[(2, 10_000, 30_000), (3, 12_000, 30_000)], demand=[frozenset(), frozenset()])
+# found by the ci profile: both requested in the start-up flash, joined at the run's start and
+# cancelled at once; phase 6 (joined) stays green through its minimum in 1's minimum dwell
+@example(requests=[(1, 5_000, 4_100), (2, 5_000, 4_100)], demand=[frozenset(), frozenset()])
 def test_joined_dwells_keep_every_safety_rule_and_show_only_what_is_requested(
     requests: list[tuple[int, int, int]], demand: list[frozenset[int]]
 ) -> None:
     """Random overlapping requests: the independent checker passes every step, and during a
-    dwell every green is a dwell phase of a request in force (joined or served)."""
+    dwell every green is a dwell phase of the served preempt or of a request in force
+    (joined), or one whose joined request ended and that ends within a minimum green."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,9 +118,16 @@ def test_joined_dwells_keep_every_safety_rule_and_show_only_what_is_requested(
     detectors = {d.id for d in site.detectors}
     dwell = {p.id: {i for i, ph in enumerate(site.phases) if ph.id in p.dwell_phases}
              for p in site.preempts}  # fmt: skip
+    # A joined green whose request ended ends like any green the entry cuts: once its
+    # minimum allows (counted from its start, so within a minimum green of the cancel).
+    grace_ms = max(
+        [t.min_green_ms for plan in site.plans.values() for t in plan.timings.values()]
+        + [p.min_green_ms for p in site.preempts]
+    )
     ctl = Controller(site)
     checker = InvariantChecker(site, check_service=False)
     on: dict[int, bool] = {}
+    outside: dict[int, int] = {}  # phase -> since when it is green outside what is requested
     dwelling = False
     served = 0
     for now in range(0, 150_000, 100):
@@ -141,7 +152,10 @@ def test_joined_dwells_keep_every_safety_rule_and_show_only_what_is_requested(
             dwelling = True
         if names & {"preempt_exit", "preempt_enter"}:
             dwelling = "preempt_dwell" in names
+        green = _lamps_green(out.phases)
+        # the served one's (its minimum dwell outlasts a cancel) and those in force
+        allowed = dwell.get(served, set()).union(*(dwell[p] for p, v in on.items() if v))
+        outside = {i: outside.get(i, now) for i in green - allowed}
         if dwelling:
-            # the served one's (its minimum dwell outlasts a cancel) and those in force
-            allowed = dwell[served].union(*(dwell[p] for p, v in on.items() if v))
-            assert _lamps_green(out.phases) <= allowed, (now, out.phases, on)
+            late = {i: now - t for i, t in outside.items() if now - t > grace_ms}
+            assert not late, (now, out.phases, on, late)
