@@ -27,6 +27,14 @@ Rules this module keeps (tests/control/test_preemption.py checks them):
    that has had its max already ends (past its minimum, walk and clearances,
    as any green) once a conflicting call waits: the streets that waited
    through the preemption are served next (issue 17's compensation).
+6. Another request in force whose dwell greens can show with the served
+   one's (the same barrier group, no ring asked for two phases) joins its
+   dwell: two emergency vehicles from opposite ends of a street that dwell
+   in their own through only (shared-lane approaches) are both served at
+   once, where the second waited for the first to pass and then for a full
+   change (issue 17: arterial-4, the second vehicle stood 21 s at the
+   signal). Its greens start through the same conflict gate as any dwell
+   green; when the served request ends, the joined one is served in its turn.
 
 State owned here: the requests (preempt index -> time requested), the one
 served (-1: none), when its dwell began (-1: still entering), and which
@@ -56,6 +64,8 @@ class Preemption:
                 i = index[pid]
                 self.ring_phase[k][ring_of[i]] = i
                 self.dwell_mask[k] |= 1 << i
+        group = {index[p.id]: p.group for p in site.phases}
+        self.group = [{group[i] for i in range(len(group)) if m >> i & 1} for m in self.dwell_mask]
         self.requests: dict[int, int] = {}
         self.serving = -1
         self.dwell_at = -1
@@ -106,6 +116,22 @@ class Preemption:
                     since = min(since, at)
         return pre.priority, since, 0 if pre.turn is not None else 1
 
+    def dwell(self) -> tuple[int, list[int]]:
+        """The served preempt's dwell greens (a mask, and each ring's phase or -1), with
+        those of every other request in force that can show with them (rule 6)."""
+        k = self.serving
+        mask, rings, groups = self.dwell_mask[k], list(self.ring_phase[k]), set(self.group[k])
+        for j in sorted(self.requests):
+            if j == k or len(self.group[j] | groups) > 1:
+                continue
+            other = self.ring_phase[j]
+            if any(a >= 0 and b >= 0 and a != b for a, b in zip(rings, other, strict=True)):
+                continue
+            mask |= self.dwell_mask[j]
+            rings = [a if a >= 0 else b for a, b in zip(rings, other, strict=True)]
+            groups |= self.group[j]
+        return mask, rings
+
     def _exit(self, ctl: Controller, now: int) -> None:
         """Back to normal operation from the dwell greens.
 
@@ -118,8 +144,9 @@ class Preemption:
         """
         ctl._event(now, "preempt_exit", f"preempt {ctl.site.preempts[self.serving].id}")
         timers, iv = ctl.timers, ctl.intervals
+        dwell, _ = self.dwell()
         for i in range(len(iv.iv)):
-            if self.dwell_mask[self.serving] >> i & 1 and iv.iv[i] == GREEN:
+            if dwell >> i & 1 and iv.iv[i] == GREEN:
                 t = timers.timing[i]
                 timers.max_from[i] = iv.green_at[i]  # rule 5: its max runs from its green
                 timers.max_end[i] = iv.green_at[i] + (
@@ -142,7 +169,7 @@ class Preemption:
     def run_pass(self, ctl: Controller, now: int) -> bool:
         """Clear every non-dwell green (within the preempt's minimums), then dwell."""
         k = self.serving
-        dwell = self.dwell_mask[k]
+        dwell, ring_phase = self.dwell()
         changed = False
         settled = True
         for r, a in enumerate(ctl.rings.active):
@@ -165,7 +192,7 @@ class Preemption:
             if a >= 0:
                 settled = False
                 continue
-            d = self.ring_phase[k][r]
+            d = ring_phase[r]
             ctl.rings.ring_next[r] = -1
             if d < 0:
                 continue
@@ -206,7 +233,8 @@ class Preemption:
             if v == GREEN:
                 times.append(ctl.intervals.green_at[i] + max(pre.min_green_ms, ctl.min_green_ms))
                 times.append(ctl.peds.walk_at[i] + pre.min_walk_ms)
+        _, ring_phase = self.dwell()
         for r, a in enumerate(ctl.rings.active):
-            d = self.ring_phase[self.serving][r]
+            d = ring_phase[r]
             if a < 0 and d >= 0:  # a dwell phase waiting out its red revert
                 times.append(ctl.intervals.red_at[d] + ctl.timers.timing[d].red_revert_ms)

@@ -2,7 +2,10 @@
 
 traffic: every controller on every shipped scenario, seeds 1..5, one simulated
 hour each (the scenarios' demand), mean delay per vehicle and travel time
-(mean and sample standard deviation over seeds). `edge bench preemption`
+(mean and sample standard deviation over seeds); in the JSON also the
+emergency vehicles' figures, the delay per signal as `edge sim compare` and
+docs/priority.md define it (`ev_at_signal_median_s`: approach, 150 m, to
+junction exit; sim/sumo/ev_trace.py), not the loss between stop lines. `edge bench preemption`
 (sim/sumo/ev_bench.py) and `edge bench suite` (sim/sumo/suite.py) run their
 episodes through this module's pool.
 
@@ -185,7 +188,7 @@ def aggregate(
             "ev_mean_delay_s",
             "ev_mean_travel_time_s",
             "ev_free_flow_ratio",
-            "ev_signal_delay_median_s",
+            "ev_at_signal_median_s",  # docs/priority.md's delay per signal (issue 17)
             "ev_recovered_2_cycles_pct",
             "ped_mean_time_loss_s",
             "arrived",
