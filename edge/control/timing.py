@@ -85,9 +85,10 @@ class PhaseTimers:
                 not adaptive
                 or ctl.adaptive.left_call_counts(i, ctl.last_now, ctl.dets.present, ctl.dets.on_at)
             )
-            if self.vcall[i] or pcall[i] or loop or self.recall_veh[i]:
+            pred = ctl.pred_call >> i & 1
+            if self.vcall[i] or pcall[i] or loop or self.recall_veh[i] or (pred and not ctl.pred_soft):
                 mask |= 1 << i
-            elif self.recall_soft[i]:
+            elif self.recall_soft[i] or pred:
                 soft |= 1 << i
         return mask or soft
 
@@ -169,6 +170,10 @@ class PhaseTimers:
         if Recall.MAX in self.timing[i].recall:
             return ""
         if self.ext_count[i] == 0 and now >= self.pass_end[i]:
+            if ctl.pred_hold >> i & 1 and (
+                ctl.pred_k <= 0 or self._waiting(ctl, i) <= ctl.pred_k * ctl.pred_n[i]
+            ):
+                return ""
             return "gap_out"
         return ""
 
