@@ -103,6 +103,7 @@ class PhaseTimers:
         self.max_from[i] = NEVER
         self.actu_red[i] = 0
         self.vcall[i] = False
+        ctl.pred_since[i] = -1
 
     def gap(self, ctl: Controller, i: int, now: int) -> int:
         """Rule 3: passage (allowable gap) now, after gap reduction."""
@@ -173,7 +174,12 @@ class PhaseTimers:
             if ctl.pred_hold >> i & 1 and (
                 ctl.pred_k <= 0 or self._waiting(ctl, i) <= ctl.pred_k * ctl.pred_n[i]
             ):
-                return ""
+                if ctl.pred_cap_ms <= 0:
+                    return ""
+                if ctl.pred_since[i] < 0:
+                    ctl.pred_since[i] = now
+                if now - ctl.pred_since[i] < ctl.pred_cap_ms:
+                    return ""
             return "gap_out"
         return ""
 

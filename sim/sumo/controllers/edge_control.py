@@ -209,6 +209,7 @@ _MIN_DIST_M = float(os.environ.get("EDGE_NB_MIN_DIST_M", "10"))
 _VFRAC = float(os.environ.get("EDGE_NB_VFRAC", "0.7"))
 _K = float(os.environ.get("EDGE_NB_K", "0"))
 _REAL = os.environ.get("EDGE_NB_REAL", "0") == "1"
+_CAP_MS = int(float(os.environ.get("EDGE_NB_CAP_S", "0")) * 1000)
 _SOFT = os.environ.get("EDGE_NB_SOFT", "0") == "1"
 _ALL = os.environ.get("EDGE_NB_ALL", "0") == "1"  # every approach, not only links from a signal
 
@@ -296,10 +297,13 @@ class _Predictor:
         for k, s in enumerate(signals):
             c = s.controller
             c.pred_k = _K
+            c.pred_cap_ms = _CAP_MS
             if c.pred_hold != hold[k] or c.pred_call != call[k] or c.pred_n != counts[k]:
                 c.pred_hold, c.pred_call, c.pred_n = hold[k], call[k], counts[k]
                 c.pred_soft = _SOFT
                 c.deadline = 0  # re-evaluate at the next tick
+            elif hold[k] and _CAP_MS:
+                c.deadline = 0  # a capped hold may have run out
 
     def _init_edges(self, sim: Any) -> None:
         # Walk back from each approach through plain nodes (pocket starts) to a signal.
