@@ -109,13 +109,6 @@ class Controller:
         self.hold = [False] * n
         self.omit = [False] * n
         self.force_off = [False] * n
-        self.pred_hold = 0  # PROTOTYPE: phases (bits) with a platoon predicted soon: no gap-out
-        self.pred_call = 0  # PROTOTYPE: phases (bits) called by a predicted platoon
-        self.pred_n = [0] * n  # PROTOTYPE: vehicles predicted within the hold horizon
-        self.pred_k = 0.0  # PROTOTYPE: hold only while conflicting queue <= k * predicted
-        self.pred_cap_ms = 0  # PROTOTYPE: a green held at most this long past its gap-out
-        self.pred_since = [-1] * n
-        self.pred_soft = False  # PROTOTYPE: predicted calls only when nothing else calls
         self.pending_plan: str | None = None
         self.pending_site: Site | None = None  # new timing waiting for a safe point
         self.coordinator = Coordinator(now_ms)
