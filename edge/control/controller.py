@@ -109,15 +109,6 @@ class Controller:
         self.hold = [False] * n
         self.omit = [False] * n
         self.force_off = [False] * n
-        self.pred_hold = 0  # PROTOTYPE: phases (bits) with a platoon predicted soon: no gap-out
-        self.pred_call = 0  # PROTOTYPE: phases (bits) called by a predicted platoon
-        self.pred_n = [0] * n  # PROTOTYPE: vehicles predicted within the hold horizon
-        self.pred_k = 0.0  # PROTOTYPE: hold only while conflicting queue <= k * predicted
-        self.pred_cap_ms = 0  # PROTOTYPE: a green held at most this long past its gap-out
-        self.pred_since = [-1] * n
-        self.pred_sat = False  # PROTOTYPE: no hold/call near a phase whose last green maxed out
-        self.pred_maxed = 0
-        self.pred_soft = False  # PROTOTYPE: predicted calls only when nothing else calls
         self.pending_plan: str | None = None
         self.pending_site: Site | None = None  # new timing waiting for a safe point
         self.coordinator = Coordinator(now_ms)
@@ -324,10 +315,6 @@ class Controller:
                 self.adaptive.green_ended(i, now - self.intervals.green_at[i], max_ms, reason)
         if reason in ("gap_out", "max_out", "force_off"):
             self._event(now, reason, f"phase {pid}")
-        if reason == "max_out":
-            self.pred_maxed |= 1 << i
-        elif reason == "gap_out":
-            self.pred_maxed &= ~(1 << i)
         if self.transit is not None:
             self.transit.green_ended(now, i)
         self.intervals.yellow(i, now, max(timers.timing[i].yellow_ms, self.min_yellow_ms))

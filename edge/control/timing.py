@@ -85,12 +85,9 @@ class PhaseTimers:
                 not adaptive
                 or ctl.adaptive.left_call_counts(i, ctl.last_now, ctl.dets.present, ctl.dets.on_at)
             )
-            pred = ctl.pred_call >> i & 1 and not (
-                ctl.pred_sat and ctl.pred_maxed & (ctl.rings.conf_mask[i] | 1 << i)
-            )
-            if self.vcall[i] or pcall[i] or loop or self.recall_veh[i] or (pred and not ctl.pred_soft):
+            if self.vcall[i] or pcall[i] or loop or self.recall_veh[i]:
                 mask |= 1 << i
-            elif self.recall_soft[i] or pred:
+            elif self.recall_soft[i]:
                 soft |= 1 << i
         return mask or soft
 
@@ -105,7 +102,6 @@ class PhaseTimers:
         self.max_from[i] = NEVER
         self.actu_red[i] = 0
         self.vcall[i] = False
-        ctl.pred_since[i] = -1
 
     def gap(self, ctl: Controller, i: int, now: int) -> int:
         """Rule 3: passage (allowable gap) now, after gap reduction."""
@@ -173,16 +169,6 @@ class PhaseTimers:
         if Recall.MAX in self.timing[i].recall:
             return ""
         if self.ext_count[i] == 0 and now >= self.pass_end[i]:
-            if ctl.pred_hold >> i & 1 and not (ctl.pred_sat and ctl.pred_maxed & (
-                ctl.rings.conf_mask[i] | 1 << i)) and (
-                ctl.pred_k <= 0 or self._waiting(ctl, i) <= ctl.pred_k * ctl.pred_n[i]
-            ):
-                if ctl.pred_cap_ms <= 0:
-                    return ""
-                if ctl.pred_since[i] < 0:
-                    ctl.pred_since[i] = now
-                if now - ctl.pred_since[i] < ctl.pred_cap_ms:
-                    return ""
             return "gap_out"
         return ""
 

@@ -86,7 +86,6 @@ class EdgeControl:
         self.transit: TransitFeed | None = None
         # Called after every step of every signal (sim/sumo/hireslog.py: --hires-log).
         self.on_step: Callable[[_Signal, int, Outputs], None] | None = None
-        self.predictor: _Predictor | None = None
 
     def prepare(self, scenario: Scenario, workdir: Path) -> list[Path]:
         if not self.use_detectors:
@@ -110,8 +109,6 @@ class EdgeControl:
                     commands=(SetMode(self.mode, "sim"),) if self.mode else (),
                 )
             )
-        if self.use_detectors and _HOLD_S + _CALL_S > 0:
-            self.predictor = _Predictor(self.derivations)
 
     def step(self, sim: Any, t_ms: int, sensed: bool) -> None:
         # Every tick of the step SUMO has just run, at once (the module's docstring).
@@ -128,8 +125,6 @@ class EdgeControl:
             ev.update(sim)
         if tsp is not None:
             tsp.update(sim)
-        if self.predictor is not None:
-            self.predictor.update(sim, self.signals)
         for tick in ticks:
             self._tick(tick, now=tick == t_ms)
 
@@ -196,137 +191,3 @@ class EdgeControl:
     def notes(self) -> list[str]:
         out = [f"{d.tls}: {n}" for d in self.derivations for n in d.notes]
         return out + self.extra_notes + self.fault_events
-
-
-# --- PROTOTYPE: predicted arrivals from the neighbours (an oracle upper bound) ---------
-import os  # noqa: E402
-
-from sim.sumo.derive import LinkBinding as LinkBindingT  # noqa: E402
-
-_HOLD_S = float(os.environ.get("EDGE_NB_HOLD_S", "0"))
-_CALL_S = float(os.environ.get("EDGE_NB_CALL_S", "0"))
-_MIN_DIST_M = float(os.environ.get("EDGE_NB_MIN_DIST_M", "10"))
-_VFRAC = float(os.environ.get("EDGE_NB_VFRAC", "0.7"))
-_K = float(os.environ.get("EDGE_NB_K", "0"))
-_REAL = os.environ.get("EDGE_NB_REAL", "0") == "1"
-_CAP_MS = int(float(os.environ.get("EDGE_NB_CAP_S", "0")) * 1000)
-_SAT = os.environ.get("EDGE_NB_SAT", "0") == "1"
-_SOFT = os.environ.get("EDGE_NB_SOFT", "0") == "1"
-_ALL = os.environ.get("EDGE_NB_ALL", "0") == "1"  # every approach, not only links from a signal
-
-
-class _Predictor:
-    """Vehicles moving on the links between signals, with the phase that serves them next."""
-
-    def __init__(self, derivations: list[Derivation]) -> None:
-        self.index = {d.tls: k for k, d in enumerate(derivations)}
-        self.bits: dict[tuple[str, int], tuple[int, int]] = {}
-        for d in derivations:
-            pos = {p.id: k for k, p in enumerate(d.site.phases)}
-            for b in d.links:
-                if b.phase is None or b.crossing or b.phase not in pos:
-                    continue
-                call = 1 << pos[b.phase]
-                hold = call
-                if b.permissive_phase is not None and b.permissive_phase in pos:
-                    hold |= 1 << pos[b.permissive_phase]
-                self.bits[(d.tls, b.index)] = (hold, call)
-        if _REAL:  # no route known: every vehicle of an approach for its through phase(s)
-            by_edge: dict[tuple[str, str], list[LinkBindingT]] = {}
-            for d in derivations:
-                for b in d.links:
-                    if (d.tls, b.index) in self.bits:
-                        by_edge.setdefault((d.tls, b.from_lane.rsplit("_", 1)[0]), []).append(b)
-            approach: dict[tuple[str, str], tuple[int, int]] = {}
-            for (tls, _e), bs in by_edge.items():
-                thr = [b for b in bs if b.movement.endswith(".T")] or bs
-                h = c = 0
-                for b in thr:
-                    h |= self.bits[(tls, b.index)][0]
-                    c |= self.bits[(tls, b.index)][1]
-                for b in bs:
-                    approach[(tls, b.index)] = (h, c)
-            self.bits = approach
-        out_edges: set[str] = set()
-        in_edges: dict[str, float] = {}
-        for d in derivations:
-            for a in d.arms:
-                pass
-        from sim.sumo.network import signal_junctions
-
-        self.edges: dict[str, float] = {}
-        self._net_edges = (out_edges, in_edges)
-        self._derivs = derivations
-        self._ready = False
-
-    def setup(self, sim: Any) -> None:
-        pass
-
-    def update(self, sim: Any, signals: list[_Signal]) -> None:
-        if not self._ready:
-            self._init_edges(sim)
-            self._ready = True
-        n = len(signals)
-        hold = [0] * n
-        call = [0] * n
-        counts = [[0] * len(s.site.phases) for s in signals]
-        for edge, vmax in self.edges.items():
-            for v in sim.edge.getLastStepVehicleIDs(edge):
-                speed = sim.vehicle.getSpeed(v)
-                if speed < 2.0 and not _REAL:
-                    continue
-                nxt = sim.vehicle.getNextTLS(v)
-                if not nxt:
-                    continue
-                tls, link, dist, _state = nxt[0]
-                if dist < _MIN_DIST_M:
-                    continue
-                bits = self.bits.get((tls, link))
-                if bits is None:
-                    continue
-                eta = dist / vmax if _REAL else dist / max(speed, _VFRAC * vmax)
-                k = self.index[tls]
-                if eta <= _HOLD_S:
-                    hold[k] |= bits[0]
-                    b = bits[0]
-                    while b:
-                        low = b & -b
-                        counts[k][low.bit_length() - 1] += 1
-                        b ^= low
-                if eta <= _CALL_S:
-                    call[k] |= bits[1]
-        for k, s in enumerate(signals):
-            c = s.controller
-            c.pred_k = _K
-            c.pred_sat = _SAT
-            c.pred_cap_ms = _CAP_MS
-            if c.pred_hold != hold[k] or c.pred_call != call[k] or c.pred_n != counts[k]:
-                c.pred_hold, c.pred_call, c.pred_n = hold[k], call[k], counts[k]
-                c.pred_soft = _SOFT
-                c.deadline = 0  # re-evaluate at the next tick
-            elif hold[k] and _CAP_MS:
-                c.deadline = 0  # a capped hold may have run out
-
-    def _init_edges(self, sim: Any) -> None:
-        # Walk back from each approach through plain nodes (pocket starts) to a signal.
-        signals = {d.tls for d in self._derivs}
-        for d in self._derivs:
-            signals.update(sim.trafficlight.getControlledJunctions(d.tls))
-        incoming: set[str] = set()
-        for d in self._derivs:
-            for lane in sim.trafficlight.getControlledLanes(d.tls):
-                incoming.add(lane.rsplit("_", 1)[0])
-        for e in incoming:
-            path = [e]
-            node = sim.edge.getFromJunction(e)
-            seen = {sim.edge.getToJunction(e), node}
-            while node not in signals and len(path) < 4:
-                ins = [x for x in sim.junction.getIncomingEdges(node) if not x.startswith(":")]
-                if len(ins) != 1 or sim.edge.getFromJunction(ins[0]) in seen:
-                    break  # a junction, or a dead end turning back
-                path.append(ins[0])
-                node = sim.edge.getFromJunction(ins[0])
-                seen.add(node)
-            if node in signals or _ALL:
-                for x in path:
-                    self.edges[x] = sim.lane.getMaxSpeed(x + "_0")
