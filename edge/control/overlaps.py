@@ -177,7 +177,9 @@ class Overlaps:
                     ctl._event(now, _FYA_EVENTS[new], name)
                     changed = True
                 continue
-            if self._wanted(ctl, k):
+            # Wanted again while clearing (another parent, across a barrier): the yellow
+            # and red clearance still run out first; only a trailing green returns.
+            if st in (RED, GREEN, TRAIL) and self._wanted(ctl, k):
                 if st == TRAIL:
                     self.move(k, GREEN)
                     changed = True
