@@ -860,18 +860,11 @@ def _detectors(
     """
     lane_phases: dict[str, set[int]] = {}
     fya_lanes: set[str] = set()
-    lane_parent_only: dict[str, bool] = {}  # every link of the lane also turns in other phases
     for b in bind.values():
         if b.phase is not None and not b.crossing:
             lane_phases.setdefault(b.from_lane, set()).add(b.phase)
-            lane_parent_only[b.from_lane] = lane_parent_only.get(b.from_lane, True) and bool(
-                b.also_phases
-            )
         if b.permissive_phase is not None:
             fya_lanes.add(b.from_lane)
-    # A right-turn lane of its own on an overlap is non-locking, as an FYA left's:
-    # a right that leaves with the complementary left takes its call with it.
-    fya_lanes |= {lane for lane, only in lane_parent_only.items() if only}
     lengths = {lane: g.lane_length_m for g in junction.legs for lane in g.lanes}
     out: list[DetectorBinding] = []
     for n, lane in enumerate(sorted(lane_phases), 1):

@@ -73,8 +73,18 @@ def test_tee_has_a_lone_side_road_phase() -> None:
     (d,) = derive_all(signal_junctions(scenarios.resolve("tee").net))
     by_id = {p.id: p for p in d.site.phases}
     assert sorted(by_id) == [1, 2, 4, 6]
-    assert {m.name for m in by_id[4].movements} == {"S.L", "S.R"}
+    assert {m.name for m in by_id[4].movements} == {"S.L"}
     assert [a.id for a in d.site.approaches] == ["E", "S", "W"]
+    # The stem's right turn (a lane of its own) is an overlap: with its phase and with
+    # the main street's protected left into the stem, which it does not cross.
+    (rto,) = [o for o in d.site.overlaps if not o.permissive_parents]
+    assert (rto.parents, [m.name for m in rto.movements]) == ((4, 1), ["S.R"])
+    assert d.phasing == "dual-ring+fya+rto"
+    rights = [b for b in d.links if b.movement == "S.R"]
+    assert rights and all(b.phase == 4 and b.also_phases == (1,) for b in rights)
+    ch = {c.source: c.id for c in d.site.channels}
+    assert all(b.channel == ch["R4"] for b in rights)
+    assert "OR4" in d.site_dict["intergreens"]  # its channel has its own intergreens
 
 
 def test_shared_lanes_give_permissive_lefts() -> None:
