@@ -21,6 +21,19 @@ How the phasing is decided (the first that validates wins):
    permissive in the through phase; an unopposed left is protected in the
    through phase. When SUMO's junction logic does not let the permissive
    arrow yield, the left is protected only.
+   RTO: a right turn whose lanes carry no through (a lane of its own, or one
+   shared with its approach's left, as on a tee's stem) gets a right-turn
+   overlap on a channel of its own: green with its own phase and with the
+   protected left leaving from the arm it turns into (the complementary left,
+   in the other barrier group), which it does not cross; yellow and red
+   clearance as its phase; its lanes' loops still call and extend its phase.
+   Intergreens are derived for the overlap's channel (O<id>) from its links'
+   paths; the phase no longer counts them. The candidate must validate as a
+   whole (edge.config's conflict table, crosswalks walking beside it, SUMO's
+   foes, the board's channels); if not, the site keeps the layout without it
+   (step 3 as before). Through/right shared lanes get none: a through at the
+   head of the lane blocks the arrow, and on the suite's crosses it measured
+   neutral to 6 % worse (docs/adaptive.md, issue 17, sixth pass RTO).
 4. Split phasing otherwise (or when the dual ring fails validation): every
    approach alone in its own barrier group, one ring, hidden links riding
    with their approach.
@@ -348,9 +361,7 @@ def _dual_ring_fya(junction: SignalJunction, arms: Sequence[Arm], mv: _Movements
     return _dual_ring(junction, arms, mv, fya=True)
 
 
-def _dual_ring_fya_rto(
-    junction: SignalJunction, arms: Sequence[Arm], mv: _Movements
-) -> _Candidate:
+def _dual_ring_fya_rto(junction: SignalJunction, arms: Sequence[Arm], mv: _Movements) -> _Candidate:
     cand = _dual_ring(junction, arms, mv, fya=True)
     _right_overlaps(cand, arms, mv)
     return cand
@@ -377,7 +388,8 @@ def _right_overlaps(cand: _Candidate, arms: Sequence[Arm], mv: _Movements) -> No
             lp = left_phase.get(to)
             if lp is None or lp.group == p.group or len(p.movements) < 2:
                 continue
-            lanes = {k.from_lane for k in mv.named[tuple(m.split("."))]}  # type: ignore[index]
+            arm, turn = m.split(".")
+            lanes = {k.from_lane for k in mv.named[arm, turn]}
             if any("T" in mv.lane_turns[lane] for lane in lanes):
                 continue  # a through at the head of the lane blocks the arrow
             p.movements.remove(m)
@@ -659,8 +671,8 @@ def _bindings(junction: SignalJunction, mv: _Movements, cand: _Candidate) -> dic
     hidden_phase = {i: p.id for p in cand.phases for i in p.hidden}
     fya_of = {f.movement: f for f in cand.fya}
     rto_of = {r.movement: r for r in cand.rto}
-    for r in cand.rto:
-        phase_of[r.movement] = (r.phase, True)
+    for ro in cand.rto:
+        phase_of[ro.movement] = (ro.phase, True)
     channel_of, _ = _channels(cand)
     out: dict[int, LinkBinding] = {}
     for (arm, turn), links in mv.named.items():

@@ -9,7 +9,7 @@ import pytest
 from edge.cli import main as edge_main
 from edge.config import load_site, site_from_dict
 from sim.sumo import scenarios
-from sim.sumo.derive import derive, derive_all
+from sim.sumo.derive import Derivation, derive, derive_all
 from sim.sumo.errors import DerivationError, SimError
 from sim.sumo.network import read_net, signal_junction, signal_junctions
 from sim.sumo.site_toml import derivation_toml
@@ -204,3 +204,42 @@ def test_simulator_cameras_run_the_simulator_model() -> None:
     vision = config_from_dict(raw, "single (derived)").vision
     assert vision is not None and len(vision.cameras) == 4
     assert vision.model == SIM_MODEL != DEFAULT_MODEL
+
+
+def _right_overlaps_keep_their_rules(d: Derivation) -> int:
+    """Each right-turn overlap of a derivation: one right turn whose lanes carry no
+    through, parents its own phase and the protected left from the arm it turns
+    into, and its links bound to the overlap's channel. Returns how many."""
+    site = d.site
+    phases = {p.id: p for p in site.phases}
+    channel = {c.source: c.id for c in site.channels}
+    lane_turns: dict[str, set[str]] = {}
+    for b in d.links:
+        if b.movement and not b.crossing:
+            lane_turns.setdefault(b.from_lane, set()).add(b.movement.split(".")[1])
+    n = 0
+    for o in site.overlaps:
+        if o.permissive_parents:
+            continue
+        n += 1
+        (m,) = o.movements
+        own, *lefts = o.parents
+        assert m.name.endswith(".R")
+        assert m.approach in {x.approach for x in phases[own].movements}
+        assert [x.name for p in lefts for x in phases[p].movements] == [f"{m.to}.L"]
+        assert all(phases[p].group != phases[own].group for p in lefts)
+        links = [b for b in d.links if b.movement == m.name]
+        assert links and all(b.channel == channel[o.id] for b in links)
+        assert all("T" not in lane_turns[b.from_lane] for b in links)
+    return n
+
+
+def test_right_overlaps_only_where_no_through_shares_the_lane(hangzhou_dir: Path) -> None:
+    # hangzhou-1x1: its rights share the kerb lane with the through: no overlap
+    (d,) = derive_all(signal_junctions(scenarios.resolve("hangzhou-1x1").net))
+    assert _right_overlaps_keep_their_rules(d) == 0 and "rto" not in d.phasing
+    found = sum(
+        _right_overlaps_keep_their_rules(d)
+        for d in derive_all(signal_junctions(scenarios.resolve("hangzhou-4x4").net))
+    )
+    assert found > 0
