@@ -1026,6 +1026,27 @@ def _intergreens(
     return out
 
 
+def _rto_red_clear(site: Site, site_dict: dict[str, Any]) -> None:
+    """A right-turn overlap's red clearance as the core times its phase's (edge.control.
+    intergreens rule 3, which leaves overlaps as configured): where every conflicting
+    pair it leaves has an intergreen, it ends when the shortest of them has run since
+    its yellow began, never under the site's minimum. Its full plan red clearance
+    would hold the next through's green past that intergreen (tee-69-moderate: main
+    street 1-2 s late every cycle); the pairs' intergreens still gate every green."""
+    table = site_dict["intergreens"]
+    floor = site.safety.min_red_clear_ms / 1000
+    for row in site_dict.get("overlaps", []):
+        if row.get("type") == "fya":
+            continue
+        key = (SignalKind.OVERLAP, row["id"])
+        entering = [group_name(b) for a, b in site.conflicts if a == key]
+        owed = table.get(group_name(key), {})
+        if entering and all(e in owed for e in entering):
+            shortest = min(owed[e] for e in entering)
+            red = max(floor, _round_up(shortest - row["yellow_s"], 0.1))
+            row["red_clear_s"] = min(row["red_clear_s"], round(red, 1))
+
+
 def derive(junction: SignalJunction) -> Derivation:
     """The site config and SUMO bindings for one signal, or DerivationError saying why not."""
     tls = junction.tls
@@ -1078,6 +1099,7 @@ def derive(junction: SignalJunction) -> Derivation:
             intergreens = _intergreens(junction, site, bind)
             if intergreens:
                 site_dict["intergreens"] = intergreens
+                _rto_red_clear(site, site_dict)
                 site = site_from_dict(site_dict, f"<derived {tls}>")
         except _Refused as exc:
             reasons.append(f"{build.__name__.strip('_').replace('_', '-')}: {exc}")
