@@ -84,7 +84,13 @@ def test_tee_has_a_lone_side_road_phase() -> None:
     assert rights and all(b.phase == 4 and b.also_phases == (1,) for b in rights)
     ch = {c.source: c.id for c in d.site.channels}
     assert all(b.channel == ch["R4"] for b in rights)
-    assert "OR4" in d.site_dict["intergreens"]  # its channel has its own intergreens
+    owed = d.site_dict["intergreens"]["OR4"]  # its channel has its own intergreens
+    # Every pair it leaves is listed: its red clearance ends with the shortest of them
+    # (as its phase's would), not its plan's, and never under the site's minimum.
+    row = next(o for o in d.site_dict["overlaps"] if o["id"] == "R4")
+    floor = d.site.safety.min_red_clear_ms / 1000
+    assert row["red_clear_s"] == max(floor, round(min(owed.values()) - row["yellow_s"], 1))
+    assert rto.red_clear_ms < d.site.plans["actuated"].timings[4].red_clear_ms
 
 
 def test_shared_lanes_give_permissive_lefts() -> None:
