@@ -25,8 +25,9 @@ How the phasing is decided (the first that validates wins):
    shared with its approach's left, as on a tee's stem) gets a right-turn
    overlap on a channel of its own: green with its own phase and with the
    protected left leaving from the arm it turns into (the complementary left,
-   in the other barrier group), which it does not cross; yellow and red
-   clearance as its phase; its lanes' loops still call and extend its phase.
+   in the other barrier group), which it does not cross; yellow as its phase,
+   red clearance as the core would time its phase's under the intergreens
+   (_rto_red_clear); its lanes' loops still call and extend its phase.
    Intergreens are derived for the overlap's channel (O<id>) from its links'
    paths; the phase no longer counts them. The candidate must validate as a
    whole (edge.config's conflict table, crosswalks walking beside it, SUMO's
