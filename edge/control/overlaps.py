@@ -10,7 +10,9 @@ invariants.py check them):
    new green.
 2. A normal overlap no longer wanted times its trailing green (if any), then its
    own yellow, then its own red clearance, then red. Only fault flash cuts these
-   short, and only a trailing green may return to green.
+   short, and only a trailing green may return to green: one wanted again while
+   in its yellow or red clearance (a parent in the other barrier group started
+   first) finishes them, then greens through its gate like any red overlap.
 3. A flashing-yellow-arrow head follows its parents' intervals: a green arrow
    while a protected parent is green, a flashing yellow arrow while a permissive
    parent is green. Its yellow is the parent's yellow, so it is never shorter; it
@@ -177,7 +179,9 @@ class Overlaps:
                     ctl._event(now, _FYA_EVENTS[new], name)
                     changed = True
                 continue
-            if self._wanted(ctl, k):
+            # Wanted again while clearing (another parent, across a barrier): the yellow
+            # and red clearance still run out first; only a trailing green returns.
+            if st in (RED, GREEN, TRAIL) and self._wanted(ctl, k):
                 if st == TRAIL:
                     self.move(k, GREEN)
                     changed = True

@@ -21,6 +21,20 @@ How the phasing is decided (the first that validates wins):
    permissive in the through phase; an unopposed left is protected in the
    through phase. When SUMO's junction logic does not let the permissive
    arrow yield, the left is protected only.
+   RTO: a right turn whose lanes carry no through (a lane of its own, or one
+   shared with its approach's left, as on a tee's stem) gets a right-turn
+   overlap on a channel of its own: green with its own phase and with the
+   protected left leaving from the arm it turns into (the complementary left,
+   in the other barrier group), which it does not cross; yellow as its phase,
+   red clearance as the core would time its phase's under the intergreens
+   (_rto_red_clear); its lanes' loops still call and extend its phase.
+   Intergreens are derived for the overlap's channel (O<id>) from its links'
+   paths; the phase no longer counts them. The candidate must validate as a
+   whole (edge.config's conflict table, crosswalks walking beside it, SUMO's
+   foes, the board's channels); if not, the site keeps the layout without it
+   (step 3 as before). Through/right shared lanes get none: a through at the
+   head of the lane blocks the arrow, and on the suite's crosses it measured
+   neutral to 6 % worse (docs/adaptive.md, issue 17, "Right-turn overlaps").
 4. Split phasing otherwise (or when the dual ring fails validation): every
    approach alone in its own barrier group, one ring, hidden links riding
    with their approach.
@@ -126,6 +140,7 @@ class LinkBinding:
     to_lane: str
     channel: int | None = None  # the site channel whose display it shows
     permissive_phase: int | None = None  # FYA: also open, yielding ('g'), in this phase
+    also_phases: tuple[int, ...] = ()  # a right-turn overlap: also green in these phases
     crossing: bool = False  # a pedestrian crossing: 'G' in its walk, 'r' otherwise
 
 
@@ -315,11 +330,23 @@ class _Fya:
 
 
 @dataclass(slots=True)
+class _RightOverlap:
+    """A right turn's own arrow: green with its through phase (`phase`) and with
+    the protected left (`lefts`) that leaves from the arm the right turns into."""
+
+    id: str
+    phase: int
+    lefts: tuple[int, ...]
+    movement: str
+
+
+@dataclass(slots=True)
 class _Candidate:
     phasing: str
     phases: list[_Phase]
     notes: list[str] = field(default_factory=list)
     fya: list[_Fya] = field(default_factory=list)
+    rto: list[_RightOverlap] = field(default_factory=list)
 
 
 def _turns(mv: _Movements, arm: str) -> set[str]:
@@ -333,6 +360,43 @@ def _left_has_own_lane(mv: _Movements, arm: str) -> bool:
 
 def _dual_ring_fya(junction: SignalJunction, arms: Sequence[Arm], mv: _Movements) -> _Candidate:
     return _dual_ring(junction, arms, mv, fya=True)
+
+
+def _dual_ring_fya_rto(junction: SignalJunction, arms: Sequence[Arm], mv: _Movements) -> _Candidate:
+    cand = _dual_ring(junction, arms, mv, fya=True)
+    _right_overlaps(cand, arms, mv)
+    return cand
+
+
+def _right_overlaps(cand: _Candidate, arms: Sequence[Arm], mv: _Movements) -> None:
+    """Give each right turn whose lanes carry no through traffic an overlap with
+    its own phase and the protected left leaving from the arm it turns into (the
+    complementary left), where one exists; edge.config's conflict check and
+    _check_sumo_foes then judge the whole candidate (RTO in the docstring)."""
+    approaches = tuple(Approach(a.id, a.bearing_deg) for a in arms)
+    left_phase = {
+        m.split(".")[0]: p
+        for p in cand.phases
+        if not p.through
+        for m in p.movements
+        if m.endswith(".L")
+    }
+    for p in sorted(cand.phases, key=lambda p: p.id):
+        if not p.through:
+            continue
+        for m in [m for m in p.movements if m.endswith(".R")]:
+            to = geometry.resolve_movement(m, approaches).to
+            lp = left_phase.get(to)
+            if lp is None or lp.group == p.group or len(p.movements) < 2:
+                continue
+            arm, turn = m.split(".")
+            lanes = {k.from_lane for k in mv.named[arm, turn]}
+            if any("T" in mv.lane_turns[lane] for lane in lanes):
+                continue  # a through at the head of the lane blocks the arrow
+            p.movements.remove(m)
+            cand.rto.append(_RightOverlap(f"R{p.id}", p.id, (lp.id,), m))
+    if cand.rto:
+        cand.phasing += "+rto"
 
 
 def _dual_ring(
@@ -512,6 +576,7 @@ def _site_dict(
 ) -> dict[str, Any]:
     # Lefts lag: a ring serves its through before its protected left (LAG above).
     phases = sorted(cand.phases, key=lambda p: (p.ring, p.group, not p.through, p.id))
+    plans = _plan(junction, cand, arms, main_group=1)
     phase_rows = []
     for p in phases:
         row: dict[str, Any] = {"id": p.id, "ring": p.ring, "group": p.group}
@@ -545,6 +610,18 @@ def _site_dict(
         }
         for f in cand.fya
     ]
+    timing = plans[PLAN_ID]["phase"]
+    overlaps += [
+        {
+            "id": r.id,
+            "parents": [r.phase, *r.lefts],
+            "movements": [r.movement],
+            # its approach's change and clearance, as its through phase (kinematic yellow)
+            "yellow_s": timing[str(r.phase)]["yellow_s"],
+            "red_clear_s": timing[str(r.phase)]["red_clear_s"],
+        }
+        for r in cand.rto
+    ]
     dets = []
     for d in detectors:
         det: dict[str, Any] = {"id": d.id, "input": d.input}
@@ -558,7 +635,6 @@ def _site_dict(
         dets.append(det)
     dets += [{"id": b.id, "input": b.input, "type": "ped", "calls": [b.phase]} for b in buttons]
     site_id = _sanitise(junction.tls, 64)
-    plans = _plan(junction, cand, arms, main_group=1)
     return {
         "site": {
             "id": site_id,
@@ -595,12 +671,19 @@ def _bindings(junction: SignalJunction, mv: _Movements, cand: _Candidate) -> dic
             phase_of.setdefault(m, (p.id, False))
     hidden_phase = {i: p.id for p in cand.phases for i in p.hidden}
     fya_of = {f.movement: f for f in cand.fya}
+    rto_of = {r.movement: r for r in cand.rto}
+    for ro in cand.rto:
+        phase_of[ro.movement] = (ro.phase, True)
     channel_of, _ = _channels(cand)
     out: dict[int, LinkBinding] = {}
     for (arm, turn), links in mv.named.items():
         name = f"{arm}.{turn}"
         pid, protected = phase_of.get(name, (None, True))
         f = fya_of.get(name)
+        r = rto_of.get(name)
+        channel = channel_of[f.id] if f else channel_of[r.id] if r else None
+        if channel is None and pid is not None:
+            channel = channel_of.get(pid)
         for k in links:
             out[k.index] = LinkBinding(
                 k.index,
@@ -610,8 +693,9 @@ def _bindings(junction: SignalJunction, mv: _Movements, cand: _Candidate) -> dic
                 name,
                 k.from_lane,
                 k.to_lane,
-                channel=channel_of[f.id] if f else (channel_of.get(pid) if pid else None),
+                channel=channel,
                 permissive_phase=f.permissive if f else None,
+                also_phases=r.lefts if r else (),
             )
     for p in cand.phases:
         for idx in p.ped_links:
@@ -642,17 +726,18 @@ def _bindings(junction: SignalJunction, mv: _Movements, cand: _Candidate) -> dic
     return out
 
 
-_Source = int | str | tuple[str, int]  # a phase, an FYA overlap, ("ped", phase)
+_Source = int | str | tuple[str, int]  # a phase, an overlap, ("ped", phase)
 
 
 def _channels(cand: _Candidate) -> tuple[dict[_Source, int], list[_Source]]:
-    """Channel id of each phase, FYA overlap and pedestrian signal, as _site_dict numbers them."""
+    """Channel id of each phase, overlap and pedestrian signal, as _site_dict numbers them."""
     fya_phases = {f.phase for f in cand.fya}
     ordered = sorted(cand.phases, key=lambda p: p.id)
     order: list[_Source] = [
         p.id for p in ordered if p.id not in fya_phases and (p.movements or p.permissive)
     ]
     order += [f.id for f in cand.fya]
+    order += [r.id for r in cand.rto]
     order += [("ped", p.id) for p in ordered if p.ped_crossing is not None]
     return {x: n for n, x in enumerate(order, 1)}, order
 
@@ -736,6 +821,7 @@ def _check_sumo_foes(
 
     def contexts(b: LinkBinding) -> list[tuple[int, bool]]:
         ctx = [] if b.phase is None else [(b.phase, b.protected)]
+        ctx += [(p, b.protected) for p in b.also_phases]
         if b.permissive_phase is not None:
             ctx.append((b.permissive_phase, False))
         return ctx
@@ -755,7 +841,7 @@ def _check_sumo_foes(
                 ):
                     continue
                 for x, y, bx, px, prot in ((i, j, bi, pi, prot_i), (j, i, bj, pj, prot_j)):
-                    if prot and px == bx.phase and (x, y) in junction.yields:
+                    if prot and px in (bx.phase, *bx.also_phases) and (x, y) in junction.yields:
                         out[x] = replace(bx, protected=False)
                         cand.notes.append(
                             f"link {x} ({bx.movement or 'hidden'}) shows 'g': SUMO makes it "
@@ -930,7 +1016,8 @@ def _intergreens(
         if b.phase is None:
             continue
         kind = SignalKind.PED if b.crossing else SignalKind.PHASE
-        links_of.setdefault((kind, b.phase), []).append(b.index)
+        if not b.also_phases:  # a right-turn overlap's link: its phase no longer shows it
+            links_of.setdefault((kind, b.phase), []).append(b.index)
         if b.channel in overlap_of:
             links_of.setdefault((SignalKind.OVERLAP, overlap_of[b.channel]), []).append(b.index)
     paths = {p.index: p for p in junction.paths}
@@ -938,6 +1025,27 @@ def _intergreens(
     for (leave, enter), ms in sorted(site_intergreens(site, paths, links_of).items(), key=str):
         out.setdefault(group_name(leave), {})[group_name(enter)] = ms / 1000
     return out
+
+
+def _rto_red_clear(site: Site, site_dict: dict[str, Any]) -> None:
+    """A right-turn overlap's red clearance as the core times its phase's (edge.control.
+    intergreens rule 3, which leaves overlaps as configured): where every conflicting
+    pair it leaves has an intergreen, it ends when the shortest of them has run since
+    its yellow began, never under the site's minimum. Its full plan red clearance
+    would hold the next through's green past that intergreen (tee-69-moderate: main
+    street 1-2 s late every cycle); the pairs' intergreens still gate every green."""
+    table = site_dict["intergreens"]
+    floor = site.safety.min_red_clear_ms / 1000
+    for row in site_dict.get("overlaps", []):
+        if row.get("type") == "fya":
+            continue
+        key = (SignalKind.OVERLAP, row["id"])
+        entering = [group_name(b) for a, b in site.conflicts if a == key]
+        owed = table.get(group_name(key), {})
+        if entering and all(e in owed for e in entering):
+            shortest = min(owed[e] for e in entering)
+            red = max(floor, _round_up(shortest - row["yellow_s"], 0.1))
+            row["red_clear_s"] = min(row["red_clear_s"], round(red, 1))
 
 
 def derive(junction: SignalJunction) -> Derivation:
@@ -969,9 +1077,11 @@ def derive(junction: SignalJunction) -> Derivation:
         raise DerivationError(tls, [f"{len(arms)} arms: a site has at most 8 approaches"])
     mv = _name_links(junction, arms)
     reasons: list[str] = []
-    for build in (_dual_ring_fya, _dual_ring, _split):
+    for build in (_dual_ring_fya_rto, _dual_ring_fya, _dual_ring, _split):
         try:
             cand = build(junction, arms, mv)
+            if build is _dual_ring_fya_rto and not cand.rto:
+                continue  # no right turn has a complementary left: as without
             if build is _dual_ring_fya and not cand.fya:
                 continue  # no left of its own lane: the plain dual ring says the same
             _assign_crossings(junction, arms, cand)
@@ -990,6 +1100,7 @@ def derive(junction: SignalJunction) -> Derivation:
             intergreens = _intergreens(junction, site, bind)
             if intergreens:
                 site_dict["intergreens"] = intergreens
+                _rto_red_clear(site, site_dict)
                 site = site_from_dict(site_dict, f"<derived {tls}>")
         except _Refused as exc:
             reasons.append(f"{build.__name__.strip('_').replace('_', '-')}: {exc}")

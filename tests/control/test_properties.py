@@ -52,6 +52,11 @@ def _lagging_left(path: Path) -> Site:
 
 
 SITES["t_junction_lagging_left"] = _lagging_left(EXAMPLES[0].parent / "t_junction.toml")
+# A derived cross: four right-turn overlaps with parents in both barrier groups, FYA
+# lefts and per-pair intergreens, every overlap channel among them (issue 17, RTO).
+SITES["derived_cross_right_overlaps"] = load_site(
+    EXAMPLES[0].parents[1] / "tests/sites/derived_cross_right_overlaps.toml"
+)
 STEP_MS = 100
 STEPS_RUN = [0]  # reported at the end of the session by tests/conftest.py
 

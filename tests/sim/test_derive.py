@@ -9,7 +9,7 @@ import pytest
 from edge.cli import main as edge_main
 from edge.config import load_site, site_from_dict
 from sim.sumo import scenarios
-from sim.sumo.derive import derive, derive_all
+from sim.sumo.derive import Derivation, derive, derive_all
 from sim.sumo.errors import DerivationError, SimError
 from sim.sumo.network import read_net, signal_junction, signal_junctions
 from sim.sumo.site_toml import derivation_toml
@@ -73,8 +73,24 @@ def test_tee_has_a_lone_side_road_phase() -> None:
     (d,) = derive_all(signal_junctions(scenarios.resolve("tee").net))
     by_id = {p.id: p for p in d.site.phases}
     assert sorted(by_id) == [1, 2, 4, 6]
-    assert {m.name for m in by_id[4].movements} == {"S.L", "S.R"}
+    assert {m.name for m in by_id[4].movements} == {"S.L"}
     assert [a.id for a in d.site.approaches] == ["E", "S", "W"]
+    # The stem's right turn (a lane of its own) is an overlap: with its phase and with
+    # the main street's protected left into the stem, which it does not cross.
+    (rto,) = [o for o in d.site.overlaps if not o.permissive_parents]
+    assert (rto.parents, [m.name for m in rto.movements]) == ((4, 1), ["S.R"])
+    assert d.phasing == "dual-ring+fya+rto"
+    rights = [b for b in d.links if b.movement == "S.R"]
+    assert rights and all(b.phase == 4 and b.also_phases == (1,) for b in rights)
+    ch = {c.source: c.id for c in d.site.channels}
+    assert all(b.channel == ch["R4"] for b in rights)
+    owed = d.site_dict["intergreens"]["OR4"]  # its channel has its own intergreens
+    # Every pair it leaves is listed: its red clearance ends with the shortest of them
+    # (as its phase's would), not its plan's, and never under the site's minimum.
+    row = next(o for o in d.site_dict["overlaps"] if o["id"] == "R4")
+    floor = d.site.safety.min_red_clear_ms / 1000
+    assert row["red_clear_s"] == max(floor, round(min(owed.values()) - row["yellow_s"], 1))
+    assert rto.red_clear_ms < d.site.plans["actuated"].timings[4].red_clear_ms
 
 
 def test_shared_lanes_give_permissive_lefts() -> None:
@@ -194,3 +210,42 @@ def test_simulator_cameras_run_the_simulator_model() -> None:
     vision = config_from_dict(raw, "single (derived)").vision
     assert vision is not None and len(vision.cameras) == 4
     assert vision.model == SIM_MODEL != DEFAULT_MODEL
+
+
+def _right_overlaps_keep_their_rules(d: Derivation) -> int:
+    """Each right-turn overlap of a derivation: one right turn whose lanes carry no
+    through, parents its own phase and the protected left from the arm it turns
+    into, and its links bound to the overlap's channel. Returns how many."""
+    site = d.site
+    phases = {p.id: p for p in site.phases}
+    channel = {c.source: c.id for c in site.channels}
+    lane_turns: dict[str, set[str]] = {}
+    for b in d.links:
+        if b.movement and not b.crossing:
+            lane_turns.setdefault(b.from_lane, set()).add(b.movement.split(".")[1])
+    n = 0
+    for o in site.overlaps:
+        if o.permissive_parents:
+            continue
+        n += 1
+        (m,) = o.movements
+        own, *lefts = o.parents
+        assert m.name.endswith(".R")
+        assert m.approach in {x.approach for x in phases[own].movements}
+        assert [x.name for p in lefts for x in phases[p].movements] == [f"{m.to}.L"]
+        assert all(phases[p].group != phases[own].group for p in lefts)
+        links = [b for b in d.links if b.movement == m.name]
+        assert links and all(b.channel == channel[o.id] for b in links)
+        assert all("T" not in lane_turns[b.from_lane] for b in links)
+    return n
+
+
+def test_right_overlaps_only_where_no_through_shares_the_lane(hangzhou_dir: Path) -> None:
+    # hangzhou-1x1: its rights share the kerb lane with the through: no overlap
+    (d,) = derive_all(signal_junctions(scenarios.resolve("hangzhou-1x1").net))
+    assert _right_overlaps_keep_their_rules(d) == 0 and "rto" not in d.phasing
+    found = sum(
+        _right_overlaps_keep_their_rules(d)
+        for d in derive_all(signal_junctions(scenarios.resolve("hangzhou-4x4").net))
+    )
+    assert found > 0
