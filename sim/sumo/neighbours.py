@@ -9,12 +9,18 @@ from what those neighbours sense, never from SUMO's vehicle positions:
    signal it leaves from; boundary approaches (no signal upstream within 4
    edges) get nothing, so a signal alone runs exactly as `edge`. The
    upstream exit is the walk's last edge; the upstream stop-bar loops that
-   feed it are those on lanes with a link into that exit.
+   feed it are those on lanes whose one exit it is, or, for a lane shared by
+   several exits, whose through link leads into it (no route is known: a
+   shared lane's vehicles count as going straight, never as one arrival at
+   each exit).
 2. Releases: a vehicle leaving such a loop (its falling edge, 100 ms ticks)
    while a phase of its link to the exit shows green or yellow has crossed
    the stop line toward the neighbour. (A rising edge misses the queue's
    first vehicle, which stands on the loop when the green starts.)
-3. Projection: free flow, each edge of the walk at its speed limit; the
+3. Projection: free flow, each edge of the walk at its speed limit, plus
+   the time lost accelerating to it from the speed the vehicle crossed the
+   loop at ((loop length + VEHICLE_M) / time on the loop; a vehicle that
+   stood on it starts from rest): (v - v0)^2 / (2 a v), a = ACCEL_MPS2. The
    arrival is for the approach's through phases (no route is known; every
    vehicle counts for them), due at release + travel time.
 4. Sending: once a second each signal gets the set of its arrivals due
@@ -39,6 +45,8 @@ SEND_MS = 1000  # a set once a second, as a device would publish
 SEND_AHEAD_MS = CALL_MS + 2000  # arrivals further ahead are not sent
 _WALK_EDGES = 4  # a walk back longer than this is not between neighbours
 _RELEASING = (Lamp.GREEN, Lamp.YELLOW, Lamp.FLASH_YELLOW)
+VEHICLE_M = 5.0  # a car's length, for its speed over a loop
+ACCEL_MPS2 = 2.6  # a car's acceleration (SUMO's passenger default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +56,17 @@ class Feed:
     up: str  # upstream signal (tls id)
     down: str  # downstream signal
     approach: str  # the downstream signal's incoming edge
-    loops: tuple[tuple[int, tuple[int, ...]], ...]  # (upstream loop, phases releasing it)
+    # (upstream loop, its length (m), the phases whose green releases over it)
+    loops: tuple[tuple[int, float, tuple[int, ...]], ...]
     phases: tuple[int, ...]  # downstream phases the arrivals are for
     travel_ms: int  # free-flow time, upstream stop line to downstream stop line
+    speed_mps: float  # the exit's speed limit (the acceleration lag's target)
+
+    def lag_ms(self, length_m: float, on_ms: int) -> int:
+        """Rule 3: time lost accelerating from the speed over the loop to the limit."""
+        v = self.speed_mps
+        v0 = min(v, (length_m + VEHICLE_M) * 1000 / on_ms) if on_ms > 0 else v
+        return round((v - v0) ** 2 / (2 * ACCEL_MPS2 * v) * 1000)
 
 
 def _edge_of(lane: str) -> str:
@@ -86,20 +102,34 @@ def feeds(net: Any, derivations: Sequence[Derivation]) -> list[Feed]:
             for b in up.links:
                 if b.phase is None or b.crossing or _edge_of(b.to_lane) != exit_edge:
                     continue
+                if _lane_exit(up, b.from_lane) != exit_edge:
+                    continue
                 ps = releasing.setdefault(b.from_lane, set())
                 ps.add(b.phase)
                 if b.permissive_phase is not None:
                     ps.add(b.permissive_phase)
             loops = tuple(
-                (det.id, tuple(sorted(releasing[det.lane])))
+                (det.id, det.length_m, tuple(sorted(releasing[det.lane])))
                 for det in up.detectors
                 if det.kind == "stop-bar" and det.lane in releasing
             )
             if not loops:
                 continue
             travel_s = sum(net.getEdge(e).getLength() / net.getEdge(e).getSpeed() for e in path)
-            out.append(Feed(up.tls, d.tls, approach, loops, phases, round(travel_s * 1000)))
+            speed = net.getEdge(exit_edge).getSpeed()
+            travel = round(travel_s * 1000)
+            out.append(Feed(up.tls, d.tls, approach, loops, phases, travel, speed))
     return out
+
+
+def _lane_exit(d: Derivation, lane: str) -> str | None:
+    """The exit a lane's vehicles are counted for: its one exit, else its through link's."""
+    links = [b for b in d.links if b.from_lane == lane and b.phase is not None and not b.crossing]
+    exits = {_edge_of(b.to_lane) for b in links}
+    if len(exits) == 1:
+        return exits.pop()
+    through = {_edge_of(b.to_lane) for b in links if b.movement.endswith(".T")}
+    return through.pop() if len(through) == 1 else None
 
 
 def _walk_back(
@@ -131,6 +161,7 @@ class Neighbours:
     phase_ids: dict[str, list[int]]  # each signal's phase ids, in its outputs' order
     silent: bool = False  # the neighbours say nothing (the equal-to-`edge` check)
     _prev: dict[str, frozenset[int]] = field(default_factory=dict)
+    _on_since: dict[tuple[str, int], int] = field(default_factory=dict)  # loop's rising edge
     _pending: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # (phase, due)
     _said: dict[str, bool] = field(default_factory=dict)  # the last set sent was not empty
     released_count: int = 0
@@ -148,6 +179,8 @@ class Neighbours:
         """Rule 2: loops that went off at this tick, with their link's phase releasing."""
         prev = self._prev.get(tls, frozenset())
         self._prev[tls] = occupied
+        for det in occupied - prev:
+            self._on_since[(tls, det)] = t_ms
         gone = prev - occupied
         if not gone:
             return
@@ -155,9 +188,10 @@ class Neighbours:
         for f in self.feeds:
             if f.up != tls:
                 continue
-            for det, phases in f.loops:
+            for det, length_m, phases in f.loops:
                 if det in gone and any(lamps[ids.index(p)] in _RELEASING for p in phases):
-                    due = t_ms + f.travel_ms
+                    on_ms = t_ms - self._on_since.get((tls, det), t_ms)
+                    due = t_ms + f.travel_ms + f.lag_ms(length_m, on_ms)
                     self._pending.setdefault(f.down, []).extend((p, due) for p in f.phases)
                     self.released_count += 1
 
