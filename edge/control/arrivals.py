@@ -56,6 +56,7 @@ class Arrivals:
             ok = (
                 isinstance(pair, tuple | list)
                 and len(pair) == 2
+                and type(pair[0]) is int
                 and type(pair[1]) is int
                 and 0 <= pair[1] <= MAX_AHEAD_MS
             )

@@ -148,7 +148,7 @@ def test_bad_arrivals_are_reported_and_ignored() -> None:
     """Rule 5: an unknown phase, a negative or absurd time, a malformed pair."""
     site = make_site("four")
     ctl = Controller(site)
-    bad = ((99, 1000), (2, -5), (2, 10**9), (2,), "x", (2, 1.5))
+    bad = ((99, 1000), (2, -5), (2, 10**9), (2,), "x", (2, 1.5), ([2], 1000), ("2", 1000))
     out = ctl.step(0, Inputs(arrivals=bad))  # type: ignore[arg-type]
     errors = [e for e in out.events if e.name == "input_error" and e.subject == "arrivals"]
     assert len(errors) == len(bad)
