@@ -39,7 +39,8 @@ file is the step that calls the features (docs/architecture.md) in this order:
    estimates; a quiet step (no input changed, no deadline reached) returns the
    last outputs restamped.
 2. Commands (commands.py), in the order given.
-3. Detectors (detectors.py): edges, pulses, carryover, delay, diagnostics.
+3. Detectors (detectors.py): edges, pulses, carryover, delay, diagnostics;
+   the neighbours' predicted arrivals (arrivals.py).
 4. Modes (modes.py): start-up flash, start-up all red, run; flash and fault
    flash stop here.
 5. Coordination (coordinator.py): the offset transition advances.
@@ -59,6 +60,7 @@ from __future__ import annotations
 
 from edge.control import commands, control_mode, coordination, intergreens, outputs, transit
 from edge.control.adaptive import Adaptive
+from edge.control.arrivals import Arrivals
 from edge.control.coordinator import Coordinator
 from edge.control.detectors import Detectors
 from edge.control.intervals import Gate, Interval, Intervals, build_gates, gate_clear
@@ -113,6 +115,7 @@ class Controller:
         self.pending_site: Site | None = None  # new timing waiting for a safe point
         self.coordinator = Coordinator(now_ms)
         self.adaptive = Adaptive(site)
+        self.arrivals = Arrivals()  # neighbours' predicted arrivals (arrivals.py)
         # Control mode: the plan's own unless a SetMode overrides it (and who did).
         self.mode_override: tuple[str, str] | None = None  # (mode, source)
         self.control = FREE
@@ -215,6 +218,7 @@ class Controller:
             and not inputs.commands
             and not inputs.actuations
             and (occupied is self.last_occupied or occupied == self.last_occupied)
+            and inputs.arrivals is None
         )
         if quiet:
             last = self.display.last
@@ -226,6 +230,9 @@ class Controller:
             if occupied != self.last_occupied or inputs.actuations or now >= self.dets.deadline:
                 self.dets.update(self, now, occupied, inputs.actuations)
                 self.last_occupied = occupied
+            if inputs.arrivals is not None:
+                self.arrivals.receive(self, now, inputs.arrivals)
+            self.arrivals.refresh(now)
             self._advance(now)
             self.deadline = self._next_deadline(now)
         except Exception as exc:  # rule 5: never raise, never keep running on bad state
@@ -315,6 +322,7 @@ class Controller:
                 self.adaptive.green_ended(i, now - self.intervals.green_at[i], max_ms, reason)
         if reason in ("gap_out", "max_out", "force_off"):
             self._event(now, reason, f"phase {pid}")
+        self.arrivals.green_ended(i, reason)
         if self.transit is not None:
             self.transit.green_ended(now, i)
         self.intervals.yellow(i, now, max(timers.timing[i].yellow_ms, self.min_yellow_ms))
@@ -397,5 +405,6 @@ class Controller:
         if self.overlaps.iv:
             self.overlaps.deadlines(times)
         self.ig.deadlines(self, times)  # a gate held by an intergreen opens by itself
+        self.arrivals.deadlines(times)
         future = [t for t in times if t > now]
         return min(future) if future else NEVER

@@ -170,6 +170,9 @@ class Inputs:
     # Optional queue estimates, (detector or zone id, vehicles), e.g. from a camera's
     # queue zones; the adaptive mode prefers them to its loop counts for that detector.
     queues: tuple[tuple[int, float], ...] = ()
+    # Optional predicted arrivals from the neighbours, (phase id, ms ahead): a new set
+    # replaces the last and expires 2 s after it came; None brings nothing new (arrivals.py).
+    arrivals: tuple[tuple[int, int], ...] | None = None
 
 
 NO_INPUTS = Inputs()

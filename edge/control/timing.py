@@ -6,8 +6,9 @@ invariants.py check them):
 
 1. A phase is called by a vehicle call (a detector or an operator), a pedestrian
    call, a non-locking loop occupied now, or a recall (minimum, maximum,
-   pedestrian, or a coordinated phase); a soft recall calls only when nothing
-   else does. A green or omitted phase has no serviceable call.
+   pedestrian, or a coordinated phase), or a neighbour's predicted arrival
+   (arrivals.py rule 3); a soft recall calls only when nothing else does. A green
+   or omitted phase has no serviceable call.
 2. A green starts on the plan in force: its minimum is the plan's minimum green,
    or the added initial (per actuation counted on red, up to the max initial) if
    longer, never below the site minimum green.
@@ -22,7 +23,7 @@ invariants.py check them):
    walk and no operator hold keeps it (a stop overrides a hold). Its reason to
    end, in order: an operator force-off, a stop (all red, flash),
    coordination's force-offs and yields, max-out, and gap-out (never under a
-   max recall).
+   max recall; a neighbour's predicted arrival holds it off: arrivals.py rule 2).
 
 State owned here, per phase: the timing in force, the vehicle call, actuations
 counted on red, loops extending and non-locking loops calling now, the
@@ -76,6 +77,7 @@ class PhaseTimers:
         pcall = ctl.peds.call
         omit = ctl.omit
         adaptive = ctl.control == ADAPTIVE
+        predicted = ctl.arrivals.calls(ctl)  # arrivals.py rule 3: non-locking
         for i, v in enumerate(ctl.intervals.iv):
             if v == GREEN or omit[i]:
                 continue
@@ -85,7 +87,7 @@ class PhaseTimers:
                 not adaptive
                 or ctl.adaptive.left_call_counts(i, ctl.last_now, ctl.dets.present, ctl.dets.on_at)
             )
-            if self.vcall[i] or pcall[i] or loop or self.recall_veh[i]:
+            if self.vcall[i] or pcall[i] or loop or self.recall_veh[i] or predicted >> i & 1:
                 mask |= 1 << i
             elif self.recall_soft[i]:
                 soft |= 1 << i
@@ -169,7 +171,7 @@ class PhaseTimers:
         if Recall.MAX in self.timing[i].recall:
             return ""
         if self.ext_count[i] == 0 and now >= self.pass_end[i]:
-            return "gap_out"
+            return "" if ctl.arrivals.holds(ctl, i) else "gap_out"  # arrivals.py rule 2
         return ""
 
     def deadlines(self, ctl: Controller, times: list[int]) -> None:

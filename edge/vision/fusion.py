@@ -19,7 +19,7 @@ the camera instead of its loops (docs/adaptive.md).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from edge.control.messages import NOT_RED, Inputs, Outputs
 from edge.control.site import Site
@@ -95,7 +95,7 @@ def fuse(
     if queues:
         mine = {det for det, _ in queues}
         kept = tuple(q for q in inputs.queues if q[0] not in mine)
-        inputs = Inputs(inputs.occupied, inputs.actuations, inputs.commands, kept + queues)
+        inputs = replace(inputs, queues=kept + queues)  # the rest (arrivals too) as given
     if not binds:
         return inputs, {}
     occupied = set(inputs.occupied)
@@ -120,4 +120,4 @@ def fuse(
             else:
                 occupied.discard(b.detector)
     actuations = tuple((d, n) for d, n in inputs.actuations if d not in replaced)
-    return Inputs(frozenset(occupied), actuations, inputs.commands, inputs.queues), sources
+    return replace(inputs, occupied=frozenset(occupied), actuations=actuations), sources

@@ -13,17 +13,26 @@ SUMO_TYPES = {
     "sumo-nema": "NEMA",
     "sumo-actuated-ite": "actuated",
 }
-NAMES = ("edge", "edge-adaptive", "edge-board", *SUMO_TYPES, "webster", "max-pressure")
+# `edge-neighbours`: `edge` plus the neighbours' predicted arrivals (sim/sumo/neighbours.py).
+NAMES = (
+    "edge",
+    "edge-adaptive",
+    "edge-neighbours",
+    "edge-board",
+    *SUMO_TYPES,
+    "webster",
+    "max-pressure",
+)
 # The controller on rendered cameras (sim/camera, edge/vision): slow (a frame per camera
 # per step), so kept out of NAMES, which the baseline comparisons and tests sweep.
 CAMERA_NAMES = ("edge-camera", "edge-camera-labels", "edge-camera-adaptive")
 # `edge-no-preempt`, `edge-adaptive-no-preempt`: the same controller with the
 # emergency feed traced but requesting nothing (the "without priority" runs).
 NO_PREEMPT = "-no-preempt"
-PREEMPTING = ("edge", "edge-adaptive", "edge-board")
+PREEMPTING = ("edge", "edge-adaptive", "edge-neighbours", "edge-board")
 # `edge-no-tsp`, `edge-adaptive-no-tsp`: buses traced, no transit priority asked for.
 NO_TSP = "-no-tsp"
-TRANSIT = ("edge", "edge-adaptive")
+TRANSIT = ("edge", "edge-adaptive", "edge-neighbours")
 
 
 def known(name: str) -> bool:

@@ -33,6 +33,16 @@ def test_fuse_camera_loop_recall() -> None:
     assert 7 not in merged.occupied  # ... and lets its green gap out
 
 
+def test_fuse_keeps_the_rest_of_the_inputs() -> None:
+    """The neighbours' predicted arrivals (and commands) pass through the merge."""
+    given = Inputs(occupied=frozenset({4}), commands=("c",), arrivals=((2, 3000),))
+    merged, _ = fuse(
+        given, BINDS, {"n-stop": False, "n-left": None}, frozenset(), ((4, "q"),), {"q": 2.0}
+    )
+    assert merged.arrivals == ((2, 3000),) and merged.commands == ("c",)
+    assert merged.queues == ((4, 2.0),)
+
+
 def test_queue_zones_reach_the_controller_while_the_camera_is_healthy() -> None:
     cam = copy.deepcopy(CAMERA)
     cam["zones"].append(  # a queue zone of its own on the left lane, no detector

@@ -21,7 +21,8 @@ from sim.sumo.demand import read_demand
 from sim.sumo.derive import PLAN_ID, Derivation, derive_all
 from sim.sumo.emergency import EmergencyFeed
 from sim.sumo.errors import SimError
-from sim.sumo.network import signal_junctions
+from sim.sumo.neighbours import Neighbours
+from sim.sumo.network import read_net, signal_junctions
 from sim.sumo.scenarios import Scenario
 from sim.sumo.transit import TransitFeed
 
@@ -70,6 +71,9 @@ def make_controller(
             ctl = EdgeBoardControl(derivations)
         elif name == "edge-adaptive":
             ctl = EdgeControl(derivations, name=name, mode="adaptive")
+        elif name == "edge-neighbours":  # `edge` plus the neighbours' predicted arrivals
+            ctl = EdgeControl(derivations, name=name)
+            ctl.neighbours = Neighbours.build(read_net(scenario.net), derivations)
         else:
             ctl = EdgeControl(derivations)
         ctl.emergency = EmergencyFeed(derivations, preempt=preemption)

@@ -18,7 +18,9 @@ as the runner shows them: sim/sumo/controllers/base.py), so a change decided
 inside a step shows at its end, up to 0.9 s late at 1 s steps, never early.
 The `webster` baseline reuses this with a fixed-time plan and no detectors;
 `edge-adaptive` runs the same controllers switched to the adaptive mode
-(`SetMode("adaptive")` at the first step, as a technician would locally).
+(`SetMode("adaptive")` at the first step, as a technician would locally);
+`edge-neighbours` runs them as `edge` plus the neighbours' predicted arrivals
+(sim/sumo/neighbours.py: projected from upstream stop-bar releases).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from sim.sumo.controllers.push_buttons import PushButtons
 from sim.sumo.derive import Derivation
 from sim.sumo.emergency import EmergencyFeed
 from sim.sumo.loops import Loops, loop_elements, loop_id
+from sim.sumo.neighbours import Neighbours
 from sim.sumo.scenarios import Scenario
 from sim.sumo.transit import TransitFeed
 
@@ -86,6 +89,8 @@ class EdgeControl:
         self.transit: TransitFeed | None = None
         # Called after every step of every signal (sim/sumo/hireslog.py: --hires-log).
         self.on_step: Callable[[_Signal, int, Outputs], None] | None = None
+        # Predicted arrivals from upstream releases (`edge-neighbours`; None: not sent).
+        self.neighbours: Neighbours | None = None
 
     def prepare(self, scenario: Scenario, workdir: Path) -> list[Path]:
         if not self.use_detectors:
@@ -142,7 +147,7 @@ class EdgeControl:
         self.last_tick_ms = ticks[-1]
 
     def _tick(self, t_ms: int, now: bool) -> None:
-        ev, tsp = self.emergency, self.transit
+        ev, tsp, nb = self.emergency, self.transit, self.neighbours
         for s in self.signals:
             cmds: tuple[object, ...] = ()
             if now:  # sampled at the step's end: the tick at that time takes them
@@ -152,14 +157,19 @@ class EdgeControl:
                 s.commands = ()
                 s.occupied = self.buttons.pressed.get(s.tls, frozenset())
             inputs = NO_INPUTS
+            occupied = frozenset[int]()
             if s.detectors:
                 occupied = self.loops.occupied(s.tls, t_ms)
                 inputs = Inputs(
-                    occupied=occupied | s.occupied if s.occupied else occupied, commands=cmds
+                    occupied=occupied | s.occupied if s.occupied else occupied,
+                    commands=cmds,
+                    arrivals=nb.take(s.tls, t_ms) if nb is not None else None,
                 )
             elif cmds:
                 inputs = Inputs(commands=cmds)
             out = s.controller.step(t_ms, inputs)
+            if nb is not None:
+                nb.released(s.tls, t_ms, occupied, out.phases)
             if self.on_step is not None:
                 self.on_step(s, t_ms, out)
             s.channels = out.channels

@@ -1,0 +1,114 @@
+"""Neighbours' predicted arrivals: hold a green for a platoon, call a phase ahead of it.
+
+A neighbouring signal (or the simulator standing in for one) projects the
+vehicles its stop-bar loops released into arrivals at this signal's stop
+lines: `Inputs.arrivals`, pairs of (phase id, ms ahead). Rules this module
+keeps (tests/control/test_arrivals.py checks each):
+
+1. The latest set wins: each set received replaces the one before, and every
+   set expires EXPIRE_MS after it came. `Inputs.arrivals = None` (the default)
+   brings nothing new; with no set in force the core runs exactly as one that
+   never had this input (no hold, no call, no extra deadline).
+2. The hold: a green whose passage has run out with no loop extending it does
+   not gap out while an arrival for its phase is due within HOLD_MS. Only the
+   gap-out waits: an operator force-off, a stop, coordination and max-out
+   decide before it (timing.py rule 5), and preemption takes the rings before
+   the end of green is asked, so the max timer bounds the hold as it bounds
+   actuation.
+3. The call: a phase with an arrival due within CALL_MS is called, non-locking
+   (timing.py rule 1): the call drops with the prediction.
+4. The saturation guard: neither rule acts for a phase while it or a phase
+   conflicting with it last ended its green by max-out (a saturated
+   neighbourhood runs plain actuation; that phase's next gap-out clears it).
+5. Bad input (an unknown phase id, a time ahead outside 0..MAX_AHEAD_MS, a
+   malformed pair) is reported as an `input_error` event and that pair is
+   ignored (controller.py rule 5).
+
+Deadlines: each arrival entering and leaving its windows, and the set's
+expiry, so quiet steps stay quiet in between. Integer ms, no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge.control.controller import Controller
+
+HOLD_MS = 5000  # H: hold a gapped-out green for an arrival due this soon
+CALL_MS = 8000  # C: call a phase for an arrival due this soon
+EXPIRE_MS = 2000  # a set of arrivals stops counting this long after it came
+MAX_AHEAD_MS = 600_000  # further ahead than this is not a prediction: bad input
+
+
+class Arrivals:
+    def __init__(self) -> None:
+        self.due: tuple[tuple[int, int], ...] = ()  # (phase index, absolute ms due)
+        self.expires = 0  # the set in force counts while now < expires
+        self.hold = 0  # bitmask: phases with an arrival due within HOLD_MS now
+        self.call = 0  # bitmask: phases with an arrival due within CALL_MS now
+        self.maxed = 0  # bitmask: phases whose last green ended by max-out (rule 4)
+
+    def receive(self, ctl: Controller, now: int, pairs: object) -> None:
+        """Rule 1 and 5: a new set replaces the one in force."""
+        due: list[tuple[int, int]] = []
+        for pair in pairs if isinstance(pairs, tuple | list) else (pairs,):
+            ok = (
+                isinstance(pair, tuple | list)
+                and len(pair) == 2
+                and type(pair[0]) is int
+                and type(pair[1]) is int
+                and 0 <= pair[1] <= MAX_AHEAD_MS
+            )
+            i = ctl.index.get(pair[0]) if ok else None
+            if i is None:
+                ctl._event(now, "input_error", "arrivals", f"bad predicted arrival {pair!r}")
+                continue
+            due.append((i, now + pair[1]))
+        self.due = tuple(due)
+        self.expires = now + EXPIRE_MS
+
+    def refresh(self, now: int) -> None:
+        """The hold and call masks at `now` (once per busy step, before the passes)."""
+        if not self.due and not self.hold | self.call:
+            return
+        hold = call = 0
+        if self.due and now >= self.expires:
+            self.due = ()
+        for i, t in self.due:
+            if t - HOLD_MS <= now < t:
+                hold |= 1 << i
+            if t - CALL_MS <= now < t:
+                call |= 1 << i
+        self.hold, self.call = hold, call
+
+    def _guarded(self, ctl: Controller, i: int) -> bool:
+        """Rule 4: phase i or a conflicting phase last ended its green by max-out."""
+        return bool(self.maxed & (ctl.rings.conf_mask[i] | 1 << i))
+
+    def holds(self, ctl: Controller, i: int) -> bool:
+        """Rule 2: phase i's gapped-out green waits for an arrival."""
+        return bool(self.hold >> i & 1) and not self._guarded(ctl, i)
+
+    def calls(self, ctl: Controller) -> int:
+        """Rule 3: bitmask of phases called by a predicted arrival."""
+        mask = self.call
+        if not mask or not self.maxed:
+            return mask
+        for i in range(mask.bit_length()):
+            if mask >> i & 1 and self._guarded(ctl, i):
+                mask &= ~(1 << i)
+        return mask
+
+    def green_ended(self, i: int, reason: str) -> None:
+        """Rule 4: a max-out sets the guard, a gap-out clears it (other ends keep it)."""
+        if reason == "max_out":
+            self.maxed |= 1 << i
+        elif reason == "gap_out":
+            self.maxed &= ~(1 << i)
+
+    def deadlines(self, times: list[int]) -> None:
+        if self.due:
+            times.append(self.expires)
+            for _i, t in self.due:
+                times += (t - CALL_MS, t - HOLD_MS, t)
