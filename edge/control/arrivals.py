@@ -19,10 +19,14 @@ keeps (tests/control/test_arrivals.py checks each):
    (timing.py rule 1): the call drops with the prediction.
 4. The saturation guard: neither rule acts for a phase while it or a phase
    conflicting with it last ended its green by max-out (a saturated
-   neighbourhood runs plain actuation; that phase's next gap-out clears it).
-5. Bad input (an unknown phase id, a time ahead outside 0..MAX_AHEAD_MS, a
-   malformed pair) is reported as an `input_error` event and that pair is
-   ignored (controller.py rule 5).
+   neighbourhood runs plain actuation); that phase's next green ending any
+   other way (gap-out, force-off, a stop) clears it, so a phase on max recall,
+   which never gaps out, cannot keep it on for good.
+5. Bad input (an unknown phase id, a phase with no vehicle heads, a time ahead
+   outside 0..MAX_AHEAD_MS, a malformed pair) is ignored, as is every pair of a
+   set beyond MAX_PAIRS; each set that had any is reported once, as one
+   `input_error` event with the count and the first bad pair (controller.py
+   rule 5), so no set, however large or odd, can stall or flash the tick.
 
 Deadlines: each arrival entering and leaving its windows, and the set's
 expiry, so quiet steps stay quiet in between. Integer ms, no clock, no I/O.
@@ -30,6 +34,7 @@ expiry, so quiet steps stay quiet in between. Integer ms, no clock, no I/O.
 
 from __future__ import annotations
 
+import reprlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -39,6 +44,7 @@ HOLD_MS = 5000  # H: hold a gapped-out green for an arrival due this soon
 CALL_MS = 8000  # C: call a phase for an arrival due this soon
 EXPIRE_MS = 2000  # a set of arrivals stops counting this long after it came
 MAX_AHEAD_MS = 600_000  # further ahead than this is not a prediction: bad input
+MAX_PAIRS = 256  # a set larger than any junction's approaches and lanes could need
 
 
 class Arrivals:
@@ -51,8 +57,10 @@ class Arrivals:
 
     def receive(self, ctl: Controller, now: int, pairs: object) -> None:
         """Rule 1 and 5: a new set replaces the one in force."""
+        items = pairs if isinstance(pairs, tuple | list) else (pairs,)
         due: list[tuple[int, int]] = []
-        for pair in pairs if isinstance(pairs, tuple | list) else (pairs,):
+        bad: list[object] = []
+        for pair in items[:MAX_PAIRS]:
             ok = (
                 isinstance(pair, tuple | list)
                 and len(pair) == 2
@@ -61,10 +69,18 @@ class Arrivals:
                 and 0 <= pair[1] <= MAX_AHEAD_MS
             )
             i = ctl.index.get(pair[0]) if ok else None
-            if i is None:
-                ctl._event(now, "input_error", "arrivals", f"bad predicted arrival {pair!r}")
+            if i is None or not ctl.has_veh[i]:
+                bad.append(pair)
                 continue
             due.append((i, now + pair[1]))
+        over = max(len(items) - MAX_PAIRS, 0)
+        if bad or over:
+            what = f"{len(bad)} bad predicted arrival(s)"
+            if bad:
+                what += f", the first {_describe(bad[0])}"
+            if over:
+                what += f"; {over} beyond the {MAX_PAIRS} a set may hold, ignored"
+            ctl._event(now, "input_error", "arrivals", what)
         self.due = tuple(due)
         self.expires = now + EXPIRE_MS
 
@@ -101,10 +117,10 @@ class Arrivals:
         return mask
 
     def green_ended(self, i: int, reason: str) -> None:
-        """Rule 4: a max-out sets the guard, a gap-out clears it (other ends keep it)."""
+        """Rule 4: a max-out sets the guard, any other end of that green clears it."""
         if reason == "max_out":
             self.maxed |= 1 << i
-        elif reason == "gap_out":
+        else:
             self.maxed &= ~(1 << i)
 
     def deadlines(self, times: list[int]) -> None:
@@ -112,3 +128,11 @@ class Arrivals:
             times.append(self.expires)
             for _i, t in self.due:
                 times += (t - CALL_MS, t - HOLD_MS, t)
+
+
+def _describe(pair: object) -> str:
+    """A bad pair for the event, never raising (its own repr may)."""
+    try:
+        return reprlib.repr(pair)
+    except Exception:
+        return f"of type {type(pair).__name__}"

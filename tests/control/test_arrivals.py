@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import pytest
-from edge.control.arrivals import CALL_MS, EXPIRE_MS, HOLD_MS
+from edge.control.arrivals import CALL_MS, EXPIRE_MS, HOLD_MS, MAX_PAIRS
 from edge.control.controller import Controller
 from edge.control.messages import Inputs, Lamp, Outputs
 from edge.control.site import Site
@@ -145,15 +145,57 @@ def test_saturation_guard() -> None:
 
 
 def test_bad_arrivals_are_reported_and_ignored() -> None:
-    """Rule 5: an unknown phase, a negative or absurd time, a malformed pair."""
+    """Rule 5: an unknown phase, a negative or absurd time, a malformed pair: ignored, and
+    the set reported once with the count and the first bad pair."""
     site = make_site("four")
     ctl = Controller(site)
     bad = ((99, 1000), (2, -5), (2, 10**9), (2,), "x", (2, 1.5), ([2], 1000), ("2", 1000))
-    out = ctl.step(0, Inputs(arrivals=bad))  # type: ignore[arg-type]
+    out = ctl.step(0, Inputs(arrivals=(*bad, (4, 3000))))  # type: ignore[arg-type]
     errors = [e for e in out.events if e.name == "input_error" and e.subject == "arrivals"]
-    assert len(errors) == len(bad)
-    assert ctl.arrivals.due == ()
+    assert [e.detail for e in errors] == ["8 bad predicted arrival(s), the first (99, 1000)"]
+    assert ctl.arrivals.due == ((site.phases.index(site.phase(4)), 3000),)
     assert ctl.fault is None
+
+
+def test_a_bad_pair_whose_repr_raises_is_reported_not_flashed() -> None:
+    """Review finding: the event text called repr(pair); a pair whose repr raised sent the
+    tick to fault flash."""
+
+    class Hostile:
+        def __repr__(self) -> str:
+            raise RuntimeError("boom")
+
+    ctl = Controller(make_site("four"))
+    out = ctl.step(0, Inputs(arrivals=(Hostile(),)))  # type: ignore[arg-type]
+    assert ctl.fault is None
+    assert [e.name for e in out.events if e.subject == "arrivals"] == ["input_error"]
+
+
+def test_a_set_beyond_the_cap_is_cut_and_reported_once() -> None:
+    """Review finding: 100,000 bad pairs a second gave 100,000 events a set and a 366 ms
+    step. Pairs beyond MAX_PAIRS are ignored, the set is reported once."""
+    site = make_site("four")
+    ctl = Controller(site)
+    pairs = tuple((2, 5000) for _ in range(MAX_PAIRS)) + tuple((99, 1) for _ in range(100_000))
+    out = ctl.step(0, Inputs(arrivals=pairs))
+    errors = [e for e in out.events if e.name == "input_error" and e.subject == "arrivals"]
+    assert len(errors) == 1
+    assert f"100000 beyond the {MAX_PAIRS}" in errors[0].detail
+    assert len(ctl.arrivals.due) == MAX_PAIRS
+    assert ctl.fault is None
+
+
+def test_the_guard_clears_on_any_end_but_a_max_out() -> None:
+    """Review finding: only a gap-out cleared the guard, so a phase on max recall (it never
+    gaps out) or ended by force-offs kept holds and calls off for good around it."""
+    arrivals = Controller(make_site("four")).arrivals
+    arrivals.green_ended(1, "max_out")
+    assert arrivals.maxed == 0b10
+    arrivals.green_ended(1, "force_off")
+    assert arrivals.maxed == 0
+    arrivals.green_ended(1, "max_out")
+    arrivals.green_ended(1, "stop")
+    assert arrivals.maxed == 0
 
 
 @pytest.mark.parametrize("name", sorted(SITES))
