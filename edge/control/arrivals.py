@@ -34,7 +34,6 @@ expiry, so quiet steps stay quiet in between. Integer ms, no clock, no I/O.
 
 from __future__ import annotations
 
-import reprlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -131,8 +130,14 @@ class Arrivals:
 
 
 def _describe(pair: object) -> str:
-    """A bad pair for the event, never raising (its own repr may)."""
-    try:
-        return reprlib.repr(pair)
-    except Exception:
-        return f"of type {type(pair).__name__}"
+    """A bad pair for the event, in bounded time and never raising: no repr of its own
+    (it may raise, or be huge), no str of an int too long to print."""
+
+    def num(x: int) -> str:
+        return str(x) if -(10**12) < x < 10**12 else "an out-of-range int"
+
+    if isinstance(pair, tuple | list) and len(pair) == 2 and all(type(x) is int for x in pair):
+        return f"({num(pair[0])}, {num(pair[1])})"
+    if isinstance(pair, tuple | list):
+        return f"a {type(pair).__name__} of {len(pair)}"
+    return f"a {type(pair).__name__}"

@@ -169,6 +169,10 @@ def test_a_bad_pair_whose_repr_raises_is_reported_not_flashed() -> None:
     out = ctl.step(0, Inputs(arrivals=(Hostile(),)))  # type: ignore[arg-type]
     assert ctl.fault is None
     assert [e.name for e in out.events if e.subject == "arrivals"] == ["input_error"]
+    out = ctl.step(100, Inputs(arrivals=((10**5000, 1),)))  # str() of it raises ValueError
+    assert ctl.fault is None
+    details = [e.detail for e in out.events if e.subject == "arrivals"]
+    assert details == ["1 bad predicted arrival(s), the first (an out-of-range int, 1)"]
 
 
 def test_a_set_beyond_the_cap_is_cut_and_reported_once() -> None:
