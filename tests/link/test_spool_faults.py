@@ -57,9 +57,9 @@ async def _overflow(broker: Mosquitto, keys: Keys, tmp: Path) -> tuple[Collected
     stop = asyncio.Event()
     ing = asyncio.create_task(ingest(broker, col, stop, "dev-o"))
     async with running(cfg) as rt:
-        broker.stop()  # the device spools on, far past its 5 rows
+        await asyncio.to_thread(broker.stop)  # the device spools on, far past its 5 rows
         await wait_for(lambda: rt.store.last_seq() >= 20, 30, "20 rows spooled")
-        broker.start()
+        await asyncio.to_thread(broker.start)
         await wait_for(lambda: bool(events_named(col, "spool_overflow")), 20, "overflow note")
     last = _last_seq(cfg.store_path)
 
@@ -98,7 +98,8 @@ async def _disk_full(
     seen: dict[str, Any] = {}
     async with running(cfg) as rt:
         await wait_for(lambda: bool(col.seqs("dev-f")), 10, "first events")
-        broker.stop()  # nothing is sent, so nothing deleted frees a page: the disk stays full
+        # nothing is sent, so nothing deleted frees a page: the disk stays full
+        await asyncio.to_thread(broker.stop)
         fill_disk(rt.store)
         ticks, t0 = rt.ticks, time.monotonic()
         await wait_for(lambda: bool(rt.link.store_error), 15, "a refused write")
@@ -110,7 +111,7 @@ async def _disk_full(
         seen["stopping"] = rt.stopping
         fill_disk(rt.store, full=False)
         await wait_for(lambda: not rt.link.store_error, 10, "the store taking writes again")
-        broker.start()
+        await asyncio.to_thread(broker.start)
         await wait_for(lambda: bool(events_named(col, "store_write_recovered")), 20, "report")
     last = _last_seq(cfg.store_path)
     await wait_for(lambda: len(col.seqs("dev-f")) >= last, 20, "everything delivered")
