@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from edge.board.config import BoardConfig, board_config
 from edge.board.guard import core_minimums
@@ -146,6 +146,9 @@ class BoardDriver:
         # The cameras' merge (edge/vision/sensing.py): board Inputs and the last Outputs in,
         # the Inputs the controller steps on out. None: loops only.
         self.sense: Callable[[Inputs, Outputs | None], Inputs] | None = None
+        # The neighbours' predicted arrivals (edge/link/outflow.py `Outflow.take`): the
+        # controller's time in, a set for Inputs.arrivals or None out. None: no neighbours.
+        self.arrivals: Callable[[int], tuple[tuple[int, int], ...] | None] | None = None
         self.recoveries = 0
         self.link_losses = 0
         self.guard_skipped = 0
@@ -239,6 +242,10 @@ class BoardDriver:
         inputs = self.inputs.take(commands)
         if self.sense is not None:
             inputs = self.sense(inputs, self.outputs)
+        if self.arrivals is not None:
+            pairs = self.arrivals(ctl_now)
+            if pairs is not None:
+                inputs = replace(inputs, arrivals=pairs)
         out = self.controller.step(ctl_now, inputs)
         if self.controller.site is not self._guarded_site:
             # New timing in force (LoadSite): the lamps keep its minimums from this map on.
