@@ -3,8 +3,10 @@
 An upstream signal tells its downstream neighbours what its stop-bar loops
 released; each downstream projects those releases into `Inputs.arrivals`
 (edge/control/arrivals.py). The device does it over the central link
-(edge/link/outflow.py), the simulator in lockstep (sim/sumo/neighbours.py);
-both call this module, so the simulator measures what the device runs.
+(edge/link/outflow.py) with this module's classes, the simulator in lockstep
+(sim/sumo/neighbours.py) with its `due_ms`; tests/sim/test_neighbours_device.py
+checks that the device's path gives the simulator's sets tick for tick, so
+the simulator measures what the device runs.
 Rules it keeps (tests/test_neighbours.py checks each):
 
 1. Releases (`Releases.step`, the upstream's side): a detector's falling edge
@@ -21,7 +23,7 @@ Rules it keeps (tests/test_neighbours.py checks each):
    v0 = (loop length + VEHICLE_M) / time on the loop (one that stood on it
    starts nearly from rest), up to the link's speed v: (v - v0)^2 / (2 a v),
    a = ACCEL_MPS2. No time on the loop known (0) or no speed known (0): no lag.
-4. Sending (`Projection.take`): once a second the arrivals due after now and
+4. Sending (`Projection.take`, called once a second): the arrivals due after now and
    within SEND_AHEAD_MS, as (phase id, ms ahead), sorted; None (nothing new)
    while there is nothing to say and the last set said nothing, so a silent
    neighbourhood leaves the core exactly as without this input.
@@ -29,7 +31,7 @@ Rules it keeps (tests/test_neighbours.py checks each):
    first, counted in `dropped`); a release older than MAX_AGE_MS or due
    further ahead than MAX_TRAVEL_MS is not a prediction and is dropped.
 
-Integer ms, no clock, no I/O.
+Times in integer ms; no clock, no I/O.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.control.messages import Lamp, Outputs
 from edge.link.errors import Rejected
+from edge.neighbours import MAX_AGE_MS
 
 SCHEMA_VERSION = 1
 MAX_COMMAND_BYTES = 4096
@@ -392,7 +393,7 @@ def command_body(
 
 MAX_OUTFLOW_BYTES = 16_384
 MAX_OUTFLOW_RELEASES = 256  # a second of releases at the busiest junction is far fewer
-MAX_RELEASE_AGE_MS = 60_000  # as edge/neighbours.py MAX_AGE_MS
+MAX_RELEASE_AGE_MS = MAX_AGE_MS  # older is history, not a prediction
 MAX_ON_LOOP_MS = 3_600_000
 Release = tuple[int, int, int, tuple[int, ...]]  # (detector, age ms, on the loop ms, phases)
 
