@@ -47,6 +47,7 @@ from edge.control.site import (
 )
 from edge.j2735.mapdata import Geometry
 from edge.j2735.sitemap import MapCfg, build_map
+from edge.neighbours import MAX_TRAVEL_MS, Link
 from edge.schedule import WEEKDAYS, DayPlan, Schedule, parse_hhmm
 from edge.vision.config import CameraCfg, Vision, VisionCfg, build_vision
 
@@ -202,6 +203,19 @@ class _PreemptCfg(_Strict):
     lead_s: Annotated[float, Field(ge=0, le=120)] = 20.0
 
 
+class _NeighbourCfg(_Strict):
+    """An upstream neighbour whose outflow arrives here (edge/neighbours.py `Link`)."""
+
+    device: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]  # its link id
+    detectors: Annotated[list[Annotated[int, Field(ge=1, le=255)]], Field(min_length=1)]
+    release_phases: Annotated[list[Annotated[int, Field(ge=1, le=MAX_PHASES)]], Field(min_length=1)]
+    phases: Annotated[list[int], Field(min_length=1)]  # this site's
+    distance_m: Annotated[float, Field(gt=0, le=10_000)] | None = None
+    speed_kmh: Annotated[float, Field(gt=0, le=150)] | None = None
+    travel_s: Annotated[float, Field(gt=0, le=MAX_TRAVEL_MS / 1000)] | None = None
+    loop_m: Annotated[float, Field(ge=0, le=30)] = 1.8  # its stop-bar loops' length
+
+
 class _TransitCfg(_Strict):
     max_share: Annotated[float, Field(gt=0, le=0.5)] = 0.1
     max_extension_s: Annotated[float, Field(gt=0, le=60)] = 10.0
@@ -241,6 +255,8 @@ class _SiteFile(_Strict):
     vision: VisionCfg | None = None
     cameras: list[CameraCfg] = []
     map: MapCfg | None = None  # J2735 MAP geometry (edge/j2735/sitemap.py)
+    # Upstream signals whose released vehicles arrive here (edge/link/outflow.py).
+    neighbour: list[_NeighbourCfg] = []
 
 
 # Timing fields every phase needs once defaults are merged (seconds).
@@ -276,6 +292,8 @@ class SiteConfig:
     map: Geometry | None = None  # the [map] table: lanes, stop lines, signal groups (J2735)
     # Advice that does not stop the site from running (ITE clearance intervals).
     warnings: tuple[str, ...] = ()
+    # The [[neighbour]] entries: upstream signals' outflows projected into arrivals.
+    neighbours: tuple[Link, ...] = ()
 
 
 def load_site(path: str | Path) -> Site:
@@ -318,8 +336,18 @@ def config_from_dict(
     if problems or built is None:
         raise ConfigError(source, problems)
     site, schedule = built
+    neighbours = _build_neighbours(cfg.neighbour, site, problems.append)
+    if problems:
+        raise ConfigError(source, problems)
     warnings = _clearance_warnings(cfg.approaches, site)
-    return SiteConfig(site, schedule, vision=vision, map=geometry, warnings=tuple(warnings))
+    return SiteConfig(
+        site,
+        schedule,
+        vision=vision,
+        map=geometry,
+        warnings=tuple(warnings),
+        neighbours=neighbours,
+    )
 
 
 _LIST_SECTIONS = {
@@ -338,7 +366,13 @@ def _describe_error(raw: Mapping[str, Any], err: Any) -> str:
     """Turn a pydantic error into 'phase 4: yellow_s: Input should be ...'."""
     loc = list(err["loc"])
     where: list[str] = []
-    if len(loc) >= 2 and loc[0] in _LIST_SECTIONS and isinstance(loc[1], int):
+    if len(loc) >= 2 and loc[0] == "neighbour" and isinstance(loc[1], int):
+        items = raw.get("neighbour")
+        item = items[loc[1]] if isinstance(items, list) and loc[1] < len(items) else None
+        device = item.get("device") if isinstance(item, dict) else None
+        where.append(f"neighbour[{loc[1]}]" + (f" (device {device})" if device else ""))
+        loc = loc[2:]
+    elif len(loc) >= 2 and loc[0] in _LIST_SECTIONS and isinstance(loc[1], int):
         items = raw.get(loc[0])
         ident = None
         if isinstance(items, list) and loc[1] < len(items) and isinstance(items[loc[1]], dict):
@@ -662,6 +696,55 @@ def _clearance_warnings(arms: list[_ApproachCfg], site: Site) -> list[str]:
 def _tenths(value_ms: int) -> str:
     """Seconds as a controller shows them (3.0), with any finer digits kept (3.05)."""
     return f"{value_ms / 1000:.1f}" if value_ms % 100 == 0 else f"{value_ms / 1000:g}"
+
+
+MIN_TRAVEL_MS = 1000  # a link shorter than this is one junction, not two
+
+
+def _build_neighbours(cfgs: list[_NeighbourCfg], site: Site, bad: Any) -> tuple[Link, ...]:
+    """[[neighbour]] entries as projection links; every problem names the entry and key."""
+    by_id = {p.id: p for p in site.phases}
+    seen: dict[tuple[str, int], int] = {}
+    out = []
+    for n, nc in enumerate(cfgs):
+        label = f"neighbour[{n}] (device {nc.device})"
+        for key, ids in (
+            ("detectors", nc.detectors),
+            ("release_phases", nc.release_phases),
+            ("phases", nc.phases),
+        ):
+            if len(set(ids)) < len(ids):
+                bad(f"{label}: {key}: an id is listed twice")
+        for pid in nc.phases:
+            p = by_id.get(pid)
+            if p is None:
+                bad(f"{label}: phases: no phase {pid}")
+            elif not (p.movements or p.permissive):
+                bad(f"{label}: phases: phase {pid} serves no vehicles; it cannot take arrivals")
+        for det in nc.detectors:
+            first = seen.setdefault((nc.device, det), n)
+            if first != n:
+                bad(
+                    f"{label}: detectors: detector {det} is already in neighbour[{first}]: "
+                    "its releases would count twice"
+                )
+        if nc.travel_s is not None and nc.distance_m is not None:
+            bad(f"{label}: give travel_s or distance_m with speed_kmh, not both")
+            continue
+        if nc.travel_s is None and (nc.distance_m is None or nc.speed_kmh is None):
+            bad(f"{label}: give travel_s, or distance_m with speed_kmh (the link's free flow)")
+            continue
+        speed = (nc.speed_kmh or 0.0) / 3.6
+        travel = ms(nc.travel_s) if nc.travel_s is not None else ms((nc.distance_m or 0) / speed)
+        if not MIN_TRAVEL_MS <= travel <= MAX_TRAVEL_MS:
+            bad(
+                f"{label}: a {travel / 1000:g} s trip is not between two neighbours "
+                f"({MIN_TRAVEL_MS / 1000:g}-{MAX_TRAVEL_MS / 1000:g} s)"
+            )
+            continue
+        loops = tuple((d, nc.loop_m, tuple(nc.release_phases)) for d in nc.detectors)
+        out.append(Link(nc.device, loops, tuple(nc.phases), travel, speed))
+    return tuple(out)
 
 
 def _build_transit(tc: _TransitCfg | None) -> TransitPriority | None:

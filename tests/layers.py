@@ -130,6 +130,7 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
         "`edge central` against Mosquitto and a device process",
     ),
     "tests/link/test_outage.py": (_BROKER, "Mosquitto stopped and restarted mid-run"),
+    "tests/link/test_outflow.py": (_BROKER, "two devices' outflows through Mosquitto"),
     "tests/link/test_launch.py": (
         frozenset({"process"}),
         "the broker launcher with stand-in child processes",

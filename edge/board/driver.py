@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from edge.board.config import BoardConfig, board_config
 from edge.board.guard import core_minimums
@@ -146,6 +146,9 @@ class BoardDriver:
         # The cameras' merge (edge/vision/sensing.py): board Inputs and the last Outputs in,
         # the Inputs the controller steps on out. None: loops only.
         self.sense: Callable[[Inputs, Outputs | None], Inputs] | None = None
+        # The neighbours' predicted arrivals (edge/link/outflow.py `Outflow.take`): the
+        # controller's time in, a set for Inputs.arrivals or None out. None: no neighbours.
+        self.arrivals: Callable[[int], tuple[tuple[int, int], ...] | None] | None = None
         self.recoveries = 0
         self.link_losses = 0
         self.guard_skipped = 0
@@ -239,6 +242,8 @@ class BoardDriver:
         inputs = self.inputs.take(commands)
         if self.sense is not None:
             inputs = self.sense(inputs, self.outputs)
+        if self.arrivals is not None:
+            inputs = self._with_arrivals(ctl_now, inputs)
         out = self.controller.step(ctl_now, inputs)
         if self.controller.site is not self._guarded_site:
             # New timing in force (LoadSite): the lamps keep its minimums from this map on.
@@ -279,6 +284,18 @@ class BoardDriver:
         if s.state in (_ALL_RED, _RUNNING):
             self._last_drive_ms = now_ms
         return seq, sent, flash
+
+    def _with_arrivals(self, ctl_now: int, inputs: Inputs) -> Inputs:
+        """The neighbours' set, if one is due now. A source that fails is a bug outside
+        the core: logged once and dropped, and the intersection runs on without it."""
+        assert self.arrivals is not None
+        try:
+            pairs = self.arrivals(ctl_now)
+        except Exception:
+            log.exception("arrivals_failed: the neighbours' arrivals are off until a restart")
+            self.arrivals = None
+            return inputs
+        return inputs if pairs is None else replace(inputs, arrivals=pairs)
 
     def _restart_controller(self, start_ms: int) -> None:
         """A fresh start-up sequence on the timing in force: the site and plan the old

@@ -51,6 +51,7 @@ from edge.link.config import DeviceConfig
 from edge.link.counts import CountsAggregator, on_utc
 from edge.link.endpoint import FIRMWARE, CentralEndpoint, read_site, utc_ms
 from edge.link.messages import LogEvent
+from edge.link.outflow import Outflow
 from edge.link.plans import Bundle, plan_at
 from edge.link.session import Ack, ControlCommand
 
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PRIORITY_EXPIRY_EVERY_S = 1.0
+OUTFLOW_EVERY_S = 1.0  # the releases to the neighbours (edge/link/outflow.py)
 # a device connected for months still renews its certificate before it expires (the
 # request itself is made at most once an hour: endpoint._renewal_request)
 RENEWAL_CHECK_EVERY_S = 3600.0
@@ -88,6 +90,20 @@ class CentralLink(CentralEndpoint):
         self.counts: CountsAggregator | None = None  # the hook's thread's own, from step 1
         # The extension whose tick hook feeds this link (None: a test feeds _on_tick itself).
         self.ext = ext
+        # Releases out, the [[neighbour]]s' in, arrivals to the core (edge/link/outflow.py).
+        site = rt.site
+        self.outflow = Outflow(
+            self.device,
+            [p.id for p in site.phases],
+            frozenset(d.id for d in site.detectors if not d.ped),
+            rt.config.neighbours,
+            lambda dev, detail: self._log(
+                LogEvent(utc_ms(), "outflow_rejected", dev, detail, "link")
+            ),
+        )
+        self.client.neighbours = self.outflow.neighbours
+        if self.outflow.neighbours:
+            rt.driver.arrivals = self.outflow.take
         rt.link = self
         self._restore_plan()
         self._restore_priority()
@@ -113,6 +129,7 @@ class CentralLink(CentralEndpoint):
         if out.events:
             self._tick_events.extend(out.events)
         if stepped is not None:
+            self.outflow.observe(stepped[0], stepped[1].occupied, out.phases)
             if self.counts is None:
                 self.counts = CountsAggregator(
                     self.rt.site, self.cfg.counts_interval_ms, stepped[0]
@@ -195,6 +212,7 @@ class CentralLink(CentralEndpoint):
             "store_error": self.store_error,  # while the store refuses writes
             "priority": sorted(self.book.requests),  # central's requests in force
             "clock_offset_ms": self.session.clock_offset_ms,  # central's clock minus ours
+            **self.outflow.status(),  # the neighbours' releases (edge/link/outflow.py)
         }
 
     # -- LinkHandler ---------------------------------------------------------------------------
@@ -223,6 +241,9 @@ class CentralLink(CentralEndpoint):
             detail = f"broker unreachable for {gap:.1f} s"
             self._log(LogEvent(now, "link_resumed", "", detail, "link"))
             self.link_down_at = None
+
+    def on_outflow(self, device: str, payload: bytes) -> None:
+        self.outflow.receive(device, payload, self.rt.board.clock_ms(), time.monotonic())
 
     def on_disconnected(self, reason: str) -> None:
         self.connected = False
@@ -349,7 +370,7 @@ class CentralLink(CentralEndpoint):
         self._loop = asyncio.get_running_loop()
         period_s = 1.0 / self.cfg.spat_hz if self.cfg.spat_hz > 0 else 0.1
         k = 0
-        last_flush = last_expiry = last_renewal = time.monotonic()
+        last_flush = last_expiry = last_renewal = last_outflow = time.monotonic()
         link = asyncio.create_task(self._connect(), name="central-mqtt")
         phase_ids = [p.id for p in self.rt.site.phases]
         shown: tuple[Any, ...] = ()
@@ -372,6 +393,12 @@ class CentralLink(CentralEndpoint):
                     spat = messages.spat(self.device, k, self.utc0 + now, now, out, phase_ids)
                     if await self.client.publish_now("spat", spat):
                         self.spat_sent += 1
+                if time.monotonic() - last_outflow >= OUTFLOW_EVERY_S:
+                    last_outflow = time.monotonic()
+                    now = self.rt.board.clock_ms()
+                    body = self.outflow.message(self.utc0 + now, now)
+                    if body is not None and await self.client.publish_now("outflow", body):
+                        self.outflow.sent += 1
                 for action in self.session.tick(utc_ms()):
                     await self._act(action)
                 if time.monotonic() - last_flush >= self.cfg.events_flush_ms / 1000:

@@ -184,6 +184,8 @@ class LinkHandler(Protocol):
 
     def on_disconnected(self, reason: str) -> None: ...
 
+    def on_outflow(self, device: str, payload: bytes) -> None: ...
+
 
 def correlation_of(message: aiomqtt.Message) -> bytes | None:
     props = message.properties
@@ -218,6 +220,8 @@ class LinkClient:
         self.connects = 0
         self.sent_spooled = 0
         self.v5 = broker.protocol != "3.1.1"  # the level of the next connect
+        # The upstream neighbours whose `outflow` this device reads (its [[neighbour]]s).
+        self.neighbours: frozenset[str] = frozenset()
 
     def topic(self, leaf: str) -> str:
         return topics.topic(self.device, leaf)
@@ -263,6 +267,11 @@ class LinkClient:
                         [(self.topic(leaf), 1) for leaf in topics.DEVICE_SUBSCRIBES],
                         timeout=PUBLISH_TIMEOUT_S,
                     )
+                    if self.neighbours:  # QoS 0, as published: a late release is no use
+                        await client.subscribe(
+                            [(topics.topic(n, "outflow"), 0) for n in sorted(self.neighbours)],
+                            timeout=PUBLISH_TIMEOUT_S,
+                        )
                     self.reconnect.connected()
                     self.connected.set()
                     self.handler.on_connected()
@@ -305,6 +314,12 @@ class LinkClient:
         async for message in client.messages:
             parsed = topics.parse(str(message.topic))
             payload = message.payload if isinstance(message.payload, bytes) else b""
+            if parsed is not None and parsed[1] == "outflow" and parsed[0] in self.neighbours:
+                try:  # parsed and projected at once, never waiting (edge/link/outflow.py)
+                    self.handler.on_outflow(parsed[0], payload)
+                except Exception:
+                    log.exception("dropped an outflow from %s: handler failed", parsed[0])
+                continue
             if (
                 parsed is None
                 or parsed[0] != self.device

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.control.messages import Lamp, Outputs
 from edge.link.errors import Rejected
+from edge.neighbours import MAX_AGE_MS
 
 SCHEMA_VERSION = 1
 MAX_COMMAND_BYTES = 4096
@@ -386,3 +387,71 @@ def command_body(
             "command": command,
         }
     )
+
+
+# --- outflow: a neighbour's releases (edge/link/outflow.py) --------------------------------
+
+MAX_OUTFLOW_BYTES = 16_384
+MAX_OUTFLOW_RELEASES = 256  # a second of releases at the busiest junction is far fewer
+MAX_RELEASE_AGE_MS = MAX_AGE_MS  # older is history, not a prediction
+MAX_ON_LOOP_MS = 3_600_000
+Release = tuple[int, int, int, tuple[int, ...]]  # (detector, age ms, on the loop ms, phases)
+
+
+def outflow(device: str, utc_ms: int, releases: Sequence[Release]) -> str:
+    """One second's releases: [detector id, ms before sending, ms on the loop, phase ids
+    showing green or yellow then] each, oldest first. Ages, not times: the receiver
+    places them on its own clock."""
+    return dumps(
+        {
+            "dev": device,
+            "ts": utc_ms,
+            "rel": [[d, age, on, list(ps)] for d, age, on, ps in releases],
+        }
+    )
+
+
+def parse_outflow(payload: bytes, device: str) -> list[Release]:
+    """A neighbour's outflow -> its releases; raises Rejected (oversized, malformed, schema,
+    wrong_device) naming the first problem. Bounded in time and never raises otherwise."""
+    if len(payload) > MAX_OUTFLOW_BYTES:
+        raise Rejected(
+            "oversized", f"outflow of {len(payload)} bytes (at most {MAX_OUTFLOW_BYTES})"
+        )
+    try:
+        obj = json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise Rejected("malformed", f"outflow is not JSON: {str(exc)[:200]}") from None
+    if not isinstance(obj, dict) or set(obj) != {"dev", "ts", "rel"}:
+        raise Rejected("schema", "outflow must be an object of exactly dev, ts and rel")
+    if obj["dev"] != device:
+        raise Rejected(
+            "wrong_device", f"outflow names device {str(obj['dev'])[:64]!r} on {device!r}'s topic"
+        )
+    rel = obj["rel"]
+    if type(obj["ts"]) is not int or not isinstance(rel, list) or len(rel) > MAX_OUTFLOW_RELEASES:
+        raise Rejected(
+            "schema",
+            f"outflow: ts must be an integer, rel a list of at most {MAX_OUTFLOW_RELEASES}",
+        )
+    out: list[Release] = []
+    for i, r in enumerate(rel):
+        ok = (
+            isinstance(r, list)
+            and len(r) == 4
+            and all(type(x) is int for x in r[:3])
+            and 1 <= r[0] <= 255
+            and 0 <= r[1] <= MAX_RELEASE_AGE_MS
+            and 0 <= r[2] <= MAX_ON_LOOP_MS
+            and isinstance(r[3], list)
+            and len(r[3]) <= 16
+            and all(type(p) is int and 1 <= p <= 16 for p in r[3])
+        )
+        if not ok:
+            raise Rejected(
+                "schema",
+                f"outflow: rel[{i}] must be [detector 1-255, age 0-{MAX_RELEASE_AGE_MS} ms, "
+                f"on the loop 0-{MAX_ON_LOOP_MS} ms, up to 16 phase ids 1-16]",
+            )
+        out.append((r[0], r[1], r[2], tuple(r[3])))
+    return out

@@ -8,10 +8,13 @@
     edge/v1/<device>/j2735    device -> central  QoS 0: J2735 SPaT (10 Hz) and MAP (1 Hz), UPER
     edge/v1/<device>/ack      device -> central  QoS 1: plan and command acknowledgements
     edge/v1/<device>/state    device -> central  QoS 1: full state, on request
+    edge/v1/<device>/outflow  device -> its downstream neighbours  QoS 0: releases, 1 Hz
     edge/v1/<device>/plan     central -> device  QoS 1, retained: signed plan bundle
     edge/v1/<device>/cmd      central -> device  QoS 1: signed commands
 
-The broker's ACL gives each device (its certificate's CN) its own subtree only.
+The broker's ACL gives each device (its certificate's CN) its own subtree only, and
+read of every device's `outflow` (NEIGHBOUR_READS): a downstream device subscribes to
+the neighbours its site file names. Read, not write: no device can forge another's.
 
 A device's first certificate (edge/device/enrol.py) travels outside the tree, on the
 broker's bootstrap listener (no client certificate: the username is the device id it
@@ -49,11 +52,13 @@ SPECS: dict[str, TopicSpec] = {
         TopicSpec("j2735", 0, False, True),
         TopicSpec("ack", 1, False, True),
         TopicSpec("state", 1, False, True),
+        TopicSpec("outflow", 0, False, True),
         TopicSpec("plan", 1, True, False),
         TopicSpec("cmd", 1, False, False),
     )
 }
 DEVICE_SUBSCRIBES = ("plan", "cmd")
+NEIGHBOUR_READS = ("outflow",)  # leaves a device may read of every device (never write)
 
 
 def valid_device_id(device: str) -> bool:
@@ -136,6 +141,8 @@ def acl_file(central_users: tuple[str, ...] = ("central",)) -> str:
     for leaf, spec in SPECS.items():
         mode = "write" if spec.from_device else "read"
         lines.append(f"pattern {mode} {ROOT}/%u/{leaf}")
+    lines.append("# and its neighbours' releases: every device's outflow, read-only")
+    lines += [f"pattern read {ROOT}/+/{leaf}" for leaf in NEIGHBOUR_READS]
     return "\n".join(lines) + "\n"
 
 

@@ -20,9 +20,10 @@ from what those neighbours sense, never from SUMO's vehicle positions:
 3. Projection: free flow, each edge of the walk at its speed limit, plus
    the time lost accelerating to it from the speed the vehicle crossed the
    loop at ((loop length + VEHICLE_M) / time on the loop; a vehicle that
-   stood on it starts from rest): (v - v0)^2 / (2 a v), a = ACCEL_MPS2. The
+   stood on it starts from rest): (v - v0)^2 / (2 a v), a = 2.6 m/s^2. The
    arrival is for the approach's through phases (no route is known; every
-   vehicle counts for them), due at release + travel time.
+   vehicle counts for them), due at release + travel time. The projection is
+   the device's own (edge/neighbours.py `due_ms`): the simulator measures it.
 4. Sending: once a second each signal gets the set of its arrivals due
    within SEND_AHEAD_MS (the core's windows plus margin) as
    `Inputs.arrivals`; nothing is sent while there is nothing to say and the
@@ -38,6 +39,7 @@ from typing import Any
 
 from edge.control.arrivals import CALL_MS
 from edge.control.messages import Lamp
+from edge.neighbours import due_ms
 
 from sim.sumo.derive import Derivation
 
@@ -45,8 +47,6 @@ SEND_MS = 1000  # a set once a second, as a device would publish
 SEND_AHEAD_MS = CALL_MS + 2000  # arrivals further ahead are not sent
 _WALK_EDGES = 4  # a walk back longer than this is not between neighbours
 _RELEASING = (Lamp.GREEN, Lamp.YELLOW, Lamp.FLASH_YELLOW)
-VEHICLE_M = 5.0  # a car's length, for its speed over a loop
-ACCEL_MPS2 = 2.6  # a car's acceleration (SUMO's passenger default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +61,6 @@ class Feed:
     phases: tuple[int, ...]  # downstream phases the arrivals are for
     travel_ms: int  # free-flow time, upstream stop line to downstream stop line
     speed_mps: float  # the exit's speed limit (the acceleration lag's target)
-
-    def lag_ms(self, length_m: float, on_ms: int) -> int:
-        """Rule 3: time lost accelerating from the speed over the loop to the limit."""
-        v = self.speed_mps
-        v0 = min(v, (length_m + VEHICLE_M) * 1000 / on_ms) if on_ms > 0 else v
-        return round((v - v0) ** 2 / (2 * ACCEL_MPS2 * v) * 1000)
 
 
 def _edge_of(lane: str) -> str:
@@ -191,7 +185,7 @@ class Neighbours:
             for det, length_m, phases in f.loops:
                 if det in gone and any(lamps[ids.index(p)] in _RELEASING for p in phases):
                     on_ms = t_ms - self._on_since.get((tls, det), t_ms)
-                    due = t_ms + f.travel_ms + f.lag_ms(length_m, on_ms)
+                    due = due_ms(t_ms, f.travel_ms, f.speed_mps, length_m, on_ms)
                     self._pending.setdefault(f.down, []).extend((p, due) for p in f.phases)
                     self.released_count += 1
 

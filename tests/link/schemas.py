@@ -19,6 +19,7 @@ LEAF_SCHEMA = {
     "j2735": "j2735",
     "ack": "ack",
     "state": "state",
+    "outflow": "outflow",
     "plan": "envelope",
     "cmd": "envelope",
 }

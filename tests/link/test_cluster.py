@@ -58,7 +58,13 @@ def test_a_device_is_confined_to_its_own_topics(cluster: NatsCluster) -> None:
         cen = await _client(cluster, "central", 0)
         dev = await _client(cluster, "dev-1", 1)
         try:
-            await cen.subscribe([("edge/v1/+/ack", 1), *[(f, 1) for f, _ in _all_ingest()]])
+            await cen.subscribe(
+                [
+                    ("edge/v1/+/ack", 1),
+                    ("edge/v1/+/outflow", 0),
+                    *[(f, 1) for f, _ in _all_ingest()],
+                ]
+            )
             # its own topics: subscribed (QoS 1 granted), published and delivered
             granted = await dev.subscribe([("edge/v1/dev-1/cmd", 1), ("edge/v1/dev-1/plan", 1)])
             assert [_code(g) for g in granted] == [1, 1]
@@ -66,8 +72,12 @@ def test_a_device_is_confined_to_its_own_topics(cluster: NatsCluster) -> None:
             for other in ("edge/v1/dev-2/cmd", "edge/v1/+/cmd", "edge/v1/dev-2/counts", "#"):
                 (g,) = await dev.subscribe(other, qos=1)
                 assert _code(g) == 0x80, other
+            # but its neighbours' releases, read-only: every device's outflow (topics.py)
+            (g,) = await dev.subscribe("edge/v1/dev-2/outflow", qos=0)
+            assert _code(g) == 0
             await dev.publish("edge/v1/dev-2/ack", b'{"forged":1}', qos=1)
             await dev.publish("edge/v1/dev-2/counts", b'{"forged":2}', qos=1)
+            await dev.publish("edge/v1/dev-2/outflow", b'{"forged":3}', qos=0)
             await dev.publish("edge/v1/dev-1/ack", b'{"mine":1}', qos=1)
             await dev.publish("edge/v1/dev-1/counts", b'{"mine":2}', qos=1)
             seen: list[tuple[str, bytes]] = []

@@ -1,0 +1,98 @@
+"""edge/link/outflow.py's rules without a broker: what is sent, what is taken in, what the
+core gets, and that no payload can make the parser raise anything but a rejection."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from edge.control.messages import Lamp
+from edge.link import messages
+from edge.link.errors import Rejected
+from edge.link.outflow import MAX_QUEUED, REPORT_EVERY_S, Outflow
+from edge.neighbours import Link
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from tests.hypothesis_profiles import examples
+from tests.link.schemas import check
+
+G, R = Lamp.GREEN, Lamp.RED
+LINK = Link("up-1", ((3, 2.0, (2,)),), (6,), 4000)
+
+
+def outflow(links: tuple[Link, ...] = (LINK,)) -> tuple[Outflow, list[tuple[str, str]]]:
+    reports: list[tuple[str, str]] = []
+    out = Outflow("me", (2, 4), frozenset({3, 5}), links, lambda s, d: reports.append((s, d)))
+    return out, reports
+
+
+def test_releases_go_out_once_by_their_ages_and_only_vehicle_loops() -> None:
+    out, _ = outflow()
+    out.observe(0, frozenset({3, 5, 22}), (G, R))
+    out.observe(100, frozenset(), (G, R))  # 3 and 5 released; 22 is a push button
+    assert out.message(1_700_000_000_000, 0) is not None  # ages are never negative
+    assert out.message(1_700_000_000_000, 900) is None  # a second with none sends nothing
+    out.observe(200, frozenset({3}), (R, G))
+    out.observe(1200, frozenset(), (R, G))
+    body = out.message(1_700_000_001_000, 1500)
+    assert body is not None
+    check("outflow", body)
+    assert json.loads(body)["rel"] == [[3, 300, 1000, [4]]]
+
+
+def test_the_queue_is_bounded_oldest_dropped() -> None:
+    out, _ = outflow()
+    for k in range(MAX_QUEUED + 3):
+        out.observe(200 * k, frozenset({3}), (G, R))
+        out.observe(200 * k + 100, frozenset(), (G, R))
+    assert len(out.queue) == MAX_QUEUED and out.queue_dropped == 3
+    body = out.message(0, 200 * MAX_QUEUED)
+    assert body is not None and len(json.loads(body)["rel"]) == MAX_QUEUED
+    messages.parse_outflow(body.encode(), "me")  # what it sends, a neighbour takes
+
+
+def test_received_releases_reach_the_core_once_a_second_then_run_out() -> None:
+    out, _ = outflow()
+    out.receive("up-1", b'{"dev":"up-1","ts":0,"rel":[[3,500,0,[2]]]}', 10_000, 0.0)
+    out.receive("up-2", b'{"dev":"up-2","ts":0,"rel":[[3,0,0,[2]]]}', 10_000, 0.0)  # not named
+    assert out.received == 1
+    assert out.take(10_000) == ((6, 3500),)  # released at 9.5 s, 4 s to travel
+    assert [out.take(t) for t in range(10_100, 11_000, 100)] == [None] * 9
+    assert out.take(11_000) == ((6, 2500),)
+    assert out.take(14_000) == ()  # arrived: one empty set
+    assert {out.take(t) for t in range(14_100, 30_000, 100)} == {None}
+
+
+def test_a_bad_outflow_is_reported_once_a_minute_per_device_with_the_count() -> None:
+    out, reports = outflow((LINK, Link("up-2", ((1, 2.0, (2,)),), (6,), 4000)))
+    out.receive("up-1", b"{", 0, 100.0)
+    out.receive("up-1", b"[]", 0, 101.0)
+    out.receive("up-2", b"[]", 0, 101.0)
+    out.receive("up-1", b"[]", 0, 100.0 + REPORT_EVERY_S)
+    assert out.rejected == 4 and out.received == 0 and out.take(0) is None
+    assert [s for s, _ in reports] == ["up-1", "up-2", "up-1"]
+    assert reports[0][1].startswith("malformed: outflow is not JSON")
+    assert reports[2][1].endswith("(2 since the last report)")
+
+
+@given(st.binary(max_size=300) | st.from_regex(r"[\[\]{}\",:0-9a-z -]{0,200}").map(str.encode))
+@example(b"[" * 100_000)
+@example(b'{"dev":"up-1","ts":true,"rel":[]}')
+@example(b'{"dev":"up-1","ts":1,"rel":[[true,0,0,[]]]}')
+@example(b'{"dev":"up-1","ts":1,"rel":[[1,0,0,[1.5]]]}')
+@example(b'{"dev":["up-1"],"ts":1,"rel":[]}')
+@settings(max_examples=examples(300))
+def test_no_payload_makes_the_parser_raise_but_a_rejection(payload: bytes) -> None:
+    try:
+        rels = messages.parse_outflow(payload, "up-1")
+    except Rejected:
+        return
+    assert all(1 <= d <= 255 and 0 <= a <= messages.MAX_RELEASE_AGE_MS for d, a, _o, _p in rels)
+
+
+@pytest.mark.parametrize("dev", [True, 1, None, ["up-1"], {"a": 1}, "x" * 10_000])
+def test_a_wrong_device_field_is_a_rejection_that_names_it_briefly(dev: object) -> None:
+    with pytest.raises(Rejected) as exc:
+        messages.parse_outflow(json.dumps({"dev": dev, "ts": 1, "rel": []}).encode(), "up-1")
+    assert exc.value.code == "wrong_device" and len(exc.value.reason) < 200
