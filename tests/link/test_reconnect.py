@@ -168,6 +168,9 @@ class _Quiet:
     def on_disconnected(self, reason: str) -> None:
         return None
 
+    def on_outflow(self, device: str, payload: bytes) -> None:
+        return None
+
 
 def test_a_dead_first_node_costs_one_refused_connect(tmp_path: Path) -> None:
     """The first endpoint refuses (nothing listens); with a 30 s backoff the old loop
