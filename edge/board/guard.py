@@ -103,7 +103,8 @@ class CoreMinimums:
     (min green with variable initial, walk, an overlap's parents' plus its trail) and
     for the red clearance after its change interval, over every plan of a site; the
     latter also covers the longest intergreen the channel's group leaves (less its
-    shortest change interval), so that a conflicting GO held late is never shown
+    shortest change interval; a flashing-yellow-arrow head's green arrow leaves its
+    protected parents' pairs too), so that a conflicting GO held late is never shown
     sooner after the change than the core's intergreen allowed it."""
 
     go_ms: tuple[int, ...]
@@ -132,6 +133,12 @@ def core_minimums(site: Site) -> CoreMinimums:
             (ms - change_ms for (a, _), ms in site.intergreens.items() if a == key), default=0
         )
 
+    def shortest_yellow(pid: int) -> int:
+        return min(
+            (t.yellow_ms for p in site.plans.values() if (t := p.timings.get(pid)) is not None),
+            default=0,
+        )
+
     overlaps = {o.id: o for o in site.overlaps}
     go: list[int] = []
     red: list[int] = []
@@ -141,6 +148,9 @@ def core_minimums(site: Site) -> CoreMinimums:
             parents = (*ov.parents, *ov.permissive_parents)
             go.append(max((green(p) for p in parents), default=0) + ov.trail_green_ms)
             ig = owed((ch.kind, ov.id), ov.yellow_ms)
+            if ov.permissive_parents:  # its green arrow: the protected parents' pairs too
+                for p in ov.parents:
+                    ig = max(ig, owed((SignalKind.PHASE, p), shortest_yellow(p)))
             red.append(max(ov.red_clear_ms, floor.min_red_clear_ms, ig))
             continue
         pid = int(ch.source)

@@ -323,7 +323,7 @@ def test_site_intergreens_reach_the_board_and_hold() -> None:
     # ch1 (phase 2) leaving -> ch2 (phase 4) entering: 6000 ms from green end to green.
     site = dataclasses.replace(site, intergreens={(ch[0], ch[1]): 6000})
     cfg = board_config(site)
-    assert cfg.intergreens == ((0, 1, 6000),)
+    assert cfg.intergreens == ((0, codec.IG_ANY, 1, codec.IG_ANY, 6000),)
     R, Y, G = codec.RED, codec.YELLOW, codec.GREEN
     s, t = _running(cfg)
     for _ in range(60):  # ch1 green 6 s
