@@ -134,6 +134,11 @@ def test_decoded_fields() -> None:
     fya = decode_one(by_name["config_fya_intergreen"])[2]
     assert fya["fya_conflicts"] == [0b1000, 0b0101, 0b0010, 0b0001]
     assert fya["intergreens"] == [(0, 0, 1, 0, 4000), (1, 0, 0, 0, 4500)]
+    by_indication = decode_one(by_name["config_indication_intergreen"])[2]
+    assert by_indication["intergreens"] == [
+        (0, codec.IG_ANY, 1, codec.IG_STEADY, 4500),
+        (1, codec.IG_STEADY, 0, codec.IG_ANY, 5500),
+    ]
     t, seq, body = decode_one(by_name["config"])
     assert (t, seq) == (codec.MSG_CONFIG, 1)
     assert body == {
