@@ -10,6 +10,7 @@ import pytest
 from edge.board.config import BoardConfig, BoardConfigError, board_config
 from edge.board.inputs import InputMap
 from edge.board.session import BoardStatus
+from edge.cli import main as edge_main
 from edge.config import load_site
 from edge.control.controller import Controller
 from edge.control.messages import Event, Lamp, Preempt
@@ -342,17 +343,20 @@ def test_site_intergreens_reach_the_board_and_hold() -> None:
 # --- per-indication intergreens: a protected left shown only on its FYA head (issue 17) --
 
 
-def _fya_tee() -> tuple[BoardConfig, list[Any]]:
+def _fya_tee() -> BoardConfig:
     """t_junction with a derived site's pairs for its protected left P1, which only the
     green arrow of flashing-yellow-arrow head B (channel 1) shows: P2 -> P1 4.5 s,
     P1 -> P2 5.5 s. Channels: B, P2, P4, P6, overlap A, the walk beside P2."""
     site = load_site(EXAMPLES_DIR / "t_junction.toml")
     p1, p2 = (SignalKind.PHASE, 1), (SignalKind.PHASE, 2)
     assert (p1, p2) in site.conflicts and p1 not in [(c.kind, c.source) for c in site.channels]
-    site = dataclasses.replace(site, intergreens={(p2, p1): 4500, (p1, p2): 5500})
-    cfg = board_config(site)
+    return board_config(dataclasses.replace(site, intergreens={(p2, p1): 4500, (p1, p2): 5500}))
+
+
+def _tee(head: int, through: int, p6: int = codec.RED) -> list[int]:
+    """A map of _fya_tee's channels: the left's head, P2, P6 as given, the rest red."""
     R = codec.RED
-    return cfg, [R] * cfg.channels
+    return [head, through, R, p6, R, R]
 
 
 def _drive(s: board_safety.BoardSafety, t: int, codes: list[int], ms: int) -> int:
@@ -362,9 +366,11 @@ def _drive(s: board_safety.BoardSafety, t: int, codes: list[int], ms: int) -> in
     return t
 
 
+R, Y, G, FY = codec.RED, codec.YELLOW, codec.GREEN, codec.FLASH_YELLOW
+
+
 def test_fya_head_pairs_reach_the_board_on_its_green_arrow_only() -> None:
-    cfg, _ = _fya_tee()
-    assert cfg.intergreens == (
+    assert _fya_tee().intergreens == (
         (0, codec.IG_STEADY, 1, codec.IG_ANY, 5500),  # P1's arrow ends -> P2
         (1, codec.IG_ANY, 0, codec.IG_STEADY, 4500),  # P2 ends -> P1's arrow
     )
@@ -373,58 +379,49 @@ def test_fya_head_pairs_reach_the_board_on_its_green_arrow_only() -> None:
 def test_green_arrow_before_its_pair_intergreen_is_refused() -> None:
     # Fails on the channel-pair board: its CONFIG had no pair for P1, and only the
     # 1 s red clearance stood between P2's green and the green arrow.
-    cfg, reds = _fya_tee()
-    G, Y, FY = codec.GREEN, codec.YELLOW, codec.FLASH_YELLOW
+    cfg = _fya_tee()
     for red_ms, fault in ((1000, codec.FAULT_INTERGREEN), (1500, codec.FAULT_NONE)):
         s, t = _running(cfg)
         # The permissive arrow with P2 (legal: it yields), then both yellow, then red.
-        t = _drive(s, t, [FY, G] + reds[2:], 4000)
-        t = _drive(s, t, [Y, Y] + reds[2:], 3000)
-        t = _drive(s, t, reds, red_ms)  # P2's green ended 3000 + red_ms ago
-        assert s.outputs(t + 100, [G] + reds[1:]) == fault
+        t = _drive(s, t, _tee(FY, G), 4000)
+        t = _drive(s, t, _tee(Y, Y), 3000)
+        t = _drive(s, t, _tee(R, R), red_ms)  # P2's green ended 3000 + red_ms ago
+        assert s.outputs(t + 100, _tee(G, R)) == fault
         if fault:
             assert s.fault_channels == 0b11
 
 
 def test_flashing_arrow_into_green_arrow_waits_out_the_pair() -> None:
-    cfg, reds = _fya_tee()
-    G, Y, FY = codec.GREEN, codec.YELLOW, codec.FLASH_YELLOW
-    P6 = 3  # the left's own through runs on; the permissive arrow stays on beside it
-    on = [FY, G, codec.RED, G, codec.RED, codec.RED]
+    # The left's own through (P6) runs on; the permissive arrow stays on beside it.
+    cfg = _fya_tee()
     for red_ms, fault in ((1000, codec.FAULT_INTERGREEN), (1500, codec.FAULT_NONE)):
         s, t = _running(cfg)
-        t = _drive(s, t, on, 4000)
-        t = _drive(s, t, [FY, Y] + on[2:], 3000)
-        t = _drive(s, t, [FY, codec.RED] + on[2:], red_ms)
-        assert on[P6] == G
-        assert s.outputs(t + 100, [G, codec.RED] + on[2:]) == fault
+        t = _drive(s, t, _tee(FY, G, G), 4000)
+        t = _drive(s, t, _tee(FY, Y, G), 3000)
+        t = _drive(s, t, _tee(FY, R, G), red_ms)
+        assert s.outputs(t + 100, _tee(G, R, G)) == fault
 
 
 def test_only_the_green_arrow_ending_owes_the_pair_not_the_flashing_arrow() -> None:
-    cfg, reds = _fya_tee()
-    G, Y, FY = codec.GREEN, codec.YELLOW, codec.FLASH_YELLOW
+    cfg = _fya_tee()
     for shown, fault in ((G, codec.FAULT_INTERGREEN), (FY, codec.FAULT_NONE)):
         s, t = _running(cfg)
-        t = _drive(s, t, [shown] + reds[1:], 4000)
-        t = _drive(s, t, [Y] + reds[1:], 3000)
-        t = _drive(s, t, reds, 1500)  # 4.5 s after the head's GO ended: < 5.5 s
-        assert s.outputs(t + 100, [codec.RED, G] + reds[2:]) == fault
+        t = _drive(s, t, _tee(shown, R), 4000)
+        t = _drive(s, t, _tee(Y, R), 3000)
+        t = _drive(s, t, _tee(R, R), 1500)  # 4.5 s after the head's GO ended: < 5.5 s
+        assert s.outputs(t + 100, _tee(R, G)) == fault
 
 
 def test_pairs_on_the_whole_fya_head_would_refuse_the_permissive_arrow() -> None:
     # Why per indication: the same pairs on any GO of the head (the naive mapping)
     # refuse the flashing arrow the core starts while P2 runs, and flash the junction.
-    cfg, reds = _fya_tee()
-    naive = dataclasses.replace(
-        cfg, intergreens=tuple((a, codec.IG_ANY, b, codec.IG_ANY, ms) for a, _, b, _, ms in cfg.intergreens)
-    )
-    G, FY = codec.GREEN, codec.FLASH_YELLOW
-    s, t = _running(naive)
-    t = _drive(s, t, [codec.RED, G] + reds[2:], 1000)
-    assert s.outputs(t + 100, [FY, G] + reds[2:]) == codec.FAULT_INTERGREEN
-    s, t = _running(cfg)
-    t = _drive(s, t, [codec.RED, G] + reds[2:], 1000)
-    assert s.outputs(t + 100, [FY, G] + reds[2:]) == codec.FAULT_NONE
+    cfg = _fya_tee()
+    on_any = tuple((a, codec.IG_ANY, b, codec.IG_ANY, ms) for a, _, b, _, ms in cfg.intergreens)
+    for c, fault in ((dataclasses.replace(cfg, intergreens=on_any), codec.FAULT_INTERGREEN),
+                     (cfg, codec.FAULT_NONE)):  # fmt: skip
+        s, t = _running(c)
+        t = _drive(s, t, _tee(R, G), 1000)
+        assert s.outputs(t + 100, _tee(FY, G)) == fault
 
 
 def test_a_head_with_several_protected_parents_takes_their_shortest_pair() -> None:
@@ -432,9 +429,7 @@ def test_a_head_with_several_protected_parents_takes_their_shortest_pair() -> No
     p1, p2, p4 = ((SignalKind.PHASE, p) for p in (1, 2, 4))
     b = next(o for o in site.overlaps if o.permissive_parents)
     two = dataclasses.replace(b, parents=(1, 4))
-    site = dataclasses.replace(
-        site, overlaps=tuple(two if o is b else o for o in site.overlaps)
-    )
+    site = dataclasses.replace(site, overlaps=tuple(two if o is b else o for o in site.overlaps))
     # P2 owes P1 4.5 s and P4 6 s: the arrow may start when either parent may.
     site2 = dataclasses.replace(site, intergreens={(p2, p1): 4500, (p2, p4): 6000})
     assert (1, codec.IG_ANY, 0, codec.IG_STEADY, 4500) in board_config(site2).intergreens
@@ -457,3 +452,20 @@ def test_too_many_pairs_for_the_config_are_refused_clearly() -> None:
         "the site's 2 pair intergreens make 480 on the board's channels and indications; "
         "the board holds at most 255 (list fewer pairs, or drive fewer channels)"
     )
+
+
+def test_edge_check_names_a_site_with_too_many_pairs_for_the_board(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 32 channels (15 of phase 2, 16 of phase 4, the walk), two site pairs: 480 on the board.
+    text = (Path(__file__).with_name("crossing.toml")).read_text()
+    extra = "".join(
+        f"[[channels]]\nid = {4 + k}\nphase = {2 if k < 14 else 4}\n" for k in range(29)
+    )
+    text = text.replace("[[detectors]]", extra + "[[detectors]]", 1)
+    path = tmp_path / "many.toml"
+    path.write_text(text + "\n[intergreens]\nP2 = { P4 = 4.0 }\nP4 = { P2 = 4.5 }\n")
+    assert edge_main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}: 1 problem(s) for the IO board" in err
+    assert "480 on the board's channels and indications; the board holds at most 255" in err

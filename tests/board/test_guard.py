@@ -445,8 +445,8 @@ def test_a_green_arrows_pairs_hold_the_through_after_the_arrow_only() -> None:
     """A protected left shown only as the green arrow of a flashing-yellow-arrow head
     owes its pairs from the arrow's end (issue 17). Its red confirmed 100 ms late: the
     through, started by the core 4 s into the arrow's red, waits 100 ms more on the
-    lamps (the board's own red clearance is 1 s). Before any arrow (the start-up all red covers it, as in the core) and after
-    a flashing arrow (no conflict) nothing is held."""
+    lamps (the board's own red clearance is 1 s). Before any arrow (the start-up all
+    red covers it, as in the core) nothing is held."""
     mins = CoreMinimums((0, 0, 0), (1000, 1000, 1000), (4000, 0, 0))
     g = OutputGuard(FYA_CFG, mins)
     g.board_recovered(0)

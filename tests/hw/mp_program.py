@@ -500,9 +500,7 @@ def _fya_start():
 
 def _fya_scenarios(s):
     # The through with the permissive flashing arrow, both yellow from 5210, red from 8210.
-    through_ends = _join(
-        _fya_start(), _hold(1210, 5110, [3, 5]), _hold(5210, 8110, [2, 2])
-    )
+    through_ends = _join(_fya_start(), _hold(1210, 5110, [3, 5]), _hold(5210, 8110, [2, 2]))
     s["fya_arrow_before_pair_intergreen"] = _join(
         through_ends, _hold(8210, 9210, _R2), [(9310, "out", [1, 3], 2, 12, 12)]
     )

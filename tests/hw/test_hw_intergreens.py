@@ -61,7 +61,9 @@ class Model:
 
     def verdict(self, now: int, codes: list[int]) -> str:
         """'ok', 'intergreen' or 'other' (a code or sequence rule)."""
-        valid = ({D, R, G, FR} if KINDS[ch] == codec.KIND_PED else {D, R, Y, G, FY} for ch in range(N))
+        valid = (
+            {D, R, G, FR} if KINDS[ch] == codec.KIND_PED else {D, R, Y, G, FY} for ch in range(N)
+        )
         if any(c not in ok for c, ok in zip(codes, valid, strict=True)):
             return "other"
         for ch in range(N):
@@ -103,8 +105,15 @@ _NEXT_P = {R: [R, R, G], G: [G, G, FR], FR: [FR, FR, R], D: [R]}
 def pairs(draw: st.DrawFn) -> list[Pair]:
     out = []
     for _ in range(draw(st.integers(1, 8))):
-        leaving, entering = draw(st.lists(st.integers(0, N - 1), min_size=2, max_size=2, unique=True))
-        ind = [draw(st.sampled_from([ANY, STEADY] if KINDS[c] == codec.KIND_PED else [ANY, STEADY, FYA])) for c in (leaving, entering)]
+        leaving, entering = draw(
+            st.lists(st.integers(0, N - 1), min_size=2, max_size=2, unique=True)
+        )
+        ind = [
+            draw(
+                st.sampled_from([ANY, STEADY] if KINDS[c] == codec.KIND_PED else [ANY, STEADY, FYA])
+            )
+            for c in (leaving, entering)
+        ]
         ms = draw(st.sampled_from([0, 150, 400, 700, 1200]))
         out.append((leaving, ind[0], entering, ind[1], ms))
     return out
@@ -125,7 +134,15 @@ def walks(draw: st.DrawFn) -> list[tuple[int, list[int]]]:
 
 def _board(pairs: list[Pair]) -> tuple[board_safety.BoardSafety, int]:
     frame = codec.encode_config(
-        0, [0] * N, [YELLOW_MS] * N, [RED_MS] * N, [codec.FLASH_COLOUR_RED] * N, KINDS, 500, None, pairs
+        0,
+        [0] * N,
+        [YELLOW_MS] * N,
+        [RED_MS] * N,
+        [codec.FLASH_COLOUR_RED] * N,
+        KINDS,
+        500,
+        None,
+        pairs,
     )
     msg = codec.decode_frame(frame)
     assert msg is not None
@@ -141,9 +158,14 @@ def _board(pairs: list[Pair]) -> tuple[board_safety.BoardSafety, int]:
 
 
 # A green arrow after its flashing arrow ended, 100 ms after the through it owes 150 ms.
-@example([(0, ANY, 1, STEADY, 150)], [(0, [G, FY, R, R]), (100, [Y, FY, R, R]), (100, [Y, G, R, R])])
+@example(
+    [(0, ANY, 1, STEADY, 150)], [(0, [G, FY, R, R]), (100, [Y, FY, R, R]), (100, [Y, G, R, R])]
+)
 # The flashing arrow that ended owes nothing to a pair on the green arrow.
-@example([(1, STEADY, 0, ANY, 1200)], [(0, [R, FY, R, R]), (100, [R, Y, R, R]), (300, [R, R, R, R]), (0, [G, R, R, R])])
+@example(
+    [(1, STEADY, 0, ANY, 1200)],
+    [(0, [R, FY, R, R]), (100, [R, Y, R, R]), (300, [R, R, R, R]), (0, [G, R, R, R])],
+)
 # A green arrow turning into the flashing arrow ends the arrow, not the head's GO.
 @example(
     [(1, STEADY, 2, ANY, 150), (1, ANY, 2, FYA, 150)],
