@@ -154,7 +154,9 @@ def core_minimums(site: Site) -> CoreMinimums:
             ig = owed((ch.kind, ov.id), ov.yellow_ms)
             red.append(max(ov.red_clear_ms, floor.min_red_clear_ms, ig))
             arrow.append(
-                max((owed((SignalKind.PHASE, p), shortest_yellow(p)) for p in ov.parents), default=0)
+                max(
+                    (owed((SignalKind.PHASE, p), shortest_yellow(p)) for p in ov.parents), default=0
+                )
                 if ov.permissive_parents
                 else 0
             )
