@@ -60,6 +60,16 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(f"  {path}: {problem}", file=sys.stderr)
             continue
         site = config.site
+        from edge.board.config import BoardConfigError, board_config
+
+        try:  # the runtime refuses to start a site its IO board cannot take
+            board_config(site)
+        except BoardConfigError as exc:
+            failed = True
+            print(f"{path}: {len(exc.problems)} problem(s) for the IO board", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {path}: {problem}", file=sys.stderr)
+            continue
         print(
             f"{path}: OK: site {site.id!r}, {len(site.phases)} phases, "
             f"{len(site.overlaps)} overlaps, {len(site.channels)} channels, "

@@ -38,9 +38,19 @@ broken names the fault, the map is not driven, and the board goes to FLASH:
                           CHANGE.
      FAULT_RED_CLEARANCE  STOP may go to GO only when every conflicting channel
                           has been in STOP for at least ITS min_red_ms.
-     FAULT_INTERGREEN     STOP may go to GO only when, for each configured pair
-                          intergreen (leaving, this channel, ms), leaving's green
-                          ended at least ms ago.
+     FAULT_INTERGREEN     an indication may start only when, for each configured
+                          pair intergreen (leaving, its indication, this
+                          channel, this indication, ms), leaving's indication
+                          is not shown and ended at least ms ago.
+  Intergreens are per indication too: each side of a pair names any GO of its
+  channel, its steady indication (green ball or arrow, walk) or its flashing
+  yellow arrow. An indication starts when the channel enters GO showing it, or
+  turns from one GO indication to the other (a flashing yellow arrow into a
+  green arrow, or back); a pair on any GO starts only from STOP. An indication
+  ends when the channel stops showing it (a green arrow turning into the
+  flashing arrow ends the arrow), so a permissive flashing arrow that ended is
+  not the end of the protected green arrow on the same head: a green the
+  core may start after the one, before the other, is not refused.
   Intervals are measured between frame arrivals, so each minimum is checked
   with TIMING_SLACK_MS of allowance for serial and scheduler jitter.
   A map equal to the one driven now while RUNNING keeps every rule again
@@ -133,7 +143,8 @@ def check_config(body):
     symmetric, with no channel conflicting with itself and no bit beyond the
     last channel; each flashing-yellow mask a subset of its steady mask (a
     pedestrian channel's equal to it); each intergreen naming two different
-    configured channels.
+    configured channels and a known indication of each (no flashing yellow
+    arrow on a pedestrian channel).
     """
     conflicts = body["conflicts"]
     fya = body["fya_conflicts"]
@@ -168,10 +179,20 @@ def check_config(body):
                 return codec.NAK_BAD_CONFIG  # a walk has one mask
         if cm[i * n + i] or _beyond(conflicts[i], n) or _beyond(fya[i], n):
             return codec.NAK_BAD_CONFIG
-    for leaving, entering, _ms in body["intergreens"]:
-        if leaving >= n or entering >= n or leaving == entering:
+    kinds = body["kinds"]
+    for leaving, li, entering, ei, _ms in body["intergreens"]:
+        if leaving >= n or entering >= n or leaving == entering or li > 2 or ei > 2:
+            return codec.NAK_BAD_CONFIG
+        if (li == codec.IG_FYA and kinds[leaving] == codec.KIND_PED) or (
+            ei == codec.IG_FYA and kinds[entering] == codec.KIND_PED
+        ):
             return codec.NAK_BAD_CONFIG
     return 0
+
+
+# An intergreen's indication on the wire (IG_ANY, IG_STEADY, IG_FYA) as a mask of uses
+# (1 steady, 2 flashing yellow arrow).
+_IG_USES = b"\x03\x01\x02"
 
 
 class BoardSafety:
@@ -197,8 +218,11 @@ class BoardSafety:
         self._cm = bytearray(0)
         self._use = bytearray(codec.MAX_CHANNELS)
         self._new_use = bytearray(codec.MAX_CHANNELS)
-        self._ig = []  # per entering channel: tuple of (leaving, ms)
-        self._off_go_ms = [_SATURATE_MS] * codec.MAX_CHANNELS  # ms since green ended
+        # Per entering channel: tuples (leaving, leaving's uses, entering's uses, ms).
+        self._ig = []
+        # ms since each channel's steady GO indication ended, and its flashing arrow.
+        self._off_steady_ms = [_SATURATE_MS] * codec.MAX_CHANNELS
+        self._off_fya_ms = [_SATURATE_MS] * codec.MAX_CHANNELS
         self.fault_channels = 0  # channels the fault names (bitmask)
         self._bad = 0
         self.kinds = b""
@@ -263,12 +287,15 @@ class BoardSafety:
             return
         self._pending_ms = 0
         cat_ms = self._cat_ms
-        off = self._off_go_ms
+        off = self._off_steady_ms
+        off_fya = self._off_fya_ms
         for i in range(self.channels):
             t = cat_ms[i] + dt
             cat_ms[i] = t if t < _SATURATE_MS else _SATURATE_MS
             t = off[i] + dt
             off[i] = t if t < _SATURATE_MS else _SATURATE_MS
+            t = off_fya[i] + dt
+            off_fya[i] = t if t < _SATURATE_MS else _SATURATE_MS
 
     def _enter_flash(self, fault, channels=0):
         # The one way into flash; a second fault does not overwrite the first.
@@ -328,8 +355,8 @@ class BoardSafety:
         self.kinds = bytes(body["kinds"])
         self._cm = cm = conflict_matrix(conflicts, fya, n)
         ig = [[] for _ in range(n)]
-        for leaving, entering, ms in body["intergreens"]:
-            ig[entering].append((leaving, ms))
+        for leaving, li, entering, ei, ms in body["intergreens"]:
+            ig[entering].append((leaving, _IG_USES[li], _IG_USES[ei], ms))
         self._ig = [tuple(x) for x in ig]
         for i in range(n):
             self._conflicts.append(tuple(j for j in range(n) if cm[i * n + j]))
@@ -372,7 +399,8 @@ class BoardSafety:
             self._cat[i] = _STOP
             self._cat_ms[i] = 0
             self._use[i] = 1
-            self._off_go_ms[i] = _SATURATE_MS
+            self._off_steady_ms[i] = _SATURATE_MS
+            self._off_fya_ms[i] = _SATURATE_MS
         self._quiet_ms = 0
         self._all_red_ms = 0
         return 0
@@ -404,9 +432,13 @@ class BoardSafety:
             new = self._new_cat
             use = self._use
             for i in range(self.channels):
+                if cat[i] == _GO and (new[i] != _GO or self._new_use[i] != use[i]):
+                    # The indication shown until now ended (module comment).
+                    if use[i] == 2:
+                        self._off_fya_ms[i] = 0
+                    else:
+                        self._off_steady_ms[i] = 0
                 if new[i] != cat[i]:
-                    if cat[i] == _GO:
-                        self._off_go_ms[i] = 0
                     cat[i] = new[i]
                     self._cat_ms[i] = 0
                 if new[i] != _STOP:
@@ -464,10 +496,15 @@ class BoardSafety:
             if old == _GO:
                 if k == _STOP:
                     return codec.FAULT_CHANGE_SKIPPED
-                if k == _GO and new_use[i] < use[i]:
-                    # A flashing yellow arrow turning into a green arrow: the arrow's
-                    # conflicts must have cleared as for a green from red.
-                    fault = self._may_start(i, new_use[i])
+                if k == _GO and new_use[i] != use[i]:
+                    # One GO indication turning into the other starts it. A flashing
+                    # yellow arrow turning into a green arrow: the arrow's conflicts
+                    # must have cleared as for a green from red.
+                    if new_use[i] < use[i]:
+                        fault = self._red_cleared(i, new_use[i])
+                        if fault:
+                            return fault
+                    fault = self._intergreens(i, new_use[i], use[i])
                     if fault:
                         return fault
             elif old == _CHANGE:
@@ -479,14 +516,14 @@ class BoardSafety:
             elif k == _CHANGE:
                 return codec.FAULT_BAD_SEQUENCE
             elif k == _GO:
-                fault = self._may_start(i, new_use[i])
+                fault = self._red_cleared(i, new_use[i]) or self._intergreens(i, new_use[i], 0)
                 if fault:
                     return fault
         self._bad = 0
         return codec.FAULT_NONE
 
-    def _may_start(self, i, ui):
-        # Channel i starts an indication using mask ui: red clearances, intergreens.
+    def _red_cleared(self, i, ui):
+        # Channel i starts an indication using mask ui: every conflicting red clearance.
         n = self.channels
         cm = self._cm
         cat = self._cat
@@ -499,8 +536,25 @@ class BoardSafety:
             if cat[j] != _STOP or cat_ms[j] + TIMING_SLACK_MS < self._min_red[j]:
                 self._bad |= 1 << j
                 return codec.FAULT_RED_CLEARANCE
-        for leaving, ms in self._ig[i]:
-            if cat[leaving] == _GO or self._off_go_ms[leaving] + TIMING_SLACK_MS < ms:
+        return codec.FAULT_NONE
+
+    def _intergreens(self, i, started, was):
+        # Channel i starts indication `started` (a use), showing `was` before (0: STOP):
+        # every pair on it that was not already satisfied by `was` (module comment).
+        cat = self._cat
+        use = self._use
+        off = self._off_steady_ms
+        off_fya = self._off_fya_ms
+        for leaving, lu, eu, ms in self._ig[i]:
+            if not eu & started or eu & was:
+                continue
+            if cat[leaving] == _GO and use[leaving] & lu:
+                ended = -1  # shown now
+            elif lu == 3:
+                ended = off[leaving] if off[leaving] < off_fya[leaving] else off_fya[leaving]
+            else:
+                ended = off[leaving] if lu == 1 else off_fya[leaving]
+            if ended < 0 or ended + TIMING_SLACK_MS < ms:
                 self._bad |= 1 << leaving
                 return codec.FAULT_INTERGREEN
         return codec.FAULT_NONE

@@ -124,6 +124,13 @@ NAK_UNEXPECTED = const(6)  # a message type the board does not accept
 NAK_SELF_TEST = const(7)  # RECOVER refused: the power-up self-test failed
 
 MAX_INTERGREENS = const(255)  # pair intergreens in one CONFIG
+# An intergreen names an indication of each channel (the top 2 bits of its channel
+# byte): any GO (as version 2 first read these records), the steady one (green ball
+# or arrow, walk), or the flashing yellow arrow. 3 is refused by the board.
+IG_ANY = const(0)
+IG_STEADY = const(1)
+IG_FYA = const(2)
+_IG_CHANNEL = const(0x3F)  # the channel in the low 6 bits of the byte
 
 _HELLO_LEN = const(1)
 _HELLO_REPLY_LEN = const(24)
@@ -383,7 +390,8 @@ def config_payload(
     must never both be active; fya_conflicts[i] (default conflicts[i]) the same
     for its flashing yellow arrow and the yellow that ends it; flash[i] a
     FLASH_COLOUR_*; kinds[i] a KIND_*; intergreens a list of (leaving,
-    entering, ms): entering may not start green until ms after leaving's green
+    leaving_indication, entering, entering_indication, ms), indications IG_*:
+    entering may not start that indication until ms after leaving's indication
     ended. Only field ranges are checked here; the board checks the rest.
     """
     n = len(conflicts)
@@ -410,10 +418,14 @@ def config_payload(
         _put_u32(p, fya_at + 4 * i, _check(fya_conflicts[i], 0, 0xFFFFFFFF, "fya mask"))
     p[ig_at - 1] = m
     for k in range(m):
-        leaving, entering, ms = intergreens[k]
+        leaving, leaving_ind, entering, entering_ind, ms = intergreens[k]
         r = ig_at + _CONFIG_IG * k
-        p[r] = _check(leaving, 0, 255, "intergreen channel")
-        p[r + 1] = _check(entering, 0, 255, "intergreen channel")
+        p[r] = _check(leaving, 0, _IG_CHANNEL, "intergreen channel") | (
+            _check(leaving_ind, 0, 3, "intergreen indication") << 6
+        )
+        p[r + 1] = _check(entering, 0, _IG_CHANNEL, "intergreen channel") | (
+            _check(entering_ind, 0, 3, "intergreen indication") << 6
+        )
         _put_u16(p, r + 2, _check(ms, 0, 0xFFFF, "intergreen ms"))
     return bytes(p)
 
@@ -595,7 +607,9 @@ def _parse(t, buf, n):
         intergreens = []
         for i in range(m):
             r = ig_at + _CONFIG_IG * i
-            intergreens.append((buf[r], buf[r + 1], _u16(buf, r + 2)))
+            a = buf[r]
+            b = buf[r + 1]
+            intergreens.append((a & _IG_CHANNEL, a >> 6, b & _IG_CHANNEL, b >> 6, _u16(buf, r + 2)))
         conflicts = []
         min_yellow = []
         min_red = []

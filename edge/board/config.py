@@ -15,8 +15,14 @@ the core may later run and never has to be re-sent:
   flashing-yellow mask is the head's own row. Masks are made symmetric. Two
   channels of one source (two load switches wired to the same phase, say)
   never conflict.
-- pair intergreens: each `site.intergreens[(leaving, entering)]` for every
-  pair of channels the two signal groups drive.
+- pair intergreens, per indication (_pairs): each `site.intergreens[(leaving,
+  entering)]` for every pair of channels the two signal groups drive, on any
+  GO of the channel; and a phase shown only as the green arrow of a
+  flashing-yellow-arrow head (a derived site's protected left) on that head's
+  steady indication, never on its flashing arrow, which the core starts and
+  ends on its own pairs. A head with several protected parents takes the
+  shortest of their intergreens, and none where one parent lists none: the
+  board never waits longer than the core.
 - min_yellow_ms: the site's safety floor of that channel's change interval,
   which edge.config holds every plan, overlap and preempt to: a vehicle
   yellow of max(site minimum, 3.0 s), a pedestrian clearance of 3.0 s.
@@ -77,7 +83,8 @@ class BoardConfig:
     watchdog_ms: int
     labels: tuple[str, ...]  # "ch1 phase 2" etc., for messages
     fya_conflicts: tuple[int, ...] = ()  # flashing-yellow-arrow bitmask; () = the steady ones
-    intergreens: tuple[tuple[int, int, int], ...] = ()  # (leaving ch, entering ch, ms)
+    # (leaving ch, its indication, entering ch, its indication, ms); codec.IG_*
+    intergreens: tuple[tuple[int, int, int, int, int], ...] = ()
 
     @property
     def channels(self) -> int:
@@ -174,21 +181,18 @@ def board_config(site: Site, watchdog_ms: int = WATCHDOG_MS) -> BoardConfig:
 
     keys = [_key(ch.kind, ch.source) for ch in chans]
     conflicts, fya_conflicts = _masks(site, keys)
-    intergreens = []
-    for i, a in enumerate(keys):
-        for j, b in enumerate(keys):
-            ms = site.intergreens.get((a, b))
-            if ms is not None and i != j and a != b:
-                if not 0 <= ms <= 0xFFFF:
-                    problems.append(
-                        f"intergreen {a[0].value} {a[1]} -> {b[0].value} {b[1]}: {ms} ms does "
-                        "not fit the CONFIG (0..65535)"
-                    )
-                intergreens.append((i, j, ms))
+    for (a, b), ms in sorted(site.intergreens.items(), key=str):
+        if not 0 <= ms <= 0xFFFF:
+            problems.append(
+                f"intergreen {a[0].value} {a[1]} -> {b[0].value} {b[1]}: {ms} ms does "
+                "not fit the CONFIG (0..65535)"
+            )
+    intergreens = _pairs(site, keys) if not problems else []
     if len(intergreens) > codec.MAX_INTERGREENS:
         problems.append(
-            f"{len(intergreens)} channel-pair intergreens; the board holds at most "
-            f"{codec.MAX_INTERGREENS}"
+            f"the site's {len(site.intergreens)} pair intergreens make {len(intergreens)} "
+            f"on the board's channels and indications; the board holds at most "
+            f"{codec.MAX_INTERGREENS} (list fewer pairs, or drive fewer channels)"
         )
 
     floor_yellow = max(site.safety.min_yellow_ms, ABSOLUTE_MIN_YELLOW_MS)
@@ -274,3 +278,39 @@ def _masks(site: Site, keys: list[SignalKey]) -> tuple[list[int], list[int]]:
     fya = [fya[i] if keys[i][0] is SignalKind.OVERLAP and str(keys[i][1]) in arrows
            else steady[i] for i in range(n)]  # fmt: skip
     return steady, fya
+
+
+def _pairs(site: Site, keys: list[SignalKey]) -> list[tuple[int, int, int, int, int]]:
+    """The CONFIG's intergreens (module comment), sorted; pairs of 0 ms add nothing to
+    the conflict masks and are left out, as are those another pair implies."""
+    # What shows each signal group: (channel, indication, the groups the shown
+    # indication stands for). A group's own channel shows it on any GO; a green arrow
+    # stands for every protected parent of its flashing-yellow-arrow head.
+    shows: dict[SignalKey, list[tuple[int, int, tuple[SignalKey, ...]]]] = {}
+    arrows = {o.id: o.parents for o in site.overlaps if o.permissive_parents}
+    for i, key in enumerate(keys):
+        shows.setdefault(key, []).append((i, codec.IG_ANY, (key,)))
+        parents = arrows.get(str(key[1])) if key[0] is SignalKind.OVERLAP else None
+        if parents:
+            stands = tuple(_key(SignalKind.PHASE, p) for p in parents)
+            for p in stands:
+                if p not in keys:  # a parent with a channel of its own is paired there
+                    shows.setdefault(p, []).append((i, codec.IG_STEADY, stands))
+    out: dict[tuple[int, int, int, int], int] = {}
+    for a, b in site.intergreens:
+        for i, ia, leaving in shows.get(a, ()):
+            for j, jb, entering in shows.get(b, ()):
+                if i == j:
+                    continue
+                # The shortest over what each side stands for; none if one lists none.
+                owed = [site.intergreens.get((x, y), 0) for x in leaving for y in entering]
+                ms = min(owed)
+                if ms > 0:
+                    out[(i, ia, j, jb)] = ms
+    # A green arrow's end is never later than its head's last GO end: a pair leaving
+    # the arrow is implied by the same pair leaving any GO, when that one is as long.
+    return [
+        (i, ia, j, jb, ms)
+        for (i, ia, j, jb), ms in sorted(out.items())
+        if not (ia == codec.IG_STEADY and out.get((i, codec.IG_ANY, j, jb), 0) >= ms)
+    ]

@@ -104,10 +104,14 @@ class CoreMinimums:
     for the red clearance after its change interval, over every plan of a site; the
     latter also covers the longest intergreen the channel's group leaves (less its
     shortest change interval), so that a conflicting GO held late is never shown
-    sooner after the change than the core's intergreen allowed it."""
+    sooner after the change than the core's intergreen allowed it. A flashing-yellow-
+    arrow head's green arrow also leaves its protected parents' pairs: arrow_red_ms,
+    held only after the head has shown a green arrow (before that, as for every
+    channel, the start-up all red covers them, as in the core)."""
 
     go_ms: tuple[int, ...]
     red_ms: tuple[int, ...]
+    arrow_red_ms: tuple[int, ...] = ()  # () = none
 
 
 def core_minimums(site: Site) -> CoreMinimums:
@@ -132,9 +136,16 @@ def core_minimums(site: Site) -> CoreMinimums:
             (ms - change_ms for (a, _), ms in site.intergreens.items() if a == key), default=0
         )
 
+    def shortest_yellow(pid: int) -> int:
+        return min(
+            (t.yellow_ms for p in site.plans.values() if (t := p.timings.get(pid)) is not None),
+            default=0,
+        )
+
     overlaps = {o.id: o for o in site.overlaps}
     go: list[int] = []
     red: list[int] = []
+    arrow: list[int] = []
     for ch in site.channels:
         if ch.kind is SignalKind.OVERLAP:
             ov = overlaps[str(ch.source)]
@@ -142,6 +153,13 @@ def core_minimums(site: Site) -> CoreMinimums:
             go.append(max((green(p) for p in parents), default=0) + ov.trail_green_ms)
             ig = owed((ch.kind, ov.id), ov.yellow_ms)
             red.append(max(ov.red_clear_ms, floor.min_red_clear_ms, ig))
+            arrow.append(
+                max(
+                    (owed((SignalKind.PHASE, p), shortest_yellow(p)) for p in ov.parents), default=0
+                )
+                if ov.permissive_parents
+                else 0
+            )
             continue
         pid = int(ch.source)
         go.append(over_plans(pid, lambda t: t.walk_ms) if ch.kind is SignalKind.PED else green(pid))
@@ -155,7 +173,8 @@ def core_minimums(site: Site) -> CoreMinimums:
         )
         ig = owed((ch.kind, pid), shortest)
         red.append(max(over_plans(pid, lambda t: t.red_clear_ms), floor.min_red_clear_ms, ig))
-    return CoreMinimums(tuple(go), tuple(red))
+        arrow.append(0)
+    return CoreMinimums(tuple(go), tuple(red), tuple(arrow) if any(arrow) else ())
 
 
 class OutputGuard:
@@ -194,6 +213,7 @@ class OutputGuard:
         self.wanted = [STOP] * n
         self.wanted_since = [_LONG_AGO] * n
         self.steady_since = [_LONG_AGO] * n  # when the controller's steady GO began
+        self.shown_steady = [False] * n  # a steady GO sent since the guard began
         # The controller's last STOP: when it began and ended (for a channel no longer
         # stopped that left STOP with or after a conflicting start).
         self.stopped_since = [_LONG_AGO] * n
@@ -345,6 +365,7 @@ class OutputGuard:
                 # keeps the steady mask until STOP (never laxer than the board); a
                 # change interval keeps the mask of the GO it ends, as on the board.
                 self.use[i] = _use(code) if sent == STOP else min(self.use[i], _use(code))
+                self.shown_steady[i] = self.shown_steady[i] or _use(code) == STEADY
             elif cat == CHANGE and sent == STOP:
                 self.use[i] = STEADY
             out.append(code)
@@ -369,6 +390,9 @@ class OutputGuard:
                 return False
             # The controller's red clearance before this green, up to the core's minimum.
             core_red = max(self._red_min[j], self.minimums.red_ms[j])
+            arrows = self.minimums.arrow_red_ms
+            if arrows and self.use[j] == STEADY and self.shown_steady[j]:
+                core_red = max(core_red, arrows[j])  # its green arrow's pairs
             if self.wanted[j] == STOP:
                 stopped = go_at - self.wanted_since[j]
             elif self.stop_left[j] >= go_at:  # j left STOP with or after i's start

@@ -10,6 +10,7 @@ import pytest
 from edge.board.config import BoardConfig, BoardConfigError, board_config
 from edge.board.inputs import InputMap
 from edge.board.session import BoardStatus
+from edge.cli import main as edge_main
 from edge.config import load_site
 from edge.control.controller import Controller
 from edge.control.messages import Event, Lamp, Preempt
@@ -323,7 +324,7 @@ def test_site_intergreens_reach_the_board_and_hold() -> None:
     # ch1 (phase 2) leaving -> ch2 (phase 4) entering: 6000 ms from green end to green.
     site = dataclasses.replace(site, intergreens={(ch[0], ch[1]): 6000})
     cfg = board_config(site)
-    assert cfg.intergreens == ((0, 1, 6000),)
+    assert cfg.intergreens == ((0, codec.IG_ANY, 1, codec.IG_ANY, 6000),)
     R, Y, G = codec.RED, codec.YELLOW, codec.GREEN
     s, t = _running(cfg)
     for _ in range(60):  # ch1 green 6 s
@@ -337,3 +338,134 @@ def test_site_intergreens_reach_the_board_and_hold() -> None:
         assert s.outputs(t, [R, R, R]) == codec.FAULT_NONE
     assert s.outputs(t + 100, [R, G, R]) == codec.FAULT_INTERGREEN
     assert s.fault_channels == 0b11
+
+
+# --- per-indication intergreens: a protected left shown only on its FYA head (issue 17) --
+
+
+def _fya_tee() -> BoardConfig:
+    """t_junction with a derived site's pairs for its protected left P1, which only the
+    green arrow of flashing-yellow-arrow head B (channel 1) shows: P2 -> P1 4.5 s,
+    P1 -> P2 5.5 s. Channels: B, P2, P4, P6, overlap A, the walk beside P2."""
+    site = load_site(EXAMPLES_DIR / "t_junction.toml")
+    p1, p2 = (SignalKind.PHASE, 1), (SignalKind.PHASE, 2)
+    assert (p1, p2) in site.conflicts and p1 not in [(c.kind, c.source) for c in site.channels]
+    return board_config(dataclasses.replace(site, intergreens={(p2, p1): 4500, (p1, p2): 5500}))
+
+
+def _tee(head: int, through: int, p6: int = codec.RED) -> list[int]:
+    """A map of _fya_tee's channels: the left's head, P2, P6 as given, the rest red."""
+    R = codec.RED
+    return [head, through, R, p6, R, R]
+
+
+def _drive(s: board_safety.BoardSafety, t: int, codes: list[int], ms: int) -> int:
+    for _ in range(ms // 100):
+        t += 100
+        assert s.outputs(t, codes) == codec.FAULT_NONE, (t, codes, s.fault)
+    return t
+
+
+R, Y, G, FY = codec.RED, codec.YELLOW, codec.GREEN, codec.FLASH_YELLOW
+
+
+def test_fya_head_pairs_reach_the_board_on_its_green_arrow_only() -> None:
+    assert _fya_tee().intergreens == (
+        (0, codec.IG_STEADY, 1, codec.IG_ANY, 5500),  # P1's arrow ends -> P2
+        (1, codec.IG_ANY, 0, codec.IG_STEADY, 4500),  # P2 ends -> P1's arrow
+    )
+
+
+def test_green_arrow_before_its_pair_intergreen_is_refused() -> None:
+    # Fails on the channel-pair board: its CONFIG had no pair for P1, and only the
+    # 1 s red clearance stood between P2's green and the green arrow.
+    cfg = _fya_tee()
+    for red_ms, fault in ((1000, codec.FAULT_INTERGREEN), (1500, codec.FAULT_NONE)):
+        s, t = _running(cfg)
+        # The permissive arrow with P2 (legal: it yields), then both yellow, then red.
+        t = _drive(s, t, _tee(FY, G), 4000)
+        t = _drive(s, t, _tee(Y, Y), 3000)
+        t = _drive(s, t, _tee(R, R), red_ms)  # P2's green ended 3000 + red_ms ago
+        assert s.outputs(t + 100, _tee(G, R)) == fault
+        if fault:
+            assert s.fault_channels == 0b11
+
+
+def test_flashing_arrow_into_green_arrow_waits_out_the_pair() -> None:
+    # The left's own through (P6) runs on; the permissive arrow stays on beside it.
+    cfg = _fya_tee()
+    for red_ms, fault in ((1000, codec.FAULT_INTERGREEN), (1500, codec.FAULT_NONE)):
+        s, t = _running(cfg)
+        t = _drive(s, t, _tee(FY, G, G), 4000)
+        t = _drive(s, t, _tee(FY, Y, G), 3000)
+        t = _drive(s, t, _tee(FY, R, G), red_ms)
+        assert s.outputs(t + 100, _tee(G, R, G)) == fault
+
+
+def test_only_the_green_arrow_ending_owes_the_pair_not_the_flashing_arrow() -> None:
+    cfg = _fya_tee()
+    for shown, fault in ((G, codec.FAULT_INTERGREEN), (FY, codec.FAULT_NONE)):
+        s, t = _running(cfg)
+        t = _drive(s, t, _tee(shown, R), 4000)
+        t = _drive(s, t, _tee(Y, R), 3000)
+        t = _drive(s, t, _tee(R, R), 1500)  # 4.5 s after the head's GO ended: < 5.5 s
+        assert s.outputs(t + 100, _tee(R, G)) == fault
+
+
+def test_pairs_on_the_whole_fya_head_would_refuse_the_permissive_arrow() -> None:
+    # Why per indication: the same pairs on any GO of the head (the naive mapping)
+    # refuse the flashing arrow the core starts while P2 runs, and flash the junction.
+    cfg = _fya_tee()
+    on_any = tuple((a, codec.IG_ANY, b, codec.IG_ANY, ms) for a, _, b, _, ms in cfg.intergreens)
+    for c, fault in ((dataclasses.replace(cfg, intergreens=on_any), codec.FAULT_INTERGREEN),
+                     (cfg, codec.FAULT_NONE)):  # fmt: skip
+        s, t = _running(c)
+        t = _drive(s, t, _tee(R, G), 1000)
+        assert s.outputs(t + 100, _tee(FY, G)) == fault
+
+
+def test_a_head_with_several_protected_parents_takes_their_shortest_pair() -> None:
+    site = load_site(EXAMPLES_DIR / "t_junction.toml")
+    p1, p2, p4 = ((SignalKind.PHASE, p) for p in (1, 2, 4))
+    b = next(o for o in site.overlaps if o.permissive_parents)
+    two = dataclasses.replace(b, parents=(1, 4))
+    site = dataclasses.replace(site, overlaps=tuple(two if o is b else o for o in site.overlaps))
+    # P2 owes P1 4.5 s and P4 6 s: the arrow may start when either parent may.
+    site2 = dataclasses.replace(site, intergreens={(p2, p1): 4500, (p2, p4): 6000})
+    assert (1, codec.IG_ANY, 0, codec.IG_STEADY, 4500) in board_config(site2).intergreens
+    # A parent that lists no pair with P2: the arrow waits for nothing from P2.
+    site3 = dataclasses.replace(site, intergreens={(p2, p1): 4500})
+    assert not [ig for ig in board_config(site3).intergreens if ig[2] == 0]
+
+
+def test_too_many_pairs_for_the_config_are_refused_clearly() -> None:
+    site = crossing()
+    p2, p4 = (SignalKind.PHASE, 2), (SignalKind.PHASE, 4)
+    ch = site.channels[0]
+    extra = [dataclasses.replace(ch, id=4 + k, source=2 if k < 14 else 4) for k in range(29)]
+    site = dataclasses.replace(
+        site, channels=(*site.channels, *extra), intergreens={(p2, p4): 4000, (p4, p2): 4500}
+    )
+    with pytest.raises(BoardConfigError) as err:
+        board_config(site)
+    assert str(err.value) == (
+        "the site's 2 pair intergreens make 480 on the board's channels and indications; "
+        "the board holds at most 255 (list fewer pairs, or drive fewer channels)"
+    )
+
+
+def test_edge_check_names_a_site_with_too_many_pairs_for_the_board(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 32 channels (15 of phase 2, 16 of phase 4, the walk), two site pairs: 480 on the board.
+    text = (Path(__file__).with_name("crossing.toml")).read_text()
+    extra = "".join(
+        f"[[channels]]\nid = {4 + k}\nphase = {2 if k < 14 else 4}\n" for k in range(29)
+    )
+    text = text.replace("[[detectors]]", extra + "[[detectors]]", 1)
+    path = tmp_path / "many.toml"
+    path.write_text(text + "\n[intergreens]\nP2 = { P4 = 4.0 }\nP4 = { P2 = 4.5 }\n")
+    assert edge_main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}: 1 problem(s) for the IO board" in err
+    assert "480 on the board's channels and indications; the board holds at most 255" in err

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 from edge.board.config import BoardConfig
 from edge.board.guard import CHANGE, GO, STOP, CoreMinimums, OutputGuard, category, core_minimums
+from edge.config import load_site
+from edge.control.site import SignalKind
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hw import codec
 from tests.board.fakelink import crossing
 from tests.hypothesis_profiles import examples
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 
 # Channel 0 and 1 conflict (two crossing streets); channel 2 is a crosswalk
 # beside channel 0 (conflicts with 1). Yellow 3000 ms, ped clearance 3000 ms,
@@ -434,3 +439,43 @@ def test_shortcut_sends_and_keeps_what_the_walk_does(cfg_name: str, ops: list[An
         assert state == {
             k: v for k, v in vars(slow).items() if k not in ("_settled", "_confirmed_lamps")
         }
+
+
+def test_a_green_arrows_pairs_hold_the_through_after_the_arrow_only() -> None:
+    """A protected left shown only as the green arrow of a flashing-yellow-arrow head
+    owes its pairs from the arrow's end (issue 17). Its red confirmed 100 ms late: the
+    through, started by the core 4 s into the arrow's red, waits 100 ms more on the
+    lamps (the board's own red clearance is 1 s). Before any arrow (the start-up all
+    red covers it, as in the core) nothing is held."""
+    mins = CoreMinimums((0, 0, 0), (1000, 1000, 1000), (4000, 0, 0))
+    g = OutputGuard(FYA_CFG, mins)
+    g.board_recovered(0)
+    g.board_running()
+    assert g.shape(1000, [R, G, R]) == [R, G, R]  # no arrow since the start
+    g.confirm(1000, [R, G, R])
+    g.shape(5000, [R, Y, R])
+    g.confirm(5000, [R, Y, R])
+    g.shape(8000, [R, R, R])
+    g.confirm(8000, [R, R, R])
+    assert g.shape(9000, [G, R, R]) == [G, R, R]
+    g.confirm(9000, [G, R, R])
+    g.shape(13000, [Y, R, R])
+    g.confirm(13000, [Y, R, R])
+    assert g.shape(16000, [R, R, R]) == [R, R, R]
+    g.confirm(16100, [R, R, R])
+    assert g.shape(20000, [R, G, R]) == [R, R, R]
+    assert g.shape(20100, [R, G, R]) == [R, G, R]
+    assert g.held == 1
+
+
+def test_core_minimums_of_a_green_arrow_are_its_protected_parents_pairs() -> None:
+    site = load_site(EXAMPLES_DIR / "t_junction.toml")
+    p1, p2 = (SignalKind.PHASE, 1), (SignalKind.PHASE, 2)
+    with_ig = dataclasses.replace(site, intergreens={(p1, p2): 5500, (p2, p1): 4500})
+    head = next(i for i, ch in enumerate(site.channels) if ch.kind is SignalKind.OVERLAP
+                and ch.source == "B")  # fmt: skip
+    yellow = min(p.timings[1].yellow_ms for p in site.plans.values())
+    mins = core_minimums(with_ig)
+    assert mins.arrow_red_ms[head] == 5500 - yellow
+    assert [ms for i, ms in enumerate(mins.arrow_red_ms) if i != head] == [0] * 5
+    assert core_minimums(site).arrow_red_ms == ()

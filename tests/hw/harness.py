@@ -155,7 +155,7 @@ from hw import codec, board
 m1 = gc.mem_free()
 n = 32
 masks = [((1 << n) - 1) & ~(1 << i) for i in range(n)]
-igs = [(i, (i + 1) % n, 5000) for i in range(n)] * 7
+igs = [(i, 0, (i + 1) % n, 1, 5000) for i in range(n)] * 7
 hello = codec.encode_hello(0)
 config = codec.encode_config(1, masks, [3000] * n, [1000] * n, [0] * n, [0] * n, 500, masks, igs)
 outputs = codec.encode_outputs(3, [1] * n)

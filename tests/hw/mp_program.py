@@ -81,10 +81,25 @@ VECTORS = [
             [0, 0, 1, 1],
             500,
             [0b1000, 0b0101, 0b0010, 0b0001],
-            [(0, 1, 4000), (1, 0, 4500)],
+            [(0, 0, 1, 0, 4000), (1, 0, 0, 0, 4500)],
         ),
         "07020104f4010a010106b80be803010205010105b80bdc050102020101088813"
         "e8030201010101088813e803020108010102050101020201010201010102020501a00f01059411b94900",
+    ),
+    (
+        "config_indication_intergreen",  # channel bytes 0x41: channel 1, its steady GO
+        lambda c: c.encode_config(
+            1,
+            [0b10, 0b01],
+            [3000, 3000],
+            [1000, 1000],
+            [0, 0],
+            [0, 0],
+            500,
+            [0b10, 0b00],
+            [(0, c.IG_ANY, 1, c.IG_STEADY, 4500), (1, c.IG_STEADY, 0, c.IG_ANY, 5500)],
+        ),
+        "07020102f40102010105b80be803010201010105b80be80301020201010101010102020541941141057c15607400",
     ),
     ("config_ack", lambda c: c.encode_config_ack(1, 0x71194848), "098201484819712f7300"),
     ("outputs", lambda c: c.encode_outputs(7, [3, 1, 1, 3, 2, 1, 1]), "040307070713311201902f00"),
@@ -460,7 +475,63 @@ def _scenarios():
     )
     # Across the 2**30 wrap of ticks_ms.
     s["ticks_wrap"] = [(_wrap(t), op, a, st, f, r) for t, op, a, st, f, r in _ns_then_ew()]
+    _fya_scenarios(s)
     return s
+
+
+# A protected left shown only on a flashing-yellow-arrow head (channel 1) beside the
+# through it yields to (channel 0): the arrow conflicts with the through, the flashing
+# arrow does not. Pairs per indication: the through's green (any GO) ending owes the
+# green arrow (steady) 4.5 s; the green arrow ending owes the through 5.5 s.
+FYA_CONFIG = {
+    "conflicts": [0b10, 0b01],
+    "fya_conflicts": [0b10, 0b00],
+    "min_red_ms": [1000, 1000],
+    "intergreens": [(0, 0, 1, 1, 4500), (1, 1, 0, 0, 5500)],
+}
+_R2 = [1, 1]
+
+
+def _fya_start():
+    # Configure at 0, RECOVER at 10, all-red 1000 ms, RUNNING at 1010.
+    steps = [(0, "config", FYA_CONFIG, 2, 1, 0), (10, "recover", None, 0, 0, 0)]
+    return steps + _hold(110, 910, _R2, 0, 0) + _hold(1010, 1110, _R2)
+
+
+def _fya_scenarios(s):
+    # The through with the permissive flashing arrow, both yellow from 5210, red from 8210.
+    through_ends = _join(_fya_start(), _hold(1210, 5110, [3, 5]), _hold(5210, 8110, [2, 2]))
+    s["fya_arrow_before_pair_intergreen"] = _join(
+        through_ends, _hold(8210, 9210, _R2), [(9310, "out", [1, 3], 2, 12, 12)]
+    )
+    s["fya_arrow_after_pair_intergreen"] = _join(
+        through_ends, _hold(8210, 9610, _R2), _hold(9710, 9810, [1, 3])
+    )
+    # The flashing arrow stays on through the through's change, then turns green.
+    s["fya_flashing_into_green_arrow_before_pair"] = _join(
+        _fya_start(),
+        _hold(1210, 5110, [3, 5]),
+        _hold(5210, 8110, [2, 5]),
+        _hold(8210, 9210, [1, 5]),
+        [(9310, "out", [1, 3], 2, 12, 12)],
+    )
+    # The head's GO ends at 5210; the through starts 4.5 s later: owed only after
+    # the green arrow, not after the flashing one.
+    for name, shown, end in (
+        ("fya_green_arrow_end_owes_pair", 3, [(9710, "out", [3, 1], 2, 12, 12)]),
+        ("fya_flashing_arrow_end_owes_nothing", 5, _hold(9710, 9810, [3, 1])),
+    ):
+        s[name] = _join(
+            _fya_start(),
+            _hold(1210, 5110, [1, shown]),
+            _hold(5210, 8110, [1, 2]),
+            _hold(8210, 9610, _R2),
+            end,
+        )
+    # The permissive arrow starting while the through runs is no pair's start.
+    s["fya_flashing_arrow_beside_green_is_no_pair"] = _join(
+        _fya_start(), _hold(1210, 2110, [3, 1]), _hold(2210, 2510, [3, 5])
+    )
 
 
 def _wrap(t):
@@ -494,6 +565,8 @@ def _config_body(c, arg):
         kw["flash"],
         kw["kinds"],
         WATCHDOG_MS,
+        kw.get("fya_conflicts"),
+        kw.get("intergreens", ()),
     )
     return c.decode_frame(frame)[2]
 

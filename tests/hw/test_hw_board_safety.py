@@ -567,7 +567,8 @@ def _inner(s: board_safety.BoardSafety) -> tuple[Any, ...]:
         s.fault_channels,
         s.lamps(),
         [min(ms + s._pending_ms, top) for ms in s._cat_ms[:n]],  # without adding them
-        [min(ms + s._pending_ms, top) for ms in s._off_go_ms[:n]],
+        [min(ms + s._pending_ms, top) for ms in s._off_steady_ms[:n]],
+        [min(ms + s._pending_ms, top) for ms in s._off_fya_ms[:n]],
         bytes(s._cat[:n]),
         bytes(s._use[:n]),
         s._quiet_ms,

@@ -133,7 +133,12 @@ def test_decoded_fields() -> None:
     assert decode_one(v1)[2]["record"] is None and decode_one(v1)[2]["version"] == 1
     fya = decode_one(by_name["config_fya_intergreen"])[2]
     assert fya["fya_conflicts"] == [0b1000, 0b0101, 0b0010, 0b0001]
-    assert fya["intergreens"] == [(0, 1, 4000), (1, 0, 4500)]
+    assert fya["intergreens"] == [(0, 0, 1, 0, 4000), (1, 0, 0, 0, 4500)]
+    by_indication = decode_one(by_name["config_indication_intergreen"])[2]
+    assert by_indication["intergreens"] == [
+        (0, codec.IG_ANY, 1, codec.IG_STEADY, 4500),
+        (1, codec.IG_STEADY, 0, codec.IG_ANY, 5500),
+    ]
     t, seq, body = decode_one(by_name["config"])
     assert (t, seq) == (codec.MSG_CONFIG, 1)
     assert body == {
@@ -331,7 +336,8 @@ def messages(draw: st.DrawFn) -> tuple[bytes, Message]:
         kinds = draw(st.lists(u8, min_size=n, max_size=n))
         wd = draw(st.integers(codec.WATCHDOG_MIN_MS, codec.WATCHDOG_MAX_MS))
         fya = draw(st.lists(u32, min_size=n, max_size=n))
-        igs = draw(st.lists(st.tuples(u8, u8, u16), max_size=12))
+        ch, ind = st.integers(0, 63), st.integers(0, 3)
+        igs = draw(st.lists(st.tuples(ch, ind, ch, ind, u16), max_size=12))
         payload = codec.config_payload(conflicts, yellow, red, flash, kinds, wd, fya, igs)
         body = {
             "fya_conflicts": fya,
@@ -454,7 +460,7 @@ def test_longest_frame_fits_and_one_more_byte_does_not() -> None:
         [255] * n,
         1000,
         [0xFFFFFFFF] * n,
-        [(255, 255, 0xFFFF)] * codec.MAX_INTERGREENS,
+        [(63, 3, 63, 3, 0xFFFF)] * codec.MAX_INTERGREENS,
     )
     raw = codec.cobs_decode(frame[:-1]) or b""
     assert len(raw) == codec.MAX_FRAME_LEN

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 from edge.board.guard import OutputGuard
 from hw.codec_cpython import loops
 from sim.sumo import scenarios
+from sim.sumo.gen import generate
 from sim.sumo.lockstep import run
 
 from hw import board_safety, codec
@@ -105,3 +107,22 @@ def test_edge_board_shortcuts_change_no_lamp(monkeypatch: pytest.MonkeyPatch) ->
         slow = _lamp_trace(scenario, 240)
     assert len(fast[1]) == 2400  # one signal, 240 s of ticks
     assert fast == slow
+
+
+def test_edge_board_derived_tee_holds_its_left_turn_pairs_without_a_flash(
+    tmp_path: Path,
+) -> None:
+    """A derived tee (issue 17): its protected left shows only as the green arrow of a
+    flashing-yellow-arrow head, and its right-turn overlap has its own channel. The
+    board's CONFIG holds the left's pairs on the arrow (steady) and never refuses what
+    the core shows, flashing arrow included: no board flash in 600 s."""
+    folder = generate("tee", 3, tmp_path / "tee")
+    scenario = scenarios.resolve(str(folder))
+    ctls: list[Any] = []
+    report = run(scenario, "edge-board", seed=1, end_s=600, attach=ctls.append)
+    assert report["arrived"] > 50 and not [n for n in report["notes"] if "board flash" in n]
+    (b,) = ctls[0].boards
+    safety = b.board.safety
+    assert safety.state == codec.STATE_RUNNING
+    on_arrow = [ig for igs in safety._ig for ig in igs if ig[1] == 1 or ig[2] == 1]
+    assert len(on_arrow) >= 3  # P2 -> P1, P4 -> P1, P1 -> P2 on the head's arrow

@@ -1,0 +1,198 @@
+"""hw/board_safety.py's per-indication pair intergreens against an independent model.
+
+The model restates the rule over absolute times (hw/PROTOCOL.md section 7): an
+indication (a channel's steady GO, its flashing yellow arrow, or, for a pair on
+any GO, its GO from STOP) starts only when each pair's leaving indication is not
+shown and ended at least the pair's ms ago (less the slack). The conflict masks
+are empty here, so the board must refuse exactly the maps that break an
+intergreen or the sequence rules: never a start before its pair's intergreen
+(safety), never a start the pairs allow (the board no stricter than its CONFIG).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from hw import board_safety, codec
+from tests.hypothesis_profiles import examples
+
+R, Y, G, FR, FY, D = (
+    codec.RED,
+    codec.YELLOW,
+    codec.GREEN,
+    codec.FLASH_RED,
+    codec.FLASH_YELLOW,
+    codec.DARK,
+)
+ANY, STEADY, FYA = codec.IG_ANY, codec.IG_STEADY, codec.IG_FYA
+KINDS = [codec.KIND_VEHICLE, codec.KIND_VEHICLE, codec.KIND_VEHICLE, codec.KIND_PED]
+N = len(KINDS)
+YELLOW_MS, RED_MS = 300, 200
+SLACK = board_safety.TIMING_SLACK_MS
+
+Pair = tuple[int, int, int, int, int]  # (leaving, its indication, entering, its, ms)
+
+
+def _indication(ch: int, code: int) -> int | None:
+    """STEADY or FYA for a GO code, None otherwise."""
+    if KINDS[ch] == codec.KIND_PED:
+        return STEADY if code == G else None
+    return {G: STEADY, FY: FYA}.get(code)
+
+
+def _category(ch: int, code: int) -> str:
+    if _indication(ch, code) is not None:
+        return "go"
+    change = FR if KINDS[ch] == codec.KIND_PED else Y
+    return "change" if code == change else "stop"
+
+
+class Model:
+    """Each channel's code, since when in its category, and when each indication ended."""
+
+    def __init__(self, now: int, pairs: list[Pair]) -> None:
+        self.pairs = pairs
+        self.codes = [R] * N
+        self.since = [now] * N
+        self.ended: list[dict[int, int]] = [{} for _ in range(N)]  # indication -> ms
+
+    def verdict(self, now: int, codes: list[int]) -> str:
+        """'ok', 'intergreen' or 'other' (a code or sequence rule)."""
+        valid = (
+            {D, R, G, FR} if KINDS[ch] == codec.KIND_PED else {D, R, Y, G, FY} for ch in range(N)
+        )
+        if any(c not in ok for c, ok in zip(codes, valid, strict=True)):
+            return "other"
+        for ch in range(N):
+            old, new = _category(ch, self.codes[ch]), _category(ch, codes[ch])
+            if (old, new) in (("go", "stop"), ("change", "go"), ("stop", "change")):
+                return "other"
+            if (old, new) == ("change", "stop") and now - self.since[ch] + SLACK < YELLOW_MS:
+                return "other"
+        for ch in range(N):
+            was, shows = _indication(ch, self.codes[ch]), _indication(ch, codes[ch])
+            if shows is None or shows == was:
+                continue
+            for leaving, li, entering, ei, ms in self.pairs:
+                if entering != ch or not (ei == shows or (ei == ANY and was is None)):
+                    continue
+                showing = _indication(leaving, self.codes[leaving])
+                if showing is not None and li in (ANY, showing):
+                    return "intergreen"
+                ends = [t for ind, t in self.ended[leaving].items() if li in (ANY, ind)]
+                if ends and now - max(ends) + SLACK < ms:
+                    return "intergreen"
+        return "ok"
+
+    def drive(self, now: int, codes: list[int]) -> None:
+        for ch, code in enumerate(codes):
+            was, shows = _indication(ch, self.codes[ch]), _indication(ch, code)
+            if was is not None and was != shows:
+                self.ended[ch][was] = now
+            if _category(ch, code) != _category(ch, self.codes[ch]):
+                self.since[ch] = now
+            self.codes[ch] = code
+
+
+_NEXT_V = {R: [R, R, G, FY], G: [G, G, Y, FY], FY: [FY, FY, Y, G], Y: [Y, Y, R], D: [R]}
+_NEXT_P = {R: [R, R, G], G: [G, G, FR], FR: [FR, FR, R], D: [R]}
+
+
+@st.composite
+def pairs(draw: st.DrawFn) -> list[Pair]:
+    out = []
+    for _ in range(draw(st.integers(1, 8))):
+        leaving, entering = draw(
+            st.lists(st.integers(0, N - 1), min_size=2, max_size=2, unique=True)
+        )
+        ind = [
+            draw(
+                st.sampled_from([ANY, STEADY] if KINDS[c] == codec.KIND_PED else [ANY, STEADY, FYA])
+            )
+            for c in (leaving, entering)
+        ]
+        ms = draw(st.sampled_from([0, 150, 400, 700, 1200]))
+        out.append((leaving, ind[0], entering, ind[1], ms))
+    return out
+
+
+@st.composite
+def walks(draw: st.DrawFn) -> list[tuple[int, list[int]]]:
+    codes = [R] * N
+    steps = []
+    for _ in range(draw(st.integers(1, 100))):
+        dt = draw(st.sampled_from([0, 50, 100, 100, 100, 200, 400]))
+        ch = draw(st.integers(0, N - 1))
+        table = _NEXT_P if KINDS[ch] == codec.KIND_PED else _NEXT_V
+        codes[ch] = draw(st.sampled_from(table[codes[ch]]))
+        steps.append((dt, list(codes)))
+    return steps
+
+
+def _board(pairs: list[Pair]) -> tuple[board_safety.BoardSafety, int]:
+    frame = codec.encode_config(
+        0,
+        [0] * N,
+        [YELLOW_MS] * N,
+        [RED_MS] * N,
+        [codec.FLASH_COLOUR_RED] * N,
+        KINDS,
+        500,
+        None,
+        pairs,
+    )
+    msg = codec.decode_frame(frame)
+    assert msg is not None
+    body: dict[str, Any] = msg[2]
+    s = board_safety.BoardSafety(0)
+    assert s.configure(0, body) == 0
+    assert s.recover(0, body["config_hash"]) == 0
+    t = 0
+    while s.state != codec.STATE_RUNNING:
+        t += 100
+        assert s.outputs(t, [R] * N) == codec.FAULT_NONE
+    return s, t
+
+
+# A green arrow after its flashing arrow ended, 100 ms after the through it owes 150 ms.
+@example(
+    [(0, ANY, 1, STEADY, 150)], [(0, [G, FY, R, R]), (100, [Y, FY, R, R]), (100, [Y, G, R, R])]
+)
+# The flashing arrow that ended owes nothing to a pair on the green arrow.
+@example(
+    [(1, STEADY, 0, ANY, 1200)],
+    [(0, [R, FY, R, R]), (100, [R, Y, R, R]), (300, [R, R, R, R]), (0, [G, R, R, R])],
+)
+# A green arrow turning into the flashing arrow ends the arrow, not the head's GO.
+@example(
+    [(1, STEADY, 2, ANY, 150), (1, ANY, 2, FYA, 150)],
+    [(0, [R, G, R, R]), (100, [R, FY, R, R]), (200, [R, FY, G, R]), (100, [R, FY, FY, R])],
+)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
+@given(pairs(), walks())
+def test_no_indication_starts_before_its_pair_and_none_is_refused_that_may(
+    igs: list[Pair], walk: list[tuple[int, list[int]]]
+) -> None:
+    floors = board_safety.MIN_YELLOW_FLOOR_MS, board_safety.MIN_CLEAR_FLOOR_MS
+    board_safety.MIN_YELLOW_FLOOR_MS = board_safety.MIN_CLEAR_FLOOR_MS = 0
+    try:
+        s, t = _board(igs)
+        model = Model(t, igs)
+        for dt, codes in walk:
+            t += dt
+            verdict = model.verdict(t, codes)
+            fault = s.outputs(t, codes)
+            if verdict == "ok":
+                assert fault == codec.FAULT_NONE, (t, codes, s.fault)
+                assert list(s.lamps()) == codes
+                model.drive(t, codes)
+                continue
+            assert s.state == codec.STATE_FLASH, (t, codes, verdict)
+            if verdict == "intergreen":
+                assert fault == codec.FAULT_INTERGREEN, (t, codes, fault)
+            break
+    finally:
+        board_safety.MIN_YELLOW_FLOOR_MS, board_safety.MIN_CLEAR_FLOOR_MS = floors
