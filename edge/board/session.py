@@ -226,9 +226,18 @@ class BoardConfigHashError(BoardRefusedError):
 
 
 class BoardConfigRejectedError(BoardRefusedError):
-    def __init__(self, reason: int) -> None:
-        super().__init__(f"board refused the CONFIG: NAK {nak_name(reason)}")
+    def __init__(self, reason: int, hint: str = "") -> None:
+        super().__init__(f"board refused the CONFIG: NAK {nak_name(reason)}{hint}")
         self.reason = reason
+
+
+# Said with a CONFIG refused as BAD_CONFIG when it holds per-indication intergreens:
+# protocol version 2 firmware from before them refuses such records (hw/PROTOCOL.md §12).
+PER_INDICATION_HINT = (
+    " (this CONFIG gates a flashing-yellow-arrow head's green arrow by its own pair "
+    "intergreens; board firmware from before per-indication intergreens refuses that: "
+    "update the board's firmware from hw/)"
+)
 
 
 # --- events -------------------------------------------------------------------------
@@ -635,7 +644,12 @@ class BoardSession:
         if mtype == codec.MSG_CONFIG and self.state is _CONFIG:
             if reason == codec.NAK_BAD_CONFIG:
                 self.state = _REFUSED
-                raise BoardConfigRejectedError(reason)
+                per_indication = any(
+                    ig[1] != codec.IG_ANY or ig[3] != codec.IG_ANY for ig in self.config.intergreens
+                )
+                raise BoardConfigRejectedError(
+                    reason, PER_INDICATION_HINT if per_indication else ""
+                )
             # NO_HELLO (the board reset) or BAD_STATE (it left flash): start over.
             self.state = _HELLO
             self._attempts = 1

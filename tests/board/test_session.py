@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from edge.board.config import BoardConfig
 from edge.board.session import (
@@ -167,6 +169,19 @@ def test_config_refused_by_board() -> None:
     s.connect(T0)
     s.receive(T0 + 5, HELLO_REPLY)
     with pytest.raises(BoardConfigRejectedError, match="BAD_CONFIG"):
+        s.receive(T0 + 10, codec.encode_nak(1, codec.MSG_CONFIG, 1, codec.NAK_BAD_CONFIG))
+
+
+def test_config_with_arrow_pairs_refused_names_the_firmware() -> None:
+    """A board from before per-indication intergreens refuses their records: the error
+    says so, where a plain BAD_CONFIG would leave the technician guessing."""
+    cfg = dataclasses.replace(
+        VECTOR_CONFIG, intergreens=((0, codec.IG_ANY, 1, codec.IG_STEADY, 4500),)
+    )
+    s = BoardSession(cfg)
+    s.connect(T0)
+    s.receive(T0 + 5, HELLO_REPLY)
+    with pytest.raises(BoardConfigRejectedError, match="update the board's firmware"):
         s.receive(T0 + 10, codec.encode_nak(1, codec.MSG_CONFIG, 1, codec.NAK_BAD_CONFIG))
 
 
