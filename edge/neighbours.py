@@ -26,7 +26,10 @@ Rules it keeps (tests/test_neighbours.py checks each):
 4. Sending (`Projection.take`, called once a second): the arrivals due after now and
    within SEND_AHEAD_MS, as (phase id, ms ahead), sorted; None (nothing new)
    while there is nothing to say and the last set said nothing, so a silent
-   neighbourhood leaves the core exactly as without this input.
+   neighbourhood leaves the core exactly as without this input. A set holds at
+   most the core's MAX_PAIRS (beyond them it would report an input error and
+   ignore the rest): over it, each phase keeps its soonest, shared round-robin,
+   so a flood on one phase cannot crowd out another's.
 5. Bounds: at most MAX_PENDING arrivals wait (the earliest due are dropped
    first, counted in `dropped`); a release older than MAX_AGE_MS or due
    further ahead than MAX_TRAVEL_MS is not a prediction and is dropped.
@@ -39,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from edge.control.arrivals import CALL_MS
+from edge.control.arrivals import CALL_MS, MAX_PAIRS
 from edge.control.messages import Lamp
 
 SEND_MS = 1000  # a set once a second
@@ -135,10 +138,24 @@ class Projection:
         pairs = tuple(
             sorted((p, due - now_ms) for p, due in self.pending if due - now_ms <= SEND_AHEAD_MS)
         )
+        if len(pairs) > MAX_PAIRS:
+            pairs = _fair(pairs)
         if not pairs and not self.said:
             return None
         self.said = bool(pairs)
         return pairs
+
+
+def _fair(pairs: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    """Rule 4's cap: MAX_PAIRS of the sorted `pairs`, each phase's soonest first, taken
+    round-robin (every phase's first, then every phase's second, ...)."""
+    rank: dict[int, int] = {}
+    ranked = []
+    for p, ahead in pairs:  # sorted by phase, then time: the rank within the phase
+        rank[p] = rank.get(p, -1) + 1
+        ranked.append((rank[p], ahead, p))
+    ranked.sort()
+    return tuple(sorted((p, ahead) for _r, ahead, p in ranked[:MAX_PAIRS]))
 
 
 @dataclass(slots=True)
