@@ -18,7 +18,10 @@ device does here, with the same projection. Rules it keeps (tests/link/test_outf
    controller's clock by their ages. A bad one is dropped whole, counted and
    reported: logged and an `outflow_rejected` link event naming the device and
    the first problem, at most one per device per REPORT_EVERY_S (the count of
-   the others in the next).
+   the others in the next). The event loop parsing them runs the control tick
+   too: a neighbour's outflows beyond FLOOD_BURST, at more than FLOOD_PER_S a
+   second, are dropped before they are parsed, counted and reported (`flood`)
+   the same way, so no neighbour can buy the tick's time.
 3. Into the core: the board driver's step asks `take(now)` (`BoardDriver.arrivals`);
    once a second of the controller's clock it is the projection's set
    (edge/neighbours.py rule 4), else None. A pure call over a bounded list, no lock
@@ -42,6 +45,9 @@ log = logging.getLogger(__name__)
 
 MAX_QUEUED = messages.MAX_OUTFLOW_RELEASES  # a second's releases; more are dropped
 REPORT_EVERY_S = 60.0
+# A neighbour sends once a second; its messages may bunch on the way. More is a flood.
+FLOOD_PER_S = 2.0
+FLOOD_BURST = 4
 
 
 class Outflow:
@@ -67,6 +73,7 @@ class Outflow:
         self._next_take = 0
         self._reported_s: dict[str, float] = {}
         self._unreported: dict[str, int] = {}
+        self._allowance: dict[str, tuple[float, float]] = {}  # device: (messages, at mono s)
         self.sent = self.queue_dropped = 0
         self.received = self.rejected = 0
 
@@ -93,19 +100,17 @@ class Outflow:
         """A neighbour's outflow, on the link's event loop; never raises for its content."""
         if device not in self.neighbours:
             return
+        allowance, at = self._allowance.get(device, (FLOOD_BURST, mono_s))
+        allowance = min(FLOOD_BURST, allowance + max(mono_s - at, 0.0) * FLOOD_PER_S)
+        if allowance < 1:
+            self._allowance[device] = (allowance, mono_s)
+            self._reject(device, f"flood: more than {FLOOD_PER_S:g} outflows a second", mono_s)
+            return
+        self._allowance[device] = (allowance - 1, mono_s)
         try:
             rels = messages.parse_outflow(payload, device)
         except Rejected as exc:
-            self.rejected += 1
-            self._unreported[device] = self._unreported.get(device, 0) + 1
-            if mono_s - self._reported_s.get(device, -REPORT_EVERY_S) >= REPORT_EVERY_S:
-                n = self._unreported.pop(device)
-                self._reported_s[device] = mono_s
-                detail = f"{exc.code}: {exc.reason}"[:300] + (
-                    f" ({n} since the last report)" if n > 1 else ""
-                )
-                log.warning("outflow_rejected device=%s %s", device, detail)
-                self.report(device, detail)
+            self._reject(device, f"{exc.code}: {exc.reason}", mono_s)
             return
         self.received += 1
         self.projection.receive(
@@ -113,6 +118,17 @@ class Outflow:
             now_ms,
             [Release(d, now_ms - age, on, frozenset(ps)) for d, age, on, ps in rels],
         )
+
+    def _reject(self, device: str, what: str, mono_s: float) -> None:
+        """Counted; reported at most once per device per REPORT_EVERY_S, with the count."""
+        self.rejected += 1
+        self._unreported[device] = self._unreported.get(device, 0) + 1
+        if mono_s - self._reported_s.get(device, -REPORT_EVERY_S) >= REPORT_EVERY_S:
+            n = self._unreported.pop(device)
+            self._reported_s[device] = mono_s
+            detail = what[:300] + (f" ({n} since the last report)" if n > 1 else "")
+            log.warning("outflow_rejected device=%s %s", device, detail)
+            self.report(device, detail)
 
     # -- rule 3 -----------------------------------------------------------------------------
 

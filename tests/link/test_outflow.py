@@ -21,6 +21,7 @@ import aiomqtt
 from edge.link import central
 from edge.link.device import DeviceRuntime
 from edge.link.mosquitto import Mosquitto
+from edge.link.outflow import FLOOD_BURST, FLOOD_PER_S
 
 from tests.link.harness import SITE, Keys, central_config, device_config, running, wait_for
 from tests.link.schemas import check
@@ -123,8 +124,10 @@ async def _hostile(broker: Mosquitto, keys: Keys, tmp: Path) -> None:
             await asyncio.sleep(0.5)
             assert out.received == 1 and out.rejected == 0
             ticks = down.ticks
-            for payload in BAD:
+            for payload in BAD:  # past FLOOD_BURST: the rest are dropped unparsed, as a flood
                 await up.publish("edge/v1/up-1/outflow", payload, qos=1)
+            await wait_for(lambda: out.rejected == len(BAD), 5, "the bad ones dropped")
+            await asyncio.sleep(FLOOD_BURST / FLOOD_PER_S)  # the neighbour's allowance back
             await up.publish("edge/v1/up-1/outflow", GOOD, qos=1)
             await wait_for(lambda: out.received == 2, 5, "the good outflow after the bad")
             assert out.rejected == len(BAD)

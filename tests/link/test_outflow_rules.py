@@ -9,7 +9,7 @@ import pytest
 from edge.control.messages import Lamp
 from edge.link import messages
 from edge.link.errors import Rejected
-from edge.link.outflow import MAX_QUEUED, REPORT_EVERY_S, Outflow
+from edge.link.outflow import FLOOD_BURST, MAX_QUEUED, REPORT_EVERY_S, Outflow
 from edge.neighbours import Link
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -96,3 +96,29 @@ def test_a_wrong_device_field_is_a_rejection_that_names_it_briefly(dev: object) 
     with pytest.raises(Rejected) as exc:
         messages.parse_outflow(json.dumps({"dev": dev, "ts": 1, "rel": []}).encode(), "up-1")
     assert exc.value.code == "wrong_device" and len(exc.value.reason) < 200
+
+
+def test_a_neighbours_flood_is_dropped_before_it_is_parsed() -> None:
+    """Review s30: each outflow is parsed and projected on the event loop that runs the
+    control tick (~3 ms for a 256-release one here, more on a Pi), so a compromised
+    neighbour publishing as fast as the broker relays could starve the tick. Beyond a
+    small burst, a neighbour's outflows over FLOOD_PER_S a second are dropped unparsed."""
+    out, reports = outflow()
+    good = b'{"dev":"up-1","ts":0,"rel":[[3,0,0,[2]]]}'
+    for k in range(1000):
+        out.receive("up-1", good, 10_000, 5.0 + k * 0.0001)
+    assert out.received == FLOOD_BURST and out.rejected == 1000 - FLOOD_BURST
+    assert [(s, d.split(":")[0]) for s, d in reports] == [("up-1", "flood")]
+    out.receive("up-1", good, 11_000, 6.2)  # a second on: allowed again
+    assert out.received == FLOOD_BURST + 1
+
+
+@given(st.lists(st.floats(0.0, 0.99), min_size=1, max_size=300))
+@settings(max_examples=examples(100))
+def test_a_neighbour_sending_once_a_second_is_never_throttled(jitter: list[float]) -> None:
+    """However its seconds bunch on the way (each message within a second of its slot)."""
+    out, _ = outflow()
+    good = b'{"dev":"up-1","ts":0,"rel":[]}'
+    for k, j in sorted(enumerate(jitter), key=lambda kj: kj[0] + kj[1]):
+        out.receive("up-1", good, 0, 100.0 + k + j)
+    assert out.rejected == 0 and out.received == len(jitter)
