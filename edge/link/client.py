@@ -315,6 +315,9 @@ class LinkClient:
             parsed = topics.parse(str(message.topic))
             payload = message.payload if isinstance(message.payload, bytes) else b""
             if parsed is not None and parsed[1] == "outflow" and parsed[0] in self.neighbours:
+                if message.retain:  # sent live once a second: a retained one is stale
+                    log.debug("dropped a retained outflow from %s", parsed[0])
+                    continue
                 try:  # parsed and projected at once, never waiting (edge/link/outflow.py)
                     self.handler.on_outflow(parsed[0], payload)
                 except Exception:

@@ -12,7 +12,8 @@ device does here, with the same projection. Rules it keeps (tests/link/test_outf
    with none sends nothing; a link that is down drops them (a release is worth
    seconds).
 2. Receiving (a device with `[[neighbour]]` entries): the client subscribes to the
-   `outflow` of each device they name and takes no other's. A message is parsed
+   `outflow` of each device they name and takes no other's, nor a retained one
+   (the ACL cannot forbid the retain flag; a release replayed later is stale). A message is parsed
    (messages.parse_outflow: bounded size and count, every field's type and range)
    and projected at once, on the link's event loop, its releases placed on the
    controller's clock by their ages. A bad one is dropped whole, counted and

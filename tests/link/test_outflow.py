@@ -115,6 +115,9 @@ async def _hostile(broker: Mosquitto, keys: Keys, tmp: Path) -> None:
         device_client(broker, "evil") as evil,
     ):
         await watcher.subscribe("edge/v1/down-1/events", qos=1)
+        # a retained outflow (the ACL cannot forbid one) is stale whenever it comes: the
+        # downstream's subscription gets it and drops it unread (review s30)
+        await up.publish("edge/v1/up-1/outflow", GOOD, qos=1, retain=True)
         async with running(down_cfg) as down:
             out = down.link.outflow
             # another device writing up-1's outflow: the broker drops it
@@ -146,6 +149,7 @@ async def _hostile(broker: Mosquitto, keys: Keys, tmp: Path) -> None:
                     "malformed: outflow is not JSON: Expecting value: line 1 column 1 (char 0)",
                 )
             ]
+        await up.publish("edge/v1/up-1/outflow", b"", qos=1, retain=True)  # cleared
 
 
 def test_a_hostile_outflow_is_reported_and_ignored_and_none_can_be_forged(
