@@ -13,9 +13,10 @@ device does here, with the same projection. Rules it keeps (tests/link/test_outf
    seconds).
 2. Receiving (a device with `[[neighbour]]` entries): the client subscribes to the
    `outflow` of each device they name and takes no other's, nor a retained one
-   (the ACL cannot forbid the retain flag; a release replayed later is stale). A message is parsed
-   (messages.parse_outflow: bounded size and count, every field's type and range)
-   and projected at once, on the link's event loop, its releases placed on the
+   (the ACL cannot forbid the retain flag; a release replayed later is stale); a
+   [[neighbour]] naming this device itself is ignored, logged and reported. A message
+   is parsed (messages.parse_outflow: bounded size and count, every field's type and
+   range) and projected at once, on the link's event loop, its releases placed on the
    controller's clock by their ages. A bad one is dropped whole, counted and
    reported: logged and an `outflow_rejected` link event naming the device and
    the first problem, at most one per device per REPORT_EVERY_S (the count of
@@ -68,6 +69,11 @@ class Outflow:
         # (detector, controller ms, ms on the loop, phases showing): filled by the tick
         # hook's thread, emptied by the link's task (deque: atomic ends)
         self.queue: deque[messages.Release] = deque(maxlen=MAX_QUEUED)
+        if any(link.device == device for link in links):  # a site file copied from upstream
+            detail = "a [[neighbour]] names this device: its own releases are not arrivals here"
+            log.error("outflow_config device=%s %s; ignored", device, detail)
+            report(device, detail)
+            links = [link for link in links if link.device != device]
         self.projection = Projection(links)
         self.neighbours = frozenset(link.device for link in links)
         self.report = report  # (subject, detail) -> an `outflow_rejected` link event

@@ -122,3 +122,16 @@ def test_a_neighbour_sending_once_a_second_is_never_throttled(jitter: list[float
     for k, j in sorted(enumerate(jitter), key=lambda kj: kj[0] + kj[1]):
         out.receive("up-1", good, 0, 100.0 + k + j)
     assert out.rejected == 0 and out.received == len(jitter)
+
+
+def test_a_neighbour_entry_naming_this_device_is_ignored_and_reported() -> None:
+    """Review s30: `edge check` cannot know the device's id, so a site file copied from
+    the upstream could name this device in [[neighbour]]: it then read its own outflow
+    and called and held its own phases for its own departures."""
+    reports: list[tuple[str, str]] = []
+    links = (Link("me", ((3, 2.0, (2,)),), (4,), 4000), LINK)
+    out = Outflow("me", (2, 4), frozenset({3}), links, lambda s, d: reports.append((s, d)))
+    assert out.neighbours == frozenset({"up-1"})
+    assert [s for s, _ in reports] == ["me"] and "names this device" in reports[0][1]
+    out.receive("me", b'{"dev":"me","ts":0,"rel":[[3,0,0,[2]]]}', 10_000, 0.0)
+    assert out.received == 0 and out.take(10_000) is None
