@@ -135,3 +135,24 @@ def test_a_neighbour_entry_naming_this_device_is_ignored_and_reported() -> None:
     assert [s for s, _ in reports] == ["me"] and "names this device" in reports[0][1]
     out.receive("me", b'{"dev":"me","ts":0,"rel":[[3,0,0,[2]]]}', 10_000, 0.0)
     assert out.received == 0 and out.take(10_000) is None
+
+
+_INT = st.integers(-3, 300) | st.integers(-(10**7), 10**7) | st.booleans()
+_REL = st.lists(_INT | st.lists(_INT, max_size=3), min_size=3, max_size=5)
+
+
+@given(
+    st.fixed_dictionaries(
+        {"dev": st.just("up-1"), "ts": _INT | st.floats(), "rel": st.lists(_REL, max_size=3)}
+    )
+)
+@example({"dev": "up-1", "ts": -1, "rel": []})
+@settings(max_examples=examples(300))
+def test_what_the_parser_takes_its_schema_allows(obj: dict[str, object]) -> None:
+    """Review s30: the parser and schemas/outflow.json say the same (a negative ts passed)."""
+    payload = json.dumps(obj).encode()
+    try:
+        messages.parse_outflow(payload, "up-1")
+    except Rejected:
+        return
+    check("outflow", payload)
