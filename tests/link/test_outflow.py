@@ -19,6 +19,7 @@ from pathlib import Path
 
 import aiomqtt
 from edge.link import central
+from edge.link.client import MAX_PACKET_BYTES
 from edge.link.device import DeviceRuntime
 from edge.link.mosquitto import Mosquitto
 from edge.link.outflow import FLOOD_BURST, FLOOD_PER_S
@@ -124,8 +125,11 @@ async def _hostile(broker: Mosquitto, keys: Keys, tmp: Path) -> None:
             await evil.publish("edge/v1/up-1/outflow", GOOD, qos=1)
             await up.publish("edge/v1/up-1/outflow", GOOD, qos=1)
             await wait_for(lambda: out.received == 1, 5, "up-1's own outflow")
+            # a huge one never reaches the device (its CONNECT's Maximum Packet Size): a
+            # neighbour cannot make it read megabytes (review s30)
+            await up.publish("edge/v1/up-1/outflow", b"[" * (MAX_PACKET_BYTES + 1), qos=1)
             await asyncio.sleep(0.5)
-            assert out.received == 1 and out.rejected == 0
+            assert out.received == 1 and out.rejected == 0 and down.link.connected
             ticks = down.ticks
             for payload in BAD:  # past FLOOD_BURST: the rest are dropped unparsed, as a flood
                 await up.publish("edge/v1/up-1/outflow", payload, qos=1)
