@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from edge.control.messages import Lamp
+from edge.control.controller import Controller
+from edge.control.messages import Inputs, Lamp
 from edge.link import messages
 from edge.link.errors import Rejected
 from edge.link.outflow import FLOOD_BURST, MAX_QUEUED, REPORT_EVERY_S, Outflow
@@ -14,6 +15,7 @@ from edge.neighbours import Link
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tests.control.timeline import make_site
 from tests.hypothesis_profiles import examples
 from tests.link.schemas import check
 
@@ -156,3 +158,46 @@ def test_what_the_parser_takes_its_schema_allows(obj: dict[str, object]) -> None
     except Rejected:
         return
     check("outflow", payload)
+
+
+_HOSTILE_REL = st.tuples(
+    st.integers(1, 8),  # detector
+    st.integers(0, messages.MAX_RELEASE_AGE_MS),  # age
+    st.integers(0, messages.MAX_ON_LOOP_MS),  # on the loop
+    st.lists(st.integers(1, 8), max_size=4),  # phases showing
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["up-1", "up-2"]),
+            st.integers(0, 3000),  # ms to the next outflow
+            st.lists(_HOSTILE_REL, max_size=6).map(lambda rs: rs * 43),  # up to 258
+        ),
+        max_size=12,
+    )
+)
+@example([("up-1", 1000, [(1, 0, 0, [2])] * 256)] * 3 + [("up-2", 0, [(1, 0, 0, [4])])])
+@settings(max_examples=examples(40), deadline=None)
+def test_no_neighbours_outflows_give_the_core_bad_input(
+    batches: list[tuple[str, int, list[tuple[int, int, int, list[int]]]]],
+) -> None:
+    """Review s30: whatever valid outflows compromised neighbours send, each set the core
+    gets is one it takes whole (no input_error) and names only the links' phases."""
+    site = make_site("four")
+    ctl = Controller(site)
+    links = (
+        Link("up-1", tuple((d, 1.8, (2, 6)) for d in range(1, 9)), (2, 6), 4000, 13.0),
+        Link("up-2", tuple((d, 1.8, (4, 8)) for d in range(1, 9)), (4, 8), 1000),
+    )
+    out = Outflow("me", [p.id for p in site.phases], frozenset(), links, lambda s, d: None)
+    now = 0
+    for device, gap, rels in batches:
+        out.receive(device, messages.outflow(device, 0, rels).encode(), now, now / 1000)
+        for _ in range(gap // 100 + 1):
+            pairs = out.take(now)
+            assert pairs is None or {p for p, _ in pairs} <= {2, 6, 4, 8}
+            step = ctl.step(now, Inputs(arrivals=pairs))
+            assert [e for e in step.events if e.name == "input_error"] == []
+            now += 100
