@@ -98,7 +98,8 @@ class Outflow:
         rels = []
         while self.queue:
             det, t, on, showing = self.queue.popleft()
-            rels.append((det, min(max(now_ms - t, 0), messages.MAX_RELEASE_AGE_MS), on, showing))
+            age = min(max(now_ms - t, 0), messages.MAX_RELEASE_AGE_MS)
+            rels.append((det, age, min(on, messages.MAX_ON_LOOP_MS), showing))  # a stuck loop
         return messages.outflow(self.device, utc_ms, rels) if rels else None
 
     # -- rule 2 -----------------------------------------------------------------------------

@@ -201,3 +201,15 @@ def test_no_neighbours_outflows_give_the_core_bad_input(
             step = ctl.step(now, Inputs(arrivals=pairs))
             assert [e for e in step.events if e.name == "input_error"] == []
             now += 100
+
+
+def test_a_loop_stuck_on_for_hours_still_sends_what_a_neighbour_takes() -> None:
+    """Review s30: a loop occupied longer than MAX_ON_LOOP_MS (a stuck detector, common)
+    made the sender's whole second a message every neighbour rejected."""
+    out, _ = outflow()
+    out.observe(0, frozenset({3, 5}), (G, R))
+    out.observe(2 * messages.MAX_ON_LOOP_MS, frozenset(), (G, R))
+    body = out.message(0, 2 * messages.MAX_ON_LOOP_MS + 100)
+    assert body is not None
+    rels = messages.parse_outflow(body.encode(), "me")
+    assert [on for _d, _a, on, _p in rels] == [messages.MAX_ON_LOOP_MS] * 2
