@@ -32,8 +32,9 @@ Rules it keeps (tests/test_neighbours.py checks each):
    so a flood on one phase cannot crowd out another's.
 5. Bounds: at most MAX_PENDING arrivals wait, shared equally by the neighbour
    devices, so one (compromised, say) cannot push out another's; over its share
-   a device's earliest due are dropped first, counted in `dropped`; a release older than MAX_AGE_MS or due
-   further ahead than MAX_TRAVEL_MS is not a prediction and is dropped.
+   a device's earliest due are dropped first, counted in `dropped`; a release
+   older than MAX_AGE_MS or due further ahead than MAX_TRAVEL_MS is not a
+   prediction and is dropped.
 
 Times in integer ms; no clock, no I/O.
 """

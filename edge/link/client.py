@@ -194,7 +194,7 @@ class LinkHandler(Protocol):
 
 
 def _connect_properties() -> Properties:
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.MaximumPacketSize = MAX_PACKET_BYTES
     return props
 

@@ -164,7 +164,7 @@ _HOSTILE_REL = st.tuples(
     st.integers(1, 8),  # detector
     st.integers(0, messages.MAX_RELEASE_AGE_MS),  # age
     st.integers(0, messages.MAX_ON_LOOP_MS),  # on the loop
-    st.lists(st.integers(1, 8), max_size=4),  # phases showing
+    st.lists(st.integers(1, 8), max_size=4).map(tuple),  # phases showing
 )
 
 
@@ -178,10 +178,10 @@ _HOSTILE_REL = st.tuples(
         max_size=12,
     )
 )
-@example([("up-1", 1000, [(1, 0, 0, [2])] * 256)] * 3 + [("up-2", 0, [(1, 0, 0, [4])])])
+@example([("up-1", 1000, [(1, 0, 0, (2,))] * 256)] * 3 + [("up-2", 0, [(1, 0, 0, (4,))])])
 @settings(max_examples=examples(40), deadline=None)
 def test_no_neighbours_outflows_give_the_core_bad_input(
-    batches: list[tuple[str, int, list[tuple[int, int, int, list[int]]]]],
+    batches: list[tuple[str, int, list[messages.Release]]],
 ) -> None:
     """Review s30: whatever valid outflows compromised neighbours send, each set the core
     gets is one it takes whole (no input_error) and names only the links' phases."""
