@@ -26,10 +26,15 @@ Rules it keeps (tests/test_neighbours.py checks each):
 4. Sending (`Projection.take`, called once a second): the arrivals due after now and
    within SEND_AHEAD_MS, as (phase id, ms ahead), sorted; None (nothing new)
    while there is nothing to say and the last set said nothing, so a silent
-   neighbourhood leaves the core exactly as without this input.
-5. Bounds: at most MAX_PENDING arrivals wait (the earliest due are dropped
-   first, counted in `dropped`); a release older than MAX_AGE_MS or due
-   further ahead than MAX_TRAVEL_MS is not a prediction and is dropped.
+   neighbourhood leaves the core exactly as without this input. A set holds at
+   most the core's MAX_PAIRS (beyond them it would report an input error and
+   ignore the rest): over it, each phase keeps its soonest, shared round-robin,
+   so a flood on one phase cannot crowd out another's.
+5. Bounds: at most MAX_PENDING arrivals wait, shared equally by the neighbour
+   devices, so one (compromised, say) cannot push out another's; over its share
+   a device's earliest due are dropped first, counted in `dropped`; a release
+   older than MAX_AGE_MS or due further ahead than MAX_TRAVEL_MS is not a
+   prediction and is dropped.
 
 Times in integer ms; no clock, no I/O.
 """
@@ -39,7 +44,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from edge.control.arrivals import CALL_MS
+from edge.control.arrivals import CALL_MS, MAX_PAIRS
 from edge.control.messages import Lamp
 
 SEND_MS = 1000  # a set once a second
@@ -100,13 +105,19 @@ class Projection:
     """Rules 2, 4 and 5 for one downstream signal: releases in, `Inputs.arrivals` out."""
 
     links: Sequence[Link]
-    pending: list[tuple[int, int]] = field(default_factory=list)  # (phase id, due ms)
+    # each neighbour device's arrivals waiting: (phase id, due ms)
+    pending: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     said: bool = False  # the last set sent was not empty
     dropped: int = 0  # arrivals dropped by rule 5
+    share: int = 0  # arrivals one device may have waiting (rule 5); set from links
+
+    def __post_init__(self) -> None:
+        self.share = MAX_PENDING // max(len({link.device for link in self.links}), 1)
 
     def receive(self, device: str, now_ms: int, releases: Iterable[Release]) -> int:
         """Project one neighbour's releases; the arrivals added."""
         added = 0
+        pending = self.pending.setdefault(device, [])
         for r in releases:
             if not 0 <= now_ms - r.t_ms <= MAX_AGE_MS:
                 self.dropped += 1
@@ -120,25 +131,47 @@ class Projection:
                 if due - now_ms > MAX_TRAVEL_MS:
                     self.dropped += 1
                     continue
-                self.pending.extend((p, due) for p in link.phases)
+                pending.extend((p, due) for p in link.phases)
                 added += len(link.phases)
-        over = len(self.pending) - MAX_PENDING
+        over = len(pending) - self.share
         if over > 0:
-            self.pending.sort(key=lambda pd: pd[1])
-            del self.pending[:over]
+            pending.sort(key=lambda pd: pd[1])
+            del pending[:over]
             self.dropped += over
+        if not pending:
+            del self.pending[device]  # bounded by the links' devices either way
         return added
 
     def take(self, now_ms: int) -> tuple[tuple[int, int], ...] | None:
         """Rule 4: the set for the core at now_ms, or None (nothing new)."""
-        self.pending = [(p, due) for p, due in self.pending if due > now_ms]
+        for device, pending in self.pending.items():
+            self.pending[device] = [(p, due) for p, due in pending if due > now_ms]
         pairs = tuple(
-            sorted((p, due - now_ms) for p, due in self.pending if due - now_ms <= SEND_AHEAD_MS)
+            sorted(
+                (p, due - now_ms)
+                for pending in self.pending.values()
+                for p, due in pending
+                if due - now_ms <= SEND_AHEAD_MS
+            )
         )
+        if len(pairs) > MAX_PAIRS:
+            pairs = _fair(pairs)
         if not pairs and not self.said:
             return None
         self.said = bool(pairs)
         return pairs
+
+
+def _fair(pairs: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    """Rule 4's cap: MAX_PAIRS of the sorted `pairs`, each phase's soonest first, taken
+    round-robin (every phase's first, then every phase's second, ...)."""
+    rank: dict[int, int] = {}
+    ranked = []
+    for p, ahead in pairs:  # sorted by phase, then time: the rank within the phase
+        rank[p] = rank.get(p, -1) + 1
+        ranked.append((rank[p], ahead, p))
+    ranked.sort()
+    return tuple(sorted((p, ahead) for _r, ahead, p in ranked[:MAX_PAIRS]))
 
 
 @dataclass(slots=True)

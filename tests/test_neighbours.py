@@ -3,6 +3,7 @@ hold under any releases."""
 
 from __future__ import annotations
 
+from edge.control.arrivals import MAX_PAIRS
 from edge.control.messages import Lamp
 from edge.neighbours import (
     ACCEL_MPS2,
@@ -99,6 +100,23 @@ def test_a_set_is_sorted_by_phase_then_time() -> None:
     assert p.take(4000) == ((2, 600), (2, 1000), (6, 600), (6, 1000))
 
 
+def test_a_set_never_exceeds_what_the_core_takes_and_every_phase_keeps_its_soonest() -> None:
+    """A neighbour's flood of valid releases (review s30): the set stays within the core's
+    MAX_PAIRS (beyond it the core reports an input_error every second and ignores the rest,
+    the sorted set's higher phase ids first), each phase keeping its soonest arrivals."""
+    near = Link("near", ((1, 2.0, (2,)),), (2,), 3000)
+    p = Projection([near, Link("up", ((3, 2.0, (2,)),), (6,), 5000)])
+    p.receive("near", 0, [rel(1, -i) for i in range(500)])  # 500 arrivals for phase 2
+    p.receive("up", 0, [rel(3, 0)])  # one for phase 6
+    pairs = p.take(0)
+    assert pairs is not None and len(pairs) == MAX_PAIRS
+    assert (6, 5000) in pairs and list(pairs) == sorted(pairs)
+    assert [a for ph, a in pairs if ph == 2] == list(range(2501, 3001))[: MAX_PAIRS - 1]
+    p = Projection([near])
+    p.receive("near", 0, [rel(1, -i) for i in range(100)])
+    assert p.take(0) == tuple((2, a) for a in range(2901, 3001))  # under the cap: all of it
+
+
 # rule 5 ---------------------------------------------------------------------------------
 
 
@@ -110,11 +128,25 @@ def test_stale_releases_and_absurd_links_are_dropped() -> None:
     assert p.dropped == 3
 
 
+def waiting(p: Projection) -> list[tuple[int, int]]:
+    return [pd for pending in p.pending.values() for pd in pending]
+
+
 def test_pending_is_bounded_dropping_the_earliest() -> None:
     p = Projection([LINK])
     p.receive("up", 0, [rel(3, -i) for i in range(MAX_PENDING + 5)])
-    assert len(p.pending) == MAX_PENDING and p.dropped == 5
-    assert min(d for _p, d in p.pending) == 20_000 - MAX_PENDING + 1
+    assert len(waiting(p)) == MAX_PENDING and p.dropped == 5
+    assert min(d for _p, d in waiting(p)) == 20_000 - MAX_PENDING + 1
+
+
+def test_one_neighbours_flood_cannot_push_out_anothers_arrivals() -> None:
+    """Review s30: with one bound for all, a compromised neighbour's valid releases (due
+    later than the honest one's) dropped the honest neighbour's arrivals, earliest first."""
+    p = Projection([Link("honest", ((1, 2.0, (2,)),), (2,), 3000), LINK])
+    p.receive("honest", 0, [rel(1, 0)])
+    p.receive("up", 0, [rel(3, 0)] * MAX_PENDING)
+    assert len(waiting(p)) <= MAX_PENDING
+    assert p.take(0) == ((2, 3000),)
 
 
 @given(
@@ -145,7 +177,8 @@ def test_any_releases_give_bounded_sets_of_this_signals_phases(
     for device, gap, rels in batches:
         now += gap
         p.receive(device, now, [Release(d, now + t, on, s) for d, t, on, s in rels])
-        assert len(p.pending) <= MAX_PENDING
+        assert len(waiting(p)) <= MAX_PENDING
         pairs = p.take(now)
+        assert len(pairs or ()) <= MAX_PAIRS
         for phase, ahead in pairs or ():
             assert phase == 6 and 0 < ahead <= SEND_AHEAD_MS

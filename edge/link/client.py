@@ -50,6 +50,12 @@ NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 SPOOL_WINDOW = 64  # spooled messages in flight at once
 PUBLISH_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 5.0  # TCP + TLS + CONNACK, then the next node
+# The largest packet the broker may send this device (MQTT 5 CONNECT Maximum Packet Size;
+# larger ones it drops for us): a neighbour's outflow (a topic another device writes) must
+# not make the process that runs the tick read hundreds of megabytes (the broker's own
+# bound). Far above the 64 KiB plan bundle, so central's oversized messages still reach the
+# device and get their rejection ack.
+MAX_PACKET_BYTES = 4 * 1024 * 1024
 PROTOCOLS = ("auto", "5", "3.1.1")
 
 
@@ -187,6 +193,12 @@ class LinkHandler(Protocol):
     def on_outflow(self, device: str, payload: bytes) -> None: ...
 
 
+def _connect_properties() -> Properties:
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.MaximumPacketSize = MAX_PACKET_BYTES
+    return props
+
+
 def correlation_of(message: aiomqtt.Message) -> bytes | None:
     props = message.properties
     data = getattr(props, "CorrelationData", None) if props is not None else None
@@ -256,6 +268,7 @@ class LinkClient:
                         timeout=CONNECT_TIMEOUT_S,
                         max_inflight_messages=SPOOL_WINDOW,
                         socket_options=NODELAY,
+                        properties=_connect_properties() if self.v5 else None,
                     )
                 ) as client:
                     self.client = client
@@ -315,6 +328,9 @@ class LinkClient:
             parsed = topics.parse(str(message.topic))
             payload = message.payload if isinstance(message.payload, bytes) else b""
             if parsed is not None and parsed[1] == "outflow" and parsed[0] in self.neighbours:
+                if message.retain:  # sent live once a second: a retained one is stale
+                    log.debug("dropped a retained outflow from %s", parsed[0])
+                    continue
                 try:  # parsed and projected at once, never waiting (edge/link/outflow.py)
                     self.handler.on_outflow(parsed[0], payload)
                 except Exception:

@@ -428,11 +428,16 @@ def parse_outflow(payload: bytes, device: str) -> list[Release]:
         raise Rejected(
             "wrong_device", f"outflow names device {str(obj['dev'])[:64]!r} on {device!r}'s topic"
         )
-    rel = obj["rel"]
-    if type(obj["ts"]) is not int or not isinstance(rel, list) or len(rel) > MAX_OUTFLOW_RELEASES:
+    ts, rel = obj["ts"], obj["rel"]
+    if (
+        type(ts) is not int
+        or ts < 0
+        or not isinstance(rel, list)
+        or len(rel) > MAX_OUTFLOW_RELEASES
+    ):
         raise Rejected(
             "schema",
-            f"outflow: ts must be an integer, rel a list of at most {MAX_OUTFLOW_RELEASES}",
+            f"outflow: ts must be an integer >= 0, rel a list of at most {MAX_OUTFLOW_RELEASES}",
         )
     out: list[Release] = []
     for i, r in enumerate(rel):

@@ -12,13 +12,18 @@ device does here, with the same projection. Rules it keeps (tests/link/test_outf
    with none sends nothing; a link that is down drops them (a release is worth
    seconds).
 2. Receiving (a device with `[[neighbour]]` entries): the client subscribes to the
-   `outflow` of each device they name and takes no other's. A message is parsed
-   (messages.parse_outflow: bounded size and count, every field's type and range)
-   and projected at once, on the link's event loop, its releases placed on the
+   `outflow` of each device they name and takes no other's, nor a retained one
+   (the ACL cannot forbid the retain flag; a release replayed later is stale); a
+   [[neighbour]] naming this device itself is ignored, logged and reported. A message
+   is parsed (messages.parse_outflow: bounded size and count, every field's type and
+   range) and projected at once, on the link's event loop, its releases placed on the
    controller's clock by their ages. A bad one is dropped whole, counted and
    reported: logged and an `outflow_rejected` link event naming the device and
    the first problem, at most one per device per REPORT_EVERY_S (the count of
-   the others in the next).
+   the others in the next). The event loop parsing them runs the control tick
+   too: a neighbour's outflows beyond FLOOD_BURST, at more than FLOOD_PER_S a
+   second, are dropped before they are parsed, counted and reported (`flood`)
+   the same way, so no neighbour can buy the tick's time.
 3. Into the core: the board driver's step asks `take(now)` (`BoardDriver.arrivals`);
    once a second of the controller's clock it is the projection's set
    (edge/neighbours.py rule 4), else None. A pure call over a bounded list, no lock
@@ -42,6 +47,9 @@ log = logging.getLogger(__name__)
 
 MAX_QUEUED = messages.MAX_OUTFLOW_RELEASES  # a second's releases; more are dropped
 REPORT_EVERY_S = 60.0
+# A neighbour sends once a second; its messages may bunch on the way. More is a flood.
+FLOOD_PER_S = 2.0
+FLOOD_BURST = 4
 
 
 class Outflow:
@@ -61,12 +69,18 @@ class Outflow:
         # (detector, controller ms, ms on the loop, phases showing): filled by the tick
         # hook's thread, emptied by the link's task (deque: atomic ends)
         self.queue: deque[messages.Release] = deque(maxlen=MAX_QUEUED)
+        if any(link.device == device for link in links):  # a site file copied from upstream
+            detail = "a [[neighbour]] names this device: its own releases are not arrivals here"
+            log.error("outflow_config device=%s %s; ignored", device, detail)
+            report(device, detail)
+            links = [link for link in links if link.device != device]
         self.projection = Projection(links)
         self.neighbours = frozenset(link.device for link in links)
         self.report = report  # (subject, detail) -> an `outflow_rejected` link event
         self._next_take = 0
         self._reported_s: dict[str, float] = {}
         self._unreported: dict[str, int] = {}
+        self._allowance: dict[str, tuple[float, float]] = {}  # device: (messages, at mono s)
         self.sent = self.queue_dropped = 0
         self.received = self.rejected = 0
 
@@ -84,7 +98,8 @@ class Outflow:
         rels = []
         while self.queue:
             det, t, on, showing = self.queue.popleft()
-            rels.append((det, min(max(now_ms - t, 0), messages.MAX_RELEASE_AGE_MS), on, showing))
+            age = min(max(now_ms - t, 0), messages.MAX_RELEASE_AGE_MS)
+            rels.append((det, age, min(on, messages.MAX_ON_LOOP_MS), showing))  # a stuck loop
         return messages.outflow(self.device, utc_ms, rels) if rels else None
 
     # -- rule 2 -----------------------------------------------------------------------------
@@ -93,19 +108,17 @@ class Outflow:
         """A neighbour's outflow, on the link's event loop; never raises for its content."""
         if device not in self.neighbours:
             return
+        allowance, at = self._allowance.get(device, (FLOOD_BURST, mono_s))
+        allowance = min(FLOOD_BURST, allowance + max(mono_s - at, 0.0) * FLOOD_PER_S)
+        if allowance < 1:
+            self._allowance[device] = (allowance, mono_s)
+            self._reject(device, f"flood: more than {FLOOD_PER_S:g} outflows a second", mono_s)
+            return
+        self._allowance[device] = (allowance - 1, mono_s)
         try:
             rels = messages.parse_outflow(payload, device)
         except Rejected as exc:
-            self.rejected += 1
-            self._unreported[device] = self._unreported.get(device, 0) + 1
-            if mono_s - self._reported_s.get(device, -REPORT_EVERY_S) >= REPORT_EVERY_S:
-                n = self._unreported.pop(device)
-                self._reported_s[device] = mono_s
-                detail = f"{exc.code}: {exc.reason}"[:300] + (
-                    f" ({n} since the last report)" if n > 1 else ""
-                )
-                log.warning("outflow_rejected device=%s %s", device, detail)
-                self.report(device, detail)
+            self._reject(device, f"{exc.code}: {exc.reason}", mono_s)
             return
         self.received += 1
         self.projection.receive(
@@ -113,6 +126,17 @@ class Outflow:
             now_ms,
             [Release(d, now_ms - age, on, frozenset(ps)) for d, age, on, ps in rels],
         )
+
+    def _reject(self, device: str, what: str, mono_s: float) -> None:
+        """Counted; reported at most once per device per REPORT_EVERY_S, with the count."""
+        self.rejected += 1
+        self._unreported[device] = self._unreported.get(device, 0) + 1
+        if mono_s - self._reported_s.get(device, -REPORT_EVERY_S) >= REPORT_EVERY_S:
+            n = self._unreported.pop(device)
+            self._reported_s[device] = mono_s
+            detail = what[:300] + (f" ({n} since the last report)" if n > 1 else "")
+            log.warning("outflow_rejected device=%s %s", device, detail)
+            self.report(device, detail)
 
     # -- rule 3 -----------------------------------------------------------------------------
 

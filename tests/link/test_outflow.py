@@ -19,8 +19,10 @@ from pathlib import Path
 
 import aiomqtt
 from edge.link import central
+from edge.link.client import MAX_PACKET_BYTES
 from edge.link.device import DeviceRuntime
 from edge.link.mosquitto import Mosquitto
+from edge.link.outflow import FLOOD_BURST, FLOOD_PER_S
 
 from tests.link.harness import SITE, Keys, central_config, device_config, running, wait_for
 from tests.link.schemas import check
@@ -114,17 +116,25 @@ async def _hostile(broker: Mosquitto, keys: Keys, tmp: Path) -> None:
         device_client(broker, "evil") as evil,
     ):
         await watcher.subscribe("edge/v1/down-1/events", qos=1)
+        # a retained outflow (the ACL cannot forbid one) is stale whenever it comes: the
+        # downstream's subscription gets it and drops it unread (review s30)
+        await up.publish("edge/v1/up-1/outflow", GOOD, qos=1, retain=True)
         async with running(down_cfg) as down:
             out = down.link.outflow
             # another device writing up-1's outflow: the broker drops it
             await evil.publish("edge/v1/up-1/outflow", GOOD, qos=1)
             await up.publish("edge/v1/up-1/outflow", GOOD, qos=1)
             await wait_for(lambda: out.received == 1, 5, "up-1's own outflow")
+            # a huge one never reaches the device (its CONNECT's Maximum Packet Size): a
+            # neighbour cannot make it read megabytes (review s30)
+            await up.publish("edge/v1/up-1/outflow", b"[" * (MAX_PACKET_BYTES + 1), qos=1)
             await asyncio.sleep(0.5)
-            assert out.received == 1 and out.rejected == 0
+            assert out.received == 1 and out.rejected == 0 and down.link.connected
             ticks = down.ticks
-            for payload in BAD:
+            for payload in BAD:  # past FLOOD_BURST: the rest are dropped unparsed, as a flood
                 await up.publish("edge/v1/up-1/outflow", payload, qos=1)
+            await wait_for(lambda: out.rejected == len(BAD), 5, "the bad ones dropped")
+            await asyncio.sleep(FLOOD_BURST / FLOOD_PER_S)  # the neighbour's allowance back
             await up.publish("edge/v1/up-1/outflow", GOOD, qos=1)
             await wait_for(lambda: out.received == 2, 5, "the good outflow after the bad")
             assert out.rejected == len(BAD)
@@ -143,6 +153,7 @@ async def _hostile(broker: Mosquitto, keys: Keys, tmp: Path) -> None:
                     "malformed: outflow is not JSON: Expecting value: line 1 column 1 (char 0)",
                 )
             ]
+        await up.publish("edge/v1/up-1/outflow", b"", qos=1, retain=True)  # cleared
 
 
 def test_a_hostile_outflow_is_reported_and_ignored_and_none_can_be_forged(
