@@ -699,11 +699,21 @@ def _tenths(value_ms: int) -> str:
 
 
 MIN_TRAVEL_MS = 1000  # a link shorter than this is one junction, not two
+# Upstream devices one site may listen to: far more than any junction's approaches
+# have signals upstream, and few enough that each keeps a useful share of the
+# projection's bound (edge/neighbours.py rule 5: MAX_PENDING // devices).
+MAX_NEIGHBOUR_DEVICES = 32
 
 
 def _build_neighbours(cfgs: list[_NeighbourCfg], site: Site, bad: Any) -> tuple[Link, ...]:
     """[[neighbour]] entries as projection links; every problem names the entry and key."""
     by_id = {p.id: p for p in site.phases}
+    devices = {nc.device for nc in cfgs}
+    if len(devices) > MAX_NEIGHBOUR_DEVICES:
+        bad(
+            f"neighbour: {len(devices)} upstream devices; a site listens to at most "
+            f"{MAX_NEIGHBOUR_DEVICES}"
+        )
     seen: dict[tuple[str, int], int] = {}
     out = []
     for n, nc in enumerate(cfgs):

@@ -102,3 +102,16 @@ def test_edge_check_prints_the_problem(tmp_path: Path, capsys: pytest.CaptureFix
     )
     assert main(["check", str(path)]) == 1
     assert f"{path}: neighbour[0] (device up-1): phases: no phase 9" in capsys.readouterr().err
+
+
+def test_too_many_upstream_devices_are_refused() -> None:
+    """Each device keeps a share of the projection's bound: a site listening to more
+    devices than MAX_NEIGHBOUR_DEVICES would leave each too little (or none)."""
+    from edge.config import MAX_NEIGHBOUR_DEVICES
+
+    many = [entry(device=f"up-{i}", detectors=[3]) for i in range(MAX_NEIGHBOUR_DEVICES + 1)]
+    assert problems(*many) == [
+        f"neighbour: {MAX_NEIGHBOUR_DEVICES + 1} upstream devices; a site listens to at most "
+        f"{MAX_NEIGHBOUR_DEVICES}"
+    ]
+    config_from_dict({**site(), "neighbour": many[:-1]}, "site.toml")  # at the limit: fine
