@@ -206,7 +206,7 @@ def test_node_killed_mid_run_loses_nothing(
                 if seq not in firsts:
                     firsts.append(seq)
         assert firsts == sorted(firsts), d
-    mine = [m for (dv, _), m in col.by_kind["counts"].items() if dv == "dev-1"]
+    mine = [m for (dv, _st, _sq), m in col.by_kind["counts"].items() if dv == "dev-1"]
     counts = sorted(mine, key=lambda m: m["seq"])
     assert all(b["start"] == a["end"] for a, b in itertools.pairwise(counts))
     for kind, msgs in col.by_kind.items():
