@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.link.central import Collected
+from edge.link.config import DeviceConfig
 from edge.link.mosquitto import Mosquitto
 
 from tests.link.harness import Keys, device_config, ingest, running, wait_for
@@ -21,6 +22,17 @@ from tests.link.schemas import check
 from tests.link.test_outage import rt_last_seq
 
 DEV = "dev-r"
+
+
+async def _run(cfg: DeviceConfig, col: Collected, before: int) -> int:
+    """Run the device until 6 messages are spooled, stop it cleanly (the spool drained);
+    its last number, once central has received them all."""
+    async with running(cfg) as rt:
+        await wait_for(lambda: rt.store.last_seq() >= 6, 20, "6 messages spooled")
+        rt.stopping = True
+    last = rt_last_seq(cfg.store_path)
+    await wait_for(lambda: col.received >= before + last, 20, "the run's messages delivered")
+    return last
 
 
 async def _two_runs(broker: Mosquitto, keys: Keys, tmp: Path) -> dict[str, Any]:
@@ -34,12 +46,7 @@ async def _two_runs(broker: Mosquitto, keys: Keys, tmp: Path) -> dict[str, Any]:
             broker, tmp, DEV, keys, store_path=tmp / run / "edge.db", events_flush_ms=300
         )
         cfg.store_path.parent.mkdir(parents=True)
-        async with running(cfg) as rt:
-            await wait_for(lambda rt=rt: rt.store.last_seq() >= 6, 20, f"{run} run: 6 spooled")
-            rt.stopping = True  # the clean stop drains the spool
-        res[run] = rt_last_seq(cfg.store_path)
-        total = res.get("first", 0) + (res[run] if run == "second" else 0)
-        await wait_for(lambda t=total: col.received >= t, 20, f"{run} run delivered")
+        res[run] = await _run(cfg, col, res.get("first", 0))
     await asyncio.sleep(0.5)  # anything still on its way (a resend) is counted
     stop.set()
     ing.cancel()
