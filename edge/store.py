@@ -140,21 +140,22 @@ class Store:
     def _stream(self) -> tuple[str, int]:
         """This store's stream id and base (see the module's stream rules): read, or made
         once in the same transaction that checks it is missing (two processes opening a
-        store at once agree)."""
+        store at once agree); a store that has one is only read."""
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            row = db.execute("SELECT value FROM meta WHERE key = 'stream'").fetchone()
-            if row is None:
-                base = self._one("SELECT seq FROM sqlite_sequence WHERE name = 'spool'")
-                value = f"{secrets.token_hex(8)},{base}"
-                db.execute("INSERT INTO meta (key, value) VALUES ('stream', ?)", (value,))
-            else:
-                value = str(row[0])
-            db.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
+        row = db.execute("SELECT value FROM meta WHERE key = 'stream'").fetchone()
+        if row is None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT value FROM meta WHERE key = 'stream'").fetchone()
+                if row is None:
+                    base = self._one("SELECT seq FROM sqlite_sequence WHERE name = 'spool'")
+                    row = (f"{secrets.token_hex(8)},{base}",)
+                    db.execute("INSERT INTO meta (key, value) VALUES ('stream', ?)", row)
+                db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        value = str(row[0])
         ident, _, base_text = value.partition(",")
         if not STREAM_ID.fullmatch(ident) or not base_text.isdigit():
             raise ValueError(f"{self.path}: meta 'stream' is {value!r}, not '<16 hex>,<base>'")

@@ -70,6 +70,9 @@ def test_a_store_from_before_streams_gets_its_stream_once(tmp_path: Path) -> Non
     st = Store(path)
     stream = st.stream
     assert STREAM_ID.fullmatch(stream) and st.stream_base == 5
+    other = Store(path)  # a second process opening it meanwhile (edge cli): the same
+    assert (other.stream, other.stream_base) == (stream, 5)
+    other.close()
     st.close()
     for _boot in range(3):  # never a new one per boot
         st = Store(path)
