@@ -26,10 +26,22 @@ Spool rules (what central relies on):
   acknowledged: a note dropped by a later overflow is itself within the range
   the next note reports, so every gap stays explained (a range may span rows
   that were delivered: central counts as lost only the ones it lacks).
+
+Stream rules (docs/fleet.md, "Streams"): sequence numbers are unique per store, not per
+device id, and a re-flashed device (flash.sh: a fresh /var/lib/edge) or a new SD card
+starts at 1 again under the same id. So the store gets a random stream id the first time
+it is opened and keeps it for its life (never a new one per boot); central keys its
+dedup and order by (device, stream, seq). A store made before streams gets its id once,
+at its first open by this code, with the last number it had given out as the stream's
+base: on the wire a row's number is counted from that base (so every stream starts at
+1), and rows spooled before it still go out as they were numbered, without a stream
+(central's legacy stream for that device).
 """
 
 from __future__ import annotations
 
+import re
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -38,6 +50,8 @@ from pathlib import Path
 
 DEFAULT_MAX_SPOOL_ROWS = 200_000
 DEFAULT_MAX_EVENT_LOG_ROWS = 500_000
+STREAM_ID = re.compile(r"[0-9a-f]{16}")  # 64 random bits: what the link schemas require
+LEGACY_STREAM = ""  # rows spooled before the store had a stream
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -121,6 +135,47 @@ class Store:
         self._db.executescript(_SCHEMA)
         self._spool_rows = self._one("SELECT COUNT(*) FROM spool")
         self._log_rows = self._one("SELECT COUNT(*) FROM event_log")
+        self.stream, self.stream_base = self._stream()
+
+    def _stream(self) -> tuple[str, int]:
+        """This store's stream id and base (see the module's stream rules): read, or made
+        once in the same transaction that checks it is missing (two processes opening a
+        store at once agree); a store that has one is only read."""
+        db = self._db
+        row = db.execute("SELECT value FROM meta WHERE key = 'stream'").fetchone()
+        if row is None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT value FROM meta WHERE key = 'stream'").fetchone()
+                if row is None:
+                    base = self._one("SELECT seq FROM sqlite_sequence WHERE name = 'spool'")
+                    row = (f"{secrets.token_hex(8)},{base}",)
+                    db.execute("INSERT INTO meta (key, value) VALUES ('stream', ?)", row)
+                db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        value = str(row[0])
+        ident, _, base_text = value.partition(",")
+        if not STREAM_ID.fullmatch(ident) or not base_text.isdigit():
+            raise ValueError(f"{self.path}: meta 'stream' is {value!r}, not '<16 hex>,<base>'")
+        return ident, int(base_text)
+
+    def wire(self, seq: int) -> tuple[str, int]:
+        """A spool row's (stream, number) on the wire: counted from the stream's base;
+        a row spooled before the store had a stream keeps its number, in the legacy stream."""
+        if seq > self.stream_base:
+            return self.stream, seq - self.stream_base
+        return LEGACY_STREAM, seq
+
+    def wire_range(self, dropped: Overflow) -> str:
+        """A dropped range as central numbers it ("A..B"); one that began before the store
+        had a stream (rows spooled by older firmware) says both parts."""
+        first_stream, first = self.wire(dropped.first_seq)
+        last_stream, last = self.wire(dropped.last_seq)
+        if first_stream == last_stream:
+            return f"{first}..{last}"
+        return f"{first}..{self.stream_base} (no stream) and 1..{last}"
 
     def close(self) -> None:
         with self._lock:

@@ -131,6 +131,7 @@ SLOW_LAYERS: dict[str, tuple[frozenset[str], str]] = {
     ),
     "tests/link/test_outage.py": (_BROKER, "Mosquitto stopped and restarted mid-run"),
     "tests/link/test_outflow.py": (_BROKER, "two devices' outflows through Mosquitto"),
+    "tests/link/test_reflash.py": (_BROKER, "a device run twice, a fresh store, via Mosquitto"),
     "tests/link/test_launch.py": (
         frozenset({"process"}),
         "the broker launcher with stand-in child processes",

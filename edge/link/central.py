@@ -4,10 +4,16 @@ collect what devices publish. `edge central ...` and the tests use it.
 Central's ingest keeps a persistent session (MQTT 5: clean_start false, a session
 expiry; MQTT 3.1.1: clean_session false) with QoS 1 subscriptions, so the broker
 queues counts and events for it while it is away; it drops duplicates by (device,
-seq). On a broker without MQTT 5 (negotiated down as in edge.link.client), an ack is
-matched by the `"corr"` in its payload: the digest of the request central published.
+stream, seq): a device's store numbers its messages in its own random stream, so a
+re-flashed device (a fresh store, numbered from 1 again) is a new stream, not a run of
+duplicates (edge.store's stream rules; no stream: the device's legacy stream). A counts
+or events message whose stream or seq is not what the schema says is refused and logged
+(`Collected.rejected`). On a broker without MQTT 5 (negotiated down as in
+edge.link.client), an ack is matched by the `"corr"` in its payload: the digest of the
+request central published.
 On a NATS cluster (edge.link.nats) each ingest worker takes one partition of devices
-and releases each device's counts and events in sequence order (edge.link.inorder).
+and releases each device's counts and events in sequence order per stream
+(edge.link.inorder).
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge.device import certs, enrol
 from edge.link import topics
 from edge.link.client import NODELAY, BrokerConfig, refused_v5, request_digest
+from edge.link.errors import Rejected
 from edge.link.inorder import GAP_TIMEOUT_S, InOrder, Released
-from edge.link.messages import command_body
+from edge.link.messages import command_body, spooled_key
 from edge.link.plans import bundle_body
 from edge.link.signing import sign
 
@@ -306,13 +313,15 @@ async def request(
 
 @dataclass
 class Collected:
-    """What central has received from devices, deduplicated by (device, seq)."""
+    """What central has received from devices, deduplicated by (device, stream, seq)."""
 
-    by_kind: dict[str, dict[tuple[str, int], dict[str, Any]]] = field(
+    by_kind: dict[str, dict[tuple[str, str, int], dict[str, Any]]] = field(
         default_factory=lambda: {"counts": {}, "events": {}}
     )
     duplicates: int = 0
     received: int = 0
+    rejected: list[str] = field(default_factory=list)  # "topic: why", each refused message
+    stream_order: dict[str, list[str]] = field(default_factory=dict)  # first seen first
     spat: dict[str, int] = field(default_factory=dict)
     status: dict[str, dict[str, Any]] = field(default_factory=dict)
     acks: list[dict[str, Any]] = field(default_factory=list)
@@ -338,23 +347,44 @@ class Collected:
         elif leaf == "ack":
             self.acks.append(obj)
         elif leaf in self.by_kind:
+            try:
+                if not isinstance(obj, dict):
+                    raise Rejected("schema", f"{leaf} from {device} must be a JSON object")
+                stream, seq = spooled_key(obj, f"{leaf} from {device}")
+            except Rejected as exc:
+                log.warning("ingest_rejected topic=%s %s", topic, exc)
+                self.rejected.append(f"{topic}: {exc}"[:300])
+                return
             self.received += 1
-            key = (device, int(obj["seq"]))
+            streams = self.stream_order.setdefault(device, [])
+            if stream not in streams:
+                streams.append(stream)
+            key = (device, stream, seq)
             if key in self.by_kind[leaf]:
                 self.duplicates += 1
             else:
                 self.by_kind[leaf][key] = obj
 
-    def last_seqs(self) -> dict[str, int]:
-        """Each device's highest sequence number here."""
-        last: dict[str, int] = {}
+    def last_seqs(self) -> dict[tuple[str, str], int]:
+        """Each (device, stream)'s highest sequence number here."""
+        last: dict[tuple[str, str], int] = {}
         for kind in self.by_kind.values():
-            for d, s in kind:
-                last[d] = max(s, last.get(d, s))
+            for d, st, s in kind:
+                last[d, st] = max(s, last.get((d, st), s))
         return last
 
-    def seqs(self, device: str) -> set[int]:
-        return {s for kind in self.by_kind.values() for (d, s) in kind if d == device}
+    def streams(self, device: str) -> list[str]:
+        """The device's streams here, the first seen first ("": its legacy stream)."""
+        return list(self.stream_order.get(device, []))
+
+    def seqs(self, device: str, stream: str | None = None) -> set[int]:
+        """The device's sequence numbers here, in `stream` (None: in every stream)."""
+        return {
+            s
+            for kind in self.by_kind.values()
+            for (d, st, s) in kind
+            if d == device and stream in (None, st)
+        }
 
 
 async def collect(
@@ -378,16 +408,18 @@ async def ingest_partition(
     """One of central's ingest workers on a NATS cluster (edge.link.nats): a persistent
     session (id `ingest-<partition>`) on its partition of devices, so the cluster holds
     its QoS 1 messages while it is away; reconnects (to the next node) until `stop`.
-    Counts and events reach `into` in each device's sequence order, duplicates dropped
-    (edge.link.inorder): a message behind a gap waits for the gap's redelivery, up to
-    `gap_timeout_s`; a device `into` already has continues after its last number, and
-    what is missing below that (a redelivery after a restart) is still taken, once."""
+    Counts and events reach `into` in each device's sequence order per stream, duplicates
+    dropped (edge.link.inorder): a message behind a gap waits for the gap's redelivery, up
+    to `gap_timeout_s`; a new stream (a re-flashed device) starts at 1; a stream `into`
+    already has continues after its last number, and what is missing below that (a
+    redelivery after a restart) is still taken, once."""
     from edge.link.nats import ingest_filter
 
     loop = asyncio.get_running_loop()
     order: InOrder[tuple[str, bytes]] = InOrder(gap_timeout_s)
-    for device, last in into.last_seqs().items():
-        order.expect(device, last + 1, into.seqs(device))  # its holes: still to come
+    for (device, stream), last in into.last_seqs().items():
+        # its holes: still to come
+        order.expect(device, last + 1, into.seqs(device, stream), stream)
 
     def add(released: list[Released[tuple[str, bytes]]]) -> None:
         for r in released:
@@ -397,11 +429,12 @@ async def ingest_partition(
         parsed = topics.parse(topics.unpartitioned(topic))
         if parsed is not None and parsed[1] in into.by_kind:
             try:
-                seq = int(json.loads(payload)["seq"])
-            except (ValueError, KeyError, TypeError):
-                seq = None
-            if seq is not None:
-                add(order.push(parsed[0], seq, (topic, payload), loop.time()))
+                obj = json.loads(payload)
+                stream, seq = spooled_key(obj, "")
+            except (ValueError, TypeError, AttributeError, Rejected):
+                pass  # not held: `into` refuses it, saying why
+            else:
+                add(order.push(parsed[0], seq, (topic, payload), loop.time(), stream))
                 return
         into.add(topic, payload)
 

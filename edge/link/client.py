@@ -5,7 +5,7 @@ jittered exponential backoff. On every connect: a last will ("offline",
 retained) registered in CONNECT, the retained birth status, the device's
 subscriptions, then the spool drained in order. A lost connection loses
 nothing: spooled rows are deleted only after their PUBACK and are all sent
-again after a reconnect (central drops duplicates by sequence number).
+again after a reconnect (central drops duplicates by stream and sequence number).
 
 Protocol level: MQTT 5 first; a broker that refuses it (CONNACK "unsupported protocol
 version": RabbitMQ 3.10, NATS 2.9) gets MQTT 3.1.1 from then on, with the same
@@ -380,9 +380,10 @@ class LinkClient:
                 continue
 
             async def send(row: SpoolRow) -> int:
+                stream, seq = store.wire(row.seq)
                 await client.publish(
                     self.topic(row.kind),
-                    with_seq(self.device, row.seq, row.body),
+                    with_seq(self.device, seq, row.body, stream),
                     qos=1,
                     timeout=PUBLISH_TIMEOUT_S,
                 )

@@ -427,8 +427,7 @@ class CentralEndpoint:
                 self._held.clear()
             overflow = self._write("spool", self.store.take_overflow)
             if overflow is not None:  # the oldest rows went: say which, so the gap is explained
-                detail = f"dropped seq {overflow.first_seq}..{overflow.last_seq} "
-                detail += f"({overflow.count} rows)"
+                detail = f"dropped seq {self.store.wire_range(overflow)} ({overflow.count} rows)"
                 level = (
                     logging.DEBUG if overflow.first_seq == self._overflow_first else logging.WARNING
                 )

@@ -8,6 +8,11 @@ ones (a rolling restart does this to a few messages of most devices). A device n
 spooled messages 1, 2, 3, ... (edge.store: never reused, gaps only when its spool
 overflowed, which it reports), so a missing number is a message still on its way.
 
+Streams: a device's numbers are per stream (its store's random id, edge.store): a re-flashed
+device starts a new stream at 1 under the same id. Everything below is per (device, stream);
+"device" is short for that pair. The legacy stream ("", firmware from before streams) has
+no known start; every other stream starts at 1.
+
 Rules it keeps:
 - Per device, what `push` and `expire` return has strictly increasing sequence numbers,
   except a message marked `late`: one whose gap was given up before it came.
@@ -21,7 +26,8 @@ Rules it keeps:
   fills (or is given up) and others stay held behind a later gap, that gap's wait starts then.
 - At most MAX_SKIPPED_RANGES given-up ranges are remembered per device (the oldest go:
   a message of theirs coming later is then dropped as a duplicate), however they split.
-- A device's first number is its first arrival, unless the caller says what it expects
+- A stream's first number is 1 (its 2 arriving before its 1 waits for the 1, as any gap);
+  the legacy stream's is its first arrival. Unless the caller says what it expects
   (`expect`: central restarting from its store passes the last number it has + 1, and the
   numbers it has: the holes among them are given-up gaps, so a redelivery still comes).
 - Time is the caller's (`now`, seconds): no clock in here, so it is a pure state machine.
@@ -42,12 +48,16 @@ MAX_SKIPPED_RANGES = 64  # given-up ranges remembered per device (to release lat
 P = TypeVar("P")  # what the caller carries with a number (a payload, a topic and payload)
 
 
+LEGACY_STREAM = ""  # edge.store.LEGACY_STREAM (not imported: this module stays pure)
+
+
 @dataclass(frozen=True)
 class Released(Generic[P]):
     device: str
     seq: int
     payload: P
     late: bool = False  # its gap had been given up: it comes after higher numbers
+    stream: str = LEGACY_STREAM
 
 
 @dataclass
@@ -67,19 +77,21 @@ class InOrder(Generic[P]):
             )
         self.gap_timeout_s = gap_timeout_s
         self.max_held = max_held
-        self._devices: dict[str, _Device[P]] = {}
+        self._devices: dict[tuple[str, str], _Device[P]] = {}
         self.duplicates = 0
         self.gaps = 0  # sequence numbers given up (not there when their wait ran out)
         self.late = 0
 
-    def expect(self, device: str, seq: int, have: Iterable[int] = ()) -> None:
-        """The next number `device` should send (central's last stored one + 1). What is
-        held below it is dropped as duplicates; what is above stays held. `have`: the
-        numbers the caller already has; those missing between its lowest and `seq` are
+    def expect(
+        self, device: str, seq: int, have: Iterable[int] = (), stream: str = LEGACY_STREAM
+    ) -> None:
+        """The next number `device` should send in `stream` (central's last stored one + 1).
+        What is held below it is dropped as duplicates; what is above stays held. `have`:
+        the numbers the caller already has; those missing between its lowest and `seq` are
         taken as given-up gaps (released once, late, if they come)."""
-        d = self._devices.get(device)
+        d = self._devices.get((device, stream))
         if d is None:
-            d = self._devices[device] = _Device[P](seq)
+            d = self._devices[device, stream] = _Device[P](seq)
             start = None
         else:
             start = d.next  # below it, what is missing is given up (in `skipped`) already
@@ -96,41 +108,44 @@ class InOrder(Generic[P]):
         d.next = seq
         d.gap_since = d.gap_since if d.held else None
 
-    def push(self, device: str, seq: int, payload: P, now: float) -> list[Released[P]]:
-        d = self._devices.get(device)
+    def push(
+        self, device: str, seq: int, payload: P, now: float, stream: str = LEGACY_STREAM
+    ) -> list[Released[P]]:
+        key = (device, stream)
+        d = self._devices.get(key)
         if d is None:
-            d = self._devices[device] = _Device[P](seq)
+            d = self._devices[key] = _Device[P](seq if stream == LEGACY_STREAM else 1)
         if seq < d.next:
             if _take(d.skipped, seq):
                 self.late += 1
-                return [Released(device, seq, payload, late=True)]
+                return [Released(device, seq, payload, late=True, stream=stream)]
             self.duplicates += 1
             return []
         if seq in d.held:
             self.duplicates += 1
             return []
         d.held[seq] = payload
-        out = self._release(device, d)
+        out = self._release(key, d)
         if d.held and (out or d.gap_since is None):
             d.gap_since = now  # a new gap (the one below was filled): its wait starts now
         if len(d.held) > self.max_held:
-            out += self._give_up(device, d, now)
+            out += self._give_up(key, d, now)
         return out
 
     def expire(self, now: float) -> list[Released[P]]:
         """Give up every gap older than the timeout; what was held behind it, in order."""
         out: list[Released[P]] = []
-        for device, d in self._devices.items():
+        for key, d in self._devices.items():
             while d.gap_since is not None and now - d.gap_since >= self.gap_timeout_s:
-                out += self._give_up(device, d, now)
+                out += self._give_up(key, d, now)
         return out
 
     def flush(self) -> list[Released[P]]:
         """Everything held, in order, its gaps given up (the ingest is stopping)."""
         out: list[Released[P]] = []
-        for device, d in self._devices.items():
+        for key, d in self._devices.items():
             while d.held:
-                out += self._give_up(device, d, None)
+                out += self._give_up(key, d, None)
         return out
 
     def deadline(self) -> float | None:
@@ -141,16 +156,16 @@ class InOrder(Generic[P]):
     def held(self) -> int:
         return sum(len(d.held) for d in self._devices.values())
 
-    def _release(self, device: str, d: _Device[P]) -> list[Released[P]]:
+    def _release(self, key: tuple[str, str], d: _Device[P]) -> list[Released[P]]:
         out: list[Released[P]] = []
         while d.next in d.held:
-            out.append(Released(device, d.next, d.held.pop(d.next)))
+            out.append(Released(key[0], d.next, d.held.pop(d.next), stream=key[1]))
             d.next += 1
         if not d.held:
             d.gap_since = None
         return out
 
-    def _give_up(self, device: str, d: _Device[P], now: float | None) -> list[Released[P]]:
+    def _give_up(self, key: tuple[str, str], d: _Device[P], now: float | None) -> list[Released[P]]:
         """Skip the gap below the lowest held number and release what follows it; the
         next gap (if any) starts its wait now."""
         low = min(d.held)
@@ -159,7 +174,7 @@ class InOrder(Generic[P]):
         del d.skipped[:-MAX_SKIPPED_RANGES]
         d.next = low
         d.gap_since = None
-        out = self._release(device, d)
+        out = self._release(key, d)
         if d.held:
             d.gap_since = now
         return out

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edge.control.messages import Lamp, Outputs
 from edge.link.errors import Rejected
 from edge.neighbours import MAX_AGE_MS
+from edge.store import LEGACY_STREAM, STREAM_ID
 
 SCHEMA_VERSION = 1
 MAX_COMMAND_BYTES = 4096
@@ -154,10 +155,29 @@ def ack(
     return dumps(obj)
 
 
-def with_seq(device: str, seq: int, body: str) -> str:
-    """Add the device id and sequence number to a spooled body (a JSON object text)."""
+def with_seq(device: str, seq: int, body: str, stream: str = LEGACY_STREAM) -> str:
+    """Add the device id, its store's stream id and the sequence number in that stream
+    (edge.store's stream rules) to a spooled body (a JSON object text). The legacy
+    stream (rows spooled before the store had one) is sent without a stream, as then."""
     assert body.startswith("{") and len(body) > 2
-    return f'{{"dev":{dumps(device)},"seq":{seq},{body[1:]}'
+    assert stream == LEGACY_STREAM or STREAM_ID.fullmatch(stream), stream
+    head = f'"stream":"{stream}",' if stream else ""
+    return f'{{"dev":{dumps(device)},{head}"seq":{seq},{body[1:]}'
+
+
+def spooled_key(obj: dict[str, Any], what: str) -> tuple[str, int]:
+    """A spooled message's (stream, seq), what central keys dedup and order by (with the
+    device); raises Rejected ("schema") naming the field and `what`. A message without a
+    stream (firmware from before streams) is in its device's legacy stream ("")."""
+    stream = obj.get("stream", LEGACY_STREAM)
+    if "stream" in obj and not (isinstance(stream, str) and STREAM_ID.fullmatch(stream)):
+        raise Rejected(
+            "schema", f"{what}: stream must be 16 lowercase hex digits, not {stream!r:.40}"
+        )
+    seq = obj.get("seq")
+    if type(seq) is not int or seq < 1:
+        raise Rejected("schema", f"{what}: seq must be an integer >= 1, not {seq!r:.40}")
+    return stream, seq
 
 
 @dataclass(frozen=True, slots=True)

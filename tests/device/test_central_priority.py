@@ -103,8 +103,8 @@ def test_central_preempts_the_controller_and_gets_counts(broker: Mosquitto, tmp_
             await asyncio.to_thread(poll, lambda: in_force() == [], 5)
             # Counts every 2 s (the device file's interval), valid against the schema.
             await wait_for(lambda: len(col.by_kind["counts"]) >= 2, 15, "two counts records")
-            for (dev, seq), rec in sorted(col.by_kind["counts"].items()):
-                assert dev == DEVICE and rec["seq"] == seq
+            for (dev, stream, seq), rec in sorted(col.by_kind["counts"].items()):
+                assert dev == DEVICE and (rec["stream"], rec["seq"]) == (stream, seq)
                 check("counts", rec)
                 assert sorted(d["id"] for d in rec["detectors"]) == detector_ids
                 assert 1.5 <= rec["interval_s"] <= 3.0, rec

@@ -71,9 +71,10 @@ def test_built_messages_match_their_schemas(keys: Keys) -> None:
     rec = agg.flush(300_000)
     rec["interval_s"] = 300.0
     check("counts", messages.with_seq("dev-1", 7, messages.dumps(rec)))
+    check("counts", messages.with_seq("dev-1", 7, messages.dumps(rec), "0123456789abcdef"))
     check("events", messages.with_seq("dev-1", 8, messages.events_body(events)))
     hires = [(1_700_000_000_000, 1, 2), (1_700_000_000_100, 82, 300)]
-    check("hires", messages.with_seq("dev-1", 9, messages.hires_body(hires)))
+    check("hires", messages.with_seq("dev-1", 9, messages.hires_body(hires), "00ff00ff00ff00ff"))
     check(
         "status",
         messages.status_online(
