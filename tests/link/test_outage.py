@@ -23,7 +23,14 @@ from typing import Any
 from edge.link.central import Collected
 from edge.link.mosquitto import Mosquitto
 
-from tests.link.harness import Keys, device_config, ingest, running, wait_for
+from tests.link.harness import (
+    Keys,
+    assert_tick_not_blocked,
+    device_config,
+    ingest,
+    running,
+    wait_for,
+)
 from tests.link.schemas import check
 
 OUTAGE_S = float(os.environ.get("EDGE_LINK_OUTAGE_S", "20"))
@@ -99,6 +106,6 @@ def test_broker_outage_loses_nothing_and_control_goes_on(keys: Keys, tmp_path: P
     # after dedup no event appears twice (each batch holds distinct events)
     batches = [json.dumps(m["events"]) for m in col.by_kind["events"].values()]
     assert len(batches) == len(set(batches))
-    # local control went on at 10 Hz through the outage, never a tick 300 ms late
+    # local control went on at 10 Hz through the outage, never blocked by the link
     assert res["ticks_in_outage"] >= res["outage_s"] * 10 * 0.95, res
-    assert res["jitter"].max_ms < 300, res["jitter"]
+    assert_tick_not_blocked(res["jitter"])
