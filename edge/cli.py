@@ -48,6 +48,12 @@ _PED_CHAR = {Lamp.DARK: " ", Lamp.RED: ".", Lamp.GREEN: "W", Lamp.FLASH_RED: "d"
 _COLOUR = {"G": "\033[32m", "Y": "\033[33m", "r": "\033[31m", "F": "\033[33m", "f": "\033[31m"}
 
 
+def _print_problems(path: str, what: str, problems: list[str]) -> None:
+    print(f"{path}: {len(problems)} problem(s){what}", file=sys.stderr)
+    for problem in problems:
+        print(f"  {path}: {problem}", file=sys.stderr)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     failed = False
     for path in args.config:
@@ -55,9 +61,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             config = load_config(path)
         except ConfigError as exc:
             failed = True
-            print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
-            for problem in exc.problems:
-                print(f"  {path}: {problem}", file=sys.stderr)
+            _print_problems(path, "", exc.problems)
             continue
         site = config.site
         from edge.board.config import BoardConfigError, board_config
@@ -66,9 +70,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             board_config(site)
         except BoardConfigError as exc:
             failed = True
-            print(f"{path}: {len(exc.problems)} problem(s) for the IO board", file=sys.stderr)
-            for problem in exc.problems:
-                print(f"  {path}: {problem}", file=sys.stderr)
+            _print_problems(path, " for the IO board", exc.problems)
             continue
         print(
             f"{path}: OK: site {site.id!r}, {len(site.phases)} phases, "

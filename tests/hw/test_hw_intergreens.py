@@ -17,16 +17,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hw import board_safety, codec
+from tests.hw.test_hw_board_safety import FR, FY, D, G, R, Y
 from tests.hypothesis_profiles import examples
 
-R, Y, G, FR, FY, D = (
-    codec.RED,
-    codec.YELLOW,
-    codec.GREEN,
-    codec.FLASH_RED,
-    codec.FLASH_YELLOW,
-    codec.DARK,
-)
 ANY, STEADY, FYA = codec.IG_ANY, codec.IG_STEADY, codec.IG_FYA
 KINDS = [codec.KIND_VEHICLE, codec.KIND_VEHICLE, codec.KIND_VEHICLE, codec.KIND_PED]
 N = len(KINDS)
