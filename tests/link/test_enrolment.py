@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import json
 import ssl
 import stat
 from collections.abc import AsyncIterator
@@ -40,6 +41,7 @@ from tests.link.harness import (
     running,
     wait_for,
 )
+from tests.link.schemas import check
 
 NOW = datetime.datetime.now(datetime.UTC)
 
@@ -120,8 +122,16 @@ def test_a_token_only_device_enrols_then_joins_the_link(
     assert not (cfg.renew_dir / enrol.STATE).exists()  # type: ignore[operator]
     topics_seen = [t for t, _ in r["seen"]]
     assert topics_seen == [f"edge/enrol/{dev}/csr", f"edge/enrol/{dev}/cert"]
+    _check_schemas(r["seen"])
     assert not any(b"PRIVATE KEY" in p for _, p in r["seen"])
     assert not bootstrap.needed(cfg)
+
+
+def _check_schemas(seen: list[tuple[str, bytes]]) -> None:
+    """What crossed the bootstrap listener is what asyncapi.yaml's enrol channels say."""
+    for topic, payload in seen:
+        leaf = topic.rsplit("/", 1)[1]
+        check(f"enrol_{leaf}", json.dumps(payload.decode()) if leaf == "csr" else payload)
 
 
 async def _refused(cfg: Any) -> str:
@@ -146,11 +156,12 @@ def test_a_spent_wrong_or_foreign_token_is_refused(
 
     async def go() -> dict[str, Any]:
         out: dict[str, Any] = {}
-        async with enrolment_service(broker, keys, tmp_path / "ledger.json"):
+        async with enrolment_service(broker, keys, tmp_path / "ledger.json") as seen:
             out["first"] = await bootstrap.request_once(first, timeout_s=10)
             out["spent"] = await _refused(spent)
             out["foreign"] = await _refused(foreign)
             out["rogue"] = await _refused(rogue)
+            out["seen"] = list(seen)
         return out
 
     r = asyncio.run(go())
@@ -158,6 +169,9 @@ def test_a_spent_wrong_or_foreign_token_is_refused(
     assert "already used" in r["spent"]
     assert "it is for device 'hz-other'" in r["foreign"]
     assert "unknown" in r["rogue"] and "key" in r["rogue"]
+    answers = [json.loads(p) for t, p in r["seen"] if t.endswith("/cert")]
+    assert sum("error" in a for a in answers) == 3  # refusals match the schema too
+    _check_schemas(r["seen"])
     for cfg in (spent, foreign, rogue):
         assert not cfg.broker.has_client_cert()
 

@@ -21,11 +21,24 @@ from tests.link.schemas import LEAF_SCHEMA, check, validator
 ASYNCAPI = ROOT / "edge" / "link" / "asyncapi.yaml"
 
 
+# asyncapi channel -> (enrolment topic leaf, the device's action)
+ENROL_CHANNELS = {"enrolCsr": ("csr", "send"), "enrolCert": ("cert", "receive")}
+
+
 def test_asyncapi_names_every_topic_with_its_qos_retain_and_schema() -> None:
     doc: dict[str, Any] = yaml.safe_load(ASYNCAPI.read_text())
     assert doc["asyncapi"].startswith("3.")
     channels = doc["channels"]
-    assert set(channels) == set(topics.SPECS)
+    assert set(channels) == set(topics.SPECS) | set(ENROL_CHANNELS)
+    for name, (leaf, action) in ENROL_CHANNELS.items():  # the bootstrap listener's two
+        assert channels[name]["address"] == f"{topics.ENROL_ROOT}/{{device}}/{leaf}"
+        assert topics.enrol_topic("dev-1", leaf) == f"{topics.ENROL_ROOT}/dev-1/{leaf}"
+        (op,) = [
+            o for o in doc["operations"].values() if o["channel"]["$ref"] == f"#/channels/{name}"
+        ]
+        assert op["action"] == action and op["bindings"]["mqtt"] == {"qos": 1, "retain": False}
+        ref = doc["components"]["messages"][name]["payload"]["$ref"]
+        assert ref == f"./schemas/enrol_{leaf}.json"
     for leaf, spec in topics.SPECS.items():
         assert channels[leaf]["address"] == f"{topics.ROOT}/{{device}}/{leaf}"
         ops = [
@@ -43,6 +56,8 @@ def test_asyncapi_names_every_topic_with_its_qos_retain_and_schema() -> None:
     assert used == {f"{n}.json" for n in LEAF_SCHEMA.values()} | {
         "plan_bundle.json",
         "command.json",
+        "enrol_csr.json",
+        "enrol_cert.json",
     }
     for name in used:
         validator(name.removesuffix(".json"))  # each is a valid draft 2020-12 schema
