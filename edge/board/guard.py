@@ -38,6 +38,10 @@ started that GO and those in force now.
   is confirmed STOP, not in flight, for the longer of its min_red_ms (the
   board's) and min(how long the controller had j stopped when it started
   this GO, red_ms[j]); until then the channel stays red (a later green).
+  The core's part is owed only by a j that has shown a GO or change interval
+  since the guard began (sent, or confirmed by STATUS): as in the core
+  (intergreens.py rule 4), the start-up all red covers a group that has shown
+  nothing, so the board's min_red_ms alone holds it.
   Conflicts are per indication, as the board checks them: i starting a
   steady indication (green, walk) or a flashing yellow arrow and j showing,
   or last having shown, one conflict when each one's mask for it names the
@@ -214,6 +218,9 @@ class OutputGuard:
         self.wanted_since = [_LONG_AGO] * n
         self.steady_since = [_LONG_AGO] * n  # when the controller's steady GO began
         self.shown_steady = [False] * n  # a steady GO sent since the guard began
+        # A GO or CHANGE sent or confirmed since the guard began: only such a channel
+        # owes the core's red clearance (the start-up all red covers the others).
+        self.shown = [False] * n
         # The controller's last STOP: when it began and ended (for a channel no longer
         # stopped that left STOP with or after a conflicting start).
         self.stopped_since = [_LONG_AGO] * n
@@ -266,6 +273,7 @@ class OutputGuard:
             c = self._cat(i, lamps[i])
             if c != self.confirmed[i]:
                 self.confirmed[i] = c
+                self.shown[i] = self.shown[i] or c in (GO, CHANGE)
                 self.since_ms[i] = sent_ms
                 self._settled = None
         self._confirmed_lamps = lamps
@@ -369,6 +377,8 @@ class OutputGuard:
             elif cat == CHANGE and sent == STOP:
                 self.use[i] = STEADY
             out.append(code)
+            if cat in (GO, CHANGE):
+                self.shown[i] = True
             self.sent[i] = cat
             self.sent_code[i] = code
             if code != w:
@@ -388,8 +398,9 @@ class OutputGuard:
                 continue
             if self.confirmed[j] != STOP or self.sent[j] != STOP:
                 return False
-            # The controller's red clearance before this green, up to the core's minimum.
-            core_red = max(self._red_min[j], self.minimums.red_ms[j])
+            # The controller's red clearance before this green, up to the core's minimum:
+            # none for a channel that has shown nothing (the start-up all red covers it).
+            core_red = max(self._red_min[j], self.minimums.red_ms[j]) if self.shown[j] else 0
             arrows = self.minimums.arrow_red_ms
             if arrows and self.use[j] == STEADY and self.shown_steady[j]:
                 core_red = max(core_red, arrows[j])  # its green arrow's pairs

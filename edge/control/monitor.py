@@ -16,7 +16,8 @@ answers None when the displays are safe, or the reason to go to flash:
   on these outputs: a vehicle group's green or flashing yellow arrow turning to
   anything else, a walk turning to anything else (flash counts as an end);
 - a phase green shorter than the site minimum green;
-- a walk that ends without pedestrian clearance;
+- a walk that ends without pedestrian clearance, a clearance that turns back to walk
+  (the IO board refuses it as it refuses a yellow turning back to green);
 - a flashing yellow arrow that ends without a steady yellow, follows a green
   arrow directly, or a green arrow shown while no protected parent phase is green.
 """
@@ -125,6 +126,8 @@ class Monitor:
             if self.is_ped[g]:
                 if before == Lamp.GREEN and lamp != Lamp.FLASH_RED:
                     return f"{label}: walk ended without pedestrian clearance"
+                if before == Lamp.FLASH_RED and lamp == Lamp.GREEN:
+                    return f"{label}: pedestrian clearance returned to walk"
             else:
                 if before == Lamp.GREEN and lamp not in (Lamp.YELLOW, Lamp.GREEN):
                     return f"{label}: green ended without yellow"

@@ -22,6 +22,11 @@ check them on every step):
    controller's step turns into fault flash (controller.py rule 5). Only all
    red, flash or start-up all red taking over the displays puts every crossing
    to don't walk at once (`clear`), as intervals.py's `all_red` does.
+6. The don't walk after a clearance shows for at least one step: a walk called
+   again meanwhile (pedestrian recycle) starts a step later, never in the step
+   the clearance ends. Its lamps would otherwise go straight from flashing
+   don't walk to walk, a change interval turning back to GO, which the IO
+   board refuses (hw/board_safety.py, FAULT_BAD_SEQUENCE).
 
 State owned here, per phase: the interval, when it ends, when the walk and the
 clearance began, and the pedestrian call.
@@ -64,6 +69,7 @@ class Pedestrians:
         self.end = [0] * n
         self.walk_at = [0] * n
         self.fdw_at = [LONG_AGO] * n  # when each walk last ended (intergreens.py)
+        self.walk_from = [LONG_AGO] * n  # rule 6: no walk before (a step after a clearance)
         self.call = [False] * n
 
     def move(self, i: int, to: PedInterval) -> None:
@@ -90,6 +96,8 @@ class Pedestrians:
         if pi == DONT_WALK:
             if not (self.call[i] and ctl.has_ped[i] and not ctl.omit[i]):
                 return False
+            if now < self.walk_from[i]:
+                return False  # rule 6: the clearance ended in this step
             # Rule 1: in the initial green, or later only while the phase rests.
             resting = not ((calls & ctl.rings.conf_mask[i]) | cross_demand)
             if now >= ctl.timers.min_end[i] and not resting:
@@ -116,6 +124,7 @@ class Pedestrians:
                 ctl._dirty = True
                 return True
         self.move(i, DONT_WALK)
+        self.walk_from[i] = now + 1
         ctl._event(now, "ped_dont_walk", f"phase {ctl.site.phases[i].id}")
         ctl._dirty = True
         return True

@@ -177,12 +177,15 @@ class PhaseTimers:
     def deadlines(self, ctl: Controller, times: list[int]) -> None:
         """When a green's minimum, max or passage (or its crossing's interval) runs out,
         and when a yellow or red clearance ends (one loop: this runs every busy step)."""
-        ped_iv, ped_end = ctl.peds.iv, ctl.peds.end
+        peds = ctl.peds
+        ped_iv, ped_end = peds.iv, peds.end
         ends = ctl.intervals.end
         for i, v in enumerate(ctl.intervals.iv):
             if v == GREEN:
                 times += (self.min_end[i], self.max_end[i], self.pass_end[i])
                 if ped_iv[i]:  # not DONT_WALK (0; a truth test is CPython's fast path)
                     times.append(ped_end[i])
+                elif peds.call[i]:
+                    times.append(peds.walk_from[i])  # a recycle waiting a step (its rule 6)
             elif v != RED:
                 times.append(ends[i])

@@ -479,3 +479,28 @@ def test_core_minimums_of_a_green_arrow_are_its_protected_parents_pairs() -> Non
     assert mins.arrow_red_ms[head] == 5500 - yellow
     assert [ms for i, ms in enumerate(mins.arrow_red_ms) if i != head] == [0] * 5
     assert core_minimums(site).arrow_red_ms == ()
+
+
+def test_start_up_all_red_covers_a_channel_that_showed_nothing() -> None:
+    """Derived cross 3: a pair's red after its change (intergreen less the yellow, 3.4 s)
+    longer than the core's 3 s start-up all red. The core owes it only after the group
+    has shown a green (intergreens.py rule 4): the guard held the first greens 400 ms.
+    After channel 1 has shown a GO its red is owed again, from the lamps' red."""
+    g = OutputGuard(CFG, CoreMinimums((5000, 5000, 4000), (3400, 3400, 2000)))
+    g.board_recovered(6100)
+    g.board_running()
+    assert g.shape(9100, [G, R, R]) == [G, R, R]  # 3 s after the all red began
+    g.confirm(9100, [G, R, R])
+    assert g.held == 0
+    g.shape(15_000, [Y, R, R])
+    g.confirm(15_000, [Y, R, R])
+    g.shape(18_000, [R, R, R])
+    g.confirm(18_100, [R, R, R])  # the red reached the lamps 100 ms late
+    assert g.shape(21_400, [R, G, R]) == [R, R, R]  # 3.4 s of the core's, on the lamps
+    assert g.shape(21_500, [R, G, R]) == [R, G, R]
+    # The board's own red still holds a channel that showed nothing.
+    g2 = OutputGuard(CFG, CoreMinimums((5000, 5000, 4000), (3400, 3400, 2000)))
+    g2.board_recovered(8500)
+    g2.board_running()
+    assert g2.shape(9100, [G, R, R]) == [R, R, R]  # 600 ms of the board's 1 s
+    assert g2.shape(9500, [G, R, R]) == [G, R, R]

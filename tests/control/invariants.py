@@ -235,6 +235,8 @@ class InvariantChecker:
             assert held >= walk_ms, f"t={now}: ped {pid} walk {held} ms < {walk_ms} ms"
         if st.ped == Lamp.FLASH_RED:
             assert held >= clear_ms, f"t={now}: ped {pid} clearance {held} ms < {clear_ms} ms"
+            # The board refuses a change interval turning back to GO (BAD_SEQUENCE).
+            assert ped != Lamp.GREEN, f"t={now}: ped {pid} clearance returned to walk"
         if ped == Lamp.GREEN:
             self.waiting_since.pop(i, None)
         st.ped, st.ped_since = ped, now

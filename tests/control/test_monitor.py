@@ -62,6 +62,15 @@ def test_correct_sequence_passes() -> None:
     assert first_fault(CORRECT) is None
 
 
+def test_recycle_after_a_step_of_dont_walk_passes() -> None:
+    """A crossing called during its clearance walks again after don't walk, even one step."""
+    frames: list[Frame] = [
+        (0.0, {}, {}), (2.0, {2: G}, {2: WALK}), (7.0, {2: G}, {2: FDW}), (13.0, {2: G}, {}),
+        (13.1, {2: G}, {2: WALK}),
+    ]  # fmt: skip
+    assert first_fault(frames) is None
+
+
 def test_flash_is_not_checked() -> None:
     """In flash every head flashes; conflicting heads flashing yellow are not a fault."""
     assert first_fault([(0.0, {2: Lamp.FLASH_YELLOW, 4: Lamp.FLASH_YELLOW}, {})], "flash") is None
@@ -123,6 +132,17 @@ def test_flash_is_not_checked() -> None:
             7.0,
             ("ped 2", "walk ended without pedestrian clearance"),
             id="walk-ended-without-clearance",
+        ),
+        pytest.param(  # a recycle in the step its clearance ended (pedestrians.py rule 6)
+            [
+                (0.0, {}, {}),
+                (2.0, {2: G}, {2: WALK}),
+                (7.0, {2: G}, {2: FDW}),
+                (13.0, {2: G}, {2: WALK}),
+            ],
+            13.0,
+            ("ped 2", "pedestrian clearance returned to walk"),
+            id="clearance-back-to-walk",
         ),
     ],
 )

@@ -126,3 +126,29 @@ def test_edge_board_derived_tee_holds_its_left_turn_pairs_without_a_flash(
     assert safety.state == codec.STATE_RUNNING
     on_arrow = [ig for igs in safety._ig for ig in igs if ig[1] == 1 or ig[2] == 1]
     assert len(on_arrow) >= 3  # P2 -> P1, P4 -> P1, P1 -> P2 on the head's arrow
+
+
+@pytest.mark.parametrize(
+    ("family", "seed", "level", "end_s"),
+    [
+        # A pair's red after its change (intergreen less the yellow, 3.3-3.5 s) longer
+        # than the 3 s start-up all red: the guard held the first greens.
+        ("cross", 3, None, 60),
+        ("tee", 6, None, 60),
+        # A crossing called during its clearance walked again in the step it ended:
+        # the guard put in the don't walk the board requires (at 428 s).
+        ("tee", 1, "off-peak", 520),
+    ],
+)
+def test_edge_board_derived_sites_clean_link_holds_nothing(
+    tmp_path: Path, family: str, seed: int, level: str | None, end_s: float
+) -> None:
+    """On the lockstep link the lamps are the core's maps: the guard holds no channel
+    for a tick, on derived sites that made it hold before (guard30)."""
+    scenario = scenarios.resolve(str(generate(family, seed, tmp_path / family, level)))
+    ctls: list[Any] = []
+    report = run(scenario, "edge-board", seed=1, end_s=end_s, attach=ctls.append)
+    (b,) = ctls[0].boards
+    assert b.board.safety.state == codec.STATE_RUNNING
+    assert (b.driver.session.guard.held, b.driver.guard_skipped) == (0, 0)
+    assert not [n for n in report["notes"] if "the guard held" in n or "board flash" in n]
