@@ -10,11 +10,18 @@ keeps (tests/control/test_arrivals.py checks each):
    brings nothing new; with no set in force the core runs exactly as one that
    never had this input (no hold, no call, no extra deadline).
 2. The hold: a green whose passage has run out with no loop extending it does
-   not gap out while an arrival for its phase is due within HOLD_MS. Only the
-   gap-out waits: an operator force-off, a stop, coordination and max-out
-   decide before it (timing.py rule 5), and preemption takes the rings before
-   the end of green is asked, so the max timer bounds the hold as it bounds
-   actuation.
+   not gap out while an arrival for its phase is due within its hold window.
+   Only the gap-out waits: an operator force-off, a stop, coordination and
+   max-out decide before it (timing.py rule 5), and preemption takes the rings
+   before the end of green is asked, so the max timer bounds the hold as it
+   bounds actuation.
+2a. The window shrinks with the queue the hold keeps waiting: HOLD_MS with no
+   vehicle waiting on the phases that conflict with it, down to HOLD_FLOOR_MS
+   as they reach the adaptive mode's `full_queue_veh` (linear between; the
+   count is timing.py's `_waiting`, the one that shortens the adaptive gap,
+   adaptive.py rule 2). At a peak a predicted car, which may come late or
+   turn, does not hold a full queue at red any more than a straggler on the
+   loops does (docs/adaptive.md, ninth pass).
 3. The call: a phase with an arrival due within CALL_MS is called, non-locking
    (timing.py rule 1): the call drops with the prediction.
 4. The saturation guard: neither rule acts for a phase while it or a phase
@@ -29,7 +36,10 @@ keeps (tests/control/test_arrivals.py checks each):
    rule 5), so no set, however large or odd, can stall or flash the tick.
 
 Deadlines: each arrival entering and leaving its windows, and the set's
-expiry, so quiet steps stay quiet in between. Integer ms, no clock, no I/O.
+expiry, so quiet steps stay quiet in between. Rule 2a's window needs none of
+its own: the hold is asked only when a green's passage runs out (a deadline)
+or on a busy step, and the queue it reads changes only on busy steps.
+Integer ms, no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -39,7 +49,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from edge.control.controller import Controller
 
-HOLD_MS = 5000  # H: hold a gapped-out green for an arrival due this soon
+HOLD_MS = 5000  # H: hold a gapped-out green for an arrival due this soon (none waiting)
+HOLD_FLOOR_MS = 1000  # the hold window with a full queue waiting on conflicting phases
 CALL_MS = 8000  # C: call a phase for an arrival due this soon
 EXPIRE_MS = 2000  # a set of arrivals stops counting this long after it came
 MAX_AHEAD_MS = 600_000  # further ahead than this is not a prediction: bad input
@@ -101,9 +112,18 @@ class Arrivals:
         """Rule 4: phase i or a conflicting phase last ended its green by max-out."""
         return bool(self.maxed & (ctl.rings.conf_mask[i] | 1 << i))
 
-    def holds(self, ctl: Controller, i: int) -> bool:
-        """Rule 2: phase i's gapped-out green waits for an arrival."""
-        return bool(self.hold >> i & 1) and not self._guarded(ctl, i)
+    def window_ms(self, ctl: Controller, i: int) -> int:
+        """Rule 2a: phase i's hold window, by the queue waiting on its conflicting phases."""
+        full = ctl.adaptive.params.full_queue_veh
+        share = min(ctl.timers._waiting(ctl, i) / full, 1.0) if full > 0 else 1.0
+        return HOLD_MS - int((HOLD_MS - HOLD_FLOOR_MS) * share)
+
+    def holds(self, ctl: Controller, i: int, now: int) -> bool:
+        """Rules 2 and 2a: phase i's gapped-out green waits for an arrival."""
+        if not self.hold >> i & 1 or self._guarded(ctl, i):
+            return False
+        w = self.window_ms(ctl, i)
+        return any(j == i and t - w <= now < t for j, t in self.due)
 
     def calls(self, ctl: Controller) -> int:
         """Rule 3: bitmask of phases called by a predicted arrival."""

@@ -171,7 +171,7 @@ class PhaseTimers:
         if Recall.MAX in self.timing[i].recall:
             return ""
         if self.ext_count[i] == 0 and now >= self.pass_end[i]:
-            return "" if ctl.arrivals.holds(ctl, i) else "gap_out"  # arrivals.py rule 2
+            return "" if ctl.arrivals.holds(ctl, i, now) else "gap_out"  # arrivals.py rule 2
         return ""
 
     def deadlines(self, ctl: Controller, times: list[int]) -> None:

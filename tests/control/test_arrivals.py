@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import pytest
-from edge.control.arrivals import CALL_MS, EXPIRE_MS, HOLD_MS, MAX_PAIRS
+from edge.control.arrivals import CALL_MS, EXPIRE_MS, HOLD_FLOOR_MS, HOLD_MS, MAX_PAIRS
 from edge.control.controller import Controller
 from edge.control.messages import Inputs, Lamp, Outputs
 from edge.control.site import Site
@@ -56,7 +56,7 @@ def loop_4_from_30(t: int) -> frozenset[int]:
 
 
 def test_windows_match_the_issue() -> None:
-    assert (HOLD_MS, CALL_MS, EXPIRE_MS) == (5000, 8000, 2000)
+    assert (HOLD_MS, HOLD_FLOOR_MS, CALL_MS, EXPIRE_MS) == (5000, 1000, 8000, 2000)
 
 
 def test_hold_keeps_a_gapped_out_green_for_the_arrival() -> None:
@@ -81,6 +81,29 @@ def test_hold_is_bounded_by_max_out() -> None:
 
     outs = drive(site, 60.0, script)
     assert first(outs, site, 2, Lamp.YELLOW, 29.0) == 50.0
+
+
+def test_hold_window_shrinks_with_the_conflicting_queue() -> None:
+    """Rule 2a: an arrival for 2 due 2 s ahead, sent every second from 23.0, would hold
+    2 to its max-out (44.0: 20 s from 4's first call at 24.0). Loop 4 counts a vehicle a
+    second from 24.0; the window (5 s less 4 s x queue / 6) falls below 2 s at the fifth
+    (28.0: 1.67 s), and 2 gaps out there. With no queue at 4 beyond its first car it
+    still holds (window 4.33 s) to the max-out."""
+    site = make_site("four")
+
+    def pulses(upto_s: float) -> Callable[[int], frozenset[int]]:
+        def occupied(t: int) -> frozenset[int]:
+            s = t / 1000
+            on = 24.0 <= s < upto_s and s % 1 < 0.5
+            return frozenset({4}) if on or s >= upto_s else frozenset()
+
+        return occupied
+
+    stream = {float(s): ((2, 2000),) for s in range(23, 60)}
+    queued = drive(site, 60.0, sent(stream, pulses(60.0)))
+    assert first(queued, site, 2, Lamp.YELLOW, 23.0) == 28.0
+    one_car = drive(site, 60.0, sent(stream, pulses(24.1)))
+    assert first(one_car, site, 2, Lamp.YELLOW, 23.0) == 44.0
 
 
 def test_expired_arrivals_stop_holding() -> None:
@@ -289,3 +312,33 @@ def test_safety_with_holds_against_standing_calls(
     segs: list[tuple[int, frozenset[int], Pairs | None]],
 ) -> None:
     run_checked(make_site("four"), segs)
+
+
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(segs=segments(make_site("four")))
+@example(  # a queue of three on 4 (window 3 s) while arrivals for 2 come due 4.5 s ahead
+    segs=[(5, frozenset({4}), None), (5, frozenset(), None)] * 3
+    + [(40, frozenset({4}), ((2, 4500),)), (40, frozenset({4}), ((2, 2500),))],
+)
+def test_quiet_steps_match_busy_steps_under_arrivals(
+    segs: list[tuple[int, frozenset[int], Pairs | None]],
+) -> None:
+    """Deadlines: rule 2a's window has no deadline of its own (arrivals.py), yet a
+    controller that sleeps to its next deadline shows what one working every step does."""
+    site = make_site("four")
+    lamps = []
+    for busy in (False, True):
+        ctl = Controller(site)
+        now = 0
+        shown = []
+        for steps, occupied, arrivals in segs:
+            for k in range(steps):
+                if busy:
+                    ctl.deadline = 0  # defeat the quiet-step shortcut
+                out = ctl.step(
+                    now, Inputs(occupied=occupied, arrivals=arrivals if k == 0 else None)
+                )
+                shown.append((out.channels, out.phases, out.peds, out.overlaps))
+                now += 100
+        lamps.append(shown)
+    assert lamps[0] == lamps[1]
