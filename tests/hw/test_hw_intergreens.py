@@ -189,3 +189,20 @@ def test_no_indication_starts_before_its_pair_and_none_is_refused_that_may(
             break
     finally:
         board_safety.MIN_YELLOW_FLOOR_MS, board_safety.MIN_CLEAR_FLOOR_MS = floors
+
+
+def test_a_pair_on_any_go_still_holds_a_flashing_arrow_turning_green() -> None:
+    """An old-style record (IG_ANY on both sides, as every CONFIG before per-indication
+    intergreens) holds the green arrow that ends a flashing arrow, as the board always
+    did: per-indication records never make the board laxer for old ones."""
+    floors = board_safety.MIN_YELLOW_FLOOR_MS, board_safety.MIN_CLEAR_FLOOR_MS
+    board_safety.MIN_YELLOW_FLOOR_MS = board_safety.MIN_CLEAR_FLOOR_MS = 0
+    try:
+        s, t = _board([(0, ANY, 1, ANY, 400)])
+        assert s.outputs(t, [G, FY, R, R]) == codec.FAULT_NONE
+        assert s.outputs(t + 100, [Y, FY, R, R]) == codec.FAULT_NONE
+        assert s.outputs(t + 400, [R, FY, R, R]) == codec.FAULT_NONE
+        # 300 ms after the through's green ended: 100 ms short of the pair.
+        assert s.outputs(t + 400, [R, G, R, R]) == codec.FAULT_INTERGREEN
+    finally:
+        board_safety.MIN_YELLOW_FLOOR_MS, board_safety.MIN_CLEAR_FLOOR_MS = floors
