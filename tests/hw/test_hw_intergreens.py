@@ -2,7 +2,7 @@
 
 The model restates the rule over absolute times (hw/PROTOCOL.md section 7): an
 indication (a channel's steady GO, its flashing yellow arrow, or, for a pair on
-any GO, its GO from STOP) starts only when each pair's leaving indication is not
+any GO, its GO from STOP or its flashing arrow turning green) starts only when each pair's leaving indication is not
 shown and ended at least the pair's ms ago (less the slack). The conflict masks
 are empty here, so the board must refuse exactly the maps that break an
 intergreen or the sequence rules: never a start before its pair's intergreen
@@ -70,7 +70,8 @@ class Model:
             if shows is None or shows == was:
                 continue
             for leaving, li, entering, ei, ms in self.pairs:
-                if entering != ch or not (ei == shows or (ei == ANY and was is None)):
+                any_go = was is None or (was == FYA and shows == STEADY)
+                if entering != ch or not (ei == shows or (ei == ANY and any_go)):
                     continue
                 showing = _indication(leaving, self.codes[leaving])
                 if showing is not None and li in (ANY, showing):
