@@ -46,7 +46,8 @@ broken names the fault, the map is not driven, and the board goes to FLASH:
   channel, its steady indication (green ball or arrow, walk) or its flashing
   yellow arrow. An indication starts when the channel enters GO showing it, or
   turns from one GO indication to the other (a flashing yellow arrow into a
-  green arrow, or back); a pair on any GO starts only from STOP. An indication
+  green arrow, or back); a pair on any GO starts from STOP and where a flashing
+  yellow arrow turns into a green arrow (as version 2 first read it). An indication
   ends when the channel stops showing it (a green arrow turning into the
   flashing arrow ends the arrow), so a permissive flashing arrow that ended is
   not the end of the protected green arrow on the same head: a green the
@@ -546,8 +547,8 @@ class BoardSafety:
         off = self._off_steady_ms
         off_fya = self._off_fya_ms
         for leaving, lu, eu, ms in self._ig[i]:
-            if not eu & started or eu & was:
-                continue
+            if not eu & started or (eu & was and not (eu == 3 and started < was)):
+                continue  # a pair on any GO: from STOP, or a flashing arrow turning green
             if cat[leaving] == _GO and use[leaving] & lu:
                 ended = -1  # shown now
             elif lu == 3:

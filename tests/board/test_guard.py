@@ -504,3 +504,25 @@ def test_start_up_all_red_covers_a_channel_that_showed_nothing() -> None:
     g2.board_running()
     assert g2.shape(9100, [G, R, R]) == [R, R, R]  # 600 ms of the board's 1 s
     assert g2.shape(9500, [G, R, R]) == [G, R, R]
+
+
+def test_a_channel_shown_before_a_board_flash_still_owes_the_cores_red() -> None:
+    """The start-up rule ("showed nothing since the guard began") never holds for a
+    channel the lamps showed in this process: a board flash and recovery (the driver
+    restarts the controller, the same guard goes on) keep what each channel showed, so
+    the pair's red after the change (3.4 s, longer than the board's 1 s) is owed from
+    the recovery's red."""
+    g = OutputGuard(CFG, CoreMinimums((5000, 5000, 4000), (3400, 3400, 2000)))
+    g.board_recovered(0)
+    g.board_running()
+    g.shape(3000, [G, R, R])
+    g.confirm(3000, [G, R, R])
+    g.shape(9000, [Y, R, R])
+    g.confirm(9000, [Y, R, R])
+    g.board_stopped()  # a fault flash in the yellow
+    g.shape(9100, [R, R, R])
+    g.board_recovered(20_000)
+    g.board_running()
+    assert g.shape(21_000, [R, G, R]) == [R, R, R]  # the board's own red has passed
+    assert g.shape(23_300, [R, G, R]) == [R, R, R]
+    assert g.shape(23_400, [R, G, R]) == [R, G, R]

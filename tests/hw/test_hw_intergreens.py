@@ -2,11 +2,12 @@
 
 The model restates the rule over absolute times (hw/PROTOCOL.md section 7): an
 indication (a channel's steady GO, its flashing yellow arrow, or, for a pair on
-any GO, its GO from STOP) starts only when each pair's leaving indication is not
-shown and ended at least the pair's ms ago (less the slack). The conflict masks
-are empty here, so the board must refuse exactly the maps that break an
-intergreen or the sequence rules: never a start before its pair's intergreen
-(safety), never a start the pairs allow (the board no stricter than its CONFIG).
+any GO, its GO from STOP or its flashing arrow turning green) starts only when
+each pair's leaving indication is not shown and ended at least the pair's ms
+ago (less the slack). The conflict masks are empty here, so the board must
+refuse exactly the maps that break an intergreen or the sequence rules: never
+a start before its pair's intergreen (safety), never a start the pairs allow
+(the board no stricter than its CONFIG).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ class Model:
             if shows is None or shows == was:
                 continue
             for leaving, li, entering, ei, ms in self.pairs:
-                if entering != ch or not (ei == shows or (ei == ANY and was is None)):
+                any_go = was is None or (was == FYA and shows == STEADY)
+                if entering != ch or not (ei == shows or (ei == ANY and any_go)):
                     continue
                 showing = _indication(leaving, self.codes[leaving])
                 if showing is not None and li in (ANY, showing):
@@ -125,7 +127,7 @@ def walks(draw: st.DrawFn) -> list[tuple[int, list[int]]]:
     return steps
 
 
-def _board(pairs: list[Pair]) -> tuple[board_safety.BoardSafety, int]:
+def _body(pairs: list[Pair]) -> dict[str, Any]:
     frame = codec.encode_config(
         0,
         [0] * N,
@@ -140,6 +142,11 @@ def _board(pairs: list[Pair]) -> tuple[board_safety.BoardSafety, int]:
     msg = codec.decode_frame(frame)
     assert msg is not None
     body: dict[str, Any] = msg[2]
+    return body
+
+
+def _board(pairs: list[Pair]) -> tuple[board_safety.BoardSafety, int]:
+    body = _body(pairs)
     s = board_safety.BoardSafety(0)
     assert s.configure(0, body) == 0
     assert s.recover(0, body["config_hash"]) == 0
@@ -187,5 +194,58 @@ def test_no_indication_starts_before_its_pair_and_none_is_refused_that_may(
             if verdict == "intergreen":
                 assert fault == codec.FAULT_INTERGREEN, (t, codes, fault)
             break
+    finally:
+        board_safety.MIN_YELLOW_FLOOR_MS, board_safety.MIN_CLEAR_FLOOR_MS = floors
+
+
+def test_a_pair_on_any_go_still_holds_a_flashing_arrow_turning_green() -> None:
+    """An old-style record (IG_ANY on both sides, as every CONFIG before per-indication
+    intergreens) holds the green arrow that ends a flashing arrow, as the board always
+    did: per-indication records never make the board laxer for old ones."""
+    floors = board_safety.MIN_YELLOW_FLOOR_MS, board_safety.MIN_CLEAR_FLOOR_MS
+    board_safety.MIN_YELLOW_FLOOR_MS = board_safety.MIN_CLEAR_FLOOR_MS = 0
+    try:
+        s, t = _board([(0, ANY, 1, ANY, 400)])
+        assert s.outputs(t, [G, FY, R, R]) == codec.FAULT_NONE
+        assert s.outputs(t + 100, [Y, FY, R, R]) == codec.FAULT_NONE
+        assert s.outputs(t + 400, [R, FY, R, R]) == codec.FAULT_NONE
+        # 300 ms after the through's green ended: 100 ms short of the pair.
+        assert s.outputs(t + 400, [R, G, R, R]) == codec.FAULT_INTERGREEN
+    finally:
+        board_safety.MIN_YELLOW_FLOOR_MS, board_safety.MIN_CLEAR_FLOOR_MS = floors
+
+
+def test_a_host_crafted_config_only_ever_adds_checks() -> None:
+    """Records the board accepts never loosen it: of duplicate records the longest holds,
+    a pair on the flashing arrow of a channel with no flashing-arrow mask is a check like
+    any other, and a flashing arrow named on a walk, an indication 3 or a channel past
+    the last is refused."""
+    floors = board_safety.MIN_YELLOW_FLOOR_MS, board_safety.MIN_CLEAR_FLOOR_MS
+    board_safety.MIN_YELLOW_FLOOR_MS = board_safety.MIN_CLEAR_FLOOR_MS = 0
+    try:
+        for igs in (
+            [(0, ANY, 1, ANY, 150), (0, ANY, 1, ANY, 700)],
+            [(0, ANY, 1, ANY, 700), (0, STEADY, 1, ANY, 150)],
+        ):
+            s, t = _board(igs)
+            assert s.outputs(t, [G, R, R, R]) == codec.FAULT_NONE
+            assert s.outputs(t + 100, [Y, R, R, R]) == codec.FAULT_NONE
+            assert s.outputs(t + 400, [R, R, R, R]) == codec.FAULT_NONE
+            assert s.outputs(t + 700, [R, G, R, R]) == codec.FAULT_INTERGREEN
+        s, t = _board([(0, ANY, 2, FYA, 700)])  # channel 2's masks are all steady ones
+        assert s.outputs(t, [G, R, R, R]) == codec.FAULT_NONE
+        assert s.outputs(t + 100, [Y, R, R, R]) == codec.FAULT_NONE
+        assert s.outputs(t + 400, [R, R, R, R]) == codec.FAULT_NONE
+        assert s.outputs(t + 700, [R, R, FY, R]) == codec.FAULT_INTERGREEN
+        for bad in (
+            (0, ANY, 3, FYA, 100),
+            (3, FYA, 0, ANY, 100),
+            (0, 3, 1, ANY, 100),
+            (0, ANY, 1, 3, 100),
+            (0, ANY, N, ANY, 100),
+            (1, ANY, 1, STEADY, 100),
+        ):
+            assert board_safety.check_config(_body([bad])) == codec.NAK_BAD_CONFIG, bad
+        assert board_safety.check_config(_body([(0, ANY, 3, STEADY, 100)])) == 0
     finally:
         board_safety.MIN_YELLOW_FLOOR_MS, board_safety.MIN_CLEAR_FLOOR_MS = floors
