@@ -191,9 +191,12 @@ def check_config(body):
     return 0
 
 
-# An intergreen's indication on the wire (IG_ANY, IG_STEADY, IG_FYA) as a mask of uses
-# (1 steady, 2 flashing yellow arrow).
-_IG_USES = b"\x03\x01\x02"
+# An intergreen's indication on the wire (IG_ANY, IG_STEADY, IG_FYA) as a mask of uses:
+# steady (green ball or arrow, walk), flashing yellow arrow, or either (any GO).
+_USE_STEADY = const(1)
+_USE_FYA = const(2)
+_USE_ANY = const(3)
+_IG_USES = bytes((_USE_ANY, _USE_STEADY, _USE_FYA))
 
 
 class BoardSafety:
@@ -547,14 +550,16 @@ class BoardSafety:
         off = self._off_steady_ms
         off_fya = self._off_fya_ms
         for leaving, lu, eu, ms in self._ig[i]:
-            if not eu & started or (eu & was and not (eu == 3 and started < was)):
+            if not eu & started or (
+                eu & was and not (eu == _USE_ANY and started == _USE_STEADY and was == _USE_FYA)
+            ):
                 continue  # a pair on any GO: from STOP, or a flashing arrow turning green
             if cat[leaving] == _GO and use[leaving] & lu:
                 ended = -1  # shown now
-            elif lu == 3:
+            elif lu == _USE_ANY:
                 ended = off[leaving] if off[leaving] < off_fya[leaving] else off_fya[leaving]
             else:
-                ended = off[leaving] if lu == 1 else off_fya[leaving]
+                ended = off[leaving] if lu == _USE_STEADY else off_fya[leaving]
             if ended < 0 or ended + TIMING_SLACK_MS < ms:
                 self._bad |= 1 << leaving
                 return codec.FAULT_INTERGREEN
