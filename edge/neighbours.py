@@ -3,10 +3,10 @@
 An upstream signal tells its downstream neighbours what its stop-bar loops
 released; each downstream projects those releases into `Inputs.arrivals`
 (edge/control/arrivals.py). The device does it over the central link
-(edge/link/outflow.py) with this module's classes, the simulator in lockstep
-(sim/sumo/neighbours.py) with its `due_ms`; tests/sim/test_neighbours_device.py
-checks that the device's path gives the simulator's sets tick for tick, so
-the simulator measures what the device runs.
+(edge/link/outflow.py), the simulator in lockstep (sim/sumo/neighbours.py),
+both with this module's classes, so the simulator measures what the device
+runs (tests/sim/test_neighbours.py checks the sets tick for tick against the
+device's path, each feed declared as a `[[neighbour]]` entry would be).
 Rules it keeps (tests/test_neighbours.py checks each):
 
 1. Releases (`Releases.step`, the upstream's side): a detector's falling edge

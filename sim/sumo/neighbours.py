@@ -1,8 +1,10 @@
 """Neighbours' projected outflows in the simulator: `edge-neighbours`' predicted arrivals.
 
-What a device would learn from its upstream neighbours over the central link
-(docs/adaptive.md, seventh pass; the device side is not built), computed here
-from what those neighbours sense, never from SUMO's vehicle positions:
+What a device learns from its upstream neighbours over the central link
+(edge/link/outflow.py, docs/adaptive.md), computed here from what those
+neighbours sense, never from SUMO's vehicle positions, with the device's own
+classes (edge/neighbours.py `Releases` and `Projection`): the simulator
+measures what the device runs, and only rule 1 is the simulator's own:
 
 1. Feeds, from the SUMO network: each approach of a signal is walked back
    through plain nodes (a turn pocket's start: one incoming edge) to the
@@ -13,22 +15,16 @@ from what those neighbours sense, never from SUMO's vehicle positions:
    several exits, whose through link leads into it (no route is known: a
    shared lane's vehicles count as going straight, never as one arrival at
    each exit).
-2. Releases: a vehicle leaving such a loop (its falling edge, 100 ms ticks)
-   while a phase of its link to the exit shows green or yellow has crossed
-   the stop line toward the neighbour. (A rising edge misses the queue's
-   first vehicle, which stands on the loop when the green starts.)
-3. Projection: free flow, each edge of the walk at its speed limit, plus
-   the time lost accelerating to it from the speed the vehicle crossed the
-   loop at ((loop length + VEHICLE_M) / time on the loop; a vehicle that
-   stood on it starts from rest): (v - v0)^2 / (2 a v), a = 2.6 m/s^2. The
-   arrival is for the approach's through phases (no route is known; every
-   vehicle counts for them), due at release + travel time. The projection is
-   the device's own (edge/neighbours.py `due_ms`): the simulator measures it.
-4. Sending: once a second each signal gets the set of its arrivals due
-   within SEND_AHEAD_MS (the core's windows plus margin) as
-   `Inputs.arrivals`; nothing is sent while there is nothing to say and the
-   last set said nothing, so a silent neighbourhood (`silent=True`, or no
-   releases) steps the cores exactly as `edge` does.
+2. Each feed is what the downstream's `[[neighbour]]` entry would declare
+   (`Feed.link`): the upstream's loops toward it with the phases that
+   release over them, the downstream's through phases (no route is known;
+   every vehicle counts for them), the walk's free-flow travel time (each
+   edge at its speed limit) and the exit's speed limit.
+3. Releases, projection and sending are edge/neighbours.py's rules 1-4: a
+   falling edge while a releasing phase shows green or yellow, due at
+   free flow plus the acceleration lag, a set once a second; a silent
+   neighbourhood (`silent=True`, or no releases) steps the cores exactly as
+   `edge` does.
 """
 
 from __future__ import annotations
@@ -37,16 +33,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.control.arrivals import CALL_MS
 from edge.control.messages import Lamp
-from edge.neighbours import due_ms
+from edge.neighbours import SEND_MS, Link, Projection, Releases
 
 from sim.sumo.derive import Derivation
 
-SEND_MS = 1000  # a set once a second, as a device would publish
-SEND_AHEAD_MS = CALL_MS + 2000  # arrivals further ahead are not sent
 _WALK_EDGES = 4  # a walk back longer than this is not between neighbours
-_RELEASING = (Lamp.GREEN, Lamp.YELLOW, Lamp.FLASH_YELLOW)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +53,10 @@ class Feed:
     phases: tuple[int, ...]  # downstream phases the arrivals are for
     travel_ms: int  # free-flow time, upstream stop line to downstream stop line
     speed_mps: float  # the exit's speed limit (the acceleration lag's target)
+
+    def link(self) -> Link:
+        """Rule 2: the feed as its downstream's `[[neighbour]]` entry would declare it."""
+        return Link(self.up, self.loops, self.phases, self.travel_ms, self.speed_mps)
 
 
 def _edge_of(lane: str) -> str:
@@ -149,17 +145,26 @@ def _walk_back(
 
 @dataclass(slots=True)
 class Neighbours:
-    """Rules 2-4: releases in, predicted arrivals out, per signal."""
+    """Rules 2-3: releases in, predicted arrivals out, per signal."""
 
     feeds: list[Feed]
     phase_ids: dict[str, list[int]]  # each signal's phase ids, in its outputs' order
     silent: bool = False  # the neighbours say nothing (the equal-to-`edge` check)
-    _prev: dict[str, frozenset[int]] = field(default_factory=dict)
-    _on_since: dict[tuple[str, int], int] = field(default_factory=dict)  # loop's rising edge
-    _pending: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # (phase, due)
-    _said: dict[str, bool] = field(default_factory=dict)  # the last set sent was not empty
-    released_count: int = 0
+    released_count: int = 0  # releases a feed took
     sent_count: int = 0  # non-empty sets sent
+    _releases: dict[str, Releases] = field(init=False)  # each upstream's falling edges
+    _projections: dict[str, Projection] = field(init=False)  # each downstream's arrivals
+    _fed: dict[str, list[tuple[str, Link]]] = field(init=False)  # upstream -> (down, link)
+
+    def __post_init__(self) -> None:
+        self._releases = {tls: Releases(ids) for tls, ids in self.phase_ids.items()}
+        links: dict[str, list[Link]] = {}
+        self._fed = {}
+        for f in self.feeds:
+            link = f.link()
+            links.setdefault(f.down, []).append(link)
+            self._fed.setdefault(f.up, []).append((f.down, link))
+        self._projections = {tls: Projection(links.get(tls, [])) for tls in self.phase_ids}
 
     @classmethod
     def build(cls, net: Any, derivations: Iterable[Derivation], silent: bool = False) -> Neighbours:
@@ -170,34 +175,19 @@ class Neighbours:
     def released(
         self, tls: str, t_ms: int, occupied: frozenset[int], lamps: Sequence[Lamp]
     ) -> None:
-        """Rule 2: loops that went off at this tick, with their link's phase releasing."""
-        prev = self._prev.get(tls, frozenset())
-        self._prev[tls] = occupied
-        for det in occupied - prev:
-            self._on_since[(tls, det)] = t_ms
-        gone = prev - occupied
-        if not gone:
+        """The loops that went off at this tick, heard by every signal this one feeds."""
+        rels = self._releases[tls].step(t_ms, occupied, lamps)
+        fed = self._fed.get(tls, ())
+        if not rels or not fed:
             return
-        ids = self.phase_ids[tls]
-        for f in self.feeds:
-            if f.up != tls:
-                continue
-            for det, length_m, phases in f.loops:
-                if det in gone and any(lamps[ids.index(p)] in _RELEASING for p in phases):
-                    on_ms = t_ms - self._on_since.get((tls, det), t_ms)
-                    due = due_ms(t_ms, f.travel_ms, f.speed_mps, length_m, on_ms)
-                    self._pending.setdefault(f.down, []).extend((p, due) for p in f.phases)
-                    self.released_count += 1
+        for down in {down for down, _ in fed}:
+            self._projections[down].receive(tls, t_ms, rels)
+        self.released_count += sum(link.due(r) is not None for _, link in fed for r in rels)
 
     def take(self, tls: str, t_ms: int) -> tuple[tuple[int, int], ...] | None:
-        """Rule 4: the set for this signal at this tick, or None (nothing new)."""
+        """The set for this signal at this tick, or None (nothing new)."""
         if self.silent or t_ms % SEND_MS:
             return None
-        pending = [(p, due) for p, due in self._pending.get(tls, ()) if due > t_ms]
-        self._pending[tls] = pending
-        pairs = tuple(sorted((p, due - t_ms) for p, due in pending if due - t_ms <= SEND_AHEAD_MS))
-        if not pairs and not self._said.get(tls, False):
-            return None
-        self._said[tls] = bool(pairs)
+        pairs = self._projections[tls].take(t_ms)
         self.sent_count += bool(pairs)
         return pairs
